@@ -1,0 +1,56 @@
+# The platform from two commands: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+COMPONENTS := libs/crmkit services/profile services/segment services/campaign services/feedback services/risk gateway cli
+PROTOS := $(shell find protos -name '*.proto')
+PYPROJECTS := $(foreach c,$(COMPONENTS),$(c)/pyproject.toml)
+GEN_STAMP := libs/crmkit/src/crm/.generated
+B ?=
+
+.PHONY: install gen lint test test-fast run bench clean lock
+
+install: $(VENV)/.installed $(GEN_STAMP)
+
+# Third-party packages come only from the hashed lock; our components go on top, editable and
+# without dependencies, so nothing unpinned is ever installed.
+$(VENV)/.installed: requirements.lock $(PYPROJECTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip sync -q --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/python tools/gen_protos.py
+	$(UV) pip install -q --python $(BIN)/python --no-deps $(foreach c,$(COMPONENTS),-e $(c))
+	touch $@
+
+$(GEN_STAMP): $(PROTOS) tools/gen_protos.py $(VENV)/.installed
+	$(BIN)/python tools/gen_protos.py
+	touch $@
+
+gen: $(GEN_STAMP)
+
+# Recompile the lock after changing dependencies in pyproject.toml.
+lock:
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -o requirements.lock
+
+lint: install
+	$(BIN)/buf lint
+	$(BIN)/ruff check libs services gateway cli tests bench tools
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The suites without the slow, multi-process ones: for a quick local loop.
+test-fast: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+run: install
+	$(BIN)/crm run
+
+bench: install
+	$(BIN)/python -m bench $(B)
+
+clean:
+	rm -rf $(VENV) build libs/crmkit/src/crm bench/results
