@@ -1,0 +1,114 @@
+"""Process wiring shared by every service: `serve` and `migrate`, start-up and shutdown order.
+
+A service supplies its settings, its migrations folder and a `wire` coroutine that builds its
+servicers from a `Runtime`; this module does the rest in the same order everywhere: logging,
+telemetry, database, servicers, gRPC server; and on SIGTERM the reverse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from crmkit.db import Database, create_engine, migrate
+from crmkit.logs import configure_logging, get_logger
+from crmkit.server import GrpcServer, ServiceBinding, wait_for_stop_signal
+from crmkit.settings import ServiceSettings
+from crmkit.telemetry import Telemetry, setup_telemetry
+
+log = get_logger("crm.app")
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Runtime(Generic[SettingsT]):
+    """What a service's `wire` gets: its settings and database, and a place to register closers."""
+
+    name: str
+    settings: SettingsT
+    db: Database
+    closers: list[Closer] = field(default_factory=list)
+
+    def on_close(self, closer: Closer) -> None:
+        self.closers.append(closer)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception:  # noqa: BLE001 - one failing closer must not skip the others
+                log.exception("closer_failed", closer=getattr(closer, "__qualname__", repr(closer)))
+        await self.db.dispose()
+
+
+Wire = Callable[[Runtime[SettingsT]], Awaitable[Sequence[ServiceBinding]]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec(Generic[SettingsT]):
+    """Everything `crmkit.app` needs to know about one service."""
+
+    name: str
+    settings_type: type[SettingsT]
+    migrations: Path
+    wire: Wire[SettingsT]
+
+    @property
+    def error_domain(self) -> str:
+        return f"{self.name}.crm"
+
+
+async def start(spec: ServiceSpec[SettingsT], settings: SettingsT) -> tuple[GrpcServer, Runtime[SettingsT]]:
+    """Build the runtime and start serving; used by `serve` and by the in-process test fixtures."""
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size,  # type: ignore[attr-defined]
+                           application_name=f"crm-{spec.name}")
+    runtime = Runtime(name=spec.name, settings=settings, db=Database(engine))
+    try:
+        bindings = await spec.wire(runtime)
+        server = GrpcServer(settings=settings, bindings=bindings, port=settings.port,  # type: ignore[attr-defined]
+                            error_domain=spec.error_domain, readiness=runtime.db.reachable)
+        await server.start()
+    except BaseException:
+        await runtime.close()
+        raise
+    return server, runtime
+
+
+async def stop(server: GrpcServer, runtime: Runtime[SettingsT]) -> None:
+    await server.stop()
+    await runtime.close()
+
+
+async def _serve(spec: ServiceSpec[SettingsT], settings: SettingsT, telemetry: Telemetry) -> None:
+    server, runtime = await start(spec, settings)
+    try:
+        await wait_for_stop_signal()
+    finally:
+        await stop(server, runtime)
+        telemetry.shutdown()
+
+
+def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"crm-{spec.name}", description=f"The CRM {spec.name} service.")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"],
+                        help="serve RPCs (default) or upgrade the database schema and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = spec.settings_type()
+    except Exception as exc:  # pydantic names every missing or bad variable
+        print(f"crm-{spec.name}: configuration error:\n{exc}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from exc
+    configure_logging(service=spec.name, level=settings.log_level)
+    if args.command == "migrate":
+        asyncio.run(migrate(spec.migrations, settings.database_url))  # type: ignore[attr-defined]
+        log.info("migrated")
+        return
+    telemetry = setup_telemetry(service_name=f"crm-{spec.name}")
+    asyncio.run(_serve(spec, settings, telemetry))

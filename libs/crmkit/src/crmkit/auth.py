@@ -1,0 +1,129 @@
+"""Caller identity: a principal and roles from a verified JWT.
+
+Channel applications authenticate end users at the gateway; the gateway forwards the bearer
+token in the `authorization` metadata of every gRPC call, and each service verifies it again
+(no service trusts its network). Internal teams' tools call services with their own tokens.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jwt
+
+from crmkit.errors import PermissionDenied, Unauthenticated
+
+ALGORITHM = "HS256"
+MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600
+
+
+class Role(StrEnum):
+    CHANNEL_APP = "channel_app"
+    RELATIONSHIP_MANAGER = "relationship_manager"
+    MARKETER = "marketer"
+    ANALYST = "analyst"
+    RISK_OFFICER = "risk_officer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    # Other services of the platform calling with their own identity (change feeds, checks).
+    SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: `subject` is the JWT `sub` (an employee id, an app id, or a service)."""
+
+    subject: str
+    roles: frozenset[Role]
+    token: str = ""
+
+    def has_any(self, roles: Iterable[Role]) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+    @property
+    def is_relationship_manager_only(self) -> bool:
+        """An RM without a broader role sees only their own book."""
+        broader = {Role.ADMIN, Role.ANALYST, Role.RISK_OFFICER, Role.AUDITOR, Role.MARKETER,
+                   Role.CHANNEL_APP, Role.SERVICE}
+        return Role.RELATIONSHIP_MANAGER in self.roles and self.roles.isdisjoint(broader)
+
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("crm_principal", default=None)
+
+
+def current_principal() -> Principal:
+    """The caller of the RPC being served; the server interceptor sets it before the handler runs."""
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("no caller identity in this context", reason="MISSING_IDENTITY")
+    return principal
+
+
+def bind_principal(principal: Principal | None) -> contextvars.Token[Principal | None]:
+    return _current.set(principal)
+
+
+def reset_principal(token: contextvars.Token[Principal | None]) -> None:
+    _current.reset(token)
+
+
+class TokenVerifier:
+    """Verifies HS256 JWTs: signature, expiry, issuer, audience, and known roles."""
+
+    def __init__(self, *, secret: str, issuer: str, audience: str) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated("token is not valid", reason="INVALID_TOKEN") from exc
+        raw_roles = claims.get("roles", [])
+        if not isinstance(raw_roles, list):
+            raise Unauthenticated("token roles must be a list", reason="INVALID_TOKEN")
+        known = {r.value for r in Role}
+        roles = frozenset(Role(r) for r in raw_roles if r in known)
+        if not roles:
+            raise PermissionDenied("token carries no platform role", reason="NO_ROLE")
+        return Principal(subject=str(claims["sub"]), roles=roles, token=token)
+
+    def verify_bearer(self, header: str | None) -> Principal:
+        """Verify an `authorization: Bearer <jwt>` header value."""
+        if not header:
+            raise Unauthenticated("missing bearer token", reason="MISSING_TOKEN")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("authorization must be 'Bearer <token>'", reason="MALFORMED_AUTHORIZATION")
+        return self.verify(token.strip())
+
+
+def issue_token(
+    *, secret: str, subject: str, roles: Iterable[Role | str], issuer: str = "crm-platform",
+    audience: str = "crm", lifetime_seconds: int = 3600,
+) -> str:
+    """Mint a token: for the demo, tests and service identities. Production end-user tokens
+    come from the bank's identity provider with the same claims."""
+    if not 0 < lifetime_seconds <= MAX_TOKEN_LIFETIME_SECONDS:
+        raise ValueError(f"lifetime_seconds must be in 1..{MAX_TOKEN_LIFETIME_SECONDS}")
+    now = int(time.time())
+    claims = {
+        "sub": subject, "roles": [Role(r).value for r in roles], "iss": issuer, "aud": audience,
+        "iat": now, "exp": now + lifetime_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)

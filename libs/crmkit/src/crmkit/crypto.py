@@ -1,0 +1,92 @@
+"""Field-level encryption of personal data (AES-256-GCM with key ids) and blind indexes.
+
+Each value is sealed as `v1 | key id | nonce | ciphertext+tag`, with the field's context (for
+example `customer:C1:full_name`) as associated data, so a ciphertext copied into another row or
+field fails to open. The key id travels with the value: keys rotate by adding a new active key
+and re-encrypting in the background; old keys stay in the ring until no value uses them.
+
+Blind indexes are keyed HMAC-SHA256 over a normalised value: equal inputs give equal indexes,
+so lookups by ID number or phone need no decryption, and the index reveals nothing without
+the key. The index key is separate from the encryption keys and does not rotate with them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_VERSION = b"\x01"
+_NONCE_BYTES = 12
+
+
+class DecryptionError(Exception):
+    """A sealed value could not be opened: unknown key id, tampering, or wrong context."""
+
+
+class KeyRing:
+    def __init__(self, keys: Mapping[str, bytes], *, active_key_id: str) -> None:
+        if active_key_id not in keys:
+            raise ValueError(f"active key id {active_key_id!r} is not in the key ring")
+        for key_id, key in keys.items():
+            if len(key) != 32:
+                raise ValueError(f"key {key_id!r} must be 32 bytes (AES-256)")
+            if not 0 < len(key_id.encode()) < 256:
+                raise ValueError("key ids must be 1 to 255 bytes")
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self.active_key_id = active_key_id
+
+    @classmethod
+    def parse(cls, spec: str, *, active_key_id: str) -> KeyRing:
+        """Keys from `id1:base64key,id2:base64key` (the environment's format)."""
+        keys: dict[str, bytes] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            key_id, _, encoded = item.partition(":")
+            keys[key_id] = base64.b64decode(encoded)
+        return cls(keys, active_key_id=active_key_id)
+
+    def seal(self, plaintext: str, *, context: str) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        key_id = self.active_key_id.encode()
+        sealed = self._ciphers[self.active_key_id].encrypt(nonce, plaintext.encode(), context.encode())
+        return _VERSION + bytes([len(key_id)]) + key_id + nonce + sealed
+
+    def open(self, sealed: bytes, *, context: str) -> str:
+        if not sealed or sealed[:1] != _VERSION:
+            raise DecryptionError("unknown format")
+        key_id_length = sealed[1]
+        key_id = sealed[2 : 2 + key_id_length].decode()
+        nonce_start = 2 + key_id_length
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise DecryptionError(f"unknown key id {key_id!r}")
+        try:
+            plaintext = cipher.decrypt(sealed[nonce_start : nonce_start + _NONCE_BYTES],
+                                       sealed[nonce_start + _NONCE_BYTES :], context.encode())
+        except Exception as exc:  # InvalidTag: tampered, or sealed for another context
+            raise DecryptionError("value failed authentication") from exc
+        return plaintext.decode()
+
+    @staticmethod
+    def key_id_of(sealed: bytes) -> str:
+        return sealed[2 : 2 + sealed[1]].decode()
+
+
+class BlindIndex:
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("blind index key must be at least 32 bytes")
+        self._key = key
+
+    def of(self, value: str, *, kind: str) -> bytes:
+        """Index of a normalised value; `kind` separates namespaces (phone vs id number)."""
+        return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+
+
+def generate_key() -> str:
+    """A new random 256-bit key in the environment's base64 form."""
+    return base64.b64encode(os.urandom(32)).decode()

@@ -1,0 +1,131 @@
+"""The async database engine, the unit of work, and the Alembic runner.
+
+One transaction per RPC: repositories and services never commit; `UnitOfWork` commits once at
+the end of the `async with` block or rolls back on any error. Outbox rows ride in the same
+transaction as the change they describe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from crmkit.errors import Aborted, Unavailable
+from crmkit.settings import async_database_url
+
+# Constraint names that Alembic autogenerate and humans can both predict.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def metadata() -> sa.MetaData:
+    return sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm") -> AsyncEngine:
+    return create_async_engine(
+        async_database_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # Errors must not quote statement parameters: they may be personal data.
+        hide_parameters=True,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+class Database:
+    """Engine plus session factory; made in the service's start-up, disposed on shutdown."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        async with self._sessions() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except IntegrityError:
+                raise
+            except DBAPIError as exc:
+                raise _translate(exc) from exc
+
+    @asynccontextmanager
+    async def read_only(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            await session.execute(sa.text("SET TRANSACTION READ ONLY"))
+            yield session
+
+    async def reachable(self) -> bool:
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _translate(exc: DBAPIError) -> Exception:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
+        getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None
+    )
+    if sqlstate in {"40001", "40P01"}:  # serialization failure, deadlock: the caller may retry
+        return Aborted("concurrent change; retry", reason="CONCURRENT_CHANGE")
+    if exc.connection_invalidated or sqlstate in {"08000", "08003", "08006", "57P01", "57P03"}:
+        return Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE")
+    return exc
+
+
+def alembic_config(script_location: Path, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", async_database_url(url).replace("%", "%%"))
+    return config
+
+
+async def migrate(script_location: Path, url: str, revision: str = "head") -> None:
+    """Upgrade a database to `revision`, in a thread: Alembic's async env runs its own loop."""
+    await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)
+
+
+def run_migrations_online(target_metadata: sa.MetaData) -> None:
+    """The body of every service's Alembic `env.py` (async engine, one transaction)."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is set by alembic_config()"
+
+    def do_run(connection: sa.Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          compare_type=True, transaction_per_migration=False)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+        async with engine.connect() as connection:
+            await _run_sync(connection, do_run)
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+async def _run_sync(connection: AsyncConnection, fn: object) -> None:
+    await connection.run_sync(fn)  # type: ignore[arg-type]
+    await connection.commit()

@@ -1,0 +1,78 @@
+"""The kit's own tables (outbox, idempotency keys, audit log) in a service's first migration.
+
+Every service's database has them with the same shape; the service's first Alembic revision
+calls `create_kit_tables()` instead of repeating their DDL.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+_APPEND_ONLY = (
+    """CREATE FUNCTION audit_record_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit_record is append-only';
+    END $$""",
+    """CREATE TRIGGER audit_record_append_only BEFORE UPDATE OR DELETE ON audit_record
+        FOR EACH ROW EXECUTE FUNCTION audit_record_append_only()""",
+)
+
+
+def create_kit_tables() -> None:
+    op.create_table(
+        "audit_record",
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("principal", sa.Text(), nullable=False),
+        sa.Column("action", sa.Text(), nullable=False),
+        sa.Column("resource_name", sa.Text(), nullable=False),
+        sa.Column("purpose", sa.Text(), nullable=False),
+        sa.Column("justification", sa.Text(), nullable=False),
+        sa.Column("trace_id", sa.Text(), nullable=False),
+        sa.Column("prev_hash", sa.LargeBinary(), nullable=False),
+        sa.Column("hash", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_record")),
+    )
+    # Even the service's own login cannot rewrite history; a verifier would notice anyway.
+    for statement in _APPEND_ONLY:
+        op.execute(statement)
+    op.create_table(
+        "idempotency_key",
+        sa.Column("principal", sa.Text(), nullable=False),
+        sa.Column("request_id", sa.UUID(), nullable=False),
+        sa.Column("method", sa.Text(), nullable=False),
+        sa.Column("resource_name", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("principal", "request_id", name=op.f("pk_idempotency_key")),
+    )
+    op.create_table(
+        "outbox_event",
+        sa.Column("cursor", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.Column("event_id", sa.UUID(), nullable=False),
+        sa.Column("resource_type", sa.Text(), nullable=False),
+        sa.Column("resource_name", sa.Text(), nullable=False),
+        sa.Column("change_type", sa.SmallInteger(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("actor", sa.Text(), nullable=False),
+        sa.Column("trace_id", sa.Text(), server_default="", nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("cursor", name=op.f("pk_outbox_event")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_event_id")),
+    )
+    op.create_table(
+        "outbox_state",
+        sa.Column("singleton", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.Column("purged_through", sa.BigInteger(), server_default="0", nullable=False),
+        sa.CheckConstraint("singleton", name=op.f("ck_outbox_state_singleton")),
+        sa.PrimaryKeyConstraint("singleton", name=op.f("pk_outbox_state")),
+    )
+
+
+def drop_kit_tables() -> None:
+    op.drop_table("outbox_state")
+    op.drop_table("outbox_event")
+    op.drop_table("idempotency_key")
+    op.execute("DROP TRIGGER audit_record_append_only ON audit_record")
+    op.execute("DROP FUNCTION audit_record_append_only()")
+    op.drop_table("audit_record")

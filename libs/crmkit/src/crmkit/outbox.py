@@ -1,0 +1,181 @@
+"""Transactional outbox and the change feed served from it.
+
+A service appends a ChangeEvent row in the same transaction as the change it describes; the
+`WatchChanges` RPC streams rows in cursor order from just after the consumer's cursor.
+
+Why cursor order is commit order: `append` takes a transaction-level advisory lock before it
+draws the cursor from the sequence, so a transaction that drew cursor N has committed (or rolled
+back) before any other draws N+1. A reader that has seen cursor N can therefore never later
+find a smaller cursor appear, and a consumer that stores its cursor misses nothing. The lock is
+held from the append to the commit; services append last in their unit of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf.message import Message
+from opentelemetry import trace
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm.common.v1 import change_event_pb2
+from crmkit.db import Database
+from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
+
+ChangeType = change_event_pb2.ChangeType
+# Arbitrary but fixed key of the advisory lock that orders outbox appends (per database).
+_OUTBOX_LOCK_KEY = 0x43524D4F5554  # "CRMOUT"
+MAX_BATCH = 500
+
+
+def outbox_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The outbox and its one-row state table, added to a service's metadata."""
+    events = sa.Table(
+        "outbox_event",
+        metadata,
+        sa.Column("cursor", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+        sa.Column("event_id", pg.UUID(as_uuid=True), nullable=False, unique=True),
+        sa.Column("resource_type", sa.Text, nullable=False),
+        sa.Column("resource_name", sa.Text, nullable=False),
+        sa.Column("change_type", sa.SmallInteger, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("actor", sa.Text, nullable=False),
+        sa.Column("trace_id", sa.Text, nullable=False, server_default=""),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False,
+                  server_default=sa.func.now()),
+    )
+    state = sa.Table(
+        "outbox_state",
+        metadata,
+        sa.Column("singleton", sa.Boolean, primary_key=True, server_default=sa.true()),
+        # Every event with a cursor at or below this has been purged by retention.
+        sa.Column("purged_through", sa.BigInteger, nullable=False, server_default="0"),
+        sa.CheckConstraint("singleton", name="singleton"),
+    )
+    return events, state
+
+
+class Outbox:
+    """Appends change events inside the caller's unit of work."""
+
+    def __init__(self, events: sa.Table) -> None:
+        self._events = events
+
+    async def append(
+        self, session: AsyncSession, *, resource_name: str, change_type: int,
+        payload: Message | None, actor: str,
+    ) -> None:
+        await self.append_many(session, [(resource_name, change_type, payload)], actor=actor)
+
+    async def append_many(
+        self, session: AsyncSession, changes: Sequence[tuple[str, int, Message | None]], *, actor: str,
+        resource_type: str | None = None,
+    ) -> None:
+        if not changes:
+            return
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_OUTBOX_LOCK_KEY)))
+        trace_id = _current_trace_id()
+        rows = []
+        for resource_name, change_type, payload in changes:
+            packed = any_pb2.Any()
+            if payload is not None:
+                packed.Pack(payload)
+            rows.append({
+                "event_id": uuid.uuid4(),
+                "resource_type": resource_type or (payload.DESCRIPTOR.full_name if payload else ""),
+                "resource_name": resource_name,
+                "change_type": int(change_type),
+                "payload": packed.SerializeToString(),
+                "actor": actor,
+                "trace_id": trace_id,
+            })
+        await session.execute(sa.insert(self._events), rows)
+
+
+class ChangeFeed:
+    """Serves the outbox as a stream: the backlog first, then live changes by polling."""
+
+    def __init__(self, db: Database, events: sa.Table, state: sa.Table, *,
+                 poll_seconds: float = 0.25, batch_size: int = MAX_BATCH) -> None:
+        self._db = db
+        self._events = events
+        self._state = state
+        self._poll_seconds = poll_seconds
+        self._batch_size = batch_size
+
+    async def stream(
+        self, *, after_cursor: str, resource_types: Sequence[str] = (),
+    ) -> AsyncIterator[list[change_event_pb2.ChangeEvent]]:
+        after = parse_cursor(after_cursor)
+        purged = await self._purged_through()
+        if after_cursor and after < purged:
+            raise FailedPrecondition(
+                f"cursor {after} is older than the retained feed (purged through {purged}); resynchronise",
+                reason="CURSOR_EXPIRED", metadata={"purged_through": str(purged)})
+        while True:
+            batch = await self.read(after=after, resource_types=resource_types)
+            if batch:
+                after = int(batch[-1].cursor)
+                yield batch
+                if len(batch) == self._batch_size:
+                    continue
+            await asyncio.sleep(self._poll_seconds)
+
+    async def read(self, *, after: int, resource_types: Sequence[str] = ()) -> list[change_event_pb2.ChangeEvent]:
+        e = self._events
+        query = sa.select(e).where(e.c.cursor > after).order_by(e.c.cursor).limit(self._batch_size)
+        if resource_types:
+            query = query.where(e.c.resource_type.in_(list(resource_types)))
+        async with self._db.read_only() as session:
+            rows = (await session.execute(query)).all()
+        return [_to_event(row) for row in rows]
+
+    async def _purged_through(self) -> int:
+        async with self._db.read_only() as session:
+            value = await session.scalar(sa.select(self._state.c.purged_through))
+        return int(value or 0)
+
+    async def purge(self, *, retention: timedelta) -> int:
+        """Drop events older than `retention`; consumers behind that get CURSOR_EXPIRED."""
+        cutoff = datetime.now(UTC) - retention
+        e, s = self._events, self._state
+        async with self._db.unit_of_work() as session:
+            last = await session.scalar(sa.select(sa.func.max(e.c.cursor)).where(e.c.occurred_at < cutoff))
+            if last is None:
+                return 0
+            result = await session.execute(sa.delete(e).where(e.c.cursor <= last))
+            await session.execute(
+                pg.insert(s).values(singleton=True, purged_through=last).on_conflict_do_update(
+                    index_elements=[s.c.singleton], set_={"purged_through": last}))
+            return int(result.rowcount or 0)
+
+
+def parse_cursor(cursor: str) -> int:
+    if not cursor:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise InvalidArgument([FieldViolation("after_cursor", "must be a cursor returned by this feed")])
+    return int(cursor)
+
+
+def _to_event(row: sa.Row) -> change_event_pb2.ChangeEvent:
+    payload = any_pb2.Any()
+    payload.ParseFromString(row.payload)
+    occurred = timestamp_pb2.Timestamp()
+    occurred.FromDatetime(row.occurred_at)
+    return change_event_pb2.ChangeEvent(
+        cursor=str(row.cursor), event_id=str(row.event_id), resource_type=row.resource_type,
+        resource_name=row.resource_name, change_type=row.change_type, occurred_at=occurred,
+        payload=payload, actor=row.actor, trace_id=row.trace_id,
+    )
+
+
+def _current_trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""

@@ -1,0 +1,157 @@
+"""The aio gRPC server every service runs: interceptors, health, reflection, graceful drain.
+
+Health serves the overall status (`""`) and each service's own name, driven by a readiness
+probe (database reachable) rather than hard-coded. On SIGTERM the server first reports
+NOT_SERVING, so load balancers stop sending new calls, then `stop(grace)` lets in-flight calls
+finish before the process closes its engine and flushes telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from crmkit.auth import TokenVerifier
+from crmkit.interceptor import AccessPolicy, CallInterceptor
+from crmkit.logs import get_logger
+from crmkit.settings import ServiceSettings
+
+log = get_logger("crm.server")
+
+SERVER_OPTIONS = [
+    # A second process on the same port is a mistake to report, not a load balancer.
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One proto service a process serves: its descriptor, how to register it, who may call what."""
+
+    descriptor: ServiceDescriptor
+    register: Callable[[grpc.aio.Server], None]
+    policy: AccessPolicy
+
+    def check_policy(self) -> None:
+        """Every method must have an explicit access rule: deny by default, but never by accident."""
+        missing = [
+            m.name for m in self.descriptor.methods
+            if f"/{self.descriptor.full_name}/{m.name}" not in self.policy
+        ]
+        if missing:
+            raise ValueError(f"{self.descriptor.full_name}: no access rule for {', '.join(missing)}")
+
+
+Readiness = Callable[[], Awaitable[bool]]
+
+
+class GrpcServer:
+    def __init__(
+        self, *, settings: ServiceSettings, bindings: Sequence[ServiceBinding], port: int,
+        error_domain: str, readiness: Readiness,
+    ) -> None:
+        for binding in bindings:
+            binding.check_policy()
+        self._settings = settings
+        self._bindings = bindings
+        self._port = port
+        self._readiness = readiness
+        verifier = TokenVerifier(
+            secret=settings.jwt_secret.get_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        policy = {method: roles for b in bindings for method, roles in b.policy.items()}
+        self.server = grpc.aio.server(
+            interceptors=[aio_server_interceptor(), CallInterceptor(verifier=verifier, policy=policy,
+                                                                     error_domain=error_domain)],
+            options=SERVER_OPTIONS,
+        )
+        self.health = health.aio.HealthServicer()
+        self._probe_task: asyncio.Task[None] | None = None
+        self.bound_port = 0
+
+    @property
+    def service_names(self) -> list[str]:
+        return [b.descriptor.full_name for b in self._bindings]
+
+    async def start(self) -> int:
+        for binding in self._bindings:
+            binding.register(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        address = f"{self._settings.host}:{self._port}"
+        credentials = _server_credentials(self._settings)
+        if credentials is None:
+            self.bound_port = self.server.add_insecure_port(address)
+        else:
+            self.bound_port = self.server.add_secure_port(address, credentials)
+        await self._set_health(await self._ready())
+        await self.server.start()
+        self._probe_task = asyncio.create_task(self._probe_forever(), name="health-probe")
+        log.info("server_started", port=self.bound_port, services=self.service_names)
+        return self.bound_port
+
+    async def _ready(self) -> bool:
+        try:
+            return await asyncio.wait_for(self._readiness(), timeout=self._settings.health_probe_seconds)
+        except Exception:  # noqa: BLE001 - any failure to probe means not ready
+            return False
+
+    async def _set_health(self, ready: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def _probe_forever(self) -> None:
+        last = None
+        while True:
+            await asyncio.sleep(self._settings.health_probe_seconds)
+            ready = await self._ready()
+            if ready != last:
+                log.info("health_changed", serving=ready)
+                last = ready
+            await self._set_health(ready)
+
+    async def stop(self) -> None:
+        """NOT_SERVING first, then let in-flight calls finish within the grace period."""
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+        await self.health.enter_graceful_shutdown()
+        log.info("server_draining", grace_seconds=self._settings.shutdown_grace_seconds)
+        await self.server.stop(self._settings.shutdown_grace_seconds)
+        log.info("server_stopped")
+
+
+def _server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert_file:
+        return None
+    if not settings.tls_key_file:
+        raise ValueError("CRM_TLS_KEY_FILE is required with CRM_TLS_CERT_FILE")
+    with open(settings.tls_cert_file, "rb") as cert, open(settings.tls_key_file, "rb") as key:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])
+
+
+async def wait_for_stop_signal() -> None:
+    """Return on SIGTERM (Kubernetes) or SIGINT (Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stop_signal_received")

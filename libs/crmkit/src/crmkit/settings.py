@@ -1,0 +1,92 @@
+"""Settings shared by every service: environment variables prefixed `CRM_`, read once in main().
+
+Each service subclasses `ServiceSettings` and adds its own fields, naming their variables
+explicitly (`CRM_PROFILE_DATABASE_URL`, `CRM_PROFILE_PORT`). Settings are built in `main()` and
+passed down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from enum import StrEnum
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that a template or a tutorial would carry; refused outside development and tests.
+_PLACEHOLDER_SECRETS = frozenset({"", "secret", "changeme", "change-me", "dev", "development", "password"})
+MIN_SECRET_LENGTH = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; a subclass adds `database_url`, `port` and its own knobs."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", frozen=True, populate_by_name=True)
+
+    env: Environment = Environment.PRODUCTION
+    host: str = "0.0.0.0"  # noqa: S104 - a server in a pod listens on every interface
+    log_level: str = "INFO"
+    # HS256 key that verifies the callers' JWTs (the gateway forwards the end user's token).
+    jwt_secret: SecretStr
+    jwt_issuer: str = "crm-platform"
+    jwt_audience: str = "crm"
+    # Seconds an in-flight call may take to finish after SIGTERM before it is cancelled.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=120)
+    # Deadline for calls to peer services, seconds.
+    peer_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Seconds between database reachability probes that drive the health status.
+    health_probe_seconds: float = Field(default=5.0, gt=0, le=300)
+    # TLS for the gRPC listener and for channels to peers: PEM file paths; plaintext when unset
+    # (inside a mesh that terminates mTLS, or on one machine).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _real_secrets_outside_development(self) -> ServiceSettings:
+        if self.env is Environment.PRODUCTION:
+            for name, value in self.secret_fields().items():
+                raw = value.get_secret_value()
+                if raw.lower() in _PLACEHOLDER_SECRETS or len(raw) < MIN_SECRET_LENGTH:
+                    raise ValueError(
+                        f"CRM_{name.upper()} is a placeholder or shorter than {MIN_SECRET_LENGTH} "
+                        "characters; set a real secret (from a Kubernetes Secret) or CRM_ENV=development"
+                    )
+        return self
+
+    def secret_fields(self) -> dict[str, SecretStr]:
+        return {
+            name: value for name, value in self.__dict__.items() if isinstance(value, SecretStr)
+        }
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for `purpose` (e.g. page tokens) derived from the JWT secret: one secret to manage."""
+        return hmac.new(self.jwt_secret.get_secret_value().encode(), purpose.encode(), hashlib.sha256).digest()
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is not Environment.PRODUCTION
+
+
+def async_database_url(url: str) -> str:
+    """The SQLAlchemy asyncpg form of a PostgreSQL URL (accepts plain `postgresql://`)."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("database URL must start with postgresql://")

@@ -1,0 +1,102 @@
+"""ProfileService servicer: proto -> arguments, one service call, result -> proto."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from crm.common.v1 import audit_pb2
+from crm.profile.v1 import profile_service_pb2 as pb
+from crm.profile.v1 import profile_service_pb2_grpc
+from crmkit.auth import Role, current_principal
+from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.idempotency import parse_request_id
+from crmkit.outbox import ChangeFeed
+
+from crm_profile.api import customer_messages
+from crm_profile.customers.service import Customers, Purpose, require_purpose
+
+SERVICE = pb.DESCRIPTOR.services_by_name["ProfileService"]
+_M = f"/{SERVICE.full_name}/"
+_EVERY_READER = frozenset(Role) - {Role.SERVICE}
+
+# Who may call what. Masking and the RM book apply on top (see customers/rules.py).
+ACCESS = {
+    _M + "CreateCustomer": frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADMIN}),
+    _M + "GetCustomer": frozenset(Role),
+    _M + "ListCustomers": _EVERY_READER - {Role.CHANNEL_APP},
+    _M + "UpdateCustomer": frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADMIN}),
+    _M + "DeleteCustomer": frozenset({Role.ADMIN}),
+    _M + "WatchChanges": frozenset({Role.SERVICE, Role.ADMIN}),
+}
+
+
+def customer_id_from_name(name: str, field: str = "name") -> str:
+    prefix, _, customer_id = name.partition("/")
+    if prefix != "customers" or not customer_id or "/" in customer_id:
+        raise InvalidArgument([FieldViolation(field, "must be a resource name like customers/{customer_id}")])
+    return customer_id
+
+
+def _purpose(audit: audit_pb2.AuditContext, field: str = "audit.purpose") -> Purpose:
+    name = audit_pb2.AccessPurpose.Name(audit.purpose) if audit.purpose in audit_pb2.AccessPurpose.values() else ""
+    require_purpose(name, field)
+    if len(audit.justification) > 200:
+        raise InvalidArgument([FieldViolation("audit.justification", "must be at most 200 characters")])
+    return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
+
+
+class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
+    def __init__(self, *, customers: Customers, feed: ChangeFeed) -> None:
+        self._customers = customers
+        self._feed = feed
+
+    async def CreateCustomer(self, request: pb.CreateCustomerRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.CreateCustomerResponse:
+        view = await self._customers.create(
+            customer=customer_messages.to_domain(request.customer),
+            request_id=parse_request_id(request.request_id),
+            actor=current_principal(),
+        )
+        return pb.CreateCustomerResponse(customer=customer_messages.to_proto(view))
+
+    async def GetCustomer(self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.GetCustomerResponse:
+        view = await self._customers.get(
+            customer_id=customer_id_from_name(request.name), purpose=_purpose(request.audit),
+            actor=current_principal(),
+        )
+        return pb.GetCustomerResponse(customer=customer_messages.to_proto(view))
+
+    async def ListCustomers(self, request: pb.ListCustomersRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.ListCustomersResponse:
+        page = await self._customers.list(
+            page_size=request.page_size, page_token=request.page_token,
+            relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
+            purpose=_purpose(request.audit), actor=current_principal(),
+        )
+        return pb.ListCustomersResponse(customers=[customer_messages.to_proto(v) for v in page.customers],
+                                        next_page_token=page.next_page_token)
+
+    async def UpdateCustomer(self, request: pb.UpdateCustomerRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.UpdateCustomerResponse:
+        customer_id = customer_id_from_name(request.customer.name, "customer.name")
+        view = await self._customers.update(
+            changes=customer_messages.to_domain(request.customer, customer_id=customer_id),
+            paths=list(request.update_mask.paths), etag=request.customer.etag,
+            purpose=_purpose(request.audit), actor=current_principal(),
+        )
+        return pb.UpdateCustomerResponse(customer=customer_messages.to_proto(view))
+
+    async def DeleteCustomer(self, request: pb.DeleteCustomerRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.DeleteCustomerResponse:
+        await self._customers.delete(customer_id=customer_id_from_name(request.name), etag=request.etag,
+                                     purpose=_purpose(request.audit), actor=current_principal())
+        return pb.DeleteCustomerResponse()
+
+    async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
+                           ) -> AsyncIterator[pb.WatchChangesResponse]:
+        async for events in self._feed.stream(after_cursor=request.after_cursor,
+                                              resource_types=list(request.resource_types)):
+            yield pb.WatchChangesResponse(events=events)

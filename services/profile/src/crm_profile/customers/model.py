@@ -1,0 +1,59 @@
+"""The customer as the service's code sees it: plain values, personal data in clear.
+
+Only `privacy.py` turns these into stored (encrypted) rows and back; only `api/` turns them
+into protos and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+# Fields holding personal data: encrypted at rest, masked by role on the way out.
+PERSONAL_FIELDS = ("full_name", "id_number", "mobile_phone", "email", "address")
+
+
+@dataclass
+class Customer:
+    customer_id: str
+    customer_type: int
+    full_name: str
+    birth_date: date | None = None
+    gender: int = 0
+    nationality: str = ""
+    id_type: int = 0
+    id_number: str = ""
+    id_issuing_country: str = ""
+    id_expires_on: date | None = None
+    mobile_phone: str = ""
+    email: str = ""
+    # google.type.PostalAddress as a dict of its proto JSON form; empty when unknown.
+    address: dict[str, Any] = field(default_factory=dict)
+    occupation: str = ""
+    kyc_status: int = 0
+    risk_tolerance: int = 0
+    relationship_manager_id: str = ""
+    branch_id: str = ""
+    onboarded_on: date | None = None
+    closed_on: date | None = None
+    preferred_language: str = ""
+    version: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return f"customers/{self.customer_id}"
+
+    @property
+    def etag(self) -> str:
+        return str(self.version)
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    """A customer as one caller may see it: `masked_fields` lists what was masked."""
+
+    customer: Customer
+    masked_fields: tuple[str, ...] = ()

@@ -1,0 +1,55 @@
+"""Seal a customer's personal data into stored columns and open it again.
+
+Each value's associated data binds it to its customer and field, so ciphertext moved between
+rows or columns does not decrypt.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crmkit.crypto import BlindIndex, KeyRing
+
+from crm_profile.customers.model import Customer
+
+_SEALED_TEXT_FIELDS = ("full_name", "id_number", "mobile_phone", "email")
+_INDEXED_FIELDS = ("id_number", "mobile_phone", "email")
+
+
+class PersonalDataVault:
+    def __init__(self, keys: KeyRing, index: BlindIndex) -> None:
+        self._keys = keys
+        self._index = index
+
+    def seal(self, customer: Customer) -> dict[str, Any]:
+        """The stored columns for the customer's personal data."""
+        cid = customer.customer_id
+        columns: dict[str, Any] = {"key_id": self._keys.active_key_id}
+        for field in _SEALED_TEXT_FIELDS:
+            value = getattr(customer, field)
+            columns[f"{field}_sealed"] = self._keys.seal(value, context=f"customer:{cid}:{field}") if value else None
+        for field in _INDEXED_FIELDS:
+            value = getattr(customer, field)
+            columns[f"{field}_index"] = self._index.of(value, kind=field) if value else None
+        columns["address_sealed"] = (
+            self._keys.seal(json.dumps(customer.address, sort_keys=True), context=f"customer:{cid}:address")
+            if customer.address else None
+        )
+        return columns
+
+    def open(self, row: Any) -> dict[str, Any]:
+        """Clear values of the personal fields of a stored row."""
+        cid = row.customer_id
+        values: dict[str, Any] = {}
+        for field in _SEALED_TEXT_FIELDS:
+            sealed = getattr(row, f"{field}_sealed")
+            values[field] = self._keys.open(sealed, context=f"customer:{cid}:{field}") if sealed else ""
+        sealed_address = row.address_sealed
+        values["address"] = (
+            json.loads(self._keys.open(sealed_address, context=f"customer:{cid}:address")) if sealed_address else {}
+        )
+        return values
+
+    def index_of(self, value: str, *, kind: str) -> bytes:
+        return self._index.of(value, kind=kind)

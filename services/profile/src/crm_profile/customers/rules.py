@@ -1,0 +1,168 @@
+"""Pure decisions about customers: what a valid customer is, who sees what. No I/O here."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import date
+
+from crmkit import masking
+from crmkit.auth import Principal, Role
+from crmkit.errors import PermissionDenied
+from crmkit.validation import Violations
+
+from crm_profile.customers.model import PERSONAL_FIELDS, Customer, CustomerView
+
+CUSTOMER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+COUNTRY = re.compile(r"[A-Z]{2}")
+E164_PHONE = re.compile(r"\+[1-9][0-9]{7,14}")
+ID_NUMBER = re.compile(r"[A-Z0-9-]{4,32}")
+# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is the mail
+# system's job; this catches typing errors at the counter.
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+
+CUSTOMER_TYPES = range(1, 3)
+GENDERS = range(0, 4)
+ID_TYPES = range(0, 5)
+KYC_STATUSES = range(0, 5)
+RISK_TOLERANCES = range(0, 6)
+ID_TYPE_NATIONAL_ID = 1
+
+# Domain field -> the request's field path, for error messages that name what the caller sent.
+FIELD_PATHS = {
+    "id_type": "id_document.type",
+    "id_number": "id_document.number",
+    "id_issuing_country": "id_document.issuing_country",
+    "id_expires_on": "id_document.expires_on",
+}
+
+# Fields an update may name (by request path); everything else is immutable or output only.
+UPDATABLE_PATHS = frozenset({
+    "customer_type", "full_name", "birth_date", "gender", "nationality", "id_document",
+    "mobile_phone", "email", "address", "occupation", "kyc_status", "risk_tolerance",
+    "relationship_manager_id", "branch_id", "onboarded_on", "closed_on", "preferred_language",
+})
+
+# Roles that see personal data in clear: they serve or protect this customer.
+CLEAR_READERS = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.RISK_OFFICER, Role.AUDITOR})
+
+_CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CN_ID_CHECK = "10X98765432"
+
+
+def path(field: str, prefix: str = "customer.") -> str:
+    return prefix + FIELD_PATHS.get(field, field)
+
+
+def is_valid_cn_resident_id(number: str) -> bool:
+    """PRC resident identity card: 17 digits and an ISO 7064 MOD 11-2 check character."""
+    if len(number) != 18 or not number[:17].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(number[:17], _CN_ID_WEIGHTS, strict=True))
+    return _CN_ID_CHECK[total % 11] == number[17]
+
+
+def validate(customer: Customer, *, today: date, violations: Violations | None = None) -> Violations:
+    """Record every rule the customer breaks, each under the field path the caller used."""
+    v = violations or Violations()
+    if v.required(customer.customer_id, path("customer_id")):
+        v.pattern(customer.customer_id, path("customer_id"), CUSTOMER_ID,
+                  "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
+    v.check(customer.customer_type in CUSTOMER_TYPES, path("customer_type"),
+            "is required: CUSTOMER_TYPE_INDIVIDUAL or CUSTOMER_TYPE_ORGANISATION")
+    name = customer.full_name.strip()
+    if v.required(name, path("full_name")):
+        v.max_length(name, path("full_name"), 200)
+    if customer.birth_date is not None:
+        v.check(EARLIEST_BIRTH_DATE <= customer.birth_date <= today, path("birth_date"),
+                "must be between 1900-01-01 and today")
+    v.check(customer.gender in GENDERS, path("gender"), "is not a known Gender")
+    if customer.nationality:
+        v.pattern(customer.nationality, path("nationality"), COUNTRY, "must be an ISO 3166-1 alpha-2 code, e.g. CN")
+    _validate_id_document(customer, v)
+    if customer.mobile_phone:
+        v.pattern(customer.mobile_phone, path("mobile_phone"), E164_PHONE,
+                  "must be in E.164 form: + then 8 to 15 digits, e.g. +8613812345678")
+    if customer.email and v.max_length(customer.email, path("email"), 254):
+        v.pattern(customer.email, path("email"), EMAIL, "must be an e-mail address like name@example.com")
+    _validate_address(customer, v)
+    v.max_length(customer.occupation, path("occupation"), 100)
+    v.check(customer.kyc_status in KYC_STATUSES, path("kyc_status"), "is not a known KycStatus")
+    v.check(customer.risk_tolerance in RISK_TOLERANCES, path("risk_tolerance"), "is not a known RiskTolerance")
+    v.max_length(customer.relationship_manager_id, path("relationship_manager_id"), 64)
+    v.max_length(customer.branch_id, path("branch_id"), 32)
+    if customer.closed_on is not None and customer.onboarded_on is not None:
+        v.check(customer.closed_on >= customer.onboarded_on, path("closed_on"), "must not be before onboarded_on")
+    if customer.preferred_language:
+        v.pattern(customer.preferred_language, path("preferred_language"), LANGUAGE_TAG,
+                  "must be a BCP-47 language tag, e.g. zh-CN")
+    return v
+
+
+def _validate_id_document(customer: Customer, v: Violations) -> None:
+    if not customer.id_number:
+        return
+    v.check(customer.id_type in ID_TYPES and customer.id_type != 0, path("id_type"),
+            "is required when a document number is given")
+    if not v.pattern(customer.id_number, path("id_number"), ID_NUMBER,
+                     "must be 4 to 32 characters from A-Z 0-9 -"):
+        return
+    if customer.id_issuing_country:
+        v.pattern(customer.id_issuing_country, path("id_issuing_country"), COUNTRY,
+                  "must be an ISO 3166-1 alpha-2 code, e.g. CN")
+    if customer.id_type == ID_TYPE_NATIONAL_ID and customer.id_issuing_country == "CN":
+        v.check(is_valid_cn_resident_id(customer.id_number), path("id_number"),
+                "is not a valid PRC resident identity card number (18 characters, check character)")
+
+
+def _validate_address(customer: Customer, v: Violations) -> None:
+    if not customer.address:
+        return
+    lines = customer.address.get("addressLines", [])
+    v.check(len(lines) <= 5, path("address") + ".address_lines", "must have at most 5 lines")
+    v.check(all(len(line) <= 200 for line in lines), path("address") + ".address_lines",
+            "each line must be at most 200 characters")
+    region = customer.address.get("regionCode", "")
+    v.check(bool(COUNTRY.fullmatch(region)), path("address") + ".region_code",
+            "is required: an ISO 3166-1 alpha-2 code, e.g. CN")
+
+
+def normalise(customer: Customer) -> Customer:
+    """Canonical forms, so blind indexes match however a value was typed."""
+    return dataclasses.replace(
+        customer,
+        full_name=" ".join(customer.full_name.split()),
+        id_number=customer.id_number.strip().upper(),
+        email=customer.email.strip().lower(),
+        mobile_phone=customer.mobile_phone.strip(),
+        nationality=customer.nationality.strip().upper(),
+    )
+
+
+def check_book(principal: Principal, customer: Customer) -> None:
+    """A relationship manager (with no broader role) sees only the customers they manage."""
+    if principal.is_relationship_manager_only and customer.relationship_manager_id != principal.subject:
+        raise PermissionDenied("customer is outside the caller's book", reason="OUTSIDE_BOOK")
+
+
+def view_for(principal: Principal, customer: Customer) -> CustomerView:
+    """The customer as this caller may see it: clear for those who serve it, masked otherwise."""
+    if principal.has_any(CLEAR_READERS):
+        return CustomerView(customer)
+    masked = dataclasses.replace(
+        customer,
+        full_name=masking.mask_name(customer.full_name),
+        id_number=masking.mask_identifier(customer.id_number),
+        mobile_phone=masking.mask_digits(customer.mobile_phone),
+        email=masking.mask_email(customer.email) if customer.email else "",
+        address=_mask_address(customer.address),
+    )
+    present = tuple(f for f in PERSONAL_FIELDS if getattr(customer, f))
+    return CustomerView(masked, tuple(FIELD_PATHS.get(f, f) for f in present))
+
+
+def _mask_address(address: dict[str, object]) -> dict[str, object]:
+    """Keep country, region and city (coarse location for analysis); hide street and postcode."""
+    return {k: address[k] for k in ("regionCode", "administrativeArea", "locality") if k in address}

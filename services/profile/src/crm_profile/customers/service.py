@@ -1,0 +1,176 @@
+"""Customer orchestration: one unit of work per call, audit and change feed in the same breath."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+
+from crmkit.audit import AuditEntry, AuditWriter
+from crmkit.audit import append as append_audit
+from crmkit.auth import Principal
+from crmkit.db import Database
+from crmkit.errors import Aborted, AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.outbox import ChangeType, Outbox
+from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.validation import Violations
+
+from crm_profile.customers import rules
+from crm_profile.customers.model import Customer, CustomerView
+from crm_profile.customers.repository import CustomerRepository
+from crm_profile.tables import audit_record
+
+# Turns a stored customer into the change-feed payload (a masked message); supplied by the API
+# layer so this module stays free of generated protos.
+FeedPayload = Callable[[Customer], Message]
+
+
+@dataclasses.dataclass(frozen=True)
+class Purpose:
+    """Why the caller reads or changes the customer (from the request's AuditContext)."""
+
+    purpose: str
+    justification: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomerPage:
+    customers: Sequence[CustomerView]
+    next_page_token: str
+
+
+class Customers:
+    """The customer use cases. Methods are keyword-only and take the calling principal."""
+
+    def __init__(
+        self, *, db: Database, repository: CustomerRepository, outbox: Outbox, idempotency: IdempotencyKeys,
+        audit: AuditWriter, page_tokens: PageTokens, feed_payload: FeedPayload,
+    ) -> None:
+        self._db = db
+        self._repository = repository
+        self._outbox = outbox
+        self._idempotency = idempotency
+        self._audit = audit
+        self._page_tokens = page_tokens
+        self._feed_payload = feed_payload
+
+    async def create(self, *, customer: Customer, request_id: uuid.UUID | None, actor: Principal) -> CustomerView:
+        customer = rules.normalise(customer)
+        if not customer.customer_id:
+            customer = dataclasses.replace(customer, customer_id=str(uuid.uuid4()))
+        if customer.onboarded_on is None:
+            customer = dataclasses.replace(customer, onboarded_on=datetime.now(UTC).date())
+        rules.validate(customer, today=datetime.now(UTC).date()).raise_if_any()
+        async with self._db.unit_of_work() as session:
+            if request_id is not None:
+                earlier = await self._idempotency.claim(
+                    session, principal=actor.subject, request_id=request_id, method="CreateCustomer",
+                    resource_name=customer.name)
+                if earlier is not None:
+                    existing = await self._repository.get(session, earlier.removeprefix("customers/"))
+                    if existing is None:
+                        raise NotFound("the customer created by this request no longer exists",
+                                       reason="CUSTOMER_NOT_FOUND")
+                    return rules.view_for(actor, existing)
+            created = await self._repository.insert(session, customer)
+            if created is None:
+                raise AlreadyExists(f"customer {customer.customer_id} already exists", reason="CUSTOMER_EXISTS",
+                                    metadata={"customer_id": customer.customer_id})
+            await append_audit(session, audit_record, [AuditEntry(
+                principal=actor.subject, action="customer.create", resource_name=created.name,
+                purpose="DATA_MANAGEMENT")])
+            await self._outbox.append(session, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
+                                      payload=self._feed_payload(created), actor=actor.subject)
+        return rules.view_for(actor, created)
+
+    async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerView:
+        async with self._db.read_only() as session:
+            found = await self._repository.get(session, customer_id)
+        if found is None:
+            raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+        rules.check_book(actor, found)
+        await self._audit.record(AuditEntry(principal=actor.subject, action="customer.read",
+                                            resource_name=found.name, purpose=purpose.purpose,
+                                            justification=purpose.justification))
+        return rules.view_for(actor, found)
+
+    async def list(
+        self, *, page_size: int, page_token: str, relationship_manager_id: str, branch_id: str,
+        purpose: Purpose, actor: Principal,
+    ) -> CustomerPage:
+        if actor.is_relationship_manager_only:
+            relationship_manager_id = actor.subject
+        limit = clamp_page_size(page_size)
+        query = {"rm": relationship_manager_id, "branch": branch_id}
+        after = self._page_tokens.decode(page_token, query=query)
+        async with self._db.read_only() as session:
+            found = await self._repository.page(session, after=after, limit=limit + 1,
+                                                relationship_manager_id=relationship_manager_id, branch_id=branch_id)
+        page, more = found[:limit], len(found) > limit
+        await self._audit.record(*(AuditEntry(principal=actor.subject, action="customer.list",
+                                              resource_name=c.name, purpose=purpose.purpose,
+                                              justification=purpose.justification) for c in page))
+        token = self._page_tokens.encode(page[-1].customer_id, query=query) if more else ""
+        return CustomerPage([rules.view_for(actor, c) for c in page], token)
+
+    async def update(
+        self, *, changes: Customer, paths: Sequence[str], etag: str, purpose: Purpose, actor: Principal,
+    ) -> CustomerView:
+        _check_mask(paths)
+        async with self._db.unit_of_work() as session:
+            current = await self._repository.get(session, changes.customer_id, for_update=True)
+            if current is None:
+                raise NotFound(f"customer {changes.customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            rules.check_book(actor, current)
+            if etag and etag != current.etag:
+                raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
+            merged = rules.normalise(_apply(current, changes, paths))
+            rules.validate(merged, today=datetime.now(UTC).date()).raise_if_any()
+            updated = await self._repository.update(session, merged)
+            await append_audit(session, audit_record, [AuditEntry(
+                principal=actor.subject, action="customer.update", resource_name=updated.name,
+                purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(sorted(paths))}")])
+            await self._outbox.append(session, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
+                                      payload=self._feed_payload(updated), actor=actor.subject)
+        return rules.view_for(actor, updated)
+
+    async def delete(self, *, customer_id: str, etag: str, purpose: Purpose, actor: Principal) -> None:
+        async with self._db.unit_of_work() as session:
+            current = await self._repository.get(session, customer_id, for_update=True)
+            if current is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            if etag and etag != current.etag:
+                raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
+            await self._repository.delete(session, customer_id)
+            await append_audit(session, audit_record, [AuditEntry(
+                principal=actor.subject, action="customer.delete", resource_name=current.name,
+                purpose=purpose.purpose, justification=purpose.justification)])
+            await self._outbox.append(session, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
+                                      payload=None, actor=actor.subject)
+
+
+# Request path -> domain fields it sets.
+_PATH_FIELDS = {"id_document": ("id_type", "id_number", "id_issuing_country", "id_expires_on")}
+
+
+def _check_mask(paths: Sequence[str]) -> None:
+    violations = Violations()
+    violations.check(bool(paths), "update_mask", "is required: name the fields to update")
+    for p in paths:
+        violations.check(p in rules.UPDATABLE_PATHS, "update_mask",
+                         f"'{p}' cannot be updated; updatable: {', '.join(sorted(rules.UPDATABLE_PATHS))}")
+    violations.raise_if_any()
+
+
+def _apply(current: Customer, changes: Customer, paths: Sequence[str]) -> Customer:
+    fields = [f for p in paths for f in _PATH_FIELDS.get(p, (p,))]
+    return dataclasses.replace(current, **{f: getattr(changes, f) for f in fields})
+
+
+def require_purpose(purpose: str, field: str = "audit.purpose") -> None:
+    if purpose in ("", "ACCESS_PURPOSE_UNSPECIFIED"):
+        raise InvalidArgument([FieldViolation(field, "is required: say why the customer's data is needed")])
