@@ -128,6 +128,9 @@ class _CallGuard:
     async def _abort(self, exc: Exception, context: grpc.aio.ServicerContext) -> None:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
+        if isinstance(exc, NotImplementedError):
+            # The generated base servicer's answer for an RPC a service does not serve yet.
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self._method} is not implemented yet")
         if isinstance(exc, DomainError):
             status = to_status(exc, domain=self._owner._domain)
             log.info("rpc_failed", code=exc.code.name, reason=exc.reason)
@@ -151,4 +154,6 @@ def _code_of(exc: Exception) -> grpc.StatusCode:
         return exc.code
     if isinstance(exc, grpc.aio.AbortError):
         return grpc.StatusCode.UNKNOWN
+    if isinstance(exc, NotImplementedError):
+        return grpc.StatusCode.UNIMPLEMENTED
     return grpc.StatusCode.INTERNAL
