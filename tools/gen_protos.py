@@ -13,8 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from google.rpc import status_pb2
 import grpc_tools
+from google.rpc import status_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,7 +43,7 @@ class Runtime(Generic[SettingsT]):
         for closer in reversed(self.closers):
             try:
                 await closer()
-            except Exception:  # noqa: BLE001 - one failing closer must not skip the others
+            except Exception:
                 log.exception("closer_failed", closer=getattr(closer, "__qualname__", repr(closer)))
         await self.db.dispose()
 
@@ -103,7 +103,7 @@ def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> Non
     try:
         settings = spec.settings_type()
     except Exception as exc:  # pydantic names every missing or bad variable
-        print(f"crm-{spec.name}: configuration error:\n{exc}", file=sys.stderr)  # noqa: T201
+        print(f"crm-{spec.name}: configuration error:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     configure_logging(service=spec.name, level=settings.log_level)
     if args.command == "migrate":

@@ -118,7 +118,7 @@ class AuditWriter:
                 try:
                     async with self._db.unit_of_work() as session:
                         await append(session, self._table, [entry for entry, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
+                except Exception as exc:
                     log.error("audit_write_failed", records=len(batch), error_type=type(exc).__name__)
                     for _, future in batch:
                         if not future.done():

@@ -77,7 +77,8 @@ class GrpcServer:
         policy = {method: roles for b in bindings for method, roles in b.policy.items()}
         self.server = grpc.aio.server(
             interceptors=[aio_server_interceptor(), CallInterceptor(verifier=verifier, policy=policy,
-                                                                     error_domain=error_domain)],
+                                                                     error_domain=error_domain,
+                                                                     access_log=settings.access_log)],
             options=SERVER_OPTIONS,
         )
         self.health = health.aio.HealthServicer()
@@ -110,7 +111,7 @@ class GrpcServer:
     async def _ready(self) -> bool:
         try:
             return await asyncio.wait_for(self._readiness(), timeout=self._settings.health_probe_seconds)
-        except Exception:  # noqa: BLE001 - any failure to probe means not ready
+        except Exception:
             return False
 
     async def _set_health(self, ready: bool) -> None:

@@ -48,6 +48,8 @@ class ServiceSettings(BaseSettings):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    # One JSON line per served RPC (method, code, duration, trace id).
+    access_log: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
     @field_validator("log_level")

@@ -28,7 +28,7 @@ from crmkit.auth import Role, issue_token
 from crmkit.db import migrate
 from crmkit.logs import configure_logging
 
-TEST_JWT_SECRET = "test-only-secret-" + "x" * 32  # noqa: S105 - a fixed key for tests only
+TEST_JWT_SECRET = "test-only-secret-" + "x" * 32
 
 
 def _with_database(url: str, database: str) -> str:

@@ -6,8 +6,6 @@ import base64
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-
 from crm.profile.v1 import profile_service_pb2_grpc
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
@@ -18,6 +16,7 @@ from crmkit.outbox import ChangeFeed, Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
 from crmkit.settings import ServiceSettings
+from pydantic import Field, SecretStr
 
 from crm_profile import tables
 from crm_profile.api import customer_messages

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from crm.profile.v1 import customer_pb2
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.validation import from_date, to_date
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm_profile.customers.model import Customer, CustomerView
 

@@ -7,8 +7,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from google.protobuf.message import Message
-
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
@@ -18,6 +16,7 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.validation import Violations
+from google.protobuf.message import Message
 
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer, CustomerView

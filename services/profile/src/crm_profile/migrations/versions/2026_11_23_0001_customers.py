@@ -5,11 +5,9 @@ Revises:
 Create Date: 2026-11-23 16:45:38.557114
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 from crmkit.kit_schema import create_kit_tables, drop_kit_tables
-
 
 revision = '0001'
 down_revision = None

@@ -1,0 +1,115 @@
+"""Tokens, encryption, blind indexes, masking and page tokens."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import jwt
+import pytest
+from crmkit import masking
+from crmkit.auth import Role, TokenVerifier, issue_token
+from crmkit.crypto import BlindIndex, DecryptionError, KeyRing
+from crmkit.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from crmkit.pagination import PageTokens, clamp_page_size
+
+SECRET = "s" * 40
+
+
+def verifier() -> TokenVerifier:
+    return TokenVerifier(secret=SECRET, issuer="crm-platform", audience="crm")
+
+
+def test_a_valid_token_gives_principal_and_roles() -> None:
+    principal = verifier().verify_bearer("Bearer " + issue_token(secret=SECRET, subject="rm-1",
+                                                                 roles=[Role.RELATIONSHIP_MANAGER]))
+    assert principal.subject == "rm-1" and principal.roles == {Role.RELATIONSHIP_MANAGER}
+    assert principal.is_relationship_manager_only
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Basic abc", "Bearer x.y.z"])
+def test_missing_or_malformed_tokens_are_unauthenticated(header: str | None) -> None:
+    with pytest.raises(Unauthenticated):
+        verifier().verify_bearer(header)
+
+
+def test_expired_wrong_key_and_wrong_audience_are_rejected() -> None:
+    now = int(time.time())
+    expired = jwt.encode({"sub": "a", "roles": ["admin"], "iss": "crm-platform", "aud": "crm",
+                          "iat": now - 7200, "exp": now - 3600}, SECRET, algorithm="HS256")
+    forged = issue_token(secret="o" * 40, subject="a", roles=[Role.ADMIN])
+    other_audience = issue_token(secret=SECRET, subject="a", roles=[Role.ADMIN], audience="other")
+    for token in (expired, forged, other_audience):
+        with pytest.raises(Unauthenticated):
+            verifier().verify(token)
+
+
+def test_a_token_without_platform_roles_is_denied() -> None:
+    with pytest.raises(PermissionDenied):
+        verifier().verify(issue_token(secret=SECRET, subject="a", roles=[]))
+
+
+def keyring(active: str = "k1") -> KeyRing:
+    return KeyRing({"k1": b"1" * 32, "k2": b"2" * 32}, active_key_id=active)
+
+
+def test_sealed_values_open_only_in_their_own_context() -> None:
+    ring = keyring()
+    sealed = ring.seal("Li Wei", context="customer:C1:full_name")
+    assert b"Li Wei" not in sealed
+    assert ring.open(sealed, context="customer:C1:full_name") == "Li Wei"
+    with pytest.raises(DecryptionError):
+        ring.open(sealed, context="customer:C2:full_name")
+    tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    with pytest.raises(DecryptionError):
+        ring.open(tampered, context="customer:C1:full_name")
+
+
+def test_rotation_keeps_old_values_readable_and_seals_new_ones_with_the_new_key() -> None:
+    old = keyring("k1").seal("x", context="c")
+    rotated = keyring("k2")
+    assert rotated.open(old, context="c") == "x"
+    assert KeyRing.key_id_of(rotated.seal("x", context="c")) == "k2"
+    with pytest.raises(DecryptionError):
+        KeyRing({"k2": b"2" * 32}, active_key_id="k2").open(old, context="c")
+
+
+def test_key_ring_parses_the_environment_format_and_refuses_short_keys() -> None:
+    key = base64.b64encode(os.urandom(32)).decode()
+    assert KeyRing.parse(f"a:{key}", active_key_id="a").active_key_id == "a"
+    with pytest.raises(ValueError, match="32 bytes"):
+        KeyRing.parse("a:" + base64.b64encode(b"short").decode(), active_key_id="a")
+
+
+def test_blind_index_is_deterministic_keyed_and_separates_kinds() -> None:
+    index = BlindIndex(b"k" * 32)
+    assert index.of("+8613812345678", kind="phone") == index.of("+8613812345678", kind="phone")
+    assert index.of("+8613812345678", kind="phone") != index.of("+8613812345678", kind="id_number")
+    assert index.of("+8613812345678", kind="phone") != BlindIndex(b"j" * 32).of("+8613812345678", kind="phone")
+
+
+def test_masks_keep_only_what_recognises_a_value() -> None:
+    assert masking.mask_name("Li Wei") == "L* W**"
+    assert masking.mask_digits("+8613812345678") == "+*********5678"
+    assert masking.mask_identifier("11010519491231002X") == "**************002X"
+    assert masking.mask_email("li.wei@example.com") == "l***@example.com"
+
+
+def test_page_tokens_round_trip_and_refuse_tampering_or_another_filter() -> None:
+    tokens = PageTokens(b"k" * 32)
+    token = tokens.encode("C42", query={"branch": "B1"})
+    assert tokens.decode(token, query={"branch": "B1"}) == "C42"
+    assert tokens.decode("", query={"branch": "B1"}) is None
+    for bad_token, query in [(token, {"branch": "B2"}), (token[:-2] + "AA", {"branch": "B1"}),
+                             ("!!!", {"branch": "B1"}), ("A" * 600, {"branch": "B1"})]:
+        with pytest.raises(InvalidArgument):
+            tokens.decode(bad_token, query=query)
+
+
+def test_page_size_is_clamped() -> None:
+    assert clamp_page_size(0) == 100
+    assert clamp_page_size(5000) == 1000
+    assert clamp_page_size(7) == 7
+    with pytest.raises(InvalidArgument):
+        clamp_page_size(-1)

@@ -1,0 +1,148 @@
+"""Cross-service fixtures: an OTLP trace collector in the test process, and real service processes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from crmkit.testing import TEST_JWT_SECRET
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+
+class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
+    """Receives OTLP/gRPC exports from the processes under test and keeps every span."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, trace_pb2.Span]] = []  # (service.name, span)
+
+    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+        for resource_spans in request.resource_spans:
+            service = next((a.value.string_value for a in resource_spans.resource.attributes
+                            if a.key == "service.name"), "")
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend((service, span) for span in scope_spans.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture(scope="session")
+async def span_collector() -> AsyncIterator[tuple[SpanCollector, str]]:
+    collector = SpanCollector()
+    server = grpc.aio.server()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield collector, f"http://127.0.0.1:{port}"
+    await server.stop(0)
+
+
+def telemetry_env(endpoint: str) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+
+
+def profile_env(database_url: str, port: int) -> dict[str, str]:
+    return {
+        "CRM_ENV": "test",
+        "CRM_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM_PROFILE_DATABASE_URL": database_url,
+        "CRM_PROFILE_PORT": str(port),
+        "CRM_HOST": "127.0.0.1",
+        "CRM_PROFILE_ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+        "CRM_PROFILE_ACTIVE_KEY_ID": "k1",
+        "CRM_PROFILE_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+
+
+class Process:
+    """A real child process whose stdout (JSON log lines) goes to a file the test can read."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(args, env={**os.environ, **env}, stdout=self._log,
+                                      stderr=subprocess.STDOUT)
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+        return self.popen.returncode
+
+
+class Launcher:
+    """Starts real processes for one test and stops them all (in reverse order) afterwards."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[Process] = []
+
+    def start(self, name: str, module: str, env: dict[str, str], *args: str) -> Process:
+        process = Process(name, [sys.executable, "-m", module, *args], env, self.log_dir)
+        self.started.append(process)
+        return process
+
+    def run(self, module: str, env: dict[str, str], *args: str) -> None:
+        """Run a one-shot command (e.g. `migrate`) to completion."""
+        subprocess.run([sys.executable, "-m", module, *args], env={**os.environ, **env},
+                       check=True, capture_output=True, timeout=120)
+
+    async def wait_serving(self, target: str, process: Process, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if process.popen.poll() is not None:
+                    raise AssertionError(f"{process.name} exited: {process.log_lines()[-20:]}")
+                try:
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"{process.name} not SERVING within {timeout}s: {process.log_lines()[-20:]}")
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    started = Launcher(tmp_path)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def service_env() -> object:
+    """Builders of environment variables for real processes: `profile(url, port)`, `telemetry(endpoint)`."""
+
+    class Env:
+        profile = staticmethod(profile_env)
+        telemetry = staticmethod(telemetry_env)
+
+    return Env

@@ -1,0 +1,52 @@
+"""The contracts: buf lint (STANDARD) is clean, every crm.*.v1 package generates and imports,
+no service imports another, and custom telemetry attributes are registered."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("profile", "segment", "campaign", "feedback", "risk")
+
+
+def test_buf_lint_is_clean() -> None:
+    buf = shutil.which("buf", path=str(Path(sys.executable).parent))
+    assert buf, "buf (the buf-bin package) is installed by `make install`"
+    result = subprocess.run([buf, "lint"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_contract_generates_a_python_module(service: str) -> None:
+    protos = sorted((ROOT / "protos" / "crm" / service / "v1").glob("*.proto"))
+    assert protos, f"protos/crm/{service}/v1 has the {service} contract"
+    for proto in protos:
+        module = importlib.import_module(f"crm.{service}.v1.{proto.stem}_pb2")
+        assert module.DESCRIPTOR.package == f"crm.{service}.v1"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_imports_another(service: str) -> None:
+    others = "|".join(s for s in SERVICES if s != service)
+    pattern = re.compile(rf"^\s*(from|import)\s+crm_({others})\b", re.MULTILINE)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "services" / service).rglob("*.py")
+                 if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_custom_telemetry_attributes_are_registered() -> None:
+    from crmkit.attributes import REGISTRY
+
+    used: set[str] = set()
+    for source in [*ROOT.glob("libs/crmkit/src/crmkit/*.py"), *ROOT.glob("services/*/src/**/*.py"),
+                   *ROOT.glob("gateway/src/**/*.py")]:
+        used.update(re.findall(r"""["'](crm\.[a-z_]+\.[a-z_]+)["']""", source.read_text()))
+    assert used <= REGISTRY, f"unregistered attributes: {sorted(used - REGISTRY)}"
+    assert all(re.fullmatch(r"crm\.[a-z_]+\.[a-z_]+", name) for name in REGISTRY)
