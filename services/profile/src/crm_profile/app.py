@@ -20,7 +20,8 @@ from pydantic import Field, SecretStr
 
 from crm_profile import tables
 from crm_profile.api import customer_messages
-from crm_profile.api.profile_servicer import ACCESS, SERVICE, ProfileServicer
+from crm_profile.api.access import ACCESS, SERVICE
+from crm_profile.api.profile_servicer import ProfileServicer
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer
 from crm_profile.customers.privacy import PersonalDataVault

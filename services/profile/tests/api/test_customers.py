@@ -251,3 +251,9 @@ async def test_delete_removes_the_customer(profile, new_customer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await get(profile, created.customer_id, metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_rpc_not_served_yet_is_unimplemented_not_internal(profile) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await profile.GetDataQualityReport(pb.GetDataQualityReportRequest(), metadata=ADMIN)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED

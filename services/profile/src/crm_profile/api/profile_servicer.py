@@ -8,27 +8,13 @@ import grpc
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crm.profile.v1 import profile_service_pb2_grpc
-from crmkit.auth import Role, current_principal
+from crmkit.auth import current_principal
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
 from crmkit.outbox import ChangeFeed
 
 from crm_profile.api import customer_messages
 from crm_profile.customers.service import Customers, Purpose, require_purpose
-
-SERVICE = pb.DESCRIPTOR.services_by_name["ProfileService"]
-_M = f"/{SERVICE.full_name}/"
-_EVERY_READER = frozenset(Role) - {Role.SERVICE}
-
-# Who may call what. Masking and the RM book apply on top (see customers/rules.py).
-ACCESS = {
-    _M + "CreateCustomer": frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADMIN}),
-    _M + "GetCustomer": frozenset(Role),
-    _M + "ListCustomers": _EVERY_READER - {Role.CHANNEL_APP},
-    _M + "UpdateCustomer": frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADMIN}),
-    _M + "DeleteCustomer": frozenset({Role.ADMIN}),
-    _M + "WatchChanges": frozenset({Role.SERVICE, Role.ADMIN}),
-}
 
 
 def customer_id_from_name(name: str, field: str = "name") -> str:
