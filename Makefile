@@ -1,5 +1,6 @@
 # The platform from two commands: `make run` and `make test`. Everything else is a step of those.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,12 +22,12 @@ $(VENV)/.installed: requirements.lock $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip sync -q --python $(BIN)/python --require-hashes requirements.lock
-	$(BIN)/python tools/gen_protos.py
+	$(BIN)/python tools/gen_protos.py 2>&1 | grep -v "^Writing mypy to"
 	$(UV) pip install -q --python $(BIN)/python --no-deps $(foreach c,$(COMPONENTS),-e $(c))
 	touch $@
 
 $(GEN_STAMP): $(PROTOS) tools/gen_protos.py $(VENV)/.installed
-	$(BIN)/python tools/gen_protos.py
+	$(BIN)/python tools/gen_protos.py 2>&1 | grep -v "^Writing mypy to"
 	touch $@
 
 gen: $(GEN_STAMP)

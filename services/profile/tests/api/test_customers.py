@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 from crm.common.v1 import audit_pb2
-from crm.profile.v1 import customer_pb2
+from crm.profile.v1 import customer_pb2, quality_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
 from crmkit.testing import bearer
@@ -255,5 +255,5 @@ async def test_delete_removes_the_customer(profile, new_customer) -> None:
 
 async def test_an_rpc_not_served_yet_is_unimplemented_not_internal(profile) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await profile.GetDataQualityReport(pb.GetDataQualityReportRequest(), metadata=ADMIN)
+        await profile.GetDataQualityReport(quality_pb2.GetDataQualityReportRequest(), metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
