@@ -1,0 +1,25 @@
+"""Log lines are JSON with service, trace and span ids, and personal data keys are redacted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from crmkit.logs import configure_logging, get_logger
+from opentelemetry.sdk.trace import TracerProvider
+
+
+def test_log_lines_are_json_with_trace_ids_and_no_personal_data(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(service="profile", level="INFO")
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        get_logger("crm.test").info("customer_updated", customer_id="C1", mobile_phone="+8613812345678")
+        context = span.get_span_context()
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    configure_logging(service="test", level="INFO")
+    assert line["event"] == "customer_updated"
+    assert line["service"] == "profile"
+    assert line["trace_id"] == format(context.trace_id, "032x")
+    assert line["span_id"] == format(context.span_id, "016x")
+    assert line["mobile_phone"] == "[redacted]"
+    assert line["customer_id"] == "C1"

@@ -1,0 +1,155 @@
+"""The server bootstrap and channel factory with real gRPC servers in process: health follows
+readiness, SIGTERM-style stop drains in-flight calls, auth and deny-by-default, and channels with
+deadlines, retries on UNAVAILABLE only and the caller's identity."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from crmkit import errors
+from crmkit.auth import Principal, Role, bind_principal, reset_principal
+from crmkit.channels import open_channel
+from crmkit.server import GrpcServer, ServiceBinding
+from crmkit.settings import ServiceSettings
+from crmkit.testing import TEST_JWT_SECRET, bearer, token
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+# Any small proto service serves as the service under test; OTLP's TraceService has one unary RPC.
+DESCRIPTOR = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"]
+EXPORT = f"/{DESCRIPTOR.full_name}/Export"
+Request = trace_service_pb2.ExportTraceServiceRequest
+
+
+class Scripted(trace_service_pb2_grpc.TraceServiceServicer):
+    """Behaves as the test says: sleep, fail with a domain error, and remember what it saw."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+        self.failures: list[Exception] = []
+        self.calls = 0
+        self.authorization: list[str] = []
+
+    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        self.authorization.append(dict(context.invocation_metadata()).get("authorization", ""))
+        await asyncio.sleep(self.delay)
+        if self.failures:
+            raise self.failures.pop(0)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+class Ready:
+    def __init__(self) -> None:
+        self.value = True
+
+    async def __call__(self) -> bool:
+        return self.value
+
+
+def settings() -> ServiceSettings:
+    return ServiceSettings(env="test", jwt_secret=TEST_JWT_SECRET, host="127.0.0.1", shutdown_grace_seconds=5,
+                           health_probe_seconds=0.05, access_log=False)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[GrpcServer, Scripted, Ready]]:
+    servicer, ready = Scripted(), Ready()
+    server = GrpcServer(settings=settings(), port=0, error_domain="test.crm", readiness=ready, bindings=[
+        ServiceBinding(descriptor=DESCRIPTOR, policy={EXPORT: frozenset({Role.ADMIN})},
+                       register=lambda s: trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, s))])
+    await server.start()
+    yield server, servicer, ready
+    await server.stop()
+
+
+async def health_status(server: GrpcServer, service: str = "") -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service))
+        return reply.status
+
+
+async def test_health_follows_readiness_for_overall_and_each_service(served) -> None:
+    server, _, ready = served
+    assert await health_status(server) == health_pb2.HealthCheckResponse.SERVING
+    assert await health_status(server, DESCRIPTOR.full_name) == health_pb2.HealthCheckResponse.SERVING
+    ready.value = False
+    await asyncio.sleep(0.3)
+    assert await health_status(server) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_stop_reports_not_serving_then_lets_in_flight_calls_finish(served) -> None:
+    server, servicer, _ = served
+    servicer.delay = 0.5
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+        async def call() -> None:
+            await trace_service_pb2_grpc.TraceServiceStub(channel).Export(Request(), metadata=bearer(Role.ADMIN))
+
+        in_flight = asyncio.create_task(call())
+        await asyncio.sleep(0.1)
+        stopping = asyncio.create_task(server.stop())
+        await asyncio.sleep(0.05)
+        overall = await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)
+        assert overall.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        await in_flight  # completed, not cancelled
+        await stopping
+    assert servicer.calls == 1
+
+
+async def test_calls_need_a_token_and_an_allowed_role(served) -> None:
+    server, servicer, _ = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        for metadata, code in [((), grpc.StatusCode.UNAUTHENTICATED),
+                               (bearer(Role.ANALYST), grpc.StatusCode.PERMISSION_DENIED)]:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await stub.Export(Request(), metadata=metadata)
+            assert error.value.code() == code
+    assert servicer.calls == 0
+
+
+def test_a_method_without_an_access_rule_stops_the_start() -> None:
+    binding = ServiceBinding(descriptor=DESCRIPTOR, policy={}, register=lambda s: None)
+    with pytest.raises(ValueError, match="no access rule for Export"):
+        GrpcServer(settings=settings(), port=0, error_domain="t", readiness=Ready(), bindings=[binding])
+
+
+async def test_channels_retry_unavailable_only(served) -> None:
+    server, servicer, _ = served
+    channel = open_channel(f"127.0.0.1:{server.bound_port}", deadline_seconds=5,
+                           token_source=lambda: token(Role.ADMIN))
+    async with channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        servicer.failures = [errors.Unavailable("database restarting")]
+        await stub.Export(Request())
+        assert servicer.calls == 2
+        servicer.failures = [errors.Aborted("etag")]
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.Export(Request())
+        assert error.value.code() == grpc.StatusCode.ABORTED
+        assert servicer.calls == 3
+
+
+async def test_channels_apply_the_default_deadline(served) -> None:
+    server, servicer, _ = served
+    servicer.delay = 1.0
+    async with open_channel(f"127.0.0.1:{server.bound_port}", deadline_seconds=0.2,
+                            token_source=lambda: token(Role.ADMIN)) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await trace_service_pb2_grpc.TraceServiceStub(channel).Export(Request())
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_channels_forward_the_callers_token(served) -> None:
+    server, servicer, _ = served
+    caller = token(Role.ADMIN, subject="rm-42")
+    bound = bind_principal(Principal(subject="rm-42", roles=frozenset({Role.ADMIN}), token=caller))
+    try:
+        async with open_channel(f"127.0.0.1:{server.bound_port}", deadline_seconds=5) as channel:
+            await trace_service_pb2_grpc.TraceServiceStub(channel).Export(Request())
+    finally:
+        reset_principal(bound)
+    assert servicer.authorization[-1] == f"Bearer {caller}"
