@@ -50,3 +50,40 @@ def test_custom_telemetry_attributes_are_registered() -> None:
         used.update(re.findall(r"""["'](crm\.[a-z_]+\.[a-z_]+)["']""", source.read_text()))
     assert used <= REGISTRY, f"unregistered attributes: {sorted(used - REGISTRY)}"
     assert all(re.fullmatch(r"crm\.[a-z_]+\.[a-z_]+", name) for name in REGISTRY)
+
+
+RELEASE_TAG = "contracts-v1"
+
+
+def _buf() -> str:
+    buf = shutil.which("buf", path=str(Path(sys.executable).parent))
+    assert buf
+    return buf
+
+
+def _workspace_copy(target: Path) -> Path:
+    shutil.copytree(ROOT / "protos", target / "protos")
+    shutil.copytree(ROOT / "build" / "googleapis", target / "build" / "googleapis")
+    shutil.copy(ROOT / "buf.yaml", target / "buf.yaml")
+    return target
+
+
+def test_the_compatibility_check_refuses_a_deleted_field(tmp_path: Path) -> None:
+    changed = _workspace_copy(tmp_path)
+    customer = changed / "protos/crm/profile/v1/customer.proto"
+    customer.write_text(customer.read_text().replace("  string full_name = 5;", "  reserved 5;"))
+    result = subprocess.run([_buf(), "breaking", str(changed), "--against", str(ROOT)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert "full_name" in result.stdout
+
+
+def test_contracts_are_compatible_with_the_released_ones() -> None:
+    """Once `contracts-v1` is tagged (the first release), v1 may only grow."""
+    tags = subprocess.run(["git", "tag", "--list", RELEASE_TAG], cwd=ROOT, capture_output=True, text=True,
+                          check=False).stdout.split()
+    if RELEASE_TAG not in tags:
+        pytest.skip(f"no git tag {RELEASE_TAG} yet: v1 is unreleased and may still change (see protos/README.md)")
+    result = subprocess.run([_buf(), "breaking", "--against", f".git#tag={RELEASE_TAG}"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
