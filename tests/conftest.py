@@ -13,10 +13,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from crmkit.testing import TEST_JWT_SECRET
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from crmkit.testing import TEST_JWT_SECRET
 
 
 class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):

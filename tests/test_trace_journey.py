@@ -11,11 +11,12 @@ import uuid
 import grpc
 import httpx
 import pytest
+from opentelemetry.proto.trace.v1 import trace_pb2
+
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
 from crm_profile.app import SPEC as PROFILE
 from crmkit.auth import Role
 from crmkit.testing import bearer, free_port, migrated_database, token
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 pytestmark = pytest.mark.slow
 

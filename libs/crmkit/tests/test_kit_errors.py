@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import grpc
-from crmkit.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, internal_status, to_status
 from google.rpc import code_pb2, error_details_pb2
+
+from crmkit.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, internal_status, to_status
 
 
 def unpack(status, message_type):  # type: ignore[no-untyped-def]

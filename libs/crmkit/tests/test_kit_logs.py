@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from crmkit.logs import configure_logging, get_logger
 from opentelemetry.sdk.trace import TracerProvider
+
+from crmkit.logs import configure_logging, get_logger
 
 
 def test_log_lines_are_json_with_trace_ids_and_no_personal_data(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import time
 
 import jwt
 import pytest
+
 from crmkit import masking
 from crmkit.auth import Role, TokenVerifier, issue_token
 from crmkit.crypto import BlindIndex, DecryptionError, KeyRing

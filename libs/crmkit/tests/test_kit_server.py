@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
 from crmkit import errors
 from crmkit.auth import Principal, Role, bind_principal, reset_principal
 from crmkit.channels import open_channel
 from crmkit.server import GrpcServer, ServiceBinding
 from crmkit.settings import ServiceSettings
 from crmkit.testing import TEST_JWT_SECRET, bearer, token
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 # Any small proto service serves as the service under test; OTLP's TraceService has one unary RPC.
 DESCRIPTOR = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"]

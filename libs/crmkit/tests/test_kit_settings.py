@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from crmkit.settings import ServiceSettings, async_database_url
 from pydantic import ValidationError
+
+from crmkit.settings import ServiceSettings, async_database_url
 
 
 def test_production_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,13 +9,14 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from google.protobuf import wrappers_pb2
+
 from crmkit import audit
 from crmkit.db import Database, create_engine, metadata
 from crmkit.errors import FailedPrecondition, InvalidArgument
 from crmkit.idempotency import IdempotencyKeys, idempotency_table
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox, outbox_tables
 from crmkit.testing import DatabaseFactory
-from google.protobuf import wrappers_pb2
 
 kit = metadata()
 events, state = outbox_tables(kit)

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from google.type import date_pb2, postal_address_pb2
+
 from crm.profile.v1 import customer_pb2, profile_service_pb2_grpc
 from crm_profile.app import SPEC
 from crmkit.testing import DatabaseFactory, migrated_database, running_service
-from google.type import date_pb2, postal_address_pb2
 
 KEY_A = base64.b64encode(os.urandom(32)).decode()
 KEY_B = base64.b64encode(os.urandom(32)).decode()

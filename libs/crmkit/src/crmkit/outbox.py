@@ -18,13 +18,13 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from crm.common.v1 import change_event_pb2
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from opentelemetry import trace
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm.common.v1 import change_event_pb2
 from crmkit.db import Database
 from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 

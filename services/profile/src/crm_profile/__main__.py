@@ -1,8 +1,7 @@
 """`python -m crm_profile [serve|migrate]`."""
 
-from crmkit import app
-
 from crm_profile.app import SPEC
+from crmkit import app
 
 
 def main() -> None:

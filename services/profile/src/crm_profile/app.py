@@ -6,18 +6,9 @@ import base64
 from datetime import timedelta
 from pathlib import Path
 
-from crm.profile.v1 import profile_service_pb2_grpc
-from crmkit.app import Runtime, ServiceSpec
-from crmkit.audit import AuditWriter
-from crmkit.auth import Principal, Role
-from crmkit.crypto import BlindIndex, KeyRing
-from crmkit.idempotency import IdempotencyKeys
-from crmkit.outbox import ChangeFeed, Outbox
-from crmkit.pagination import PageTokens
-from crmkit.server import ServiceBinding
-from crmkit.settings import ServiceSettings
 from pydantic import Field, SecretStr
 
+from crm.profile.v1 import profile_service_pb2_grpc
 from crm_profile import tables
 from crm_profile.api import customer_messages
 from crm_profile.api.access import ACCESS, SERVICE
@@ -27,6 +18,15 @@ from crm_profile.customers.model import Customer
 from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
+from crmkit.app import Runtime, ServiceSpec
+from crmkit.audit import AuditWriter
+from crmkit.auth import Principal, Role
+from crmkit.crypto import BlindIndex, KeyRing
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.outbox import ChangeFeed, Outbox
+from crmkit.pagination import PageTokens
+from crmkit.server import ServiceBinding
+from crmkit.settings import ServiceSettings
 
 # Whoever reads the change feed sees customers as a service does: personal data masked.
 FEED_READER = Principal(subject="system:feed", roles=frozenset({Role.SERVICE}))

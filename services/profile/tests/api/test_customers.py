@@ -6,14 +6,15 @@ import uuid
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import customer_pb2, quality_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
 from crmkit.testing import bearer
-from google.protobuf import field_mask_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 SERVICE_PURPOSE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
 RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-007")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from crm.profile.v1 import customer_pb2
-from crmkit.errors import FieldViolation, InvalidArgument
-from crmkit.validation import from_date, to_date
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from crm.profile.v1 import customer_pb2
 from crm_profile.customers.model import Customer, CustomerView
+from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.validation import from_date, to_date
 
 
 def _date(value: object, field: str, violations: list[FieldViolation]):  # type: ignore[no-untyped-def]

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crm.profile.v1 import profile_service_pb2_grpc
+from crm_profile.api import customer_messages
+from crm_profile.customers.service import Customers, Purpose, require_purpose
 from crmkit.auth import current_principal
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
 from crmkit.outbox import ChangeFeed
-
-from crm_profile.api import customer_messages
-from crm_profile.customers.service import Customers, Purpose, require_purpose
 
 
 def customer_id_from_name(name: str, field: str = "name") -> str:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from crmkit.crypto import BlindIndex, KeyRing
-
 from crm_profile.customers.model import Customer
+from crmkit.crypto import BlindIndex, KeyRing
 
 _SEALED_TEXT_FIELDS = ("full_name", "id_number", "mobile_phone", "email")
 _INDEXED_FIELDS = ("id_number", "mobile_phone", "email")

@@ -6,12 +6,11 @@ import dataclasses
 import re
 from datetime import date
 
+from crm_profile.customers.model import PERSONAL_FIELDS, Customer, CustomerView
 from crmkit import masking
 from crmkit.auth import Principal, Role
 from crmkit.errors import PermissionDenied
 from crmkit.validation import Violations
-
-from crm_profile.customers.model import PERSONAL_FIELDS, Customer, CustomerView
 
 CUSTOMER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 COUNTRY = re.compile(r"[A-Z]{2}")

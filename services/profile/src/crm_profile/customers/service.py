@@ -7,6 +7,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
+
+from crm_profile.customers import rules
+from crm_profile.customers.model import Customer, CustomerView
+from crm_profile.customers.repository import CustomerRepository
+from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
@@ -16,12 +22,6 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.validation import Violations
-from google.protobuf.message import Message
-
-from crm_profile.customers import rules
-from crm_profile.customers.model import Customer, CustomerView
-from crm_profile.customers.repository import CustomerRepository
-from crm_profile.tables import audit_record
 
 # Turns a stored customer into the change-feed payload (a masked message); supplied by the API
 # layer so this module stays free of generated protos.

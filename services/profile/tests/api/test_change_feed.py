@@ -1,0 +1,89 @@
+"""The profile change feed: outbox rows written with each change, streamed by WatchChanges."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from crm.common.v1 import change_event_pb2
+from crm.profile.v1 import customer_pb2
+from crm.profile.v1 import profile_service_pb2 as pb
+from crmkit.auth import Role
+from crmkit.testing import bearer
+
+SERVICE = bearer(Role.SERVICE, subject="svc-segment")
+
+
+async def next_events(profile, after: str, wanted: int) -> list[change_event_pb2.ChangeEvent]:  # type: ignore[no-untyped-def]
+    """Read the feed from `after` until `wanted` events arrived (or 5 s passed)."""
+    call = profile.WatchChanges(pb.WatchChangesRequest(after_cursor=after), metadata=SERVICE)
+    events: list[change_event_pb2.ChangeEvent] = []
+    try:
+        async with asyncio.timeout(5):
+            async for response in call:
+                events.extend(response.events)
+                if len(events) >= wanted:
+                    break
+    except TimeoutError:
+        pass
+    finally:
+        call.cancel()
+    return events
+
+
+async def tail_cursor(profile) -> str:  # type: ignore[no-untyped-def]
+    """The cursor of the newest event so far (other tests share this database)."""
+    call = profile.WatchChanges(pb.WatchChangesRequest(), metadata=SERVICE)
+    cursor = ""
+    try:
+        async with asyncio.timeout(0.5):
+            async for response in call:
+                cursor = response.events[-1].cursor
+    except TimeoutError:
+        pass
+    finally:
+        call.cancel()
+    return cursor
+
+
+async def test_a_created_customer_appears_on_the_feed_masked(profile, new_customer) -> None:
+    cursor = await tail_cursor(profile)
+    sent = new_customer()
+    await profile.CreateCustomer(pb.CreateCustomerRequest(customer=sent), metadata=bearer(Role.ADMIN))
+    (event,) = await next_events(profile, cursor, 1)
+    assert event.resource_name == f"customers/{sent.customer_id}"
+    assert event.change_type == change_event_pb2.CHANGE_TYPE_CREATED
+    assert event.resource_type == "crm.profile.v1.Customer"
+    assert int(event.cursor) > int(cursor or 0)
+    customer = customer_pb2.Customer()
+    event.payload.Unpack(customer)
+    assert customer.customer_id == sent.customer_id
+    assert customer.full_name == "L* W**", "personal data on the feed is masked"
+    assert "full_name" in customer.masked_fields
+
+
+async def test_resuming_after_a_cursor_returns_only_later_events(profile, new_customer) -> None:
+    first, second = new_customer(), new_customer()
+    await profile.CreateCustomer(pb.CreateCustomerRequest(customer=first), metadata=bearer(Role.ADMIN))
+    cursor = await tail_cursor(profile)
+    await profile.CreateCustomer(pb.CreateCustomerRequest(customer=second), metadata=bearer(Role.ADMIN))
+    after = await next_events(profile, cursor, 1)
+    assert [e.resource_name for e in after] == [f"customers/{second.customer_id}"]
+
+
+async def test_feed_readers_need_the_service_role(profile) -> None:
+    call = profile.WatchChanges(pb.WatchChangesRequest(), metadata=bearer(Role.ANALYST))
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        async for _ in call:
+            pass
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_malformed_cursor_is_invalid_argument(profile) -> None:
+    call = profile.WatchChanges(pb.WatchChangesRequest(after_cursor="abc"), metadata=SERVICE)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        async for _ in call:
+            pass
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
