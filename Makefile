@@ -14,20 +14,23 @@ B ?=
 
 .PHONY: install gen lint test test-fast run bench clean lock
 
-install: $(VENV)/.installed $(GEN_STAMP)
+install: $(VENV)/.editable
 
 # Third-party packages come only from the hashed lock; our components go on top, editable and
-# without dependencies, so nothing unpinned is ever installed.
-$(VENV)/.installed: requirements.lock $(PYPROJECTS)
+# without dependencies, so nothing unpinned is ever installed. Three stamps, in order: the
+# lock is synced, the contracts are generated, our components are installed.
+$(VENV)/.installed: requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip sync -q --python $(BIN)/python --require-hashes requirements.lock
-	$(BIN)/python tools/gen_protos.py 2>&1 | grep -v "^Writing mypy to"
-	$(UV) pip install -q --python $(BIN)/python --no-deps $(foreach c,$(COMPONENTS),-e $(c))
 	touch $@
 
 $(GEN_STAMP): $(PROTOS) tools/gen_protos.py $(VENV)/.installed
 	$(BIN)/python tools/gen_protos.py 2>&1 | grep -v "^Writing mypy to"
+	touch $@
+
+$(VENV)/.editable: $(GEN_STAMP) $(PYPROJECTS)
+	$(UV) pip install -q --python $(BIN)/python --no-deps $(foreach c,$(COMPONENTS),-e $(c))
 	touch $@
 
 gen: $(GEN_STAMP)
