@@ -31,3 +31,15 @@ def test_database_urls_are_normalised_to_asyncpg() -> None:
     assert async_database_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
     with pytest.raises(ValueError, match="postgresql://"):
         async_database_url("mysql://u@h/db")
+
+
+def test_the_error_names_a_service_variable_by_its_own_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import Field, SecretStr
+
+    class KeyedSettings(ServiceSettings):
+        encryption_keys: SecretStr = Field(validation_alias="CRM_DEMO_ENCRYPTION_KEYS")
+
+    monkeypatch.setenv("CRM_JWT_SECRET", "r" * 48)
+    monkeypatch.setenv("CRM_DEMO_ENCRYPTION_KEYS", "short")
+    with pytest.raises(ValidationError, match="CRM_DEMO_ENCRYPTION_KEYS"):
+        KeyedSettings(env="production")

@@ -19,7 +19,9 @@ from opentelemetry import trace
 # Keys whose values are personal data; a log line that carries one gets "[redacted]".
 PERSONAL_DATA_KEYS = frozenset(
     {"full_name", "name_text", "id_number", "mobile_phone", "phone", "email", "address",
-     "birth_date", "password", "token", "authorization"}
+     "birth_date", "password", "token", "authorization",
+     # free text written by or about a customer may hold anything
+     "description", "text", "note", "comment", "summary", "free_text", "justification"}
 )
 
 

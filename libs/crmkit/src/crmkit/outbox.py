@@ -69,9 +69,11 @@ class Outbox:
 
     async def append(
         self, session: AsyncSession, *, resource_name: str, change_type: int,
-        payload: Message | None, actor: str,
+        payload: Message | None, actor: str, resource_type: str | None = None,
     ) -> None:
-        await self.append_many(session, [(resource_name, change_type, payload)], actor=actor)
+        """One event; `resource_type` defaults to the payload's type (give it for deletions)."""
+        await self.append_many(session, [(resource_name, change_type, payload)], actor=actor,
+                               resource_type=resource_type)
 
     async def append_many(
         self, session: AsyncSession, changes: Sequence[tuple[str, int, Message | None]], *, actor: str,

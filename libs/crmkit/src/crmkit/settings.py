@@ -67,10 +67,16 @@ class ServiceSettings(BaseSettings):
                 raw = value.get_secret_value()
                 if raw.lower() in _PLACEHOLDER_SECRETS or len(raw) < MIN_SECRET_LENGTH:
                     raise ValueError(
-                        f"CRM_{name.upper()} is a placeholder or shorter than {MIN_SECRET_LENGTH} "
+                        f"{self.variable_of(name)} is a placeholder or shorter than {MIN_SECRET_LENGTH} "
                         "characters; set a real secret (from a Kubernetes Secret) or CRM_ENV=development"
                     )
         return self
+
+    @classmethod
+    def variable_of(cls, field: str) -> str:
+        """The environment variable that sets `field` (its alias, or CRM_<FIELD>)."""
+        alias = cls.model_fields[field].validation_alias
+        return alias if isinstance(alias, str) else f"CRM_{field.upper()}"
 
     def secret_fields(self) -> dict[str, SecretStr]:
         return {

@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from crm.common.v1 import change_event_pb2
+from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import customer_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
@@ -87,3 +87,15 @@ async def test_a_malformed_cursor_is_invalid_argument(profile) -> None:
         async for _ in call:
             pass
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_deletion_is_on_the_feed_with_its_resource_type(profile, new_customer) -> None:
+    sent = new_customer()
+    created = (await profile.CreateCustomer(pb.CreateCustomerRequest(customer=sent),
+                                            metadata=bearer(Role.ADMIN))).customer
+    cursor = await tail_cursor(profile)
+    await profile.DeleteCustomer(pb.DeleteCustomerRequest(name=created.name, audit=audit_pb2.AuditContext(
+        purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT)), metadata=bearer(Role.ADMIN))
+    (event,) = await next_events(profile, cursor, 1)
+    assert (event.change_type, event.resource_type, event.resource_name) == (
+        change_event_pb2.CHANGE_TYPE_DELETED, "crm.profile.v1.Customer", created.name)

@@ -6,30 +6,16 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from crm.common.v1 import audit_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crm.profile.v1 import profile_service_pb2_grpc
 from crm_profile.api import customer_messages
-from crm_profile.customers.service import Customers, Purpose, require_purpose
+from crm_profile.customers.service import Customers
 from crmkit.auth import current_principal
-from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
 from crmkit.outbox import ChangeFeed
+from crmkit.resources import ResourceName, purpose_from
 
-
-def customer_id_from_name(name: str, field: str = "name") -> str:
-    prefix, _, customer_id = name.partition("/")
-    if prefix != "customers" or not customer_id or "/" in customer_id:
-        raise InvalidArgument([FieldViolation(field, "must be a resource name like customers/{customer_id}")])
-    return customer_id
-
-
-def _purpose(audit: audit_pb2.AuditContext, field: str = "audit.purpose") -> Purpose:
-    name = audit_pb2.AccessPurpose.Name(audit.purpose) if audit.purpose in audit_pb2.AccessPurpose.values() else ""
-    require_purpose(name, field)
-    if len(audit.justification) > 200:
-        raise InvalidArgument([FieldViolation("audit.justification", "must be at most 200 characters")])
-    return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
+CUSTOMER = ResourceName("customers/{customer_id}")
 
 
 class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
@@ -49,7 +35,7 @@ class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
     async def GetCustomer(self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
                           ) -> pb.GetCustomerResponse:
         view = await self._customers.get(
-            customer_id=customer_id_from_name(request.name), purpose=_purpose(request.audit),
+            customer_id=CUSTOMER.parse_one(request.name), purpose=purpose_from(request.audit),
             actor=current_principal(),
         )
         return pb.GetCustomerResponse(customer=customer_messages.to_proto(view))
@@ -59,25 +45,25 @@ class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
         page = await self._customers.list(
             page_size=request.page_size, page_token=request.page_token,
             relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
-            purpose=_purpose(request.audit), actor=current_principal(),
+            purpose=purpose_from(request.audit), actor=current_principal(),
         )
         return pb.ListCustomersResponse(customers=[customer_messages.to_proto(v) for v in page.customers],
                                         next_page_token=page.next_page_token)
 
     async def UpdateCustomer(self, request: pb.UpdateCustomerRequest, context: grpc.aio.ServicerContext
                              ) -> pb.UpdateCustomerResponse:
-        customer_id = customer_id_from_name(request.customer.name, "customer.name")
+        customer_id = CUSTOMER.parse_one(request.customer.name, "customer.name")
         view = await self._customers.update(
             changes=customer_messages.to_domain(request.customer, customer_id=customer_id),
             paths=list(request.update_mask.paths), etag=request.customer.etag,
-            purpose=_purpose(request.audit), actor=current_principal(),
+            purpose=purpose_from(request.audit), actor=current_principal(),
         )
         return pb.UpdateCustomerResponse(customer=customer_messages.to_proto(view))
 
     async def DeleteCustomer(self, request: pb.DeleteCustomerRequest, context: grpc.aio.ServicerContext
                              ) -> pb.DeleteCustomerResponse:
-        await self._customers.delete(customer_id=customer_id_from_name(request.name), etag=request.etag,
-                                     purpose=_purpose(request.audit), actor=current_principal())
+        await self._customers.delete(customer_id=CUSTOMER.parse_one(request.name), etag=request.etag,
+                                     purpose=purpose_from(request.audit), actor=current_principal())
         return pb.DeleteCustomerResponse()
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext

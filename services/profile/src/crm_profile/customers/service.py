@@ -17,23 +17,18 @@ from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
-from crmkit.errors import Aborted, AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from crmkit.errors import Aborted, AlreadyExists, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.resources import Purpose
 from crmkit.validation import Violations
 
 # Turns a stored customer into the change-feed payload (a masked message); supplied by the API
 # layer so this module stays free of generated protos.
 FeedPayload = Callable[[Customer], Message]
-
-
-@dataclasses.dataclass(frozen=True)
-class Purpose:
-    """Why the caller reads or changes the customer (from the request's AuditContext)."""
-
-    purpose: str
-    justification: str = ""
+# The feed's resource type of customer events (the proto message's full name).
+CUSTOMER_TYPE = "crm.profile.v1.Customer"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +144,7 @@ class Customers:
                 principal=actor.subject, action="customer.delete", resource_name=current.name,
                 purpose=purpose.purpose, justification=purpose.justification)])
             await self._outbox.append(session, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
-                                      payload=None, actor=actor.subject)
+                                      payload=None, actor=actor.subject, resource_type=CUSTOMER_TYPE)
 
 
 # Request path -> domain fields it sets.
@@ -169,7 +164,3 @@ def _apply(current: Customer, changes: Customer, paths: Sequence[str]) -> Custom
     fields = [f for p in paths for f in _PATH_FIELDS.get(p, (p,))]
     return dataclasses.replace(current, **{f: getattr(changes, f) for f in fields})
 
-
-def require_purpose(purpose: str, field: str = "audit.purpose") -> None:
-    if purpose in ("", "ACCESS_PURPOSE_UNSPECIFIED"):
-        raise InvalidArgument([FieldViolation(field, "is required: say why the customer's data is needed")])

@@ -1,0 +1,102 @@
+"""Complaint protos <-> domain values. Nothing else: no rules, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import interval_pb2
+
+from crm.common.v1 import audit_pb2
+from crm.feedback.v1 import complaint_pb2
+from crm.feedback.v1 import feedback_service_pb2 as pb
+from crm_feedback.complaints.model import ComplaintDraft, ComplaintFilter, ComplaintView, Purpose, TimeRange
+from crmkit.errors import FieldViolation, InvalidArgument
+
+
+def _timestamp(parent: Message, field: str, path: str, bad: list[FieldViolation]) -> datetime | None:
+    if not parent.HasField(field):
+        return None
+    try:
+        return getattr(parent, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    except ValueError:
+        bad.append(FieldViolation(path, "is not a valid timestamp"))
+        return None
+
+
+def _interval(parent: Message, field: str, bad: list[FieldViolation]) -> TimeRange:
+    if not parent.HasField(field):
+        return TimeRange()
+    interval: interval_pb2.Interval = getattr(parent, field)
+    return TimeRange(start=_timestamp(interval, "start_time", f"{field}.start_time", bad),
+                     end=_timestamp(interval, "end_time", f"{field}.end_time", bad))
+
+
+def _stamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def draft_from(message: complaint_pb2.Complaint) -> ComplaintDraft:
+    """The filing as sent; INVALID_ARGUMENT only for values that cannot even be read."""
+    bad: list[FieldViolation] = []
+    receive_time = _timestamp(message, "receive_time", "complaint.receive_time", bad)
+    if bad:
+        raise InvalidArgument(bad)
+    return ComplaintDraft(
+        customer=message.customer, channel=message.channel, description=message.description,
+        category=message.category, subcategory=message.subcategory, priority=message.priority,
+        branch_id=message.branch_id, related_resources=tuple(message.related_resources), receive_time=receive_time,
+    )
+
+
+def filter_from(request: pb.ListComplaintsRequest) -> ComplaintFilter:
+    bad: list[FieldViolation] = []
+    query = ComplaintFilter(
+        customer=request.customer, statuses=tuple(request.statuses), categories=tuple(request.categories),
+        priorities=tuple(request.priorities), channel=request.channel, assignee=request.assignee,
+        branch_id=request.branch_id, breached_only=request.breached_only,
+        min_escalation_level=request.min_escalation_level,
+        receive_interval=_interval(request, "receive_interval", bad),
+        due_interval=_interval(request, "due_interval", bad),
+        order_by=request.order_by,
+    )
+    if bad:
+        raise InvalidArgument(bad)
+    return query
+
+
+def purpose_from(audit: audit_pb2.AuditContext) -> Purpose:
+    """`ACCESS_PURPOSE_COMPLAINT` -> `COMPLAINT`; an unknown number reads as not given."""
+    known = audit.purpose in audit_pb2.AccessPurpose.values()
+    name = audit_pb2.AccessPurpose.Name(audit.purpose) if known else ""
+    return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
+
+
+def to_proto(view: ComplaintView) -> complaint_pb2.Complaint:
+    c = view.complaint
+    message = complaint_pb2.Complaint(
+        name=c.name, complaint_id=c.complaint_id, etag=c.etag, customer=c.customer,
+        channel=c.channel, category=c.category, subcategory=c.subcategory,  # type: ignore[arg-type]
+        priority=c.priority, description=c.description, branch_id=c.branch_id,  # type: ignore[arg-type]
+        related_resources=list(c.related_resources), status=c.status,  # type: ignore[arg-type]
+        assignee=c.assignee, escalation_level=c.escalation_level, filer=c.filer,
+        masked_fields=list(view.masked_fields),
+    )
+    message.receive_time.CopyFrom(_stamp(c.received_at))
+    sla = message.sla
+    sla.sla_policy = c.sla.policy
+    sla.respond_by.CopyFrom(_stamp(c.sla.respond_by))
+    sla.resolve_by.CopyFrom(_stamp(c.sla.resolve_by))
+    if c.sla.responded_at is not None:
+        sla.respond_time.CopyFrom(_stamp(c.sla.responded_at))
+    if c.sla.resolved_at is not None:
+        sla.resolve_time.CopyFrom(_stamp(c.sla.resolved_at))
+    sla.respond_breached = view.respond_breached
+    sla.resolve_breached = view.resolve_breached
+    for field, moment in (("create_time", c.created_at), ("update_time", c.updated_at)):
+        if moment is not None:
+            getattr(message, field).CopyFrom(_stamp(moment))
+    return message

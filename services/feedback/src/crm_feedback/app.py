@@ -1,0 +1,106 @@
+"""Wiring of the feedback service: settings, collaborators, servicers. No logic here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.protobuf.message import Message
+from pydantic import Field, SecretStr, model_validator
+
+from crm.feedback.v1 import feedback_service_pb2_grpc
+from crm_feedback import tables
+from crm_feedback.api import complaint_messages
+from crm_feedback.api.access import ACCESS, SERVICE
+from crm_feedback.api.feedback_servicer import FeedbackServicer
+from crm_feedback.complaints import rules
+from crm_feedback.complaints.model import Complaint
+from crm_feedback.complaints.privacy import DescriptionVault
+from crm_feedback.complaints.repository import ComplaintRepository
+from crm_feedback.complaints.service import Complaints, utc_now
+from crm_feedback.sla import rules as sla_rules
+from crmkit.app import Runtime, ServiceSpec
+from crmkit.audit import AuditWriter
+from crmkit.auth import Principal, Role
+from crmkit.crypto import KeyRing
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.outbox import ChangeFeed, Outbox
+from crmkit.pagination import PageTokens
+from crmkit.server import ServiceBinding
+from crmkit.settings import ServiceSettings
+
+# Whoever reads the change feed sees complaints as a service does: the description masked.
+FEED_READER = Principal(subject="system:feed", roles=frozenset({Role.SERVICE}))
+# Key id of the development-only key derived from the JWT secret (see `key_ring`).
+DEVELOPMENT_KEY_ID = "dev"
+
+
+class FeedbackSettings(ServiceSettings):
+    database_url: str = Field(validation_alias="CRM_FEEDBACK_DATABASE_URL")
+    port: int = Field(default=50054, validation_alias="CRM_FEEDBACK_PORT", ge=0, le=65535)
+    # AES-256 keys as `key_id:base64,key_id:base64`; the active one seals new descriptions.
+    # Required in production; in development and tests a key derived from the JWT secret
+    # stands in, so a laptop needs one secret fewer.
+    encryption_keys: SecretStr = Field(default=SecretStr(""), validation_alias="CRM_FEEDBACK_ENCRYPTION_KEYS")
+    active_key_id: str = Field(default="", validation_alias="CRM_FEEDBACK_ACTIVE_KEY_ID")
+    # The default SLA policy (`slaPolicies/default`): elapsed hours from receipt to the first
+    # response and to the resolution. Same bounds as any SLA policy: respond within 30 days,
+    # resolve within 90 days and not before the response is due.
+    default_respond_hours: int = Field(default=48, ge=1, le=30 * 24,
+                                       validation_alias="CRM_FEEDBACK_DEFAULT_RESPOND_HOURS")
+    default_resolve_hours: int = Field(default=48, ge=1, le=90 * 24,
+                                       validation_alias="CRM_FEEDBACK_DEFAULT_RESOLVE_HOURS")
+    feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_FEEDBACK_FEED_POLL_SECONDS")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeedbackSettings:
+        if self.default_resolve_hours < self.default_respond_hours:
+            raise ValueError("CRM_FEEDBACK_DEFAULT_RESOLVE_HOURS must be at least CRM_FEEDBACK_DEFAULT_RESPOND_HOURS")
+        if not self.encryption_keys.get_secret_value() and not self.is_development:
+            raise ValueError("CRM_FEEDBACK_ENCRYPTION_KEYS and CRM_FEEDBACK_ACTIVE_KEY_ID are required in production")
+        self.key_ring()  # a malformed key ring stops the start here, with the variable's name
+        return self
+
+    def key_ring(self) -> KeyRing:
+        spec = self.encryption_keys.get_secret_value()
+        if not spec:
+            return KeyRing({DEVELOPMENT_KEY_ID: self.derived_key("feedback.development-encryption-key")},
+                           active_key_id=DEVELOPMENT_KEY_ID)
+        try:
+            return KeyRing.parse(spec, active_key_id=self.active_key_id)
+        except ValueError as exc:
+            raise ValueError(f"CRM_FEEDBACK_ENCRYPTION_KEYS / CRM_FEEDBACK_ACTIVE_KEY_ID: {exc}") from exc
+
+    @property
+    def default_sla(self) -> sla_rules.SlaPolicy:
+        return sla_rules.default_policy(respond_hours=self.default_respond_hours,
+                                        resolve_hours=self.default_resolve_hours)
+
+
+def feed_payload(complaint: Complaint) -> Message:
+    return complaint_messages.to_proto(rules.view_for(FEED_READER, complaint, now=utc_now()))
+
+
+async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
+    settings = runtime.settings
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
+    complaints = Complaints(
+        db=runtime.db, repository=ComplaintRepository(DescriptionVault(settings.key_ring())),
+        outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key), audit=audit,
+        page_tokens=PageTokens(settings.derived_key("feedback.page-token")), default_sla=settings.default_sla,
+        feed_payload=feed_payload,
+    )
+    feed = ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
+    # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
+    # answers them UNIMPLEMENTED.
+    servicer = FeedbackServicer(complaints=complaints, feed=feed)  # type: ignore[abstract]
+    return [ServiceBinding(
+        descriptor=SERVICE,
+        register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),
+        policy=ACCESS,
+    )]
+
+
+SPEC = ServiceSpec(name="feedback", settings_type=FeedbackSettings,
+                   migrations=Path(__file__).parent / "migrations", wire=wire)

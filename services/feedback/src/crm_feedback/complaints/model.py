@@ -1,0 +1,140 @@
+"""The complaint as the service's code sees it: plain values, the description in clear.
+
+Only `privacy.py` turns the description into stored ciphertext and back; only `api/` turns
+these into protos and back. Enum values are the proto's numbers, so no table translates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    OPEN = 1
+    ACKNOWLEDGED = 2
+    IN_PROGRESS = 3
+    RESOLVED = 4
+    CLOSED = 5
+    REOPENED = 6
+
+
+OPEN_STATUSES = frozenset({Status.OPEN, Status.ACKNOWLEDGED, Status.IN_PROGRESS, Status.REOPENED})
+
+
+class Priority(IntEnum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    URGENT = 4
+
+
+CATEGORY_OTHER = 13
+# The `assignee` filter value that finds complaints nobody is assigned to.
+UNASSIGNED = "unassigned"
+
+# Fields holding personal data: encrypted at rest, masked by role on the way out.
+PERSONAL_FIELDS = ("description",)
+
+
+@dataclass(frozen=True)
+class ComplaintDraft:
+    """What `FileComplaint` reads from the request, as sent; `rules.validate_draft` judges it."""
+
+    customer: str
+    channel: int
+    description: str
+    category: int = 0
+    subcategory: str = ""
+    priority: int = 0
+    branch_id: str = ""
+    related_resources: tuple[str, ...] = ()
+    receive_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Sla:
+    policy: str
+    respond_by: datetime
+    resolve_by: datetime
+    responded_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
+@dataclass
+class Complaint:
+    complaint_id: str
+    customer_id: str
+    channel: int
+    category: int
+    priority: int
+    description: str
+    received_at: datetime
+    sla: Sla
+    filer: str
+    status: int = Status.OPEN
+    subcategory: str = ""
+    branch_id: str = ""
+    related_resources: tuple[str, ...] = ()
+    assignee: str = ""
+    escalation_level: int = 0
+    version: int = 1
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return f"complaints/{self.complaint_id}"
+
+    @property
+    def customer(self) -> str:
+        return f"customers/{self.customer_id}"
+
+    @property
+    def etag(self) -> str:
+        return str(self.version)
+
+
+@dataclass(frozen=True)
+class ComplaintView:
+    """A complaint as one caller may see it at one moment: masking and breach flags applied."""
+
+    complaint: Complaint
+    respond_breached: bool = False
+    resolve_breached: bool = False
+    masked_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Start inclusive, end exclusive; None is open on that side (google.type.Interval)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ComplaintFilter:
+    """`ListComplaints` filters as sent; `rules.validate_filter` judges them."""
+
+    customer: str = ""
+    statuses: tuple[int, ...] = ()
+    categories: tuple[int, ...] = ()
+    priorities: tuple[int, ...] = ()
+    channel: int = 0
+    assignee: str = ""
+    branch_id: str = ""
+    breached_only: bool = False
+    min_escalation_level: int = 0
+    receive_interval: TimeRange = field(default_factory=TimeRange)
+    due_interval: TimeRange = field(default_factory=TimeRange)
+    order_by: str = ""
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """Why the caller reads the complaint (the request's AuditContext): `COMPLAINT`, `AUDIT`, ..."""
+
+    purpose: str
+    justification: str = ""

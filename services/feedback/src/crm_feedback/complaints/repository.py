@@ -1,0 +1,153 @@
+"""All SQL about complaints. Never commits: the caller's unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_feedback.complaints.model import OPEN_STATUSES, UNASSIGNED, Complaint, ComplaintFilter, Sla, TimeRange
+from crm_feedback.complaints.privacy import DescriptionVault
+from crm_feedback.complaints.tables import complaint as t
+from crm_feedback.complaints.tables import complaint_number
+
+_PLAIN_FIELDS = (
+    "complaint_id", "customer_id", "channel", "category", "subcategory", "priority", "branch_id", "status",
+    "assignee", "escalation_level", "received_at", "filer",
+)
+
+# `order_by` -> (sort column, descending). The complaint id breaks ties, in the same direction.
+_ORDERINGS: dict[str, tuple[sa.Column[Any], bool]] = {
+    "create_time desc": (t.c.created_at, True),
+    "sla.respond_by": (t.c.respond_by, False),
+    "sla.resolve_by": (t.c.resolve_by, False),
+    "priority desc": (t.c.priority, True),
+}
+_SORT_ATTRIBUTES = {
+    "create_time desc": lambda c: c.created_at,
+    "sla.respond_by": lambda c: c.sla.respond_by,
+    "sla.resolve_by": lambda c: c.sla.resolve_by,
+    "priority desc": lambda c: int(c.priority),
+}
+
+# The deadline of the clock that runs now: respond first, then resolve (open complaints only).
+_RUNNING_DEADLINE = sa.case(
+    (t.c.responded_at.is_(None), t.c.respond_by),
+    (t.c.resolved_at.is_(None), t.c.resolve_by),
+)
+
+
+def _breached(deadline: sa.Column[Any], stopped_at: sa.Column[Any], now: datetime) -> sa.ColumnElement[bool]:
+    """SQL twin of `sla.rules.is_breached`."""
+    return sa.or_(sa.and_(stopped_at.is_(None), deadline <= now), stopped_at > deadline)
+
+
+def _within(column: sa.ColumnElement[Any], interval: TimeRange) -> list[sa.ColumnElement[bool]]:
+    conditions = []
+    if interval.start is not None:
+        conditions.append(column >= interval.start)
+    if interval.end is not None:
+        conditions.append(column < interval.end)
+    return conditions
+
+
+class ComplaintRepository:
+    def __init__(self, vault: DescriptionVault) -> None:
+        self._vault = vault
+
+    def _to_row(self, c: Complaint) -> dict[str, Any]:
+        row = {field: getattr(c, field) for field in _PLAIN_FIELDS}
+        row.update(
+            related_resources=list(c.related_resources), sla_policy=c.sla.policy, respond_by=c.sla.respond_by,
+            resolve_by=c.sla.resolve_by, responded_at=c.sla.responded_at, resolved_at=c.sla.resolved_at,
+            version=c.version, created_at=c.created_at, updated_at=c.updated_at,
+        )
+        row.update(self._vault.seal(c.complaint_id, c.description))
+        # Unset timestamps of a new complaint take the database's defaults.
+        return {k: v for k, v in row.items() if not (v is None and k in ("created_at", "updated_at"))}
+
+    def _from_row(self, row: Any) -> Complaint:
+        return Complaint(
+            **{field: getattr(row, field) for field in _PLAIN_FIELDS},
+            description=self._vault.open(row),
+            related_resources=tuple(row.related_resources),
+            sla=Sla(policy=row.sla_policy, respond_by=row.respond_by, resolve_by=row.resolve_by,
+                    responded_at=row.responded_at, resolved_at=row.resolved_at),
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    async def next_number(self, session: AsyncSession) -> int:
+        number = await session.scalar(sa.select(complaint_number.next_value()))
+        assert number is not None
+        return int(number)
+
+    async def insert(self, session: AsyncSession, complaint: Complaint) -> Complaint:
+        row = (await session.execute(sa.insert(t).values(**self._to_row(complaint)).returning(t))).one()
+        return self._from_row(row)
+
+    async def get(self, session: AsyncSession, complaint_id: str) -> Complaint | None:
+        row = (await session.execute(sa.select(t).where(t.c.complaint_id == complaint_id))).first()
+        return self._from_row(row) if row is not None else None
+
+    async def page(
+        self, session: AsyncSession, *, query: ComplaintFilter, customer_id: str, ordering: str,
+        handler: str | None, after: list[Any] | None, limit: int, now: datetime,
+    ) -> Sequence[Complaint]:
+        """One page in `ordering` order after the key `after` (from `page_key`); `handler` limits
+        the page to complaints that employee filed or is assigned."""
+        column, descending = _ORDERINGS[ordering]
+        statement = sa.select(t).limit(limit)
+        conditions = self._conditions(query, customer_id=customer_id, handler=handler, now=now)
+        if after is not None:
+            value = datetime.fromisoformat(after[0]) if ordering != "priority desc" else int(after[0])
+            key = sa.tuple_(column, t.c.complaint_id)
+            conditions.append(key < (value, after[1]) if descending else key > (value, after[1]))
+        if descending:
+            statement = statement.order_by(column.desc(), t.c.complaint_id.desc())
+        else:
+            statement = statement.order_by(column.asc(), t.c.complaint_id.asc())
+        rows = (await session.execute(statement.where(*conditions))).all()
+        return [self._from_row(row) for row in rows]
+
+    @staticmethod
+    def page_key(complaint: Complaint, ordering: str) -> list[Any]:
+        """The position of `complaint` in `ordering`, in a JSON-safe form for a page token."""
+        value = _SORT_ATTRIBUTES[ordering](complaint)
+        return [value.isoformat() if isinstance(value, datetime) else value, complaint.complaint_id]
+
+    @staticmethod
+    def _conditions(
+        query: ComplaintFilter, *, customer_id: str, handler: str | None, now: datetime,
+    ) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = []
+        if handler is not None:
+            conditions.append(sa.or_(t.c.filer == handler, t.c.assignee == handler))
+        if customer_id:
+            conditions.append(t.c.customer_id == customer_id)
+        if query.statuses:
+            conditions.append(t.c.status.in_(sorted(set(query.statuses))))
+        if query.categories:
+            conditions.append(t.c.category.in_(sorted(set(query.categories))))
+        if query.priorities:
+            conditions.append(t.c.priority.in_(sorted(set(query.priorities))))
+        if query.channel:
+            conditions.append(t.c.channel == query.channel)
+        if query.assignee:
+            conditions.append(t.c.assignee == ("" if query.assignee == UNASSIGNED else query.assignee))
+        if query.branch_id:
+            conditions.append(t.c.branch_id == query.branch_id)
+        if query.breached_only:
+            conditions.append(sa.or_(_breached(t.c.respond_by, t.c.responded_at, now),
+                                     _breached(t.c.resolve_by, t.c.resolved_at, now)))
+        if query.min_escalation_level:
+            conditions.append(t.c.escalation_level >= query.min_escalation_level)
+        conditions += _within(t.c.received_at, query.receive_interval)
+        due = _within(_RUNNING_DEADLINE, query.due_interval)
+        if due:
+            conditions += [t.c.status.in_(sorted(int(s) for s in OPEN_STATUSES)), *due]
+        return conditions

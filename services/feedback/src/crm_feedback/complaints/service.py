@@ -1,0 +1,127 @@
+"""Complaint orchestration: one unit of work per call; audit and change feed in the same transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+
+from crm_feedback.complaints import rules
+from crm_feedback.complaints.model import Complaint, ComplaintDraft, ComplaintFilter, ComplaintView, Purpose
+from crm_feedback.complaints.repository import ComplaintRepository
+from crm_feedback.sla.rules import SlaPolicy
+from crm_feedback.tables import audit_record
+from crmkit.audit import AuditEntry, AuditWriter
+from crmkit.audit import append as append_audit
+from crmkit.auth import Principal
+from crmkit.db import Database
+from crmkit.errors import NotFound
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.outbox import ChangeType, Outbox
+from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.validation import Violations
+
+# Turns a stored complaint into the change-feed payload (a masked message); supplied by the
+# API layer so this module stays free of generated protos.
+FeedPayload = Callable[[Complaint], Message]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComplaintPage:
+    complaints: list[ComplaintView]
+    next_page_token: str
+
+
+class Complaints:
+    """The complaint use cases. Methods are keyword-only and take the calling principal."""
+
+    def __init__(
+        self, *, db: Database, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
+        audit: AuditWriter, page_tokens: PageTokens, default_sla: SlaPolicy, feed_payload: FeedPayload,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._repository = repository
+        self._outbox = outbox
+        self._idempotency = idempotency
+        self._audit = audit
+        self._page_tokens = page_tokens
+        # SLA policies per category and priority (CreateSlaPolicy) come with their own RPCs;
+        # until then the default policy, from settings, sets every deadline.
+        self._default_sla = default_sla
+        self._feed_payload = feed_payload
+        self._clock = clock
+
+    async def file(self, *, draft: ComplaintDraft, request_id: str, actor: Principal) -> ComplaintView:
+        now = self._clock()
+        violations = rules.validate_draft(draft, now=now)
+        key = rules.request_key(request_id, violations)
+        violations.raise_if_any()
+        assert key is not None  # request_key added a violation otherwise
+        async with self._db.unit_of_work() as session:
+            number = await self._repository.next_number(session)
+            complaint = rules.new_complaint(draft, complaint_id=rules.complaint_id_for(number, now),
+                                           filer=actor.subject, now=now, policy=self._default_sla)
+            earlier = await self._idempotency.claim(session, principal=actor.subject, request_id=key,
+                                                    method="FileComplaint", resource_name=complaint.name)
+            if earlier is not None:
+                existing = await self._repository.get(session, earlier.removeprefix("complaints/"))
+                if existing is None:
+                    raise NotFound("the complaint filed by this request no longer exists",
+                                   reason="COMPLAINT_NOT_FOUND")
+                return rules.view_for(actor, existing, now=now)
+            filed = await self._repository.insert(session, complaint)
+            await append_audit(session, audit_record, [AuditEntry(
+                principal=actor.subject, action="complaint.file", resource_name=filed.name, purpose="COMPLAINT")])
+            await self._outbox.append(session, resource_name=filed.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
+                                      payload=self._feed_payload(filed), actor=actor.subject)
+        return rules.view_for(actor, filed, now=now)
+
+    async def get(self, *, name: str, purpose: Purpose, actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.require_complaint_name(name, "name", violations)
+        rules.validate_purpose(purpose.purpose, purpose.justification, violations)
+        violations.raise_if_any()
+        complaint_id = rules.complaint_id_of(name) or ""
+        async with self._db.read_only() as session:
+            found = await self._repository.get(session, complaint_id)
+        if found is None:
+            raise NotFound(f"complaint {complaint_id} not found", reason="COMPLAINT_NOT_FOUND")
+        rules.check_case(actor, found)
+        await self._audit.record(AuditEntry(principal=actor.subject, action="complaint.read",
+                                            resource_name=found.name, purpose=purpose.purpose,
+                                            justification=purpose.justification))
+        return rules.view_for(actor, found, now=self._clock())
+
+    async def list(
+        self, *, query: ComplaintFilter, page_size: int, page_token: str, purpose: Purpose, actor: Principal,
+    ) -> ComplaintPage:
+        violations = rules.validate_filter(query, page_size=page_size)
+        rules.validate_purpose(purpose.purpose, purpose.justification, violations)
+        violations.raise_if_any()
+        limit = clamp_page_size(page_size)
+        ordering = rules.ordering(query.order_by)
+        handler = rules.case_handler(actor)
+        token_query = {"filter": dataclasses.asdict(dataclasses.replace(query, order_by=ordering)),
+                       "handler": handler}
+        after = self._page_tokens.decode(page_token, query=token_query)
+        now = self._clock()
+        async with self._db.read_only() as session:
+            found = await self._repository.page(
+                session, query=query, customer_id=rules.customer_id_of(query.customer) or "", ordering=ordering,
+                handler=handler, after=after, limit=limit + 1, now=now)
+        page, more = list(found[:limit]), len(found) > limit
+        await self._audit.record(*(AuditEntry(principal=actor.subject, action="complaint.list",
+                                              resource_name=c.name, purpose=purpose.purpose,
+                                              justification=purpose.justification) for c in page))
+        token = ""
+        if more:
+            token = self._page_tokens.encode(self._repository.page_key(page[-1], ordering), query=token_query)
+        return ComplaintPage([rules.view_for(actor, c, now=now) for c in page], token)

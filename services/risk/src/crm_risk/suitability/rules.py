@@ -1,0 +1,124 @@
+"""Whether a product may be offered or sold to a customer: pure rules, no I/O.
+
+The order of checks is the contract's: risk tolerance against the product's risk level, then
+age, KYC and vulnerability. Every rule that applies is reported, blocking reasons first, so
+staff see the whole picture rather than the first obstacle.
+
+`CheckSuitability` names only the customer; their risk tolerance, KYC status, date of birth and
+vulnerability come from risk's own read model of customers, fed by the profile change feed.
+That read model is the next slice; these rules are ready for it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from crm_risk.suitability.model import (
+    CustomerFacts,
+    Decision,
+    Effect,
+    KycStatus,
+    ProductRiskLevel,
+    Purpose,
+    Reason,
+    ReasonCode,
+    RuleSet,
+)
+from crmkit.validation import Violations
+
+DEFAULT_RULE_SET = RuleSet()
+PRODUCT_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CUSTOMER_NAME = re.compile(r"customers/([A-Za-z0-9_-]{1,64})")
+MAX_CONTEXT = 200
+
+
+def age_on(birth_date: date, today: date) -> int:
+    """Completed years; someone born on 29 February turns a year older on 1 March in other years."""
+    had_birthday = (today.month, today.day) >= (birth_date.month, birth_date.day)
+    return today.year - birth_date.year - (0 if had_birthday else 1)
+
+
+def decide(
+    facts: CustomerFacts, *, product_risk_level: int, purpose: int, today: date,
+    rule_set: RuleSet = DEFAULT_RULE_SET,
+) -> Decision:
+    level = ProductRiskLevel(product_risk_level)
+    marketing = purpose != Purpose.SALE
+    reasons: list[Reason] = []
+
+    def add(code: ReasonCode, effect: Effect, message: str) -> None:
+        reasons.append(Reason(code, effect, message))
+
+    # Risk tolerance against the product's level: R1 for C1, R2 for C2, ...
+    if facts.risk_tolerance == 0:
+        if level > ProductRiskLevel.R1:
+            add(ReasonCode.TOLERANCE_NOT_ASSESSED, Effect.BLOCK,
+                f"Customer risk tolerance not assessed; product {level.name} is above R1")
+    elif level > facts.risk_tolerance:
+        add(ReasonCode.RISK_ABOVE_TOLERANCE, Effect.BLOCK,
+            f"Product {level.name} exceeds customer tolerance C{facts.risk_tolerance}")
+
+    # Age: the rules only bite above R1 (minors) and above R3 (seniors).
+    if facts.birth_date is None:
+        if level > ProductRiskLevel.R1:
+            add(ReasonCode.AGE_UNKNOWN, Effect.ADVISE, "Date of birth unknown; age rules could not be applied")
+    else:
+        age = age_on(facts.birth_date, today)
+        if age < rule_set.adult_age and level > ProductRiskLevel.R1:
+            add(ReasonCode.MINOR, Effect.BLOCK,
+                f"Customer is under {rule_set.adult_age}; product {level.name} is above R1")
+        if age >= rule_set.senior_age and level > rule_set.senior_max_level:
+            senior = ProductRiskLevel(rule_set.senior_max_level).name
+            if marketing:
+                add(ReasonCode.SENIOR, Effect.BLOCK,
+                    f"Customer is {rule_set.senior_age} or older; product {level.name} above {senior} "
+                    "is not marketed")
+            else:
+                add(ReasonCode.SENIOR, Effect.ADVISE,
+                    f"Customer is {rule_set.senior_age} or older; sell {level.name} only through the enhanced, "
+                    "recorded sales process")
+
+    if facts.kyc_status != KycStatus.VERIFIED and level > ProductRiskLevel.R1:
+        add(ReasonCode.KYC_NOT_VERIFIED, Effect.BLOCK,
+            f"KYC verification not complete; product {level.name} is above R1")
+
+    if facts.vulnerable and level > ProductRiskLevel.R1:
+        if marketing:
+            add(ReasonCode.VULNERABLE_CUSTOMER, Effect.BLOCK,
+                f"Customer is marked vulnerable; product {level.name} is not marketed")
+        else:
+            add(ReasonCode.VULNERABLE_CUSTOMER, Effect.ADVISE,
+                f"Customer is marked vulnerable; selling {level.name} needs supervisor sign-off")
+
+    ordered = tuple(sorted(reasons, key=lambda r: (r.effect != Effect.BLOCK, r.code)))
+    return Decision(allowed=all(r.effect != Effect.BLOCK for r in ordered), reasons=ordered,
+                    customer_risk_tolerance=facts.risk_tolerance, rule_set_version=rule_set.version)
+
+
+def unknown_customer(rule_set: RuleSet = DEFAULT_RULE_SET) -> Decision:
+    """The answer for a customer missing from the read model in a batch check."""
+    reason = Reason(ReasonCode.CUSTOMER_UNKNOWN, Effect.BLOCK, "Customer is not in risk's read model")
+    return Decision(allowed=False, reasons=(reason,), customer_risk_tolerance=0, rule_set_version=rule_set.version)
+
+
+def validate_check(
+    *, customers: list[str], product_code: str, product_risk_level: int, purpose: int, context: str,
+    batch: bool,
+) -> Violations:
+    """Every bad field of a CheckSuitability(Batch) request, under the request's own field names."""
+    v = Violations()
+    if batch:
+        v.check(1 <= len(customers) <= 1000, "customers", "must name 1 to 1000 customers")
+        v.check(len(set(customers)) == len(customers), "customers", "must not name a customer twice")
+    for i, name in enumerate(customers):
+        field = f"customers[{i}]" if batch else "customer"
+        if v.check(bool(name), field, "is required"):
+            v.pattern(name, field, CUSTOMER_NAME, "must be a resource name like customers/{customer_id}")
+    if v.required(product_code, "product_code"):
+        v.pattern(product_code, "product_code", PRODUCT_CODE, "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
+    v.check(product_risk_level in {p.value for p in ProductRiskLevel}, "product_risk_level",
+            "is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
+    v.check(purpose in {p.value for p in Purpose}, "purpose", "is not a known SuitabilityPurpose")
+    v.max_length(context, "context", MAX_CONTEXT)
+    return v

@@ -1,0 +1,60 @@
+"""Risk test fixtures: one migrated database and one in-process server per test session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from google.type import money_pb2
+
+from crm.risk.v1 import alert_pb2, risk_service_pb2_grpc
+from crm_risk.app import SPEC
+from crmkit.testing import DatabaseFactory, migrated_database, running_service
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+@pytest.fixture(scope="session")
+async def risk_database(database_factory: DatabaseFactory) -> str:
+    return await migrated_database(database_factory, SPEC)
+
+
+@pytest.fixture(scope="session")
+async def risk_service(risk_database: str) -> AsyncIterator[tuple[Any, Any]]:
+    async with running_service(SPEC, database_url=risk_database, feed_poll_seconds=0.05) as (channel, runtime):
+        yield channel, runtime
+
+
+@pytest.fixture
+def risk(risk_service: tuple[Any, Any]) -> risk_service_pb2_grpc.RiskServiceStub:
+    channel, _ = risk_service
+    return risk_service_pb2_grpc.RiskServiceStub(channel)
+
+
+def make_rule(**overrides: object) -> alert_pb2.AlertRule:
+    """A valid large-outflows rule with a fresh id; keyword arguments override fields."""
+    rule = alert_pb2.AlertRule(
+        alert_rule_id=f"outflow-{uuid.uuid4().hex[:8]}",
+        display_name="Large outflow over 500k in 7 days",
+        description="Calibrated on 2025 outflows of private-banking customers.",
+        kind=alert_pb2.ALERT_RULE_KIND_LARGE_OUTFLOWS,
+        severity=alert_pb2.ALERT_SEVERITY_HIGH,
+        window=Duration(seconds=7 * DAY),
+        large_outflows=alert_pb2.LargeOutflowParameters(
+            min_amount=money_pb2.Money(currency_code="CNY", units=500_000), min_balance_share=0.3),
+    )
+    for field, value in overrides.items():
+        if hasattr(value, "CopyFrom"):
+            getattr(rule, field).CopyFrom(value)
+        else:
+            setattr(rule, field, value)
+    return rule
+
+
+@pytest.fixture
+def new_rule() -> Any:
+    return make_rule

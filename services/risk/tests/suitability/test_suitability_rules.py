@@ -1,0 +1,146 @@
+"""The suitability matrix and its age, KYC and vulnerability rules, without a database."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from crm_risk.suitability import rules
+from crm_risk.suitability.model import CustomerFacts, Effect, KycStatus, Purpose, ReasonCode, RuleSet
+
+TODAY = date(2026, 11, 23)
+ADULT = date(1985, 3, 14)
+MARKETING, SALE = Purpose.MARKETING, Purpose.SALE
+
+
+def facts(**changes: object) -> CustomerFacts:
+    values: dict[str, object] = dict(risk_tolerance=3, kyc_status=KycStatus.VERIFIED, birth_date=ADULT,
+                                     vulnerable=False)
+    values.update(changes)
+    return CustomerFacts(**values)  # type: ignore[arg-type]
+
+
+def decide(customer: CustomerFacts, level: int, purpose: int = MARKETING):  # type: ignore[no-untyped-def]
+    return rules.decide(customer, product_risk_level=level, purpose=purpose, today=TODAY)
+
+
+def codes(decision) -> list[tuple[ReasonCode, Effect]]:  # type: ignore[no-untyped-def]
+    return [(r.code, r.effect) for r in decision.reasons]
+
+
+@pytest.mark.parametrize("tolerance", range(0, 6))
+@pytest.mark.parametrize("level", range(1, 6))
+def test_the_tolerance_matrix_allows_products_up_to_the_customers_level(tolerance: int, level: int) -> None:
+    decision = decide(facts(risk_tolerance=tolerance), level)
+    # C1 buys up to R1, C2 up to R2, ...; without an assessment only R1.
+    assert decision.allowed is (level <= max(tolerance, 1))
+    assert decision.customer_risk_tolerance == tolerance
+    expected = []
+    if tolerance == 0 and level > 1:
+        expected = [(ReasonCode.TOLERANCE_NOT_ASSESSED, Effect.BLOCK)]
+    elif tolerance and level > tolerance:
+        expected = [(ReasonCode.RISK_ABOVE_TOLERANCE, Effect.BLOCK)]
+    assert codes(decision) == expected
+
+
+def test_the_explanation_names_levels_not_people() -> None:
+    (reason,) = decide(facts(risk_tolerance=2), 4).reasons
+    assert reason.message == "Product R4 exceeds customer tolerance C2"
+
+
+@pytest.mark.parametrize("status", [KycStatus.UNSPECIFIED, KycStatus.PENDING, KycStatus.EXPIRED, KycStatus.REJECTED])
+def test_kyc_not_verified_blocks_everything_above_r1(status: KycStatus) -> None:
+    assert decide(facts(kyc_status=status), 1).allowed
+    decision = decide(facts(kyc_status=status), 2)
+    assert not decision.allowed and codes(decision) == [(ReasonCode.KYC_NOT_VERIFIED, Effect.BLOCK)]
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "minor"),
+    [(date(2008, 11, 24), True), (date(2008, 11, 23), False), (date(2010, 1, 1), True)],
+)
+def test_minors_get_r1_only(birth_date: date, minor: bool) -> None:
+    assert decide(facts(birth_date=birth_date), 1).allowed
+    decision = decide(facts(birth_date=birth_date, risk_tolerance=5), 2)
+    assert decision.allowed is not minor
+    assert ((ReasonCode.MINOR, Effect.BLOCK) in codes(decision)) is minor
+
+
+@pytest.mark.parametrize(
+    ("level", "purpose", "expected"),
+    [(3, MARKETING, None), (4, MARKETING, Effect.BLOCK), (5, MARKETING, Effect.BLOCK),
+     (4, SALE, Effect.ADVISE), (4, Purpose.UNSPECIFIED, Effect.BLOCK)],
+)
+def test_seniors_are_not_marketed_above_r3_and_sales_need_care(level: int, purpose: int,
+                                                               expected: Effect | None) -> None:
+    senior = facts(birth_date=date(1961, 11, 23), risk_tolerance=5)  # 65 today
+    decision = decide(senior, level, purpose)
+    assert codes(decision) == ([] if expected is None else [(ReasonCode.SENIOR, expected)])
+    assert decision.allowed is (expected != Effect.BLOCK)
+
+
+def test_a_day_before_65_is_not_senior() -> None:
+    assert decide(facts(birth_date=date(1961, 11, 24), risk_tolerance=5), 5).allowed
+
+
+def test_unknown_birth_date_advises_above_r1_only() -> None:
+    assert codes(decide(facts(birth_date=None), 1)) == []
+    decision = decide(facts(birth_date=None), 3)
+    assert decision.allowed and codes(decision) == [(ReasonCode.AGE_UNKNOWN, Effect.ADVISE)]
+
+
+@pytest.mark.parametrize(("purpose", "effect"), [(MARKETING, Effect.BLOCK), (SALE, Effect.ADVISE)])
+def test_vulnerable_customers_are_not_marketed_above_r1(purpose: int, effect: Effect) -> None:
+    assert decide(facts(vulnerable=True), 1, purpose).allowed
+    decision = decide(facts(vulnerable=True), 2, purpose)
+    assert codes(decision) == [(ReasonCode.VULNERABLE_CUSTOMER, effect)]
+    assert decision.allowed is (effect == Effect.ADVISE)
+
+
+def test_every_applicable_rule_is_reported_blocking_first() -> None:
+    customer = CustomerFacts(risk_tolerance=2, kyc_status=KycStatus.EXPIRED, birth_date=date(1950, 1, 1),
+                             vulnerable=True)
+    decision = decide(customer, 5, SALE)
+    assert not decision.allowed
+    assert codes(decision) == [
+        (ReasonCode.RISK_ABOVE_TOLERANCE, Effect.BLOCK),
+        (ReasonCode.KYC_NOT_VERIFIED, Effect.BLOCK),
+        (ReasonCode.SENIOR, Effect.ADVISE),
+        (ReasonCode.VULNERABLE_CUSTOMER, Effect.ADVISE),
+    ]
+    assert decision.rule_set_version == rules.DEFAULT_RULE_SET.version
+
+
+def test_age_limits_are_settings_of_the_rule_set() -> None:
+    stricter = RuleSet(version="test", senior_age=60, senior_max_level=2)
+    decision = rules.decide(facts(birth_date=date(1965, 1, 1), risk_tolerance=5), product_risk_level=3,
+                            purpose=MARKETING, today=TODAY, rule_set=stricter)
+    assert codes(decision) == [(ReasonCode.SENIOR, Effect.BLOCK)] and decision.rule_set_version == "test"
+
+
+def test_ages_count_completed_years_and_leap_birthdays() -> None:
+    assert rules.age_on(date(2008, 2, 29), date(2026, 2, 28)) == 17
+    assert rules.age_on(date(2008, 2, 29), date(2026, 3, 1)) == 18
+    assert rules.age_on(date(2000, 2, 29), date(2024, 2, 29)) == 24
+
+
+def test_unknown_customers_in_a_batch_are_blocked() -> None:
+    decision = rules.unknown_customer()
+    assert not decision.allowed and codes(decision) == [(ReasonCode.CUSTOMER_UNKNOWN, Effect.BLOCK)]
+
+
+def test_request_validation_names_every_bad_field() -> None:
+    v = rules.validate_check(customers=["C1"], product_code="fund 1", product_risk_level=0, purpose=7,
+                             context="x" * 201, batch=False)
+    with pytest.raises(Exception) as error:
+        v.raise_if_any()
+    assert {f.field for f in error.value.violations} == {  # type: ignore[attr-defined]
+        "customer", "product_code", "product_risk_level", "purpose", "context"}
+    batch = rules.validate_check(customers=["customers/a", "customers/a", "bad"], product_code="FUND-1",
+                                 product_risk_level=3, purpose=0, context="", batch=True)
+    with pytest.raises(Exception) as batch_error:
+        batch.raise_if_any()
+    assert {f.field for f in batch_error.value.violations} == {"customers", "customers[2]"}  # type: ignore[attr-defined]
+    assert not rules.validate_check(customers=["customers/a"], product_code="FUND-1", product_risk_level=3,
+                                    purpose=2, context="campaigns/c1", batch=False)
