@@ -11,10 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -26,6 +25,9 @@ from sqlalchemy.ext.asyncio import (
 
 from crmkit.errors import Aborted, Unavailable
 from crmkit.settings import async_database_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # Constraint names that Alembic autogenerate and humans can both predict.
 NAMING_CONVENTION = {
@@ -99,6 +101,9 @@ def _translate(exc: DBAPIError) -> Exception:
 
 
 def alembic_config(script_location: Path, url: str) -> Config:
+    # Imported here: Alembic costs about a second at import, and `serve` never needs it.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", async_database_url(url).replace("%", "%%"))
@@ -107,6 +112,8 @@ def alembic_config(script_location: Path, url: str) -> Config:
 
 async def migrate(script_location: Path, url: str, revision: str = "head") -> None:
     """Upgrade a database to `revision`, in a thread: Alembic's async env runs its own loop."""
+    from alembic import command
+
     await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)
 
 

@@ -39,6 +39,23 @@ def _redact_personal_data(_: Any, __: str, event: MutableMapping[str, Any]) -> M
     return event
 
 
+class _StdoutLogger:
+    """Writes each line to whatever `sys.stdout` is at that moment, so a logger cached before a
+    test swapped stdout (or a daemon redirected it) never writes to a closed stream."""
+
+    def msg(self, message: str) -> None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def configure_logging(*, service: str, level: str = "INFO") -> None:
     """Route structlog and the standard library (grpc, sqlalchemy, uvicorn) to JSON on stdout."""
     def add_service(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -56,7 +73,7 @@ def configure_logging(*, service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=lambda *_: _StdoutLogger(),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -64,7 +81,7 @@ def configure_logging(*, service: str, level: str = "INFO") -> None:
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.JSONRenderer()],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

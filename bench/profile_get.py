@@ -1,0 +1,135 @@
+"""profile-get: GetCustomer throughput and latency, as a ratio to a bare gRPC call.
+
+The profile service runs as its own process (`python -m crm_profile serve`) on a fresh,
+migrated database, loaded with synthetic customers through the real CreateCustomer RPC. Then,
+at concurrency 1 and 16, a relationship manager reads random customers of their book in clear
+(each read audited) for a bounded time; the bare gRPC floor is driven the same way, the two
+alternating in slices so that both see the same background load. Headline: GetCustomer qps at
+concurrency 16 over the bare call's qps at concurrency 16.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import secrets
+import sys
+import uuid
+
+import grpc
+
+from bench.customers import synthetic_customers
+from bench.environment import free_port, run_to_completion
+from bench.floors import bare_grpc_call, bare_grpc_server, time_query
+from bench.harness import BenchRun, LoadResult, drive, drive_alternating
+from crm.common.v1 import audit_pb2
+from crm.profile.v1 import profile_service_pb2 as pb
+from crm.profile.v1 import profile_service_pb2_grpc
+from crmkit.auth import Role, issue_token
+
+CUSTOMERS = 3_000
+LOAD_CONCURRENCY = 16
+CONCURRENCIES = (1, 16)
+HEADLINE_CONCURRENCY = 16
+WARMUP_SECONDS = 1.0
+# Floor and GetCustomer alternate in this many slices of each phase (see drive_alternating).
+ROUNDS = 5
+CALL_TIMEOUT_SECONDS = 10.0
+RELATIONSHIP_MANAGER = "rm-bench"
+
+
+def service_env(database_url: str, port: int, jwt_secret: str) -> dict[str, str]:
+    """The profile service's settings, as a deployment would set them (fresh keys per run)."""
+    return {
+        **os.environ,
+        "CRM_ENV": "development",
+        "CRM_HOST": "127.0.0.1",
+        "CRM_JWT_SECRET": jwt_secret,
+        "CRM_SHUTDOWN_GRACE_SECONDS": "2",
+        "CRM_PROFILE_DATABASE_URL": database_url,
+        "CRM_PROFILE_PORT": str(port),
+        "CRM_PROFILE_ENCRYPTION_KEYS": f"bench1:{base64.b64encode(os.urandom(32)).decode()}",
+        "CRM_PROFILE_ACTIVE_KEY_ID": "bench1",
+        "CRM_PROFILE_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+
+
+async def run(bench: BenchRun) -> None:
+    jwt_secret = secrets.token_urlsafe(48)
+    token = issue_token(secret=jwt_secret, subject=RELATIONSHIP_MANAGER, roles=[Role.RELATIONSHIP_MANAGER],
+                        lifetime_seconds=6 * 3600)
+    metadata = (("authorization", f"Bearer {token}"),)
+    async with bench.database() as database_url:
+        port = free_port()
+        env = service_env(database_url, port, jwt_secret)
+        bench.note("migrating a fresh database")
+        await run_to_completion([sys.executable, "-m", "crm_profile", "migrate"], env=env,
+                                log_path=bench.log_path("migrate"))
+        async with (bench.server("profile", [sys.executable, "-m", "crm_profile", "serve"], env=env,
+                                 port=port) as profile_address,
+                    bare_grpc_server(bench, env=dict(os.environ)) as bare_address,
+                    grpc.aio.insecure_channel(profile_address) as channel):
+            stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
+            customer_ids = await load_customers(bench, stub, metadata)
+            await report_select_floor(bench, database_url, customer_ids[0])
+            reads = [pb.GetCustomerRequest(
+                name=f"customers/{customer_id}",
+                audit=audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE))
+                for customer_id in random.Random(7).sample(customer_ids, len(customer_ids))]
+
+            await check_a_read(stub, reads[0], metadata)
+
+            async def get(index: int) -> object:
+                return await stub.GetCustomer(reads[index % len(reads)], metadata=metadata,
+                                              timeout=CALL_TIMEOUT_SECONDS)
+
+            async with bare_grpc_call(bare_address, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS) as bare:
+                for concurrency in CONCURRENCIES:
+                    floor, measured = await drive_alternating(
+                        [bare, get], concurrency=concurrency, seconds=bench.seconds, rounds=ROUNDS,
+                        warmup_seconds=WARMUP_SECONDS)
+                    bench.note(f"bare gRPC   {floor.summary()}")
+                    bench.note(f"GetCustomer {measured.summary()}")
+                    report(bench, measured, floor, headline=concurrency == HEADLINE_CONCURRENCY)
+
+
+async def load_customers(bench: BenchRun, stub: profile_service_pb2_grpc.ProfileServiceStub,
+                         metadata: tuple[tuple[str, str], ...]) -> list[str]:
+    """Create the customers through the real RPC (validation, encryption, audit, outbox)."""
+    customers = list(synthetic_customers(CUSTOMERS, seed=11, relationship_manager_id=RELATIONSHIP_MANAGER))
+    rng = random.Random(13)
+    creates = [pb.CreateCustomerRequest(customer=c, request_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+               for c in customers]
+
+    async def create(index: int) -> object:
+        return await stub.CreateCustomer(creates[index], metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+
+    bench.note(f"creating {CUSTOMERS:,} customers through CreateCustomer")
+    result = await drive(create, concurrency=LOAD_CONCURRENCY, requests=len(creates))
+    bench.note(f"CreateCustomer {result.summary()}")
+    bench.emit(f"create_qps_c{LOAD_CONCURRENCY}", result.throughput, "requests/s")
+    return [c.customer_id for c in customers]
+
+
+async def check_a_read(stub: profile_service_pb2_grpc.ProfileServiceStub, request: pb.GetCustomerRequest,
+                       metadata: tuple[tuple[str, str], ...]) -> None:
+    """Measure the real thing: the relationship manager reads their customer in clear."""
+    customer = (await stub.GetCustomer(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)).customer
+    if customer.name != request.name or not customer.full_name or list(customer.masked_fields):
+        raise AssertionError(f"GetCustomer did not return {request.name} in clear")
+
+
+async def report_select_floor(bench: BenchRun, database_url: str, customer_id: str) -> None:
+    """The database's share: the row fetch by primary key, hand-written, on one connection."""
+    timing = await time_query(database_url, "SELECT * FROM customer WHERE customer_id = $1", customer_id,
+                              runs=500, warmup=20)
+    assert len(timing.result) == 1, "the hand-written query finds the customer"
+    bench.emit("sql_select_by_id_ms", timing.median_seconds * 1000, "ms")
+
+
+def report(bench: BenchRun, measured: LoadResult, floor: LoadResult, *, headline: bool) -> None:
+    c = measured.concurrency
+    bench.emit(f"get_qps_c{c}", measured.throughput, "requests/s", floor=floor.throughput, headline=headline)
+    bench.emit(f"get_p50_ms_c{c}", measured.p50_ms, "ms", floor=floor.p50_ms)
+    bench.emit(f"get_p99_ms_c{c}", measured.p99_ms, "ms", floor=floor.p99_ms)

@@ -1,0 +1,118 @@
+"""`crm customers get|create`: call the profile service over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import IO
+
+import click
+import grpc
+from google.protobuf import json_format
+
+from crm.common.v1 import audit_pb2
+from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
+from crm_cli import output, workspace
+from crm_cli.options import data_dir_option, json_option
+from crm_cli.platform import LOCAL_HOST, component, resolve_port
+from crm_cli.tokens import NoSecret, caller_token
+
+CALL_TIMEOUT_SECONDS = 10.0
+PURPOSES = [audit_pb2.AccessPurpose.Name(value).removeprefix("ACCESS_PURPOSE_").lower()
+            for value in audit_pb2.AccessPurpose.values() if value != audit_pb2.ACCESS_PURPOSE_UNSPECIFIED]
+
+
+def _default_target() -> str:
+    return f"{LOCAL_HOST}:{resolve_port(component('profile'), os.environ)}"
+
+
+def _metadata(data_dir: Path) -> tuple[tuple[str, str], ...]:
+    try:
+        token = caller_token(os.environ, workspace.DataDir(data_dir).secrets)
+    except NoSecret as exc:
+        output.fail(f"{exc}; or set CRM_TOKEN")
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _show(customer: customer_pb2.Customer, as_json: bool) -> None:
+    if as_json:
+        output.print_json(output.message_to_dict(customer))
+    else:
+        output.console().print(output.message_table(customer, title=customer.name or None))
+
+
+async def _get(target: str, metadata: tuple[tuple[str, str], ...], request: profile_service_pb2.GetCustomerRequest
+               ) -> customer_pb2.Customer:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
+        reply = await stub.GetCustomer(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+        return reply.customer
+
+
+async def _create(target: str, metadata: tuple[tuple[str, str], ...],
+                  request: profile_service_pb2.CreateCustomerRequest) -> customer_pb2.Customer:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
+        reply = await stub.CreateCustomer(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+        return reply.customer
+
+
+def _call(coroutine: object) -> customer_pb2.Customer:
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except grpc.aio.AioRpcError as exc:
+        output.fail(output.describe_rpc_error(exc))
+
+
+def target_option(function: object) -> object:
+    return click.option("--target", default=_default_target, show_default="127.0.0.1:$CRM_PROFILE_PORT or 50051",
+                        help="Profile service address.")(function)  # type: ignore[arg-type]
+
+
+@click.group()
+def customers() -> None:
+    """Customers in the profile service.
+
+    Calls carry CRM_TOKEN as bearer token; without it a one-hour admin token is minted with the
+    local development secret (CRM_JWT_SECRET or DATA_DIR/secrets.env). Admins see personal
+    data masked; use a channel_app or relationship_manager token to see it in clear.
+    """
+
+
+@customers.command("get")
+@click.argument("customer_id")
+@click.option("--purpose", type=click.Choice(PURPOSES), default="customer_service", show_default=True,
+              help="Why you read the customer: recorded in the audit log.")
+@click.option("--justification", default="", help="Free text for the audit log (at most 200 characters).")
+@target_option
+@data_dir_option
+@json_option
+def get(customer_id: str, purpose: str, justification: str, target: str, data_dir: Path, as_json: bool) -> None:
+    """Show one customer, masked for the caller's role."""
+    request = profile_service_pb2.GetCustomerRequest(
+        name=f"customers/{customer_id}",
+        audit=audit_pb2.AuditContext(purpose=audit_pb2.AccessPurpose.Value(f"ACCESS_PURPOSE_{purpose.upper()}"),
+                                     justification=justification),
+    )
+    _show(_call(_get(target, _metadata(data_dir), request)), as_json)
+
+
+@customers.command("create")
+@click.option("--file", "source", type=click.File("r", encoding="utf-8"), required=True,
+              help="A Customer as JSON (proto field names or lowerCamelCase); - for stdin.")
+@click.option("--request-id", help="Idempotency key (UUID); a fresh one by default.")
+@target_option
+@data_dir_option
+@json_option
+def create(source: IO[str], request_id: str | None, target: str, data_dir: Path, as_json: bool) -> None:
+    """Create a customer from a JSON file; a retry with the same --request-id is safe."""
+    customer = customer_pb2.Customer()
+    try:
+        json_format.ParseDict(json.load(source), customer)
+    except (json.JSONDecodeError, json_format.ParseError) as exc:
+        output.fail(f"{getattr(source, 'name', 'input')}: not a Customer: {exc}", code=2)
+    request = profile_service_pb2.CreateCustomerRequest(customer=customer, request_id=request_id or str(uuid.uuid4()))
+    _show(_call(_create(target, _metadata(data_dir), request)), as_json)

@@ -1,0 +1,26 @@
+"""The `crm` entry point: one click group, one sub-command per module in `commands/`."""
+
+from __future__ import annotations
+
+import click
+
+from crm_cli.commands.customers import customers
+from crm_cli.commands.health import health
+from crm_cli.commands.run import run
+from crm_cli.commands.token import token
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="crm-cli", prog_name="crm")
+def cli() -> None:
+    """The CRM platform's command line: run it locally, check it, call its services."""
+
+
+cli.add_command(run)
+cli.add_command(token)
+cli.add_command(health)
+cli.add_command(customers)
+
+
+def main() -> None:
+    cli()

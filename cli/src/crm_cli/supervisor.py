@@ -1,0 +1,215 @@
+"""Child processes of `crm run`: start, stream their logs, notice deaths, stop them in order.
+
+Each child runs in its own session (process group), so a Ctrl-C in the terminal reaches only
+`crm run`, which then stops the children itself: SIGTERM to each group (the services report
+NOT_SERVING and drain), a bounded wait, then SIGKILL for what is left. A second Ctrl-C skips
+the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections import deque
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TypeVar
+
+from rich.console import Console
+from rich.text import Text
+
+T = TypeVar("T")
+TAIL_LINES = 20
+LINE_LIMIT = 1 << 20  # a JSON log line with a traceback can be long
+STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
+
+
+class Interrupted(Exception):
+    """A stop was requested (Ctrl-C, SIGTERM) while waiting."""
+
+
+class ChildExited(Exception):
+    """A child that should keep running exited."""
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        super().__init__(f"{child.name} exited with code {child.process.returncode}")
+
+
+@dataclass
+class Child:
+    name: str
+    process: asyncio.subprocess.Process
+    long_running: bool
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    pump: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+
+class LogSink:
+    """Writes each child's lines to `<logs>/<name>.log` and, when streaming, to the console
+    prefixed with the name. Files are truncated at each run: the terminal keeps the history."""
+
+    def __init__(self, *, console: Console, folder: Path, names: Sequence[str], stream: bool) -> None:
+        self._console = console
+        self._stream = stream
+        self._width = max((len(n) for n in names), default=0)
+        self._styles = {name: STYLES[i % len(STYLES)] for i, name in enumerate(names)}
+        self._files: dict[str, IO[str]] = {}
+        self._folder = folder
+
+    def path(self, name: str) -> Path:
+        return self._folder / f"{name}.log"
+
+    def _file(self, name: str) -> IO[str]:
+        if name not in self._files:
+            self._files[name] = open(self.path(name), "w", encoding="utf-8",  # noqa: SIM115 - closed in close()
+                                     opener=_private)
+        return self._files[name]
+
+    def write(self, name: str, line: str) -> None:
+        handle = self._file(name)
+        handle.write(line + "\n")
+        handle.flush()
+        if self._stream:
+            prefix = Text(f"{name:<{self._width}} | ", style=self._styles.get(name, "white"))
+            try:
+                self._console.print(prefix + Text(line), soft_wrap=True, highlight=False)
+            except (OSError, ValueError):
+                # The terminal went away (closed window, `crm run | head`): keep draining the
+                # children's pipes into the files, or they would block on a full pipe.
+                self._stream = False
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
+
+
+class Supervisor:
+    def __init__(self, *, logs: LogSink) -> None:
+        self._logs = logs
+        self._children: list[Child] = []
+        self._stopping = False
+        self.stop_requested = asyncio.Event()
+        self.force = asyncio.Event()
+        self._died: asyncio.Future[Child] = asyncio.get_running_loop().create_future()
+
+    def request_stop(self) -> None:
+        """Signal handler: the first call asks for a clean stop, the next one forces it."""
+        if self.stop_requested.is_set():
+            self.force.set()
+        self.stop_requested.set()
+
+    async def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str], *, long_running: bool) -> Child:
+        if self._stopping or self.stop_requested.is_set():
+            raise Interrupted  # nothing may start once the stop has begun
+        process = await asyncio.create_subprocess_exec(
+            *argv, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=LINE_LIMIT,
+        )
+        child = Child(name, process, long_running)
+        child.pump = asyncio.create_task(self._pump(child), name=f"logs-{name}")
+        self._children.append(child)
+        return child
+
+    async def _pump(self, child: Child) -> None:
+        stream = child.process.stdout
+        assert stream is not None
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # longer than LINE_LIMIT: asyncio has dropped what it buffered
+                raw = b"[crm run: an over-long log line was dropped]\n"
+            if not raw:
+                break
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            child.tail.append(line)
+            self._logs.write(child.name, line)
+        await child.process.wait()
+        if child.long_running and not self._stopping and not self._died.done():
+            self._died.set_result(child)
+
+    async def run_to_end(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
+        """A one-shot command (a migration); returns the finished child (see its returncode)."""
+        child = await self._spawn(name, argv, env, long_running=False)
+        assert child.pump is not None
+        await child.pump
+        return child
+
+    async def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
+        return await self._spawn(name, argv, env, long_running=True)
+
+    async def until(self, awaitable: Awaitable[T]) -> T:
+        """Await, unless a stop is requested (Interrupted) or a child dies (ChildExited) first."""
+        work = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        try:
+            await asyncio.wait({work, stop, self._died}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if work.done():
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await work
+        if self._died.done():
+            raise ChildExited(self._died.result())
+        raise Interrupted
+
+    async def serve_until_stopped(self) -> Child | None:
+        """Block until a stop is requested (None) or a child dies (that child)."""
+        try:
+            await self.until(asyncio.Event().wait())
+        except ChildExited as exc:
+            return exc.child
+        except Interrupted:
+            return None
+        return None  # pragma: no cover - an Event nobody sets never completes
+
+    def running(self) -> list[Child]:
+        return [c for c in self._children if c.running]
+
+    async def stop(self, grace: float) -> list[str]:
+        """SIGTERM every running child, wait up to `grace` seconds, SIGKILL the rest.
+
+        Returns the names of children that had to be killed.
+        """
+        self._stopping = True
+        for child in reversed(self.running()):
+            _signal_group(child, signal.SIGTERM)
+        waits = [asyncio.ensure_future(c.process.wait()) for c in self.running()]
+        killed: list[str] = []
+        if waits:
+            force = asyncio.ensure_future(self.force.wait())
+            all_exited = asyncio.ensure_future(asyncio.wait(waits))
+            await asyncio.wait({all_exited, force}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            force.cancel()
+            all_exited.cancel()
+            for child in self.running():
+                killed.append(child.name)
+                _signal_group(child, signal.SIGKILL)
+            for wait in waits:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await wait
+        pumps = [c.pump for c in self._children if c.pump is not None]
+        if pumps:
+            await asyncio.wait(pumps, timeout=5)
+        self._logs.close()
+        return killed
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def _signal_group(child: Child, sig: signal.Signals) -> None:
+    """Signal the child's whole process group (its own worker processes too)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.process.pid, sig)

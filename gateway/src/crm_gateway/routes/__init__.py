@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; each maps HTTP to one or a few service calls."""

@@ -1,0 +1,96 @@
+"""Customer routes over ProfileService: HTTP -> request message, one call, message -> JSON.
+
+Reads go out with the audit purpose CUSTOMER_SERVICE, the purpose of a channel serving the
+customer in front of it. So the roles that read here are the ones that serve customers or
+assess them one at a time; marketers and auditors read through their own services and purposes
+(consented campaigns, the audit trail), not through the counter's route. The profile service
+masks personal data for the caller's role and keeps a relationship manager to their own book.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Request
+from fastapi.responses import JSONResponse
+from google.protobuf import json_format
+
+from crm.common.v1 import audit_pb2
+from crm.profile.v1 import customer_pb2
+from crm.profile.v1 import profile_service_pb2 as pb
+from crm_gateway.auth import forwarded, require_roles, roles_text
+from crm_gateway.peers import Peers, get_peers
+from crm_gateway.problems import problem_responses
+from crm_gateway.schemas import proto_model, to_json
+from crmkit.auth import Principal, Role
+from crmkit.errors import FieldViolation, InvalidArgument
+
+READ_ROLES = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.RISK_OFFICER, Role.ANALYST, Role.ADMIN})
+CREATE_ROLES = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADMIN})
+# The contract's rule for customer ids (crm.profile.v1.Customer.customer_id).
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+CUSTOMER_SERVICE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
+
+Customer = proto_model(customer_pb2.Customer.DESCRIPTOR)
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The bank's customer number.",
+                                 examples=["C000123"])]
+IdempotencyKey = Annotated[uuid.UUID | None, Header(
+    alias="Idempotency-Key",
+    description="A UUID the client makes per customer to create: a retry with the same key (after "
+                "a timeout, say) returns the customer the first attempt created instead of failing.",
+)]
+PeersDep = Annotated[Peers, Depends(get_peers)]
+
+
+def customer_json(customer: customer_pb2.Customer, *, status_code: int = 200,
+                  headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = json_format.MessageToDict(customer, preserving_proto_field_name=True)
+    # Personal data: no shared cache or browser may keep it.
+    return JSONResponse(body, status_code=status_code, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+@router.get(
+    "/{customer_id}", name="get_customer", summary="Get a customer",
+    description="The customer, with personal data masked for the caller's role (`masked_fields` "
+                f"lists what was masked). Read for customer service and audited. Roles: {roles_text(READ_ROLES)}.",
+    response_model=Customer, responses=problem_responses(400, 404),
+)
+async def get_customer(
+    customer_id: CustomerId,
+    principal: Annotated[Principal, Depends(require_roles(*READ_ROLES))],
+    peers: PeersDep,
+) -> JSONResponse:
+    response = await peers.profile.GetCustomer(
+        pb.GetCustomerRequest(name=f"customers/{customer_id}", audit=CUSTOMER_SERVICE),
+        metadata=forwarded(principal))
+    return customer_json(response.customer)
+
+
+@router.post(
+    "", name="create_customer", status_code=201, summary="Create a customer",
+    description="Creates the customer given in the body (`customer_id` may be left out to get a generated "
+                "one). Every bad field is reported at once in `invalid_params`, and nothing is created. "
+                f"Roles: {roles_text(CREATE_ROLES)}.",
+    response_model=Customer, responses=problem_responses(400, 409),
+)
+async def create_customer(
+    customer: Annotated[Customer, Body(description="The customer; output-only fields are ignored.")],  # type: ignore[valid-type]
+    principal: Annotated[Principal, Depends(require_roles(*CREATE_ROLES))],
+    peers: PeersDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    try:
+        message = json_format.ParseDict(to_json(customer), customer_pb2.Customer())
+    except json_format.ParseError as exc:  # shapes the model cannot express, e.g. a bad oneof mix
+        raise InvalidArgument([FieldViolation("customer", str(exc))]) from exc
+    response = await peers.profile.CreateCustomer(
+        pb.CreateCustomerRequest(customer=message, request_id=str(idempotency_key or "")),
+        metadata=forwarded(principal))
+    created = response.customer
+    location = request.app.url_path_for("get_customer", customer_id=created.customer_id)
+    return customer_json(created, status_code=201, headers={"Location": str(location)})

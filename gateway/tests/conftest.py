@@ -1,0 +1,206 @@
+"""Gateway test fixtures: the real profile service in process on a real database, and the gateway
+application pointed at it, driven through httpx's ASGI transport with its lifespan running."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from crm.profile.v1 import profile_service_pb2_grpc
+from crm_gateway.app import create_app
+from crm_gateway.settings import GatewaySettings
+from crm_profile.app import SPEC as PROFILE
+from crmkit import app as service_app
+from crmkit.auth import Role
+from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, free_port, migrated_database, token
+
+PROFILE_SECRETS = {
+    "encryption_keys": f"k1:{base64.b64encode(os.urandom(32)).decode()}",
+    "active_key_id": "k1",
+    "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
+    "feed_poll_seconds": 0.05,
+}
+
+Headers = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ProfileUnderTest:
+    address: str
+    runtime: Any
+
+
+@pytest.fixture(scope="session")
+async def profile_service(database_factory: DatabaseFactory) -> AsyncIterator[ProfileUnderTest]:
+    """The profile service serving in this process on its own migrated database.
+
+    (Started here rather than with `crmkit.testing.running_service`, which does not tell the
+    port it bound, and the gateway needs an address, not a channel.)
+    """
+    database_url = await migrated_database(database_factory, PROFILE)
+    settings = PROFILE.settings_type(
+        env="test", jwt_secret=TEST_JWT_SECRET, database_url=database_url, port=0, host="127.0.0.1",
+        shutdown_grace_seconds=1.0, **PROFILE_SECRETS,
+    )
+    server, runtime = await service_app.start(PROFILE, settings)
+    try:
+        yield ProfileUnderTest(address=f"127.0.0.1:{server.bound_port}", runtime=runtime)
+    finally:
+        await service_app.stop(server, runtime)
+
+
+@pytest.fixture(scope="session")
+def profile_address(profile_service: ProfileUnderTest) -> str:
+    return profile_service.address
+
+
+def gateway_settings(**overrides: Any) -> GatewaySettings:
+    return GatewaySettings(env="test", jwt_secret=TEST_JWT_SECRET, **overrides)
+
+
+@asynccontextmanager
+async def running_gateway(settings: GatewaySettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The gateway application with its lifespan entered, and an HTTP client bound to it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            yield app, client
+
+
+@pytest.fixture(scope="session")
+async def gateway(profile_address: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with running_gateway(gateway_settings(profile_target=profile_address)) as running:
+        yield running
+
+
+@pytest.fixture
+def client(gateway: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return gateway[1]
+
+
+@pytest.fixture
+def gateway_app(gateway: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return gateway[0]
+
+
+@pytest.fixture
+def unreachable_gateway() -> Callable[[], Any]:
+    """A gateway whose profile target has nothing listening: for degraded answers."""
+    return lambda: running_gateway(gateway_settings(profile_target=f"127.0.0.1:{free_port()}",
+                                                    peer_deadline_seconds=1.0))
+
+
+def auth(*roles: Role, subject: str = "tester") -> Headers:
+    return {"Authorization": f"Bearer {token(*roles, subject=subject)}"}
+
+
+@pytest.fixture
+def headers() -> Callable[..., Headers]:
+    """`headers(Role.ADMIN, subject=...)`: an Authorization header with a test token."""
+    return auth
+
+
+def customer_json(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "customer_id": f"C{uuid.uuid4().hex[:12].upper()}",
+        "customer_type": "CUSTOMER_TYPE_INDIVIDUAL",
+        "full_name": "Li Wei",
+        "birth_date": {"year": 1985, "month": 3, "day": 14},
+        "gender": "GENDER_MALE",
+        "nationality": "CN",
+        # A valid PRC resident identity card number (check character 'X').
+        "id_document": {"type": "ID_DOCUMENT_TYPE_NATIONAL_ID", "number": "11010519491231002X",
+                        "issuing_country": "CN"},
+        "mobile_phone": "+8613812345678",
+        "email": "li.wei@example.com",
+        "address": {"region_code": "CN", "locality": "Beijing", "address_lines": ["1 Chang'an Avenue"],
+                    "postal_code": "100000"},
+        "kyc_status": "KYC_STATUS_VERIFIED",
+        "risk_tolerance": "RISK_TOLERANCE_BALANCED",
+        "relationship_manager_id": "rm-007",
+        "branch_id": "BJ-001",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+@pytest.fixture
+def new_customer() -> Callable[..., dict[str, Any]]:
+    """A valid customer body with a fresh id; keyword arguments override fields (None drops one)."""
+    return customer_json
+
+
+@pytest.fixture
+def create_customer(client: httpx.AsyncClient) -> Callable[..., Any]:
+    """POST a customer through the gateway (as an admin unless `headers` say otherwise)."""
+
+    async def create(body: Any, headers: Headers | None = None) -> httpx.Response:
+        return await client.post("/v1/customers", json=body, headers=headers or auth(Role.ADMIN))
+
+    return create
+
+
+@pytest.fixture(scope="session")
+async def profile_stub(profile_address: str) -> AsyncIterator[profile_service_pb2_grpc.ProfileServiceStub]:
+    """A direct gRPC stub to the profile service, to set up and check data behind the gateway."""
+    async with grpc.aio.insecure_channel(profile_address) as channel:
+        yield profile_service_pb2_grpc.ProfileServiceStub(channel)
+
+
+class SpanRecorder(SpanProcessor):
+    """Keeps the finished spans of the traces a test asks for, and nothing else."""
+
+    def __init__(self) -> None:
+        self._watched: set[int] = set()
+        self.spans: list[ReadableSpan] = []
+
+    def watch(self, trace_id: int) -> None:
+        self._watched.add(trace_id)
+
+    def of_trace(self, trace_id: int) -> list[ReadableSpan]:
+        return [span for span in self.spans if span.context is not None and span.context.trace_id == trace_id]
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_id in self._watched:
+            self.spans.append(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+@pytest.fixture(scope="session")
+def span_recorder() -> SpanRecorder:
+    """Records spans of watched traces from this process's tracer provider.
+
+    OpenTelemetry allows one global provider per process: an SDK provider already installed (by
+    another suite) is reused, otherwise one without exporters is installed. Both the gateway's
+    instrumentation and the in-process profile server pick it up through the API's proxies.
+    """
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            pytest.skip("a non-SDK tracer provider is installed in this process")
+    recorder = SpanRecorder()
+    provider.add_span_processor(recorder)
+    return recorder

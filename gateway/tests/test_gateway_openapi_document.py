@@ -1,0 +1,70 @@
+"""The OpenAPI 3 document: routes, the bearer scheme, and every route's error responses."""
+
+from __future__ import annotations
+
+import pytest
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+SECURED = [("/v1/customers/{customer_id}", "get"), ("/v1/customers", "post")]
+
+
+@pytest.fixture
+async def document(client) -> dict:  # type: ignore[type-arg]
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_lists_the_routes(document) -> None:
+    assert document["openapi"].startswith("3.")
+    assert {path: set(item) for path, item in document["paths"].items()} == {
+        "/healthz": {"get"}, "/readyz": {"get"},
+        "/v1/customers/{customer_id}": {"get"}, "/v1/customers": {"post"},
+    }
+
+
+async def test_declares_the_bearer_scheme_on_every_v1_route_and_not_on_probes(document) -> None:
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "A JWT from the bank's identity provider with the platform's `roles` claim.",
+    }
+    for path, method in SECURED:
+        assert document["paths"][path][method]["security"] == [{"bearerAuth": []}]
+    for probe in ("/healthz", "/readyz"):
+        assert "security" not in document["paths"][probe]["get"]
+
+
+@pytest.mark.parametrize(("path", "method", "own"), [
+    ("/v1/customers/{customer_id}", "get", {"400", "404"}),
+    ("/v1/customers", "post", {"400", "409"}),
+])
+async def test_documents_each_error_response_as_a_problem(document, path, method, own) -> None:
+    responses = document["paths"][path][method]["responses"]
+    errors = {code for code in responses if code >= "400"}
+    assert errors == own | {"401", "403", "429", "500", "502", "503", "504"}
+    for code in errors:
+        assert responses[code]["content"] == {"application/problem+json": {"schema": PROBLEM_REF}}
+        assert responses[code]["description"]
+    assert "422" not in responses
+
+
+async def test_describes_the_problem_and_customer_schemas(document) -> None:
+    schemas = document["components"]["schemas"]
+    assert {"type", "title", "status", "detail", "invalid_params", "reason"} <= set(schemas["Problem"]["properties"])
+    assert "HTTPValidationError" not in schemas
+    customer = schemas["Customer"]
+    assert customer["additionalProperties"] is False
+    assert {"customer_id", "full_name", "mobile_phone", "id_document"} <= set(customer["properties"])
+    post = document["paths"]["/v1/customers"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Customer"
+    assert post["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Customer"}
+    header = next(p for p in post["parameters"] if p["in"] == "header")
+    assert header["name"] == "Idempotency-Key"
+
+
+async def test_roles_are_listed_in_each_route_description(document) -> None:
+    get = document["paths"]["/v1/customers/{customer_id}"]["get"]["description"]
+    assert "`channel_app`" in get and "`marketer`" not in get
+    post = document["paths"]["/v1/customers"]["post"]["description"]
+    assert "`relationship_manager`" in post and "`analyst`" not in post

@@ -1,0 +1,149 @@
+"""Campaign test fixtures: one migrated database and one in-process server per test session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from google.protobuf import duration_pb2, timestamp_pb2
+from google.type import decimal_pb2, interval_pb2, money_pb2
+
+from crm.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc
+from crm_campaign.app import SPEC
+from crmkit.testing import DatabaseFactory, migrated_database, running_service
+
+
+@pytest.fixture(scope="session")
+async def campaign_database(database_factory: DatabaseFactory) -> str:
+    return await migrated_database(database_factory, SPEC)
+
+
+@pytest.fixture(scope="session")
+async def campaign_service(campaign_database: str) -> AsyncIterator[tuple[Any, Any]]:
+    async with running_service(SPEC, database_url=campaign_database) as (channel, runtime):
+        yield channel, runtime
+
+
+@pytest.fixture
+def campaigns(campaign_service: tuple[Any, Any]) -> campaign_service_pb2_grpc.CampaignServiceStub:
+    channel, _ = campaign_service
+    return campaign_service_pb2_grpc.CampaignServiceStub(channel)
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def period(start: timedelta | None = -timedelta(hours=1), end: timedelta | None = timedelta(days=30)
+           ) -> interval_pb2.Interval:
+    """An active period relative to now."""
+    now = datetime.now(UTC)
+    interval = interval_pb2.Interval()
+    if start is not None:
+        interval.start_time.CopyFrom(timestamp(now + start))
+    if end is not None:
+        interval.end_time.CopyFrom(timestamp(now + end))
+    return interval
+
+
+def cny(units: int, nanos: int = 0) -> money_pb2.Money:
+    return money_pb2.Money(currency_code="CNY", units=units, nanos=nanos)
+
+
+def make_campaign(**overrides: object) -> campaign_pb2.Campaign:
+    campaign = campaign_pb2.Campaign(
+        campaign_id=f"spring-renewal-{uuid.uuid4().hex[:10]}",
+        display_name="Spring 2026 time-deposit renewal",
+        description="Renew maturing time deposits at the spring rate; SMS first, then the app.",
+        type=campaign_pb2.CAMPAIGN_TYPE_BATCH,
+        segment="segments/maturing-deposits",
+        active_period=period(),
+        contact_policy=campaign_pb2.ContactPolicy(
+            channels=[campaign_pb2.CHANNEL_SMS, campaign_pb2.CHANNEL_MOBILE_APP],
+            channel_strategy=campaign_pb2.CHANNEL_STRATEGY_FIXED_ORDER,
+            frequency_caps=[campaign_pb2.FrequencyCap(
+                max_contacts=2, period=duration_pb2.Duration(seconds=7 * 86400),
+                scope=campaign_pb2.FREQUENCY_CAP_SCOPE_ALL_CAMPAIGNS)],
+        ),
+        control_group=campaign_pb2.ControlGroup(holdout_percentage=decimal_pb2.Decimal(value="10")),
+        max_contacts=50_000,
+        fixed_cost=cny(20_000),
+        channel_costs=[campaign_pb2.ChannelCost(channel=campaign_pb2.CHANNEL_SMS, cost_per_contact=cny(0, 50_000_000))],
+    )
+    for field, value in overrides.items():
+        if hasattr(value, "CopyFrom") and not isinstance(value, list):
+            getattr(campaign, field).CopyFrom(value)
+        elif isinstance(value, list):
+            campaign.ClearField(field)
+            getattr(campaign, field).extend(value)
+        else:
+            setattr(campaign, field, value)
+    return campaign
+
+
+def make_offer(**overrides: object) -> campaign_pb2.Offer:
+    offer = campaign_pb2.Offer(
+        offer_id=f"td-3y-{uuid.uuid4().hex[:8]}",
+        display_name="3-year time deposit at 2.60 %",
+        product_code="TD-3Y-CNY",
+        product_risk_level=campaign_pb2.PRODUCT_RISK_LEVEL_R1_LOW,
+        priority=70,
+        expected_value=cny(1_200),
+        contents=[
+            campaign_pb2.ChannelContent(channel=campaign_pb2.CHANNEL_SMS, template_id="sms-td-renewal-v2"),
+            campaign_pb2.ChannelContent(channel=campaign_pb2.CHANNEL_MOBILE_APP, template_id="app-td-banner",
+                                        headline="Renew at 2.60 %"),
+        ],
+        conversion_points=500,
+    )
+    for field, value in overrides.items():
+        if hasattr(value, "CopyFrom") and not isinstance(value, list):
+            getattr(offer, field).CopyFrom(value)
+        elif isinstance(value, list):
+            offer.ClearField(field)
+            getattr(offer, field).extend(value)
+        else:
+            setattr(offer, field, value)
+    return offer
+
+
+@pytest.fixture
+def new_campaign() -> Any:
+    """A valid batch campaign with a fresh id, active from an hour ago for 30 days."""
+    return make_campaign
+
+
+@pytest.fixture
+def new_offer() -> Any:
+    """A valid offer with a fresh id, with content for SMS and the app."""
+    return make_offer
+
+
+@pytest.fixture(name="active_period")
+def active_period_fixture() -> Any:
+    """`active_period(start=..., end=...)`: an Interval relative to now (None leaves an end open)."""
+    return period
+
+
+@pytest.fixture(name="cny")
+def cny_fixture() -> Any:
+    """`cny(units, nanos=0)`: an amount in the reporting currency."""
+    return cny
+
+
+@pytest.fixture
+def count_rows(campaign_service: tuple[Any, Any]) -> Any:
+    """Rows in a table of the campaign database, to show that a refused call wrote nothing."""
+    _, runtime = campaign_service
+
+    async def count(table: str) -> int:
+        async with runtime.db.engine.connect() as connection:
+            return int((await connection.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608
+
+    return count

@@ -1,0 +1,88 @@
+"""SegmentService servicer: proto -> arguments, one service call, result -> proto.
+
+RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImplementedError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from crm.segment.v1 import segment_service_pb2 as pb
+from crm.segment.v1 import segment_service_pb2_grpc
+from crm_segment.api import segment_messages
+from crm_segment.segments.service import Segments
+from crmkit.auth import current_principal
+from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.idempotency import parse_request_id
+
+
+def segment_id_from_name(name: str, field: str = "name") -> str:
+    prefix, _, segment_id = name.partition("/")
+    if prefix != "segments" or not segment_id or "/" in segment_id:
+        raise InvalidArgument([FieldViolation(field, "must be a resource name like segments/{segment_id}")])
+    return segment_id
+
+
+class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
+    def __init__(self, *, segments: Segments) -> None:
+        self._segments = segments
+
+    async def CreateSegment(self, request: pb.CreateSegmentRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.CreateSegmentResponse:
+        segment = await self._segments.create(
+            segment=segment_messages.to_domain(request.segment),
+            request_id=parse_request_id(request.request_id),
+            actor=current_principal(),
+        )
+        return pb.CreateSegmentResponse(segment=segment_messages.to_proto(segment))
+
+    async def GetSegment(self, request: pb.GetSegmentRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.GetSegmentResponse:
+        segment = await self._segments.get(segment_id=segment_id_from_name(request.name))
+        return pb.GetSegmentResponse(segment=segment_messages.to_proto(segment))
+
+    async def ListSegments(self, request: pb.ListSegmentsRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.ListSegmentsResponse:
+        page = await self._segments.list(
+            page_size=request.page_size, page_token=request.page_token,
+            display_name_contains=request.display_name_contains, evaluation_mode=request.evaluation_mode,
+            feature=request.feature, creator=request.creator,
+        )
+        return pb.ListSegmentsResponse(segments=[segment_messages.to_proto(s) for s in page.segments],
+                                       next_page_token=page.next_page_token)
+
+    async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.UpdateSegmentResponse:
+        segment_id = segment_id_from_name(request.segment.name, "segment.name")
+        segment = await self._segments.update(
+            changes=segment_messages.to_domain(request.segment, segment_id=segment_id),
+            paths=list(request.update_mask.paths), etag=request.segment.etag, actor=current_principal(),
+        )
+        return pb.UpdateSegmentResponse(segment=segment_messages.to_proto(segment))
+
+    async def DeleteSegment(self, request: pb.DeleteSegmentRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.DeleteSegmentResponse:
+        await self._segments.delete(segment_id=segment_id_from_name(request.name), etag=request.etag,
+                                    actor=current_principal())
+        return pb.DeleteSegmentResponse()
+
+    async def ValidateSegmentRule(self, request: pb.ValidateSegmentRuleRequest, context: grpc.aio.ServicerContext
+                                  ) -> pb.ValidateSegmentRuleResponse:
+        analysis = await self._segments.validate_rule(rule=request.rule, evaluation_mode=request.evaluation_mode)
+        return pb.ValidateSegmentRuleResponse(**segment_messages.analysis_fields(analysis))  # type: ignore[arg-type]
+
+    async def ListFeatures(self, request: pb.ListFeaturesRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.ListFeaturesResponse:
+        page = self._segments.list_features(page_size=request.page_size, page_token=request.page_token,
+                                            real_time_only=request.real_time_only)
+        return pb.ListFeaturesResponse(features=[segment_messages.feature_to_proto(f) for f in page.features],
+                                       next_page_token=page.next_page_token)
+
+    async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
+                           ) -> AsyncIterator[pb.WatchChangesResponse]:
+        async for events in self._segments.watch(after_cursor=request.after_cursor,
+                                                 resource_types=list(request.resource_types),
+                                                 segments=list(request.segments)):
+            yield pb.WatchChangesResponse(events=events)

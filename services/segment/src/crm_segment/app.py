@@ -1,0 +1,52 @@
+"""Wiring of the segment service: settings, collaborators, servicers. No logic here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from crm.segment.v1 import segment_service_pb2_grpc
+from crm_segment import tables
+from crm_segment.api import segment_messages
+from crm_segment.api.access import ACCESS, SERVICE
+from crm_segment.api.segment_servicer import SegmentServicer
+from crm_segment.segments import rules
+from crm_segment.segments.repository import SegmentRepository
+from crm_segment.segments.service import Segments
+from crmkit.app import Runtime, ServiceSpec
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.outbox import ChangeFeed, Outbox
+from crmkit.pagination import PageTokens
+from crmkit.server import ServiceBinding
+from crmkit.settings import ServiceSettings
+
+
+class SegmentSettings(ServiceSettings):
+    database_url: str = Field(validation_alias="CRM_SEGMENT_DATABASE_URL")
+    port: int = Field(default=50052, validation_alias="CRM_SEGMENT_PORT", ge=0, le=65535)
+    feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_SEGMENT_FEED_POLL_SECONDS")
+
+
+async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
+    settings = runtime.settings
+    rules.load_parser()
+    feed = ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
+    segments = Segments(
+        db=runtime.db, repository=SegmentRepository(), outbox=Outbox(tables.outbox_event),
+        idempotency=IdempotencyKeys(tables.idempotency_key),
+        page_tokens=PageTokens(settings.derived_key("segment.page-token")), feed=feed,
+        feed_payload=segment_messages.to_proto,
+    )
+    # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
+    # stubs mark abstract.
+    servicer = SegmentServicer(segments=segments)  # type: ignore[abstract]
+    return [ServiceBinding(
+        descriptor=SERVICE,
+        register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),
+        policy=ACCESS,
+    )]
+
+
+SPEC = ServiceSpec(name="segment", settings_type=SegmentSettings, migrations=Path(__file__).parent / "migrations",
+                   wire=wire)

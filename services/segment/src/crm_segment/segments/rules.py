@@ -1,0 +1,520 @@
+"""Pure decisions about segments: the feature catalogue, what a valid segment and rule are.
+
+No I/O here. Rules are CEL; cel-python parses them into a Lark tree, and this module walks
+that tree for the features it reads, the functions it calls and its obvious shape mistakes.
+Full type-checking and compilation (to SQL and to Python closures) come with materialisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
+
+import celpy
+from lark import Token, Tree
+
+from crm_segment.segments.model import (
+    EvaluationMode,
+    Feature,
+    FeatureType,
+    RuleAnalysis,
+    RuleIssue,
+    Segment,
+    Severity,
+)
+from crmkit.validation import Violations
+
+SEGMENT_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+MAX_DISPLAY_NAME = 100
+MAX_DESCRIPTION = 1000
+MAX_RULE = 10_000
+MIN_REFRESH = timedelta(hours=1)
+MAX_REFRESH = timedelta(days=31)
+MAX_CONTAINS_FILTER = 100
+MAX_WATCHED_SEGMENTS = 100
+
+# Fields an update may name; every other field is immutable or output only.
+UPDATABLE_PATHS = frozenset({"display_name", "description", "rule", "evaluation_mode", "refresh_interval"})
+# Changing these changes who is a member, so they bump `rule_version`.
+RULE_PATHS = frozenset({"rule", "evaluation_mode"})
+
+# Money features are in the bank's reporting currency.
+_MONEY = "CNY"
+_PROFILE, _SEGMENT, _FEEDBACK, _RISK = "profile", "segment", "feedback", "risk"
+_PRODUCT_CATEGORIES = ("BOND", "CREDIT_CARD", "CURRENT_ACCOUNT", "FUND", "INSURANCE", "LOAN", "MORTGAGE",
+                       "PAYROLL", "PRECIOUS_METAL", "SAVINGS", "TERM_DEPOSIT", "WEALTH")
+
+
+def _f(feature: str, type_: FeatureType, source: str, real_time: bool, description: str, *, unit: str = "",
+       allowed: tuple[str, ...] = (), nullable: bool = False) -> Feature:
+    return Feature(feature=feature, type=type_, description=description, source=source, real_time=real_time,
+                   unit=unit, allowed_values=allowed, nullable=nullable)
+
+
+# The customer read model's features (a constant until the read model has its own catalogue
+# table): profile's record and derived features, segment's own classifications, feedback and
+# risk signals. Real-time features change within seconds of their upstream event.
+FEATURES: tuple[Feature, ...] = tuple(sorted((
+    _f("active_channel_count_90d", FeatureType.INT, f"{_PROFILE}.features.activity", True,
+       "Distinct channels with any event in the last 90 days.", unit="count"),
+    _f("activity_layer", FeatureType.STRING, f"{_SEGMENT}.classification.activity_layer", False,
+       "Activity layer from the latest classification.",
+       allowed=("ACTIVITY_LAYER_ACTIVE", "ACTIVITY_LAYER_CORE", "ACTIVITY_LAYER_DORMANT")),
+    _f("age", FeatureType.INT, f"{_PROFILE}.features.lifecycle.age_years", True,
+       "Age in whole years; unset for organisations and customers without a birth date.",
+       unit="years", nullable=True),
+    _f("aum", FeatureType.DOUBLE, f"{_PROFILE}.features.aum", True,
+       "Assets under management now: open deposit and investment holdings.", unit=_MONEY),
+    _f("aum_change_90d", FeatureType.DOUBLE, f"{_PROFILE}.features.lifecycle.aum_change_90d", True,
+       "AUM now minus AUM 90 days ago; negative when assets left.", unit=_MONEY),
+    _f("average_aum_90d", FeatureType.DOUBLE, f"{_PROFILE}.features.average_aum_90d", True,
+       "Daily average AUM over the last 90 days.", unit=_MONEY),
+    _f("branch_id", FeatureType.STRING, f"{_PROFILE}.customer.branch_id", True,
+       "The customer's home branch."),
+    _f("churn_probability", FeatureType.DOUBLE, f"{_RISK}.churn.score", False,
+       "Latest churn model probability, 0 to 1; unset until the customer is first scored.",
+       unit="score", nullable=True),
+    _f("churn_risk_band", FeatureType.STRING, f"{_RISK}.churn.band", False,
+       "Band of the latest churn score; unset until the customer is first scored.",
+       allowed=("RISK_BAND_HIGH", "RISK_BAND_LOW", "RISK_BAND_MEDIUM"), nullable=True),
+    _f("complaint_count_90d", FeatureType.INT, f"{_FEEDBACK}.complaints.count_90d", True,
+       "Complaints filed in the last 90 days.", unit="count"),
+    _f("customer_type", FeatureType.STRING, f"{_PROFILE}.customer.customer_type", True,
+       "Individual or organisation.", allowed=("CUSTOMER_TYPE_INDIVIDUAL", "CUSTOMER_TYPE_ORGANISATION")),
+    _f("days_since_last_activity", FeatureType.INT, f"{_PROFILE}.features.activity", True,
+       "Days since the latest event on any channel; unset when there was none.", unit="days", nullable=True),
+    _f("days_to_next_maturity", FeatureType.INT, f"{_PROFILE}.features.days_to_next_maturity", True,
+       "Days until the earliest maturity among open holdings; unset when none is due.",
+       unit="days", nullable=True),
+    _f("expected_lifetime_value", FeatureType.DOUBLE, f"{_SEGMENT}.ltv.expected_value", False,
+       "Expected lifetime value from the latest fitted model; unset until predicted.",
+       unit=_MONEY, nullable=True),
+    _f("frequency", FeatureType.INT, f"{_PROFILE}.features.rfm.frequency", True,
+       "Transactions in the RFM window.", unit="count"),
+    _f("gender", FeatureType.STRING, f"{_PROFILE}.customer.gender", True,
+       "Gender as recorded; unset when not given.",
+       allowed=("GENDER_FEMALE", "GENDER_MALE", "GENDER_OTHER"), nullable=True),
+    _f("has_relationship_manager", FeatureType.BOOL, f"{_PROFILE}.customer.relationship_manager_id", True,
+       "The customer has a relationship manager."),
+    _f("holdings_closed_90d", FeatureType.INT, f"{_PROFILE}.features.lifecycle", True,
+       "Holdings closed in the last 90 days.", unit="count"),
+    _f("holdings_opened_90d", FeatureType.INT, f"{_PROFILE}.features.lifecycle", True,
+       "Holdings opened in the last 90 days.", unit="count"),
+    _f("kyc_status", FeatureType.STRING, f"{_PROFILE}.customer.kyc_status", True,
+       "Know-your-customer status.",
+       allowed=("KYC_STATUS_EXPIRED", "KYC_STATUS_PENDING", "KYC_STATUS_REJECTED", "KYC_STATUS_VERIFIED")),
+    _f("last_activity_time", FeatureType.TIMESTAMP, f"{_PROFILE}.features.last_activity_time", True,
+       "Time of the latest event on any channel; unset when there is none.", nullable=True),
+    _f("last_login_time", FeatureType.TIMESTAMP, f"{_PROFILE}.events.login", True,
+       "Time of the latest successful login; unset when there is none.", nullable=True),
+    _f("latest_nps_score", FeatureType.INT, f"{_FEEDBACK}.nps.latest", True,
+       "Latest NPS answer, 0 to 10; unset when the customer never answered.", unit="score", nullable=True),
+    _f("lifecycle_stage", FeatureType.STRING, f"{_SEGMENT}.classification.lifecycle_stage", False,
+       "Lifecycle stage from the latest classification.",
+       allowed=("LIFECYCLE_STAGE_ACQUISITION", "LIFECYCLE_STAGE_CHURNED", "LIFECYCLE_STAGE_DECLINE",
+                "LIFECYCLE_STAGE_GROWTH", "LIFECYCLE_STAGE_MATURE")),
+    _f("login_count_30d", FeatureType.INT, f"{_PROFILE}.features.activity", True,
+       "Successful logins in the last 30 days.", unit="count"),
+    _f("monetary", FeatureType.DOUBLE, f"{_PROFILE}.features.rfm.monetary", True,
+       "Sum of transaction amounts in the RFM window, both directions.", unit=_MONEY),
+    _f("nationality", FeatureType.STRING, f"{_PROFILE}.customer.nationality", True,
+       "ISO 3166-1 alpha-2 nationality; unset when not given.", nullable=True),
+    _f("onboarded_time", FeatureType.TIMESTAMP, f"{_PROFILE}.customer.onboarded_on", True,
+       "When the customer was onboarded (midnight UTC of the date)."),
+    _f("open_complaint_count", FeatureType.INT, f"{_FEEDBACK}.complaints.open", True,
+       "Complaints not yet resolved.", unit="count"),
+    _f("payroll_active", FeatureType.BOOL, f"{_PROFILE}.features.lifecycle.payroll_active", True,
+       "A payroll credit arrived in the last 60 days."),
+    _f("product_categories", FeatureType.STRING_LIST, f"{_PROFILE}.holdings", True,
+       "Categories of open holdings (PAYROLL when payroll is active).", allowed=_PRODUCT_CATEGORIES),
+    _f("product_count", FeatureType.INT, f"{_PROFILE}.features.product_count", True,
+       "Open holdings.", unit="count"),
+    _f("product_type_count", FeatureType.INT, f"{_PROFILE}.features.product_type_count", True,
+       "Distinct product types among open holdings.", unit="count"),
+    _f("recency_days", FeatureType.INT, f"{_PROFILE}.features.rfm.recency_days", True,
+       "Days since the latest customer-initiated transaction; unset when there is none.",
+       unit="days", nullable=True),
+    _f("rfm_frequency_score", FeatureType.INT, f"{_SEGMENT}.classification.rfm", False,
+       "RFM frequency score, 1 to 5.", unit="score"),
+    _f("rfm_monetary_score", FeatureType.INT, f"{_SEGMENT}.classification.rfm", False,
+       "RFM monetary score, 1 to 5.", unit="score"),
+    _f("rfm_recency_score", FeatureType.INT, f"{_SEGMENT}.classification.rfm", False,
+       "RFM recency score, 1 to 5.", unit="score"),
+    _f("risk_tolerance", FeatureType.STRING, f"{_PROFILE}.customer.risk_tolerance", True,
+       "Assessed risk tolerance; unset when not assessed.",
+       allowed=("RISK_TOLERANCE_AGGRESSIVE", "RISK_TOLERANCE_BALANCED", "RISK_TOLERANCE_CONSERVATIVE",
+                "RISK_TOLERANCE_MODERATELY_AGGRESSIVE", "RISK_TOLERANCE_MODERATELY_CONSERVATIVE"), nullable=True),
+    _f("tenure_days", FeatureType.INT, f"{_PROFILE}.features.tenure_days", True,
+       "Days since the customer was onboarded.", unit="days"),
+    _f("transaction_count_30d", FeatureType.INT, f"{_PROFILE}.features.activity", True,
+       "Customer-initiated transactions in the last 30 days.", unit="count"),
+    _f("transaction_count_90d", FeatureType.INT, f"{_PROFILE}.features.activity", True,
+       "Customer-initiated transactions in the last 90 days.", unit="count"),
+    _f("value_tier", FeatureType.STRING, f"{_SEGMENT}.classification.value_tier", False,
+       "Value tier from the latest classification.",
+       allowed=("VALUE_TIER_MASS", "VALUE_TIER_MASS_AFFLUENT", "VALUE_TIER_POTENTIAL", "VALUE_TIER_PRIVATE",
+                "VALUE_TIER_VIP")),
+    _f("visit_count_30d", FeatureType.INT, f"{_PROFILE}.features.activity", True,
+       "Channel visits in the last 30 days.", unit="count"),
+), key=lambda f: f.feature))
+
+CATALOGUE: dict[str, Feature] = {f.feature: f for f in FEATURES}
+
+# Variables every rule has besides the features.
+BUILTIN_VARIABLES = frozenset({"now"})
+# CEL type names, usable as values (`type(x) == int`).
+TYPE_NAMES = frozenset({"bool", "bytes", "double", "duration", "int", "list", "map", "null_type", "string",
+                        "timestamp", "type", "uint"})
+# The CEL standard functions and macros the contract allows, as `f(x)` and as `x.f(...)`.
+GLOBAL_FUNCTIONS = frozenset({"bool", "bytes", "double", "duration", "dyn", "has", "int", "matches", "size",
+                              "string", "timestamp", "type", "uint"})
+METHODS = frozenset({"all", "contains", "endsWith", "exists", "exists_one", "filter", "getDate", "getDayOfMonth",
+                     "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes",
+                     "getMonth", "getSeconds", "map", "matches", "size", "startsWith"})
+# Macros whose first argument names a variable bound in the others.
+BINDING_MACROS = frozenset({"all", "exists", "exists_one", "filter", "map"})
+
+_NUMERIC = frozenset({FeatureType.INT, FeatureType.DOUBLE})
+_LITERAL_TYPES = {"INT_LIT": FeatureType.INT, "UINT_LIT": FeatureType.INT, "FLOAT_LIT": FeatureType.DOUBLE,
+                  "STRING_LIT": FeatureType.STRING, "MLSTRING_LIT": FeatureType.STRING,
+                  "BOOL_LIT": FeatureType.BOOL}
+_COMPARISONS = frozenset({"relation_lt", "relation_le", "relation_gt", "relation_ge", "relation_eq",
+                          "relation_ne"})
+
+
+def feature_page(*, after: str | None, limit: int, real_time_only: bool) -> list[Feature]:
+    """Catalogue entries in `feature` order after `after`, at most `limit`."""
+    chosen = (f for f in FEATURES if (after is None or f.feature > after) and (f.real_time or not real_time_only))
+    return [f for _, f in zip(range(limit), chosen, strict=False)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments
+
+
+def validate(segment: Segment, *, prefix: str = "segment.", violations: Violations | None = None,
+             analysis: RuleAnalysis | None = None) -> Violations:
+    """Record every rule the segment breaks, each under the field path the caller used."""
+    v = violations or Violations()
+    if v.required(segment.segment_id, f"{prefix}segment_id"):
+        v.pattern(segment.segment_id, f"{prefix}segment_id", SEGMENT_ID,
+                  "must be 1 to 63 characters from a-z 0-9 -, start with a letter and not end with -")
+    if v.required(segment.display_name, f"{prefix}display_name"):
+        v.max_length(segment.display_name, f"{prefix}display_name", MAX_DISPLAY_NAME)
+    v.max_length(segment.description, f"{prefix}description", MAX_DESCRIPTION)
+    v.check(segment.evaluation_mode in (EvaluationMode.BATCH, EvaluationMode.REAL_TIME),
+            f"{prefix}evaluation_mode", "is not a known SegmentEvaluationMode")
+    if segment.refresh_interval is not None:
+        v.check(MIN_REFRESH <= segment.refresh_interval <= MAX_REFRESH, f"{prefix}refresh_interval",
+                "must be unset or zero (on demand only), or from 1 hour to 31 days")
+    if _check_rule_length(segment.rule, f"{prefix}rule", v):
+        found = analysis or analyse(segment.rule, mode=segment.evaluation_mode)
+        for issue in found.errors:
+            v.add(f"{prefix}rule", issue.describe())
+    return v
+
+
+def rule_length_ok(rule: str) -> bool:
+    """Whether a rule is worth parsing at all (validation names the field when it is not)."""
+    return bool(rule.strip()) and len(rule) <= MAX_RULE
+
+
+def load_parser() -> None:
+    """Build cel-python's parser tables now (about half a second) rather than in the first request."""
+    celpy.CELParser()
+
+
+def _check_rule_length(rule: str, field: str, v: Violations) -> bool:
+    return v.required(rule.strip(), field) and v.max_length(rule, field, MAX_RULE)
+
+
+def check_rule_text(rule: str, field: str = "rule") -> None:
+    """INVALID_ARGUMENT when a rule to analyse is empty or too long (its content is not judged)."""
+    v = Violations()
+    _check_rule_length(rule, field, v)
+    v.raise_if_any()
+
+
+def normalise(segment: Segment) -> Segment:
+    mode = EvaluationMode.BATCH if segment.evaluation_mode == EvaluationMode.UNSPECIFIED else segment.evaluation_mode
+    refresh = segment.refresh_interval if segment.refresh_interval else None
+    return dataclasses.replace(segment, display_name=" ".join(segment.display_name.split()),
+                               description=segment.description.strip(), evaluation_mode=mode,
+                               refresh_interval=refresh)
+
+
+def apply(current: Segment, changes: Segment, paths: Iterable[str]) -> Segment:
+    """The segment with the named fields taken from `changes`; bumps the rule version when the rule
+    or its evaluation mode actually changed."""
+    merged = dataclasses.replace(current, **{p: getattr(changes, p) for p in paths})
+    merged = normalise(merged)
+    if merged.rule != current.rule or merged.evaluation_mode != current.evaluation_mode:
+        merged = dataclasses.replace(merged, rule_version=current.rule_version + 1)
+    return merged
+
+
+def check_mask(paths: Sequence[str]) -> None:
+    v = Violations()
+    v.check(bool(paths), "update_mask", "is required: name the fields to update")
+    for p in paths:
+        v.check(p in UPDATABLE_PATHS, "update_mask",
+                f"'{p}' cannot be updated; updatable: {', '.join(sorted(UPDATABLE_PATHS))}")
+    v.raise_if_any()
+
+
+def validate_list_filter(*, display_name_contains: str, evaluation_mode: int, feature: str) -> None:
+    v = Violations()
+    v.max_length(display_name_contains, "display_name_contains", MAX_CONTAINS_FILTER)
+    v.check(evaluation_mode in tuple(EvaluationMode), "evaluation_mode", "is not a known SegmentEvaluationMode")
+    if feature:
+        v.check(feature in CATALOGUE, "feature", _unknown_feature_message(feature))
+    v.raise_if_any()
+
+
+def validate_watched_segments(segments: Sequence[str]) -> tuple[str, ...]:
+    v = Violations()
+    v.check(len(segments) <= MAX_WATCHED_SEGMENTS, "segments", f"must name at most {MAX_WATCHED_SEGMENTS} segments")
+    for index, name in enumerate(segments):
+        prefix, _, segment_id = name.partition("/")
+        v.check(prefix == "segments" and bool(SEGMENT_ID.fullmatch(segment_id)), f"segments[{index}]",
+                "must be a resource name like segments/{segment_id}")
+    v.raise_if_any()
+    return tuple(segments)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule analysis
+
+
+def analyse(rule: str, *, mode: EvaluationMode = EvaluationMode.BATCH) -> RuleAnalysis:
+    """Every issue of a rule: syntax, unknown features and functions, its shape, real-time fitness."""
+    try:
+        tree = celpy.CELParser().parse(rule)
+    except celpy.CELParseError as error:
+        return RuleAnalysis(issues=(_syntax_issue(rule, error),), referenced_features=(), real_time_capable=False)
+    walk = _Walk()
+    walk.visit(tree, frozenset())
+    issues = list(walk.issues)
+    referenced: dict[str, tuple[int, int]] = {}
+    unknown: dict[str, tuple[int, int]] = {}
+    for name, line, column in walk.identifiers:
+        if name in CATALOGUE:
+            referenced.setdefault(name, (line, column))
+        elif name not in BUILTIN_VARIABLES and name not in TYPE_NAMES:
+            unknown.setdefault(name, (line, column))
+    issues += [RuleIssue(Severity.ERROR, "UNKNOWN_FEATURE", _unknown_feature_message(name), line, column)
+               for name, (line, column) in unknown.items()]
+    real_time_capable = not unknown and all(CATALOGUE[f].real_time for f in referenced)
+    if mode is EvaluationMode.REAL_TIME:
+        issues += [RuleIssue(Severity.ERROR, "NOT_REAL_TIME_FEATURE",
+                             f'feature "{name}" is recomputed in batch, so a real-time segment cannot read it',
+                             line, column)
+                   for name, (line, column) in referenced.items() if not CATALOGUE[name].real_time]
+    issues += _shape_issues(tree)
+    issues += _comparison_issues(tree)
+    ordered = sorted(issues, key=lambda i: (i.severity, i.line, i.column, i.reason))
+    return RuleAnalysis(issues=tuple(ordered), referenced_features=tuple(sorted(referenced)),
+                        real_time_capable=real_time_capable)
+
+
+def _unknown_feature_message(name: str) -> str:
+    close = difflib.get_close_matches(name, CATALOGUE, n=1, cutoff=0.6)
+    hint = f'; did you mean "{close[0]}"?' if close else "; see ListFeatures for the catalogue"
+    return f'unknown feature "{name}"{hint}'
+
+
+def _syntax_issue(rule: str, error: celpy.CELParseError) -> RuleIssue:
+    cause = error.__context__
+    line, column = error.line or 0, error.column or 0
+    token = getattr(cause, "token", None)
+    char = getattr(cause, "char", None)
+    if token is not None and token.type == "$END":
+        lines = rule.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        message = "the rule ends too early"
+    elif token is not None:
+        message = f"unexpected {token.value!r}"
+    elif char is not None:
+        message = f"unexpected character {char!r}"
+    else:
+        message = "the rule does not parse"
+    return RuleIssue(Severity.ERROR, "SYNTAX_ERROR", message, line, column)
+
+
+class _Walk:
+    """Collects free identifiers (with positions) and calls of functions CEL rules may not use."""
+
+    def __init__(self) -> None:
+        self.identifiers: list[tuple[str, int, int]] = []
+        self.issues: list[RuleIssue] = []
+
+    def visit(self, root: Tree, bound: frozenset[str]) -> None:
+        """Walk the tree with an explicit stack: deeply nested rules must not hit the recursion limit."""
+        stack: list[tuple[Tree | Token, frozenset[str]]] = [(root, bound)]
+        while stack:
+            node, scope = stack.pop()
+            if isinstance(node, Tree):
+                stack.extend(reversed(self._step(node, scope)))
+
+    def _step(self, node: Tree, bound: frozenset[str]) -> list[tuple[Tree | Token, frozenset[str]]]:
+        """Record what `node` itself says; return its children to visit, each with its scope."""
+        kind = node.data
+        if kind in ("ident", "dot_ident"):
+            token = _ident_token(node)
+            if token.value not in bound:
+                self.identifiers.append((token.value, token.line or 0, token.column or 0))
+            return []
+        if kind in ("ident_arg", "dot_ident_arg"):
+            token = _ident_token(node)
+            self._check_function(token, GLOBAL_FUNCTIONS)
+            return [(child, bound) for child in node.children if child is not token]
+        if kind == "member_dot_arg":
+            receiver, method, *rest = node.children
+            assert isinstance(method, Token)
+            self._check_function(method, METHODS)
+            arguments = rest[0].children if rest else []
+            if method.value in BINDING_MACROS and arguments:
+                variable = _bare_identifier(arguments[0])
+                inner = bound | {variable} if variable else bound
+                return [(receiver, bound)] + [(argument, inner) for argument in arguments[1:]]
+            return [(receiver, bound)] + [(argument, bound) for argument in arguments]
+        if kind == "member_dot":
+            # `a.b`: only the root `a` is a variable; `b` is a field of it.
+            return [(node.children[0], bound)]
+        if kind == "member_object":
+            token = _first_token(node)
+            self.issues.append(RuleIssue(Severity.ERROR, "UNSUPPORTED_FUNCTION",
+                                         "message construction is not available in segment rules",
+                                         token.line or 0, token.column or 0))
+            return []
+        return [(child, bound) for child in node.children]
+
+    def _check_function(self, token: Token, allowed: frozenset[str]) -> None:
+        if token.value not in allowed:
+            self.issues.append(RuleIssue(
+                Severity.ERROR, "UNSUPPORTED_FUNCTION",
+                f'function "{token.value}" is not available in segment rules', token.line or 0, token.column or 0))
+
+
+def _ident_token(node: Tree) -> Token:
+    token = next(c for c in node.children if isinstance(c, Token) and c.type == "IDENT")
+    return token
+
+
+def _first_token(node: Tree) -> Token:
+    for child in node.iter_subtrees_topdown():
+        for token in child.children:
+            if isinstance(token, Token):
+                return token
+    return Token("IDENT", "", line=0, column=0)  # pragma: no cover - every subtree ends in tokens
+
+
+def _bare_identifier(node: Tree | Token) -> str | None:
+    """The name when `node` is just an identifier (the variable of a macro), else None."""
+    inner = _unwrap(node)
+    if isinstance(inner, Tree) and inner.data == "ident":
+        return str(_ident_token(inner).value)
+    return None
+
+
+_PRECEDENCE_LEVELS = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",
+                                "unary", "member", "primary"})
+
+
+def _unwrap(node: Tree | Token) -> Tree | Token:
+    """Skip the grammar's single-child precedence levels (expr -> ... -> primary) and parentheses."""
+    while isinstance(node, Tree) and (
+            (node.data in _PRECEDENCE_LEVELS and len(node.children) == 1) or node.data == "paren_expr"):
+        node = node.children[0]
+    return node
+
+
+def _position(node: Tree) -> tuple[int, int]:
+    """Line and column of a subtree (0, 0 when the parser kept none, as for `true` and `false`)."""
+    line = getattr(node.meta, "line", None) if not node.meta.empty else None
+    column = getattr(node.meta, "column", None) if not node.meta.empty else None
+    return line or 0, column or 0
+
+
+def _shape_issues(tree: Tree) -> Iterator[RuleIssue]:
+    """The rule as a whole must be a condition: not a number, text, list or non-boolean feature."""
+    top = _unwrap(tree)
+    if not isinstance(top, Tree):
+        return
+    line, column = _position(top)
+    not_boolean = RuleIssue(Severity.ERROR, "NOT_BOOLEAN", "the rule must be a condition (true or false), "
+                            "e.g. `aum >= 500000.0`", line, column)
+    if top.data == "literal":
+        token = top.children[0]
+        assert isinstance(token, Token)
+        if token.type != "BOOL_LIT":
+            yield not_boolean
+        elif token.value == "true":
+            yield RuleIssue(Severity.WARNING, "ALWAYS_TRUE", "the rule selects every customer", line, column)
+    elif top.data in ("addition", "multiplication", "list_lit", "map_lit") or (
+            top.data == "unary" and isinstance(top.children[0], Tree) and top.children[0].data == "unary_neg"):
+        yield not_boolean
+    elif top.data == "ident":
+        feature = CATALOGUE.get(str(_ident_token(top).value))
+        if feature is not None and feature.type is not FeatureType.BOOL:
+            yield not_boolean
+
+
+def _comparison_issues(tree: Tree) -> Iterator[RuleIssue]:
+    """A feature compared with a literal of another type (`age > "30"`) never matches."""
+    for node in tree.iter_subtrees():
+        if node.data != "relation" or len(node.children) != 2:
+            continue
+        operator, right = node.children
+        if not isinstance(operator, Tree) or not isinstance(right, Tree):
+            continue
+        left = operator.children[0]
+        if operator.data in _COMPARISONS:
+            yield from _mismatch(left, right)
+            yield from _mismatch(right, left)
+        elif operator.data == "relation_in":
+            feature = _feature_of(right)
+            literal = _literal_type(left)
+            if feature is not None and feature.type is FeatureType.STRING_LIST and literal not in (
+                    None, FeatureType.STRING):
+                yield _type_mismatch(left, f'"{feature.feature}" holds text, so only text can be in it')
+
+
+def _mismatch(feature_side: Tree | Token, literal_side: Tree | Token) -> Iterator[RuleIssue]:
+    feature = _feature_of(feature_side)
+    literal = _literal_type(literal_side)
+    if feature is None or literal is None:
+        return
+    compatible = feature.type == literal or (feature.type in _NUMERIC and literal in _NUMERIC)
+    if not compatible:
+        yield _type_mismatch(literal_side, f'"{feature.feature}" is {_type_word(feature.type)} and cannot be '
+                                           f"compared with {_type_word(literal)}")
+
+
+def _type_mismatch(node: Tree | Token, message: str) -> RuleIssue:
+    token = node if isinstance(node, Token) else _first_token(node)
+    return RuleIssue(Severity.ERROR, "TYPE_MISMATCH", message, token.line or 0, token.column or 0)
+
+
+def _feature_of(node: Tree | Token) -> Feature | None:
+    inner = _unwrap(node)
+    if isinstance(inner, Tree) and inner.data == "ident":
+        return CATALOGUE.get(str(_ident_token(inner).value))
+    return None
+
+
+def _literal_type(node: Tree | Token) -> FeatureType | None:
+    inner = _unwrap(node)
+    if isinstance(inner, Tree) and inner.data == "literal":
+        token = inner.children[0]
+        return _LITERAL_TYPES.get(token.type) if isinstance(token, Token) else None
+    return None
+
+
+def _type_word(kind: FeatureType) -> str:
+    return {FeatureType.BOOL: "a bool", FeatureType.INT: "a number", FeatureType.DOUBLE: "a number",
+            FeatureType.STRING: "text", FeatureType.STRING_LIST: "a list of text",
+            FeatureType.TIMESTAMP: "a timestamp", FeatureType.DURATION: "a duration"}[kind]
