@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from datetime import datetime
 
 import jwt
 import pytest
@@ -114,3 +115,20 @@ def test_page_size_is_clamped() -> None:
     assert clamp_page_size(7) == 7
     with pytest.raises(InvalidArgument):
         clamp_page_size(-1)
+
+
+def test_a_remembered_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = verifier()
+    token = issue_token(secret=SECRET, subject="a", roles=[Role.ADMIN], lifetime_seconds=60)
+    assert check.verify(token).subject == "a"
+    later = time.time() + 3600
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+            return datetime.fromtimestamp(later, tz)
+
+    monkeypatch.setattr(time, "time", lambda: later)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Later)
+    with pytest.raises(Unauthenticated):
+        check.verify(token)

@@ -78,8 +78,11 @@ async def test_concurrent_writers_never_let_a_reader_skip_an_event(db: Database)
     seen: list[int] = []
     stop = asyncio.Event()
 
+    backlog = await feed.read(after=0)
+    start = int(backlog[-1].cursor) if backlog else 0
+
     async def reader() -> None:
-        after = int((await feed.read(after=0))[-1].cursor) if await feed.read(after=0) else 0
+        after = start
         while not stop.is_set() or await feed.read(after=after):
             for event in await feed.read(after=after):
                 seen.append(int(event.cursor))

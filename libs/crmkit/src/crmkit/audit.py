@@ -1,12 +1,17 @@
 """Append-only, hash-chained audit log of who read or changed which customer, and why.
 
-Each record's hash covers its content and the previous record's hash, so deleting, editing or
-reordering any record breaks every hash after it; `verify_chain` walks the chain.
+Each record's hash covers its content and the previous record's hash in the same chain, so
+deleting, editing or reordering any record breaks every hash after it; `verify_chain` walks
+every chain. A database trigger (see kit_schema) refuses UPDATE and DELETE as well.
 
-Reads of personal data are frequent, so records are written by group commit: callers await
-`record()`, which returns once their record is durable, while one background task writes
-everything queued meanwhile in a single transaction. The chain's tail is read under an
-advisory lock in that transaction, so several replicas of a service extend one chain.
+Two kinds of chain:
+- `changes`: records written inside the unit of work of a change, so they commit or roll back
+  with it. The chain's tail is read under an advisory lock in that transaction, so every replica
+  of a service extends the one chain.
+- `reads:<uuid>`: one per AuditWriter (per process). Reads are frequent, so they are written by
+  group commit: callers await `record()`, which returns once their record is durable, while one
+  background task writes everything queued meanwhile as a single INSERT. The writer alone extends
+  its chain, so it keeps the tail in memory and needs neither a lock nor a transaction.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmkit.db import Database
 from crmkit.logs import get_logger
@@ -35,6 +41,7 @@ def audit_table(metadata: sa.MetaData) -> sa.Table:
         "audit_record",
         metadata,
         sa.Column("seq", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+        sa.Column("chain_id", sa.Text, nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("principal", sa.Text, nullable=False),
         sa.Column("action", sa.Text, nullable=False),
@@ -57,6 +64,9 @@ class AuditEntry:
     trace_id: str = ""
 
 
+CHANGES_CHAIN = "changes"
+
+
 def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes:
     body = json.dumps(
         [recorded_at.isoformat(), entry.principal, entry.action, entry.resource_name, entry.purpose,
@@ -65,21 +75,28 @@ def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes
     return hashlib.sha256(prev_hash + body).digest()
 
 
-async def append(session: AsyncSession, table: sa.Table, entries: list[AuditEntry]) -> None:
-    """Extend the chain inside the caller's transaction (used for changes, which commit anyway)."""
-    if not entries:
-        return
-    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK_KEY)))
-    prev = await session.scalar(sa.select(table.c.hash).order_by(table.c.seq.desc()).limit(1)) or GENESIS_HASH
+def _rows(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[list[dict[str, object]], bytes]:
     rows = []
     now = datetime.now(UTC)
     for entry in entries:
         digest = _digest(prev, now, entry)
-        rows.append({"recorded_at": now, "principal": entry.principal, "action": entry.action,
-                     "resource_name": entry.resource_name, "purpose": entry.purpose,
+        rows.append({"chain_id": chain_id, "recorded_at": now, "principal": entry.principal,
+                     "action": entry.action, "resource_name": entry.resource_name, "purpose": entry.purpose,
                      "justification": entry.justification, "trace_id": entry.trace_id,
                      "prev_hash": prev, "hash": digest})
         prev = digest
+    return rows, prev
+
+
+async def append(session: AsyncConnection, table: sa.Table, entries: list[AuditEntry]) -> None:
+    """Extend the `changes` chain inside the caller's transaction (it commits with the change)."""
+    if not entries:
+        return
+    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK_KEY)))
+    prev = await session.scalar(
+        sa.select(table.c.hash).where(table.c.chain_id == CHANGES_CHAIN).order_by(table.c.seq.desc()).limit(1)
+    ) or GENESIS_HASH
+    rows, _ = _rows(CHANGES_CHAIN, prev, entries)
     await session.execute(sa.insert(table), rows)
 
 
@@ -89,6 +106,8 @@ class AuditWriter:
     def __init__(self, db: Database, table: sa.Table) -> None:
         self._db = db
         self._table = table
+        self.chain_id = f"reads:{uuid.uuid4()}"
+        self._tail = GENESIS_HASH
         self._queue: list[tuple[AuditEntry, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -115,9 +134,11 @@ class AuditWriter:
             self._wake.clear()
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                rows, tail = _rows(self.chain_id, self._tail, [entry for entry, _ in batch])
                 try:
-                    async with self._db.unit_of_work() as session:
-                        await append(session, self._table, [entry for entry, _ in batch])
+                    async with self._db.single_statement() as connection:
+                        await connection.execute(sa.insert(self._table), rows)
+                    self._tail = tail
                 except Exception as exc:
                     log.error("audit_write_failed", records=len(batch), error_type=type(exc).__name__)
                     for _, future in batch:
@@ -138,14 +159,15 @@ class AuditWriter:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def verify_chain(session: AsyncSession, table: sa.Table) -> int | None:
-    """The seq of the first record whose hash does not follow, or None when the chain is intact."""
-    prev = GENESIS_HASH
+async def verify_chain(session: AsyncConnection, table: sa.Table) -> int | None:
+    """The seq of the first record that does not follow its chain, or None when all are intact."""
+    tails: dict[str, bytes] = {}
     result = await session.stream(sa.select(table).order_by(table.c.seq))
     async for row in result:
+        prev = tails.get(row.chain_id, GENESIS_HASH)
         entry = AuditEntry(principal=row.principal, action=row.action, resource_name=row.resource_name,
                            purpose=row.purpose, justification=row.justification, trace_id=row.trace_id)
         if row.prev_hash != prev or row.hash != _digest(prev, row.recorded_at, entry):
             return int(row.seq)
-        prev = row.hash
+        tails[row.chain_id] = row.hash
     return None

@@ -72,14 +72,35 @@ def reset_principal(token: contextvars.Token[Principal | None]) -> None:
 
 
 class TokenVerifier:
-    """Verifies HS256 JWTs: signature, expiry, issuer, audience, and known roles."""
+    """Verifies HS256 JWTs: signature, expiry, issuer, audience, and known roles.
+
+    A channel application sends the same token with every call for its lifetime, so verified
+    tokens are remembered (bounded, until they expire): the signature check and claim parsing
+    happen once per token, not once per call. Expiry is still checked on every use.
+    """
+
+    CACHE_SIZE = 10_000
 
     def __init__(self, *, secret: str, issuer: str, audience: str) -> None:
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires_at = cached
+            if time.time() < expires_at:
+                return principal
+            del self._verified[token]
+        principal, expires_at = self._verify_uncached(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first: dicts keep insertion order
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    def _verify_uncached(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -101,7 +122,7 @@ class TokenVerifier:
         roles = frozenset(Role(r) for r in raw_roles if r in known)
         if not roles:
             raise PermissionDenied("token carries no platform role", reason="NO_ROLE")
-        return Principal(subject=str(claims["sub"]), roles=roles, token=token)
+        return Principal(subject=str(claims["sub"]), roles=roles, token=token), float(claims["exp"])
 
     def verify_bearer(self, header: str | None) -> Principal:
         """Verify an `authorization: Bearer <jwt>` header value."""

@@ -18,8 +18,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -48,7 +46,9 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping round trip per checkout: a dead connection fails its statement, is
+        # discarded by the pool, and the call answers UNAVAILABLE, which clients retry.
+        pool_pre_ping=False,
         # Errors must not quote statement parameters: they may be personal data.
         hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}},
@@ -56,29 +56,46 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm
 
 
 class Database:
-    """Engine plus session factory; made in the service's start-up, disposed on shutdown."""
+    """The engine and the three ways a service touches it; made at start-up, disposed at shutdown.
+
+    Work happens on SQLAlchemy Core connections (the services write SQL through repositories,
+    not an ORM session), which saves the session's bookkeeping on every call.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+    async def unit_of_work(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back when it raises."""
-        async with self._sessions() as session:
-            try:
-                async with session.begin():
-                    yield session
-            except IntegrityError:
-                raise
-            except DBAPIError as exc:
-                raise _translate(exc) from exc
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
 
     @asynccontextmanager
-    async def read_only(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session, session.begin():
-            await session.execute(sa.text("SET TRANSACTION READ ONLY"))
-            yield session
+    async def read_only(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (`BEGIN READ ONLY`): several reads from one snapshot."""
+        try:
+            async with self.engine.connect() as connection:
+                connection = await connection.execution_options(postgresql_readonly=True)
+                async with connection.begin():
+                    yield connection
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
+
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """For one statement that needs no transaction around it: no BEGIN and COMMIT round trips
+        (the hot read paths; a single statement is atomic on its own)."""
+        try:
+            async with self.engine.connect() as connection:
+                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
 
     async def reachable(self) -> bool:
         async with self.engine.connect() as connection:

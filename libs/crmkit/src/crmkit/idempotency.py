@@ -10,7 +10,7 @@ import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmkit.errors import FieldViolation, InvalidArgument
 
@@ -41,7 +41,7 @@ class IdempotencyKeys:
         self._table = table
 
     async def claim(
-        self, session: AsyncSession, *, principal: str, request_id: uuid.UUID, method: str, resource_name: str,
+        self, session: AsyncConnection, *, principal: str, request_id: uuid.UUID, method: str, resource_name: str,
     ) -> str | None:
         """Record the key; return the resource name of an earlier call with the same key, if any.
 

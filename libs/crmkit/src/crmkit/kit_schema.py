@@ -23,6 +23,7 @@ def create_kit_tables() -> None:
     op.create_table(
         "audit_record",
         sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.Column("chain_id", sa.Text(), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("principal", sa.Text(), nullable=False),
         sa.Column("action", sa.Text(), nullable=False),

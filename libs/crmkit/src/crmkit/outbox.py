@@ -22,7 +22,7 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from opentelemetry import trace
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
 from crmkit.db import Database
@@ -68,7 +68,7 @@ class Outbox:
         self._events = events
 
     async def append(
-        self, session: AsyncSession, *, resource_name: str, change_type: int,
+        self, session: AsyncConnection, *, resource_name: str, change_type: int,
         payload: Message | None, actor: str, resource_type: str | None = None,
     ) -> None:
         """One event; `resource_type` defaults to the payload's type (give it for deletions)."""
@@ -76,7 +76,7 @@ class Outbox:
                                resource_type=resource_type)
 
     async def append_many(
-        self, session: AsyncSession, changes: Sequence[tuple[str, int, Message | None]], *, actor: str,
+        self, session: AsyncConnection, changes: Sequence[tuple[str, int, Message | None]], *, actor: str,
         resource_type: str | None = None,
     ) -> None:
         if not changes:

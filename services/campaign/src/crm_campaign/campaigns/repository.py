@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_campaign.campaigns import rules
 from crm_campaign.campaigns.model import (
@@ -124,7 +124,7 @@ def _cost_from_json(data: dict[str, Any]) -> ChannelCost:
 
 
 class CampaignRepository:
-    async def insert(self, session: AsyncSession, campaign: Campaign) -> Campaign | None:
+    async def insert(self, session: AsyncConnection, campaign: Campaign) -> Campaign | None:
         """Insert; None when the campaign id is taken."""
         statement = (
             pg.insert(t).values(campaign_id=campaign.campaign_id, **_to_row(campaign))
@@ -133,7 +133,7 @@ class CampaignRepository:
         row = (await session.execute(statement)).first()
         return _from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncSession, campaign_id: str, *, for_update: bool = False) -> Campaign | None:
+    async def get(self, session: AsyncConnection, campaign_id: str, *, for_update: bool = False) -> Campaign | None:
         query = sa.select(t).where(t.c.campaign_id == campaign_id)
         if for_update:
             query = query.with_for_update()
@@ -143,7 +143,7 @@ class CampaignRepository:
         [found] = await self._with_history(session, [_from_row(row)])
         return found
 
-    async def update(self, session: AsyncSession, campaign: Campaign) -> Campaign:
+    async def update(self, session: AsyncConnection, campaign: Campaign) -> Campaign:
         statement = (
             sa.update(t).where(t.c.campaign_id == campaign.campaign_id)
             .values(**_to_row(campaign), version=t.c.version + 1, updated_at=sa.func.now())
@@ -152,21 +152,21 @@ class CampaignRepository:
         [updated] = await self._with_history(session, [_from_row((await session.execute(statement)).one())])
         return updated
 
-    async def delete(self, session: AsyncSession, campaign_id: str) -> None:
+    async def delete(self, session: AsyncConnection, campaign_id: str) -> None:
         await session.execute(sa.delete(t).where(t.c.campaign_id == campaign_id))
 
-    async def record_transition(self, session: AsyncSession, campaign_id: str, step: Transition) -> None:
+    async def record_transition(self, session: AsyncConnection, campaign_id: str, step: Transition) -> None:
         await session.execute(sa.insert(history).values(
             campaign_id=campaign_id, action=step.action.value, from_state=int(step.from_state),
             to_state=int(step.to_state), actor=step.actor, comment=step.comment, occurred_at=step.occurred_at))
 
-    async def transitions(self, session: AsyncSession, campaign_id: str) -> list[Transition]:
+    async def transitions(self, session: AsyncConnection, campaign_id: str) -> list[Transition]:
         query = (sa.select(history).where(history.c.campaign_id == campaign_id)
                  .order_by(history.c.campaign_transition_id))
         return [_transition(row) for row in (await session.execute(query)).all()]
 
     async def page(
-        self, session: AsyncSession, *, after: tuple[datetime, str] | None, limit: int, states: Sequence[int] = (),
+        self, session: AsyncConnection, *, after: tuple[datetime, str] | None, limit: int, states: Sequence[int] = (),
         type_: int = 0, segment: str = "", creator: str = "", active_during: Interval | None = None,
     ) -> list[Campaign]:
         """Campaigns most recently updated first, after the (updated_at, id) of the last page."""
@@ -190,7 +190,7 @@ class CampaignRepository:
         found = [_from_row(row) for row in (await session.execute(query)).all()]
         return await self._with_history(session, found)
 
-    async def _with_history(self, session: AsyncSession, campaigns: list[Campaign]) -> list[Campaign]:
+    async def _with_history(self, session: AsyncConnection, campaigns: list[Campaign]) -> list[Campaign]:
         """The campaigns with their approval history, read in one query."""
         if not campaigns:
             return campaigns

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_campaign.campaigns import rules
 from crm_campaign.campaigns.model import Action, Campaign, CampaignState, Interval
@@ -204,7 +204,7 @@ class Campaigns:
                  from_state=step.from_state.name, to_state=step.to_state.name)
         return updated
 
-    async def _current(self, session: AsyncSession, campaign_id: str, etag: str) -> Campaign:
+    async def _current(self, session: AsyncConnection, campaign_id: str, etag: str) -> Campaign:
         """The campaign, locked for this unit of work; NOT_FOUND or ABORTED (stale etag) otherwise."""
         current = await self._repository.get(session, campaign_id, for_update=True)
         if current is None:
@@ -214,7 +214,7 @@ class Campaigns:
                           metadata={"campaign_id": campaign_id})
         return current
 
-    async def _replay(self, session: AsyncSession, earlier_name: str) -> Campaign:
+    async def _replay(self, session: AsyncConnection, earlier_name: str) -> Campaign:
         campaign_id = earlier_name.removeprefix("campaigns/")
         existing = await self._repository.get(session, campaign_id)
         if existing is None:
@@ -222,7 +222,7 @@ class Campaigns:
                            metadata={"campaign_id": campaign_id})
         return existing
 
-    async def _publish(self, session: AsyncSession, campaign: Campaign, change_type: int, actor: Principal) -> None:
+    async def _publish(self, session: AsyncConnection, campaign: Campaign, change_type: int, actor: Principal) -> None:
         await self._outbox.append_many(session, [(campaign.name, change_type, self._feed_payload(campaign))],
                                        actor=actor.subject, resource_type=CAMPAIGN_TYPE)
 

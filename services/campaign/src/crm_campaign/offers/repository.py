@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_campaign.campaigns.model import Interval, Money
 from crm_campaign.offers.model import ChannelContent, Offer, OfferEligibility
@@ -55,7 +55,7 @@ def _key(campaign_id: str, offer_id: str) -> sa.ColumnElement[bool]:
 
 
 class OfferRepository:
-    async def insert(self, session: AsyncSession, offer: Offer) -> Offer | None:
+    async def insert(self, session: AsyncConnection, offer: Offer) -> Offer | None:
         """Insert; None when the offer id is taken in its campaign."""
         statement = (
             pg.insert(t).values(campaign_id=offer.campaign_id, offer_id=offer.offer_id, **_to_row(offer))
@@ -64,7 +64,7 @@ class OfferRepository:
         row = (await session.execute(statement)).first()
         return _from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncSession, campaign_id: str, offer_id: str, *,
+    async def get(self, session: AsyncConnection, campaign_id: str, offer_id: str, *,
                   for_update: bool = False) -> Offer | None:
         query = sa.select(t).where(_key(campaign_id, offer_id))
         if for_update:
@@ -72,20 +72,20 @@ class OfferRepository:
         row = (await session.execute(query)).first()
         return _from_row(row) if row is not None else None
 
-    async def update(self, session: AsyncSession, offer: Offer) -> Offer:
+    async def update(self, session: AsyncConnection, offer: Offer) -> Offer:
         statement = (
             sa.update(t).where(_key(offer.campaign_id, offer.offer_id))
             .values(**_to_row(offer), version=t.c.version + 1, updated_at=sa.func.now()).returning(t)
         )
         return _from_row((await session.execute(statement)).one())
 
-    async def delete(self, session: AsyncSession, campaign_id: str, offer_id: str) -> None:
+    async def delete(self, session: AsyncConnection, campaign_id: str, offer_id: str) -> None:
         await session.execute(sa.delete(t).where(_key(campaign_id, offer_id)))
 
-    async def count(self, session: AsyncSession, campaign_id: str) -> int:
+    async def count(self, session: AsyncConnection, campaign_id: str) -> int:
         return int(await session.scalar(sa.select(sa.func.count()).where(t.c.campaign_id == campaign_id)) or 0)
 
-    async def page(self, session: AsyncSession, campaign_id: str, *, after: str | None = None,
+    async def page(self, session: AsyncConnection, campaign_id: str, *, after: str | None = None,
                    limit: int | None = None) -> list[Offer]:
         """The campaign's offers in offer-id order, after `after`."""
         query = sa.select(t).where(t.c.campaign_id == campaign_id).order_by(t.c.offer_id).limit(limit)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_campaign.campaigns import service as campaign_service
 from crm_campaign.campaigns.model import Campaign
@@ -118,14 +118,14 @@ class Offers:
                                            actor=actor.subject, resource_type=OFFER_TYPE)
         log.info("offer_deleted", campaign_id=campaign_id, offer_id=offer_id)
 
-    async def _locked_campaign(self, session: AsyncSession, campaign_id: str, *, offer_id: str = "") -> Campaign:
+    async def _locked_campaign(self, session: AsyncConnection, campaign_id: str, *, offer_id: str = "") -> Campaign:
         """The offer's campaign, locked so that no submission runs while its offers change."""
         campaign = await self._campaigns.get(session, campaign_id, for_update=True)
         if campaign is None:
             raise _not_found(campaign_id, offer_id) if offer_id else campaign_service.not_found(campaign_id)
         return campaign
 
-    async def _current(self, session: AsyncSession, campaign_id: str, offer_id: str, etag: str) -> Offer:
+    async def _current(self, session: AsyncConnection, campaign_id: str, offer_id: str, etag: str) -> Offer:
         current = await self._repository.get(session, campaign_id, offer_id, for_update=True)
         if current is None:
             raise _not_found(campaign_id, offer_id)
@@ -134,14 +134,14 @@ class Offers:
                           metadata={"offer_id": offer_id})
         return current
 
-    async def _replay(self, session: AsyncSession, earlier_name: str) -> Offer:
+    async def _replay(self, session: AsyncConnection, earlier_name: str) -> Offer:
         _, campaign_id, _, offer_id = earlier_name.split("/")
         existing = await self._repository.get(session, campaign_id, offer_id)
         if existing is None:
             raise _not_found(campaign_id, offer_id)
         return existing
 
-    async def _publish(self, session: AsyncSession, offer: Offer, change_type: int, actor: Principal) -> None:
+    async def _publish(self, session: AsyncConnection, offer: Offer, change_type: int, actor: Principal) -> None:
         await self._outbox.append_many(session, [(offer.name, change_type, self._feed_payload(offer))],
                                        actor=actor.subject, resource_type=OFFER_TYPE)
 

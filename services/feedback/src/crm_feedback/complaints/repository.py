@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_feedback.complaints.model import OPEN_STATUSES, UNASSIGNED, Complaint, ComplaintFilter, Sla, TimeRange
 from crm_feedback.complaints.privacy import DescriptionVault
@@ -81,21 +81,21 @@ class ComplaintRepository:
             updated_at=row.updated_at,
         )
 
-    async def next_number(self, session: AsyncSession) -> int:
+    async def next_number(self, session: AsyncConnection) -> int:
         number = await session.scalar(sa.select(complaint_number.next_value()))
         assert number is not None
         return int(number)
 
-    async def insert(self, session: AsyncSession, complaint: Complaint) -> Complaint:
+    async def insert(self, session: AsyncConnection, complaint: Complaint) -> Complaint:
         row = (await session.execute(sa.insert(t).values(**self._to_row(complaint)).returning(t))).one()
         return self._from_row(row)
 
-    async def get(self, session: AsyncSession, complaint_id: str) -> Complaint | None:
+    async def get(self, session: AsyncConnection, complaint_id: str) -> Complaint | None:
         row = (await session.execute(sa.select(t).where(t.c.complaint_id == complaint_id))).first()
         return self._from_row(row) if row is not None else None
 
     async def page(
-        self, session: AsyncSession, *, query: ComplaintFilter, customer_id: str, ordering: str,
+        self, session: AsyncConnection, *, query: ComplaintFilter, customer_id: str, ordering: str,
         handler: str | None, after: list[Any] | None, limit: int, now: datetime,
     ) -> Sequence[Complaint]:
         """One page in `ordering` order after the key `after` (from `page_key`); `handler` limits

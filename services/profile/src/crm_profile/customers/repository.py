@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.customers.model import Customer
 from crm_profile.customers.privacy import PersonalDataVault
@@ -39,7 +39,7 @@ class CustomerRepository:
             updated_at=row.updated_at,
         )
 
-    async def insert(self, session: AsyncSession, customer: Customer) -> Customer | None:
+    async def insert(self, session: AsyncConnection, customer: Customer) -> Customer | None:
         """Insert; None when the customer id is taken."""
         statement = (
             pg.insert(t)
@@ -50,14 +50,14 @@ class CustomerRepository:
         row = (await session.execute(statement)).first()
         return self._from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncSession, customer_id: str, *, for_update: bool = False) -> Customer | None:
+    async def get(self, session: AsyncConnection, customer_id: str, *, for_update: bool = False) -> Customer | None:
         query = sa.select(t).where(t.c.customer_id == customer_id)
         if for_update:
             query = query.with_for_update()
         row = (await session.execute(query)).first()
         return self._from_row(row) if row is not None else None
 
-    async def update(self, session: AsyncSession, customer: Customer) -> Customer:
+    async def update(self, session: AsyncConnection, customer: Customer) -> Customer:
         statement = (
             sa.update(t)
             .where(t.c.customer_id == customer.customer_id)
@@ -66,11 +66,11 @@ class CustomerRepository:
         )
         return self._from_row((await session.execute(statement)).one())
 
-    async def delete(self, session: AsyncSession, customer_id: str) -> None:
+    async def delete(self, session: AsyncConnection, customer_id: str) -> None:
         await session.execute(sa.delete(t).where(t.c.customer_id == customer_id))
 
     async def page(
-        self, session: AsyncSession, *, after: str | None, limit: int, relationship_manager_id: str = "",
+        self, session: AsyncConnection, *, after: str | None, limit: int, relationship_manager_id: str = "",
         branch_id: str = "",
     ) -> Sequence[Customer]:
         query = sa.select(t).order_by(t.c.customer_id).limit(limit)

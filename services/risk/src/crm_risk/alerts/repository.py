@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_risk.alerts.model import PARAMETERS, AlertRule, Kind, Money, Parameters
 from crm_risk.alerts.tables import alert_rule as t
@@ -70,7 +70,7 @@ class AlertRuleRepository:
             updated_at=row.updated_at,
         )
 
-    async def insert(self, session: AsyncSession, rule: AlertRule) -> AlertRule | None:
+    async def insert(self, session: AsyncConnection, rule: AlertRule) -> AlertRule | None:
         """Insert; None when the id is taken."""
         statement = (
             pg.insert(t)
@@ -81,14 +81,14 @@ class AlertRuleRepository:
         row = (await session.execute(statement)).first()
         return self._from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncSession, alert_rule_id: str, *, for_update: bool = False) -> AlertRule | None:
+    async def get(self, session: AsyncConnection, alert_rule_id: str, *, for_update: bool = False) -> AlertRule | None:
         query = sa.select(t).where(t.c.alert_rule_id == alert_rule_id)
         if for_update:
             query = query.with_for_update()
         row = (await session.execute(query)).first()
         return self._from_row(row) if row is not None else None
 
-    async def update(self, session: AsyncSession, rule: AlertRule) -> AlertRule:
+    async def update(self, session: AsyncConnection, rule: AlertRule) -> AlertRule:
         statement = (
             sa.update(t)
             .where(t.c.alert_rule_id == rule.alert_rule_id)
@@ -97,11 +97,11 @@ class AlertRuleRepository:
         )
         return self._from_row((await session.execute(statement)).one())
 
-    async def delete(self, session: AsyncSession, alert_rule_id: str) -> None:
+    async def delete(self, session: AsyncConnection, alert_rule_id: str) -> None:
         await session.execute(sa.delete(t).where(t.c.alert_rule_id == alert_rule_id))
 
     async def page(
-        self, session: AsyncSession, *, after: str | None, limit: int, kind: int = 0, enabled_only: bool = False,
+        self, session: AsyncConnection, *, after: str | None, limit: int, kind: int = 0, enabled_only: bool = False,
     ) -> Sequence[AlertRule]:
         query = sa.select(t).order_by(t.c.alert_rule_id).limit(limit)
         if after is not None:

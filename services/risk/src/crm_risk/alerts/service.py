@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_risk.alerts import rules
 from crm_risk.alerts.model import AlertRule, Kind
@@ -118,13 +118,13 @@ class AlertRules:
             await self._repository.delete(session, alert_rule_id)
             await self._record(session, current, "delete", ChangeType.CHANGE_TYPE_DELETED, actor)
 
-    async def _existing(self, session: AsyncSession, alert_rule_id: str) -> AlertRule:
+    async def _existing(self, session: AsyncConnection, alert_rule_id: str) -> AlertRule:
         found = await self._repository.get(session, alert_rule_id)
         if found is None:
             raise NotFound(f"alert rule {alert_rule_id} not found", reason="ALERT_RULE_NOT_FOUND")
         return found
 
-    async def _record(self, session: AsyncSession, rule: AlertRule, verb: str, change_type: int, actor: Principal,
+    async def _record(self, session: AsyncConnection, rule: AlertRule, verb: str, change_type: int, actor: Principal,
                       detail: str = "") -> None:
         """Audit the change and put it on the change feed, in the caller's transaction."""
         await append_audit(session, audit_record, [AuditEntry(

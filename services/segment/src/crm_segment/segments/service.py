@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
 from crm_segment.segments import rules
@@ -173,7 +173,7 @@ class Segments:
             if events:
                 yield events
 
-    async def _replay(self, session: AsyncSession, earlier_name: str) -> Segment:
+    async def _replay(self, session: AsyncConnection, earlier_name: str) -> Segment:
         segment_id = earlier_name.removeprefix("segments/")
         existing = await self._repository.get(session, segment_id)
         if existing is None:
@@ -181,7 +181,7 @@ class Segments:
                            metadata={"segment_id": segment_id})
         return existing
 
-    async def _publish(self, session: AsyncSession, segment: Segment, change_type: int, actor: Principal) -> None:
+    async def _publish(self, session: AsyncConnection, segment: Segment, change_type: int, actor: Principal) -> None:
         await self._outbox.append_many(session, [(segment.name, change_type, self._feed_payload(segment))],
                                        actor=actor.subject, resource_type=SEGMENT_TYPE)
 
