@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from google.protobuf import wrappers_pb2
 
 from crmkit import audit
-from crmkit.db import Database, create_engine, metadata
+from crmkit.db import Database, metadata
 from crmkit.errors import FailedPrecondition, InvalidArgument
 from crmkit.idempotency import IdempotencyKeys, idempotency_table
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox, outbox_tables
@@ -26,7 +26,7 @@ keys = idempotency_table(kit)
 
 @pytest.fixture(scope="module")
 async def db(database_factory: DatabaseFactory) -> AsyncIterator[Database]:
-    database = Database(create_engine(await database_factory.create("kit")))
+    database = await Database.open(await database_factory.create("kit"))
     async with database.engine.begin() as connection:
         await connection.run_sync(kit.create_all)
     yield database

@@ -65,6 +65,8 @@ class AuditEntry:
 
 
 CHANGES_CHAIN = "changes"
+_COLUMNS = ("chain_id", "recorded_at", "principal", "action", "resource_name", "purpose", "justification",
+            "trace_id", "prev_hash", "hash")
 
 
 def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes:
@@ -126,7 +128,8 @@ class AuditWriter:
             self._queue.append((entry, future))
             futures.append(future)
         self._wake.set()
-        await asyncio.gather(*futures)
+        for future in futures:
+            await future
 
     async def _run(self) -> None:
         while True:
@@ -136,8 +139,10 @@ class AuditWriter:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 rows, tail = _rows(self.chain_id, self._tail, [entry for entry, _ in batch])
                 try:
-                    async with self._db.single_statement() as connection:
-                        await connection.execute(sa.insert(self._table), rows)
+                    # One COPY: a single statement, so the batch lands whole or not at all.
+                    async with self._db.raw() as connection:
+                        await connection.copy_records_to_table(
+                            self._table.name, columns=_COLUMNS, records=[tuple(r[c] for c in _COLUMNS) for r in rows])
                     self._tail = tail
                 except Exception as exc:
                     log.error("audit_write_failed", records=len(batch), error_type=type(exc).__name__)

@@ -98,3 +98,8 @@ def async_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError("database URL must start with postgresql://")
+
+
+def plain_database_url(url: str) -> str:
+    """The libpq form of a PostgreSQL URL, as asyncpg takes it."""
+    return "postgresql://" + async_database_url(url).removeprefix("postgresql+asyncpg://")

@@ -7,6 +7,7 @@ rows or columns does not decrypt.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from crm_profile.customers.model import Customer
@@ -37,14 +38,14 @@ class PersonalDataVault:
         )
         return columns
 
-    def open(self, row: Any) -> dict[str, Any]:
+    def open(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Clear values of the personal fields of a stored row."""
-        cid = row.customer_id
+        cid = row["customer_id"]
         values: dict[str, Any] = {}
         for field in _SEALED_TEXT_FIELDS:
-            sealed = getattr(row, f"{field}_sealed")
+            sealed = row[f"{field}_sealed"]
             values[field] = self._keys.open(sealed, context=f"customer:{cid}:{field}") if sealed else ""
-        sealed_address = row.address_sealed
+        sealed_address = row["address_sealed"]
         values["address"] = (
             json.loads(self._keys.open(sealed_address, context=f"customer:{cid}:address")) if sealed_address else {}
         )

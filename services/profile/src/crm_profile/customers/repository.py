@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,6 +21,9 @@ _PLAIN_FIELDS = (
 )
 
 
+_SELECT_BY_ID = "SELECT * FROM customer WHERE customer_id = $1"
+
+
 class CustomerRepository:
     def __init__(self, vault: PersonalDataVault) -> None:
         self._vault = vault
@@ -29,14 +33,14 @@ class CustomerRepository:
         row.update(self._vault.seal(customer))
         return row
 
-    def _from_row(self, row: Any) -> Customer:
+    def _from_row(self, row: Mapping[str, Any]) -> Customer:
         return Customer(
-            customer_id=row.customer_id,
-            **{field: getattr(row, field) for field in _PLAIN_FIELDS},
+            customer_id=row["customer_id"],
+            **{field: row[field] for field in _PLAIN_FIELDS},
             **self._vault.open(row),
-            version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
     async def insert(self, session: AsyncConnection, customer: Customer) -> Customer | None:
@@ -48,13 +52,18 @@ class CustomerRepository:
             .returning(t)
         )
         row = (await session.execute(statement)).first()
-        return self._from_row(row) if row is not None else None
+        return self._from_row(row._mapping) if row is not None else None
 
     async def get(self, session: AsyncConnection, customer_id: str, *, for_update: bool = False) -> Customer | None:
         query = sa.select(t).where(t.c.customer_id == customer_id)
         if for_update:
             query = query.with_for_update()
         row = (await session.execute(query)).first()
+        return self._from_row(row._mapping) if row is not None else None
+
+    async def fetch(self, connection: asyncpg.Connection, customer_id: str) -> Customer | None:
+        """The hot read path (GetCustomer): hand-written SQL on a raw connection, no transaction."""
+        row = await connection.fetchrow(_SELECT_BY_ID, customer_id)
         return self._from_row(row) if row is not None else None
 
     async def update(self, session: AsyncConnection, customer: Customer) -> Customer:
@@ -64,7 +73,7 @@ class CustomerRepository:
             .values(**self._to_row(customer), version=t.c.version + 1, updated_at=sa.func.now())
             .returning(t)
         )
-        return self._from_row((await session.execute(statement)).one())
+        return self._from_row((await session.execute(statement)).one()._mapping)
 
     async def delete(self, session: AsyncConnection, customer_id: str) -> None:
         await session.execute(sa.delete(t).where(t.c.customer_id == customer_id))
@@ -80,4 +89,4 @@ class CustomerRepository:
             query = query.where(t.c.relationship_manager_id == relationship_manager_id)
         if branch_id:
             query = query.where(t.c.branch_id == branch_id)
-        return [self._from_row(row) for row in (await session.execute(query)).all()]
+        return [self._from_row(row._mapping) for row in (await session.execute(query)).all()]

@@ -82,8 +82,8 @@ class Customers:
         return rules.view_for(actor, created)
 
     async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerView:
-        async with self._db.single_statement() as connection:
-            found = await self._repository.get(connection, customer_id)
+        async with self._db.raw() as connection:
+            found = await self._repository.fetch(connection, customer_id)
         if found is None:
             raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
         rules.check_book(actor, found)
