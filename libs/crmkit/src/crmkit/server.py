@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from crmkit.auth import TokenVerifier
 from crmkit.interceptor import AccessPolicy, CallInterceptor
@@ -57,6 +57,11 @@ class ServiceBinding:
 
 Readiness = Callable[[], Awaitable[bool]]
 
+# Probes and API discovery are not traced: they are noise in traces, and the instrumentation's
+# stream wrapper fails to detach its context on reflection's bidirectional stream.
+_TRACED = filters.negate(filters.any_of(filters.service_prefix("grpc.health."),
+                                        filters.service_prefix("grpc.reflection.")))
+
 
 class GrpcServer:
     def __init__(
@@ -76,7 +81,7 @@ class GrpcServer:
         )
         policy = {method: roles for b in bindings for method, roles in b.policy.items()}
         self.server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), CallInterceptor(verifier=verifier, policy=policy,
+            interceptors=[aio_server_interceptor(filter_=_TRACED), CallInterceptor(verifier=verifier, policy=policy,
                                                                      error_domain=error_domain,
                                                                      access_log=settings.access_log)],
             options=SERVER_OPTIONS,
