@@ -155,8 +155,9 @@ def alembic_config(script_location: Path, url: str) -> Config:
     return config
 
 
-async def migrate(script_location: Path, url: str, revision: str = "head") -> None:
-    """Upgrade a database to `revision`, in a thread: Alembic's async env runs its own loop."""
+async def migrate(script_location: Path, url: str, revision: str = "heads") -> None:
+    """Upgrade a database to `revision` (every branch head by default), in a thread: Alembic's async env
+    runs its own loop."""
     from alembic import command
 
     await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)

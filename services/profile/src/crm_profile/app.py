@@ -18,6 +18,7 @@ from crm_profile.customers.model import Customer
 from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
+from crm_profile.kit import ProfileKit
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
@@ -55,17 +56,23 @@ def feed_payload(customer: Customer) -> object:
 async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     settings = runtime.settings
     keys = KeyRing.parse(settings.encryption_keys.get_secret_value(), active_key_id=settings.active_key_id)
-    vault = PersonalDataVault(keys, BlindIndex(base64.b64decode(settings.blind_index_key.get_secret_value())))
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
     runtime.on_close(audit.close)
-    customers = Customers(
-        db=runtime.db, repository=CustomerRepository(vault), outbox=Outbox(tables.outbox_event),
-        idempotency=IdempotencyKeys(tables.idempotency_key), audit=audit,
-        page_tokens=PageTokens(settings.derived_key("profile.page-token")), feed_payload=feed_payload,  # type: ignore[arg-type]
+    kit = ProfileKit(
+        db=runtime.db,
+        vault=PersonalDataVault(keys, BlindIndex(base64.b64decode(settings.blind_index_key.get_secret_value()))),
+        outbox=Outbox(tables.outbox_event),
+        idempotency=IdempotencyKeys(tables.idempotency_key),
+        audit=audit,
+        page_tokens=PageTokens(settings.derived_key("profile.page-token")),
     )
-    feed = ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
-    servicer = ProfileServicer(customers=customers, feed=feed)
+    servicer = ProfileServicer(
+        customers=Customers(db=kit.db, repository=CustomerRepository(kit.vault), outbox=kit.outbox,
+                            idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
+                            feed_payload=feed_payload),  # type: ignore[arg-type]
+        feed=ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds),
+    )
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: profile_service_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server),

@@ -1,73 +1,21 @@
-"""ProfileService servicer: proto -> arguments, one service call, result -> proto."""
+"""The ProfileService servicer, composed of one mixin per sub-domain (59 RPCs in all).
+
+Each mixin maps its RPCs' protos to arguments, awaits one service call and maps the result
+back; it reads the service objects it needs from attributes set here. An RPC no mixin defines
+falls through to the generated base class, which answers UNIMPLEMENTED.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import Any
 
-import grpc
-
-from crm.profile.v1 import profile_service_pb2 as pb
 from crm.profile.v1 import profile_service_pb2_grpc
-from crm_profile.api import customer_messages
-from crm_profile.customers.service import Customers
-from crmkit.auth import current_principal
-from crmkit.idempotency import parse_request_id
-from crmkit.outbox import ChangeFeed
-from crmkit.resources import ResourceName, purpose_from
-
-CUSTOMER = ResourceName("customers/{customer_id}")
+from crm_profile.api.customer_rpcs import CustomerRpcs
 
 
-class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, *, customers: Customers, feed: ChangeFeed) -> None:
-        self._customers = customers
-        self._feed = feed
-
-    async def CreateCustomer(self, request: pb.CreateCustomerRequest, context: grpc.aio.ServicerContext
-                             ) -> pb.CreateCustomerResponse:
-        view = await self._customers.create(
-            customer=customer_messages.to_domain(request.customer),
-            request_id=parse_request_id(request.request_id),
-            actor=current_principal(),
-        )
-        return pb.CreateCustomerResponse(customer=customer_messages.to_proto(view))
-
-    async def GetCustomer(self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
-                          ) -> pb.GetCustomerResponse:
-        view = await self._customers.get(
-            customer_id=CUSTOMER.parse_one(request.name), purpose=purpose_from(request.audit),
-            actor=current_principal(),
-        )
-        return pb.GetCustomerResponse(customer=customer_messages.to_proto(view))
-
-    async def ListCustomers(self, request: pb.ListCustomersRequest, context: grpc.aio.ServicerContext
-                            ) -> pb.ListCustomersResponse:
-        page = await self._customers.list(
-            page_size=request.page_size, page_token=request.page_token,
-            relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
-            purpose=purpose_from(request.audit), actor=current_principal(),
-        )
-        return pb.ListCustomersResponse(customers=[customer_messages.to_proto(v) for v in page.customers],
-                                        next_page_token=page.next_page_token)
-
-    async def UpdateCustomer(self, request: pb.UpdateCustomerRequest, context: grpc.aio.ServicerContext
-                             ) -> pb.UpdateCustomerResponse:
-        customer_id = CUSTOMER.parse_one(request.customer.name, "customer.name")
-        view = await self._customers.update(
-            changes=customer_messages.to_domain(request.customer, customer_id=customer_id),
-            paths=list(request.update_mask.paths), etag=request.customer.etag,
-            purpose=purpose_from(request.audit), actor=current_principal(),
-        )
-        return pb.UpdateCustomerResponse(customer=customer_messages.to_proto(view))
-
-    async def DeleteCustomer(self, request: pb.DeleteCustomerRequest, context: grpc.aio.ServicerContext
-                             ) -> pb.DeleteCustomerResponse:
-        await self._customers.delete(customer_id=CUSTOMER.parse_one(request.name), etag=request.etag,
-                                     purpose=purpose_from(request.audit), actor=current_principal())
-        return pb.DeleteCustomerResponse()
-
-    async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
-                           ) -> AsyncIterator[pb.WatchChangesResponse]:
-        async for events in self._feed.stream(after_cursor=request.after_cursor,
-                                              resource_types=list(request.resource_types)):
-            yield pb.WatchChangesResponse(events=events)
+class ProfileServicer(CustomerRpcs, profile_service_pb2_grpc.ProfileServiceServicer):
+    def __init__(self, **parts: Any) -> None:
+        """`parts` are the sub-domains' service objects, named as the mixins read them
+        (`customers=`, `feed=`, ...); each becomes the attribute `_<name>`."""
+        for name, part in parts.items():
+            setattr(self, f"_{name}", part)

@@ -1,0 +1,22 @@
+"""The collaborators every profile sub-domain shares, built once in `app.wire`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crm_profile.customers.privacy import PersonalDataVault
+from crmkit.audit import AuditWriter
+from crmkit.db import Database
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.outbox import Outbox
+from crmkit.pagination import PageTokens
+
+
+@dataclass(frozen=True)
+class ProfileKit:
+    db: Database
+    vault: PersonalDataVault
+    outbox: Outbox
+    idempotency: IdempotencyKeys
+    audit: AuditWriter
+    page_tokens: PageTokens
