@@ -22,9 +22,8 @@ from crm.profile.v1 import profile_service_pb2_grpc
 from crm_gateway.app import create_app
 from crm_gateway.settings import GatewaySettings
 from crm_profile.app import SPEC as PROFILE
-from crmkit import app as service_app
 from crmkit.auth import Role
-from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, free_port, migrated_database, token
+from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, free_port, migrated_database, serving, token
 
 PROFILE_SECRETS = {
     "encryption_keys": f"k1:{base64.b64encode(os.urandom(32)).decode()}",
@@ -46,19 +45,12 @@ class ProfileUnderTest:
 async def profile_service(database_factory: DatabaseFactory) -> AsyncIterator[ProfileUnderTest]:
     """The profile service serving in this process on its own migrated database.
 
-    (Started here rather than with `crmkit.testing.running_service`, which does not tell the
-    port it bound, and the gateway needs an address, not a channel.)
+    (Started with `crmkit.testing.serving` rather than `running_service`: the gateway needs the
+    address it bound, not a channel.)
     """
     database_url = await migrated_database(database_factory, PROFILE)
-    settings = PROFILE.settings_type(
-        env="test", jwt_secret=TEST_JWT_SECRET, database_url=database_url, port=0, host="127.0.0.1",
-        shutdown_grace_seconds=1.0, **PROFILE_SECRETS,
-    )
-    server, runtime = await service_app.start(PROFILE, settings)
-    try:
+    async with serving(PROFILE, database_url=database_url, **PROFILE_SECRETS) as (server, runtime):
         yield ProfileUnderTest(address=f"127.0.0.1:{server.bound_port}", runtime=runtime)
-    finally:
-        await service_app.stop(server, runtime)
 
 
 @pytest.fixture(scope="session")

@@ -153,3 +153,28 @@ async def test_idempotency_key_replays_the_first_answer(db: Database) -> None:
         async with db.unit_of_work() as session:
             await registry.claim(session, principal="p", request_id=request_id, method="Delete",
                                  resource_name="things/1")
+
+
+async def test_a_feed_consumer_applies_each_event_once_and_advances_its_cursor(db: Database) -> None:
+    from crmkit.feed_consumer import FeedConsumer, feed_cursor_table
+    from crmkit.outbox import change_event_pb2
+
+    consumer_tables = metadata()
+    cursors = feed_cursor_table(consumer_tables)
+    async with db.engine.begin() as connection:
+        await connection.run_sync(consumer_tables.create_all)
+    applied: list[str] = []
+
+    async def apply(connection, event) -> None:  # type: ignore[no-untyped-def]
+        applied.append(event.cursor)
+
+    async def no_stream(after: str):  # type: ignore[no-untyped-def]
+        return
+        yield
+
+    consumer = FeedConsumer(name="peer", db=db, cursors=cursors, open_stream=no_stream, apply=apply)
+    batch = [change_event_pb2.ChangeEvent(cursor=str(n)) for n in (1, 2, 3)]
+    assert await consumer.apply_batch(batch) == 3
+    assert await consumer.apply_batch([*batch[1:], change_event_pb2.ChangeEvent(cursor="4")]) == 1
+    assert applied == ["1", "2", "3", "4"]
+    assert await consumer.cursor() == 4

@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 from google.type import decimal_pb2, interval_pb2, money_pb2
 
 from crm.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc
 from crm_campaign.app import SPEC
-from crmkit.testing import DatabaseFactory, migrated_database, running_service
+from crmkit.testing import row_counter, service_fixtures, with_overrides
+from crmkit.values import timestamp
 
-
-@pytest.fixture(scope="session")
-async def campaign_database(database_factory: DatabaseFactory) -> str:
-    return await migrated_database(database_factory, SPEC)
-
-
-@pytest.fixture(scope="session")
-async def campaign_service(campaign_database: str) -> AsyncIterator[tuple[Any, Any]]:
-    async with running_service(SPEC, database_url=campaign_database) as (channel, runtime):
-        yield channel, runtime
-
-
-@pytest.fixture
-def campaigns(campaign_service: tuple[Any, Any]) -> campaign_service_pb2_grpc.CampaignServiceStub:
-    channel, _ = campaign_service
-    return campaign_service_pb2_grpc.CampaignServiceStub(channel)
-
-
-def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+campaign_database, campaign_service, campaigns = service_fixtures(
+    SPEC, campaign_service_pb2_grpc.CampaignServiceStub, stub="campaigns")
 
 
 def period(start: timedelta | None = -timedelta(hours=1), end: timedelta | None = timedelta(days=30)
@@ -76,15 +55,7 @@ def make_campaign(**overrides: object) -> campaign_pb2.Campaign:
         fixed_cost=cny(20_000),
         channel_costs=[campaign_pb2.ChannelCost(channel=campaign_pb2.CHANNEL_SMS, cost_per_contact=cny(0, 50_000_000))],
     )
-    for field, value in overrides.items():
-        if hasattr(value, "CopyFrom") and not isinstance(value, list):
-            getattr(campaign, field).CopyFrom(value)
-        elif isinstance(value, list):
-            campaign.ClearField(field)
-            getattr(campaign, field).extend(value)
-        else:
-            setattr(campaign, field, value)
-    return campaign
+    return with_overrides(campaign, overrides)
 
 
 def make_offer(**overrides: object) -> campaign_pb2.Offer:
@@ -102,15 +73,7 @@ def make_offer(**overrides: object) -> campaign_pb2.Offer:
         ],
         conversion_points=500,
     )
-    for field, value in overrides.items():
-        if hasattr(value, "CopyFrom") and not isinstance(value, list):
-            getattr(offer, field).CopyFrom(value)
-        elif isinstance(value, list):
-            offer.ClearField(field)
-            getattr(offer, field).extend(value)
-        else:
-            setattr(offer, field, value)
-    return offer
+    return with_overrides(offer, overrides)
 
 
 @pytest.fixture
@@ -140,10 +103,4 @@ def cny_fixture() -> Any:
 @pytest.fixture
 def count_rows(campaign_service: tuple[Any, Any]) -> Any:
     """Rows in a table of the campaign database, to show that a refused call wrote nothing."""
-    _, runtime = campaign_service
-
-    async def count(table: str) -> int:
-        async with runtime.db.engine.connect() as connection:
-            return int((await connection.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608
-
-    return count
+    return row_counter(campaign_service)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, feedback_service_pb2_grpc
 from crm_feedback.app import SPEC
-from crmkit.testing import DatabaseFactory, migrated_database, running_service
+from crmkit.testing import service_fixtures, with_overrides
 
 KEY_A = base64.b64encode(os.urandom(32)).decode()
 KEY_B = base64.b64encode(os.urandom(32)).decode()
@@ -22,22 +21,8 @@ FEEDBACK_SETTINGS = {
     "feed_poll_seconds": 0.05,
 }
 
-
-@pytest.fixture(scope="session")
-async def feedback_database(database_factory: DatabaseFactory) -> str:
-    return await migrated_database(database_factory, SPEC)
-
-
-@pytest.fixture(scope="session")
-async def feedback_service(feedback_database: str) -> AsyncIterator[tuple[Any, Any]]:
-    async with running_service(SPEC, database_url=feedback_database, **FEEDBACK_SETTINGS) as (channel, runtime):
-        yield channel, runtime
-
-
-@pytest.fixture
-def feedback(feedback_service: tuple[Any, Any]) -> feedback_service_pb2_grpc.FeedbackServiceStub:
-    channel, _ = feedback_service
-    return feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+feedback_database, feedback_service, feedback = service_fixtures(
+    SPEC, feedback_service_pb2_grpc.FeedbackServiceStub, stub="feedback", **FEEDBACK_SETTINGS)
 
 
 def make_complaint(**overrides: object) -> complaint_pb2.Complaint:
@@ -51,15 +36,7 @@ def make_complaint(**overrides: object) -> complaint_pb2.Complaint:
         branch_id="BJ-001",
         related_resources=["campaigns/spring-card-promo"],
     )
-    for field, value in overrides.items():
-        if hasattr(value, "CopyFrom"):
-            getattr(complaint, field).CopyFrom(value)
-        elif isinstance(value, list):
-            del getattr(complaint, field)[:]
-            getattr(complaint, field).extend(value)
-        else:
-            setattr(complaint, field, value)
-    return complaint
+    return with_overrides(complaint, overrides)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,27 +11,13 @@ from google.type import money_pb2
 
 from crm.risk.v1 import alert_pb2, risk_service_pb2_grpc
 from crm_risk.app import SPEC
-from crmkit.testing import DatabaseFactory, migrated_database, running_service
+from crmkit.testing import service_fixtures, with_overrides
 
 HOUR = 3600
 DAY = 24 * HOUR
 
-
-@pytest.fixture(scope="session")
-async def risk_database(database_factory: DatabaseFactory) -> str:
-    return await migrated_database(database_factory, SPEC)
-
-
-@pytest.fixture(scope="session")
-async def risk_service(risk_database: str) -> AsyncIterator[tuple[Any, Any]]:
-    async with running_service(SPEC, database_url=risk_database, feed_poll_seconds=0.05) as (channel, runtime):
-        yield channel, runtime
-
-
-@pytest.fixture
-def risk(risk_service: tuple[Any, Any]) -> risk_service_pb2_grpc.RiskServiceStub:
-    channel, _ = risk_service
-    return risk_service_pb2_grpc.RiskServiceStub(channel)
+risk_database, risk_service, risk = service_fixtures(
+    SPEC, risk_service_pb2_grpc.RiskServiceStub, stub="risk", feed_poll_seconds=0.05)
 
 
 def make_rule(**overrides: object) -> alert_pb2.AlertRule:
@@ -47,12 +32,7 @@ def make_rule(**overrides: object) -> alert_pb2.AlertRule:
         large_outflows=alert_pb2.LargeOutflowParameters(
             min_amount=money_pb2.Money(currency_code="CNY", units=500_000), min_balance_share=0.3),
     )
-    for field, value in overrides.items():
-        if hasattr(value, "CopyFrom"):
-            getattr(rule, field).CopyFrom(value)
-        else:
-            setattr(rule, field, value)
-    return rule
+    return with_overrides(rule, overrides)
 
 
 @pytest.fixture

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from crm.segment.v1 import segment_pb2, segment_service_pb2_grpc
 from crm_segment.app import SPEC
-from crmkit.testing import DatabaseFactory, migrated_database, running_service
+from crmkit.testing import row_counter, service_fixtures, with_overrides
 
-
-@pytest.fixture(scope="session")
-async def segment_database(database_factory: DatabaseFactory) -> str:
-    return await migrated_database(database_factory, SPEC)
-
-
-@pytest.fixture(scope="session")
-async def segment_service(segment_database: str) -> AsyncIterator[tuple[Any, Any]]:
-    async with running_service(SPEC, database_url=segment_database, feed_poll_seconds=0.05) as (channel, runtime):
-        yield channel, runtime
-
-
-@pytest.fixture
-def segments(segment_service: tuple[Any, Any]) -> segment_service_pb2_grpc.SegmentServiceStub:
-    channel, _ = segment_service
-    return segment_service_pb2_grpc.SegmentServiceStub(channel)
+segment_database, segment_service, segments = service_fixtures(
+    SPEC, segment_service_pb2_grpc.SegmentServiceStub, stub="segments", feed_poll_seconds=0.05)
 
 
 def make_segment(**overrides: object) -> segment_pb2.Segment:
@@ -39,12 +25,7 @@ def make_segment(**overrides: object) -> segment_pb2.Segment:
         rule='aum >= 500000.0 && age < 35 && "PAYROLL" in product_categories',
         evaluation_mode=segment_pb2.SEGMENT_EVALUATION_MODE_BATCH,
     )
-    for field, value in overrides.items():
-        if hasattr(value, "CopyFrom"):
-            getattr(segment, field).CopyFrom(value)
-        else:
-            setattr(segment, field, value)
-    return segment
+    return with_overrides(segment, overrides)
 
 
 @pytest.fixture
@@ -56,22 +37,12 @@ def new_segment() -> Any:
 @pytest.fixture
 def count_rows(segment_service: tuple[Any, Any]) -> Any:
     """Rows in a table of the segment database, to show that a refused call wrote nothing."""
-    import sqlalchemy as sa
-
-    _, runtime = segment_service
-
-    async def count(table: str) -> int:
-        async with runtime.db.engine.connect() as connection:
-            return int((await connection.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608
-
-    return count
+    return row_counter(segment_service)
 
 
 @pytest.fixture
 def latest_cursor(segment_service: tuple[Any, Any]) -> Any:
     """The change feed's newest cursor now ("0" when empty): watch after it to see only new events."""
-    import sqlalchemy as sa
-
     _, runtime = segment_service
 
     async def cursor() -> str:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+import sqlalchemy as sa
 import uvloop
 
 from crmkit.db import Database, migrate
 from crmkit.logs import configure_logging, get_logger
+from crmkit.outbox import ChangeFeed
 from crmkit.server import GrpcServer, ServiceBinding, wait_for_stop_signal
 from crmkit.settings import ServiceSettings
 from crmkit.telemetry import Telemetry, setup_telemetry
@@ -37,6 +39,12 @@ class Runtime(Generic[SettingsT]):
     settings: SettingsT
     db: Database
     closers: list[Closer] = field(default_factory=list)
+    # Set when shutdown begins, before in-flight calls drain: long-lived streams end on it.
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def change_feed(self, events: sa.Table, state: sa.Table, *, poll_seconds: float) -> ChangeFeed:
+        """The service's change feed, whose streams end when the service starts to drain."""
+        return ChangeFeed(self.db, events, state, poll_seconds=poll_seconds, draining=self.draining)
 
     def on_close(self, closer: Closer) -> None:
         self.closers.append(closer)
@@ -84,6 +92,7 @@ async def start(spec: ServiceSpec[SettingsT], settings: SettingsT) -> tuple[Grpc
 
 
 async def stop(server: GrpcServer, runtime: Runtime[SettingsT]) -> None:
+    runtime.draining.set()
     await server.stop()
     await runtime.close()
 

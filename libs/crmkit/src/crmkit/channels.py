@@ -40,8 +40,7 @@ CHANNEL_OPTIONS = [
 ]
 
 
-class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
-                    grpc.aio.StreamUnaryClientInterceptor):
+class _CallDefaults:
     """Adds the default deadline and the caller's identity to calls that do not carry them."""
 
     def __init__(self, deadline_seconds: float, token_source: Callable[[], str | None]) -> None:
@@ -59,12 +58,20 @@ class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamCl
         return grpc.aio.ClientCallDetails(details.method, timeout, metadata, details.credentials,
                                           details.wait_for_ready)
 
+
+# grpc.aio files each interceptor under the FIRST call kind it implements, so each kind needs
+# its own object.
+class _UnaryUnaryDefaults(_CallDefaults, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details, False), request)
 
+
+class _UnaryStreamDefaults(_CallDefaults, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details, True), request)
 
+
+class _StreamUnaryDefaults(_CallDefaults, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(details, False), request_iterator)
 
@@ -79,7 +86,9 @@ def open_channel(
     target: str, *, deadline_seconds: float, token_source: Callable[[], str | None] = forwarded_token,
     tls_ca_file: str | None = None,
 ) -> grpc.aio.Channel:
-    interceptors = [*aio_client_interceptors(), _CallDefaults(deadline_seconds, token_source)]
+    interceptors = [*aio_client_interceptors(),
+                    *(kind(deadline_seconds, token_source)
+                      for kind in (_UnaryUnaryDefaults, _UnaryStreamDefaults, _StreamUnaryDefaults))]
     if tls_ca_file:
         with open(tls_ca_file, "rb") as ca:
             credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.validation import Violations
 
 
 def idempotency_table(metadata: sa.MetaData) -> sa.Table:
@@ -27,13 +28,19 @@ def idempotency_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-def parse_request_id(request_id: str, field: str = "request_id") -> uuid.UUID | None:
+def parse_request_id(request_id: str, field: str = "request_id", *,
+                     violations: Violations | None = None) -> uuid.UUID | None:
+    """A request's optional idempotency key; one that is not a UUID is INVALID_ARGUMENT at once, or with
+    `violations` recorded there (for requests that report all fields together)."""
     if not request_id:
         return None
     try:
         return uuid.UUID(request_id)
     except ValueError as exc:
-        raise InvalidArgument([FieldViolation(field, "must be a UUID")]) from exc
+        if violations is None:
+            raise InvalidArgument([FieldViolation(field, "must be a UUID")]) from exc
+        violations.add(field, "must be a UUID")
+        return None
 
 
 class IdempotencyKeys:
@@ -41,13 +48,17 @@ class IdempotencyKeys:
         self._table = table
 
     async def claim(
-        self, session: AsyncConnection, *, principal: str, request_id: uuid.UUID, method: str, resource_name: str,
+        self, session: AsyncConnection, *, principal: str, request_id: uuid.UUID | None, method: str,
+        resource_name: str,
     ) -> str | None:
         """Record the key; return the resource name of an earlier call with the same key, if any.
 
+        A call without a key (`request_id` None, where the key is optional) claims nothing.
         The insert takes the key's row lock, so two concurrent retries serialise here and the
         second sees the first's committed answer.
         """
+        if request_id is None:
+            return None
         t = self._table
         inserted = await session.execute(
             pg.insert(t).values(principal=principal, request_id=request_id, method=method,

@@ -13,6 +13,7 @@ held from the append to the commit; services append last in their unit of work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -104,8 +105,12 @@ class ChangeFeed:
     """Serves the outbox as a stream: the backlog first, then live changes by polling."""
 
     def __init__(self, db: Database, events: sa.Table, state: sa.Table, *,
-                 poll_seconds: float = 0.25, batch_size: int = MAX_BATCH) -> None:
+                 poll_seconds: float = 0.25, batch_size: int = MAX_BATCH,
+                 draining: asyncio.Event | None = None) -> None:
         self._db = db
+        # Set when the server starts to drain: open streams end at once, so SIGTERM does not wait
+        # out the grace period on them; consumers reconnect (to another replica) from their cursor.
+        self._draining = draining or asyncio.Event()
         self._events = events
         self._state = state
         self._poll_seconds = poll_seconds
@@ -120,14 +125,15 @@ class ChangeFeed:
             raise FailedPrecondition(
                 f"cursor {after} is older than the retained feed (purged through {purged}); resynchronise",
                 reason="CURSOR_EXPIRED", metadata={"purged_through": str(purged)})
-        while True:
+        while not self._draining.is_set():
             batch = await self.read(after=after, resource_types=resource_types)
             if batch:
                 after = int(batch[-1].cursor)
                 yield batch
                 if len(batch) == self._batch_size:
                     continue
-            await asyncio.sleep(self._poll_seconds)
+            with contextlib.suppress(TimeoutError):  # the poll interval passed without a drain
+                await asyncio.wait_for(self._draining.wait(), timeout=self._poll_seconds)
 
     async def read(self, *, after: int, resource_types: Sequence[str] = ()) -> list[change_event_pb2.ChangeEvent]:
         e = self._events

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 
 from crm.common.v1 import audit_pb2
-from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.validation import Violations
 
 # Ids inside resource names: what the services accept from callers and generate themselves.
@@ -15,27 +14,50 @@ MAX_JUSTIFICATION = 200
 
 
 class ResourceName:
-    """A name template such as `campaigns/{campaign_id}/offers/{offer_id}`."""
+    """A name template such as `campaigns/{campaign_id}/offers/{offer_id}`.
 
-    def __init__(self, template: str) -> None:
+    `id_pattern` is what each id may be (the kit's `ID_PATTERN` unless a service's ids are
+    narrower); `rule` is the violation's description when a name does not fit.
+    """
+
+    def __init__(self, template: str, *, id_pattern: str = ID_PATTERN, rule: str | None = None) -> None:
         self.template = template
         parts = template.split("/")
-        self._regex = re.compile("/".join(
-            f"({ID_PATTERN})" if p.startswith("{") else re.escape(p) for p in parts))
         self.id_names = tuple(p.strip("{}") for p in parts if p.startswith("{"))
+        self._regex = re.compile("/".join(
+            f"(?P<{p.strip('{}')}>{id_pattern})" if p.startswith("{") else re.escape(p) for p in parts))
+        self.rule = rule if rule is not None else f"must be a resource name like {template}"
 
     def matches(self, name: str) -> bool:
         return self._regex.fullmatch(name) is not None
 
-    def parse(self, name: str, field: str = "name") -> tuple[str, ...]:
-        """The ids in `name`; INVALID_ARGUMENT naming `field` when it does not fit the template."""
+    def ids_in(self, name: str) -> tuple[str, ...] | None:
+        """The ids in `name`; None when it does not fit the template."""
         match = self._regex.fullmatch(name)
-        if match is None:
-            raise InvalidArgument([FieldViolation(field, f"must be a resource name like {self.template}")])
-        return match.groups()
+        return None if match is None else tuple(match.group(n) for n in self.id_names)
 
-    def parse_one(self, name: str, field: str = "name") -> str:
-        (only,) = self.parse(name, field)
+    def id_in(self, name: str) -> str | None:
+        """The one id in `name` (templates with a single id); None when it does not fit."""
+        ids = self.ids_in(name)
+        return None if ids is None else ids[0]
+
+    def check(self, name: str, field: str, violations: Violations, *, required: bool = False) -> bool:
+        """Record a violation naming `field` when `name` does not fit (with `required`, "is required" when empty)."""
+        if required and not violations.required(name, field):
+            return False
+        return violations.check(self.matches(name), field, self.rule)
+
+    def parse(self, name: str, field: str = "name", *, required: bool = False) -> tuple[str, ...]:
+        """The ids in `name`; INVALID_ARGUMENT naming `field` when it does not fit the template."""
+        violations = Violations()
+        self.check(name, field, violations, required=required)
+        violations.raise_if_any()
+        ids = self.ids_in(name)
+        assert ids is not None  # check() recorded a violation otherwise
+        return ids
+
+    def parse_one(self, name: str, field: str = "name", *, required: bool = False) -> str:
+        (only,) = self.parse(name, field, required=required)
         return only
 
     def format(self, *ids: str) -> str:
@@ -51,6 +73,23 @@ class Purpose:
     justification: str = ""
 
 
+PURPOSE_REQUIRED = "is required: say why the customer's data is needed, e.g. ACCESS_PURPOSE_CUSTOMER_SERVICE"
+
+
+def purpose_of(audit: audit_pb2.AuditContext) -> Purpose:
+    """The request's AuditContext as a Purpose, unchecked: an unset or unknown purpose reads as ""."""
+    known = audit.purpose in audit_pb2.AccessPurpose.values() and audit.purpose != 0
+    name = audit_pb2.AccessPurpose.Name(audit.purpose) if known else ""
+    return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
+
+
+def check_purpose(purpose: Purpose, violations: Violations, *, field: str = "audit",
+                  required: str = PURPOSE_REQUIRED) -> None:
+    """Record what is wrong with a purpose: one is required (`required` says why), the justification short."""
+    violations.check(bool(purpose.purpose), f"{field}.purpose", required)
+    violations.max_length(purpose.justification, f"{field}.justification", MAX_JUSTIFICATION)
+
+
 def purpose_from(audit: audit_pb2.AuditContext, *, field: str = "audit",
                  violations: Violations | None = None) -> Purpose:
     """The request's AuditContext as a Purpose; a purpose is required, the justification short.
@@ -58,12 +97,9 @@ def purpose_from(audit: audit_pb2.AuditContext, *, field: str = "audit",
     With `violations`, problems are recorded there (for requests that report all fields at
     once); without, they raise INVALID_ARGUMENT at once.
     """
+    purpose = purpose_of(audit)
     v = violations if violations is not None else Violations()
-    known = audit.purpose in audit_pb2.AccessPurpose.values() and audit.purpose != 0
-    v.check(known, f"{field}.purpose", "is required: say why the customer's data is needed, "
-            "e.g. ACCESS_PURPOSE_CUSTOMER_SERVICE")
-    v.max_length(audit.justification, f"{field}.justification", MAX_JUSTIFICATION)
+    check_purpose(purpose, v, field=field)
     if violations is None:
         v.raise_if_any()
-    name = audit_pb2.AccessPurpose.Name(audit.purpose) if known else ""
-    return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
+    return purpose

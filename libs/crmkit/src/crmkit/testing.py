@@ -9,26 +9,35 @@ Registered as a pytest plugin by the repository's root conftest.py.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import secrets
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
 import pytest
+import sqlalchemy as sa
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
+from crm.common.v1 import change_event_pb2
 from crmkit import app
 from crmkit.auth import Role, issue_token
 from crmkit.db import migrate
 from crmkit.logs import configure_logging
 
 TEST_JWT_SECRET = "test-only-secret-" + "x" * 32
+
+MessageT = TypeVar("MessageT", bound=Message)
 
 
 def _with_database(url: str, database: str) -> str:
@@ -108,21 +117,182 @@ def bearer(*roles: Role | str, subject: str = "tester") -> tuple[tuple[str, str]
 
 
 @asynccontextmanager
-async def running_service(
-    spec: app.ServiceSpec[Any], *, database_url: str, **overrides: Any,
-) -> AsyncIterator[tuple[grpc.aio.Channel, Any]]:
-    """The service on a free port in this process, and a plain channel to it."""
+async def serving(spec: app.ServiceSpec[Any], *, database_url: str, **overrides: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The service serving on a free port in this process: its server (`bound_port`) and runtime."""
     settings = spec.settings_type(
         env="test", jwt_secret=TEST_JWT_SECRET, database_url=database_url, port=0, host="127.0.0.1",
         shutdown_grace_seconds=1.0, **overrides,
     )
     server, runtime = await app.start(spec, settings)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}")
     try:
-        yield channel, runtime
+        yield server, runtime
     finally:
-        await channel.close()
         await app.stop(server, runtime)
+
+
+@asynccontextmanager
+async def running_service(
+    spec: app.ServiceSpec[Any], *, database_url: str, **overrides: Any,
+) -> AsyncIterator[tuple[grpc.aio.Channel, Any]]:
+    """The service on a free port in this process, and a plain channel to it."""
+    async with serving(spec, database_url=database_url, **overrides) as (server, runtime):
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}")
+        try:
+            yield channel, runtime
+        finally:
+            await channel.close()
+
+
+def service_fixtures(spec: app.ServiceSpec[Any], stub_type: type, *, stub: str, **overrides: Any) -> tuple[Any, ...]:
+    """A service's test fixtures, to assign in its conftest.py: the same wiring for every service.
+
+    `<spec.name>_database` (a migrated database, once per session), `<spec.name>_service` (the
+    service serving on it in process, once per session: channel and runtime, with the settings
+    `overrides`) and `<stub>` (a `stub_type` client on that channel, per test).
+    """
+    database_name, service_name = f"{spec.name}_database", f"{spec.name}_service"
+
+    async def database(database_factory: DatabaseFactory) -> str:
+        return await migrated_database(database_factory, spec)
+
+    async def service(**needs: str) -> AsyncIterator[tuple[Any, Any]]:
+        async with running_service(spec, database_url=needs[database_name], **overrides) as running:
+            yield running
+
+    def client(**needs: tuple[Any, Any]) -> Any:
+        channel, _ = needs[service_name]
+        return stub_type(channel)
+
+    return (_named_fixture(database, database_name, scope="session"),
+            _named_fixture(service, service_name, scope="session", needs=database_name),
+            _named_fixture(client, stub, scope="function", needs=service_name))
+
+
+def _named_fixture(function: Callable[..., Any], name: str, *, scope: str, needs: str | None = None) -> Any:
+    """`function` as the fixture `name`; with `needs`, pytest passes it that fixture by keyword."""
+    if needs is not None:
+        function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(needs, inspect.Parameter.KEYWORD_ONLY)])
+    function.__name__ = function.__qualname__ = name
+    return pytest.fixture(scope=scope, name=name)(function)  # type: ignore[call-overload]
+
+
+def with_overrides(message: MessageT, overrides: Mapping[str, Any]) -> MessageT:
+    """`message` with fields replaced: messages copied in, lists replacing repeated fields, scalars set."""
+    for field, value in overrides.items():
+        if isinstance(value, Message):
+            getattr(message, field).CopyFrom(value)
+        elif isinstance(value, list):
+            message.ClearField(field)
+            getattr(message, field).extend(value)
+        else:
+            setattr(message, field, value)
+    return message
+
+
+async def row_counts(service: tuple[Any, Any], *tables: str) -> tuple[int, ...]:
+    """How many rows each of `tables` holds now in a running service's database, in one snapshot."""
+    _, runtime = service
+    counts = ", ".join(f"(SELECT count(*) FROM {table})" for table in tables)  # noqa: S608 (test-chosen names)
+    async with runtime.db.engine.connect() as connection:
+        return tuple((await connection.execute(sa.text(f"SELECT {counts}"))).one())
+
+
+def row_counter(service: tuple[Any, Any]) -> Callable[[str], Awaitable[int]]:
+    """`await count(table)`: rows in a table of a running service's database, to show a refused call wrote nothing."""
+    async def count(table: str) -> int:
+        (rows,) = await row_counts(service, table)
+        return rows
+
+    return count
+
+
+# --- reading errors ------------------------------------------------------------------------------
+
+
+def _details(error: grpc.aio.AioRpcError, detail_type: type[MessageT]) -> list[MessageT]:
+    status = rpc_status.from_call(error)
+    assert status is not None, "error carries google.rpc.Status details"
+    found = []
+    for detail in status.details:
+        if detail.Is(detail_type.DESCRIPTOR):
+            unpacked = detail_type()
+            detail.Unpack(unpacked)
+            found.append(unpacked)
+    return found
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """The BadRequest of a failed call as {field path: description} (the first description of a field)."""
+    found: dict[str, str] = {}
+    for bad in _details(error, error_details_pb2.BadRequest):
+        for violation in bad.field_violations:
+            found.setdefault(violation.field, violation.description)
+    return found
+
+
+def error_info(error: grpc.aio.AioRpcError, *, domain: str | None = None) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo of a failed call (the test fails without one); with `domain`, checks its domain too."""
+    infos = _details(error, error_details_pb2.ErrorInfo)
+    if not infos:
+        raise AssertionError("no ErrorInfo")
+    if domain is not None:
+        assert infos[0].domain == domain
+    return infos[0]
+
+
+def error_reason(error: grpc.aio.AioRpcError, *, domain: str | None = None) -> str:
+    """The ErrorInfo reason of a failed call, "" when it has none; with `domain`, checks its domain too."""
+    infos = _details(error, error_details_pb2.ErrorInfo)
+    if infos and domain is not None:
+        assert infos[0].domain == domain
+    return infos[0].reason if infos else ""
+
+
+# --- reading a change feed -----------------------------------------------------------------------
+
+
+def change_feed(stub: Any, request_type: type[Message], metadata: Any) -> Callable[..., Any]:
+    """`open(**fields)`: a WatchChanges call on `stub` with `request_type(**fields)`, as the caller in `metadata`."""
+    return lambda **fields: stub.WatchChanges(request_type(**fields), metadata=metadata)
+
+
+async def read_changes(
+    call: Any, *, until: Callable[[list[change_event_pb2.ChangeEvent]], bool] | None = None, seconds: float = 5.0,
+    strict: bool = False,
+) -> list[change_event_pb2.ChangeEvent]:
+    """Events from an open WatchChanges `call` until `until(events)` holds or `seconds` pass; the call is cancelled.
+
+    Running out of time returns what came so far, or with `strict` raises TimeoutError.
+    """
+    events: list[change_event_pb2.ChangeEvent] = []
+    try:
+        async with asyncio.timeout(seconds):
+            async for response in call:
+                events.extend(response.events)
+                if until is not None and until(events):
+                    break
+    except TimeoutError:
+        if strict:
+            raise
+    finally:
+        call.cancel()
+    return events
+
+
+async def next_events(
+    open_feed: Callable[..., Any], after: str, wanted: int, *, resource_types: Iterable[str] = (),
+    seconds: float = 5.0,
+) -> list[change_event_pb2.ChangeEvent]:
+    """The feed read from `after` until `wanted` events arrived (or `seconds` passed); `open_feed` as `change_feed`."""
+    call = open_feed(after_cursor=after, resource_types=list(resource_types))
+    return await read_changes(call, until=lambda events: len(events) >= wanted, seconds=seconds)
+
+
+async def tail_cursor(open_feed: Callable[..., Any]) -> str:
+    """The cursor of the newest event so far ("" when none): other tests share the database."""
+    events = await read_changes(open_feed(), seconds=0.5)
+    return events[-1].cursor if events else ""
 
 
 def free_port() -> int:

@@ -9,19 +9,19 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2, timestamp_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from crm.campaign.v1 import campaign_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, error_info, field_violations
+from crmkit.values import timestamp
 
 CREATOR = bearer(Role.MARKETER, subject="marketer-a")
 APPROVER = bearer(Role.MARKETER, subject="marketer-b")
 SUBMITTER = bearer(Role.MARKETER, subject="marketer-c")
 ADMIN = bearer(Role.ADMIN, subject="admin-1")
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
+DOMAIN = "campaign.crm"
 
 S = campaign_pb2
 ALL_STATES = [S.CAMPAIGN_STATE_DRAFT, S.CAMPAIGN_STATE_PENDING_APPROVAL, S.CAMPAIGN_STATE_APPROVED,
@@ -43,35 +43,8 @@ ALLOWED = {
 REFUSED = [(action, state) for action, (starts, _) in ALLOWED.items() for state in ALL_STATES if state not in starts]
 
 
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    found: dict[str, str] = {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            for violation in bad.field_violations:
-                found.setdefault(violation.field, violation.description)
-    return found
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            assert info.domain == "campaign.crm"
-            return info
-    raise AssertionError("no ErrorInfo")
-
-
 def in_a_day() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(datetime.now(UTC) + timedelta(days=1))
-    return stamp
+    return timestamp(datetime.now(UTC) + timedelta(days=1))
 
 
 def default_fields(action: str) -> dict[str, Any]:
@@ -238,7 +211,7 @@ async def test_a_transition_not_allowed_from_the_state_is_failed_precondition(
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, action, campaign.name, metadata=APPROVER)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    info = error_info(error.value)
+    info = error_info(error.value, domain=DOMAIN)
     assert info.reason == "INVALID_STATE_TRANSITION"
     current, target = S.CampaignState.Name(state), S.CampaignState.Name(ALLOWED[action][1])
     assert info.metadata["state"] == current.removeprefix("CAMPAIGN_STATE_")
@@ -258,7 +231,7 @@ async def test_four_eyes_the_creator_and_the_submitter_cannot_decide(
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, action, created.name, metadata=who)
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_info(error.value).reason == "SELF_APPROVAL"
+    assert error_info(error.value, domain=DOMAIN).reason == "SELF_APPROVAL"
     unchanged = await get(campaigns, created.name)
     assert unchanged.state == S.CAMPAIGN_STATE_PENDING_APPROVAL and list(unchanged.approval_history) == []
 
@@ -271,7 +244,7 @@ async def test_an_admin_who_created_the_campaign_still_needs_a_second_person(cam
     await act(campaigns, "Submit", created.name, metadata=CREATOR)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, "Approve", created.name, metadata=ADMIN)
-    assert error_info(error.value).reason == "SELF_APPROVAL"
+    assert error_info(error.value, domain=DOMAIN).reason == "SELF_APPROVAL"
     assert (await act(campaigns, "Approve", created.name, metadata=APPROVER)).state == S.CAMPAIGN_STATE_APPROVED
 
 
@@ -282,7 +255,7 @@ async def test_only_marketers_and_admins_move_campaigns(campaigns, ready_campaig
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await act(campaigns, "Approve", created.name, metadata=metadata)
         assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert error_info(error.value).reason == "ROLE_NOT_ALLOWED"
+        assert error_info(error.value, domain=DOMAIN).reason == "ROLE_NOT_ALLOWED"
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, "Approve", created.name, metadata=())
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -297,7 +270,7 @@ async def test_an_incomplete_campaign_cannot_be_submitted_and_every_gap_is_named
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, "Submit", created.name)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    info = error_info(error.value)
+    info = error_info(error.value, domain=DOMAIN)
     assert info.reason == "CAMPAIGN_INCOMPLETE"
     for gap in ("offers:", "segment:", "active_period.end_time:"):
         assert gap in info.metadata["gaps"]
@@ -306,7 +279,7 @@ async def test_an_incomplete_campaign_cannot_be_submitted_and_every_gap_is_named
     await campaigns.CreateOffer(pb.CreateOfferRequest(parent=created.name, offer=offer), metadata=CREATOR)
     with pytest.raises(grpc.aio.AioRpcError) as still:
         await act(campaigns, "Submit", created.name)
-    gaps = error_info(still.value).metadata["gaps"]
+    gaps = error_info(still.value, domain=DOMAIN).metadata["gaps"]
     assert f"{created.name}/offers/{offer.offer_id}.contents: no content for SMS" in gaps
     assert "offers: the campaign has no offer" not in gaps
     assert (await get(campaigns, created.name)).state == S.CAMPAIGN_STATE_DRAFT
@@ -318,7 +291,7 @@ async def test_a_campaign_whose_period_has_ended_cannot_be_submitted(
     created = await ready_campaign(active_period=active_period(start=-timedelta(days=10), end=-timedelta(days=1)))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, "Submit", created.name)
-    assert "active_period.end_time: has passed" in error_info(error.value).metadata["gaps"]
+    assert "active_period.end_time: has passed" in error_info(error.value, domain=DOMAIN).metadata["gaps"]
 
 
 async def test_launch_before_the_active_period_starts_is_failed_precondition(
@@ -330,7 +303,7 @@ async def test_launch_before_the_active_period_starts_is_failed_precondition(
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, "Launch", created.name)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(error.value).reason == "ACTIVE_PERIOD_NOT_STARTED"
+    assert error_info(error.value, domain=DOMAIN).reason == "ACTIVE_PERIOD_NOT_STARTED"
     # It can be scheduled for when the period starts instead.
     launch = timestamp_pb2.Timestamp()
     launch.FromDatetime(datetime.now(UTC) + timedelta(days=3))
@@ -377,7 +350,7 @@ async def test_a_stale_etag_is_aborted_and_changes_nothing(campaigns, campaign_i
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, "Launch", campaign.name, etag=str(int(campaign.etag) - 1))
     assert error.value.code() == grpc.StatusCode.ABORTED
-    assert error_info(error.value).reason == "ETAG_MISMATCH"
+    assert error_info(error.value, domain=DOMAIN).reason == "ETAG_MISMATCH"
     assert (await get(campaigns, campaign.name)).state == S.CAMPAIGN_STATE_APPROVED
     assert (await act(campaigns, "Launch", campaign.name, etag=campaign.etag)).state == S.CAMPAIGN_STATE_RUNNING
 
@@ -387,7 +360,7 @@ async def test_an_unknown_campaign_is_not_found_for_every_verb(campaigns) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await act(campaigns, action, "campaigns/no-such-campaign", metadata=APPROVER)
         assert error.value.code() == grpc.StatusCode.NOT_FOUND, action
-        assert error_info(error.value).reason == "CAMPAIGN_NOT_FOUND"
+        assert error_info(error.value, domain=DOMAIN).reason == "CAMPAIGN_NOT_FOUND"
         with pytest.raises(grpc.aio.AioRpcError) as bad_name:
             await act(campaigns, action, "offers/x", metadata=APPROVER)
         assert bad_name.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -444,7 +417,7 @@ async def test_after_draft_only_names_and_descriptions_change(campaigns, campaig
             campaign=campaign_pb2.Campaign(name=campaign.name, segment="segments/everyone", description="x"),
             update_mask=field_mask_pb2.FieldMask(paths=["description", "segment"])), metadata=CREATOR)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(error.value).reason == "CAMPAIGN_NOT_DRAFT"
+    assert error_info(error.value, domain=DOMAIN).reason == "CAMPAIGN_NOT_DRAFT"
     assert (await get(campaigns, campaign.name)).segment == campaign.segment
 
 
@@ -455,7 +428,7 @@ async def test_a_closed_campaign_cannot_change_at_all(campaigns, campaign_in) ->
             campaign=campaign_pb2.Campaign(name=campaign.name, description="late edit"),
             update_mask=field_mask_pb2.FieldMask(paths=["description"])), metadata=CREATOR)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(error.value).reason == "CAMPAIGN_CLOSED"
+    assert error_info(error.value, domain=DOMAIN).reason == "CAMPAIGN_CLOSED"
 
 
 @pytest.mark.parametrize("state", [S.CAMPAIGN_STATE_PENDING_APPROVAL, S.CAMPAIGN_STATE_RUNNING,
@@ -474,7 +447,7 @@ async def test_offers_are_frozen_once_submitted(campaigns, campaign_in, new_offe
         await campaigns.CreateOffer(pb.CreateOfferRequest(parent=campaign.name, offer=new_offer()),
                                     metadata=CREATOR)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(error.value).reason == "CAMPAIGN_NOT_DRAFT"
+    assert error_info(error.value, domain=DOMAIN).reason == "CAMPAIGN_NOT_DRAFT"
     [offer] = (await campaigns.ListOffers(pb.ListOffersRequest(parent=campaign.name), metadata=ANALYST)).offers
     with pytest.raises(grpc.aio.AioRpcError) as update:
         await campaigns.UpdateOffer(pb.UpdateOfferRequest(

@@ -8,14 +8,12 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
-from google.rpc import error_details_pb2
 from google.type import decimal_pb2, interval_pb2, money_pb2, timeofday_pb2
-from grpc_status import rpc_status
 
 from crm.campaign.v1 import campaign_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, error_reason, field_violations
 
 MARKETER = bearer(Role.MARKETER, subject="marketer-a")
 OTHER_MARKETER = bearer(Role.MARKETER, subject="marketer-z")
@@ -23,31 +21,7 @@ ADMIN = bearer(Role.ADMIN, subject="admin-1")
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 AUDITOR = bearer(Role.AUDITOR, subject="auditor-1")
 C = campaign_pb2
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None, "error carries google.rpc.Status details"
-    found: dict[str, str] = {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            for violation in bad.field_violations:
-                found.setdefault(violation.field, violation.description)
-    return found
-
-
-def error_reason(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            assert info.domain == "campaign.crm"
-            return info.reason
-    return ""
+DOMAIN = "campaign.crm"
 
 
 async def create(campaigns, campaign, metadata=MARKETER, request_id=""):  # type: ignore[no-untyped-def]
@@ -218,7 +192,7 @@ async def test_a_taken_id_is_already_exists(campaigns, new_campaign) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await create(campaigns, sent, metadata=OTHER_MARKETER)
     assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert error_reason(error.value) == "CAMPAIGN_EXISTS"
+    assert error_reason(error.value, domain=DOMAIN) == "CAMPAIGN_EXISTS"
     assert (await get(campaigns, f"campaigns/{sent.campaign_id}")).creator == "marketer-a"
 
 
@@ -237,7 +211,7 @@ async def test_unknown_campaign_is_not_found_and_a_bad_name_invalid(campaigns) -
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await get(campaigns, "campaigns/no-such-campaign")
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
-    assert error_reason(error.value) == "CAMPAIGN_NOT_FOUND"
+    assert error_reason(error.value, domain=DOMAIN) == "CAMPAIGN_NOT_FOUND"
     for name in ["", "campaigns/", "segments/x", "campaigns/a/offers/b"]:
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await get(campaigns, name)
@@ -261,7 +235,7 @@ async def test_role_not_allowed_is_permission_denied_and_writes_nothing(campaign
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await create(campaigns, new_campaign(), metadata=metadata)
         assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert error_reason(error.value) == "ROLE_NOT_ALLOWED"
+        assert error_reason(error.value, domain=DOMAIN) == "ROLE_NOT_ALLOWED"
     assert await count_rows("campaign") == before
     with pytest.raises(grpc.aio.AioRpcError) as read:
         await get(campaigns, "campaigns/x", metadata=bearer(Role.CHANNEL_APP))
@@ -357,7 +331,7 @@ async def test_update_changes_masked_fields_only_and_checks_the_etag(campaigns, 
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await update(campaigns, changed, ["max_contacts"])
     assert error.value.code() == grpc.StatusCode.ABORTED
-    assert error_reason(error.value) == "ETAG_MISMATCH"
+    assert error_reason(error.value, domain=DOMAIN) == "ETAG_MISMATCH"
     assert (await get(campaigns, created.name)).etag == updated.etag
 
 

@@ -8,43 +8,17 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from google.rpc import error_details_pb2
 from google.type import interval_pb2, money_pb2
-from grpc_status import rpc_status
 
 from crm.campaign.v1 import campaign_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, error_reason, field_violations
 
 MARKETER = bearer(Role.MARKETER, subject="marketer-a")
 OTHER_MARKETER = bearer(Role.MARKETER, subject="marketer-z")
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 C = campaign_pb2
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    found: dict[str, str] = {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            for violation in bad.field_violations:
-                found.setdefault(violation.field, violation.description)
-    return found
-
-
-def error_reason(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
 from crmkit.crypto import KeyRing
 from crmkit.idempotency import IdempotencyKeys
-from crmkit.outbox import ChangeFeed, Outbox
+from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
 from crmkit.settings import ServiceSettings
@@ -91,7 +91,7 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
         page_tokens=PageTokens(settings.derived_key("feedback.page-token")), default_sla=settings.default_sla,
         feed_payload=feed_payload,
     )
-    feed = ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
+    feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
     servicer = FeedbackServicer(complaints=complaints, feed=feed)  # type: ignore[abstract]

@@ -10,15 +10,14 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
 from google.type import interval_pb2
-from grpc_status import rpc_status
 
 from crm.common.v1 import audit_pb2
 from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, error_info, field_violations, row_counts
+from crmkit.values import timestamp
 
 COMPLAINT_PURPOSE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_COMPLAINT, justification="CASE-1")
 RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-007")
@@ -29,34 +28,8 @@ AUDITOR = bearer(Role.AUDITOR)
 APP = bearer(Role.CHANNEL_APP, subject="mobile-app")
 MARKETER = bearer(Role.MARKETER)
 FEED = bearer(Role.SERVICE, subject="risk")
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None, "error carries google.rpc.Status details"
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            return {v.field: v.description for v in bad.field_violations}
-    return {}
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError("no ErrorInfo")
-
-
-def stamp(moment: datetime) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(moment)
-    return value
+# What a filing writes: none of it may change when a call is refused.
+WRITTEN = ("complaint", "outbox_event", "idempotency_key")
 
 
 async def file(feedback, complaint, metadata=RM, request_id=None):  # type: ignore[no-untyped-def]
@@ -80,15 +53,6 @@ async def list_all(feedback, metadata=ADMIN, **filters):  # type: ignore[no-unty
         token = page.next_page_token
         if not token:
             return seen
-
-
-async def row_counts(feedback_service) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
-    _, runtime = feedback_service
-    async with runtime.db.engine.connect() as connection:
-        counts = (await connection.execute(sa.text(
-            "SELECT (SELECT count(*) FROM complaint), (SELECT count(*) FROM outbox_event),"
-            " (SELECT count(*) FROM idempotency_key)"))).one()
-    return tuple(counts)  # type: ignore[return-value]
 
 
 async def test_file_then_get_returns_the_complaint_with_its_sla_clocks(feedback, new_complaint) -> None:
@@ -120,7 +84,7 @@ async def test_file_then_get_returns_the_complaint_with_its_sla_clocks(feedback,
 
 async def test_clocks_start_at_the_receive_time_and_breach_when_it_is_long_past(feedback, new_complaint) -> None:
     received = (datetime.now(UTC) - timedelta(hours=60)).replace(microsecond=0)
-    filed = await file(feedback, new_complaint(receive_time=stamp(received)))
+    filed = await file(feedback, new_complaint(receive_time=timestamp(received)))
     assert filed.receive_time.ToDatetime(tzinfo=UTC) == received
     assert filed.sla.respond_by.ToDatetime(tzinfo=UTC) == received + timedelta(hours=48)
     assert filed.sla.respond_breached and filed.sla.resolve_breached
@@ -202,31 +166,31 @@ NOW = datetime.now(UTC)
         ({"related_resources": [f"campaigns/c{i}" for i in range(11)]}, "complaint.related_resources"),
         ({"related_resources": ["not a resource name"]}, "complaint.related_resources[0]"),
         ({"related_resources": ["campaigns/" + "x" * 200]}, "complaint.related_resources[0]"),
-        ({"receive_time": stamp(NOW + timedelta(hours=1))}, "complaint.receive_time"),
-        ({"receive_time": stamp(NOW - timedelta(hours=73))}, "complaint.receive_time"),
+        ({"receive_time": timestamp(NOW + timedelta(hours=1))}, "complaint.receive_time"),
+        ({"receive_time": timestamp(NOW - timedelta(hours=73))}, "complaint.receive_time"),
         ({"receive_time": Timestamp(seconds=0, nanos=-1)}, "complaint.receive_time"),
     ],
 )
 async def test_bad_field_is_invalid_argument_naming_it_and_writes_nothing(
     feedback, feedback_service, new_complaint, overrides, field,
 ) -> None:
-    before = await row_counts(feedback_service)
+    before = await row_counts(feedback_service, *WRITTEN)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await file(feedback, new_complaint(**overrides))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(error.value)
-    assert await row_counts(feedback_service) == before
+    assert await row_counts(feedback_service, *WRITTEN) == before
 
 
 @pytest.mark.parametrize("request_id", ["", "not-a-uuid"])
 async def test_request_id_is_required_and_must_be_a_uuid(feedback, feedback_service, new_complaint,
                                                          request_id) -> None:
-    before = await row_counts(feedback_service)
+    before = await row_counts(feedback_service, *WRITTEN)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await file(feedback, new_complaint(), request_id=request_id)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "request_id" in field_violations(error.value)
-    assert await row_counts(feedback_service) == before
+    assert await row_counts(feedback_service, *WRITTEN) == before
 
 
 async def test_every_bad_field_is_named_at_once(feedback, new_complaint) -> None:
@@ -242,10 +206,10 @@ async def test_retry_with_the_same_request_id_returns_the_first_complaint(
     request_id = str(uuid.uuid4())
     sent = new_complaint()
     first = await file(feedback, sent, request_id=request_id)
-    before = await row_counts(feedback_service)
+    before = await row_counts(feedback_service, *WRITTEN)
     again = await file(feedback, sent, request_id=request_id)
     assert again.complaint_id == first.complaint_id
-    assert await row_counts(feedback_service) == before
+    assert await row_counts(feedback_service, *WRITTEN) == before
     # The key belongs to its caller: another caller's identical key files its own complaint.
     other = await file(feedback, sent, metadata=ADMIN, request_id=request_id)
     assert other.complaint_id != first.complaint_id
@@ -262,12 +226,12 @@ async def test_calls_without_a_valid_token_are_unauthenticated(feedback) -> None
 async def test_role_not_allowed_is_permission_denied_and_writes_nothing(
     feedback, feedback_service, new_complaint,
 ) -> None:
-    before = await row_counts(feedback_service)
+    before = await row_counts(feedback_service, *WRITTEN)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await file(feedback, new_complaint(), metadata=ANALYST)
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_info(error.value).reason == "ROLE_NOT_ALLOWED"
-    assert await row_counts(feedback_service) == before
+    assert await row_counts(feedback_service, *WRITTEN) == before
     filed = await file(feedback, new_complaint(), metadata=APP)
     for metadata in (MARKETER, FEED):
         with pytest.raises(grpc.aio.AioRpcError) as denied:
@@ -327,9 +291,9 @@ async def test_list_filters_and_orders(feedback, new_complaint) -> None:
     low = await file(feedback, new_complaint(customer=customer, priority=complaint_pb2.COMPLAINT_PRIORITY_LOW,
                                              channel=channel_pb2.CHANNEL_BRANCH))
     late = await file(feedback, new_complaint(customer=customer, priority=complaint_pb2.COMPLAINT_PRIORITY_URGENT,
-                                              receive_time=stamp(now - timedelta(hours=50))))
+                                              receive_time=timestamp(now - timedelta(hours=50))))
     medium = await file(feedback, new_complaint(customer=customer, priority=complaint_pb2.COMPLAINT_PRIORITY_MEDIUM,
-                                                receive_time=stamp(now - timedelta(hours=10))))
+                                                receive_time=timestamp(now - timedelta(hours=10))))
 
     async def names(**filters):  # type: ignore[no-untyped-def]
         return [c.name for c in await list_all(feedback, customer=customer, **filters)]
@@ -344,9 +308,9 @@ async def test_list_filters_and_orders(feedback, new_complaint) -> None:
     assert await names(statuses=[complaint_pb2.COMPLAINT_STATUS_RESOLVED]) == []
     assert await names(assignee="unassigned", order_by="priority desc") == [late.name, medium.name, low.name]
     assert await names(min_escalation_level=1) == []
-    soon = interval_pb2.Interval(start_time=stamp(now), end_time=stamp(now + timedelta(hours=40)))
+    soon = interval_pb2.Interval(start_time=timestamp(now), end_time=timestamp(now + timedelta(hours=40)))
     assert await names(due_interval=soon) == [medium.name]
-    recent = interval_pb2.Interval(start_time=stamp(now - timedelta(hours=20)))
+    recent = interval_pb2.Interval(start_time=timestamp(now - timedelta(hours=20)))
     assert sorted(await names(receive_interval=recent)) == sorted([low.name, medium.name])
 
 

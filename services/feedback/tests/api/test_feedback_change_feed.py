@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import grpc
@@ -12,43 +11,15 @@ from crm.common.v1 import change_event_pb2
 from crm.feedback.v1 import channel_pb2, complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, change_feed, next_events, tail_cursor
 
 FEED = bearer(Role.SERVICE, subject="svc-risk")
+
+
+def feed(feedback):  # type: ignore[no-untyped-def]
+    """Opens the feedback change feed as the platform service that reads it."""
+    return change_feed(feedback, pb.WatchChangesRequest, FEED)
 APP = bearer(Role.CHANNEL_APP, subject="mobile-app")
-
-
-async def next_events(feedback, after: str, wanted: int, resource_types=(), seconds=5.0):  # type: ignore[no-untyped-def]
-    """Read the feed from `after` until `wanted` events arrived (or `seconds` passed)."""
-    call = feedback.WatchChanges(pb.WatchChangesRequest(after_cursor=after, resource_types=list(resource_types)),
-                                 metadata=FEED)
-    events: list[change_event_pb2.ChangeEvent] = []
-    try:
-        async with asyncio.timeout(seconds):
-            async for response in call:
-                events.extend(response.events)
-                if len(events) >= wanted:
-                    break
-    except TimeoutError:
-        pass
-    finally:
-        call.cancel()
-    return events
-
-
-async def tail_cursor(feedback) -> str:  # type: ignore[no-untyped-def]
-    """The cursor of the newest event so far (other tests share this database)."""
-    call = feedback.WatchChanges(pb.WatchChangesRequest(), metadata=FEED)
-    cursor = ""
-    try:
-        async with asyncio.timeout(0.5):
-            async for response in call:
-                cursor = response.events[-1].cursor
-    except TimeoutError:
-        pass
-    finally:
-        call.cancel()
-    return cursor
 
 
 async def file(feedback, complaint):  # type: ignore[no-untyped-def]
@@ -58,9 +29,9 @@ async def file(feedback, complaint):  # type: ignore[no-untyped-def]
 
 
 async def test_a_filed_complaint_appears_on_the_feed_masked(feedback, new_complaint) -> None:
-    cursor = await tail_cursor(feedback)
+    cursor = await tail_cursor(feed(feedback))
     filed = await file(feedback, new_complaint(channel=channel_pb2.CHANNEL_WECHAT))
-    (event,) = await next_events(feedback, cursor, 1, resource_types=["crm.feedback.v1.Complaint"])
+    (event,) = await next_events(feed(feedback), cursor, 1, resource_types=["crm.feedback.v1.Complaint"])
     assert event.resource_name == filed.name
     assert event.change_type == change_event_pb2.CHANGE_TYPE_CREATED
     assert event.resource_type == "crm.feedback.v1.Complaint"
@@ -77,18 +48,18 @@ async def test_a_filed_complaint_appears_on_the_feed_masked(feedback, new_compla
 
 async def test_resuming_after_a_cursor_returns_only_later_events(feedback, new_complaint) -> None:
     await file(feedback, new_complaint())
-    cursor = await tail_cursor(feedback)
+    cursor = await tail_cursor(feed(feedback))
     second = await file(feedback, new_complaint())
-    assert [e.resource_name for e in await next_events(feedback, cursor, 1)] == [second.name]
+    assert [e.resource_name for e in await next_events(feed(feedback), cursor, 1)] == [second.name]
 
 
 async def test_an_idempotent_retry_adds_no_second_event(feedback, new_complaint) -> None:
-    cursor = await tail_cursor(feedback)
+    cursor = await tail_cursor(feed(feedback))
     request = pb.FileComplaintRequest(complaint=new_complaint(), request_id=str(uuid.uuid4()))
     first = (await feedback.FileComplaint(request, metadata=APP)).complaint
     again = (await feedback.FileComplaint(request, metadata=APP)).complaint
     assert again.name == first.name
-    events = await next_events(feedback, cursor, 2, seconds=1.0)
+    events = await next_events(feed(feedback), cursor, 2, seconds=1.0)
     assert [e.resource_name for e in events] == [first.name]
 
 

@@ -17,7 +17,7 @@ from crm_risk.api.access import ACCESS, SERVICE
 from crm_risk.api.risk_servicer import RiskServicer
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
-from crmkit.outbox import ChangeFeed, Outbox
+from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
 from crmkit.settings import ServiceSettings
@@ -40,7 +40,7 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
         idempotency=IdempotencyKeys(tables.idempotency_key),
         page_tokens=PageTokens(settings.derived_key("risk.page-token")), feed_payload=feed_payload,
     )
-    feed = ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
+    feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
     servicer = RiskServicer(alert_rules=alert_rules, feed=feed)  # type: ignore[abstract]

@@ -6,17 +6,14 @@ import uuid
 
 import grpc
 import pytest
-import sqlalchemy as sa
 from google.protobuf import field_mask_pb2
 from google.protobuf.duration_pb2 import Duration
-from google.rpc import error_details_pb2
 from google.type import money_pb2
-from grpc_status import rpc_status
 
 from crm.risk.v1 import alert_pb2, suitability_pb2
 from crm.risk.v1 import risk_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, error_info, field_violations, row_counts
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -26,28 +23,8 @@ ADMIN = bearer(Role.ADMIN)
 AUDITOR = bearer(Role.AUDITOR)
 ANALYST = bearer(Role.ANALYST)
 MARKETER = bearer(Role.MARKETER)
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None, "error carries google.rpc.Status details"
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            return {v.field: v.description for v in bad.field_violations}
-    return {}
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError("no ErrorInfo")
+# What a create writes: none of it may change when a call is refused.
+WRITTEN = ("alert_rule", "outbox_event")
 
 
 async def create(risk, rule, metadata=OFFICER, request_id=""):  # type: ignore[no-untyped-def]
@@ -64,14 +41,6 @@ async def update(risk, rule, paths, metadata=OFFICER):  # type: ignore[no-untype
     response = await risk.UpdateAlertRule(pb.UpdateAlertRuleRequest(
         alert_rule=rule, update_mask=field_mask_pb2.FieldMask(paths=paths)), metadata=metadata)
     return response.alert_rule
-
-
-async def row_counts(risk_service) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    _, runtime = risk_service
-    async with runtime.db.engine.connect() as connection:
-        counts = (await connection.execute(sa.text(
-            "SELECT (SELECT count(*) FROM alert_rule), (SELECT count(*) FROM outbox_event)"))).one()
-    return tuple(counts)  # type: ignore[return-value]
 
 
 async def test_create_then_get_returns_the_rule(risk, new_rule) -> None:
@@ -182,13 +151,13 @@ def _amount(**fields: object) -> money_pb2.Money:
 async def test_bad_field_is_invalid_argument_naming_it_and_writes_nothing(
     risk, risk_service, new_rule, overrides, field,
 ) -> None:
-    before = await row_counts(risk_service)
+    before = await row_counts(risk_service, *WRITTEN)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await create(risk, new_rule(**overrides))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(error.value)
     assert error_info(error.value).domain == "risk.crm"
-    assert await row_counts(risk_service) == before
+    assert await row_counts(risk_service, *WRITTEN) == before
 
 
 async def test_missing_parameters_and_bad_request_id_are_named_at_once(risk, new_rule) -> None:
@@ -213,10 +182,10 @@ async def test_duplicate_id_is_already_exists(risk, new_rule) -> None:
 async def test_retry_with_the_same_request_id_returns_the_first_rule(risk, risk_service, new_rule) -> None:
     request_id = str(uuid.uuid4())
     first = await create(risk, new_rule(alert_rule_id=""), request_id=request_id)
-    before = await row_counts(risk_service)
+    before = await row_counts(risk_service, *WRITTEN)
     again = await create(risk, new_rule(alert_rule_id=""), request_id=request_id)
     assert again.name == first.name
-    assert await row_counts(risk_service) == before
+    assert await row_counts(risk_service, *WRITTEN) == before
 
 
 async def test_update_changes_only_masked_fields_and_checks_the_etag(risk, risk_service, new_rule) -> None:
@@ -228,13 +197,13 @@ async def test_update_changes_only_masked_fields_and_checks_the_etag(risk, risk_
     assert updated.display_name == created.display_name
     assert updated.large_outflows == created.large_outflows
     assert updated.etag != created.etag
-    before = await row_counts(risk_service)
+    before = await row_counts(risk_service, *WRITTEN)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await update(risk, alert_pb2.AlertRule(name=created.name, etag=created.etag, enabled=False), ["enabled"])
     assert error.value.code() == grpc.StatusCode.ABORTED
     assert error_info(error.value).reason == "ETAG_MISMATCH"
     assert (await get(risk, created.name)).enabled
-    assert await row_counts(risk_service) == before
+    assert await row_counts(risk_service, *WRITTEN) == before
 
 
 async def test_update_of_one_parameter_keeps_the_others(risk, new_rule) -> None:
@@ -345,13 +314,13 @@ async def test_calls_without_a_valid_token_are_unauthenticated(risk) -> None:
 
 
 async def test_roles_not_allowed_are_permission_denied_and_write_nothing(risk, risk_service, new_rule) -> None:
-    before = await row_counts(risk_service)
+    before = await row_counts(risk_service, *WRITTEN)
     for metadata in (ANALYST, AUDITOR, MARKETER):
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await create(risk, new_rule(), metadata=metadata)
         assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert error_info(error.value).reason == "ROLE_NOT_ALLOWED"
-    assert await row_counts(risk_service) == before
+    assert await row_counts(risk_service, *WRITTEN) == before
     created = await create(risk, new_rule(), metadata=ADMIN)
     assert (await get(risk, created.name, metadata=AUDITOR)).name == created.name
     with pytest.raises(grpc.aio.AioRpcError) as denied:

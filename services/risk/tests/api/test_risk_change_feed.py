@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -12,54 +10,26 @@ from crm.common.v1 import change_event_pb2
 from crm.risk.v1 import alert_pb2
 from crm.risk.v1 import risk_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, change_feed, next_events, tail_cursor
 
 FEED = bearer(Role.SERVICE, subject="svc-campaign")
+
+
+def feed(risk):  # type: ignore[no-untyped-def]
+    """Opens the risk change feed as the platform service that reads it."""
+    return change_feed(risk, pb.WatchChangesRequest, FEED)
 OFFICER = bearer(Role.RISK_OFFICER, subject="ro-1")
 
 
-async def next_events(risk, after: str, wanted: int, resource_types=(), seconds=5.0):  # type: ignore[no-untyped-def]
-    """Read the feed from `after` until `wanted` events arrived (or `seconds` passed)."""
-    call = risk.WatchChanges(pb.WatchChangesRequest(after_cursor=after, resource_types=list(resource_types)),
-                             metadata=FEED)
-    events: list[change_event_pb2.ChangeEvent] = []
-    try:
-        async with asyncio.timeout(seconds):
-            async for response in call:
-                events.extend(response.events)
-                if len(events) >= wanted:
-                    break
-    except TimeoutError:
-        pass
-    finally:
-        call.cancel()
-    return events
-
-
-async def tail_cursor(risk) -> str:  # type: ignore[no-untyped-def]
-    """The cursor of the newest event so far (other tests share this database)."""
-    call = risk.WatchChanges(pb.WatchChangesRequest(), metadata=FEED)
-    cursor = ""
-    try:
-        async with asyncio.timeout(0.5):
-            async for response in call:
-                cursor = response.events[-1].cursor
-    except TimeoutError:
-        pass
-    finally:
-        call.cancel()
-    return cursor
-
-
 async def test_rule_created_updated_and_deleted_appear_on_the_feed_in_order(risk, new_rule) -> None:
-    cursor = await tail_cursor(risk)
+    cursor = await tail_cursor(feed(risk))
     created = (await risk.CreateAlertRule(pb.CreateAlertRuleRequest(alert_rule=new_rule()),
                                           metadata=OFFICER)).alert_rule
     await risk.UpdateAlertRule(pb.UpdateAlertRuleRequest(
         alert_rule=alert_pb2.AlertRule(name=created.name, enabled=True),
         update_mask=field_mask_pb2.FieldMask(paths=["enabled"])), metadata=OFFICER)
     await risk.DeleteAlertRule(pb.DeleteAlertRuleRequest(name=created.name), metadata=OFFICER)
-    events = await next_events(risk, cursor, 3, resource_types=["crm.risk.v1.AlertRule"])
+    events = await next_events(feed(risk), cursor, 3, resource_types=["crm.risk.v1.AlertRule"])
     assert [(e.resource_name, e.change_type) for e in events] == [
         (created.name, change_event_pb2.CHANGE_TYPE_CREATED),
         (created.name, change_event_pb2.CHANGE_TYPE_UPDATED),

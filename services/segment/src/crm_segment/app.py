@@ -16,7 +16,7 @@ from crm_segment.segments.repository import SegmentRepository
 from crm_segment.segments.service import Segments
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
-from crmkit.outbox import ChangeFeed, Outbox
+from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
 from crmkit.settings import ServiceSettings
@@ -31,7 +31,7 @@ class SegmentSettings(ServiceSettings):
 async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     settings = runtime.settings
     rules.load_parser()
-    feed = ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
+    feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     segments = Segments(
         db=runtime.db, repository=SegmentRepository(), outbox=Outbox(tables.outbox_event),
         idempotency=IdempotencyKeys(tables.idempotency_key),

@@ -8,14 +8,12 @@ import uuid
 import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from crm.common.v1 import change_event_pb2
 from crm.segment.v1 import segment_pb2
 from crm.segment.v1 import segment_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, error_reason, field_violations, read_changes
 
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 OTHER_ANALYST = bearer(Role.ANALYST, subject="analyst-2")
@@ -23,31 +21,7 @@ MARKETER = bearer(Role.MARKETER, subject="marketer-1")
 ADMIN = bearer(Role.ADMIN)
 SERVICE = bearer(Role.SERVICE, subject="system:campaign")
 RELATIONSHIP_MANAGER = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-007")
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None, "error carries google.rpc.Status details"
-    found: dict[str, str] = {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            for violation in bad.field_violations:
-                found.setdefault(violation.field, violation.description)
-    return found
-
-
-def error_reason(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            assert info.domain == "segment.crm"
-            return info.reason
-    return ""
+DOMAIN = "segment.crm"
 
 
 async def create(segments, segment, metadata=ANALYST, request_id=""):  # type: ignore[no-untyped-def]
@@ -67,17 +41,7 @@ async def update(segments, segment, paths, metadata=ANALYST):  # type: ignore[no
 
 async def watch(segments, request, *, until, metadata=SERVICE):  # type: ignore[no-untyped-def]
     """Events of the change feed until `until(events)` holds (at most 10 seconds)."""
-    call = segments.WatchChanges(request, metadata=metadata)
-    events: list[change_event_pb2.ChangeEvent] = []
-    try:
-        async with asyncio.timeout(10):
-            async for response in call:
-                events += response.events
-                if until(events):
-                    break
-    finally:
-        call.cancel()
-    return events
+    return await read_changes(segments.WatchChanges(request, metadata=metadata), until=until, seconds=10, strict=True)
 
 
 # --- create and get ---------------------------------------------------------------------------
@@ -171,11 +135,11 @@ async def test_a_taken_id_or_display_name_is_already_exists(segments, new_segmen
     with pytest.raises(grpc.aio.AioRpcError) as same_id:
         await create(segments, new_segment(segment_id=sent.segment_id))
     assert same_id.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert error_reason(same_id.value) == "SEGMENT_EXISTS"
+    assert error_reason(same_id.value, domain=DOMAIN) == "SEGMENT_EXISTS"
     with pytest.raises(grpc.aio.AioRpcError) as same_name:
         await create(segments, new_segment(display_name=sent.display_name.upper()))
     assert same_name.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert error_reason(same_name.value) == "DISPLAY_NAME_TAKEN"
+    assert error_reason(same_name.value, domain=DOMAIN) == "DISPLAY_NAME_TAKEN"
 
 
 async def test_retry_with_the_same_request_id_returns_the_first_segment(segments, new_segment, count_rows) -> None:
@@ -201,7 +165,7 @@ async def test_unknown_segment_is_not_found_and_a_bad_name_invalid(segments) -> 
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await get(segments, "segments/no-such-segment")
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
-    assert error_reason(error.value) == "SEGMENT_NOT_FOUND"
+    assert error_reason(error.value, domain=DOMAIN) == "SEGMENT_NOT_FOUND"
     for name in ["", "customers/x", "segments/", "segments/a/b"]:
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await get(segments, name)
@@ -225,7 +189,7 @@ async def test_role_not_allowed_is_permission_denied_and_writes_nothing(segments
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await create(segments, new_segment(), metadata=metadata)
         assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert error_reason(error.value) == "ROLE_NOT_ALLOWED"
+        assert error_reason(error.value, domain=DOMAIN) == "ROLE_NOT_ALLOWED"
     assert await count_rows("segment") == before
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await get(segments, "segments/x", metadata=RELATIONSHIP_MANAGER)
@@ -326,7 +290,7 @@ async def test_update_changes_masked_fields_only_and_checks_the_etag(segments, n
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await update(segments, changed, ["description"])
     assert error.value.code() == grpc.StatusCode.ABORTED
-    assert error_reason(error.value) == "ETAG_MISMATCH"
+    assert error_reason(error.value, domain=DOMAIN) == "ETAG_MISMATCH"
     assert (await get(segments, created.name)).etag == updated.etag
 
 
@@ -383,7 +347,7 @@ async def test_update_to_a_taken_display_name_is_already_exists(segments, new_se
         await update(segments, segment_pb2.Segment(name=second.name, display_name=first.display_name.lower()),
                      ["display_name"])
     assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert error_reason(error.value) == "DISPLAY_NAME_TAKEN"
+    assert error_reason(error.value, domain=DOMAIN) == "DISPLAY_NAME_TAKEN"
     assert await get(segments, second.name) == second
     # A segment keeps its own name under a change of case.
     renamed = await update(segments, segment_pb2.Segment(name=second.name, display_name=second.display_name.upper()),

@@ -17,6 +17,7 @@ from crm_campaign.campaigns.model import (
     TimeOfDay,
 )
 from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.values import duration, set_timestamps, timestamp
 
 
 def to_domain(message: campaign_pb2.Campaign, *, campaign_id: str | None = None) -> Campaign:
@@ -90,14 +91,11 @@ def to_proto(campaign: Campaign) -> campaign_pb2.Campaign:
     if c.control_group.holdout_percentage:
         message.control_group.holdout_percentage.CopyFrom(values.decimal_to_proto(c.control_group.holdout_percentage))
     if c.attribution_window is not None:
-        message.attribution_window.CopyFrom(values.duration(c.attribution_window))
+        message.attribution_window.CopyFrom(duration(c.attribution_window))
     if c.fixed_cost is not None:
         message.fixed_cost.CopyFrom(values.money_to_proto(c.fixed_cost))
-    for field, moment in (("scheduled_launch_time", c.scheduled_launch_at), ("launch_time", c.launched_at),
-                          ("close_time", c.closed_at), ("create_time", c.created_at),
-                          ("update_time", c.updated_at)):
-        if moment is not None:
-            getattr(message, field).CopyFrom(values.timestamp(moment))
+    set_timestamps(message, scheduled_launch_time=c.scheduled_launch_at, launch_time=c.launched_at,
+                   close_time=c.closed_at, create_time=c.created_at, update_time=c.updated_at)
     return message
 
 
@@ -108,7 +106,7 @@ def _policy_to_proto(policy: ContactPolicy, message: campaign_pb2.ContactPolicy)
         cap_message = message.frequency_caps.add(max_contacts=cap.max_contacts, channel=cap.channel,  # type: ignore[arg-type]
                                                  scope=cap.scope)  # type: ignore[arg-type]
         if cap.period is not None:
-            cap_message.period.CopyFrom(values.duration(cap.period))
+            cap_message.period.CopyFrom(duration(cap.period))
     quiet = policy.quiet_hours
     if quiet is not None:
         message.quiet_hours.quiet_days.extend(quiet.quiet_days)  # type: ignore[arg-type]
@@ -123,5 +121,5 @@ def _decision(decision: ApprovalDecision) -> campaign_pb2.ApprovalDecision:
     message = campaign_pb2.ApprovalDecision(reviewer=decision.reviewer, outcome=int(decision.outcome),  # type: ignore[arg-type]
                                             comment=decision.comment)
     if decision.decided_at is not None:
-        message.decide_time.CopyFrom(values.timestamp(decision.decided_at))
+        message.decide_time.CopyFrom(timestamp(decision.decided_at))
     return message

@@ -5,8 +5,6 @@ RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImpl
 
 from __future__ import annotations
 
-import re
-
 import grpc
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
@@ -16,27 +14,12 @@ from crm_campaign.api import value_messages as values
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.offers.service import Offers
 from crmkit.auth import current_principal
-from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
+from crmkit.resources import ResourceName
 
-_SEGMENT = r"[^/]+"
-CAMPAIGN_NAME = re.compile(rf"campaigns/({_SEGMENT})")
-OFFER_NAME = re.compile(rf"campaigns/({_SEGMENT})/offers/({_SEGMENT})")
-
-
-def campaign_id_from_name(name: str, field: str = "name") -> str:
-    match = CAMPAIGN_NAME.fullmatch(name)
-    if match is None:
-        raise InvalidArgument([FieldViolation(field, "must be a resource name like campaigns/{campaign_id}")])
-    return match.group(1)
-
-
-def offer_key_from_name(name: str, field: str = "name") -> tuple[str, str]:
-    match = OFFER_NAME.fullmatch(name)
-    if match is None:
-        raise InvalidArgument([FieldViolation(
-            field, "must be a resource name like campaigns/{campaign_id}/offers/{offer_id}")])
-    return match.group(1), match.group(2)
+# Any id without a slash reads as a name: an id the rules would refuse is simply not found.
+CAMPAIGN = ResourceName("campaigns/{campaign_id}", id_pattern=r"[^/]+")
+OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}", id_pattern=r"[^/]+")
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
@@ -55,7 +38,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 
     async def GetCampaign(self, request: pb.GetCampaignRequest, context: grpc.aio.ServicerContext
                           ) -> pb.GetCampaignResponse:
-        campaign = await self._campaigns.get(campaign_id=campaign_id_from_name(request.name))
+        campaign = await self._campaigns.get(campaign_id=CAMPAIGN.parse_one(request.name))
         return pb.GetCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ListCampaigns(self, request: pb.ListCampaignsRequest, context: grpc.aio.ServicerContext
@@ -70,7 +53,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 
     async def UpdateCampaign(self, request: pb.UpdateCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.UpdateCampaignResponse:
-        campaign_id = campaign_id_from_name(request.campaign.name, "campaign.name")
+        campaign_id = CAMPAIGN.parse_one(request.campaign.name, "campaign.name")
         campaign = await self._campaigns.update(
             changes=campaign_messages.to_domain(request.campaign, campaign_id=campaign_id),
             paths=list(request.update_mask.paths), etag=request.campaign.etag, actor=current_principal())
@@ -78,7 +61,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 
     async def DeleteCampaign(self, request: pb.DeleteCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.DeleteCampaignResponse:
-        await self._campaigns.delete(campaign_id=campaign_id_from_name(request.name), etag=request.etag,
+        await self._campaigns.delete(campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
                                      actor=current_principal())
         return pb.DeleteCampaignResponse()
 
@@ -87,28 +70,28 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     async def SubmitCampaign(self, request: pb.SubmitCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.SubmitCampaignResponse:
         campaign = await self._campaigns.submit(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.SubmitCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ApproveCampaign(self, request: pb.ApproveCampaignRequest, context: grpc.aio.ServicerContext
                               ) -> pb.ApproveCampaignResponse:
         campaign = await self._campaigns.approve(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag, comment=request.comment,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, comment=request.comment,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.ApproveCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def RejectCampaign(self, request: pb.RejectCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.RejectCampaignResponse:
         campaign = await self._campaigns.reject(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag, reason=request.reason,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.RejectCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ScheduleCampaign(self, request: pb.ScheduleCampaignRequest, context: grpc.aio.ServicerContext
                                ) -> pb.ScheduleCampaignResponse:
         campaign = await self._campaigns.schedule(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
             launch_at=values.read_timestamp(request.launch_time) if request.HasField("launch_time") else None,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.ScheduleCampaignResponse(campaign=campaign_messages.to_proto(campaign))
@@ -116,35 +99,35 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     async def LaunchCampaign(self, request: pb.LaunchCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.LaunchCampaignResponse:
         campaign = await self._campaigns.launch(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.LaunchCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def PauseCampaign(self, request: pb.PauseCampaignRequest, context: grpc.aio.ServicerContext
                             ) -> pb.PauseCampaignResponse:
         campaign = await self._campaigns.pause(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag, reason=request.reason,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.PauseCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ResumeCampaign(self, request: pb.ResumeCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.ResumeCampaignResponse:
         campaign = await self._campaigns.resume(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.ResumeCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def CompleteCampaign(self, request: pb.CompleteCampaignRequest, context: grpc.aio.ServicerContext
                                ) -> pb.CompleteCampaignResponse:
         campaign = await self._campaigns.complete(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.CompleteCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def CancelCampaign(self, request: pb.CancelCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.CancelCampaignResponse:
         campaign = await self._campaigns.cancel(
-            campaign_id=campaign_id_from_name(request.name), etag=request.etag, reason=request.reason,
+            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.CancelCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
@@ -152,27 +135,27 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 
     async def CreateOffer(self, request: pb.CreateOfferRequest, context: grpc.aio.ServicerContext
                           ) -> pb.CreateOfferResponse:
-        campaign_id = campaign_id_from_name(request.parent, "parent")
+        campaign_id = CAMPAIGN.parse_one(request.parent, "parent")
         offer = await self._offers.create(
             offer=offer_messages.to_domain(request.offer, campaign_id=campaign_id),
             request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.CreateOfferResponse(offer=offer_messages.to_proto(offer))
 
     async def GetOffer(self, request: pb.GetOfferRequest, context: grpc.aio.ServicerContext) -> pb.GetOfferResponse:
-        campaign_id, offer_id = offer_key_from_name(request.name)
+        campaign_id, offer_id = OFFER.parse(request.name)
         offer = await self._offers.get(campaign_id=campaign_id, offer_id=offer_id)
         return pb.GetOfferResponse(offer=offer_messages.to_proto(offer))
 
     async def ListOffers(self, request: pb.ListOffersRequest, context: grpc.aio.ServicerContext
                          ) -> pb.ListOffersResponse:
-        page = await self._offers.list(campaign_id=campaign_id_from_name(request.parent, "parent"),
+        page = await self._offers.list(campaign_id=CAMPAIGN.parse_one(request.parent, "parent"),
                                        page_size=request.page_size, page_token=request.page_token)
         return pb.ListOffersResponse(offers=[offer_messages.to_proto(o) for o in page.offers],
                                      next_page_token=page.next_page_token)
 
     async def UpdateOffer(self, request: pb.UpdateOfferRequest, context: grpc.aio.ServicerContext
                           ) -> pb.UpdateOfferResponse:
-        campaign_id, offer_id = offer_key_from_name(request.offer.name, "offer.name")
+        campaign_id, offer_id = OFFER.parse(request.offer.name, "offer.name")
         offer = await self._offers.update(
             changes=offer_messages.to_domain(request.offer, campaign_id=campaign_id, offer_id=offer_id),
             paths=list(request.update_mask.paths), etag=request.offer.etag, actor=current_principal())
@@ -180,7 +163,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 
     async def DeleteOffer(self, request: pb.DeleteOfferRequest, context: grpc.aio.ServicerContext
                           ) -> pb.DeleteOfferResponse:
-        campaign_id, offer_id = offer_key_from_name(request.name)
+        campaign_id, offer_id = OFFER.parse(request.name)
         await self._offers.delete(campaign_id=campaign_id, offer_id=offer_id, etag=request.etag,
                                   actor=current_principal())
         return pb.DeleteOfferResponse()

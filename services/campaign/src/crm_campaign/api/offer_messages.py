@@ -6,6 +6,7 @@ from crm.campaign.v1 import campaign_pb2
 from crm_campaign.api import value_messages as values
 from crm_campaign.offers.model import ChannelContent, Offer, OfferEligibility
 from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.values import set_timestamps
 
 
 def to_domain(message: campaign_pb2.Offer, *, campaign_id: str, offer_id: str | None = None) -> Offer:
@@ -51,7 +52,5 @@ def to_proto(offer: Offer) -> campaign_pb2.Offer:
         message.eligibility.excluded_product_codes.extend(offer.eligibility.excluded_product_codes)
     if offer.valid_period.start_time is not None or offer.valid_period.end_time is not None:
         message.valid_period.CopyFrom(values.interval_to_proto(offer.valid_period))
-    for field, moment in (("create_time", offer.created_at), ("update_time", offer.updated_at)):
-        if moment is not None:
-            getattr(message, field).CopyFrom(values.timestamp(moment))
+    set_timestamps(message, create_time=offer.created_at, update_time=offer.updated_at)
     return message

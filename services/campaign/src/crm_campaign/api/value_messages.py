@@ -15,6 +15,7 @@ from google.type import decimal_pb2, interval_pb2, money_pb2
 
 from crm_campaign.campaigns.model import Interval, Money
 from crmkit.errors import FieldViolation
+from crmkit.values import timestamp
 
 NANOS = Decimal(1_000_000_000)
 
@@ -69,18 +70,6 @@ def read_timestamp(message: Timestamp) -> datetime:
     return message.ToDatetime(tzinfo=UTC)
 
 
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def read_duration(message: Duration) -> timedelta:
     return message.ToTimedelta()
-
-
-def duration(value: timedelta) -> Duration:
-    message = Duration()
-    message.FromTimedelta(value)
-    return message
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,6 +16,7 @@ from crm_campaign.campaigns.model import Action, Campaign, CampaignState, Interv
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.offers.repository import OfferRepository
 from crmkit.auth import Principal
+from crmkit.clock import Clock, utc_now
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, NotFound
 from crmkit.idempotency import IdempotencyKeys
@@ -30,11 +31,6 @@ CAMPAIGN_TYPE = "crm.campaign.v1.Campaign"
 # Turns a stored campaign into the change-feed payload; supplied by the API layer so this
 # module stays free of generated messages.
 FeedPayload = Callable[[Campaign], Message]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,12 +64,11 @@ class Campaigns:
         rules.validate(campaign, reporting_currency=self._currency).raise_if_any()
         campaign = dataclasses.replace(campaign, state=CampaignState.DRAFT, creator=actor.subject)
         async with self._db.unit_of_work() as session:
-            if request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateCampaign",
-                    resource_name=campaign.name)
-                if earlier is not None:
-                    return await self._replay(session, earlier)
+            earlier = await self._idempotency.claim(
+                session, principal=actor.subject, request_id=request_id, method="CreateCampaign",
+                resource_name=campaign.name)
+            if earlier is not None:
+                return await self._replay(session, earlier)
             created = await self._repository.insert(session, campaign)
             if created is None:
                 raise AlreadyExists(f"campaign {campaign.campaign_id} already exists", reason="CAMPAIGN_EXISTS",
@@ -187,12 +182,11 @@ class Campaigns:
         now = self._clock()
         rules.check_transition_input(action, reason=reason, launch_at=launch_at, now=now)
         async with self._db.unit_of_work() as session:
-            if request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method=rules.METHODS[action],
-                    resource_name=f"campaigns/{campaign_id}")
-                if earlier is not None:
-                    return await self._replay(session, earlier)
+            earlier = await self._idempotency.claim(
+                session, principal=actor.subject, request_id=request_id, method=rules.METHODS[action],
+                resource_name=f"campaigns/{campaign_id}")
+            if earlier is not None:
+                return await self._replay(session, earlier)
             current = await self._current(session, campaign_id, etag)
             offers = await self._offers.page(session, campaign_id) if action is Action.SUBMIT else []
             moved, step = rules.transition(current, action, actor=actor.subject, now=now, reason=reason,

@@ -58,12 +58,11 @@ class Offers:
         if not offer.offer_id:
             offer = dataclasses.replace(offer, offer_id=f"offer-{uuid.uuid4().hex[:16]}")
         async with self._db.unit_of_work() as session:
-            if request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateOffer",
-                    resource_name=offer.name)
-                if earlier is not None:
-                    return await self._replay(session, earlier)
+            earlier = await self._idempotency.claim(
+                session, principal=actor.subject, request_id=request_id, method="CreateOffer",
+                resource_name=offer.name)
+            if earlier is not None:
+                return await self._replay(session, earlier)
             campaign = await self._locked_campaign(session, offer.campaign_id)
             rules.check_campaign_is_draft(campaign)
             rules.validate(offer, campaign=campaign, reporting_currency=self._currency).raise_if_any()

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import interval_pb2
 
-from crm.common.v1 import audit_pb2
 from crm.feedback.v1 import complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
-from crm_feedback.complaints.model import ComplaintDraft, ComplaintFilter, ComplaintView, Purpose, TimeRange
+from crm_feedback.complaints.model import ComplaintDraft, ComplaintFilter, ComplaintView, TimeRange
 from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.values import set_timestamps
 
 
 def _timestamp(parent: Message, field: str, path: str, bad: list[FieldViolation]) -> datetime | None:
@@ -31,12 +30,6 @@ def _interval(parent: Message, field: str, bad: list[FieldViolation]) -> TimeRan
     interval: interval_pb2.Interval = getattr(parent, field)
     return TimeRange(start=_timestamp(interval, "start_time", f"{field}.start_time", bad),
                      end=_timestamp(interval, "end_time", f"{field}.end_time", bad))
-
-
-def _stamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def draft_from(message: complaint_pb2.Complaint) -> ComplaintDraft:
@@ -68,13 +61,6 @@ def filter_from(request: pb.ListComplaintsRequest) -> ComplaintFilter:
     return query
 
 
-def purpose_from(audit: audit_pb2.AuditContext) -> Purpose:
-    """`ACCESS_PURPOSE_COMPLAINT` -> `COMPLAINT`; an unknown number reads as not given."""
-    known = audit.purpose in audit_pb2.AccessPurpose.values()
-    name = audit_pb2.AccessPurpose.Name(audit.purpose) if known else ""
-    return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
-
-
 def to_proto(view: ComplaintView) -> complaint_pb2.Complaint:
     c = view.complaint
     message = complaint_pb2.Complaint(
@@ -85,18 +71,11 @@ def to_proto(view: ComplaintView) -> complaint_pb2.Complaint:
         assignee=c.assignee, escalation_level=c.escalation_level, filer=c.filer,
         masked_fields=list(view.masked_fields),
     )
-    message.receive_time.CopyFrom(_stamp(c.received_at))
+    set_timestamps(message, receive_time=c.received_at, create_time=c.created_at, update_time=c.updated_at)
     sla = message.sla
     sla.sla_policy = c.sla.policy
-    sla.respond_by.CopyFrom(_stamp(c.sla.respond_by))
-    sla.resolve_by.CopyFrom(_stamp(c.sla.resolve_by))
-    if c.sla.responded_at is not None:
-        sla.respond_time.CopyFrom(_stamp(c.sla.responded_at))
-    if c.sla.resolved_at is not None:
-        sla.resolve_time.CopyFrom(_stamp(c.sla.resolved_at))
+    set_timestamps(sla, respond_by=c.sla.respond_by, resolve_by=c.sla.resolve_by,
+                   respond_time=c.sla.responded_at, resolve_time=c.sla.resolved_at)
     sla.respond_breached = view.respond_breached
     sla.resolve_breached = view.resolve_breached
-    for field, moment in (("create_time", c.created_at), ("update_time", c.updated_at)):
-        if moment is not None:
-            getattr(message, field).CopyFrom(_stamp(moment))
     return message

@@ -16,6 +16,7 @@ from crm_feedback.api import complaint_messages
 from crm_feedback.complaints.service import Complaints
 from crmkit.auth import current_principal
 from crmkit.outbox import ChangeFeed
+from crmkit.resources import purpose_of
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
@@ -31,7 +32,7 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
 
     async def GetComplaint(self, request: pb.GetComplaintRequest, context: grpc.aio.ServicerContext
                            ) -> pb.GetComplaintResponse:
-        view = await self._complaints.get(name=request.name, purpose=complaint_messages.purpose_from(request.audit),
+        view = await self._complaints.get(name=request.name, purpose=purpose_of(request.audit),
                                           actor=current_principal())
         return pb.GetComplaintResponse(complaint=complaint_messages.to_proto(view))
 
@@ -39,7 +40,7 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
                              ) -> pb.ListComplaintsResponse:
         page = await self._complaints.list(
             query=complaint_messages.filter_from(request), page_size=request.page_size,
-            page_token=request.page_token, purpose=complaint_messages.purpose_from(request.audit),
+            page_token=request.page_token, purpose=purpose_of(request.audit),
             actor=current_principal(),
         )
         return pb.ListComplaintsResponse(complaints=[complaint_messages.to_proto(v) for v in page.complaints],

@@ -130,11 +130,3 @@ class ComplaintFilter:
     receive_interval: TimeRange = field(default_factory=TimeRange)
     due_interval: TimeRange = field(default_factory=TimeRange)
     order_by: str = ""
-
-
-@dataclass(frozen=True)
-class Purpose:
-    """Why the caller reads the complaint (the request's AuditContext): `COMPLAINT`, `AUDIT`, ..."""
-
-    purpose: str
-    justification: str = ""

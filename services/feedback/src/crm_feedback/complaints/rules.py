@@ -23,10 +23,13 @@ from crm_feedback.sla import rules as sla_rules
 from crmkit import masking
 from crmkit.auth import Principal, Role
 from crmkit.errors import PermissionDenied
+from crmkit.idempotency import parse_request_id
+from crmkit.resources import ResourceName
 from crmkit.validation import Violations
 
-CUSTOMER_NAME = re.compile(r"customers/([A-Za-z0-9_-]{1,64})")
-COMPLAINT_NAME = re.compile(r"complaints/([A-Za-z0-9-]{1,64})")
+CUSTOMER_NAME = ResourceName("customers/{customer_id}", rule=(
+    "must be a resource name like customers/{customer_id} (customer_id: 1 to 64 characters from A-Z a-z 0-9 _ -)"))
+COMPLAINT_NAME = ResourceName("complaints/{complaint_id}", id_pattern=r"[A-Za-z0-9-]{1,64}")
 SUBCATEGORY = re.compile(r"[a-z0-9_]{1,64}")
 # A resource name of this or another service: `collection/id[/...]`, no spaces.
 RESOURCE_NAME = re.compile(r"[a-z][A-Za-z0-9]*/\S+")
@@ -40,7 +43,7 @@ MAX_RELATED_RESOURCE_LENGTH = 200
 MAX_BRANCH_ID = 32
 MAX_EMPLOYEE_ID = 64
 MAX_ESCALATION_LEVEL = 3
-MAX_JUSTIFICATION = 200
+PURPOSE_REQUIRED = "is required: say why the complaint is read, e.g. ACCESS_PURPOSE_COMPLAINT"
 # A letter registered the day after it arrived is still filed with its real receive time.
 RECEIVE_LOOKBACK = timedelta(hours=72)
 # Channel devices' clocks drift a little; a receive time seconds ahead of ours is "now".
@@ -55,13 +58,11 @@ CLEAR_READERS = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADM
 
 
 def customer_id_of(name: str) -> str | None:
-    match = CUSTOMER_NAME.fullmatch(name)
-    return match.group(1) if match else None
+    return CUSTOMER_NAME.id_in(name)
 
 
 def complaint_id_of(name: str) -> str | None:
-    match = COMPLAINT_NAME.fullmatch(name)
-    return match.group(1) if match else None
+    return COMPLAINT_NAME.id_in(name)
 
 
 def complaint_id_for(number: int, filed_at: datetime) -> str:
@@ -69,39 +70,18 @@ def complaint_id_for(number: int, filed_at: datetime) -> str:
     return f"CMP-{filed_at:%Y%m%d}-{number:06d}"
 
 
-def require_customer_name(name: str, field: str, v: Violations) -> None:
-    v.check(customer_id_of(name) is not None, field,
-            "must be a resource name like customers/{customer_id} (customer_id: 1 to 64 characters "
-            "from A-Z a-z 0-9 _ -)")
-
-
-def require_complaint_name(name: str, field: str, v: Violations) -> None:
-    if v.check(bool(name), field, "is required"):
-        v.check(complaint_id_of(name) is not None, field, "must be a resource name like complaints/{complaint_id}")
-
-
 def request_key(request_id: str, v: Violations, *, field: str = "request_id") -> uuid.UUID | None:
     """The idempotency key of a request that requires one."""
     if not v.check(bool(request_id), field, "is required: a UUID that stays the same when the call is retried"):
         return None
-    try:
-        return uuid.UUID(request_id)
-    except ValueError:
-        v.add(field, "must be a UUID")
-        return None
-
-
-def validate_purpose(purpose: str, justification: str, v: Violations) -> None:
-    v.check(purpose not in ("", "UNSPECIFIED"), "audit.purpose",
-            "is required: say why the complaint is read, e.g. ACCESS_PURPOSE_COMPLAINT")
-    v.max_length(justification, "audit.justification", MAX_JUSTIFICATION)
+    return parse_request_id(request_id, field, violations=v)
 
 
 def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violations | None = None) -> Violations:
     """Record every rule the filing breaks, each under the field path the caller used."""
     v = violations if violations is not None else Violations()
     if v.check(bool(draft.customer), "complaint.customer", "is required"):
-        require_customer_name(draft.customer, "complaint.customer", v)
+        CUSTOMER_NAME.check(draft.customer, "complaint.customer", v)
     v.check(draft.channel in CHANNELS, "complaint.channel",
             "is required: the Channel the complaint came through, e.g. CHANNEL_BRANCH")
     description = draft.description.strip()
@@ -170,7 +150,7 @@ def validate_filter(query: ComplaintFilter, *, page_size: int, violations: Viola
     v = violations if violations is not None else Violations()
     v.check(page_size >= 0, "page_size", "must not be negative")
     if query.customer:
-        require_customer_name(query.customer, "customer", v)
+        CUSTOMER_NAME.check(query.customer, "customer", v)
     statuses = {s.value for s in Status}
     for i, status in enumerate(query.statuses):
         v.check(status in statuses, f"statuses[{i}]", "is not a known ComplaintStatus")

@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 
 from crm_feedback.complaints import rules
-from crm_feedback.complaints.model import Complaint, ComplaintDraft, ComplaintFilter, ComplaintView, Purpose
+from crm_feedback.complaints.model import Complaint, ComplaintDraft, ComplaintFilter, ComplaintView
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.sla.rules import SlaPolicy
 from crm_feedback.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
+from crmkit.clock import Clock, utc_now
 from crmkit.db import Database
 from crmkit.errors import NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.resources import Purpose, check_purpose
 from crmkit.validation import Violations
 
 # Turns a stored complaint into the change-feed payload (a masked message); supplied by the
 # API layer so this module stays free of generated protos.
 FeedPayload = Callable[[Complaint], Message]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +82,8 @@ class Complaints:
 
     async def get(self, *, name: str, purpose: Purpose, actor: Principal) -> ComplaintView:
         violations = Violations()
-        rules.require_complaint_name(name, "name", violations)
-        rules.validate_purpose(purpose.purpose, purpose.justification, violations)
+        rules.COMPLAINT_NAME.check(name, "name", violations, required=True)
+        check_purpose(purpose, violations, required=rules.PURPOSE_REQUIRED)
         violations.raise_if_any()
         complaint_id = rules.complaint_id_of(name) or ""
         async with self._db.read_only() as session:
@@ -104,7 +100,7 @@ class Complaints:
         self, *, query: ComplaintFilter, page_size: int, page_token: str, purpose: Purpose, actor: Principal,
     ) -> ComplaintPage:
         violations = rules.validate_filter(query, page_size=page_size)
-        rules.validate_purpose(purpose.purpose, purpose.justification, violations)
+        check_purpose(purpose, violations, required=rules.PURPOSE_REQUIRED)
         violations.raise_if_any()
         limit = clamp_page_size(page_size)
         ordering = rules.ordering(query.order_by)

@@ -21,10 +21,11 @@ from crm_risk.alerts.model import (
     Parameters,
     Severity,
 )
+from crmkit.resources import ResourceName
 from crmkit.validation import Violations
 
 ALERT_RULE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
-ALERT_RULE_NAME = re.compile(r"alertRules/([a-z][a-z0-9-]{0,62})")
+ALERT_RULE_NAME = ResourceName("alertRules/{alert_rule_id}", id_pattern=ALERT_RULE_ID.pattern)
 CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 CONTACT_FIELDS = ("mobile_phone", "email", "address")
 MAX_DISPLAY_NAME = 200
@@ -43,16 +44,6 @@ DEFAULT_MIN_Z_SCORE = 3.0
 UPDATABLE_PATHS = frozenset({
     "display_name", "description", "severity", "enabled", "window", "response_sla", "cooldown", "default_assignee",
 })
-
-
-def alert_rule_id_of(name: str) -> str | None:
-    match = ALERT_RULE_NAME.fullmatch(name)
-    return match.group(1) if match else None
-
-
-def require_name(name: str, field: str, v: Violations) -> None:
-    if v.check(bool(name), field, "is required"):
-        v.check(alert_rule_id_of(name) is not None, field, "must be a resource name like alertRules/{alert_rule_id}")
 
 
 def _kind_name(kind: int) -> str:

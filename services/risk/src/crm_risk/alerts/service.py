@@ -17,7 +17,7 @@ from crmkit.audit import AuditEntry
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
-from crmkit.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
+from crmkit.errors import Aborted, AlreadyExists, NotFound
 from crmkit.idempotency import IdempotencyKeys, parse_request_id
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
@@ -54,14 +54,13 @@ class AlertRules:
             rule = dataclasses.replace(rule, alert_rule_id=f"rule-{uuid.uuid4().hex[:12]}")
         rule = dataclasses.replace(rule, display_name=rule.display_name.strip(), creator=actor.subject)
         violations = rules.validate(rule)
-        key = _request_key(request_id, violations)
+        key = parse_request_id(request_id, violations=violations)
         violations.raise_if_any()
         async with self._db.unit_of_work() as session:
-            if key is not None:
-                earlier = await self._idempotency.claim(session, principal=actor.subject, request_id=key,
-                                                        method="CreateAlertRule", resource_name=rule.name)
-                if earlier is not None:
-                    return await self._existing(session, earlier.removeprefix("alertRules/"))
+            earlier = await self._idempotency.claim(session, principal=actor.subject, request_id=key,
+                                                    method="CreateAlertRule", resource_name=rule.name)
+            if earlier is not None:
+                return await self._existing(session, earlier.removeprefix("alertRules/"))
             created = await self._repository.insert(session, rule)
             if created is None:
                 raise AlreadyExists(f"alert rule {rule.alert_rule_id} already exists", reason="ALERT_RULE_EXISTS",
@@ -136,18 +135,7 @@ class AlertRules:
 
 
 def _id_from(name: str, field: str) -> str:
-    violations = Violations()
-    rules.require_name(name, field, violations)
-    violations.raise_if_any()
-    return rules.alert_rule_id_of(name) or ""
-
-
-def _request_key(request_id: str, violations: Violations) -> uuid.UUID | None:
-    try:
-        return parse_request_id(request_id)
-    except InvalidArgument:
-        violations.add("request_id", "must be a UUID")
-        return None
+    return rules.ALERT_RULE_NAME.parse_one(name, field, required=True)
 
 
 def _check_etag(etag: str, current: AlertRule) -> None:

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
 from crm.risk.v1 import alert_pb2
@@ -20,6 +19,7 @@ from crm_risk.alerts.model import (
     Parameters,
 )
 from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.values import duration, set_timestamps
 
 _MAX_DURATION_SECONDS = 315_576_000_000  # the Duration message's own bound (10,000 years)
 
@@ -85,12 +85,6 @@ def to_domain(message: alert_pb2.AlertRule) -> AlertRule:
     return rule
 
 
-def _to_duration(value: timedelta) -> Duration:
-    duration = Duration()
-    duration.FromTimedelta(value)
-    return duration
-
-
 def _to_money(value: Money | None) -> money_pb2.Money | None:
     if value is None:
         return None
@@ -105,7 +99,7 @@ def _set_parameters(message: alert_pb2.AlertRule, parameters: Parameters | None)
         message.abnormal_transactions.CopyFrom(alert_pb2.AbnormalTransactionParameters(
             min_z_score=parameters.min_z_score, min_amount=_to_money(parameters.min_amount),
             min_transactions=parameters.min_transactions,
-            baseline_window=_to_duration(parameters.baseline_window) if parameters.baseline_window is not None
+            baseline_window=duration(parameters.baseline_window) if parameters.baseline_window is not None
             else None))
     elif isinstance(parameters, LargeOutflows):
         message.large_outflows.CopyFrom(alert_pb2.LargeOutflowParameters(
@@ -124,11 +118,7 @@ def to_proto(rule: AlertRule) -> alert_pb2.AlertRule:
     )
     for field, value in (("window", rule.window), ("response_sla", rule.response_sla), ("cooldown", rule.cooldown)):
         if value is not None:
-            getattr(message, field).CopyFrom(_to_duration(value))
+            getattr(message, field).CopyFrom(duration(value))
     _set_parameters(message, rule.parameters)
-    for field, moment in (("create_time", rule.created_at), ("update_time", rule.updated_at)):
-        if moment is not None:
-            stamp = Timestamp()
-            stamp.FromDatetime(moment)
-            getattr(message, field).CopyFrom(stamp)
+    set_timestamps(message, create_time=rule.created_at, update_time=rule.updated_at)
     return message

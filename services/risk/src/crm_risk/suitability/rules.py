@@ -25,11 +25,12 @@ from crm_risk.suitability.model import (
     ReasonCode,
     RuleSet,
 )
+from crmkit.resources import ResourceName
 from crmkit.validation import Violations
 
 DEFAULT_RULE_SET = RuleSet()
 PRODUCT_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-CUSTOMER_NAME = re.compile(r"customers/([A-Za-z0-9_-]{1,64})")
+CUSTOMER_NAME = ResourceName("customers/{customer_id}")
 MAX_CONTEXT = 200
 
 
@@ -113,8 +114,7 @@ def validate_check(
         v.check(len(set(customers)) == len(customers), "customers", "must not name a customer twice")
     for i, name in enumerate(customers):
         field = f"customers[{i}]" if batch else "customer"
-        if v.check(bool(name), field, "is required"):
-            v.pattern(name, field, CUSTOMER_NAME, "must be a resource name like customers/{customer_id}")
+        CUSTOMER_NAME.check(name, field, v, required=True)
     if v.required(product_code, "product_code"):
         v.pattern(product_code, "product_code", PRODUCT_CODE, "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
     v.check(product_risk_level in {p.value for p in ProductRiskLevel}, "product_risk_level",

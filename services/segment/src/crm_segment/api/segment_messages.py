@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.segment.v1 import segment_pb2
 from crm_segment.segments.model import EvaluationMode, Feature, RuleAnalysis, RuleIssue, Segment
 from crmkit.errors import FieldViolation, InvalidArgument
+from crmkit.values import set_timestamps
 
 
 def to_domain(message: segment_pb2.Segment, *, segment_id: str | None = None) -> Segment:
@@ -40,10 +40,8 @@ def to_proto(segment: Segment) -> segment_pb2.Segment:
     )
     if segment.refresh_interval is not None:
         message.refresh_interval.FromTimedelta(segment.refresh_interval)
-    for field, moment in (("last_materialise_time", segment.last_materialised_at),
-                          ("create_time", segment.created_at), ("update_time", segment.updated_at)):
-        if moment is not None:
-            getattr(message, field).CopyFrom(_timestamp(moment))
+    set_timestamps(message, last_materialise_time=segment.last_materialised_at, create_time=segment.created_at,
+                   update_time=segment.updated_at)
     return message
 
 
@@ -65,9 +63,3 @@ def feature_to_proto(feature: Feature) -> segment_pb2.FeatureDefinition:
         unit=feature.unit, description=feature.description, source=feature.source, real_time=feature.real_time,
         allowed_values=list(feature.allowed_values), nullable=feature.nullable,
     )
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp

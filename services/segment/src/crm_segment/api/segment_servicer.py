@@ -14,15 +14,11 @@ from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment.api import segment_messages
 from crm_segment.segments.service import Segments
 from crmkit.auth import current_principal
-from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
+from crmkit.resources import ResourceName
 
-
-def segment_id_from_name(name: str, field: str = "name") -> str:
-    prefix, _, segment_id = name.partition("/")
-    if prefix != "segments" or not segment_id or "/" in segment_id:
-        raise InvalidArgument([FieldViolation(field, "must be a resource name like segments/{segment_id}")])
-    return segment_id
+# Any id without a slash reads as a name: an id the rules would refuse is simply not found.
+SEGMENT = ResourceName("segments/{segment_id}", id_pattern=r"[^/]+")
 
 
 class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
@@ -40,7 +36,7 @@ class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
 
     async def GetSegment(self, request: pb.GetSegmentRequest, context: grpc.aio.ServicerContext
                          ) -> pb.GetSegmentResponse:
-        segment = await self._segments.get(segment_id=segment_id_from_name(request.name))
+        segment = await self._segments.get(segment_id=SEGMENT.parse_one(request.name))
         return pb.GetSegmentResponse(segment=segment_messages.to_proto(segment))
 
     async def ListSegments(self, request: pb.ListSegmentsRequest, context: grpc.aio.ServicerContext
@@ -55,7 +51,7 @@ class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
 
     async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: grpc.aio.ServicerContext
                             ) -> pb.UpdateSegmentResponse:
-        segment_id = segment_id_from_name(request.segment.name, "segment.name")
+        segment_id = SEGMENT.parse_one(request.segment.name, "segment.name")
         segment = await self._segments.update(
             changes=segment_messages.to_domain(request.segment, segment_id=segment_id),
             paths=list(request.update_mask.paths), etag=request.segment.etag, actor=current_principal(),
@@ -64,7 +60,7 @@ class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
 
     async def DeleteSegment(self, request: pb.DeleteSegmentRequest, context: grpc.aio.ServicerContext
                             ) -> pb.DeleteSegmentResponse:
-        await self._segments.delete(segment_id=segment_id_from_name(request.name), etag=request.etag,
+        await self._segments.delete(segment_id=SEGMENT.parse_one(request.name), etag=request.etag,
                                     actor=current_principal())
         return pb.DeleteSegmentResponse()
 

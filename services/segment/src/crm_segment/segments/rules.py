@@ -25,9 +25,11 @@ from crm_segment.segments.model import (
     Segment,
     Severity,
 )
+from crmkit.resources import ResourceName
 from crmkit.validation import Violations
 
 SEGMENT_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+SEGMENT_NAME = ResourceName("segments/{segment_id}", id_pattern=SEGMENT_ID.pattern)
 MAX_DISPLAY_NAME = 100
 MAX_DESCRIPTION = 1000
 MAX_RULE = 10_000
@@ -278,9 +280,7 @@ def validate_watched_segments(segments: Sequence[str]) -> tuple[str, ...]:
     v = Violations()
     v.check(len(segments) <= MAX_WATCHED_SEGMENTS, "segments", f"must name at most {MAX_WATCHED_SEGMENTS} segments")
     for index, name in enumerate(segments):
-        prefix, _, segment_id = name.partition("/")
-        v.check(prefix == "segments" and bool(SEGMENT_ID.fullmatch(segment_id)), f"segments[{index}]",
-                "must be a resource name like segments/{segment_id}")
+        SEGMENT_NAME.check(name, f"segments[{index}]", v)
     v.raise_if_any()
     return tuple(segments)
 

@@ -71,12 +71,11 @@ class Segments:
         segment = dataclasses.replace(segment, creator=actor.subject, rule_version=1,
                                       referenced_features=analysis.referenced_features)
         async with self._db.unit_of_work() as session:
-            if request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateSegment",
-                    resource_name=segment.name)
-                if earlier is not None:
-                    return await self._replay(session, earlier)
+            earlier = await self._idempotency.claim(
+                session, principal=actor.subject, request_id=request_id, method="CreateSegment",
+                resource_name=segment.name)
+            if earlier is not None:
+                return await self._replay(session, earlier)
             created = await self._repository.insert(session, segment)
             if created is None:
                 if await self._repository.exists(session, segment.segment_id):
