@@ -12,8 +12,8 @@ from crm_cli import postgres
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[postgres.EmbeddedPostgres]:
-    pgdata = tmp_path_factory.mktemp("crm-cli-pg") / "pgdata"
+def server(pg_home_module: Path) -> Iterator[postgres.EmbeddedPostgres]:
+    pgdata = pg_home_module / "pgdata"
     running = postgres.start(pgdata)
     try:
         yield running
@@ -80,9 +80,9 @@ def test_urls_point_at_the_unix_socket(server: postgres.EmbeddedPostgres) -> Non
     assert url.endswith(f"&port={server.port}")
 
 
-def test_stop_ends_the_server(tmp_path: Path) -> None:
-    running = postgres.start(tmp_path / "pgdata")
+def test_stop_ends_the_server(pg_home: Path) -> None:
+    running = postgres.start(pg_home / "pgdata")
     assert postgres.is_running(running.pid)
     postgres.stop(running)
     assert not postgres.is_running(running.pid)
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert not (pg_home / "pgdata" / "postmaster.pid").exists()

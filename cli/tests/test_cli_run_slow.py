@@ -87,8 +87,8 @@ def children_of(pid: int) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def crm_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Output, Path, int]]:
-    data_dir = tmp_path / "data"
+def crm_run(pg_home: Path) -> Iterator[tuple[subprocess.Popen[str], Output, Path, int]]:
+    data_dir = pg_home / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"CRM_PROFILE_DATABASE_URL", "CRM_JWT_SECRET", "CRM_TOKEN", "CRM_DATA_DIR"}}
