@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from google.type import date_pb2, postal_address_pb2
 
 from crm.profile.v1 import customer_pb2, profile_service_pb2_grpc
 from crm_profile.app import SPEC
-from crmkit.testing import DatabaseFactory, migrated_database, running_service
+from crmkit.testing import service_fixtures, with_overrides
 
 KEY_A = base64.b64encode(os.urandom(32)).decode()
 KEY_B = base64.b64encode(os.urandom(32)).decode()
@@ -23,24 +22,11 @@ PROFILE_SECRETS = {
     "active_key_id": "k1",
     "blind_index_key": INDEX_KEY,
     "feed_poll_seconds": 0.05,
+    "quality_cache_seconds": 0,  # every report reads what the test just wrote
 }
 
-
-@pytest.fixture(scope="session")
-async def profile_database(database_factory: DatabaseFactory) -> str:
-    return await migrated_database(database_factory, SPEC)
-
-
-@pytest.fixture(scope="session")
-async def profile_service(profile_database: str) -> AsyncIterator[tuple[Any, Any]]:
-    async with running_service(SPEC, database_url=profile_database, **PROFILE_SECRETS) as (channel, runtime):
-        yield channel, runtime
-
-
-@pytest.fixture
-def profile(profile_service: tuple[Any, Any]) -> profile_service_pb2_grpc.ProfileServiceStub:
-    channel, _ = profile_service
-    return profile_service_pb2_grpc.ProfileServiceStub(channel)
+profile_database, profile_service, profile = service_fixtures(
+    SPEC, profile_service_pb2_grpc.ProfileServiceStub, stub="profile", **PROFILE_SECRETS)
 
 
 def make_customer(**overrides: object) -> customer_pb2.Customer:
@@ -63,12 +49,7 @@ def make_customer(**overrides: object) -> customer_pb2.Customer:
         relationship_manager_id="rm-007",
         branch_id="BJ-001",
     )
-    for field, value in overrides.items():
-        if isinstance(value, type(getattr(customer, field))) and hasattr(value, "CopyFrom"):
-            getattr(customer, field).CopyFrom(value)
-        else:
-            setattr(customer, field, value)
-    return customer
+    return with_overrides(customer, overrides)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""The kit's own tables (outbox, idempotency keys, audit log) in a service's first migration.
+"""The kit's own tables (outbox, idempotency keys, audit log, operations) in a service's migrations.
 
 Every service's database has them with the same shape; the service's first Alembic revision
-calls `create_kit_tables()` instead of repeating their DDL.
+calls `create_kit_tables()` instead of repeating their DDL, and a service that runs long work
+adds `create_operation_table()` in the revision that introduces it.
 """
 
 from __future__ import annotations
@@ -77,3 +78,37 @@ def drop_kit_tables() -> None:
     op.execute("DROP TRIGGER audit_record_append_only ON audit_record")
     op.execute("DROP FUNCTION audit_record_append_only()")
     op.drop_table("audit_record")
+
+
+def create_operation_table() -> None:
+    """The `operation` table of long-running work (crmkit.operations), for a service that runs any."""
+    op.create_table(
+        "operation",
+        sa.Column("operation_id", sa.UUID(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("state", sa.SmallInteger(), nullable=False),
+        sa.Column("creator", sa.Text(), nullable=False),
+        sa.Column("progress_done", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("progress_total", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("progress_failed", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("progress_stage", sa.Text(), server_default="", nullable=False),
+        sa.Column("metadata", sa.LargeBinary(), nullable=False),
+        sa.Column("response", sa.LargeBinary(), nullable=True),
+        sa.Column("error", sa.LargeBinary(), nullable=True),
+        sa.Column("cancel_requested", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("version", sa.BigInteger(), server_default="1", nullable=False),
+        sa.Column("create_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("update_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("heartbeat_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("end_time", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("operation_id", name=op.f("pk_operation")),
+    )
+    op.create_index("ix_operation_create_time", "operation", ["create_time", "operation_id"])
+    op.create_index("ix_operation_unfinished", "operation", ["heartbeat_time"],
+                    postgresql_where=sa.text("state IN (1, 2)"))
+
+
+def drop_operation_table() -> None:
+    op.drop_index("ix_operation_unfinished", table_name="operation")
+    op.drop_index("ix_operation_create_time", table_name="operation")
+    op.drop_table("operation")

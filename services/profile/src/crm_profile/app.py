@@ -4,30 +4,67 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 
 from crm.profile.v1 import profile_service_pb2_grpc
 from crm_profile import tables
-from crm_profile.api import customer_messages
+from crm_profile.api import (
+    consent_messages,
+    customer_messages,
+    event_messages,
+    holding_messages,
+    identity_messages,
+    import_messages,
+    relationship_messages,
+)
 from crm_profile.api.access import ACCESS, SERVICE
+from crm_profile.api.history_rpcs import ENUM_NAMES
+from crm_profile.api.operation_rpcs import KINDS as OPERATION_KINDS
 from crm_profile.api.profile_servicer import ProfileServicer
+from crm_profile.attributes.repository import AttributeRepository
+from crm_profile.attributes.service import AttributeCatalogue, CustomerValues
+from crm_profile.consents.service import Consents
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer
 from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
+from crm_profile.events.repository import EventRepository, MonthPartitions
+from crm_profile.events.service import Events
+from crm_profile.history.repository import HistoryRepository
+from crm_profile.history.service import FieldHistory
+from crm_profile.holdings.repository import HoldingRepository
+from crm_profile.holdings.service import Holdings, ReportingCurrency
+from crm_profile.identity.matcher import Matcher
+from crm_profile.identity.merging import Merges
+from crm_profile.identity.service import Identity
+from crm_profile.imports.service import ImportLimits, Imports
+from crm_profile.imports.worker import WorkerSettings
 from crm_profile.kit import ProfileKit
+from crm_profile.quality.repository import QualityRepository
+from crm_profile.quality.rules import Thresholds
+from crm_profile.quality.service import QualityReports
+from crm_profile.relationships.service import Relationships
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
 from crmkit.crypto import BlindIndex, KeyRing
 from crmkit.idempotency import IdempotencyKeys
-from crmkit.outbox import ChangeFeed, Outbox
+from crmkit.operations import OperationRunner, Operations
+from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
 from crmkit.settings import ServiceSettings
+
+# Defaults of CRM_PROFILE_STALE_MAX_AGE_DAYS: contact details and the suitability assessment are
+# re-confirmed yearly, occupation every two years.
+STALE_MAX_AGE_DAYS = {"mobile_phone": 365, "email": 365, "address": 365, "risk_tolerance": 365, "occupation": 730}
+# Defaults of CRM_PROFILE_QUALITY_EXPECTED_FIELDS.
+EXPECTED_FIELDS = ("full_name", "birth_date", "id_document.number", "mobile_phone", "address", "kyc_status",
+                   "risk_tolerance")
 
 # Whoever reads the change feed sees customers as a service does: personal data masked.
 FEED_READER = Principal(subject="system:feed", roles=frozenset({Role.SERVICE}))
@@ -43,6 +80,38 @@ class ProfileSettings(ServiceSettings):
     blind_index_key: SecretStr = Field(validation_alias="CRM_PROFILE_BLIND_INDEX_KEY")
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_PROFILE_FEED_POLL_SECONDS")
     feed_retention_days: int = Field(default=30, ge=1, le=3650, validation_alias="CRM_PROFILE_FEED_RETENTION_DAYS")
+    # Maximum age in days of core fields before ListStaleFields prompts staff to confirm them, as
+    # JSON (`{"mobile_phone": 365}`); fields not listed never go stale (attributes: `max_age`).
+    stale_max_age_days: dict[str, int] = Field(default_factory=lambda: dict(STALE_MAX_AGE_DAYS),
+                                               validation_alias="CRM_PROFILE_STALE_MAX_AGE_DAYS")
+    quality_min_completeness_percent: float = Field(
+        default=98.0, ge=0, le=100, validation_alias="CRM_PROFILE_QUALITY_MIN_COMPLETENESS_PERCENT")
+    quality_max_error_rate_percent: float = Field(
+        default=2.0, ge=0, le=100, validation_alias="CRM_PROFILE_QUALITY_MAX_ERROR_RATE_PERCENT")
+    # Core fields every customer is expected to have (held to the completeness threshold), as JSON.
+    quality_expected_fields: list[str] = Field(default_factory=lambda: list(EXPECTED_FIELDS),
+                                               validation_alias="CRM_PROFILE_QUALITY_EXPECTED_FIELDS")
+    # How long a computed data-quality report is reused (it scans every customer), seconds.
+    quality_cache_seconds: float = Field(default=300.0, ge=0, le=3600,
+                                         validation_alias="CRM_PROFILE_QUALITY_CACHE_SECONDS")
+    # Holdings: the bank's reporting currency (AUM is summed in it) and reference rates to it, as
+    # JSON: units of the reporting currency per unit of another (`{"USD": "7.10", "HKD": "0.91"}`).
+    reporting_currency: str = Field(default="CNY", validation_alias="CRM_PROFILE_REPORTING_CURRENCY")
+    fx_rates: dict[str, Decimal] = Field(default_factory=dict, validation_alias="CRM_PROFILE_FX_RATES")
+    # The background matcher applies the enabled match rules to changed customers (off: only
+    # FindMatches and manual merges; for bulk loads that match afterwards).
+    matcher_enabled: bool = Field(default=True, validation_alias="CRM_PROFILE_MATCHER_ENABLED")
+    # Long-running operations: worker processes (spawned) for imports and other batch work, and
+    # how often WatchOperation looks for progress.
+    operation_workers: int = Field(default=2, ge=1, le=64, validation_alias="CRM_PROFILE_OPERATION_WORKERS")
+    operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
+                                          validation_alias="CRM_PROFILE_OPERATION_POLL_SECONDS")
+    # Bulk import: the largest file accepted (at most the contract's 10 GiB) and the space all
+    # unexpired uploads may take together in the database.
+    import_max_upload_bytes: int = Field(default=10 * 1024**3, ge=1, le=10 * 1024**3,
+                                         validation_alias="CRM_PROFILE_IMPORT_MAX_UPLOAD_BYTES")
+    import_upload_area_bytes: int = Field(default=50 * 1024**3, ge=1,
+                                          validation_alias="CRM_PROFILE_IMPORT_UPLOAD_AREA_BYTES")
 
     @property
     def feed_retention(self) -> timedelta:
@@ -67,11 +136,69 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         audit=audit,
         page_tokens=PageTokens(settings.derived_key("profile.page-token")),
     )
+    attribute_repository = AttributeRepository(kit.vault)
+    history = FieldHistory(db=kit.db, repository=HistoryRepository(kit.vault), customers=CustomerRepository(kit.vault),
+                           attributes=attribute_repository, audit=kit.audit, page_tokens=kit.page_tokens,
+                           enum_names=ENUM_NAMES, core_max_age_days=settings.stale_max_age_days)
+    customer_values = CustomerValues(attributes=attribute_repository, customers=CustomerRepository(kit.vault))
+    events = Events(db=kit.db, repository=EventRepository(), partitions=MonthPartitions(), audit=kit.audit,
+                    page_tokens=kit.page_tokens, feed_payload=event_messages.feed_payload)
+    await events.prepare()
+    shared = {"db": kit.db, "customers": CustomerRepository(kit.vault), "outbox": kit.outbox,
+              "idempotency": kit.idempotency, "audit": kit.audit, "page_tokens": kit.page_tokens}
+    identity = Identity(db=kit.db, vault=kit.vault, customers=CustomerRepository(kit.vault),
+                        idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens)
+    merges = Merges(**shared, vault=kit.vault, payloads=identity_messages.FeedPayloads(feed_payload),  # type: ignore[arg-type]
+                    identity=identity, history=history)
+    if settings.matcher_enabled:
+        matcher = Matcher(db=kit.db, identity=identity, merges=merges, customers=CustomerRepository(kit.vault),
+                          poll_seconds=settings.feed_poll_seconds)
+        matcher.start()
+        runtime.on_close(matcher.close)
+    operations = Operations(runtime.db, tables.operation, kit.page_tokens, kinds=OPERATION_KINDS,
+                            poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
+    runner = OperationRunner(operations=operations, service="profile", error_domain=SPEC.error_domain,
+                             workers=settings.operation_workers, log_level=settings.log_level)
+    runner.start()
+    runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    imports = Imports(
+        db=kit.db, idempotency=kit.idempotency, operations=operations, runner=runner, attributes=attribute_repository,
+        settings=WorkerSettings(database_url=settings.database_url, encryption_keys=settings.encryption_keys,
+                                active_key_id=settings.active_key_id, blind_index_key=settings.blind_index_key),
+        enum_values=import_messages.ENUM_VALUES, enum_names=ENUM_NAMES, feed_payload=feed_payload,
+        describe=import_messages.describe, error_domain=SPEC.error_domain,
+        limits=ImportLimits(max_upload_bytes=settings.import_max_upload_bytes,
+                            upload_area_bytes=settings.import_upload_area_bytes,
+                            parallel_parts=settings.operation_workers))
+    imports.start_housekeeping()
+    runtime.on_close(imports.stop_housekeeping)
     servicer = ProfileServicer(
         customers=Customers(db=kit.db, repository=CustomerRepository(kit.vault), outbox=kit.outbox,
                             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
-                            feed_payload=feed_payload),  # type: ignore[arg-type]
-        feed=ChangeFeed(runtime.db, tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds),
+                            feed_payload=feed_payload, values=customer_values, history=history),  # type: ignore[arg-type]
+        attribute_catalogue=AttributeCatalogue(
+            db=kit.db, repository=attribute_repository, customers=CustomerRepository(kit.vault), history=history,
+            outbox=kit.outbox, idempotency=kit.idempotency, page_tokens=kit.page_tokens,
+            feed_payload=feed_payload),  # type: ignore[arg-type]
+        history=history,
+        quality=QualityReports(
+            db=kit.db, repository=QualityRepository(kit.vault), attributes=attribute_repository,
+            defaults=Thresholds(min_completeness_percent=settings.quality_min_completeness_percent,
+                                max_error_rate_percent=settings.quality_max_error_rate_percent),
+            expected_fields=settings.quality_expected_fields, cache_seconds=settings.quality_cache_seconds),
+        holdings=Holdings(
+            db=kit.db, repository=HoldingRepository(), customers=CustomerRepository(kit.vault), outbox=kit.outbox,
+            idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
+            feed_payload=holding_messages.to_proto, customer_payload=feed_payload, history=history,  # type: ignore[arg-type]
+            reporting=ReportingCurrency(settings.reporting_currency, settings.fx_rates)),
+        events=events,
+        consents=Consents(**shared, payloads=consent_messages.FeedPayloads(feed_payload), history=history),  # type: ignore[arg-type]
+        identity=identity,
+        merges=merges,
+        relationships=Relationships(**shared, payload=relationship_messages.to_proto),  # type: ignore[arg-type]
+        feed=runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds),
+        imports=imports,
+        operations=operations,
     )
     return [ServiceBinding(
         descriptor=SERVICE,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
@@ -11,48 +9,21 @@ from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import customer_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, change_feed, next_events, tail_cursor
 
 SERVICE = bearer(Role.SERVICE, subject="svc-segment")
 
 
-async def next_events(profile, after: str, wanted: int) -> list[change_event_pb2.ChangeEvent]:  # type: ignore[no-untyped-def]
-    """Read the feed from `after` until `wanted` events arrived (or 5 s passed)."""
-    call = profile.WatchChanges(pb.WatchChangesRequest(after_cursor=after), metadata=SERVICE)
-    events: list[change_event_pb2.ChangeEvent] = []
-    try:
-        async with asyncio.timeout(5):
-            async for response in call:
-                events.extend(response.events)
-                if len(events) >= wanted:
-                    break
-    except TimeoutError:
-        pass
-    finally:
-        call.cancel()
-    return events
-
-
-async def tail_cursor(profile) -> str:  # type: ignore[no-untyped-def]
-    """The cursor of the newest event so far (other tests share this database)."""
-    call = profile.WatchChanges(pb.WatchChangesRequest(), metadata=SERVICE)
-    cursor = ""
-    try:
-        async with asyncio.timeout(0.5):
-            async for response in call:
-                cursor = response.events[-1].cursor
-    except TimeoutError:
-        pass
-    finally:
-        call.cancel()
-    return cursor
+def feed(profile):  # type: ignore[no-untyped-def]
+    """Opens the profile change feed as the platform service that reads it."""
+    return change_feed(profile, pb.WatchChangesRequest, SERVICE)
 
 
 async def test_a_created_customer_appears_on_the_feed_masked(profile, new_customer) -> None:
-    cursor = await tail_cursor(profile)
+    cursor = await tail_cursor(feed(profile))
     sent = new_customer()
     await profile.CreateCustomer(pb.CreateCustomerRequest(customer=sent), metadata=bearer(Role.ADMIN))
-    (event,) = await next_events(profile, cursor, 1)
+    (event,) = await next_events(feed(profile), cursor, 1)
     assert event.resource_name == f"customers/{sent.customer_id}"
     assert event.change_type == change_event_pb2.CHANGE_TYPE_CREATED
     assert event.resource_type == "crm.profile.v1.Customer"
@@ -67,9 +38,9 @@ async def test_a_created_customer_appears_on_the_feed_masked(profile, new_custom
 async def test_resuming_after_a_cursor_returns_only_later_events(profile, new_customer) -> None:
     first, second = new_customer(), new_customer()
     await profile.CreateCustomer(pb.CreateCustomerRequest(customer=first), metadata=bearer(Role.ADMIN))
-    cursor = await tail_cursor(profile)
+    cursor = await tail_cursor(feed(profile))
     await profile.CreateCustomer(pb.CreateCustomerRequest(customer=second), metadata=bearer(Role.ADMIN))
-    after = await next_events(profile, cursor, 1)
+    after = await next_events(feed(profile), cursor, 1)
     assert [e.resource_name for e in after] == [f"customers/{second.customer_id}"]
 
 
@@ -93,9 +64,9 @@ async def test_a_deletion_is_on_the_feed_with_its_resource_type(profile, new_cus
     sent = new_customer()
     created = (await profile.CreateCustomer(pb.CreateCustomerRequest(customer=sent),
                                             metadata=bearer(Role.ADMIN))).customer
-    cursor = await tail_cursor(profile)
+    cursor = await tail_cursor(feed(profile))
     await profile.DeleteCustomer(pb.DeleteCustomerRequest(name=created.name, audit=audit_pb2.AuditContext(
         purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT)), metadata=bearer(Role.ADMIN))
-    (event,) = await next_events(profile, cursor, 1)
+    (event,) = await next_events(feed(profile), cursor, 1)
     assert (event.change_type, event.resource_type, event.resource_name) == (
         change_event_pb2.CHANGE_TYPE_DELETED, "crm.profile.v1.Customer", created.name)

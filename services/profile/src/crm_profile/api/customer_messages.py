@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.profile.v1 import customer_pb2
-from crm_profile.customers.model import Customer, CustomerView
+from crm_profile.api.attribute_messages import value_to_proto, values_to_domain
+from crm_profile.customers.model import Customer, CustomerView, ExternalId
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.validation import from_date, to_date
+from crmkit.values import set_timestamps
 
 
 def _date(value: object, field: str, violations: list[FieldViolation]):  # type: ignore[no-untyped-def]
@@ -45,6 +46,8 @@ def to_domain(message: customer_pb2.Customer, *, customer_id: str | None = None)
         onboarded_on=_date(message.onboarded_on, "customer.onboarded_on", bad),
         closed_on=_date(message.closed_on, "customer.closed_on", bad),
         preferred_language=message.preferred_language,
+        attributes=values_to_domain(message.attributes, prefix="customer.", bad=bad),
+        external_ids=tuple(ExternalId(e.source_system, e.id) for e in message.external_ids),
     )
     if bad:
         raise InvalidArgument(bad)
@@ -60,6 +63,7 @@ def to_proto(view: CustomerView) -> customer_pb2.Customer:
         kyc_status=c.kyc_status, risk_tolerance=c.risk_tolerance,  # type: ignore[arg-type]
         relationship_manager_id=c.relationship_manager_id, branch_id=c.branch_id,
         preferred_language=c.preferred_language, masked_fields=list(view.masked_fields),
+        state=c.state, merged_into=c.merged_into,  # type: ignore[arg-type]
     )
     if c.id_number or c.id_type:
         message.id_document.type = c.id_type  # type: ignore[assignment]
@@ -73,11 +77,11 @@ def to_proto(view: CustomerView) -> customer_pb2.Customer:
         message.id_document.expires_on.CopyFrom(from_date(c.id_expires_on))
     if c.address:
         json_format.ParseDict(c.address, message.address, ignore_unknown_fields=True)
-    for field, moment in (("create_time", c.created_at), ("update_time", c.updated_at)):
-        if moment is not None:
-            stamp = Timestamp()
-            stamp.FromDatetime(moment)
-            getattr(message, field).CopyFrom(stamp)
+    set_timestamps(message, create_time=c.created_at, update_time=c.updated_at)
+    for key, value in c.attributes.items():
+        message.attributes[key].CopyFrom(value_to_proto(value))
+    message.external_ids.extend(customer_pb2.ExternalId(source_system=e.source_system, id=e.id)
+                                for e in c.external_ids)
     return message
 
 

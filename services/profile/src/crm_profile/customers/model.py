@@ -10,8 +10,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from crm_profile.attributes.model import AttributeValue
+
+# CustomerState: live, merged into another (`merged_into`), erased.
+ACTIVE, MERGED, ERASED = 1, 2, 3
+
 # Fields holding personal data: encrypted at rest, masked by role on the way out.
 PERSONAL_FIELDS = ("full_name", "id_number", "mobile_phone", "email", "address")
+
+
+@dataclass(frozen=True, order=True)
+class ExternalId:
+    """The customer's identifier in another system of the bank (clear: not a personal value)."""
+
+    source_system: str
+    id: str
 
 
 @dataclass
@@ -38,6 +51,16 @@ class Customer:
     onboarded_on: date | None = None
     closed_on: date | None = None
     preferred_language: str = ""
+    # Custom attribute values by attribute id, and identifiers in other systems of the bank
+    # (stored beside the customer row: attributes/tables.py, customer_external_id).
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    external_ids: tuple[ExternalId, ...] = ()
+    # The system that created the customer; `crm` for API calls.
+    source_system: str = ""
+    # Set by identity resolution (MergeCustomers / UnmergeCustomers); `merged_into` is the
+    # survivor's resource name while `state` is MERGED.
+    state: int = ACTIVE
+    merged_into: str = ""
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -53,3 +53,11 @@ class PersonalDataVault:
 
     def index_of(self, value: str, *, kind: str) -> bytes:
         return self._index.of(value, kind=kind)
+
+    def seal_field(self, customer_id: str, field: str, value: str) -> bytes:
+        """One personal value outside the customer row (an attribute, a history entry), bound to
+        its customer and field path."""
+        return self._keys.seal(value, context=f"customer:{customer_id}:{field}")
+
+    def open_field(self, customer_id: str, field: str, sealed: bytes) -> str:
+        return self._keys.open(sealed, context=f"customer:{customer_id}:{field}")

@@ -6,10 +6,10 @@ import dataclasses
 import re
 from datetime import date
 
-from crm_profile.customers.model import PERSONAL_FIELDS, Customer, CustomerView
+from crm_profile.customers.model import ERASED, MERGED, PERSONAL_FIELDS, Customer, CustomerView
 from crmkit import masking
 from crmkit.auth import Principal, Role
-from crmkit.errors import PermissionDenied
+from crmkit.errors import FailedPrecondition, PermissionDenied
 from crmkit.validation import Violations
 
 CUSTOMER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -42,6 +42,7 @@ UPDATABLE_PATHS = frozenset({
     "customer_type", "full_name", "birth_date", "gender", "nationality", "id_document",
     "mobile_phone", "email", "address", "occupation", "kyc_status", "risk_tolerance",
     "relationship_manager_id", "branch_id", "onboarded_on", "closed_on", "preferred_language",
+    "attributes", "external_ids",
 })
 
 # Roles that see personal data in clear: they serve or protect this customer.
@@ -146,6 +147,16 @@ def check_book(principal: Principal, customer: Customer) -> None:
         raise PermissionDenied("customer is outside the caller's book", reason="OUTSIDE_BOOK")
 
 
+def ensure_active(customer: Customer) -> None:
+    """FAILED_PRECONDITION for a merged or erased customer: only GetCustomer (and UnmergeCustomers)
+    may name one."""
+    if customer.state == MERGED:
+        raise FailedPrecondition(f"customer {customer.customer_id} was merged into {customer.merged_into}",
+                                 reason="CUSTOMER_MERGED", metadata={"survivor": customer.merged_into})
+    if customer.state == ERASED:
+        raise FailedPrecondition(f"customer {customer.customer_id} was erased", reason="CUSTOMER_ERASED")
+
+
 def view_for(principal: Principal, customer: Customer) -> CustomerView:
     """The customer as this caller may see it: clear for those who serve it, masked otherwise."""
     if principal.has_any(CLEAR_READERS):
@@ -159,9 +170,36 @@ def view_for(principal: Principal, customer: Customer) -> CustomerView:
         address=_mask_address(customer.address),
     )
     present = tuple(f for f in PERSONAL_FIELDS if getattr(customer, f))
-    return CustomerView(masked, tuple(FIELD_PATHS.get(f, f) for f in present))
+    hidden = sorted(key for key, value in customer.attributes.items() if value.personal)
+    if hidden:  # a masked attribute value is left out of the map and named in masked_fields
+        masked.attributes = {k: v for k, v in customer.attributes.items() if not v.personal}
+    return CustomerView(masked, tuple(FIELD_PATHS.get(f, f) for f in present)
+                        + tuple(f"attributes.{key}" for key in hidden))
 
 
 def _mask_address(address: dict[str, object]) -> dict[str, object]:
     """Keep country, region and city (coarse location for analysis); hide street and postcode."""
     return {k: address[k] for k in ("regionCode", "administrativeArea", "locality") if k in address}
+
+
+EXTERNAL_SYSTEM = re.compile(r"[a-z][a-z0-9-]{0,63}")
+EXTERNAL_ID = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?")
+MAX_EXTERNAL_IDS = 20
+
+
+def validate_external_ids(customer: Customer, violations: Violations, prefix: str = "customer.") -> None:
+    """Identifiers in other systems: at most 20, each (system, id) once, printable ASCII ids."""
+    v = violations
+    v.check(len(customer.external_ids) <= MAX_EXTERNAL_IDS, prefix + "external_ids",
+            f"must have at most {MAX_EXTERNAL_IDS} entries")
+    seen: set[tuple[str, str]] = set()
+    for i, external in enumerate(customer.external_ids):
+        path = f"{prefix}external_ids[{i}]"
+        if v.required(external.source_system, path + ".source_system"):
+            v.pattern(external.source_system, path + ".source_system", EXTERNAL_SYSTEM,
+                      "must be 1 to 64 characters matching ^[a-z][a-z0-9-]{0,63}$")
+        if v.required(external.id, path + ".id"):
+            v.pattern(external.id, path + ".id", EXTERNAL_ID,
+                      "must be 1 to 128 printable ASCII characters, not starting or ending with a space")
+        v.check((external.source_system, external.id) not in seen, path, "repeats an earlier entry")
+        seen.add((external.source_system, external.id))

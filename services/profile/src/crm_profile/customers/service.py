@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 
+from crm_profile.attributes import rules as attribute_rules
+from crm_profile.attributes.model import AttributeValue
+from crm_profile.attributes.service import CustomerValues
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer, CustomerView
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.history.rules import API_SOURCE_SYSTEM
+from crm_profile.history.service import FieldHistory
 from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
@@ -42,7 +47,8 @@ class Customers:
 
     def __init__(
         self, *, db: Database, repository: CustomerRepository, outbox: Outbox, idempotency: IdempotencyKeys,
-        audit: AuditWriter, page_tokens: PageTokens, feed_payload: FeedPayload,
+        audit: AuditWriter, page_tokens: PageTokens, feed_payload: FeedPayload, values: CustomerValues,
+        history: FieldHistory,
     ) -> None:
         self._db = db
         self._repository = repository
@@ -51,6 +57,8 @@ class Customers:
         self._audit = audit
         self._page_tokens = page_tokens
         self._feed_payload = feed_payload
+        self._values = values
+        self._history = history
 
     async def create(self, *, customer: Customer, request_id: uuid.UUID | None, actor: Principal) -> CustomerView:
         customer = rules.normalise(customer)
@@ -58,8 +66,11 @@ class Customers:
             customer = dataclasses.replace(customer, customer_id=str(uuid.uuid4()))
         if customer.onboarded_on is None:
             customer = dataclasses.replace(customer, onboarded_on=datetime.now(UTC).date())
-        rules.validate(customer, today=datetime.now(UTC).date()).raise_if_any()
+        customer = dataclasses.replace(customer, source_system=customer.source_system or API_SOURCE_SYSTEM)
+        today = datetime.now(UTC).date()
         async with self._db.unit_of_work() as session:
+            customer = await self._values.check(session, customer, today=today,
+                                                core=rules.validate(customer, today=today))
             if request_id is not None:
                 earlier = await self._idempotency.claim(
                     session, principal=actor.subject, request_id=request_id, method="CreateCustomer",
@@ -74,6 +85,8 @@ class Customers:
             if created is None:
                 raise AlreadyExists(f"customer {customer.customer_id} already exists", reason="CUSTOMER_EXISTS",
                                     metadata={"customer_id": customer.customer_id})
+            created = await self._values.store(session, created, customer, None)
+            await self._history.record(session, before=None, after=created, actor=actor.subject)
             await append_audit(session, audit_record, [AuditEntry(
                 principal=actor.subject, action="customer.create", resource_name=created.name,
                 purpose="DATA_MANAGEMENT")])
@@ -120,14 +133,52 @@ class Customers:
             if current is None:
                 raise NotFound(f"customer {changes.customer_id} not found", reason="CUSTOMER_NOT_FOUND")
             rules.check_book(actor, current)
+            rules.ensure_active(current)
             if etag and etag != current.etag:
                 raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
             merged = rules.normalise(_apply(current, changes, paths))
-            rules.validate(merged, today=datetime.now(UTC).date()).raise_if_any()
-            updated = await self._repository.update(session, merged)
+            today = datetime.now(UTC).date()
+            merged = await self._values.check(session, merged, today=today, core=rules.validate(merged, today=today),
+                                              keys=_written_keys(current, merged))
+            updated = await self._values.store(session, await self._repository.update(session, merged), merged,
+                                               current)
+            await self._history.record(session, before=current, after=updated, actor=actor.subject)
             await append_audit(session, audit_record, [AuditEntry(
                 principal=actor.subject, action="customer.update", resource_name=updated.name,
                 purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(sorted(paths))}")])
+            await self._outbox.append(session, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
+                                      payload=self._feed_payload(updated), actor=actor.subject)
+        return rules.view_for(actor, updated)
+
+    async def set_attributes(
+        self, *, customer_id: str, values: Mapping[str, AttributeValue], remove: Sequence[str], etag: str,
+        purpose: Purpose, actor: Principal,
+    ) -> CustomerView:
+        """Set and remove custom attribute values in one change (SetCustomerAttributes)."""
+        today = datetime.now(UTC).date()
+        async with self._db.unit_of_work() as session:
+            current = await self._repository.get(session, customer_id, for_update=True)
+            if current is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            rules.check_book(actor, current)
+            rules.ensure_active(current)
+            if etag and etag != current.etag:
+                raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
+            removal_problems = attribute_rules.check_removals(
+                values, remove, await self._values.definitions(session, remove))
+            wanted = dataclasses.replace(current, attributes={
+                **{k: v for k, v in current.attributes.items() if k not in remove}, **values})
+            merged = await self._values.check(session, wanted, today=today, core=Violations(), keys=set(values),
+                                              prefix="", extra=removal_problems)
+            if merged.attributes == current.attributes:
+                return rules.view_for(actor, current)  # a retry, or nothing to change: no new version
+            updated = await self._values.store(session, await self._repository.update(session, merged), merged,
+                                               current)
+            changes = await self._history.record(session, before=current, after=updated, actor=actor.subject)
+            await append_audit(session, audit_record, [AuditEntry(
+                principal=actor.subject, action="customer.update", resource_name=updated.name,
+                purpose=purpose.purpose,
+                justification=f"{purpose.justification} fields={','.join(c.field for c in changes)}"[:1000])])
             await self._outbox.append(session, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
                                       payload=self._feed_payload(updated), actor=actor.subject)
         return rules.view_for(actor, updated)
@@ -137,6 +188,7 @@ class Customers:
             current = await self._repository.get(session, customer_id, for_update=True)
             if current is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            rules.ensure_active(current)
             if etag and etag != current.etag:
                 raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
             await self._repository.delete(session, customer_id)
@@ -155,12 +207,33 @@ def _check_mask(paths: Sequence[str]) -> None:
     violations = Violations()
     violations.check(bool(paths), "update_mask", "is required: name the fields to update")
     for p in paths:
-        violations.check(p in rules.UPDATABLE_PATHS, "update_mask",
+        violations.check(p in rules.UPDATABLE_PATHS or _attribute_key(p) is not None, "update_mask",
                          f"'{p}' cannot be updated; updatable: {', '.join(sorted(rules.UPDATABLE_PATHS))}")
     violations.raise_if_any()
 
 
 def _apply(current: Customer, changes: Customer, paths: Sequence[str]) -> Customer:
-    fields = [f for p in paths for f in _PATH_FIELDS.get(p, (p,))]
-    return dataclasses.replace(current, **{f: getattr(changes, f) for f in fields})
+    fields = [f for p in paths if _attribute_key(p) is None for f in _PATH_FIELDS.get(p, (p,))]
+    merged = dataclasses.replace(current, **{f: getattr(changes, f) for f in fields})
+    keys = [key for p in paths if (key := _attribute_key(p)) is not None]
+    if keys and "attributes" not in paths:  # `attributes.<key>`: set that value, or remove it when not sent
+        values = dict(current.attributes)
+        for key in keys:
+            if key in changes.attributes:
+                values[key] = changes.attributes[key]
+            else:
+                values.pop(key, None)
+        merged.attributes = values
+    return merged
+
+
+def _attribute_key(path: str) -> str | None:
+    """`credit_score` for the mask path `attributes.credit_score`; None for other paths."""
+    prefix, _, key = path.partition(".")
+    return key if prefix == "attributes" and attribute_rules.ATTRIBUTE_ID.fullmatch(key) else None
+
+
+def _written_keys(current: Customer, merged: Customer) -> set[str]:
+    """Attribute values an update writes anew: only these are checked against their definitions."""
+    return {k for k, v in merged.attributes.items() if current.attributes.get(k) != v or k not in current.attributes}
 

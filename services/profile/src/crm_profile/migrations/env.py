@@ -1,6 +1,14 @@
 """Alembic environment of the profile database (async; shared body in crmkit.db)."""
 
-import crm_profile.customers.tables  # noqa: F401 - registers the table on the metadata
+import crm_profile.attributes.tables
+import crm_profile.consents.tables
+import crm_profile.customers.tables
+import crm_profile.events.tables
+import crm_profile.history.tables
+import crm_profile.holdings.tables
+import crm_profile.identity.tables
+import crm_profile.imports.tables
+import crm_profile.relationships.tables  # noqa: F401
 from crm_profile.tables import metadata
 from crmkit.db import run_migrations_online
 

@@ -1,0 +1,1 @@
+"""Consents per purpose x channel (an append-only ledger with evidence) and contact preferences."""

@@ -1,0 +1,256 @@
+"""Event orchestration: the ingest pipeline and the customer's event list.
+
+Ingest. Each batch of the client stream is screened in order (every rule of `rules.problem_of`;
+a repeated id within the batch is a duplicate), then written by one of a few writer tasks, each
+batch in its own transaction on a plain asyncpg connection (the kit's `Database.raw`, for hot
+paths): customers looked up, ids claimed in the ledger (an id accepted before, by any call, is a
+duplicate), events COPYed into their month partitions, feed rows appended, commit. Counts are
+taken only from committed batches, and the single response is sent after every writer has
+finished, so an OK response means every accepted event is durable. While one batch commits, the
+next is screened and written on another connection.
+
+A batch that fails the whole call (empty, oversized) lets the batches before it finish and be
+stored, as the contract says; a database failure stops the stream with its error (UNAVAILABLE
+or ABORTED, both safe to retry: the client resends and duplicates are counted, not stored).
+
+Change feed. The contract publishes each accepted event on the change feed
+(`crm.profile.v1.CustomerEvent`, `CHANGE_TYPE_EVENT`) for real-time segments and triggers, so
+every accepted event gets its own outbox row, written set-wise in the batch's transaction
+(under the outbox's lock like every feed writer, taken in the same round trip as the commit:
+see `events.repository`). Batching by customer
+would not shrink that much (a batch from a channel mixes thousands of customers) and would
+change the payload type consumers expect. Duplicates and rejected events publish nothing.
+
+Events are behaviour and transaction data, not identity data: ingest is not audited per event
+(the feed row records who sent it); reading a customer's events is audited.
+
+Merges and erasures: an event naming a merged customer is filed under the survivor at the end of
+the merge chain (`original_customer` keeps the name sent); one naming an erased customer is
+rejected (`CUSTOMER_ERASED`). Events stored before a merge stay under the merged customer, and
+the survivor's list shows them while the merge is in force; an unmerge has nothing to move back.
+
+Not here yet: a per-caller ingest quota (RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterable, Callable, Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+from opentelemetry import trace
+
+from crm_profile.events import rules
+from crm_profile.events.model import Event, EventFilter, Rejection
+from crm_profile.events.repository import EventRepository, MonthPartitions, month_partitions_of
+from crm_profile.holdings import rules as holding_rules
+from crmkit.audit import AuditEntry, AuditWriter
+from crmkit.auth import Principal
+from crmkit.db import Database
+from crmkit.errors import Aborted, NotFound
+from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.resources import Purpose
+
+# The change-feed payload of a stored event (an encoded Any); made by the API layer, so this module
+# stays free of generated protos.
+EventPayload = Callable[[Event], bytes]
+# Batches written at the same time per ingest call: one commits while the next is being written.
+WRITERS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestResult:
+    accepted_count: int
+    duplicate_count: int
+    rejected_count: int
+    rejections: Sequence[Rejection]
+    rejections_truncated: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class EventPage:
+    events: Sequence[Event]
+    next_page_token: str
+
+
+class _Tally:
+    """What one ingest call has done so far; changed only once a batch has committed."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.failure: BaseException | None = None
+        # The earliest rejections in stream order: writers finish batches out of order, so keep
+        # the smallest positions seen and cut when the list has grown well past the limit.
+        self._rejections: list[Rejection] = []
+
+    def reject(self, rejections: Sequence[Rejection]) -> None:
+        self.rejected += len(rejections)
+        self._rejections.extend(rejections)
+        if len(self._rejections) > 2 * rules.MAX_REJECTIONS:
+            self._rejections = sorted(self._rejections, key=lambda r: r.position)[:rules.MAX_REJECTIONS]
+
+    def result(self) -> IngestResult:
+        ordered = sorted(self._rejections, key=lambda r: r.position)
+        return IngestResult(self.accepted, self.duplicates, self.rejected, ordered[:rules.MAX_REJECTIONS],
+                            self.rejected > rules.MAX_REJECTIONS)
+
+
+class Events:
+    """The event use cases. Methods are keyword-only and take the calling principal."""
+
+    def __init__(
+        self, *, db: Database, repository: EventRepository, partitions: MonthPartitions, audit: AuditWriter,
+        page_tokens: PageTokens, feed_payload: EventPayload, retention: rules.Retention | None = None,
+        writers: int = WRITERS,
+    ) -> None:
+        self._db = db
+        self._repository = repository
+        self._partitions = partitions
+        self._audit = audit
+        self._page_tokens = page_tokens
+        self._feed_payload = feed_payload
+        self._retention = retention or rules.Retention()
+        self._writers = writers
+
+    async def prepare(self) -> None:
+        """At start-up: the partitions of this month and the next, so the month boundary needs no DDL."""
+        this_month = rules.month_of(datetime.now(UTC))
+        async with self._db.raw() as connection:
+            await self._partitions.ensure(connection, [this_month, rules.next_month(this_month)])
+
+    async def ingest(self, *, batches: AsyncIterable[Sequence[Event]], actor: Principal) -> IngestResult:
+        tally = _Tally()
+        queue: asyncio.Queue[tuple[int, list[tuple[int, Event]]] | None] = asyncio.Queue(maxsize=self._writers)
+        writers = [asyncio.create_task(self._write_from(queue, tally, actor)) for _ in range(self._writers)]
+        stopped: BaseException | None = None
+        try:
+            batch_index = 0
+            async for batch in batches:
+                rules.check_batch_size(len(batch))
+                if tally.failure is not None:
+                    break
+                screened = self._screen(batch_index, batch, tally)
+                if screened:
+                    await queue.put((batch_index, screened))
+                batch_index += 1
+        except asyncio.CancelledError:
+            for writer in writers:
+                writer.cancel()
+            raise
+        except Exception as exc:
+            stopped = exc  # the batches before this one are still written, then the call fails
+        for _ in writers:
+            await queue.put(None)
+        await asyncio.gather(*writers)
+        if stopped is not None:
+            raise stopped
+        if tally.failure is not None:
+            raise tally.failure
+        return tally.result()
+
+    def _screen(self, batch_index: int, batch: Sequence[Event], tally: _Tally) -> list[tuple[int, Event]]:
+        """The batch's valid events (first of each id), with their positions; the rest counted."""
+        now = datetime.now(UTC)
+        retention = self._retention
+        seen: set[str] = set()
+        valid: list[tuple[int, Event]] = []
+        rejections: list[Rejection] = []
+        for event_index, event in enumerate(batch):
+            problem = rules.problem_of(event, now=now, retention=retention)
+            if problem is not None:
+                rejections.append(Rejection(batch_index, event_index, event.event_id, problem))
+            elif event.event_id in seen:
+                tally.duplicates += 1
+            else:
+                seen.add(event.event_id)
+                valid.append((event_index, event))
+        tally.reject(rejections)
+        return valid
+
+    async def _write_from(self, queue: asyncio.Queue[tuple[int, list[tuple[int, Event]]] | None], tally: _Tally,
+                          actor: Principal) -> None:
+        while (item := await queue.get()) is not None:
+            if tally.failure is not None:
+                continue  # keep draining, so the reader never waits on a full queue
+            try:
+                await self._write(*item, tally=tally, actor=actor)
+            except Exception as exc:
+                tally.failure = exc
+
+    async def _write(self, batch_index: int, screened: list[tuple[int, Event]], *, tally: _Tally,
+                     actor: Principal) -> None:
+        months = month_partitions_of(e for _, e in screened)
+        rejections: list[Rejection] = []
+        fresh: list[Event] = []
+        known: list[Event] = []
+        async with self._db.raw() as connection:
+            if not self._partitions.all_known(months):
+                await self._partitions.ensure(connection, months)
+            try:
+                async with self._repository.batch(connection):
+                    filing = await self._repository.filing(
+                        connection, sorted({e.sent_customer_id for _, e in screened}))
+                    ingest_time = datetime.now(UTC)
+                    for event_index, event in screened:
+                        filed = filing.get(event.sent_customer_id)
+                        problem = rules.filing_problem(filed)
+                        if filed is None or problem is not None:
+                            rejections.append(Rejection(batch_index, event_index, event.event_id,
+                                                        problem or rules.CUSTOMER_NOT_FOUND))
+                            continue
+                        customer_id = filed[0]
+                        event.customer_id = customer_id
+                        event.ingest_time = ingest_time
+                        if customer_id != event.sent_customer_id:
+                            event.original_customer_id = event.sent_customer_id
+                        known.append(event)
+                    if known:
+                        new_ids = await self._repository.claim_ids(connection, known)
+                        fresh = [e for e in known if e.event_id in new_ids]
+                    if fresh:
+                        await self._repository.append(connection, fresh)
+                        await self._repository.publish_and_commit(
+                            connection, [(e.name, self._feed_payload(e)) for e in fresh], actor=actor.subject,
+                            trace_id=_trace_id())
+            except asyncpg.exceptions.DeadlockDetectedError as exc:
+                raise Aborted("concurrent ingest of the same events; retry", reason="CONCURRENT_CHANGE") from exc
+        tally.accepted += len(fresh)
+        tally.duplicates += len(known) - len(fresh)
+        tally.reject(rejections)
+
+    async def list(
+        self, *, customer_id: str, narrowing: EventFilter, page_size: int, page_token: str, purpose: Purpose,
+        actor: Principal,
+    ) -> EventPage:
+        rules.validate_filter(narrowing)
+        limit = clamp_page_size(page_size)
+        query = {"customer": customer_id, "types": list(narrowing.event_types), "channels": list(narrowing.channels),
+                 "from": narrowing.occur_from, "to": narrowing.occur_to}
+        after = self._page_tokens.decode(page_token, query=query)
+        async with self._db.raw() as connection:
+            customer = await self._repository.customer(connection, customer_id)
+            if customer is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            holding_rules.check_book(actor, customer)
+            holding_rules.ensure_active(customer)
+            shown = await self._repository.merged_into(connection, customer_id)
+            found = await self._repository.page(
+                connection, customer_ids=shown, narrowing=narrowing,
+                after=(datetime.fromisoformat(after[0]), after[1]) if after is not None else None, limit=limit + 1)
+        page, more = found[:limit], len(found) > limit
+        await self._audit.record(AuditEntry(principal=actor.subject, action="event.list",
+                                            resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
+                                            justification=purpose.justification))
+        last = page[-1] if more else None
+        token = (self._page_tokens.encode([last.occur_time.isoformat(), last.event_id], query=query)
+                 if last is not None and last.occur_time is not None else "")
+        return EventPage(page, token)
+
+
+def _trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""

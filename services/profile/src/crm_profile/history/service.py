@@ -1,0 +1,203 @@
+"""Field history and stale data: recorded inside every change's unit of work, read by staff.
+
+`FieldHistory.record` is the one way a change to a customer reaches the history: customer
+create and update, attribute writes, and -- for the other sub-domains -- imports, merges,
+unmerges and erasures, each with its own `ChangeSource`. It writes in the caller's transaction,
+so a change and its history commit or roll back together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crm_profile.attributes.repository import AttributeRepository
+from crm_profile.customers import rules as customer_rules
+from crm_profile.customers.model import Customer
+from crm_profile.customers.repository import CustomerRepository
+from crm_profile.history import rules
+from crm_profile.history.repository import HistoryRepository, StaleRow, StoredChange
+from crm_profile.history.rules import Change, ChangeSource, EnumNames, FieldChangeKind
+from crm_profile.tables import audit_record
+from crmkit.audit import AuditEntry, AuditWriter
+from crmkit.audit import append as append_audit
+from crmkit.auth import Principal
+from crmkit.db import Database
+from crmkit.errors import FailedPrecondition, NotFound
+from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.resources import Purpose
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldChangeView:
+    change: StoredChange
+    masked: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldChangePage:
+    changes: Sequence[FieldChangeView]
+    next_page_token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StaleField:
+    customer_id: str
+    field: str
+    last_confirm_time: datetime
+    max_age: timedelta
+    overdue: timedelta
+
+
+@dataclasses.dataclass(frozen=True)
+class StaleFieldPage:
+    fields: Sequence[StaleField]
+    next_page_token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmation:
+    field: str
+    confirm_time: datetime
+
+
+class FieldHistory:
+    def __init__(
+        self, *, db: Database, repository: HistoryRepository, customers: CustomerRepository,
+        attributes: AttributeRepository, audit: AuditWriter, page_tokens: PageTokens, enum_names: EnumNames,
+        core_max_age_days: Mapping[str, int],
+    ) -> None:
+        self._db = db
+        self._repository = repository
+        self._customers = customers
+        self._attributes = attributes
+        self._audit = audit
+        self._page_tokens = page_tokens
+        self._enum_names = enum_names
+        self._core_max_age_days = dict(core_max_age_days)
+
+    # --- writing (inside other use cases' units of work) -----------------------------------------
+
+    async def record(
+        self, session: AsyncConnection, *, before: Customer | None, after: Customer | None, actor: str,
+        source: ChangeSource = ChangeSource.API, source_system: str = rules.API_SOURCE_SYSTEM, origin: str = "",
+    ) -> list[Change]:
+        """Write the field changes from `before` to `after` (None for a new or removed record)
+        and restart the age of every changed field; returns the changes."""
+        customer_id = (after or before).customer_id  # type: ignore[union-attr]
+        cleared = FieldChangeKind.ERASED if source in (ChangeSource.ERASURE, ChangeSource.RETENTION) \
+            else FieldChangeKind.CLEARED
+        changes = rules.diff(rules.snapshot(before, self._enum_names), rules.snapshot(after, self._enum_names),
+                             cleared=cleared)
+        await self._repository.append(session, customer_id, changes, actor=actor, source=source,
+                                      source_system=source_system, origin=origin)
+        if after is not None:
+            await self._repository.confirm(session, customer_id, [c.field for c in changes
+                                                                  if c.kind is FieldChangeKind.SET])
+            await self._repository.forget(session, customer_id, [c.field for c in changes
+                                                                 if c.kind is not FieldChangeKind.SET])
+        return changes
+
+    async def erase(self, session: AsyncConnection, *, customer_id: str) -> int:
+        """For EraseCustomer, inside its unit of work: remove the personal values kept in the
+        customer's history (record the erasure itself with `record(..., source=ERASURE)`)."""
+        return await self._repository.erase_personal_values(session, customer_id)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    async def list_changes(
+        self, *, customer_id: str, page_size: int, page_token: str, fields: Sequence[str],
+        start: datetime | None, end: datetime | None, purpose: Purpose, actor: Principal,
+    ) -> FieldChangePage:
+        rules.check_paths(fields, field="fields", limit=rules.MAX_FILTER_PATHS)
+        limit = clamp_page_size(page_size)
+        query = {"customer": customer_id, "fields": list(fields), "start": str(start), "end": str(end)}
+        before_id = self._page_tokens.decode(page_token, query=query)
+        async with self._db.read_only() as session:
+            customer = await self._customers.get(session, customer_id)
+            if customer is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            customer_rules.check_book(actor, customer)
+            found = await self._repository.page(session, customer_id, before_id=before_id, limit=limit + 1,
+                                                fields=fields, start=start, end=end)
+        page, more = found[:limit], len(found) > limit
+        await self._audit.record(AuditEntry(principal=actor.subject, action="customer.history.read",
+                                            resource_name=customer.name, purpose=purpose.purpose,
+                                            justification=purpose.justification))
+        clear = actor.has_any(customer_rules.CLEAR_READERS)
+        views = [FieldChangeView(c, False) if clear or not c.personal else
+                 FieldChangeView(dataclasses.replace(c, old=rules.mask(c.field, c.old), new=rules.mask(c.field, c.new)),
+                                 True)
+                 for c in page]
+        token = self._page_tokens.encode(page[-1].field_change_id, query=query) if more else ""
+        return FieldChangePage(views, token)
+
+    async def list_stale(
+        self, *, customer_id: str | None, page_size: int, page_token: str, fields: Sequence[str],
+        relationship_manager_id: str, branch_id: str, purpose: Purpose, actor: Principal,
+    ) -> StaleFieldPage:
+        """`customer_id` None lists across the caller's customers (an RM: their own book)."""
+        rules.check_paths(fields, field="fields", limit=rules.MAX_FILTER_PATHS)
+        limit = clamp_page_size(page_size)
+        if customer_id is None and actor.is_relationship_manager_only:
+            relationship_manager_id = actor.subject
+        query = {"customer": customer_id, "fields": list(fields), "rm": relationship_manager_id, "branch": branch_id}
+        after = self._page_tokens.decode(page_token, query=query)
+        async with self._db.read_only() as session:
+            if customer_id is not None:
+                customer = await self._customers.get(session, customer_id)
+                if customer is None:
+                    raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+                customer_rules.check_book(actor, customer)
+            definitions = await self._attributes.definitions(session)
+            ages = rules.max_ages(self._core_max_age_days, {k: d.max_age for k, d in definitions.items()})
+            if fields:
+                ages = {path: age for path, age in ages.items() if rules.selects(fields, path)}
+            rows = await self._repository.stale(
+                session, max_ages=ages, customer_id=customer_id, relationship_manager_id=relationship_manager_id,
+                branch_id=branch_id, limit=limit + 1,
+                after=(datetime.fromisoformat(after[0]), after[1], after[2]) if after is not None else None)
+        page, more = rows[:limit], len(rows) > limit
+        now = datetime.now(UTC)
+        customers = sorted({row.customer_id for row in page})
+        await self._audit.record(*(AuditEntry(principal=actor.subject, action="customer.stale_fields.read",
+                                              resource_name=f"customers/{cid}", purpose=purpose.purpose,
+                                              justification=purpose.justification) for cid in customers))
+        token = self._page_tokens.encode(_stale_key(page[-1]), query=query) if more else ""
+        return StaleFieldPage([StaleField(r.customer_id, r.field, r.confirmed_at, r.max_age,
+                                          rules.overdue(r.confirmed_at, r.max_age, now)) for r in page], token)
+
+    # --- confirming ------------------------------------------------------------------------------
+
+    async def confirm(self, *, customer_id: str, fields: Sequence[str], purpose: Purpose,
+                      actor: Principal) -> list[Confirmation]:
+        rules.check_paths(fields, field="fields", limit=rules.MAX_CONFIRM_PATHS, required=True)
+        async with self._db.unit_of_work() as session:
+            customer = await self._customers.get(session, customer_id, for_update=True)
+            if customer is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            customer_rules.check_book(actor, customer)
+            values = rules.snapshot(customer, self._enum_names)
+            for i, path in enumerate(fields):
+                if not rules.expand([path], values) or (path not in rules.GROUP_PATHS and path not in values):
+                    raise FailedPrecondition(f"fields[{i}] '{path}' has no value to confirm", reason="FIELD_EMPTY",
+                                             metadata={"field": f"fields[{i}]"})
+            paths = rules.expand(fields, values)
+            confirmed_at = await self._repository.confirm(session, customer_id, paths)
+            await self._repository.append(
+                session, customer_id,
+                [Change(p, FieldChangeKind.CONFIRMED, values[p].text, values[p].text, values[p].personal)
+                 for p in paths],
+                actor=actor.subject, source=ChangeSource.API, source_system=rules.API_SOURCE_SYSTEM, origin="")
+            await append_audit(session, audit_record, [AuditEntry(
+                principal=actor.subject, action="customer.confirm_fields", resource_name=customer.name,
+                purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(paths)}"[:400])])
+        assert confirmed_at is not None
+        return [Confirmation(p, confirmed_at) for p in paths]
+
+
+def _stale_key(row: StaleRow) -> tuple[str, str, str]:
+    return (row.due_at.isoformat(), row.customer_id, row.field)

@@ -1,0 +1,1 @@
+"""Identity resolution: match rules, candidate pairs, merges with lineage, unmerge, lookup."""

@@ -1,0 +1,144 @@
+"""The background matcher: applies the enabled match rules to every created or changed customer.
+
+It follows the service's own change feed (the outbox) from a cursor kept in `matcher_state`,
+so it sees every customer change exactly once whichever path made it (API, bulk import,
+merge), resumes after a restart, and runs on one replica at a time (the cursor row is locked
+with SKIP LOCKED; other replicas skip the round). For each changed customer it refreshes the
+name key fuzzy rules block on (in batches, and only while a fuzzy rule exists: a deployment
+without rules pays nothing per customer), then files a `MatchCandidate` per match, or merges at
+once for AUTO_MERGE rules when the merge needs no review. A new rule applies to customers
+changed after it exists; `FindMatches` applies it to anyone on demand.
+
+A merge appends to the outbox, whose ordering lock is held until commit, so a round commits
+right after an automatic merge instead of carrying the lock through the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+from crm_profile.customers.model import ACTIVE
+from crm_profile.customers.repository import CustomerRepository
+from crm_profile.identity.merging import Merges
+from crm_profile.identity.model import AUTO_MERGE, MatchRule
+from crm_profile.identity.repository import MatcherPosition, MatcherStateRepository, MatchRuleRepository
+from crm_profile.identity.rules import MAX_POOL
+from crm_profile.identity.service import Identity
+from crmkit.db import Database
+from crmkit.logs import get_logger
+from crmkit.outbox import ChangeType
+
+log = get_logger("crm.profile.matcher")
+
+CUSTOMER_TYPE = "crm.profile.v1.Customer"
+BATCH = 500
+
+
+class Matcher:
+    def __init__(self, *, db: Database, identity: Identity, merges: Merges, customers: CustomerRepository,
+                 poll_seconds: float, batch_size: int = BATCH) -> None:
+        self._db = db
+        self._identity = identity
+        self._merges = merges
+        self._customers = customers
+        self._rules = MatchRuleRepository()
+        self._state = MatcherStateRepository()
+        self._poll_seconds = poll_seconds
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="identity-matcher")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        batch = self._batch_size
+        while True:
+            try:
+                progressed = await self.run_once(batch_size=batch)
+                batch = self._batch_size
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A batch that fails is retried one event at a time; an event that fails alone
+                # is skipped (and logged) so one bad record cannot stop matching for everyone.
+                log.error("matcher_round_failed", error_type=type(exc).__name__, batch=batch)
+                if batch == 1:
+                    await self._skip_one()
+                batch = 1
+                progressed = False
+            if not progressed:
+                await asyncio.sleep(self._poll_seconds)
+
+    async def run_once(self, *, batch_size: int | None = None) -> bool:
+        """One round over the feed; True when it did something (there may be more)."""
+        limit = batch_size or self._batch_size
+        async with self._db.unit_of_work() as session:
+            position = await self._state.claim(session)
+            if position is None:
+                return False
+            keys_wanted = await self._rules.any_fuzzy(session)
+            rules = await self._rules.in_force(session)
+            if not keys_wanted and not rules:
+                # Nothing to keep or apply: skip to the feed's tail without reading it (a bulk
+                # load of a million customers costs the matcher one query, not a million rows).
+                tail = await self._state.tail(session)
+                if tail > position.cursor:
+                    await self._state.save(session, MatcherPosition(tail, False, ""))
+                return False
+            if keys_wanted and not position.name_keys_ready:
+                after = await self._identity.refresh_name_keys(session, after=position.name_keys_after, limit=limit)
+                await self._state.save(session, dataclasses.replace(
+                    position, name_keys_ready=after is None, name_keys_after=after or ""))
+                return True
+            changes, last = await self._state.customer_changes(session, after=position.cursor, limit=limit,
+                                                               resource_type=CUSTOMER_TYPE)
+            if last == position.cursor:
+                return False
+            # Keys that lapse while no fuzzy rule exists are rebuilt by a backfill when one appears.
+            position = dataclasses.replace(position, cursor=last, name_keys_ready=keys_wanted,
+                                           name_keys_after="" if not keys_wanted else position.name_keys_after)
+            changed = list(dict.fromkeys(name.removeprefix("customers/") for _, name, _ in changes))
+            if keys_wanted:
+                await self._identity.refresh_name_keys(session, customer_ids=changed)
+            if rules:
+                for event_cursor, name, change_type in changes:
+                    if change_type == ChangeType.CHANGE_TYPE_DELETED:
+                        continue
+                    if await self._match_one(session, name.removeprefix("customers/"), rules):
+                        await self._state.save(session, dataclasses.replace(position, cursor=event_cursor))
+                        return True
+            await self._state.save(session, position)
+        return True
+
+    async def _match_one(self, session, customer_id: str, rules: list[MatchRule]) -> bool:  # type: ignore[no-untyped-def]
+        """Match one changed customer; True when it merged (the round then commits)."""
+        customer = await self._customers.get(session, customer_id)
+        if customer is None or customer.state != ACTIVE:
+            return False
+        by_id = {r.match_rule_id: r for r in rules}
+        for found in await self._identity.match(session, customer, rules, limit=MAX_POOL):
+            rule = by_id[found.match_rule_id]
+            automatic = rule.action == AUTO_MERGE and (rule.fuzzy is None
+                                                       or found.score >= rule.fuzzy.auto_merge_threshold)
+            if automatic and await self._merges.auto_merge(session, customer, found, rule=rule) is not None:
+                return True
+            await self._identity.file_candidate(session, customer, found, rule=rule)
+        return False
+
+    async def _skip_one(self) -> None:
+        async with self._db.unit_of_work() as session:
+            position = await self._state.claim(session)
+            if position is None:
+                return
+            _, last = await self._state.customer_changes(session, after=position.cursor, limit=1,
+                                                         resource_type=CUSTOMER_TYPE)
+            log.error("matcher_event_skipped", cursor=last)
+            await self._state.save(session, dataclasses.replace(position, cursor=last))

@@ -1,0 +1,265 @@
+"""Bulk import orchestration: uploads, starting an import, and coordinating its worker steps.
+
+`upload` stores a client-streamed file in one unit of work (a bad size or digest rolls it all
+back). `start` checks the request, the upload and the file's columns, then creates the
+operation (PENDING) in the same unit of work as its idempotency key, and hands the import to
+the runner. The coordinator (`_run`, in this process) calls the worker steps: plan, stage the
+parts in parallel, merge; the merge commits the customers, their history, audit records,
+change events and the operation's success together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from opentelemetry import trace
+
+from crm_profile.attributes.repository import AttributeRepository
+from crm_profile.customers.model import Customer
+from crm_profile.history.rules import EnumNames
+from crm_profile.imports import reading, repository, rules, worker
+from crm_profile.imports.conversion import EnumValues
+from crm_profile.imports.model import FORMAT_CSV, KIND, ImportSpec, Upload, UploadHeader
+from crmkit.auth import Principal
+from crmkit.db import Database
+from crmkit.errors import FieldViolation, InvalidArgument, NotFound
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.logs import get_logger
+from crmkit.operations import OperationRunner, Operations, RunningOperation
+from crmkit.resources import ResourceName
+
+log = get_logger("crm.profile.imports")
+
+UPLOAD = ResourceName("importUploads/{upload_id}")
+HEAD_CHUNKS = 4  # a CSV header must end within the first 4 MiB
+HOUSEKEEPING_SECONDS = 300.0
+# Describes an import for Operation.metadata (supplied by the API layer: it makes the proto).
+Describe = Callable[[ImportSpec, Upload, Sequence[str]], Message]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportLimits:
+    max_upload_bytes: int = rules.MAX_UPLOAD_BYTES
+    upload_area_bytes: int = 5 * rules.MAX_UPLOAD_BYTES
+    # Parts of a file staged in parallel (at most the worker pool's size).
+    parallel_parts: int = 2
+
+
+class Imports:
+    """The bulk import use cases. Methods are keyword-only and take the calling principal."""
+
+    def __init__(
+        self, *, db: Database, idempotency: IdempotencyKeys, operations: Operations, runner: OperationRunner,
+        attributes: AttributeRepository, settings: worker.WorkerSettings, enum_values: EnumValues,
+        enum_names: EnumNames, feed_payload: Callable[[Customer], Message], describe: Describe, error_domain: str,
+        limits: ImportLimits = ImportLimits(),
+    ) -> None:
+        self._db = db
+        self._idempotency = idempotency
+        self._operations = operations
+        self._runner = runner
+        self._attributes = attributes
+        self._settings = settings
+        self._enum_values = enum_values
+        self._enum_names = enum_names
+        self._feed_payload = feed_payload
+        self._describe = describe
+        self._domain = error_domain
+        self._limits = limits
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    # --- uploads ---------------------------------------------------------------------------------------
+
+    async def upload(self, *, header: UploadHeader, chunks: AsyncIterator[bytes], actor: Principal) -> Upload:
+        async with self._db.raw() as connection:
+            await repository.purge_expired_uploads(connection)
+            used = await repository.upload_area_used(connection)
+        rules.check_header(header, max_bytes=self._limits.max_upload_bytes,
+                           area_free=self._limits.upload_area_bytes - used)
+        upload_id = uuid.uuid4()
+        async with self._db.unit_of_work() as session:
+            if header.request_id is not None:
+                earlier = await self._idempotency.claim(
+                    session, principal=actor.subject, request_id=header.request_id, method="UploadImportFile",
+                    resource_name=f"importUploads/{upload_id}")
+                if earlier is not None:
+                    return await self._earlier_upload(session, earlier, header)
+            await repository.insert_upload(session, upload_id=upload_id, header=header, creator=actor.subject,
+                                           expire_time=datetime.now(UTC) + rules.UPLOAD_TTL)
+            digest, received, seq = hashlib.sha256(), 0, 0
+            pending = bytearray()
+            async for chunk in chunks:
+                rules.check_chunk(chunk, received=received, declared=header.size_bytes)
+                received += len(chunk)
+                digest.update(chunk)
+                pending += chunk
+                while len(pending) >= rules.MAX_CHUNK_BYTES:
+                    await repository.insert_chunk(session, upload_id=upload_id, seq=seq,
+                                                  data=bytes(pending[:rules.MAX_CHUNK_BYTES]))
+                    del pending[:rules.MAX_CHUNK_BYTES]
+                    seq += 1
+            if pending:
+                await repository.insert_chunk(session, upload_id=upload_id, seq=seq, data=bytes(pending))
+            rules.check_complete(received=received, declared=header.size_bytes, sha256=digest.hexdigest(),
+                                 declared_sha256=header.sha256)
+            stored = await repository.uploaded(session, upload_id)
+        assert stored is not None
+        log.info("import_uploaded", upload_id=str(upload_id), size_bytes=received)
+        return stored
+
+    async def _earlier_upload(self, session: Any, earlier: str, header: UploadHeader) -> Upload:
+        found = await repository.uploaded(session, uuid.UUID(UPLOAD.parse_one(earlier)))
+        if found is None:
+            raise NotFound("the upload made with this request_id has expired; upload again with a new one",
+                           reason="UPLOAD_NOT_FOUND")
+        if found.sha256 != header.sha256:
+            raise InvalidArgument([FieldViolation("header.request_id",
+                                                  "was already used for an upload with different content")])
+        return found
+
+    # --- imports -----------------------------------------------------------------------------------------
+
+    async def start(self, *, spec: ImportSpec, actor: Principal) -> Message:
+        """Check everything that can be checked up front, then start the import operation."""
+        violations = rules.check_request(spec, enum_values=self._enum_values)
+        upload_id = _upload_id(spec.upload, violations)
+        violations.raise_if_any()
+        assert upload_id is not None
+        async with self._db.read_only() as session:
+            upload = await repository.uploaded(session, upload_id)
+            if upload is None:
+                raise NotFound(f"upload {spec.upload} not found (uploads expire after 24 hours)",
+                               reason="UPLOAD_NOT_FOUND")
+            attribute_ids = sorted({c.attribute for c in spec.columns if c.attribute})
+            definitions = await self._attributes.definitions(session, attribute_ids) if attribute_ids else {}
+        unknown = rules.unknown_attributes(spec, definitions)
+        if unknown:
+            field, attribute = unknown[0]
+            raise NotFound(f"{field}: attribute {attribute!r} is not declared in the attribute catalogue",
+                           reason="ATTRIBUTE_NOT_FOUND", metadata={"field": field, "attribute_id": attribute})
+        columns = await self._file_columns(upload, spec)
+        rules.check_columns(spec, columns).raise_if_any()
+        operation_id = uuid.uuid4()
+        async with self._db.unit_of_work() as session:
+            if spec.request_id is not None:
+                earlier = await self._idempotency.claim(
+                    session, principal=actor.subject, request_id=spec.request_id, method="ImportCustomers",
+                    resource_name=f"operations/{operation_id}")
+                if earlier is not None:
+                    return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
+            operation = await self._operations.create(
+                session, kind=KIND, creator=actor.subject,
+                metadata=self._describe(spec, upload, rules.unmapped_columns(spec, columns)),
+                operation_id=operation_id)
+        job = worker.ImportJob(
+            operation_id=operation_id, upload_id=upload_id, format=upload.format, spec=spec, settings=self._settings,
+            work_dir="", actor=actor.subject, trace_id=_trace_id(), stamp=datetime.now(UTC),
+            enum_values=self._enum_values, enum_names=self._enum_names, definitions=definitions,
+            feed_payload=self._feed_payload, error_domain=self._domain,
+            parts=max(1, self._limits.parallel_parts))
+        self._runner.launch(operation_id, functools.partial(self._run, job))
+        log.info("import_started", operation_id=str(operation_id), upload_id=str(upload_id), mode=spec.mode,
+                 validate_only=spec.validate_only)
+        return operation
+
+    async def _file_columns(self, upload: Upload, spec: ImportSpec) -> list[str]:
+        """The file's column names, read from its first (CSV) or last (Parquet) bytes."""
+        try:
+            async with self._db.raw() as connection:
+                if upload.format == FORMAT_CSV:
+                    head = await repository.head(connection, upload.upload_id, chunks=HEAD_CHUNKS)
+                    columns, _, _ = reading.csv_columns(head, spec.csv, whole_file=len(head) >= upload.size_bytes)
+                    return columns
+                tail = await repository.tail(connection, upload.upload_id, nbytes=8)
+                wanted = reading.footer_length(tail)
+                if wanted > len(tail):
+                    tail = await repository.tail(connection, upload.upload_id, nbytes=wanted)
+                return reading.parquet_columns(tail)
+        except reading.UnreadableFile as error:
+            field = "csv_options" if upload.format == FORMAT_CSV else "upload"
+            raise InvalidArgument([FieldViolation(field, f"the file cannot be read: {error}")]) from error
+
+    async def _run(self, job: worker.ImportJob, run: RunningOperation) -> Message:
+        """The coordinator: plan, stage the parts in parallel, merge. Scratch always cleaned up."""
+        work_dir = tempfile.mkdtemp(prefix="crm-import-")
+        job = dataclasses.replace(job, work_dir=work_dir)
+        try:
+            await run.progress(stage="reading")
+            plan = await run.call(worker.plan, job)
+            await run.progress(total=plan.estimated_rows, stage="validating")
+            rows = await self._stage(run, [worker.PartJob(job, part, plan.columns) for part in plan.parts])
+            await run.progress(total=rows, stage="merging")
+            return await run.call(worker.merge, job)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            with contextlib.suppress(Exception):
+                async with self._db.raw() as connection:
+                    await repository.Scratch(job.operation_id).drop(connection)
+
+    @staticmethod
+    async def _stage(run: RunningOperation, parts: Sequence[worker.PartJob]) -> int:
+        """All parts, in parallel; the first failure asks the others to stop, and is raised once
+        every part has stopped (so none writes into dropped scratch tables)."""
+        calls = [asyncio.ensure_future(run.call(worker.stage, part)) for part in parts]
+        failure: BaseException | None = None
+        rows = 0
+        for finished in asyncio.as_completed(calls):
+            try:
+                rows += await finished
+            except Exception as error:
+                if failure is None:
+                    failure = error
+                    await run.request_cancel()
+        if failure is not None:
+            raise failure
+        return rows
+
+    # --- housekeeping ---------------------------------------------------------------------------------
+
+    def start_housekeeping(self) -> None:
+        self._housekeeping = asyncio.create_task(self._housekeep_forever(), name="import-housekeeping")
+
+    async def stop_housekeeping(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+
+    async def housekeep(self) -> None:
+        """Delete expired uploads; drop scratch tables of imports whose process died."""
+        async with self._db.raw() as connection:
+            await repository.purge_expired_uploads(connection)
+            await repository.drop_tables(connection, await repository.leftover_scratch(connection))
+
+    async def _housekeep_forever(self) -> None:
+        while True:
+            try:
+                await self.housekeep()
+            except Exception as exc:
+                log.warning("import_housekeeping_failed", error_type=type(exc).__name__)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+
+def _upload_id(name: str, violations: Any) -> uuid.UUID | None:
+    if not UPLOAD.matches(name):
+        violations.add("upload", "is required: an upload name like importUploads/{upload_id}")
+        return None
+    try:
+        return uuid.UUID(UPLOAD.parse_one(name))
+    except ValueError:
+        return uuid.UUID(int=0)  # well-formed but never issued: NOT_FOUND below
+
+
+def _trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""

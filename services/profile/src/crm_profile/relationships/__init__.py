@@ -1,0 +1,1 @@
+"""Households and related parties: links between customers, each stored with its mirror."""

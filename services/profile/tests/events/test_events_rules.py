@@ -1,0 +1,130 @@
+"""The pure event rules, without a database: one problem per bad event, named field and reason."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm_profile.events import rules
+from crm_profile.events.model import Application, Event, EventFilter, Login, Problem, Transaction
+from crm_profile.holdings.money import Money
+from crmkit.errors import InvalidArgument
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+RETENTION = rules.Retention()
+TX = Transaction(amount=Money("CNY", 88, 800_000_000), direction=2, kind=2, holding="customers/C1/holdings/CARD-1",
+                 balance_after=Money("CNY", 1000), merchant_category_code="5812")
+
+
+def event(**overrides: object) -> Event:
+    values: dict[str, object] = dict(event_id="mobile-banking:42", customer="customers/C1", event_type=1, channel=2,
+                                     occur_time=NOW - timedelta(minutes=1), source_system="mobile-banking")
+    values.update(overrides)
+    return Event(**values)  # type: ignore[arg-type]
+
+
+def problem(e: Event) -> tuple[str, str] | None:
+    found = rules.problem_of(e, now=NOW, retention=RETENTION)
+    return (found.field, found.reason) if found is not None else None
+
+
+@pytest.mark.parametrize("e", [
+    event(),
+    event(event_type=6, transaction=TX),
+    event(event_type=7, channel=8, transaction=dataclasses.replace(TX, direction=1, kind=5)),
+    event(event_type=4, product_code="CC-PLATINUM", application=Application("APP-1", 1)),
+    event(event_type=2, login=Login(False, "face")),
+    event(event_type=3, product_code="FUND.A-1", properties={"page": "fund-detail", "ab_group": "b"}),
+    event(occur_time=NOW + timedelta(minutes=4)),
+    event(event_type=6, transaction=TX, occur_time=NOW - timedelta(days=9 * 365)),  # transactions are kept longer
+])
+def test_valid_events_have_no_problem(e: Event) -> None:
+    assert problem(e) is None
+
+
+@pytest.mark.parametrize(("e", "expected"), [
+    (event(event_id=""), ("event_id", "REQUIRED")),
+    (event(event_id="x" * 129), ("event_id", "INVALID_FORMAT")),
+    (event(event_id="caf\u00e9"), ("event_id", "INVALID_FORMAT")),
+    (event(customer=""), ("customer", "REQUIRED")),
+    (event(customer="customers/C1/holdings/H"), ("customer", "INVALID_FORMAT")),
+    (event(event_type=0), ("event_type", "REQUIRED")),
+    (event(event_type=42), ("event_type", "OUT_OF_RANGE")),
+    (event(channel=0), ("channel", "REQUIRED")),
+    (event(occur_time=None), ("occur_time", "REQUIRED")),
+    (event(occur_time=NOW + timedelta(minutes=6)), ("occur_time", "OUT_OF_RANGE")),
+    (event(occur_time=NOW - timedelta(days=4 * 365)), ("occur_time", "OUTSIDE_RETENTION")),
+    (event(source_system=""), ("source_system", "REQUIRED")),
+    (event(source_system="9lives"), ("source_system", "INVALID_FORMAT")),
+    (event(branch_id="B" * 33), ("branch_id", "INVALID_FORMAT")),
+    (event(event_type=3), ("product_code", "REQUIRED")),
+    (event(product_code="no spaces"), ("product_code", "INVALID_FORMAT")),
+    (event(event_type=6), ("transaction", "REQUIRED")),
+    (event(event_type=2), ("login", "REQUIRED")),
+    (event(event_type=4, product_code="CC"), ("application", "REQUIRED")),
+    (event(transaction=TX), ("transaction", "DETAIL_MISMATCH")),
+    (event(event_type=6, login=Login(True)), ("login", "DETAIL_MISMATCH")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, amount=None)), ("transaction.amount", "REQUIRED")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, amount=Money("CNY", 0))),
+     ("transaction.amount", "OUT_OF_RANGE")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, amount=Money("YUAN", 5))),
+     ("transaction.amount.currency_code", "INVALID_FORMAT")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, amount=Money("JPY", 5, 500_000_000))),
+     ("transaction.amount", "INVALID_FORMAT")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, direction=0)), ("transaction.direction", "REQUIRED")),
+    (event(event_type=7, transaction=TX), ("transaction.direction", "DETAIL_MISMATCH")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, kind=13)), ("transaction.kind", "OUT_OF_RANGE")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, holding="customers/C2/holdings/H1")),
+     ("transaction.holding", "INVALID_FORMAT")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, balance_after=Money("USD", 1))),
+     ("transaction.balance_after.currency_code", "DETAIL_MISMATCH")),
+    (event(event_type=6, transaction=dataclasses.replace(TX, merchant_category_code="58")),
+     ("transaction.merchant_category_code", "INVALID_FORMAT")),
+    (event(event_type=5, product_code="LOAN", application=Application("", 1)),
+     ("application.application_id", "REQUIRED")),
+    (event(event_type=5, product_code="LOAN", application=Application("A1", 0)),
+     ("application.outcome", "REQUIRED")),
+    (event(event_type=2, login=Login(True, "m" * 33)), ("login.method", "INVALID_FORMAT")),
+    (event(properties={f"k{i}": "v" for i in range(21)}), ("properties", "OUT_OF_RANGE")),
+    (event(properties={"Page": "x"}), ("properties", "INVALID_FORMAT")),
+    (event(properties={"page": "x" * 257}), ("properties", "INVALID_FORMAT")),
+    (event(occur_time=None, unreadable=Problem("occur_time", "INVALID_FORMAT", "is not a valid timestamp")),
+     ("occur_time", "INVALID_FORMAT")),
+])
+def test_each_rule_names_its_field_and_reason(e: Event, expected: tuple[str, str]) -> None:
+    assert problem(e) == expected
+
+
+def test_descriptions_never_quote_the_offending_value() -> None:
+    found = rules.problem_of(event(source_system="SECRET-VALUE"), now=NOW, retention=RETENTION)
+    assert found is not None and "SECRET-VALUE" not in found.description
+
+
+def test_batch_sizes_outside_1_to_1000_fail_the_call() -> None:
+    rules.check_batch_size(1)
+    rules.check_batch_size(1000)
+    for size in (0, 1001):
+        with pytest.raises(InvalidArgument) as error:
+            rules.check_batch_size(size)
+        assert error.value.violations[0].field == "events"
+
+
+def test_months_of_partitions_are_utc_calendar_months() -> None:
+    assert rules.month_of(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == date(2026, 12, 1)
+    first_morning_in_shanghai = datetime(2026, 11, 30, 20, 0, tzinfo=UTC).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert first_morning_in_shanghai.day == 1
+    assert rules.month_of(first_morning_in_shanghai) == date(2026, 11, 1)
+    assert rules.next_month(date(2026, 12, 1)) == date(2027, 1, 1)
+    assert rules.next_month(date(2026, 1, 1)) == date(2026, 2, 1)
+
+
+def test_list_filter_allows_intervals_up_to_400_days() -> None:
+    rules.validate_filter(EventFilter(occur_from=NOW - timedelta(days=400), occur_to=NOW))
+    rules.validate_filter(EventFilter())
+    for bad in (EventFilter(occur_from=NOW - timedelta(days=401), occur_to=NOW),
+                EventFilter(occur_from=NOW), EventFilter(channels=(0,))):
+        with pytest.raises(InvalidArgument):
+            rules.validate_filter(bad)
