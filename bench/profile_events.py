@@ -17,11 +17,16 @@ holds exactly that many events and change-feed rows (none lost); a resend of the
 is counted as duplicates and stores nothing. Last, the floor: the same stored rows, read back,
 COPYed raw into an unindexed, unpartitioned table of the same columns in one transaction.
 Headline: events/s (goal >= 20,000/s); its ratio to the raw COPY rate is reported beside it.
+
+Beside it, for information: the CPU time per event of the service process and of its PostgreSQL
+backends during the ingest (read from /proc; Linux only). On a shared machine events/s follows
+whatever else runs; CPU per event does not, and says what a dedicated core buys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
 import sys
@@ -77,11 +82,13 @@ async def run(bench: BenchRun) -> None:
                                           response_deserializer=event_pb2.IngestEventsResponse.FromString)
 
             bench.note(f"ingesting over {STREAMS} concurrent streams")
+            cpu = await CpuMeter.start(database_url, port)
             started = time.perf_counter()
             responses = await asyncio.gather(*(
                 ingest(_stream(batches[i::STREAMS]), metadata=feed, timeout=CALL_TIMEOUT_SECONDS)
                 for i in range(STREAMS)))
             elapsed = time.perf_counter() - started
+            service_cpu, database_cpu = await cpu.stop()
             accepted = sum(r.accepted_count for r in responses)
             duplicates = sum(r.duplicate_count for r in responses)
             rejected = sum(r.rejected_count for r in responses)
@@ -104,6 +111,75 @@ async def run(bench: BenchRun) -> None:
         bench.emit("ingest_seconds", elapsed, "s")
         bench.emit("copy_floor_rows_per_s", floor.rows_per_second, "rows/s")
         bench.emit("events_stored", accepted, "events")
+        if service_cpu is not None and database_cpu is not None:
+            bench.emit("service_cpu_us_per_event", service_cpu / accepted * 1e6, "us")
+            bench.emit("database_cpu_us_per_event", database_cpu / accepted * 1e6, "us")
+            bench.note(f"CPU per event: service {service_cpu / accepted * 1e6:.1f} us, "
+                       f"PostgreSQL backends {database_cpu / accepted * 1e6:.1f} us; "
+                       f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+class CpuMeter:
+    """CPU seconds used by the service process and the database's backends between start and stop,
+    from /proc (None where it cannot be read: not Linux, or PostgreSQL on another machine)."""
+
+    def __init__(self, database_url: str, service_pid: int | None, backends: dict[int, float]) -> None:
+        self._database_url = database_url
+        self._service_pid = service_pid
+        self._service_start = _cpu_seconds(service_pid) if service_pid is not None else None
+        self._backends = backends
+
+    @classmethod
+    async def start(cls, database_url: str, port: int) -> CpuMeter:
+        return cls(database_url, _pid_listening_on(port), await _backend_cpu(database_url))
+
+    async def stop(self) -> tuple[float | None, float | None]:
+        service = None
+        if self._service_pid is not None and self._service_start is not None:
+            now = _cpu_seconds(self._service_pid)
+            service = now - self._service_start if now is not None else None
+        ended = await _backend_cpu(self._database_url)
+        database = sum(seconds - self._backends.get(pid, 0.0) for pid, seconds in ended.items()) if ended else None
+        return service, database
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pid_listening_on(port: int) -> int | None:
+    """The process whose environment sets CRM_PROFILE_PORT to `port` (the server this bench started)."""
+    wanted = f"CRM_PROFILE_PORT={port}".encode()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ, open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if wanted in environ.read().split(b"\0") and b"serve" in cmdline.read():
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
+async def _backend_cpu(database_url: str) -> dict[int, float]:
+    """CPU seconds so far of every backend connected to the bench's database."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        pids = [r[0] for r in await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    finally:
+        await connection.close()
+    found = {pid: _cpu_seconds(pid) for pid in pids}
+    return {pid: seconds for pid, seconds in found.items() if seconds is not None}
 
 
 async def _stream(payloads: Sequence[bytes]) -> AsyncIterator[bytes]:

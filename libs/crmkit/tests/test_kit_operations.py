@@ -344,3 +344,16 @@ async def test_a_watch_ends_when_the_service_drains(db: Database) -> None:
     draining.set()
     await asyncio.wait_for(watcher, timeout=2)
     assert [s.state for s in seen] == [State.OPERATION_STATE_PENDING]
+
+
+async def test_a_page_of_large_results_is_cut_short_and_continues(operations: ops.Operations, db: Database) -> None:
+    kind = f"kit.big-{uuid.uuid4().hex[:6]}"
+    made = [await create(operations, db, kind=kind) for _ in range(3)]
+    for operation_id in made:
+        await operations.start(operation_id)
+        await operations.finish(operation_id, state=ops.SUCCEEDED,
+                                response=wrappers_pb2.BytesValue(value=b"x" * (ops.PAGE_BYTES // 2 + 1)))
+    first = await operations.list(page_size=10, page_token="", kind=kind)
+    assert len(first.operations) == 1 and first.next_page_token
+    rest = await operations.list(page_size=10, page_token=first.next_page_token, kind=kind)
+    assert [ops.parse_name(o.name) for o in (*first.operations, *rest.operations)][:2] == list(reversed(made))[:2]

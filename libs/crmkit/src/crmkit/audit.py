@@ -77,6 +77,11 @@ def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes
     return hashlib.sha256(prev_hash + body).digest()
 
 
+def record_hash(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes:
+    """The hash a record with this content must carry after `prev_hash` (what `verify_chain` checks)."""
+    return _digest(prev_hash, recorded_at, entry)
+
+
 def _rows(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[list[dict[str, object]], bytes]:
     rows = []
     now = datetime.now(UTC)

@@ -40,6 +40,17 @@ class KeyRing:
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.active_key_id = active_key_id
 
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """Every key id in the ring: values sealed with any of them open."""
+        return frozenset(self._ciphers)
+
+    def activate(self, key_id: str) -> None:
+        """Seal new values with `key_id` from now on (a rotation); it must be in the ring already."""
+        if key_id not in self._ciphers:
+            raise ValueError(f"key id {key_id!r} is not in the key ring")
+        self.active_key_id = key_id
+
     @classmethod
     def parse(cls, spec: str, *, active_key_id: str) -> KeyRing:
         """Keys from `id1:base64key,id2:base64key` (the environment's format)."""

@@ -258,6 +258,19 @@ class WorkerOperation:
 
 # --- the service's side --------------------------------------------------------------------------
 
+# A page of operations stops growing past this many bytes of results and errors (an import's
+# result may list 10,000 bad rows), so it stays well inside a client's 4 MiB message limit.
+PAGE_BYTES = 2 * 1024 * 1024
+
+
+def _within_budget(rows: Sequence[Any]) -> Sequence[Any]:
+    used = 0
+    for count, row in enumerate(rows):
+        used += len(row["metadata"]) + len(row["response"] or b"") + len(row["error"] or b"")
+        if used > PAGE_BYTES and count:
+            return rows[:count]
+    return rows
+
 
 @dataclass(frozen=True)
 class OperationPage:
@@ -299,7 +312,8 @@ class Operations:
 
     async def list(self, *, page_size: int, page_token: str, kind: str = "",
                    states: Sequence[int] = ()) -> OperationPage:
-        """Newest first; `kind` and `states` filter (empty: all)."""
+        """Newest first; `kind` and `states` filter (empty: all). A page holds `page_size`
+        operations, or fewer when their results pass PAGE_BYTES."""
         violations = Violations()
         if kind and self._kinds:
             violations.check(kind in self._kinds, "kind", f"must be one of {', '.join(self._kinds)}, or empty")
@@ -325,7 +339,8 @@ class Operations:
             rows = await connection.fetch(
                 f"SELECT * FROM operation {where} ORDER BY create_time DESC, operation_id DESC LIMIT ${len(args)}",  # noqa: S608 - clauses are fixed text
                 *args)
-        page, more = rows[:limit], len(rows) > limit
+        page, more = _within_budget(rows[:limit]), len(rows) > limit
+        more = more or len(page) < min(limit, len(rows))
         token = ""
         if more:
             last = page[-1]

@@ -15,9 +15,11 @@ from crm_profile.api import (
     consent_messages,
     customer_messages,
     event_messages,
+    feature_messages,
     holding_messages,
     identity_messages,
     import_messages,
+    privacy_messages,
     relationship_messages,
 )
 from crm_profile.api.access import ACCESS, SERVICE
@@ -26,6 +28,7 @@ from crm_profile.api.operation_rpcs import KINDS as OPERATION_KINDS
 from crm_profile.api.profile_servicer import ProfileServicer
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.attributes.service import AttributeCatalogue, CustomerValues
+from crm_profile.consents.repository import ConsentRepository, PreferenceRepository
 from crm_profile.consents.service import Consents
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer
@@ -34,6 +37,8 @@ from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
 from crm_profile.events.repository import EventRepository, MonthPartitions
 from crm_profile.events.service import Events
+from crm_profile.features.repository import FeatureRepository
+from crm_profile.features.service import FeatureRefresher, Features, FeatureSettings, FeatureWriter
 from crm_profile.history.repository import HistoryRepository
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings.repository import HoldingRepository
@@ -44,9 +49,19 @@ from crm_profile.identity.service import Identity
 from crm_profile.imports.service import ImportLimits, Imports
 from crm_profile.imports.worker import WorkerSettings
 from crm_profile.kit import ProfileKit
+from crm_profile.privacy.audit_log import AuditLog
+from crm_profile.privacy.audit_repository import AuditRepository
+from crm_profile.privacy.erasure import CustomerEraser
+from crm_profile.privacy.repository import ErasureRepository
+from crm_profile.privacy.retention import PurgeMessages, Retention
+from crm_profile.privacy.retention_repository import RetentionRepository
+from crm_profile.privacy.retention_rules import DEFAULT_MINIMUM_DAYS, minimums
+from crm_profile.privacy.rotation import KeyRotation, RotationMessages
+from crm_profile.privacy.service import DataSubjectRequests
 from crm_profile.quality.repository import QualityRepository
 from crm_profile.quality.rules import Thresholds
 from crm_profile.quality.service import QualityReports
+from crm_profile.relationships.repository import RelationshipRepository
 from crm_profile.relationships.service import Relationships
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
@@ -112,6 +127,19 @@ class ProfileSettings(ServiceSettings):
                                          validation_alias="CRM_PROFILE_IMPORT_MAX_UPLOAD_BYTES")
     import_upload_area_bytes: int = Field(default=50 * 1024**3, ge=1,
                                           validation_alias="CRM_PROFILE_IMPORT_UPLOAD_AREA_BYTES")
+    # Retention: the legal floor of each data class's period, as JSON days by class
+    # (`{"transaction": 1825}`; see privacy/retention_rules.py), and how often the purge runs by
+    # itself (0: only when RunRetentionPurge asks).
+    retention_minimum_days: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MINIMUM_DAYS),
+                                                   validation_alias="CRM_PROFILE_RETENTION_MINIMUM_DAYS")
+    retention_purge_interval_hours: float = Field(default=24.0, ge=0, le=24 * 31,
+                                                  validation_alias="CRM_PROFILE_RETENTION_PURGE_INTERVAL_HOURS")
+    # Derived features: the RFM window, and how often the refresher recomputes customers whose
+    # events arrived (in batches of up to a thousand).
+    features_rfm_window_days: int = Field(default=365, ge=1, le=3650,
+                                          validation_alias="CRM_PROFILE_FEATURES_RFM_WINDOW_DAYS")
+    features_refresh_seconds: float = Field(default=1.0, gt=0, le=60,
+                                            validation_alias="CRM_PROFILE_FEATURES_REFRESH_SECONDS")
 
     @property
     def feed_retention(self) -> timedelta:
@@ -141,7 +169,8 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
                            attributes=attribute_repository, audit=kit.audit, page_tokens=kit.page_tokens,
                            enum_names=ENUM_NAMES, core_max_age_days=settings.stale_max_age_days)
     customer_values = CustomerValues(attributes=attribute_repository, customers=CustomerRepository(kit.vault))
-    events = Events(db=kit.db, repository=EventRepository(), partitions=MonthPartitions(), audit=kit.audit,
+    event_partitions = MonthPartitions()
+    events = Events(db=kit.db, repository=EventRepository(), partitions=event_partitions, audit=kit.audit,
                     page_tokens=kit.page_tokens, feed_payload=event_messages.feed_payload)
     await events.prepare()
     shared = {"db": kit.db, "customers": CustomerRepository(kit.vault), "outbox": kit.outbox,
@@ -172,6 +201,33 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
                             parallel_parts=settings.operation_workers))
     imports.start_housekeeping()
     runtime.on_close(imports.stop_housekeeping)
+    feature_writer = FeatureWriter(
+        repository=FeatureRepository(), outbox=kit.outbox, feed_payload=feature_messages.to_proto,
+        settings=FeatureSettings(reporting_currency=settings.reporting_currency, rates=settings.fx_rates,
+                                 rfm_window_days=settings.features_rfm_window_days,
+                                 refresh_seconds=settings.features_refresh_seconds))
+    feature_refresher = FeatureRefresher(db=kit.db, writer=feature_writer, repository=FeatureRepository())
+    feature_refresher.start()
+    runtime.on_close(feature_refresher.close)
+    erasure_repository = ErasureRepository()
+    eraser = CustomerEraser(repository=erasure_repository, history=history)
+    retention_repository = RetentionRepository(minimums(settings.retention_minimum_days))
+    key_rotation = KeyRotation(
+        db=kit.db, keys=keys, configured_key_id=settings.active_key_id, operations=operations, runner=runner,
+        idempotency=kit.idempotency, database_url=settings.database_url, encryption_keys=settings.encryption_keys,
+        messages=RotationMessages(privacy_messages.rotation_metadata, privacy_messages.rotation_result))
+    await key_rotation.prepare()
+    purge_every = timedelta(hours=settings.retention_purge_interval_hours)
+    retention = Retention(
+        db=kit.db, repository=retention_repository, erasure=erasure_repository, eraser=eraser,
+        customers=CustomerRepository(kit.vault), operations=operations, runner=runner, idempotency=kit.idempotency,
+        outbox=kit.outbox, feed=runtime.change_feed(tables.outbox_event, tables.outbox_state,
+                                                    poll_seconds=settings.feed_poll_seconds),
+        feed_retention=settings.feed_retention, page_tokens=kit.page_tokens,
+        messages=PurgeMessages(privacy_messages.purge_metadata, privacy_messages.purge_result, feed_payload),
+        partitions_dropped=event_partitions.forget, schedule_every=purge_every if purge_every else None)
+    retention.start_schedule()
+    runtime.on_close(retention.stop_schedule)
     servicer = ProfileServicer(
         customers=Customers(db=kit.db, repository=CustomerRepository(kit.vault), outbox=kit.outbox,
                             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
@@ -190,15 +246,29 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
             db=kit.db, repository=HoldingRepository(), customers=CustomerRepository(kit.vault), outbox=kit.outbox,
             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
             feed_payload=holding_messages.to_proto, customer_payload=feed_payload, history=history,  # type: ignore[arg-type]
-            reporting=ReportingCurrency(settings.reporting_currency, settings.fx_rates)),
+            reporting=ReportingCurrency(settings.reporting_currency, settings.fx_rates), features=feature_writer),
         events=events,
         consents=Consents(**shared, payloads=consent_messages.FeedPayloads(feed_payload), history=history),  # type: ignore[arg-type]
         identity=identity,
         merges=merges,
         relationships=Relationships(**shared, payload=relationship_messages.to_proto),  # type: ignore[arg-type]
+        data_subject_requests=DataSubjectRequests(
+            db=kit.db, repository=erasure_repository, eraser=eraser, customers=CustomerRepository(kit.vault),
+            policies=retention_repository, audit_log=AuditRepository(), history=HistoryRepository(kit.vault),
+            holdings=HoldingRepository(), consents=ConsentRepository(), preferences=PreferenceRepository(),
+            relationships=RelationshipRepository(), events=EventRepository(), features=FeatureRepository(),
+            outbox=kit.outbox,
+            idempotency=kit.idempotency, audit=kit.audit),
+        key_rotation=key_rotation,
+        audit_log=AuditLog(db=kit.db, repository=AuditRepository(), audit=kit.audit, page_tokens=kit.page_tokens),
+        retention=retention,
         feed=runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds),
         imports=imports,
         operations=operations,
+        features=Features(db=kit.db, writer=feature_writer, repository=FeatureRepository(),
+                          idempotency=kit.idempotency, audit=kit.audit, operations=operations, runner=runner,
+                          database_url=settings.database_url, feed_payload=feature_messages.to_proto,
+                          describe=feature_messages.describe, result=feature_messages.result),
     )
     return [ServiceBinding(
         descriptor=SERVICE,

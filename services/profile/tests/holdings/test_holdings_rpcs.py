@@ -399,3 +399,18 @@ async def test_holdings_of_a_merged_or_erased_customer_are_not_named_through_it(
         await update(profile, term_deposit(name=kept.name, balance=cny(1)), ["balance"])
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(error.value) == "CUSTOMER_ERASED"
+
+
+@pytest.mark.parametrize("name", ["customers/C1", "customers/C1/holdings/", "customers/C1/holdings/a/b", "holdings/H1"])
+async def test_malformed_holding_names_are_invalid_argument(profile, name) -> None:
+    calls = [
+        (profile.GetHolding(holding_pb2.GetHoldingRequest(name=name, audit=AUDIT), metadata=RM), "name"),
+        (profile.DeleteHolding(holding_pb2.DeleteHoldingRequest(name=name, audit=AUDIT), metadata=CORE_BANKING),
+         "name"),
+        (update(profile, term_deposit(name=name, balance=cny(1)), ["balance"]), "holding.name"),
+    ]
+    for call, field in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await call
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in field_violations(error.value)

@@ -74,7 +74,8 @@ async def rules(profile) -> AsyncIterator[list[str]]:
 
 def fuzzy(threshold: float = 0.85) -> i.FuzzyMatchCriteria:
     return i.FuzzyMatchCriteria(comparisons=[
-        i.FuzzyComparison(field=i.FUZZY_FIELD_FULL_NAME, method=i.SIMILARITY_METHOD_JARO_WINKLER, weight=3),
+        i.FuzzyComparison(field=i.FUZZY_FIELD_FULL_NAME, method=i.SIMILARITY_METHOD_JARO_WINKLER, weight=3,
+                          min_similarity=0.85),
         i.FuzzyComparison(field=i.FUZZY_FIELD_BIRTH_DATE, method=i.SIMILARITY_METHOD_DATE_TYPO, weight=2),
     ], review_threshold=threshold)
 
@@ -112,7 +113,8 @@ async def test_fuzzy_rules_find_typos_in_names_and_birth_dates(profile, new_cust
     typo = name[:-1] + ("x" if name[-1] != "x" else "y")
     similar = await create(profile, person(new_customer, full_name=typo,
                                            birth_date=date_pb2.Date(year=1977, month=9, day=4)))  # swapped
-    await create(profile, person(new_customer, birth_date=date_pb2.Date(year=1977, month=4, day=9)))  # other name
+    await create(profile, person(new_customer, full_name="Cyjj Qwyx",  # same birth date, another name
+                                 birth_date=date_pb2.Date(year=1977, month=4, day=9)))
     found = await find(profile, [fuzzy_rule.name], customer=original.name)
     assert [m.customer for m in found] == [similar.name]
     assert 0.85 <= found[0].score < 1 and {s.field for s in found[0].similarities} == {

@@ -126,3 +126,17 @@ async def test_roles_outside_the_platform_are_refused(method, role, importer, pr
         else:
             await call
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_the_migrated_operation_table_has_the_kit_factorys_shape(profile_service) -> None:
+    from crm_profile import tables
+
+    _, runtime = profile_service
+    async with runtime.db.raw() as connection:
+        rows = await connection.fetch(
+            "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_name = 'operation'")
+        indexes = {r["indexname"] for r in await connection.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'operation'")}
+    migrated = {r["column_name"]: r["is_nullable"] == "YES" for r in rows}
+    assert migrated == {c.name: bool(c.nullable) for c in tables.operation.columns}
+    assert indexes == {"pk_operation"} | {i.name for i in tables.operation.indexes}

@@ -144,3 +144,21 @@ async def test_only_the_platform_may_upload(role, importer, profile_service) -> 
 async def test_a_service_principal_may_upload(importer) -> None:
     upload = await importer.upload(DATA, metadata=bearer(Role.SERVICE, subject="etl"))
     assert upload.size_bytes == len(DATA)
+
+
+async def test_housekeeping_drops_expired_uploads_and_orphaned_scratch_tables(importer, profile_service) -> None:
+    from crm_profile.imports import repository
+
+    upload = await importer.upload(DATA)
+    orphan = f"import_work_{uuid.uuid4().hex}"
+    _, runtime = profile_service
+    async with runtime.db.raw() as connection:
+        await connection.execute(f"CREATE UNLOGGED TABLE {orphan} (line bigint)")
+        await connection.execute("UPDATE import_upload SET expire_time = now() - interval '1 minute'"
+                                 " WHERE upload_id = $1", uuid.UUID(upload.upload_id))
+        assert orphan in await repository.leftover_scratch(connection)
+        await repository.drop_tables(connection, await repository.leftover_scratch(connection))
+        assert await repository.purge_expired_uploads(connection) >= 1
+        assert await connection.fetchval("SELECT count(*) FROM pg_tables WHERE tablename = $1", orphan) == 0
+        assert await connection.fetchval("SELECT count(*) FROM import_upload_chunk WHERE upload_id = $1",
+                                         uuid.UUID(upload.upload_id)) == 0

@@ -14,18 +14,20 @@ from crm_profile.api.attribute_rpcs import AttributeRpcs
 from crm_profile.api.consent_rpcs import ConsentRpcs
 from crm_profile.api.customer_rpcs import CustomerRpcs
 from crm_profile.api.event_rpcs import EventRpcs
+from crm_profile.api.feature_rpcs import FeatureRpcs
 from crm_profile.api.history_rpcs import HistoryRpcs
 from crm_profile.api.holding_rpcs import HoldingRpcs
 from crm_profile.api.identity_rpcs import IdentityRpcs
 from crm_profile.api.import_rpcs import ImportRpcs
 from crm_profile.api.operation_rpcs import OperationRpcs
+from crm_profile.api.privacy_rpcs import PrivacyRpcs
 from crm_profile.api.quality_rpcs import QualityRpcs
 from crm_profile.api.relationship_rpcs import RelationshipRpcs
 
 
 class ProfileServicer(CustomerRpcs, AttributeRpcs, HistoryRpcs, QualityRpcs, HoldingRpcs, EventRpcs,
-                      ConsentRpcs, IdentityRpcs, RelationshipRpcs, ImportRpcs, OperationRpcs,
-                      profile_service_pb2_grpc.ProfileServiceServicer):
+                      ConsentRpcs, IdentityRpcs, RelationshipRpcs, ImportRpcs, OperationRpcs, FeatureRpcs,
+                      PrivacyRpcs, profile_service_pb2_grpc.ProfileServiceServicer):
     def __init__(self, **parts: Any) -> None:
         """`parts` are the sub-domains' service objects, named as the mixins read them
         (`customers=`, `feed=`, ...); each becomes the attribute `_<name>`."""

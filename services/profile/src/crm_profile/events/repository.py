@@ -1,4 +1,8 @@
-"""All SQL about customer events. Never commits: the caller's unit of work does.
+"""All SQL about customer events.
+
+Reads and the list never commit anything. The ingest batch is the exception the kit allows for
+hot paths: its transaction is begun and committed here (`batch`, `publish_and_commit`), because
+the commit must ride in the same round trip as the change-feed append (below).
 
 The ingest path is the hottest write of the service (tens of thousands of events a second), so
 it runs on a plain asyncpg connection, one transaction per batch, set-wise: the id ledger is
@@ -8,7 +12,7 @@ and so are their change-feed rows, into a per-connection staging table first.
 Why staging for the feed: every feed writer holds the outbox's advisory lock from its append to
 its commit (that is what keeps cursor order commit order), so the lock is the one place where
 concurrent batches queue. Taking the lock, moving the staged rows into `outbox_event` and
-committing are sent as one simple-protocol round trip (`PUBLISH_AND_COMMIT`): PostgreSQL runs
+committing are sent as one simple-protocol round trip (`_PUBLISH_AND_COMMIT`): PostgreSQL runs
 them back to back, and the lock is never held while the service's event loop is busy with the
 next batch (under CPU contention that wait had grown the hold tenfold).
 
@@ -37,6 +41,7 @@ from typing import Any
 
 import asyncpg
 
+from crm_profile.customers.model import MERGED
 from crm_profile.events import rules
 from crm_profile.events.model import Application, Event, EventFilter, Login, Transaction
 from crm_profile.holdings import money
@@ -71,9 +76,12 @@ _BEGIN = f"""
         resource_name text NOT NULL, payload bytea NOT NULL, actor text NOT NULL, trace_id text NOT NULL
     ) ON COMMIT DELETE ROWS
 """
-# One round trip: the outbox's lock (the key every feed writer takes; see crmkit.outbox), the
-# staged rows appended in order, COMMIT.
+# One round trip: the batch's customers marked for the feature refresher (before the lock, so
+# the lock is not held longer; see crm_profile.features.service), the outbox's lock (the key
+# every feed writer takes; see crmkit.outbox), the staged rows appended in order, COMMIT.
 _PUBLISH_AND_COMMIT = f"""
+    INSERT INTO customer_feature_mark (customer_ids)
+    SELECT array_agg(split_part(resource_name, '/', 2)) FROM {FEED_STAGING} HAVING count(*) > 0;
     SELECT pg_advisory_xact_lock({int(OUTBOX_LOCK_KEY)});
     INSERT INTO outbox_event (event_id, resource_type, resource_name, change_type, payload, actor, trace_id)
     SELECT gen_random_uuid(), '{EVENT_RESOURCE_TYPE}', resource_name, {int(ChangeType.CHANGE_TYPE_EVENT)},
@@ -100,8 +108,8 @@ _FILING = """
         FROM sent JOIN customer ON customer.customer_id = sent.customer_id
         UNION ALL
         SELECT chain.sent_id, customer.customer_id, customer.state, customer.merged_into, chain.depth + 1
-        FROM chain JOIN customer ON customer.customer_id = substr(chain.merged_into, 11)
-        WHERE chain.state = 2 AND chain.depth < 16
+        FROM chain JOIN customer ON customer.customer_id = substr(chain.merged_into, length('customers/') + 1)
+        WHERE chain.state = $2 AND chain.depth < 16
     )
     SELECT DISTINCT ON (sent_id) sent_id, customer_id, state FROM chain ORDER BY sent_id, depth DESC
 """
@@ -124,6 +132,10 @@ _EXISTING_MONTHS = """
 """
 
 
+# One encoder for every row: `json.dumps` with options builds a new encoder per call.
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _record(event: Event) -> tuple[Any, ...]:
     """The event as a row of COLUMNS, for COPY."""
     tx, application, login = event.transaction, event.application, event.login
@@ -143,7 +155,7 @@ def _record(event: Event) -> tuple[Any, ...]:
         application.outcome if application is not None else None,
         login.success if login is not None else None,
         (login.method or None) if login is not None else None,
-        json.dumps(event.properties, separators=(",", ":")) if event.properties else None,
+        _to_json(event.properties) if event.properties else None,
         event.original_customer_id or None,
     )
 
@@ -192,7 +204,7 @@ class EventRepository:
         or the survivor at the end of its merge chain) and that customer's state."""
         # Joins, not `= ANY($1)`: with a parameter array PostgreSQL compares every row with every
         # element (no hashing), which costs more than the rest of a 1,000-event batch.
-        rows = await connection.fetch(_FILING, SEPARATOR.join(customer_ids))
+        rows = await connection.fetch(_FILING, SEPARATOR.join(customer_ids), MERGED)
         return {sent: (customer_id, state) for sent, customer_id, state in rows}
 
     async def merged_into(self, connection: asyncpg.Connection, customer_id: str) -> list[str]:

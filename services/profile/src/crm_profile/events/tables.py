@@ -46,9 +46,10 @@ customer_event = sa.Table(
     sa.Column("properties", pg.JSONB),
     # The customer the source named when the event was filed under the survivor of a merge.
     sa.Column("original_customer_id", sa.Text),
-    # A customer's events newest first (ListCustomerEvents); unique as a safety net behind the
-    # id ledger (a partitioned table's unique index must include the partition key).
-    sa.Index("ux_customer_event_customer_time", "customer_id", sa.text("occur_time DESC"), "event_id", unique=True),
+    # A customer's events newest first (ListCustomerEvents; ties on a time are sorted by id on
+    # the fly). Not unique: the id ledger is what refuses a repeated id, and the narrower key
+    # keeps the index small under random inserts.
+    sa.Index("ix_customer_event_customer_time", "customer_id", sa.text("occur_time DESC")),
     postgresql_partition_by="RANGE (occur_time)",
 )
 

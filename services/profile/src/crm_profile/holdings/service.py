@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.customers.model import Customer
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.features.service import FeatureWriter
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings import rules
 from crm_profile.holdings.model import CustomerRef, Holding, HoldingFilter
@@ -76,6 +77,7 @@ class Holdings:
         self, *, db: Database, repository: HoldingRepository, customers: CustomerRepository, outbox: Outbox,
         idempotency: IdempotencyKeys, audit: AuditWriter, page_tokens: PageTokens, feed_payload: HoldingPayload,
         customer_payload: CustomerPayload, history: FieldHistory, reporting: ReportingCurrency,
+        features: FeatureWriter | None = None,
     ) -> None:
         self._db = db
         self._history = history
@@ -88,6 +90,8 @@ class Holdings:
         self._feed_payload = feed_payload
         self._customer_payload = customer_payload
         self._reporting = reporting
+        # Recomputes the customer's derived features in the same transaction as each change.
+        self._features = features
 
     async def create(self, *, holding: Holding, request_id: uuid.UUID | None, purpose: Purpose,
                      actor: Principal) -> Holding:
@@ -113,6 +117,7 @@ class Holdings:
             await self._record_change(session, created, "holding.create", purpose, actor,
                                       ChangeType.CHANGE_TYPE_CREATED)
             await self._sync_relationship_end(session, customer, created, purpose, actor)
+            await self._recompute_features(session, created.customer_id, actor)
         return created
 
     async def get(self, *, customer_id: str, holding_id: str, purpose: Purpose, actor: Principal) -> Holding:
@@ -162,6 +167,7 @@ class Holdings:
                                       ChangeType.CHANGE_TYPE_UPDATED, detail=f"fields={','.join(sorted(paths))}")
             if rules.OPEN_STATE_PATHS.intersection(paths):
                 await self._sync_relationship_end(session, customer, updated, purpose, actor)
+            await self._recompute_features(session, updated.customer_id, actor)
         return updated
 
     async def delete(self, *, customer_id: str, holding_id: str, etag: str, purpose: Purpose,
@@ -174,8 +180,13 @@ class Holdings:
             await self._outbox.append(session, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
                                       payload=None, actor=actor.subject, resource_type=HOLDING_TYPE)
             await self._sync_relationship_end(session, customer, current, purpose, actor)
+            await self._recompute_features(session, customer_id, actor)
 
     # --- steps shared by the use cases ---
+
+    async def _recompute_features(self, session: AsyncConnection, customer_id: str, actor: Principal) -> None:
+        if self._features is not None:
+            await self._features.recompute(session, [customer_id], actor=actor.subject, locked=True)
 
     async def _customer(self, session: AsyncConnection, customer_id: str, actor: Principal, *,
                         lock: bool = False) -> CustomerRef:

@@ -4,10 +4,12 @@ import crm_profile.attributes.tables
 import crm_profile.consents.tables
 import crm_profile.customers.tables
 import crm_profile.events.tables
+import crm_profile.features.tables
 import crm_profile.history.tables
 import crm_profile.holdings.tables
 import crm_profile.identity.tables
 import crm_profile.imports.tables
+import crm_profile.privacy.tables
 import crm_profile.relationships.tables  # noqa: F401
 from crm_profile.tables import metadata
 from crmkit.db import run_migrations_online

@@ -99,7 +99,8 @@ class MergePlan:
 def plan_merge(survivor: Sequence[Relationship], source: Sequence[Relationship], *, survivor_id: str) -> MergePlan:
     held = {(r.related_customer_id, r.type) for r in survivor}
     has_spouse = any(r.type == SPOUSE for r in survivor)
-    move, park = [], []
+    move: list[Relationship] = []
+    park: list[Relationship] = []
     for link in source:
         clash = (link.related_customer_id == survivor_id or (link.related_customer_id, link.type) in held
                  or (link.type == SPOUSE and has_spouse))

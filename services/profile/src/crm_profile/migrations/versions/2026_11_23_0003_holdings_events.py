@@ -71,8 +71,7 @@ def upgrade() -> None:
             original_customer_id text
         ) PARTITION BY RANGE (occur_time)
     """)
-    op.execute("CREATE UNIQUE INDEX ux_customer_event_customer_time "
-               "ON customer_event (customer_id, occur_time DESC, event_id)")
+    op.execute("CREATE INDEX ix_customer_event_customer_time ON customer_event (customer_id, occur_time DESC)")
     op.create_table('customer_event_id',
     sa.Column('event_id', sa.Text(collation='C'), nullable=False),
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_customer_event_id'))

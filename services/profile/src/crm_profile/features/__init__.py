@@ -1,0 +1,1 @@
+"""Derived customer features (RFM, AUM, activity, tenure, lifecycle inputs); see `service`."""

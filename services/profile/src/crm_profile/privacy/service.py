@@ -1,0 +1,252 @@
+"""The data subject's rights: erasure (right to be forgotten) and export (right of access).
+
+EraseCustomer runs in one unit of work: the customer and those merged into it are locked, each
+data class is erased, anonymised or restricted as its retention policy says, the report is kept
+as evidence, the erasure is audited, and the change feed announces DELETED so peers drop their
+copies. ExportCustomerData streams from one read-only REPEATABLE READ snapshot, so every section
+is consistent as of the manifest's time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crm_profile.attributes.model import DataClass
+from crm_profile.consents.model import ConsentRecord
+from crm_profile.consents.repository import ConsentRepository, PreferenceRepository
+from crm_profile.customers import rules as customer_rules
+from crm_profile.customers.model import ERASED, Customer
+from crm_profile.customers.repository import CustomerRepository
+from crm_profile.events.model import Event, EventFilter
+from crm_profile.events.repository import EventRepository
+from crm_profile.events.rules import EVENT_TYPES
+from crm_profile.features.repository import FeatureRepository
+from crm_profile.history.repository import HistoryRepository, StoredChange
+from crm_profile.history.rules import ChangeSource
+from crm_profile.holdings.model import Holding, HoldingFilter
+from crm_profile.holdings.repository import HoldingRepository
+from crm_profile.privacy import rules
+from crm_profile.privacy.audit_repository import AuditRepository
+from crm_profile.privacy.erasure import CustomerEraser, Erased
+from crm_profile.privacy.model import ErasureReport, ErasureSpec, ExportManifest, ExportPart
+from crm_profile.privacy.repository import ErasureRepository
+from crm_profile.privacy.retention_repository import RetentionRepository
+from crm_profile.relationships.repository import RelationshipRepository
+from crm_profile.tables import audit_record
+from crmkit.audit import AuditEntry, AuditWriter
+from crmkit.audit import append as append_audit
+from crmkit.auth import Principal
+from crmkit.db import Database
+from crmkit.errors import Aborted, NotFound
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.outbox import ChangeType, Outbox
+from crmkit.resources import Purpose
+from crmkit.validation import Violations
+
+CUSTOMER_TYPE = "crm.profile.v1.Customer"
+RELATIONSHIP_TYPE = "crm.profile.v1.Relationship"
+
+
+class DataSubjectRequests:
+    """EraseCustomer and ExportCustomerData."""
+
+    def __init__(
+        self, *, db: Database, repository: ErasureRepository, eraser: CustomerEraser, customers: CustomerRepository,
+        policies: RetentionRepository, audit_log: AuditRepository, history: HistoryRepository,
+        holdings: HoldingRepository, consents: ConsentRepository, preferences: PreferenceRepository,
+        relationships: RelationshipRepository, events: EventRepository, features: FeatureRepository, outbox: Outbox,
+        idempotency: IdempotencyKeys, audit: AuditWriter,
+    ) -> None:
+        self._db = db
+        self._repository = repository
+        self._eraser = eraser
+        self._customers = customers
+        self._policies = policies
+        self._audit_log = audit_log
+        self._history = history
+        self._holdings = holdings
+        self._consents = consents
+        self._preferences = preferences
+        self._relationships = relationships
+        self._events = events
+        self._features = features
+        self._outbox = outbox
+        self._idempotency = idempotency
+        self._audit = audit
+
+    # --- erasure ---------------------------------------------------------------------------------
+
+    async def erase(self, *, customer_id: str, etag: str, validate_only: bool, request_id: uuid.UUID | None,
+                    purpose: Purpose, actor: Principal, violations: Violations | None = None) -> ErasureReport:
+        """`violations`: problems already found reading the request, reported with the rest."""
+        violations = violations if violations is not None else Violations()
+        rules.check_request_purpose(purpose, violations, case_reference=True)
+        violations.raise_if_any()
+        async with self._db.unit_of_work() as session:
+            if request_id is not None and not validate_only:
+                earlier = await self._idempotency.claim(
+                    session, principal=actor.subject, request_id=request_id, method="EraseCustomer",
+                    resource_name=f"customers/{customer_id}")
+                if earlier is not None:
+                    stored = await self._repository.stored_report(session, earlier.removeprefix("customers/"))
+                    if stored is not None:
+                        return stored
+            current = await self._customers.get(session, customer_id, for_update=True)
+            if current is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            if current.state == ERASED:  # erased already: its evidence again, nothing changes
+                stored = await self._repository.stored_report(session, customer_id)
+                return stored or ErasureReport(customer_id, current.updated_at, ())
+            customer_rules.ensure_active(current)
+            if etag and etag != current.etag:
+                raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
+            tree = [current] + await self._merged_into(session, customer_id)
+            ids = [c.customer_id for c in tree]
+            rules.check_erasable(open_holdings=await self._repository.open_holdings(session, ids))
+            policies = await self._policies.policies(session)
+            attribute_classes = await self._repository.attribute_classes(session)
+            plan = rules.erasure_plan(policies)
+            inventory = await self._repository.inventory(session, ids, attribute_classes)
+            if validate_only:
+                return rules.report(customer_id, inventory=inventory, plan=plan, policies=policies, erase_time=None)
+            erase_time = await self._repository.now(session)
+            inventory.closed_on = inventory.closed_on or erase_time.date()  # the erasure ends the relationship
+            erasure = rules.report(customer_id, inventory=inventory, plan=plan, policies=policies,
+                                   erase_time=erase_time)
+            spec = ErasureSpec(erase=rules.erased_classes(plan), anonymise_events=rules.anonymised_event_classes(plan),
+                               tombstone=True)
+            erased = await self._eraser.erase(session, customers=tree, spec=spec, attribute_classes=attribute_classes,
+                                              actor=actor.subject, source=ChangeSource.ERASURE,
+                                              today=erase_time.date())
+            await self._repository.save_report(session, erasure, erased_by=actor.subject,
+                                               case_reference=purpose.justification)
+            await append_audit(session, audit_record, [AuditEntry(
+                principal=actor.subject, action="customer.erase", resource_name=f"customers/{i}",
+                purpose=purpose.purpose, justification=purpose.justification) for i in erased.customer_ids])
+            await publish_deletions(self._outbox, session, erased, actor=actor.subject)
+        return erasure
+
+    async def _merged_into(self, session: AsyncConnection, customer_id: str) -> list[Customer]:
+        """The customers merged into this one (locked), whose data is the same person's."""
+        merged = []
+        for source_id in (await self._repository.merge_tree(session, customer_id))[1:]:
+            source = await self._customers.get(session, source_id, for_update=True)
+            if source is not None:
+                merged.append(source)
+        return merged
+
+    # --- export ----------------------------------------------------------------------------------
+
+    def export(self, *, customer_id: str, data_classes: Sequence[int], purpose: Purpose, actor: Principal,
+               violations: Violations | None = None) -> AsyncIterator[ExportPart]:
+        """Check the request at once (so a bad one fails before streaming), then stream."""
+        violations = violations if violations is not None else Violations()
+        rules.check_request_purpose(purpose, violations, case_reference=False)
+        classes = rules.check_data_classes(data_classes, "data_classes", violations)
+        violations.raise_if_any()
+        return self._export(customer_id, classes or (*rules.PERSONAL_CLASSES, DataClass.NON_PERSONAL), purpose,
+                            actor)
+
+    async def _export(self, customer_id: str, classes: Sequence[DataClass], purpose: Purpose,
+                      actor: Principal) -> AsyncIterator[ExportPart]:
+        export_id = uuid.uuid4()
+        wanted = set(classes)
+        async with self._db.read_only() as session:
+            await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            customer = await self._customers.get(session, customer_id)
+            if customer is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            customer_rules.ensure_active(customer)
+            snapshot_time = await session.scalar(sa.select(sa.func.now())) or datetime.now(UTC)
+            await self._audit.record(AuditEntry(
+                principal=actor.subject, action="customer.export", resource_name=customer.name,
+                purpose=purpose.purpose, justification=f"{purpose.justification} export={export_id}".strip()))
+            attribute_classes = await self._repository.attribute_classes(session)
+            first = ExportPart(
+                manifest=ExportManifest(export_id, customer_id, snapshot_time, tuple(sorted(wanted))),
+                customer=rules.customer_for_export(customer, wanted, attribute_classes))
+            if DataClass.CONSENT in wanted:
+                first.preferences = await self._preferences.get(session, customer_id,
+                                                                language=customer.preferred_language)
+            if DataClass.FINANCIAL in wanted:
+                first.features = await self._features.get(session, customer_id)
+            yield first
+            if DataClass.FINANCIAL in wanted:
+                async for holdings in self._holdings_of(session, customer_id):
+                    yield ExportPart(holdings=holdings)
+            if DataClass.CONSENT in wanted:
+                async for records in self._consents_of(session, customer_id):
+                    yield ExportPart(consent_records=records)
+            if DataClass.DEMOGRAPHIC in wanted:
+                for links in rules.sections(await self._relationships.of_customer(session, customer_id)):
+                    yield ExportPart(relationships=links)
+            if wanted & rules.EVENT_CLASSES:
+                async for events in self._events_of(session, customer_id, wanted):
+                    yield ExportPart(events=events)
+            async for changes in self._changes_of(session, customer_id, wanted, attribute_classes):
+                yield ExportPart(field_changes=changes)
+            if DataClass.AUDIT in wanted:
+                after = 0
+                while page := await self._audit_log.of_customer(session, customer_id, after=after,
+                                                                limit=rules.EXPORT_SECTION_ITEMS):
+                    yield ExportPart(access_records=page)
+                    after = page[-1].seq
+
+    async def _holdings_of(self, session: AsyncConnection, customer_id: str
+                           ) -> AsyncIterator[list[Holding]]:
+        after = None
+        while page := list(await self._holdings.page(session, customer_id=customer_id, relationship_manager_id=None,
+                                                     narrowing=HoldingFilter(), after=after,
+                                                     limit=rules.EXPORT_SECTION_ITEMS)):
+            yield page
+            after = (page[-1].customer_id, page[-1].holding_id)
+
+    async def _consents_of(self, session: AsyncConnection, customer_id: str
+                           ) -> AsyncIterator[list[ConsentRecord]]:
+        before = None
+        while page := await self._consents.history(session, customer_id, purposes=(), channels=(), before_seq=before,
+                                                   limit=rules.EXPORT_SECTION_ITEMS):
+            yield page
+            before = page[-1].seq
+
+    async def _events_of(self, session: AsyncConnection, customer_id: str, wanted: set[DataClass]
+                         ) -> AsyncIterator[list[Event]]:
+        types = tuple(t for t in EVENT_TYPES if rules.event_class(t) in wanted)
+        narrowing = EventFilter(event_types=types if len(types) < len(EVENT_TYPES) else ())
+        raw = await session.get_raw_connection()
+        connection = raw.driver_connection  # asyncpg, inside this snapshot's transaction
+        customer_ids = await self._events.merged_into(connection, customer_id)
+        after = None
+        while page := await self._events.page(connection, customer_ids=customer_ids, narrowing=narrowing,
+                                              after=after, limit=rules.EXPORT_SECTION_ITEMS):
+            yield page
+            last = page[-1]
+            after = (last.occur_time, last.event_id)
+
+    async def _changes_of(self, session: AsyncConnection, customer_id: str, wanted: set[DataClass],
+                          attribute_classes: dict[str, DataClass]) -> AsyncIterator[list[StoredChange]]:
+        before = None
+        pending: list[StoredChange] = []
+        while page := await self._history.page(session, customer_id, before_id=before,
+                                                limit=rules.EXPORT_SECTION_ITEMS, fields=(), start=None, end=None):
+            pending.extend(c for c in page if rules.field_class(c.field, attribute_classes) in wanted)
+            before = page[-1].field_change_id
+            while len(pending) >= rules.EXPORT_SECTION_ITEMS:
+                yield pending[:rules.EXPORT_SECTION_ITEMS]
+                pending = pending[rules.EXPORT_SECTION_ITEMS:]
+        if pending:
+            yield pending
+
+
+async def publish_deletions(outbox: Outbox, session: AsyncConnection, erased: Erased, *, actor: str) -> None:
+    """The change events of an erasure: each removed link DELETED, then each customer DELETED, so
+    consumers drop their copies."""
+    await outbox.append_many(session, [(r.name, ChangeType.CHANGE_TYPE_DELETED, None) for r in erased.relationships],
+                             actor=actor, resource_type=RELATIONSHIP_TYPE)
+    await outbox.append_many(session, [(f"customers/{i}", ChangeType.CHANGE_TYPE_DELETED, None)
+                                       for i in erased.customer_ids], actor=actor, resource_type=CUSTOMER_TYPE)
