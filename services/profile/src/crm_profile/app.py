@@ -156,31 +156,38 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
     runtime.on_close(audit.close)
+    vault = PersonalDataVault(keys, BlindIndex(base64.b64decode(settings.blind_index_key.get_secret_value())))
     kit = ProfileKit(
         db=runtime.db,
-        vault=PersonalDataVault(keys, BlindIndex(base64.b64decode(settings.blind_index_key.get_secret_value()))),
+        vault=vault,
+        customers=CustomerRepository(vault),
         outbox=Outbox(tables.outbox_event),
         idempotency=IdempotencyKeys(tables.idempotency_key),
         audit=audit,
         page_tokens=PageTokens(settings.derived_key("profile.page-token")),
     )
     attribute_repository = AttributeRepository(kit.vault)
-    history = FieldHistory(db=kit.db, repository=HistoryRepository(kit.vault), customers=CustomerRepository(kit.vault),
+    history = FieldHistory(db=kit.db, repository=HistoryRepository(kit.vault), customers=kit.customers,
                            attributes=attribute_repository, audit=kit.audit, page_tokens=kit.page_tokens,
                            enum_names=ENUM_NAMES, core_max_age_days=settings.stale_max_age_days)
-    customer_values = CustomerValues(attributes=attribute_repository, customers=CustomerRepository(kit.vault))
+    customer_values = CustomerValues(attributes=attribute_repository, customers=kit.customers)
     event_partitions = MonthPartitions()
     events = Events(db=kit.db, repository=EventRepository(), partitions=event_partitions, audit=kit.audit,
                     page_tokens=kit.page_tokens, feed_payload=event_messages.feed_payload)
     await events.prepare()
-    shared = {"db": kit.db, "customers": CustomerRepository(kit.vault), "outbox": kit.outbox,
+    feature_writer = FeatureWriter(
+        repository=FeatureRepository(), outbox=kit.outbox, feed_payload=feature_messages.to_proto,
+        settings=FeatureSettings(reporting_currency=settings.reporting_currency, rates=settings.fx_rates,
+                                 rfm_window_days=settings.features_rfm_window_days,
+                                 refresh_seconds=settings.features_refresh_seconds))
+    shared = {"db": kit.db, "customers": kit.customers, "outbox": kit.outbox,
               "idempotency": kit.idempotency, "audit": kit.audit, "page_tokens": kit.page_tokens}
-    identity = Identity(db=kit.db, vault=kit.vault, customers=CustomerRepository(kit.vault),
+    identity = Identity(db=kit.db, vault=kit.vault, customers=kit.customers,
                         idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens)
     merges = Merges(**shared, vault=kit.vault, payloads=identity_messages.FeedPayloads(feed_payload),  # type: ignore[arg-type]
-                    identity=identity, history=history)
+                    identity=identity, history=history, features=feature_writer)
     if settings.matcher_enabled:
-        matcher = Matcher(db=kit.db, identity=identity, merges=merges, customers=CustomerRepository(kit.vault),
+        matcher = Matcher(db=kit.db, identity=identity, merges=merges, customers=kit.customers,
                           poll_seconds=settings.feed_poll_seconds)
         matcher.start()
         runtime.on_close(matcher.close)
@@ -201,11 +208,6 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
                             parallel_parts=settings.operation_workers))
     imports.start_housekeeping()
     runtime.on_close(imports.stop_housekeeping)
-    feature_writer = FeatureWriter(
-        repository=FeatureRepository(), outbox=kit.outbox, feed_payload=feature_messages.to_proto,
-        settings=FeatureSettings(reporting_currency=settings.reporting_currency, rates=settings.fx_rates,
-                                 rfm_window_days=settings.features_rfm_window_days,
-                                 refresh_seconds=settings.features_refresh_seconds))
     feature_refresher = FeatureRefresher(db=kit.db, writer=feature_writer, repository=FeatureRepository())
     feature_refresher.start()
     runtime.on_close(feature_refresher.close)
@@ -220,7 +222,7 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     purge_every = timedelta(hours=settings.retention_purge_interval_hours)
     retention = Retention(
         db=kit.db, repository=retention_repository, erasure=erasure_repository, eraser=eraser,
-        customers=CustomerRepository(kit.vault), operations=operations, runner=runner, idempotency=kit.idempotency,
+        customers=kit.customers, operations=operations, runner=runner, idempotency=kit.idempotency,
         outbox=kit.outbox, feed=runtime.change_feed(tables.outbox_event, tables.outbox_state,
                                                     poll_seconds=settings.feed_poll_seconds),
         feed_retention=settings.feed_retention, page_tokens=kit.page_tokens,
@@ -229,11 +231,11 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     retention.start_schedule()
     runtime.on_close(retention.stop_schedule)
     servicer = ProfileServicer(
-        customers=Customers(db=kit.db, repository=CustomerRepository(kit.vault), outbox=kit.outbox,
+        customers=Customers(db=kit.db, repository=kit.customers, outbox=kit.outbox,
                             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
                             feed_payload=feed_payload, values=customer_values, history=history),  # type: ignore[arg-type]
         attribute_catalogue=AttributeCatalogue(
-            db=kit.db, repository=attribute_repository, customers=CustomerRepository(kit.vault), history=history,
+            db=kit.db, repository=attribute_repository, customers=kit.customers, history=history,
             outbox=kit.outbox, idempotency=kit.idempotency, page_tokens=kit.page_tokens,
             feed_payload=feed_payload),  # type: ignore[arg-type]
         history=history,
@@ -243,7 +245,7 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
                                 max_error_rate_percent=settings.quality_max_error_rate_percent),
             expected_fields=settings.quality_expected_fields, cache_seconds=settings.quality_cache_seconds),
         holdings=Holdings(
-            db=kit.db, repository=HoldingRepository(), customers=CustomerRepository(kit.vault), outbox=kit.outbox,
+            db=kit.db, repository=HoldingRepository(), customers=kit.customers, outbox=kit.outbox,
             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
             feed_payload=holding_messages.to_proto, customer_payload=feed_payload, history=history,  # type: ignore[arg-type]
             reporting=ReportingCurrency(settings.reporting_currency, settings.fx_rates), features=feature_writer),
@@ -253,7 +255,7 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         merges=merges,
         relationships=Relationships(**shared, payload=relationship_messages.to_proto),  # type: ignore[arg-type]
         data_subject_requests=DataSubjectRequests(
-            db=kit.db, repository=erasure_repository, eraser=eraser, customers=CustomerRepository(kit.vault),
+            db=kit.db, repository=erasure_repository, eraser=eraser, customers=kit.customers,
             policies=retention_repository, audit_log=AuditRepository(), history=HistoryRepository(kit.vault),
             holdings=HoldingRepository(), consents=ConsentRepository(), preferences=PreferenceRepository(),
             relationships=RelationshipRepository(), events=EventRepository(), features=FeatureRepository(),

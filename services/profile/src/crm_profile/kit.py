@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crm_profile.customers.privacy import PersonalDataVault
+from crm_profile.customers.repository import CustomerRepository
 from crmkit.audit import AuditWriter
 from crmkit.db import Database
 from crmkit.idempotency import IdempotencyKeys
@@ -20,3 +21,4 @@ class ProfileKit:
     idempotency: IdempotencyKeys
     audit: AuditWriter
     page_tokens: PageTokens
+    customers: CustomerRepository  # the customer rows, over `vault`: one for every sub-domain

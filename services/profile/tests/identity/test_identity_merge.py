@@ -11,16 +11,25 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import date_pb2
+from google.type import date_pb2, money_pb2
 
-from crm.common.v1 import audit_pb2
+from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import consent_pb2 as c
 from crm.profile.v1 import customer_pb2
+from crm.profile.v1 import holding_pb2 as h
 from crm.profile.v1 import identity_pb2 as i
 from crm.profile.v1 import profile_service_pb2 as pb
 from crm.profile.v1 import relationship_pb2 as r
 from crmkit.auth import Role
-from crmkit.testing import bearer, change_feed, error_info, error_reason, field_violations, next_events
+from crmkit.testing import (
+    bearer,
+    change_feed,
+    error_info,
+    error_reason,
+    field_violations,
+    next_events,
+    read_changes,
+)
 
 AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT, justification="DQ-2026-7")
 # A steward who also audits: sees personal data in clear, so values can be compared.
@@ -375,3 +384,74 @@ async def feed_tail(profile_service) -> str:  # type: ignore[no-untyped-def]
     _, runtime = profile_service
     async with runtime.db.engine.connect() as connection:
         return str((await connection.execute(sa.text("SELECT coalesce(max(cursor), 0) FROM outbox_event"))).scalar())
+
+
+def holding(holding_id: str, *, closed_days_ago: int | None = None) -> h.Holding:
+    today = datetime.now(UTC).date()
+    opened = today - timedelta(days=400)
+    value = h.Holding(holding_id=holding_id, product_code="SAV-CNY", product_type=h.PRODUCT_TYPE_SAVINGS_ACCOUNT,
+                      currency="CNY", balance=money_pb2.Money(currency_code="CNY", units=1000),
+                      open_date=date_pb2.Date(year=opened.year, month=opened.month, day=opened.day),
+                      status=h.HOLDING_STATUS_ACTIVE, source_system="core-banking")
+    if closed_days_ago is not None:
+        closed = today - timedelta(days=closed_days_ago)
+        value.status = h.HOLDING_STATUS_CLOSED
+        value.close_date.CopyFrom(date_pb2.Date(year=closed.year, month=closed.month, day=closed.day))
+    return value
+
+
+async def holdings_of(profile, parent):  # type: ignore[no-untyped-def]
+    response = await profile.ListHoldings(h.ListHoldingsRequest(parent=parent, audit=AUDIT), metadata=ADMIN)
+    return {x.holding_id: x for x in response.holdings}
+
+
+async def test_holdings_follow_the_survivor_and_go_back_on_unmerge(profile, new_customer, profile_service) -> None:
+    survivor = await create(profile, new_customer)
+    source = await create(profile, new_customer)
+    shared_id, own_id = f"ACC{uuid.uuid4().hex[:8]}", f"ACC{uuid.uuid4().hex[:8]}"
+    for parent, sent in ((survivor.name, holding(shared_id, closed_days_ago=3)),  # survivor's relationship ended
+                         (source.name, holding(shared_id)), (source.name, holding(own_id))):
+        await profile.CreateHolding(h.CreateHoldingRequest(parent=parent, holding=sent, audit=AUDIT), metadata=ADMIN)
+    ended = (await get(profile, survivor.name)).closed_on
+    assert ended.year
+    after = await feed_tail(profile_service)
+
+    merged = await merge(profile, survivor.name, source.name)
+    # The source's own account moves; the account recorded under both keeps the survivor's copy.
+    assert sorted(await holdings_of(profile, survivor.name)) == sorted([shared_id, own_id])
+    assert (await holdings_of(profile, survivor.name))[shared_id].status == h.HOLDING_STATUS_CLOSED
+    assert not merged.customer.HasField("closed_on")  # an open holding came with the source
+    moves = await next_events(change_feed(profile, pb.WatchChangesRequest, ADMIN), after, 2,
+                              resource_types=["crm.profile.v1.Holding"])
+    assert [(e.resource_name, e.change_type) for e in moves] == [
+        (f"{source.name}/holdings/{own_id}", change_event_pb2.CHANGE_TYPE_DELETED),
+        (f"{survivor.name}/holdings/{own_id}", change_event_pb2.CHANGE_TYPE_CREATED)]
+    with pytest.raises(grpc.aio.AioRpcError) as error:  # core banking must now name the survivor
+        await profile.GetHolding(h.GetHoldingRequest(name=f"{source.name}/holdings/{own_id}", audit=AUDIT),
+                                 metadata=ADMIN)
+    assert error_info(error.value).metadata["survivor"] == survivor.name
+
+    await unmerge(profile, source.name)
+    assert sorted(await holdings_of(profile, survivor.name)) == [shared_id]
+    assert sorted(await holdings_of(profile, source.name)) == sorted([shared_id, own_id])
+    assert (await get(profile, survivor.name)).closed_on == ended
+
+
+async def test_a_merge_marks_both_customers_features_for_recomputation(profile, new_customer,
+                                                                        profile_service) -> None:
+    survivor = await create(profile, new_customer)
+    source = await create(profile, new_customer)
+    await profile.CreateHolding(h.CreateHoldingRequest(parent=source.name, holding=holding("ACC-F1"), audit=AUDIT),
+                                metadata=ADMIN)  # computes the source's features in its transaction
+    after = await feed_tail(profile_service)
+    await merge(profile, survivor.name, source.name)
+    # The refresher takes the merge's mark: the merged-away customer's features are withdrawn and
+    # the survivor's computed (it had none: it never had a holding or an event).
+    ours = {f"{source.name}/features", f"{survivor.name}/features"}
+    call = change_feed(profile, pb.WatchChangesRequest, ADMIN)(
+        after_cursor=after, resource_types=["crm.profile.v1.CustomerFeatures"])
+    changed = [e for e in await read_changes(
+        call, until=lambda events: ours <= {e.resource_name for e in events}, seconds=10) if e.resource_name in ours]
+    assert {(e.resource_name, e.change_type) for e in changed} == {
+        (f"{source.name}/features", change_event_pb2.CHANGE_TYPE_DELETED),
+        (f"{survivor.name}/features", change_event_pb2.CHANGE_TYPE_CREATED)}

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from crm.profile.v1 import identity_pb2
-from crm_profile.api import consent_messages, customer_messages, relationship_messages
+from crm_profile.api import consent_messages, customer_messages, holding_messages, relationship_messages
 from crm_profile.api.consent_messages import stamp
 from crm_profile.consents.model import ConsentRecord, ContactPreferences
 from crm_profile.customers.model import Customer, ExternalId
+from crm_profile.holdings.model import Holding
 from crm_profile.identity.model import (
     FieldSimilarity,
     FuzzyComparison,
@@ -166,3 +167,6 @@ class FeedPayloads:
 
     def merge(self, merge: Merge) -> Message:
         return merge_to_proto(merge)
+
+    def holding(self, holding: Holding) -> Message:
+        return holding_messages.to_proto(holding)

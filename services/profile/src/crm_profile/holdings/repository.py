@@ -82,13 +82,37 @@ class HoldingRepository:
     async def delete(self, session: AsyncConnection, customer_id: str, holding_id: str) -> None:
         await session.execute(sa.delete(t).where(t.c.customer_id == customer_id, t.c.holding_id == holding_id))
 
-    async def open_state(self, session: AsyncConnection, customer_id: str) -> OpenState:
+    async def move(self, session: AsyncConnection, *, from_customer: str, to_customer: str,
+                   holding_ids: Sequence[str] | None = None) -> list[tuple[Holding, Holding]]:
+        """Re-home `from_customer`'s holdings (all of them, or those named) to `to_customer`, as a
+        merge and its unmerge do. A holding whose id `to_customer` already has stays where it is:
+        the same account recorded under both customers, of which the target's copy stands.
+        Returns (before, after) per moved holding, in holding id order."""
+        theirs = sa.select(t.c.holding_id).where(t.c.customer_id == to_customer).scalar_subquery()
+        query = (sa.select(t).where(t.c.customer_id == from_customer, t.c.holding_id.not_in(theirs))
+                 .order_by(t.c.holding_id).with_for_update())
+        if holding_ids is not None:
+            query = query.where(t.c.holding_id.in_(list(holding_ids)))
+        before = [_from_row(row._mapping) for row in (await session.execute(query)).all()]
+        if not before:
+            return []
+        statement = (
+            sa.update(t)
+            .where(t.c.customer_id == from_customer, t.c.holding_id.in_([h.holding_id for h in before]))
+            .values(customer_id=to_customer, version=t.c.version + 1, updated_at=sa.func.now())
+            .returning(t)
+        )
+        after = {row.holding_id: _from_row(row._mapping) for row in (await session.execute(statement)).all()}
+        return [(h, after[h.holding_id]) for h in before]
+
+    async def open_state(self, session: AsyncConnection, customer_id: str, *, also: Sequence[str] = ()) -> OpenState:
+        """The holdings of the customer (and of the customers `also` named, taken together)."""
         closed = t.c.status == STATUS_CLOSED
         row = (await session.execute(
             sa.select(sa.func.count(),
                       sa.func.count().filter(sa.not_(closed)),
                       sa.func.max(t.c.close_date).filter(closed))
-            .where(t.c.customer_id == customer_id))).one()
+            .where(t.c.customer_id.in_([customer_id, *also])))).one()
         return OpenState(holdings=row[0], open_holdings=row[1], last_close_date=row[2])
 
     async def page(

@@ -10,8 +10,9 @@ holding has closed" is decided on a consistent picture; when it is, the customer
 is set (and cleared when a holding opens again), published as a customer UPDATED change.
 
 A merged or erased customer's holdings are not named through it (FAILED_PRECONDITION,
-`CUSTOMER_MERGED` with the survivor, or `CUSTOMER_ERASED`). A merge moves no holding: they stay
-stored under the merged customer, and `ListHoldings` of the survivor shows only its own.
+`CUSTOMER_MERGED` with the survivor, or `CUSTOMER_ERASED`). A merge moves the merged customer's
+holdings to the survivor and an unmerge moves them back (`identity.merging`), so a feed that keeps
+naming the merged customer is told which customer to name instead.
 
 The reporting balance is the balance converted at the configured reference rate of its currency
 (`CRM_PROFILE_FX_RATES`), not a historical rate at `balance_time`: the service has no rate

@@ -7,9 +7,17 @@ do-not-contact flag is kept), relationships (moved, or set aside where they woul
 the merge row, which keeps the lineage and everything an unmerge needs to put both customers
 back. Every change goes out on the change feed in the same transaction.
 
-Holdings, events, attributes and external ids stay stored under the merged-away customer: its
-`merged_into` pointer lets their readers serve them under the survivor, and an unmerge has
-nothing to move back.
+Holdings move to the survivor (the same account recorded under both stays with the survivor's
+copy), so the survivor's `ListHoldings` shows the whole relationship and the core-banking feeds
+that keep updating those accounts name the survivor (a write naming the merged-away customer
+gets FAILED_PRECONDITION with the survivor). The moves go out on the feed as the holding's
+DELETED under the old name and CREATED under the new, and the merge row lists them so an
+unmerge moves them back. The survivor's `closed_on` follows the holdings it ends up with.
+
+Events, attributes and external ids stay stored under the merged-away customer: its
+`merged_into` pointer lets their readers serve them under the survivor (events are history, not
+state), and an unmerge has nothing to move back. Both customers' derived features are marked for
+recomputation in the merge's transaction (and the unmerge's).
 """
 
 from __future__ import annotations
@@ -35,8 +43,12 @@ from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ACTIVE, MERGED, Customer, CustomerView
 from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.features.service import FeatureWriter
 from crm_profile.history.rules import ChangeSource
 from crm_profile.history.service import FieldHistory
+from crm_profile.holdings import rules as holding_rules
+from crm_profile.holdings.model import CustomerRef, Holding, OpenState
+from crm_profile.holdings.repository import HoldingRepository
 from crm_profile.identity import rules
 from crm_profile.identity.model import (
     AUTO_MERGE,
@@ -92,6 +104,7 @@ class MergePayloads(Protocol):
     def preferences(self, preferences: ContactPreferences) -> Message: ...
     def relationship(self, relationship: Relationship) -> Message: ...
     def merge(self, merge: Merge) -> Message: ...
+    def holding(self, holding: Holding) -> Message: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +136,7 @@ class Merges:
     def __init__(
         self, *, db: Database, vault: PersonalDataVault, customers: CustomerRepository, outbox: Outbox,
         idempotency: IdempotencyKeys, audit: AuditWriter, page_tokens: PageTokens, payloads: MergePayloads,
-        identity: Identity, history: FieldHistory | None = None,
+        identity: Identity, history: FieldHistory | None = None, features: FeatureWriter | None = None,
     ) -> None:
         self._db = db
         self._customers = customers
@@ -134,12 +147,14 @@ class Merges:
         self._payloads = payloads
         self._identity = identity
         self._history = history
+        self._features = features
         self._matches = MatchRepository(vault)
         self._candidates = CandidateRepository()
         self._merges = MergeRepository(vault)
         self._ledger = ConsentRepository()
         self._preferences = PreferenceRepository()
         self._relationships = RelationshipRepository()
+        self._holdings = HoldingRepository()
 
     async def auto_merge(self, session: AsyncConnection, subject: Customer, found: Match, *,
                          rule: MatchRule) -> Merge | None:
@@ -239,6 +254,9 @@ class Merges:
         provenance = {c.customer_id: await self._merges.provenance(session, c.customer_id) for c in (survivor, source)}
         survival = rules.survive(survivor, source, survivorship, default_strategy=default_strategy,
                                  provenance=provenance)
+        # The merged relationship has ended only when none of the two customers' holdings is open.
+        merged_customer = _with_relationship_end(
+            survival.customer, await self._holdings.open_state(session, sid, also=(src,)))
         ledger_survivor = await self._ledger.counting(session, sid)
         ledger_source = await self._ledger.counting(session, src)
         consents = consent_rules.reconcile(ledger_survivor, ledger_source, now=now)
@@ -256,10 +274,12 @@ class Merges:
                       match_candidate_id=candidate.candidate_id if candidate else None, match_rule_id=match_rule_id,
                       merged_by=actor.subject, merged_at=now)
         if not write:
-            return survival.customer, merge
+            return merged_customer, merge
 
         events: list[Event] = []
-        updated = await self._save_customer(session, survival.customer)
+        moved_holdings = await self._holdings.move(session, from_customer=src, to_customer=sid)
+        events += _holding_moves(moved_holdings, self._payloads)
+        updated = await self._save_customer(session, merged_customer)
         gone = await self._save_customer(session, dataclasses.replace(source, state=MERGED,
                                                                           merged_into=survivor.name))
         events += [(c.name, ChangeType.CHANGE_TYPE_UPDATED, self._payloads.customer(c), "") for c in (updated, gone)]
@@ -307,6 +327,7 @@ class Merges:
             "moved_consents": [str(r.record_id) for r in moved],
             "moved_relationships": [str(r.relationship_id) for r in plan.move],
             "parked_relationships": parked,
+            "moved_holdings": [after.holding_id for _, after in moved_holdings],
         }
         stored = await self._merges.insert(session, dataclasses.replace(merge, undo=undo))
         if candidate is not None:
@@ -317,6 +338,8 @@ class Merges:
             justification=f"{purpose.justification} merge={stored.name}") for name in (survivor.name, source.name)])
         events.append((stored.name, ChangeType.CHANGE_TYPE_CREATED, self._payloads.merge(stored), ""))
         await self._publish(session, events, actor)
+        if self._features is not None:
+            await self._features.mark(session, [sid, src])
         return updated, stored
 
     async def unmerge(self, *, customer_id: str, etag: str, request_id: uuid.UUID | None, purpose: Purpose,
@@ -368,7 +391,13 @@ class Merges:
         events: list[Event] = []
         before = self._merges.restore(survivor, undo["survivor_before"])  # type: ignore[arg-type]
         after = self._merges.restore(survivor, undo["survivor_after"])  # type: ignore[arg-type]
-        wanted = rules.restore_survivor(survivor, before=before, after=after)
+        # Holdings the merge moved go back first (those since deleted or re-created under the
+        # source are skipped), so the survivor's relationship end is decided on what it keeps.
+        moved_back_holdings = await self._holdings.move(
+            session, from_customer=sid, to_customer=src, holding_ids=undo.get("moved_holdings", []))  # type: ignore[arg-type]
+        events += _holding_moves(moved_back_holdings, self._payloads)
+        wanted = _with_relationship_end(rules.restore_survivor(survivor, before=before, after=after),
+                                        await self._holdings.open_state(session, sid))
         restored_survivor = survivor
         if wanted != survivor:
             restored_survivor = await self._save_customer(session, wanted)
@@ -425,6 +454,8 @@ class Merges:
             justification=f"{purpose.justification} merge={merge.name}") for name in (survivor.name, source.name)])
         events.append((undone.name, ChangeType.CHANGE_TYPE_UPDATED, self._payloads.merge(undone), ""))
         await self._publish(session, events, actor)
+        if self._features is not None:
+            await self._features.mark(session, [sid, src])
         return restored_survivor, restored, undone
 
     async def _clashes(self, session: AsyncConnection, link: Relationship) -> bool:
@@ -470,3 +501,20 @@ class Merges:
         """Write the customer row; its attributes and external ids (stored apart) are unchanged."""
         saved = await self._customers.update(session, customer)
         return dataclasses.replace(saved, attributes=customer.attributes, external_ids=customer.external_ids)
+
+
+def _with_relationship_end(customer: Customer, holdings: OpenState) -> Customer:
+    """The customer with the `closed_on` its holdings call for (`holdings.rules.relationship_end`)."""
+    ref = CustomerRef(customer_id=customer.customer_id, relationship_manager_id=customer.relationship_manager_id,
+                      onboarded_on=customer.onboarded_on, closed_on=customer.closed_on)
+    changed, closed_on = holding_rules.relationship_end(ref, holdings)
+    return dataclasses.replace(customer, closed_on=closed_on) if changed else customer
+
+
+def _holding_moves(moves: Sequence[tuple[Holding, Holding]], payloads: MergePayloads) -> list[Event]:
+    """A moved holding's name changes: DELETED under the old one, CREATED under the new."""
+    events: list[Event] = []
+    for before, after in moves:
+        events.append((before.name, ChangeType.CHANGE_TYPE_DELETED, payloads.holding(before), ""))
+        events.append((after.name, ChangeType.CHANGE_TYPE_CREATED, payloads.holding(after), ""))
+    return events
