@@ -233,7 +233,8 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     servicer = ProfileServicer(
         customers=Customers(db=kit.db, repository=kit.customers, outbox=kit.outbox,
                             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
-                            feed_payload=feed_payload, values=customer_values, history=history),  # type: ignore[arg-type]
+                            feed_payload=feed_payload, values=customer_values, history=history,
+                            features=feature_writer),  # type: ignore[arg-type]
         attribute_catalogue=AttributeCatalogue(
             db=kit.db, repository=attribute_repository, customers=kit.customers, history=history,
             outbox=kit.outbox, idempotency=kit.idempotency, page_tokens=kit.page_tokens,

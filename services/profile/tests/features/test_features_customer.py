@@ -11,6 +11,7 @@ from google.protobuf import field_mask_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import event_pb2, features_pb2, holding_pb2
+from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_reason, field_violations
 
@@ -18,6 +19,7 @@ FEED_READER = bearer(Role.SERVICE, subject="segment")
 FEATURES_TYPE = "crm.profile.v1.CustomerFeatures"
 AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
 CORE_BANKING = bearer(Role.SERVICE, subject="core-banking")
+ADMIN = bearer(Role.ADMIN)
 H, E = holding_pb2, event_pb2
 
 
@@ -223,3 +225,14 @@ async def test_a_read_without_a_purpose_is_invalid_argument(world, profile) -> N
                                           metadata=bearer(Role.ADMIN))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "audit.purpose" in field_violations(error.value)
+
+
+async def test_a_customer_update_of_a_feature_input_recomputes_the_features(world, profile) -> None:
+    customer = await world.customer()
+    assert (await world.features(customer)).tenure_days == 1000
+    current = (await profile.GetCustomer(pb.GetCustomerRequest(name=customer, audit=AUDIT), metadata=ADMIN)).customer
+    onboarded = datetime.now(UTC).date() - timedelta(days=400)
+    current.onboarded_on.CopyFrom(world.day(onboarded))
+    await profile.UpdateCustomer(pb.UpdateCustomerRequest(
+        customer=current, update_mask=field_mask_pb2.FieldMask(paths=["onboarded_on"]), audit=AUDIT), metadata=ADMIN)
+    assert (await world.features_when(customer, lambda f: f.tenure_days == 400)).tenure_days == 400

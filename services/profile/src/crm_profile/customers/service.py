@@ -15,6 +15,8 @@ from crm_profile.attributes.service import CustomerValues
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer, CustomerView
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.features import rules as feature_rules
+from crm_profile.features.service import FeatureWriter
 from crm_profile.history.rules import API_SOURCE_SYSTEM
 from crm_profile.history.service import FieldHistory
 from crm_profile.tables import audit_record
@@ -48,9 +50,10 @@ class Customers:
     def __init__(
         self, *, db: Database, repository: CustomerRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, feed_payload: FeedPayload, values: CustomerValues,
-        history: FieldHistory,
+        history: FieldHistory, features: FeatureWriter | None = None,
     ) -> None:
         self._db = db
+        self._features = features
         self._repository = repository
         self._outbox = outbox
         self._idempotency = idempotency
@@ -143,6 +146,8 @@ class Customers:
             updated = await self._values.store(session, await self._repository.update(session, merged), merged,
                                                current)
             await self._history.record(session, before=current, after=updated, actor=actor.subject)
+            if self._features is not None and feature_rules.needs_recompute(current, updated):
+                await self._features.mark(session, [updated.customer_id])
             await append_audit(session, audit_record, [AuditEntry(
                 principal=actor.subject, action="customer.update", resource_name=updated.name,
                 purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(sorted(paths))}")])

@@ -67,6 +67,16 @@ CALENDAR_COUNTS = {
     "days_since_last_activity": "last_activity_at",
     "days_to_next_maturity": "next_maturity_date",
 }
+# The customer record's fields the features are computed from: a change to one of them has the
+# customer's features recomputed (`FeatureWriter.mark`).
+CUSTOMER_INPUTS = ("customer_type", "birth_date", "onboarded_on", "closed_on")
+
+
+def needs_recompute(before: object, after: object) -> bool:
+    """Whether a change of the customer record from `before` to `after` moves its features."""
+    return any(getattr(before, field) != getattr(after, field) for field in CUSTOMER_INPUTS)
+
+
 # Every stored value whose change is published (the `customer_feature` columns but the key, the
 # times of computation and the calendar counts).
 MATERIAL = (

@@ -22,11 +22,11 @@ being active (merged, erased). The payload is the `CustomerFeatures` message.
    commits with its events, so none is lost; the refresher deletes and recomputes in one
    transaction, so a crash leaves the marks. Under a flood of events the refresher stays busy at
    most a quarter of the time, so features lag rather than ingest slowing down.
-   Other writers whose changes move features are to call `FeatureWriter.mark(session,
-   customer_ids)` in their transaction: customer updates of `onboarded_on`, `birth_date`,
-   `customer_type` or `closed_on`, merges and unmerges (both customers), bulk imports. Until they
-   do, the next batch run catches those changes, and a read of a customer never computed
-   computes its features on the spot.
+   Other writers whose changes move features call `FeatureWriter.mark(session, customer_ids)` in
+   their transaction: customer updates of `rules.CUSTOMER_INPUTS`, merges and unmerges (both
+   customers). Bulk imports do not (a million marks would only queue work the daily batch run
+   does anyway): imported customers get their features from the next batch run, or on the spot
+   when read before it.
 3. **In batch**, `RecomputeFeatures`: a long-running operation (`profile.recompute_features`)
    whose worker process pages through the customers in id order, one transaction per batch, and
    reports progress per batch. Batches done stay done when it is cancelled or fails. Run daily
