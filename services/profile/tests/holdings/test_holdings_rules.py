@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from crm_profile.customers import rules as customer_rules
 from crm_profile.holdings import money, rules
 from crm_profile.holdings.model import CustomerRef, Holding, OpenState
 from crm_profile.holdings.money import Money
@@ -137,10 +138,10 @@ def test_relationship_ends_with_the_last_open_holding_and_reopens_with_a_new_one
     assert rules.relationship_end(late, OpenState(1, 0, date(2025, 3, 1))) == (True, date(2025, 6, 1))
 
 
-def test_book_rule_binds_relationship_managers_only() -> None:
+def test_the_customer_book_rule_applies_to_a_holdings_customer_reference() -> None:
     customer = CustomerRef("C1", "rm-1", onboarded_on=date(2020, 1, 1), closed_on=None)
-    rules.check_book(Principal("rm-1", frozenset({Role.RELATIONSHIP_MANAGER})), customer)
-    rules.check_book(Principal("analyst", frozenset({Role.ANALYST})), customer)
-    rules.check_book(Principal("rm-2", frozenset({Role.RELATIONSHIP_MANAGER, Role.ADMIN})), customer)
+    customer_rules.check_book(Principal("rm-1", frozenset({Role.RELATIONSHIP_MANAGER})), customer)
+    customer_rules.check_book(Principal("analyst", frozenset({Role.ANALYST})), customer)
+    customer_rules.check_book(Principal("rm-2", frozenset({Role.RELATIONSHIP_MANAGER, Role.ADMIN})), customer)
     with pytest.raises(PermissionDenied):
-        rules.check_book(Principal("rm-2", frozenset({Role.RELATIONSHIP_MANAGER})), customer)
+        customer_rules.check_book(Principal("rm-2", frozenset({Role.RELATIONSHIP_MANAGER})), customer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import date
+from typing import Protocol
 
 from crm_profile.customers.model import ERASED, MERGED, PERSONAL_FIELDS, Customer, CustomerView
 from crmkit import masking
@@ -141,13 +142,27 @@ def normalise(customer: Customer) -> Customer:
     )
 
 
-def check_book(principal: Principal, customer: Customer) -> None:
+class Standing(Protocol):
+    """What the book and liveness rules read of a customer: the full record, or the slim
+    reference the holdings, events and features sub-domains load."""
+
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def relationship_manager_id(self) -> str: ...
+    @property
+    def state(self) -> int: ...
+    @property
+    def merged_into(self) -> str: ...
+
+
+def check_book(principal: Principal, customer: Standing) -> None:
     """A relationship manager (with no broader role) sees only the customers they manage."""
     if principal.is_relationship_manager_only and customer.relationship_manager_id != principal.subject:
         raise PermissionDenied("customer is outside the caller's book", reason="OUTSIDE_BOOK")
 
 
-def ensure_active(customer: Customer) -> None:
+def ensure_active(customer: Standing) -> None:
     """FAILED_PRECONDITION for a merged or erased customer: only GetCustomer (and UnmergeCustomers)
     may name one."""
     if customer.state == MERGED:

@@ -51,6 +51,7 @@ from decimal import Decimal
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ERASED, MERGED
 from crm_profile.features import rules
 from crm_profile.features.model import CREATED, DELETED, UPDATED, Change, CustomerFeatures, RecomputeOutcome
@@ -225,8 +226,8 @@ class Features:
             customer = await self._repository.customer(session, customer_id)
             if customer is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            holding_rules.check_book(actor, customer)
-            holding_rules.ensure_active(customer)
+            customer_rules.check_book(actor, customer)
+            customer_rules.ensure_active(customer)
             features = await self._repository.get(session, customer_id)
             if features is None:
                 settings = self.writer.settings
@@ -275,7 +276,7 @@ class Features:
                 raise NotFound(f"customers[{i}]: customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND",
                                metadata={"field": f"customers[{i}]", "customer": f"customers/{customer_id}"})
             if customer.state in (MERGED, ERASED):
-                holding_rules.ensure_active(customer)
+                customer_rules.ensure_active(customer)
 
     async def _run(self, job: RecomputeJob, run: RunningOperation) -> Message:
         from crm_profile.features import worker  # the worker's imports are only needed here

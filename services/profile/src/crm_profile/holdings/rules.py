@@ -9,12 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from crm_profile.customers.model import ERASED, MERGED
+from crm_profile.customers.rules import check_book, ensure_active  # noqa: F401  (a holding's customer: the same rules)
 from crm_profile.holdings import money
 from crm_profile.holdings.model import STATUS_CLOSED, CustomerRef, Holding, HoldingFilter, OpenState
 from crm_profile.holdings.money import Money
-from crmkit.auth import Principal
-from crmkit.errors import FailedPrecondition, PermissionDenied
+from crmkit.errors import FailedPrecondition
 from crmkit.validation import Violations
 
 HOLDING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -115,22 +114,6 @@ def check_balance_order(current: Holding, updated: Holding) -> None:
         raise FailedPrecondition(
             "balance_time is older than the stored balance's; the newer balance is kept",
             reason="STALE_BALANCE", metadata={"stored_balance_time": current.balance_time.isoformat()})
-
-
-def check_book(principal: Principal, customer: CustomerRef) -> None:
-    """The relationship manager's book rule of `customers.rules.check_book`, for a customer's holdings."""
-    if principal.is_relationship_manager_only and customer.relationship_manager_id != principal.subject:
-        raise PermissionDenied("customer is outside the caller's book", reason="OUTSIDE_BOOK")
-
-
-def ensure_active(customer: CustomerRef) -> None:
-    """FAILED_PRECONDITION for a merged or erased customer: their holdings are not named through them
-    (the reasons of `customers.rules.ensure_active`)."""
-    if customer.state == MERGED:
-        raise FailedPrecondition(f"customer {customer.customer_id} was merged into {customer.merged_into}",
-                                 reason="CUSTOMER_MERGED", metadata={"survivor": customer.merged_into})
-    if customer.state == ERASED:
-        raise FailedPrecondition(f"customer {customer.customer_id} was erased", reason="CUSTOMER_ERASED")
 
 
 def reporting_balance(balance: Money | None, *, currency: str, rates: Mapping[str, Decimal]) -> Money | None:

@@ -30,6 +30,7 @@ from decimal import Decimal
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import Customer
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.features.service import FeatureWriter
@@ -194,8 +195,8 @@ class Holdings:
         customer = await self._repository.customer(session, customer_id, lock=lock)
         if customer is None:
             raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-        rules.check_book(actor, customer)
-        rules.ensure_active(customer)
+        customer_rules.check_book(actor, customer)
+        customer_rules.ensure_active(customer)
         return customer
 
     async def _existing(self, session: AsyncConnection, customer_id: str, holding_id: str, etag: str) -> Holding:
