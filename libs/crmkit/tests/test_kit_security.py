@@ -68,6 +68,20 @@ def test_sealed_values_open_only_in_their_own_context() -> None:
         ring.open(tampered, context="customer:C1:full_name")
 
 
+@pytest.mark.parametrize("damaged", [
+    b"", b"\x01", b"\x02\x02k1" + bytes(40),  # empty, header only, unknown version
+    b"\x01\x00" + bytes(40),  # no key id
+    b"\x01\x02\xff\xfe" + bytes(40),  # a key id that is not UTF-8
+    b"\x01\x02k1" + bytes(20),  # shorter than nonce + tag
+    b"\x01\xffk1",  # a key id length past the end
+])
+def test_damaged_bytes_fail_as_decryption_errors(damaged: bytes) -> None:
+    with pytest.raises(DecryptionError):
+        keyring().open(damaged, context="c")
+    with pytest.raises(DecryptionError):
+        KeyRing.key_id_of(damaged)
+
+
 def test_rotation_keeps_old_values_readable_and_seals_new_ones_with_the_new_key() -> None:
     old = keyring("k1").seal("x", context="c")
     rotated = keyring("k2")

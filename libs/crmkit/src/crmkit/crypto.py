@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
+_TAG_BYTES = 16  # AES-GCM authentication tag
 
 
 class DecryptionError(Exception):
@@ -67,24 +68,34 @@ class KeyRing:
         return _VERSION + bytes([len(key_id)]) + key_id + nonce + sealed
 
     def open(self, sealed: bytes, *, context: str) -> str:
-        if not sealed or sealed[:1] != _VERSION:
-            raise DecryptionError("unknown format")
-        key_id_length = sealed[1]
-        key_id = sealed[2 : 2 + key_id_length].decode()
-        nonce_start = 2 + key_id_length
+        key_id, body = _split(sealed)
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise DecryptionError(f"unknown key id {key_id!r}")
         try:
-            plaintext = cipher.decrypt(sealed[nonce_start : nonce_start + _NONCE_BYTES],
-                                       sealed[nonce_start + _NONCE_BYTES :], context.encode())
+            plaintext = cipher.decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], context.encode())
+            return plaintext.decode()
         except Exception as exc:  # InvalidTag: tampered, or sealed for another context
             raise DecryptionError("value failed authentication") from exc
-        return plaintext.decode()
 
     @staticmethod
     def key_id_of(sealed: bytes) -> str:
-        return sealed[2 : 2 + sealed[1]].decode()
+        return _split(sealed)[0]
+
+
+def _split(sealed: bytes) -> tuple[str, bytes]:
+    """The key id and the nonce + ciphertext + tag of a sealed value; DecryptionError (never an
+    IndexError or a UnicodeDecodeError) for bytes that cannot be one, whatever a damaged row holds."""
+    if len(sealed) < 2 or sealed[:1] != _VERSION:
+        raise DecryptionError("unknown format")
+    end = 2 + sealed[1]
+    if sealed[1] == 0 or len(sealed) < end + _NONCE_BYTES + _TAG_BYTES:
+        raise DecryptionError("truncated value")
+    try:
+        key_id = sealed[2:end].decode()
+    except UnicodeDecodeError as exc:
+        raise DecryptionError("malformed key id") from exc
+    return key_id, sealed[end:]
 
 
 class BlindIndex:
