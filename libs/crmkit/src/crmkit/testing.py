@@ -289,10 +289,25 @@ async def next_events(
     return await read_changes(call, until=lambda events: len(events) >= wanted, seconds=seconds)
 
 
-async def tail_cursor(open_feed: Callable[..., Any]) -> str:
-    """The cursor of the newest event so far ("" when none): other tests share the database."""
-    events = await read_changes(open_feed(), seconds=0.5)
-    return events[-1].cursor if events else ""
+async def tail_cursor(open_feed: Callable[..., Any], *, quiet: float = 0.5, seconds: float = 60.0) -> str:
+    """The cursor of the newest event so far ("" when none): other tests share the database.
+
+    Reads the whole backlog, however long the session has made it, and stops once the feed has
+    been quiet for `quiet` seconds (the feed sends nothing while there is nothing new)."""
+    call = open_feed()
+    responses = call.__aiter__()
+    last = ""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                try:
+                    response = await asyncio.wait_for(responses.__anext__(), quiet)
+                except (TimeoutError, StopAsyncIteration):
+                    return last
+                if response.events:
+                    last = response.events[-1].cursor
+    finally:
+        call.cancel()
 
 
 def free_port() -> int:
