@@ -8,6 +8,13 @@ draws the cursor from the sequence, so a transaction that drew cursor N has comm
 back) before any other draws N+1. A reader that has seen cursor N can therefore never later
 find a smaller cursor appear, and a consumer that stores its cursor misses nothing. The lock is
 held from the append to the commit; services append last in their unit of work.
+
+Two ways in. `Outbox.append`/`append_many` add a few events inside a SQLAlchemy unit of work.
+Bulk and hot paths on a raw asyncpg connection append every row a query yields in one statement:
+`bulk_append` (inside the caller's transaction, which commits right after) or
+`bulk_append_and_commit_statement` (lock, append and COMMIT as one round trip, for callers that
+stage their rows first and want the lock held for no longer than PostgreSQL takes to run them).
+Both take the same lock, so cursor order stays commit order whichever way a service appends.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import sqlalchemy as sa
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
@@ -30,9 +38,23 @@ from crmkit.db import Database
 from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 ChangeType = change_event_pb2.ChangeType
-# Arbitrary but fixed key of the advisory lock that orders outbox appends (per database).
+# Arbitrary but fixed key of the advisory lock that orders outbox appends (per database). Private:
+# appenders go through `Outbox`, `bulk_append` or `bulk_append_and_commit_statement`.
 _OUTBOX_LOCK_KEY = 0x43524D4F5554  # "CRMOUT"
 MAX_BATCH = 500
+
+# What each row of a bulk append's query gives, in this order; the cursor, the event id and the
+# time are made by the outbox.
+BULK_APPEND_COLUMNS = ("resource_type", "resource_name", "change_type", "payload", "actor", "trace_id")
+_LOCK = f"SELECT pg_advisory_xact_lock({_OUTBOX_LOCK_KEY})"
+# Bulk appends give their events time-ordered UUIDs (version 7, RFC 9562: the Unix time in
+# milliseconds over a random version-4 UUID), which land at the right edge of the unique index on
+# `event_id`: random ones land all over it, and once it outgrows the shared buffers every append
+# reads and dirties a page of its own.
+_ORDERED_EVENT_ID = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING "
+    "substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6), "
+    "52, 1), 53, 1), 'hex')::uuid")
 
 
 def outbox_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
@@ -99,6 +121,43 @@ class Outbox:
                 "trace_id": trace_id,
             })
         await session.execute(sa.insert(self._events), rows)
+
+
+def _bulk_insert(rows: str, table: str) -> str:
+    # The identity column numbers the rows in the order the subquery yields them.
+    columns = ", ".join(BULK_APPEND_COLUMNS)
+    return (f"INSERT INTO {table} (event_id, {columns}) "  # noqa: S608 - fixed names and the caller's query
+            f"SELECT {_ORDERED_EVENT_ID}, {columns} FROM ({rows}) AS appended ({columns})")
+
+
+async def bulk_append(connection: asyncpg.Connection, rows: str, *args: object, table: str = "outbox_event") -> int:
+    """Append one change event per row of the query `rows`, in the order it yields them, inside the
+    caller's transaction on a raw asyncpg connection; the number of events appended.
+
+    `rows` is a SELECT giving BULK_APPEND_COLUMNS (resource type, resource name, change type, the
+    encoded `google.protobuf.Any` payload, actor, trace id), with an ORDER BY when the order
+    matters; `args` are its `$n` parameters. The outbox's lock is held from here until the
+    transaction ends, so this is the last statement of the unit of work: commit right after.
+    """
+    if not connection.is_in_transaction():
+        raise RuntimeError("bulk_append belongs inside the transaction of the change it describes")
+    await connection.execute(_LOCK)
+    status = await connection.execute(_bulk_insert(rows, table), *args)
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def bulk_append_and_commit_statement(rows: str, *, table: str = "outbox_event") -> str:
+    """SQL that takes the outbox's lock, appends one change event per row of the query `rows` (as
+    `bulk_append` does) and commits the open transaction: one simple-protocol round trip, so the
+    lock is held only while PostgreSQL runs the append and the commit, never while the caller's
+    event loop is busy elsewhere.
+
+    Run it with `connection.execute(statement)` as the end of a transaction begun with BEGIN;
+    other statements may go before it in the same string. Simple protocol takes no parameters:
+    `rows` must be literal SQL (typically a SELECT from a staging table the caller COPYed its
+    rows into), never text built from input.
+    """
+    return f"{_LOCK};\n{_bulk_insert(rows, table)};\nCOMMIT"
 
 
 class ChangeFeed:

@@ -36,6 +36,7 @@ from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
 from crm_profile.events.repository import EventRepository, MonthPartitions
+from crm_profile.events.rules import IngestLimits
 from crm_profile.events.service import Events
 from crm_profile.features.repository import FeatureRepository
 from crm_profile.features.service import FeatureRefresher, Features, FeatureSettings, FeatureWriter
@@ -140,6 +141,15 @@ class ProfileSettings(ServiceSettings):
                                           validation_alias="CRM_PROFILE_FEATURES_RFM_WINDOW_DAYS")
     features_refresh_seconds: float = Field(default=1.0, gt=0, le=60,
                                             validation_alias="CRM_PROFILE_FEATURES_REFRESH_SECONDS")
+    # Event ingest: the quota per IngestEvents message (events, and bytes encoded; over either
+    # fails the call with INVALID_ARGUMENT), and how far in the future an event may happen (the
+    # sources' clocks drift).
+    events_max_batch_events: int = Field(default=1000, ge=1, le=1000,
+                                         validation_alias="CRM_PROFILE_EVENTS_MAX_BATCH_EVENTS")
+    events_max_message_bytes: int = Field(default=4 * 1024**2, ge=64 * 1024, le=16 * 1024**2,
+                                          validation_alias="CRM_PROFILE_EVENTS_MAX_MESSAGE_BYTES")
+    events_max_clock_skew_seconds: int = Field(default=300, ge=0, le=24 * 3600,
+                                               validation_alias="CRM_PROFILE_EVENTS_MAX_CLOCK_SKEW_SECONDS")
 
     @property
     def feed_retention(self) -> timedelta:
@@ -173,7 +183,11 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     customer_values = CustomerValues(attributes=attribute_repository, customers=kit.customers)
     event_partitions = MonthPartitions()
     events = Events(db=kit.db, repository=EventRepository(), partitions=event_partitions, audit=kit.audit,
-                    page_tokens=kit.page_tokens, feed_payload=event_messages.feed_payload)
+                    page_tokens=kit.page_tokens, feed_payload=event_messages.feed_payload,
+                    limits=IngestLimits(max_batch_events=settings.events_max_batch_events,
+                                        max_message_bytes=settings.events_max_message_bytes,
+                                        max_clock_skew=timedelta(seconds=settings.events_max_clock_skew_seconds)),
+                    retention_floors=minimums(settings.retention_minimum_days))
     await events.prepare()
     feature_writer = FeatureWriter(
         repository=FeatureRepository(), outbox=kit.outbox, feed_payload=feature_messages.to_proto,

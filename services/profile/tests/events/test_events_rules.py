@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from crm_profile.attributes.model import DataClass
+from crm_profile.customers.model import ACTIVE, ERASED, MERGED
 from crm_profile.events import rules
 from crm_profile.events.model import Application, Event, EventFilter, Login, Problem, Transaction
 from crm_profile.holdings.money import Money
@@ -128,3 +130,57 @@ def test_list_filter_allows_intervals_up_to_400_days() -> None:
                 EventFilter(occur_from=NOW), EventFilter(channels=(0,))):
         with pytest.raises(InvalidArgument):
             rules.validate_filter(bad)
+
+
+def test_the_future_limit_is_the_configured_clock_skew() -> None:
+    ahead = event(occur_time=NOW + timedelta(seconds=90))
+    assert rules.problem_of(ahead, now=NOW, retention=RETENTION, max_skew=timedelta(minutes=2)) is None
+    found = rules.problem_of(ahead, now=NOW, retention=RETENTION, max_skew=timedelta(minutes=1))
+    assert found is not None and (found.field, found.reason) == ("occur_time", "OUT_OF_RANGE")
+    assert "1 minute in the future" in found.description
+
+
+def test_retention_comes_from_the_policies_never_below_the_legal_floor() -> None:
+    behaviour, transaction = int(DataClass.BEHAVIOUR), int(DataClass.TRANSACTION)
+    retention = rules.retention_of({behaviour: (30, rules.RECORD_TIME), transaction: (3650, rules.RECORD_TIME)}, {})
+    assert (retention.behaviour, retention.transaction) == (timedelta(days=30), timedelta(days=3650))
+    old_visit = event(occur_time=NOW - timedelta(days=31))
+    found = rules.problem_of(old_visit, now=NOW, retention=retention)
+    assert found is not None and (found.field, found.reason) == ("occur_time", "OUTSIDE_RETENTION")
+    assert "30-day" in found.description
+    # A floor raised after the policy was set wins, as it does in the purge.
+    floored = rules.retention_of({behaviour: (30, rules.RECORD_TIME)}, {DataClass.BEHAVIOUR: timedelta(days=60)})
+    assert rules.problem_of(old_visit, now=NOW, retention=floored) is None
+    # Counted from the end of the relationship, an event's age never makes it due.
+    anchored = rules.retention_of({behaviour: (30, 2)}, {})
+    assert anchored.behaviour is None
+    assert rules.problem_of(event(occur_time=NOW - timedelta(days=20 * 365)), now=NOW, retention=anchored) is None
+    # A class without a stored policy keeps the default.
+    assert rules.retention_of({}, {}) == rules.Retention()
+
+
+def test_the_ingest_quota_limits_events_and_bytes_per_message() -> None:
+    limits = rules.IngestLimits(max_batch_events=10, max_message_bytes=5_000)
+    rules.check_batch_size(10, limits)
+    rules.check_message_size(5_000, limits)
+    with pytest.raises(InvalidArgument) as too_many:
+        rules.check_batch_size(11, limits)
+    assert (too_many.value.violations[0].field, too_many.value.violations[0].description) == (
+        "events", "must hold 1 to 10 events per batch")
+    with pytest.raises(InvalidArgument) as too_big:
+        rules.check_message_size(5_001, limits)
+    assert too_big.value.violations[0].field == "events" and "5000 bytes" in too_big.value.violations[0].description
+
+
+@pytest.mark.parametrize("limits", [dict(max_batch_events=0), dict(max_batch_events=1001), dict(max_message_bytes=0),
+                                    dict(max_clock_skew=timedelta(seconds=-1))])
+def test_limits_outside_the_contract_are_refused_at_start_up(limits: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        rules.IngestLimits(**limits)  # type: ignore[arg-type]
+
+
+def test_events_are_filed_under_the_end_of_their_merge_chain_unless_erased() -> None:
+    assert rules.filing_problem(("C2", ACTIVE)) is None
+    assert rules.filing_problem(("C2", ERASED)) == rules.CUSTOMER_ERASED
+    assert rules.filing_problem(None) == rules.CUSTOMER_NOT_FOUND
+    assert rules.filing_problem(("C2", MERGED)) == rules.CUSTOMER_NOT_FOUND  # a chain too long to follow

@@ -17,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
 from crm.profile.v1 import event_pb2
-from crm_profile.events.model import Application, Event, EventFilter, Login, Problem, Transaction
+from crm_profile.events.model import Application, Batch, Event, EventFilter, Login, Problem, Transaction
 from crm_profile.events.service import IngestResult
 from crm_profile.holdings.money import Money
 from crmkit.errors import FieldViolation, InvalidArgument
@@ -84,10 +84,10 @@ def _properties(entries: Mapping[str, str]) -> dict[str, str]:
     return {key: entries[key] for key in entries}  # twice as fast as dict() on a protobuf map
 
 
-async def batches(requests: AsyncIterable[event_pb2.IngestEventsRequest]) -> AsyncIterator[list[Event]]:
-    """The client stream's batches as domain events, mapped as they arrive."""
+async def batches(requests: AsyncIterable[event_pb2.IngestEventsRequest]) -> AsyncIterator[Batch]:
+    """The client stream's batches as domain events, mapped as they arrive, with their encoded size."""
     async for request in requests:
-        yield [to_domain(m) for m in request.events]
+        yield Batch([to_domain(m) for m in request.events], request.ByteSize())
 
 
 def _money_proto(value: Money) -> money_pb2.Money:

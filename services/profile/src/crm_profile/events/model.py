@@ -86,6 +86,14 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """One message of an ingest stream: its events, and its size as encoded (for the quota)."""
+
+    events: list[Event]
+    encoded_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """One rejected event of an ingest stream: where it was, and the problem."""
 

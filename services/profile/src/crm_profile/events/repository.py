@@ -41,13 +41,14 @@ from typing import Any
 
 import asyncpg
 
+from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import MERGED
 from crm_profile.events import rules
 from crm_profile.events.model import Application, Event, EventFilter, Login, Transaction
 from crm_profile.holdings import money
 from crm_profile.holdings.model import CustomerRef
 from crm_profile.identity.model import MERGE_ACTIVE
-from crmkit.outbox import _OUTBOX_LOCK_KEY as OUTBOX_LOCK_KEY
+from crmkit import outbox
 from crmkit.outbox import ChangeType
 
 COLUMNS = (
@@ -77,17 +78,16 @@ _BEGIN = f"""
     ) ON COMMIT DELETE ROWS
 """
 # One round trip: the batch's customers marked for the feature refresher (before the lock, so
-# the lock is not held longer; see crm_profile.features.service), the outbox's lock (the key
-# every feed writer takes; see crmkit.outbox), the staged rows appended in order, COMMIT.
+# the lock is not held longer; see crm_profile.features.service), then the staged rows appended
+# to the change feed under the outbox's lock, and COMMIT (see crmkit.outbox). The staging table
+# is filled by one COPY per transaction and emptied at commit, so a scan yields its rows in the
+# order they were sent.
 _PUBLISH_AND_COMMIT = f"""
     INSERT INTO customer_feature_mark (customer_ids)
     SELECT array_agg(split_part(resource_name, '/', 2)) FROM {FEED_STAGING} HAVING count(*) > 0;
-    SELECT pg_advisory_xact_lock({int(OUTBOX_LOCK_KEY)});
-    INSERT INTO outbox_event (event_id, resource_type, resource_name, change_type, payload, actor, trace_id)
-    SELECT gen_random_uuid(), '{EVENT_RESOURCE_TYPE}', resource_name, {int(ChangeType.CHANGE_TYPE_EVENT)},
-           payload, actor, trace_id
-    FROM {FEED_STAGING};
-    COMMIT
+    {outbox.bulk_append_and_commit_statement(
+        f"SELECT '{EVENT_RESOURCE_TYPE}', resource_name, {int(ChangeType.CHANGE_TYPE_EVENT)}::smallint, "
+        f"payload, actor, trace_id FROM {FEED_STAGING}")}
 """  # noqa: S608 - built from this module's constants only
 # The ids that were new, as an array; NULL when all were (the usual case: no row per id comes back).
 _CLAIM_IDS = """
@@ -99,6 +99,11 @@ _CLAIM_IDS = """
         RETURNING event_id
     )
     SELECT CASE WHEN count(*) = $2 THEN NULL ELSE coalesce(array_agg(event_id), '{}') END FROM claimed
+"""
+# All the ids new (the usual case): a plain insert, in sorted order like _CLAIM_IDS.
+_CLAIM_NEW_IDS = """
+    INSERT INTO customer_event_id (event_id)
+    SELECT event_id FROM unnest(string_to_array($1::text, chr(31))) AS sent (event_id) ORDER BY event_id
 """
 # Each sent customer id that exists -> the customer at the end of its merge chain, and its state.
 _FILING = """
@@ -123,6 +128,11 @@ _MERGED_INTO = """
         WHERE customer_merge.state = $2
     )
     SELECT customer_id FROM merged
+"""
+# The retention policies of the event classes (owned by crm_profile.privacy; read here so that
+# ingest refuses what the purge would delete at once).
+_EVENT_RETENTION = """
+    SELECT data_class, retention_days, anchor FROM retention_policy WHERE data_class = ANY($1::smallint[])
 """
 _EXISTING_MONTHS = """
     SELECT child.relname FROM pg_inherits
@@ -192,6 +202,10 @@ def partition_name(month: date) -> str:
     return f"{TABLE}_p{month.year:04d}_{month.month:02d}"
 
 
+class IdsTaken(Exception):
+    """An id of the batch is in the ledger already: the batch holds duplicates."""
+
+
 class EventRepository:
     async def customer(self, connection: asyncpg.Connection, customer_id: str) -> CustomerRef | None:
         row = await connection.fetchrow(
@@ -211,6 +225,11 @@ class EventRepository:
         """`customer_id` and the customers merged into it, whose events it shows as its own."""
         return [row[0] for row in await connection.fetch(_MERGED_INTO, customer_id, MERGE_ACTIVE)]
 
+    async def event_retention(self, connection: asyncpg.Connection) -> dict[int, tuple[int, int]]:
+        """`{data_class: (retention_days, anchor)}` of the transaction and behaviour policies."""
+        rows = await connection.fetch(_EVENT_RETENTION, [int(DataClass.TRANSACTION), int(DataClass.BEHAVIOUR)])
+        return {data_class: (days, anchor) for data_class, days, anchor in rows}
+
     async def claim_ids(self, connection: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
         """Record the events' ids in the ledger; the ids that were new (the others are duplicates).
 
@@ -220,6 +239,14 @@ class EventRepository:
         ids = [e.event_id for e in events]
         fresh = await connection.fetchval(_CLAIM_IDS, SEPARATOR.join(ids), len(ids))
         return set(ids if fresh is None else fresh)
+
+    async def claim_new_ids(self, connection: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Record the events' ids in the ledger, all of them new; IdsTaken when one was not (the
+        batch's transaction is then aborted: roll it back and claim with `claim_ids`)."""
+        try:
+            await connection.execute(_CLAIM_NEW_IDS, SEPARATOR.join([e.event_id for e in events]))
+        except asyncpg.exceptions.UniqueViolationError as exc:
+            raise IdsTaken from exc
 
     async def append(self, connection: asyncpg.Connection, events: Iterable[Event]) -> None:
         await connection.copy_records_to_table(TABLE, columns=COLUMNS, records=[_record(e) for e in events])

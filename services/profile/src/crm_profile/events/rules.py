@@ -1,6 +1,12 @@
 """Pure decisions about customer events: what a valid event is, what a batch may hold, how long
 events are kept, which month partition an event lands in. No I/O here.
 
+How far back an event may happen is its data class's retention policy (`retention_policy`, the
+one the purge applies; see crm_profile.privacy.retention_rules): an event the purge would delete
+at once is refused at the door instead. How far ahead it may happen is the clock skew the
+deployment allows its sources. Both, and the size of a batch, come from the settings
+(`IngestLimits`).
+
 `problem_of` returns the first problem of an event (one rejection per event, as the contract's
 `EventRejection` has one field); it runs for every ingested event, so it is written for speed:
 plain comparisons first, a regular expression only where a pattern is the rule.
@@ -12,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import ACTIVE, ERASED
 from crm_profile.events.model import (
     CARD_APPLICATION,
@@ -32,11 +39,13 @@ from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.resources import ID_PATTERN
 from crmkit.validation import Violations
 
-MAX_BATCH = 1000
+MAX_BATCH = 1000  # the contract's most events per IngestEventsRequest; a deployment may allow fewer
 MAX_REJECTIONS = 1000
 MAX_INTERVAL = timedelta(days=400)
 FUTURE_SKEW = timedelta(minutes=5)
 MAX_PROPERTIES = 20
+# RetentionAnchor.RECORD_TIME (crm_profile.privacy.model): the period counts from the event's own time.
+RECORD_TIME = 1
 
 EVENT_TYPES = range(1, 8)
 CHANNELS = range(1, 9)
@@ -64,18 +73,54 @@ _TYPE_NAMES = {1: "EVENT_TYPE_CHANNEL_VISIT", 2: "EVENT_TYPE_LOGIN", 3: "EVENT_T
 
 
 @dataclass(frozen=True)
+class IngestLimits:
+    """The ingest quota (per IngestEventsRequest: events, encoded bytes) and the clock skew allowed
+    to sources (how far in the future an event may happen)."""
+
+    max_batch_events: int = MAX_BATCH
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_clock_skew: timedelta = FUTURE_SKEW
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_batch_events <= MAX_BATCH:
+            raise ValueError(f"max_batch_events must be 1 to {MAX_BATCH} (the contract's limit)")
+        if self.max_message_bytes <= 0 or self.max_clock_skew < timedelta(0):
+            raise ValueError("max_message_bytes must be positive and max_clock_skew not negative")
+
+
+@dataclass(frozen=True)
 class Retention:
-    """How far back an event may happen and still be accepted: its data class's retention period.
+    """How far back an event may happen and still be accepted: its data class's retention period,
+    or None when the period does not count from the event's own time (anchored at the end of the
+    relationship: the event's age alone never makes it due).
 
     Transactions are `DATA_CLASS_TRANSACTION`, every other type `DATA_CLASS_BEHAVIOUR`. The
-    defaults are the service's until the retention policies are read from their table.
+    defaults are those of the default policies, for callers without a database.
     """
 
-    behaviour: timedelta = timedelta(days=3 * 365)
-    transaction: timedelta = timedelta(days=10 * 365)
+    behaviour: timedelta | None = timedelta(days=3 * 365)
+    transaction: timedelta | None = timedelta(days=10 * 365)
 
-    def period_of(self, event_type: int) -> timedelta:
+    def period_of(self, event_type: int) -> timedelta | None:
         return self.transaction if event_type in TRANSACTION_TYPES else self.behaviour
+
+
+def retention_of(policies: dict[int, tuple[int, int]], floors: dict[int, timedelta]) -> Retention:
+    """The acceptance window from the stored policies (`{data_class: (retention_days, anchor)}`)
+    and the legal floors by class: as the purge applies them, never less than the floor. A class
+    without a policy keeps its default."""
+
+    def period(data_class: DataClass, default: timedelta | None) -> timedelta | None:
+        if data_class not in policies:
+            return default
+        days, anchor = policies[data_class]
+        if anchor != RECORD_TIME:
+            return None
+        return max(timedelta(days=days), floors.get(data_class, timedelta(0)))
+
+    defaults = Retention()
+    return Retention(behaviour=period(DataClass.BEHAVIOUR, defaults.behaviour),
+                     transaction=period(DataClass.TRANSACTION, defaults.transaction))
 
 
 CUSTOMER_NOT_FOUND = Problem("customer", "CUSTOMER_NOT_FOUND", "names no customer known to the profile service")
@@ -86,13 +131,32 @@ def required(field: str) -> Problem:
     return Problem(field, "REQUIRED", "is required")
 
 
-def check_batch_size(size: int) -> None:
-    """A batch holds 1 to 1000 events; any other size fails the whole call."""
-    if not 0 < size <= MAX_BATCH:
-        raise InvalidArgument([FieldViolation("events", f"must hold 1 to {MAX_BATCH} events per batch")])
+def check_batch_size(size: int, limits: IngestLimits | None = None) -> None:
+    """A batch holds 1 to `max_batch_events` events; any other size fails the whole call."""
+    most = (limits or IngestLimits()).max_batch_events
+    if not 0 < size <= most:
+        raise InvalidArgument([FieldViolation("events", f"must hold 1 to {most} events per batch")])
 
 
-def problem_of(event: Event, *, now: datetime, retention: Retention) -> Problem | None:
+def check_message_size(encoded_bytes: int, limits: IngestLimits) -> None:
+    """An IngestEventsRequest encodes to at most `max_message_bytes`; a larger one fails the whole call."""
+    if encoded_bytes > limits.max_message_bytes:
+        raise InvalidArgument([FieldViolation(
+            "events", f"must encode to at most {limits.max_message_bytes} bytes per IngestEventsRequest; "
+                      "send smaller batches")])
+
+
+def describe_span(span: timedelta) -> str:
+    """`5 minutes`, `90 seconds`: a setting's duration as people read it."""
+    seconds = int(span.total_seconds())
+    if seconds % 60 == 0 and seconds:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def problem_of(event: Event, *, now: datetime, retention: Retention, max_skew: timedelta = FUTURE_SKEW
+               ) -> Problem | None:
     """The first rule `event` breaks, or None when it may be stored."""
     if event.unreadable is not None:
         return event.unreadable
@@ -112,10 +176,11 @@ def problem_of(event: Event, *, now: datetime, retention: Retention) -> Problem 
     occurred = event.occur_time
     if occurred is None:
         return required("occur_time")
-    if occurred > now + FUTURE_SKEW:
-        return Problem("occur_time", "OUT_OF_RANGE", "must be at most 5 minutes in the future")
+    if occurred > now + max_skew:
+        return Problem("occur_time", "OUT_OF_RANGE", f"must be at most {describe_span(max_skew)} in the future "
+                       "(the clock skew allowed to sources)")
     period = retention.period_of(kind)
-    if occurred < now - period:
+    if period is not None and occurred < now - period:
         return Problem("occur_time", "OUTSIDE_RETENTION",
                        f"is older than the {period.days}-day retention period of its data class")
     if not event.source_system:
