@@ -45,10 +45,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from opentelemetry import trace
 
+from crm_profile.customers import rules as customer_rules
 from crm_profile.events import rules
 from crm_profile.events.model import Batch, Event, EventFilter, Rejection
 from crm_profile.events.repository import EventRepository, IdsTaken, MonthPartitions, month_partitions_of
-from crm_profile.holdings import rules as holding_rules
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import Database
@@ -275,8 +275,8 @@ class Events:
             customer = await self._repository.customer(connection, customer_id)
             if customer is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            holding_rules.check_book(actor, customer)
-            holding_rules.ensure_active(customer)
+            customer_rules.check_book(actor, customer)
+            customer_rules.ensure_active(customer)
             shown = await self._repository.merged_into(connection, customer_id)
             found = await self._repository.page(
                 connection, customer_ids=shown, narrowing=narrowing,

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from crm_profile.customers.rules import check_book, ensure_active  # noqa: F401  (a holding's customer: the same rules)
 from crm_profile.holdings import money
 from crm_profile.holdings.model import STATUS_CLOSED, CustomerRef, Holding, HoldingFilter, OpenState
 from crm_profile.holdings.money import Money
