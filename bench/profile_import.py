@@ -9,7 +9,8 @@ number, phone, e-mail, address).
 1. Import: the file is streamed through `UploadImportFile` (1 MiB chunks) and imported with
    `ImportCustomers` (lenient), until the operation SUCCEEDED: every row validated with the
    CreateCustomer rules, encrypted and blind-indexed, staged by COPY, merged into `customer`
-   (primary key and five indexes), with its field history, an audit record and a change event.
+   (primary key and five indexes), with its history (one entry for a creation), an audit
+   record and a change event.
 2. Re-import (all updates): the same customers with a changed occupation, the same way.
 3. Floors, in the same run, on the same database:
    - import: raw `COPY` of the same stored (encrypted) rows, read back from `customer`, into an
@@ -38,6 +39,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -64,6 +66,7 @@ CHUNK = 1024 * 1024
 WORKERS = 2
 CALL_TIMEOUT_SECONDS = 3600.0
 FLOOR_TABLE = "import_copy_floor"
+WARM_UP_ROWS = 10_000  # about 3 MB of CSV: two parts
 FINAL = {operation_pb2.OPERATION_STATE_SUCCEEDED, operation_pb2.OPERATION_STATE_FAILED,
          operation_pb2.OPERATION_STATE_CANCELLED}
 
@@ -110,7 +113,8 @@ async def run(bench: BenchRun) -> None:
                 total = changed.upload_seconds + changed.import_seconds
                 bench.emit("reimport_rows_per_s", rows / total, "rows/s", floor=reimport_floor)
                 report_parts(bench, changed, rows, "reimport")
-                report_merge_steps(bench)
+                report_stage_steps(bench, rows)
+                report_merge_steps(bench, rows)
                 bench.emit("rows", rows, "rows")
 
 
@@ -125,10 +129,12 @@ class Imported:
 
 async def warm_up(bench: BenchRun, stub: profile_service_pb2_grpc.ProfileServiceStub,
                   metadata: tuple[tuple[str, str], ...]) -> None:
-    """A one-row import first: the worker processes are spawned on first use, as in production
-    after a start; the measured imports find them running."""
-    path = Path(tempfile.mkdtemp(prefix="crm-bench-warm-")) / "one.csv"
-    write_csv(path, synthetic_customers(1, seed=1, id_prefix="WARM"))
+    """A small import first: the worker processes are spawned on first use, as in production
+    after a start; the measured imports find them running. The file is large enough to be
+    staged in two parts (imports.worker.MIN_PART_BYTES each), so both processes start: a one-row
+    file started only one, and the measured import paid the other's start-up (a few seconds)."""
+    path = Path(tempfile.mkdtemp(prefix="crm-bench-warm-")) / "warm.csv"
+    write_csv(path, synthetic_customers(WARM_UP_ROWS, seed=1, id_prefix="WARM"))
     await import_file(bench, stub, metadata, path, label="warm-up", quiet=True)
 
 
@@ -286,16 +292,43 @@ def report_parts(bench: BenchRun, imported: Imported, rows: int, name: str) -> N
         bench.emit(f"{name}_{phase}_s", seconds, "s")
 
 
-def report_merge_steps(bench: BenchRun) -> None:
+def report_stage_steps(bench: BenchRun, rows: int) -> None:
+    """The staging steps as each worker process logged them (`import_staged`, one line per part),
+    import then re-import: each step's seconds averaged over the parts (what one process spent),
+    and the per-row Python of `validate_and_seal` (mapping, rules, sealing, event payload,
+    history) in microseconds of one process's wall time."""
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for event in _service_events(bench, "import_staged"):
+        parts.setdefault(event["operation_id"], []).append(event)
+    measured = [staged for staged in parts.values() if sum(p.get("rows", 0) for p in staged) == rows]
+    for name, staged in zip(("import", "reimport"), measured[-2:], strict=False):
+        steps: dict[str, float] = {}
+        for part in staged:
+            for step, seconds in part.get("seconds", {}).items():
+                steps[step] = steps.get(step, 0.0) + seconds
+        for step, seconds in steps.items():
+            bench.emit(f"{name}_stage_{step}_s", seconds / len(staged), "s")
+        if "validate_and_seal" in steps:
+            bench.emit(f"{name}_stage_validate_and_seal_us_per_row", steps["validate_and_seal"] / rows * 1e6, "us")
+
+
+def report_merge_steps(bench: BenchRun, rows: int) -> None:
     """The merge's steps as the service logged them (`import_merged`), import then re-import."""
-    merges = []
+    merges = [event for event in _service_events(bench, "import_merged")
+              if event.get("inserted", 0) + event.get("updated", 0) == rows]
+    for name, event in zip(("import", "reimport"), merges[-2:], strict=False):
+        for step, seconds in event.get("seconds", {}).items():
+            bench.emit(f"{name}_merge_{step}_s", seconds, "s")
+
+
+def _service_events(bench: BenchRun, name: str) -> list[dict[str, Any]]:
+    """The service log's JSON lines of one event, in order."""
+    found = []
     for line in bench.log_path("profile").read_text(errors="replace").splitlines():
         try:
             event = json.loads(line)
         except ValueError:
             continue
-        if event.get("event") == "import_merged" and event.get("inserted", 0) + event.get("updated", 0) > 1:
-            merges.append(event)
-    for name, event in zip(("import", "reimport"), merges[-2:], strict=False):
-        for step, seconds in event.get("seconds", {}).items():
-            bench.emit(f"{name}_merge_{step}_s", seconds, "s")
+        if event.get("event") == name:
+            found.append(event)
+    return found

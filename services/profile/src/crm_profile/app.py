@@ -271,7 +271,7 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         relationships=Relationships(**shared, payload=relationship_messages.to_proto),  # type: ignore[arg-type]
         data_subject_requests=DataSubjectRequests(
             db=kit.db, repository=erasure_repository, eraser=eraser, customers=kit.customers,
-            policies=retention_repository, audit_log=AuditRepository(), history=HistoryRepository(kit.vault),
+            policies=retention_repository, audit_log=AuditRepository(), history=history,
             holdings=HoldingRepository(), consents=ConsentRepository(), preferences=PreferenceRepository(),
             relationships=RelationshipRepository(), events=EventRepository(), features=FeatureRepository(),
             outbox=kit.outbox,

@@ -145,3 +145,49 @@ async def test_roles_and_the_book_are_checked(profile, new_customer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await profile.ListFieldChanges(history_pb2.ListFieldChangesRequest(parent=other.name), metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_creation_is_one_stored_entry_listed_per_field_with_its_value_at_creation(
+    profile, profile_service, new_customer,
+) -> None:
+    created = await create(profile, new_customer())
+    _, runtime = profile_service
+    async with runtime.db.engine.connect() as connection:
+        stored = (await connection.execute(sa.text(
+            "SELECT field, old_text, new_text, old_sealed, new_sealed FROM field_change WHERE customer_id = :c"),
+            {"c": created.customer_id})).all()
+    assert len(stored) == 1 and stored[0].field == "" and stored[0].old_sealed is stored[0].new_sealed is None
+    assert "mobile_phone" in stored[0].new_text and "+86" not in stored[0].new_text  # names, never values
+    for phone in ("+8613900000000", "+8613911111111"):
+        await update(profile, created.name, ["mobile_phone"], mobile_phone=phone)
+    found, _ = await changes(profile, created.name, fields=["mobile_phone", "gender"])
+    assert [(c.field, c.old_value, c.new_value) for c in found] == [
+        ("mobile_phone", "+8613900000000", "+8613911111111"),
+        ("mobile_phone", "+8613812345678", "+8613900000000"),
+        ("mobile_phone", "", "+8613812345678"),  # the value at creation, not the current one
+        ("gender", "", "GENDER_MALE"),  # never changed: the current value
+    ]
+    assert found[2].change_time == found[3].change_time and found[2].source == history_pb2.CHANGE_SOURCE_API
+    everything, _ = await changes(profile, created.name, page_size=1000)
+    assert len({c.name for c in everything}) == len(everything)  # a creation's fields have names of their own
+    creation = [c for c in everything if c.name.rsplit("/", 1)[1].count("-")]
+    assert [c.field for c in creation] == sorted((c.field for c in creation), reverse=True)
+    assert {"full_name", "id_document.number", "address", "birth_date", "kyc_status"} <= {c.field for c in creation}
+    masked, _ = await changes(profile, created.name, metadata=ADMIN, fields=["full_name"])
+    assert masked[0].masked and masked[0].new_value != "Li Wei" and masked[0].new_value
+
+
+async def test_a_deleted_and_recreated_customer_keeps_each_creation_apart(profile, new_customer) -> None:
+    first = await create(profile, new_customer(occupation="teacher"))
+    await update(profile, first.name, ["occupation"], occupation="engineer")
+    await profile.DeleteCustomer(pb.DeleteCustomerRequest(name=first.name, audit=PURPOSE), metadata=ADMIN)
+    await create(profile, new_customer(customer_id=first.customer_id, occupation="surgeon",
+                                       mobile_phone="+8613977777777"))
+    found, _ = await changes(profile, first.name, fields=["occupation", "mobile_phone"])
+    assert [(c.field, c.old_value, c.new_value) for c in found] == [
+        ("occupation", "", "surgeon"),  # the second creation: the record as it is
+        ("mobile_phone", "", "+8613977777777"),
+        ("occupation", "teacher", "engineer"),
+        ("occupation", "", "teacher"),  # the first creation: the old value of its later change
+        ("mobile_phone", "", ""),  # never changed before the record was deleted: not known any more
+    ]

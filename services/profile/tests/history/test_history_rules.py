@@ -62,3 +62,41 @@ def test_known_paths_groups_and_expansion() -> None:
 def test_max_ages_merge_configuration_and_attribute_ages() -> None:
     ages = rules.max_ages({"mobile_phone": 365, "email": 0}, {"income": timedelta(days=30), "x": None})
     assert ages == {"mobile_phone": timedelta(days=365), "attributes.income": timedelta(days=30)}
+
+
+def test_changes_between_customers_equal_the_diff_of_their_snapshots() -> None:
+    before = customer(email="a@example.com", mobile_phone="+8613800000000", address={"regionCode": "CN"},
+                      attributes={"score": AttributeValue(ValueType.INT, 700),
+                                  "tier": AttributeValue(ValueType.STRING, "gold")})
+    after = customer(email="b@example.com", gender=1, address={"regionCode": "CN"}, kyc_status=2,
+                     attributes={"score": AttributeValue(ValueType.INT, 710),
+                                 "pet": AttributeValue(ValueType.STRING, "cat")})
+    for old, new in ((before, after), (after, before), (before, before)):
+        expected = rules.diff(rules.snapshot(old, NAMES), rules.snapshot(new, NAMES))
+        assert rules.changes(old, new, NAMES) == expected
+    assert [c.field for c in rules.changes(before, after, NAMES)] == [
+        "attributes.pet", "attributes.score", "attributes.tier", "email", "gender", "kyc_status", "mobile_phone"]
+
+
+def test_a_creation_lists_the_filled_paths_and_its_values_come_from_later_changes_or_the_record() -> None:
+    created = customer(birth_date=date(1985, 3, 14), email="a@example.com", kyc_status=0,
+                       attributes={"score": AttributeValue(ValueType.INT, 700)})
+    entry = rules.creation(created)
+    assert (entry.field, entry.kind, entry.old, entry.personal) == (rules.RECORD, FieldChangeKind.SET, "", False)
+    paths = rules.created_paths(entry.new)
+    assert paths == sorted(rules.snapshot(created, NAMES)) and "kyc_status" not in paths
+    assert "a@example.com" not in entry.new
+    now = rules.snapshot(customer(email="b@example.com", attributes={}), NAMES)
+    values = rules.creation_values(
+        paths, first_olds={"email": rules.FieldValue("a@example.com", True),
+                           "attributes.score": rules.FieldValue("700", False)}, current=now)
+    assert values["email"].text == "a@example.com" and values["email"].personal  # old of its first change
+    assert values["gender"].text == "GENDER_MALE"  # never changed: the record's current value
+    assert values["birth_date"].text == ""  # neither a later change nor a current value: empty, never invented
+    assert rules.creation_values(["full_name"], first_olds={}, current={})["full_name"] == rules.FieldValue("", True)
+
+
+def test_the_stale_query_knows_when_each_core_path_has_a_value() -> None:
+    from crm_profile.history import repository
+
+    assert set(repository._CORE_VALUE) == rules.CORE_PATHS  # a new core field needs its "has a value" test

@@ -27,13 +27,32 @@ async def create(profile, customer, metadata=ADMIN):  # type: ignore[no-untyped-
 
 
 async def age(profile_service, customer_id: str, field: str, days: int) -> None:
-    """Make a field's last confirmation `days` old, as if time had passed."""
+    """Make a field's last confirmation `days` old, as if it had been confirmed then."""
+    _, runtime = profile_service
+    async with runtime.db.engine.begin() as connection:
+        await connection.execute(sa.text(
+            "INSERT INTO field_confirmation (customer_id, field, confirmed_at)"
+            " VALUES (:c, :f, now() - make_interval(days => :days))"
+            " ON CONFLICT (customer_id, field) DO UPDATE SET confirmed_at = excluded.confirmed_at"),
+            {"days": days, "c": customer_id, "f": field})
+
+
+async def created_ago(profile_service, customer_id: str, days: int) -> None:
+    """Make a customer `days` old, as if time had passed since its creation."""
     _, runtime = profile_service
     async with runtime.db.engine.begin() as connection:
         result = await connection.execute(sa.text(
-            "UPDATE field_confirmation SET confirmed_at = now() - make_interval(days => :days)"
-            " WHERE customer_id = :c AND field = :f"), {"days": days, "c": customer_id, "f": field})
+            "UPDATE customer SET created_at = now() - make_interval(days => :days) WHERE customer_id = :c"),
+            {"days": days, "c": customer_id})
     assert result.rowcount == 1
+
+
+async def confirmations(profile_service, customer_id: str) -> dict[str, object]:
+    _, runtime = profile_service
+    async with runtime.db.engine.connect() as connection:
+        rows = await connection.execute(sa.text(
+            "SELECT field, confirmed_at FROM field_confirmation WHERE customer_id = :c"), {"c": customer_id})
+        return {row.field: row.confirmed_at for row in rows}
 
 
 async def stale(profile, parent, metadata=RM, **fields):  # type: ignore[no-untyped-def]
@@ -145,3 +164,69 @@ async def test_roles_and_the_book_are_checked(profile, new_customer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await stale(profile, "customers/NO-SUCH-ONE", metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_creation_confirms_every_field_it_sets_without_a_row_per_field(
+    profile, profile_service, new_customer,
+) -> None:
+    from google.protobuf import field_mask_pb2
+
+    from crm.profile.v1 import customer_pb2
+
+    created = await create(profile, new_customer(occupation=""))
+    assert await confirmations(profile_service, created.customer_id) == {}
+    await created_ago(profile_service, created.customer_id, 800)
+    found, _ = await stale(profile, created.name)
+    # every field with a maximum age that has a value; occupation (730 days) has none
+    assert sorted(s.field for s in found) == ["address", "email", "mobile_phone", "risk_tolerance"]
+    assert len({s.last_confirm_time.seconds for s in found}) == 1
+    assert 435 * DAY - 60 <= found[0].overdue.seconds <= 435 * DAY + 60
+    await profile.UpdateCustomer(pb.UpdateCustomerRequest(
+        customer=customer_pb2.Customer(name=created.name, email="new@example.com", mobile_phone=""),
+        update_mask=field_mask_pb2.FieldMask(paths=["email", "mobile_phone"]), audit=PURPOSE), metadata=RM)
+    await profile.ConfirmFields(history_pb2.ConfirmFieldsRequest(
+        name=created.name, fields=["address"], audit=PURPOSE), metadata=RM)
+    assert sorted(await confirmations(profile_service, created.customer_id)) == ["address", "email"]
+    # email changed and address confirmed: their rows count; mobile_phone has no value any more
+    assert [s.field for s in (await stale(profile, created.name))[0]] == ["risk_tolerance"]
+
+
+async def test_confirmations_and_creations_are_merged_most_overdue_first(
+    profile, profile_service, new_customer,
+) -> None:
+    branch = f"BR-{uuid.uuid4().hex[:6]}"
+    old, older, oldest = [await create(profile, new_customer(branch_id=branch)) for _ in range(3)]
+    await created_ago(profile_service, old.customer_id, 400)
+    await age(profile_service, older.customer_id, "email", 500)
+    await created_ago(profile_service, oldest.customer_id, 600)
+    await age(profile_service, oldest.customer_id, "address", 10)
+    await age(profile_service, oldest.customer_id, "mobile_phone", 10)
+    await age(profile_service, oldest.customer_id, "risk_tolerance", 10)
+    seen, token = [], ""
+    while True:
+        page, token = await stale(profile, "customers/-", branch_id=branch, fields=["email", "address"],
+                                  page_size=1, page_token=token)
+        seen += [(s.customer, s.field) for s in page]
+        if not token:
+            break
+    assert seen == [(oldest.name, "email"), (older.name, "email"), (old.name, "address"), (old.name, "email")]
+
+
+async def test_an_attribute_set_at_creation_is_stale_after_its_maximum_age_until_removed(
+    profile, profile_service, new_customer,
+) -> None:
+    attribute_id = f"c_{uuid.uuid4().hex[:10]}"
+    await profile.CreateAttributeDefinition(attribute_pb2.CreateAttributeDefinitionRequest(
+        attribute_definition=attribute_pb2.AttributeDefinition(
+            attribute_id=attribute_id, display_name="Income", source_system="crm",
+            data_class=data_class_pb2.DATA_CLASS_FINANCIAL, value_type=attribute_pb2.ATTRIBUTE_VALUE_TYPE_INT,
+            max_age=duration_pb2.Duration(seconds=30 * DAY))), metadata=ADMIN)
+    customer = new_customer()
+    customer.attributes[attribute_id].int_value = 12000
+    created = await create(profile, customer)
+    await created_ago(profile_service, created.customer_id, 45)
+    (found,), _ = await stale(profile, created.name, fields=["attributes"])
+    assert found.field == f"attributes.{attribute_id}" and 15 * DAY - 60 <= found.overdue.seconds <= 15 * DAY + 60
+    await profile.SetCustomerAttributes(pb.SetCustomerAttributesRequest(
+        name=created.name, remove_attributes=[attribute_id], audit=PURPOSE), metadata=RM)
+    assert (await stale(profile, created.name, fields=["attributes"]))[0] == []

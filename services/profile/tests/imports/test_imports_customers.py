@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import uuid
 from datetime import date
 from typing import Any
@@ -17,7 +18,7 @@ from google.rpc import error_details_pb2
 from google.type import decimal_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2, operation_pb2
-from crm.profile.v1 import attribute_pb2, customer_pb2, data_class_pb2, import_pb2, operations_pb2
+from crm.profile.v1 import attribute_pb2, customer_pb2, data_class_pb2, history_pb2, import_pb2, operations_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_reason, field_violations, row_counter
@@ -105,7 +106,7 @@ async def test_a_lenient_import_loads_the_good_rows_and_reports_each_bad_field(
 
 
 async def test_imported_personal_data_is_encrypted_and_every_write_is_audited_and_published(
-        importer, profile_service) -> None:
+        importer, profile, profile_service) -> None:
     p = importer.prefix()
     await importer.run(importer.csv([HEADER, *people(p)]), mapping(p))
     _, runtime = profile_service
@@ -116,7 +117,10 @@ async def test_imported_personal_data_is_encrypted_and_every_write_is_audited_an
         audits = await connection.fetch(
             "SELECT action, principal FROM audit_record WHERE resource_name LIKE $1", f"customers/{p}%")
         history = await connection.fetch(
-            "SELECT field, source, source_system, origin FROM field_change WHERE customer_id = $1", f"{p}1")
+            "SELECT field, new_text, source, source_system, origin FROM field_change WHERE customer_id = $1",
+            f"{p}1")
+        confirmed = await connection.fetchval(
+            "SELECT count(*) FROM field_confirmation WHERE customer_id LIKE $1", f"{p}%")
     assert b"Li Wei" not in sealed["full_name_sealed"] and sealed["mobile_phone_index"] is not None
     assert sealed["source_system"] == "legacy-cif"
     assert [e["resource_name"] for e in events] == [f"customers/{p}1", f"customers/{p}2"]
@@ -129,9 +133,18 @@ async def test_imported_personal_data_is_encrypted_and_every_write_is_audited_an
     assert payload.name == f"customers/{p}1" and "full_name" in payload.masked_fields  # masked for the feed
     assert payload.etag == "1"
     assert sorted((a["action"], a["principal"]) for a in audits) == [("customer.create", "loader")] * 2
-    assert {h["field"] for h in history} >= {"full_name", "mobile_phone", "occupation", "address"}
-    assert {(h["source"], h["source_system"]) for h in history} == {(2, "legacy-cif")}
-    assert {h["origin"] for h in history} == {history[0]["origin"]} and history[0]["origin"].startswith("operations/")
+    # the creation is one history entry naming the fields set (no values), and no confirmation rows
+    (created,) = history
+    assert created["field"] == "" and created["origin"].startswith("operations/")
+    assert set(json.loads(created["new_text"])) >= {"full_name", "mobile_phone", "occupation", "address"}
+    assert "Li Wei" not in created["new_text"] and (created["source"], created["source_system"]) == (2, "legacy-cif")
+    assert confirmed == 0
+    listed = (await profile.ListFieldChanges(history_pb2.ListFieldChangesRequest(
+        parent=f"customers/{p}1", fields=["occupation", "mobile_phone"], audit=PURPOSE), metadata=READER)).field_changes
+    assert [(c.field, c.old_value, c.new_value, c.source, c.origin) for c in listed] == [
+        ("occupation", "", "teacher", history_pb2.CHANGE_SOURCE_IMPORT, created["origin"]),
+        ("mobile_phone", "", "+8613812345678", history_pb2.CHANGE_SOURCE_IMPORT, created["origin"]),
+    ]
 
 
 async def test_importing_the_same_file_again_changes_nothing(importer, profile, profile_service) -> None:

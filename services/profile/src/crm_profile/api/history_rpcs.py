@@ -27,7 +27,7 @@ ENUM_NAMES = {
 def _change_to_proto(view: FieldChangeView) -> history_pb2.FieldChange:
     c = view.change
     message = history_pb2.FieldChange(
-        name=f"customers/{c.customer_id}/fieldChanges/{c.field_change_id}", field=c.field, kind=int(c.kind),
+        name=f"customers/{c.customer_id}/fieldChanges/{c.entry_id}", field=c.field, kind=int(c.kind),
         old_value=c.old, new_value=c.new, masked=view.masked, actor=c.actor, source=int(c.source),
         source_system=c.source_system, origin=c.origin)
     set_timestamps(message, change_time=c.changed_at)

@@ -60,7 +60,7 @@ def report_to_proto(report: ErasureReport) -> privacy_pb2.ErasureReport:
 
 def field_change_to_proto(change: StoredChange) -> history_pb2.FieldChange:
     message = history_pb2.FieldChange(
-        name=f"customers/{change.customer_id}/fieldChanges/{change.field_change_id}", field=change.field,
+        name=f"customers/{change.customer_id}/fieldChanges/{change.entry_id}", field=change.field,
         kind=int(change.kind), old_value=change.old, new_value=change.new, masked=False,  # type: ignore[arg-type]
         actor=change.actor, source=int(change.source), source_system=change.source_system,  # type: ignore[arg-type]
         origin=change.origin)

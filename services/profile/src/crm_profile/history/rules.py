@@ -3,6 +3,14 @@
 Field paths are the contract's: `mobile_phone`, `id_document.number`, `address`,
 `attributes.<attribute_id>`, `external_ids`. Values are kept as canonical text (ISO dates, enum
 value names, JSON for messages and lists).
+
+A customer's creation is one entry for the whole record (`RECORD`), not one per field: it lists
+the paths that had a value and stores none of the values. A field's value at creation is the old
+value of its first later change, or its current value if it never changed (`creation_values`),
+so the history still answers "what was this field when the customer was created" while each
+personal value is kept (sealed) once less -- less personal data to protect, re-key and erase.
+The creation also confirms every field it sets: a field without a confirmation row counts as
+confirmed at the customer's creation (history.repository's stale query falls back to it).
 """
 
 from __future__ import annotations
@@ -56,6 +64,10 @@ GROUP_PATHS = frozenset({"id_document", "attributes"})
 MAX_FILTER_PATHS = 50
 MAX_CONFIRM_PATHS = 50
 
+# The field path of the entry that records a customer's creation: the whole record. Never a
+# contract path (those are never empty), so it cannot be asked for or confused with a field.
+RECORD = ""
+
 # Path -> {enum number: value name}, supplied from the contract by the API layer.
 EnumNames = Mapping[str, Mapping[int, str]]
 
@@ -89,14 +101,20 @@ def snapshot(customer: Customer | None, enum_names: EnumNames) -> dict[str, Fiel
     return values
 
 
-def _canonical(value: object, names: Mapping[int, str] | None) -> str:
+def _is_empty(value: object) -> bool:
+    """What `_canonical` renders as "" (no value): every integer field of a customer is an enum,
+    and 0 means not given."""
     if value is None or value == "" or value == {} or value == ():
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and value == 0
+
+
+def _canonical(value: object, names: Mapping[int, str] | None) -> str:
+    if _is_empty(value):
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        if value == 0:  # every integer field of a customer is an enum, and 0 means not given
-            return ""
         return names.get(value, str(value)) if names is not None else str(value)
     if isinstance(value, date | datetime):
         return value.isoformat()
@@ -121,6 +139,71 @@ def diff(before: Mapping[str, FieldValue], after: Mapping[str, FieldValue], *,
         elif new is None and old is not None:
             changes.append(Change(field, cleared, old.text, "", old.personal))
     return changes
+
+
+def changes(before: Customer, after: Customer, enum_names: EnumNames, *,
+            cleared: FieldChangeKind = FieldChangeKind.CLEARED) -> list[Change]:
+    """`diff(snapshot(before), snapshot(after))`, rendering only the fields whose values differ
+    (an update usually changes a few of twenty; bulk imports call this once per row)."""
+    before_values: dict[str, FieldValue] = {}
+    after_values: dict[str, FieldValue] = {}
+    for field, path in CORE_FIELDS.items():
+        old, new = getattr(before, field), getattr(after, field)
+        if old == new:
+            continue
+        names = enum_names.get(path)
+        personal = path in PERSONAL_PATHS
+        if old_text := _canonical(old, names):
+            before_values[path] = FieldValue(old_text, personal)
+        if new_text := _canonical(new, names):
+            after_values[path] = FieldValue(new_text, personal)
+    if before.attributes or after.attributes:
+        for key in before.attributes.keys() | after.attributes.keys():
+            old_value, new_value = before.attributes.get(key), after.attributes.get(key)
+            if old_value == new_value:
+                continue
+            if old_value is not None:
+                before_values[history_field(key)] = FieldValue(old_value.canonical(), old_value.personal)
+            if new_value is not None:
+                after_values[history_field(key)] = FieldValue(new_value.canonical(), new_value.personal)
+    return diff(before_values, after_values, cleared=cleared)
+
+
+# --- creation ------------------------------------------------------------------------------------
+
+def filled_paths(customer: Customer) -> list[str]:
+    """The paths of the customer's fields that have a value, sorted: the keys of `snapshot`,
+    without rendering the values."""
+    paths = [path for field, path in CORE_FIELDS.items() if not _is_empty(getattr(customer, field))]
+    paths.extend(history_field(key) for key in customer.attributes)
+    paths.sort()
+    return paths
+
+
+def creation(customer: Customer) -> Change:
+    """The one entry that records a customer's creation: the paths it set, as a JSON list."""
+    return Change(RECORD, FieldChangeKind.SET, "", created_text(filled_paths(customer)), False)
+
+
+def created_text(paths: Sequence[str]) -> str:
+    return json.dumps(list(paths), separators=(",", ":"))
+
+
+def created_paths(text: str) -> list[str]:
+    """The paths a creation entry lists (its new value)."""
+    return list(json.loads(text)) if text else []
+
+
+def creation_values(paths: Iterable[str], *, first_olds: Mapping[str, FieldValue],
+                    current: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
+    """Each created path's value at creation: the old value of its first later change (`first_olds`),
+    else its current value (`current`: the record's snapshot when this is its latest creation,
+    empty otherwise). Empty text where neither is known, e.g. an erased personal value."""
+    values = {}
+    for path in paths:
+        found = first_olds.get(path) or current.get(path)
+        values[path] = found if found is not None else FieldValue("", path in PERSONAL_PATHS)
+    return values
 
 
 def is_known_path(path: str) -> bool:

@@ -1,9 +1,14 @@
 """Field history and stale data: recorded inside every change's unit of work, read by staff.
 
 `FieldHistory.record` is the one way a change to a customer reaches the history: customer
-create and update, attribute writes, and -- for the other sub-domains -- imports, merges,
-unmerges and erasures, each with its own `ChangeSource`. It writes in the caller's transaction,
-so a change and its history commit or roll back together.
+create and update, attribute writes, and -- for the other sub-domains -- merges, unmerges and
+erasures, each with its own `ChangeSource` (bulk imports write the same rows in their merge,
+imports.repository). It writes in the caller's transaction, so a change and its history commit
+or roll back together.
+
+A creation is stored as one entry that lists the fields set (history.rules); `list_changes`
+shows it as before, one SET per field with its value at creation, reconstructed from the later
+changes and the current record.
 """
 
 from __future__ import annotations
@@ -86,12 +91,23 @@ class FieldHistory:
         source: ChangeSource = ChangeSource.API, source_system: str = rules.API_SOURCE_SYSTEM, origin: str = "",
     ) -> list[Change]:
         """Write the field changes from `before` to `after` (None for a new or removed record)
-        and restart the age of every changed field; returns the changes."""
+        and restart the age of every changed field; returns the entries written.
+
+        A new record (`before` None) gets its one creation entry and no confirmation rows: its
+        creation confirms every field it sets (see history.rules)."""
         customer_id = (after or before).customer_id  # type: ignore[union-attr]
+        if before is None:
+            assert after is not None
+            created = [rules.creation(after)]
+            await self._repository.append(session, customer_id, created, actor=actor, source=source,
+                                          source_system=source_system, origin=origin)
+            return created
         cleared = FieldChangeKind.ERASED if source in (ChangeSource.ERASURE, ChangeSource.RETENTION) \
             else FieldChangeKind.CLEARED
-        changes = rules.diff(rules.snapshot(before, self._enum_names), rules.snapshot(after, self._enum_names),
-                             cleared=cleared)
+        if after is None:
+            changes = rules.diff(rules.snapshot(before, self._enum_names), {}, cleared=cleared)
+        else:
+            changes = rules.changes(before, after, self._enum_names, cleared=cleared)
         await self._repository.append(session, customer_id, changes, actor=actor, source=source,
                                       source_system=source_system, origin=origin)
         if after is not None:
@@ -115,15 +131,14 @@ class FieldHistory:
         rules.check_paths(fields, field="fields", limit=rules.MAX_FILTER_PATHS)
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "fields": list(fields), "start": str(start), "end": str(end)}
-        before_id = self._page_tokens.decode(page_token, query=query)
+        cursor = _cursor(self._page_tokens.decode(page_token, query=query))
         async with self._db.read_only() as session:
             customer = await self._customers.get(session, customer_id)
             if customer is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
             customer_rules.check_book(actor, customer)
-            found = await self._repository.page(session, customer_id, before_id=before_id, limit=limit + 1,
-                                                fields=fields, start=start, end=end)
-        page, more = found[:limit], len(found) > limit
+            page, more = await self.entries(session, customer, cursor=cursor, limit=limit, fields=fields,
+                                            start=start, end=end)
         await self._audit.record(AuditEntry(principal=actor.subject, action="customer.history.read",
                                             resource_name=customer.name, purpose=purpose.purpose,
                                             justification=purpose.justification))
@@ -132,8 +147,51 @@ class FieldHistory:
                  FieldChangeView(dataclasses.replace(c, old=rules.mask(c.field, c.old), new=rules.mask(c.field, c.new)),
                                  True)
                  for c in page]
-        token = self._page_tokens.encode(page[-1].field_change_id, query=query) if more else ""
+        token = self._page_tokens.encode(next_cursor(page), query=query) if more else ""
         return FieldChangePage(views, token)
+
+    async def entries(
+        self, session: AsyncConnection, customer: Customer, *, cursor: tuple[int, str] | None, limit: int,
+        fields: Sequence[str] = (), start: datetime | None = None, end: datetime | None = None,
+    ) -> tuple[list[StoredChange], bool]:
+        """The customer's history as it reads, in the caller's session (also for other use cases,
+        such as the data-subject export): up to `limit` entries after `cursor`, newest first, a
+        creation as one SET per field it set (last field first, `part` numbering them) with the
+        field's value at creation; and whether there are more. Entries are ordered by (id, field)
+        descending: `next_cursor(entries)` is where the next page starts. No access checks and no
+        audit record: those are the caller's."""
+        found: list[StoredChange] = []
+        before_id = cursor[0] + 1 if cursor is not None else None  # the cursor's creation may go on
+        while True:
+            rows = await self._repository.page(session, customer.customer_id, before_id=before_id, limit=limit + 1,
+                                               fields=fields, start=start, end=end)
+            for row in rows:
+                for entry in await self._listed(session, customer, row, fields):
+                    if cursor is None or (entry.field_change_id, entry.field) < cursor:
+                        found.append(entry)
+            if len(found) > limit or len(rows) <= limit:
+                return found[:limit], len(found) > limit
+            before_id = rows[-1].field_change_id
+
+    async def _listed(self, session: AsyncConnection, customer: Customer, row: StoredChange,
+                      fields: Sequence[str]) -> list[StoredChange]:
+        """A stored change as itself; a creation entry as one SET per field it set (that `fields`
+        selects), last field first, with the field's value at creation."""
+        if row.field != rules.RECORD:
+            return [row]
+        paths = rules.created_paths(row.new)
+        selected = [p for p in paths if rules.selects(fields, p)]
+        if not selected:
+            return []
+        later = await self._repository.later_creation(session, customer.customer_id, after_id=row.field_change_id)
+        first_olds = await self._repository.first_olds(session, customer.customer_id, selected,
+                                                       after_id=row.field_change_id, before_id=later)
+        current = rules.snapshot(customer, self._enum_names) if later is None else {}
+        values = rules.creation_values(selected, first_olds=first_olds, current=current)
+        part = {p: i for i, p in enumerate(paths, start=1)}
+        return [dataclasses.replace(row, field=p, kind=FieldChangeKind.SET, old="", new=values[p].text,
+                                    personal=values[p].personal, part=part[p])
+                for p in reversed(selected)]
 
     async def list_stale(
         self, *, customer_id: str | None, page_size: int, page_token: str, fields: Sequence[str],
@@ -197,6 +255,22 @@ class FieldHistory:
                 purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(paths)}"[:400])])
         assert confirmed_at is not None
         return [Confirmation(p, confirmed_at) for p in paths]
+
+
+def next_cursor(entries: Sequence[StoredChange]) -> tuple[int, str]:
+    """Where the page after these entries (of `FieldHistory.entries`) starts."""
+    return entries[-1].field_change_id, entries[-1].field
+
+
+def _cursor(decoded: object) -> tuple[int, str] | None:
+    """(id, field) of the last entry listed; a bare id from tokens made before creations were
+    listed per field means the same as (id, "")."""
+    if decoded is None:
+        return None
+    if isinstance(decoded, int):
+        return decoded, ""
+    field_change_id, field = decoded  # type: ignore[misc]
+    return int(field_change_id), str(field)
 
 
 def _stale_key(row: StaleRow) -> tuple[str, str, str]:

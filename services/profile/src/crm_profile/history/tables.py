@@ -2,10 +2,13 @@
 
 `field_change` is append-only and outlives the customer row (a deleted customer's history stays
 for audit; `EraseCustomer` removes the personal values in it). Personal values are stored only
-sealed (`*_sealed`), never in the `*_text` columns.
+sealed (`*_sealed`), never in the `*_text` columns. A customer's creation is one row whose `field`
+is empty and whose `new_text` lists the paths it set, without their values (history.rules).
 
 `field_confirmation` holds, per customer and field that has a value, when it was last changed
-or confirmed: the stale-data prompt reads it through its (field, confirmed_at) index.
+or confirmed after the customer's creation (which confirms every field it sets, without rows):
+the stale-data prompt reads it through its (field, confirmed_at) index, and `customer.created_at`
+for fields that have none.
 """
 
 from __future__ import annotations

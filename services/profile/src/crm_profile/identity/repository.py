@@ -18,6 +18,7 @@ from crm_profile.customers.model import PERSONAL_FIELDS, Customer
 from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.tables import customer as c
 from crm_profile.customers.tables import customer_external_id as x
+from crm_profile.history import rules as history_rules
 from crm_profile.history.tables import field_change as fc
 from crm_profile.history.tables import field_confirmation as fcf
 from crm_profile.identity.model import (
@@ -341,17 +342,25 @@ class MergeRepository:
     async def provenance(self, session: AsyncConnection, customer_id: str) -> dict[str, ValueOrigin]:
         """When and from which system each field's current value came, from the field history,
         by merge field path (`id_document.number` counts for `id_document`)."""
-        changed = (await session.execute(
-            sa.select(fc.c.field, fc.c.changed_at, fc.c.source_system).ext(pg.distinct_on(fc.c.field))
+        latest = (await session.execute(
+            sa.select(fc.c.field, fc.c.changed_at, fc.c.source_system, fc.c.new_text).ext(pg.distinct_on(fc.c.field))
             .where(fc.c.customer_id == customer_id).order_by(fc.c.field, fc.c.field_change_id.desc()))).all()
         confirmed = (await session.execute(sa.select(fcf.c.field, fcf.c.confirmed_at)
                                            .where(fcf.c.customer_id == customer_id))).all()
         found: dict[str, ValueOrigin] = {}
-        for row in changed:
+        created = None
+        for row in latest:
+            if row.field == history_rules.RECORD:
+                created = row
+                continue
             path = row.field.split(".", 1)[0]
             current = found.get(path)
             if current is None or (current.changed_at or row.changed_at) <= row.changed_at:
                 found[path] = ValueOrigin(row.changed_at, None, row.source_system)
+        if created is not None:  # a value set at creation and not changed since: the creation's (which confirms it)
+            for field in history_rules.created_paths(created.new_text or ""):
+                found.setdefault(field.split(".", 1)[0],
+                                 ValueOrigin(created.changed_at, created.changed_at, created.source_system))
         for row in confirmed:
             path = row.field.split(".", 1)[0]
             current = found.get(path, ValueOrigin())

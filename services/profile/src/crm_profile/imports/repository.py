@@ -29,8 +29,8 @@ from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import _EXTERNAL_IDS_OF_CUSTOMER_SQL, CustomerRepository
 from crm_profile.imports.model import BAD, INSERT, UPDATE, Upload, UploadHeader
 from crm_profile.imports.tables import import_upload, import_upload_chunk
+from crmkit import outbox
 from crmkit.audit import _CHAIN_LOCK_KEY, _COLUMNS, CHANGES_CHAIN, GENESIS_HASH, AuditEntry, _rows
-from crmkit.outbox import _OUTBOX_LOCK_KEY
 
 # The customer's change-feed resource type (its proto's full name), as Customers writes it.
 CUSTOMER_TYPE = "crm.profile.v1.Customer"
@@ -272,13 +272,8 @@ async def write_history(connection: asyncpg.Connection, scratch: Scratch) -> Non
 
 
 async def write_confirmations(connection: asyncpg.Connection, scratch: Scratch, *, stamp: datetime) -> None:
-    """The confirmation of every field the written rows set (the stale-data clock restarts). A
-    new customer has none yet, so its rows need no conflict check (duplicates were marked bad)."""
-    await connection.execute(
-        f"""INSERT INTO field_confirmation (customer_id, field, confirmed_at)
-            SELECT h.customer_id, h.field, $1 FROM {scratch.changes} h JOIN {scratch.work} w ON w.line = h.line
-            WHERE w.action = {INSERT} AND h.kind = 1""",  # noqa: S608
-        stamp)
+    """The confirmation of every field the updated rows set (the stale-data clock restarts). New
+    customers get none: their creation confirms every field they have (history.rules)."""
     await connection.execute(
         f"""INSERT INTO field_confirmation (customer_id, field, confirmed_at)
             SELECT h.customer_id, h.field, $1 FROM {scratch.changes} h JOIN {scratch.work} w ON w.line = h.line
@@ -295,31 +290,23 @@ async def write_audit(connection: asyncpg.Connection, scratch: Scratch, *, actor
     previous = await connection.fetchval(
         "SELECT hash FROM audit_record WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1", CHANGES_CHAIN)
     tail = previous or GENESIS_HASH
-    after = -1
-    while True:
-        rows = await connection.fetch(
-            f"""SELECT line, customer_id, action FROM {scratch.work}
-                WHERE action IN ({INSERT}, {UPDATE}) AND line > $1 ORDER BY line LIMIT $2""",  # noqa: S608
-            after, AUDIT_BATCH)
-        if not rows:
-            return
+    # One sorted pass through a cursor (this transaction's): batches by `line > last LIMIT n`
+    # would scan and sort the whole work table once per batch.
+    written = await connection.cursor(
+        f"""SELECT customer_id, action FROM {scratch.work}
+            WHERE action IN ({INSERT}, {UPDATE}) ORDER BY line""")  # noqa: S608
+    while rows := await written.fetch(AUDIT_BATCH):
         entries = [AuditEntry(principal=actor, action="customer.create" if r["action"] == INSERT else "customer.update",
                               resource_name=f"customers/{r['customer_id']}", purpose="DATA_MANAGEMENT",
                               justification=justification, trace_id=trace_id) for r in rows]
         records, tail = _rows(CHANGES_CHAIN, tail, entries)
         await connection.copy_records_to_table("audit_record", columns=list(_COLUMNS),
                                                records=[tuple(r[c] for c in _COLUMNS) for r in records])
-        after = rows[-1]["line"]
 
 
 async def write_events(connection: asyncpg.Connection, scratch: Scratch, *, actor: str, trace_id: str) -> int:
-    """One change event per written customer, in line order, under the outbox's lock (taken
-    last: it orders every writer of the service until this transaction commits)."""
-    await connection.execute("SELECT pg_advisory_xact_lock($1)", _OUTBOX_LOCK_KEY)
-    result = await connection.execute(
-        f"""INSERT INTO outbox_event (event_id, resource_type, resource_name, change_type, payload, actor, trace_id)
-            SELECT gen_random_uuid(), $1, 'customers/' || customer_id,
-                   CASE WHEN action = {INSERT} THEN 1 ELSE 2 END, payload, $2, $3
-            FROM {scratch.work} WHERE action IN ({INSERT}, {UPDATE}) ORDER BY line""",  # noqa: S608
-        CUSTOMER_TYPE, actor, trace_id)
-    return int(result.split()[-1])
+    """One change event per written customer, in line order (the outbox's lock is taken here and
+    orders every writer of the service until this transaction commits: the merge's last step)."""
+    rows = (f"SELECT $1, 'customers/' || customer_id, CASE WHEN action = {INSERT} THEN 1 ELSE 2 END,"  # noqa: S608
+            f" payload, $2, $3 FROM {scratch.work} WHERE action IN ({INSERT}, {UPDATE}) ORDER BY line")
+    return await outbox.bulk_append(connection, rows, CUSTOMER_TYPE, actor, trace_id)

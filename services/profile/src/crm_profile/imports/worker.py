@@ -56,6 +56,9 @@ BATCH_ROWS = 2000
 MIN_PART_BYTES = 1024 * 1024
 FILE_NAME = "upload"
 WORK_COLUMNS = ("line", "action", "customer_id", "expected_version", "problems", "payload")
+# A file's new customers mostly fill the same fields: each distinct list of them is rendered once
+# per part (up to this many lists).
+_CREATED_LISTS = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +172,7 @@ class _Stager:
         # changed_at, actor, source, source_system, origin: the same for every change of the import
         self._change_columns = (job.stamp, job.actor, int(history_rules.ChangeSource.IMPORT),
                                 job.spec.source_system, job.origin)
+        self._created: dict[tuple[str, ...], str] = {}
 
     def stage(self, row: conversion.MappedRow, current: Customer | None, out: _Staged) -> None:
         if current is not None and current.state != ACTIVE:
@@ -182,13 +186,14 @@ class _Stager:
         else:
             customer = self.mapper.updated_customer(row, current)
         customer = customer_rules.normalise(customer)
-        violations = customer_rules.validate(customer, today=self.today)
-        self.mapper.check_attributes(row, customer, today=self.today)
-        problems = row.problems + rules.bad_rows(
-            row.line, _violations(violations), column_of=self.mapper.column_of, given=row.values,
-            skip=conversion.failed_targets(row))
-        valid_id = customer_rules.CUSTOMER_ID.fullmatch(row.customer_id) is not None
+        violations = _violations(customer_rules.validate(customer, today=self.today))
+        self.mapper.check_attributes(row, customer, today=self.today)  # adds to row.problems
+        problems = row.problems
+        if violations:
+            problems = problems + rules.bad_rows(row.line, violations, column_of=self.mapper.column_of,
+                                                 given=row.values, skip=conversion.failed_targets(row))
         if problems:
+            valid_id = customer_rules.CUSTOMER_ID.fullmatch(row.customer_id) is not None
             out.bad += 1
             out.work.append(self._bad(row.line, row.customer_id if valid_id else None, problems))
             return
@@ -216,14 +221,23 @@ class _Stager:
         self._history(row.line, current, written, out)
 
     def _history(self, line: int, before: Customer | None, after: Customer, out: _Staged) -> None:
-        """Field changes as history.repository writes them (personal values sealed)."""
-        names = self.job.enum_names
-        changes = history_rules.diff(history_rules.snapshot(before, names) if before is not None else {},
-                                     history_rules.snapshot(after, names))
+        """The history entries as FieldHistory.record writes them: one creation entry for a new
+        customer (no values, no confirmations: history.rules), the field changes of an update
+        (personal values sealed)."""
         cid = after.customer_id
-        seal = self.vault.seal_field
         common = self._change_columns
-        for change in changes:
+        if before is None:
+            paths = tuple(history_rules.filled_paths(after))
+            listed = self._created.get(paths)
+            if listed is None:
+                listed = history_rules.created_text(paths)
+                if len(self._created) < _CREATED_LISTS:
+                    self._created[paths] = listed
+            out.changes.append((line, cid, history_rules.RECORD, int(history_rules.FieldChangeKind.SET), None,
+                                listed, None, None, False, *common))
+            return
+        seal = self.vault.seal_field
+        for change in history_rules.changes(before, after, self.job.enum_names):
             if change.personal:
                 context = f"history:{change.field}"
                 out.changes.append((line, cid, change.field, int(change.kind), None, None,

@@ -26,8 +26,9 @@ from crm_profile.events.model import Event, EventFilter
 from crm_profile.events.repository import EventRepository
 from crm_profile.events.rules import EVENT_TYPES
 from crm_profile.features.repository import FeatureRepository
-from crm_profile.history.repository import HistoryRepository, StoredChange
+from crm_profile.history.repository import StoredChange
 from crm_profile.history.rules import ChangeSource
+from crm_profile.history.service import FieldHistory, next_cursor
 from crm_profile.holdings.model import Holding, HoldingFilter
 from crm_profile.holdings.repository import HoldingRepository
 from crm_profile.privacy import rules
@@ -57,7 +58,7 @@ class DataSubjectRequests:
 
     def __init__(
         self, *, db: Database, repository: ErasureRepository, eraser: CustomerEraser, customers: CustomerRepository,
-        policies: RetentionRepository, audit_log: AuditRepository, history: HistoryRepository,
+        policies: RetentionRepository, audit_log: AuditRepository, history: FieldHistory,
         holdings: HoldingRepository, consents: ConsentRepository, preferences: PreferenceRepository,
         relationships: RelationshipRepository, events: EventRepository, features: FeatureRepository, outbox: Outbox,
         idempotency: IdempotencyKeys, audit: AuditWriter,
@@ -188,7 +189,7 @@ class DataSubjectRequests:
             if wanted & rules.EVENT_CLASSES:
                 async for events in self._events_of(session, customer_id, wanted):
                     yield ExportPart(events=events)
-            async for changes in self._changes_of(session, customer_id, wanted, attribute_classes):
+            async for changes in self._changes_of(session, customer, wanted, attribute_classes):
                 yield ExportPart(field_changes=changes)
             if DataClass.AUDIT in wanted:
                 after = 0
@@ -228,17 +229,22 @@ class DataSubjectRequests:
             last = page[-1]
             after = (last.occur_time, last.event_id)
 
-    async def _changes_of(self, session: AsyncConnection, customer_id: str, wanted: set[DataClass],
+    async def _changes_of(self, session: AsyncConnection, customer: Customer, wanted: set[DataClass],
                           attribute_classes: dict[str, DataClass]) -> AsyncIterator[list[StoredChange]]:
-        before = None
+        """The field history as ListFieldChanges reads it (a creation listed per field, with the
+        values it set), filtered to the wanted classes."""
+        cursor = None
         pending: list[StoredChange] = []
-        while page := await self._history.page(session, customer_id, before_id=before,
-                                                limit=rules.EXPORT_SECTION_ITEMS, fields=(), start=None, end=None):
+        while True:
+            page, more = await self._history.entries(session, customer, cursor=cursor,
+                                                     limit=rules.EXPORT_SECTION_ITEMS)
             pending.extend(c for c in page if rules.field_class(c.field, attribute_classes) in wanted)
-            before = page[-1].field_change_id
             while len(pending) >= rules.EXPORT_SECTION_ITEMS:
                 yield pending[:rules.EXPORT_SECTION_ITEMS]
                 pending = pending[rules.EXPORT_SECTION_ITEMS:]
+            if not more:
+                break
+            cursor = next_cursor(page)
         if pending:
             yield pending
 
