@@ -5,7 +5,8 @@ migrated database, loaded with synthetic customers through the real CreateCustom
 at concurrency 1 and 16, a relationship manager reads random customers of their book in clear
 (each read audited) for a bounded time; the bare gRPC floor is driven the same way, the two
 alternating in slices so that both see the same background load. Headline: GetCustomer qps at
-concurrency 16 over the bare call's qps at concurrency 16.
+concurrency 16 over the bare call's qps at concurrency 16. Last, for information, the CPU a read
+costs the service process and the database's backends, over a phase of reads alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import grpc
 from bench.customers import synthetic_customers
 from bench.environment import free_port, run_to_completion
 from bench.floors import bare_grpc_call, bare_grpc_server, time_query
-from bench.harness import BenchRun, LoadResult, drive, drive_alternating
+from bench.harness import BenchRun, Call, LoadResult, drive, drive_alternating
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crm.profile.v1 import profile_service_pb2_grpc
@@ -37,6 +38,8 @@ WARMUP_SECONDS = 1.0
 ROUNDS = 5
 CALL_TIMEOUT_SECONDS = 10.0
 RELATIONSHIP_MANAGER = "rm-bench"
+# Reads of the CPU phase: a few seconds, enough for the 10 ms ticks of the kernel's accounting.
+CPU_READS = 3_000
 
 
 def service_env(database_url: str, port: int, jwt_secret: str) -> dict[str, str]:
@@ -92,6 +95,7 @@ async def run(bench: BenchRun) -> None:
                     bench.note(f"bare gRPC   {floor.summary()}")
                     bench.note(f"GetCustomer {measured.summary()}")
                     report(bench, measured, floor, headline=concurrency == HEADLINE_CONCURRENCY)
+            await report_cpu(bench, get, database_url, port)
 
 
 async def load_customers(bench: BenchRun, stub: profile_service_pb2_grpc.ProfileServiceStub,
@@ -126,6 +130,21 @@ async def report_select_floor(bench: BenchRun, database_url: str, customer_id: s
                               runs=500, warmup=20)
     assert len(timing.result) == 1, "the hand-written query finds the customer"
     bench.emit("sql_select_by_id_ms", timing.median_seconds * 1000, "ms")
+
+
+async def report_cpu(bench: BenchRun, get: Call, database_url: str, port: int) -> None:
+    """CPU per read of the service process and of PostgreSQL's backends, at the headline concurrency
+    (the bench's own process, the gRPC client, is left out)."""
+    from bench.profile_events import CpuMeter  # here: profile_events imports this module
+
+    cpu = await CpuMeter.start(database_url, port)
+    result = await drive(get, concurrency=HEADLINE_CONCURRENCY, requests=CPU_READS)
+    service, database = await cpu.stop()
+    if service is not None:
+        bench.emit(f"service_cpu_ms_per_read_c{HEADLINE_CONCURRENCY}", service / result.completed * 1000, "ms")
+    if database is not None:
+        bench.emit(f"database_cpu_ms_per_read_c{HEADLINE_CONCURRENCY}", database / result.completed * 1000, "ms")
+    bench.note(f"CPU phase {result.summary()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 def report(bench: BenchRun, measured: LoadResult, floor: LoadResult, *, headline: bool) -> None:

@@ -5,6 +5,7 @@ deadlines, retries on UNAVAILABLE only and the caller's identity."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,6 +16,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from crmkit import errors
 from crmkit.auth import Principal, Role, bind_principal, reset_principal
 from crmkit.channels import open_channel
+from crmkit.logs import configure_logging
 from crmkit.server import GrpcServer, ServiceBinding
 from crmkit.settings import ServiceSettings
 from crmkit.testing import TEST_JWT_SECRET, bearer, token
@@ -110,6 +112,63 @@ async def test_calls_need_a_token_and_an_allowed_role(served) -> None:
                 await stub.Export(Request(), metadata=metadata)
             assert error.value.code() == code
     assert servicer.calls == 0
+
+
+async def test_methods_registered_as_generic_and_registered_handlers_are_guarded() -> None:
+    """Generated code of grpc >= 1.62 adds each method twice; neither way reaches it unguarded."""
+    servicer = Scripted()
+
+    def register(server: grpc.aio.Server) -> None:
+        handlers = {"Export": grpc.unary_unary_rpc_method_handler(
+            servicer.Export, request_deserializer=Request.FromString,
+            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(DESCRIPTOR.full_name, handlers),))
+        server.add_registered_method_handlers(DESCRIPTOR.full_name, handlers)
+
+    server = GrpcServer(settings=settings(), port=0, error_domain="test.crm", readiness=Ready(), bindings=[
+        ServiceBinding(descriptor=DESCRIPTOR, policy={EXPORT: frozenset({Role.ADMIN})}, register=register)])
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await stub.Export(Request())
+            assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert servicer.calls == 0
+            await stub.Export(Request(), metadata=bearer(Role.ADMIN))
+    finally:
+        await server.stop()
+    assert servicer.calls == 1
+
+
+async def test_access_log_lines_carry_the_callers_trace_id_without_an_exporter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(service="test")
+    binding = ServiceBinding(
+        descriptor=DESCRIPTOR, policy={EXPORT: frozenset({Role.ADMIN})},
+        register=lambda s: trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Scripted(), s))
+    server = GrpcServer(settings=settings().model_copy(update={"access_log": True}), port=0, error_domain="test.crm",
+                        readiness=Ready(), bindings=[binding])
+    await server.start()
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    traceparent = (("traceparent", f"00-{trace_id}-{span_id}-01"),)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            await stub.Export(Request(), metadata=bearer(Role.ADMIN) + traceparent)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.Export(Request(), metadata=traceparent)  # no token: refused, and logged
+            await stub.Export(Request(), metadata=bearer(Role.ADMIN))  # an untraced caller
+    finally:
+        await server.stop()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    completed = [line for line in lines if line["event"] == "rpc_completed"]
+    assert [(line["code"], line.get("trace_id")) for line in completed] == [
+        ("OK", trace_id), ("UNAUTHENTICATED", trace_id), ("OK", None)]
+    first = completed[0]
+    assert (first["rpc"], first["service"], first["level"]) == (EXPORT, "test", "info")
+    assert first["timestamp"].endswith("Z") and isinstance(first["duration_ms"], float) and first["span_id"]
 
 
 def test_a_method_without_an_access_rule_stops_the_start() -> None:

@@ -137,6 +137,39 @@ async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
         assert await audit.verify_chain(session, audit_records) is not None
 
 
+async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: Database) -> None:
+    """The writer keeps one connection between batches; one lost while idle (a database restart)
+    is replaced before the next batch, and the chain goes on unbroken."""
+    writer = audit.AuditWriter(db, audit_records)
+    writer.start()
+
+    def read(i: int) -> audit.AuditEntry:
+        return audit.AuditEntry(principal="rm-1", action="customer.read", resource_name=f"customers/{i}",
+                                purpose="CUSTOMER_SERVICE")
+
+    try:
+        await writer.record(read(1))
+        held = writer._connection
+        assert held is not None
+        async with db.raw() as connection:
+            await connection.execute("SELECT pg_terminate_backend($1)", held.get_server_pid())
+        await asyncio.sleep(0.2)
+        await asyncio.gather(*(writer.record(read(i)) for i in range(2, 5)))
+        assert writer._connection is not held
+    finally:
+        await writer.close()
+    async with db.read_only() as session:
+        rows = (await session.execute(sa.select(audit_records).where(audit_records.c.chain_id == writer.chain_id)
+                                      .order_by(audit_records.c.seq))).all()
+    assert [row.resource_name for row in rows] == [f"customers/{i}" for i in range(1, 5)]
+    previous = audit.GENESIS_HASH
+    for row in rows:
+        entry = audit.AuditEntry(principal=row.principal, action=row.action, resource_name=row.resource_name,
+                                 purpose=row.purpose, justification=row.justification, trace_id=row.trace_id)
+        assert (row.prev_hash, row.hash) == (previous, audit.record_hash(previous, row.recorded_at, entry))
+        previous = row.hash
+
+
 async def test_idempotency_key_replays_the_first_answer(db: Database) -> None:
     request_id = uuid.uuid4()
     registry = IdempotencyKeys(keys)

@@ -10,8 +10,9 @@ Two kinds of chain:
   of a service extends the one chain.
 - `reads:<uuid>`: one per AuditWriter (per process). Reads are frequent, so they are written by
   group commit: callers await `record()`, which returns once their record is durable, while one
-  background task writes everything queued meanwhile as a single INSERT. The writer alone extends
-  its chain, so it keeps the tail in memory and needs neither a lock nor a transaction.
+  background task writes everything queued meanwhile as a single COPY, on a connection it keeps.
+  The writer alone extends its chain, so it keeps the tail in memory and needs neither a lock nor
+  a transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import asyncio
 import hashlib
 import json
 import uuid
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -69,10 +72,15 @@ _COLUMNS = ("chain_id", "recorded_at", "principal", "action", "resource_name", "
             "trace_id", "prev_hash", "hash")
 
 
-def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes:
-    body = json.dumps(
-        [recorded_at.isoformat(), entry.principal, entry.action, entry.resource_name, entry.purpose,
-         entry.justification, entry.trace_id], separators=(",", ":"),
+# One encoder for every digest: `json.dumps` with options builds a new one per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry, *, stamp: str | None = None) -> bytes:
+    """`stamp`: `recorded_at.isoformat()`, when the caller has it already (a batch shares one)."""
+    body = _COMPACT_JSON.encode(
+        [recorded_at.isoformat() if stamp is None else stamp, entry.principal, entry.action, entry.resource_name,
+         entry.purpose, entry.justification, entry.trace_id],
     ).encode()
     return hashlib.sha256(prev_hash + body).digest()
 
@@ -82,17 +90,24 @@ def record_hash(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> b
     return _digest(prev_hash, recorded_at, entry)
 
 
-def _rows(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[list[dict[str, object]], bytes]:
-    rows = []
+def _records(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[list[tuple[object, ...]], bytes]:
+    """The rows of `entries` appended to a chain whose tail is `prev`, as tuples in `_COLUMNS`
+    order, and the chain's new tail."""
+    records = []
     now = datetime.now(UTC)
+    stamp = now.isoformat()
     for entry in entries:
-        digest = _digest(prev, now, entry)
-        rows.append({"chain_id": chain_id, "recorded_at": now, "principal": entry.principal,
-                     "action": entry.action, "resource_name": entry.resource_name, "purpose": entry.purpose,
-                     "justification": entry.justification, "trace_id": entry.trace_id,
-                     "prev_hash": prev, "hash": digest})
+        digest = _digest(prev, now, entry, stamp=stamp)
+        records.append((chain_id, now, entry.principal, entry.action, entry.resource_name, entry.purpose,
+                        entry.justification, entry.trace_id, prev, digest))
         prev = digest
-    return rows, prev
+    return records, prev
+
+
+def _rows(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[list[dict[str, object]], bytes]:
+    """`_records` as column -> value mappings."""
+    records, tail = _records(chain_id, prev, entries)
+    return [dict(zip(_COLUMNS, record, strict=True)) for record in records], tail
 
 
 async def append(session: AsyncConnection, table: sa.Table, entries: list[AuditEntry]) -> None:
@@ -108,7 +123,8 @@ async def append(session: AsyncConnection, table: sa.Table, entries: list[AuditE
 
 
 class AuditWriter:
-    """Group-commit writer for read records; start() in the service start-up, close() at shutdown."""
+    """Group-commit writer for read records; start() in the service start-up, close() at shutdown,
+    before the database is disposed (the writer keeps a pooled connection until then)."""
 
     def __init__(self, db: Database, table: sa.Table) -> None:
         self._db = db
@@ -118,6 +134,12 @@ class AuditWriter:
         self._queue: list[tuple[AuditEntry, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._insert_one = (f"INSERT INTO {table.name} ({', '.join(_COLUMNS)})"  # noqa: S608 (no input)
+                            f" VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})")
+        # The writer's own pooled connection, kept between batches: taking one from the pool per
+        # batch costs a pool round trip and a session reset (another statement) every time.
+        self._held: AsyncExitStack | None = None
+        self._connection: asyncpg.Connection | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -137,27 +159,63 @@ class AuditWriter:
             await future
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                rows, tail = _rows(self.chain_id, self._tail, [entry for entry, _ in batch])
-                try:
-                    # One COPY: a single statement, so the batch lands whole or not at all.
-                    async with self._db.raw() as connection:
-                        await connection.copy_records_to_table(
-                            self._table.name, columns=_COLUMNS, records=[tuple(r[c] for c in _COLUMNS) for r in rows])
-                    self._tail = tail
-                except Exception as exc:
-                    log.error("audit_write_failed", records=len(batch), error_type=type(exc).__name__)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                    await self._write(batch)
+        finally:
+            await self._release()
+
+    async def _write(self, batch: list[tuple[AuditEntry, asyncio.Future[None]]]) -> None:
+        records, tail = _records(self.chain_id, self._tail, [entry for entry, _ in batch])
+        try:
+            connection = await self._connected()
+            if len(records) == 1:
+                # Most batches below saturation: a prepared INSERT costs the client about 30 us
+                # less than a COPY's setup.
+                await connection.execute(self._insert_one, *records[0])
+            else:
+                # One COPY: a single statement, so the batch lands whole or not at all.
+                await connection.copy_records_to_table(self._table.name, columns=_COLUMNS, records=records)
+        except Exception as exc:
+            # The connection may be broken: give it back (the pool replaces a broken one) and
+            # take another for the next batch.
+            error = await self._release(exc) or exc
+            log.error("audit_write_failed", records=len(batch), error_type=type(error).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self._tail = tail
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    async def _connected(self) -> asyncpg.Connection:
+        if self._connection is not None and _lost(self._connection):
+            await self._release()  # lost while idle (a database restart): nothing was sent on it
+        if self._connection is None:
+            held = AsyncExitStack()
+            self._connection = await held.enter_async_context(self._db.raw())
+            self._held = held
+        return self._connection
+
+    async def _release(self, error: Exception | None = None) -> Exception | None:
+        """Give the kept connection back to the pool; `error` as `Database.raw` translates it (a lost
+        database becomes UNAVAILABLE)."""
+        held, self._held, self._connection = self._held, None, None
+        if held is not None:
+            try:
+                if error is None:
+                    await held.aclose()
+                else:
+                    await held.__aexit__(type(error), error, error.__traceback__)
+            except Exception as translated:
+                return translated
+        return error
 
     async def close(self) -> None:
         if self._task is None:
@@ -167,6 +225,13 @@ class AuditWriter:
             await asyncio.sleep(0.01)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _lost(connection: asyncpg.Connection) -> bool:
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:  # the pool took the connection back when it noticed the loss
+        return True
 
 
 async def verify_chain(session: AsyncConnection, table: sa.Table) -> int | None:

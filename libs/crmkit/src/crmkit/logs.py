@@ -8,9 +8,12 @@ defence: code must not log them in the first place.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -56,8 +59,21 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+@dataclass(frozen=True)
+class _Configured:
+    service: str
+    level: int
+
+
+# What configure_logging set up; None until then (library use, tests in process).
+_configured: _Configured | None = None
+
+
 def configure_logging(*, service: str, level: str = "INFO") -> None:
     """Route structlog and the standard library (grpc, sqlalchemy, uvicorn) to JSON on stdout."""
+    global _configured
+    _configured = _Configured(service, logging.getLevelName(level))
+
     def add_service(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event.setdefault("service", service)
         return event
@@ -91,3 +107,38 @@ def configure_logging(*, service: str, level: str = "INFO") -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)  # type: ignore[no-any-return]
+
+
+class RpcLog:
+    """The access log of one RPC method: an `rpc_completed` line per call with its code and duration.
+
+    Every call writes it, so it is formatted directly rather than through structlog's processor
+    chain (context merge, time stamper, redaction, renderer: about 0.09 ms a line, a tenth of a
+    short read's CPU). The line is the same JSON object the chain would write: `event`, `rpc`,
+    `service`, `level`, `timestamp`, `trace_id` and `span_id` when a span is active, `code` and
+    `duration_ms`. Its values are a method name, a status code and numbers: never personal data.
+    Before `configure_logging` (library use, tests in process) it goes through structlog.
+    """
+
+    def __init__(self, rpc: str) -> None:
+        self._rpc = rpc
+        self._head: str | None = None
+        self._head_of: _Configured | None = None
+
+    def completed(self, code: str, duration_ms: float) -> None:
+        configured = _configured
+        if configured is None:
+            get_logger("crm.rpc").info("rpc_completed", code=code, duration_ms=round(duration_ms, 2))
+            return
+        if configured.level > logging.INFO:
+            return
+        if self._head_of is not configured:  # made once, again only if logging is configured anew
+            self._head = (f'{{"event": "rpc_completed", "rpc": {json.dumps(self._rpc)}, '
+                          f'"service": {json.dumps(configured.service)}, "level": "info"')
+            self._head_of = configured
+        span = trace.get_current_span().get_span_context()
+        ids = f', "trace_id": "{span.trace_id:032x}", "span_id": "{span.span_id:016x}"' if span.is_valid else ""
+        stamp = datetime.now(UTC).isoformat()[:-6]  # without "+00:00": the "Z" form, as TimeStamper writes it
+        sys.stdout.write(f'{self._head}, "timestamp": "{stamp}Z"{ids}, "code": "{code}", '
+                         f'"duration_ms": {round(duration_ms, 2)}}}\n')
+        sys.stdout.flush()

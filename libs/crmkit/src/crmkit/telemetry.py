@@ -4,7 +4,8 @@ Exporters: OTLP (gRPC) when `OTEL_EXPORTER_OTLP_ENDPOINT` (or the per-signal var
 `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` are not `none`; otherwise no SDK provider is
 installed and the API's no-op tracer costs next to nothing. With traces on, asyncpg is
 instrumented so every SQL statement, COPY included, is a child span of the RPC that ran it; gRPC interceptors are passed
-explicitly to servers and channels (see `server.py` and `channels.py`).
+explicitly to servers and channels (see `server.py` and `channels.py`); the server's steps aside unless traces are
+exported (`traces_exported`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class Telemetry:
             self.tracer_provider.shutdown()
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
+
+
+def traces_exported() -> bool:
+    """Whether spans go anywhere: an SDK tracer provider is installed (by `setup_telemetry` when an
+    endpoint is configured, or by a test). Without one, the API's tracer makes no spans."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def _wanted(signal: str) -> bool:
