@@ -142,8 +142,12 @@ async def test_methods_registered_as_generic_and_registered_handlers_are_guarded
 
 
 async def test_access_log_lines_carry_the_callers_trace_id_without_an_exporter(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Another test of the session may have installed an SDK tracer provider process-wide: this one
+    # is about a process that exports nothing.
+    for module in ("crmkit.interceptor", "crmkit.server"):
+        monkeypatch.setattr(f"{module}.traces_exported", lambda: False)
     configure_logging(service="test")
     binding = ServiceBinding(
         descriptor=DESCRIPTOR, policy={EXPORT: frozenset({Role.ADMIN})},

@@ -211,3 +211,17 @@ async def test_a_feed_consumer_applies_each_event_once_and_advances_its_cursor(d
     assert await consumer.apply_batch([*batch[1:], change_event_pb2.ChangeEvent(cursor="4")]) == 1
     assert applied == ["1", "2", "3", "4"]
     assert await consumer.cursor() == 4
+
+
+async def test_a_raw_connection_returns_to_the_pool_without_an_open_transaction(db: Database) -> None:
+    async with db.raw() as connection:
+        await connection.execute("CREATE TABLE IF NOT EXISTS kit_reset_probe (n int)")
+    async with db.raw() as connection:  # a caller cancelled between BEGIN and COMMIT
+        await connection.execute("BEGIN")
+        await connection.execute("INSERT INTO kit_reset_probe VALUES (1)")
+        left_open = await connection.fetchval("SELECT pg_backend_pid()")
+    async with db.raw() as connection:
+        # the pool keeps one idle connection: the same session comes back, with nothing left open
+        assert await connection.fetchval("SELECT pg_backend_pid()") == left_open
+        assert not connection.is_in_transaction()
+        assert await connection.fetchval("SELECT count(*) FROM kit_reset_probe") == 0

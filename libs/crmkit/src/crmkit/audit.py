@@ -21,14 +21,16 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crmkit.auth import bound_principal, current_method
 from crmkit.db import Database
 from crmkit.logs import get_logger
 
@@ -52,9 +54,18 @@ def audit_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("purpose", sa.Text, nullable=False),
         sa.Column("justification", sa.Text, nullable=False),
         sa.Column("trace_id", sa.Text, nullable=False),
+        # Since kit_schema.add_audit_call_columns (empty in records made before, and in records of
+        # background work, which has no caller).
+        sa.Column("actor_roles", sa.ARRAY(sa.Text), nullable=False, server_default="{}"),
+        sa.Column("method", sa.Text, nullable=False, server_default=""),
         sa.Column("prev_hash", sa.LargeBinary, nullable=False),
         sa.Column("hash", sa.LargeBinary, nullable=False),
     )
+
+
+def _caller_roles() -> tuple[str, ...]:
+    principal = bound_principal()
+    return tuple(sorted(role.value for role in principal.roles)) if principal is not None else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +76,15 @@ class AuditEntry:
     purpose: str
     justification: str = ""
     trace_id: str = ""
+    # The caller's roles and the RPC the record was made in: taken from the call being served
+    # (the server's guard binds them), so no use case has to pass them along.
+    actor_roles: tuple[str, ...] = field(default_factory=_caller_roles)
+    method: str = field(default_factory=current_method)
 
 
 CHANGES_CHAIN = "changes"
 _COLUMNS = ("chain_id", "recorded_at", "principal", "action", "resource_name", "purpose", "justification",
-            "trace_id", "prev_hash", "hash")
+            "trace_id", "actor_roles", "method", "prev_hash", "hash")
 
 
 # One encoder for every digest: `json.dumps` with options builds a new one per call.
@@ -78,10 +93,11 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry, *, stamp: str | None = None) -> bytes:
     """`stamp`: `recorded_at.isoformat()`, when the caller has it already (a batch shares one)."""
-    body = _COMPACT_JSON.encode(
-        [recorded_at.isoformat() if stamp is None else stamp, entry.principal, entry.action, entry.resource_name,
-         entry.purpose, entry.justification, entry.trace_id],
-    ).encode()
+    fields: list[object] = [recorded_at.isoformat() if stamp is None else stamp, entry.principal, entry.action,
+                            entry.resource_name, entry.purpose, entry.justification, entry.trace_id]
+    if entry.actor_roles or entry.method:  # absent from records made before they were kept: those still verify
+        fields += [list(entry.actor_roles), entry.method]
+    body = _COMPACT_JSON.encode(fields).encode()
     return hashlib.sha256(prev_hash + body).digest()
 
 
@@ -99,7 +115,7 @@ def _records(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[lis
     for entry in entries:
         digest = _digest(prev, now, entry, stamp=stamp)
         records.append((chain_id, now, entry.principal, entry.action, entry.resource_name, entry.purpose,
-                        entry.justification, entry.trace_id, prev, digest))
+                        entry.justification, entry.trace_id, list(entry.actor_roles), entry.method, prev, digest))
         prev = digest
     return records, prev
 
@@ -120,6 +136,25 @@ async def append(session: AsyncConnection, table: sa.Table, entries: list[AuditE
     ) or GENESIS_HASH
     rows, _ = _rows(CHANGES_CHAIN, prev, entries)
     await session.execute(sa.insert(table), rows)
+
+
+async def copy_changes(connection: asyncpg.Connection, batches: AsyncIterable[Sequence[AuditEntry]], *,
+                       table: str = "audit_record") -> int:
+    """Extend the `changes` chain by COPY, batch by batch, inside the caller's transaction on a raw
+    asyncpg connection (a bulk load's records, as `append` writes one change's); the number of
+    records. The chain's lock is held from here until the transaction ends."""
+    if not connection.is_in_transaction():
+        raise RuntimeError("copy_changes belongs inside the transaction of the changes it records")
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", _CHAIN_LOCK_KEY)
+    tail = await connection.fetchval(
+        f"SELECT hash FROM {table} WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1",  # noqa: S608 (no input)
+        CHANGES_CHAIN) or GENESIS_HASH
+    count = 0
+    async for entries in batches:
+        records, tail = _records(CHANGES_CHAIN, tail, list(entries))
+        await connection.copy_records_to_table(table, columns=_COLUMNS, records=records)
+        count += len(records)
+    return count
 
 
 class AuditWriter:

@@ -63,12 +63,33 @@ def current_principal() -> Principal:
     return principal
 
 
+def bound_principal() -> Principal | None:
+    """The caller of the RPC being served, or None outside a call (background work)."""
+    return _current.get()
+
+
 def bind_principal(principal: Principal | None) -> contextvars.Token[Principal | None]:
     return _current.set(principal)
 
 
 def reset_principal(token: contextvars.Token[Principal | None]) -> None:
     _current.reset(token)
+
+
+_method: contextvars.ContextVar[str] = contextvars.ContextVar("crm_method", default="")
+
+
+def current_method() -> str:
+    """The full gRPC method being served ("" outside a call: background work, start-up)."""
+    return _method.get()
+
+
+def bind_method(method: str) -> contextvars.Token[str]:
+    return _method.set(method)
+
+
+def reset_method(token: contextvars.Token[str]) -> None:
+    _method.reset(token)
 
 
 class TokenVerifier:

@@ -73,7 +73,7 @@ class Database:
     async def open(cls, url: str, *, pool_size: int = 10, application_name: str = "crm") -> Database:
         engine = create_engine(url, pool_size=pool_size, application_name=application_name)
         raw_pool = await asyncpg.create_pool(
-            plain_database_url(url), min_size=1, max_size=pool_size,
+            plain_database_url(url), min_size=1, max_size=pool_size, reset=_end_open_transaction,
             server_settings={"application_name": application_name})
         return cls(engine, raw_pool)
 
@@ -188,3 +188,13 @@ def run_migrations_online(target_metadata: sa.MetaData) -> None:
 async def _run_sync(connection: AsyncConnection, fn: object) -> None:
     await connection.run_sync(fn)  # type: ignore[arg-type]
     await connection.commit()
+
+
+async def _end_open_transaction(connection: asyncpg.Connection) -> None:
+    """What a raw connection needs before it goes back to the pool: only a transaction left open
+    (by a cancelled call) rolled back. asyncpg's default reset (RESET ALL, CLOSE ALL, UNLISTEN *,
+    pg_advisory_unlock_all) is one more round trip on every release, ~0.06 ms of a GetCustomer's
+    CPU; no user of the raw pool keeps session state (settings are SET LOCAL, locks are
+    transaction locks, cursors live in transactions), so there is nothing else to undo."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")

@@ -27,7 +27,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 
 from crmkit import attributes
-from crmkit.auth import Principal, Role, TokenVerifier, bind_principal, reset_principal
+from crmkit.auth import (
+    Principal,
+    Role,
+    TokenVerifier,
+    bind_method,
+    bind_principal,
+    reset_method,
+    reset_principal,
+)
 from crmkit.errors import DomainError, PermissionDenied, internal_status, to_status
 from crmkit.logs import RpcLog, get_logger
 from crmkit.telemetry import traces_exported
@@ -147,6 +155,7 @@ class _GuardedMethod:
             started = time.perf_counter()
             code = _OK
             structlog.contextvars.bind_contextvars(rpc=self._method)
+            method_token = bind_method(self._method)  # audit records name the method they were made in
             principal_token = trace_token = None
             try:
                 authorization, trace_token = self._read_metadata(context)
@@ -158,6 +167,7 @@ class _GuardedMethod:
             finally:
                 if principal_token is not None:
                     reset_principal(principal_token)
+                reset_method(method_token)
                 self._record(code, started)
                 if trace_token is not None:
                     otel_context.detach(trace_token)  # type: ignore[arg-type]
@@ -169,6 +179,7 @@ class _GuardedMethod:
             started = time.perf_counter()
             code = _OK
             structlog.contextvars.bind_contextvars(rpc=self._method)
+            method_token = bind_method(self._method)  # audit records name the method they were made in
             principal_token = trace_token = None
             try:
                 authorization, trace_token = self._read_metadata(context)
@@ -181,6 +192,7 @@ class _GuardedMethod:
             finally:
                 if principal_token is not None:
                     reset_principal(principal_token)
+                reset_method(method_token)
                 self._record(code, started)
                 if trace_token is not None:
                     otel_context.detach(trace_token)  # type: ignore[arg-type]

@@ -112,3 +112,16 @@ def drop_operation_table() -> None:
     op.drop_index("ix_operation_unfinished", table_name="operation")
     op.drop_index("ix_operation_create_time", table_name="operation")
     op.drop_table("operation")
+
+
+def add_audit_call_columns() -> None:
+    """The caller's roles and the RPC on each audit record (`crmkit.audit.AuditEntry`). Existing
+    records get empty values, which their hashes never covered, so their chains still verify.
+    Adding a column with a constant default rewrites nothing and fires no trigger, so the
+    append-only trigger stays as it is."""
+    op.execute("ALTER TABLE audit_record ADD COLUMN actor_roles text[] NOT NULL DEFAULT '{}',"
+               " ADD COLUMN method text NOT NULL DEFAULT ''")
+
+
+def drop_audit_call_columns() -> None:
+    op.execute("ALTER TABLE audit_record DROP COLUMN actor_roles, DROP COLUMN method")

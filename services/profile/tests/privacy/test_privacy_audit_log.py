@@ -54,6 +54,11 @@ async def test_records_of_a_customer_in_sequence_order_with_their_hashes(profile
     assert all(len(r.record_hash) == 64 and len(r.previous_hash) == 64 for r in records)
     assert records[1].purpose == audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE and records[1].justification == "counter"
     assert all(r.outcome == A.AUDIT_OUTCOME_ALLOWED and r.HasField("record_time") for r in records)
+    # Who with which roles, through which RPC: taken from the call the record was made in.
+    service = "/crm.profile.v1.ProfileService/"
+    assert [r.method for r in records] == [service + "CreateCustomer", service + "GetCustomer",
+                                           service + "GetCustomer", service + "UpdateCustomer"]
+    assert all(list(r.actor_roles) == ["relationship_manager"] for r in records)
 
 
 async def test_filters_and_pages(profile, new_customer) -> None:
@@ -183,7 +188,7 @@ async def test_an_edited_removed_or_cut_off_record_is_detected(isolated, isolate
 
     saved = await helpers.rows(runtime, "SELECT * FROM audit_record WHERE seq = :s", s=victim_seq)
     columns = ("seq", "chain_id", "recorded_at", "principal", "action", "resource_name", "purpose", "justification",
-               "trace_id", "prev_hash", "hash")
+               "trace_id", "prev_hash", "hash", "actor_roles", "method")  # the table's order (`SELECT *`)
     restore = (f"INSERT INTO audit_record ({', '.join(columns)}) OVERRIDING SYSTEM VALUE"  # noqa: S608
                f" VALUES ({', '.join(':' + c for c in columns)})")
     await _as_owner(runtime, helpers, "DELETE FROM audit_record WHERE seq = :s", s=victim_seq)

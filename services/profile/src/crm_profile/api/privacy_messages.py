@@ -101,12 +101,14 @@ def _purpose_number(purpose: str) -> int:
 
 
 def audit_record_to_proto(row: AuditRow) -> audit_log_pb2.AuditRecord:
-    """The kit's record as the contract's: roles, method, fields and refusals are not recorded by
-    the kit, so those fields stay empty, and every stored record was an allowed access."""
+    """The kit's record as the contract's: fields and refusals are not recorded by the kit, so
+    `fields` stays empty and every stored record was an allowed access; roles and method are
+    empty on records made before they were kept and on those of background work."""
     parts = row.resource_name.split("/")
     customers = [f"customers/{parts[1]}"] if len(parts) >= 2 and parts[0] == "customers" else []
     message = audit_log_pb2.AuditRecord(
-        name=f"auditRecords/{row.seq}", sequence=row.seq, actor=row.principal,
+        name=f"auditRecords/{row.seq}", sequence=row.seq, actor=row.principal, actor_roles=row.actor_roles,
+        method=row.method,
         action=audit_rules.action_of(row.action),  # type: ignore[arg-type]
         customers=customers, purpose=_purpose_number(row.purpose),  # type: ignore[arg-type]
         justification=row.justification, outcome=audit_log_pb2.AUDIT_OUTCOME_ALLOWED, trace_id=row.trace_id,

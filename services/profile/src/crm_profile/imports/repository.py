@@ -29,12 +29,14 @@ from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import _EXTERNAL_IDS_OF_CUSTOMER_SQL, CustomerRepository
 from crm_profile.imports.model import BAD, INSERT, UPDATE, Upload, UploadHeader
 from crm_profile.imports.tables import import_upload, import_upload_chunk
-from crmkit import outbox
-from crmkit.audit import _CHAIN_LOCK_KEY, _COLUMNS, CHANGES_CHAIN, GENESIS_HASH, AuditEntry, _rows
+from crmkit import audit, outbox
+from crmkit.audit import AuditEntry
 
 # The customer's change-feed resource type (its proto's full name), as Customers writes it.
 CUSTOMER_TYPE = "crm.profile.v1.Customer"
 AUDIT_BATCH = 20_000
+# The RPC an import's records were made in (its worker process serves no call of its own).
+IMPORT_METHOD = "/crm.profile.v1.ProfileService/ImportCustomers"
 
 _EXISTING = (f"SELECT customer.*, {VALUES_OF_CUSTOMER_SQL} AS attribute_values,"  # noqa: S608 - constants
              f" {_EXTERNAL_IDS_OF_CUSTOMER_SQL} AS external_id_values"
@@ -283,25 +285,21 @@ async def write_confirmations(connection: asyncpg.Connection, scratch: Scratch, 
 
 
 async def write_audit(connection: asyncpg.Connection, scratch: Scratch, *, actor: str, justification: str,
-                      trace_id: str) -> None:
-    """One record per written customer on the `changes` chain, taken under the chain's lock (as
-    crmkit.audit.append does), streamed in batches by COPY."""
-    await connection.execute("SELECT pg_advisory_xact_lock($1)", _CHAIN_LOCK_KEY)
-    previous = await connection.fetchval(
-        "SELECT hash FROM audit_record WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1", CHANGES_CHAIN)
-    tail = previous or GENESIS_HASH
+                      trace_id: str) -> int:
+    """One record per written customer on the `changes` chain, in line order."""
     # One sorted pass through a cursor (this transaction's): batches by `line > last LIMIT n`
     # would scan and sort the whole work table once per batch.
     written = await connection.cursor(
         f"""SELECT customer_id, action FROM {scratch.work}
             WHERE action IN ({INSERT}, {UPDATE}) ORDER BY line""")  # noqa: S608
-    while rows := await written.fetch(AUDIT_BATCH):
-        entries = [AuditEntry(principal=actor, action="customer.create" if r["action"] == INSERT else "customer.update",
+
+    async def batches() -> AsyncIterator[list[AuditEntry]]:
+        while rows := await written.fetch(AUDIT_BATCH):
+            yield [AuditEntry(principal=actor, action="customer.create" if r["action"] == INSERT else "customer.update",
                               resource_name=f"customers/{r['customer_id']}", purpose="DATA_MANAGEMENT",
-                              justification=justification, trace_id=trace_id) for r in rows]
-        records, tail = _rows(CHANGES_CHAIN, tail, entries)
-        await connection.copy_records_to_table("audit_record", columns=list(_COLUMNS),
-                                               records=[tuple(r[c] for c in _COLUMNS) for r in records])
+                              justification=justification, trace_id=trace_id, method=IMPORT_METHOD) for r in rows]
+
+    return await audit.copy_changes(connection, batches())
 
 
 async def write_events(connection: asyncpg.Connection, scratch: Scratch, *, actor: str, trace_id: str) -> int:

@@ -20,7 +20,8 @@ STREAM_ROWS = 2000
 def _row(row: Any) -> AuditRow:
     return AuditRow(seq=row.seq, chain_id=row.chain_id, recorded_at=row.recorded_at, principal=row.principal,
                     action=row.action, resource_name=row.resource_name, purpose=row.purpose,
-                    justification=row.justification, trace_id=row.trace_id, prev_hash=row.prev_hash, hash=row.hash)
+                    justification=row.justification, trace_id=row.trace_id, prev_hash=row.prev_hash, hash=row.hash,
+                    actor_roles=tuple(row.actor_roles), method=row.method)
 
 
 def about_customer(customer_id: str) -> sa.ColumnElement[bool]:

@@ -98,7 +98,8 @@ class ChainWalker:
         if row.prev_hash != expected_prev:
             return ChainFailure.LINK_MISMATCH
         entry = AuditEntry(principal=row.principal, action=row.action, resource_name=row.resource_name,
-                           purpose=row.purpose, justification=row.justification, trace_id=row.trace_id)
+                           purpose=row.purpose, justification=row.justification, trace_id=row.trace_id,
+                           actor_roles=row.actor_roles, method=row.method)
         if row.hash != record_hash(row.prev_hash, row.recorded_at, entry):
             return ChainFailure.HASH_MISMATCH
         return ChainFailure.NONE

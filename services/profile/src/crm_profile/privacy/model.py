@@ -208,6 +208,8 @@ class AuditRow:
     trace_id: str
     prev_hash: bytes
     hash: bytes
+    actor_roles: tuple[str, ...] = ()
+    method: str = ""
 
 
 @dataclass(frozen=True)
