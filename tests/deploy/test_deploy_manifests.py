@@ -27,6 +27,8 @@ import yaml
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from crmkit.server import LIVENESS
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 K8S = REPOSITORY / "deploy" / "k8s"
 BASE = K8S / "base"
@@ -290,14 +292,16 @@ def test_container_and_probe_ports_are_the_settings_default_ports() -> None:
             (component.port, container["ports"][0]["name"])], f"{name}: Service port"
 
 
-def test_grpc_probes_ask_for_the_service_health_name() -> None:
+def test_grpc_probes_ask_for_the_service_health_name_and_liveness_for_the_process() -> None:
     resources = base_resources()
     for name, component in components().items():
         if not component.is_service:
             continue
         container = main_container(find(resources, "Deployment", name)["spec"]["template"]["spec"], name)  # type: ignore[index]
-        for kind in PROBES:
+        for kind in ("startupProbe", "readinessProbe"):
             assert container[kind]["grpc"]["service"] == component.health_name, f"{name}: {kind}"
+        # Liveness must not follow the database (crmkit.server.LIVENESS), or an outage restarts the fleet.
+        assert container["livenessProbe"]["grpc"]["service"] == LIVENESS, f"{name}: livenessProbe"
 
 
 def test_gateway_targets_each_service_through_its_headless_service() -> None:

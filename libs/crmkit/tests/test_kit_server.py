@@ -17,7 +17,7 @@ from crmkit import errors
 from crmkit.auth import Principal, Role, bind_principal, reset_principal
 from crmkit.channels import open_channel
 from crmkit.logs import configure_logging
-from crmkit.server import GrpcServer, ServiceBinding
+from crmkit.server import LIVENESS, GrpcServer, ServiceBinding
 from crmkit.settings import ServiceSettings
 from crmkit.testing import TEST_JWT_SECRET, bearer, token
 
@@ -82,6 +82,9 @@ async def test_health_follows_readiness_for_overall_and_each_service(served) -> 
     ready.value = False
     await asyncio.sleep(0.3)
     assert await health_status(server) == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert await health_status(server, DESCRIPTOR.full_name) == health_pb2.HealthCheckResponse.NOT_SERVING
+    # The process itself is alive: its liveness name stays SERVING through a database outage.
+    assert await health_status(server, LIVENESS) == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_stop_reports_not_serving_then_lets_in_flight_calls_finish(served) -> None:

@@ -7,7 +7,9 @@ about a tenth of a short read's CPU for spans nobody receives; the guard then ta
 trace context from the metadata itself, so log lines carry the trace id of a traced caller.
 
 Health serves the overall status (`""`) and each service's own name, driven by a readiness
-probe (database reachable) rather than hard-coded. On SIGTERM the server first reports
+probe (database reachable) rather than hard-coded, and `liveness`, SERVING for as long as the
+event loop answers: Kubernetes' liveness probe asks that one, so a database outage takes pods
+out of rotation (readiness) without restarting every one of them. On SIGTERM the server first reports
 NOT_SERVING, so load balancers stop sending new calls, then `stop(grace)` lets in-flight calls
 finish before the process closes its engine and flushes telemetry.
 """
@@ -66,6 +68,9 @@ Readiness = Callable[[], Awaitable[bool]]
 
 # Probes and API discovery are not traced: they are noise in traces, and the instrumentation's
 # stream wrapper fails to detach its context on reflection's bidirectional stream.
+# The health name that says only "this process's event loop answers" (see the module doc).
+LIVENESS = "liveness"
+
 _TRACED = filters.negate(filters.any_of(filters.service_prefix("grpc.health."),
                                         filters.service_prefix("grpc.reflection.")))
 
@@ -112,6 +117,7 @@ class GrpcServer:
         else:
             self.bound_port = self.server.add_secure_port(address, credentials)
         await self._set_health(await self._ready())
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
         self._probe_task = asyncio.create_task(self._probe_forever(), name="health-probe")
         log.info("server_started", port=self.bound_port, services=self.service_names)
