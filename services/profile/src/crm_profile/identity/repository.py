@@ -223,8 +223,14 @@ class MatchRepository:
 
     async def names(self, session: AsyncConnection, *, customer_ids: Sequence[str] | None = None,
                     after: str | None = None, limit: int = 0) -> list[tuple[str, int, str]]:
-        """(customer id, state, full name) of the given customers, or of a page in id order."""
-        query = sa.select(c.c.customer_id, c.c.state, c.c.full_name_sealed).order_by(c.c.customer_id)
+        """(customer id, state, full name) of the given customers, or of a page in id order.
+
+        The rows are share-locked, in id order, until the caller's transaction ends: the name keys
+        the caller then writes follow the customers' committed state, and a writer that locks
+        customers and then touches their name keys (a merge, an erasure) is waited for rather
+        than met head-on in a deadlock."""
+        query = (sa.select(c.c.customer_id, c.c.state, c.c.full_name_sealed).order_by(c.c.customer_id)
+                 .with_for_update(read=True))
         if customer_ids is not None:
             query = query.where(c.c.customer_id.in_(list(customer_ids)))
         else:

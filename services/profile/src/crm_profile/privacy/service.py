@@ -97,7 +97,8 @@ class DataSubjectRequests:
                     stored = await self._repository.stored_report(session, earlier.removeprefix("customers/"))
                     if stored is not None:
                         return stored
-            current = await self._customers.get(session, customer_id, for_update=True)
+            locked = await self._lock_tree(session, customer_id)
+            current = locked.get(customer_id)
             if current is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
             if current.state == ERASED:  # erased already: its evidence again, nothing changes
@@ -106,7 +107,7 @@ class DataSubjectRequests:
             customer_rules.ensure_active(current)
             if etag and etag != current.etag:
                 raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
-            tree = [current] + await self._merged_into(session, customer_id)
+            tree = [current] + [c for cid, c in locked.items() if cid != customer_id]
             ids = [c.customer_id for c in tree]
             rules.check_erasable(open_holdings=await self._repository.open_holdings(session, ids))
             policies = await self._policies.policies(session)
@@ -132,14 +133,21 @@ class DataSubjectRequests:
             await publish_deletions(self._outbox, session, erased, actor=actor.subject)
         return erasure
 
-    async def _merged_into(self, session: AsyncConnection, customer_id: str) -> list[Customer]:
-        """The customers merged into this one (locked), whose data is the same person's."""
-        merged = []
-        for source_id in (await self._repository.merge_tree(session, customer_id))[1:]:
-            source = await self._customers.get(session, source_id, for_update=True)
-            if source is not None:
-                merged.append(source)
-        return merged
+    async def _lock_tree(self, session: AsyncConnection, customer_id: str) -> dict[str, Customer]:
+        """The customer and those merged into it (the same person's data), their rows locked in
+        customer id order, the order every writer of several customers locks them in (merges, the
+        features' recomputation): any other order can deadlock with them. The customer comes first
+        in the result, the merged ones after it in merge-tree order."""
+        ids = await self._repository.merge_tree(session, customer_id)
+        rows = {}
+        for cid in sorted(ids):
+            row = await self._customers.get(session, cid, for_update=True)
+            if row is not None:
+                rows[cid] = row
+        if await self._repository.merge_tree(session, customer_id) != ids:
+            raise Aborted("the customer's merges changed while it was being erased; retry",
+                          reason="CONCURRENT_CHANGE")
+        return {cid: rows[cid] for cid in ids if cid in rows}
 
     # --- export ----------------------------------------------------------------------------------
 
