@@ -1,8 +1,9 @@
 """`crm-gateway` (or `python -m crm_gateway`): serve the HTTP gateway until SIGTERM.
 
-uvicorn handles SIGTERM and SIGINT: it stops accepting connections, lets in-flight requests
-finish for up to `CRM_SHUTDOWN_GRACE_SECONDS`, then runs the lifespan's shutdown (channels
-closed, telemetry flushed). Its access log is off: requests are traced, and the structured
+On SIGTERM or SIGINT the gateway first keeps serving for `CRM_GATEWAY_DRAIN_SECONDS` with
+`/readyz` answering 503 (draining.py), then uvicorn stops accepting connections, lets in-flight
+requests finish for up to `CRM_SHUTDOWN_GRACE_SECONDS`, and runs the lifespan's shutdown
+(channels closed, telemetry flushed). Its access log is off: requests are traced, and the structured
 `crm.*` logs carry the trace ids; a per-request log line would add volume and no facts.
 """
 
@@ -13,6 +14,7 @@ import sys
 import uvicorn
 
 from crm_gateway.app import create_app
+from crm_gateway.draining import Drain, DrainingServer
 from crm_gateway.settings import GatewaySettings
 from crmkit.logs import configure_logging
 from crmkit.telemetry import setup_telemetry
@@ -26,8 +28,9 @@ def main() -> None:
         raise SystemExit(2) from exc
     configure_logging(service="gateway", level=settings.log_level)
     telemetry = setup_telemetry(service_name="crm-gateway")
+    drain = Drain()
     config = uvicorn.Config(
-        create_app(settings, telemetry=telemetry),
+        create_app(settings, telemetry=telemetry, drain=drain),
         host=settings.host,
         port=settings.port,
         # grpc.aio is built and tested on the standard asyncio loop: keep uvicorn from choosing uvloop.
@@ -40,7 +43,7 @@ def main() -> None:
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config, drain=drain, drain_seconds=settings.drain_seconds).run()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_gateway import problems
+from crm_gateway.draining import Drain
 from crm_gateway.peers import Peers
 from crm_gateway.routes import customers, health
 from crm_gateway.settings import GatewaySettings
@@ -48,8 +49,10 @@ PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 UNTRACED_URLS = ",".join(f"{path}$" for path in sorted(PROBE_PATHS))  # matched against full URLs
 
 
-def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None) -> FastAPI:
-    """The gateway for these settings; `telemetry`, when given, is flushed last on shutdown.
+def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None, drain: Drain | None = None,
+               ) -> FastAPI:
+    """The gateway for these settings; `telemetry`, when given, is flushed last on shutdown;
+    `drain`, when given, is the server's (the readiness probe answers 503 once it has started).
 
     (uvicorn re-raises SIGTERM once the lifespan has ended, so nothing after `serve()` runs:
     the lifespan is the last place to flush spans.)
@@ -75,6 +78,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         # The interactive pages load scripts from a public CDN: not from inside a bank.
         docs_url=None, redoc_url=None,
     )
+    app.state.drain = drain or Drain()
     app.state.verifier = TokenVerifier(
         secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     app.include_router(health.router)

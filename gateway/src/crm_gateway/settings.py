@@ -25,6 +25,9 @@ class GatewaySettings(ServiceSettings):
                                  validation_alias="CRM_GATEWAY_FEEDBACK_TARGET")
     risk_target: str = Field(default="127.0.0.1:50055", min_length=1,
                              validation_alias="CRM_GATEWAY_RISK_TARGET")
+    # Seconds the gateway keeps serving after SIGTERM, `/readyz` answering 503, before it stops
+    # listening: load balancers take a few seconds to stop routing to a terminating pod.
+    drain_seconds: float = Field(default=5.0, ge=0, le=60, validation_alias="CRM_GATEWAY_DRAIN_SECONDS")
 
     @property
     def peer_targets(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import grpc
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 from pydantic import BaseModel
@@ -37,9 +37,12 @@ async def healthz() -> JSONResponse:
 
 @router.get(
     "/readyz", summary="Readiness probe", response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Not ready: the profile service does not serve."}},
+    responses={503: {"model": Readiness,
+                     "description": "Not ready: the profile service does not serve, or the gateway is draining."}},
 )
-async def readyz(peers: Annotated[Peers, Depends(get_peers)]) -> JSONResponse:
+async def readyz(request: Request, peers: Annotated[Peers, Depends(get_peers)]) -> JSONResponse:
+    if request.app.state.drain.started:  # leaving the rotation before the socket closes (draining.py)
+        return JSONResponse({"status": "not_ready", "checks": {"gateway": "DRAINING"}}, status_code=503)
     try:
         reply = await peers.profile_health.Check(health_pb2.HealthCheckRequest(service=PROFILE_SERVICE))
         profile = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -229,6 +229,29 @@ async def caught_up(profile_service) -> None:  # type: ignore[no-untyped-def]
     assert await wait_for(done, 30)
 
 
+async def test_a_same_name_candidate_survives_a_crowded_birthday(
+    profile, new_customer, profile_service, monkeypatch,
+) -> None:
+    # A large bank has thousands of customers born near anyone's birthday: more than the pool
+    # holds. The name-key block goes in first, so the crowd cannot push a same-name candidate out.
+    monkeypatch.setattr("crm_profile.identity.rules.MAX_POOL", 3)
+    made = await rule(profile, f"fuzzy-crowd-{uuid.uuid4().hex[:8]}", disabled=True, fuzzy=i.FuzzyMatchCriteria(
+        comparisons=[i.FuzzyComparison(field=i.FUZZY_FIELD_FULL_NAME, method=i.SIMILARITY_METHOD_JARO_WINKLER,
+                                       weight=1)], review_threshold=0.85))
+    rng = random.Random()
+    born = date_pb2.Date(year=rng.randint(1940, 2000), month=rng.randint(1, 12), day=rng.randint(1, 28))
+    original = await create(profile, person(new_customer, rng, birth_date=born))
+    for _ in range(5):
+        await create(profile, person(new_customer, rng, birth_date=born))
+    first, last = original.full_name.split()
+    variant = await create(profile, person(new_customer, rng, full_name=f"{first[0]}{'a' if first[1] != 'a' else 'e'}"
+                                                                         f"{first[2:]} {last}",
+                                           birth_date=date_pb2.Date(year=born.year, month=born.month,
+                                                                    day=born.day % 28 + 1)))
+    await caught_up(profile_service)
+    assert variant.name in [m.customer for m in await find(profile, [made.name], customer=original.name)]
+
+
 async def test_an_auto_merge_rule_merges_at_once_unless_review_is_needed(
     profile, new_customer, rules, profile_service,
 ) -> None:

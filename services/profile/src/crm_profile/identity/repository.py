@@ -182,23 +182,35 @@ class MatchRepository:
 
     async def pool(self, session: AsyncConnection, subject: Customer, *, birth_dates: Iterable[date],
                    name_key: bytes | None, limit: int) -> list[PoolEntry]:
-        """Live customers of the subject's type born on one of `birth_dates` or sharing its name key."""
+        """Live customers of the subject's type sharing its name key or born on one of
+        `birth_dates`, at most `limit`, the likeliest blocks first: the name key, then the
+        subject's own birth date, then the other dates (its typo variants). A large bank has
+        thousands of customers born on some day near anyone's birthday; cut in id order, the pool
+        would drop a same-name candidate at random."""
+        dates = set(birth_dates)
         blocks = []
-        if dates := list(birth_dates):
-            blocks.append(c.c.birth_date.in_(dates))
         if name_key is not None:
             blocks.append(c.c.customer_id.in_(sa.select(nk.c.customer_id).where(nk.c.name_key == name_key)))
-        if not blocks:
-            return []
-        query = (sa.select(c.c.customer_id, c.c.birth_date, c.c.full_name_sealed, c.c.id_number_sealed,
-                           c.c.mobile_phone_sealed, c.c.email_sealed, c.c.address_sealed)
-                 .where(*self._live(subject.customer_type, subject.customer_id), sa.or_(*blocks))
-                 .order_by(c.c.customer_id).limit(limit))
-        entries = []
-        for row in (await session.execute(query)).all():
-            opened = self._vault.open(row._mapping)
-            entries.append(PoolEntry(row.customer_id, opened["full_name"], row.birth_date, opened["address"]))
-        return entries
+        if subject.birth_date is not None and subject.birth_date in dates:
+            blocks.append(c.c.birth_date == subject.birth_date)
+            dates.discard(subject.birth_date)
+        if dates:
+            blocks.append(c.c.birth_date.in_(sorted(dates)))
+        entries: dict[str, PoolEntry] = {}
+        for block in blocks:
+            if len(entries) >= limit:
+                break
+            query = (sa.select(c.c.customer_id, c.c.birth_date, c.c.full_name_sealed, c.c.id_number_sealed,
+                               c.c.mobile_phone_sealed, c.c.email_sealed, c.c.address_sealed)
+                     .where(*self._live(subject.customer_type, subject.customer_id), block)
+                     .order_by(c.c.customer_id).limit(limit - len(entries)))
+            if entries:
+                query = query.where(c.c.customer_id.not_in(list(entries)))
+            for row in (await session.execute(query)).all():
+                opened = self._vault.open(row._mapping)
+                entries[row.customer_id] = PoolEntry(row.customer_id, opened["full_name"], row.birth_date,
+                                                     opened["address"])
+        return list(entries.values())
 
     async def states(self, session: AsyncConnection, customer_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
         """(state, merged_into) of each customer."""
