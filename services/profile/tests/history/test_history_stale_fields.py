@@ -132,6 +132,21 @@ async def test_across_customers_most_overdue_first_within_the_book_and_branch(
     assert next(s.customer for s in everyone) == theirs.name
 
 
+async def test_merged_customers_are_not_listed_their_survivors_are(profile, profile_service, new_customer) -> None:
+    from crm.profile.v1 import identity_pb2
+
+    branch = f"BR-{uuid.uuid4().hex[:6]}"
+    survivor, source = [await create(profile, new_customer(branch_id=branch)) for _ in range(2)]
+    for customer in (survivor, source):
+        await age(profile_service, customer.customer_id, "address", 400)
+    listed, _ = await stale(profile, "customers/-", metadata=ADMIN, branch_id=branch)
+    assert {s.customer for s in listed} == {survivor.name, source.name}
+    await profile.MergeCustomers(identity_pb2.MergeCustomersRequest(
+        name=survivor.name, source_customer=source.name, audit=PURPOSE), metadata=ADMIN)
+    listed, _ = await stale(profile, "customers/-", metadata=ADMIN, branch_id=branch)
+    assert {s.customer for s in listed} == {survivor.name}
+
+
 async def test_confirming_refuses_empty_and_unknown_fields_and_changes_nothing(
     profile, profile_service, new_customer,
 ) -> None:

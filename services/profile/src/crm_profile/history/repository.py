@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.attributes.tables import customer_attribute
+from crm_profile.customers.model import ACTIVE
 from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.tables import customer as c
 from crm_profile.customers.tables import customer_external_id
@@ -212,13 +213,16 @@ class HistoryRepository:
         branches = []
         for field, age in sorted(max_ages.items()):
             max_age = sa.literal(age, sa.Interval).label("max_age")
+            # Only live customers: a merged one is served by its survivor, an erased one has nothing
+            # left to refresh (the join goes by primary key, row by row, in the index's due order).
             confirmed = (sa.select(f.c.customer_id, f.c.field, f.c.confirmed_at, max_age,
                                    (f.c.confirmed_at + sa.literal(age, sa.Interval)).label("due_at"))
-                         .where(f.c.field == field, f.c.confirmed_at < now - age))
+                         .join(c, c.c.customer_id == f.c.customer_id)
+                         .where(f.c.field == field, f.c.confirmed_at < now - age, c.c.state == ACTIVE))
             created = (sa.select(c.c.customer_id, sa.literal(field, sa.Text).label("field"),
                                  c.c.created_at.label("confirmed_at"), max_age,
                                  (c.c.created_at + sa.literal(age, sa.Interval)).label("due_at"))
-                       .where(c.c.created_at < now - age, _has_value(field),
+                       .where(c.c.created_at < now - age, c.c.state == ACTIVE, _has_value(field),
                               ~sa.exists().where(f.c.customer_id == c.c.customer_id, f.c.field == field)))
             if after is not None:
                 after_due, after_customer, after_field = after
@@ -231,7 +235,6 @@ class HistoryRepository:
                 confirmed = confirmed.where(f.c.customer_id == customer_id)
                 created = created.where(c.c.customer_id == customer_id)
             if relationship_manager_id or branch_id:
-                confirmed = confirmed.join(c, c.c.customer_id == f.c.customer_id)
                 if relationship_manager_id:
                     confirmed = confirmed.where(c.c.relationship_manager_id == relationship_manager_id)
                     created = created.where(c.c.relationship_manager_id == relationship_manager_id)
