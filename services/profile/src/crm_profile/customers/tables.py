@@ -52,6 +52,8 @@ customer = sa.Table(
     sa.Index("ix_customer_branch_id", "branch_id", "customer_id"),
     # Blocking of fuzzy match rules (identity resolution).
     sa.Index("ix_customer_birth_date", "customer_type", "birth_date"),
+    # The stale-data list walks customers in creation order (migration 0010).
+    sa.Index("ix_customer_created_at", "created_at", "customer_id"),
 )
 
 
