@@ -23,6 +23,16 @@ async def test_sigterm_first_fails_readiness_while_serving_then_stops(profile_ad
         uvicorn.Config(create_app(settings, drain=drain), host="127.0.0.1", port=port, loop="asyncio",
                        lifespan="on", log_config=None, access_log=False, timeout_graceful_shutdown=1),
         drain=drain, drain_seconds=0.6)
+    # uvicorn re-raises the signal it shut down for once it has stopped, as the process's last
+    # act; this process stands in for Kubernetes and must survive it.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        await _drain_and_stop(server, port)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+async def _drain_and_stop(server: DrainingServer, port: int) -> None:
     serving = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on

@@ -40,4 +40,7 @@ class DrainingServer(uvicorn.Server):
             return
         self._drain.started = True
         log.info("gateway_draining", signal=signal.Signals(sig).name, seconds=self._drain_seconds)
-        asyncio.get_running_loop().call_later(self._drain_seconds, super().handle_exit, sig, frame)
+        # A signal handler may interrupt the loop anywhere: hand the timer to the loop through its
+        # thread-safe queue rather than touching its schedule from here.
+        loop = asyncio.get_running_loop()
+        loop.call_soon_threadsafe(loop.call_later, self._drain_seconds, super().handle_exit, sig, frame)
