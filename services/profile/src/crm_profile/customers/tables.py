@@ -45,9 +45,10 @@ customer = sa.Table(
     # CustomerState and the survivor of a merge (migration 0004, identity resolution).
     sa.Column("state", sa.SmallInteger, nullable=False, server_default="1"),
     sa.Column("merged_into", sa.Text, nullable=False, server_default=""),
-    sa.Index("ix_customer_id_number_index", "id_number_index"),
-    sa.Index("ix_customer_mobile_phone_index", "mobile_phone_index"),
-    sa.Index("ix_customer_email_index", "email_index"),
+    # Blind indexes are looked up by equality only: hash indexes (migration 0011 says why).
+    sa.Index("ix_customer_id_number_index_hash", "id_number_index", postgresql_using="hash"),
+    sa.Index("ix_customer_mobile_phone_index_hash", "mobile_phone_index", postgresql_using="hash"),
+    sa.Index("ix_customer_email_index_hash", "email_index", postgresql_using="hash"),
     sa.Index("ix_customer_relationship_manager_id", "relationship_manager_id", "customer_id"),
     sa.Index("ix_customer_branch_id", "branch_id", "customer_id"),
     # Blocking of fuzzy match rules (identity resolution).
