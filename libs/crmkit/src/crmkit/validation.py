@@ -28,7 +28,10 @@ class Violations:
         return self.check(bool(value), field, "is required")
 
     def max_length(self, value: str, field: str, limit: int) -> bool:
-        return self.check(len(value) <= limit, field, f"must be at most {limit} characters")
+        if len(value) <= limit:  # the usual case: no message to format
+            return True
+        self.add(field, f"must be at most {limit} characters")
+        return False
 
     def pattern(self, value: str, field: str, regex: re.Pattern[str], rule: str) -> bool:
         return self.check(bool(regex.fullmatch(value)), field, rule)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -14,7 +14,6 @@ from crm_profile.api.attribute_messages import value_to_proto, values_to_domain
 from crm_profile.customers.model import Customer, CustomerView, ExternalId
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.validation import to_date
-from crmkit.values import set_timestamps
 
 
 def _date(value: object, field: str, violations: list[FieldViolation]):  # type: ignore[no-untyped-def]
@@ -88,12 +87,25 @@ def to_proto(view: CustomerView) -> customer_pb2.Customer:
         _set_date(message.closed_on, c.closed_on)
     if c.address:
         _set_address(message.address, c.address)
-    set_timestamps(message, create_time=c.created_at, update_time=c.updated_at)
+    _set_times(message, c.created_at, c.updated_at)
     for key, value in c.attributes.items():
         message.attributes[key].CopyFrom(value_to_proto(value))
     for e in c.external_ids:
         message.external_ids.add(source_system=e.source_system, id=e.id)
     return message
+
+
+def _set_times(message: customer_pb2.Customer, created_at: datetime | None, updated_at: datetime | None) -> None:
+    """create_time and update_time, set in place (`crmkit.values.set_timestamps` builds a Timestamp
+    and copies it). An import stamps a new customer's two times with one datetime: converted once.
+    (Identity, not equality: equal aware datetimes in one zone can be an hour apart across a DST fold.)"""
+    if created_at is not None:
+        message.create_time.FromDatetime(created_at)
+    if updated_at is not None:
+        if updated_at is created_at:
+            message.update_time.CopyFrom(message.create_time)
+        else:
+            message.update_time.FromDatetime(updated_at)
 
 
 def _set_date(target: Any, value: date) -> None:

@@ -6,7 +6,7 @@ into protos and back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -72,6 +72,19 @@ class Customer:
     @property
     def etag(self) -> str:
         return str(self.version)
+
+    def replace(self, **changes: Any) -> Customer:
+        """A copy with `changes` applied: `dataclasses.replace(self, **changes)` without its
+        generic machinery (it rebuilds the whole record through `__init__`, field by field), which
+        cost a bulk import more than validating the row. Shallow, like `dataclasses.replace`."""
+        if not _CUSTOMER_FIELDS.issuperset(changes):
+            raise TypeError(f"Customer has no field {', '.join(sorted(changes.keys() - _CUSTOMER_FIELDS))}")
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
+
+_CUSTOMER_FIELDS = frozenset(f.name for f in fields(Customer))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ from crmkit.crypto import BlindIndex, KeyRing
 
 _SEALED_TEXT_FIELDS = ("full_name", "id_number", "mobile_phone", "email")
 _INDEXED_FIELDS = ("id_number", "mobile_phone", "email")
+# (field, its column): formatted once, not per customer sealed.
+_SEALED_COLUMNS = tuple((field, f"{field}_sealed") for field in _SEALED_TEXT_FIELDS)
+_INDEX_COLUMNS = tuple((field, f"{field}_index") for field in _INDEXED_FIELDS)
+# `json.dumps(address, sort_keys=True)` without building an encoder per call: the same text.
+_address_json = json.JSONEncoder(sort_keys=True).encode
 
 
 class PersonalDataVault:
@@ -26,14 +31,14 @@ class PersonalDataVault:
         """The stored columns for the customer's personal data."""
         cid = customer.customer_id
         columns: dict[str, Any] = {"key_id": self._keys.active_key_id}
-        for field in _SEALED_TEXT_FIELDS:
+        for field, column in _SEALED_COLUMNS:
             value = getattr(customer, field)
-            columns[f"{field}_sealed"] = self._keys.seal(value, context=f"customer:{cid}:{field}") if value else None
-        for field in _INDEXED_FIELDS:
+            columns[column] = self._keys.seal(value, context=f"customer:{cid}:{field}") if value else None
+        for field, column in _INDEX_COLUMNS:
             value = getattr(customer, field)
-            columns[f"{field}_index"] = self._index.of(value, kind=field) if value else None
+            columns[column] = self._index.of(value, kind=field) if value else None
         columns["address_sealed"] = (
-            self._keys.seal(json.dumps(customer.address, sort_keys=True), context=f"customer:{cid}:address")
+            self._keys.seal(_address_json(customer.address), context=f"customer:{cid}:address")
             if customer.address else None
         )
         return columns

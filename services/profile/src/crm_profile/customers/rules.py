@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import operator
 import re
 from datetime import date
 from typing import Protocol
@@ -53,6 +54,9 @@ _CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CN_ID_CHECK = "10X98765432"
 
 
+# Some twenty paths, each asked for on every validated customer (per row of a bulk import); bounded,
+# as any caller may ask.
+@functools.lru_cache(maxsize=128)
 def path(field: str, prefix: str = "customer.") -> str:
     return prefix + FIELD_PATHS.get(field, field)
 
@@ -61,7 +65,7 @@ def is_valid_cn_resident_id(number: str) -> bool:
     """PRC resident identity card: 17 digits and an ISO 7064 MOD 11-2 check character."""
     if len(number) != 18 or not number[:17].isdigit():
         return False
-    total = sum(int(d) * w for d, w in zip(number[:17], _CN_ID_WEIGHTS, strict=True))
+    total = sum(map(operator.mul, map(int, number[:17]), _CN_ID_WEIGHTS))
     return _CN_ID_CHECK[total % 11] == number[17]
 
 
@@ -132,8 +136,7 @@ def _validate_address(customer: Customer, v: Violations) -> None:
 
 def normalise(customer: Customer) -> Customer:
     """Canonical forms, so blind indexes match however a value was typed."""
-    return dataclasses.replace(
-        customer,
+    return customer.replace(
         full_name=" ".join(customer.full_name.split()),
         id_number=customer.id_number.strip().upper(),
         email=customer.email.strip().lower(),
@@ -176,20 +179,22 @@ def view_for(principal: Principal, customer: Customer) -> CustomerView:
     """The customer as this caller may see it: clear for those who serve it, masked otherwise."""
     if principal.has_any(CLEAR_READERS):
         return CustomerView(customer)
-    masked = dataclasses.replace(
-        customer,
+    masked = customer.replace(
         full_name=masking.mask_name(customer.full_name),
         id_number=masking.mask_identifier(customer.id_number),
         mobile_phone=masking.mask_digits(customer.mobile_phone),
         email=masking.mask_email(customer.email) if customer.email else "",
         address=_mask_address(customer.address),
     )
-    present = tuple(f for f in PERSONAL_FIELDS if getattr(customer, f))
+    masked_fields = [_MASKED_PATHS[f] for f in PERSONAL_FIELDS if getattr(customer, f)]
     hidden = sorted(key for key, value in customer.attributes.items() if value.personal)
     if hidden:  # a masked attribute value is left out of the map and named in masked_fields
         masked.attributes = {k: v for k, v in customer.attributes.items() if not v.personal}
-    return CustomerView(masked, tuple(FIELD_PATHS.get(f, f) for f in present)
-                        + tuple(f"attributes.{key}" for key in hidden))
+        masked_fields.extend(f"attributes.{key}" for key in hidden)
+    return CustomerView(masked, tuple(masked_fields))
+
+
+_MASKED_PATHS = {f: FIELD_PATHS.get(f, f) for f in PERSONAL_FIELDS}  # as masked_fields names them
 
 
 def _mask_address(address: dict[str, object]) -> dict[str, object]:

@@ -16,6 +16,7 @@ confirmed at the customer's creation (history.repository's stale query falls bac
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -58,6 +59,10 @@ CORE_FIELDS: dict[str, str] = {
     "external_ids": "external_ids",
 }
 CORE_PATHS = frozenset(CORE_FIELDS.values())
+# A customer's core field values as a tuple, in the order of CORE_FIELDS and _CORE_FIELD_PATHS:
+# read in one call, as bulk imports do for every row.
+_core_values = operator.attrgetter(*CORE_FIELDS)
+_CORE_FIELD_PATHS = tuple(CORE_FIELDS.values())
 PERSONAL_PATHS = frozenset({"full_name", "id_document.number", "mobile_phone", "email", "address"})
 # Paths that only group others: a filter on them selects their sub-fields.
 GROUP_PATHS = frozenset({"id_document", "attributes"})
@@ -102,11 +107,14 @@ def snapshot(customer: Customer | None, enum_names: EnumNames) -> dict[str, Fiel
 
 
 def _is_empty(value: object) -> bool:
-    """What `_canonical` renders as "" (no value): every integer field of a customer is an enum,
-    and 0 means not given."""
+    """What `_canonical` renders as "" (no value): None, "", {}, (), and 0 -- every integer field of
+    a customer is an enum, and 0 means not given. Each of those is falsy, so a truthy value (the
+    usual filled field) is settled by one test; False, [] or 0.0 are falsy and still a value."""
+    if value:
+        return False
     if value is None or value == "" or value == {} or value == ():
         return True
-    return isinstance(value, int) and not isinstance(value, bool) and value == 0
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _canonical(value: object, names: Mapping[int, str] | None) -> str:
@@ -147,8 +155,7 @@ def changes(before: Customer, after: Customer, enum_names: EnumNames, *,
     (an update usually changes a few of twenty; bulk imports call this once per row)."""
     before_values: dict[str, FieldValue] = {}
     after_values: dict[str, FieldValue] = {}
-    for field, path in CORE_FIELDS.items():
-        old, new = getattr(before, field), getattr(after, field)
+    for path, old, new in zip(_CORE_FIELD_PATHS, _core_values(before), _core_values(after), strict=True):
         if old == new:
             continue
         names = enum_names.get(path)
@@ -174,7 +181,8 @@ def changes(before: Customer, after: Customer, enum_names: EnumNames, *,
 def filled_paths(customer: Customer) -> list[str]:
     """The paths of the customer's fields that have a value, sorted: the keys of `snapshot`,
     without rendering the values."""
-    paths = [path for field, path in CORE_FIELDS.items() if not _is_empty(getattr(customer, field))]
+    paths = [path for path, value in zip(_CORE_FIELD_PATHS, _core_values(customer), strict=True)
+             if not _is_empty(value)]
     paths.extend(history_field(key) for key in customer.attributes)
     paths.sort()
     return paths

@@ -10,6 +10,7 @@ line, the column, the target and the rule, never the value itself.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -56,12 +57,15 @@ ADDRESS_KEYS = {
     "address.address_lines": "addressLines",
 }
 REPEATABLE_TARGETS = frozenset({"address.address_lines"})
+# Core target path -> Customer field, for the targets that are not parts of the address.
+_FIELD_OF_TARGET = {target: field for target, (field, _) in CORE_TARGETS.items() if target not in ADDRESS_KEYS}
 ISO_DATE = "%Y-%m-%d"
 
 # Target path -> {upper-case value name, with and without its prefix: number}; from the contract.
 EnumValues = Mapping[str, Mapping[str, int]]
-# Fields compared to decide whether a row changes its customer (bookkeeping left out).
-_COMPARED = tuple(f.name for f in dataclasses.fields(Customer) if f.name not in {"version", "created_at", "updated_at"})
+# The values compared to decide whether a row changes its customer (bookkeeping left out), as a tuple.
+_compared_values = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(Customer) if f.name not in {"version", "created_at", "updated_at"}))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,12 +81,13 @@ Converter = Callable[[Any], Any]
 class _Column:
     """One ColumnRule bound to its position in the file."""
 
-    __slots__ = ("convert", "default", "index", "null_values", "rule", "target", "value_map")
+    __slots__ = ("convert", "default", "index", "null_values", "repeatable", "rule", "target", "value_map")
 
     def __init__(self, rule: ColumnRule, index: int, convert: Converter, null_values: frozenset[str]) -> None:
         self.rule = rule
         self.index = index
         self.target = rule.target
+        self.repeatable = rule.target in REPEATABLE_TARGETS
         self.convert = convert
         self.value_map = dict(rule.value_map)
         self.null_values = null_values
@@ -225,7 +230,7 @@ class RowMapper:
                 continue
             if value is None:
                 continue
-            if column.target in REPEATABLE_TARGETS:
+            if column.repeatable:
                 values.setdefault(column.target, []).append(value)
             else:
                 values[column.target] = value
@@ -249,7 +254,7 @@ class RowMapper:
     def updated_customer(self, row: MappedRow, current: Customer) -> Customer:
         """`current` with the row's values over it; cells without a value leave a field alone."""
         fields, address, attributes = _split(row.values)
-        merged = dataclasses.replace(current, **fields)
+        merged = current.replace(**fields)
         if address:
             merged.address = {**current.address, **address}
         if attributes:
@@ -284,12 +289,13 @@ def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], d
     for target, value in values.items():
         if value is _FAILED:
             continue
-        if target in ADDRESS_KEYS:
+        field = _FIELD_OF_TARGET.get(target)  # most targets are plain fields: asked first
+        if field is not None:
+            fields[field] = value
+        elif target in ADDRESS_KEYS:
             address[ADDRESS_KEYS[target]] = value
-        elif target.startswith("attributes."):
-            attributes[target.removeprefix("attributes.")] = value
         else:
-            fields[CORE_TARGETS[target][0]] = value
+            attributes[target.removeprefix("attributes.")] = value
     return fields, address, attributes
 
 
@@ -299,4 +305,4 @@ def failed_targets(row: MappedRow) -> frozenset[str]:
 
 def same_customer(a: Customer, b: Customer) -> bool:
     """Whether two customers hold the same values (version and timestamps aside)."""
-    return all(getattr(a, name) == getattr(b, name) for name in _COMPARED)
+    return _compared_values(a) == _compared_values(b)

@@ -1,0 +1,58 @@
+"""Where a row's values land on the customer, and when an updated customer counts as unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime
+
+from crm_profile.api.import_messages import ENUM_VALUES
+from crm_profile.attributes.model import AttributeDefinition, AttributeValue, DataClass, ValueType
+from crm_profile.customers.model import ExternalId
+from crm_profile.imports import conversion
+from crm_profile.imports.model import MODE_LENIENT, ColumnRule, CsvOptions, IdRule, ImportSpec
+
+TODAY = date(2026, 11, 23)
+TIER = AttributeDefinition("tier", "Tier", ValueType.STRING, DataClass.NON_PERSONAL, "crm")
+COLUMNS = (ColumnRule("name", field="full_name"), ColumnRule("sex", field="gender"),
+           ColumnRule("doc", field="id_document.number"), ColumnRule("city", field="address.locality"),
+           ColumnRule("line", field="address.address_lines"), ColumnRule("tier", attribute="tier"),
+           ColumnRule("born", field="birth_date"))
+HEADER = ["id", "name", "sex", "doc", "city", "line", "tier", "born"]
+
+
+def mapper() -> conversion.RowMapper:
+    spec = ImportSpec(upload="importUploads/00000000-0000-0000-0000-000000000001", csv=CsvOptions(),
+                      id_rule=IdRule(column="id"), columns=COLUMNS, mode=MODE_LENIENT, max_bad_rows=0,
+                      validate_only=False, source_system="legacy-cif")
+    return conversion.RowMapper(spec, HEADER, enum_values=ENUM_VALUES, definitions={"tier": TIER})
+
+
+def test_each_target_lands_on_its_field_the_address_or_the_attributes() -> None:
+    m = mapper()
+    row = m.read(2, ["C1", "Li Wei", "MALE", "E123", "Beijing", "1 Road", "gold", "1990-01-02"])
+    customer = m.new_customer(row, today=TODAY, source_system="legacy-cif")
+    assert (customer.full_name, customer.gender, customer.id_number, customer.birth_date) == (
+        "Li Wei", 2, "E123", date(1990, 1, 2))
+    assert customer.address == {"locality": "Beijing", "addressLines": ["1 Road"]}
+    assert customer.attributes == {"tier": AttributeValue(ValueType.STRING, "gold")}
+
+
+def test_a_value_that_failed_to_convert_changes_nothing() -> None:
+    m = mapper()
+    current = m.new_customer(m.read(2, ["C1", "Li", "MALE", "", "", "", "", "1990-01-02"]), today=TODAY,
+                             source_system="a")
+    row = m.read(3, ["C1", "", "ROBOT", "", "", "", "", "1990-02-30"])
+    assert [p.field for p in row.problems] == ["gender", "birth_date"]
+    assert conversion.same_customer(m.updated_customer(row, current), current)
+
+
+def test_unchanged_means_every_value_but_the_bookkeeping() -> None:
+    m = mapper()
+    current = m.new_customer(m.read(2, ["C1", "Li", "", "", "Beijing", "", "gold", ""]), today=TODAY,
+                             source_system="a")
+    same = dataclasses.replace(current, version=7, created_at=datetime(2020, 1, 1, tzinfo=UTC),
+                               updated_at=datetime(2021, 1, 1, tzinfo=UTC))
+    assert conversion.same_customer(same, current)
+    for changes in ({"address": {"locality": "Shanghai"}}, {"attributes": {}},
+                    {"external_ids": (ExternalId("core", "1"),)}, {"state": 2}, {"source_system": "b"}):
+        assert not conversion.same_customer(dataclasses.replace(current, **changes), current), changes
