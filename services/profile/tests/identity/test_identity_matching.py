@@ -216,15 +216,19 @@ async def _at_least(profile, rule_name: str, count: int):  # type: ignore[no-unt
 
 
 async def caught_up(profile_service) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the matcher has read the whole change feed so far."""
+    """Wait until the matcher has read the whole change feed so far and its name keys are
+    complete: a matcher that saw no fuzzy rule skips to the feed's tail without keys, and the
+    first fuzzy rule then starts a backfill of every customer's key."""
     _, runtime = profile_service
     async with runtime.db.engine.connect() as connection:
         tail = (await connection.execute(sa.text("SELECT coalesce(max(cursor), 0) FROM outbox_event"))).scalar()
 
     async def done() -> bool:
         async with runtime.db.engine.connect() as connection:
-            cursor = (await connection.execute(sa.text("SELECT cursor FROM matcher_state"))).scalar()
-        return bool(cursor >= tail)
+            cursor, keys_ready, keys_wanted = (await connection.execute(sa.text(
+                "SELECT cursor, name_keys_ready,"
+                " EXISTS (SELECT 1 FROM match_rule WHERE criteria ? 'fuzzy') FROM matcher_state"))).one()
+        return bool(cursor >= tail and (keys_ready or not keys_wanted))
 
     assert await wait_for(done, 30)
 
