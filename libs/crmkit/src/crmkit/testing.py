@@ -289,25 +289,27 @@ async def next_events(
     return await read_changes(call, until=lambda events: len(events) >= wanted, seconds=seconds)
 
 
-async def tail_cursor(open_feed: Callable[..., Any], *, quiet: float = 0.5, seconds: float = 60.0) -> str:
+async def tail_cursor(open_feed: Callable[..., Any], *, quiet: float = 0.5, seconds: float = 30.0) -> str:
     """The cursor of the newest event so far ("" when none): other tests share the database.
 
     Reads the whole backlog, however long the session has made it, and stops once the feed has
-    been quiet for `quiet` seconds (the feed sends nothing while there is nothing new)."""
+    been quiet for `quiet` seconds (the feed sends nothing while there is nothing new), or after
+    `seconds` with the newest cursor seen (a background writer may never pause that long)."""
     call = open_feed()
     responses = call.__aiter__()
     last = ""
+    deadline = asyncio.get_running_loop().time() + seconds
     try:
-        async with asyncio.timeout(seconds):
-            while True:
-                try:
-                    response = await asyncio.wait_for(responses.__anext__(), quiet)
-                except (TimeoutError, StopAsyncIteration):
-                    return last
-                if response.events:
-                    last = response.events[-1].cursor
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                response = await asyncio.wait_for(responses.__anext__(), quiet)
+            except (TimeoutError, StopAsyncIteration):
+                break
+            if response.events:
+                last = response.events[-1].cursor
     finally:
         call.cancel()
+    return last
 
 
 def free_port() -> int:
