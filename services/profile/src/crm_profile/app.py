@@ -181,13 +181,14 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
                            attributes=attribute_repository, audit=kit.audit, page_tokens=kit.page_tokens,
                            enum_names=ENUM_NAMES, core_max_age_days=settings.stale_max_age_days)
     customer_values = CustomerValues(attributes=attribute_repository, customers=kit.customers)
+    retention_repository = RetentionRepository(minimums(settings.retention_minimum_days))
     event_partitions = MonthPartitions()
     events = Events(db=kit.db, repository=EventRepository(), partitions=event_partitions, audit=kit.audit,
                     page_tokens=kit.page_tokens, feed_payload=event_messages.feed_payload,
                     limits=IngestLimits(max_batch_events=settings.events_max_batch_events,
                                         max_message_bytes=settings.events_max_message_bytes,
                                         max_clock_skew=timedelta(seconds=settings.events_max_clock_skew_seconds)),
-                    retention_floors=minimums(settings.retention_minimum_days))
+                    policies=retention_repository)
     await events.prepare()
     feature_writer = FeatureWriter(
         repository=FeatureRepository(), outbox=kit.outbox, feed_payload=feature_messages.to_proto,
@@ -227,7 +228,6 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     runtime.on_close(feature_refresher.close)
     erasure_repository = ErasureRepository()
     eraser = CustomerEraser(repository=erasure_repository, history=history)
-    retention_repository = RetentionRepository(minimums(settings.retention_minimum_days))
     key_rotation = KeyRotation(
         db=kit.db, keys=keys, configured_key_id=settings.active_key_id, operations=operations, runner=runner,
         idempotency=kit.idempotency, database_url=settings.database_url, encryption_keys=settings.encryption_keys,

@@ -20,6 +20,8 @@ from crm_profile.attributes.model import DataClass
 from crm_profile.events import rules
 from crm_profile.events.repository import EventRepository, MonthPartitions
 from crm_profile.events.service import Events, IngestResult
+from crm_profile.privacy.model import RetentionAnchor
+from crm_profile.privacy.retention_repository import RetentionRepository
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
 from crmkit.db import Database
@@ -42,12 +44,12 @@ async def db(database_factory: DatabaseFactory) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-def events_service(db: Database, *, retention_floors: dict[int, timedelta] | None = None,
+def events_service(db: Database, *, retention_floors: dict[DataClass, timedelta] | None = None,
                    **limits: Any) -> Events:
     return Events(db=db, repository=EventRepository(), partitions=MonthPartitions(),
                   audit=AuditWriter(db, tables.audit_record), page_tokens=PageTokens(b"k" * 32),
                   feed_payload=event_messages.feed_payload, limits=rules.IngestLimits(**limits),
-                  retention_floors=retention_floors)
+                  policies=RetentionRepository(retention_floors or {}))
 
 
 def visit(*, at: datetime | None = None, **properties: str) -> event_pb2.CustomerEvent:
@@ -85,10 +87,11 @@ async def stored(db: Database, *batches: Sequence[event_pb2.CustomerEvent]) -> i
             "+ (SELECT count(*) FROM outbox_event WHERE split_part(resource_name, '/', 4) = ANY($1::text[]))", ids))
 
 
-async def set_policy(db: Database, data_class: DataClass, *, days: int, anchor: int = rules.RECORD_TIME) -> None:
+async def set_policy(db: Database, data_class: DataClass, *, days: int,
+                     anchor: RetentionAnchor = RetentionAnchor.RECORD_TIME) -> None:
     async with db.raw() as connection:
         await connection.execute("UPDATE retention_policy SET retention_days = $2, anchor = $3 WHERE data_class = $1",
-                                 int(data_class), days, anchor)
+                                 int(data_class), days, int(anchor))
 
 
 async def test_a_batch_over_the_configured_size_fails_the_call_and_stores_only_the_batches_before_it(
@@ -145,7 +148,7 @@ async def test_events_older_than_their_class_retention_policy_are_rejected(db: D
         floored = events_service(db, retention_floors={DataClass.BEHAVIOUR: timedelta(days=60)})
         assert (await ingest(floored, [old])).accepted_count == 1
         # Counted from the end of the relationship instead, an event's age does not matter.
-        await set_policy(db, DataClass.BEHAVIOUR, days=30, anchor=2)
+        await set_policy(db, DataClass.BEHAVIOUR, days=30, anchor=RetentionAnchor.RELATIONSHIP_END)
         ancient = visit(at=now - timedelta(days=5 * 365))
         assert (await ingest(events_service(db), [ancient])).accepted_count == 1
     finally:

@@ -13,6 +13,7 @@ from crm_profile.customers.model import ACTIVE, ERASED, MERGED
 from crm_profile.events import rules
 from crm_profile.events.model import Application, Event, EventFilter, Login, Problem, Transaction
 from crm_profile.holdings.money import Money
+from crm_profile.privacy.model import RetentionAction, RetentionAnchor, RetentionPolicy
 from crmkit.errors import InvalidArgument
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -140,23 +141,29 @@ def test_the_future_limit_is_the_configured_clock_skew() -> None:
     assert "1 minute in the future" in found.description
 
 
+def policy(data_class: DataClass, days: int, *, anchor: RetentionAnchor = RetentionAnchor.RECORD_TIME,
+           minimum_days: int = 0) -> RetentionPolicy:
+    return RetentionPolicy(data_class=data_class, retention=timedelta(days=days), anchor=anchor,
+                           action=RetentionAction.DELETE, minimum=timedelta(days=minimum_days))
+
+
 def test_retention_comes_from_the_policies_never_below_the_legal_floor() -> None:
-    behaviour, transaction = int(DataClass.BEHAVIOUR), int(DataClass.TRANSACTION)
-    retention = rules.retention_of({behaviour: (30, rules.RECORD_TIME), transaction: (3650, rules.RECORD_TIME)}, {})
+    behaviour, transaction = DataClass.BEHAVIOUR, DataClass.TRANSACTION
+    retention = rules.retention_of({behaviour: policy(behaviour, 30), transaction: policy(transaction, 3650)})
     assert (retention.behaviour, retention.transaction) == (timedelta(days=30), timedelta(days=3650))
     old_visit = event(occur_time=NOW - timedelta(days=31))
     found = rules.problem_of(old_visit, now=NOW, retention=retention)
     assert found is not None and (found.field, found.reason) == ("occur_time", "OUTSIDE_RETENTION")
     assert "30-day" in found.description
     # A floor raised after the policy was set wins, as it does in the purge.
-    floored = rules.retention_of({behaviour: (30, rules.RECORD_TIME)}, {DataClass.BEHAVIOUR: timedelta(days=60)})
+    floored = rules.retention_of({behaviour: policy(behaviour, 30, minimum_days=60)})
     assert rules.problem_of(old_visit, now=NOW, retention=floored) is None
     # Counted from the end of the relationship, an event's age never makes it due.
-    anchored = rules.retention_of({behaviour: (30, 2)}, {})
+    anchored = rules.retention_of({behaviour: policy(behaviour, 30, anchor=RetentionAnchor.RELATIONSHIP_END)})
     assert anchored.behaviour is None
     assert rules.problem_of(event(occur_time=NOW - timedelta(days=20 * 365)), now=NOW, retention=anchored) is None
     # A class without a stored policy keeps the default.
-    assert rules.retention_of({}, {}) == rules.Retention()
+    assert rules.retention_of({}) == rules.Retention()
 
 
 def test_the_ingest_quota_limits_events_and_bytes_per_message() -> None:

@@ -41,7 +41,6 @@ from typing import Any
 
 import asyncpg
 
-from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import MERGED
 from crm_profile.events import rules
 from crm_profile.events.model import Application, Event, EventFilter, Login, Transaction
@@ -128,11 +127,6 @@ _MERGED_INTO = """
         WHERE customer_merge.state = $2
     )
     SELECT customer_id FROM merged
-"""
-# The retention policies of the event classes (owned by crm_profile.privacy; read here so that
-# ingest refuses what the purge would delete at once).
-_EVENT_RETENTION = """
-    SELECT data_class, retention_days, anchor FROM retention_policy WHERE data_class = ANY($1::smallint[])
 """
 _EXISTING_MONTHS = """
     SELECT child.relname FROM pg_inherits
@@ -224,11 +218,6 @@ class EventRepository:
     async def merged_into(self, connection: asyncpg.Connection, customer_id: str) -> list[str]:
         """`customer_id` and the customers merged into it, whose events it shows as its own."""
         return [row[0] for row in await connection.fetch(_MERGED_INTO, customer_id, MERGE_ACTIVE)]
-
-    async def event_retention(self, connection: asyncpg.Connection) -> dict[int, tuple[int, int]]:
-        """`{data_class: (retention_days, anchor)}` of the transaction and behaviour policies."""
-        rows = await connection.fetch(_EVENT_RETENTION, [int(DataClass.TRANSACTION), int(DataClass.BEHAVIOUR)])
-        return {data_class: (days, anchor) for data_class, days, anchor in rows}
 
     async def claim_ids(self, connection: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
         """Record the events' ids in the ledger; the ids that were new (the others are duplicates).

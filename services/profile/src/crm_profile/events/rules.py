@@ -15,6 +15,7 @@ plain comparisons first, a regular expression only where a pattern is the rule.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -35,6 +36,7 @@ from crm_profile.events.model import (
 )
 from crm_profile.holdings import money
 from crm_profile.holdings.money import Money
+from crm_profile.privacy.model import RetentionAnchor, RetentionPolicy
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.resources import ID_PATTERN
 from crmkit.validation import Violations
@@ -44,8 +46,6 @@ MAX_REJECTIONS = 1000
 MAX_INTERVAL = timedelta(days=400)
 FUTURE_SKEW = timedelta(minutes=5)
 MAX_PROPERTIES = 20
-# RetentionAnchor.RECORD_TIME (crm_profile.privacy.model): the period counts from the event's own time.
-RECORD_TIME = 1
 
 EVENT_TYPES = range(1, 8)
 CHANNELS = range(1, 9)
@@ -105,18 +105,15 @@ class Retention:
         return self.transaction if event_type in TRANSACTION_TYPES else self.behaviour
 
 
-def retention_of(policies: dict[int, tuple[int, int]], floors: dict[int, timedelta]) -> Retention:
-    """The acceptance window from the stored policies (`{data_class: (retention_days, anchor)}`)
-    and the legal floors by class: as the purge applies them, never less than the floor. A class
-    without a policy keeps its default."""
+def retention_of(policies: Mapping[DataClass, RetentionPolicy]) -> Retention:
+    """The acceptance window from the stored policies, as the purge applies them (their effective
+    retention: never less than the legal floor). A class without a policy keeps its default."""
 
     def period(data_class: DataClass, default: timedelta | None) -> timedelta | None:
-        if data_class not in policies:
+        policy = policies.get(data_class)
+        if policy is None:
             return default
-        days, anchor = policies[data_class]
-        if anchor != RECORD_TIME:
-            return None
-        return max(timedelta(days=days), floors.get(data_class, timedelta(0)))
+        return policy.effective_retention if policy.anchor == RetentionAnchor.RECORD_TIME else None
 
     defaults = Retention()
     return Retention(behaviour=period(DataClass.BEHAVIOUR, defaults.behaviour),

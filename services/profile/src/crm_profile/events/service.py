@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterable, Callable, Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 from opentelemetry import trace
@@ -48,6 +48,7 @@ from crm_profile.customers import rules as customer_rules
 from crm_profile.events import rules
 from crm_profile.events.model import Batch, Event, EventFilter, Rejection
 from crm_profile.events.repository import EventRepository, IdsTaken, MonthPartitions, month_partitions_of
+from crm_profile.privacy.retention_repository import RetentionRepository
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import Database
@@ -110,7 +111,7 @@ class Events:
     def __init__(
         self, *, db: Database, repository: EventRepository, partitions: MonthPartitions, audit: AuditWriter,
         page_tokens: PageTokens, feed_payload: EventPayload, limits: rules.IngestLimits | None = None,
-        retention_floors: Mapping[int, timedelta] | None = None, writers: int = WRITERS,
+        policies: RetentionRepository | None = None, writers: int = WRITERS,
     ) -> None:
         self._db = db
         self._repository = repository
@@ -119,8 +120,8 @@ class Events:
         self._page_tokens = page_tokens
         self._feed_payload = feed_payload
         self._limits = limits or rules.IngestLimits()
-        # The legal minimum retention by data class (settings): the purge never keeps less.
-        self._retention_floors = dict(retention_floors or {})
+        # The retention policies (with the legal floors of the settings), as the purge reads them.
+        self._policies = policies or RetentionRepository({})
         self._writers = writers
 
     async def prepare(self) -> None:
@@ -137,9 +138,8 @@ class Events:
 
     async def ingest(self, *, batches: AsyncIterable[Batch], actor: Principal) -> IngestResult:
         # The policies as they are when the call starts: a change applies from the next call.
-        async with self._db.raw() as connection:
-            retention = rules.retention_of(await self._repository.event_retention(connection),
-                                           self._retention_floors)
+        async with self._db.read_only() as session:
+            retention = rules.retention_of(await self._policies.policies(session))
         tally = _Tally()
         queue: asyncio.Queue[tuple[int, list[tuple[int, Event]]] | None] = asyncio.Queue(maxsize=self._writers)
         writers = [asyncio.create_task(self._write_from(queue, tally, actor)) for _ in range(self._writers)]
