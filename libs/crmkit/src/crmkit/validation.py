@@ -55,3 +55,8 @@ def from_date(value: date | None) -> date_pb2.Date | None:
     if value is None:
         return None
     return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def set_date(target: date_pb2.Date, value: date) -> None:
+    """`target.CopyFrom(from_date(value))` in place, for mappers on hot paths."""
+    target.year, target.month, target.day = value.year, value.month, value.day

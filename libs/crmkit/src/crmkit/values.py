@@ -27,7 +27,19 @@ def duration(value: timedelta) -> Duration:
 
 
 def set_timestamps(message: Message, **moments: datetime | None) -> None:
-    """Sets each Timestamp field of `message` named by a keyword to its moment; None leaves the field unset."""
+    """Sets each Timestamp field of `message` named by a keyword to its moment; None leaves the field unset.
+
+    In place (no Timestamp built and copied: mappers run this for every message they make), and a
+    moment that is the very object of the previous field is converted once (a record created and
+    not changed since carries one datetime twice). Identity, not equality: equal aware datetimes
+    in one zone can be an hour apart across a DST fold."""
+    previous: tuple[datetime, Timestamp] | None = None
     for field, moment in moments.items():
-        if moment is not None:
-            getattr(message, field).CopyFrom(timestamp(moment))
+        if moment is None:
+            continue
+        target = getattr(message, field)
+        if previous is not None and previous[0] is moment:
+            target.CopyFrom(previous[1])
+        else:
+            target.FromDatetime(moment)
+        previous = (moment, target)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -13,7 +12,8 @@ from crm.profile.v1 import customer_pb2
 from crm_profile.api.attribute_messages import value_to_proto, values_to_domain
 from crm_profile.customers.model import Customer, CustomerView, ExternalId
 from crmkit.errors import FieldViolation, InvalidArgument
-from crmkit.validation import to_date
+from crmkit.validation import set_date, to_date
+from crmkit.values import set_timestamps
 
 
 def _date(value: object, field: str, violations: list[FieldViolation]):  # type: ignore[no-untyped-def]
@@ -78,38 +78,21 @@ def to_proto(view: CustomerView) -> customer_pb2.Customer:
         document.number = c.id_number
         document.issuing_country = c.id_issuing_country
     if c.id_expires_on is not None:
-        _set_date(message.id_document.expires_on, c.id_expires_on)
+        set_date(message.id_document.expires_on, c.id_expires_on)
     if c.birth_date is not None:
-        _set_date(message.birth_date, c.birth_date)
+        set_date(message.birth_date, c.birth_date)
     if c.onboarded_on is not None:
-        _set_date(message.onboarded_on, c.onboarded_on)
+        set_date(message.onboarded_on, c.onboarded_on)
     if c.closed_on is not None:
-        _set_date(message.closed_on, c.closed_on)
+        set_date(message.closed_on, c.closed_on)
     if c.address:
         _set_address(message.address, c.address)
-    _set_times(message, c.created_at, c.updated_at)
+    set_timestamps(message, create_time=c.created_at, update_time=c.updated_at)
     for key, value in c.attributes.items():
         message.attributes[key].CopyFrom(value_to_proto(value))
     for e in c.external_ids:
         message.external_ids.add(source_system=e.source_system, id=e.id)
     return message
-
-
-def _set_times(message: customer_pb2.Customer, created_at: datetime | None, updated_at: datetime | None) -> None:
-    """create_time and update_time, set in place (`crmkit.values.set_timestamps` builds a Timestamp
-    and copies it). An import stamps a new customer's two times with one datetime: converted once.
-    (Identity, not equality: equal aware datetimes in one zone can be an hour apart across a DST fold.)"""
-    if created_at is not None:
-        message.create_time.FromDatetime(created_at)
-    if updated_at is not None:
-        if updated_at is created_at:
-            message.update_time.CopyFrom(message.create_time)
-        else:
-            message.update_time.FromDatetime(updated_at)
-
-
-def _set_date(target: Any, value: date) -> None:
-    target.year, target.month, target.day = value.year, value.month, value.day
 
 
 # PostalAddress fields by their proto JSON name (the form the domain keeps an address in, from
