@@ -8,51 +8,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.trace.v1 import trace_pb2
 
-from crmkit.testing import TEST_JWT_SECRET
-
-
-class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
-    """Receives OTLP/gRPC exports from the processes under test and keeps every span."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, trace_pb2.Span]] = []  # (service.name, span)
-
-    async def Export(self, request, context):  # type: ignore[no-untyped-def]
-        for resource_spans in request.resource_spans:
-            service = next((a.value.string_value for a in resource_spans.resource.attributes
-                            if a.key == "service.name"), "")
-            for scope_spans in resource_spans.scope_spans:
-                self.spans.extend((service, span) for span in scope_spans.spans)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-@pytest.fixture(scope="session")
-async def span_collector() -> AsyncIterator[tuple[SpanCollector, str]]:
-    collector = SpanCollector()
-    server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield collector, f"http://127.0.0.1:{port}"
-    await server.stop(0)
-
-
-def telemetry_env(endpoint: str) -> dict[str, str]:
-    return {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_METRICS_EXPORTER": "none",
-    }
+from crmkit.testing import TEST_JWT_SECRET, telemetry_env
 
 
 def profile_env(database_url: str, port: int) -> dict[str, str]:

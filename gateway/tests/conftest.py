@@ -8,7 +8,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -21,41 +20,46 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from crm.profile.v1 import profile_service_pb2_grpc
 from crm_gateway.app import create_app
 from crm_gateway.settings import GatewaySettings
-from crm_profile.app import SPEC as PROFILE
 from crmkit.auth import Role
-from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, free_port, migrated_database, serving, token
-
-PROFILE_SECRETS = {
-    "encryption_keys": f"k1:{base64.b64encode(os.urandom(32)).decode()}",
-    "active_key_id": "k1",
-    "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
-    "feed_poll_seconds": 0.05,
-}
+from crmkit.testing import (
+    TEST_JWT_SECRET,
+    DatabaseFactory,
+    SpanCollector,
+    free_port,
+    service_process,
+    telemetry_env,
+    token,
+)
 
 Headers = dict[str, str]
 
 
-@dataclass(frozen=True)
-class ProfileUnderTest:
-    address: str
-    runtime: Any
+def profile_env(database_url: str, port: int) -> dict[str, str]:
+    """The profile service's settings, as a deployment gives them: environment variables."""
+    return {
+        "CRM_ENV": "test",
+        "CRM_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM_PROFILE_DATABASE_URL": database_url,
+        "CRM_PROFILE_PORT": str(port),
+        "CRM_HOST": "127.0.0.1",
+        "CRM_PROFILE_ENCRYPTION_KEYS": f"k1:{base64.b64encode(os.urandom(32)).decode()}",
+        "CRM_PROFILE_ACTIVE_KEY_ID": "k1",
+        "CRM_PROFILE_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "CRM_PROFILE_FEED_POLL_SECONDS": "0.05",
+    }
 
 
 @pytest.fixture(scope="session")
-async def profile_service(database_factory: DatabaseFactory) -> AsyncIterator[ProfileUnderTest]:
-    """The profile service serving in this process on its own migrated database.
-
-    (Started with `crmkit.testing.serving` rather than `running_service`: the gateway needs the
-    address it bound, not a channel.)
-    """
-    database_url = await migrated_database(database_factory, PROFILE)
-    async with serving(PROFILE, database_url=database_url, **PROFILE_SECRETS) as (server, runtime):
-        yield ProfileUnderTest(address=f"127.0.0.1:{server.bound_port}", runtime=runtime)
-
-
-@pytest.fixture(scope="session")
-def profile_address(profile_service: ProfileUnderTest) -> str:
-    return profile_service.address
+async def profile_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                          span_collector: tuple[SpanCollector, str]) -> AsyncIterator[str]:
+    """The profile service as a real process on its own database, exporting its spans to the
+    test's collector: the gateway reaches it only through its gRPC contract, as in a deployment
+    (it never imports a service's package)."""
+    port = free_port()
+    env = {**profile_env(await database_factory.create("gateway_profile"), port), **telemetry_env(span_collector[1])}
+    log_path = tmp_path_factory.mktemp("profile") / "profile.log"
+    async with service_process("crm_profile", env, port=port, log_path=log_path) as address:
+        yield address
 
 
 def gateway_settings(**overrides: Any) -> GatewaySettings:

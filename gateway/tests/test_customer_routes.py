@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import sqlalchemy as sa
 from google.protobuf import json_format
 
 from crm.common.v1 import audit_pb2
-from crm.profile.v1 import customer_pb2
+from crm.profile.v1 import audit_log_pb2, customer_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
 from crmkit.testing import bearer
@@ -205,15 +204,16 @@ async def test_relationship_manager_outside_their_book_is_a_403(client, headers,
 
 
 async def test_reads_are_audited_for_customer_service_as_the_end_user(
-    client, headers, profile_service, create_customer, new_customer,
+    client, headers, profile_stub, create_customer, new_customer,
 ) -> None:
     sent = new_customer()
     assert (await create_customer(sent)).status_code == 201
     read = await client.get(f"/v1/customers/{sent['customer_id']}", headers=headers(Role.ADMIN, subject="emp-42"))
     assert read.status_code == 200
     # The audit writer commits before the read answers, so the record is there.
-    async with profile_service.runtime.db.engine.connect() as connection:
-        records = (await connection.execute(sa.text(
-            "SELECT principal, purpose FROM audit_record WHERE resource_name = :name AND action = 'customer.read'"),
-            {"name": f"customers/{sent['customer_id']}"})).all()
-    assert [(r.principal, r.purpose) for r in records] == [("emp-42", "CUSTOMER_SERVICE")]
+    listed = await profile_stub.ListAuditRecords(audit_log_pb2.ListAuditRecordsRequest(
+        customer=f"customers/{sent['customer_id']}", actions=[audit_log_pb2.AUDIT_ACTION_READ],
+        audit=audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_AUDIT, justification="gateway test")),
+        metadata=bearer(Role.AUDITOR))
+    assert [(r.actor, r.purpose) for r in listed.audit_records] == [
+        ("emp-42", audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)]

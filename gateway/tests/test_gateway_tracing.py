@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.trace import SpanKind
 
 from crmkit.auth import Role
@@ -22,8 +23,18 @@ async def spans_until(recorder, trace_id, wanted, attempts=100):  # type: ignore
     return recorder.of_trace(trace_id)
 
 
+async def exported_spans_until(collector, trace_id, wanted, attempts=250):  # type: ignore[no-untyped-def]
+    """The spans the profile process exported for the trace, once `wanted` is among them."""
+    for _ in range(attempts):
+        spans = [span for _, span in collector.spans if span.trace_id == trace_id.to_bytes(16, "big")]
+        if wanted(spans):
+            return spans
+        await asyncio.sleep(0.02)
+    return spans
+
+
 async def test_request_trace_continues_into_the_profile_rpc(client, headers, create_customer, new_customer,
-                                                            span_recorder) -> None:
+                                                            span_recorder, span_collector) -> None:
     sent = new_customer()
     assert (await create_customer(sent)).status_code == 201
     trace_id = secrets.randbits(128) | 1
@@ -34,15 +45,20 @@ async def test_request_trace_continues_into_the_profile_rpc(client, headers, cre
                                 headers={**headers(Role.CHANNEL_APP), "traceparent": traceparent})
     assert response.status_code == 200
 
-    def has_rpc_server_span(spans):  # type: ignore[no-untyped-def]
-        return any(s.kind is SpanKind.SERVER and s.name == GET_CUSTOMER_RPC for s in spans)
+    def has_rpc_client_span(spans):  # type: ignore[no-untyped-def]
+        return any(s.kind is SpanKind.CLIENT and s.name == GET_CUSTOMER_RPC for s in spans)
 
-    spans = await spans_until(span_recorder, trace_id, has_rpc_server_span)
+    def has_rpc_server_span(spans):  # type: ignore[no-untyped-def]
+        return any(s.kind == trace_pb2.Span.SPAN_KIND_SERVER and s.name == GET_CUSTOMER_RPC for s in spans)
+
+    spans = await spans_until(span_recorder, trace_id, has_rpc_client_span)
     http = next(s for s in spans if s.kind is SpanKind.SERVER and s.name == "GET /v1/customers/{customer_id}")
     rpc_client = next(s for s in spans if s.kind is SpanKind.CLIENT and s.name == GET_CUSTOMER_RPC)
-    rpc_server = next(s for s in spans if s.kind is SpanKind.SERVER and s.name == GET_CUSTOMER_RPC)
+    collector, _ = span_collector  # the profile process's spans
+    exported = await exported_spans_until(collector, trace_id, has_rpc_server_span)
+    rpc_server = next(s for s in exported if s.kind == trace_pb2.Span.SPAN_KIND_SERVER and s.name == GET_CUSTOMER_RPC)
     assert rpc_client.parent is not None and rpc_client.parent.span_id == http.context.span_id
-    assert rpc_server.parent is not None and rpc_server.parent.span_id == rpc_client.context.span_id
+    assert rpc_server.parent_span_id == rpc_client.context.span_id.to_bytes(8, "big")
     # The problem body quotes the same trace, so support can find a failed request.
     missing = await client.get("/v1/customers/NO-SUCH-ONE",
                                headers={**headers(Role.CHANNEL_APP), "traceparent": traceparent})

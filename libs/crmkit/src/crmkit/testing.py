@@ -10,6 +10,7 @@ Registered as a pytest plugin by the repository's root conftest.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import secrets
@@ -28,6 +29,8 @@ import sqlalchemy as sa
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from crm.common.v1 import change_event_pb2
 from crmkit import app
@@ -310,6 +313,84 @@ async def tail_cursor(open_feed: Callable[..., Any], *, quiet: float = 0.5, seco
     finally:
         call.cancel()
     return last
+
+
+@asynccontextmanager
+async def service_process(module: str, env: Mapping[str, str], *, port: int, log_path: Path,
+                          timeout: float = 60.0) -> AsyncIterator[str]:
+    """A service as a real process (`python -m <module> migrate`, then `serve`), for tests of a
+    component that may reach it only over its gRPC contract (the gateway); its address, once the
+    standard health service answers SERVING. Stopped with SIGTERM at the end; its JSON log lines
+    go to `log_path`."""
+    import subprocess
+    import sys
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    environment = {**os.environ, **env}
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", module, "migrate"], env=environment,
+                            check=True, capture_output=True, timeout=timeout)
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, "serve", env=environment,
+                                                       stdout=log, stderr=subprocess.STDOUT)
+        address = f"127.0.0.1:{port}"
+        try:
+            async with grpc.aio.insecure_channel(address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                async with asyncio.timeout(timeout):
+                    while True:
+                        if process.returncode is not None:
+                            logged = await asyncio.to_thread(log_path.read_text, errors="replace")
+                            raise AssertionError(f"{module} exited: {logged[-2000:]}")
+                        with contextlib.suppress(grpc.aio.AioRpcError):
+                            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                                break
+                        await asyncio.sleep(0.1)
+            yield address
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
+    """Receives OTLP/gRPC exports from the processes under test and keeps every span."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, trace_pb2.Span]] = []  # (service.name, span)
+
+    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+        for resource_spans in request.resource_spans:
+            service = next((a.value.string_value for a in resource_spans.resource.attributes
+                            if a.key == "service.name"), "")
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend((service, span) for span in scope_spans.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture(scope="session")
+async def span_collector() -> AsyncIterator[tuple[SpanCollector, str]]:
+    collector = SpanCollector()
+    server = grpc.aio.server()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield collector, f"http://127.0.0.1:{port}"
+    await server.stop(0)
+
+
+def telemetry_env(endpoint: str) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
 
 
 def free_port() -> int:
