@@ -10,7 +10,8 @@ Two kinds of chain:
   of a service extends the one chain.
 - `reads:<uuid>`: one per AuditWriter (per process). Reads are frequent, so they are written by
   group commit: callers await `record()`, which returns once their record is durable, while one
-  background task writes everything queued meanwhile as a single COPY, on a connection it keeps.
+  background task writes everything queued meanwhile in one statement (a COPY, or one INSERT for a
+  lone record), on a connection it keeps.
   The writer alone extends its chain, so it keeps the tail in memory and needs neither a lock nor
   a transaction.
 """

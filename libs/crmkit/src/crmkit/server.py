@@ -9,9 +9,9 @@ trace context from the metadata itself, so log lines carry the trace id of a tra
 Health serves the overall status (`""`) and each service's own name, driven by a readiness
 probe (database reachable) rather than hard-coded, and `liveness`, SERVING for as long as the
 event loop answers: Kubernetes' liveness probe asks that one, so a database outage takes pods
-out of rotation (readiness) without restarting every one of them. On SIGTERM the server first reports
-NOT_SERVING, so load balancers stop sending new calls, then `stop(grace)` lets in-flight calls
-finish before the process closes its engine and flushes telemetry.
+out of rotation (readiness) without restarting every one of them. On SIGTERM the server first
+reports NOT_SERVING, so load balancers stop sending new calls, then `stop(grace)` lets in-flight
+calls finish before the process closes its engine and flushes telemetry.
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ class ServiceBinding:
 
 Readiness = Callable[[], Awaitable[bool]]
 
-# Probes and API discovery are not traced: they are noise in traces, and the instrumentation's
-# stream wrapper fails to detach its context on reflection's bidirectional stream.
 # The health name that says only "this process's event loop answers" (see the module doc).
 LIVENESS = "liveness"
 
+# Probes and API discovery are not traced: they are noise in traces, and the instrumentation's
+# stream wrapper fails to detach its context on reflection's bidirectional stream.
 _TRACED = filters.negate(filters.any_of(filters.service_prefix("grpc.health."),
                                         filters.service_prefix("grpc.reflection.")))
 
