@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crm.common.v1 import audit_pb2
@@ -18,15 +19,20 @@ class ResourceName:
     """A name template such as `campaigns/{campaign_id}/offers/{offer_id}`.
 
     `id_pattern` is what each id may be (the kit's `ID_PATTERN` unless a service's ids are
-    narrower); `rule` is the violation's description when a name does not fit.
+    narrower; a mapping by id name when the ids differ); `rule` is the violation's description
+    when a name does not fit. A name whose id could never exist is bad input (INVALID_ARGUMENT
+    naming the field), not a missing resource.
     """
 
-    def __init__(self, template: str, *, id_pattern: str = ID_PATTERN, rule: str | None = None) -> None:
+    def __init__(self, template: str, *, id_pattern: str | Mapping[str, str] = ID_PATTERN,
+                 rule: str | None = None) -> None:
         self.template = template
         parts = template.split("/")
         self.id_names = tuple(p.strip("{}") for p in parts if p.startswith("{"))
+        patterns = id_pattern if isinstance(id_pattern, Mapping) else dict.fromkeys(self.id_names, id_pattern)
         self._regex = re.compile("/".join(
-            f"(?P<{p.strip('{}')}>{id_pattern})" if p.startswith("{") else re.escape(p) for p in parts))
+            f"(?P<{p.strip('{}')}>{patterns[p.strip('{}')]})" if p.startswith("{") else re.escape(p)
+            for p in parts))
         self.rule = rule if rule is not None else f"must be a resource name like {template}"
 
     def matches(self, name: str) -> bool:

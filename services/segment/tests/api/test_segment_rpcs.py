@@ -166,7 +166,7 @@ async def test_unknown_segment_is_not_found_and_a_bad_name_invalid(segments) -> 
         await get(segments, "segments/no-such-segment")
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
     assert error_reason(error.value, domain=DOMAIN) == "SEGMENT_NOT_FOUND"
-    for name in ["", "customers/x", "segments/", "segments/a/b"]:
+    for name in ["", "customers/x", "segments/", "segments/a/b", "segments/Not A Valid Id", "segments/x\x00"]:
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await get(segments, name)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
