@@ -102,7 +102,9 @@ def validate(campaign: Campaign, *, reporting_currency: str, prefix: str = "camp
                   "must be 1 to 63 characters from a-z 0-9 -, start with a letter and not end with -")
     if v.required(campaign.display_name, f"{p}display_name"):
         v.max_length(campaign.display_name, f"{p}display_name", MAX_DISPLAY_NAME)
+        v.text(campaign.display_name, f"{p}display_name")
     v.max_length(campaign.description, f"{p}description", MAX_DESCRIPTION)
+    v.text(campaign.description, f"{p}description", multiline=True)
     v.check(campaign.type in tuple(CampaignType) and campaign.type != CampaignType.UNSPECIFIED, f"{p}type",
             "is required: CAMPAIGN_TYPE_BATCH, CAMPAIGN_TYPE_TRIGGERED or CAMPAIGN_TYPE_INBOUND")
     if campaign.segment:
@@ -299,6 +301,7 @@ def check_transition_input(action: Action, *, reason: str, launch_at: datetime |
         if action in REASON_REQUIRED:
             v.check(bool(reason.strip()), field, "is required: say why")
         v.max_length(reason, field, MAX_REASON)
+        v.text(reason, field, multiline=True)
     if action is Action.SCHEDULE and v.check(launch_at is not None, "launch_time", "is required"):
         assert launch_at is not None
         v.check(launch_at > now, "launch_time", "must be in the future")

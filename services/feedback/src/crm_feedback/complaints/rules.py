@@ -88,6 +88,7 @@ def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violatio
     if v.check(bool(description), "complaint.description", "is required: the complaint in the customer's words"):
         v.check(len(description) <= MAX_DESCRIPTION, "complaint.description",
                 f"must be at most {MAX_DESCRIPTION} characters after trimming")
+        v.text(description, "complaint.description", multiline=True)
     v.check(draft.category == 0 or draft.category in CATEGORIES, "complaint.category",
             "is not a known ComplaintCategory")
     if draft.subcategory:
@@ -96,6 +97,7 @@ def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violatio
     v.check(draft.priority == 0 or draft.priority in PRIORITIES, "complaint.priority",
             "is not a known ComplaintPriority")
     v.max_length(draft.branch_id, "complaint.branch_id", MAX_BRANCH_ID)
+    v.text(draft.branch_id, "complaint.branch_id")
     _validate_related_resources(draft.related_resources, v)
     if draft.receive_time is not None:
         v.check(draft.receive_time <= now + CLOCK_SKEW, "complaint.receive_time", "must not be in the future")
@@ -160,7 +162,9 @@ def validate_filter(query: ComplaintFilter, *, page_size: int, violations: Viola
         v.check(priority in PRIORITIES, f"priorities[{i}]", "is not a known ComplaintPriority")
     v.check(query.channel == 0 or query.channel in CHANNELS, "channel", "is not a known Channel")
     v.max_length(query.assignee, "assignee", MAX_EMPLOYEE_ID)
+    v.text(query.assignee, "assignee")
     v.max_length(query.branch_id, "branch_id", MAX_BRANCH_ID)
+    v.text(query.branch_id, "branch_id")
     v.check(0 <= query.min_escalation_level <= MAX_ESCALATION_LEVEL, "min_escalation_level", "must be 0 to 3")
     for field, interval in (("receive_interval", query.receive_interval), ("due_interval", query.due_interval)):
         _validate_interval(interval, field, v)

@@ -103,6 +103,7 @@ def _validate_evidence(record: ConsentRecord, at: str, now: datetime, v: Violati
         v.check(evidence.source != SOURCE_MERGE, f"{at}.source",
                 "CONSENT_SOURCE_MERGE is written by MergeCustomers only")
     v.max_length(evidence.source_reference, f"{at}.source_reference", MAX_SOURCE_REFERENCE)
+    v.text(evidence.source_reference, f"{at}.source_reference")
     if v.check(evidence.effective_at is not None, f"{at}.effective_time", "is required"):
         assert evidence.effective_at is not None
         v.check(evidence.effective_at <= now + MAX_FUTURE_SKEW, f"{at}.effective_time",
@@ -112,6 +113,7 @@ def _validate_evidence(record: ConsentRecord, at: str, now: datetime, v: Violati
                   "is required on an opt-in: 1 to 64 characters from A-Z a-z 0-9 . _ -")
     if v.required(evidence.recorded_by, f"{at}.recorded_by"):
         v.max_length(evidence.recorded_by, f"{at}.recorded_by", MAX_RECORDED_BY)
+        v.text(evidence.recorded_by, f"{at}.recorded_by")
 
 
 def _ledger_order(record: ConsentRecord) -> tuple[datetime, datetime, int]:
@@ -231,6 +233,7 @@ def validate_preferences(preferences: ContactPreferences, *, today: date,
         v.check(preferences.do_not_contact_reason in DO_NOT_CONTACT_REASONS, f"{prefix}do_not_contact_reason",
                 "is required when do_not_contact is set: a known DoNotContactReason")
         v.max_length(preferences.do_not_contact_note, f"{prefix}do_not_contact_note", MAX_NOTE)
+        v.text(preferences.do_not_contact_note, f"{prefix}do_not_contact_note", multiline=True)
         if preferences.do_not_contact_until is not None:
             v.check(preferences.do_not_contact_until >= today, f"{prefix}do_not_contact_until",
                     "must not be in the past")

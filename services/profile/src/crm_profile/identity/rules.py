@@ -109,7 +109,9 @@ def validate_rule(rule: MatchRule, *, prefix: str = "match_rule.") -> Violations
               "must be 1 to 63 characters matching ^[a-z][a-z0-9-]{0,62}$, e.g. exact-id-number")
     if v.required(rule.display_name.strip(), f"{prefix}display_name"):
         v.max_length(rule.display_name, f"{prefix}display_name", 100)
+        v.text(rule.display_name, f"{prefix}display_name")
     v.max_length(rule.description, f"{prefix}description", 1000)
+    v.text(rule.description, f"{prefix}description", multiline=True)
     v.check(1 <= rule.priority <= 1000, f"{prefix}priority", "is required: 1 (first) to 1000")
     v.check(rule.action in ACTIONS, f"{prefix}action", "is required: MATCH_ACTION_SUGGEST or _AUTO_MERGE")
     if rule.exact_key is None and rule.fuzzy is None:

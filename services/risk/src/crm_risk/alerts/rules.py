@@ -58,7 +58,9 @@ def validate(rule: AlertRule, *, prefix: str = "alert_rule.", violations: Violat
     display_name = rule.display_name.strip()
     if v.required(display_name, prefix + "display_name"):
         v.max_length(display_name, prefix + "display_name", MAX_DISPLAY_NAME)
+        v.text(display_name, prefix + "display_name")
     v.max_length(rule.description, prefix + "description", MAX_DESCRIPTION)
+    v.text(rule.description, prefix + "description", multiline=True)
     kind_known = v.check(rule.kind in {k.value for k in Kind}, prefix + "kind",
                          "is required: a known AlertRuleKind, e.g. ALERT_RULE_KIND_LARGE_OUTFLOWS")
     v.check(rule.severity in {s.value for s in Severity}, prefix + "severity",
@@ -71,6 +73,7 @@ def validate(rule: AlertRule, *, prefix: str = "alert_rule.", violations: Violat
     if rule.cooldown is not None:
         _duration_within(rule.cooldown, COOLDOWN_RANGE, prefix + "cooldown", "must be 0 to 90 days", v)
     v.max_length(rule.default_assignee, prefix + "default_assignee", MAX_EMPLOYEE_ID)
+    v.text(rule.default_assignee, prefix + "default_assignee")
     if kind_known:
         _validate_parameters(Kind(rule.kind), rule.parameters, prefix, v)
     return v

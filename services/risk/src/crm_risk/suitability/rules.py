@@ -121,4 +121,5 @@ def validate_check(
             "is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
     v.check(purpose in {p.value for p in Purpose}, "purpose", "is not a known SuitabilityPurpose")
     v.max_length(context, "context", MAX_CONTEXT)
+    v.text(context, "context", multiline=True)
     return v
