@@ -142,8 +142,8 @@ def _validate_contact_policy(campaign: Campaign, field: str, v: Violations) -> N
                     campaign.type == CampaignType.BATCH):
                 v.check(channel not in INBOUND_ONLY, f"{field}.channels[{index}]",
                         "is inbound only; a batch campaign uses outbound channels")
-    v.check(policy.channel_strategy in tuple(ChannelStrategy), f"{field}.channel_strategy",
-            "is not a known ChannelStrategy")
+    v.enum(policy.channel_strategy, f"{field}.channel_strategy", tuple(ChannelStrategy), "ChannelStrategy",
+           required="is not a known ChannelStrategy")
     v.check(len(policy.frequency_caps) <= MAX_FREQUENCY_CAPS, f"{field}.frequency_caps",
             "must have at most 10 caps")
     for index, cap in enumerate(policy.frequency_caps):
@@ -155,7 +155,8 @@ def _validate_contact_policy(campaign: Campaign, field: str, v: Violations) -> N
         v.check(period is not None and whole_days and CAP_PERIOD_DAYS[0] <= period.days <= CAP_PERIOD_DAYS[1],
                 f"{cap_field}.period", "is required: 1 to 365 whole days")
         _check_channel(cap.channel, f"{cap_field}.channel", v, required=False)
-        v.check(cap.scope in tuple(FrequencyCapScope), f"{cap_field}.scope", "is not a known FrequencyCapScope")
+        v.enum(cap.scope, f"{cap_field}.scope", tuple(FrequencyCapScope), "FrequencyCapScope",
+               required="is not a known FrequencyCapScope")
     quiet = policy.quiet_hours
     if quiet is not None:
         q = f"{field}.quiet_hours"
@@ -174,7 +175,7 @@ def _validate_contact_policy(campaign: Campaign, field: str, v: Violations) -> N
 def _check_channel(channel: int, field: str, v: Violations, *, required: bool) -> bool:
     if channel == Channel.UNSPECIFIED:
         return v.check(not required, field, "is required")
-    return v.check(channel in tuple(Channel), field, "is not a known Channel")
+    return v.enum(channel, field, tuple(Channel), "Channel", required="is not a known Channel")
 
 
 def _check_time_of_day(value: TimeOfDay | None, field: str, v: Violations) -> bool:
@@ -262,7 +263,7 @@ def validate_list_filter(*, states: Sequence[int], type_: int, segment: str, act
     for index, state in enumerate(states):
         v.check(state in tuple(CampaignState) and state != CampaignState.UNSPECIFIED, f"states[{index}]",
                 "is not a known CampaignState")
-    v.check(type_ in tuple(CampaignType), "type", "is not a known CampaignType")
+    v.enum(type_, "type", tuple(CampaignType), "CampaignType", required="is not a known CampaignType")
     if segment:
         v.pattern(segment, "segment", SEGMENT_NAME, "must be a resource name like segments/{segment_id}")
     validate_interval(active_during, "active_during", v)

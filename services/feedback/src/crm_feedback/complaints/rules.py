@@ -89,13 +89,11 @@ def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violatio
         v.check(len(description) <= MAX_DESCRIPTION, "complaint.description",
                 f"must be at most {MAX_DESCRIPTION} characters after trimming")
         v.text(description, "complaint.description", multiline=True)
-    v.check(draft.category == 0 or draft.category in CATEGORIES, "complaint.category",
-            "is not a known ComplaintCategory")
+    v.enum(draft.category, "complaint.category", CATEGORIES, "ComplaintCategory")
     if draft.subcategory:
         v.pattern(draft.subcategory, "complaint.subcategory", SUBCATEGORY,
                   "must be a short code of 1 to 64 characters from a-z 0-9 _, e.g. annual_fee")
-    v.check(draft.priority == 0 or draft.priority in PRIORITIES, "complaint.priority",
-            "is not a known ComplaintPriority")
+    v.enum(draft.priority, "complaint.priority", PRIORITIES, "ComplaintPriority")
     v.max_length(draft.branch_id, "complaint.branch_id", MAX_BRANCH_ID)
     v.text(draft.branch_id, "complaint.branch_id")
     _validate_related_resources(draft.related_resources, v)
@@ -155,12 +153,14 @@ def validate_filter(query: ComplaintFilter, *, page_size: int, violations: Viola
         CUSTOMER_NAME.check(query.customer, "customer", v)
     statuses = {s.value for s in Status}
     for i, status in enumerate(query.statuses):
-        v.check(status in statuses, f"statuses[{i}]", "is not a known ComplaintStatus")
+        v.enum(status, f"statuses[{i}]", statuses, "ComplaintStatus", required="is not a known ComplaintStatus")
     for i, category in enumerate(query.categories):
-        v.check(category in CATEGORIES, f"categories[{i}]", "is not a known ComplaintCategory")
+        v.enum(category, f"categories[{i}]", CATEGORIES, "ComplaintCategory",
+               required="is not a known ComplaintCategory")
     for i, priority in enumerate(query.priorities):
-        v.check(priority in PRIORITIES, f"priorities[{i}]", "is not a known ComplaintPriority")
-    v.check(query.channel == 0 or query.channel in CHANNELS, "channel", "is not a known Channel")
+        v.enum(priority, f"priorities[{i}]", PRIORITIES, "ComplaintPriority",
+               required="is not a known ComplaintPriority")
+    v.enum(query.channel, "channel", CHANNELS, "Channel")
     v.max_length(query.assignee, "assignee", MAX_EMPLOYEE_ID)
     v.text(query.assignee, "assignee")
     v.max_length(query.branch_id, "branch_id", MAX_BRANCH_ID)

@@ -99,7 +99,7 @@ def _validate_evidence(record: ConsentRecord, at: str, now: datetime, v: Violati
         return
     assert evidence is not None
     at = f"{at}.evidence"
-    if v.check(evidence.source in SOURCES, f"{at}.source", "is required: a known ConsentSource"):
+    if v.enum(evidence.source, f"{at}.source", SOURCES, "ConsentSource", required="is required: a known ConsentSource"):
         v.check(evidence.source != SOURCE_MERGE, f"{at}.source",
                 "CONSENT_SOURCE_MERGE is written by MergeCustomers only")
     v.max_length(evidence.source_reference, f"{at}.source_reference", MAX_SOURCE_REFERENCE)
@@ -218,7 +218,8 @@ def validate_preferences(preferences: ContactPreferences, *, today: date,
     v.check(len(channels) <= MAX_PREFERRED_CHANNELS, f"{prefix}preferred_channels",
             f"must hold at most {MAX_PREFERRED_CHANNELS} channels")
     for i, channel in enumerate(channels):
-        v.check(channel in CHANNELS, f"{prefix}preferred_channels[{i}]", "is not a known ContactChannel")
+        v.enum(channel, f"{prefix}preferred_channels[{i}]", CHANNELS, "ContactChannel",
+               required="is not a known ContactChannel")
         v.check(channel not in channels[:i], f"{prefix}preferred_channels[{i}]", "repeats an earlier channel")
     _validate_windows(preferences.contact_windows, prefix, v)
     if preferences.contact_windows:

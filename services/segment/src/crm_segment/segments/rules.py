@@ -273,7 +273,8 @@ def validate_list_filter(*, display_name_contains: str, evaluation_mode: int, fe
     v = Violations()
     v.max_length(display_name_contains, "display_name_contains", MAX_CONTAINS_FILTER)
     v.text(display_name_contains, "display_name_contains")
-    v.check(evaluation_mode in tuple(EvaluationMode), "evaluation_mode", "is not a known SegmentEvaluationMode")
+    v.enum(evaluation_mode, "evaluation_mode", tuple(EvaluationMode), "SegmentEvaluationMode",
+           required="is not a known SegmentEvaluationMode")
     if feature:
         v.check(feature in CATALOGUE, "feature", _unknown_feature_message(feature))
     v.raise_if_any()
