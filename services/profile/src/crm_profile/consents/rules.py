@@ -160,27 +160,30 @@ class ConsentConflict:
 @dataclass(frozen=True)
 class ConsentReconciliation:
     conflicts: tuple[ConsentConflict, ...]
-    # Pairs on which the merge must append a MERGE-sourced opt-out to the survivor so that the
-    # joined ledger does not decide more than the stricter of the two customers allowed.
+    # Pairs on which the merge must append a MERGE-sourced opt-out to the survivor: where the
+    # survivor loses an opt-in (so its own ledger says why), and where the joined ledger would
+    # otherwise allow what the stricter of the two customers did not.
     opt_outs: tuple[Pair, ...]
 
 
 def reconcile(survivor: Sequence[ConsentRecord], source: Sequence[ConsentRecord], *,
               now: datetime) -> ConsentReconciliation:
     """What a merge keeps: on each pair the stricter state (absence, opt-out and expiry beat an
-    opt-in). Where the customers disagree the conflict is reported; where the joined ledger would
-    allow what the stricter side does not, an opt-out is appended. Never widens consent."""
+    opt-in). Where the customers disagree the conflict is reported. An opt-out is appended when
+    the survivor was opted in and the source was not, even where the source's own later record
+    already decides, because the survivor's ledger must explain why its consent changed; and
+    when the joined ledger would allow what the stricter side does not. Never widens consent."""
     before_survivor, before_source = derive(survivor, now=now), derive(source, now=now)
     joined = derive([*survivor, *source], now=now)
     conflicts, opt_outs = [], []
     for pair in sorted(set(before_survivor) | set(before_source)):
         mine, theirs = before_survivor.get(pair), before_source.get(pair)
-        allowed = bool(mine and mine.allowed) and bool(theirs and theirs.allowed)
-        joined_allows = joined[pair].allowed
-        if not allowed and joined_allows:
+        mine_allows, theirs_allows = bool(mine and mine.allowed), bool(theirs and theirs.allowed)
+        appended = not (mine_allows and theirs_allows) and (mine_allows or joined[pair].allowed)
+        if appended:
             opt_outs.append(pair)
-        if bool(mine and mine.allowed) != bool(theirs and theirs.allowed):
-            result = OPTED_OUT if joined_allows else joined[pair].status
+        if mine_allows != theirs_allows:
+            result = OPTED_OUT if appended else joined[pair].status
             conflicts.append(ConsentConflict(pair[0], pair[1], mine.status if mine else 0,
                                              theirs.status if theirs else 0, result))
     return ConsentReconciliation(tuple(conflicts), tuple(opt_outs))
