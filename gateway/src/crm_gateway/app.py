@@ -79,8 +79,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
         docs_url=None, redoc_url=None,
     )
     app.state.drain = drain or Drain()
-    app.state.verifier = TokenVerifier(
-        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    app.state.verifier = TokenVerifier.from_settings(settings)
     app.include_router(health.router)
     app.include_router(customers.router)
     _install_error_handlers(app)

@@ -51,7 +51,8 @@ MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "tag:crm-platform,2026:problem:"
 WWW_AUTHENTICATE = 'Bearer realm="crm"'
 # RFC 6750: a token that was sent but is not acceptable is an `invalid_token` error.
-_INVALID_TOKEN_REASONS = frozenset({"INVALID_TOKEN", "TOKEN_EXPIRED"})
+_INVALID_TOKEN_REASONS = frozenset({
+    "INVALID_TOKEN", "TOKEN_EXPIRED", "TOKEN_CLAIM_MISSING", "TOKEN_NOT_YET_VALID", "TOKEN_LIFETIME_TOO_LONG"})
 
 
 @dataclass(frozen=True, slots=True)
