@@ -36,7 +36,7 @@ async def test_declares_the_bearer_scheme_on_every_v1_route_and_not_on_probes(do
 
 @pytest.mark.parametrize(("path", "method", "own"), [
     ("/v1/customers/{customer_id}", "get", {"400", "404"}),
-    ("/v1/customers", "post", {"400", "409"}),
+    ("/v1/customers", "post", {"400", "409", "413"}),
 ])
 async def test_documents_each_error_response_as_a_problem(document, path, method, own) -> None:
     responses = document["paths"][path][method]["responses"]

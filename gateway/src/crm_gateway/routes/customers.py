@@ -75,7 +75,7 @@ async def get_customer(
     description="Creates the customer given in the body (`customer_id` may be left out to get a generated "
                 "one). Every bad field is reported at once in `invalid_params`, and nothing is created. "
                 f"Roles: {roles_text(CREATE_ROLES)}.",
-    response_model=Customer, responses=problem_responses(400, 409),
+    response_model=Customer, responses=problem_responses(400, 409, 413),
 )
 async def create_customer(
     customer: Annotated[Customer, Body(description="The customer; output-only fields are ignored.")],  # type: ignore[valid-type]
