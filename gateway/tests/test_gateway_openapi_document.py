@@ -56,7 +56,7 @@ async def test_describes_the_problem_and_customer_schemas(document) -> None:
     assert customer["additionalProperties"] is False
     assert {"customer_id", "full_name", "mobile_phone", "id_document"} <= set(customer["properties"])
     post = document["paths"]["/v1/customers"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Customer"
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/CustomerInput"
     assert post["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Customer"}
     header = next(p for p in post["parameters"] if p["in"] == "header")
