@@ -93,6 +93,13 @@ def gateway_app(gateway: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
 
 
 @pytest.fixture
+def gateway_with(profile_address: str) -> Callable[..., Any]:
+    """`async with gateway_with(max_body_bytes=...) as (app, client)`: a gateway on the test's
+    profile service with some settings changed."""
+    return lambda **overrides: running_gateway(gateway_settings(profile_target=profile_address, **overrides))
+
+
+@pytest.fixture
 def unreachable_gateway() -> Callable[[], Any]:
     """A gateway whose profile target has nothing listening: for degraded answers."""
     return lambda: running_gateway(gateway_settings(profile_target=f"127.0.0.1:{free_port()}",

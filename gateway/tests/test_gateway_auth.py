@@ -48,6 +48,30 @@ async def test_bad_token_is_a_401_invalid_token(client, authorization, reason) -
     assert response.json()["reason"] == reason
 
 
+def signed(*, issued: int, lifetime: int, **overrides: object) -> str:
+    now = int(time.time())
+    claims = {"sub": "tester", "roles": ["admin"], "iss": "crm-platform", "aud": "crm",
+              "iat": now + issued, "exp": now + issued + lifetime, **overrides}
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, TEST_JWT_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (signed(issued=0, lifetime=10 * 24 * 3600), "TOKEN_LIFETIME_TOO_LONG"),
+        (signed(issued=0, lifetime=3600, iat=None), "TOKEN_CLAIM_MISSING"),
+        (signed(issued=3600, lifetime=3600), "TOKEN_NOT_YET_VALID"),
+    ],
+    ids=["valid-for-ten-days", "no-iat", "issued-in-an-hour"],
+)
+async def test_token_beyond_the_lifetime_cap_is_a_401_naming_why(client, token, reason) -> None:
+    response = await client.get(CUSTOMER, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["www-authenticate"] == 'Bearer realm="crm", error="invalid_token"'
+    assert response.json()["reason"] == reason
+
+
 async def test_other_authorization_scheme_is_a_401(client) -> None:
     response = await client.get(CUSTOMER, headers={"Authorization": f"Basic {token(Role.ADMIN)}"})
     assert response.status_code == 401

@@ -36,7 +36,7 @@ async def test_declares_the_bearer_scheme_on_every_v1_route_and_not_on_probes(do
 
 @pytest.mark.parametrize(("path", "method", "own"), [
     ("/v1/customers/{customer_id}", "get", {"400", "404"}),
-    ("/v1/customers", "post", {"400", "409"}),
+    ("/v1/customers", "post", {"400", "409", "413"}),
 ])
 async def test_documents_each_error_response_as_a_problem(document, path, method, own) -> None:
     responses = document["paths"][path][method]["responses"]
@@ -56,7 +56,7 @@ async def test_describes_the_problem_and_customer_schemas(document) -> None:
     assert customer["additionalProperties"] is False
     assert {"customer_id", "full_name", "mobile_phone", "id_document"} <= set(customer["properties"])
     post = document["paths"]["/v1/customers"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Customer"
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/CustomerInput"
     assert post["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Customer"}
     header = next(p for p in post["parameters"] if p["in"] == "header")

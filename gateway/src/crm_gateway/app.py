@@ -24,7 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_gateway import problems
+from crm_gateway import body_limit, problems
+from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
 from crm_gateway.peers import Peers
 from crm_gateway.routes import customers, health
@@ -43,6 +44,10 @@ banking, WeChat, call centre).
 Every `/v1` route needs `Authorization: Bearer <jwt>` (see the `bearerAuth` scheme); each lists
 the roles it admits. Bodies use the proto3 JSON mapping of the platform's contracts with proto
 field names. Errors are RFC 9457 `application/problem+json` documents.
+"""
+BODY_LIMIT_TEXT = """
+Request bodies are limited to {max_bytes} bytes: a larger one is refused with 413 (`BODY_TOO_LARGE`)
+before it is read, whether it declares its `Content-Length` or is sent in chunks.
 """
 # Probes are polled every few seconds: tracing or logging them would drown the real requests.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -74,17 +79,18 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
                     await asyncio.to_thread(telemetry.shutdown)
 
     app = FastAPI(
-        title="CRM gateway", version=_version(), description=DESCRIPTION, lifespan=lifespan,
+        title="CRM gateway", version=_version(), lifespan=lifespan,
+        description=DESCRIPTION + BODY_LIMIT_TEXT.format(max_bytes=settings.max_body_bytes),
         # The interactive pages load scripts from a public CDN: not from inside a bank.
         docs_url=None, redoc_url=None,
     )
     app.state.drain = drain or Drain()
-    app.state.verifier = TokenVerifier(
-        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    app.state.verifier = TokenVerifier.from_settings(settings)
     app.include_router(health.router)
     app.include_router(customers.router)
     _install_error_handlers(app)
-    app.add_middleware(RequestBoundary)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestBoundary)  # added last, so outermost: it logs the 413s too
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
     return app
@@ -111,6 +117,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = "invalid request: " + "; ".join(f"{name}: {why}" for name, why in invalid)
         return problems.problem(problems.INVALID_ARGUMENT, detail, invalid_params=invalid,
                                 reason="INVALID_ARGUMENT")
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, error: BodyTooLarge) -> Response:
+        return body_limit.too_large(error.max_bytes)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

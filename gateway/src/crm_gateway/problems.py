@@ -13,7 +13,9 @@ gRPC code -> HTTP status:
     NOT_FOUND                          404
     ALREADY_EXISTS, ABORTED            409
     FAILED_PRECONDITION                409   see below
-    RESOURCE_EXHAUSTED                 429   `Retry-After` from google.rpc.RetryInfo when given
+    RESOURCE_EXHAUSTED                 429   a service's quota (it says so with an ErrorInfo);
+                                             `Retry-After` from google.rpc.RetryInfo when given
+    RESOURCE_EXHAUSTED, no ErrorInfo   502   gRPC's own refusal, e.g. a message over the size limit
     UNAVAILABLE                        503
     DEADLINE_EXCEEDED                  504
     anything else                      502   fixed text: no upstream message, reason or address
@@ -25,8 +27,20 @@ still in use): "a conflict with the current state of the target resource", which
 client tells the 409s apart by `type` and `reason`. Should a route accept `If-Match` one day,
 the stale-etag ABORTED of that route is the 412.
 
-Server errors (5xx) never carry the upstream's message or reason: those describe the inside
-of the platform (addresses, databases), not anything the client can act on.
+A RESOURCE_EXHAUSTED that no service raised on purpose comes from gRPC itself: a request or
+reply message over a channel's or server's size limit, or a server out of streams. It is not
+429: retrying the same request fails the same way. Nor is it 413: the gateway's own body limit
+(`CRM_GATEWAY_MAX_BODY_BYTES`, 413 before the body is read) keeps a request far below the
+services' message limit (a proto message is not larger than its JSON form), so reaching the
+service's limit means the platform is misconfigured or a reply was too big, which is a 502 for
+the client and a `peer_call_failed` warning for operators.
+
+Only text a service chose to send reaches a client: the `detail` of a 4xx is the status message
+of an error a service raised on purpose (it carries the platform's ErrorInfo). gRPC's own
+status strings (a transport failure, a size limit: "SERVER: Received message larger than max
+(20971535 vs. 16777216)") describe the inside of the platform and are replaced by the problem's
+title. Server errors (5xx) never carry the upstream's message or reason: those describe the
+inside of the platform (addresses, databases), not anything the client can act on.
 """
 
 from __future__ import annotations
@@ -51,7 +65,8 @@ MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "tag:crm-platform,2026:problem:"
 WWW_AUTHENTICATE = 'Bearer realm="crm"'
 # RFC 6750: a token that was sent but is not acceptable is an `invalid_token` error.
-_INVALID_TOKEN_REASONS = frozenset({"INVALID_TOKEN", "TOKEN_EXPIRED"})
+_INVALID_TOKEN_REASONS = frozenset({
+    "INVALID_TOKEN", "TOKEN_EXPIRED", "TOKEN_CLAIM_MISSING", "TOKEN_NOT_YET_VALID", "TOKEN_LIFETIME_TOO_LONG"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +87,7 @@ OUT_OF_RANGE = Kind(400, "out-of-range", "Out of range")
 UNAUTHENTICATED = Kind(401, "unauthenticated", "Unauthenticated")
 PERMISSION_DENIED = Kind(403, "permission-denied", "Permission denied")
 NOT_FOUND = Kind(404, "not-found", "Not found")
+CONTENT_TOO_LARGE = Kind(413, "content-too-large", "Content too large")
 ALREADY_EXISTS = Kind(409, "already-exists", "Already exists")
 ABORTED = Kind(409, "aborted", "Concurrent change")
 FAILED_PRECONDITION = Kind(409, "failed-precondition", "Failed precondition")
@@ -162,11 +178,10 @@ def kind_of_code(code: grpc.StatusCode) -> Kind:
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemResponse:
     """Translate a failed call to a peer service, details included."""
-    kind = kind_of_code(error.code())
     status = _rich_status(error)
-    detail = status.message if status is not None and status.message else (error.details() or kind.title)
     violations: list[tuple[str, str]] = []
     reason = ""
+    raised_on_purpose = False
     headers: dict[str, str] = {}
     for any_detail in status.details if status is not None else ():
         if any_detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -177,11 +192,17 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemResponse:
             info = error_details_pb2.ErrorInfo()
             any_detail.Unpack(info)
             reason = info.reason
+            raised_on_purpose = True
         elif any_detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             retry = error_details_pb2.RetryInfo()
             any_detail.Unpack(retry)
             delay = retry.retry_delay.ToTimedelta().total_seconds()
             headers["Retry-After"] = str(max(1, math.ceil(delay)))
+    kind = kind_of_code(error.code())
+    if kind is RESOURCE_EXHAUSTED and not raised_on_purpose:
+        kind, headers = BAD_GATEWAY, {}
+    # gRPC's own strings (error.details() without a rich status) are never quoted.
+    detail = status.message if raised_on_purpose and status is not None and status.message else kind.title
     if kind.status != 400:
         violations = []
     return problem(kind, detail, invalid_params=violations, reason=reason, headers=headers)
@@ -221,7 +242,9 @@ _RESPONSE_TEXT = {
     403: "The token's roles do not allow this route, or this customer (a relationship manager's book).",
     404: "No such resource.",
     409: "Conflicts with the current state: see `type` and `reason`.",
-    429: "Too many requests: retry after `Retry-After` seconds when given.",
+    413: "The body is larger than the gateway accepts (the limit is stated in the API description); "
+         "refused before it is read, reason `BODY_TOO_LARGE`.",
+    429: "A service's quota is exhausted: retry after `Retry-After` seconds when given.",
     500: "The gateway failed.",
     502: "A platform service failed.",
     503: "A platform service is unavailable; safe to retry.",

@@ -28,6 +28,11 @@ class GatewaySettings(ServiceSettings):
     # Seconds the gateway keeps serving after SIGTERM, `/readyz` answering 503, before it stops
     # listening: load balancers take a few seconds to stop routing to a terminating pod.
     drain_seconds: float = Field(default=5.0, ge=0, le=60, validation_alias="CRM_GATEWAY_DRAIN_SECONDS")
+    # Largest request body, bytes; larger ones get 413 before they are read. A customer with
+    # every attribute is tens of kilobytes. At most 8 MiB: a body the gateway accepts must fit
+    # the services' 16 MiB gRPC messages (crmkit.server), with room to spare.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=8 * 1024 * 1024,
+                                validation_alias="CRM_GATEWAY_MAX_BODY_BYTES")
 
     @property
     def peer_targets(self) -> dict[str, str]:

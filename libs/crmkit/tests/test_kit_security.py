@@ -15,6 +15,7 @@ from crmkit.auth import Role, TokenVerifier, issue_token
 from crmkit.crypto import BlindIndex, DecryptionError, KeyRing
 from crmkit.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.settings import ServiceSettings
 
 SECRET = "s" * 40
 
@@ -45,6 +46,50 @@ def test_expired_wrong_key_and_wrong_audience_are_rejected() -> None:
     for token in (expired, forged, other_audience):
         with pytest.raises(Unauthenticated):
             verifier().verify(token)
+
+
+def signed(*, issued: float, lifetime: float, **overrides: object) -> str:
+    """A correctly signed admin token issued `issued` seconds from now, living `lifetime` seconds."""
+    now = time.time()
+    claims = {"sub": "a", "roles": ["admin"], "iss": "crm-platform", "aud": "crm",
+              "iat": int(now + issued), "exp": int(now + issued + lifetime), **overrides}
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
+
+
+DAY = 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (signed(issued=0, lifetime=10 * DAY), "TOKEN_LIFETIME_TOO_LONG"),
+        (signed(issued=-DAY, lifetime=DAY + 3600), "TOKEN_LIFETIME_TOO_LONG"),
+        (signed(issued=0, lifetime=3600, iat=None), "TOKEN_CLAIM_MISSING"),
+        (signed(issued=600, lifetime=3600), "TOKEN_NOT_YET_VALID"),
+    ],
+    ids=["valid-for-ten-days", "a-day-and-an-hour", "no-iat", "issued-in-ten-minutes"],
+)
+def test_tokens_beyond_the_lifetime_cap_or_issued_later_are_unauthenticated(token: str, reason: str) -> None:
+    with pytest.raises(Unauthenticated) as refused:
+        verifier().verify(token)
+    assert refused.value.reason == reason
+
+
+def test_the_lifetime_cap_and_clock_skew_allow_the_usual_tokens() -> None:
+    for token in (signed(issued=0, lifetime=DAY), signed(issued=20, lifetime=3600)):
+        assert verifier().verify(token).subject == "a"
+
+
+def test_the_lifetime_cap_follows_the_setting() -> None:
+    two_hours = signed(issued=0, lifetime=2 * 3600)
+    strict = TokenVerifier.from_settings(ServiceSettings(env="test", jwt_secret=SECRET,
+                                                         jwt_max_token_lifetime_seconds=3600))
+    with pytest.raises(Unauthenticated) as refused:
+        strict.verify(two_hours)
+    assert refused.value.reason == "TOKEN_LIFETIME_TOO_LONG"
+    lenient = TokenVerifier.from_settings(ServiceSettings(env="test", jwt_secret=SECRET,
+                                                          jwt_max_token_lifetime_seconds=3 * DAY))
+    assert lenient.verify(signed(issued=0, lifetime=2 * DAY)).subject == "a"
 
 
 def test_a_token_without_platform_roles_is_denied() -> None:

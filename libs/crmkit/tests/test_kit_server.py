@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 import grpc
+import jwt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -19,7 +21,7 @@ from crmkit.channels import open_channel
 from crmkit.logs import configure_logging
 from crmkit.server import LIVENESS, GrpcServer, ServiceBinding
 from crmkit.settings import ServiceSettings
-from crmkit.testing import TEST_JWT_SECRET, bearer, token
+from crmkit.testing import TEST_JWT_SECRET, bearer, error_reason, token
 
 # Any small proto service serves as the service under test; OTLP's TraceService has one unary RPC.
 DESCRIPTOR = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"]
@@ -114,6 +116,20 @@ async def test_calls_need_a_token_and_an_allowed_role(served) -> None:
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await stub.Export(Request(), metadata=metadata)
             assert error.value.code() == code
+    assert servicer.calls == 0
+
+
+async def test_a_token_living_longer_than_the_cap_is_unauthenticated_naming_why(served) -> None:
+    server, servicer, _ = served
+    now = int(time.time())
+    ten_days = jwt.encode({"sub": "a", "roles": ["admin"], "iss": "crm-platform", "aud": "crm",
+                           "iat": now, "exp": now + 10 * 24 * 3600}, TEST_JWT_SECRET, algorithm="HS256")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.Export(Request(), metadata=(("authorization", f"Bearer {ten_days}"),))
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(error.value, domain="test.crm") == "TOKEN_LIFETIME_TOO_LONG"
     assert servicer.calls == 0
 
 

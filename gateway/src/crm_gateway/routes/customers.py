@@ -33,6 +33,7 @@ CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CUSTOMER_SERVICE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
 
 Customer = proto_model(customer_pb2.Customer.DESCRIPTOR)
+CustomerInput = proto_model(customer_pb2.Customer.DESCRIPTOR, for_input=True)
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -75,10 +76,10 @@ async def get_customer(
     description="Creates the customer given in the body (`customer_id` may be left out to get a generated "
                 "one). Every bad field is reported at once in `invalid_params`, and nothing is created. "
                 f"Roles: {roles_text(CREATE_ROLES)}.",
-    response_model=Customer, responses=problem_responses(400, 409),
+    response_model=Customer, responses=problem_responses(400, 409, 413),
 )
 async def create_customer(
-    customer: Annotated[Customer, Body(description="The customer; output-only fields are ignored.")],  # type: ignore[valid-type]
+    customer: Annotated[CustomerInput, Body(description="The customer; output-only fields are ignored.")],  # type: ignore[valid-type]
     principal: Annotated[Principal, Depends(require_roles(*CREATE_ROLES))],
     peers: PeersDep,
     request: Request,

@@ -12,13 +12,21 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import jwt
 
 from crmkit.errors import PermissionDenied, Unauthenticated
 
+if TYPE_CHECKING:
+    from crmkit.settings import ServiceSettings
+
 ALGORITHM = "HS256"
+# The longest a token may live (`exp - iat`), unless settings say otherwise: a leaked token is
+# worth no more than a day. `crm token` mints at most this.
 MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600
+# Clocks of the identity provider and of each pod disagree by a few seconds.
+CLOCK_SKEW_SECONDS = 30
 
 
 class Role(StrEnum):
@@ -93,7 +101,11 @@ def reset_method(token: contextvars.Token[str]) -> None:
 
 
 class TokenVerifier:
-    """Verifies HS256 JWTs: signature, expiry, issuer, audience, and known roles.
+    """Verifies HS256 JWTs: signature, expiry, issuer, audience, lifetime and known roles.
+
+    A token must say when it was issued (`iat`), not in the future beyond the clock skew, and
+    must not live longer than `max_lifetime_seconds` (`exp - iat`): a correctly signed token
+    valid for days is refused, whoever minted it.
 
     A channel application sends the same token with every call for its lifetime, so verified
     tokens are remembered (bounded, until they expire): the signature check and claim parsing
@@ -102,11 +114,21 @@ class TokenVerifier:
 
     CACHE_SIZE = 10_000
 
-    def __init__(self, *, secret: str, issuer: str, audience: str) -> None:
+    def __init__(self, *, secret: str, issuer: str, audience: str,
+                 max_lifetime_seconds: int = MAX_TOKEN_LIFETIME_SECONDS) -> None:
+        if max_lifetime_seconds <= 0:
+            raise ValueError("max_lifetime_seconds must be positive")
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
+        self._max_lifetime = max_lifetime_seconds
         self._verified: dict[str, tuple[Principal, float]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> TokenVerifier:
+        """The verifier every service and the gateway build, so that they all agree."""
+        return cls(secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer,
+                   audience=settings.jwt_audience, max_lifetime_seconds=settings.jwt_max_token_lifetime_seconds)
 
     def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
@@ -130,12 +152,19 @@ class TokenVerifier:
                 issuer=self._issuer,
                 audience=self._audience,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-                leeway=30,
+                leeway=CLOCK_SKEW_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthenticated(f"token has no '{exc.claim}' claim", reason="TOKEN_CLAIM_MISSING") from exc
+        except jwt.ImmatureSignatureError as exc:  # `iat` (or `nbf`) ahead of the clock beyond the skew
+            raise Unauthenticated("token is issued in the future", reason="TOKEN_NOT_YET_VALID") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated("token is not valid", reason="INVALID_TOKEN") from exc
+        if float(claims["exp"]) - float(claims["iat"]) > self._max_lifetime:
+            raise Unauthenticated(f"token lifetime (exp - iat) exceeds {self._max_lifetime} seconds",
+                                  reason="TOKEN_LIFETIME_TOO_LONG")
         raw_roles = claims.get("roles", [])
         if not isinstance(raw_roles, list):
             raise Unauthenticated("token roles must be a list", reason="INVALID_TOKEN")

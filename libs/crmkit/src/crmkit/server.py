@@ -86,11 +86,7 @@ class GrpcServer:
         self._bindings = bindings
         self._port = port
         self._readiness = readiness
-        verifier = TokenVerifier(
-            secret=settings.jwt_secret.get_secret_value(),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+        verifier = TokenVerifier.from_settings(settings)
         policy = {method: roles for b in bindings for method, roles in b.policy.items()}
         self._guard = CallGuard(verifier=verifier, policy=policy, error_domain=error_domain,
                                 access_log=settings.access_log)

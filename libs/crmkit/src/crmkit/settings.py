@@ -14,6 +14,8 @@ from enum import StrEnum
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crmkit.auth import MAX_TOKEN_LIFETIME_SECONDS
+
 # Secrets that a template or a tutorial would carry; refused outside development and tests.
 _PLACEHOLDER_SECRETS = frozenset({"", "secret", "changeme", "change-me", "dev", "development", "password"})
 MIN_SECRET_LENGTH = 32
@@ -37,6 +39,9 @@ class ServiceSettings(BaseSettings):
     jwt_secret: SecretStr
     jwt_issuer: str = "crm-platform"
     jwt_audience: str = "crm"
+    # Longest accepted token lifetime (`exp - iat`), seconds; longer-lived tokens are refused
+    # (UNAUTHENTICATED, reason TOKEN_LIFETIME_TOO_LONG) by every service and the gateway alike.
+    jwt_max_token_lifetime_seconds: int = Field(default=MAX_TOKEN_LIFETIME_SECONDS, ge=60, le=7 * 24 * 3600)
     # Seconds an in-flight call may take to finish after SIGTERM before it is cancelled.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=120)
     # Deadline for calls to peer services, seconds.
