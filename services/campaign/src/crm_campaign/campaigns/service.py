@@ -78,7 +78,7 @@ class Campaigns:
         return created
 
     async def get(self, *, campaign_id: str) -> Campaign:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.get(session, campaign_id)
         if found is None:
             raise not_found(campaign_id)
@@ -95,7 +95,7 @@ class Campaigns:
         query = {"states": sorted(states), "type": type_, "segment": segment, "creator": creator,
                  "during": [_iso(during.start_time), _iso(during.end_time)]}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page(
                 session, after=(datetime.fromisoformat(after[0]), after[1]) if after is not None else None,
                 limit=limit + 1, states=states, type_=type_, segment=segment, creator=creator,

@@ -76,7 +76,7 @@ class Offers:
         return created
 
     async def get(self, *, campaign_id: str, offer_id: str) -> Offer:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.get(session, campaign_id, offer_id)
         if found is None:
             raise _not_found(campaign_id, offer_id)
@@ -86,7 +86,7 @@ class Offers:
         limit = clamp_page_size(page_size)
         query = {"campaign": campaign_id}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if await self._campaigns.get(session, campaign_id) is None:
                 raise campaign_service.not_found(campaign_id)
             found = await self._repository.page(session, campaign_id, after=after, limit=limit + 1)

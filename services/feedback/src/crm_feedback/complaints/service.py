@@ -86,7 +86,7 @@ class Complaints:
         check_purpose(purpose, violations, required=rules.PURPOSE_REQUIRED)
         violations.raise_if_any()
         complaint_id = rules.complaint_id_of(name) or ""
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.get(session, complaint_id)
         if found is None:
             raise NotFound(f"complaint {complaint_id} not found", reason="COMPLAINT_NOT_FOUND")
@@ -109,7 +109,7 @@ class Complaints:
                        "handler": handler}
         after = self._page_tokens.decode(page_token, query=token_query)
         now = self._clock()
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page(
                 session, query=query, customer_id=rules.customer_id_of(query.customer) or "", ordering=ordering,
                 handler=handler, after=after, limit=limit + 1, now=now)

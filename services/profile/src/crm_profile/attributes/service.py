@@ -125,14 +125,14 @@ class AttributeCatalogue:
         return created
 
     async def get(self, *, attribute_id: str) -> AttributeDefinition:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             return _found(await self._repository.get_definition(session, attribute_id), attribute_id)
 
     async def list(self, *, page_size: int, page_token: str, data_class: int, source_system: str) -> DefinitionPage:
         limit = clamp_page_size(page_size)
         query = {"data_class": data_class, "source_system": source_system}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page_definitions(session, after=after, limit=limit + 1,
                                                             data_class=data_class, source_system=source_system)
         page, more = found[:limit], len(found) > limit

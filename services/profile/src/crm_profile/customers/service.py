@@ -117,7 +117,7 @@ class Customers:
         limit = clamp_page_size(page_size)
         query = {"rm": relationship_manager_id, "branch": branch_id}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page(session, after=after, limit=limit + 1,
                                                 relationship_manager_id=relationship_manager_id, branch_id=branch_id)
         page, more = found[:limit], len(found) > limit

@@ -222,7 +222,7 @@ class Features:
 
     async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerFeatures:
         """The stored features; for a customer never computed yet, computed now (and not stored)."""
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             customer = await self._repository.customer(session, customer_id)
             if customer is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
@@ -268,7 +268,7 @@ class Features:
 
     async def _check_customers(self, customer_ids: Sequence[str]) -> None:
         """NOT_FOUND naming the first unknown customer; FAILED_PRECONDITION for a merged or erased one."""
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.states(session, customer_ids)
         for i, customer_id in enumerate(customer_ids):
             customer = found.get(customer_id)

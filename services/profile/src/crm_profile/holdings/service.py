@@ -123,7 +123,7 @@ class Holdings:
         return created
 
     async def get(self, *, customer_id: str, holding_id: str, purpose: Purpose, actor: Principal) -> Holding:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await self._customer(session, customer_id, actor)
             found = await self._repository.get(session, customer_id, holding_id)
         if found is None:
@@ -142,7 +142,7 @@ class Holdings:
         query = {"customer": customer_id, "book": book, "types": list(narrowing.product_types),
                  "statuses": list(narrowing.statuses), "from": narrowing.maturity_from, "to": narrowing.maturity_to}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if customer_id is not None:
                 await self._customer(session, customer_id, actor)
             found = await self._repository.page(

@@ -474,7 +474,7 @@ class Merges:
         limit = clamp_page_size(page_size)
         query = {"survivor": survivor_id or "-", "review": review_required, "state": state}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if survivor_id is not None:
                 found_customer = await self._customers.get(session, survivor_id)
                 if found_customer is None:

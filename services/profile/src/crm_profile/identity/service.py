@@ -107,7 +107,7 @@ class Identity:
         return created
 
     async def get_rule(self, *, match_rule_id: str) -> MatchRule:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             return await self._rule_or_404(session, match_rule_id)
 
     async def _rule_or_404(self, session: AsyncConnection, match_rule_id: str, *, for_update: bool = False
@@ -120,7 +120,7 @@ class Identity:
     async def list_rules(self, *, page_size: int, page_token: str) -> RulePage:
         limit = clamp_page_size(page_size)
         after = self._page_tokens.decode(page_token, query={"list": "matchRules"})
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._rules.page(session, after=tuple(after) if after else None, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         token = self._page_tokens.encode([page[-1].priority, page[-1].match_rule_id],
@@ -218,7 +218,7 @@ class Identity:
                 except InvalidArgument as error:
                     raise InvalidArgument([FieldViolation(f.field.replace("customer.", "probe.", 1), f.description)
                                            for f in error.violations]) from None
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             chosen = await self._rules.in_force(session, match_rule_ids)
             missing = sorted(set(match_rule_ids) - {r.match_rule_id for r in chosen})
             if missing:
@@ -286,7 +286,7 @@ class Identity:
         limit = clamp_page_size(page_size)
         query = {"state": v_state, "customer": customer_id, "rule": match_rule_id, "min": min_score}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._candidates.page(session, state=v_state, customer_id=customer_id,
                                                 match_rule_id=match_rule_id, min_score=min_score,
                                                 after=tuple(after) if after else None, limit=limit + 1)
@@ -321,7 +321,7 @@ class Identity:
 
     async def lookup(self, *, identifier: Identifier, purpose: Purpose, actor: Principal) -> list[CustomerView]:
         identifier = rules.validate_identifier(identifier)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if identifier.external_id is not None:
                 ids = await self._matches.by_external_id(session, identifier.external_id)
             elif identifier.id_document is not None:

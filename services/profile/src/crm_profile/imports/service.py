@@ -136,7 +136,7 @@ class Imports:
         upload_id = _upload_id(spec.upload, violations)
         violations.raise_if_any()
         assert upload_id is not None
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             upload = await repository.uploaded(session, upload_id)
             if upload is None:
                 raise NotFound(f"upload {spec.upload} not found (uploads expire after 24 hours)",

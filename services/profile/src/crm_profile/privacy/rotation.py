@@ -72,7 +72,7 @@ class KeyRotation:
 
     async def prepare(self) -> None:
         """At start-up: keep sealing with the key the last rotation chose (see the module docstring)."""
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             state = (await session.execute(sa.select(encryption_key_state).where(
                 encryption_key_state.c.purpose == int(KeyPurpose.FIELD_ENCRYPTION)))).first()
         if state is None or state.replaced_key_id != self._configured_key_id:

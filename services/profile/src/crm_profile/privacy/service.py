@@ -165,7 +165,7 @@ class DataSubjectRequests:
                       actor: Principal) -> AsyncIterator[ExportPart]:
         export_id = uuid.uuid4()
         wanted = set(classes)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             customer = await self._customers.get(session, customer_id)
             if customer is None:

@@ -103,7 +103,7 @@ class Relationships:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "types": sorted(types)}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await load_customer(self._customers, session, customer_id, actor=actor)
             found = await self._repository.page(session, customer_id, types=types,
                                                 after=tuple(after) if after else None, limit=limit + 1)

@@ -70,7 +70,7 @@ class AlertRules:
 
     async def get(self, *, name: str) -> AlertRule:
         alert_rule_id = _id_from(name, "name")
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             return await self._existing(session, alert_rule_id)
 
     async def list(self, *, page_size: int, page_token: str, kind: int, enabled_only: bool) -> AlertRulePage:
@@ -81,7 +81,7 @@ class AlertRules:
         limit = clamp_page_size(page_size)
         query = {"kind": kind, "enabled_only": enabled_only}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page(session, after=after, limit=limit + 1, kind=kind,
                                                 enabled_only=enabled_only)
         page, more = list(found[:limit]), len(found) > limit

@@ -87,7 +87,7 @@ class Segments:
         return created
 
     async def get(self, *, segment_id: str) -> Segment:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.get(session, segment_id)
         if found is None:
             raise _not_found(segment_id)
@@ -102,7 +102,7 @@ class Segments:
         limit = clamp_page_size(page_size)
         query = {"contains": display_name_contains, "mode": evaluation_mode, "feature": feature, "creator": creator}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page(
                 session, after=tuple(after) if after is not None else None, limit=limit + 1,
                 display_name_contains=display_name_contains, evaluation_mode=EvaluationMode(evaluation_mode),
