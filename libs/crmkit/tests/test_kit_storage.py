@@ -173,18 +173,19 @@ async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: D
 async def test_idempotency_key_replays_the_first_answer(db: Database) -> None:
     request_id = uuid.uuid4()
     registry = IdempotencyKeys(keys)
+    request = wrappers_pb2.StringValue(value="same body")
     async with db.unit_of_work() as session:
-        assert await registry.claim(session, principal="p", request_id=request_id, method="Create",
+        assert await registry.claim(session, principal="p", request_id=request_id, request=request, method="Create",
                                     resource_name="things/1") is None
     async with db.unit_of_work() as session:
-        assert await registry.claim(session, principal="p", request_id=request_id, method="Create",
+        assert await registry.claim(session, principal="p", request_id=request_id, request=request, method="Create",
                                     resource_name="things/2") == "things/1"
     async with db.unit_of_work() as session:
-        assert await registry.claim(session, principal="other", request_id=request_id, method="Create",
-                                    resource_name="things/3") is None
+        assert await registry.claim(session, principal="other", request_id=request_id, request=request,
+                                    method="Create", resource_name="things/3") is None
     with pytest.raises(InvalidArgument):
         async with db.unit_of_work() as session:
-            await registry.claim(session, principal="p", request_id=request_id, method="Delete",
+            await registry.claim(session, principal="p", request_id=request_id, request=request, method="Delete",
                                  resource_name="things/1")
 
 

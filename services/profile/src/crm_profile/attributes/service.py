@@ -24,7 +24,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.validation import Violations
@@ -109,7 +109,8 @@ class AttributeCatalogue:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateAttributeDefinition",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateAttributeDefinition",
                     resource_name=definition.name)
                 if earlier is not None:
                     existing = await self._repository.get_definition(

@@ -30,7 +30,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -108,7 +108,8 @@ class Consents:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="RecordConsent",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="RecordConsent",
                     resource_name=f"customers/{customer_id}/consentBatches/{batch_id}")
                 if earlier is not None:
                     replayed = await self._ledger.batch(session, batch_id)

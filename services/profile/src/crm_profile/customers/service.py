@@ -25,7 +25,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -76,7 +76,8 @@ class Customers:
                                                 core=rules.validate(customer, today=today))
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateCustomer",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateCustomer",
                     resource_name=customer.name)
                 if earlier is not None:
                     existing = await self._repository.get(session, earlier.removeprefix("customers/"))

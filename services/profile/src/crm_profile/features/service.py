@@ -61,7 +61,7 @@ from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import NotFound
-from crmkit.idempotency import IdempotencyKeys, parse_request_id
+from crmkit.idempotency import IdempotencyKeys, current_request, parse_request_id
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation
 from crmkit.outbox import ChangeType, Outbox
@@ -251,7 +251,7 @@ class Features:
         operation_id = uuid.uuid4()
         async with self._db.unit_of_work() as session:
             earlier = await self._idempotency.claim(
-                session, principal=actor.subject, request_id=key, method="RecomputeFeatures",
+                session, principal=actor.subject, request_id=key, request=current_request(), method="RecomputeFeatures",
                 resource_name=f"operations/{operation_id}")
             if earlier is not None:
                 return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))

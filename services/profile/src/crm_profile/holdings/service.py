@@ -44,7 +44,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -108,7 +108,8 @@ class Holdings:
             customer = await self._customer(session, holding.customer_id, actor, lock=True)
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateHolding",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateHolding",
                     resource_name=holding.name)
                 if earlier is not None:
                     return await self._replay(session, earlier)

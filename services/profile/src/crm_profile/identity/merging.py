@@ -83,7 +83,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal, Role
 from crmkit.db import Database
 from crmkit.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -196,7 +196,8 @@ class Merges:
         async with self._db.unit_of_work() as session:
             if request_id is not None and not validate_only:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="MergeCustomers",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="MergeCustomers",
                     resource_name=f"customers/{survivor_id}/merges/{merge_id}")
                 if earlier is not None:
                     return await self._replay_merge(session, uuid.UUID(earlier.rsplit("/", 1)[1]), actor)
@@ -347,7 +348,8 @@ class Merges:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="UnmergeCustomers",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="UnmergeCustomers",
                     resource_name=f"customers/{customer_id}")
                 if earlier is not None:
                     return await self._replay_unmerge(session, customer_id, actor)

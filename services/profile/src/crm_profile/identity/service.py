@@ -42,7 +42,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
@@ -92,7 +92,8 @@ class Identity:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateMatchRule",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateMatchRule",
                     resource_name=rule.name)
                 if earlier is not None:
                     existing = await self._rules.get(session, earlier.removeprefix("matchRules/"))

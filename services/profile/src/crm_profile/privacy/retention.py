@@ -56,7 +56,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, FailedPrecondition, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, name_of
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox
@@ -162,7 +162,8 @@ class Retention:
         async with self._db.unit_of_work() as session:
             await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_START_LOCK_KEY)))
             earlier = await self._idempotency.claim(session, principal=creator, request_id=request_id,
-                                                    method="RunRetentionPurge", resource_name=name_of(operation_id))
+                                                    request=current_request(), method="RunRetentionPurge",
+                                                    resource_name=name_of(operation_id))
             if earlier is not None:
                 return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
             if unless_since is not None and await _started_since(session, unless_since):
