@@ -92,7 +92,7 @@ async def test_a_consumer_misses_nothing_and_repeats_nothing_across_a_profile_re
         await restarted
 
         profile_db = await Database.open(profile_url)
-        async with profile_db.single_statement() as connection:
+        async with profile_db.unit_of_work(read_only=True) as connection:
             written = [tuple(r) for r in (await connection.execute(sa.text(
                 "SELECT cursor, resource_name FROM outbox_event ORDER BY cursor"))).all()]
         await profile_db.dispose()
@@ -106,7 +106,7 @@ async def test_a_consumer_misses_nothing_and_repeats_nothing_across_a_profile_re
         await asyncio.gather(following, return_exceptions=True)
         await channel.close()
 
-    async with consumer_db.single_statement() as connection:
+    async with consumer_db.unit_of_work(read_only=True) as connection:
         received = [tuple(r) for r in (await connection.execute(
             sa.select(applied.c.cursor, applied.c.resource_name).order_by(applied.c.cursor))).all()]
     await consumer_db.dispose()

@@ -100,7 +100,7 @@ async def test_concurrent_writers_never_let_a_reader_skip_an_event(db: Database)
     await asyncio.gather(*(writer(n) for n in range(4)))
     stop.set()
     await asyncio.wait_for(reading, timeout=10)
-    async with db.read_only() as session:
+    async with db.unit_of_work(read_only=True) as session:
         written = (await session.execute(
             sa.select(events.c.cursor).where(events.c.resource_name.like("c/%")).order_by(events.c.cursor))).scalars()
         expected = list(written)
@@ -126,14 +126,14 @@ async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
         principal=f"u{i}", action="customer.read", resource_name=f"customers/{i}", purpose="RISK"))
         for i in range(20)))
     await writer.close()
-    async with db.read_only() as session:
+    async with db.unit_of_work(read_only=True) as session:
         assert await audit.verify_chain(session, audit_records) is None
         count = await session.scalar(sa.select(sa.func.count()).select_from(audit_records))
     assert count == 20
     async with db.engine.begin() as connection:  # tests may bypass the trigger-free table here
         await connection.execute(sa.update(audit_records).where(audit_records.c.principal == "u5")
                                  .values(principal="someone-else"))
-    async with db.read_only() as session:
+    async with db.unit_of_work(read_only=True) as session:
         assert await audit.verify_chain(session, audit_records) is not None
 
 
@@ -158,7 +158,7 @@ async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: D
         assert writer._connection is not held
     finally:
         await writer.close()
-    async with db.read_only() as session:
+    async with db.unit_of_work(read_only=True) as session:
         rows = (await session.execute(sa.select(audit_records).where(audit_records.c.chain_id == writer.chain_id)
                                       .order_by(audit_records.c.seq))).all()
     assert [row.resource_name for row in rows] == [f"customers/{i}" for i in range(1, 5)]
@@ -173,18 +173,19 @@ async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: D
 async def test_idempotency_key_replays_the_first_answer(db: Database) -> None:
     request_id = uuid.uuid4()
     registry = IdempotencyKeys(keys)
+    request = wrappers_pb2.StringValue(value="same body")
     async with db.unit_of_work() as session:
-        assert await registry.claim(session, principal="p", request_id=request_id, method="Create",
+        assert await registry.claim(session, principal="p", request_id=request_id, request=request, method="Create",
                                     resource_name="things/1") is None
     async with db.unit_of_work() as session:
-        assert await registry.claim(session, principal="p", request_id=request_id, method="Create",
+        assert await registry.claim(session, principal="p", request_id=request_id, request=request, method="Create",
                                     resource_name="things/2") == "things/1"
     async with db.unit_of_work() as session:
-        assert await registry.claim(session, principal="other", request_id=request_id, method="Create",
-                                    resource_name="things/3") is None
+        assert await registry.claim(session, principal="other", request_id=request_id, request=request,
+                                    method="Create", resource_name="things/3") is None
     with pytest.raises(InvalidArgument):
         async with db.unit_of_work() as session:
-            await registry.claim(session, principal="p", request_id=request_id, method="Delete",
+            await registry.claim(session, principal="p", request_id=request_id, request=request, method="Delete",
                                  resource_name="things/1")
 
 

@@ -1,8 +1,33 @@
 """The async database engine, the unit of work, and the Alembic runner.
 
-One transaction per RPC: repositories and services never commit; `UnitOfWork` commits once at
-the end of the `async with` block or rolls back on any error. Outbox rows ride in the same
-transaction as the change they describe.
+The rule, for every service (a newcomer's whole guide to touching the database):
+
+1. The API layer opens the transaction. Each servicer method opens exactly one unit of work and
+   awaits one service function with it::
+
+       async with self._db.unit_of_work() as uow:               # an RPC that writes
+           campaign = await self._campaigns.launch(uow=uow, campaign_id=..., actor=...)
+       async with self._db.unit_of_work(read_only=True) as uow:  # an RPC that only reads
+           campaign = await self._campaigns.get(uow=uow, campaign_id=...)
+
+   It commits when the block ends and rolls back when it raises, so everything the RPC did
+   (rows, outbox events, idempotency keys, audit records written with `crmkit.audit.append`)
+   lands together or not at all. An RPC that touches no table opens none.
+2. Service functions are `async`, keyword-only, `uow` first, and never open, commit or roll
+   back: `async def launch(self, *, uow: UnitOfWork, campaign_id: str, actor: Principal)`.
+   Their private helpers take `uow=` the same way. Because the transaction is passed in, one
+   service function may call another (or a servicer may call two) inside one transaction.
+3. Repositories take the unit of work as their first parameter and never commit.
+
+The one exception is `Database.raw()`: a plain asyncpg connection from its own pool, for
+(a) the hot read path (profile's GetCustomer: one primary-key read, where SQLAlchemy's
+greenlet bridge costs more CPU than the statement) and (b) bulk work with COPY
+(imports, batch features, `crmkit.outbox.bulk_append`), plus the kit's own background
+machinery (operations, the audit writer). Work on `raw()` owns its transaction
+(`async with connection.transaction():`) and writes hand-written SQL. Anything else, reads
+included, goes through `unit_of_work()`. There is no third way in: a single statement that
+"needs no transaction" is a read-only unit of work (one BEGIN READ ONLY more round trip) or,
+where that round trip is measured to matter, `raw()`.
 """
 
 from __future__ import annotations
@@ -11,7 +36,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 import sqlalchemy as sa
@@ -27,6 +52,11 @@ from crmkit.settings import async_database_url, plain_database_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+# The transaction a servicer opens and passes down: a SQLAlchemy Core connection inside
+# `Database.unit_of_work()`. An alias rather than a wrapper, so repositories keep the whole Core
+# API (execute, scalar, begin_nested for a savepoint) with nothing to forward.
+UnitOfWork: TypeAlias = AsyncConnection
 
 # Constraint names that Alembic autogenerate and humans can both predict.
 NAMING_CONVENTION = {
@@ -57,12 +87,11 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm
 
 
 class Database:
-    """The engine and the ways a service touches it; made at start-up, disposed at shutdown.
+    """The engine and its two ways in (the module docstring says which to use when); made at
+    start-up, disposed at shutdown.
 
-    Work happens on SQLAlchemy Core connections (the services write SQL through repositories,
-    not an ORM session). Hot paths and bulk work (COPY) use a plain asyncpg pool instead:
-    SQLAlchemy's asyncio bridge runs every statement through a greenlet switch, which costs more
-    CPU than the statement itself on a primary-key read.
+    `unit_of_work()` runs on SQLAlchemy Core connections from the engine's pool (the services
+    write SQL through repositories, not an ORM session); `raw()` on a plain asyncpg pool of its own.
     """
 
     def __init__(self, engine: AsyncEngine, raw_pool: asyncpg.Pool | None = None) -> None:
@@ -79,7 +108,8 @@ class Database:
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled asyncpg connection, for hand-written SQL on hot paths and COPY."""
+        """A pooled asyncpg connection, for the hot read path and COPY-based bulk work only; the
+        caller begins its own transaction when it needs one."""
         if self._raw_pool is None:
             raise RuntimeError("this Database was made without a raw pool; use Database.open()")
         try:
@@ -92,34 +122,20 @@ class Database:
             raise Aborted("concurrent change; retry", reason="CONCURRENT_CHANGE") from exc
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
-        try:
-            async with self.engine.begin() as connection:
-                yield connection
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise _translate(exc) from exc
+    async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
+        """One transaction: committed when the block ends, rolled back when it raises.
 
-    @asynccontextmanager
-    async def read_only(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (`BEGIN READ ONLY`): several reads from one snapshot."""
+        `read_only=True` begins it READ ONLY: PostgreSQL refuses writes, and every read sees
+        one snapshot.
+        """
         try:
             async with self.engine.connect() as connection:
-                connection = await connection.execution_options(postgresql_readonly=True)
+                if read_only:
+                    connection = await connection.execution_options(postgresql_readonly=True)
                 async with connection.begin():
                     yield connection
-        except DBAPIError as exc:
-            raise _translate(exc) from exc
-
-    @asynccontextmanager
-    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
-        """For one statement that needs no transaction around it: no BEGIN and COMMIT round trips
-        (the hot read paths; a single statement is atomic on its own)."""
-        try:
-            async with self.engine.connect() as connection:
-                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        except IntegrityError:
+            raise
         except DBAPIError as exc:
             raise _translate(exc) from exc
 

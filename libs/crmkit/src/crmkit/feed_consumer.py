@@ -57,7 +57,7 @@ class FeedConsumer:
         self.connected = asyncio.Event()
 
     async def cursor(self) -> int:
-        async with self._db.single_statement() as connection:
+        async with self._db.unit_of_work(read_only=True) as connection:
             value = await connection.scalar(sa.select(self._cursors.c.cursor).where(self._cursors.c.feed == self.name))
         return int(value or 0)
 

@@ -125,3 +125,14 @@ def add_audit_call_columns() -> None:
 
 def drop_audit_call_columns() -> None:
     op.execute("ALTER TABLE audit_record DROP COLUMN actor_roles, DROP COLUMN method")
+
+
+def add_idempotency_fingerprint() -> None:
+    """The fingerprint of the request each idempotency key first answered (crmkit.idempotency).
+    Keys stored before it have none (NULL) and replay as they did; a nullable column without a
+    default rewrites nothing."""
+    op.add_column("idempotency_key", sa.Column("request_fingerprint", sa.LargeBinary(), nullable=True))
+
+
+def drop_idempotency_fingerprint() -> None:
+    op.drop_column("idempotency_key", "request_fingerprint")

@@ -199,12 +199,12 @@ class ChangeFeed:
         query = sa.select(e).where(e.c.cursor > after).order_by(e.c.cursor).limit(self._batch_size)
         if resource_types:
             query = query.where(e.c.resource_type.in_(list(resource_types)))
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             rows = (await session.execute(query)).all()
         return [_to_event(row) for row in rows]
 
     async def _purged_through(self) -> int:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             value = await session.scalar(sa.select(self._state.c.purged_through))
         return int(value or 0)
 

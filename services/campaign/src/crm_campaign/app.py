@@ -38,18 +38,18 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     page_tokens = PageTokens(settings.derived_key("campaign.page-token"))
     campaign_repository, offer_repository = CampaignRepository(), OfferRepository()
     campaigns = Campaigns(
-        db=runtime.db, repository=campaign_repository, offers=offer_repository, outbox=outbox,
+        repository=campaign_repository, offers=offer_repository, outbox=outbox,
         idempotency=idempotency, page_tokens=page_tokens, feed_payload=campaign_messages.to_proto,
         reporting_currency=settings.reporting_currency,
     )
     offers = Offers(
-        db=runtime.db, repository=offer_repository, campaigns=campaign_repository, outbox=outbox,
+        repository=offer_repository, campaigns=campaign_repository, outbox=outbox,
         idempotency=idempotency, page_tokens=page_tokens, feed_payload=offer_messages.to_proto,
         reporting_currency=settings.reporting_currency,
     )
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
-    servicer = CampaignServicer(campaigns=campaigns, offers=offers)  # type: ignore[abstract]
+    servicer = CampaignServicer(db=runtime.db, campaigns=campaigns, offers=offers)  # type: ignore[abstract]
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

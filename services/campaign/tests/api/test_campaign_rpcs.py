@@ -197,14 +197,28 @@ async def test_a_taken_id_is_already_exists(campaigns, new_campaign) -> None:
 
 
 async def test_retry_with_the_same_request_id_returns_the_first_campaign(campaigns, new_campaign, count_rows) -> None:
-    request_id = str(uuid.uuid4())
-    first = await create(campaigns, new_campaign(campaign_id=""), request_id=request_id)
+    request_id, campaign = str(uuid.uuid4()), new_campaign(campaign_id="")  # a retry resends the same body
+    first = await create(campaigns, campaign, request_id=request_id)
     before = await count_rows("campaign")
-    again = await create(campaigns, new_campaign(campaign_id=""), request_id=request_id)
+    again = await create(campaigns, campaign, request_id=request_id)
     assert again == first and await count_rows("campaign") == before
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await create(campaigns, new_campaign(), request_id="not-a-uuid")
     assert "request_id" in field_violations(error.value)
+
+
+async def test_a_reused_request_id_with_another_body_is_refused_and_creates_nothing(
+        campaigns, new_campaign, count_rows) -> None:
+    request_id = str(uuid.uuid4())
+    first = await create(campaigns, new_campaign(campaign_id="", display_name="Spring renewal"), request_id=request_id)
+    before = await count_rows("campaign")
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await create(campaigns, new_campaign(campaign_id="", display_name="Autumn renewal"), request_id=request_id)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(error.value, domain=DOMAIN) == "REQUEST_ID_REUSED"
+    assert "request_id" in field_violations(error.value)
+    assert await count_rows("campaign") == before
+    assert first.display_name == "Spring renewal"
 
 
 async def test_unknown_campaign_is_not_found_and_a_bad_name_invalid(campaigns) -> None:

@@ -86,7 +86,7 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     audit.start()
     runtime.on_close(audit.close)
     complaints = Complaints(
-        db=runtime.db, repository=ComplaintRepository(DescriptionVault(settings.key_ring())),
+        repository=ComplaintRepository(DescriptionVault(settings.key_ring())),
         outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key), audit=audit,
         page_tokens=PageTokens(settings.derived_key("feedback.page-token")), default_sla=settings.default_sla,
         feed_payload=feed_payload,
@@ -94,7 +94,7 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = FeedbackServicer(complaints=complaints, feed=feed)  # type: ignore[abstract]
+    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, feed=feed)  # type: ignore[abstract]
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),

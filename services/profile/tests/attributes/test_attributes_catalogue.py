@@ -56,11 +56,11 @@ async def test_create_then_get_returns_the_definition(profile) -> None:
 
 
 async def test_retry_with_the_same_request_id_returns_the_first_definition(profile, profile_service) -> None:
-    request_id = str(uuid.uuid4())
-    first = await create(profile, definition(), request_id=request_id)
+    request_id, sent = str(uuid.uuid4()), definition()  # a retry resends the same body
+    first = await create(profile, sent, request_id=request_id)
     count = row_counter(profile_service)
     before = await count("attribute_definition")
-    again = await create(profile, definition(), request_id=request_id)
+    again = await create(profile, sent, request_id=request_id)
     assert again.attribute_id == first.attribute_id
     assert await count("attribute_definition") == before
 

@@ -232,7 +232,7 @@ async def test_external_ids_are_stored_unique_per_system_and_found_by_the_reposi
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     _, runtime = profile_service
     repository = CustomerRepository(PersonalDataVault.__new__(PersonalDataVault))
-    async with runtime.db.read_only() as session:
+    async with runtime.db.unit_of_work(read_only=True) as session:
         found = await repository.customer_ids_by_external_id(session, source_system="core-banking",
                                                              external_id=core_id)
     assert found == [sent.customer_id]

@@ -102,9 +102,9 @@ async def test_an_expired_opt_in_forbids_contact(profile, new_customer, profile_
 
 async def test_a_retry_with_the_same_request_id_appends_nothing(profile, new_customer, profile_service) -> None:
     parent = await customer(profile, new_customer)
-    request_id = str(uuid.uuid4())
-    first = await record(profile, parent, decision(), request_id=request_id)
-    again = await record(profile, parent, decision(), request_id=request_id)
+    request_id, decided = str(uuid.uuid4()), decision()  # a retry resends the same body
+    first = await record(profile, parent, decided, request_id=request_id)
+    again = await record(profile, parent, decided, request_id=request_id)
     assert [r.record_id for r in again.consents] == [r.record_id for r in first.consents]
     history = await profile.ListConsentHistory(c.ListConsentHistoryRequest(parent=parent, audit=AUDIT), metadata=RM)
     assert len(history.consents) == 1

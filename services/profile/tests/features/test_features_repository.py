@@ -49,7 +49,7 @@ async def test_transactions_are_converted_at_configured_rates_and_rounded_once(w
     )
     customer_id = customer.split("/")[1]
     windows = Windows.of(datetime.now(UTC), rfm_window_days=365)
-    async with world.db.read_only() as session:
+    async with world.db.unit_of_work(read_only=True) as session:
         (converted,) = await FeatureRepository().compute(
             session, [customer_id], windows=windows, currency=Currency.of("CNY", {"USD": Decimal("2.5")}))
         (unconverted,) = await FeatureRepository().compute(

@@ -69,8 +69,11 @@ async def test_create_get_update_delete(profile) -> None:
 async def test_a_taken_id_is_already_exists_and_a_retry_returns_the_first(profile) -> None:
     rid, request_id = rule_id(), str(uuid.uuid4())
     first = await create(profile, fuzzy_rule(rid), request_id=request_id)
-    again = await create(profile, fuzzy_rule(rid, display_name="different"), request_id=request_id)
+    again = await create(profile, fuzzy_rule(rid), request_id=request_id)
     assert again == first
+    with pytest.raises(grpc.aio.AioRpcError) as reused:  # the same key with another body (AIP-155)
+        await create(profile, fuzzy_rule(rid, display_name="different"), request_id=request_id)
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await create(profile, fuzzy_rule(rid))
     assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS

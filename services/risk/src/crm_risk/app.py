@@ -36,14 +36,14 @@ def feed_payload(rule: AlertRule) -> Message:
 async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     settings = runtime.settings
     alert_rules = AlertRules(
-        db=runtime.db, repository=AlertRuleRepository(), outbox=Outbox(tables.outbox_event),
+        repository=AlertRuleRepository(), outbox=Outbox(tables.outbox_event),
         idempotency=IdempotencyKeys(tables.idempotency_key),
         page_tokens=PageTokens(settings.derived_key("risk.page-token")), feed_payload=feed_payload,
     )
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = RiskServicer(alert_rules=alert_rules, feed=feed)  # type: ignore[abstract]
+    servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed)  # type: ignore[abstract]
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),

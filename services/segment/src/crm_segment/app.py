@@ -33,14 +33,14 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     rules.load_parser()
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     segments = Segments(
-        db=runtime.db, repository=SegmentRepository(), outbox=Outbox(tables.outbox_event),
+        repository=SegmentRepository(), outbox=Outbox(tables.outbox_event),
         idempotency=IdempotencyKeys(tables.idempotency_key),
         page_tokens=PageTokens(settings.derived_key("segment.page-token")), feed=feed,
         feed_payload=segment_messages.to_proto,
     )
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
-    servicer = SegmentServicer(segments=segments)  # type: ignore[abstract]
+    servicer = SegmentServicer(db=runtime.db, segments=segments)  # type: ignore[abstract]
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),

@@ -143,10 +143,10 @@ async def test_a_taken_id_or_display_name_is_already_exists(segments, new_segmen
 
 
 async def test_retry_with_the_same_request_id_returns_the_first_segment(segments, new_segment, count_rows) -> None:
-    request_id = str(uuid.uuid4())
-    first = await create(segments, new_segment(segment_id=""), request_id=request_id)
+    request_id, segment = str(uuid.uuid4()), new_segment(segment_id="")  # a retry resends the same body
+    first = await create(segments, segment, request_id=request_id)
     before = await count_rows("segment")
-    again = await create(segments, new_segment(segment_id=""), request_id=request_id)
+    again = await create(segments, segment, request_id=request_id)
     assert again == first
     assert await count_rows("segment") == before
     # The key is the caller's: another analyst's identical key creates their own segment.

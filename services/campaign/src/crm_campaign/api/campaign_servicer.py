@@ -1,4 +1,4 @@
-"""CampaignService servicer: proto -> arguments, one service call, result -> proto.
+"""CampaignService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
 RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImplementedError).
 """
@@ -16,6 +16,7 @@ from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
 from crmkit.auth import current_principal
+from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
 from crmkit.resources import ResourceName
 
@@ -26,7 +27,8 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    def __init__(self, *, campaigns: Campaigns, offers: Offers) -> None:
+    def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers) -> None:
+        self._db = db
         self._campaigns = campaigns
         self._offers = offers
 
@@ -34,104 +36,118 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 
     async def CreateCampaign(self, request: pb.CreateCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.CreateCampaignResponse:
-        campaign = await self._campaigns.create(
-            campaign=campaign_messages.to_domain(request.campaign),
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.create(
+                uow=uow, campaign=campaign_messages.to_domain(request.campaign),
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.CreateCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def GetCampaign(self, request: pb.GetCampaignRequest, context: grpc.aio.ServicerContext
                           ) -> pb.GetCampaignResponse:
-        campaign = await self._campaigns.get(campaign_id=CAMPAIGN.parse_one(request.name))
+        async with self._db.unit_of_work(read_only=True) as uow:
+            campaign = await self._campaigns.get(uow=uow, campaign_id=CAMPAIGN.parse_one(request.name))
         return pb.GetCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ListCampaigns(self, request: pb.ListCampaignsRequest, context: grpc.aio.ServicerContext
                             ) -> pb.ListCampaignsResponse:
-        page = await self._campaigns.list(
-            page_size=request.page_size, page_token=request.page_token, states=list(request.states),
-            type_=request.type, segment=request.segment, creator=request.creator,
-            active_during=values.read_interval(request.active_during) if request.HasField("active_during") else None,
-        )
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._campaigns.list(
+                uow=uow, page_size=request.page_size, page_token=request.page_token, states=list(request.states),
+                type_=request.type, segment=request.segment, creator=request.creator,
+                active_during=(values.read_interval(request.active_during) if request.HasField("active_during")
+                               else None))
         return pb.ListCampaignsResponse(campaigns=[campaign_messages.to_proto(c) for c in page.campaigns],
                                         next_page_token=page.next_page_token)
 
     async def UpdateCampaign(self, request: pb.UpdateCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.UpdateCampaignResponse:
         campaign_id = CAMPAIGN.parse_one(request.campaign.name, "campaign.name")
-        campaign = await self._campaigns.update(
-            changes=campaign_messages.to_domain(request.campaign, campaign_id=campaign_id),
-            paths=list(request.update_mask.paths), etag=request.campaign.etag, actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.update(
+                uow=uow, changes=campaign_messages.to_domain(request.campaign, campaign_id=campaign_id),
+                paths=list(request.update_mask.paths), etag=request.campaign.etag, actor=current_principal())
         return pb.UpdateCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def DeleteCampaign(self, request: pb.DeleteCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.DeleteCampaignResponse:
-        await self._campaigns.delete(campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
-                                     actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            await self._campaigns.delete(uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
+                                         actor=current_principal())
         return pb.DeleteCampaignResponse()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def SubmitCampaign(self, request: pb.SubmitCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.SubmitCampaignResponse:
-        campaign = await self._campaigns.submit(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.submit(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.SubmitCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ApproveCampaign(self, request: pb.ApproveCampaignRequest, context: grpc.aio.ServicerContext
                               ) -> pb.ApproveCampaignResponse:
-        campaign = await self._campaigns.approve(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, comment=request.comment,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.approve(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, comment=request.comment,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.ApproveCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def RejectCampaign(self, request: pb.RejectCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.RejectCampaignResponse:
-        campaign = await self._campaigns.reject(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.reject(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.RejectCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ScheduleCampaign(self, request: pb.ScheduleCampaignRequest, context: grpc.aio.ServicerContext
                                ) -> pb.ScheduleCampaignResponse:
-        campaign = await self._campaigns.schedule(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
-            launch_at=values.read_timestamp(request.launch_time) if request.HasField("launch_time") else None,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.schedule(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
+                launch_at=values.read_timestamp(request.launch_time) if request.HasField("launch_time") else None,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.ScheduleCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def LaunchCampaign(self, request: pb.LaunchCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.LaunchCampaignResponse:
-        campaign = await self._campaigns.launch(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.launch(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.LaunchCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def PauseCampaign(self, request: pb.PauseCampaignRequest, context: grpc.aio.ServicerContext
                             ) -> pb.PauseCampaignResponse:
-        campaign = await self._campaigns.pause(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.pause(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.PauseCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def ResumeCampaign(self, request: pb.ResumeCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.ResumeCampaignResponse:
-        campaign = await self._campaigns.resume(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.resume(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.ResumeCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def CompleteCampaign(self, request: pb.CompleteCampaignRequest, context: grpc.aio.ServicerContext
                                ) -> pb.CompleteCampaignResponse:
-        campaign = await self._campaigns.complete(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.complete(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.CompleteCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     async def CancelCampaign(self, request: pb.CancelCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.CancelCampaignResponse:
-        campaign = await self._campaigns.cancel(
-            campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            campaign = await self._campaigns.cancel(
+                uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag, reason=request.reason,
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.CancelCampaignResponse(campaign=campaign_messages.to_proto(campaign))
 
     # --- offers ---------------------------------------------------------------------------------
@@ -139,34 +155,39 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     async def CreateOffer(self, request: pb.CreateOfferRequest, context: grpc.aio.ServicerContext
                           ) -> pb.CreateOfferResponse:
         campaign_id = CAMPAIGN.parse_one(request.parent, "parent")
-        offer = await self._offers.create(
-            offer=offer_messages.to_domain(request.offer, campaign_id=campaign_id),
-            request_id=parse_request_id(request.request_id), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            offer = await self._offers.create(
+                uow=uow, offer=offer_messages.to_domain(request.offer, campaign_id=campaign_id),
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
         return pb.CreateOfferResponse(offer=offer_messages.to_proto(offer))
 
     async def GetOffer(self, request: pb.GetOfferRequest, context: grpc.aio.ServicerContext) -> pb.GetOfferResponse:
         campaign_id, offer_id = OFFER.parse(request.name)
-        offer = await self._offers.get(campaign_id=campaign_id, offer_id=offer_id)
+        async with self._db.unit_of_work(read_only=True) as uow:
+            offer = await self._offers.get(uow=uow, campaign_id=campaign_id, offer_id=offer_id)
         return pb.GetOfferResponse(offer=offer_messages.to_proto(offer))
 
     async def ListOffers(self, request: pb.ListOffersRequest, context: grpc.aio.ServicerContext
                          ) -> pb.ListOffersResponse:
-        page = await self._offers.list(campaign_id=CAMPAIGN.parse_one(request.parent, "parent"),
-                                       page_size=request.page_size, page_token=request.page_token)
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._offers.list(uow=uow, campaign_id=CAMPAIGN.parse_one(request.parent, "parent"),
+                                           page_size=request.page_size, page_token=request.page_token)
         return pb.ListOffersResponse(offers=[offer_messages.to_proto(o) for o in page.offers],
                                      next_page_token=page.next_page_token)
 
     async def UpdateOffer(self, request: pb.UpdateOfferRequest, context: grpc.aio.ServicerContext
                           ) -> pb.UpdateOfferResponse:
         campaign_id, offer_id = OFFER.parse(request.offer.name, "offer.name")
-        offer = await self._offers.update(
-            changes=offer_messages.to_domain(request.offer, campaign_id=campaign_id, offer_id=offer_id),
-            paths=list(request.update_mask.paths), etag=request.offer.etag, actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            offer = await self._offers.update(
+                uow=uow, changes=offer_messages.to_domain(request.offer, campaign_id=campaign_id, offer_id=offer_id),
+                paths=list(request.update_mask.paths), etag=request.offer.etag, actor=current_principal())
         return pb.UpdateOfferResponse(offer=offer_messages.to_proto(offer))
 
     async def DeleteOffer(self, request: pb.DeleteOfferRequest, context: grpc.aio.ServicerContext
                           ) -> pb.DeleteOfferResponse:
         campaign_id, offer_id = OFFER.parse(request.name)
-        await self._offers.delete(campaign_id=campaign_id, offer_id=offer_id, etag=request.etag,
-                                  actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            await self._offers.delete(uow=uow, campaign_id=campaign_id, offer_id=offer_id, etag=request.etag,
+                                      actor=current_principal())
         return pb.DeleteOfferResponse()

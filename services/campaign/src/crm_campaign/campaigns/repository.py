@@ -11,7 +11,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_campaign.campaigns import rules
 from crm_campaign.campaigns.model import (
@@ -30,6 +29,7 @@ from crm_campaign.campaigns.model import (
 )
 from crm_campaign.campaigns.tables import campaign as t
 from crm_campaign.campaigns.tables import campaign_transition as history
+from crmkit.db import UnitOfWork
 
 _PLAIN_FIELDS = (
     "display_name", "description", "type", "segment", "max_contacts", "creator", "submitter", "state_reason",
@@ -124,49 +124,49 @@ def _cost_from_json(data: dict[str, Any]) -> ChannelCost:
 
 
 class CampaignRepository:
-    async def insert(self, session: AsyncConnection, campaign: Campaign) -> Campaign | None:
+    async def insert(self, uow: UnitOfWork, campaign: Campaign) -> Campaign | None:
         """Insert; None when the campaign id is taken."""
         statement = (
             pg.insert(t).values(campaign_id=campaign.campaign_id, **_to_row(campaign))
             .on_conflict_do_nothing(index_elements=[t.c.campaign_id]).returning(t)
         )
-        row = (await session.execute(statement)).first()
+        row = (await uow.execute(statement)).first()
         return _from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncConnection, campaign_id: str, *, for_update: bool = False) -> Campaign | None:
+    async def get(self, uow: UnitOfWork, campaign_id: str, *, for_update: bool = False) -> Campaign | None:
         query = sa.select(t).where(t.c.campaign_id == campaign_id)
         if for_update:
             query = query.with_for_update()
-        row = (await session.execute(query)).first()
+        row = (await uow.execute(query)).first()
         if row is None:
             return None
-        [found] = await self._with_history(session, [_from_row(row)])
+        [found] = await self._with_history(uow, [_from_row(row)])
         return found
 
-    async def update(self, session: AsyncConnection, campaign: Campaign) -> Campaign:
+    async def update(self, uow: UnitOfWork, campaign: Campaign) -> Campaign:
         statement = (
             sa.update(t).where(t.c.campaign_id == campaign.campaign_id)
             .values(**_to_row(campaign), version=t.c.version + 1, updated_at=sa.func.now())
             .returning(t)
         )
-        [updated] = await self._with_history(session, [_from_row((await session.execute(statement)).one())])
+        [updated] = await self._with_history(uow, [_from_row((await uow.execute(statement)).one())])
         return updated
 
-    async def delete(self, session: AsyncConnection, campaign_id: str) -> None:
-        await session.execute(sa.delete(t).where(t.c.campaign_id == campaign_id))
+    async def delete(self, uow: UnitOfWork, campaign_id: str) -> None:
+        await uow.execute(sa.delete(t).where(t.c.campaign_id == campaign_id))
 
-    async def record_transition(self, session: AsyncConnection, campaign_id: str, step: Transition) -> None:
-        await session.execute(sa.insert(history).values(
+    async def record_transition(self, uow: UnitOfWork, campaign_id: str, step: Transition) -> None:
+        await uow.execute(sa.insert(history).values(
             campaign_id=campaign_id, action=step.action.value, from_state=int(step.from_state),
             to_state=int(step.to_state), actor=step.actor, comment=step.comment, occurred_at=step.occurred_at))
 
-    async def transitions(self, session: AsyncConnection, campaign_id: str) -> list[Transition]:
+    async def transitions(self, uow: UnitOfWork, campaign_id: str) -> list[Transition]:
         query = (sa.select(history).where(history.c.campaign_id == campaign_id)
                  .order_by(history.c.campaign_transition_id))
-        return [_transition(row) for row in (await session.execute(query)).all()]
+        return [_transition(row) for row in (await uow.execute(query)).all()]
 
     async def page(
-        self, session: AsyncConnection, *, after: tuple[datetime, str] | None, limit: int, states: Sequence[int] = (),
+        self, uow: UnitOfWork, *, after: tuple[datetime, str] | None, limit: int, states: Sequence[int] = (),
         type_: int = 0, segment: str = "", creator: str = "", active_during: Interval | None = None,
     ) -> list[Campaign]:
         """Campaigns most recently updated first, after the (updated_at, id) of the last page."""
@@ -187,10 +187,10 @@ class CampaignRepository:
                 query = query.where(sa.or_(t.c.active_start_at.is_(None), t.c.active_start_at < active_during.end_time))
             if active_during.start_time is not None:
                 query = query.where(sa.or_(t.c.active_end_at.is_(None), t.c.active_end_at > active_during.start_time))
-        found = [_from_row(row) for row in (await session.execute(query)).all()]
-        return await self._with_history(session, found)
+        found = [_from_row(row) for row in (await uow.execute(query)).all()]
+        return await self._with_history(uow, found)
 
-    async def _with_history(self, session: AsyncConnection, campaigns: list[Campaign]) -> list[Campaign]:
+    async def _with_history(self, uow: UnitOfWork, campaigns: list[Campaign]) -> list[Campaign]:
         """The campaigns with their approval history, read in one query."""
         if not campaigns:
             return campaigns
@@ -199,7 +199,7 @@ class CampaignRepository:
                         history.c.action.in_([Action.APPROVE.value, Action.REJECT.value]))
                  .order_by(history.c.campaign_transition_id))
         by_campaign: dict[str, list[Transition]] = defaultdict(list)
-        for row in (await session.execute(query)).all():
+        for row in (await uow.execute(query)).all():
             by_campaign[row.campaign_id].append(_transition(row))
         return [dataclasses.replace(c, approval_history=rules.approval_history(by_campaign[c.campaign_id]))
                 for c in campaigns]

@@ -7,11 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_campaign.campaigns.model import Interval, Money
 from crm_campaign.offers.model import ChannelContent, Offer, OfferEligibility
 from crm_campaign.offers.tables import offer as t
+from crmkit.db import UnitOfWork
 
 _PLAIN_FIELDS = ("display_name", "description", "product_code", "product_risk_level", "priority",
                  "conversion_points")
@@ -55,40 +55,40 @@ def _key(campaign_id: str, offer_id: str) -> sa.ColumnElement[bool]:
 
 
 class OfferRepository:
-    async def insert(self, session: AsyncConnection, offer: Offer) -> Offer | None:
+    async def insert(self, uow: UnitOfWork, offer: Offer) -> Offer | None:
         """Insert; None when the offer id is taken in its campaign."""
         statement = (
             pg.insert(t).values(campaign_id=offer.campaign_id, offer_id=offer.offer_id, **_to_row(offer))
             .on_conflict_do_nothing(index_elements=[t.c.campaign_id, t.c.offer_id]).returning(t)
         )
-        row = (await session.execute(statement)).first()
+        row = (await uow.execute(statement)).first()
         return _from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncConnection, campaign_id: str, offer_id: str, *,
+    async def get(self, uow: UnitOfWork, campaign_id: str, offer_id: str, *,
                   for_update: bool = False) -> Offer | None:
         query = sa.select(t).where(_key(campaign_id, offer_id))
         if for_update:
             query = query.with_for_update()
-        row = (await session.execute(query)).first()
+        row = (await uow.execute(query)).first()
         return _from_row(row) if row is not None else None
 
-    async def update(self, session: AsyncConnection, offer: Offer) -> Offer:
+    async def update(self, uow: UnitOfWork, offer: Offer) -> Offer:
         statement = (
             sa.update(t).where(_key(offer.campaign_id, offer.offer_id))
             .values(**_to_row(offer), version=t.c.version + 1, updated_at=sa.func.now()).returning(t)
         )
-        return _from_row((await session.execute(statement)).one())
+        return _from_row((await uow.execute(statement)).one())
 
-    async def delete(self, session: AsyncConnection, campaign_id: str, offer_id: str) -> None:
-        await session.execute(sa.delete(t).where(_key(campaign_id, offer_id)))
+    async def delete(self, uow: UnitOfWork, campaign_id: str, offer_id: str) -> None:
+        await uow.execute(sa.delete(t).where(_key(campaign_id, offer_id)))
 
-    async def count(self, session: AsyncConnection, campaign_id: str) -> int:
-        return int(await session.scalar(sa.select(sa.func.count()).where(t.c.campaign_id == campaign_id)) or 0)
+    async def count(self, uow: UnitOfWork, campaign_id: str) -> int:
+        return int(await uow.scalar(sa.select(sa.func.count()).where(t.c.campaign_id == campaign_id)) or 0)
 
-    async def page(self, session: AsyncConnection, campaign_id: str, *, after: str | None = None,
+    async def page(self, uow: UnitOfWork, campaign_id: str, *, after: str | None = None,
                    limit: int | None = None) -> list[Offer]:
         """The campaign's offers in offer-id order, after `after`."""
         query = sa.select(t).where(t.c.campaign_id == campaign_id).order_by(t.c.offer_id).limit(limit)
         if after is not None:
             query = query.where(t.c.offer_id > after)
-        return [_from_row(row) for row in (await session.execute(query)).all()]
+        return [_from_row(row) for row in (await uow.execute(query)).all()]

@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_feedback.complaints.model import OPEN_STATUSES, UNASSIGNED, Complaint, ComplaintFilter, Sla, TimeRange
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.tables import complaint as t
 from crm_feedback.complaints.tables import complaint_number
+from crmkit.db import UnitOfWork
 
 _PLAIN_FIELDS = (
     "complaint_id", "customer_id", "channel", "category", "subcategory", "priority", "branch_id", "status",
@@ -81,21 +81,21 @@ class ComplaintRepository:
             updated_at=row.updated_at,
         )
 
-    async def next_number(self, session: AsyncConnection) -> int:
-        number = await session.scalar(sa.select(complaint_number.next_value()))
+    async def next_number(self, uow: UnitOfWork) -> int:
+        number = await uow.scalar(sa.select(complaint_number.next_value()))
         assert number is not None
         return int(number)
 
-    async def insert(self, session: AsyncConnection, complaint: Complaint) -> Complaint:
-        row = (await session.execute(sa.insert(t).values(**self._to_row(complaint)).returning(t))).one()
+    async def insert(self, uow: UnitOfWork, complaint: Complaint) -> Complaint:
+        row = (await uow.execute(sa.insert(t).values(**self._to_row(complaint)).returning(t))).one()
         return self._from_row(row)
 
-    async def get(self, session: AsyncConnection, complaint_id: str) -> Complaint | None:
-        row = (await session.execute(sa.select(t).where(t.c.complaint_id == complaint_id))).first()
+    async def get(self, uow: UnitOfWork, complaint_id: str) -> Complaint | None:
+        row = (await uow.execute(sa.select(t).where(t.c.complaint_id == complaint_id))).first()
         return self._from_row(row) if row is not None else None
 
     async def page(
-        self, session: AsyncConnection, *, query: ComplaintFilter, customer_id: str, ordering: str,
+        self, uow: UnitOfWork, *, query: ComplaintFilter, customer_id: str, ordering: str,
         handler: str | None, after: list[Any] | None, limit: int, now: datetime,
     ) -> Sequence[Complaint]:
         """One page in `ordering` order after the key `after` (from `page_key`); `handler` limits
@@ -111,7 +111,7 @@ class ComplaintRepository:
             statement = statement.order_by(column.desc(), t.c.complaint_id.desc())
         else:
             statement = statement.order_by(column.asc(), t.c.complaint_id.asc())
-        rows = (await session.execute(statement.where(*conditions))).all()
+        rows = (await uow.execute(statement.where(*conditions))).all()
         return [self._from_row(row) for row in rows]
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""Complaint orchestration: one unit of work per call; audit and change feed in the same transaction."""
+"""Complaint orchestration, in the caller's unit of work (crmkit.db's rule); audit and change feed in the same
+transaction."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
-from crmkit.db import Database
+from crmkit.db import UnitOfWork
 from crmkit.errors import NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
@@ -36,14 +37,13 @@ class ComplaintPage:
 
 
 class Complaints:
-    """The complaint use cases. Methods are keyword-only and take the calling principal."""
+    """The complaint use cases: keyword-only, the caller's unit of work first, the calling principal."""
 
     def __init__(
-        self, *, db: Database, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
+        self, *, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, default_sla: SlaPolicy, feed_payload: FeedPayload,
         clock: Clock = utc_now,
     ) -> None:
-        self._db = db
         self._repository = repository
         self._outbox = outbox
         self._idempotency = idempotency
@@ -55,39 +55,35 @@ class Complaints:
         self._feed_payload = feed_payload
         self._clock = clock
 
-    async def file(self, *, draft: ComplaintDraft, request_id: str, actor: Principal) -> ComplaintView:
+    async def file(self, *, uow: UnitOfWork, draft: ComplaintDraft, request_id: str, request: Message,
+                   actor: Principal) -> ComplaintView:
         now = self._clock()
         violations = rules.validate_draft(draft, now=now)
         key = rules.request_key(request_id, violations)
         violations.raise_if_any()
         assert key is not None  # request_key added a violation otherwise
-        async with self._db.unit_of_work() as session:
-            number = await self._repository.next_number(session)
-            complaint = rules.new_complaint(draft, complaint_id=rules.complaint_id_for(number, now),
-                                           filer=actor.subject, now=now, policy=self._default_sla)
-            earlier = await self._idempotency.claim(session, principal=actor.subject, request_id=key,
-                                                    method="FileComplaint", resource_name=complaint.name)
-            if earlier is not None:
-                existing = await self._repository.get(session, earlier.removeprefix("complaints/"))
-                if existing is None:
-                    raise NotFound("the complaint filed by this request no longer exists",
-                                   reason="COMPLAINT_NOT_FOUND")
-                return rules.view_for(actor, existing, now=now)
-            filed = await self._repository.insert(session, complaint)
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="complaint.file", resource_name=filed.name, purpose="COMPLAINT")])
-            await self._outbox.append(session, resource_name=filed.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
-                                      payload=self._feed_payload(filed), actor=actor.subject)
+        number = await self._repository.next_number(uow)
+        complaint = rules.new_complaint(draft, complaint_id=rules.complaint_id_for(number, now),
+                                       filer=actor.subject, now=now, policy=self._default_sla)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=key, request=request, method="FileComplaint",
+            resource_name=complaint.name, replay=lambda name: self._replay(uow=uow, name=name))
+        if replayed is not None:
+            return rules.view_for(actor, replayed, now=now)
+        filed = await self._repository.insert(uow, complaint)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="complaint.file", resource_name=filed.name, purpose="COMPLAINT")])
+        await self._outbox.append(uow, resource_name=filed.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
+                                  payload=self._feed_payload(filed), actor=actor.subject)
         return rules.view_for(actor, filed, now=now)
 
-    async def get(self, *, name: str, purpose: Purpose, actor: Principal) -> ComplaintView:
+    async def get(self, *, uow: UnitOfWork, name: str, purpose: Purpose, actor: Principal) -> ComplaintView:
         violations = Violations()
         rules.COMPLAINT_NAME.check(name, "name", violations, required=True)
         check_purpose(purpose, violations, required=rules.PURPOSE_REQUIRED)
         violations.raise_if_any()
         complaint_id = rules.complaint_id_of(name) or ""
-        async with self._db.read_only() as session:
-            found = await self._repository.get(session, complaint_id)
+        found = await self._repository.get(uow, complaint_id)
         if found is None:
             raise NotFound(f"complaint {complaint_id} not found", reason="COMPLAINT_NOT_FOUND")
         rules.check_case(actor, found)
@@ -97,7 +93,8 @@ class Complaints:
         return rules.view_for(actor, found, now=self._clock())
 
     async def list(
-        self, *, query: ComplaintFilter, page_size: int, page_token: str, purpose: Purpose, actor: Principal,
+        self, *, uow: UnitOfWork, query: ComplaintFilter, page_size: int, page_token: str, purpose: Purpose,
+        actor: Principal,
     ) -> ComplaintPage:
         violations = rules.validate_filter(query, page_size=page_size)
         check_purpose(purpose, violations, required=rules.PURPOSE_REQUIRED)
@@ -109,10 +106,9 @@ class Complaints:
                        "handler": handler}
         after = self._page_tokens.decode(page_token, query=token_query)
         now = self._clock()
-        async with self._db.read_only() as session:
-            found = await self._repository.page(
-                session, query=query, customer_id=rules.customer_id_of(query.customer) or "", ordering=ordering,
-                handler=handler, after=after, limit=limit + 1, now=now)
+        found = await self._repository.page(
+            uow, query=query, customer_id=rules.customer_id_of(query.customer) or "", ordering=ordering,
+            handler=handler, after=after, limit=limit + 1, now=now)
         page, more = list(found[:limit]), len(found) > limit
         await self._audit.record(*(AuditEntry(principal=actor.subject, action="complaint.list",
                                               resource_name=c.name, purpose=purpose.purpose,
@@ -121,3 +117,10 @@ class Complaints:
         if more:
             token = self._page_tokens.encode(self._repository.page_key(page[-1], ordering), query=token_query)
         return ComplaintPage([rules.view_for(actor, c, now=now) for c in page], token)
+
+    async def _replay(self, *, uow: UnitOfWork, name: str) -> Complaint:
+        """The complaint an earlier call with the same request_id filed."""
+        existing = await self._repository.get(uow, name.removeprefix("complaints/"))
+        if existing is None:
+            raise NotFound("the complaint filed by this request no longer exists", reason="COMPLAINT_NOT_FOUND")
+        return existing

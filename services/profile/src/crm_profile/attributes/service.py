@@ -24,7 +24,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.validation import Violations
@@ -109,7 +109,8 @@ class AttributeCatalogue:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateAttributeDefinition",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateAttributeDefinition",
                     resource_name=definition.name)
                 if earlier is not None:
                     existing = await self._repository.get_definition(
@@ -125,14 +126,14 @@ class AttributeCatalogue:
         return created
 
     async def get(self, *, attribute_id: str) -> AttributeDefinition:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             return _found(await self._repository.get_definition(session, attribute_id), attribute_id)
 
     async def list(self, *, page_size: int, page_token: str, data_class: int, source_system: str) -> DefinitionPage:
         limit = clamp_page_size(page_size)
         query = {"data_class": data_class, "source_system": source_system}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page_definitions(session, after=after, limit=limit + 1,
                                                             data_class=data_class, source_system=source_system)
         page, more = found[:limit], len(found) > limit

@@ -30,7 +30,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -108,7 +108,8 @@ class Consents:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="RecordConsent",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="RecordConsent",
                     resource_name=f"customers/{customer_id}/consentBatches/{batch_id}")
                 if earlier is not None:
                     replayed = await self._ledger.batch(session, batch_id)
@@ -144,7 +145,7 @@ class Consents:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "purposes": sorted(purposes), "channels": sorted(channels)}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await load_customer(self._customers, session, customer_id, actor=actor)
             ledger = await self._ledger.counting(session, customer_id, purposes=purposes, channels=channels)
         states = sorted(rules.derive(ledger, now=_now()).values(), key=lambda s: (s.purpose, s.channel))
@@ -162,7 +163,7 @@ class Consents:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "purposes": sorted(purposes), "channels": sorted(channels)}
         before = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await load_customer(self._customers, session, customer_id, actor=actor)
             found = await self._ledger.history(session, customer_id, purposes=purposes, channels=channels,
                                                before_seq=before, limit=limit + 1)
@@ -171,7 +172,7 @@ class Consents:
         return RecordPage(page, self._page_tokens.encode(page[-1].seq, query=query) if more else "")
 
     async def get_preferences(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> ContactPreferences:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             customer = await load_customer(self._customers, session, customer_id, actor=actor)
             stored = await self._preferences.get(session, customer_id, language=customer.preferred_language)
         await self._audit_read(actor, "contact_preferences.read", customer_id, purpose)

@@ -25,7 +25,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -76,7 +76,8 @@ class Customers:
                                                 core=rules.validate(customer, today=today))
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateCustomer",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateCustomer",
                     resource_name=customer.name)
                 if earlier is not None:
                     existing = await self._repository.get(session, earlier.removeprefix("customers/"))
@@ -117,7 +118,7 @@ class Customers:
         limit = clamp_page_size(page_size)
         query = {"rm": relationship_manager_id, "branch": branch_id}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page(session, after=after, limit=limit + 1,
                                                 relationship_manager_id=relationship_manager_id, branch_id=branch_id)
         page, more = found[:limit], len(found) > limit

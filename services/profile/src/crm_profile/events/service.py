@@ -138,7 +138,7 @@ class Events:
 
     async def ingest(self, *, batches: AsyncIterable[Batch], actor: Principal) -> IngestResult:
         # The policies as they are when the call starts: a change applies from the next call.
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             retention = rules.retention_of(await self._policies.policies(session))
         tally = _Tally()
         queue: asyncio.Queue[tuple[int, list[tuple[int, Event]]] | None] = asyncio.Queue(maxsize=self._writers)

@@ -61,7 +61,7 @@ from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import NotFound
-from crmkit.idempotency import IdempotencyKeys, parse_request_id
+from crmkit.idempotency import IdempotencyKeys, current_request, parse_request_id
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation
 from crmkit.outbox import ChangeType, Outbox
@@ -222,7 +222,7 @@ class Features:
 
     async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerFeatures:
         """The stored features; for a customer never computed yet, computed now (and not stored)."""
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             customer = await self._repository.customer(session, customer_id)
             if customer is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
@@ -251,7 +251,7 @@ class Features:
         operation_id = uuid.uuid4()
         async with self._db.unit_of_work() as session:
             earlier = await self._idempotency.claim(
-                session, principal=actor.subject, request_id=key, method="RecomputeFeatures",
+                session, principal=actor.subject, request_id=key, request=current_request(), method="RecomputeFeatures",
                 resource_name=f"operations/{operation_id}")
             if earlier is not None:
                 return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
@@ -268,7 +268,7 @@ class Features:
 
     async def _check_customers(self, customer_ids: Sequence[str]) -> None:
         """NOT_FOUND naming the first unknown customer; FAILED_PRECONDITION for a merged or erased one."""
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.states(session, customer_ids)
         for i, customer_id in enumerate(customer_ids):
             customer = found.get(customer_id)

@@ -132,7 +132,7 @@ class FieldHistory:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "fields": list(fields), "start": str(start), "end": str(end)}
         cursor = _cursor(self._page_tokens.decode(page_token, query=query))
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             customer = await self._customers.get(session, customer_id)
             if customer is None:
                 raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
@@ -204,7 +204,7 @@ class FieldHistory:
             relationship_manager_id = actor.subject
         query = {"customer": customer_id, "fields": list(fields), "rm": relationship_manager_id, "branch": branch_id}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if customer_id is not None:
                 customer = await self._customers.get(session, customer_id)
                 if customer is None:

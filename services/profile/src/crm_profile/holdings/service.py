@@ -44,7 +44,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -108,7 +108,8 @@ class Holdings:
             customer = await self._customer(session, holding.customer_id, actor, lock=True)
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateHolding",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateHolding",
                     resource_name=holding.name)
                 if earlier is not None:
                     return await self._replay(session, earlier)
@@ -123,7 +124,7 @@ class Holdings:
         return created
 
     async def get(self, *, customer_id: str, holding_id: str, purpose: Purpose, actor: Principal) -> Holding:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await self._customer(session, customer_id, actor)
             found = await self._repository.get(session, customer_id, holding_id)
         if found is None:
@@ -142,7 +143,7 @@ class Holdings:
         query = {"customer": customer_id, "book": book, "types": list(narrowing.product_types),
                  "statuses": list(narrowing.statuses), "from": narrowing.maturity_from, "to": narrowing.maturity_to}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if customer_id is not None:
                 await self._customer(session, customer_id, actor)
             found = await self._repository.page(

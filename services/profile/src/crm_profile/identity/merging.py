@@ -90,7 +90,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal, Role
 from crmkit.db import Database
 from crmkit.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -203,7 +203,8 @@ class Merges:
         async with self._db.unit_of_work() as session:
             if request_id is not None and not validate_only:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="MergeCustomers",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="MergeCustomers",
                     resource_name=f"customers/{survivor_id}/merges/{merge_id}")
                 if earlier is not None:
                     return await self._replay_merge(session, uuid.UUID(earlier.rsplit("/", 1)[1]), actor)
@@ -354,7 +355,8 @@ class Merges:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="UnmergeCustomers",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="UnmergeCustomers",
                     resource_name=f"customers/{customer_id}")
                 if earlier is not None:
                     return await self._replay_unmerge(session, customer_id, actor)
@@ -481,7 +483,7 @@ class Merges:
         limit = clamp_page_size(page_size)
         query = {"survivor": survivor_id or "-", "review": review_required, "state": state}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if survivor_id is not None:
                 found_customer = await self._customers.get(session, survivor_id)
                 if found_customer is None:

@@ -42,7 +42,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
@@ -92,7 +92,8 @@ class Identity:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateMatchRule",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateMatchRule",
                     resource_name=rule.name)
                 if earlier is not None:
                     existing = await self._rules.get(session, earlier.removeprefix("matchRules/"))
@@ -107,7 +108,7 @@ class Identity:
         return created
 
     async def get_rule(self, *, match_rule_id: str) -> MatchRule:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             return await self._rule_or_404(session, match_rule_id)
 
     async def _rule_or_404(self, session: AsyncConnection, match_rule_id: str, *, for_update: bool = False
@@ -120,7 +121,7 @@ class Identity:
     async def list_rules(self, *, page_size: int, page_token: str) -> RulePage:
         limit = clamp_page_size(page_size)
         after = self._page_tokens.decode(page_token, query={"list": "matchRules"})
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._rules.page(session, after=tuple(after) if after else None, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         token = self._page_tokens.encode([page[-1].priority, page[-1].match_rule_id],
@@ -218,7 +219,7 @@ class Identity:
                 except InvalidArgument as error:
                     raise InvalidArgument([FieldViolation(f.field.replace("customer.", "probe.", 1), f.description)
                                            for f in error.violations]) from None
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             chosen = await self._rules.in_force(session, match_rule_ids)
             missing = sorted(set(match_rule_ids) - {r.match_rule_id for r in chosen})
             if missing:
@@ -286,7 +287,7 @@ class Identity:
         limit = clamp_page_size(page_size)
         query = {"state": v_state, "customer": customer_id, "rule": match_rule_id, "min": min_score}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._candidates.page(session, state=v_state, customer_id=customer_id,
                                                 match_rule_id=match_rule_id, min_score=min_score,
                                                 after=tuple(after) if after else None, limit=limit + 1)
@@ -321,7 +322,7 @@ class Identity:
 
     async def lookup(self, *, identifier: Identifier, purpose: Purpose, actor: Principal) -> list[CustomerView]:
         identifier = rules.validate_identifier(identifier)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             if identifier.external_id is not None:
                 ids = await self._matches.by_external_id(session, identifier.external_id)
             elif identifier.id_document is not None:

@@ -34,7 +34,7 @@ from crm_profile.imports.model import FORMAT_CSV, KIND, ImportSpec, Upload, Uplo
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import FieldViolation, InvalidArgument, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation
 from crmkit.resources import ResourceName
@@ -91,7 +91,8 @@ class Imports:
         async with self._db.unit_of_work() as session:
             if header.request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=header.request_id, method="UploadImportFile",
+                    session, principal=actor.subject, request_id=header.request_id,
+                    request=current_request(), method="UploadImportFile",
                     resource_name=f"importUploads/{upload_id}")
                 if earlier is not None:
                     return await self._earlier_upload(session, earlier, header)
@@ -136,7 +137,7 @@ class Imports:
         upload_id = _upload_id(spec.upload, violations)
         violations.raise_if_any()
         assert upload_id is not None
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             upload = await repository.uploaded(session, upload_id)
             if upload is None:
                 raise NotFound(f"upload {spec.upload} not found (uploads expire after 24 hours)",
@@ -154,7 +155,8 @@ class Imports:
         async with self._db.unit_of_work() as session:
             if spec.request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=spec.request_id, method="ImportCustomers",
+                    session, principal=actor.subject, request_id=spec.request_id,
+                    request=current_request(), method="ImportCustomers",
                     resource_name=f"operations/{operation_id}")
                 if earlier is not None:
                     return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))

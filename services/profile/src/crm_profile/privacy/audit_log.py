@@ -34,7 +34,7 @@ class AuditLog:
         limit = clamp_page_size(page_size)
         query = {key: str(value) for key, value in dataclasses.asdict(narrowing).items()}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             rows = await self._repository.page(session, narrowing, verbs=audit_rules.verbs_of(narrowing.actions),
                                                after=after, limit=limit + 1)
         page, more = rows[:limit], len(rows) > limit
@@ -48,7 +48,7 @@ class AuditLog:
         """Walk the chains from `start` to `end` (0: the oldest kept, the newest); a broken chain is
         a result, not an error."""
         audit_rules.check_range(start, end, expected_end_hash)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             newest = await self._repository.newest(session)
             oldest = await self._repository.oldest(session)

@@ -56,7 +56,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, FailedPrecondition, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, name_of
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox
@@ -118,7 +118,7 @@ class Retention:
     async def list(self, *, page_size: int, page_token: str) -> tuple[list[RetentionPolicy], str]:
         limit = clamp_page_size(page_size)
         after = self._page_tokens.decode(page_token, query={"list": "retention_policies"})
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             found = await self._repository.page(session, after=after, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         token = self._page_tokens.encode(int(page[-1].data_class), query={"list": "retention_policies"}) if more else ""
@@ -162,7 +162,8 @@ class Retention:
         async with self._db.unit_of_work() as session:
             await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_START_LOCK_KEY)))
             earlier = await self._idempotency.claim(session, principal=creator, request_id=request_id,
-                                                    method="RunRetentionPurge", resource_name=name_of(operation_id))
+                                                    request=current_request(), method="RunRetentionPurge",
+                                                    resource_name=name_of(operation_id))
             if earlier is not None:
                 return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
             if unless_since is not None and await _started_since(session, unless_since):
@@ -206,7 +207,7 @@ class Retention:
     async def _run(self, classes: tuple[DataClass, ...], everything: bool, validate_only: bool, actor: str,
                    run: RunningOperation) -> Message:
         now = datetime.now(UTC)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             policies = await self._repository.policies(session)
         tallies = {c: _Tally() for c in classes}
         origin = name_of(run.operation_id)
@@ -236,7 +237,7 @@ class Retention:
         await run.progress(stage="events")
         deleting = [c for c in classes if policies[c].action == RetentionAction.DELETE]
         if validate_only:
-            async with self._db.read_only() as session:
+            async with self._db.unit_of_work(read_only=True) as session:
                 for c in classes:
                     before = retention_rules.cutoff(policies[c], now)
                     count = await self._repository.count_events(
@@ -248,7 +249,7 @@ class Retention:
             return
         if deleting:
             before = min(retention_rules.cutoff(policies[c], now) for c in deleting)
-            async with self._db.read_only() as session:
+            async with self._db.unit_of_work(read_only=True) as session:
                 months = retention_rules.due_months(await self._repository.event_months(session), before)
             dropped = False
             for month in months:
@@ -284,7 +285,7 @@ class Retention:
     async def _purge_audit(self, run: RunningOperation, policy: RetentionPolicy, now: datetime, tally: _Tally,
                            validate_only: bool) -> None:
         await run.progress(stage="audit")
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             through = await self._repository.audit_due(session, before=retention_rules.cutoff(policy, now))
             if not through:
                 return
@@ -308,7 +309,7 @@ class Retention:
         cutoffs = {c: retention_rules.cutoff_date(policies[c], now) for c in classes}
         after = ""
         while True:
-            async with self._db.read_only() as session:
+            async with self._db.unit_of_work(read_only=True) as session:
                 batch = await self._repository.closed_customers(session, closed_before=max(cutoffs.values()),
                                                                 after=after, limit=CUSTOMER_BATCH)
             if not batch:
@@ -326,7 +327,7 @@ class Retention:
                               validate_only: bool, actor: str, origin: str) -> int:
         """One closed customer through the erasure path for its due classes; records touched."""
         writing = not validate_only
-        async with self._db.unit_of_work() if writing else self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=not writing) as session:
             current = await self._customers.get(session, customer_id, for_update=writing)
             if current is None or current.closed_on != closed_on:
                 return 0  # changed meanwhile: the next run sees it as it is then

@@ -36,7 +36,7 @@ from crmkit.auth import Principal
 from crmkit.crypto import KeyRing
 from crmkit.db import Database
 from crmkit.errors import FailedPrecondition
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, name_of
 from crmkit.validation import Violations
@@ -72,7 +72,7 @@ class KeyRotation:
 
     async def prepare(self) -> None:
         """At start-up: keep sealing with the key the last rotation chose (see the module docstring)."""
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             state = (await session.execute(sa.select(encryption_key_state).where(
                 encryption_key_state.c.purpose == int(KeyPurpose.FIELD_ENCRYPTION)))).first()
         if state is None or state.replaced_key_id != self._configured_key_id:
@@ -101,7 +101,8 @@ class KeyRotation:
         async with self._db.unit_of_work() as session:
             await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_START_LOCK_KEY)))
             earlier = await self._idempotency.claim(session, principal=actor.subject, request_id=request_id,
-                                                    method="RotateEncryptionKey", resource_name=name_of(operation_id))
+                                                    request=current_request(), method="RotateEncryptionKey",
+                                                    resource_name=name_of(operation_id))
             if earlier is not None:
                 return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
             running = await session.scalar(sa.select(operation.c.operation_id).where(

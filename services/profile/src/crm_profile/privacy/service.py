@@ -44,7 +44,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import Aborted, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.resources import Purpose
 from crmkit.validation import Violations
@@ -91,7 +91,8 @@ class DataSubjectRequests:
         async with self._db.unit_of_work() as session:
             if request_id is not None and not validate_only:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="EraseCustomer",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="EraseCustomer",
                     resource_name=f"customers/{customer_id}")
                 if earlier is not None:
                     stored = await self._repository.stored_report(session, earlier.removeprefix("customers/"))
@@ -165,7 +166,7 @@ class DataSubjectRequests:
                       actor: Principal) -> AsyncIterator[ExportPart]:
         export_id = uuid.uuid4()
         wanted = set(classes)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             customer = await self._customers.get(session, customer_id)
             if customer is None:

@@ -57,7 +57,7 @@ class QualityReports:
 
     async def report(self, *, fields: Sequence[str], source_systems: Sequence[str],
                      thresholds: Thresholds) -> QualityReport:
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             definitions = await self._attributes.definitions(session)
         rules.check_request(fields, thresholds, frozenset(definitions))
         applied = rules.effective(self._defaults, thresholds)
@@ -94,7 +94,7 @@ class QualityReports:
             if (cached is not None and cached.fingerprint == fingerprint
                     and time.monotonic() - cached.monotonic < self._cache_seconds):
                 return cached
-            async with self._db.read_only() as session:
+            async with self._db.unit_of_work(read_only=True) as session:
                 started = datetime.now(UTC)
                 aggregates = await self._repository.core(session)
                 await self._repository.attributes(session, definitions, aggregates, today=started.date())

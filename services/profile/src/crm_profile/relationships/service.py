@@ -22,7 +22,7 @@ from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
 from crmkit.errors import AlreadyExists, FailedPrecondition, NotFound
-from crmkit.idempotency import IdempotencyKeys
+from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -61,7 +61,8 @@ class Relationships:
         async with self._db.unit_of_work() as session:
             if request_id is not None:
                 earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id, method="CreateRelationship",
+                    session, principal=actor.subject, request_id=request_id,
+                    request=current_request(), method="CreateRelationship",
                     resource_name=link.name)
                 if earlier is not None:
                     existing = await self._repository.get(session, uuid.UUID(earlier.rsplit("/", 1)[1]))
@@ -103,7 +104,7 @@ class Relationships:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "types": sorted(types)}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
+        async with self._db.unit_of_work(read_only=True) as session:
             await load_customer(self._customers, session, customer_id, actor=actor)
             found = await self._repository.page(session, customer_id, types=types,
                                                 after=tuple(after) if after else None, limit=limit + 1)

@@ -9,10 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_risk.alerts.model import PARAMETERS, AlertRule, Kind, Money, Parameters
 from crm_risk.alerts.tables import alert_rule as t
+from crmkit.db import UnitOfWork
 
 _PLAIN_FIELDS = (
     "display_name", "description", "kind", "severity", "enabled", "response_sla", "cooldown", "default_assignee",
@@ -70,7 +70,7 @@ class AlertRuleRepository:
             updated_at=row.updated_at,
         )
 
-    async def insert(self, session: AsyncConnection, rule: AlertRule) -> AlertRule | None:
+    async def insert(self, uow: UnitOfWork, rule: AlertRule) -> AlertRule | None:
         """Insert; None when the id is taken."""
         statement = (
             pg.insert(t)
@@ -78,30 +78,30 @@ class AlertRuleRepository:
             .on_conflict_do_nothing(index_elements=[t.c.alert_rule_id])
             .returning(t)
         )
-        row = (await session.execute(statement)).first()
+        row = (await uow.execute(statement)).first()
         return self._from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncConnection, alert_rule_id: str, *, for_update: bool = False) -> AlertRule | None:
+    async def get(self, uow: UnitOfWork, alert_rule_id: str, *, for_update: bool = False) -> AlertRule | None:
         query = sa.select(t).where(t.c.alert_rule_id == alert_rule_id)
         if for_update:
             query = query.with_for_update()
-        row = (await session.execute(query)).first()
+        row = (await uow.execute(query)).first()
         return self._from_row(row) if row is not None else None
 
-    async def update(self, session: AsyncConnection, rule: AlertRule) -> AlertRule:
+    async def update(self, uow: UnitOfWork, rule: AlertRule) -> AlertRule:
         statement = (
             sa.update(t)
             .where(t.c.alert_rule_id == rule.alert_rule_id)
             .values(**self._to_row(rule), version=t.c.version + 1, updated_at=sa.func.now())
             .returning(t)
         )
-        return self._from_row((await session.execute(statement)).one())
+        return self._from_row((await uow.execute(statement)).one())
 
-    async def delete(self, session: AsyncConnection, alert_rule_id: str) -> None:
-        await session.execute(sa.delete(t).where(t.c.alert_rule_id == alert_rule_id))
+    async def delete(self, uow: UnitOfWork, alert_rule_id: str) -> None:
+        await uow.execute(sa.delete(t).where(t.c.alert_rule_id == alert_rule_id))
 
     async def page(
-        self, session: AsyncConnection, *, after: str | None, limit: int, kind: int = 0, enabled_only: bool = False,
+        self, uow: UnitOfWork, *, after: str | None, limit: int, kind: int = 0, enabled_only: bool = False,
     ) -> Sequence[AlertRule]:
         query = sa.select(t).order_by(t.c.alert_rule_id).limit(limit)
         if after is not None:
@@ -110,4 +110,4 @@ class AlertRuleRepository:
             query = query.where(t.c.kind == kind)
         if enabled_only:
             query = query.where(t.c.enabled)
-        return [self._from_row(row) for row in (await session.execute(query)).all()]
+        return [self._from_row(row) for row in (await uow.execute(query)).all()]

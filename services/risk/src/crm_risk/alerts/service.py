@@ -1,4 +1,5 @@
-"""Alert rule orchestration: one unit of work per call; audit and change feed in the same transaction."""
+"""Alert rule orchestration, in the caller's unit of work (crmkit.db's rule); audit and change feed in the same
+transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_risk.alerts import rules
 from crm_risk.alerts.model import AlertRule, Kind
@@ -16,9 +16,10 @@ from crm_risk.tables import audit_record
 from crmkit.audit import AuditEntry
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
-from crmkit.db import Database
-from crmkit.errors import Aborted, AlreadyExists, NotFound
+from crmkit.db import UnitOfWork
+from crmkit.errors import AlreadyExists, NotFound
 from crmkit.idempotency import IdempotencyKeys, parse_request_id
+from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.validation import Violations
@@ -36,44 +37,45 @@ class AlertRulePage:
 
 
 class AlertRules:
-    """The alert rule use cases. Methods are keyword-only and take the calling principal."""
+    """The alert rule use cases: keyword-only, the caller's unit of work first, the calling principal."""
 
     def __init__(
-        self, *, db: Database, repository: AlertRuleRepository, outbox: Outbox, idempotency: IdempotencyKeys,
+        self, *, repository: AlertRuleRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         page_tokens: PageTokens, feed_payload: FeedPayload,
     ) -> None:
-        self._db = db
         self._repository = repository
         self._outbox = outbox
         self._idempotency = idempotency
         self._page_tokens = page_tokens
         self._feed_payload = feed_payload
 
-    async def create(self, *, rule: AlertRule, request_id: str, actor: Principal) -> AlertRule:
+    async def create(self, *, uow: UnitOfWork, rule: AlertRule, request_id: str, request: Message,
+                     actor: Principal) -> AlertRule:
         if not rule.alert_rule_id:
             rule = dataclasses.replace(rule, alert_rule_id=f"rule-{uuid.uuid4().hex[:12]}")
         rule = dataclasses.replace(rule, display_name=rule.display_name.strip(), creator=actor.subject)
         violations = rules.validate(rule)
         key = parse_request_id(request_id, violations=violations)
         violations.raise_if_any()
-        async with self._db.unit_of_work() as session:
-            earlier = await self._idempotency.claim(session, principal=actor.subject, request_id=key,
-                                                    method="CreateAlertRule", resource_name=rule.name)
-            if earlier is not None:
-                return await self._existing(session, earlier.removeprefix("alertRules/"))
-            created = await self._repository.insert(session, rule)
-            if created is None:
-                raise AlreadyExists(f"alert rule {rule.alert_rule_id} already exists", reason="ALERT_RULE_EXISTS",
-                                    metadata={"alert_rule_id": rule.alert_rule_id})
-            await self._record(session, created, "create", ChangeType.CHANGE_TYPE_CREATED, actor)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=key, request=request, method="CreateAlertRule",
+            resource_name=rule.name,
+            replay=lambda name: self._existing(uow=uow, alert_rule_id=name.removeprefix("alertRules/")))
+        if replayed is not None:
+            return replayed
+        created = await self._repository.insert(uow, rule)
+        if created is None:
+            raise AlreadyExists(f"alert rule {rule.alert_rule_id} already exists", reason="ALERT_RULE_EXISTS",
+                                metadata={"alert_rule_id": rule.alert_rule_id})
+        await self._record(uow=uow, rule=created, verb="create", change_type=ChangeType.CHANGE_TYPE_CREATED,
+                           actor=actor)
         return created
 
-    async def get(self, *, name: str) -> AlertRule:
-        alert_rule_id = _id_from(name, "name")
-        async with self._db.read_only() as session:
-            return await self._existing(session, alert_rule_id)
+    async def get(self, *, uow: UnitOfWork, name: str) -> AlertRule:
+        return await self._existing(uow=uow, alert_rule_id=_id_from(name, "name"))
 
-    async def list(self, *, page_size: int, page_token: str, kind: int, enabled_only: bool) -> AlertRulePage:
+    async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str, kind: int,
+                   enabled_only: bool) -> AlertRulePage:
         violations = Violations()
         violations.check(page_size >= 0, "page_size", "must not be negative")
         violations.check(kind == 0 or kind in {k.value for k in Kind}, "kind", "is not a known AlertRuleKind")
@@ -81,63 +83,56 @@ class AlertRules:
         limit = clamp_page_size(page_size)
         query = {"kind": kind, "enabled_only": enabled_only}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
-            found = await self._repository.page(session, after=after, limit=limit + 1, kind=kind,
-                                                enabled_only=enabled_only)
+        found = await self._repository.page(uow, after=after, limit=limit + 1, kind=kind, enabled_only=enabled_only)
         page, more = list(found[:limit]), len(found) > limit
         token = self._page_tokens.encode(page[-1].alert_rule_id, query=query) if more else ""
         return AlertRulePage(page, token)
 
-    async def update(self, *, name: str, changes: AlertRule, paths: Sequence[str], etag: str,
+    async def update(self, *, uow: UnitOfWork, name: str, changes: AlertRule, paths: Sequence[str], etag: str,
                      actor: Principal) -> AlertRule:
         alert_rule_id = _id_from(name, "alert_rule.name")
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, alert_rule_id, for_update=True)
-            if current is None:
-                raise NotFound(f"alert rule {alert_rule_id} not found", reason="ALERT_RULE_NOT_FOUND")
-            rules.check_mask(paths, current.kind).raise_if_any()
-            _check_etag(etag, current)
-            merged = rules.apply(current, changes, paths)
-            merged = dataclasses.replace(merged, display_name=merged.display_name.strip())
-            rules.validate(merged).raise_if_any()
-            updated = await self._repository.update(session, merged)
-            await self._record(session, updated, "update", ChangeType.CHANGE_TYPE_UPDATED, actor,
-                               detail=f"fields={','.join(sorted(paths))}")
+        current = await load_for_update(
+            self._repository.get(uow, alert_rule_id, for_update=True), etag=etag,
+            not_found=lambda: _not_found(alert_rule_id),
+            check=lambda found: rules.check_mask(paths, found.kind).raise_if_any())
+        merged = rules.apply(current, changes, paths)
+        merged = dataclasses.replace(merged, display_name=merged.display_name.strip())
+        rules.validate(merged).raise_if_any()
+        updated = await self._repository.update(uow, merged)
+        await self._record(uow=uow, rule=updated, verb="update", change_type=ChangeType.CHANGE_TYPE_UPDATED,
+                           actor=actor, detail=f"fields={','.join(sorted(paths))}")
         return updated
 
-    async def delete(self, *, name: str, etag: str, actor: Principal) -> None:
+    async def delete(self, *, uow: UnitOfWork, name: str, etag: str, actor: Principal) -> None:
         # Alerts are not stored yet; once they are, a rule with open alerts is refused here with
         # FAILED_PRECONDITION (the contract says: disable it instead).
         alert_rule_id = _id_from(name, "name")
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, alert_rule_id, for_update=True)
-            if current is None:
-                raise NotFound(f"alert rule {alert_rule_id} not found", reason="ALERT_RULE_NOT_FOUND")
-            _check_etag(etag, current)
-            await self._repository.delete(session, alert_rule_id)
-            await self._record(session, current, "delete", ChangeType.CHANGE_TYPE_DELETED, actor)
+        current = await load_for_update(self._repository.get(uow, alert_rule_id, for_update=True), etag=etag,
+                                        not_found=lambda: _not_found(alert_rule_id))
+        await self._repository.delete(uow, alert_rule_id)
+        await self._record(uow=uow, rule=current, verb="delete", change_type=ChangeType.CHANGE_TYPE_DELETED,
+                           actor=actor)
 
-    async def _existing(self, session: AsyncConnection, alert_rule_id: str) -> AlertRule:
-        found = await self._repository.get(session, alert_rule_id)
+    async def _existing(self, *, uow: UnitOfWork, alert_rule_id: str) -> AlertRule:
+        found = await self._repository.get(uow, alert_rule_id)
         if found is None:
-            raise NotFound(f"alert rule {alert_rule_id} not found", reason="ALERT_RULE_NOT_FOUND")
+            raise _not_found(alert_rule_id)
         return found
 
-    async def _record(self, session: AsyncConnection, rule: AlertRule, verb: str, change_type: int, actor: Principal,
+    async def _record(self, *, uow: UnitOfWork, rule: AlertRule, verb: str, change_type: int, actor: Principal,
                       detail: str = "") -> None:
         """Audit the change and put it on the change feed, in the caller's transaction."""
-        await append_audit(session, audit_record, [AuditEntry(
+        await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action=f"alert_rule.{verb}", resource_name=rule.name, purpose="RISK",
             justification=detail)])
         payload = None if change_type == ChangeType.CHANGE_TYPE_DELETED else self._feed_payload(rule)
-        await self._outbox.append_many(session, [(rule.name, change_type, payload)], actor=actor.subject,
-                                       resource_type=RESOURCE_TYPE)
+        await self._outbox.append(uow, resource_name=rule.name, change_type=change_type, payload=payload,
+                                  actor=actor.subject, resource_type=RESOURCE_TYPE)
 
 
 def _id_from(name: str, field: str) -> str:
     return rules.ALERT_RULE_NAME.parse_one(name, field, required=True)
 
 
-def _check_etag(etag: str, current: AlertRule) -> None:
-    if etag and etag != current.etag:
-        raise Aborted("alert rule changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
+def _not_found(alert_rule_id: str) -> NotFound:
+    return NotFound(f"alert rule {alert_rule_id} not found", reason="ALERT_RULE_NOT_FOUND")

@@ -1,4 +1,4 @@
-"""RiskService servicer: proto -> arguments, one service call, result -> proto.
+"""RiskService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
 RPCs not overridden here are not served yet: the generated base raises NotImplementedError,
 which the kit's interceptor answers with UNIMPLEMENTED. Each still has its rule in access.py.
@@ -17,42 +17,50 @@ from crm.risk.v1 import risk_service_pb2_grpc
 from crm_risk.alerts.service import AlertRules
 from crm_risk.api import alert_rule_messages
 from crmkit.auth import current_principal
+from crmkit.db import Database
 from crmkit.outbox import ChangeFeed
 
 
 class RiskServicer(risk_service_pb2_grpc.RiskServiceServicer):
-    def __init__(self, *, alert_rules: AlertRules, feed: ChangeFeed) -> None:
+    def __init__(self, *, db: Database, alert_rules: AlertRules, feed: ChangeFeed) -> None:
+        self._db = db
         self._alert_rules = alert_rules
         self._feed = feed
 
     async def CreateAlertRule(self, request: pb.CreateAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.CreateAlertRuleResponse:
-        rule = await self._alert_rules.create(rule=alert_rule_messages.to_domain(request.alert_rule),
-                                              request_id=request.request_id, actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            rule = await self._alert_rules.create(uow=uow, rule=alert_rule_messages.to_domain(request.alert_rule),
+                                                  request_id=request.request_id, request=request,
+                                                  actor=current_principal())
         return pb.CreateAlertRuleResponse(alert_rule=alert_rule_messages.to_proto(rule))
 
     async def GetAlertRule(self, request: pb.GetAlertRuleRequest, context: grpc.aio.ServicerContext
                            ) -> pb.GetAlertRuleResponse:
-        rule = await self._alert_rules.get(name=request.name)
+        async with self._db.unit_of_work(read_only=True) as uow:
+            rule = await self._alert_rules.get(uow=uow, name=request.name)
         return pb.GetAlertRuleResponse(alert_rule=alert_rule_messages.to_proto(rule))
 
     async def ListAlertRules(self, request: pb.ListAlertRulesRequest, context: grpc.aio.ServicerContext
                              ) -> pb.ListAlertRulesResponse:
-        page = await self._alert_rules.list(page_size=request.page_size, page_token=request.page_token,
-                                            kind=request.kind, enabled_only=request.enabled_only)
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._alert_rules.list(uow=uow, page_size=request.page_size, page_token=request.page_token,
+                                                kind=request.kind, enabled_only=request.enabled_only)
         return pb.ListAlertRulesResponse(alert_rules=[alert_rule_messages.to_proto(r) for r in page.alert_rules],
                                          next_page_token=page.next_page_token)
 
     async def UpdateAlertRule(self, request: pb.UpdateAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.UpdateAlertRuleResponse:
-        rule = await self._alert_rules.update(
-            name=request.alert_rule.name, changes=alert_rule_messages.to_domain(request.alert_rule),
-            paths=list(request.update_mask.paths), etag=request.alert_rule.etag, actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            rule = await self._alert_rules.update(
+                uow=uow, name=request.alert_rule.name, changes=alert_rule_messages.to_domain(request.alert_rule),
+                paths=list(request.update_mask.paths), etag=request.alert_rule.etag, actor=current_principal())
         return pb.UpdateAlertRuleResponse(alert_rule=alert_rule_messages.to_proto(rule))
 
     async def DeleteAlertRule(self, request: pb.DeleteAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.DeleteAlertRuleResponse:
-        await self._alert_rules.delete(name=request.name, etag=request.etag, actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            await self._alert_rules.delete(uow=uow, name=request.name, etag=request.etag, actor=current_principal())
         return pb.DeleteAlertRuleResponse()
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext

@@ -1,4 +1,4 @@
-"""SegmentService servicer: proto -> arguments, one service call, result -> proto.
+"""SegmentService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
 RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImplementedError).
 """
@@ -15,6 +15,7 @@ from crm_segment.api import segment_messages
 from crm_segment.segments.rules import SEGMENT_NAME
 from crm_segment.segments.service import Segments
 from crmkit.auth import current_principal
+from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
 
 # A name whose id the rules would refuse is bad input, as in every service, not a missing segment.
@@ -22,46 +23,52 @@ SEGMENT = SEGMENT_NAME
 
 
 class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
-    def __init__(self, *, segments: Segments) -> None:
+    def __init__(self, *, db: Database, segments: Segments) -> None:
+        self._db = db
         self._segments = segments
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context: grpc.aio.ServicerContext
                             ) -> pb.CreateSegmentResponse:
-        segment = await self._segments.create(
-            segment=segment_messages.to_domain(request.segment),
-            request_id=parse_request_id(request.request_id),
-            actor=current_principal(),
-        )
+        async with self._db.unit_of_work() as uow:
+            segment = await self._segments.create(
+                uow=uow, segment=segment_messages.to_domain(request.segment),
+                request_id=parse_request_id(request.request_id), request=request,
+                actor=current_principal(),
+            )
         return pb.CreateSegmentResponse(segment=segment_messages.to_proto(segment))
 
     async def GetSegment(self, request: pb.GetSegmentRequest, context: grpc.aio.ServicerContext
                          ) -> pb.GetSegmentResponse:
-        segment = await self._segments.get(segment_id=SEGMENT.parse_one(request.name))
+        async with self._db.unit_of_work(read_only=True) as uow:
+            segment = await self._segments.get(uow=uow, segment_id=SEGMENT.parse_one(request.name))
         return pb.GetSegmentResponse(segment=segment_messages.to_proto(segment))
 
     async def ListSegments(self, request: pb.ListSegmentsRequest, context: grpc.aio.ServicerContext
                            ) -> pb.ListSegmentsResponse:
-        page = await self._segments.list(
-            page_size=request.page_size, page_token=request.page_token,
-            display_name_contains=request.display_name_contains, evaluation_mode=request.evaluation_mode,
-            feature=request.feature, creator=request.creator,
-        )
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._segments.list(
+                uow=uow, page_size=request.page_size, page_token=request.page_token,
+                display_name_contains=request.display_name_contains, evaluation_mode=request.evaluation_mode,
+                feature=request.feature, creator=request.creator,
+            )
         return pb.ListSegmentsResponse(segments=[segment_messages.to_proto(s) for s in page.segments],
                                        next_page_token=page.next_page_token)
 
     async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: grpc.aio.ServicerContext
                             ) -> pb.UpdateSegmentResponse:
         segment_id = SEGMENT.parse_one(request.segment.name, "segment.name")
-        segment = await self._segments.update(
-            changes=segment_messages.to_domain(request.segment, segment_id=segment_id),
-            paths=list(request.update_mask.paths), etag=request.segment.etag, actor=current_principal(),
-        )
+        async with self._db.unit_of_work() as uow:
+            segment = await self._segments.update(
+                uow=uow, changes=segment_messages.to_domain(request.segment, segment_id=segment_id),
+                paths=list(request.update_mask.paths), etag=request.segment.etag, actor=current_principal(),
+            )
         return pb.UpdateSegmentResponse(segment=segment_messages.to_proto(segment))
 
     async def DeleteSegment(self, request: pb.DeleteSegmentRequest, context: grpc.aio.ServicerContext
                             ) -> pb.DeleteSegmentResponse:
-        await self._segments.delete(segment_id=SEGMENT.parse_one(request.name), etag=request.etag,
-                                    actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            await self._segments.delete(uow=uow, segment_id=SEGMENT.parse_one(request.name), etag=request.etag,
+                                        actor=current_principal())
         return pb.DeleteSegmentResponse()
 
     async def ValidateSegmentRule(self, request: pb.ValidateSegmentRuleRequest, context: grpc.aio.ServicerContext

@@ -9,10 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_segment.segments.model import EvaluationMode, Segment
 from crm_segment.segments.tables import segment as t
+from crmkit.db import UnitOfWork
 
 _DEFINITION_FIELDS = ("display_name", "description", "rule", "rule_version", "creator")
 
@@ -44,31 +44,31 @@ def _from_row(row: Any) -> Segment:
 
 
 class SegmentRepository:
-    async def insert(self, session: AsyncConnection, segment: Segment) -> Segment | None:
+    async def insert(self, uow: UnitOfWork, segment: Segment) -> Segment | None:
         """Insert; None when the id or the display name (in any case) is taken."""
         statement = (
             pg.insert(t).values(segment_id=segment.segment_id, **_to_row(segment))
             .on_conflict_do_nothing().returning(t)
         )
-        row = (await session.execute(statement)).first()
+        row = (await uow.execute(statement)).first()
         return _from_row(row) if row is not None else None
 
-    async def get(self, session: AsyncConnection, segment_id: str, *, for_update: bool = False) -> Segment | None:
+    async def get(self, uow: UnitOfWork, segment_id: str, *, for_update: bool = False) -> Segment | None:
         query = sa.select(t).where(t.c.segment_id == segment_id)
         if for_update:
             query = query.with_for_update()
-        row = (await session.execute(query)).first()
+        row = (await uow.execute(query)).first()
         return _from_row(row) if row is not None else None
 
-    async def exists(self, session: AsyncConnection, segment_id: str) -> bool:
-        return bool(await session.scalar(sa.select(sa.exists().where(t.c.segment_id == segment_id))))
+    async def exists(self, uow: UnitOfWork, segment_id: str) -> bool:
+        return bool(await uow.scalar(sa.select(sa.exists().where(t.c.segment_id == segment_id))))
 
-    async def display_name_taken(self, session: AsyncConnection, display_name: str, *, other_than: str = "") -> bool:
+    async def display_name_taken(self, uow: UnitOfWork, display_name: str, *, other_than: str = "") -> bool:
         query = sa.exists().where(sa.func.lower(t.c.display_name) == display_name.lower(),
                                   t.c.segment_id != other_than)
-        return bool(await session.scalar(sa.select(query)))
+        return bool(await uow.scalar(sa.select(query)))
 
-    async def update(self, session: AsyncConnection, segment: Segment) -> Segment | None:
+    async def update(self, uow: UnitOfWork, segment: Segment) -> Segment | None:
         """Store the new definition; None when its display name collides with another segment's."""
         statement = (
             sa.update(t).where(t.c.segment_id == segment.segment_id)
@@ -76,17 +76,17 @@ class SegmentRepository:
             .returning(t)
         )
         try:
-            async with session.begin_nested():
-                row = (await session.execute(statement)).one()
+            async with uow.begin_nested():
+                row = (await uow.execute(statement)).one()
         except IntegrityError:
             return None
         return _from_row(row)
 
-    async def delete(self, session: AsyncConnection, segment_id: str) -> None:
-        await session.execute(sa.delete(t).where(t.c.segment_id == segment_id))
+    async def delete(self, uow: UnitOfWork, segment_id: str) -> None:
+        await uow.execute(sa.delete(t).where(t.c.segment_id == segment_id))
 
     async def page(
-        self, session: AsyncConnection, *, after: tuple[str, str] | None, limit: int, display_name_contains: str = "",
+        self, uow: UnitOfWork, *, after: tuple[str, str] | None, limit: int, display_name_contains: str = "",
         evaluation_mode: EvaluationMode = EvaluationMode.UNSPECIFIED, feature: str = "", creator: str = "",
     ) -> Sequence[tuple[str, Segment]]:
         """Segments in case-insensitive display-name order after the (sort key, id) of the last page,
@@ -103,4 +103,4 @@ class SegmentRepository:
             query = query.where(t.c.referenced_features.contains([feature]))
         if creator:
             query = query.where(t.c.creator == creator)
-        return [(row.sort_key, _from_row(row)) for row in (await session.execute(query)).all()]
+        return [(row.sort_key, _from_row(row)) for row in (await uow.execute(query)).all()]

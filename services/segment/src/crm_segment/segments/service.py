@@ -1,4 +1,4 @@
-"""Segment orchestration: one unit of work per call, the change feed in the same transaction."""
+"""Segment orchestration, in the caller's unit of work (crmkit.db's rule), the change feed in the same transaction."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
 from crm_segment.segments import rules
 from crm_segment.segments.model import EvaluationMode, Feature, RuleAnalysis, Segment
 from crm_segment.segments.repository import SegmentRepository
 from crmkit.auth import Principal
-from crmkit.db import Database
-from crmkit.errors import Aborted, AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from crmkit.db import UnitOfWork
+from crmkit.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
@@ -47,13 +47,12 @@ class FeaturePage:
 
 
 class Segments:
-    """The segment use cases. Methods are keyword-only and take the calling principal."""
+    """The segment use cases: keyword-only, the caller's unit of work first, the calling principal."""
 
     def __init__(
-        self, *, db: Database, repository: SegmentRepository, outbox: Outbox, idempotency: IdempotencyKeys,
+        self, *, repository: SegmentRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         page_tokens: PageTokens, feed: ChangeFeed, feed_payload: FeedPayload,
     ) -> None:
-        self._db = db
         self._repository = repository
         self._outbox = outbox
         self._idempotency = idempotency
@@ -61,7 +60,8 @@ class Segments:
         self._feed = feed
         self._feed_payload = feed_payload
 
-    async def create(self, *, segment: Segment, request_id: uuid.UUID | None, actor: Principal) -> Segment:
+    async def create(self, *, uow: UnitOfWork, segment: Segment, request_id: uuid.UUID | None, request: Message,
+                     actor: Principal) -> Segment:
         segment = rules.normalise(segment)
         if not segment.segment_id:
             segment = dataclasses.replace(segment, segment_id=f"segment-{uuid.uuid4().hex[:16]}")
@@ -70,76 +70,66 @@ class Segments:
         assert analysis is not None, "a rule that passed validation was analysed"
         segment = dataclasses.replace(segment, creator=actor.subject, rule_version=1,
                                       referenced_features=analysis.referenced_features)
-        async with self._db.unit_of_work() as session:
-            earlier = await self._idempotency.claim(
-                session, principal=actor.subject, request_id=request_id, method="CreateSegment",
-                resource_name=segment.name)
-            if earlier is not None:
-                return await self._replay(session, earlier)
-            created = await self._repository.insert(session, segment)
-            if created is None:
-                if await self._repository.exists(session, segment.segment_id):
-                    raise AlreadyExists(f"segment {segment.segment_id} already exists", reason="SEGMENT_EXISTS",
-                                        metadata={"segment_id": segment.segment_id})
-                raise _display_name_taken(segment)
-            await self._publish(session, created, ChangeType.CHANGE_TYPE_CREATED, actor)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=request_id, request=request, method="CreateSegment",
+            resource_name=segment.name, replay=lambda name: self._replay(uow=uow, name=name))
+        if replayed is not None:
+            return replayed
+        created = await self._repository.insert(uow, segment)
+        if created is None:
+            if await self._repository.exists(uow, segment.segment_id):
+                raise AlreadyExists(f"segment {segment.segment_id} already exists", reason="SEGMENT_EXISTS",
+                                    metadata={"segment_id": segment.segment_id})
+            raise _display_name_taken(segment)
+        await self._publish(uow, created, ChangeType.CHANGE_TYPE_CREATED, actor)
         log.info("segment_created", segment_id=created.segment_id, rule_version=created.rule_version)
         return created
 
-    async def get(self, *, segment_id: str) -> Segment:
-        async with self._db.read_only() as session:
-            found = await self._repository.get(session, segment_id)
+    async def get(self, *, uow: UnitOfWork, segment_id: str) -> Segment:
+        found = await self._repository.get(uow, segment_id)
         if found is None:
             raise _not_found(segment_id)
         return found
 
     async def list(
-        self, *, page_size: int, page_token: str, display_name_contains: str, evaluation_mode: int, feature: str,
-        creator: str,
+        self, *, uow: UnitOfWork, page_size: int, page_token: str, display_name_contains: str, evaluation_mode: int,
+        feature: str, creator: str,
     ) -> SegmentPage:
         rules.validate_list_filter(display_name_contains=display_name_contains, evaluation_mode=evaluation_mode,
                                    feature=feature)
         limit = clamp_page_size(page_size)
         query = {"contains": display_name_contains, "mode": evaluation_mode, "feature": feature, "creator": creator}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.read_only() as session:
-            found = await self._repository.page(
-                session, after=tuple(after) if after is not None else None, limit=limit + 1,
-                display_name_contains=display_name_contains, evaluation_mode=EvaluationMode(evaluation_mode),
-                feature=feature, creator=creator)
+        found = await self._repository.page(
+            uow, after=tuple(after) if after is not None else None, limit=limit + 1,
+            display_name_contains=display_name_contains, evaluation_mode=EvaluationMode(evaluation_mode),
+            feature=feature, creator=creator)
         page, more = found[:limit], len(found) > limit
         token = self._page_tokens.encode([page[-1][0], page[-1][1].segment_id], query=query) if more else ""
         return SegmentPage([segment for _, segment in page], token)
 
-    async def update(self, *, changes: Segment, paths: Sequence[str], etag: str, actor: Principal) -> Segment:
+    async def update(self, *, uow: UnitOfWork, changes: Segment, paths: Sequence[str], etag: str,
+                     actor: Principal) -> Segment:
         rules.check_mask(paths)
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, changes.segment_id, for_update=True)
-            if current is None:
-                raise _not_found(changes.segment_id)
-            _check_etag(current, etag)
-            merged = rules.apply(current, changes, paths)
-            analysis = await _analyse(merged)
-            rules.validate(merged, analysis=analysis).raise_if_any()
-            assert analysis is not None, "a rule that passed validation was analysed"
-            merged = dataclasses.replace(merged, referenced_features=analysis.referenced_features)
-            updated = await self._repository.update(session, merged)
-            if updated is None:
-                raise _display_name_taken(merged)
-            await self._publish(session, updated, ChangeType.CHANGE_TYPE_UPDATED, actor)
+        current = await self._locked(uow=uow, segment_id=changes.segment_id, etag=etag)
+        merged = rules.apply(current, changes, paths)
+        analysis = await _analyse(merged)
+        rules.validate(merged, analysis=analysis).raise_if_any()
+        assert analysis is not None, "a rule that passed validation was analysed"
+        merged = dataclasses.replace(merged, referenced_features=analysis.referenced_features)
+        updated = await self._repository.update(uow, merged)
+        if updated is None:
+            raise _display_name_taken(merged)
+        await self._publish(uow, updated, ChangeType.CHANGE_TYPE_UPDATED, actor)
         log.info("segment_updated", segment_id=updated.segment_id, rule_version=updated.rule_version,
                  fields=sorted(paths))
         return updated
 
-    async def delete(self, *, segment_id: str, etag: str, actor: Principal) -> None:
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, segment_id, for_update=True)
-            if current is None:
-                raise _not_found(segment_id)
-            _check_etag(current, etag)
-            await self._repository.delete(session, segment_id)
-            await self._outbox.append_many(session, [(current.name, ChangeType.CHANGE_TYPE_DELETED, None)],
-                                           actor=actor.subject, resource_type=SEGMENT_TYPE)
+    async def delete(self, *, uow: UnitOfWork, segment_id: str, etag: str, actor: Principal) -> None:
+        current = await self._locked(uow=uow, segment_id=segment_id, etag=etag)
+        await self._repository.delete(uow, segment_id)
+        await self._outbox.append(uow, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
+                                  payload=None, actor=actor.subject, resource_type=SEGMENT_TYPE)
         log.info("segment_deleted", segment_id=segment_id)
 
     async def validate_rule(self, *, rule: str, evaluation_mode: int) -> RuleAnalysis:
@@ -172,17 +162,22 @@ class Segments:
             if events:
                 yield events
 
-    async def _replay(self, session: AsyncConnection, earlier_name: str) -> Segment:
-        segment_id = earlier_name.removeprefix("segments/")
-        existing = await self._repository.get(session, segment_id)
+    async def _locked(self, *, uow: UnitOfWork, segment_id: str, etag: str) -> Segment:
+        return await load_for_update(self._repository.get(uow, segment_id, for_update=True), etag=etag,
+                                     not_found=lambda: _not_found(segment_id))
+
+    async def _replay(self, *, uow: UnitOfWork, name: str) -> Segment:
+        """The segment an earlier call with the same request_id created."""
+        segment_id = name.removeprefix("segments/")
+        existing = await self._repository.get(uow, segment_id)
         if existing is None:
             raise NotFound("the segment created by this request no longer exists", reason="SEGMENT_NOT_FOUND",
                            metadata={"segment_id": segment_id})
         return existing
 
-    async def _publish(self, session: AsyncConnection, segment: Segment, change_type: int, actor: Principal) -> None:
-        await self._outbox.append_many(session, [(segment.name, change_type, self._feed_payload(segment))],
-                                       actor=actor.subject, resource_type=SEGMENT_TYPE)
+    async def _publish(self, uow: UnitOfWork, segment: Segment, change_type: int, actor: Principal) -> None:
+        await self._outbox.append(uow, resource_name=segment.name, change_type=change_type,
+                                  payload=self._feed_payload(segment), actor=actor.subject)
 
 
 async def _analyse(segment: Segment) -> RuleAnalysis | None:
@@ -204,8 +199,3 @@ def _display_name_taken(segment: Segment) -> AlreadyExists:
     return AlreadyExists("another segment already has this display name (names are unique regardless of case)",
                          reason="DISPLAY_NAME_TAKEN", metadata={"field": "segment.display_name"})
 
-
-def _check_etag(current: Segment, etag: str) -> None:
-    if etag and etag != current.etag:
-        raise Aborted("segment changed since it was read; re-read and retry", reason="ETAG_MISMATCH",
-                      metadata={"segment_id": current.segment_id})
