@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2
 from google.type import decimal_pb2, interval_pb2, money_pb2
 
 from crm.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc
+from crm.common.v1 import product_risk_pb2
 from crm_campaign.app import SPEC
 from crmkit.testing import row_counter, service_fixtures, with_overrides
 from crmkit.values import timestamp
@@ -63,7 +64,7 @@ def make_offer(**overrides: object) -> campaign_pb2.Offer:
         offer_id=f"td-3y-{uuid.uuid4().hex[:8]}",
         display_name="3-year time deposit at 2.60 %",
         product_code="TD-3Y-CNY",
-        product_risk_level=campaign_pb2.PRODUCT_RISK_LEVEL_R1_LOW,
+        product_risk_level=product_risk_pb2.PRODUCT_RISK_LEVEL_R1,
         priority=70,
         expected_value=cny(1_200),
         contents=[

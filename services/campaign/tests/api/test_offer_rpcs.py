@@ -12,6 +12,7 @@ from google.type import interval_pb2, money_pb2
 
 from crm.campaign.v1 import campaign_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
+from crm.common.v1 import product_risk_pb2
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_reason, field_violations
 
@@ -72,7 +73,7 @@ BAD_OFFERS = [
     ({"description": "d" * 2001}, "offer.description"),
     ({"product_code": ""}, "offer.product_code"),
     ({"product_code": "TD 3Y"}, "offer.product_code"),
-    ({"product_risk_level": C.PRODUCT_RISK_LEVEL_UNSPECIFIED}, "offer.product_risk_level"),
+    ({"product_risk_level": product_risk_pb2.PRODUCT_RISK_LEVEL_UNSPECIFIED}, "offer.product_risk_level"),
     ({"product_risk_level": 6}, "offer.product_risk_level"),
     ({"priority": 101}, "offer.priority"),
     ({"priority": -1}, "offer.priority"),

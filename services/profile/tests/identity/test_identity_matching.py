@@ -343,3 +343,35 @@ async def test_names_that_sound_alike_are_paired_through_the_blind_name_key(
         stored = (await connection.execute(sa.text("SELECT name_key FROM match_name_key WHERE customer_id = :c"),
                                            {"c": original.customer_id})).scalar()
     assert stored and len(stored) == 32 and first.lower().encode() not in stored  # a keyed hash, not the name
+
+
+async def filed_candidate(profile, profile_service, new_customer) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A PENDING candidate pair, inserted as the matcher would have filed it."""
+    a, b = await create(profile, person(new_customer)), await create(profile, person(new_customer))
+    candidate_id = uuid.uuid4()
+    _, runtime = profile_service
+    async with runtime.db.engine.begin() as connection:
+        await connection.execute(sa.text(
+            "INSERT INTO match_candidate (match_candidate_id, customer_a, customer_b, match_rule_id, score, state)"
+            " VALUES (:id, :a, :b, 'manual-test', 0.93, 1)"),
+            {"id": candidate_id, "a": a.customer_id, "b": b.customer_id})
+    return f"matchCandidates/{candidate_id}", b.name
+
+
+async def test_a_repeated_dismiss_request_id_replays_the_first_answer(profile, profile_service, new_customer) -> None:
+    (first, _), (second, second_customer) = [await filed_candidate(profile, profile_service, new_customer)
+                                             for _ in range(2)]
+    key = str(uuid.uuid4())
+    dismissed = (await profile.DismissMatchCandidate(i.DismissMatchCandidateRequest(
+        name=first, reason="siblings", request_id=key), metadata=ADMIN)).match_candidate
+    assert dismissed.state == i.MATCH_CANDIDATE_STATE_DISMISSED
+    # The same key is the same request: it answers with the first candidate and dismisses nothing else.
+    replayed = (await profile.DismissMatchCandidate(i.DismissMatchCandidateRequest(
+        name=second, reason="siblings", request_id=key), metadata=ADMIN)).match_candidate
+    assert replayed == dismissed
+    assert [c.name for c in await candidates(profile, customer=second_customer)] == [second]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await profile.DismissMatchCandidate(i.DismissMatchCandidateRequest(name=second, request_id="not-a-uuid"),
+                                            metadata=ADMIN)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in field_violations(error.value)

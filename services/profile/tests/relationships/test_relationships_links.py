@@ -172,3 +172,21 @@ async def feed_tail(profile_service) -> str:  # type: ignore[no-untyped-def]
     _, runtime = profile_service
     async with runtime.db.engine.connect() as connection:
         return str((await connection.execute(sa.text("SELECT coalesce(max(cursor), 0) FROM outbox_event"))).scalar())
+
+
+async def test_delete_with_a_stale_etag_is_aborted_and_removes_nothing(profile, new_customer) -> None:
+    a, b, c = [await customer(profile, new_customer) for _ in range(3)]
+    made = await link(profile, a, b)
+    other = await link(profile, a, c, kind=r.RELATIONSHIP_TYPE_HOUSEHOLD_MEMBER)
+    assert made.etag and made.etag != other.etag
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await profile.DeleteRelationship(r.DeleteRelationshipRequest(name=made.name, audit=AUDIT, etag=other.etag),
+                                         metadata=RM)
+    assert error.value.code() == grpc.StatusCode.ABORTED
+    assert error_reason(error.value) == "ETAG_MISMATCH"
+    assert {x.name for x in await listed(profile, a)} == {made.name, other.name}
+    [read] = [x for x in await listed(profile, a) if x.name == made.name]
+    assert read.etag == made.etag
+    await profile.DeleteRelationship(r.DeleteRelationshipRequest(name=made.name, audit=AUDIT, etag=read.etag),
+                                     metadata=RM)
+    assert [x.name for x in await listed(profile, a)] == [other.name]

@@ -47,7 +47,7 @@ def validate(offer: Offer, *, campaign: Campaign, reporting_currency: str, prefi
         v.pattern(offer.product_code, f"{p}product_code", PRODUCT_CODE,
                   "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
     v.check(offer.product_risk_level in RISK_LEVELS, f"{p}product_risk_level",
-            "is required: PRODUCT_RISK_LEVEL_R1_LOW to PRODUCT_RISK_LEVEL_R5_HIGH")
+            "is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
     v.check(1 <= offer.priority <= 100, f"{p}priority", "must be from 1 to 100 (0 means 50)")
     if v.check(offer.expected_value is not None, f"{p}expected_value", "is required"):
         assert offer.expected_value is not None

@@ -85,7 +85,7 @@ class IdentityRpcs:
                                     context: grpc.aio.ServicerContext) -> pb.DismissMatchCandidateResponse:
         candidate = await self._identity.dismiss_candidate(
             candidate_id=identity_messages.parse_candidate(request.name), reason=request.reason,
-            actor=current_principal())
+            request_id=parse_request_id(request.request_id), actor=current_principal())
         return pb.DismissMatchCandidateResponse(match_candidate=identity_messages.candidate_to_proto(candidate))
 
     async def MergeCustomers(self, request: pb.MergeCustomersRequest, context: grpc.aio.ServicerContext

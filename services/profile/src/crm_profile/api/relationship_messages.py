@@ -53,7 +53,7 @@ def to_proto(relationship: Relationship) -> relationship_pb2.Relationship:
         else decimal_pb2.Decimal(value=str(relationship.ownership_percent.normalize())),
         guaranteed_holding=relationship.guaranteed_holding, start_date=from_date(relationship.start_date),
         source_system=relationship.source_system, mirror=relationship.mirror_name,
-        create_time=stamp(relationship.created_at),
+        create_time=stamp(relationship.created_at), etag=relationship.etag,
     )
 
 

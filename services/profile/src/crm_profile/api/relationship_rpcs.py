@@ -43,6 +43,6 @@ class RelationshipRpcs:
     async def DeleteRelationship(self, request: pb.DeleteRelationshipRequest, context: grpc.aio.ServicerContext
                                  ) -> pb.DeleteRelationshipResponse:
         customer_id, relationship_id = relationship_messages.parse_name(request.name)
-        await self._relationships.delete(customer_id=customer_id, relationship_id=relationship_id,
+        await self._relationships.delete(customer_id=customer_id, relationship_id=relationship_id, etag=request.etag,
                                          purpose=purpose_from(request.audit), actor=current_principal())
         return pb.DeleteRelationshipResponse()

@@ -300,10 +300,16 @@ class Identity:
                                              query=query)
         return CandidatePage(page, token)
 
-    async def dismiss_candidate(self, *, candidate_id: uuid.UUID, reason: str, actor: Principal) -> MatchCandidate:
+    async def dismiss_candidate(self, *, candidate_id: uuid.UUID, reason: str, request_id: uuid.UUID | None,
+                                actor: Principal) -> MatchCandidate:
         if len(reason) > rules.MAX_DISMISS_REASON:
             raise InvalidArgument([FieldViolation("reason", f"must be at most {rules.MAX_DISMISS_REASON} characters")])
         async with self._db.unit_of_work() as session:
+            earlier = await self._idempotency.claim(
+                session, principal=actor.subject, request_id=request_id, method="DismissMatchCandidate",
+                request=current_request(), resource_name=f"matchCandidates/{candidate_id}")
+            if earlier is not None:  # the same request again: answer with the candidate it dismissed
+                candidate_id = uuid.UUID(earlier.removeprefix("matchCandidates/"))
             candidate = await self._candidates.get(session, candidate_id, for_update=True)
             if candidate is None:
                 raise NotFound(f"match candidate {candidate_id} not found", reason="MATCH_CANDIDATE_NOT_FOUND")

@@ -33,6 +33,12 @@ class Relationship:
         return f"customers/{self.customer_id}/relationships/{self.relationship_id}"
 
     @property
+    def etag(self) -> str:
+        """A link never changes once created, so its creation instant tags it: a delete carrying
+        another link's tag (or a tag read before a delete and re-link) cannot remove this one."""
+        return f"{self.created_at.timestamp():.6f}" if self.created_at else ""
+
+    @property
     def mirror_name(self) -> str:
         return f"customers/{self.related_customer_id}/relationships/{self.mirror_id}"
 

@@ -21,7 +21,7 @@ from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database
-from crmkit.errors import AlreadyExists, FailedPrecondition, NotFound
+from crmkit.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from crmkit.idempotency import IdempotencyKeys, current_request
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
@@ -116,7 +116,7 @@ class Relationships:
         token = self._page_tokens.encode([last.type, last.related_customer_id], query=query) if more and last else ""
         return RelationshipPage(page, token)
 
-    async def delete(self, *, customer_id: str, relationship_id: uuid.UUID, purpose: Purpose,
+    async def delete(self, *, customer_id: str, relationship_id: uuid.UUID, etag: str, purpose: Purpose,
                      actor: Principal) -> None:
         async with self._db.unit_of_work() as session:
             await load_customer(self._customers, session, customer_id, actor=actor, for_update=True)
@@ -124,6 +124,9 @@ class Relationships:
             if link is None or link.customer_id != customer_id:
                 raise NotFound(f"relationship {relationship_id} of customer {customer_id} not found",
                                reason="RELATIONSHIP_NOT_FOUND")
+            if etag and etag != link.etag:
+                raise Aborted("the relationship is not the one that was read; re-read and retry",
+                              reason="ETAG_MISMATCH")
             await self._repository.delete_pairs(session, [link])
             await append_audit(session, audit_record, [AuditEntry(
                 principal=actor.subject, action="relationship.delete", resource_name=name,
