@@ -365,10 +365,16 @@ async def test_a_repeated_dismiss_request_id_replays_the_first_answer(profile, p
     dismissed = (await profile.DismissMatchCandidate(i.DismissMatchCandidateRequest(
         name=first, reason="siblings", request_id=key), metadata=ADMIN)).match_candidate
     assert dismissed.state == i.MATCH_CANDIDATE_STATE_DISMISSED
-    # The same key is the same request: it answers with the first candidate and dismisses nothing else.
+    # The same key with the same body is a retry: it answers with the first candidate.
     replayed = (await profile.DismissMatchCandidate(i.DismissMatchCandidateRequest(
-        name=second, reason="siblings", request_id=key), metadata=ADMIN)).match_candidate
+        name=first, reason="siblings", request_id=key), metadata=ADMIN)).match_candidate
     assert replayed == dismissed
+    # The same key with another body is refused (AIP-155) and dismisses nothing else.
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await profile.DismissMatchCandidate(i.DismissMatchCandidateRequest(
+            name=second, reason="siblings", request_id=key), metadata=ADMIN)
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in field_violations(reused.value)
     assert [c.name for c in await candidates(profile, customer=second_customer)] == [second]
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await profile.DismissMatchCandidate(i.DismissMatchCandidateRequest(name=second, request_id="not-a-uuid"),
