@@ -19,6 +19,7 @@ from crmkit.auth import Role
 from crmkit.channels import open_channel
 from crmkit.db import Database, metadata
 from crmkit.feed_consumer import ChangeEvent, FeedConsumer, feed_cursor_table
+from crmkit.outbox import parse_cursor
 from crmkit.testing import free_port, migrated_database, token
 
 pytestmark = pytest.mark.slow
@@ -28,7 +29,7 @@ cursors = feed_cursor_table(consumer_tables)
 applied = sa.Table(
     "applied_event", consumer_tables,
     # The primary key makes a duplicate apply fail the consumer's transaction, and so the test.
-    sa.Column("cursor", sa.BigInteger, primary_key=True),
+    sa.Column("cursor", sa.Text, primary_key=True),
     sa.Column("resource_name", sa.Text, nullable=False),
 )
 CUSTOMERS = 60
@@ -57,7 +58,7 @@ async def test_a_consumer_misses_nothing_and_repeats_nothing_across_a_profile_re
             yield list(response.events)
 
     async def apply(connection: AsyncConnection, event: ChangeEvent) -> None:
-        await connection.execute(sa.insert(applied).values(cursor=int(event.cursor),
+        await connection.execute(sa.insert(applied).values(cursor=event.cursor,
                                                            resource_name=event.resource_name))
 
     consumer = FeedConsumer(name="profile", db=consumer_db, cursors=cursors, open_stream=open_stream, apply=apply,
@@ -94,12 +95,12 @@ async def test_a_consumer_misses_nothing_and_repeats_nothing_across_a_profile_re
         profile_db = await Database.open(profile_url)
         async with profile_db.unit_of_work(read_only=True) as connection:
             written = [tuple(r) for r in (await connection.execute(sa.text(
-                "SELECT cursor, resource_name FROM outbox_event ORDER BY cursor"))).all()]
+                "SELECT xid || '.' || cursor, resource_name FROM outbox_event ORDER BY xid, cursor"))).all()]
         await profile_db.dispose()
         assert len(written) == CUSTOMERS
 
         deadline = time.monotonic() + 30
-        while await consumer.cursor() < written[-1][0] and time.monotonic() < deadline:  # noqa: ASYNC110
+        while parse_cursor(await consumer.cursor()) < parse_cursor(written[-1][0]) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     finally:
         following.cancel()
@@ -108,6 +109,7 @@ async def test_a_consumer_misses_nothing_and_repeats_nothing_across_a_profile_re
 
     async with consumer_db.unit_of_work(read_only=True) as connection:
         received = [tuple(r) for r in (await connection.execute(
-            sa.select(applied.c.cursor, applied.c.resource_name).order_by(applied.c.cursor))).all()]
+            sa.select(applied.c.cursor, applied.c.resource_name))).all()]
+    received.sort(key=lambda row: parse_cursor(row[0]))
     await consumer_db.dispose()
     assert received == written

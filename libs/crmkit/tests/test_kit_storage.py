@@ -15,7 +15,7 @@ from crmkit import audit
 from crmkit.db import Database, metadata
 from crmkit.errors import FailedPrecondition, InvalidArgument
 from crmkit.idempotency import IdempotencyKeys, idempotency_table
-from crmkit.outbox import ChangeFeed, ChangeType, Outbox, outbox_tables
+from crmkit.outbox import ChangeFeed, ChangeType, Outbox, outbox_tables, parse_cursor
 from crmkit.testing import DatabaseFactory
 
 kit = metadata()
@@ -40,15 +40,20 @@ async def append(db: Database, *names: str) -> None:
             actor="tester")
 
 
+async def tail(db: Database) -> str:
+    """The cursor of the newest event so far ("" when none)."""
+    served = await ChangeFeed(db, events, state, batch_size=100_000).read()
+    return served[-1].cursor if served else ""
+
+
 async def test_feed_streams_backlog_then_live_changes_in_order(db: Database) -> None:
     feed = ChangeFeed(db, events, state, poll_seconds=0.02, batch_size=3)
+    first_cursor = await tail(db)
     await append(db, "a/1", "a/2", "a/3", "a/4")
-    start = await feed.read(after=0)
-    first_cursor = int(start[0].cursor) - 1
     received: list[str] = []
 
     async def consume() -> None:
-        async for batch in feed.stream(after_cursor=str(first_cursor)):
+        async for batch in feed.stream(after_cursor=first_cursor):
             received.extend(e.resource_name for e in batch)
             if len(received) >= 6:
                 return
@@ -66,27 +71,26 @@ async def test_feed_streams_backlog_then_live_changes_in_order(db: Database) -> 
 async def test_resuming_after_a_cursor_skips_nothing_and_repeats_nothing(db: Database) -> None:
     feed = ChangeFeed(db, events, state)
     await append(db, "b/1", "b/2", "b/3")
-    everything = [e for e in await feed.read(after=0) if e.resource_name.startswith("b/")]
+    everything = [e for e in await feed.read() if e.resource_name.startswith("b/")]
     middle = everything[0].cursor
-    rest = [e.resource_name for e in await feed.read(after=int(middle)) if e.resource_name.startswith("b/")]
+    rest = [e.resource_name for e in await feed.read(after=middle) if e.resource_name.startswith("b/")]
     assert rest == ["b/2", "b/3"]
 
 
 async def test_concurrent_writers_never_let_a_reader_skip_an_event(db: Database) -> None:
-    """Cursor order is commit order: a reader that saw N never later finds a smaller cursor."""
+    """A reader that saw position P never later finds a committed event before P: it sees every
+    event once, in increasing positions."""
     feed = ChangeFeed(db, events, state)
-    seen: list[int] = []
+    seen: list[str] = []
     stop = asyncio.Event()
-
-    backlog = await feed.read(after=0)
-    start = int(backlog[-1].cursor) if backlog else 0
+    start = await tail(db)
 
     async def reader() -> None:
         after = start
         while not stop.is_set() or await feed.read(after=after):
             for event in await feed.read(after=after):
-                seen.append(int(event.cursor))
-                after = int(event.cursor)
+                seen.append(event.cursor)
+                after = event.cursor
             await asyncio.sleep(0)
 
     async def writer(n: int) -> None:
@@ -102,18 +106,22 @@ async def test_concurrent_writers_never_let_a_reader_skip_an_event(db: Database)
     await asyncio.wait_for(reading, timeout=10)
     async with db.unit_of_work(read_only=True) as session:
         written = (await session.execute(
-            sa.select(events.c.cursor).where(events.c.resource_name.like("c/%")).order_by(events.c.cursor))).scalars()
-        expected = list(written)
-    assert [c for c in seen if c in set(expected)] == expected
+            sa.select(events.c.cursor).where(events.c.resource_name.like("c/%")))).scalars()
+        expected = set(written)
+    positions = [parse_cursor(c) for c in seen]
+    assert positions == sorted(positions)
+    assert sorted(p.seq for p in positions if p.seq in expected) == sorted(expected)
 
 
 async def test_an_expired_cursor_is_refused(db: Database) -> None:
     feed = ChangeFeed(db, events, state)
     await append(db, "d/1")
     assert await feed.purge(retention=timedelta(seconds=-1)) >= 1
-    with pytest.raises(FailedPrecondition):
-        async for _ in feed.stream(after_cursor="1"):
+    with pytest.raises(FailedPrecondition) as expired:
+        async for _ in feed.stream(after_cursor="1"):  # a numeric cursor from before the xid stamp
             break
+    assert expired.value.reason == "CURSOR_EXPIRED"
+    assert parse_cursor(expired.value.metadata["purged_through"]) >= parse_cursor("1")
     with pytest.raises(InvalidArgument):
         async for _ in feed.stream(after_cursor="not-a-cursor"):
             break
@@ -207,11 +215,12 @@ async def test_a_feed_consumer_applies_each_event_once_and_advances_its_cursor(d
         yield
 
     consumer = FeedConsumer(name="peer", db=db, cursors=cursors, open_stream=no_stream, apply=apply)
-    batch = [change_event_pb2.ChangeEvent(cursor=str(n)) for n in (1, 2, 3)]
+    # Numeric cursors (from before the xid stamp) come before every stamped one.
+    batch = [change_event_pb2.ChangeEvent(cursor=c) for c in ("1", "2", "900.3")]
     assert await consumer.apply_batch(batch) == 3
-    assert await consumer.apply_batch([*batch[1:], change_event_pb2.ChangeEvent(cursor="4")]) == 1
-    assert applied == ["1", "2", "3", "4"]
-    assert await consumer.cursor() == 4
+    assert await consumer.apply_batch([*batch[1:], change_event_pb2.ChangeEvent(cursor="901.1")]) == 1
+    assert applied == ["1", "2", "900.3", "901.1"]
+    assert await consumer.cursor() == "901.1"
 
 
 async def test_a_raw_connection_returns_to_the_pool_without_an_open_transaction(db: Database) -> None:

@@ -4,7 +4,9 @@ store the cursor in the same transaction, and resume after restarts of either si
 Exactly-once effect from at-least-once delivery: the cursor is committed together with the
 event's effect, so after a crash the consumer resumes after the last event it applied; an event
 redelivered anyway (the peer resent a batch) is skipped because its cursor is not beyond the
-stored one.
+stored one. Cursors are the feed's opaque strings, compared by the position they name
+(`crmkit.outbox.parse_cursor`); a numeric one stored before the feed's cursors became strings
+keeps its meaning there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from crm.common.v1 import change_event_pb2
 from crmkit.db import Database
 from crmkit.logs import get_logger
+from crmkit.outbox import parse_cursor
 
 log = get_logger("crm.feed")
 
@@ -40,7 +43,7 @@ def feed_cursor_table(metadata: sa.MetaData) -> sa.Table:
         "feed_cursor",
         metadata,
         sa.Column("feed", sa.Text, primary_key=True),
-        sa.Column("cursor", sa.BigInteger, nullable=False),
+        sa.Column("cursor", sa.Text, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
 
@@ -56,22 +59,23 @@ class FeedConsumer:
         self._max_backoff = max_backoff_seconds
         self.connected = asyncio.Event()
 
-    async def cursor(self) -> int:
+    async def cursor(self) -> str:
+        """The cursor of the last event applied; "" before the first."""
         async with self._db.unit_of_work(read_only=True) as connection:
             value = await connection.scalar(sa.select(self._cursors.c.cursor).where(self._cursors.c.feed == self.name))
-        return int(value or 0)
+        return value or ""
 
     async def apply_batch(self, batch: list[ChangeEvent]) -> int:
         """Apply the events beyond the stored cursor, and advance it, in one transaction."""
         c = self._cursors.c
         async with self._db.unit_of_work() as connection:
             stored = await connection.scalar(sa.select(c.cursor).where(c.feed == self.name).with_for_update())
-            stored = int(stored or 0)
-            fresh = [event for event in batch if int(event.cursor) > stored]
+            stored = parse_cursor(stored or "")
+            fresh = [event for event in batch if parse_cursor(event.cursor) > stored]
             for event in fresh:
                 await self._apply(connection, event)
             if fresh:
-                last = int(fresh[-1].cursor)
+                last = fresh[-1].cursor
                 upsert = pg.insert(self._cursors).values(feed=self.name, cursor=last)
                 await connection.execute(upsert.on_conflict_do_update(
                     index_elements=[c.feed], set_={"cursor": last, "updated_at": sa.func.now()}))
@@ -82,7 +86,7 @@ class FeedConsumer:
         backoff = 0.1
         while True:
             try:
-                async for batch in self._open_stream(str(await self.cursor())):
+                async for batch in self._open_stream(await self.cursor()):
                     self.connected.set()
                     backoff = 0.1
                     await self.apply_batch(batch)

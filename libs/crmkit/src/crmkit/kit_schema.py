@@ -80,6 +80,23 @@ def drop_kit_tables() -> None:
     op.drop_table("audit_record")
 
 
+def add_outbox_xid() -> None:
+    """Stamp each outbox row with its transaction's id (crmkit.outbox: the feed's order without a
+    lock). Existing rows get xid 0: they were committed in sequence order under the old lock, so
+    they come first, in that order, and old numeric cursors keep their meaning. Adding the column
+    with a constant default rewrites nothing; the real default is set after it."""
+    op.execute("ALTER TABLE outbox_event ADD COLUMN xid xid8 NOT NULL DEFAULT '0'")
+    op.execute("ALTER TABLE outbox_event ALTER COLUMN xid SET DEFAULT pg_current_xact_id()")
+    op.create_index("ix_outbox_event_xid_cursor", "outbox_event", ["xid", "cursor"])
+    op.execute("ALTER TABLE outbox_state ADD COLUMN purged_xid xid8 NOT NULL DEFAULT '0'")
+
+
+def drop_outbox_xid() -> None:
+    op.execute("ALTER TABLE outbox_state DROP COLUMN purged_xid")
+    op.drop_index("ix_outbox_event_xid_cursor", table_name="outbox_event")
+    op.execute("ALTER TABLE outbox_event DROP COLUMN xid")
+
+
 def create_operation_table() -> None:
     """The `operation` table of long-running work (crmkit.operations), for a service that runs any."""
     op.create_table(

@@ -11,6 +11,7 @@ from crm.common.v1 import change_event_pb2
 from crm.feedback.v1 import channel_pb2, complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crmkit.auth import Role
+from crmkit.outbox import parse_cursor
 from crmkit.testing import bearer, change_feed, next_events, tail_cursor
 
 FEED = bearer(Role.SERVICE, subject="svc-risk")
@@ -36,7 +37,7 @@ async def test_a_filed_complaint_appears_on_the_feed_masked(feedback, new_compla
     assert event.change_type == change_event_pb2.CHANGE_TYPE_CREATED
     assert event.resource_type == "crm.feedback.v1.Complaint"
     assert event.actor == "mobile-app"
-    assert int(event.cursor) > int(cursor or 0)
+    assert parse_cursor(event.cursor) > parse_cursor(cursor)
     payload = complaint_pb2.Complaint()
     assert event.payload.Unpack(payload)
     assert (payload.complaint_id, payload.customer) == (filed.complaint_id, filed.customer)

@@ -9,6 +9,7 @@ from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import customer_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
+from crmkit.outbox import parse_cursor
 from crmkit.testing import bearer, change_feed, next_events, tail_cursor
 
 SERVICE = bearer(Role.SERVICE, subject="svc-segment")
@@ -27,7 +28,7 @@ async def test_a_created_customer_appears_on_the_feed_masked(profile, new_custom
     assert event.resource_name == f"customers/{sent.customer_id}"
     assert event.change_type == change_event_pb2.CHANGE_TYPE_CREATED
     assert event.resource_type == "crm.profile.v1.Customer"
-    assert int(event.cursor) > int(cursor or 0)
+    assert parse_cursor(event.cursor) > parse_cursor(cursor)
     customer = customer_pb2.Customer()
     event.payload.Unpack(customer)
     assert customer.customer_id == sent.customer_id

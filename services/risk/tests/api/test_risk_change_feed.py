@@ -10,6 +10,7 @@ from crm.common.v1 import change_event_pb2
 from crm.risk.v1 import alert_pb2
 from crm.risk.v1 import risk_service_pb2 as pb
 from crmkit.auth import Role
+from crmkit.outbox import parse_cursor
 from crmkit.testing import bearer, change_feed, next_events, tail_cursor
 
 FEED = bearer(Role.SERVICE, subject="svc-campaign")
@@ -37,7 +38,7 @@ async def test_rule_created_updated_and_deleted_appear_on_the_feed_in_order(risk
     ]
     assert {e.resource_type for e in events} == {"crm.risk.v1.AlertRule"}, "deletions keep their resource type"
     assert all(e.actor == "ro-1" for e in events)
-    assert [int(e.cursor) for e in events] == sorted(int(e.cursor) for e in events)
+    assert [parse_cursor(e.cursor) for e in events] == sorted(parse_cursor(e.cursor) for e in events)
     payload = alert_pb2.AlertRule()
     assert events[1].payload.Unpack(payload)
     assert payload.name == created.name and payload.enabled

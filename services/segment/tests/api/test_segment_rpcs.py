@@ -13,6 +13,7 @@ from crm.common.v1 import change_event_pb2
 from crm.segment.v1 import segment_pb2
 from crm.segment.v1 import segment_service_pb2 as pb
 from crmkit.auth import Role
+from crmkit.outbox import parse_cursor
 from crmkit.testing import bearer, error_reason, field_violations, read_changes
 
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
@@ -475,8 +476,8 @@ async def test_watch_changes_streams_creates_updates_and_deletes_in_order(segmen
     assert mine[1].payload.Unpack(payload)
     assert payload.description == "changed"
     assert not mine[2].payload.value
-    cursors = [int(e.cursor) for e in events]
-    assert cursors == sorted(cursors) and cursors[0] > int(after)
+    positions = [parse_cursor(e.cursor) for e in events]
+    assert positions == sorted(positions) and positions[0].seq > int(after)
 
 
 async def test_watch_changes_resumes_after_a_cursor_and_filters_types(segments, new_segment) -> None:

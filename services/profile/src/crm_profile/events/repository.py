@@ -1,20 +1,16 @@
 """All SQL about customer events.
 
-Reads and the list never commit anything. The ingest batch is the exception the kit allows for
-hot paths: its transaction is begun and committed here (`batch`, `publish_and_commit`), because
-the commit must ride in the same round trip as the change-feed append (below).
+Never commits: the ingest batch's transaction is the caller's (`EventIngest`), and so is its
+commit.
 
 The ingest path is the hottest write of the service (tens of thousands of events a second), so
 it runs on a plain asyncpg connection, one transaction per batch, set-wise: the id ledger is
 claimed with one `INSERT ... SELECT FROM unnest(...)`, the events are written with binary COPY,
 and so are their change-feed rows, into a per-connection staging table first.
 
-Why staging for the feed: every feed writer holds the outbox's advisory lock from its append to
-its commit (that is what keeps cursor order commit order), so the lock is the one place where
-concurrent batches queue. Taking the lock, moving the staged rows into `outbox_event` and
-committing are sent as one simple-protocol round trip (`_PUBLISH_AND_COMMIT`): PostgreSQL runs
-them back to back, and the lock is never held while the service's event loop is busy with the
-next batch (under CPU contention that wait had grown the hold tenfold).
+Why staging for the feed: binary COPY is the cheapest way to send the feed rows, and the kit's
+bulk append (`crmkit.outbox.bulk_append`) takes its rows from a SELECT, here over the staging
+table (`prepare`, `publish`). The append takes no lock, so concurrent batches do not queue on it.
 
 Partition maintenance (`MonthPartitions`): `customer_event` is partitioned by RANGE on
 `occur_time`, one partition per UTC month, named `customer_event_pYYYY_MM`. There is no default
@@ -34,8 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -68,26 +63,22 @@ SEPARATOR = "\x1f"  # chr(31) in the SQL
 
 FEED_STAGING = "customer_event_feed"
 FEED_COLUMNS = ("resource_name", "payload", "actor", "trace_id")
-# One round trip: BEGIN, and the connection's staging table for feed rows (emptied at each commit).
-_BEGIN = f"""
-    BEGIN;
+# One round trip: the connection's staging table for feed rows (emptied at each commit).
+_PREPARE = f"""
     SET LOCAL client_min_messages = warning;
     CREATE TEMPORARY TABLE IF NOT EXISTS {FEED_STAGING} (
         resource_name text NOT NULL, payload bytea NOT NULL, actor text NOT NULL, trace_id text NOT NULL
     ) ON COMMIT DELETE ROWS
 """
-# One round trip: the batch's customers marked for the feature refresher (before the lock, so
-# the lock is not held longer; see crm_profile.features.service), then the staged rows appended
-# to the change feed under the outbox's lock, and COMMIT (see crmkit.outbox). The staging table
-# is filled by one COPY per transaction and emptied at commit, so a scan yields its rows in the
-# order they were sent.
-_PUBLISH_AND_COMMIT = f"""
+# The batch's customers marked for the feature refresher (see crm_profile.features.service).
+_MARK_FEATURES = f"""
     INSERT INTO customer_feature_mark (customer_ids)
-    SELECT array_agg(split_part(resource_name, '/', 2)) FROM {FEED_STAGING} HAVING count(*) > 0;
-    {outbox.bulk_append_and_commit_statement(
-        f"SELECT '{EVENT_RESOURCE_TYPE}', resource_name, {int(ChangeType.CHANGE_TYPE_EVENT)}::smallint, "
-        f"payload, actor, trace_id FROM {FEED_STAGING}")}
+    SELECT array_agg(split_part(resource_name, '/', 2)) FROM {FEED_STAGING} HAVING count(*) > 0
 """  # noqa: S608 - built from this module's constants only
+# The staged rows as the outbox's bulk append wants them. The staging table is filled by one COPY
+# per transaction and emptied at commit, so a scan yields its rows in the order they were sent.
+_STAGED_FEED = (f"SELECT '{EVENT_RESOURCE_TYPE}', resource_name, "  # noqa: S608 - this module's constants only
+                f"{int(ChangeType.CHANGE_TYPE_EVENT)}::smallint, payload, actor, trace_id FROM {FEED_STAGING}")
 # The ids that were new, as an array; NULL when all were (the usual case: no row per id comes back).
 _CLAIM_IDS = """
     WITH claimed AS (
@@ -240,27 +231,19 @@ class EventRepository:
     async def append(self, connection: asyncpg.Connection, events: Iterable[Event]) -> None:
         await connection.copy_records_to_table(TABLE, columns=COLUMNS, records=[_record(e) for e in events])
 
-    @asynccontextmanager
-    async def batch(self, connection: asyncpg.Connection) -> AsyncIterator[None]:
-        """One batch's transaction: committed at the end of the block (or by `publish_and_commit`),
-        rolled back when the block raises."""
-        await connection.execute(_BEGIN)
-        try:
-            yield
-            if connection.is_in_transaction():
-                await connection.execute("COMMIT")
-        except BaseException:
-            if connection.is_in_transaction() and not connection.is_closed():
-                await connection.execute("ROLLBACK")
-            raise
+    async def prepare(self, connection: asyncpg.Connection) -> None:
+        """Ready the connection's staging table for one batch; inside the batch's transaction."""
+        await connection.execute(_PREPARE)
 
-    async def publish_and_commit(self, connection: asyncpg.Connection, changes: Sequence[tuple[str, bytes]], *,
-                                 actor: str, trace_id: str) -> None:
+    async def publish(self, connection: asyncpg.Connection, changes: Sequence[tuple[str, bytes]], *,
+                      actor: str, trace_id: str) -> None:
         """Append `CustomerEvent` changes (resource name, packed payload) to the change feed, in
-        order, and commit the batch."""
+        order, and mark their customers for the feature refresher; inside the batch's transaction
+        (after `prepare`), which the caller commits."""
         await connection.copy_records_to_table(
             FEED_STAGING, columns=FEED_COLUMNS, records=[(name, payload, actor, trace_id) for name, payload in changes])
-        await connection.execute(_PUBLISH_AND_COMMIT)
+        await connection.execute(_MARK_FEATURES)
+        await outbox.bulk_append(connection, _STAGED_FEED)
 
     async def page(
         self, connection: asyncpg.Connection, *, customer_ids: Sequence[str], narrowing: EventFilter,

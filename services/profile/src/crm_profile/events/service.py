@@ -17,8 +17,7 @@ or ABORTED, both safe to retry: the client resends and duplicates are counted, n
 Change feed. The contract publishes each accepted event on the change feed
 (`crm.profile.v1.CustomerEvent`, `CHANGE_TYPE_EVENT`) for real-time segments and triggers, so
 every accepted event gets its own outbox row, written set-wise in the batch's transaction
-(under the outbox's lock like every feed writer, taken in the same round trip as the commit:
-see `events.repository`). Batching by customer
+(`events.repository`). Batching by customer
 would not shrink that much (a batch from a channel mixes thousands of customers) and would
 change the payload type consumers expect. Duplicates and rejected events publish nothing.
 
@@ -230,7 +229,8 @@ class Events:
         rejections: list[Rejection] = []
         fresh: list[Event] = []
         known: list[Event] = []
-        async with self._repository.batch(connection):
+        async with connection.transaction():
+            await self._repository.prepare(connection)
             filing = await self._repository.filing(connection, sorted({e.sent_customer_id for _, e in screened}))
             ingest_time = datetime.now(UTC)
             for event_index, event in screened:
@@ -254,7 +254,7 @@ class Events:
                     fresh = [e for e in known if e.event_id in new_ids]
             if fresh:
                 await self._repository.append(connection, fresh)
-                await self._repository.publish_and_commit(
+                await self._repository.publish(
                     connection, [(e.name, self._feed_payload(e)) for e in fresh], actor=actor.subject,
                     trace_id=_trace_id())
         return len(fresh), len(known), rejections

@@ -303,8 +303,8 @@ async def write_audit(connection: asyncpg.Connection, scratch: Scratch, *, actor
 
 
 async def write_events(connection: asyncpg.Connection, scratch: Scratch, *, actor: str, trace_id: str) -> int:
-    """One change event per written customer, in line order (the outbox's lock is taken here and
-    orders every writer of the service until this transaction commits: the merge's last step)."""
+    """One change event per written customer, in line order, in the merge's transaction (the
+    outbox takes no lock: the service's other writers do not wait for the merge's commit)."""
     rows = (f"SELECT $1, 'customers/' || customer_id, CASE WHEN action = {INSERT} THEN 1 ELSE 2 END,"  # noqa: S608
             f" payload, $2, $3 FROM {scratch.work} WHERE action IN ({INSERT}, {UPDATE}) ORDER BY line")
     return await outbox.bulk_append(connection, rows, CUSTOMER_TYPE, actor, trace_id)
