@@ -156,3 +156,4 @@ def test_crm_run_stops_everything_and_fails_when_a_service_dies(
     text = output.rest(5)
     assert re.search(r"profile exited with code -?\d+; stopping everything", text), text
     assert not postgres.is_running(postmaster_pid)
+    assert "Traceback" not in text, text

@@ -1,16 +1,22 @@
-"""Child processes: logs to files with a prefix, a death is noticed, a stubborn child is killed."""
+"""Child processes: logs to files with a prefix, a death is noticed (even while its descendants
+hold its log pipe), a stubborn child is killed, nothing a child started outlives it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from rich.console import Console
 
-from crm_cli.supervisor import ChildExited, Interrupted, LogSink, Supervisor
+from crm_cli.supervisor import Child, ChildExited, Interrupted, LogSink, Supervisor
 
 SLEEPER = "import time; print('up', flush=True); time.sleep(60)"
 STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
@@ -26,8 +32,9 @@ def has_line(path: Path, text: str) -> bool:
     return path.exists() and text in path.read_text()
 
 
-async def wait_for_line(path: Path, text: str) -> None:
-    for _ in range(200):
+async def wait_for_line(path: Path, text: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         if await asyncio.to_thread(has_line, path, text):
             return
         await asyncio.sleep(0.05)
@@ -79,3 +86,85 @@ async def test_a_second_stop_request_skips_the_grace_period(tmp_path: Path) -> N
     supervisor.request_stop()
     # With an hour's grace, only the forced stop can finish before the guard.
     assert await asyncio.wait_for(supervisor.stop(3600), timeout=120) == ["stubborn"]
+
+
+# A service that has run one job in the kit's operation worker pool, so that pool's spawned
+# worker and multiprocessing's resource tracker exist, both holding the service's stdout.
+WITH_WORKERS = """
+import asyncio, os
+from crmkit.operations import OperationRunner
+
+async def main():
+    runner = OperationRunner(operations=None, service="probe", error_domain="probe.crm", workers=1)
+    print("worker", await runner.call(os.readlink, "/proc/self"), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+# A child that starts a grandchild that shares its stdout and ignores SIGTERM.
+WITH_GRANDCHILD = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                  "print('grandchild ready', flush=True); time.sleep(120)"])
+time.sleep(120)
+"""
+
+
+def group_members(pgid: int) -> set[int]:
+    """Live (not zombie) processes in this process group."""
+    members = set()
+    for process in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.add(process.pid)
+    return members
+
+
+async def wait_until_gone(pgid: int, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        left = await asyncio.to_thread(group_members, pgid)
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"still alive in process group {pgid}: {sorted(left)}"
+        await asyncio.sleep(0.05)
+
+
+async def started_with_descendants(supervisor: Supervisor, tmp_path: Path, name: str, script: str,
+                                   marker: str) -> Child:
+    child = await supervisor.start(name, [sys.executable, "-c", script], os.environ)
+    await wait_for_line(tmp_path / f"{name}.log", marker)
+    assert len(await asyncio.to_thread(group_members, child.process.pid)) >= 2
+    return child
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+async def test_a_killed_service_with_worker_processes_is_reported_and_its_workers_die(tmp_path: Path) -> None:
+    supervisor, _ = make(tmp_path, ["profile"])
+    child = await started_with_descendants(supervisor, tmp_path, "profile", WITH_WORKERS, "worker")
+    os.kill(child.process.pid, signal.SIGKILL)
+
+    with pytest.raises(ChildExited) as raised:
+        await supervisor.until(asyncio.sleep(60))
+    assert raised.value.child is child and child.process.returncode == -signal.SIGKILL
+    await wait_until_gone(child.process.pid)
+    assert await supervisor.stop(5) == []
+    assert child.transport.is_closing()  # nothing left for the collector to close after the loop
+
+
+async def test_a_grandchild_holding_the_log_pipe_neither_hides_a_death_nor_outlives_it(tmp_path: Path) -> None:
+    supervisor, _ = make(tmp_path, ["parent"])
+    child = await started_with_descendants(supervisor, tmp_path, "parent", WITH_GRANDCHILD, "grandchild ready")
+    os.kill(child.process.pid, signal.SIGKILL)
+
+    with pytest.raises(ChildExited):
+        await supervisor.until(asyncio.sleep(60))
+    await wait_until_gone(child.process.pid)
+    await supervisor.stop(5)
+
+
+async def test_a_stop_leaves_no_descendant_that_ignores_sigterm(tmp_path: Path) -> None:
+    supervisor, _ = make(tmp_path, ["parent"])
+    child = await started_with_descendants(supervisor, tmp_path, "parent", WITH_GRANDCHILD, "grandchild ready")
+    assert await asyncio.wait_for(supervisor.stop(5), timeout=60) == []
+    await wait_until_gone(child.process.pid)

@@ -4,6 +4,12 @@ Each child runs in its own session (process group), so a Ctrl-C in the terminal 
 `crm run`, which then stops the children itself: SIGTERM to each group (the services report
 NOT_SERVING and drain), a bounded wait, then SIGKILL for what is left. A second Ctrl-C skips
 the wait.
+
+A death is learnt from the process itself (the event loop's child watcher waits on its pid),
+never from the end of its output: what a child started (a service's operation workers,
+multiprocessing's resource tracker) inherits its stdout and would keep the log pipe open after
+the child is gone. Once a child has exited, its process group gets LEFTOVER_GRACE seconds to go
+by itself (the kit's workers die with their service), then whatever is left of it is killed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from rich.text import Text
 T = TypeVar("T")
 TAIL_LINES = 20
 LINE_LIMIT = 1 << 20  # a JSON log line with a traceback can be long
+LEFTOVER_GRACE = 2.0
+DRAIN_SECONDS = 5.0
 STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
 
 
@@ -39,13 +47,29 @@ class ChildExited(Exception):
         super().__init__(f"{child.name} exited with code {child.process.returncode}")
 
 
+class _ChildProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's stream protocol, plus an event set when the process exits, whoever still holds
+    its pipes (`Process.wait()` also waits for the pipes to close)."""
+
+    def __init__(self, *, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
 @dataclass
 class Child:
     name: str
     process: asyncio.subprocess.Process
     long_running: bool
+    transport: asyncio.SubprocessTransport
+    exited: asyncio.Event
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     pump: asyncio.Task[None] | None = None
+    watch: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
@@ -110,12 +134,16 @@ class Supervisor:
     async def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str], *, long_running: bool) -> Child:
         if self._stopping or self.stop_requested.is_set():
             raise Interrupted  # nothing may start once the stop has begun
-        process = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ChildProtocol(limit=LINE_LIMIT, loop=loop),
             *argv, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=LINE_LIMIT,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
         )
-        child = Child(name, process, long_running)
+        process = asyncio.subprocess.Process(transport, protocol, loop)
+        child = Child(name, process, long_running, transport=transport, exited=protocol.exited)
         child.pump = asyncio.create_task(self._pump(child), name=f"logs-{name}")
+        child.watch = asyncio.create_task(self._watch(child), name=f"watch-{name}")
         self._children.append(child)
         return child
 
@@ -132,15 +160,25 @@ class Supervisor:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             child.tail.append(line)
             self._logs.write(child.name, line)
-        await child.process.wait()
+
+    async def _watch(self, child: Child) -> None:
+        """Wait for the child's exit, clear away what it leaves behind, report an unexpected death
+        (after its last lines, so the tail shown with it is complete)."""
+        assert child.pump is not None
+        await child.exited.wait()
+        await asyncio.wait({child.pump}, timeout=LEFTOVER_GRACE)
+        # Its group outlives it only through processes it started; none may outlive it (the pgid
+        # stays reserved while any member lives, so this reaches only them).
+        _signal_group(child, signal.SIGKILL)
+        await asyncio.wait({child.pump}, timeout=DRAIN_SECONDS)
         if child.long_running and not self._stopping and not self._died.done():
             self._died.set_result(child)
 
     async def run_to_end(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
         """A one-shot command (a migration); returns the finished child (see its returncode)."""
         child = await self._spawn(name, argv, env, long_running=False)
-        assert child.pump is not None
-        await child.pump
+        assert child.watch is not None
+        await child.watch
         return child
 
     async def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
@@ -182,25 +220,27 @@ class Supervisor:
         Returns the names of children that had to be killed.
         """
         self._stopping = True
-        for child in reversed(self.running()):
+        running = self.running()
+        for child in reversed(running):
             _signal_group(child, signal.SIGTERM)
-        waits = [asyncio.ensure_future(c.process.wait()) for c in self.running()]
         killed: list[str] = []
-        if waits:
+        if running:
+            exits = [asyncio.ensure_future(c.exited.wait()) for c in running]
             force = asyncio.ensure_future(self.force.wait())
-            all_exited = asyncio.ensure_future(asyncio.wait(waits))
+            all_exited = asyncio.ensure_future(asyncio.wait(exits))
             await asyncio.wait({all_exited, force}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
-            force.cancel()
-            all_exited.cancel()
+            for waiting in (force, all_exited, *exits):
+                waiting.cancel()
             for child in self.running():
                 killed.append(child.name)
                 _signal_group(child, signal.SIGKILL)
-            for wait in waits:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await wait
-        pumps = [c.pump for c in self._children if c.pump is not None]
-        if pumps:
-            await asyncio.wait(pumps, timeout=5)
+        watches = [c.watch for c in self._children if c.watch is not None]
+        if watches:
+            await asyncio.wait(watches, timeout=LEFTOVER_GRACE + DRAIN_SECONDS + 5)
+        for child in self._children:
+            # Closed while the loop runs: a transport collected after `asyncio.run` returns
+            # would print "Event loop is closed".
+            child.transport.close()
         self._logs.close()
         return killed
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -357,3 +362,54 @@ async def test_a_page_of_large_results_is_cut_short_and_continues(operations: op
     assert len(first.operations) == 1 and first.next_page_token
     rest = await operations.list(page_size=10, page_token=first.next_page_token, kind=kind)
     assert [ops.parse_name(o.name) for o in (*first.operations, *rest.operations)][:2] == list(reversed(made))[:2]
+
+
+# A service process that has run one job in its worker pool, then waits: it writes the worker's pid.
+SERVICE_WITH_A_WORKER = """
+import asyncio, os, sys
+from crmkit.operations import OperationRunner
+
+async def main():
+    runner = OperationRunner(operations=None, service="probe", error_domain="probe.crm", workers=1)
+    worker = await runner.call(os.readlink, "/proc/self")
+    with open(sys.argv[1], "w") as out:
+        out.write(worker)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def poll(condition: Callable[[], bool], *, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {seconds} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_their_service_process(tmp_path: Path) -> None:
+    pid_file = tmp_path / "worker.pid"
+    service = subprocess.Popen([sys.executable, "-c", SERVICE_WITH_A_WORKER, str(pid_file)],
+                               stdout=subprocess.DEVNULL)
+    worker = 0
+    try:
+        poll(lambda: pid_file.exists() and pid_file.read_text() != "", seconds=60, what="a worker started")
+        worker = int(pid_file.read_text())
+        assert running(worker)
+        service.kill()  # SIGKILL: the service cleans nothing up
+        poll(lambda: not running(worker), seconds=10, what="the worker died with its service")
+    finally:
+        service.kill()
+        service.wait()
+        if worker and running(worker):
+            os.kill(worker, signal.SIGKILL)

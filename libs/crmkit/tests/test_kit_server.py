@@ -1,6 +1,6 @@
 """The server bootstrap and channel factory with real gRPC servers in process: health follows
-readiness, SIGTERM-style stop drains in-flight calls, auth and deny-by-default, and channels with
-deadlines, retries on UNAVAILABLE only and the caller's identity."""
+readiness, SIGTERM-style stop drains in-flight calls, auth and deny-by-default, reflection in
+both versions, and channels with deadlines, retries on UNAVAILABLE only and the caller's identity."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 import grpc
 import jwt
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from crmkit import errors
@@ -236,3 +238,40 @@ async def test_channels_forward_the_callers_token(served) -> None:
     finally:
         reset_principal(bound)
     assert servicer.authorization[-1] == f"Bearer {caller}"
+
+
+# v1's messages are v1alpha's field for field (names, numbers, types), so v1alpha's classes
+# encode a v1 client's requests; what makes a client v1 is the method it calls.
+REFLECTION_METHODS = {"v1": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                      "v1alpha": "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"}
+
+
+async def reflect(server: GrpcServer, version: str, *requests: reflection_pb2.ServerReflectionRequest
+                  ) -> list[reflection_pb2.ServerReflectionResponse]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+        call = channel.stream_stream(REFLECTION_METHODS[version],
+                                     request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                                     response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+        return [reply async for reply in call(iter(requests), timeout=10)]
+
+
+def files(reply: reflection_pb2.ServerReflectionResponse) -> list[descriptor_pb2.FileDescriptorProto]:
+    assert not reply.HasField("error_response"), reply.error_response
+    return [descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in reply.file_descriptor_response.file_descriptor_proto]
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_reflection_lists_services_and_resolves_symbols_in_both_versions(served, version: str) -> None:
+    server, _, _ = served
+    listed, by_symbol, itself = await reflect(
+        server, version,
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=DESCRIPTOR.full_name),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=f"grpc.reflection.{version}.ServerReflection"))
+    names = {s.name for s in listed.list_services_response.service}
+    assert {DESCRIPTOR.full_name, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"} <= names
+    assert DESCRIPTOR.file.name in {f.name for f in files(by_symbol)}
+    [own] = [f for f in files(itself) if f.package == f"grpc.reflection.{version}"]
+    assert [s.name for s in own.service] == ["ServerReflection"]

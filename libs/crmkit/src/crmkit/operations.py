@@ -28,9 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import inspect
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -444,11 +450,40 @@ class Operations:
 # --- worker processes -----------------------------------------------------------------------------
 
 
-def _init_worker(service: str, log_level: str) -> None:
+def _init_worker(service: str, log_level: str, service_pid: int) -> None:
     """Runs once in each spawned worker process."""
     from crmkit.logs import configure_logging
 
+    _die_with(service_pid)
     configure_logging(service=service, level=log_level)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_WATCHDOG_SECONDS = 1.0
+
+
+def _die_with(service_pid: int) -> None:
+    """A worker must not outlive its service: an orphan holds the service's stdout open (a
+    supervisor reading it never sees it end) and keeps a pod's container half alive.
+
+    On Linux the kernel kills the worker when the thread that spawned it ends; that is the
+    service's event loop thread (`run_in_executor` submits there, and the pool spawns workers
+    on submit), which lives as long as the service. Elsewhere a thread polls the parent pid."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    if os.getppid() != service_pid:  # the service died before the signal was armed
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_exit_when_orphaned, args=(service_pid,), name="orphan-watchdog",
+                         daemon=True).start()
+
+
+def _exit_when_orphaned(service_pid: int) -> None:
+    while os.getppid() == service_pid:
+        time.sleep(_WATCHDOG_SECONDS)
+    os._exit(1)
 
 
 def _run_in_worker(function: Callable[[Any], Any], argument: Any, domain: str) -> Any:
@@ -530,7 +565,7 @@ class OperationRunner:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self._service, self._log_level))
+                initializer=_init_worker, initargs=(self._service, self._log_level, os.getpid()))
         return self._pool
 
     @property

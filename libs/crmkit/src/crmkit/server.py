@@ -1,4 +1,5 @@
-"""The aio gRPC server every service runs: the call guard, health, reflection, graceful drain.
+"""The aio gRPC server every service runs: the call guard, health, reflection (v1 and v1alpha),
+graceful drain.
 
 Every method a service registers runs behind the kit's call guard (authentication, access
 policy, error mapping, metrics, access log; see interceptor.py), and behind OpenTelemetry's server
@@ -24,12 +25,12 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from crmkit.auth import TokenVerifier
 from crmkit.interceptor import AccessPolicy, CallGuard
 from crmkit.logs import get_logger
+from crmkit.reflection import enable_reflection
 from crmkit.settings import ServiceSettings
 from crmkit.telemetry import traces_exported
 
@@ -103,9 +104,7 @@ class GrpcServer:
         for binding in self._bindings:
             binding.register(_GuardedRegistration(self.server, self._guard))  # type: ignore[arg-type]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        enable_reflection(self.server, [*self.service_names, health.SERVICE_NAME])
         address = f"{self._settings.host}:{self._port}"
         credentials = _server_credentials(self._settings)
         if credentials is None:
