@@ -82,7 +82,7 @@ class Follower:
 
     async def applied(self) -> list[tuple[str, str]]:
         """(resource name, cursor) of each event applied (committed), in the order applied."""
-        async with self.db.read_only() as session:
+        async with self.db.unit_of_work(read_only=True) as session:
             rows = await session.execute(sa.select(applied_table.c.resource_name, applied_table.c.cursor)
                                          .order_by(applied_table.c.n))
         return [(row.resource_name, row.cursor) for row in rows]
