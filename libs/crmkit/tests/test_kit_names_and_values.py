@@ -12,7 +12,7 @@ from crmkit.errors import InvalidArgument
 from crmkit.idempotency import parse_request_id
 from crmkit.resources import Purpose, ResourceName, check_purpose, purpose_from, purpose_of
 from crmkit.testing import with_overrides
-from crmkit.validation import Violations
+from crmkit.validation import Violations, bounds_rule
 from crmkit.values import duration, set_timestamps, timestamp
 
 OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}")
@@ -97,3 +97,50 @@ def test_overrides_copy_messages_replace_lists_and_set_scalars() -> None:
     bad = error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field="a")])
     with_overrides(bad, {"field_violations": [error_details_pb2.BadRequest.FieldViolation(field="b")]})
     assert [v.field for v in bad.field_violations] == ["b"]
+
+
+def test_an_unknown_purpose_number_is_named_as_unknown_not_as_missing() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        purpose_from(audit_pb2.AuditContext(purpose=999))
+    assert violations_of(error) == {"audit.purpose": "999 is not a known AccessPurpose value"}
+
+
+def test_an_enum_number_is_required_or_known_and_an_unknown_one_says_so() -> None:
+    v = Violations()
+    assert v.enum(0, "gender", range(0, 4), "Gender")
+    assert v.enum(0, "channel", range(1, 5), "Channel")
+    assert not v.enum(0, "type", range(1, 3), "CustomerType", required=True)
+    assert not v.enum(0, "id_document.type", range(1, 5), "IdDocumentType", required="is required with a number")
+    assert not v.enum(42, "id_document.type", range(1, 5), "IdDocumentType", required=True)
+    with pytest.raises(InvalidArgument) as error:
+        v.raise_if_any()
+    assert [(f.field, f.description) for f in error.value.violations] == [
+        ("type", "is required"),
+        ("id_document.type", "is required with a number"),
+        ("id_document.type", "42 is not a known IdDocumentType value"),
+    ]
+
+
+@pytest.mark.parametrize("low, high, rule", [
+    (0, 10, "must be between 0 and 10"), (0, None, "must be at least 0"), (None, 10, "must be at most 10")])
+def test_a_range_names_only_the_bounds_that_exist(low: int | None, high: int | None, rule: str) -> None:
+    assert bounds_rule(low, high) == rule
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "a\x1bb", "a\x7fb", "a\x85b", "a\u2028b", "a\u202eb", "a\u2066b", "a\nb"])
+def test_text_refuses_control_characters(value: str) -> None:
+    v = Violations()
+    assert not v.text(value, "full_name")
+    with pytest.raises(InvalidArgument) as error:
+        v.raise_if_any()
+    assert violations_of(error) == {"full_name": "must not contain control characters"}
+
+
+def test_free_text_may_break_lines_and_hold_tabs_but_no_other_control_character() -> None:
+    v = Violations()
+    assert v.text("line one\r\nline two\tand a tab, 中文, émoji 👍\u200d", "notes", multiline=True)
+    assert v.text("王小明 O'Brien-Smith", "full_name")
+    assert not v.text("a\x00b\n", "notes", multiline=True)
+    with pytest.raises(InvalidArgument) as error:
+        v.raise_if_any()
+    assert violations_of(error)["notes"].startswith("must not contain control characters")

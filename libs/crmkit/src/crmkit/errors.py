@@ -92,6 +92,12 @@ class DeadlineExceeded(DomainError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class Unimplemented(DomainError):
+    """An RPC the contract declares but the service does not serve yet."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 def to_status(error: DomainError, *, domain: str) -> status_pb2.Status:
     """The google.rpc.Status for a domain error: ErrorInfo always, BadRequest for bad fields."""
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=dict(error.metadata))

@@ -36,7 +36,7 @@ from crmkit.auth import (
     reset_method,
     reset_principal,
 )
-from crmkit.errors import DomainError, PermissionDenied, internal_status, to_status
+from crmkit.errors import DomainError, PermissionDenied, Unimplemented, internal_status, to_status
 from crmkit.idempotency import bind_request, reset_request
 from crmkit.logs import RpcLog, get_logger
 from crmkit.telemetry import traces_exported
@@ -206,8 +206,9 @@ class _GuardedMethod:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         if isinstance(exc, NotImplementedError):
-            # The generated base servicer's answer for an RPC a service does not serve yet.
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self._method} is not implemented yet")
+            # The generated base servicer's answer for an RPC a service does not serve yet; as a
+            # domain error it carries ErrorInfo like every other failure.
+            exc = Unimplemented(f"{self._method} is not implemented yet", reason="NOT_IMPLEMENTED")
         if isinstance(exc, DomainError):
             status = to_status(exc, domain=self._guard._domain)
             log.info("rpc_failed", code=exc.code.name, reason=exc.reason)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crm.common.v1 import audit_pb2
-from crmkit.validation import Violations
+from crmkit.validation import Violations, unknown_enum
 
 # Ids inside resource names: what the services accept from callers and generate themselves.
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
@@ -17,15 +19,20 @@ class ResourceName:
     """A name template such as `campaigns/{campaign_id}/offers/{offer_id}`.
 
     `id_pattern` is what each id may be (the kit's `ID_PATTERN` unless a service's ids are
-    narrower); `rule` is the violation's description when a name does not fit.
+    narrower; a mapping by id name when the ids differ); `rule` is the violation's description
+    when a name does not fit. A name whose id could never exist is bad input (INVALID_ARGUMENT
+    naming the field), not a missing resource.
     """
 
-    def __init__(self, template: str, *, id_pattern: str = ID_PATTERN, rule: str | None = None) -> None:
+    def __init__(self, template: str, *, id_pattern: str | Mapping[str, str] = ID_PATTERN,
+                 rule: str | None = None) -> None:
         self.template = template
         parts = template.split("/")
         self.id_names = tuple(p.strip("{}") for p in parts if p.startswith("{"))
+        patterns = id_pattern if isinstance(id_pattern, Mapping) else dict.fromkeys(self.id_names, id_pattern)
         self._regex = re.compile("/".join(
-            f"(?P<{p.strip('{}')}>{id_pattern})" if p.startswith("{") else re.escape(p) for p in parts))
+            f"(?P<{p.strip('{}')}>{patterns[p.strip('{}')]})" if p.startswith("{") else re.escape(p)
+            for p in parts))
         self.rule = rule if rule is not None else f"must be a resource name like {template}"
 
     def matches(self, name: str) -> bool:
@@ -71,6 +78,9 @@ class Purpose:
 
     purpose: str
     justification: str = ""
+    # An AccessPurpose number the contract does not know (purpose is then ""), so that the
+    # check can say so instead of asking for a purpose the caller did give.
+    unknown_number: int = dataclasses.field(default=0, compare=False, repr=False)
 
 
 PURPOSE_REQUIRED = "is required: say why the customer's data is needed, e.g. ACCESS_PURPOSE_CUSTOMER_SERVICE"
@@ -78,15 +88,21 @@ PURPOSE_REQUIRED = "is required: say why the customer's data is needed, e.g. ACC
 
 def purpose_of(audit: audit_pb2.AuditContext) -> Purpose:
     """The request's AuditContext as a Purpose, unchecked: an unset or unknown purpose reads as ""."""
-    known = audit.purpose in audit_pb2.AccessPurpose.values() and audit.purpose != 0
-    name = audit_pb2.AccessPurpose.Name(audit.purpose) if known else ""
+    if audit.purpose == 0:
+        return Purpose("", audit.justification)
+    if audit.purpose not in audit_pb2.AccessPurpose.values():
+        return Purpose("", audit.justification, unknown_number=audit.purpose)
+    name = audit_pb2.AccessPurpose.Name(audit.purpose)
     return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
 
 
 def check_purpose(purpose: Purpose, violations: Violations, *, field: str = "audit",
                   required: str = PURPOSE_REQUIRED) -> None:
     """Record what is wrong with a purpose: one is required (`required` says why), the justification short."""
-    violations.check(bool(purpose.purpose), f"{field}.purpose", required)
+    if purpose.unknown_number:
+        violations.add(f"{field}.purpose", unknown_enum(purpose.unknown_number, "AccessPurpose"))
+    else:
+        violations.check(bool(purpose.purpose), f"{field}.purpose", required)
     violations.max_length(purpose.justification, f"{field}.justification", MAX_JUSTIFICATION)
 
 

@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from datetime import date
 
 from google.type import date_pb2
 
 from crmkit.errors import FieldViolation, InvalidArgument
+
+NO_CONTROL_CHARACTERS = "must not contain control characters"
+NO_CONTROL_CHARACTERS_MULTILINE = "must not contain control characters other than line breaks and tabs"
+
+# What no stored text may hold: C0 and C1 controls (Unicode category Cc, NUL included), the line
+# and paragraph separators, and the bidi embeddings, overrides and isolates that make text read
+# differently from what it is (Trojan Source). Free text keeps \t, \n and \r.
+_SPECIALS = "\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_SPECIALS}]")
+_CONTROL_MULTILINE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_SPECIALS}]")
+
+
+def has_control_characters(value: str, *, multiline: bool = False) -> bool:
+    """Whether `value` holds a character no stored text may (with `multiline`, line breaks and tabs pass)."""
+    return (_CONTROL_MULTILINE if multiline else _CONTROL).search(value) is not None
+
+
+def unknown_enum(number: int, enum_name: str) -> str:
+    """The rule an enum number outside its type breaks, e.g. "999 is not a known AccessPurpose value"."""
+    return f"{number} is not a known {enum_name} value"
+
+
+def bounds_rule(low: object | None, high: object | None) -> str:
+    """"must be between low and high", naming only the bounds that exist."""
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}"
+    if low is not None:
+        return f"must be at least {low}"
+    if high is not None:
+        return f"must be at most {high}"
+    return "may be any value"
 
 
 class Violations:
@@ -35,6 +67,29 @@ class Violations:
 
     def pattern(self, value: str, field: str, regex: re.Pattern[str], rule: str) -> bool:
         return self.check(bool(regex.fullmatch(value)), field, rule)
+
+    def text(self, value: str, field: str, *, multiline: bool = False) -> bool:
+        """Text a caller gives us to store: no control characters (free text, `multiline`, may
+        break lines and hold tabs)."""
+        if not has_control_characters(value, multiline=multiline):
+            return True
+        self.add(field, NO_CONTROL_CHARACTERS_MULTILINE if multiline else NO_CONTROL_CHARACTERS)
+        return False
+
+    def enum(self, number: int, field: str, known: Container[int], enum_name: str, *,
+             required: bool | str = False) -> bool:
+        """An enum number read from a request. 0 is unset: fine unless `required` ("is required",
+        or the description given). Any other number must be in `known`; one that is not is named
+        as such rather than reported as missing."""
+        if number == 0 and 0 not in known:
+            if not required:
+                return True
+            self.add(field, required if isinstance(required, str) else "is required")
+            return False
+        if number in known:
+            return True
+        self.add(field, unknown_enum(number, enum_name))
+        return False
 
     def __bool__(self) -> bool:
         return bool(self._items)

@@ -226,7 +226,7 @@ async def test_unknown_campaign_is_not_found_and_a_bad_name_invalid(campaigns) -
         await get(campaigns, "campaigns/no-such-campaign")
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
     assert error_reason(error.value, domain=DOMAIN) == "CAMPAIGN_NOT_FOUND"
-    for name in ["", "campaigns/", "segments/x", "campaigns/a/offers/b"]:
+    for name in ["", "campaigns/", "segments/x", "campaigns/a/offers/b", "campaigns/Not A Valid Id"]:
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await get(campaigns, name)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -172,7 +172,7 @@ async def test_offers_of_an_unknown_campaign_are_not_found(campaigns, new_offer)
         await campaigns.GetOffer(pb.GetOfferRequest(name="campaigns/no-such-campaign/offers/x"), metadata=ANALYST)
     assert single.value.code() == grpc.StatusCode.NOT_FOUND
     assert error_reason(single.value) == "OFFER_NOT_FOUND"
-    for name in ("campaigns/x", "campaigns/x/offers/", "offers/x"):
+    for name in ("campaigns/x", "campaigns/x/offers/", "offers/x", "campaigns/x/offers/Not A Valid Id"):
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await campaigns.GetOffer(pb.GetOfferRequest(name=name), metadata=ANALYST)
         assert "name" in field_violations(bad.value)

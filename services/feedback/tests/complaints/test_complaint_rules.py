@@ -121,3 +121,22 @@ def test_a_manager_works_only_complaints_they_filed_or_are_assigned() -> None:
         rules.check_case(principal(Role.RELATIONSHIP_MANAGER, subject="rm-2"), _complaint())
     assert rules.case_handler(principal(Role.RELATIONSHIP_MANAGER, subject="rm-2")) == "rm-2"
     assert rules.case_handler(principal(Role.ADMIN)) is None
+
+
+def descriptions(violations: Violations) -> dict[str, str]:
+    try:
+        violations.raise_if_any()
+    except Exception as exc:
+        return {v.field: v.description for v in exc.violations}  # type: ignore[attr-defined]
+    return {}
+
+
+def test_complaint_text_may_break_lines_but_holds_no_other_control_character() -> None:
+    lines = dataclasses.replace(DRAFT, description="Charged twice:\n\tonce on 1 Jan\r\n\tonce on 2 Jan")
+    assert descriptions(rules.validate_draft(lines, now=NOW)) == {}
+    bad = dataclasses.replace(DRAFT, description="Charged\x00 twice\u202e", branch_id="b\n1", priority=42)
+    assert descriptions(rules.validate_draft(bad, now=NOW)) == {
+        "complaint.description": "must not contain control characters other than line breaks and tabs",
+        "complaint.branch_id": "must not contain control characters",
+        "complaint.priority": "42 is not a known ComplaintPriority value",
+    }

@@ -246,3 +246,32 @@ async def test_an_rpc_not_served_yet_is_unimplemented_not_internal(profile) -> N
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await getattr(profile, unserved[0].name)(request_type(), metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"full_name": "a\u0000b"}, "customer.full_name"),
+    ({"full_name": "Li\u202eWei"}, "customer.full_name"),
+    ({"occupation": "teacher\n"}, "customer.occupation"),
+    ({"branch_id": "b\u2028"}, "customer.branch_id"),
+])
+async def test_control_characters_in_text_are_refused_naming_the_field_and_the_rule(
+    profile, new_customer, overrides, field,
+) -> None:
+    sent = new_customer(**overrides)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await create(profile, sent)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error.value)[field] == "must not contain control characters"
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await get(profile, sent.customer_id)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_unknown_enum_number_says_so_rather_than_asking_for_a_value(profile, new_customer) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await create(profile, new_customer(id_document=customer_pb2.IdDocument(type=42, number="E1234567")))
+    assert field_violations(error.value)["customer.id_document.type"] == "42 is not a known IdDocumentType value"
+    with pytest.raises(grpc.aio.AioRpcError) as purpose:
+        await profile.GetCustomer(pb.GetCustomerRequest(
+            name="customers/C1", audit=audit_pb2.AuditContext(purpose=999)), metadata=RM)
+    assert field_violations(purpose.value)["audit.purpose"] == "999 is not a known AccessPurpose value"

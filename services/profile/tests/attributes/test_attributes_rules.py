@@ -122,3 +122,16 @@ def _violations(bad: AttributeDefinition):  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidArgument) as error:
         rules.validate_definition(bad).raise_if_any()
     return error.value.violations
+
+
+@pytest.mark.parametrize(("value_type", "validation", "value", "description"), [
+    (ValueType.INT, {"min_value": Decimal(0)}, -1, "must be at least 0"),
+    (ValueType.INT, {"max_value": Decimal(850)}, 851, "must be at most 850"),
+    (ValueType.INT, {"min_value": Decimal(300), "max_value": Decimal(850)}, 299, "must be between 300 and 850"),
+    (ValueType.DATE, {"min_date": date(2000, 1, 1)}, date(1999, 12, 31), "must be at least 2000-01-01"),
+    (ValueType.STRING, {}, "gold\x00", "must not contain control characters"),
+])
+def test_a_broken_rule_is_described_without_bounds_that_do_not_exist(  # type: ignore[no-untyped-def]
+        value_type, validation, value, description) -> None:
+    problem = rules.check_value(definition(value_type, **validation), AttributeValue(value_type, value), today=TODAY)
+    assert problem is not None and problem.description == description

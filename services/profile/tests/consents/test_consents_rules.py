@@ -113,11 +113,12 @@ def test_a_merge_keeps_the_stricter_state_and_reports_each_disagreement() -> Non
     opted_out_later = record(decision=OPT_OUT, effective=NOW - timedelta(days=1))
     opted_out_earlier = record(decision=OPT_OUT, effective=NOW - timedelta(days=9))
     email_in = record(channel=EMAIL, decision=OPT_IN)
-    # Survivor opted in; source opted out later: the joined ledger already decides an opt-out.
+    # Survivor opted in; source opted out later: the joined ledger already decides an opt-out,
+    # but the survivor's ledger must still say why its consent changed.
     merged = rules.reconcile([opted_in], [opted_out_later], now=NOW)
     assert [(c.survivor_status, c.source_status, c.result_status) for c in merged.conflicts] == [
         (OPTED_IN, OPTED_OUT, OPTED_OUT)]
-    assert merged.opt_outs == ()
+    assert merged.opt_outs == ((MARKETING, SMS),)
     # Survivor opted out long ago, source opted in since: the joined ledger would allow, so an
     # opt-out is appended.
     merged = rules.reconcile([opted_out_earlier], [opted_in], now=NOW)

@@ -11,11 +11,11 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import date_pb2, money_pb2
+from google.type import date_pb2, money_pb2, postal_address_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import consent_pb2 as c
-from crm.profile.v1 import customer_pb2
+from crm.profile.v1 import customer_pb2, history_pb2
 from crm.profile.v1 import holding_pb2 as h
 from crm.profile.v1 import identity_pb2 as i
 from crm.profile.v1 import profile_service_pb2 as pb
@@ -134,6 +134,31 @@ async def test_merge_chooses_fields_with_lineage_and_leaves_a_merged_pointer(pro
     gone = await get(profile, source.name)
     assert gone.state == customer_pb2.CUSTOMER_STATE_MERGED and gone.merged_into == survivor.name
     assert (await get(profile, survivor.name)).state == customer_pb2.CUSTOMER_STATE_ACTIVE
+
+
+async def test_default_survivorship_keeps_the_first_onboarding_and_the_most_recently_confirmed_contact(
+        profile, new_customer) -> None:
+    survivor = await create(profile, new_customer, onboarded_on=date_pb2.Date(year=2019, month=3, day=1))
+    source = await create(profile, new_customer, onboarded_on=date_pb2.Date(year=2023, month=6, day=1),
+                          address=postal_address_pb2.PostalAddress(region_code="CN", locality="Shanghai",
+                                                                   address_lines=["8 Century Avenue"]))
+    # The survivor's customer confirms their phone and e-mail at the counter after the
+    # duplicate was created; the duplicate's address is the more recent one.
+    await profile.ConfirmFields(history_pb2.ConfirmFieldsRequest(
+        name=survivor.name, fields=["mobile_phone", "email"], audit=AUDIT), metadata=RM)
+
+    merged = await merge(profile, survivor.name, source.name)
+
+    kept = await get(profile, survivor.name)
+    assert kept.onboarded_on == date_pb2.Date(year=2019, month=3, day=1)
+    assert (kept.mobile_phone, kept.email) == (survivor.mobile_phone, survivor.email)
+    assert kept.address.locality == "Shanghai"
+    lineage = {x.field: x for x in merged.merge.field_lineage}
+    assert (lineage["onboarded_on"].chosen_from, lineage["onboarded_on"].strategy) == (
+        survivor.name, i.SURVIVORSHIP_STRATEGY_EARLIEST)
+    assert (lineage["mobile_phone"].chosen_from, lineage["mobile_phone"].strategy) == (
+        survivor.name, i.SURVIVORSHIP_STRATEGY_MOST_RECENTLY_CONFIRMED)
+    assert lineage["address"].chosen_from == source.name
 
 
 async def test_a_merged_customer_refuses_other_calls_naming_its_survivor(profile, new_customer) -> None:

@@ -14,12 +14,15 @@ from crm_profile.identity.model import (
     AUTO_MERGE,
     BIRTH_DATE,
     DATE_TYPO,
+    EARLIEST,
     EXACT,
     FIXED_RULE,
     FULL_NAME,
     JARO_WINKLER,
     KEY_MOBILE_PHONE,
+    MOST_COMPLETE,
     MOST_RECENT,
+    MOST_RECENTLY_CONFIRMED,
     MOST_TRUSTED_SOURCE,
     SOURCE,
     SUGGEST,
@@ -157,12 +160,94 @@ def test_a_set_value_beats_an_empty_one_and_strategies_decide_the_rest() -> None
     survival = rules.survive(survivor, source, [SurvivorshipRule("occupation", SURVIVOR)], default_strategy=0)
     merged = survival.customer
     assert merged.email == "m@example.com"  # set beats empty
-    assert merged.mobile_phone == "+8613800000002"  # default MOST_RECENT: the source changed later
+    assert merged.mobile_phone == "+8613800000002"  # its default, the source changed (and so confirmed) later
     assert merged.occupation == "teacher"  # SURVIVOR
     lineage = {x.field: x for x in survival.lineage}
     assert lineage["email"].chosen_from == "M" and lineage["occupation"].chosen_from == "S"
-    assert lineage["mobile_phone"].strategy == MOST_RECENT and lineage["mobile_phone"].value_time == LATE
+    assert lineage["mobile_phone"].strategy == MOST_RECENTLY_CONFIRMED and lineage["mobile_phone"].value_time == LATE
     assert "full_name" not in lineage  # equal values have no lineage
+
+
+MIDDLE = datetime(2025, 7, 1, tzinfo=UTC)
+VERIFIED, PENDING, EXPIRED, REJECTED = 2, 1, 3, 4
+
+
+def test_every_mergeable_field_has_a_default_that_suits_it() -> None:
+    assert set(rules.SURVIVORSHIP_DEFAULTS) == set(rules.MERGE_FIELDS)
+    assert rules.RISK_TOLERANCE not in rules.SURVIVORSHIP_DEFAULTS  # a fixed rule, not a default
+    for field, default in rules.SURVIVORSHIP_DEFAULTS.items():
+        assert field in rules.STRATEGY_FIELDS.get(default.strategy, {field})
+    assert not rules.validate_survivorship([SurvivorshipRule(f, d.strategy)
+                                            for f, d in rules.SURVIVORSHIP_DEFAULTS.items()])
+
+
+@pytest.mark.parametrize("survivor_first", [True, False])
+def test_the_earliest_onboarding_survives_whichever_record_changed_last(survivor_first: bool) -> None:
+    first, then = date(2019, 3, 1), date(2023, 6, 1)
+    survivor = customer("S", onboarded_on=first if survivor_first else then, updated_at=EARLY)
+    source = customer("M", onboarded_on=then if survivor_first else first, updated_at=LATE)
+    survival = rules.survive(survivor, source, [], default_strategy=0)
+    assert survival.customer.onboarded_on == first
+    lineage = {x.field: x for x in survival.lineage}["onboarded_on"]
+    assert lineage.strategy == EARLIEST and lineage.chosen_from == ("S" if survivor_first else "M")
+
+
+def test_contact_data_comes_from_the_most_recently_confirmed_record() -> None:
+    survivor = customer("S", mobile_phone="+8613800000001", email="s@example.com", updated_at=EARLY)
+    source = customer("M", mobile_phone="+8613800000002", email="m@example.com", updated_at=MIDDLE)
+    # The survivor's phone was set long ago but confirmed by the customer last week; its e-mail was not.
+    provenance = {"S": {"mobile_phone": rules.ValueOrigin(EARLY, LATE, "branch-counter"),
+                        "email": rules.ValueOrigin(EARLY, EARLY, "branch-counter")},
+                  "M": {"mobile_phone": rules.ValueOrigin(MIDDLE, MIDDLE, "crm"),
+                        "email": rules.ValueOrigin(MIDDLE, MIDDLE, "crm")}}
+    survival = rules.survive(survivor, source, [], default_strategy=0, provenance=provenance)
+    assert survival.customer.mobile_phone == "+8613800000001" and survival.customer.email == "m@example.com"
+    lineage = {x.field: x for x in survival.lineage}
+    assert lineage["mobile_phone"].value_time == LATE and lineage["mobile_phone"].source_system == "branch-counter"
+    assert lineage["email"].strategy == MOST_RECENTLY_CONFIRMED
+
+
+@pytest.mark.parametrize(("survivor_kyc", "source_kyc", "kept"), [
+    (VERIFIED, PENDING, VERIFIED),  # the newer record only collected documents: the finished check stands
+    (PENDING, VERIFIED, VERIFIED),
+    (VERIFIED, EXPIRED, EXPIRED),  # two finished checks: the later outcome
+    (REJECTED, VERIFIED, VERIFIED),
+    (VERIFIED, REJECTED, REJECTED),
+    (0, PENDING, PENDING),  # a set value beats an empty one
+])
+def test_kyc_keeps_the_most_complete_then_the_most_recent_check(survivor_kyc: int, source_kyc: int,
+                                                                kept: int) -> None:
+    survivor = customer("S", kyc_status=survivor_kyc, updated_at=EARLY)
+    source = customer("M", kyc_status=source_kyc, updated_at=LATE)
+    survival = rules.survive(survivor, source, [], default_strategy=0)
+    assert survival.customer.kyc_status == kept
+    assert {x.field: x.strategy for x in survival.lineage}["kyc_status"] == MOST_COMPLETE
+
+
+def test_callers_rules_override_the_defaults_where_the_contract_allows() -> None:
+    survivor = customer("S", onboarded_on=date(2019, 3, 1), kyc_status=VERIFIED, mobile_phone="+8613800000001",
+                        updated_at=EARLY)
+    source = customer("M", onboarded_on=date(2023, 6, 1), kyc_status=PENDING, mobile_phone="+8613800000002",
+                      updated_at=LATE)
+    # A default strategy replaces the recency defaults, not the rules that follow from a field's meaning ...
+    by_default = rules.survive(survivor, source, [], default_strategy=SOURCE).customer
+    assert (by_default.mobile_phone, by_default.onboarded_on, by_default.kyc_status) == (
+        "+8613800000002", date(2019, 3, 1), VERIFIED)
+    # ... a rule naming the field replaces any default.
+    named = rules.survive(survivor, source, [SurvivorshipRule("onboarded_on", SOURCE),
+                                             SurvivorshipRule("kyc_status", MOST_RECENT)], default_strategy=0).customer
+    assert (named.onboarded_on, named.kyc_status) == (date(2023, 6, 1), PENDING)
+
+
+def test_field_specific_strategies_only_suit_their_fields() -> None:
+    bad = [SurvivorshipRule("email", EARLIEST), SurvivorshipRule("onboarded_on", MOST_COMPLETE),
+           SurvivorshipRule("kyc_status", 8)]
+    found = rules.validate_survivorship(bad)
+    assert fields_of(found) == {f"survivorship_rules[{n}].strategy" for n in range(3)}
+    for strategy in (EARLIEST, MOST_COMPLETE, MOST_TRUSTED_SOURCE):
+        with pytest.raises(InvalidArgument) as error:
+            rules.validate_merge_request(survivor_id="A", source_id="B", rules=(), default_strategy=strategy)
+        assert [v.field for v in error.value.violations] == ["default_strategy"]
 
 
 def test_the_more_conservative_risk_tolerance_always_wins() -> None:

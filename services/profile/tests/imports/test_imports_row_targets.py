@@ -56,3 +56,13 @@ def test_unchanged_means_every_value_but_the_bookkeeping() -> None:
     for changes in ({"address": {"locality": "Shanghai"}}, {"attributes": {}},
                     {"external_ids": (ExternalId("core", "1"),)}, {"state": 2}, {"source_system": "b"}):
         assert not conversion.same_customer(dataclasses.replace(current, **changes), current), changes
+
+
+def test_a_cell_that_is_not_of_the_attribute_type_says_what_it_must_be() -> None:
+    score = AttributeDefinition("score", "Score", ValueType.INT, DataClass.NON_PERSONAL, "crm")
+    spec = ImportSpec(upload="importUploads/00000000-0000-0000-0000-000000000001", csv=CsvOptions(),
+                      id_rule=IdRule(column="id"), columns=(ColumnRule("score", attribute="score"),),
+                      mode=MODE_LENIENT, max_bad_rows=0, validate_only=False, source_system="legacy-cif")
+    m = conversion.RowMapper(spec, ["id", "score"], enum_values=ENUM_VALUES, definitions={"score": score})
+    (problem,) = m.read(2, ["C1", "seven"]).problems
+    assert problem.description.startswith("attributes.score must be an integer")

@@ -140,6 +140,8 @@ def test_unknown_attributes_are_named_by_their_mapping_entry() -> None:
     ("must be at most 200 characters", True, "OUT_OF_RANGE"),
     ("must not be before onboarded_on", True, "OUT_OF_RANGE"),
     ("is not a known Gender", True, "UNKNOWN_ENUM_VALUE"),
+    ("7 is not a known Gender value", True, "UNKNOWN_ENUM_VALUE"),
+    ("must be at least 0", True, "OUT_OF_RANGE"),
     ("must be in E.164 form: + then 8 to 15 digits, e.g. +8613812345678", True, "INVALID_FORMAT"),
 ])
 def test_customer_rule_violations_read_as_bad_row_reasons(description: str, given: bool, reason: str) -> None:

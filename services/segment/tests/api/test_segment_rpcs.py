@@ -166,7 +166,7 @@ async def test_unknown_segment_is_not_found_and_a_bad_name_invalid(segments) -> 
         await get(segments, "segments/no-such-segment")
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
     assert error_reason(error.value, domain=DOMAIN) == "SEGMENT_NOT_FOUND"
-    for name in ["", "customers/x", "segments/", "segments/a/b"]:
+    for name in ["", "customers/x", "segments/", "segments/a/b", "segments/Not A Valid Id", "segments/x\x00"]:
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await get(segments, name)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -518,3 +518,5 @@ async def test_an_rpc_not_served_yet_is_unimplemented_not_internal(segments) -> 
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await segments.PreviewSegment(pb.PreviewSegmentRequest(rule="aum > 1.0"), metadata=ANALYST)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    # The same details as every other error, so callers that read ErrorInfo need no special case.
+    assert error_reason(error.value, domain=DOMAIN) == "NOT_IMPLEMENTED"

@@ -11,16 +11,19 @@ from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign.api import campaign_messages, offer_messages
 from crm_campaign.api import value_messages as values
+from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
+from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
 from crmkit.resources import ResourceName
 
-# Any id without a slash reads as a name: an id the rules would refuse is simply not found.
-CAMPAIGN = ResourceName("campaigns/{campaign_id}", id_pattern=r"[^/]+")
-OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}", id_pattern=r"[^/]+")
+# A name whose id the rules would refuse is bad input, as in every service, not a missing resource.
+CAMPAIGN = ResourceName("campaigns/{campaign_id}", id_pattern=CAMPAIGN_ID.pattern)
+OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
+                     id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):

@@ -102,7 +102,9 @@ def validate(campaign: Campaign, *, reporting_currency: str, prefix: str = "camp
                   "must be 1 to 63 characters from a-z 0-9 -, start with a letter and not end with -")
     if v.required(campaign.display_name, f"{p}display_name"):
         v.max_length(campaign.display_name, f"{p}display_name", MAX_DISPLAY_NAME)
+        v.text(campaign.display_name, f"{p}display_name")
     v.max_length(campaign.description, f"{p}description", MAX_DESCRIPTION)
+    v.text(campaign.description, f"{p}description", multiline=True)
     v.check(campaign.type in tuple(CampaignType) and campaign.type != CampaignType.UNSPECIFIED, f"{p}type",
             "is required: CAMPAIGN_TYPE_BATCH, CAMPAIGN_TYPE_TRIGGERED or CAMPAIGN_TYPE_INBOUND")
     if campaign.segment:
@@ -140,8 +142,8 @@ def _validate_contact_policy(campaign: Campaign, field: str, v: Violations) -> N
                     campaign.type == CampaignType.BATCH):
                 v.check(channel not in INBOUND_ONLY, f"{field}.channels[{index}]",
                         "is inbound only; a batch campaign uses outbound channels")
-    v.check(policy.channel_strategy in tuple(ChannelStrategy), f"{field}.channel_strategy",
-            "is not a known ChannelStrategy")
+    v.enum(policy.channel_strategy, f"{field}.channel_strategy", tuple(ChannelStrategy), "ChannelStrategy",
+           required="is not a known ChannelStrategy")
     v.check(len(policy.frequency_caps) <= MAX_FREQUENCY_CAPS, f"{field}.frequency_caps",
             "must have at most 10 caps")
     for index, cap in enumerate(policy.frequency_caps):
@@ -153,7 +155,8 @@ def _validate_contact_policy(campaign: Campaign, field: str, v: Violations) -> N
         v.check(period is not None and whole_days and CAP_PERIOD_DAYS[0] <= period.days <= CAP_PERIOD_DAYS[1],
                 f"{cap_field}.period", "is required: 1 to 365 whole days")
         _check_channel(cap.channel, f"{cap_field}.channel", v, required=False)
-        v.check(cap.scope in tuple(FrequencyCapScope), f"{cap_field}.scope", "is not a known FrequencyCapScope")
+        v.enum(cap.scope, f"{cap_field}.scope", tuple(FrequencyCapScope), "FrequencyCapScope",
+               required="is not a known FrequencyCapScope")
     quiet = policy.quiet_hours
     if quiet is not None:
         q = f"{field}.quiet_hours"
@@ -172,7 +175,7 @@ def _validate_contact_policy(campaign: Campaign, field: str, v: Violations) -> N
 def _check_channel(channel: int, field: str, v: Violations, *, required: bool) -> bool:
     if channel == Channel.UNSPECIFIED:
         return v.check(not required, field, "is required")
-    return v.check(channel in tuple(Channel), field, "is not a known Channel")
+    return v.enum(channel, field, tuple(Channel), "Channel", required="is not a known Channel")
 
 
 def _check_time_of_day(value: TimeOfDay | None, field: str, v: Violations) -> bool:
@@ -260,7 +263,7 @@ def validate_list_filter(*, states: Sequence[int], type_: int, segment: str, act
     for index, state in enumerate(states):
         v.check(state in tuple(CampaignState) and state != CampaignState.UNSPECIFIED, f"states[{index}]",
                 "is not a known CampaignState")
-    v.check(type_ in tuple(CampaignType), "type", "is not a known CampaignType")
+    v.enum(type_, "type", tuple(CampaignType), "CampaignType", required="is not a known CampaignType")
     if segment:
         v.pattern(segment, "segment", SEGMENT_NAME, "must be a resource name like segments/{segment_id}")
     validate_interval(active_during, "active_during", v)
@@ -299,6 +302,7 @@ def check_transition_input(action: Action, *, reason: str, launch_at: datetime |
         if action in REASON_REQUIRED:
             v.check(bool(reason.strip()), field, "is required: say why")
         v.max_length(reason, field, MAX_REASON)
+        v.text(reason, field, multiline=True)
     if action is Action.SCHEDULE and v.check(launch_at is not None, "launch_time", "is required"):
         assert launch_at is not None
         v.check(launch_at > now, "launch_time", "must be in the future")

@@ -40,7 +40,9 @@ def validate(offer: Offer, *, campaign: Campaign, reporting_currency: str, prefi
                                                             "starting with a letter")
     if v.required(offer.display_name, f"{p}display_name"):
         v.max_length(offer.display_name, f"{p}display_name", campaign_rules.MAX_DISPLAY_NAME)
+        v.text(offer.display_name, f"{p}display_name")
     v.max_length(offer.description, f"{p}description", campaign_rules.MAX_DESCRIPTION)
+    v.text(offer.description, f"{p}description", multiline=True)
     if v.required(offer.product_code, f"{p}product_code"):
         v.pattern(offer.product_code, f"{p}product_code", PRODUCT_CODE,
                   "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
@@ -96,7 +98,9 @@ def _validate_contents(offer: Offer, field: str, v: Violations) -> None:
         if known and content.channel in campaign_rules.MESSAGE_CHANNELS:
             v.required(content.template_id, f"{item}.template_id")
         v.max_length(content.template_id, f"{item}.template_id", MAX_TEMPLATE_ID)
+        v.text(content.template_id, f"{item}.template_id")
         v.max_length(content.headline, f"{item}.headline", MAX_HEADLINE)
+        v.text(content.headline, f"{item}.headline")
 
 
 def normalise(offer: Offer) -> Offer:

@@ -88,14 +88,14 @@ def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violatio
     if v.check(bool(description), "complaint.description", "is required: the complaint in the customer's words"):
         v.check(len(description) <= MAX_DESCRIPTION, "complaint.description",
                 f"must be at most {MAX_DESCRIPTION} characters after trimming")
-    v.check(draft.category == 0 or draft.category in CATEGORIES, "complaint.category",
-            "is not a known ComplaintCategory")
+        v.text(description, "complaint.description", multiline=True)
+    v.enum(draft.category, "complaint.category", CATEGORIES, "ComplaintCategory")
     if draft.subcategory:
         v.pattern(draft.subcategory, "complaint.subcategory", SUBCATEGORY,
                   "must be a short code of 1 to 64 characters from a-z 0-9 _, e.g. annual_fee")
-    v.check(draft.priority == 0 or draft.priority in PRIORITIES, "complaint.priority",
-            "is not a known ComplaintPriority")
+    v.enum(draft.priority, "complaint.priority", PRIORITIES, "ComplaintPriority")
     v.max_length(draft.branch_id, "complaint.branch_id", MAX_BRANCH_ID)
+    v.text(draft.branch_id, "complaint.branch_id")
     _validate_related_resources(draft.related_resources, v)
     if draft.receive_time is not None:
         v.check(draft.receive_time <= now + CLOCK_SKEW, "complaint.receive_time", "must not be in the future")
@@ -153,14 +153,18 @@ def validate_filter(query: ComplaintFilter, *, page_size: int, violations: Viola
         CUSTOMER_NAME.check(query.customer, "customer", v)
     statuses = {s.value for s in Status}
     for i, status in enumerate(query.statuses):
-        v.check(status in statuses, f"statuses[{i}]", "is not a known ComplaintStatus")
+        v.enum(status, f"statuses[{i}]", statuses, "ComplaintStatus", required="is not a known ComplaintStatus")
     for i, category in enumerate(query.categories):
-        v.check(category in CATEGORIES, f"categories[{i}]", "is not a known ComplaintCategory")
+        v.enum(category, f"categories[{i}]", CATEGORIES, "ComplaintCategory",
+               required="is not a known ComplaintCategory")
     for i, priority in enumerate(query.priorities):
-        v.check(priority in PRIORITIES, f"priorities[{i}]", "is not a known ComplaintPriority")
-    v.check(query.channel == 0 or query.channel in CHANNELS, "channel", "is not a known Channel")
+        v.enum(priority, f"priorities[{i}]", PRIORITIES, "ComplaintPriority",
+               required="is not a known ComplaintPriority")
+    v.enum(query.channel, "channel", CHANNELS, "Channel")
     v.max_length(query.assignee, "assignee", MAX_EMPLOYEE_ID)
+    v.text(query.assignee, "assignee")
     v.max_length(query.branch_id, "branch_id", MAX_BRANCH_ID)
+    v.text(query.branch_id, "branch_id")
     v.check(0 <= query.min_escalation_level <= MAX_ESCALATION_LEVEL, "min_escalation_level", "must be 0 to 3")
     for field, interval in (("receive_interval", query.receive_interval), ("due_interval", query.due_interval)):
         _validate_interval(interval, field, v)

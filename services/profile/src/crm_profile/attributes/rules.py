@@ -16,7 +16,7 @@ from crm_profile.attributes.model import (
     ValueType,
 )
 from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from crmkit.validation import Violations
+from crmkit.validation import NO_CONTROL_CHARACTERS, Violations, bounds_rule, has_control_characters
 
 ATTRIBUTE_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
 SOURCE_SYSTEM = re.compile(r"[a-z][a-z0-9-]{0,63}")
@@ -90,7 +90,9 @@ def validate_definition(definition: AttributeDefinition, *, prefix: str = "attri
     display = definition.display_name.strip()
     if v.required(display, prefix + "display_name"):
         v.max_length(display, prefix + "display_name", 100)
+        v.text(display, prefix + "display_name")
     v.max_length(definition.description, prefix + "description", 1000)
+    v.text(definition.description, prefix + "description", multiline=True)
     type_known = definition.value_type in _MEMBERS_BY_TYPE
     v.check(type_known, prefix + "value_type", "is required: one of STRING, INT, DECIMAL, BOOL, DATE, ENUM")
     v.check(definition.data_class in set(DataClass) - {DataClass.UNSPECIFIED}, prefix + "data_class",
@@ -147,6 +149,7 @@ def _validate_validation(value_type: ValueType, rules: Validation, prefix: str, 
                           "must be 1 to 64 characters matching ^[A-Za-z0-9_.-]+$")
                 v.check(allowed.value not in seen, path + ".value", f"'{allowed.value}' is listed twice")
                 v.max_length(allowed.display_name, path + ".display_name", 100)
+                v.text(allowed.display_name, path + ".display_name")
                 seen.add(allowed.value)
 
 
@@ -208,6 +211,8 @@ def check_value(definition: AttributeDefinition, value: AttributeValue, *, today
     rules, raw = definition.validation, value.value
     if definition.value_type is ValueType.STRING:
         assert isinstance(raw, str)
+        if has_control_characters(raw):
+            return ValueProblem(VALIDATION_FAILED, RULE_PATTERN, NO_CONTROL_CHARACTERS)
         length = len(raw)
         if not rules.min_length <= length <= effective_max_length(rules):
             return ValueProblem(VALIDATION_FAILED, RULE_LENGTH,
@@ -220,7 +225,7 @@ def check_value(definition: AttributeDefinition, value: AttributeValue, *, today
         assert isinstance(raw, date)
         if (rules.min_date and raw < rules.min_date) or (rules.max_date and raw > rules.max_date):
             return ValueProblem(VALIDATION_FAILED, RULE_DATE_RANGE,
-                                f"must be between {rules.min_date or 'any date'} and {rules.max_date or 'any date'}")
+                                bounds_rule(rules.min_date, rules.max_date))
         if rules.not_in_future and raw > today:
             return ValueProblem(VALIDATION_FAILED, RULE_NOT_IN_FUTURE, "must not be in the future")
     elif definition.value_type is ValueType.ENUM:
@@ -242,9 +247,7 @@ def _check_number(definition: AttributeDefinition, raw: int | object, rules: Val
         return ValueProblem(TYPE_MISMATCH, "", "must fit a signed 64-bit integer")
     if (rules.min_value is not None and number < rules.min_value) or (
             rules.max_value is not None and number > rules.max_value):
-        low = rules.min_value if rules.min_value is not None else "-inf"
-        high = rules.max_value if rules.max_value is not None else "+inf"
-        return ValueProblem(VALIDATION_FAILED, RULE_RANGE, f"must be between {low} and {high}")
+        return ValueProblem(VALIDATION_FAILED, RULE_RANGE, bounds_rule(rules.min_value, rules.max_value))
     exponent = number.as_tuple().exponent
     fraction_digits = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if rules.max_fraction_digits and fraction_digits > rules.max_fraction_digits:

@@ -99,10 +99,11 @@ def _validate_evidence(record: ConsentRecord, at: str, now: datetime, v: Violati
         return
     assert evidence is not None
     at = f"{at}.evidence"
-    if v.check(evidence.source in SOURCES, f"{at}.source", "is required: a known ConsentSource"):
+    if v.enum(evidence.source, f"{at}.source", SOURCES, "ConsentSource", required="is required: a known ConsentSource"):
         v.check(evidence.source != SOURCE_MERGE, f"{at}.source",
                 "CONSENT_SOURCE_MERGE is written by MergeCustomers only")
     v.max_length(evidence.source_reference, f"{at}.source_reference", MAX_SOURCE_REFERENCE)
+    v.text(evidence.source_reference, f"{at}.source_reference")
     if v.check(evidence.effective_at is not None, f"{at}.effective_time", "is required"):
         assert evidence.effective_at is not None
         v.check(evidence.effective_at <= now + MAX_FUTURE_SKEW, f"{at}.effective_time",
@@ -112,6 +113,7 @@ def _validate_evidence(record: ConsentRecord, at: str, now: datetime, v: Violati
                   "is required on an opt-in: 1 to 64 characters from A-Z a-z 0-9 . _ -")
     if v.required(evidence.recorded_by, f"{at}.recorded_by"):
         v.max_length(evidence.recorded_by, f"{at}.recorded_by", MAX_RECORDED_BY)
+        v.text(evidence.recorded_by, f"{at}.recorded_by")
 
 
 def _ledger_order(record: ConsentRecord) -> tuple[datetime, datetime, int]:
@@ -158,27 +160,30 @@ class ConsentConflict:
 @dataclass(frozen=True)
 class ConsentReconciliation:
     conflicts: tuple[ConsentConflict, ...]
-    # Pairs on which the merge must append a MERGE-sourced opt-out to the survivor so that the
-    # joined ledger does not decide more than the stricter of the two customers allowed.
+    # Pairs on which the merge must append a MERGE-sourced opt-out to the survivor: where the
+    # survivor loses an opt-in (so its own ledger says why), and where the joined ledger would
+    # otherwise allow what the stricter of the two customers did not.
     opt_outs: tuple[Pair, ...]
 
 
 def reconcile(survivor: Sequence[ConsentRecord], source: Sequence[ConsentRecord], *,
               now: datetime) -> ConsentReconciliation:
     """What a merge keeps: on each pair the stricter state (absence, opt-out and expiry beat an
-    opt-in). Where the customers disagree the conflict is reported; where the joined ledger would
-    allow what the stricter side does not, an opt-out is appended. Never widens consent."""
+    opt-in). Where the customers disagree the conflict is reported. An opt-out is appended when
+    the survivor was opted in and the source was not, even where the source's own later record
+    already decides, because the survivor's ledger must explain why its consent changed; and
+    when the joined ledger would allow what the stricter side does not. Never widens consent."""
     before_survivor, before_source = derive(survivor, now=now), derive(source, now=now)
     joined = derive([*survivor, *source], now=now)
     conflicts, opt_outs = [], []
     for pair in sorted(set(before_survivor) | set(before_source)):
         mine, theirs = before_survivor.get(pair), before_source.get(pair)
-        allowed = bool(mine and mine.allowed) and bool(theirs and theirs.allowed)
-        joined_allows = joined[pair].allowed
-        if not allowed and joined_allows:
+        mine_allows, theirs_allows = bool(mine and mine.allowed), bool(theirs and theirs.allowed)
+        appended = not (mine_allows and theirs_allows) and (mine_allows or joined[pair].allowed)
+        if appended:
             opt_outs.append(pair)
-        if bool(mine and mine.allowed) != bool(theirs and theirs.allowed):
-            result = OPTED_OUT if joined_allows else joined[pair].status
+        if mine_allows != theirs_allows:
+            result = OPTED_OUT if appended else joined[pair].status
             conflicts.append(ConsentConflict(pair[0], pair[1], mine.status if mine else 0,
                                              theirs.status if theirs else 0, result))
     return ConsentReconciliation(tuple(conflicts), tuple(opt_outs))
@@ -216,7 +221,8 @@ def validate_preferences(preferences: ContactPreferences, *, today: date,
     v.check(len(channels) <= MAX_PREFERRED_CHANNELS, f"{prefix}preferred_channels",
             f"must hold at most {MAX_PREFERRED_CHANNELS} channels")
     for i, channel in enumerate(channels):
-        v.check(channel in CHANNELS, f"{prefix}preferred_channels[{i}]", "is not a known ContactChannel")
+        v.enum(channel, f"{prefix}preferred_channels[{i}]", CHANNELS, "ContactChannel",
+               required="is not a known ContactChannel")
         v.check(channel not in channels[:i], f"{prefix}preferred_channels[{i}]", "repeats an earlier channel")
     _validate_windows(preferences.contact_windows, prefix, v)
     if preferences.contact_windows:
@@ -231,6 +237,7 @@ def validate_preferences(preferences: ContactPreferences, *, today: date,
         v.check(preferences.do_not_contact_reason in DO_NOT_CONTACT_REASONS, f"{prefix}do_not_contact_reason",
                 "is required when do_not_contact is set: a known DoNotContactReason")
         v.max_length(preferences.do_not_contact_note, f"{prefix}do_not_contact_note", MAX_NOTE)
+        v.text(preferences.do_not_contact_note, f"{prefix}do_not_contact_note", multiline=True)
         if preferences.do_not_contact_until is not None:
             v.check(preferences.do_not_contact_until >= today, f"{prefix}do_not_contact_until",
                     "must not be in the past")

@@ -75,29 +75,34 @@ def validate(customer: Customer, *, today: date, violations: Violations | None =
     if v.required(customer.customer_id, path("customer_id")):
         v.pattern(customer.customer_id, path("customer_id"), CUSTOMER_ID,
                   "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
-    v.check(customer.customer_type in CUSTOMER_TYPES, path("customer_type"),
-            "is required: CUSTOMER_TYPE_INDIVIDUAL or CUSTOMER_TYPE_ORGANISATION")
+    v.enum(customer.customer_type, path("customer_type"), CUSTOMER_TYPES, "CustomerType",
+           required="is required: CUSTOMER_TYPE_INDIVIDUAL or CUSTOMER_TYPE_ORGANISATION")
     name = customer.full_name.strip()
     if v.required(name, path("full_name")):
         v.max_length(name, path("full_name"), 200)
+        v.text(name, path("full_name"))
     if customer.birth_date is not None:
         v.check(EARLIEST_BIRTH_DATE <= customer.birth_date <= today, path("birth_date"),
                 "must be between 1900-01-01 and today")
-    v.check(customer.gender in GENDERS, path("gender"), "is not a known Gender")
+    v.enum(customer.gender, path("gender"), GENDERS, "Gender")
     if customer.nationality:
         v.pattern(customer.nationality, path("nationality"), COUNTRY, "must be an ISO 3166-1 alpha-2 code, e.g. CN")
     _validate_id_document(customer, v)
     if customer.mobile_phone:
         v.pattern(customer.mobile_phone, path("mobile_phone"), E164_PHONE,
                   "must be in E.164 form: + then 8 to 15 digits, e.g. +8613812345678")
+    v.text(customer.email, path("email"))
     if customer.email and v.max_length(customer.email, path("email"), 254):
         v.pattern(customer.email, path("email"), EMAIL, "must be an e-mail address like name@example.com")
     _validate_address(customer, v)
     v.max_length(customer.occupation, path("occupation"), 100)
-    v.check(customer.kyc_status in KYC_STATUSES, path("kyc_status"), "is not a known KycStatus")
-    v.check(customer.risk_tolerance in RISK_TOLERANCES, path("risk_tolerance"), "is not a known RiskTolerance")
+    v.text(customer.occupation, path("occupation"))
+    v.enum(customer.kyc_status, path("kyc_status"), KYC_STATUSES, "KycStatus")
+    v.enum(customer.risk_tolerance, path("risk_tolerance"), RISK_TOLERANCES, "RiskTolerance")
     v.max_length(customer.relationship_manager_id, path("relationship_manager_id"), 64)
+    v.text(customer.relationship_manager_id, path("relationship_manager_id"))
     v.max_length(customer.branch_id, path("branch_id"), 32)
+    v.text(customer.branch_id, path("branch_id"))
     if customer.closed_on is not None and customer.onboarded_on is not None:
         v.check(customer.closed_on >= customer.onboarded_on, path("closed_on"), "must not be before onboarded_on")
     if customer.preferred_language:
@@ -109,8 +114,8 @@ def validate(customer: Customer, *, today: date, violations: Violations | None =
 def _validate_id_document(customer: Customer, v: Violations) -> None:
     if not customer.id_number:
         return
-    v.check(customer.id_type in ID_TYPES and customer.id_type != 0, path("id_type"),
-            "is required when a document number is given")
+    v.enum(customer.id_type, path("id_type"), range(1, ID_TYPES.stop), "IdDocumentType",
+           required="is required when a document number is given")
     if not v.pattern(customer.id_number, path("id_number"), ID_NUMBER,
                      "must be 4 to 32 characters from A-Z 0-9 -"):
         return
@@ -129,6 +134,11 @@ def _validate_address(customer: Customer, v: Violations) -> None:
     v.check(len(lines) <= 5, path("address") + ".address_lines", "must have at most 5 lines")
     v.check(all(len(line) <= 200 for line in lines), path("address") + ".address_lines",
             "each line must be at most 200 characters")
+    for key, value in customer.address.items():
+        field = path("address") + "." + re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not v.text(text, field):
+                break  # one violation per field, however many lines break the rule
     region = customer.address.get("regionCode", "")
     v.check(bool(COUNTRY.fullmatch(region)), path("address") + ".region_code",
             "is required: an ISO 3166-1 alpha-2 code, e.g. CN")

@@ -307,9 +307,9 @@ def validate_filter(narrowing: EventFilter) -> None:
     """ListCustomerEvents' filter fields: known enum values, an interval of at most 400 days."""
     v = Violations()
     for i, t in enumerate(narrowing.event_types):
-        v.check(t in EVENT_TYPES, f"event_types[{i}]", "is not a known EventType")
+        v.enum(t, f"event_types[{i}]", EVENT_TYPES, "EventType", required="is not a known EventType")
     for i, c in enumerate(narrowing.channels):
-        v.check(c in CHANNELS, f"channels[{i}]", "is not a known EventChannel")
+        v.enum(c, f"channels[{i}]", CHANNELS, "EventChannel", required="is not a known EventChannel")
     start, end = narrowing.occur_from, narrowing.occur_to
     if start is not None and end is not None:
         if v.check(end >= start, "occur_interval.end_time", "must not be before occur_interval.start_time"):

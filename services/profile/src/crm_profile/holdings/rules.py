@@ -44,8 +44,8 @@ def validate(holding: Holding, *, today: date, now: datetime, violations: Violat
     if v.required(holding.product_code, path("product_code")):
         v.pattern(holding.product_code, path("product_code"), PRODUCT_CODE,
                   "must be 1 to 32 characters from A-Z a-z 0-9 _ - .")
-    v.check(holding.product_type in PRODUCT_TYPES, path("product_type"),
-            "is required: a known ProductType, e.g. PRODUCT_TYPE_TERM_DEPOSIT")
+    v.enum(holding.product_type, path("product_type"), PRODUCT_TYPES, "ProductType",
+           required="is required: a known ProductType, e.g. PRODUCT_TYPE_TERM_DEPOSIT")
     currency_ok = v.check(money.is_currency(holding.currency), path("currency"),
                           "is required: an ISO 4217 currency code with a minor unit, e.g. CNY")
     _validate_balance(holding.balance, holding.currency if currency_ok else None, v)
@@ -59,8 +59,8 @@ def validate(holding: Holding, *, today: date, now: datetime, violations: Violat
                     "must not be before open_date")
         if holding.close_date is not None:
             v.check(holding.close_date >= holding.open_date, path("close_date"), "must not be before open_date")
-    v.check(holding.status in STATUSES, path("status"),
-            "is required: a known HoldingStatus, e.g. HOLDING_STATUS_ACTIVE")
+    v.enum(holding.status, path("status"), STATUSES, "HoldingStatus",
+           required="is required: a known HoldingStatus, e.g. HOLDING_STATUS_ACTIVE")
     if holding.status == STATUS_CLOSED:
         v.check(holding.close_date is not None, path("close_date"), "is required when status is HOLDING_STATUS_CLOSED")
     else:
@@ -158,9 +158,9 @@ def validate_filter(narrowing: HoldingFilter) -> None:
     """ListHoldings' filter fields: known enum values, a date range that is not upside down."""
     v = Violations()
     for i, t in enumerate(narrowing.product_types):
-        v.check(t in PRODUCT_TYPES, f"product_types[{i}]", "is not a known ProductType")
+        v.enum(t, f"product_types[{i}]", PRODUCT_TYPES, "ProductType", required="is not a known ProductType")
     for i, s in enumerate(narrowing.statuses):
-        v.check(s in STATUSES, f"statuses[{i}]", "is not a known HoldingStatus")
+        v.enum(s, f"statuses[{i}]", STATUSES, "HoldingStatus", required="is not a known HoldingStatus")
     if narrowing.maturity_from is not None and narrowing.maturity_to is not None:
         v.check(narrowing.maturity_to >= narrowing.maturity_from, "maturity_date_to",
                 "must not be before maturity_date_from")

@@ -1,11 +1,18 @@
 """Merge and unmerge orchestration.
 
+Each customer field is chosen by its survivorship rule (`rules.rule_for`): the request's rule
+for the field, else the request's `default_strategy` where the field's default yields to it,
+else the field's own default from `rules.SURVIVORSHIP_DEFAULTS` (what the field means decides:
+the earliest onboarding, the most recently confirmed personal and contact data, the most
+complete KYC); the contract documents the same table on `MergeCustomersRequest`.
+
 A merge is one unit of work over several sub-domains: the two customer rows, the consent ledger
 (the source's records are served under the survivor; a MERGE-sourced opt-out is appended where
-the joined ledger would allow more than the stricter customer did), contact preferences (a
-do-not-contact flag is kept), relationships (moved, or set aside where they would clash) and
-the merge row, which keeps the lineage and everything an unmerge needs to put both customers
-back. Every change goes out on the change feed in the same transaction.
+the survivor loses an opt-in or the joined ledger would allow more than the stricter customer
+did), contact preferences (a do-not-contact flag is kept), relationships (moved, or set aside
+where they would clash) and the merge row, which keeps the lineage and everything an unmerge
+needs to put both customers back. Every change goes out on the change feed in the same
+transaction.
 
 Holdings move to the survivor (the same account recorded under both stays with the survivor's
 copy), so the survivor's `ListHoldings` shows the whole relationship and the core-banking feeds

@@ -33,7 +33,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import Customer, ExternalId
@@ -42,12 +42,14 @@ from crm_profile.identity.model import (
     AUTO_MERGE,
     BIRTH_DATE,
     DATE_TYPO,
+    EARLIEST,
     EXACT,
     FIXED_RULE,
     FULL_NAME,
     JARO_WINKLER,
     KEY_EXTERNAL_ID,
     LEVENSHTEIN,
+    MOST_COMPLETE,
     MOST_RECENT,
     MOST_RECENTLY_CONFIRMED,
     MOST_TRUSTED_SOURCE,
@@ -68,7 +70,8 @@ from crmkit.validation import Violations
 MATCH_RULE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
 MATCH_KEYS = range(1, KEY_EXTERNAL_ID + 1)
 ACTIONS = range(1, 3)
-STRATEGIES = range(1, 6)
+STRATEGIES = range(1, 8)
+DEFAULT_STRATEGIES = frozenset({0, SURVIVOR, SOURCE, MOST_RECENT, MOST_RECENTLY_CONFIRMED})
 METHODS_BY_FIELD = {
     FULL_NAME: frozenset({EXACT, JARO_WINKLER, LEVENSHTEIN}),
     BIRTH_DATE: frozenset({EXACT, DATE_TYPO}),
@@ -100,6 +103,50 @@ MERGE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 RISK_TOLERANCE = "risk_tolerance"
 
+
+class FieldDefault(NamedTuple):
+    strategy: int
+    # Whether a request's `default_strategy` replaces it. Rules that follow from what the field
+    # means (when the relationship began, how far KYC got) change only when the field is named.
+    yields_to_default_strategy: bool = True
+
+
+# How a merge chooses each field when the request names no rule for it (issue 9 #12: one
+# most-recent rule for everything moved the start of a relationship to the duplicate's later
+# onboarding). `risk_tolerance` is not here: the more conservative always wins.
+SURVIVORSHIP_DEFAULTS: Mapping[str, FieldDefault] = {
+    # What the customer tells the bank about themselves: the value they most recently gave or
+    # confirmed as correct (`ConfirmFields`), whichever record it is on.
+    "full_name": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "birth_date": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "gender": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "nationality": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "id_document": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "mobile_phone": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "email": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "address": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "occupation": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    "preferred_language": FieldDefault(MOST_RECENTLY_CONFIRMED),
+    # A finished check (verified, expired or rejected) says more than a pending one; between
+    # two finished ones the later outcome stands.
+    "kyc_status": FieldDefault(MOST_COMPLETE, yields_to_default_strategy=False),
+    # The bank's own assignments: its latest decision.
+    "relationship_manager_id": FieldDefault(MOST_RECENT),
+    "branch_id": FieldDefault(MOST_RECENT),
+    # The relationship began with the first of the two records.
+    "onboarded_on": FieldDefault(EARLIEST, yields_to_default_strategy=False),
+    # The merged holdings decide it after the choice (`holdings.rules.relationship_end`); this
+    # rule only stands for customers without holdings.
+    "closed_on": FieldDefault(MOST_RECENT),
+}
+# Strategies that suit only some fields.
+STRATEGY_FIELDS: Mapping[int, frozenset[str]] = {
+    EARLIEST: frozenset({"onboarded_on"}),
+    MOST_COMPLETE: frozenset({"kyc_status"}),
+}
+_STRATEGY_NAMES = {EARLIEST: "EARLIEST", MOST_COMPLETE: "MOST_COMPLETE"}
+KYC_PENDING = 1
+
 # --- match rules -----------------------------------------------------------------------------
 
 
@@ -109,7 +156,9 @@ def validate_rule(rule: MatchRule, *, prefix: str = "match_rule.") -> Violations
               "must be 1 to 63 characters matching ^[a-z][a-z0-9-]{0,62}$, e.g. exact-id-number")
     if v.required(rule.display_name.strip(), f"{prefix}display_name"):
         v.max_length(rule.display_name, f"{prefix}display_name", 100)
+        v.text(rule.display_name, f"{prefix}display_name")
     v.max_length(rule.description, f"{prefix}description", 1000)
+    v.text(rule.description, f"{prefix}description", multiline=True)
     v.check(1 <= rule.priority <= 1000, f"{prefix}priority", "is required: 1 (first) to 1000")
     v.check(rule.action in ACTIONS, f"{prefix}action", "is required: MATCH_ACTION_SUGGEST or _AUTO_MERGE")
     if rule.exact_key is None and rule.fuzzy is None:
@@ -183,7 +232,10 @@ def validate_survivorship(rules: Sequence[SurvivorshipRule], *, prefix: str = "s
                      f"'{rule.field}' is not a mergeable Customer field; one of: {', '.join(sorted(MERGE_FIELDS))}"):
             v.check(rule.field not in seen, f"{at}.field", "has a rule already: at most one per field")
             seen.add(rule.field)
-        v.check(rule.strategy in STRATEGIES, f"{at}.strategy", "is required: a known SurvivorshipStrategy")
+        if v.check(rule.strategy in STRATEGIES, f"{at}.strategy", "is required: a known SurvivorshipStrategy"):
+            suited = STRATEGY_FIELDS.get(rule.strategy)
+            v.check(suited is None or rule.field in suited, f"{at}.strategy",
+                    f"{_STRATEGY_NAMES.get(rule.strategy)} suits only {', '.join(sorted(suited or ()))}")
         if rule.strategy == MOST_TRUSTED_SOURCE:
             v.check(bool(rule.source_priority), f"{at}.source_priority", "is required for MOST_TRUSTED_SOURCE")
         else:
@@ -195,8 +247,8 @@ def validate_merge_request(*, survivor_id: str, source_id: str, rules: Sequence[
                            default_strategy: int) -> None:
     """INVALID_ARGUMENT naming every bad field; reason `MERGE_INTO_SELF` when the two are one."""
     v = validate_survivorship(rules)
-    v.check(default_strategy in range(0, 6) and default_strategy != MOST_TRUSTED_SOURCE, "default_strategy",
-            "must be SURVIVOR, SOURCE, MOST_RECENT or MOST_RECENTLY_CONFIRMED")
+    v.check(default_strategy in DEFAULT_STRATEGIES, "default_strategy",
+            "must be unspecified (each field's default), SURVIVOR, SOURCE, MOST_RECENT or MOST_RECENTLY_CONFIRMED")
     into_self = not v.check(survivor_id != source_id, "source_customer",
                             "must differ from name: a customer cannot be merged into itself")
     try:
@@ -429,12 +481,22 @@ class Survival:
     risk_tolerance_conflict: bool
 
 
+def rule_for(path: str, named: Mapping[str, SurvivorshipRule], *, default_strategy: int) -> SurvivorshipRule:
+    """The rule that chooses one field: the request's own rule for it, else the request's
+    `default_strategy` where the field's default yields to it, else the field's default."""
+    if path in named:
+        return named[path]
+    field_default = SURVIVORSHIP_DEFAULTS[path]
+    if default_strategy and field_default.yields_to_default_strategy:
+        return SurvivorshipRule(path, default_strategy)
+    return SurvivorshipRule(path, field_default.strategy)
+
+
 def survive(survivor: Customer, source: Customer, rules: Sequence[SurvivorshipRule], *,
             default_strategy: int, provenance: Provenance | None = None) -> Survival:
     """Choose each field's value. A set value beats an empty one whatever the strategy; the more
     conservative of two assessed risk tolerances always wins."""
     by_field = {r.field: r for r in rules}
-    default = SurvivorshipRule("", default_strategy or MOST_RECENT)
     origins = provenance or {}
 
     def origin(customer: Customer, path: str) -> ValueOrigin:
@@ -451,14 +513,14 @@ def survive(survivor: Customer, source: Customer, rules: Sequence[SurvivorshipRu
         mine, theirs = _values(survivor, fields), _values(source, fields)
         if mine == theirs:
             continue
-        rule = by_field.get(path, default)
+        rule = rule_for(path, by_field, default_strategy=default_strategy)
         mine_origin, theirs_origin = origin(survivor, path), origin(source, path)
         if _empty(theirs):
             chosen = survivor
         elif _empty(mine):
             chosen = source
         else:
-            chosen = source if _prefers_source(rule, mine_origin, theirs_origin) else survivor
+            chosen = source if _prefers_source(rule, (mine, mine_origin), (theirs, theirs_origin)) else survivor
         if chosen is source:
             changes.update(zip(fields, theirs, strict=True))
         kept = theirs_origin if chosen is source else mine_origin
@@ -484,12 +546,21 @@ def _latest(origin: ValueOrigin, strategy: int) -> datetime | None:
     return origin.changed_at
 
 
-def _prefers_source(rule: SurvivorshipRule, mine: ValueOrigin, theirs: ValueOrigin) -> bool:
+def _prefers_source(rule: SurvivorshipRule, survivor_side: tuple[tuple[Any, ...], ValueOrigin],
+                    source_side: tuple[tuple[Any, ...], ValueOrigin]) -> bool:
     """Whether the strategy keeps the source's value over the survivor's (both set). Ties keep the survivor's."""
+    (my_values, mine), (their_values, theirs) = survivor_side, source_side
     if rule.strategy == SURVIVOR:
         return False
     if rule.strategy == SOURCE:
         return True
+    if rule.strategy == EARLIEST:
+        return bool(their_values < my_values)
+    if rule.strategy == MOST_COMPLETE:
+        my_rank, their_rank = _kyc_completeness(my_values[0]), _kyc_completeness(their_values[0])
+        if my_rank != their_rank:
+            return their_rank > my_rank
+        rule = SurvivorshipRule(rule.field, MOST_RECENT)
     if rule.strategy == MOST_TRUSTED_SOURCE:
         def rank(origin: ValueOrigin) -> int:
             priority = rule.source_priority
@@ -498,6 +569,10 @@ def _prefers_source(rule: SurvivorshipRule, mine: ValueOrigin, theirs: ValueOrig
             return rank(theirs) < rank(mine)
     mine_time, theirs_time = _latest(mine, rule.strategy), _latest(theirs, rule.strategy)
     return mine_time is not None and theirs_time is not None and theirs_time > mine_time
+
+
+def _kyc_completeness(status: int) -> int:
+    return 0 if status == KYC_PENDING else 1
 
 
 def restore_survivor(current: Customer, *, before: Customer, after: Customer) -> Customer:

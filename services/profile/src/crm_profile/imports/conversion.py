@@ -148,6 +148,11 @@ def _date(date_format: str) -> Converter:
     return convert
 
 
+# How a cell of each attribute type must read, for the bad-row description.
+_KIND_WORDS = {ValueType.INT: "an integer", ValueType.DECIMAL: "a decimal number",
+               ValueType.BOOL: "true or false", ValueType.DATE: "a date"}
+
+
 def _attribute(definition: AttributeDefinition | None, date_format: str) -> Converter:
     """Text -> AttributeValue of the declared type (validated later with the catalogue's rules)."""
     kind = definition.value_type if definition is not None else ValueType.STRING
@@ -171,8 +176,8 @@ def _attribute(definition: AttributeDefinition | None, date_format: str) -> Conv
                 return AttributeValue(kind, flag)
             return AttributeValue(kind, as_date(value))
         except (ValueError, InvalidOperation):
-            raise _CellError("INVALID_FORMAT", f"must be a {kind.name} value (map other spellings with "
-                                               "value_map)") from None
+            raise _CellError("INVALID_FORMAT", f"must be {_KIND_WORDS.get(kind, 'a valid value')} (map other "
+                                               "spellings with value_map)") from None
 
     return convert
 

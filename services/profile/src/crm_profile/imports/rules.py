@@ -51,6 +51,7 @@ def check_header(header: UploadHeader, *, max_bytes: int, area_free: int | None 
     v = Violations()
     if v.required(header.file_name, "header.file_name"):
         v.max_length(header.file_name, "header.file_name", MAX_FILE_NAME)
+        v.text(header.file_name, "header.file_name")
     v.check(header.format in FORMATS, "header.format", "is required: IMPORT_FILE_FORMAT_CSV or _PARQUET")
     v.check(header.size_bytes > 0, "header.size_bytes", "is required: the exact size of the file, 1 byte or more")
     v.pattern(header.sha256, "header.sha256", SHA256, "must be the file's SHA-256 as 64 lower-case hex characters")
@@ -191,10 +192,10 @@ def reason_for(description: str, *, given: bool) -> str:
     """The BadRow reason of a customer rule's violation (crm_profile.customers.rules wording)."""
     if description.startswith("is required"):
         return "REQUIRED" if not given else "INVALID_FORMAT"
-    if description.startswith(("must be between", "must not be before", "must be at most",
+    if description.startswith(("must be between", "must not be before", "must be at most", "must be at least",
                                "must have at most", "each line must be at most")):
         return "OUT_OF_RANGE"
-    if description.startswith("is not a known"):
+    if " is not a known " in description or description.startswith("is not a known"):
         return "UNKNOWN_ENUM_VALUE"
     return "INVALID_FORMAT"
 

@@ -146,6 +146,7 @@ def updated(current: RetentionPolicy, changes: PolicyChanges, paths: Sequence[st
         values["overrides_erasure"] = changes.overrides_erasure
     if "legal_basis" in paths:
         v.max_length(changes.legal_basis, prefix + "legal_basis", MAX_LEGAL_BASIS)
+        v.text(changes.legal_basis, prefix + "legal_basis", multiline=True)
         values["legal_basis"] = changes.legal_basis
     v.raise_if_any()
     return dataclasses.replace(current, **values)  # type: ignore[arg-type]

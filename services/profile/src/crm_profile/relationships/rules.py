@@ -37,7 +37,8 @@ def validate(relationship: Relationship, *, today: date, prefix: str = "relation
     v = Violations()
     v.check(relationship.related_customer_id != relationship.customer_id, f"{prefix}related_customer",
             "must be another customer than the parent")
-    v.check(relationship.type in TYPES, f"{prefix}type", "is required: a known RelationshipType")
+    v.enum(relationship.type, f"{prefix}type", TYPES, "RelationshipType",
+           required="is required: a known RelationshipType")
     percent = relationship.ownership_percent
     if relationship.type in OWNERSHIP_TYPES:
         if v.check(percent is not None, f"{prefix}ownership_percent",

@@ -58,11 +58,13 @@ def validate(rule: AlertRule, *, prefix: str = "alert_rule.", violations: Violat
     display_name = rule.display_name.strip()
     if v.required(display_name, prefix + "display_name"):
         v.max_length(display_name, prefix + "display_name", MAX_DISPLAY_NAME)
+        v.text(display_name, prefix + "display_name")
     v.max_length(rule.description, prefix + "description", MAX_DESCRIPTION)
-    kind_known = v.check(rule.kind in {k.value for k in Kind}, prefix + "kind",
-                         "is required: a known AlertRuleKind, e.g. ALERT_RULE_KIND_LARGE_OUTFLOWS")
-    v.check(rule.severity in {s.value for s in Severity}, prefix + "severity",
-            "is required: a known AlertSeverity, e.g. ALERT_SEVERITY_HIGH")
+    v.text(rule.description, prefix + "description", multiline=True)
+    kind_known = v.enum(rule.kind, prefix + "kind", {k.value for k in Kind}, "AlertRuleKind",
+                        required="is required: a known AlertRuleKind, e.g. ALERT_RULE_KIND_LARGE_OUTFLOWS")
+    v.enum(rule.severity, prefix + "severity", {s.value for s in Severity}, "AlertSeverity",
+           required="is required: a known AlertSeverity, e.g. ALERT_SEVERITY_HIGH")
     if v.check(rule.window is not None, prefix + "window", "is required: 1 hour to 90 days"):
         _duration_within(rule.window, WINDOW_RANGE, prefix + "window", "must be 1 hour to 90 days", v)
     if rule.response_sla:  # unset or zero: the 24-hour default
@@ -71,6 +73,7 @@ def validate(rule: AlertRule, *, prefix: str = "alert_rule.", violations: Violat
     if rule.cooldown is not None:
         _duration_within(rule.cooldown, COOLDOWN_RANGE, prefix + "cooldown", "must be 0 to 90 days", v)
     v.max_length(rule.default_assignee, prefix + "default_assignee", MAX_EMPLOYEE_ID)
+    v.text(rule.default_assignee, prefix + "default_assignee")
     if kind_known:
         _validate_parameters(Kind(rule.kind), rule.parameters, prefix, v)
     return v

@@ -119,6 +119,8 @@ def validate_check(
         v.pattern(product_code, "product_code", PRODUCT_CODE, "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
     v.check(product_risk_level in {p.value for p in ProductRiskLevel}, "product_risk_level",
             "is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
-    v.check(purpose in {p.value for p in Purpose}, "purpose", "is not a known SuitabilityPurpose")
+    v.enum(purpose, "purpose", {p.value for p in Purpose}, "SuitabilityPurpose",
+           required="is not a known SuitabilityPurpose")
     v.max_length(context, "context", MAX_CONTEXT)
+    v.text(context, "context", multiline=True)
     return v

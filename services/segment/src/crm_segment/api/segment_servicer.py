@@ -12,14 +12,14 @@ import grpc
 from crm.segment.v1 import segment_service_pb2 as pb
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment.api import segment_messages
+from crm_segment.segments.rules import SEGMENT_NAME
 from crm_segment.segments.service import Segments
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
-from crmkit.resources import ResourceName
 
-# Any id without a slash reads as a name: an id the rules would refuse is simply not found.
-SEGMENT = ResourceName("segments/{segment_id}", id_pattern=r"[^/]+")
+# A name whose id the rules would refuse is bad input, as in every service, not a missing segment.
+SEGMENT = SEGMENT_NAME
 
 
 class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):

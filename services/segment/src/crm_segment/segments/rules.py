@@ -206,7 +206,9 @@ def validate(segment: Segment, *, prefix: str = "segment.", violations: Violatio
                   "must be 1 to 63 characters from a-z 0-9 -, start with a letter and not end with -")
     if v.required(segment.display_name, f"{prefix}display_name"):
         v.max_length(segment.display_name, f"{prefix}display_name", MAX_DISPLAY_NAME)
+        v.text(segment.display_name, f"{prefix}display_name")
     v.max_length(segment.description, f"{prefix}description", MAX_DESCRIPTION)
+    v.text(segment.description, f"{prefix}description", multiline=True)
     v.check(segment.evaluation_mode in (EvaluationMode.BATCH, EvaluationMode.REAL_TIME),
             f"{prefix}evaluation_mode", "is not a known SegmentEvaluationMode")
     if segment.refresh_interval is not None:
@@ -270,7 +272,9 @@ def check_mask(paths: Sequence[str]) -> None:
 def validate_list_filter(*, display_name_contains: str, evaluation_mode: int, feature: str) -> None:
     v = Violations()
     v.max_length(display_name_contains, "display_name_contains", MAX_CONTAINS_FILTER)
-    v.check(evaluation_mode in tuple(EvaluationMode), "evaluation_mode", "is not a known SegmentEvaluationMode")
+    v.text(display_name_contains, "display_name_contains")
+    v.enum(evaluation_mode, "evaluation_mode", tuple(EvaluationMode), "SegmentEvaluationMode",
+           required="is not a known SegmentEvaluationMode")
     if feature:
         v.check(feature in CATALOGUE, "feature", _unknown_feature_message(feature))
     v.raise_if_any()
