@@ -177,7 +177,7 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         page_tokens=PageTokens(settings.derived_key("profile.page-token")),
     )
     attribute_repository = AttributeRepository(kit.vault)
-    history = FieldHistory(db=kit.db, repository=HistoryRepository(kit.vault), customers=kit.customers,
+    history = FieldHistory(repository=HistoryRepository(kit.vault), customers=kit.customers,
                            attributes=attribute_repository, audit=kit.audit, page_tokens=kit.page_tokens,
                            enum_names=ENUM_NAMES, core_max_age_days=settings.stale_max_age_days)
     customer_values = CustomerValues(attributes=attribute_repository, customers=kit.customers)
@@ -195,9 +195,9 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         settings=FeatureSettings(reporting_currency=settings.reporting_currency, rates=settings.fx_rates,
                                  rfm_window_days=settings.features_rfm_window_days,
                                  refresh_seconds=settings.features_refresh_seconds))
-    shared = {"db": kit.db, "customers": kit.customers, "outbox": kit.outbox,
+    shared = {"customers": kit.customers, "outbox": kit.outbox,
               "idempotency": kit.idempotency, "audit": kit.audit, "page_tokens": kit.page_tokens}
-    identity = Identity(db=kit.db, vault=kit.vault, customers=kit.customers,
+    identity = Identity(vault=kit.vault, customers=kit.customers,
                         idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens)
     merges = Merges(**shared, vault=kit.vault, payloads=identity_messages.FeedPayloads(feed_payload),  # type: ignore[arg-type]
                     identity=identity, history=history, features=feature_writer)
@@ -245,22 +245,23 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
     retention.start_schedule()
     runtime.on_close(retention.stop_schedule)
     servicer = ProfileServicer(
+        db=kit.db,
         customers=Customers(db=kit.db, repository=kit.customers, outbox=kit.outbox,
                             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
                             feed_payload=feed_payload, values=customer_values, history=history,
                             features=feature_writer),  # type: ignore[arg-type]
         attribute_catalogue=AttributeCatalogue(
-            db=kit.db, repository=attribute_repository, customers=kit.customers, history=history,
+            repository=attribute_repository, customers=kit.customers, history=history,
             outbox=kit.outbox, idempotency=kit.idempotency, page_tokens=kit.page_tokens,
             feed_payload=feed_payload),  # type: ignore[arg-type]
         history=history,
         quality=QualityReports(
-            db=kit.db, repository=QualityRepository(kit.vault), attributes=attribute_repository,
+            repository=QualityRepository(kit.vault), attributes=attribute_repository,
             defaults=Thresholds(min_completeness_percent=settings.quality_min_completeness_percent,
                                 max_error_rate_percent=settings.quality_max_error_rate_percent),
             expected_fields=settings.quality_expected_fields, cache_seconds=settings.quality_cache_seconds),
         holdings=Holdings(
-            db=kit.db, repository=HoldingRepository(), customers=kit.customers, outbox=kit.outbox,
+            repository=HoldingRepository(), customers=kit.customers, outbox=kit.outbox,
             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
             feed_payload=holding_messages.to_proto, customer_payload=feed_payload, history=history,  # type: ignore[arg-type]
             reporting=ReportingCurrency(settings.reporting_currency, settings.fx_rates), features=feature_writer),

@@ -1,4 +1,4 @@
-"""Customer RPCs of ProfileService: proto -> arguments, one service call, result -> proto."""
+"""Customer RPCs of ProfileService: proto -> arguments, one unit of work and one service call in it, result -> proto."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from crm.profile.v1 import profile_service_pb2 as pb
 from crm_profile.api import customer_messages
 from crm_profile.customers.service import Customers
 from crmkit.auth import current_principal
+from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
 from crmkit.outbox import ChangeFeed
 from crmkit.resources import ResourceName, purpose_from
@@ -20,16 +21,18 @@ CUSTOMER = ResourceName("customers/{customer_id}")
 class CustomerRpcs:
     """Create, read, update, delete and watch customers."""
 
+    _db: Database
     _customers: Customers
     _feed: ChangeFeed
 
     async def CreateCustomer(self, request: pb.CreateCustomerRequest, context: grpc.aio.ServicerContext
                              ) -> pb.CreateCustomerResponse:
-        view = await self._customers.create(
-            customer=customer_messages.to_domain(request.customer),
-            request_id=parse_request_id(request.request_id),
-            actor=current_principal(),
-        )
+        async with self._db.unit_of_work() as uow:
+            view = await self._customers.create(uow=uow,
+                customer=customer_messages.to_domain(request.customer),
+                request_id=parse_request_id(request.request_id), request=request,
+                actor=current_principal(),
+            )
         return pb.CreateCustomerResponse(customer=customer_messages.to_proto(view))
 
     async def GetCustomer(self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
@@ -42,28 +45,31 @@ class CustomerRpcs:
 
     async def ListCustomers(self, request: pb.ListCustomersRequest, context: grpc.aio.ServicerContext
                             ) -> pb.ListCustomersResponse:
-        page = await self._customers.list(
-            page_size=request.page_size, page_token=request.page_token,
-            relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
-            purpose=purpose_from(request.audit), actor=current_principal(),
-        )
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._customers.list(uow=uow,
+                page_size=request.page_size, page_token=request.page_token,
+                relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
+                purpose=purpose_from(request.audit), actor=current_principal(),
+            )
         return pb.ListCustomersResponse(customers=[customer_messages.to_proto(v) for v in page.customers],
                                         next_page_token=page.next_page_token)
 
     async def UpdateCustomer(self, request: pb.UpdateCustomerRequest, context: grpc.aio.ServicerContext
                              ) -> pb.UpdateCustomerResponse:
         customer_id = CUSTOMER.parse_one(request.customer.name, "customer.name")
-        view = await self._customers.update(
-            changes=customer_messages.to_domain(request.customer, customer_id=customer_id),
-            paths=list(request.update_mask.paths), etag=request.customer.etag,
-            purpose=purpose_from(request.audit), actor=current_principal(),
-        )
+        async with self._db.unit_of_work() as uow:
+            view = await self._customers.update(uow=uow,
+                changes=customer_messages.to_domain(request.customer, customer_id=customer_id),
+                paths=list(request.update_mask.paths), etag=request.customer.etag,
+                purpose=purpose_from(request.audit), actor=current_principal(),
+            )
         return pb.UpdateCustomerResponse(customer=customer_messages.to_proto(view))
 
     async def DeleteCustomer(self, request: pb.DeleteCustomerRequest, context: grpc.aio.ServicerContext
                              ) -> pb.DeleteCustomerResponse:
-        await self._customers.delete(customer_id=CUSTOMER.parse_one(request.name), etag=request.etag,
-                                     purpose=purpose_from(request.audit), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            await self._customers.delete(uow=uow, customer_id=CUSTOMER.parse_one(request.name), etag=request.etag,
+                                         purpose=purpose_from(request.audit), actor=current_principal())
         return pb.DeleteCustomerResponse()
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext

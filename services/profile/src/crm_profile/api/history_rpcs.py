@@ -1,4 +1,5 @@
-"""Field history and stale-data RPCs: proto -> arguments, one service call, result -> proto."""
+"""Field history and stale-data RPCs: proto -> arguments, one unit of work and one service call in
+it, result -> proto."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import grpc
 from crm.profile.v1 import customer_pb2, history_pb2
 from crm_profile.history.service import FieldChangeView, FieldHistory, StaleField
 from crmkit.auth import current_principal
+from crmkit.db import Database
 from crmkit.resources import ResourceName, purpose_from
 from crmkit.values import duration, set_timestamps, timestamp
 
@@ -44,35 +46,39 @@ def _stale_to_proto(stale: StaleField) -> history_pb2.StaleField:
 class HistoryRpcs:
     """Who changed which field when, which fields are stale, and confirming them."""
 
+    _db: Database
     _history: FieldHistory
 
     async def ListFieldChanges(self, request: history_pb2.ListFieldChangesRequest,
                                context: grpc.aio.ServicerContext) -> history_pb2.ListFieldChangesResponse:
         interval = request.change_interval
-        page = await self._history.list_changes(
-            customer_id=CUSTOMER.parse_one(request.parent, "parent"), page_size=request.page_size,
-            page_token=request.page_token, fields=list(request.fields),
-            start=interval.start_time.ToDatetime(tzinfo=UTC) if interval.HasField("start_time") else None,
-            end=interval.end_time.ToDatetime(tzinfo=UTC) if interval.HasField("end_time") else None,
-            purpose=purpose_from(request.audit), actor=current_principal())
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._history.list_changes(uow=uow,
+                customer_id=CUSTOMER.parse_one(request.parent, "parent"), page_size=request.page_size,
+                page_token=request.page_token, fields=list(request.fields),
+                start=interval.start_time.ToDatetime(tzinfo=UTC) if interval.HasField("start_time") else None,
+                end=interval.end_time.ToDatetime(tzinfo=UTC) if interval.HasField("end_time") else None,
+                purpose=purpose_from(request.audit), actor=current_principal())
         return history_pb2.ListFieldChangesResponse(field_changes=[_change_to_proto(v) for v in page.changes],
                                                     next_page_token=page.next_page_token)
 
     async def ListStaleFields(self, request: history_pb2.ListStaleFieldsRequest,
                               context: grpc.aio.ServicerContext) -> history_pb2.ListStaleFieldsResponse:
         customer_id = None if request.parent == ALL_CUSTOMERS else CUSTOMER.parse_one(request.parent, "parent")
-        page = await self._history.list_stale(
-            customer_id=customer_id, page_size=request.page_size, page_token=request.page_token,
-            fields=list(request.fields), relationship_manager_id=request.relationship_manager_id,
-            branch_id=request.branch_id, purpose=purpose_from(request.audit), actor=current_principal())
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._history.list_stale(uow=uow,
+                customer_id=customer_id, page_size=request.page_size, page_token=request.page_token,
+                fields=list(request.fields), relationship_manager_id=request.relationship_manager_id,
+                branch_id=request.branch_id, purpose=purpose_from(request.audit), actor=current_principal())
         return history_pb2.ListStaleFieldsResponse(stale_fields=[_stale_to_proto(s) for s in page.fields],
                                                    next_page_token=page.next_page_token)
 
     async def ConfirmFields(self, request: history_pb2.ConfirmFieldsRequest,
                             context: grpc.aio.ServicerContext) -> history_pb2.ConfirmFieldsResponse:
-        confirmations = await self._history.confirm(
-            customer_id=CUSTOMER.parse_one(request.name), fields=list(request.fields),
-            purpose=purpose_from(request.audit), actor=current_principal())
+        async with self._db.unit_of_work() as uow:
+            confirmations = await self._history.confirm(uow=uow,
+                customer_id=CUSTOMER.parse_one(request.name), fields=list(request.fields),
+                purpose=purpose_from(request.audit), actor=current_principal())
         return history_pb2.ConfirmFieldsResponse(confirmations=[
             history_pb2.FieldConfirmation(field=c.field, confirm_time=timestamp(c.confirm_time))
             for c in confirmations])

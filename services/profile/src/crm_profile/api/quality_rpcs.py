@@ -1,4 +1,4 @@
-"""Data-quality RPC: proto -> arguments, one service call, result -> proto."""
+"""Data-quality RPC: proto -> arguments, one unit of work and one service call in it, result -> proto."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import grpc
 from crm.profile.v1 import quality_pb2
 from crm_profile.quality.rules import FieldQuality, FieldThreshold, Thresholds
 from crm_profile.quality.service import QualityReports
+from crmkit.db import Database
 from crmkit.values import timestamp
 
 
@@ -49,12 +50,15 @@ def _row_to_proto(row: FieldQuality) -> quality_pb2.FieldQuality:
 class QualityRpcs:
     """The data-quality report over every active customer."""
 
+    _db: Database
     _quality: QualityReports
 
     async def GetDataQualityReport(self, request: quality_pb2.GetDataQualityReportRequest,
                                    context: grpc.aio.ServicerContext) -> quality_pb2.GetDataQualityReportResponse:
-        report = await self._quality.report(fields=list(request.fields), source_systems=list(request.source_systems),
-                                            thresholds=thresholds_to_domain(request.thresholds))
+        async with self._db.unit_of_work(read_only=True) as uow:
+            report = await self._quality.report(
+                uow=uow, fields=list(request.fields), source_systems=list(request.source_systems),
+                                                thresholds=thresholds_to_domain(request.thresholds))
         return quality_pb2.GetDataQualityReportResponse(report=quality_pb2.DataQualityReport(
             compute_time=timestamp(report.compute_time), customer_count=report.customer_count,
             thresholds=thresholds_to_proto(report.thresholds), fields=[_row_to_proto(r) for r in report.fields],

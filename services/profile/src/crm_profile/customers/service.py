@@ -1,4 +1,5 @@
-"""Customer orchestration: one unit of work per call, audit and change feed in the same breath."""
+"""Customer orchestration, in the caller's unit of work (crmkit.db's rule): the change, its values,
+history, audit record and change-feed event land in one transaction."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
-from crmkit.db import Database
-from crmkit.errors import Aborted, AlreadyExists, NotFound
-from crmkit.idempotency import IdempotencyKeys, current_request
+from crmkit.db import Database, UnitOfWork
+from crmkit.errors import AlreadyExists, NotFound
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -45,13 +47,16 @@ class CustomerPage:
 
 
 class Customers:
-    """The customer use cases. Methods are keyword-only and take the calling principal."""
+    """The customer use cases: keyword-only, the caller's unit of work first (crmkit.db's rule),
+    the calling principal. `get` is the one exception: see there."""
 
     def __init__(
         self, *, db: Database, repository: CustomerRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, feed_payload: FeedPayload, values: CustomerValues,
         history: FieldHistory, features: FeatureWriter | None = None,
     ) -> None:
+        # Only for `get`, the hot read path on `Database.raw()`; every other use case runs in the
+        # unit of work its caller passes in.
         self._db = db
         self._features = features
         self._repository = repository
@@ -63,7 +68,8 @@ class Customers:
         self._values = values
         self._history = history
 
-    async def create(self, *, customer: Customer, request_id: uuid.UUID | None, actor: Principal) -> CustomerView:
+    async def create(self, *, uow: UnitOfWork, customer: Customer, request_id: uuid.UUID | None, request: Message,
+                     actor: Principal) -> CustomerView:
         customer = rules.normalise(customer)
         if not customer.customer_id:
             customer = dataclasses.replace(customer, customer_id=str(uuid.uuid4()))
@@ -71,38 +77,36 @@ class Customers:
             customer = dataclasses.replace(customer, onboarded_on=datetime.now(UTC).date())
         customer = dataclasses.replace(customer, source_system=customer.source_system or API_SOURCE_SYSTEM)
         today = datetime.now(UTC).date()
-        async with self._db.unit_of_work() as session:
-            customer = await self._values.check(session, customer, today=today,
-                                                core=rules.validate(customer, today=today))
-            if request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id,
-                    request=current_request(), method="CreateCustomer",
-                    resource_name=customer.name)
-                if earlier is not None:
-                    existing = await self._repository.get(session, earlier.removeprefix("customers/"))
-                    if existing is None:
-                        raise NotFound("the customer created by this request no longer exists",
-                                       reason="CUSTOMER_NOT_FOUND")
-                    return rules.view_for(actor, existing)
-            created = await self._repository.insert(session, customer)
-            if created is None:
-                raise AlreadyExists(f"customer {customer.customer_id} already exists", reason="CUSTOMER_EXISTS",
-                                    metadata={"customer_id": customer.customer_id})
-            created = await self._values.store(session, created, customer, None)
-            await self._history.record(session, before=None, after=created, actor=actor.subject)
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="customer.create", resource_name=created.name,
-                purpose="DATA_MANAGEMENT")])
-            await self._outbox.append(session, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
-                                      payload=self._feed_payload(created), actor=actor.subject)
+        customer = await self._values.check(uow=uow, customer=customer, today=today,
+                                            core=rules.validate(customer, today=today))
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=request_id, request=request, method="CreateCustomer",
+            resource_name=customer.name, replay=lambda name: self._replay(uow=uow, name=name))
+        if replayed is not None:
+            return rules.view_for(actor, replayed)
+        created = await self._repository.insert(uow, customer)
+        if created is None:
+            raise AlreadyExists(f"customer {customer.customer_id} already exists", reason="CUSTOMER_EXISTS",
+                                metadata={"customer_id": customer.customer_id})
+        created = await self._values.store(uow=uow, stored=created, wanted=customer, previous=None)
+        await self._history.record(uow=uow, before=None, after=created, actor=actor.subject)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="customer.create", resource_name=created.name,
+            purpose="DATA_MANAGEMENT")])
+        await self._outbox.append(uow, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
+                                  payload=self._feed_payload(created), actor=actor.subject)
         return rules.view_for(actor, created)
 
     async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerView:
+        """GetCustomer: the documented exception to crmkit.db's rule. It opens its own `raw()`
+        connection and takes no unit of work: one primary-key read, hand-written SQL, no
+        transaction, because SQLAlchemy's greenlet bridge and a BEGIN cost more CPU than the
+        statement on the service's hottest path. The read's audit record goes through the
+        group-commit writer, as every read's does."""
         async with self._db.raw() as connection:
             found = await self._repository.fetch(connection, customer_id)
         if found is None:
-            raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            raise not_found(customer_id)
         rules.check_book(actor, found)
         await self._audit.record(AuditEntry(principal=actor.subject, action="customer.read",
                                             resource_name=found.name, purpose=purpose.purpose,
@@ -110,7 +114,7 @@ class Customers:
         return rules.view_for(actor, found)
 
     async def list(
-        self, *, page_size: int, page_token: str, relationship_manager_id: str, branch_id: str,
+        self, *, uow: UnitOfWork, page_size: int, page_token: str, relationship_manager_id: str, branch_id: str,
         purpose: Purpose, actor: Principal,
     ) -> CustomerPage:
         if actor.is_relationship_manager_only:
@@ -118,9 +122,8 @@ class Customers:
         limit = clamp_page_size(page_size)
         query = {"rm": relationship_manager_id, "branch": branch_id}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.unit_of_work(read_only=True) as session:
-            found = await self._repository.page(session, after=after, limit=limit + 1,
-                                                relationship_manager_id=relationship_manager_id, branch_id=branch_id)
+        found = await self._repository.page(uow, after=after, limit=limit + 1,
+                                            relationship_manager_id=relationship_manager_id, branch_id=branch_id)
         page, more = found[:limit], len(found) > limit
         await self._audit.record(*(AuditEntry(principal=actor.subject, action="customer.list",
                                               resource_name=c.name, purpose=purpose.purpose,
@@ -129,80 +132,88 @@ class Customers:
         return CustomerPage([rules.view_for(actor, c) for c in page], token)
 
     async def update(
-        self, *, changes: Customer, paths: Sequence[str], etag: str, purpose: Purpose, actor: Principal,
+        self, *, uow: UnitOfWork, changes: Customer, paths: Sequence[str], etag: str, purpose: Purpose,
+        actor: Principal,
     ) -> CustomerView:
         _check_mask(paths)
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, changes.customer_id, for_update=True)
-            if current is None:
-                raise NotFound(f"customer {changes.customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            rules.check_book(actor, current)
-            rules.ensure_active(current)
-            if etag and etag != current.etag:
-                raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
-            merged = rules.normalise(_apply(current, changes, paths))
-            today = datetime.now(UTC).date()
-            merged = await self._values.check(session, merged, today=today, core=rules.validate(merged, today=today),
-                                              keys=_written_keys(current, merged))
-            updated = await self._values.store(session, await self._repository.update(session, merged), merged,
-                                               current)
-            await self._history.record(session, before=current, after=updated, actor=actor.subject)
-            if self._features is not None and feature_rules.needs_recompute(current, updated):
-                await self._features.mark(session, [updated.customer_id])
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="customer.update", resource_name=updated.name,
-                purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(sorted(paths))}")])
-            await self._outbox.append(session, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
-                                      payload=self._feed_payload(updated), actor=actor.subject)
+        current = await self._locked(uow=uow, customer_id=changes.customer_id, etag=etag,
+                                     check=lambda c: _check_writable(actor, c))
+        merged = rules.normalise(_apply(current, changes, paths))
+        today = datetime.now(UTC).date()
+        merged = await self._values.check(uow=uow, customer=merged, today=today,
+                                          core=rules.validate(merged, today=today),
+                                          keys=_written_keys(current, merged))
+        updated = await self._values.store(uow=uow, stored=await self._repository.update(uow, merged),
+                                           wanted=merged, previous=current)
+        await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
+        if self._features is not None and feature_rules.needs_recompute(current, updated):
+            await self._features.mark(uow, [updated.customer_id])
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="customer.update", resource_name=updated.name,
+            purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(sorted(paths))}")])
+        await self._outbox.append(uow, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
+                                  payload=self._feed_payload(updated), actor=actor.subject)
         return rules.view_for(actor, updated)
 
     async def set_attributes(
-        self, *, customer_id: str, values: Mapping[str, AttributeValue], remove: Sequence[str], etag: str,
-        purpose: Purpose, actor: Principal,
+        self, *, uow: UnitOfWork, customer_id: str, values: Mapping[str, AttributeValue], remove: Sequence[str],
+        etag: str, purpose: Purpose, actor: Principal,
     ) -> CustomerView:
         """Set and remove custom attribute values in one change (SetCustomerAttributes)."""
         today = datetime.now(UTC).date()
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, customer_id, for_update=True)
-            if current is None:
-                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            rules.check_book(actor, current)
-            rules.ensure_active(current)
-            if etag and etag != current.etag:
-                raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
-            removal_problems = attribute_rules.check_removals(
-                values, remove, await self._values.definitions(session, remove))
-            wanted = dataclasses.replace(current, attributes={
-                **{k: v for k, v in current.attributes.items() if k not in remove}, **values})
-            merged = await self._values.check(session, wanted, today=today, core=Violations(), keys=set(values),
-                                              prefix="", extra=removal_problems)
-            if merged.attributes == current.attributes:
-                return rules.view_for(actor, current)  # a retry, or nothing to change: no new version
-            updated = await self._values.store(session, await self._repository.update(session, merged), merged,
-                                               current)
-            changes = await self._history.record(session, before=current, after=updated, actor=actor.subject)
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="customer.update", resource_name=updated.name,
-                purpose=purpose.purpose,
-                justification=f"{purpose.justification} fields={','.join(c.field for c in changes)}"[:1000])])
-            await self._outbox.append(session, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
-                                      payload=self._feed_payload(updated), actor=actor.subject)
+        current = await self._locked(uow=uow, customer_id=customer_id, etag=etag,
+                                     check=lambda c: _check_writable(actor, c))
+        removal_problems = attribute_rules.check_removals(
+            values, remove, await self._values.definitions(uow=uow, keys=remove))
+        wanted = dataclasses.replace(current, attributes={
+            **{k: v for k, v in current.attributes.items() if k not in remove}, **values})
+        merged = await self._values.check(uow=uow, customer=wanted, today=today, core=Violations(), keys=set(values),
+                                          prefix="", extra=removal_problems)
+        if merged.attributes == current.attributes:
+            return rules.view_for(actor, current)  # a retry, or nothing to change: no new version
+        updated = await self._values.store(uow=uow, stored=await self._repository.update(uow, merged),
+                                           wanted=merged, previous=current)
+        changes = await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="customer.update", resource_name=updated.name,
+            purpose=purpose.purpose,
+            justification=f"{purpose.justification} fields={','.join(c.field for c in changes)}"[:1000])])
+        await self._outbox.append(uow, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
+                                  payload=self._feed_payload(updated), actor=actor.subject)
         return rules.view_for(actor, updated)
 
-    async def delete(self, *, customer_id: str, etag: str, purpose: Purpose, actor: Principal) -> None:
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, customer_id, for_update=True)
-            if current is None:
-                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            rules.ensure_active(current)
-            if etag and etag != current.etag:
-                raise Aborted("customer changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
-            await self._repository.delete(session, customer_id)
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="customer.delete", resource_name=current.name,
-                purpose=purpose.purpose, justification=purpose.justification)])
-            await self._outbox.append(session, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
-                                      payload=None, actor=actor.subject, resource_type=CUSTOMER_TYPE)
+    async def delete(self, *, uow: UnitOfWork, customer_id: str, etag: str, purpose: Purpose,
+                     actor: Principal) -> None:
+        current = await self._locked(uow=uow, customer_id=customer_id, etag=etag, check=rules.ensure_active)
+        await self._repository.delete(uow, customer_id)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="customer.delete", resource_name=current.name,
+            purpose=purpose.purpose, justification=purpose.justification)])
+        await self._outbox.append(uow, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
+                                  payload=None, actor=actor.subject, resource_type=CUSTOMER_TYPE)
+
+    async def _locked(self, *, uow: UnitOfWork, customer_id: str, etag: str,
+                      check: Callable[[Customer], object]) -> Customer:
+        """The customer row locked for the rest of the unit of work, after `check` and the etag."""
+        return await load_for_update(self._repository.get(uow, customer_id, for_update=True), etag=etag,
+                                     not_found=lambda: not_found(customer_id), check=check)
+
+    async def _replay(self, *, uow: UnitOfWork, name: str) -> Customer:
+        """The customer an earlier CreateCustomer with the same request_id created."""
+        existing = await self._repository.get(uow, name.removeprefix("customers/"))
+        if existing is None:
+            raise NotFound("the customer created by this request no longer exists", reason="CUSTOMER_NOT_FOUND")
+        return existing
+
+
+def not_found(customer_id: str) -> NotFound:
+    return NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+
+
+def _check_writable(actor: Principal, customer: Customer) -> None:
+    """A change needs the customer in the caller's book and live (not merged away or erased)."""
+    rules.check_book(actor, customer)
+    rules.ensure_active(customer)
 
 
 # Request path -> domain fields it sets.

@@ -17,8 +17,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import Customer
@@ -30,8 +28,9 @@ from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
-from crmkit.db import Database
+from crmkit.db import UnitOfWork
 from crmkit.errors import FailedPrecondition, NotFound
+from crmkit.locking import load_for_update
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
@@ -71,11 +70,10 @@ class Confirmation:
 
 class FieldHistory:
     def __init__(
-        self, *, db: Database, repository: HistoryRepository, customers: CustomerRepository,
+        self, *, repository: HistoryRepository, customers: CustomerRepository,
         attributes: AttributeRepository, audit: AuditWriter, page_tokens: PageTokens, enum_names: EnumNames,
         core_max_age_days: Mapping[str, int],
     ) -> None:
-        self._db = db
         self._repository = repository
         self._customers = customers
         self._attributes = attributes
@@ -87,7 +85,7 @@ class FieldHistory:
     # --- writing (inside other use cases' units of work) -----------------------------------------
 
     async def record(
-        self, session: AsyncConnection, *, before: Customer | None, after: Customer | None, actor: str,
+        self, *, uow: UnitOfWork, before: Customer | None, after: Customer | None, actor: str,
         source: ChangeSource = ChangeSource.API, source_system: str = rules.API_SOURCE_SYSTEM, origin: str = "",
     ) -> list[Change]:
         """Write the field changes from `before` to `after` (None for a new or removed record)
@@ -99,7 +97,7 @@ class FieldHistory:
         if before is None:
             assert after is not None
             created = [rules.creation(after)]
-            await self._repository.append(session, customer_id, created, actor=actor, source=source,
+            await self._repository.append(uow, customer_id, created, actor=actor, source=source,
                                           source_system=source_system, origin=origin)
             return created
         cleared = FieldChangeKind.ERASED if source in (ChangeSource.ERASURE, ChangeSource.RETENTION) \
@@ -108,37 +106,36 @@ class FieldHistory:
             changes = rules.diff(rules.snapshot(before, self._enum_names), {}, cleared=cleared)
         else:
             changes = rules.changes(before, after, self._enum_names, cleared=cleared)
-        await self._repository.append(session, customer_id, changes, actor=actor, source=source,
+        await self._repository.append(uow, customer_id, changes, actor=actor, source=source,
                                       source_system=source_system, origin=origin)
         if after is not None:
-            await self._repository.confirm(session, customer_id, [c.field for c in changes
+            await self._repository.confirm(uow, customer_id, [c.field for c in changes
                                                                   if c.kind is FieldChangeKind.SET])
-            await self._repository.forget(session, customer_id, [c.field for c in changes
+            await self._repository.forget(uow, customer_id, [c.field for c in changes
                                                                  if c.kind is not FieldChangeKind.SET])
         return changes
 
-    async def erase(self, session: AsyncConnection, *, customer_id: str) -> int:
+    async def erase(self, *, uow: UnitOfWork, customer_id: str) -> int:
         """For EraseCustomer, inside its unit of work: remove the personal values kept in the
         customer's history (record the erasure itself with `record(..., source=ERASURE)`)."""
-        return await self._repository.erase_personal_values(session, customer_id)
+        return await self._repository.erase_personal_values(uow, customer_id)
 
     # --- reading ---------------------------------------------------------------------------------
 
     async def list_changes(
-        self, *, customer_id: str, page_size: int, page_token: str, fields: Sequence[str],
+        self, *, uow: UnitOfWork, customer_id: str, page_size: int, page_token: str, fields: Sequence[str],
         start: datetime | None, end: datetime | None, purpose: Purpose, actor: Principal,
     ) -> FieldChangePage:
         rules.check_paths(fields, field="fields", limit=rules.MAX_FILTER_PATHS)
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "fields": list(fields), "start": str(start), "end": str(end)}
         cursor = _cursor(self._page_tokens.decode(page_token, query=query))
-        async with self._db.unit_of_work(read_only=True) as session:
-            customer = await self._customers.get(session, customer_id)
-            if customer is None:
-                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            customer_rules.check_book(actor, customer)
-            page, more = await self.entries(session, customer, cursor=cursor, limit=limit, fields=fields,
-                                            start=start, end=end)
+        customer = await self._customers.get(uow, customer_id)
+        if customer is None:
+            raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+        customer_rules.check_book(actor, customer)
+        page, more = await self.entries(uow=uow, customer=customer, cursor=cursor, limit=limit, fields=fields,
+                                        start=start, end=end)
         await self._audit.record(AuditEntry(principal=actor.subject, action="customer.history.read",
                                             resource_name=customer.name, purpose=purpose.purpose,
                                             justification=purpose.justification))
@@ -151,10 +148,10 @@ class FieldHistory:
         return FieldChangePage(views, token)
 
     async def entries(
-        self, session: AsyncConnection, customer: Customer, *, cursor: tuple[int, str] | None, limit: int,
+        self, *, uow: UnitOfWork, customer: Customer, cursor: tuple[int, str] | None, limit: int,
         fields: Sequence[str] = (), start: datetime | None = None, end: datetime | None = None,
     ) -> tuple[list[StoredChange], bool]:
-        """The customer's history as it reads, in the caller's session (also for other use cases,
+        """The customer's history as it reads, in the caller's unit of work (also for other use cases,
         such as the data-subject export): up to `limit` entries after `cursor`, newest first, a
         creation as one SET per field it set (last field first, `part` numbering them) with the
         field's value at creation; and whether there are more. Entries are ordered by (id, field)
@@ -163,17 +160,17 @@ class FieldHistory:
         found: list[StoredChange] = []
         before_id = cursor[0] + 1 if cursor is not None else None  # the cursor's creation may go on
         while True:
-            rows = await self._repository.page(session, customer.customer_id, before_id=before_id, limit=limit + 1,
+            rows = await self._repository.page(uow, customer.customer_id, before_id=before_id, limit=limit + 1,
                                                fields=fields, start=start, end=end)
             for row in rows:
-                for entry in await self._listed(session, customer, row, fields):
+                for entry in await self._listed(uow=uow, customer=customer, row=row, fields=fields):
                     if cursor is None or (entry.field_change_id, entry.field) < cursor:
                         found.append(entry)
             if len(found) > limit or len(rows) <= limit:
                 return found[:limit], len(found) > limit
             before_id = rows[-1].field_change_id
 
-    async def _listed(self, session: AsyncConnection, customer: Customer, row: StoredChange,
+    async def _listed(self, *, uow: UnitOfWork, customer: Customer, row: StoredChange,
                       fields: Sequence[str]) -> list[StoredChange]:
         """A stored change as itself; a creation entry as one SET per field it set (that `fields`
         selects), last field first, with the field's value at creation."""
@@ -183,8 +180,8 @@ class FieldHistory:
         selected = [p for p in paths if rules.selects(fields, p)]
         if not selected:
             return []
-        later = await self._repository.later_creation(session, customer.customer_id, after_id=row.field_change_id)
-        first_olds = await self._repository.first_olds(session, customer.customer_id, selected,
+        later = await self._repository.later_creation(uow, customer.customer_id, after_id=row.field_change_id)
+        first_olds = await self._repository.first_olds(uow, customer.customer_id, selected,
                                                        after_id=row.field_change_id, before_id=later)
         current = rules.snapshot(customer, self._enum_names) if later is None else {}
         values = rules.creation_values(selected, first_olds=first_olds, current=current)
@@ -194,7 +191,7 @@ class FieldHistory:
                 for p in reversed(selected)]
 
     async def list_stale(
-        self, *, customer_id: str | None, page_size: int, page_token: str, fields: Sequence[str],
+        self, *, uow: UnitOfWork, customer_id: str | None, page_size: int, page_token: str, fields: Sequence[str],
         relationship_manager_id: str, branch_id: str, purpose: Purpose, actor: Principal,
     ) -> StaleFieldPage:
         """`customer_id` None lists across the caller's customers (an RM: their own book)."""
@@ -204,20 +201,19 @@ class FieldHistory:
             relationship_manager_id = actor.subject
         query = {"customer": customer_id, "fields": list(fields), "rm": relationship_manager_id, "branch": branch_id}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.unit_of_work(read_only=True) as session:
-            if customer_id is not None:
-                customer = await self._customers.get(session, customer_id)
-                if customer is None:
-                    raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-                customer_rules.check_book(actor, customer)
-            definitions = await self._attributes.definitions(session)
-            ages = rules.max_ages(self._core_max_age_days, {k: d.max_age for k, d in definitions.items()})
-            if fields:
-                ages = {path: age for path, age in ages.items() if rules.selects(fields, path)}
-            rows = await self._repository.stale(
-                session, max_ages=ages, customer_id=customer_id, relationship_manager_id=relationship_manager_id,
-                branch_id=branch_id, limit=limit + 1,
-                after=(datetime.fromisoformat(after[0]), after[1], after[2]) if after is not None else None)
+        if customer_id is not None:
+            customer = await self._customers.get(uow, customer_id)
+            if customer is None:
+                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+            customer_rules.check_book(actor, customer)
+        definitions = await self._attributes.definitions(uow)
+        ages = rules.max_ages(self._core_max_age_days, {k: d.max_age for k, d in definitions.items()})
+        if fields:
+            ages = {path: age for path, age in ages.items() if rules.selects(fields, path)}
+        rows = await self._repository.stale(
+            uow, max_ages=ages, customer_id=customer_id, relationship_manager_id=relationship_manager_id,
+            branch_id=branch_id, limit=limit + 1,
+            after=(datetime.fromisoformat(after[0]), after[1], after[2]) if after is not None else None)
         page, more = rows[:limit], len(rows) > limit
         now = datetime.now(UTC)
         customers = sorted({row.customer_id for row in page})
@@ -230,31 +226,33 @@ class FieldHistory:
 
     # --- confirming ------------------------------------------------------------------------------
 
-    async def confirm(self, *, customer_id: str, fields: Sequence[str], purpose: Purpose,
+    async def confirm(self, *, uow: UnitOfWork, customer_id: str, fields: Sequence[str], purpose: Purpose,
                       actor: Principal) -> list[Confirmation]:
         rules.check_paths(fields, field="fields", limit=rules.MAX_CONFIRM_PATHS, required=True)
-        async with self._db.unit_of_work() as session:
-            customer = await self._customers.get(session, customer_id, for_update=True)
-            if customer is None:
-                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            customer_rules.check_book(actor, customer)
-            values = rules.snapshot(customer, self._enum_names)
-            for i, path in enumerate(fields):
-                if not rules.expand([path], values) or (path not in rules.GROUP_PATHS and path not in values):
-                    raise FailedPrecondition(f"fields[{i}] '{path}' has no value to confirm", reason="FIELD_EMPTY",
-                                             metadata={"field": f"fields[{i}]"})
-            paths = rules.expand(fields, values)
-            confirmed_at = await self._repository.confirm(session, customer_id, paths)
-            await self._repository.append(
-                session, customer_id,
-                [Change(p, FieldChangeKind.CONFIRMED, values[p].text, values[p].text, values[p].personal)
-                 for p in paths],
-                actor=actor.subject, source=ChangeSource.API, source_system=rules.API_SOURCE_SYSTEM, origin="")
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="customer.confirm_fields", resource_name=customer.name,
-                purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(paths)}"[:400])])
+        customer = await load_for_update(self._customers.get(uow, customer_id, for_update=True), etag="",
+                                         not_found=lambda: customer_not_found(customer_id),
+                                         check=lambda c: customer_rules.check_book(actor, c))
+        values = rules.snapshot(customer, self._enum_names)
+        for i, path in enumerate(fields):
+            if not rules.expand([path], values) or (path not in rules.GROUP_PATHS and path not in values):
+                raise FailedPrecondition(f"fields[{i}] '{path}' has no value to confirm", reason="FIELD_EMPTY",
+                                         metadata={"field": f"fields[{i}]"})
+        paths = rules.expand(fields, values)
+        confirmed_at = await self._repository.confirm(uow, customer_id, paths)
+        await self._repository.append(
+            uow, customer_id,
+            [Change(p, FieldChangeKind.CONFIRMED, values[p].text, values[p].text, values[p].personal)
+             for p in paths],
+            actor=actor.subject, source=ChangeSource.API, source_system=rules.API_SOURCE_SYSTEM, origin="")
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="customer.confirm_fields", resource_name=customer.name,
+            purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(paths)}"[:400])])
         assert confirmed_at is not None
         return [Confirmation(p, confirmed_at) for p in paths]
+
+
+def customer_not_found(customer_id: str) -> NotFound:
+    return NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
 
 
 def next_cursor(entries: Sequence[StoredChange]) -> tuple[int, str]:

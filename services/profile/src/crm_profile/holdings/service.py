@@ -1,7 +1,8 @@
-"""Holding orchestration: one unit of work per call; audit and change feed in the same transaction.
+"""Holding orchestration, in the caller's unit of work (crmkit.db's rule): audit and change feed in the
+same transaction as the change.
 
 Holdings are financial data (`DATA_CLASS_FINANCIAL`): every read is audited through the group-
-commit writer, every change inside its own transaction. Each change publishes the holding on the
+commit writer, every change inside its caller's transaction. Each change publishes the holding on the
 change feed (`crm.profile.v1.Holding`: CREATED / UPDATED / DELETED), from which segment derives
 AUM, product counts and days to maturity.
 
@@ -28,7 +29,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import Customer
@@ -42,9 +42,10 @@ from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
-from crmkit.db import Database
-from crmkit.errors import Aborted, AlreadyExists, NotFound
-from crmkit.idempotency import IdempotencyKeys, current_request
+from crmkit.db import UnitOfWork
+from crmkit.errors import AlreadyExists, NotFound
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -76,12 +77,11 @@ class Holdings:
     """The holding use cases. Methods are keyword-only and take the calling principal."""
 
     def __init__(
-        self, *, db: Database, repository: HoldingRepository, customers: CustomerRepository, outbox: Outbox,
+        self, *, repository: HoldingRepository, customers: CustomerRepository, outbox: Outbox,
         idempotency: IdempotencyKeys, audit: AuditWriter, page_tokens: PageTokens, feed_payload: HoldingPayload,
         customer_payload: CustomerPayload, history: FieldHistory, reporting: ReportingCurrency,
         features: FeatureWriter | None = None,
     ) -> None:
-        self._db = db
         self._history = history
         self._repository = repository
         self._customers = customers
@@ -95,8 +95,8 @@ class Holdings:
         # Recomputes the customer's derived features in the same transaction as each change.
         self._features = features
 
-    async def create(self, *, holding: Holding, request_id: uuid.UUID | None, purpose: Purpose,
-                     actor: Principal) -> Holding:
+    async def create(self, *, uow: UnitOfWork, holding: Holding, request_id: uuid.UUID | None, request: Message,
+                     purpose: Purpose, actor: Principal) -> Holding:
         now = datetime.now(UTC)
         if not holding.holding_id:
             holding = dataclasses.replace(holding, holding_id=str(uuid.uuid4()))
@@ -104,36 +104,34 @@ class Holdings:
             holding = dataclasses.replace(holding, balance_time=now)
         rules.validate(holding, today=now.date(), now=now).raise_if_any()
         holding = self._with_reporting_balance(holding)
-        async with self._db.unit_of_work() as session:
-            customer = await self._customer(session, holding.customer_id, actor, lock=True)
-            if request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id,
-                    request=current_request(), method="CreateHolding",
-                    resource_name=holding.name)
-                if earlier is not None:
-                    return await self._replay(session, earlier)
-            created = await self._repository.insert(session, holding)
-            if created is None:
-                raise AlreadyExists(f"customer {holding.customer_id} already has holding {holding.holding_id}",
-                                    reason="HOLDING_EXISTS", metadata={"holding": holding.name})
-            await self._record_change(session, created, "holding.create", purpose, actor,
-                                      ChangeType.CHANGE_TYPE_CREATED)
-            await self._sync_relationship_end(session, customer, created, purpose, actor)
-            await self._recompute_features(session, created.customer_id, actor)
+        customer = await self._customer(uow=uow, customer_id=holding.customer_id, actor=actor, lock=True)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=request_id, request=request, method="CreateHolding",
+            resource_name=holding.name, replay=lambda name: self._replay(uow=uow, name=name))
+        if replayed is not None:
+            return replayed
+        created = await self._repository.insert(uow, holding)
+        if created is None:
+            raise AlreadyExists(f"customer {holding.customer_id} already has holding {holding.holding_id}",
+                                reason="HOLDING_EXISTS", metadata={"holding": holding.name})
+        await self._record_change(uow=uow, holding=created, action="holding.create", purpose=purpose,
+                                  actor=actor, change_type=ChangeType.CHANGE_TYPE_CREATED)
+        await self._sync_relationship_end(uow=uow, customer=customer, cause=created, purpose=purpose,
+                                          actor=actor)
+        await self._recompute_features(uow=uow, customer_id=created.customer_id, actor=actor)
         return created
 
-    async def get(self, *, customer_id: str, holding_id: str, purpose: Purpose, actor: Principal) -> Holding:
-        async with self._db.unit_of_work(read_only=True) as session:
-            await self._customer(session, customer_id, actor)
-            found = await self._repository.get(session, customer_id, holding_id)
+    async def get(self, *, uow: UnitOfWork, customer_id: str, holding_id: str, purpose: Purpose,
+                  actor: Principal) -> Holding:
+        await self._customer(uow=uow, customer_id=customer_id, actor=actor)
+        found = await self._repository.get(uow, customer_id, holding_id)
         if found is None:
             raise NotFound(f"holding {holding_id} of customer {customer_id} not found", reason="HOLDING_NOT_FOUND")
         await self._audit.record(_entry(actor, "holding.read", found.name, purpose))
         return found
 
     async def list(
-        self, *, customer_id: str | None, narrowing: HoldingFilter, page_size: int, page_token: str,
+        self, *, uow: UnitOfWork, customer_id: str | None, narrowing: HoldingFilter, page_size: int, page_token: str,
         purpose: Purpose, actor: Principal,
     ) -> HoldingPage:
         """One customer's holdings, or (`customer_id` None) every customer's the caller may see."""
@@ -143,74 +141,75 @@ class Holdings:
         query = {"customer": customer_id, "book": book, "types": list(narrowing.product_types),
                  "statuses": list(narrowing.statuses), "from": narrowing.maturity_from, "to": narrowing.maturity_to}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.unit_of_work(read_only=True) as session:
-            if customer_id is not None:
-                await self._customer(session, customer_id, actor)
-            found = await self._repository.page(
-                session, customer_id=customer_id, relationship_manager_id=book, narrowing=narrowing,
-                after=tuple(after) if after is not None else None, limit=limit + 1)
+        if customer_id is not None:
+            await self._customer(uow=uow, customer_id=customer_id, actor=actor)
+        found = await self._repository.page(
+            uow, customer_id=customer_id, relationship_manager_id=book, narrowing=narrowing,
+            after=tuple(after) if after is not None else None, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         await self._audit.record(*(_entry(actor, "holding.list", h.name, purpose) for h in page))
         token = self._page_tokens.encode([page[-1].customer_id, page[-1].holding_id], query=query) if more else ""
         return HoldingPage(page, token)
 
     async def update(
-        self, *, changes: Holding, paths: Sequence[str], etag: str, purpose: Purpose, actor: Principal,
+        self, *, uow: UnitOfWork, changes: Holding, paths: Sequence[str], etag: str, purpose: Purpose, actor: Principal,
     ) -> Holding:
         rules.check_mask(paths)
         now = datetime.now(UTC)
-        async with self._db.unit_of_work() as session:
-            customer = await self._customer(session, changes.customer_id, actor, lock=True)
-            current = await self._existing(session, changes.customer_id, changes.holding_id, etag)
-            merged = rules.apply(current, changes, paths, now=now)
-            rules.validate(merged, today=now.date(), now=now).raise_if_any()
-            rules.check_balance_order(current, merged)
-            updated = await self._repository.update(session, self._with_reporting_balance(merged))
-            await self._record_change(session, updated, "holding.update", purpose, actor,
-                                      ChangeType.CHANGE_TYPE_UPDATED, detail=f"fields={','.join(sorted(paths))}")
-            if rules.OPEN_STATE_PATHS.intersection(paths):
-                await self._sync_relationship_end(session, customer, updated, purpose, actor)
-            await self._recompute_features(session, updated.customer_id, actor)
+        customer = await self._customer(uow=uow, customer_id=changes.customer_id, actor=actor, lock=True)
+        current = await self._existing(uow=uow, customer_id=changes.customer_id,
+                                       holding_id=changes.holding_id, etag=etag)
+        merged = rules.apply(current, changes, paths, now=now)
+        rules.validate(merged, today=now.date(), now=now).raise_if_any()
+        rules.check_balance_order(current, merged)
+        updated = await self._repository.update(uow, self._with_reporting_balance(merged))
+        await self._record_change(uow=uow, holding=updated, action="holding.update", purpose=purpose,
+                                  actor=actor, change_type=ChangeType.CHANGE_TYPE_UPDATED,
+                                  detail=f"fields={','.join(sorted(paths))}")
+        if rules.OPEN_STATE_PATHS.intersection(paths):
+            await self._sync_relationship_end(uow=uow, customer=customer, cause=updated, purpose=purpose,
+                                              actor=actor)
+        await self._recompute_features(uow=uow, customer_id=updated.customer_id, actor=actor)
         return updated
 
-    async def delete(self, *, customer_id: str, holding_id: str, etag: str, purpose: Purpose,
+    async def delete(self, *, uow: UnitOfWork, customer_id: str, holding_id: str, etag: str, purpose: Purpose,
                      actor: Principal) -> None:
-        async with self._db.unit_of_work() as session:
-            customer = await self._customer(session, customer_id, actor, lock=True)
-            current = await self._existing(session, customer_id, holding_id, etag)
-            await self._repository.delete(session, customer_id, holding_id)
-            await append_audit(session, audit_record, [_entry(actor, "holding.delete", current.name, purpose)])
-            await self._outbox.append(session, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
-                                      payload=None, actor=actor.subject, resource_type=HOLDING_TYPE)
-            await self._sync_relationship_end(session, customer, current, purpose, actor)
-            await self._recompute_features(session, customer_id, actor)
+        customer = await self._customer(uow=uow, customer_id=customer_id, actor=actor, lock=True)
+        current = await self._existing(uow=uow, customer_id=customer_id, holding_id=holding_id, etag=etag)
+        await self._repository.delete(uow, customer_id, holding_id)
+        await append_audit(uow, audit_record, [_entry(actor, "holding.delete", current.name, purpose)])
+        await self._outbox.append(uow, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_DELETED,
+                                  payload=None, actor=actor.subject, resource_type=HOLDING_TYPE)
+        await self._sync_relationship_end(uow=uow, customer=customer, cause=current, purpose=purpose,
+                                          actor=actor)
+        await self._recompute_features(uow=uow, customer_id=customer_id, actor=actor)
 
     # --- steps shared by the use cases ---
 
-    async def _recompute_features(self, session: AsyncConnection, customer_id: str, actor: Principal) -> None:
+    async def _recompute_features(self, *, uow: UnitOfWork, customer_id: str, actor: Principal) -> None:
         if self._features is not None:
-            await self._features.recompute(session, [customer_id], actor=actor.subject, locked=True)
+            await self._features.recompute(uow, [customer_id], actor=actor.subject, locked=True)
 
-    async def _customer(self, session: AsyncConnection, customer_id: str, actor: Principal, *,
+    async def _customer(self, *, uow: UnitOfWork, customer_id: str, actor: Principal,
                         lock: bool = False) -> CustomerRef:
-        customer = await self._repository.customer(session, customer_id, lock=lock)
+        """The holdings' customer (locked with `lock`, for a change), in the caller's book and live."""
+        customer = await self._repository.customer(uow, customer_id, lock=lock)
         if customer is None:
             raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
         customer_rules.check_book(actor, customer)
         customer_rules.ensure_active(customer)
         return customer
 
-    async def _existing(self, session: AsyncConnection, customer_id: str, holding_id: str, etag: str) -> Holding:
-        current = await self._repository.get(session, customer_id, holding_id, for_update=True)
-        if current is None:
-            raise NotFound(f"holding {holding_id} of customer {customer_id} not found", reason="HOLDING_NOT_FOUND")
-        if etag and etag != current.etag:
-            raise Aborted("holding changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
-        return current
+    async def _existing(self, *, uow: UnitOfWork, customer_id: str, holding_id: str, etag: str) -> Holding:
+        return await load_for_update(
+            self._repository.get(uow, customer_id, holding_id, for_update=True), etag=etag,
+            not_found=lambda: NotFound(f"holding {holding_id} of customer {customer_id} not found",
+                                       reason="HOLDING_NOT_FOUND"))
 
-    async def _replay(self, session: AsyncConnection, earlier_name: str) -> Holding:
-        _, customer_id, _, holding_id = earlier_name.split("/")
-        existing = await self._repository.get(session, customer_id, holding_id)
+    async def _replay(self, *, uow: UnitOfWork, name: str) -> Holding:
+        """The holding an earlier CreateHolding with the same request_id created."""
+        _, customer_id, _, holding_id = name.split("/")
+        existing = await self._repository.get(uow, customer_id, holding_id)
         if existing is None:
             raise NotFound("the holding created by this request no longer exists", reason="HOLDING_NOT_FOUND")
         return existing
@@ -220,30 +219,30 @@ class Holdings:
                                             rates=self._reporting.rates)
         return dataclasses.replace(holding, reporting_balance=converted)
 
-    async def _record_change(self, session: AsyncConnection, holding: Holding, action: str, purpose: Purpose,
+    async def _record_change(self, *, uow: UnitOfWork, holding: Holding, action: str, purpose: Purpose,
                              actor: Principal, change_type: int, detail: str = "") -> None:
-        await append_audit(session, audit_record, [_entry(actor, action, holding.name, purpose, detail)])
-        await self._outbox.append(session, resource_name=holding.name, change_type=change_type,
+        await append_audit(uow, audit_record, [_entry(actor, action, holding.name, purpose, detail)])
+        await self._outbox.append(uow, resource_name=holding.name, change_type=change_type,
                                   payload=self._feed_payload(holding), actor=actor.subject)
 
-    async def _sync_relationship_end(self, session: AsyncConnection, customer: CustomerRef, cause: Holding,
+    async def _sync_relationship_end(self, *, uow: UnitOfWork, customer: CustomerRef, cause: Holding,
                                      purpose: Purpose, actor: Principal) -> None:
         """Set or clear the customer's `closed_on` when its holdings say the relationship ended or
         reopened; the field's history names the holding's source system as the source."""
         changed, closed_on = rules.relationship_end(customer, await self._repository.open_state(
-            session, customer.customer_id))
+            uow, customer.customer_id))
         if not changed:
             return
-        current = await self._customers.get(session, customer.customer_id, for_update=True)
+        current = await self._customers.get(uow, customer.customer_id, for_update=True)
         assert current is not None, "the customer row is locked by this transaction"
-        await self._customers.update(session, dataclasses.replace(current, closed_on=closed_on))
-        updated = await self._customers.get(session, customer.customer_id)
+        await self._customers.update(uow, dataclasses.replace(current, closed_on=closed_on))
+        updated = await self._customers.get(uow, customer.customer_id)
         assert updated is not None
-        await self._history.record(session, before=current, after=updated, actor=actor.subject,
+        await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject,
                                    source_system=cause.source_system)
-        await append_audit(session, audit_record, [_entry(actor, "customer.update", updated.name, purpose,
+        await append_audit(uow, audit_record, [_entry(actor, "customer.update", updated.name, purpose,
                                                           "fields=closed_on (holdings)")])
-        await self._outbox.append(session, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
+        await self._outbox.append(uow, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
                                   payload=self._customer_payload(updated), actor=actor.subject)
 
 

@@ -9,6 +9,11 @@ without rules pays nothing per customer), then files a `MatchCandidate` per matc
 once for AUTO_MERGE rules when the merge needs no review. A new rule applies to customers
 changed after it exists; `FindMatches` applies it to anyone on demand.
 
+Who opens the transaction (crmkit.db's rule, for work no RPC starts): the matcher itself, one unit
+of work per batch (`run_once`), as the kit's FeedConsumer does; the identity and merge functions it
+calls run in that unit of work and never open or commit one, so a batch's cursor move, name keys,
+candidates and merges commit together or not at all.
+
 A merge appends to the outbox, whose ordering lock is held until commit, so a round commits
 right after an automatic merge instead of carrying the lock through the rest of its batch.
 """
@@ -26,7 +31,7 @@ from crm_profile.identity.model import AUTO_MERGE, MatchRule
 from crm_profile.identity.repository import MatcherPosition, MatcherStateRepository, MatchRuleRepository
 from crm_profile.identity.rules import MAX_POOL
 from crm_profile.identity.service import Identity
-from crmkit.db import Database
+from crmkit.db import Database, UnitOfWork
 from crmkit.logs import get_logger
 from crmkit.outbox import ChangeType
 
@@ -80,25 +85,25 @@ class Matcher:
     async def run_once(self, *, batch_size: int | None = None) -> bool:
         """One round over the feed; True when it did something (there may be more)."""
         limit = batch_size or self._batch_size
-        async with self._db.unit_of_work() as session:
-            position = await self._state.claim(session)
+        async with self._db.unit_of_work() as uow:
+            position = await self._state.claim(uow)
             if position is None:
                 return False
-            keys_wanted = await self._rules.any_fuzzy(session)
-            rules = await self._rules.in_force(session)
+            keys_wanted = await self._rules.any_fuzzy(uow)
+            rules = await self._rules.in_force(uow)
             if not keys_wanted and not rules:
                 # Nothing to keep or apply: skip to the feed's tail without reading it (a bulk
                 # load of a million customers costs the matcher one query, not a million rows).
-                tail = await self._state.tail(session)
+                tail = await self._state.tail(uow)
                 if tail > position.cursor:
-                    await self._state.save(session, MatcherPosition(tail, False, ""))
+                    await self._state.save(uow, MatcherPosition(tail, False, ""))
                 return False
             if keys_wanted and not position.name_keys_ready:
-                after = await self._identity.refresh_name_keys(session, after=position.name_keys_after, limit=limit)
-                await self._state.save(session, dataclasses.replace(
+                after = await self._identity.refresh_name_keys(uow, after=position.name_keys_after, limit=limit)
+                await self._state.save(uow, dataclasses.replace(
                     position, name_keys_ready=after is None, name_keys_after=after or ""))
                 return True
-            changes, last = await self._state.customer_changes(session, after=position.cursor, limit=limit,
+            changes, last = await self._state.customer_changes(uow, after=position.cursor, limit=limit,
                                                                resource_type=CUSTOMER_TYPE)
             if last == position.cursor:
                 return False
@@ -107,38 +112,38 @@ class Matcher:
                                            name_keys_after="" if not keys_wanted else position.name_keys_after)
             changed = list(dict.fromkeys(name.removeprefix("customers/") for _, name, _ in changes))
             if keys_wanted:
-                await self._identity.refresh_name_keys(session, customer_ids=changed)
+                await self._identity.refresh_name_keys(uow, customer_ids=changed)
             if rules:
                 for event_cursor, name, change_type in changes:
                     if change_type == ChangeType.CHANGE_TYPE_DELETED:
                         continue
-                    if await self._match_one(session, name.removeprefix("customers/"), rules):
-                        await self._state.save(session, dataclasses.replace(position, cursor=event_cursor))
+                    if await self._match_one(uow, name.removeprefix("customers/"), rules):
+                        await self._state.save(uow, dataclasses.replace(position, cursor=event_cursor))
                         return True
-            await self._state.save(session, position)
+            await self._state.save(uow, position)
         return True
 
-    async def _match_one(self, session, customer_id: str, rules: list[MatchRule]) -> bool:  # type: ignore[no-untyped-def]
+    async def _match_one(self, uow: UnitOfWork, customer_id: str, rules: list[MatchRule]) -> bool:
         """Match one changed customer; True when it merged (the round then commits)."""
-        customer = await self._customers.get(session, customer_id)
+        customer = await self._customers.get(uow, customer_id)
         if customer is None or customer.state != ACTIVE:
             return False
         by_id = {r.match_rule_id: r for r in rules}
-        for found in await self._identity.match(session, customer, rules, limit=MAX_POOL):
+        for found in await self._identity.match(uow, customer, rules, limit=MAX_POOL):
             rule = by_id[found.match_rule_id]
             automatic = rule.action == AUTO_MERGE and (rule.fuzzy is None
                                                        or found.score >= rule.fuzzy.auto_merge_threshold)
-            if automatic and await self._merges.auto_merge(session, customer, found, rule=rule) is not None:
+            if automatic and await self._merges.auto_merge(uow, customer, found, rule=rule) is not None:
                 return True
-            await self._identity.file_candidate(session, customer, found, rule=rule)
+            await self._identity.file_candidate(uow, customer, found, rule=rule)
         return False
 
     async def _skip_one(self) -> None:
-        async with self._db.unit_of_work() as session:
-            position = await self._state.claim(session)
+        async with self._db.unit_of_work() as uow:
+            position = await self._state.claim(uow)
             if position is None:
                 return
-            _, last = await self._state.customer_changes(session, after=position.cursor, limit=1,
+            _, last = await self._state.customer_changes(uow, after=position.cursor, limit=1,
                                                          resource_type=CUSTOMER_TYPE)
             log.error("matcher_event_skipped", cursor=last)
-            await self._state.save(session, dataclasses.replace(position, cursor=last))
+            await self._state.save(uow, dataclasses.replace(position, cursor=last))

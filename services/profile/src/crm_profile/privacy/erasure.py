@@ -45,14 +45,14 @@ class CustomerEraser:
         for customer in customers if on_record else ():
             after = rules.erased_customer(customer, spec.erase, attribute_classes, today=today,
                                           tombstone=spec.tombstone)
-            await self._history.record(session, before=customer, after=after, actor=actor, source=source)
+            await self._history.record(uow=session, before=customer, after=after, actor=actor, source=source)
             await repository.blank_customer(session, customer.customer_id, spec.erase, tombstone=spec.tombstone,
                                             today=today)
         values = await repository.erase_attributes(session, ids, spec.erase)
         values += await repository.erase_history(session, ids, spec.erase, attribute_classes)
         if spec.tombstone and spec.erase >= ENCRYPTED_CLASSES:
             for customer_id in ids:  # every sealed history value, whatever its field
-                values += await self._history.erase(session, customer_id=customer_id)
+                values += await self._history.erase(uow=session, customer_id=customer_id)
         if DataClass.IDENTITY in spec.erase:
             values += await repository.erase_identity_links(session, ids)
         relationships: list[Relationship] = []

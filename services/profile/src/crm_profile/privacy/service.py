@@ -245,7 +245,7 @@ class DataSubjectRequests:
         cursor = None
         pending: list[StoredChange] = []
         while True:
-            page, more = await self._history.entries(session, customer, cursor=cursor,
+            page, more = await self._history.entries(uow=session, customer=customer, cursor=cursor,
                                                      limit=rules.EXPORT_SECTION_ITEMS)
             pending.extend(c for c in page if rules.field_class(c.field, attribute_classes) in wanted)
             while len(pending) >= rules.EXPORT_SECTION_ITEMS:

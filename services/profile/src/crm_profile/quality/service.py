@@ -19,7 +19,7 @@ from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.quality import rules
 from crm_profile.quality.repository import Aggregates, QualityRepository
 from crm_profile.quality.rules import FieldQuality, Thresholds
-from crmkit.db import Database
+from crmkit.db import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,9 @@ class _Computed:
 
 class QualityReports:
     def __init__(
-        self, *, db: Database, repository: QualityRepository, attributes: AttributeRepository, defaults: Thresholds,
+        self, *, repository: QualityRepository, attributes: AttributeRepository, defaults: Thresholds,
         expected_fields: Sequence[str], cache_seconds: float,
     ) -> None:
-        self._db = db
         self._repository = repository
         self._attributes = attributes
         self._defaults = defaults
@@ -55,13 +54,12 @@ class QualityReports:
         self._cached: _Computed | None = None
         self._computing = asyncio.Lock()
 
-    async def report(self, *, fields: Sequence[str], source_systems: Sequence[str],
+    async def report(self, *, uow: UnitOfWork, fields: Sequence[str], source_systems: Sequence[str],
                      thresholds: Thresholds) -> QualityReport:
-        async with self._db.unit_of_work(read_only=True) as session:
-            definitions = await self._attributes.definitions(session)
+        definitions = await self._attributes.definitions(uow)
         rules.check_request(fields, thresholds, frozenset(definitions))
         applied = rules.effective(self._defaults, thresholds)
-        computed = await self._aggregates(list(definitions.values()))
+        computed = await self._aggregates(uow=uow, definitions=list(definitions.values()))
         aggregates = computed.aggregates
         sources = sorted(s for s in aggregates.populations if s and (not source_systems or s in source_systems))
         ordered = rules.order_fields(fields, list(definitions))
@@ -85,21 +83,21 @@ class QualityReports:
             return bool(definition and definition.completeness_expected)
         return path in self._expected
 
-    async def _aggregates(self, definitions: list[AttributeDefinition]) -> _Computed:
-        """The aggregates, recomputed when older than the cache time or the catalogue changed;
-        one computation at a time, so concurrent callers share it."""
+    async def _aggregates(self, *, uow: UnitOfWork, definitions: list[AttributeDefinition]) -> _Computed:
+        """The aggregates, recomputed (in the caller's read-only unit of work, so every figure comes
+        from one snapshot) when older than the cache time or the catalogue changed; one computation
+        at a time, so concurrent callers share it."""
         fingerprint = tuple(sorted((d.attribute_id, d.version) for d in definitions))
         async with self._computing:
             cached = self._cached
             if (cached is not None and cached.fingerprint == fingerprint
                     and time.monotonic() - cached.monotonic < self._cache_seconds):
                 return cached
-            async with self._db.unit_of_work(read_only=True) as session:
-                started = datetime.now(UTC)
-                aggregates = await self._repository.core(session)
-                await self._repository.attributes(session, definitions, aggregates, today=started.date())
-                pending = await self._repository.pending_match_candidates(session)
-                if pending is None:
-                    pending = await self._repository.customers_sharing_an_identifier(session)
+            started = datetime.now(UTC)
+            aggregates = await self._repository.core(uow)
+            await self._repository.attributes(uow, definitions, aggregates, today=started.date())
+            pending = await self._repository.pending_match_candidates(uow)
+            if pending is None:
+                pending = await self._repository.customers_sharing_an_identifier(uow)
             self._cached = _Computed(started, time.monotonic(), fingerprint, aggregates, pending)
             return self._cached

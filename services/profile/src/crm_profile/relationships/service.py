@@ -20,9 +20,9 @@ from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
-from crmkit.db import Database
+from crmkit.db import UnitOfWork
 from crmkit.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
-from crmkit.idempotency import IdempotencyKeys, current_request
+from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.resources import Purpose
@@ -41,11 +41,10 @@ class Relationships:
     """Households and related parties."""
 
     def __init__(
-        self, *, db: Database, customers: CustomerRepository, outbox: Outbox, idempotency: IdempotencyKeys,
+        self, *, customers: CustomerRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, payload: RelationshipPayload,
         repository: RelationshipRepository | None = None,
     ) -> None:
-        self._db = db
         self._customers = customers
         self._outbox = outbox
         self._idempotency = idempotency
@@ -54,60 +53,52 @@ class Relationships:
         self._payload = payload
         self._repository = repository or RelationshipRepository()
 
-    async def create(self, *, relationship: Relationship, request_id: uuid.UUID | None, purpose: Purpose,
-                     actor: Principal) -> Relationship:
+    async def create(self, *, uow: UnitOfWork, relationship: Relationship, request_id: uuid.UUID | None,
+                     request: Message, purpose: Purpose, actor: Principal) -> Relationship:
         rules.validate(relationship, today=datetime.now(UTC).date()).raise_if_any()
         link, mirror = rules.with_mirror(relationship, actor=actor.subject)
-        async with self._db.unit_of_work() as session:
-            if request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=request_id,
-                    request=current_request(), method="CreateRelationship",
-                    resource_name=link.name)
-                if earlier is not None:
-                    existing = await self._repository.get(session, uuid.UUID(earlier.rsplit("/", 1)[1]))
-                    if existing is None:
-                        raise NotFound("the relationship created by this request no longer exists",
-                                       reason="RELATIONSHIP_NOT_FOUND")
-                    return existing
-            # Both rows locked in a fixed order: concurrent links of the same pair serialise here.
-            locked = {}
-            for customer_id in sorted({link.customer_id, link.related_customer_id}):
-                locked[customer_id] = await self._customers.get(session, customer_id, for_update=True)
-            parent = locked[link.customer_id]
-            if parent is None:
-                raise NotFound(f"customer {link.customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            customer_rules.check_book(actor, parent)
-            customer_rules.ensure_active(parent)
-            related = locked[link.related_customer_id]
-            if related is None:
-                raise NotFound(f"related customer {link.related_customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            customer_rules.ensure_active(related)
-            rules.check_types(link.type, parent_type=parent.customer_type, related_type=related.customer_type)
-            if await self._repository.find(session, customer_id=link.customer_id,
-                                           related_customer_id=link.related_customer_id, relationship_type=link.type):
-                raise AlreadyExists("the customers are already linked so", reason="RELATIONSHIP_EXISTS")
-            if link.type == SPOUSE and await self._repository.has_spouse(
-                    session, [link.customer_id, link.related_customer_id]):
-                raise FailedPrecondition("a customer has at most one spouse", reason="SPOUSE_EXISTS")
-            stored, stored_mirror = await self._repository.insert_pair(session, link, mirror)
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="relationship.create", resource_name=r.name,
-                purpose=purpose.purpose, justification=purpose.justification) for r in (stored, stored_mirror)])
-            await self._outbox.append_many(session, [
-                (r.name, ChangeType.CHANGE_TYPE_CREATED, self._payload(r)) for r in (stored, stored_mirror)],
-                actor=actor.subject)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=request_id, request=request, method="CreateRelationship",
+            resource_name=link.name, replay=lambda name: self._replay(uow=uow, name=name))
+        if replayed is not None:
+            return replayed
+        # Both rows locked in a fixed order: concurrent links of the same pair serialise here.
+        locked = {}
+        for customer_id in sorted({link.customer_id, link.related_customer_id}):
+            locked[customer_id] = await self._customers.get(uow, customer_id, for_update=True)
+        parent = locked[link.customer_id]
+        if parent is None:
+            raise NotFound(f"customer {link.customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+        customer_rules.check_book(actor, parent)
+        customer_rules.ensure_active(parent)
+        related = locked[link.related_customer_id]
+        if related is None:
+            raise NotFound(f"related customer {link.related_customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+        customer_rules.ensure_active(related)
+        rules.check_types(link.type, parent_type=parent.customer_type, related_type=related.customer_type)
+        if await self._repository.find(uow, customer_id=link.customer_id,
+                                       related_customer_id=link.related_customer_id, relationship_type=link.type):
+            raise AlreadyExists("the customers are already linked so", reason="RELATIONSHIP_EXISTS")
+        if link.type == SPOUSE and await self._repository.has_spouse(
+                uow, [link.customer_id, link.related_customer_id]):
+            raise FailedPrecondition("a customer has at most one spouse", reason="SPOUSE_EXISTS")
+        stored, stored_mirror = await self._repository.insert_pair(uow, link, mirror)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="relationship.create", resource_name=r.name,
+            purpose=purpose.purpose, justification=purpose.justification) for r in (stored, stored_mirror)])
+        await self._outbox.append_many(uow, [
+            (r.name, ChangeType.CHANGE_TYPE_CREATED, self._payload(r)) for r in (stored, stored_mirror)],
+            actor=actor.subject)
         return stored
 
-    async def list(self, *, customer_id: str, types: Sequence[int], page_size: int, page_token: str,
+    async def list(self, *, uow: UnitOfWork, customer_id: str, types: Sequence[int], page_size: int, page_token: str,
                    purpose: Purpose, actor: Principal) -> RelationshipPage:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "types": sorted(types)}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.unit_of_work(read_only=True) as session:
-            await load_customer(self._customers, session, customer_id, actor=actor)
-            found = await self._repository.page(session, customer_id, types=types,
-                                                after=tuple(after) if after else None, limit=limit + 1)
+        await load_customer(self._customers, uow=uow, customer_id=customer_id, actor=actor)
+        found = await self._repository.page(uow, customer_id, types=types,
+                                            after=tuple(after) if after else None, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         await self._audit.record(AuditEntry(principal=actor.subject, action="relationship.list",
                                             resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
@@ -116,22 +107,27 @@ class Relationships:
         token = self._page_tokens.encode([last.type, last.related_customer_id], query=query) if more and last else ""
         return RelationshipPage(page, token)
 
-    async def delete(self, *, customer_id: str, relationship_id: uuid.UUID, etag: str, purpose: Purpose,
-                     actor: Principal) -> None:
-        async with self._db.unit_of_work() as session:
-            await load_customer(self._customers, session, customer_id, actor=actor, for_update=True)
-            link = await self._repository.get(session, relationship_id)
-            if link is None or link.customer_id != customer_id:
-                raise NotFound(f"relationship {relationship_id} of customer {customer_id} not found",
-                               reason="RELATIONSHIP_NOT_FOUND")
-            if etag and etag != link.etag:
-                raise Aborted("the relationship is not the one that was read; re-read and retry",
-                              reason="ETAG_MISMATCH")
-            await self._repository.delete_pairs(session, [link])
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="relationship.delete", resource_name=name,
-                purpose=purpose.purpose, justification=purpose.justification)
-                for name in (link.name, link.mirror_name)])
-            await self._outbox.append_many(session, [
-                (name, ChangeType.CHANGE_TYPE_DELETED, None) for name in (link.name, link.mirror_name)],
-                actor=actor.subject, resource_type=RELATIONSHIP_TYPE)
+    async def delete(self, *, uow: UnitOfWork, customer_id: str, relationship_id: uuid.UUID, etag: str,
+                     purpose: Purpose, actor: Principal) -> None:
+        await load_customer(self._customers, uow=uow, customer_id=customer_id, actor=actor, for_update=True)
+        link = await self._repository.get(uow, relationship_id)
+        if link is None or link.customer_id != customer_id:
+            raise NotFound(f"relationship {relationship_id} of customer {customer_id} not found",
+                           reason="RELATIONSHIP_NOT_FOUND")
+        if etag and etag != link.etag:
+            raise Aborted("the relationship is not the one that was read; re-read and retry", reason="ETAG_MISMATCH")
+        await self._repository.delete_pairs(uow, [link])
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="relationship.delete", resource_name=name,
+            purpose=purpose.purpose, justification=purpose.justification)
+            for name in (link.name, link.mirror_name)])
+        await self._outbox.append_many(uow, [
+            (name, ChangeType.CHANGE_TYPE_DELETED, None) for name in (link.name, link.mirror_name)],
+            actor=actor.subject, resource_type=RELATIONSHIP_TYPE)
+
+    async def _replay(self, *, uow: UnitOfWork, name: str) -> Relationship:
+        """The link an earlier CreateRelationship with the same request_id created."""
+        existing = await self._repository.get(uow, uuid.UUID(name.rsplit("/", 1)[1]))
+        if existing is None:
+            raise NotFound("the relationship created by this request no longer exists", reason="RELATIONSHIP_NOT_FOUND")
+        return existing
