@@ -81,6 +81,8 @@ def to_proto(view: CustomerView) -> customer_pb2.Customer:
         set_date(message.id_document.expires_on, c.id_expires_on)
     if c.birth_date is not None:
         set_date(message.birth_date, c.birth_date)
+    elif view.birth_year:
+        message.birth_date.year = view.birth_year  # a masked birth date: the year, month and day 0
     if c.onboarded_on is not None:
         set_date(message.onboarded_on, c.onboarded_on)
     if c.closed_on is not None:
