@@ -54,7 +54,8 @@ class CustomerRpcs:
                              ) -> pb.UpdateCustomerResponse:
         customer_id = CUSTOMER.parse_one(request.customer.name, "customer.name")
         view = await self._customers.update(
-            changes=customer_messages.to_domain(request.customer, customer_id=customer_id),
+            changes=customer_messages.to_domain(request.customer, customer_id=customer_id,
+                                                paths=request.update_mask.paths),
             paths=list(request.update_mask.paths), etag=request.customer.etag,
             purpose=purpose_from(request.audit), actor=current_principal(),
         )
