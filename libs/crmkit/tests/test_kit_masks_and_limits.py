@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crmkit import masking
+from crmkit.auth import Role
 from crmkit.errors import InvalidArgument
 from crmkit.validation import Violations
 
@@ -47,3 +48,23 @@ def test_max_length_accepts_the_limit_and_names_it_past_it() -> None:
         v.raise_if_any()
     assert [(f.field, f.description) for f in error.value.violations] == [
         ("c", "must be at most 5 characters"), ("d", "must be at most 1 characters")]
+
+
+@pytest.mark.parametrize(("phone", "masked"), [
+    ("+8613812345678", "+86 *******5678"),  # the contract's shape
+    ("+14155550123", "+1 ******0123"),
+    ("+79161234567", "+7 ******4567"),
+    ("+35312345678", "+353 ****5678"),  # a three-digit code
+    ("+861234", "+86 ****"),  # no longer than the kept digits: all hidden, as mask_identifier does
+    ("13812345678", "*******5678"),  # not E.164: digit by digit
+])
+def test_phone_mask_keeps_the_country_code_and_the_last_four_digits(phone: str, masked: str) -> None:
+    assert masking.mask_phone(phone) == masked
+
+
+def test_a_caller_with_several_roles_gets_the_most_open_entry_and_no_role_gets_nothing() -> None:
+    assert masking.disclosure({Role.ANALYST}, masking.CONTACT) is masking.Disclosure.DENIED
+    assert masking.disclosure({Role.ANALYST, Role.MARKETER}, masking.CONTACT) is masking.Disclosure.MASKED
+    assert masking.disclosure({Role.AUDITOR, Role.CHANNEL_APP}, masking.IDENTITY) is masking.Disclosure.CLEAR
+    assert masking.disclosure(set(), masking.IDENTITY) is masking.Disclosure.DENIED
+    assert set(masking.DISCLOSURE) == set(Role)  # every role has its row

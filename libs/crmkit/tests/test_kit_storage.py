@@ -143,6 +143,14 @@ async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
                                  .values(principal="someone-else"))
     async with db.unit_of_work(read_only=True) as session:
         assert await audit.verify_chain(session, audit_records) is not None
+    async with db.engine.begin() as connection:
+        await connection.execute(sa.update(audit_records).where(audit_records.c.principal == "someone-else")
+                                 .values(principal="u5"))
+        await connection.execute(sa.update(audit_records).where(audit_records.c.principal == "u7")
+                                 .values(outcome=audit.DENIED))
+    async with db.read_only() as session:
+        tampered = await session.scalar(sa.select(audit_records.c.seq).where(audit_records.c.principal == "u7"))
+        assert await audit.verify_chain(session, audit_records) == tampered
 
 
 async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: Database) -> None:
@@ -173,8 +181,11 @@ async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: D
     previous = audit.GENESIS_HASH
     for row in rows:
         entry = audit.AuditEntry(principal=row.principal, action=row.action, resource_name=row.resource_name,
-                                 purpose=row.purpose, justification=row.justification, trace_id=row.trace_id)
-        assert (row.prev_hash, row.hash) == (previous, audit.record_hash(previous, row.recorded_at, entry))
+                                 purpose=row.purpose, justification=row.justification, trace_id=row.trace_id,
+                                 actor_roles=tuple(row.actor_roles), method=row.method)
+        assert row.hash_recipe == audit.RECIPE
+        assert (row.prev_hash, row.hash) == (previous, audit.record_hash(previous, row.recorded_at, entry,
+                                                                         chain_id=row.chain_id))
         previous = row.hash
 
 

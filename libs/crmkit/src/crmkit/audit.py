@@ -14,6 +14,15 @@ Two kinds of chain:
   lone record), on a connection it keeps.
   The writer alone extends its chain, so it keeps the tail in memory and needs neither a lock nor
   a transaction.
+
+The hash recipe is the contract's (`AuditRecord.record_hash` in protos/crm/profile/v1/audit_log.proto):
+an auditor outside the platform recomputes it from ListAuditRecords alone, so the two must never
+drift. Each record stores the number of the recipe it was hashed by (`hash_recipe`):
+- 2 (every record written since 2026-12-07): SHA-256 over the previous hash and a length-prefixed
+  serialisation of every field of the record (`canonical_body`).
+- 1 (records written before): SHA-256 over the previous hash and a compact JSON list that left out
+  the chain, the fields and the outcome. Such records were all allowed accesses with no fields
+  kept, so a recipe-1 record claiming anything else is counted as tampered with.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ log = get_logger("crm.audit")
 _CHAIN_LOCK_KEY = 0x43524D415544  # "CRMAUD"
 GENESIS_HASH = b"\x00" * 32
 MAX_BATCH = 1000
+ALLOWED, DENIED = "ALLOWED", "DENIED"  # AuditOutcome names without their prefix
+LEGACY_RECIPE, RECIPE = 1, 2
 
 
 def audit_table(metadata: sa.MetaData) -> sa.Table:
@@ -59,6 +70,11 @@ def audit_table(metadata: sa.MetaData) -> sa.Table:
         # background work, which has no caller).
         sa.Column("actor_roles", sa.ARRAY(sa.Text), nullable=False, server_default="{}"),
         sa.Column("method", sa.Text, nullable=False, server_default=""),
+        # Since kit_schema.add_audit_outcome_columns: the personal-data field paths returned in clear
+        # or changed, whether the access was allowed, and the hash recipe of the record (see above).
+        sa.Column("fields", sa.ARRAY(sa.Text), nullable=False, server_default="{}"),
+        sa.Column("outcome", sa.Text, nullable=False, server_default=ALLOWED),
+        sa.Column("hash_recipe", sa.SmallInteger, nullable=False, server_default=str(LEGACY_RECIPE)),
         sa.Column("prev_hash", sa.LargeBinary, nullable=False),
         sa.Column("hash", sa.LargeBinary, nullable=False),
     )
@@ -81,30 +97,64 @@ class AuditEntry:
     # (the server's guard binds them), so no use case has to pass them along.
     actor_roles: tuple[str, ...] = field(default_factory=_caller_roles)
     method: str = field(default_factory=current_method)
+    # Personal-data field paths returned in clear (reads) or changed (writes), e.g. `full_name`,
+    # `id_document.number`, `attributes.monthly_income`; never values.
+    fields: tuple[str, ...] = ()
+    # DENIED for a refused access, recorded even though the call fails.
+    outcome: str = ALLOWED
 
 
 CHANGES_CHAIN = "changes"
 _COLUMNS = ("chain_id", "recorded_at", "principal", "action", "resource_name", "purpose", "justification",
-            "trace_id", "actor_roles", "method", "prev_hash", "hash")
+            "trace_id", "actor_roles", "method", "fields", "outcome", "hash_recipe", "prev_hash", "hash")
 
 
-# One encoder for every digest: `json.dumps` with options builds a new one per call.
+def canonical_time(recorded_at: datetime) -> str:
+    """RFC 3339 in UTC with exactly six fractional digits and `Z`: `2026-12-07T09:30:00.000000Z`."""
+    return recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return len(data).to_bytes(4, "big") + data
+
+
+def _texts(values: Sequence[str]) -> bytes:
+    return len(values).to_bytes(4, "big") + b"".join(_text(value) for value in values)
+
+
+def canonical_body(chain_id: str, stamp: str, entry: AuditEntry) -> bytes:
+    """Recipe 2's serialisation of a record: its fields in this order, each string as a 4-byte
+    big-endian length and its UTF-8 bytes, each list as a 4-byte count and its strings."""
+    return b"".join((
+        _text(chain_id), _text(stamp), _text(entry.principal), _texts(entry.actor_roles), _text(entry.method),
+        _text(entry.action), _text(entry.resource_name), _text(entry.purpose), _text(entry.justification),
+        _texts(entry.fields), _text(entry.outcome), _text(entry.trace_id),
+    ))
+
+
+# One encoder for recipe 1's digests: `json.dumps` with options builds a new one per call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def _digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry, *, stamp: str | None = None) -> bytes:
-    """`stamp`: `recorded_at.isoformat()`, when the caller has it already (a batch shares one)."""
-    fields: list[object] = [recorded_at.isoformat() if stamp is None else stamp, entry.principal, entry.action,
-                            entry.resource_name, entry.purpose, entry.justification, entry.trace_id]
-    if entry.actor_roles or entry.method:  # absent from records made before they were kept: those still verify
+def _legacy_digest(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes:
+    fields: list[object] = [recorded_at.isoformat(), entry.principal, entry.action, entry.resource_name,
+                            entry.purpose, entry.justification, entry.trace_id]
+    if entry.actor_roles or entry.method:  # left out of the records made before they were kept
         fields += [list(entry.actor_roles), entry.method]
-    body = _COMPACT_JSON.encode(fields).encode()
-    return hashlib.sha256(prev_hash + body).digest()
+    return hashlib.sha256(prev_hash + _COMPACT_JSON.encode(fields).encode()).digest()
 
 
-def record_hash(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry) -> bytes:
-    """The hash a record with this content must carry after `prev_hash` (what `verify_chain` checks)."""
-    return _digest(prev_hash, recorded_at, entry)
+def record_hash(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry, *, chain_id: str,
+                recipe: int = RECIPE) -> bytes | None:
+    """The hash a record with this content must carry after `prev_hash` (what `verify_chain` checks);
+    None when no record of that recipe can hold this content (an unknown recipe, or a recipe-1
+    record claiming a refusal or fields, which recipe 1 never recorded)."""
+    if recipe == RECIPE:
+        return hashlib.sha256(prev_hash + canonical_body(chain_id, canonical_time(recorded_at), entry)).digest()
+    if recipe == LEGACY_RECIPE and entry.outcome == ALLOWED and not entry.fields:
+        return _legacy_digest(prev_hash, recorded_at, entry)
+    return None
 
 
 def _records(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[list[tuple[object, ...]], bytes]:
@@ -112,11 +162,12 @@ def _records(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[lis
     order, and the chain's new tail."""
     records = []
     now = datetime.now(UTC)
-    stamp = now.isoformat()
+    stamp = canonical_time(now)
     for entry in entries:
-        digest = _digest(prev, now, entry, stamp=stamp)
+        digest = hashlib.sha256(prev + canonical_body(chain_id, stamp, entry)).digest()
         records.append((chain_id, now, entry.principal, entry.action, entry.resource_name, entry.purpose,
-                        entry.justification, entry.trace_id, list(entry.actor_roles), entry.method, prev, digest))
+                        entry.justification, entry.trace_id, list(entry.actor_roles), entry.method,
+                        list(entry.fields), entry.outcome, RECIPE, prev, digest))
         prev = digest
     return records, prev
 
@@ -277,8 +328,11 @@ async def verify_chain(session: AsyncConnection, table: sa.Table) -> int | None:
     async for row in result:
         prev = tails.get(row.chain_id, GENESIS_HASH)
         entry = AuditEntry(principal=row.principal, action=row.action, resource_name=row.resource_name,
-                           purpose=row.purpose, justification=row.justification, trace_id=row.trace_id)
-        if row.prev_hash != prev or row.hash != _digest(prev, row.recorded_at, entry):
+                           purpose=row.purpose, justification=row.justification, trace_id=row.trace_id,
+                           actor_roles=tuple(row.actor_roles), method=row.method, fields=tuple(row.fields),
+                           outcome=row.outcome)
+        if row.prev_hash != prev or row.hash != record_hash(prev, row.recorded_at, entry, chain_id=row.chain_id,
+                                                            recipe=row.hash_recipe):
             return int(row.seq)
         tails[row.chain_id] = row.hash
     return None

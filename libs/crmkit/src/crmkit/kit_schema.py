@@ -153,3 +153,18 @@ def add_idempotency_fingerprint() -> None:
 
 def drop_idempotency_fingerprint() -> None:
     op.drop_column("idempotency_key", "request_fingerprint")
+
+
+def add_audit_outcome_columns() -> None:
+    """The field paths, the outcome and the hash recipe of each audit record (`crmkit.audit`).
+    Existing records read as recipe 1, allowed, with no fields: what they were, and what their
+    hashes are checked against. The column default stays 1, so a replica still running the
+    previous release during a rollout writes recipe-1 records that verify as such.
+    Constant defaults rewrite nothing and fire no trigger, so the append-only trigger stays."""
+    op.execute("ALTER TABLE audit_record ADD COLUMN fields text[] NOT NULL DEFAULT '{}',"
+               " ADD COLUMN outcome text NOT NULL DEFAULT 'ALLOWED',"
+               " ADD COLUMN hash_recipe smallint NOT NULL DEFAULT 1")
+
+
+def drop_audit_outcome_columns() -> None:
+    op.execute("ALTER TABLE audit_record DROP COLUMN fields, DROP COLUMN outcome, DROP COLUMN hash_recipe")

@@ -32,8 +32,9 @@ from crmkit.testing import (
 )
 
 AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT, justification="DQ-2026-7")
-# A steward who also audits: sees personal data in clear, so values can be compared.
-ADMIN = bearer(Role.ADMIN, Role.AUDITOR, subject="steward-1")
+# A steward who also serves customers: sees personal data in clear (docs/privacy.md; auditors
+# see it masked), so values can be compared.
+ADMIN = bearer(Role.ADMIN, Role.CHANNEL_APP, subject="steward-1")
 ANALYST = bearer(Role.ANALYST)
 RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-007")
 SMS, EMAIL, WECHAT = c.CONTACT_CHANNEL_SMS, c.CONTACT_CHANNEL_EMAIL, c.CONTACT_CHANNEL_WECHAT

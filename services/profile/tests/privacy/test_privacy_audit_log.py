@@ -188,7 +188,8 @@ async def test_an_edited_removed_or_cut_off_record_is_detected(isolated, isolate
 
     saved = await helpers.rows(runtime, "SELECT * FROM audit_record WHERE seq = :s", s=victim_seq)
     columns = ("seq", "chain_id", "recorded_at", "principal", "action", "resource_name", "purpose", "justification",
-               "trace_id", "prev_hash", "hash", "actor_roles", "method")  # the table's order (`SELECT *`)
+               "trace_id", "prev_hash", "hash", "actor_roles", "method", "fields", "outcome",
+               "hash_recipe")  # the table's order (`SELECT *`)
     restore = (f"INSERT INTO audit_record ({', '.join(columns)}) OVERRIDING SYSTEM VALUE"  # noqa: S608
                f" VALUES ({', '.join(':' + c for c in columns)})")
     await _as_owner(runtime, helpers, "DELETE FROM audit_record WHERE seq = :s", s=victim_seq)

@@ -229,10 +229,10 @@ async def test_old_audit_records_go_but_every_chain_still_verifies(isolated, iso
         at = start + timedelta(minutes=n)
         entry = AuditEntry(principal="old-rm", action="customer.read", resource_name="customers/OLD-1",
                            purpose="CUSTOMER_SERVICE", justification=f"visit {n}")
-        digest = record_hash(prev, at, entry)
+        digest = record_hash(prev, at, entry, chain_id=chain)
         await helpers.execute(runtime, "INSERT INTO audit_record (chain_id, recorded_at, principal, action,"
-                                       " resource_name, purpose, justification, trace_id, prev_hash, hash) VALUES"
-                                       " (:c, :t, :p, :a, :r, :u, :j, '', :prev, :h)",
+                                       " resource_name, purpose, justification, trace_id, hash_recipe, prev_hash,"
+                                       " hash) VALUES (:c, :t, :p, :a, :r, :u, :j, '', 2, :prev, :h)",
                               c=chain, t=at, p=entry.principal, a=entry.action, r=entry.resource_name,
                               u=entry.purpose, j=entry.justification, prev=prev, h=digest)
         prev = digest

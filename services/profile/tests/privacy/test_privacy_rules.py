@@ -224,10 +224,10 @@ def chain(n: int, chain_id: str = "changes", start_seq: int = 1) -> list[AuditRo
         at = NOW + timedelta(seconds=i)
         entry = AuditEntry(principal="rm", action="customer.read", resource_name="customers/C1", purpose="AUDIT",
                            justification=str(i))
-        digest = record_hash(prev, at, entry)
+        digest = record_hash(prev, at, entry, chain_id=chain_id)
         rows.append(AuditRow(seq=start_seq + 2 * i, chain_id=chain_id, recorded_at=at, principal="rm",
                              action="customer.read", resource_name="customers/C1", purpose="AUDIT",
-                             justification=str(i), trace_id="", prev_hash=prev, hash=digest))
+                             justification=str(i), trace_id="", prev_hash=prev, hash=digest, hash_recipe=2))
         prev = digest
     return rows
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -24,15 +24,19 @@ def _date(value: object, field: str, violations: list[FieldViolation]):  # type:
         return None
 
 
-def to_domain(message: customer_pb2.Customer, *, customer_id: str | None = None) -> Customer:
-    """Domain customer from a request; INVALID_ARGUMENT for values that cannot even be read."""
+def to_domain(message: customer_pb2.Customer, *, customer_id: str | None = None,
+              paths: Collection[str] | None = None) -> Customer:
+    """Domain customer from a request; INVALID_ARGUMENT for values that cannot even be read.
+    `paths`: an update's mask. A masked birth date (the year alone) sent back in a read-modify-
+    write is no date, but it is ignored unless the mask names `birth_date`."""
     bad: list[FieldViolation] = []
     document = message.id_document
+    unread: list[FieldViolation] = [] if paths is not None and "birth_date" not in paths else bad
     customer = Customer(
         customer_id=customer_id if customer_id is not None else message.customer_id,
         customer_type=message.customer_type,
         full_name=message.full_name,
-        birth_date=_date(message.birth_date, "customer.birth_date", bad),
+        birth_date=_date(message.birth_date, "customer.birth_date", unread),
         gender=message.gender,
         nationality=message.nationality,
         id_type=document.type,
@@ -81,6 +85,8 @@ def to_proto(view: CustomerView) -> customer_pb2.Customer:
         set_date(message.id_document.expires_on, c.id_expires_on)
     if c.birth_date is not None:
         set_date(message.birth_date, c.birth_date)
+    elif view.birth_year:
+        message.birth_date.year = view.birth_year  # a masked birth date: the year, month and day 0
     if c.onboarded_on is not None:
         set_date(message.onboarded_on, c.onboarded_on)
     if c.closed_on is not None:

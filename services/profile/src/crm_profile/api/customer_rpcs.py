@@ -58,8 +58,10 @@ class CustomerRpcs:
                              ) -> pb.UpdateCustomerResponse:
         customer_id = CUSTOMER.parse_one(request.customer.name, "customer.name")
         async with self._db.unit_of_work() as uow:
-            view = await self._customers.update(uow=uow,
-                changes=customer_messages.to_domain(request.customer, customer_id=customer_id),
+            view = await self._customers.update(
+                uow=uow,
+                changes=customer_messages.to_domain(request.customer, customer_id=customer_id,
+                                                    paths=request.update_mask.paths),
                 paths=list(request.update_mask.paths), etag=request.customer.etag,
                 purpose=purpose_from(request.audit), actor=current_principal(),
             )

@@ -100,10 +100,16 @@ def _purpose_number(purpose: str) -> int:
     return audit_pb2.AccessPurpose.Value(name) if name in audit_pb2.AccessPurpose.DESCRIPTOR.values_by_name else 0
 
 
+def _outcome_number(outcome: str) -> int:
+    """0 (unspecified) for a stored outcome the contract does not know: shown, not hidden, so the
+    record's hash check fails where it was altered."""
+    found = audit_log_pb2.AuditOutcome.DESCRIPTOR.values_by_name.get(f"AUDIT_OUTCOME_{outcome}")
+    return found.number if found is not None else 0
+
+
 def audit_record_to_proto(row: AuditRow) -> audit_log_pb2.AuditRecord:
-    """The kit's record as the contract's: fields and refusals are not recorded by the kit, so
-    `fields` stays empty and every stored record was an allowed access; roles and method are
-    empty on records made before they were kept and on those of background work."""
+    """The kit's record as the contract's, every stored column shown, so that `record_hash` can be
+    recomputed from the message alone (audit_log.proto)."""
     parts = row.resource_name.split("/")
     customers = [f"customers/{parts[1]}"] if len(parts) >= 2 and parts[0] == "customers" else []
     message = audit_log_pb2.AuditRecord(
@@ -111,8 +117,10 @@ def audit_record_to_proto(row: AuditRow) -> audit_log_pb2.AuditRecord:
         method=row.method,
         action=audit_rules.action_of(row.action),  # type: ignore[arg-type]
         customers=customers, purpose=_purpose_number(row.purpose),  # type: ignore[arg-type]
-        justification=row.justification, outcome=audit_log_pb2.AUDIT_OUTCOME_ALLOWED, trace_id=row.trace_id,
-        previous_hash=row.prev_hash.hex(), record_hash=row.hash.hex())
+        fields=row.fields, justification=row.justification,
+        outcome=_outcome_number(row.outcome),  # type: ignore[arg-type]
+        trace_id=row.trace_id, previous_hash=row.prev_hash.hex(), record_hash=row.hash.hex(), chain=row.chain_id,
+        resource=row.resource_name, operation=row.action, hash_recipe=row.hash_recipe)
     set_timestamps(message, record_time=row.recorded_at)
     return message
 

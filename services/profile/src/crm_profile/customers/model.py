@@ -89,7 +89,11 @@ _CUSTOMER_FIELDS = frozenset(f.name for f in fields(Customer))
 
 @dataclass(frozen=True)
 class CustomerView:
-    """A customer as one caller may see it: `masked_fields` lists what was masked."""
+    """A customer as one caller may see it: `masked_fields` lists what was masked or left out,
+    `clear_fields` the protected values shown in clear (what a read's audit record names)."""
 
     customer: Customer
     masked_fields: tuple[str, ...] = ()
+    clear_fields: tuple[str, ...] = ()
+    # The birth year alone, when the date is masked (`customer.birth_date` is then None).
+    birth_year: int = 0

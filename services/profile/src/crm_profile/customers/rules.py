@@ -8,7 +8,7 @@ import re
 from datetime import date
 from typing import Protocol
 
-from crm_profile.customers.model import ERASED, MERGED, PERSONAL_FIELDS, Customer, CustomerView
+from crm_profile.customers.model import ERASED, MERGED, Customer, CustomerView
 from crmkit import masking
 from crmkit.auth import Principal, Role
 from crmkit.errors import FailedPrecondition, PermissionDenied
@@ -47,8 +47,18 @@ UPDATABLE_PATHS = frozenset({
     "attributes", "external_ids",
 })
 
-# Roles that see personal data in clear: they serve or protect this customer.
-CLEAR_READERS = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.RISK_OFFICER, Role.AUDITOR})
+# The core fields of the classes masked by role (`crmkit.masking.DISCLOSURE` decides how each
+# role sees each class). Attribute values of an encrypted class follow SPECIAL_CATEGORY, the
+# strictest: a value does not carry its class, only that it is personal.
+FIELD_CLASSES = {
+    "full_name": masking.IDENTITY, "birth_date": masking.IDENTITY, "id_number": masking.IDENTITY,
+    "mobile_phone": masking.CONTACT, "email": masking.CONTACT, "address": masking.CONTACT,
+}
+ATTRIBUTE_CLASS = masking.SPECIAL_CATEGORY
+
+# Roles that see every protected class in clear: they serve or protect this customer.
+CLEAR_READERS = frozenset(role for role, classes in masking.DISCLOSURE.items()
+                          if all(how is masking.Disclosure.CLEAR for how in classes.values()))
 
 _CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CN_ID_CHECK = "10X98765432"
@@ -186,30 +196,74 @@ def ensure_active(customer: Standing) -> None:
 
 
 def view_for(principal: Principal, customer: Customer) -> CustomerView:
-    """The customer as this caller may see it: clear for those who serve it, masked otherwise."""
-    if principal.has_any(CLEAR_READERS):
-        return CustomerView(customer)
-    masked = customer.replace(
-        full_name=masking.mask_name(customer.full_name),
-        id_number=masking.mask_identifier(customer.id_number),
-        mobile_phone=masking.mask_digits(customer.mobile_phone),
-        email=masking.mask_email(customer.email) if customer.email else "",
-        address=_mask_address(customer.address),
-    )
-    masked_fields = [_MASKED_PATHS[f] for f in PERSONAL_FIELDS if getattr(customer, f)]
-    hidden = sorted(key for key, value in customer.attributes.items() if value.personal)
-    if hidden:  # a masked attribute value is left out of the map and named in masked_fields
-        masked.attributes = {k: v for k, v in customer.attributes.items() if not v.personal}
-        masked_fields.extend(f"attributes.{key}" for key in hidden)
-    return CustomerView(masked, tuple(masked_fields))
+    """The customer as this caller may see it, class by class as `crmkit.masking.DISCLOSURE` says."""
+    treatment = _treatment(principal.roles)
+    changes: dict[str, object] = {}
+    masked_fields: list[str] = []
+    clear_fields: list[str] = []
+    birth_year = 0
+    for field, data_class in FIELD_CLASSES.items():
+        value = getattr(customer, field)
+        if not value:
+            continue
+        how = treatment[data_class]
+        if how is masking.Disclosure.CLEAR:
+            clear_fields.append(_PATHS[field])
+            continue
+        masked_fields.append(_PATHS[field])
+        if field == "birth_date":
+            changes[field] = None
+            birth_year = value.year if how is masking.Disclosure.MASKED else 0
+        else:
+            changes[field] = _MASKS[field](value) if how is masking.Disclosure.MASKED else _EMPTY[field]
+    personal = sorted(key for key, value in customer.attributes.items() if value.personal)
+    if personal:
+        if treatment[ATTRIBUTE_CLASS] is masking.Disclosure.CLEAR:
+            clear_fields.extend(f"attributes.{key}" for key in personal)
+        else:  # a typed value has no mask: it is left out of the map and named in masked_fields
+            changes["attributes"] = {k: v for k, v in customer.attributes.items() if not v.personal}
+            masked_fields.extend(f"attributes.{key}" for key in personal)
+    shown = customer.replace(**changes) if changes else customer
+    return CustomerView(shown, tuple(masked_fields), tuple(clear_fields), birth_year)
 
 
-_MASKED_PATHS = {f: FIELD_PATHS.get(f, f) for f in PERSONAL_FIELDS}  # as masked_fields names them
+@functools.lru_cache(maxsize=64)
+def _treatment(roles: frozenset[Role]) -> dict[str, masking.Disclosure]:
+    return {data_class: masking.disclosure(roles, data_class) for data_class in masking.PROTECTED_CLASSES}
+
+
+def written_paths(before: Customer | None, after: Customer) -> tuple[str, ...]:
+    """The customer's field paths a write set or changed (`after` against `before`, or against
+    nothing for a creation), as an audit record names them; values never."""
+    earlier = before if before is not None else _BLANK
+    paths = [path(name, "") for name in _AUDITED_FIELDS if getattr(after, name) != getattr(earlier, name)]
+    keys = set(after.attributes) | (set(before.attributes) if before is not None else set())
+    paths += [f"attributes.{key}" for key in sorted(keys) if before is None or
+              before.attributes.get(key) != after.attributes.get(key)]
+    return tuple(dict.fromkeys(paths))
 
 
 def _mask_address(address: dict[str, object]) -> dict[str, object]:
-    """Keep country, region and city (coarse location for analysis); hide street and postcode."""
-    return {k: address[k] for k in ("regionCode", "administrativeArea", "locality") if k in address}
+    """Country and province only: a city beside a birth year narrows a customer down too far."""
+    return {k: address[k] for k in ("regionCode", "administrativeArea") if k in address}
+
+
+_PATHS = {f: FIELD_PATHS.get(f, f) for f in FIELD_CLASSES}  # as masked_fields names them
+_MASKS = {
+    "full_name": masking.mask_name,
+    "id_number": masking.mask_identifier,
+    "mobile_phone": masking.mask_phone,
+    "email": masking.mask_email,
+    "address": _mask_address,
+}
+_EMPTY: dict[str, object] = {"full_name": "", "id_number": "", "mobile_phone": "", "email": "", "address": {}}
+# Fields a caller writes, in Customer order; id_document's parts are one path.
+_AUDITED_FIELDS = tuple(name for name in (
+    "customer_type", "full_name", "birth_date", "gender", "nationality", "id_type", "id_number",
+    "id_issuing_country", "id_expires_on", "mobile_phone", "email", "address", "occupation", "kyc_status",
+    "risk_tolerance", "relationship_manager_id", "branch_id", "onboarded_on", "closed_on", "preferred_language",
+    "external_ids"))
+_BLANK = Customer(customer_id="", customer_type=0, full_name="")  # what a creation is compared with
 
 
 EXTERNAL_SYSTEM = re.compile(r"[a-z][a-z0-9-]{0,63}")

@@ -21,11 +21,11 @@ from crm_profile.features.service import FeatureWriter
 from crm_profile.history.rules import API_SOURCE_SYSTEM
 from crm_profile.history.service import FieldHistory
 from crm_profile.tables import audit_record
-from crmkit.audit import AuditEntry, AuditWriter
+from crmkit.audit import DENIED, AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import Database, UnitOfWork
-from crmkit.errors import AlreadyExists, NotFound
+from crmkit.errors import AlreadyExists, NotFound, PermissionDenied
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
@@ -92,7 +92,7 @@ class Customers:
         await self._history.record(uow=uow, before=None, after=created, actor=actor.subject)
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.create", resource_name=created.name,
-            purpose="DATA_MANAGEMENT")])
+            purpose="DATA_MANAGEMENT", fields=rules.written_paths(None, created))])
         await self._outbox.append(uow, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
                                   payload=self._feed_payload(created), actor=actor.subject)
         return rules.view_for(actor, created)
@@ -107,11 +107,17 @@ class Customers:
             found = await self._repository.fetch(connection, customer_id)
         if found is None:
             raise not_found(customer_id)
-        rules.check_book(actor, found)
-        await self._audit.record(AuditEntry(principal=actor.subject, action="customer.read",
-                                            resource_name=found.name, purpose=purpose.purpose,
-                                            justification=purpose.justification))
-        return rules.view_for(actor, found)
+        read = AuditEntry(principal=actor.subject, action="customer.read", resource_name=found.name,
+                          purpose=purpose.purpose, justification=purpose.justification)
+        try:
+            rules.check_book(actor, found)
+        except PermissionDenied:
+            # The refusal is evidence too; the read chain commits it although the call fails.
+            await self._audit.record(dataclasses.replace(read, outcome=DENIED))
+            raise
+        view = rules.view_for(actor, found)
+        await self._audit.record(dataclasses.replace(read, fields=view.clear_fields))
+        return view
 
     async def list(
         self, *, uow: UnitOfWork, page_size: int, page_token: str, relationship_manager_id: str, branch_id: str,
@@ -125,11 +131,13 @@ class Customers:
         found = await self._repository.page(uow, after=after, limit=limit + 1,
                                             relationship_manager_id=relationship_manager_id, branch_id=branch_id)
         page, more = found[:limit], len(found) > limit
+        views = [rules.view_for(actor, c) for c in page]
         await self._audit.record(*(AuditEntry(principal=actor.subject, action="customer.list",
-                                              resource_name=c.name, purpose=purpose.purpose,
-                                              justification=purpose.justification) for c in page))
+                                              resource_name=view.customer.name, purpose=purpose.purpose,
+                                              justification=purpose.justification, fields=view.clear_fields)
+                                   for view in views))
         token = self._page_tokens.encode(page[-1].customer_id, query=query) if more else ""
-        return CustomerPage([rules.view_for(actor, c) for c in page], token)
+        return CustomerPage(views, token)
 
     async def update(
         self, *, uow: UnitOfWork, changes: Customer, paths: Sequence[str], etag: str, purpose: Purpose,
@@ -150,7 +158,8 @@ class Customers:
             await self._features.mark(uow, [updated.customer_id])
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.update", resource_name=updated.name,
-            purpose=purpose.purpose, justification=f"{purpose.justification} fields={','.join(sorted(paths))}")])
+            purpose=purpose.purpose, justification=purpose.justification,
+            fields=rules.written_paths(current, updated))])
         await self._outbox.append(uow, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
                                   payload=self._feed_payload(updated), actor=actor.subject)
         return rules.view_for(actor, updated)
@@ -173,11 +182,11 @@ class Customers:
             return rules.view_for(actor, current)  # a retry, or nothing to change: no new version
         updated = await self._values.store(uow=uow, stored=await self._repository.update(uow, merged),
                                            wanted=merged, previous=current)
-        changes = await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
+        await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.update", resource_name=updated.name,
-            purpose=purpose.purpose,
-            justification=f"{purpose.justification} fields={','.join(c.field for c in changes)}"[:1000])])
+            purpose=purpose.purpose, justification=purpose.justification,
+            fields=rules.written_paths(current, updated))])
         await self._outbox.append(uow, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
                                   payload=self._feed_payload(updated), actor=actor.subject)
         return rules.view_for(actor, updated)

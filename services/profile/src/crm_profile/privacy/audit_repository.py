@@ -21,7 +21,8 @@ def _row(row: Any) -> AuditRow:
     return AuditRow(seq=row.seq, chain_id=row.chain_id, recorded_at=row.recorded_at, principal=row.principal,
                     action=row.action, resource_name=row.resource_name, purpose=row.purpose,
                     justification=row.justification, trace_id=row.trace_id, prev_hash=row.prev_hash, hash=row.hash,
-                    actor_roles=tuple(row.actor_roles), method=row.method)
+                    actor_roles=tuple(row.actor_roles), method=row.method, fields=tuple(row.fields),
+                    outcome=row.outcome, hash_recipe=row.hash_recipe)
 
 
 def about_customer(customer_id: str) -> sa.ColumnElement[bool]:

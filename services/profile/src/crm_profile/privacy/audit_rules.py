@@ -99,8 +99,9 @@ class ChainWalker:
             return ChainFailure.LINK_MISMATCH
         entry = AuditEntry(principal=row.principal, action=row.action, resource_name=row.resource_name,
                            purpose=row.purpose, justification=row.justification, trace_id=row.trace_id,
-                           actor_roles=row.actor_roles, method=row.method)
-        if row.hash != record_hash(row.prev_hash, row.recorded_at, entry):
+                           actor_roles=row.actor_roles, method=row.method, fields=row.fields, outcome=row.outcome)
+        if row.hash != record_hash(row.prev_hash, row.recorded_at, entry, chain_id=row.chain_id,
+                                   recipe=row.hash_recipe):
             return ChainFailure.HASH_MISMATCH
         return ChainFailure.NONE
 

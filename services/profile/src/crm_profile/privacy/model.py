@@ -210,6 +210,9 @@ class AuditRow:
     hash: bytes
     actor_roles: tuple[str, ...] = ()
     method: str = ""
+    fields: tuple[str, ...] = ()
+    outcome: str = "ALLOWED"
+    hash_recipe: int = 1
 
 
 @dataclass(frozen=True)
