@@ -44,7 +44,7 @@ async def test_records_from_before_the_revision_still_verify(database_factory: D
             await audit.append(session, audit_record, [audit.AuditEntry(
                 principal="rm-7", action="customer.update", resource_name="customers/C1", purpose="CUSTOMER_SERVICE",
                 fields=("email",))])
-        async with db.read_only() as session:
+        async with db.unit_of_work(read_only=True) as session:
             rows = (await session.execute(sa.select(audit_record).order_by(audit_record.c.seq))).all()
             assert [(r.hash_recipe, r.outcome, list(r.fields)) for r in rows] == [
                 (1, "ALLOWED", []), (2, "ALLOWED", ["email"])]

@@ -148,7 +148,7 @@ async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
                                  .values(principal="u5"))
         await connection.execute(sa.update(audit_records).where(audit_records.c.principal == "u7")
                                  .values(outcome=audit.DENIED))
-    async with db.read_only() as session:
+    async with db.unit_of_work(read_only=True) as session:
         tampered = await session.scalar(sa.select(audit_records.c.seq).where(audit_records.c.principal == "u7"))
         assert await audit.verify_chain(session, audit_records) == tampered
 
