@@ -19,7 +19,7 @@ from crmkit.outbox import (
     bulk_append_and_commit_statement,
     outbox_tables,
 )
-from crmkit.testing import DatabaseFactory
+from crmkit.testing import DatabaseFactory, eventually
 
 kit = metadata()
 events, state = outbox_tables(kit)
@@ -131,7 +131,13 @@ async def test_the_lock_is_held_until_commit_so_cursors_follow_commit_order(db: 
         await transaction.start()
         await bulk_append(connection, rows_of("first"))
         waiting = [asyncio.create_task(second_bulk()), asyncio.create_task(single())]
-        await asyncio.sleep(0.3)
+
+        async def blocked_by_first() -> int:
+            async with db.raw() as observer:
+                return await observer.fetchval("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY("
+                                               "pg_blocking_pids(pid))", connection.get_server_pid())
+
+        await eventually(blocked_by_first, until=lambda n: n == 2, what="both appenders waiting on the lock")
         assert not second_done.is_set() and not any(task.done() for task in waiting)
         await transaction.commit()
     await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
