@@ -280,7 +280,7 @@ async def test_cancel_stops_a_running_coordinator_at_its_next_check(
         started.set()
         while True:
             await run.progress(done=1)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the work between checks, not a wait
 
     runner.launch(operation_id, coordinator)
     await asyncio.wait_for(started.wait(), 10)
