@@ -4,7 +4,8 @@ PostgreSQL comes from `CRM_TEST_DATABASE_URL` when set (CI has one at 127.0.0.1:
 an embedded `pgserver` otherwise. Each test session gets fresh databases, migrated with the
 service's own Alembic scripts, and drops them at the end.
 
-Registered as a pytest plugin by the repository's root conftest.py.
+Registered as a pytest plugin by the repository's root conftest.py. It needs crmkit's `testing`
+extra (pytest and friends), which no service's runtime installs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
-import pytest
+
+try:
+    import pytest
+except ImportError as missing:  # pragma: no cover - a runtime image has no test runner
+    raise ImportError("crmkit.testing needs crmkit's `testing` extra: pip install 'crmkit[testing]'") from missing
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
