@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crmkit.testing import TEST_JWT_SECRET, telemetry_env
+from crmkit.testing import TEST_JWT_SECRET, eventually, telemetry_env
 
 
 def profile_env(database_url: str, port: int) -> dict[str, str]:
@@ -74,20 +72,20 @@ class Launcher:
                        check=True, capture_output=True, timeout=120)
 
     async def wait_serving(self, target: str, process: Process, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
         async with grpc.aio.insecure_channel(target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
+
+            async def serving() -> bool:
                 if process.popen.poll() is not None:
-                    raise AssertionError(f"{process.name} exited: {process.log_lines()[-20:]}")
+                    pytest.fail(f"{process.name} exited: {process.log_lines()[-20:]}")
                 try:
                     reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
                 except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{process.name} not SERVING within {timeout}s: {process.log_lines()[-20:]}")
+                    return False
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, process.log_lines()[-20:]
+                return True
+
+            await eventually(serving, seconds=timeout, interval=0.1, what=f"{process.name} SERVING")
 
     def stop_all(self) -> None:
         for process in reversed(self.started):

@@ -4,7 +4,6 @@ with each applied event ends with every event exactly once, in order, no gap, no
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -20,7 +19,7 @@ from crmkit.channels import open_channel
 from crmkit.db import Database, metadata
 from crmkit.feed_consumer import ChangeEvent, FeedConsumer, feed_cursor_table
 from crmkit.outbox import parse_cursor
-from crmkit.testing import free_port, migrated_database, token
+from crmkit.testing import eventually, free_port, migrated_database, token
 
 pytestmark = pytest.mark.slow
 
@@ -72,15 +71,16 @@ async def test_a_consumer_misses_nothing_and_repeats_nothing_across_a_profile_re
             customer=customer_pb2.Customer(customer_id=f"R{run}{i:03d}", full_name="Wang Fang",
                                            customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL),
             request_id=str(uuid.UUID(int=i + 1)))
-        deadline = time.monotonic() + 60
-        while True:  # the producer retries through the restart; request_id keeps it idempotent
+        async def created() -> bool:
             try:
                 await stub.CreateCustomer(request, metadata=(("authorization", f"Bearer {admin_token}"),))
-                return
             except grpc.aio.AioRpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                return False
+            return True
+
+        # The producer retries through the restart; request_id keeps it idempotent.
+        await eventually(created, seconds=60, interval=0.2, what=f"customer {i} created")
 
     try:
         for i in range(RESTART_AFTER):
@@ -99,9 +99,8 @@ async def test_a_consumer_misses_nothing_and_repeats_nothing_across_a_profile_re
         await profile_db.dispose()
         assert len(written) == CUSTOMERS
 
-        deadline = time.monotonic() + 30
-        while parse_cursor(await consumer.cursor()) < parse_cursor(written[-1][0]) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+        await eventually(consumer.cursor, until=lambda cursor: parse_cursor(cursor) >= parse_cursor(written[-1][0]),
+                         seconds=30, what="the consumer's cursor at the last event")
     finally:
         following.cancel()
         await asyncio.gather(following, return_exceptions=True)

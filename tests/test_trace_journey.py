@@ -3,9 +3,7 @@ log lines of both processes carry its trace id."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 
 import grpc
@@ -16,7 +14,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
 from crm_profile.app import SPEC as PROFILE
 from crmkit.auth import Role
-from crmkit.testing import bearer, free_port, migrated_database, token
+from crmkit.testing import bearer, eventually, free_port, migrated_database, token
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +24,6 @@ CLIENT = trace_pb2.Span.SPAN_KIND_CLIENT
 
 def _attribute(span: trace_pb2.Span, key: str) -> str:
     return next((a.value.string_value for a in span.attributes if a.key == key), "")
-
-
-async def _wait_for(predicate, timeout: float = 15):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out waiting for telemetry")
 
 
 async def test_one_request_is_one_trace_across_gateway_profile_and_database(
@@ -62,7 +50,7 @@ async def test_one_request_is_one_trace_across_gateway_profile_and_database(
             metadata=bearer(Role.ADMIN), timeout=5)
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}") as http:
-        await _wait_for(lambda: gateway.popen.poll() is None and _healthy(gateway_port))
+        await eventually(lambda: gateway.popen.poll() is None and _healthy(gateway_port))
         response = await http.get(f"/v1/customers/{customer_id}",
                                   headers={"Authorization": f"Bearer {token(Role.CHANNEL_APP)}"})
     assert response.status_code == 200, response.text
@@ -78,7 +66,7 @@ async def test_one_request_is_one_trace_across_gateway_profile_and_database(
                 return span.trace_id
         return None
 
-    trace_id = await _wait_for(request_trace)
+    trace_id = await eventually(request_trace)
 
     def spans_of_trace() -> list[tuple[str, trace_pb2.Span]] | None:
         spans = [(s, span) for s, span in collector.spans if span.trace_id == trace_id]
@@ -86,7 +74,7 @@ async def test_one_request_is_one_trace_across_gateway_profile_and_database(
                      for s, span in spans)
         return spans if has_db else None
 
-    spans = await _wait_for(spans_of_trace)
+    spans = await eventually(spans_of_trace)
     by_id = {span.span_id: (service, span) for service, span in spans}
     profile_server = [span for service, span in spans
                       if service == "crm-profile" and span.kind == SERVER and "GetCustomer" in span.name]
@@ -118,7 +106,7 @@ async def test_one_request_is_one_trace_across_gateway_profile_and_database(
                 continue
         return False
 
-    await _wait_for(lambda: logged_with_trace(profile) and logged_with_trace(gateway))
+    await eventually(lambda: logged_with_trace(profile) and logged_with_trace(gateway))
 
 
 def _healthy(port: int) -> bool:

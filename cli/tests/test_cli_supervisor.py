@@ -17,7 +17,9 @@ import pytest
 from rich.console import Console
 
 from crm_cli.supervisor import Child, ChildExited, Interrupted, LogSink, Supervisor
+from crmkit.testing import eventually
 
+# Children that stay up: their long sleep is the behaviour under test, not a wait.
 SLEEPER = "import time; print('up', flush=True); time.sleep(60)"
 STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
             "time.sleep(60)")
@@ -32,13 +34,8 @@ def has_line(path: Path, text: str) -> bool:
     return path.exists() and text in path.read_text()
 
 
-async def wait_for_line(path: Path, text: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(has_line, path, text):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{text!r} never reached {path}")
+async def wait_for_line(path: Path, text: str) -> None:
+    await eventually(lambda: asyncio.to_thread(has_line, path, text), seconds=60, what=f"{text!r} in {path}")
 
 
 async def test_logs_are_prefixed_on_the_console_and_written_to_a_file(tmp_path: Path) -> None:
@@ -55,7 +52,7 @@ async def test_a_dying_child_is_reported(tmp_path: Path) -> None:
     await supervisor.start("alpha", [sys.executable, "-c", SLEEPER], {})
     await supervisor.start("beta", [sys.executable, "-c", "import sys; sys.exit(3)"], {})
     with pytest.raises(ChildExited) as raised:
-        await supervisor.until(asyncio.sleep(30))
+        await supervisor.until(asyncio.Event().wait())  # a wait only an exit or a stop ends
     assert raised.value.child.name == "beta" and raised.value.child.process.returncode == 3
     assert await supervisor.stop(5) == []
     assert supervisor.running() == []
@@ -65,7 +62,7 @@ async def test_a_stop_request_interrupts_a_wait(tmp_path: Path) -> None:
     supervisor, _ = make(tmp_path, [])
     asyncio.get_running_loop().call_later(0.1, supervisor.request_stop)
     with pytest.raises(Interrupted):
-        await supervisor.until(asyncio.sleep(30))
+        await supervisor.until(asyncio.Event().wait())  # a wait only an exit or a stop ends
     await supervisor.stop(1)
 
 

@@ -12,7 +12,7 @@ import uvicorn
 from crm_gateway.app import create_app
 from crm_gateway.draining import Drain, DrainingServer
 from crm_gateway.settings import GatewaySettings
-from crmkit.testing import TEST_JWT_SECRET, free_port
+from crmkit.testing import TEST_JWT_SECRET, eventually, free_port
 
 
 async def test_sigterm_first_fails_readiness_while_serving_then_stops(profile_address) -> None:
@@ -34,9 +34,7 @@ async def test_sigterm_first_fails_readiness_while_serving_then_stops(profile_ad
 
 async def _drain_and_stop(server: DrainingServer, port: int) -> None:
     serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-            await asyncio.sleep(0.02)
+    await eventually(lambda: server.started, seconds=10, what="uvicorn started")  # it offers no event to wait on
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         assert (await client.get("/readyz")).status_code == 200
 

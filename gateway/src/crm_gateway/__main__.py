@@ -17,6 +17,7 @@ from crm_gateway.app import create_app
 from crm_gateway.draining import Drain, DrainingServer
 from crm_gateway.settings import GatewaySettings
 from crmkit.logs import configure_logging
+from crmkit.loop import UVICORN_LOOP
 from crmkit.telemetry import setup_telemetry
 
 
@@ -33,8 +34,7 @@ def main() -> None:
         create_app(settings, telemetry=telemetry, drain=drain),
         host=settings.host,
         port=settings.port,
-        # grpc.aio is built and tested on the standard asyncio loop: keep uvicorn from choosing uvloop.
-        loop="asyncio",
+        loop=UVICORN_LOOP,  # the platform's one loop (crmkit.loop says why)
         lifespan="on",
         log_config=None,  # keep the JSON logging configured above
         access_log=False,

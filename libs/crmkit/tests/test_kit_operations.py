@@ -24,7 +24,7 @@ from crmkit import operations as ops
 from crmkit.db import Database, metadata
 from crmkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from crmkit.pagination import PageTokens, clamp_page_size
-from crmkit.testing import DatabaseFactory
+from crmkit.testing import DatabaseFactory, eventually
 
 kit = metadata()
 operation = ops.operation_table(kit)
@@ -145,11 +145,11 @@ async def test_watch_sends_each_change_and_ends_with_the_final_state(operations:
             seen.append(update)
 
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.1)
+    await eventually(lambda: seen, what="the watch's first update")
     await operations.start(operation_id)
     for step in range(3):
         await operations.progress(operation_id, done=10, total=30, stage=f"step {step}")
-        await asyncio.sleep(0.1)
+        await eventually(lambda: seen[-1].progress.stage == f"step {step}", what=f"step {step} watched")  # noqa: B023
     await operations.finish(operation_id, state=ops.SUCCEEDED, response=wrappers_pb2.Int64Value(value=30))
     await asyncio.wait_for(watcher, timeout=5)
     assert seen[0].state == State.OPERATION_STATE_PENDING
@@ -285,7 +285,7 @@ async def test_cancel_stops_a_running_coordinator_at_its_next_check(
         started.set()
         while True:
             await run.progress(done=1)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the work between checks, not a wait
 
     runner.launch(operation_id, coordinator)
     await asyncio.wait_for(started.wait(), 10)
@@ -345,7 +345,7 @@ async def test_a_watch_ends_when_the_service_drains(db: Database) -> None:
             seen.append(update)
 
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.1)
+    await eventually(lambda: seen, what="the watch's first update")
     draining.set()
     await asyncio.wait_for(watcher, timeout=2)
     assert [s.state for s in seen] == [State.OPERATION_STATE_PENDING]

@@ -23,7 +23,7 @@ from crmkit.channels import open_channel
 from crmkit.logs import configure_logging
 from crmkit.server import LIVENESS, GrpcServer, ServiceBinding
 from crmkit.settings import ServiceSettings
-from crmkit.testing import TEST_JWT_SECRET, bearer, error_reason, token
+from crmkit.testing import TEST_JWT_SECRET, bearer, error_reason, eventually, token
 
 # Any small proto service serves as the service under test; OTLP's TraceService has one unary RPC.
 DESCRIPTOR = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"]
@@ -36,6 +36,7 @@ class Scripted(trace_service_pb2_grpc.TraceServiceServicer):
 
     def __init__(self) -> None:
         self.delay = 0.0
+        self.release: asyncio.Event | None = None  # set: each call is held until the test releases it
         self.failures: list[Exception] = []
         self.calls = 0
         self.authorization: list[str] = []
@@ -43,7 +44,9 @@ class Scripted(trace_service_pb2_grpc.TraceServiceServicer):
     async def Export(self, request, context):  # type: ignore[no-untyped-def]
         self.calls += 1
         self.authorization.append(dict(context.invocation_metadata()).get("authorization", ""))
-        await asyncio.sleep(self.delay)
+        if self.release is not None:
+            await self.release.wait()
+        await asyncio.sleep(self.delay)  # a slow handler is the behaviour under test (deadlines)
         if self.failures:
             raise self.failures.pop(0)
         return trace_service_pb2.ExportTraceServiceResponse()
@@ -84,8 +87,8 @@ async def test_health_follows_readiness_for_overall_and_each_service(served) -> 
     assert await health_status(server) == health_pb2.HealthCheckResponse.SERVING
     assert await health_status(server, DESCRIPTOR.full_name) == health_pb2.HealthCheckResponse.SERVING
     ready.value = False
-    await asyncio.sleep(0.3)
-    assert await health_status(server) == health_pb2.HealthCheckResponse.NOT_SERVING
+    await eventually(lambda: health_status(server), until=lambda s: s == health_pb2.HealthCheckResponse.NOT_SERVING,
+                     what="overall health NOT_SERVING after readiness failed")
     assert await health_status(server, DESCRIPTOR.full_name) == health_pb2.HealthCheckResponse.NOT_SERVING
     # The process itself is alive: its liveness name stays SERVING through a database outage.
     assert await health_status(server, LIVENESS) == health_pb2.HealthCheckResponse.SERVING
@@ -93,17 +96,22 @@ async def test_health_follows_readiness_for_overall_and_each_service(served) -> 
 
 async def test_stop_reports_not_serving_then_lets_in_flight_calls_finish(served) -> None:
     server, servicer, _ = served
-    servicer.delay = 0.5
+    servicer.release = asyncio.Event()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
         async def call() -> None:
             await trace_service_pb2_grpc.TraceServiceStub(channel).Export(Request(), metadata=bearer(Role.ADMIN))
 
         in_flight = asyncio.create_task(call())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: servicer.calls == 1, what="the call in the handler")
         stopping = asyncio.create_task(server.stop())
-        await asyncio.sleep(0.05)
-        overall = await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)
-        assert overall.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        async def overall() -> int:
+            return (await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)).status
+
+        await eventually(overall, until=lambda s: s == health_pb2.HealthCheckResponse.NOT_SERVING,
+                         what="NOT_SERVING once stopping")
+        assert not in_flight.done() and not stopping.done()  # NOT_SERVING came first, the call still runs
+        servicer.release.set()
         await in_flight  # completed, not cancelled
         await stopping
     assert servicer.calls == 1

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from google.protobuf import wrappers_pb2
@@ -16,7 +17,7 @@ from crmkit.db import Database, metadata
 from crmkit.errors import FailedPrecondition, InvalidArgument
 from crmkit.idempotency import IdempotencyKeys, idempotency_table
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox, outbox_tables, parse_cursor
-from crmkit.testing import DatabaseFactory
+from crmkit.testing import DatabaseFactory, eventually
 
 kit = metadata()
 events, state = outbox_tables(kit)
@@ -59,7 +60,7 @@ async def test_feed_streams_backlog_then_live_changes_in_order(db: Database) -> 
                 return
 
     consumer = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(received) >= 4, what="the backlog streamed")  # then live changes
     await append(db, "a/5", "a/6")
     await asyncio.wait_for(consumer, timeout=5)
     assert received[:6] == ["a/1", "a/2", "a/3", "a/4", "a/5", "a/6"]
@@ -169,7 +170,14 @@ async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: D
         assert held is not None
         async with db.raw() as connection:
             await connection.execute("SELECT pg_terminate_backend($1)", held.get_server_pid())
-        await asyncio.sleep(0.2)
+
+        def noticed() -> bool:  # the client has seen the connection close (or the pool took it back)
+            try:
+                return held.is_closed()
+            except asyncpg.InterfaceError:
+                return True
+
+        await eventually(noticed, what="the writer's connection seen closed")
         await asyncio.gather(*(writer.record(read(i)) for i in range(2, 5)))
         assert writer._connection is not held
     finally:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
-import uvloop
 
+from crmkit import loop as event_loop
 from crmkit.db import Database, migrate
 from crmkit.logs import configure_logging, get_logger
 from crmkit.outbox import ChangeFeed
@@ -127,5 +127,4 @@ def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> Non
         log.info("migrated")
         return
     telemetry = setup_telemetry(service_name=f"crm-{spec.name}")
-    # uvloop: asyncpg's protocol and the loop's own bookkeeping run in C (grpc.aio supports it).
-    uvloop.run(_serve(spec, settings, telemetry))
+    event_loop.run(_serve(spec, settings, telemetry))

@@ -57,6 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import operation_pb2
 from crmkit import attributes
+from crmkit import loop as event_loop
 from crmkit.db import Database
 from crmkit.errors import DomainError, FailedPrecondition, NotFound, internal_status, to_status
 from crmkit.logs import get_logger
@@ -497,9 +498,7 @@ def _run_in_worker(function: Callable[[Any], Any], argument: Any, domain: str) -
     gc.freeze()
     try:
         if inspect.iscoroutinefunction(function):
-            import uvloop
-
-            return uvloop.run(function(argument))
+            return event_loop.run(function(argument))
         return function(argument)
     except (OperationCancelled, OperationFailed):
         raise

@@ -4,7 +4,8 @@ PostgreSQL comes from `CRM_TEST_DATABASE_URL` when set (CI has one at 127.0.0.1:
 an embedded `pgserver` otherwise. Each test session gets fresh databases, migrated with the
 service's own Alembic scripts, and drops them at the end.
 
-Registered as a pytest plugin by the repository's root conftest.py.
+Registered as a pytest plugin by the repository's root conftest.py. It needs crmkit's `testing`
+extra (pytest and friends), which no service's runtime installs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
-import pytest
+
+try:
+    import pytest
+except ImportError as missing:  # pragma: no cover - a runtime image has no test runner
+    raise ImportError("crmkit.testing needs crmkit's `testing` extra: pip install 'crmkit[testing]'") from missing
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
@@ -252,6 +257,39 @@ def error_reason(error: grpc.aio.AioRpcError, *, domain: str | None = None) -> s
     return infos[0].reason if infos else ""
 
 
+# --- waiting for a condition --------------------------------------------------------------------
+
+_PENDING = object()
+
+
+async def eventually(check: Callable[[], Any], *, until: Callable[[Any], bool] = bool, seconds: float = 15.0,
+                     interval: float = 0.05, what: str = "the condition") -> Any:
+    """`check()`'s value once `until(value)` holds, calling `check` (sync or async) every `interval`.
+
+    The one way a test waits for something another task or process does: no fixed sleeps. An
+    AssertionError from `check` (or `until`) means "not yet". After `seconds` it fails with an
+    AssertionError naming `what` and the last value seen, chained to the last assertion."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    last: Any = _PENDING
+    failure: AssertionError | None = None
+    while True:
+        try:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+            last, failure = value, None
+            if until(value):
+                return value
+        except AssertionError as error:
+            failure = error
+        if loop.time() >= deadline:
+            seen = "nothing (every check failed)" if last is _PENDING else repr(last)
+            raise AssertionError(f"{what} did not hold within {seconds}s; last value: {seen}"
+                                 + (f"; last assertion: {failure}" if failure else "")) from failure
+        await asyncio.sleep(interval)
+
+
 # --- reading a change feed -----------------------------------------------------------------------
 
 
@@ -337,16 +375,17 @@ async def service_process(module: str, env: Mapping[str, str], *, port: int, log
         try:
             async with grpc.aio.insecure_channel(address) as channel:
                 health = health_pb2_grpc.HealthStub(channel)
-                async with asyncio.timeout(timeout):
-                    while True:
-                        if process.returncode is not None:
-                            logged = await asyncio.to_thread(log_path.read_text, errors="replace")
-                            raise AssertionError(f"{module} exited: {logged[-2000:]}")
-                        with contextlib.suppress(grpc.aio.AioRpcError):
-                            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                                break
-                        await asyncio.sleep(0.1)
+
+                async def serving() -> bool:
+                    if process.returncode is not None:  # no point waiting: fail now, with its log
+                        logged = await asyncio.to_thread(log_path.read_text, errors="replace")
+                        pytest.fail(f"{module} exited: {logged[-2000:]}")
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                        return reply.status == health_pb2.HealthCheckResponse.SERVING
+                    return False
+
+                await eventually(serving, seconds=timeout, interval=0.1, what=f"{module} SERVING")
             yield address
         finally:
             if process.returncode is None:

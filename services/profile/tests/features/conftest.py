@@ -3,7 +3,6 @@ through the real RPCs and reads features back."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from crm.common.v1 import audit_pb2, change_event_pb2, operation_pb2
 from crm.profile.v1 import customer_pb2, event_pb2, features_pb2, holding_pb2, operations_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer, read_changes
+from crmkit.testing import bearer, eventually, read_changes
 
 AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
 ADMIN = bearer(Role.ADMIN)
@@ -93,23 +92,18 @@ class World:
     async def features_when(self, customer: str, ready: Callable[[features_pb2.CustomerFeatures], bool],
                             seconds: float = 15.0) -> features_pb2.CustomerFeatures:
         """The customer's features once `ready` holds (the refresher runs every second)."""
-        async with asyncio.timeout(seconds):
-            while True:
-                features = await self.features(customer)
-                if ready(features):
-                    return features
-                await asyncio.sleep(0.1)
+        return await eventually(lambda: self.features(customer), until=ready, seconds=seconds, interval=0.1,
+                                what=f"{customer}'s features ready")
 
     async def marks_drained(self, customer_ids: list[str], seconds: float = 30.0) -> None:
         """Wait until the refresher has taken every mark of these customers."""
-        async with asyncio.timeout(seconds):
-            while True:
-                async with self.db.raw() as connection:
-                    left = await connection.fetchval(
-                        "SELECT count(*) FROM customer_feature_mark WHERE customer_ids && $1", customer_ids)
-                if not left:
-                    return
-                await asyncio.sleep(0.1)
+        async def marks_left() -> int:
+            async with self.db.raw() as connection:
+                return await connection.fetchval(
+                    "SELECT count(*) FROM customer_feature_mark WHERE customer_ids && $1", customer_ids)
+
+        await eventually(marks_left, until=lambda left: left == 0, seconds=seconds, interval=0.1,
+                         what="the refresher took every mark")
 
     async def feed_tail(self) -> str:
         """The cursor of the newest change-feed event now (exact, unlike reading the feed for a while)."""

@@ -14,7 +14,7 @@ import pytest
 from crm.common.v1 import audit_pb2, change_event_pb2, operation_pb2
 from crm.profile.v1 import event_pb2, features_pb2, holding_pb2, identity_pb2, operations_pb2
 from crmkit.auth import Role
-from crmkit.testing import bearer, error_reason, field_violations, row_counter
+from crmkit.testing import bearer, error_reason, eventually, field_violations, row_counter
 
 FEED_READER = bearer(Role.SERVICE, subject="segment")
 FEATURES_TYPE = "crm.profile.v1.CustomerFeatures"
@@ -118,7 +118,13 @@ async def test_a_batch_over_everyone_restores_and_publishes_missing_features(wor
 async def test_changed_since_covers_customers_whose_holdings_or_events_changed(world) -> None:
     quiet, holder, active = [await world.customer() for _ in range(3)]
     since = datetime.now(UTC)
-    await asyncio.sleep(0.01)
+
+    async def database_clock() -> datetime:
+        async with world.db.raw() as connection:
+            return await connection.fetchval("SELECT clock_timestamp()")
+
+    # The changes below are stamped by the database's clock: strictly after `since`.
+    await eventually(database_clock, until=lambda now: now > since, what="the database clock past `since`")
     today = since.date()
     await world.holding(holder, product_type=H.PRODUCT_TYPE_SAVINGS_ACCOUNT, balance=world.money(10), open_date=today)
     await world.ingest(world.login(active, datetime.now(UTC)))

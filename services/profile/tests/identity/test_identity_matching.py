@@ -7,7 +7,6 @@ every customer made here has identifiers and a name no other test uses.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from crm.profile.v1 import customer_pb2
 from crm.profile.v1 import identity_pb2 as i
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer, error_reason, field_violations
+from crmkit.testing import bearer, error_reason, eventually, field_violations
 
 AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT)
 ADMIN = bearer(Role.ADMIN)
@@ -146,27 +145,19 @@ async def test_find_matches_needs_a_known_rule_and_a_subject(profile, new_custom
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def wait_for(check, seconds: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        result = await check()
-        if result or asyncio.get_running_loop().time() > deadline:
-            return result
-        await asyncio.sleep(0.1)
-
-
 async def candidates(profile, **filters):  # type: ignore[no-untyped-def]
     response = await profile.ListMatchCandidates(i.ListMatchCandidatesRequest(**filters), metadata=ANALYST)
     return list(response.match_candidates)
 
 
-async def test_the_matcher_files_candidates_that_a_steward_dismisses(profile, new_customer, rules) -> None:
+async def test_the_matcher_files_candidates_that_a_steward_dismisses(profile, new_customer, rules,
+                                                                     profile_service) -> None:
     made = await rule(profile, f"suggest-email-{uuid.uuid4().hex[:8]}",
                       exact=i.ExactMatchCriteria(key=i.MATCH_KEY_EMAIL))
     rules.append(made.name)
     older = await create(profile, person(new_customer, onboarded_on=date_pb2.Date(year=2001, month=1, day=1)))
     newer = await create(profile, person(new_customer, email=older.email))
-    found = await wait_for(lambda: candidates(profile, customer=newer.name))
+    found = await eventually(lambda: candidates(profile, customer=newer.name), what="a candidate")
     assert len(found) == 1
     candidate = found[0]
     assert list(candidate.customers) == [older.name, newer.name]  # older first
@@ -187,7 +178,7 @@ async def test_the_matcher_files_candidates_that_a_steward_dismisses(profile, ne
     await profile.UpdateCustomer(pb.UpdateCustomerRequest(
         customer=customer_pb2.Customer(name=newer.name, occupation="pilot"),
         update_mask={"paths": ["occupation"]}, audit=AUDIT), metadata=RM)
-    await asyncio.sleep(0.5)
+    await caught_up(profile_service)  # the matcher has read the update
     assert await candidates(profile, customer=newer.name) == []
 
 
@@ -198,7 +189,7 @@ async def test_candidate_lists_filter_and_page(profile, new_customer, rules) -> 
     first = await create(profile, person(new_customer))
     for _ in range(3):
         await create(profile, person(new_customer, mobile_phone=first.mobile_phone))
-    found = await wait_for(lambda: _at_least(profile, made.name, 6))
+    found = await eventually(lambda: _at_least(profile, made.name, 6), what="six candidates")
     assert len(found) == 6  # every pair of the four
     page = await profile.ListMatchCandidates(i.ListMatchCandidatesRequest(match_rule=made.name, page_size=4),
                                              metadata=ANALYST)
@@ -230,7 +221,7 @@ async def caught_up(profile_service) -> None:  # type: ignore[no-untyped-def]
                 " EXISTS (SELECT 1 FROM match_rule WHERE criteria ? 'fuzzy') FROM matcher_state"))).one()
         return bool(cursor >= tail and (keys_ready or not keys_wanted))
 
-    assert await wait_for(done, 30)
+    await eventually(done, seconds=30, what="the matcher through the feed with its name keys")
 
 
 async def test_a_same_name_candidate_survives_a_crowded_birthday(
@@ -272,7 +263,7 @@ async def test_an_auto_merge_rule_merges_at_once_unless_review_is_needed(
         got = await profile.GetCustomer(pb.GetCustomerRequest(name=newer.name, audit=AUDIT), metadata=ADMIN)
         return got.customer if got.customer.state == customer_pb2.CUSTOMER_STATE_MERGED else None
 
-    gone = await wait_for(merged)
+    gone = await eventually(merged, what="the newer customer merged")
     assert gone is not None and gone.merged_into == older.name
     merges = (await profile.ListMerges(i.ListMergesRequest(parent=older.name), metadata=ANALYST)).merges
     assert merges[0].match_rule == made.name and merges[0].merged_by == "system:matcher"
@@ -280,7 +271,7 @@ async def test_an_auto_merge_rule_merges_at_once_unless_review_is_needed(
     assert survivor.customer.occupation == "chef"  # set beats empty
     # Different risk tolerances need a steward: a candidate, no merge.
     third = await create(profile, person(new_customer, email=shared_email, risk_tolerance=5))
-    found = await wait_for(lambda: candidates(profile, customer=third.name))
+    found = await eventually(lambda: candidates(profile, customer=third.name), what="a candidate")
     assert found and found[0].review_conflict
     got = await profile.GetCustomer(pb.GetCustomerRequest(name=third.name, audit=AUDIT), metadata=ADMIN)
     assert got.customer.state == customer_pb2.CUSTOMER_STATE_ACTIVE

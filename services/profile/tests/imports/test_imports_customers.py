@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
@@ -21,7 +20,7 @@ from crm.common.v1 import audit_pb2, change_event_pb2, operation_pb2
 from crm.profile.v1 import attribute_pb2, customer_pb2, data_class_pb2, history_pb2, import_pb2, operations_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer, error_reason, field_violations, row_counter
+from crmkit.testing import bearer, error_reason, eventually, field_violations, row_counter
 
 ADMIN = bearer(Role.ADMIN, subject="loader")
 READER = bearer(Role.RISK_OFFICER)  # sees personal data in clear and every book
@@ -393,7 +392,13 @@ async def test_cancelling_an_import_loads_nothing(importer, profile, profile_ser
     rows = [[str(n), "individual", f"Customer {n}", "", "F", "", "", "", "", "", ""] for n in range(1, 40_001)]
     upload = await importer.upload(importer.csv([HEADER, *rows]), chunk=1024 * 1024)
     started = await importer.start(upload.name, mapping(p))
-    await asyncio.sleep(0.2)
+
+    async def state() -> int:
+        return (await profile.GetOperation(operations_pb2.GetOperationRequest(name=started.name),
+                                           metadata=ADMIN)).operation.state
+
+    await eventually(state, until=lambda s: s != operation_pb2.OPERATION_STATE_PENDING, interval=0.01,
+                     what="the import running")  # cancel as soon as it runs, not after a guessed time
     cancelling = (await profile.CancelOperation(operations_pb2.CancelOperationRequest(name=started.name),
                                                 metadata=ADMIN)).operation
     assert cancelling.state in (operation_pb2.OPERATION_STATE_RUNNING, operation_pb2.OPERATION_STATE_CANCELLED)

@@ -7,7 +7,6 @@ and leave the session's shared service alone.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import uuid
@@ -37,7 +36,7 @@ from crm.profile.v1 import profile_service_pb2 as pb
 from crm_profile.app import SPEC
 from crmkit.auth import Role
 from crmkit.crypto import DecryptionError, KeyRing
-from crmkit.testing import DatabaseFactory, bearer, migrated_database, running_service
+from crmkit.testing import DatabaseFactory, bearer, eventually, migrated_database, running_service
 
 ADMIN = bearer(Role.ADMIN, subject="privacy-officer")
 SERVICE = bearer(Role.SERVICE, subject="core-banking")
@@ -225,12 +224,15 @@ class Helpers:
     @staticmethod
     async def wait_for(stub: Any, operation: Any, seconds: float = 120) -> Any:
         """The operation once it is final."""
-        async with asyncio.timeout(seconds):
-            while operation.state not in FINAL:
-                await asyncio.sleep(0.2)
-                operation = (await stub.GetOperation(operations_pb2.GetOperationRequest(name=operation.name),
-                                                     metadata=ADMIN)).operation
-        return operation
+        if operation.state in FINAL:
+            return operation
+
+        async def current() -> Any:
+            return (await stub.GetOperation(operations_pb2.GetOperationRequest(name=operation.name),
+                                            metadata=ADMIN)).operation
+
+        return await eventually(current, until=lambda now: now.state in FINAL, seconds=seconds, interval=0.2,
+                                what=f"{operation.name} final")
 
     @staticmethod
     async def rows(runtime: Any, sql: str, **params: Any) -> list[Any]:
