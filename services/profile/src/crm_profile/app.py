@@ -32,9 +32,9 @@ from crm_profile.consents.repository import ConsentRepository, PreferenceReposit
 from crm_profile.consents.service import Consents
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.events.repository import EventRepository, MonthPartitions
 from crm_profile.events.rules import IngestLimits
 from crm_profile.events.service import Events
@@ -50,15 +50,15 @@ from crm_profile.identity.service import Identity
 from crm_profile.imports.service import ImportLimits, Imports
 from crm_profile.imports.worker import WorkerSettings
 from crm_profile.kit import ProfileKit
-from crm_profile.privacy.audit_log import AuditLog
-from crm_profile.privacy.audit_repository import AuditRepository
-from crm_profile.privacy.erasure import CustomerEraser
-from crm_profile.privacy.repository import ErasureRepository
-from crm_profile.privacy.retention import PurgeMessages, Retention
-from crm_profile.privacy.retention_repository import RetentionRepository
-from crm_profile.privacy.retention_rules import DEFAULT_MINIMUM_DAYS, minimums
-from crm_profile.privacy.rotation import KeyRotation, RotationMessages
-from crm_profile.privacy.service import DataSubjectRequests
+from crm_profile.privacy.audit_log.repository import AuditRepository
+from crm_profile.privacy.audit_log.service import AuditLog
+from crm_profile.privacy.data_subject.eraser import CustomerEraser
+from crm_profile.privacy.data_subject.repository import ErasureRepository
+from crm_profile.privacy.data_subject.service import DataSubjectRequests
+from crm_profile.privacy.key_rotation.service import KeyRotation, RotationMessages
+from crm_profile.privacy.retention.repository import RetentionRepository
+from crm_profile.privacy.retention.rules import DEFAULT_MINIMUM_DAYS, minimums
+from crm_profile.privacy.retention.service import PurgeMessages, Retention
 from crm_profile.quality.repository import QualityRepository
 from crm_profile.quality.rules import Thresholds
 from crm_profile.quality.service import QualityReports

@@ -14,10 +14,10 @@ import grpc
 from crm.profile.v1 import audit_log_pb2, privacy_pb2, retention_pb2
 from crm_profile.api import privacy_messages
 from crm_profile.api.privacy_messages import CUSTOMER
-from crm_profile.privacy.audit_log import AuditLog
-from crm_profile.privacy.retention import Retention
-from crm_profile.privacy.rotation import KeyRotation
-from crm_profile.privacy.service import DataSubjectRequests
+from crm_profile.privacy.audit_log.service import AuditLog
+from crm_profile.privacy.data_subject.service import DataSubjectRequests
+from crm_profile.privacy.key_rotation.service import KeyRotation
+from crm_profile.privacy.retention.service import Retention
 from crmkit.auth import current_principal
 from crmkit.idempotency import parse_request_id
 from crmkit.resources import purpose_of

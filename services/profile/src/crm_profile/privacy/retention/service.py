@@ -9,7 +9,7 @@ what was purged before a cancellation or failure stays purged and a new run carr
   cutoff are dropped (their ids leave the id ledger first), the rest deleted or anonymised row
   by row.
 - Classes counted from the end of the relationship: closed customers past the cutoff go through
-  the erasure path (`erasure.py`) for the classes that are due; when every class on the record
+  the erasure path (`data_subject.eraser`) for the classes that are due; when every class on the record
   is due, the record becomes an ERASED tombstone as after EraseCustomer. Customers with open
   holdings are skipped (a closed relationship with open holdings is a data problem to fix first).
 - Audit records: deleted in sequence order, each chain's newest kept, the last deleted hash of
@@ -36,10 +36,13 @@ from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import ERASED, Customer
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.history.rules import ChangeSource
-from crm_profile.privacy import retention_rules, rules
-from crm_profile.privacy.erasure import CustomerEraser
-from crm_profile.privacy.model import (
-    ErasureSpec,
+from crm_profile.privacy.data_subject import rules
+from crm_profile.privacy.data_subject.eraser import CustomerEraser
+from crm_profile.privacy.data_subject.model import ErasureSpec
+from crm_profile.privacy.data_subject.repository import ErasureRepository
+from crm_profile.privacy.data_subject.service import CUSTOMER_TYPE, RELATIONSHIP_TYPE
+from crm_profile.privacy.retention import rules as retention_rules
+from crm_profile.privacy.retention.model import (
     PolicyChanges,
     PurgeClassResult,
     PurgeResult,
@@ -47,9 +50,7 @@ from crm_profile.privacy.model import (
     RetentionAnchor,
     RetentionPolicy,
 )
-from crm_profile.privacy.repository import ErasureRepository
-from crm_profile.privacy.retention_repository import RetentionRepository
-from crm_profile.privacy.service import CUSTOMER_TYPE, RELATIONSHIP_TYPE
+from crm_profile.privacy.retention.repository import RetentionRepository
 from crm_profile.tables import audit_record, operation
 from crmkit.audit import AuditEntry
 from crmkit.audit import append as append_audit

@@ -1,5 +1,5 @@
 """RotateEncryptionKey: make a loaded key the one new values are sealed with, and re-encrypt every
-stored value with it as a long-running operation (the work itself: `rotation_worker.py`).
+stored value with it as a long-running operation (the work itself: `worker.py`).
 
 The new key seals new writes at once in this process, and the choice is kept in
 `encryption_key_state`, so a restart keeps it while the configuration still names the key it
@@ -26,9 +26,9 @@ from pydantic import SecretStr
 from sqlalchemy.dialects import postgresql as pg
 
 from crm.common.v1 import operation_pb2
-from crm_profile.privacy import rotation_worker
-from crm_profile.privacy.model import KeyPurpose, RotationResult
-from crm_profile.privacy.tables import encryption_key_state
+from crm_profile.privacy.key_rotation import worker as rotation_worker
+from crm_profile.privacy.key_rotation.model import KeyPurpose, RotationResult
+from crm_profile.privacy.key_rotation.tables import encryption_key_state
 from crm_profile.tables import audit_record, operation
 from crmkit.audit import AuditEntry
 from crmkit.audit import append as append_audit

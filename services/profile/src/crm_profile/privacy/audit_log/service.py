@@ -1,4 +1,4 @@
-"""ListAuditRecords and VerifyAuditChain over the kit's hash-chained audit log (see audit_rules.py)."""
+"""ListAuditRecords and VerifyAuditChain over the kit's hash-chained audit log (see rules.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import dataclasses
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_profile.privacy import audit_rules
-from crm_profile.privacy.audit_repository import AuditRepository
-from crm_profile.privacy.model import AuditFilter, AuditPage, ChainCheck, ChainFailure
+from crm_profile.privacy.audit_log import rules as audit_rules
+from crm_profile.privacy.audit_log.model import AuditFilter, AuditPage, ChainCheck, ChainFailure
+from crm_profile.privacy.audit_log.repository import AuditRepository
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import Database

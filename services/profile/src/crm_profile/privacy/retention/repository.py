@@ -21,8 +21,9 @@ from crm_profile.customers.tables import customer
 from crm_profile.events.repository import partition_name
 from crm_profile.events.rules import TRANSACTION_TYPES
 from crm_profile.events.tables import customer_event
-from crm_profile.privacy.model import RetentionAction, RetentionAnchor, RetentionPolicy
-from crm_profile.privacy.tables import audit_anchor, retention_policy
+from crm_profile.privacy.audit_log.tables import audit_anchor
+from crm_profile.privacy.retention.model import RetentionAction, RetentionAnchor, RetentionPolicy
+from crm_profile.privacy.retention.tables import retention_policy
 from crm_profile.tables import audit_record
 
 _TX_TYPES = sorted(TRANSACTION_TYPES)

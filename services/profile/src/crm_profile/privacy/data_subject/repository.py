@@ -28,9 +28,9 @@ from crm_profile.holdings.model import STATUS_CLOSED
 from crm_profile.holdings.tables import holding
 from crm_profile.identity.model import MERGE_ACTIVE
 from crm_profile.identity.tables import customer_merge, match_candidate, match_name_key
-from crm_profile.privacy import rules
-from crm_profile.privacy.model import ErasureReport, Inventory
-from crm_profile.privacy.tables import customer_erasure
+from crm_profile.privacy.data_subject import rules
+from crm_profile.privacy.data_subject.model import ErasureReport, Inventory
+from crm_profile.privacy.data_subject.tables import customer_erasure
 from crm_profile.relationships.model import Relationship
 from crm_profile.relationships.tables import customer_relationship
 from crm_profile.tables import audit_record, outbox_event

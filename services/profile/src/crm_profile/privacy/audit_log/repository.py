@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_profile.privacy.model import AuditFilter, AuditRow
-from crm_profile.privacy.tables import audit_anchor
+from crm_profile.privacy.audit_log.model import AuditFilter, AuditRow
+from crm_profile.privacy.audit_log.tables import audit_anchor
 from crm_profile.tables import audit_record as a
 
 # The verb of a stored action (`customer.read` -> `read`), what AuditAction filters match.

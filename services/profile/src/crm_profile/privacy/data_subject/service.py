@@ -31,12 +31,12 @@ from crm_profile.history.rules import ChangeSource
 from crm_profile.history.service import FieldHistory, next_cursor
 from crm_profile.holdings.model import Holding, HoldingFilter
 from crm_profile.holdings.repository import HoldingRepository
-from crm_profile.privacy import rules
-from crm_profile.privacy.audit_repository import AuditRepository
-from crm_profile.privacy.erasure import CustomerEraser, Erased
-from crm_profile.privacy.model import ErasureReport, ErasureSpec, ExportManifest, ExportPart
-from crm_profile.privacy.repository import ErasureRepository
-from crm_profile.privacy.retention_repository import RetentionRepository
+from crm_profile.privacy.audit_log.repository import AuditRepository
+from crm_profile.privacy.data_subject import rules
+from crm_profile.privacy.data_subject.eraser import CustomerEraser, Erased
+from crm_profile.privacy.data_subject.model import ErasureReport, ErasureSpec, ExportManifest, ExportPart
+from crm_profile.privacy.data_subject.repository import ErasureRepository
+from crm_profile.privacy.retention.repository import RetentionRepository
 from crm_profile.relationships.repository import RelationshipRepository
 from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter

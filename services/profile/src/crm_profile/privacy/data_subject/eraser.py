@@ -13,9 +13,9 @@ from crm_profile.attributes.model import ENCRYPTED_CLASSES, DataClass
 from crm_profile.customers.model import Customer
 from crm_profile.history.rules import ChangeSource
 from crm_profile.history.service import FieldHistory
-from crm_profile.privacy import rules
-from crm_profile.privacy.model import ErasureSpec
-from crm_profile.privacy.repository import ErasureRepository
+from crm_profile.privacy.data_subject import rules
+from crm_profile.privacy.data_subject.model import ErasureSpec
+from crm_profile.privacy.data_subject.repository import ErasureRepository
 from crm_profile.relationships.model import Relationship
 
 
