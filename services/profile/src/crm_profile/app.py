@@ -271,14 +271,14 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         merges=merges,
         relationships=Relationships(**shared, payload=relationship_messages.to_proto),  # type: ignore[arg-type]
         data_subject_requests=DataSubjectRequests(
-            db=kit.db, repository=erasure_repository, eraser=eraser, customers=kit.customers,
+            repository=erasure_repository, eraser=eraser, customers=kit.customers,
             policies=retention_repository, audit_log=AuditRepository(), history=history,
             holdings=HoldingRepository(), consents=ConsentRepository(), preferences=PreferenceRepository(),
             relationships=RelationshipRepository(), events=EventRepository(), features=FeatureRepository(),
             outbox=kit.outbox,
             idempotency=kit.idempotency, audit=kit.audit),
         key_rotation=key_rotation,
-        audit_log=AuditLog(db=kit.db, repository=AuditRepository(), audit=kit.audit, page_tokens=kit.page_tokens),
+        audit_log=AuditLog(repository=AuditRepository(), audit=kit.audit, page_tokens=kit.page_tokens),
         retention=retention,
         feed=runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds),
         imports=imports,
