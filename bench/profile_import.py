@@ -54,7 +54,7 @@ from bench.profile_get import service_env
 from crm.common.v1 import operation_pb2
 from crm.profile.v1 import import_pb2, operations_pb2, profile_service_pb2_grpc
 from crm_profile.api import customer_messages
-from crm_profile.customers.privacy import PersonalDataVault
+from crm_profile.customers.vault import PersonalDataVault
 from crmkit.auth import Role, issue_token
 from crmkit.crypto import BlindIndex, KeyRing
 

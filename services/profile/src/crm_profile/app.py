@@ -32,9 +32,9 @@ from crm_profile.consents.repository import ConsentRepository, PreferenceReposit
 from crm_profile.consents.service import Consents
 from crm_profile.customers import rules
 from crm_profile.customers.model import Customer
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.events.repository import EventRepository, MonthPartitions
 from crm_profile.events.rules import IngestLimits
 from crm_profile.events.service import Events
@@ -50,15 +50,15 @@ from crm_profile.identity.service import Identity
 from crm_profile.imports.service import ImportLimits, Imports
 from crm_profile.imports.worker import WorkerSettings
 from crm_profile.kit import ProfileKit
-from crm_profile.privacy.audit_log import AuditLog
-from crm_profile.privacy.audit_repository import AuditRepository
-from crm_profile.privacy.erasure import CustomerEraser
-from crm_profile.privacy.repository import ErasureRepository
-from crm_profile.privacy.retention import PurgeMessages, Retention
-from crm_profile.privacy.retention_repository import RetentionRepository
-from crm_profile.privacy.retention_rules import DEFAULT_MINIMUM_DAYS, minimums
-from crm_profile.privacy.rotation import KeyRotation, RotationMessages
-from crm_profile.privacy.service import DataSubjectRequests
+from crm_profile.privacy.audit_log.repository import AuditRepository
+from crm_profile.privacy.audit_log.service import AuditLog
+from crm_profile.privacy.data_subject.eraser import CustomerEraser
+from crm_profile.privacy.data_subject.repository import ErasureRepository
+from crm_profile.privacy.data_subject.service import DataSubjectRequests
+from crm_profile.privacy.key_rotation.service import KeyRotation, RotationMessages
+from crm_profile.privacy.retention.repository import RetentionRepository
+from crm_profile.privacy.retention.rules import DEFAULT_MINIMUM_DAYS, minimums
+from crm_profile.privacy.retention.service import PurgeMessages, Retention
 from crm_profile.quality.repository import QualityRepository
 from crm_profile.quality.rules import Thresholds
 from crm_profile.quality.service import QualityReports
@@ -271,14 +271,14 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         merges=merges,
         relationships=Relationships(**shared, payload=relationship_messages.to_proto),  # type: ignore[arg-type]
         data_subject_requests=DataSubjectRequests(
-            db=kit.db, repository=erasure_repository, eraser=eraser, customers=kit.customers,
+            repository=erasure_repository, eraser=eraser, customers=kit.customers,
             policies=retention_repository, audit_log=AuditRepository(), history=history,
             holdings=HoldingRepository(), consents=ConsentRepository(), preferences=PreferenceRepository(),
             relationships=RelationshipRepository(), events=EventRepository(), features=FeatureRepository(),
             outbox=kit.outbox,
             idempotency=kit.idempotency, audit=kit.audit),
         key_rotation=key_rotation,
-        audit_log=AuditLog(db=kit.db, repository=AuditRepository(), audit=kit.audit, page_tokens=kit.page_tokens),
+        audit_log=AuditLog(repository=AuditRepository(), audit=kit.audit, page_tokens=kit.page_tokens),
         retention=retention,
         feed=runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds),
         imports=imports,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.customers.vault import PersonalDataVault
 from crmkit.audit import AuditWriter
 from crmkit.db import Database
 from crmkit.idempotency import IdempotencyKeys

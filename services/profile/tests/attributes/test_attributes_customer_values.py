@@ -13,8 +13,8 @@ from google.type import date_pb2, decimal_pb2
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import attribute_pb2, customer_pb2, data_class_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.customers.vault import PersonalDataVault
 from crmkit.auth import Role
 from crmkit.testing import bearer, change_feed, error_reason, field_violations, next_events, row_counts, tail_cursor
 

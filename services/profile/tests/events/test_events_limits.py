@@ -20,8 +20,8 @@ from crm_profile.attributes.model import DataClass
 from crm_profile.events import rules
 from crm_profile.events.repository import EventRepository, MonthPartitions
 from crm_profile.events.service import Events, IngestResult
-from crm_profile.privacy.model import RetentionAnchor
-from crm_profile.privacy.retention_repository import RetentionRepository
+from crm_profile.privacy.retention.model import RetentionAnchor
+from crm_profile.privacy.retention.repository import RetentionRepository
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
 from crmkit.db import Database

@@ -13,7 +13,7 @@ from crm_profile.customers.model import ACTIVE, ERASED, MERGED
 from crm_profile.events import rules
 from crm_profile.events.model import Application, Event, EventFilter, Login, Problem, Transaction
 from crm_profile.holdings.money import Money
-from crm_profile.privacy.model import RetentionAction, RetentionAnchor, RetentionPolicy
+from crm_profile.privacy.retention.model import RetentionAction, RetentionAnchor, RetentionPolicy
 from crmkit.errors import InvalidArgument
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ from crm_profile.api.history_rpcs import ENUM_NAMES
 from crm_profile.app import feed_payload
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.attributes.service import CustomerValues
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.history.repository import HistoryRepository
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings.repository import HoldingRepository

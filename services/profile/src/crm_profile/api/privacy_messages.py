@@ -21,19 +21,11 @@ from crm_profile.api import (
 from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import CustomerView
 from crm_profile.history.repository import StoredChange
-from crm_profile.privacy import audit_rules
-from crm_profile.privacy.model import (
-    AuditFilter,
-    AuditRow,
-    ChainCheck,
-    ErasureReport,
-    ExportPart,
-    KeyPurpose,
-    PolicyChanges,
-    PurgeResult,
-    RetentionPolicy,
-    RotationResult,
-)
+from crm_profile.privacy.audit_log import rules as audit_rules
+from crm_profile.privacy.audit_log.model import AuditFilter, AuditRow, ChainCheck
+from crm_profile.privacy.data_subject.model import ErasureReport, ExportPart
+from crm_profile.privacy.key_rotation.model import KeyPurpose, RotationResult
+from crm_profile.privacy.retention.model import PolicyChanges, PurgeResult, RetentionPolicy
 from crmkit.errors import FieldViolation
 from crmkit.resources import ResourceName, purpose_from
 from crmkit.validation import Violations

@@ -24,7 +24,7 @@ from crm_profile.attributes.model import (
 from crm_profile.attributes.rules import history_field
 from crm_profile.attributes.tables import attribute_definition as d
 from crm_profile.attributes.tables import customer_attribute as a
-from crm_profile.customers.privacy import PersonalDataVault
+from crm_profile.customers.vault import PersonalDataVault
 
 # A customer's values as one JSON array, for reading them in the same statement as the customer
 # row (`customer` is the outer query's table): one round trip on the GetCustomer hot path.

@@ -1,6 +1,6 @@
 """The customer as the service's code sees it: plain values, personal data in clear.
 
-Only `privacy.py` turns these into stored (encrypted) rows and back; only `api/` turns them
+Only `vault.py` turns these into stored (encrypted) rows and back; only `api/` turns them
 into protos and back.
 """
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.attributes.repository import VALUES_OF_CUSTOMER_SQL, decode_values, values_column
 from crm_profile.customers.model import Customer, ExternalId
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.tables import customer as t
 from crm_profile.customers.tables import customer_external_id as x
+from crm_profile.customers.vault import PersonalDataVault
 
 _PLAIN_FIELDS = (
     "customer_type", "birth_date", "gender", "nationality", "id_type", "id_issuing_country", "id_expires_on",

@@ -2,7 +2,7 @@
 events are kept, which month partition an event lands in. No I/O here.
 
 How far back an event may happen is its data class's retention policy (`retention_policy`, the
-one the purge applies; see crm_profile.privacy.retention_rules): an event the purge would delete
+one the purge applies; see crm_profile.privacy.retention.rules): an event the purge would delete
 at once is refused at the door instead. How far ahead it may happen is the clock skew the
 deployment allows its sources. Both, and the size of a batch, come from the settings
 (`IngestLimits`).
@@ -36,7 +36,7 @@ from crm_profile.events.model import (
 )
 from crm_profile.holdings import money
 from crm_profile.holdings.money import Money
-from crm_profile.privacy.model import RetentionAnchor, RetentionPolicy
+from crm_profile.privacy.retention.model import RetentionAnchor, RetentionPolicy
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.resources import ID_PATTERN
 from crmkit.validation import Violations

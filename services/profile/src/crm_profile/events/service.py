@@ -47,7 +47,7 @@ from crm_profile.customers import rules as customer_rules
 from crm_profile.events import rules
 from crm_profile.events.model import Batch, Event, EventFilter, Rejection
 from crm_profile.events.repository import EventRepository, IdsTaken, MonthPartitions, month_partitions_of
-from crm_profile.privacy.retention_repository import RetentionRepository
+from crm_profile.privacy.retention.repository import RetentionRepository
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import Database

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.attributes.tables import customer_attribute
 from crm_profile.customers.model import ACTIVE
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.tables import customer as c
 from crm_profile.customers.tables import customer_external_id
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.history.rules import RECORD, Change, ChangeSource, FieldChangeKind, FieldValue
 from crm_profile.history.tables import field_change as h
 from crm_profile.history.tables import field_confirmation as f

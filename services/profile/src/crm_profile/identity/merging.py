@@ -47,8 +47,8 @@ from crm_profile.consents.repository import (
 )
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ACTIVE, MERGED, Customer, CustomerView
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.features.service import FeatureWriter
 from crm_profile.history.rules import ChangeSource
 from crm_profile.history.service import FieldHistory

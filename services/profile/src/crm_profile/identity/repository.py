@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.consents.rules import ConsentConflict
 from crm_profile.customers.model import PERSONAL_FIELDS, Customer
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.tables import customer as c
 from crm_profile.customers.tables import customer_external_id as x
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.history import rules as history_rules
 from crm_profile.history.tables import field_change as fc
 from crm_profile.history.tables import field_confirmation as fcf

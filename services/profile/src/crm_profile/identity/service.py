@@ -18,8 +18,8 @@ from crm_profile.consents.repository import (
 from crm_profile.consents.service import load_customer
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ACTIVE, MERGED, Customer, CustomerView
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import CustomerRepository
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.identity import rules
 from crm_profile.identity.model import (
     CANDIDATE_MERGED,

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.attributes.repository import VALUES_OF_CUSTOMER_SQL
 from crm_profile.customers.model import Customer
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.repository import _EXTERNAL_IDS_OF_CUSTOMER_SQL, CustomerRepository
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.imports.model import BAD, INSERT, UPDATE, Upload, UploadHeader
 from crm_profile.imports.tables import import_upload, import_upload_chunk
 from crmkit import audit, outbox

@@ -39,7 +39,7 @@ from crm_profile.attributes.model import AttributeDefinition
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ACTIVE, Customer
-from crm_profile.customers.privacy import PersonalDataVault
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.history import rules as history_rules
 from crm_profile.imports import conversion, reading, repository, rules
 from crm_profile.imports.model import BAD, FORMAT_CSV, INSERT, UNCHANGED, UPDATE, BadRow, ImportResult, ImportSpec

@@ -9,7 +9,10 @@ import crm_profile.history.tables
 import crm_profile.holdings.tables
 import crm_profile.identity.tables
 import crm_profile.imports.tables
-import crm_profile.privacy.tables
+import crm_profile.privacy.audit_log.tables
+import crm_profile.privacy.data_subject.tables
+import crm_profile.privacy.key_rotation.tables
+import crm_profile.privacy.retention.tables
 import crm_profile.relationships.tables  # noqa: F401
 from crm_profile.tables import metadata
 from crmkit.db import run_migrations_online

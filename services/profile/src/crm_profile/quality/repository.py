@@ -39,8 +39,8 @@ from crm_profile.attributes import rules as attribute_rules
 from crm_profile.attributes.model import AttributeDefinition, AttributeValue, ValueType
 from crm_profile.attributes.repository import parse_canonical
 from crm_profile.attributes.rules import history_field
-from crm_profile.customers.privacy import PersonalDataVault
 from crm_profile.customers.tables import customer as customer_table
+from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.quality.rules import FieldCounts
 
 # Core field -> (SQL of "has a value", {rule: SQL of "breaks the rule"}), over `customer c`.

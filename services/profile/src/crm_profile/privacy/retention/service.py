@@ -5,11 +5,16 @@ The purge is a long-running operation coordinated on the service's event loop: i
 the database does (set-wise deletes, whole month partitions dropped), committed in batches, so
 what was purged before a cancellation or failure stays purged and a new run carries on.
 
+ListRetentionPolicies, UpdateRetentionPolicy and RunRetentionPurge run in the unit of work their
+servicer opens (crmkit.db's rule); RunRetentionPurge only creates the operation there. The purge
+itself (`_run` and the `_purge_*` steps it calls) and the daily schedule are background work, not
+an RPC: like the kit's FeedConsumer they open their own unit of work per batch.
+
 - Events (TRANSACTION, BEHAVIOUR) counted from their own time: month partitions wholly past the
   cutoff are dropped (their ids leave the id ledger first), the rest deleted or anonymised row
   by row.
 - Classes counted from the end of the relationship: closed customers past the cutoff go through
-  the erasure path (`erasure.py`) for the classes that are due; when every class on the record
+  the erasure path (`data_subject.eraser`) for the classes that are due; when every class on the record
   is due, the record becomes an ERASED tombstone as after EraseCustomer. Customers with open
   holdings are skipped (a closed relationship with open holdings is a data problem to fix first).
 - Audit records: deleted in sequence order, each chain's newest kept, the last deleted hash of
@@ -28,18 +33,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
+from google.protobuf import empty_pb2
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm.common.v1 import operation_pb2
 from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import ERASED, Customer
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.history.rules import ChangeSource
-from crm_profile.privacy import retention_rules, rules
-from crm_profile.privacy.erasure import CustomerEraser
-from crm_profile.privacy.model import (
-    ErasureSpec,
+from crm_profile.privacy.data_subject import rules
+from crm_profile.privacy.data_subject.eraser import CustomerEraser
+from crm_profile.privacy.data_subject.model import ErasureSpec
+from crm_profile.privacy.data_subject.repository import ErasureRepository
+from crm_profile.privacy.data_subject.service import CUSTOMER_TYPE, RELATIONSHIP_TYPE
+from crm_profile.privacy.retention import rules as retention_rules
+from crm_profile.privacy.retention.model import (
     PolicyChanges,
     PurgeClassResult,
     PurgeResult,
@@ -47,18 +54,17 @@ from crm_profile.privacy.model import (
     RetentionAnchor,
     RetentionPolicy,
 )
-from crm_profile.privacy.repository import ErasureRepository
-from crm_profile.privacy.retention_repository import RetentionRepository
-from crm_profile.privacy.service import CUSTOMER_TYPE, RELATIONSHIP_TYPE
+from crm_profile.privacy.retention.repository import RetentionRepository
 from crm_profile.tables import audit_record, operation
 from crmkit.audit import AuditEntry
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
-from crmkit.db import Database
-from crmkit.errors import Aborted, FailedPrecondition, NotFound
-from crmkit.idempotency import IdempotencyKeys, current_request
+from crmkit.db import Database, UnitOfWork
+from crmkit.errors import FailedPrecondition, NotFound
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
-from crmkit.operations import OperationRunner, Operations, RunningOperation, name_of
+from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, name_of, parse_name
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox
 from crmkit.pagination import PageTokens, clamp_page_size
 from crmkit.validation import Violations
@@ -71,6 +77,8 @@ _START_LOCK_KEY = 0x43524D505247  # "CRMPRG": one purge starts at a time
 EVENT_BATCH = 5000
 AUDIT_BATCH = 5000
 CUSTOMER_BATCH = 50
+# The scheduler's purges carry no request_id, so no request is fingerprinted.
+_NO_REQUEST = empty_pb2.Empty()
 
 
 @dataclass(frozen=True)
@@ -115,69 +123,69 @@ class Retention:
 
     # --- policies --------------------------------------------------------------------------------
 
-    async def list(self, *, page_size: int, page_token: str) -> tuple[list[RetentionPolicy], str]:
+    async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str) -> tuple[list[RetentionPolicy], str]:
         limit = clamp_page_size(page_size)
         after = self._page_tokens.decode(page_token, query={"list": "retention_policies"})
-        async with self._db.unit_of_work(read_only=True) as session:
-            found = await self._repository.page(session, after=after, limit=limit + 1)
+        found = await self._repository.page(uow, after=after, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         token = self._page_tokens.encode(int(page[-1].data_class), query={"list": "retention_policies"}) if more else ""
         return page, token
 
-    async def update(self, *, slug: str, changes: PolicyChanges, paths: Sequence[str], etag: str,
+    async def update(self, *, uow: UnitOfWork, slug: str, changes: PolicyChanges, paths: Sequence[str], etag: str,
                      actor: Principal) -> RetentionPolicy:
         retention_rules.check_mask(paths)
         data_class = retention_rules.class_of(slug)
-        async with self._db.unit_of_work() as session:
-            current = await self._repository.get(session, data_class, for_update=True)
-            if current is None:
-                raise NotFound(f"retention policy {slug} not found", reason="RETENTION_POLICY_NOT_FOUND")
-            if etag and etag != current.etag:
-                raise Aborted("retention policy changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
-            wanted = retention_rules.updated(current, changes, paths)
-            if wanted == current:
-                return current  # a retry, or nothing to change: no new version
-            stored = await self._repository.update(session, wanted)
-            await append_audit(session, audit_record, [AuditEntry(
-                principal=actor.subject, action="retention_policy.update", resource_name=stored.name,
-                purpose="DATA_MANAGEMENT", justification=f"fields={','.join(sorted(paths))}")])
+        current = await load_for_update(
+            self._repository.get(uow, data_class, for_update=True), etag=etag,
+            not_found=lambda: NotFound(f"retention policy {slug} not found", reason="RETENTION_POLICY_NOT_FOUND"))
+        wanted = retention_rules.updated(current, changes, paths)
+        if wanted == current:
+            return current  # a retry, or nothing to change: no new version
+        stored = await self._repository.update(uow, wanted)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="retention_policy.update", resource_name=stored.name,
+            purpose="DATA_MANAGEMENT", justification=f"fields={','.join(sorted(paths))}")])
         return stored
 
     # --- starting a purge ------------------------------------------------------------------------
 
-    async def start_purge(self, *, data_classes: Sequence[int], validate_only: bool, request_id: uuid.UUID | None,
-                          actor: Principal, violations: Violations | None = None) -> operation_pb2.Operation:
+    async def start_purge(self, *, uow: UnitOfWork, data_classes: Sequence[int], validate_only: bool,
+                          request_id: uuid.UUID | None, request: Message, actor: Principal,
+                          violations: Violations | None = None) -> Started:
+        """Create the purge operation in `uow`; the caller launches it once `uow` has committed."""
         violations = violations if violations is not None else Violations()
         covered = retention_rules.check_purge_classes(data_classes, violations)
         violations.raise_if_any()
-        started = await self._create(classes=covered, everything=not data_classes, validate_only=validate_only,
-                                     request_id=request_id, creator=actor.subject)
+        started = await self._create(uow=uow, classes=covered, everything=not data_classes,
+                                     validate_only=validate_only, request_id=request_id, request=request,
+                                     creator=actor.subject)
         assert started is not None
         return started
 
-    async def _create(self, *, classes: Sequence[DataClass], everything: bool, validate_only: bool,
-                      request_id: uuid.UUID | None, creator: str,
-                      unless_since: datetime | None = None) -> operation_pb2.Operation | None:
+    async def _create(self, *, uow: UnitOfWork, classes: Sequence[DataClass], everything: bool, validate_only: bool,
+                      request_id: uuid.UUID | None, request: Message, creator: str,
+                      unless_since: datetime | None = None) -> Started | None:
         operation_id = uuid.uuid4()
-        async with self._db.unit_of_work() as session:
-            await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_START_LOCK_KEY)))
-            earlier = await self._idempotency.claim(session, principal=creator, request_id=request_id,
-                                                    request=current_request(), method="RunRetentionPurge",
-                                                    resource_name=name_of(operation_id))
-            if earlier is not None:
-                return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
-            if unless_since is not None and await _started_since(session, unless_since):
-                return None  # another replica's scheduler (or a person) ran it already
-            running = await session.scalar(sa.select(operation.c.operation_id).where(
-                operation.c.kind == KIND, operation.c.state.in_([1, 2])).limit(1))
-            if running is not None:
-                raise FailedPrecondition(f"a retention purge is already running: {name_of(running)}",
-                                         reason="PURGE_IN_PROGRESS", metadata={"operation": name_of(running)})
-            started = await self._operations.create(session, kind=KIND, creator=creator, operation_id=operation_id,
-                                                    metadata=self._messages.metadata(classes, validate_only))
-        self._runner.launch(operation_id, functools.partial(
-            self._run, tuple(classes), everything, validate_only, creator))
-        return started
+        await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(_START_LOCK_KEY)))
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=creator, request_id=request_id, request=request, method="RunRetentionPurge",
+            resource_name=name_of(operation_id), replay=self._earlier)
+        if replayed is not None:
+            return replayed
+        if unless_since is not None and await _started_since(uow, unless_since):
+            return None  # another replica's scheduler (or a person) ran it already
+        running = await uow.scalar(sa.select(operation.c.operation_id).where(
+            operation.c.kind == KIND, operation.c.state.in_([1, 2])).limit(1))
+        if running is not None:
+            raise FailedPrecondition(f"a retention purge is already running: {name_of(running)}",
+                                     reason="PURGE_IN_PROGRESS", metadata={"operation": name_of(running)})
+        created = await self._operations.create(uow, kind=KIND, creator=creator, operation_id=operation_id,
+                                                metadata=self._messages.metadata(classes, validate_only))
+        return Started(created, functools.partial(self._runner.launch, operation_id, functools.partial(
+            self._run, tuple(classes), everything, validate_only, creator)))
+
+    async def _earlier(self, name: str) -> Started:
+        return Started(await self._operations.get(operation_id=parse_name(name)))
 
     def start_schedule(self) -> None:
         """Run the purge once per `schedule_every` (the first time one period after start-up)."""
@@ -194,9 +202,13 @@ class Retention:
         while True:
             await asyncio.sleep(self._schedule_every.total_seconds())
             try:
-                await self._create(classes=rules.PERSONAL_CLASSES, everything=True, validate_only=False,
-                                   request_id=None, creator=SCHEDULER,
-                                   unless_since=datetime.now(UTC) - self._schedule_every)
+                async with self._db.unit_of_work() as uow:
+                    started = await self._create(uow=uow, classes=rules.PERSONAL_CLASSES, everything=True,
+                                                 validate_only=False, request_id=None, request=_NO_REQUEST,
+                                                 creator=SCHEDULER,
+                                                 unless_since=datetime.now(UTC) - self._schedule_every)
+                if started is not None:
+                    started.launch()
             except FailedPrecondition:
                 pass  # one is running already
             except Exception as exc:  # the database may be briefly unreachable: try next time
@@ -207,8 +219,8 @@ class Retention:
     async def _run(self, classes: tuple[DataClass, ...], everything: bool, validate_only: bool, actor: str,
                    run: RunningOperation) -> Message:
         now = datetime.now(UTC)
-        async with self._db.unit_of_work(read_only=True) as session:
-            policies = await self._repository.policies(session)
+        async with self._db.unit_of_work(read_only=True) as uow:
+            policies = await self._repository.policies(uow)
         tallies = {c: _Tally() for c in classes}
         origin = name_of(run.operation_id)
         by_record_time = [c for c in classes if c in rules.EVENT_CLASSES
@@ -222,8 +234,8 @@ class Retention:
             purged = await self._feed.purge(retention=self._feed_retention)
             log.info("feed_purged", events=purged)
         if not validate_only:
-            async with self._db.unit_of_work() as session:
-                await self._repository.mark_purged(session, classes)
+            async with self._db.unit_of_work() as uow:
+                await self._repository.mark_purged(uow, classes)
         result = PurgeResult(tuple(
             PurgeClassResult(c, retention_rules.cutoff(policies[c], now), t.deleted, t.anonymised)
             for c, t in tallies.items()), validate_only)
@@ -237,11 +249,11 @@ class Retention:
         await run.progress(stage="events")
         deleting = [c for c in classes if policies[c].action == RetentionAction.DELETE]
         if validate_only:
-            async with self._db.unit_of_work(read_only=True) as session:
+            async with self._db.unit_of_work(read_only=True) as uow:
                 for c in classes:
                     before = retention_rules.cutoff(policies[c], now)
                     count = await self._repository.count_events(
-                        session, [c], before=before, anonymised=c not in deleting)
+                        uow, [c], before=before, anonymised=c not in deleting)
                     if c in deleting:
                         tallies[c].deleted += count
                     else:
@@ -249,15 +261,15 @@ class Retention:
             return
         if deleting:
             before = min(retention_rules.cutoff(policies[c], now) for c in deleting)
-            async with self._db.unit_of_work(read_only=True) as session:
-                months = retention_rules.due_months(await self._repository.event_months(session), before)
+            async with self._db.unit_of_work(read_only=True) as uow:
+                months = retention_rules.due_months(await self._repository.event_months(uow), before)
             dropped = False
             for month in months:
-                async with self._db.unit_of_work() as session:
+                async with self._db.unit_of_work() as uow:
                     if len(deleting) > 1:  # counted per class before the partition goes
                         counts = {c: await self._repository.count_events(
-                            session, [c], before=retention_rules.month_end(month)) for c in deleting}
-                    size = await self._repository.drop_month(session, month, deleting)
+                            uow, [c], before=retention_rules.month_end(month)) for c in deleting}
+                    size = await self._repository.drop_month(uow, month, deleting)
                 if size is not None:
                     dropped = True
                     if len(deleting) == 1:
@@ -272,8 +284,8 @@ class Retention:
             before = retention_rules.cutoff(policies[c], now)
             step = self._repository.delete_events if c in deleting else self._repository.anonymise_events
             while True:
-                async with self._db.unit_of_work() as session:
-                    count = await step(session, [c], before=before, limit=EVENT_BATCH)
+                async with self._db.unit_of_work() as uow:
+                    count = await step(uow, [c], before=before, limit=EVENT_BATCH)
                 if not count:
                     break
                 if c in deleting:
@@ -285,17 +297,17 @@ class Retention:
     async def _purge_audit(self, run: RunningOperation, policy: RetentionPolicy, now: datetime, tally: _Tally,
                            validate_only: bool) -> None:
         await run.progress(stage="audit")
-        async with self._db.unit_of_work(read_only=True) as session:
-            through = await self._repository.audit_due(session, before=retention_rules.cutoff(policy, now))
+        async with self._db.unit_of_work(read_only=True) as uow:
+            through = await self._repository.audit_due(uow, before=retention_rules.cutoff(policy, now))
             if not through:
                 return
             if validate_only:
-                tally.deleted += await self._repository.count_audit(session, through)
+                tally.deleted += await self._repository.count_audit(uow, through)
                 return
         after = 0
         while after < max(through.values()):
-            async with self._db.unit_of_work() as session:
-                count, after = await self._repository.purge_audit(session, through, after=after, limit=AUDIT_BATCH)
+            async with self._db.unit_of_work() as uow:
+                count, after = await self._repository.purge_audit(uow, through, after=after, limit=AUDIT_BATCH)
             tally.deleted += count
             if count:
                 await run.progress(done=count)
@@ -309,8 +321,8 @@ class Retention:
         cutoffs = {c: retention_rules.cutoff_date(policies[c], now) for c in classes}
         after = ""
         while True:
-            async with self._db.unit_of_work(read_only=True) as session:
-                batch = await self._repository.closed_customers(session, closed_before=max(cutoffs.values()),
+            async with self._db.unit_of_work(read_only=True) as uow:
+                batch = await self._repository.closed_customers(uow, closed_before=max(cutoffs.values()),
                                                                 after=after, limit=CUSTOMER_BATCH)
             if not batch:
                 return
@@ -327,17 +339,17 @@ class Retention:
                               validate_only: bool, actor: str, origin: str) -> int:
         """One closed customer through the erasure path for its due classes; records touched."""
         writing = not validate_only
-        async with self._db.unit_of_work(read_only=not writing) as session:
-            current = await self._customers.get(session, customer_id, for_update=writing)
+        async with self._db.unit_of_work(read_only=not writing) as uow:
+            current = await self._customers.get(uow, customer_id, for_update=writing)
             if current is None or current.closed_on != closed_on:
                 return 0  # changed meanwhile: the next run sees it as it is then
-            tree = [current] + await self._sources(session, customer_id, lock=writing)
+            tree = [current] + await self._sources(uow, customer_id, lock=writing)
             ids = [c.customer_id for c in tree]
-            if await self._erasure.open_holdings(session, ids):
+            if await self._erasure.open_holdings(uow, ids):
                 return 0
             spec = retention_rules.purge_spec(due, policies, erased=current.state == ERASED)
-            attribute_classes = await self._erasure.attribute_classes(session)
-            inventory = await self._erasure.inventory(session, ids, attribute_classes)
+            attribute_classes = await self._erasure.attribute_classes(uow)
+            inventory = await self._erasure.inventory(uow, ids, attribute_classes)
             touched = {c: inventory.counts.get(c, 0) for c in due if _touches(c, spec)}
             if not any(touched.values()):
                 return 0
@@ -351,32 +363,32 @@ class Retention:
                     tallies[data_class].deleted += count
             if validate_only:
                 return sum(touched.values())
-            today = (await self._erasure.now(session)).date()
-            erased = await self._eraser.erase(session, customers=tree, spec=spec, attribute_classes=attribute_classes,
+            today = (await self._erasure.now(uow)).date()
+            erased = await self._eraser.erase(uow=uow, customers=tree, spec=spec, attribute_classes=attribute_classes,
                                               actor=actor, source=ChangeSource.RETENTION, today=today)
-            await append_audit(session, audit_record, [AuditEntry(
+            await append_audit(uow, audit_record, [AuditEntry(
                 principal=actor, action="customer.erase", resource_name=f"customers/{i}", purpose="DATA_MANAGEMENT",
                 justification=f"retention purge {origin}: {','.join(c.name.lower() for c in due)}")
                 for i in erased.customer_ids])
             await self._outbox.append_many(
-                session, [(r.name, ChangeType.CHANGE_TYPE_DELETED, None) for r in erased.relationships],
+                uow, [(r.name, ChangeType.CHANGE_TYPE_DELETED, None) for r in erased.relationships],
                 actor=actor, resource_type=RELATIONSHIP_TYPE)
             if spec.tombstone:
-                await self._outbox.append_many(session, [(f"customers/{i}", ChangeType.CHANGE_TYPE_DELETED, None)
+                await self._outbox.append_many(uow, [(f"customers/{i}", ChangeType.CHANGE_TYPE_DELETED, None)
                                                          for i in erased.customer_ids],
                                                actor=actor, resource_type=CUSTOMER_TYPE)
             elif spec.erase & rules.RECORD_CLASSES:
-                changed = await self._customers.get(session, customer_id)
+                changed = await self._customers.get(uow, customer_id)
                 assert changed is not None
-                await self._outbox.append(session, resource_name=changed.name,
+                await self._outbox.append(uow, resource_name=changed.name,
                                           change_type=ChangeType.CHANGE_TYPE_UPDATED,
                                           payload=self._messages.customer(changed), actor=actor)
         return sum(touched.values())
 
-    async def _sources(self, session: AsyncConnection, customer_id: str, *, lock: bool) -> list[Customer]:
+    async def _sources(self, uow: UnitOfWork, customer_id: str, *, lock: bool) -> list[Customer]:
         merged = []
-        for source_id in (await self._erasure.merge_tree(session, customer_id))[1:]:
-            source = await self._customers.get(session, source_id, for_update=lock)
+        for source_id in (await self._erasure.merge_tree(uow, customer_id))[1:]:
+            source = await self._customers.get(uow, source_id, for_update=lock)
             if source is not None:
                 merged.append(source)
         return merged
@@ -386,7 +398,7 @@ def _touches(data_class: DataClass, spec: ErasureSpec) -> bool:
     return data_class in spec.erase or data_class in spec.anonymise_events or data_class in spec.delete_events
 
 
-async def _started_since(session: AsyncConnection, since: datetime) -> bool:
-    return await session.scalar(sa.select(sa.exists().where(
+async def _started_since(uow: UnitOfWork, since: datetime) -> bool:
+    return await uow.scalar(sa.select(sa.exists().where(
         operation.c.kind == KIND, operation.c.create_time >= since))) or False
 

@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
-from crm_profile.privacy.model import RotationResult
+from crm_profile.privacy.key_rotation.model import RotationResult
 from crmkit.crypto import KeyRing
 from crmkit.operations import OperationCancelled, WorkerOperation
 from crmkit.settings import plain_database_url

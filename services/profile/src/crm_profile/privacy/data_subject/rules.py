@@ -33,14 +33,8 @@ from typing import Any
 from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import ERASED, Customer
 from crm_profile.events.rules import TRANSACTION_TYPES
-from crm_profile.privacy.model import (
-    ErasedClass,
-    ErasureOutcome,
-    ErasureReport,
-    Inventory,
-    RetentionAnchor,
-    RetentionPolicy,
-)
+from crm_profile.privacy.data_subject.model import ErasedClass, ErasureOutcome, ErasureReport, Inventory
+from crm_profile.privacy.retention.model import RetentionAnchor, RetentionPolicy
 from crmkit.errors import FailedPrecondition
 from crmkit.resources import Purpose
 from crmkit.validation import Violations

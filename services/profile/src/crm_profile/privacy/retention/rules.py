@@ -32,8 +32,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from crm_profile.attributes.model import DataClass
-from crm_profile.privacy.model import ErasureSpec, PolicyChanges, RetentionAction, RetentionAnchor, RetentionPolicy
-from crm_profile.privacy.rules import CUSTOMER_CLASSES, EVENT_CLASSES, PERSONAL_CLASSES
+from crm_profile.privacy.data_subject.model import ErasureSpec
+from crm_profile.privacy.data_subject.rules import CUSTOMER_CLASSES, EVENT_CLASSES, PERSONAL_CLASSES
+from crm_profile.privacy.retention.model import PolicyChanges, RetentionAction, RetentionAnchor, RetentionPolicy
 from crmkit.errors import NotFound
 from crmkit.validation import Violations
 

@@ -1,4 +1,4 @@
-"""The pure decisions of privacy, without a database: erasure per class, retention, the audit chain."""
+"""The pure decisions of the data subject's requests, without a database: erasure per class, export."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ import pytest
 
 from crm_profile.attributes.model import AttributeValue, DataClass, ValueType
 from crm_profile.customers.model import ACTIVE, ERASED, Customer
-from crm_profile.privacy import audit_rules, retention_rules, rules
-from crm_profile.privacy.model import (
-    AuditRow,
-    ChainFailure,
-    ErasureOutcome,
-    Inventory,
-    PolicyChanges,
-    RetentionAction,
-    RetentionAnchor,
-)
-from crmkit.audit import GENESIS_HASH, AuditEntry, record_hash
-from crmkit.errors import InvalidArgument, NotFound
+from crm_profile.privacy.data_subject import rules
+from crm_profile.privacy.data_subject.model import ErasureOutcome, Inventory
+from crm_profile.privacy.retention import rules as retention_rules
+from crmkit.errors import InvalidArgument
 from crmkit.resources import Purpose
 from crmkit.validation import Violations
 
@@ -144,122 +136,3 @@ def test_a_data_subject_request_names_its_purpose_and_an_erasure_its_case() -> N
     classes = Violations()
     assert rules.check_data_classes([3, 3, 0, 2], "data_classes", classes) == (DataClass.CONTACT, DataClass.IDENTITY)
     assert classes
-
-
-# --- retention --------------------------------------------------------------------------------------
-
-
-def policy(data_class: DataClass, **changes: object) -> object:
-    return dataclasses.replace(DEFAULTS[data_class], **changes)
-
-
-def test_a_policy_update_checks_floor_anchor_action_and_length_all_at_once() -> None:
-    current = policy(DataClass.TRANSACTION, minimum=timedelta(days=1825))
-    with pytest.raises(InvalidArgument) as bad:
-        retention_rules.updated(current, PolicyChanges(retention=timedelta(days=30), action=9, legal_basis="x" * 501),
-                                ["retention_period", "action", "legal_basis"])
-    assert {v.field for v in bad.value.violations} == {"retention_policy.retention_period", "retention_policy.action",
-                                                      "retention_policy.legal_basis"}
-    changed = retention_rules.updated(current, PolicyChanges(retention=timedelta(days=2000),
-                                                             anchor=int(RetentionAnchor.RELATIONSHIP_END)),
-                                      ["retention_period", "anchor"])
-    assert changed.retention == timedelta(days=2000) and changed.anchor == RetentionAnchor.RELATIONSHIP_END
-    assert changed.legal_basis == current.legal_basis  # type: ignore[attr-defined]
-    for paths, changes in ((["anchor"], PolicyChanges(anchor=int(RetentionAnchor.RECORD_TIME))),
-                           (["action"], PolicyChanges(action=int(RetentionAction.DELETE)))):
-        with pytest.raises(InvalidArgument):
-            retention_rules.updated(policy(DataClass.IDENTITY), changes, paths)
-    with pytest.raises(InvalidArgument):
-        retention_rules.check_mask(["retention_period", "name"])
-
-
-def test_the_purge_never_applies_less_than_the_legal_floor() -> None:
-    short = policy(DataClass.BEHAVIOUR, retention=timedelta(days=1), minimum=timedelta(days=90))
-    assert short.effective_retention == timedelta(days=90)  # type: ignore[attr-defined]
-    assert retention_rules.cutoff(short, NOW) == NOW - timedelta(days=90)  # type: ignore[arg-type]
-    assert retention_rules.cutoff_date(short, NOW) == date(2026, 8, 25)  # type: ignore[arg-type]
-
-
-def test_names_floors_and_classes_of_a_purge() -> None:
-    assert retention_rules.class_of("special-category") == DataClass.SPECIAL_CATEGORY
-    for unknown in ("non-personal", "gossip"):
-        with pytest.raises(NotFound):
-            retention_rules.class_of(unknown)
-    assert retention_rules.minimums({"transaction": 1825}) == {DataClass.TRANSACTION: timedelta(days=1825)}
-    with pytest.raises(ValueError, match="gossip"):
-        retention_rules.minimums({"gossip": 1})
-    v = Violations()
-    assert retention_rules.check_purge_classes([], v) == rules.PERSONAL_CLASSES
-    assert retention_rules.check_purge_classes([7, 7, 1, 0], v) == (DataClass.BEHAVIOUR,)
-    with pytest.raises(InvalidArgument) as bad:
-        v.raise_if_any()
-    assert {x.field for x in bad.value.violations} == {"data_classes[2]", "data_classes[3]"}
-
-
-def test_whole_months_past_the_cutoff_are_dropped_whole() -> None:
-    months = [date(2026, 6, 1), date(2026, 7, 1), date(2026, 8, 1)]
-    assert retention_rules.due_months(months, datetime(2026, 8, 1, tzinfo=UTC)) == months[:2]
-    assert retention_rules.due_months(months, datetime(2026, 7, 31, tzinfo=UTC)) == months[:1]
-    assert retention_rules.month_end(date(2026, 12, 1)) == datetime(2027, 1, 1, tzinfo=UTC)
-
-
-def test_a_closed_customer_becomes_a_tombstone_only_when_every_class_on_its_record_is_due() -> None:
-    every = retention_rules.purge_spec([*rules.CUSTOMER_CLASSES, DataClass.CONSENT, DataClass.BEHAVIOUR],
-                                       DEFAULTS, erased=False)
-    assert every.tombstone and DataClass.CONSENT in every.erase and every.delete_events == {DataClass.BEHAVIOUR}
-    some = retention_rules.purge_spec([DataClass.SPECIAL_CATEGORY], DEFAULTS, erased=False)
-    assert not some.tombstone and some.erase == {DataClass.SPECIAL_CATEGORY}
-    financial = retention_rules.purge_spec([DataClass.FINANCIAL], DEFAULTS, erased=True)
-    assert financial.erase == frozenset()  # anonymising keeps the holdings: nothing personal in them
-    deleting = {**DEFAULTS, DataClass.FINANCIAL: policy(DataClass.FINANCIAL, action=RetentionAction.DELETE)}
-    assert retention_rules.purge_spec([DataClass.FINANCIAL], deleting, erased=True).erase == {DataClass.FINANCIAL}
-
-
-# --- the audit chain --------------------------------------------------------------------------------
-
-
-def chain(n: int, chain_id: str = "changes", start_seq: int = 1) -> list[AuditRow]:
-    rows, prev = [], GENESIS_HASH
-    for i in range(n):
-        at = NOW + timedelta(seconds=i)
-        entry = AuditEntry(principal="rm", action="customer.read", resource_name="customers/C1", purpose="AUDIT",
-                           justification=str(i))
-        digest = record_hash(prev, at, entry, chain_id=chain_id)
-        rows.append(AuditRow(seq=start_seq + 2 * i, chain_id=chain_id, recorded_at=at, principal="rm",
-                             action="customer.read", resource_name="customers/C1", purpose="AUDIT",
-                             justification=str(i), trace_id="", prev_hash=prev, hash=digest, hash_recipe=2))
-        prev = digest
-    return rows
-
-
-def walk(rows: list[AuditRow], tails: dict[str, bytes] | None = None) -> list[ChainFailure]:
-    walker = audit_rules.ChainWalker(tails or {})
-    return [walker.check(r) for r in sorted(rows, key=lambda r: r.seq)]
-
-
-def test_interleaved_chains_verify_and_edits_or_removals_are_found() -> None:
-    a, b = chain(4, "changes", 1), chain(3, "reads:x", 2)
-    assert set(walk(a + b)) == {ChainFailure.NONE}
-    edited = [*a[:2], dataclasses.replace(a[2], justification="changed"), a[3]]
-    assert walk(edited) == [ChainFailure.NONE, ChainFailure.NONE, ChainFailure.HASH_MISMATCH, ChainFailure.NONE]
-    removed = a[:1] + a[2:]
-    assert walk(removed)[1] == ChainFailure.LINK_MISMATCH
-    # After a purge the first kept record follows the anchor left for its chain.
-    assert walk(a[2:], {"changes": a[1].hash}) == [ChainFailure.NONE, ChainFailure.NONE]
-    assert walk(a[2:])[0] == ChainFailure.LINK_MISMATCH
-
-
-def test_audit_actions_and_ranges() -> None:
-    assert audit_rules.action_of("customer.read") == audit_rules.READ
-    assert audit_rules.action_of("consent.record") == audit_rules.UPDATE
-    assert audit_rules.action_of("customer.unmerge") == audit_rules.MERGE
-    assert audit_rules.action_of("encryption_key.rotate") == 0
-    assert audit_rules.verbs_of([audit_rules.LOOKUP]) == ["lookup", "match"]
-    for start, end, anchor in ((5, 4, ""), (1, 10_000_001, ""), (-1, 0, ""), (0, 0, "xyz")):
-        with pytest.raises(InvalidArgument):
-            audit_rules.check_range(start, end, anchor)
-    audit_rules.check_range(1, 10_000_000, "a" * 64)
-    assert audit_rules.bounded_end(1, 0, 50) == 50 and audit_rules.bounded_end(1, 0, 20_000_000) == 10_000_000
-    head = b"\x01" * 32
-    assert audit_rules.anchor_matches(head.hex(), end_hash=b"\x02" * 32, end_given=False, heads=[head])
-    assert not audit_rules.anchor_matches(head.hex(), end_hash=b"\x02" * 32, end_given=True, heads=[head])

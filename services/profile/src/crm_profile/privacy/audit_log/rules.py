@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import grpc
 
-from crm_profile.privacy.model import AuditRow, ChainFailure
+from crm_profile.privacy.audit_log.model import AuditRow, ChainFailure
 from crmkit.audit import GENESIS_HASH, AuditEntry, record_hash
 from crmkit.errors import DomainError, FieldViolation, InvalidArgument
 

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_profile.privacy.model import AuditFilter, AuditRow
-from crm_profile.privacy.tables import audit_anchor
+from crm_profile.privacy.audit_log.model import AuditFilter, AuditRow
+from crm_profile.privacy.audit_log.tables import audit_anchor
 from crm_profile.tables import audit_record as a
+from crmkit.db import UnitOfWork
 
 # The verb of a stored action (`customer.read` -> `read`), what AuditAction filters match.
 _VERB = sa.func.substring(a.c.action, r"[^.]*$")
@@ -33,7 +33,7 @@ def about_customer(customer_id: str) -> sa.ColumnElement[bool]:
 
 
 class AuditRepository:
-    async def page(self, session: AsyncConnection, narrowing: AuditFilter, *, verbs: Sequence[str], after: int | None,
+    async def page(self, uow: UnitOfWork, narrowing: AuditFilter, *, verbs: Sequence[str], after: int | None,
                    limit: int) -> list[AuditRow]:
         query = sa.select(a).order_by(a.c.seq).limit(limit)
         if after is not None:
@@ -50,41 +50,41 @@ class AuditRepository:
             query = query.where(a.c.recorded_at >= narrowing.start)
         if narrowing.end is not None:
             query = query.where(a.c.recorded_at < narrowing.end)
-        return [_row(r) for r in await session.execute(query)]
+        return [_row(r) for r in await uow.execute(query)]
 
-    async def newest(self, session: AsyncConnection) -> int:
-        return int(await session.scalar(sa.select(sa.func.max(a.c.seq))) or 0)
+    async def newest(self, uow: UnitOfWork) -> int:
+        return int(await uow.scalar(sa.select(sa.func.max(a.c.seq))) or 0)
 
-    async def oldest(self, session: AsyncConnection) -> int:
-        return int(await session.scalar(sa.select(sa.func.min(a.c.seq))) or 0)
+    async def oldest(self, uow: UnitOfWork) -> int:
+        return int(await uow.scalar(sa.select(sa.func.min(a.c.seq))) or 0)
 
-    async def tails_before(self, session: AsyncConnection, start: int) -> dict[str, bytes]:
+    async def tails_before(self, uow: UnitOfWork, start: int) -> dict[str, bytes]:
         """Each chain's hash just before `start`: the anchor the purge left (a chain's kept records
         all come after it), overridden by the chain's last record before `start`, if any."""
-        tails = {row.chain_id: row.last_hash for row in await session.execute(
+        tails = {row.chain_id: row.last_hash for row in await uow.execute(
             sa.select(audit_anchor.c.chain_id, audit_anchor.c.last_hash))}
         if start > 1:
-            rows = await session.execute(sa.text(
+            rows = await uow.execute(sa.text(
                 "SELECT DISTINCT ON (chain_id) chain_id, hash FROM audit_record WHERE seq < :start"
                 " ORDER BY chain_id, seq DESC"), {"start": start})
             tails.update({row.chain_id: row.hash for row in rows})
         return tails
 
-    async def heads(self, session: AsyncConnection) -> list[bytes]:
+    async def heads(self, uow: UnitOfWork) -> list[bytes]:
         """The newest record's hash of every chain."""
-        rows = await session.execute(sa.text(
+        rows = await uow.execute(sa.text(
             "SELECT DISTINCT ON (chain_id) hash FROM audit_record ORDER BY chain_id, seq DESC"))
         return [row.hash for row in rows]
 
-    async def hash_of(self, session: AsyncConnection, seq: int) -> bytes | None:
-        return await session.scalar(sa.select(a.c.hash).where(a.c.seq == seq))
+    async def hash_of(self, uow: UnitOfWork, seq: int) -> bytes | None:
+        return await uow.scalar(sa.select(a.c.hash).where(a.c.seq == seq))
 
-    async def stream(self, session: AsyncConnection, *, start: int, end: int) -> AsyncIterator[AuditRow]:
+    async def stream(self, uow: UnitOfWork, *, start: int, end: int) -> AsyncIterator[AuditRow]:
         """Records from `start` to `end` in sequence order, read in pages (a server-side cursor
         would hold the snapshot just the same, at more cost per row)."""
         after = start - 1
         while after < end:
-            rows = (await session.execute(sa.select(a).where(a.c.seq > after, a.c.seq <= end).order_by(a.c.seq)
+            rows = (await uow.execute(sa.select(a).where(a.c.seq > after, a.c.seq <= end).order_by(a.c.seq)
                                           .limit(STREAM_ROWS))).all()
             if not rows:
                 return
@@ -92,8 +92,8 @@ class AuditRepository:
                 yield _row(row)
             after = rows[-1].seq
 
-    async def of_customer(self, session: AsyncConnection, customer_id: str, *, after: int,
+    async def of_customer(self, uow: UnitOfWork, customer_id: str, *, after: int,
                           limit: int) -> list[AuditRow]:
-        rows = await session.execute(sa.select(a).where(about_customer(customer_id), a.c.seq > after)
+        rows = await uow.execute(sa.select(a).where(about_customer(customer_id), a.c.seq > after)
                                      .order_by(a.c.seq).limit(limit))
         return [_row(r) for r in rows]

@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from crm.common.v1 import change_event_pb2, operation_pb2
 from crm.profile.v1 import audit_log_pb2, data_class_pb2, event_pb2, retention_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
-from crm_profile.privacy.retention_rules import DEFAULT_POLICIES
+from crm_profile.privacy.retention.rules import DEFAULT_POLICIES
 from crmkit.audit import GENESIS_HASH, AuditEntry, record_hash
 from crmkit.auth import Role
 from crmkit.testing import bearer, change_feed, error_reason, field_violations, read_changes, tail_cursor
