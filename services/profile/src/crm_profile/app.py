@@ -6,6 +6,8 @@ import base64
 from datetime import timedelta
 from pathlib import Path
 
+from google.protobuf.message import Message
+
 from crm.profile.v1 import profile_service_pb2_grpc
 from crm_profile import tables
 from crm_profile.api import (
@@ -76,7 +78,7 @@ from crmkit.server import ServiceBinding
 FEED_READER = Principal(subject="system:feed", roles=frozenset({Role.SERVICE}))
 
 
-def feed_payload(customer: Customer) -> object:
+def feed_payload(customer: Customer) -> Message:
     return customer_messages.to_proto(rules.view_for(FEED_READER, customer))
 
 
@@ -119,7 +121,7 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
               "idempotency": kit.idempotency, "audit": kit.audit, "page_tokens": kit.page_tokens}
     identity = Identity(vault=kit.vault, customers=kit.customers,
                         idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens)
-    merges = Merges(**shared, vault=kit.vault, payloads=identity_messages.FeedPayloads(feed_payload),  # type: ignore[arg-type]
+    merges = Merges(**shared, vault=kit.vault, payloads=identity_messages.FeedPayloads(feed_payload),
                     identity=identity, history=history, features=feature_writer)
     if settings.matcher_enabled:
         matcher = Matcher(db=kit.db, identity=identity, merges=merges, customers=kit.customers,
@@ -169,11 +171,11 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         customers=Customers(db=kit.db, repository=kit.customers, outbox=kit.outbox,
                             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
                             feed_payload=feed_payload, values=customer_values, history=history,
-                            features=feature_writer),  # type: ignore[arg-type]
+                            features=feature_writer),
         attribute_catalogue=AttributeCatalogue(
             repository=attribute_repository, customers=kit.customers, history=history,
             outbox=kit.outbox, idempotency=kit.idempotency, page_tokens=kit.page_tokens,
-            feed_payload=feed_payload),  # type: ignore[arg-type]
+            feed_payload=feed_payload),
         history=history,
         quality=QualityReports(
             repository=QualityRepository(kit.vault), attributes=attribute_repository,
@@ -183,13 +185,13 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         holdings=Holdings(
             repository=HoldingRepository(), customers=kit.customers, outbox=kit.outbox,
             idempotency=kit.idempotency, audit=kit.audit, page_tokens=kit.page_tokens,
-            feed_payload=holding_messages.to_proto, customer_payload=feed_payload, history=history,  # type: ignore[arg-type]
+            feed_payload=holding_messages.to_proto, customer_payload=feed_payload, history=history,
             reporting=ReportingCurrency(settings.reporting_currency, settings.fx_rates), features=feature_writer),
         events=events,
-        consents=Consents(**shared, payloads=consent_messages.FeedPayloads(feed_payload), history=history),  # type: ignore[arg-type]
+        consents=Consents(**shared, payloads=consent_messages.FeedPayloads(feed_payload), history=history),
         identity=identity,
         merges=merges,
-        relationships=Relationships(**shared, payload=relationship_messages.to_proto),  # type: ignore[arg-type]
+        relationships=Relationships(**shared, payload=relationship_messages.to_proto),
         data_subject_requests=DataSubjectRequests(
             db=kit.db, repository=erasure_repository, eraser=eraser, customers=kit.customers,
             policies=retention_repository, audit_log=AuditRepository(), history=history,
