@@ -46,7 +46,7 @@ from google.type import money_pb2
 from bench.environment import free_port, run_to_completion
 from bench.floors import copy_floor
 from bench.harness import BenchRun
-from bench.profile_get import load_customers, service_env
+from bench.profile_service import RELATIONSHIP_MANAGER, load_customers, service_env
 from crm.profile.v1 import event_pb2, profile_service_pb2_grpc
 from crmkit.auth import Role, issue_token
 
@@ -72,7 +72,7 @@ async def run(bench: BenchRun) -> None:
     jwt_secret = secrets.token_urlsafe(48)
     channel_token = issue_token(secret=jwt_secret, subject="bench-feed", roles=[Role.CHANNEL_APP],
                                 lifetime_seconds=6 * 3600)
-    rm_token = issue_token(secret=jwt_secret, subject="rm-bench", roles=[Role.RELATIONSHIP_MANAGER],
+    rm_token = issue_token(secret=jwt_secret, subject=RELATIONSHIP_MANAGER, roles=[Role.RELATIONSHIP_MANAGER],
                            lifetime_seconds=6 * 3600)
     feed = (("authorization", f"Bearer {channel_token}"),)
     async with bench.database() as database_url:

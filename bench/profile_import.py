@@ -50,7 +50,7 @@ from bench.environment import free_port, run_to_completion
 from bench.floors import copy_floor
 from bench.harness import BenchRun
 from bench.import_files import mapping, write_csv
-from bench.profile_get import service_env
+from bench.profile_service import service_env
 from crm.common.v1 import operation_pb2
 from crm.profile.v1 import import_pb2, operations_pb2, profile_service_pb2_grpc
 from crm_profile.api import customer_messages

@@ -14,7 +14,6 @@ from crm.profile.v1 import profile_service_pb2 as pb
 from crm_profile import tables
 from crm_profile.api import customer_messages, holding_messages
 from crm_profile.api.history_rpcs import ENUM_NAMES
-from crm_profile.app import feed_payload
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.attributes.service import CustomerValues
 from crm_profile.customers.repository import CustomerRepository
@@ -24,6 +23,7 @@ from crm_profile.history.repository import HistoryRepository
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings.repository import HoldingRepository
 from crm_profile.holdings.service import Holdings, ReportingCurrency
+from crm_profile.wiring import feed_payload
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
 from crmkit.crypto import BlindIndex, KeyRing

@@ -15,7 +15,7 @@ down_revision = '0001'
 branch_labels = None
 depends_on = None
 
-# The default policies (privacy/retention_rules.py documents them). Frozen here: a migration is
+# The default policies (privacy/retention/rules.py documents them). Frozen here: a migration is
 # history, and later changes of the defaults are made by later migrations or by the bank.
 _YEAR = 365
 _POLICIES = [
