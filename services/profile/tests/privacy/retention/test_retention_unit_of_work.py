@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from crm.profile.v1 import retention_pb2
 from crm_profile import tables
 from crm_profile.api import privacy_messages
-from crm_profile.app import feed_payload
 from crm_profile.privacy.retention.model import PolicyChanges
 from crm_profile.privacy.retention.repository import RetentionRepository
 from crm_profile.privacy.retention.service import PurgeMessages, Retention
+from crm_profile.wiring import feed_payload
 from crmkit.auth import Principal, Role
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import Operations
