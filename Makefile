@@ -42,6 +42,7 @@ lock:
 lint: install
 	$(BIN)/buf lint
 	$(BIN)/ruff check libs services gateway cli tests bench tools deploy
+	$(BIN)/mypy libs/crmkit/src services/*/src gateway/src cli/src
 
 # pytest exits 5 when it collected no test: say so plainly instead of failing with make's 2.
 test: install lint

@@ -160,7 +160,7 @@ async def _ensure_role_and_database(connection: asyncpg.Connection, name: str, p
 
 async def _password_refused(server: EmbeddedPostgres, role: str) -> bool:
     try:
-        connection = await asyncpg.connect(**server.connect_kwargs(  # type: ignore[arg-type]
+        connection = await asyncpg.connect(**server.connect_kwargs(
             user=role, database=role, password="not-the-password"), timeout=5)  # noqa: S106
     except asyncpg.InvalidPasswordError:
         return True
@@ -186,7 +186,7 @@ async def prepare(server: EmbeddedPostgres, roles: Mapping[str, str]) -> list[st
 
     Returns the databases created by this call.
     """
-    connection = await asyncpg.connect(**server.connect_kwargs(  # type: ignore[arg-type]
+    connection = await asyncpg.connect(**server.connect_kwargs(
         user=SUPERUSER, database="postgres"), timeout=10)
     try:
         created = [name for name, password in roles.items()

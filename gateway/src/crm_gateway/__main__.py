@@ -9,6 +9,7 @@ requests finish for up to `CRM_SHUTDOWN_GRACE_SECONDS`, and runs the lifespan's 
 
 from __future__ import annotations
 
+import math
 import sys
 
 import uvicorn
@@ -39,7 +40,7 @@ def main() -> None:
         log_config=None,  # keep the JSON logging configured above
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),  # uvicorn takes whole seconds
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
     )

@@ -231,7 +231,7 @@ def from_http_status(status_code: int, detail: str = "", *,
 
 def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
     try:
-        return rpc_status.from_call(error)  # type: ignore[arg-type]
+        return rpc_status.from_call(error)
     except ValueError:  # trailers disagree with the status: trust the status code only
         return None
 

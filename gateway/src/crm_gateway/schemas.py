@@ -103,7 +103,7 @@ def proto_model(descriptor: Descriptor, *, for_input: bool = False) -> type[Base
             given, then, refused = dependent
             extra_schema["dependentSchemas"] = {given: {
                 "required": [then], "properties": {then: {"type": "string", "not": {"enum": sorted(refused)}}}}}
-        return create_model(  # type: ignore[call-overload]
+        return create_model(
             descriptor.full_name + ("Input" if for_input else ""),
             __config__=ConfigDict(extra="forbid", json_schema_extra=extra_schema or None),
             __doc__=f"`{descriptor.full_name}` in the proto3 JSON mapping, with proto field names"

@@ -6,8 +6,9 @@ import asyncio
 import json
 import os
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import click
 import grpc
@@ -60,16 +61,19 @@ async def _create(target: str, metadata: tuple[tuple[str, str], ...],
         return reply.customer
 
 
-def _call(coroutine: object) -> customer_pb2.Customer:
+def _call(coroutine: Coroutine[Any, Any, customer_pb2.Customer]) -> customer_pb2.Customer:
     try:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
+        return asyncio.run(coroutine)
     except grpc.aio.AioRpcError as exc:
         output.fail(output.describe_rpc_error(exc))
 
 
-def target_option(function: object) -> object:
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def target_option(function: Command) -> Command:
     return click.option("--target", default=_default_target, show_default="127.0.0.1:$CRM_PROFILE_PORT or 50051",
-                        help="Profile service address.")(function)  # type: ignore[arg-type]
+                        help="Profile service address.")(function)
 
 
 @click.group()

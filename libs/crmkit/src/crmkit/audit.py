@@ -160,7 +160,7 @@ def record_hash(prev_hash: bytes, recorded_at: datetime, entry: AuditEntry, *, c
 def _records(chain_id: str, prev: bytes, entries: list[AuditEntry]) -> tuple[list[tuple[object, ...]], bytes]:
     """The rows of `entries` appended to a chain whose tail is `prev`, as tuples in `_COLUMNS`
     order, and the chain's new tail."""
-    records = []
+    records: list[tuple[object, ...]] = []
     now = datetime.now(UTC)
     stamp = canonical_time(now)
     for entry in entries:

@@ -106,7 +106,7 @@ class _GuardedHandlers(grpc.GenericRpcHandler):
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         guarded = self._guarded.get(method)
         if guarded is None:
             handler = self._inner.service(handler_call_details)

@@ -134,7 +134,7 @@ class Position(NamedTuple):
 START = Position(0, 0)
 
 
-class Xid8(sa.types.UserDefinedType):  # type: ignore[type-arg]
+class Xid8(sa.types.UserDefinedType):
     """PostgreSQL's 64-bit transaction id; only ever written by its column default."""
 
     cache_ok = True

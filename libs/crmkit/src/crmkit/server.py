@@ -102,7 +102,7 @@ class GrpcServer:
 
     async def start(self) -> int:
         for binding in self._bindings:
-            binding.register(_GuardedRegistration(self.server, self._guard))  # type: ignore[arg-type]
+            binding.register(_GuardedRegistration(self.server, self._guard))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection(self.server, [*self.service_names, health.SERVICE_NAME])
         address = f"{self._settings.host}:{self._port}"

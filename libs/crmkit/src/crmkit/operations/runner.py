@@ -89,7 +89,7 @@ class OperationRunner:
 
     @property
     def start_method(self) -> str:
-        return self._executor()._mp_context.get_start_method()  # type: ignore[attr-defined,union-attr]
+        return self._executor()._mp_context.get_start_method()  # type: ignore[union-attr]
 
     async def call(self, function: Callable[[Any], Any], argument: Any) -> Any:
         """`function(argument)` in a worker process; both must pickle (a module-level function).

@@ -103,13 +103,13 @@ def _policy_to_proto(policy: ContactPolicy, message: campaign_pb2.ContactPolicy)
     message.channels.extend(policy.channels)  # type: ignore[arg-type]
     message.channel_strategy = policy.channel_strategy  # type: ignore[assignment]
     for cap in policy.frequency_caps:
-        cap_message = message.frequency_caps.add(max_contacts=cap.max_contacts, channel=cap.channel,  # type: ignore[arg-type]
-                                                 scope=cap.scope)  # type: ignore[arg-type]
+        cap_message = message.frequency_caps.add(max_contacts=cap.max_contacts, channel=cap.channel,
+                                                 scope=cap.scope)
         if cap.period is not None:
             cap_message.period.CopyFrom(duration(cap.period))
     quiet = policy.quiet_hours
     if quiet is not None:
-        message.quiet_hours.quiet_days.extend(quiet.quiet_days)  # type: ignore[arg-type]
+        message.quiet_hours.quiet_days.extend(quiet.quiet_days)
         message.quiet_hours.time_zone = quiet.time_zone
         for field, value in (("start", quiet.start), ("end", quiet.end)):
             if value is not None:

@@ -18,7 +18,7 @@ def _timestamp(parent: Message, field: str, path: str, bad: list[FieldViolation]
     if not parent.HasField(field):
         return None
     try:
-        return getattr(parent, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+        return getattr(parent, field).ToDatetime(tzinfo=UTC)
     except ValueError:
         bad.append(FieldViolation(path, "is not a valid timestamp"))
         return None
