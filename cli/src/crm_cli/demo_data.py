@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 import grpc
 from google.type import date_pb2, postal_address_pb2
@@ -28,6 +29,8 @@ ORGANISATIONS = 3
 FOREIGNERS = 5
 ID_PREFIX = "DEMO"
 REQUEST_NAMESPACE = uuid.UUID("6f1c3a52-6a0e-4a8e-9d55-3c1f0e0d5a11")
+
+Choice = TypeVar("Choice")
 RELATIONSHIP_MANAGERS = ("rm-1001", "rm-1002", "rm-1003", "rm-1004")
 LOAD_CONCURRENCY = 8
 CALL_TIMEOUT_SECONDS = 10.0
@@ -129,7 +132,7 @@ def _fill(template: str, rng: random.Random) -> str:
     return template.format(**{f"d{n}": _digits(rng, n) for n in range(1, 10)})
 
 
-def _weighted(rng: random.Random, pairs: Sequence[tuple[object, float]]) -> object:
+def _weighted(rng: random.Random, pairs: Sequence[tuple[Choice, float]]) -> Choice:
     return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
 
 
@@ -153,8 +156,8 @@ def _address(rng: random.Random, city: City) -> postal_address_pb2.PostalAddress
 def _relationship(rng: random.Random, customer: customer_pb2.Customer, earliest: date, index: int) -> None:
     """Bank-side fields: RM book, KYC, risk tolerance, lifecycle dates (the relationship starts
     on or after `earliest`, and not before 2008), core-banking id."""
-    customer.kyc_status = _weighted(rng, KYC_STATUSES)  # type: ignore[assignment]
-    customer.risk_tolerance = _weighted(rng, RISK_TOLERANCES)  # type: ignore[assignment]
+    customer.kyc_status = _weighted(rng, KYC_STATUSES)
+    customer.risk_tolerance = _weighted(rng, RISK_TOLERANCES)
     # Most customers are unmanaged mass retail; every third one has a relationship manager.
     if index % 3 == 0:
         customer.relationship_manager_id = RELATIONSHIP_MANAGERS[(index // 3) % len(RELATIONSHIP_MANAGERS)]

@@ -91,7 +91,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestBoundary)  # added last, so outermost: it logs the 413s too
-    app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]  # FastAPI documents replacing app.openapi
     FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
     return app
 

@@ -134,11 +134,11 @@ def to_json(model: BaseModel) -> dict[str, Any]:
 def _annotation(field: FieldDescriptor, *, for_input: bool = False, rule: FieldRule | None = None) -> Any:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         value = _single(field.message_type.fields_by_name["value"], for_input=for_input)
-        return dict[str, value]  # type: ignore[valid-type]
+        return dict[str, value]  # type: ignore[valid-type]  # a model built at run time from the proto descriptor
     single = _single(field, for_input=for_input, refused=rule.refused if rule else frozenset())
     if rule is not None and rule.item_constraints:
         single = Annotated[single, Field(**rule.item_constraints)]
-    return list[single] if field.is_repeated else single  # type: ignore[valid-type]
+    return list[single] if field.is_repeated else single  # type: ignore[valid-type]  # a model built at run time from the proto descriptor
 
 
 def _single(field: FieldDescriptor, *, for_input: bool = False, refused: frozenset[str] = frozenset()) -> Any:

@@ -79,7 +79,7 @@ async def get_customer(
     response_model=Customer, responses=problem_responses(400, 409, 413),
 )
 async def create_customer(
-    customer: Annotated[CustomerInput, Body(description="The customer; output-only fields are ignored.")],  # type: ignore[valid-type]
+    customer: Annotated[CustomerInput, Body(description="The customer; output-only fields are ignored.")],  # type: ignore[valid-type]  # pydantic create_model: a run-time type
     principal: Annotated[Principal, Depends(require_roles(*CREATE_ROLES))],
     peers: PeersDep,
     request: Request,

@@ -33,7 +33,7 @@ where that round trip is measured to matter, `raw()`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -201,8 +201,8 @@ def run_migrations_online(target_metadata: sa.MetaData) -> None:
     asyncio.run(run())
 
 
-async def _run_sync(connection: AsyncConnection, fn: object) -> None:
-    await connection.run_sync(fn)  # type: ignore[arg-type]
+async def _run_sync(connection: AsyncConnection, fn: Callable[[sa.Connection], object]) -> None:
+    await connection.run_sync(fn)
     await connection.commit()
 
 

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 
@@ -119,7 +120,7 @@ def internal_status(*, domain: str) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error", details=[_pack(info)])
 
 
-def _pack(message: object) -> any_pb2.Any:
+def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
+    packed.Pack(message)
     return packed

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import Token
 from typing import Any
 
 import grpc
@@ -127,7 +128,8 @@ class _GuardedMethod:
         self._labels: dict[grpc.StatusCode, dict[str, str]] = {}
         self._log = RpcLog(method) if guard._access_log else None
 
-    def _read_metadata(self, context: grpc.aio.ServicerContext) -> tuple[str | None, object | None]:
+    def _read_metadata(self, context: grpc.aio.ServicerContext
+                       ) -> tuple[str | None, Token[otel_context.Context] | None]:
         """The `authorization` value, and the token of the caller's trace context if the guard
         attached it (OpenTelemetry's interceptor does when traces are exported)."""
         authorization = None
@@ -173,7 +175,7 @@ class _GuardedMethod:
                 reset_request(request_token)
                 self._record(code, started)
                 if trace_token is not None:
-                    otel_context.detach(trace_token)  # type: ignore[arg-type]
+                    otel_context.detach(trace_token)
 
         return guarded
 
@@ -198,7 +200,7 @@ class _GuardedMethod:
                 reset_method(method_token)
                 self._record(code, started)
                 if trace_token is not None:
-                    otel_context.detach(trace_token)  # type: ignore[arg-type]
+                    otel_context.detach(trace_token)
 
         return guarded
 

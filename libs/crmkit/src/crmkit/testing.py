@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -176,13 +176,14 @@ def service_fixtures(spec: app.ServiceSpec[Any], stub_type: type, *, stub: str, 
             _named_fixture(client, stub, scope="function", needs=service_name))
 
 
-def _named_fixture(function: Callable[..., Any], name: str, *, scope: str, needs: str | None = None) -> Any:
+def _named_fixture(function: Callable[..., Any], name: str, *, scope: Literal["session", "function"],
+                   needs: str | None = None) -> Any:
     """`function` as the fixture `name`; with `needs`, pytest passes it that fixture by keyword."""
     if needs is not None:
-        function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # typeshed: Callable declares no __signature__, inspect reads it
             [inspect.Parameter(needs, inspect.Parameter.KEYWORD_ONLY)])
     function.__name__ = function.__qualname__ = name
-    return pytest.fixture(scope=scope, name=name)(function)  # type: ignore[call-overload]
+    return pytest.fixture(scope=scope, name=name)(function)
 
 
 def with_overrides(message: MessageT, overrides: Mapping[str, Any]) -> MessageT:
@@ -403,7 +404,8 @@ class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.spans: list[tuple[str, trace_pb2.Span]] = []  # (service.name, span)
 
-    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+    async def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.aio.ServicerContext
+                     ) -> trace_service_pb2.ExportTraceServiceResponse:
         for resource_spans in request.resource_spans:
             service = next((a.value.string_value for a in resource_spans.resource.attributes
                             if a.key == "service.name"), "")

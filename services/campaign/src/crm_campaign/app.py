@@ -49,7 +49,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     )
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
-    servicer = CampaignServicer(db=runtime.db, campaigns=campaigns, offers=offers)  # type: ignore[abstract]
+    servicer = CampaignServicer(db=runtime.db, campaigns=campaigns, offers=offers)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

@@ -94,7 +94,7 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, feed=feed)  # type: ignore[abstract]
+    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),

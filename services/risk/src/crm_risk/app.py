@@ -43,7 +43,7 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed)  # type: ignore[abstract]
+    servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),

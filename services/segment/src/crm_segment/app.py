@@ -40,7 +40,7 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     )
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
-    servicer = SegmentServicer(db=runtime.db, segments=segments)  # type: ignore[abstract]
+    servicer = SegmentServicer(db=runtime.db, segments=segments)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),

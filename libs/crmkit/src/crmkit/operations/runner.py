@@ -73,6 +73,7 @@ class OperationRunner:
         self._abandon_after = abandon_after
         self._retention = retention
         self._pool: ProcessPoolExecutor | None = None
+        self._mp_context = multiprocessing.get_context("spawn")
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -83,13 +84,13 @@ class OperationRunner:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
+                max_workers=self._workers, mp_context=self._mp_context,
                 initializer=init_worker, initargs=(self._service, self._log_level, os.getpid()))
         return self._pool
 
     @property
     def start_method(self) -> str:
-        return self._executor()._mp_context.get_start_method()  # type: ignore[union-attr]
+        return self._mp_context.get_start_method()
 
     async def call(self, function: Callable[[Any], Any], argument: Any) -> Any:
         """`function(argument)` in a worker process; both must pickle (a module-level function).

@@ -76,12 +76,13 @@ def to_proto(campaign: Campaign) -> campaign_pb2.Campaign:
     c = campaign
     message = campaign_pb2.Campaign(
         name=c.name, campaign_id=c.campaign_id, etag=c.etag, display_name=c.display_name,
-        description=c.description, type=c.type, state=int(c.state),  # type: ignore[arg-type]
+        description=c.description, type=campaign_pb2.CampaignType.ValueType(c.type),
+        state=campaign_pb2.CampaignState.ValueType(c.state),
         segment=c.segment, max_contacts=c.max_contacts, creator=c.creator, submitter=c.submitter,
         approval_history=[_decision(d) for d in c.approval_history], state_reason=c.state_reason,
         audience_operation=c.audience_operation, target_count=c.target_count, control_count=c.control_count,
         channel_costs=[campaign_pb2.ChannelCost(
-            channel=cost.channel,  # type: ignore[arg-type]
+            channel=campaign_pb2.Channel.ValueType(cost.channel),
             cost_per_contact=values.money_to_proto(cost.cost_per_contact) if cost.cost_per_contact else None)
             for cost in c.channel_costs],
     )
@@ -100,8 +101,8 @@ def to_proto(campaign: Campaign) -> campaign_pb2.Campaign:
 
 
 def _policy_to_proto(policy: ContactPolicy, message: campaign_pb2.ContactPolicy) -> None:
-    message.channels.extend(policy.channels)  # type: ignore[arg-type]
-    message.channel_strategy = policy.channel_strategy  # type: ignore[assignment]
+    message.channels.extend(campaign_pb2.Channel.ValueType(c) for c in policy.channels)
+    message.channel_strategy = campaign_pb2.ChannelStrategy.ValueType(policy.channel_strategy)
     for cap in policy.frequency_caps:
         cap_message = message.frequency_caps.add(max_contacts=cap.max_contacts, channel=cap.channel,
                                                  scope=cap.scope)
@@ -118,8 +119,9 @@ def _policy_to_proto(policy: ContactPolicy, message: campaign_pb2.ContactPolicy)
 
 
 def _decision(decision: ApprovalDecision) -> campaign_pb2.ApprovalDecision:
-    message = campaign_pb2.ApprovalDecision(reviewer=decision.reviewer, outcome=int(decision.outcome),  # type: ignore[arg-type]
-                                            comment=decision.comment)
+    message = campaign_pb2.ApprovalDecision(
+        reviewer=decision.reviewer, outcome=campaign_pb2.ApprovalOutcome.ValueType(decision.outcome),
+        comment=decision.comment)
     if decision.decided_at is not None:
         message.decide_time.CopyFrom(timestamp(decision.decided_at))
     return message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crm.campaign.v1 import campaign_pb2
+from crm.common.v1 import product_risk_pb2
 from crm_campaign.api import value_messages as values
 from crm_campaign.offers.model import ChannelContent, Offer, OfferEligibility
 from crmkit.errors import FieldViolation, InvalidArgument
@@ -39,11 +40,12 @@ def to_proto(offer: Offer) -> campaign_pb2.Offer:
     message = campaign_pb2.Offer(
         name=offer.name, offer_id=offer.offer_id, etag=offer.etag, display_name=offer.display_name,
         description=offer.description, product_code=offer.product_code,
-        product_risk_level=offer.product_risk_level,  # type: ignore[arg-type]
+        product_risk_level=product_risk_pb2.ProductRiskLevel.ValueType(offer.product_risk_level),
         priority=offer.priority, conversion_points=offer.conversion_points,
-        channels=list(offer.channels),  # type: ignore[arg-type]
-        contents=[campaign_pb2.ChannelContent(channel=c.channel, template_id=c.template_id,  # type: ignore[arg-type]
-                                              headline=c.headline) for c in offer.contents],
+        channels=[campaign_pb2.Channel.ValueType(c) for c in offer.channels],
+        contents=[campaign_pb2.ChannelContent(channel=campaign_pb2.Channel.ValueType(c.channel),
+                                              template_id=c.template_id, headline=c.headline)
+                  for c in offer.contents],
     )
     if offer.expected_value is not None:
         message.expected_value.CopyFrom(values.money_to_proto(offer.expected_value))

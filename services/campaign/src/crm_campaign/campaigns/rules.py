@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_campaign import field_masks
@@ -346,7 +347,7 @@ def transition(
 ) -> tuple[Campaign, Transition]:
     """The campaign after `action`, and the record of the step; raises when the step is not allowed."""
     target = next_state(campaign.state, action)
-    changes: dict[str, object] = {"state": target, "state_reason": reason.strip() if action in KEEPS_REASON else ""}
+    changes: dict[str, Any] = {"state": target, "state_reason": reason.strip() if action in KEEPS_REASON else ""}
     if action is Action.SUBMIT:
         gaps = submission_gaps(campaign, offers, now=now)
         if gaps:
@@ -367,7 +368,7 @@ def transition(
         _check_running_window(campaign, now, starting=False)
     elif action in (Action.COMPLETE, Action.CANCEL):
         changes["closed_at"] = now
-    moved = dataclasses.replace(campaign, **changes)  # type: ignore[arg-type]
+    moved = dataclasses.replace(campaign, **changes)
     record = Transition(action=action, from_state=campaign.state, to_state=target, actor=actor,
                         comment=reason.strip(), occurred_at=now)
     return moved, record

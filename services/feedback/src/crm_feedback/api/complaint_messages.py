@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from google.type import interval_pb2
 
-from crm.feedback.v1 import complaint_pb2
+from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crm_feedback.complaints.model import ComplaintDraft, ComplaintFilter, ComplaintView, TimeRange
 from crmkit.errors import FieldViolation, InvalidArgument
@@ -65,9 +65,11 @@ def to_proto(view: ComplaintView) -> complaint_pb2.Complaint:
     c = view.complaint
     message = complaint_pb2.Complaint(
         name=c.name, complaint_id=c.complaint_id, etag=c.etag, customer=c.customer,
-        channel=c.channel, category=c.category, subcategory=c.subcategory,  # type: ignore[arg-type]
-        priority=c.priority, description=c.description, branch_id=c.branch_id,  # type: ignore[arg-type]
-        related_resources=list(c.related_resources), status=c.status,  # type: ignore[arg-type]
+        channel=channel_pb2.Channel.ValueType(c.channel),
+        category=classification_pb2.ComplaintCategory.ValueType(c.category), subcategory=c.subcategory,
+        priority=complaint_pb2.ComplaintPriority.ValueType(c.priority), description=c.description,
+        branch_id=c.branch_id, related_resources=list(c.related_resources),
+        status=complaint_pb2.ComplaintStatus.ValueType(c.status),
         assignee=c.assignee, escalation_level=c.escalation_level, filer=c.filer,
         masked_fields=list(view.masked_fields),
     )

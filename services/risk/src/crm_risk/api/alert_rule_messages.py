@@ -113,7 +113,8 @@ def _set_parameters(message: alert_pb2.AlertRule, parameters: Parameters | None)
 def to_proto(rule: AlertRule) -> alert_pb2.AlertRule:
     message = alert_pb2.AlertRule(
         name=rule.name, alert_rule_id=rule.alert_rule_id, etag=rule.etag, display_name=rule.display_name,
-        description=rule.description, kind=rule.kind, severity=rule.severity,  # type: ignore[arg-type]
+        description=rule.description, kind=alert_pb2.AlertRuleKind.ValueType(rule.kind),
+        severity=alert_pb2.AlertSeverity.ValueType(rule.severity),
         enabled=rule.enabled, default_assignee=rule.default_assignee, creator=rule.creator,
     )
     for field, value in (("window", rule.window), ("response_sla", rule.response_sla), ("cooldown", rule.cooldown)):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from google.protobuf.duration_pb2 import Duration
 
 from crm.segment.v1 import segment_pb2
+from crm.segment.v1 import segment_service_pb2 as pb
 from crm_segment.segments.model import EvaluationMode, Feature, RuleAnalysis, RuleIssue, Segment
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.values import set_timestamps
@@ -34,7 +35,7 @@ def to_proto(segment: Segment) -> segment_pb2.Segment:
     message = segment_pb2.Segment(
         name=segment.name, segment_id=segment.segment_id, etag=segment.etag, display_name=segment.display_name,
         description=segment.description, rule=segment.rule,
-        evaluation_mode=int(segment.evaluation_mode),  # type: ignore[arg-type]
+        evaluation_mode=segment_pb2.SegmentEvaluationMode.ValueType(segment.evaluation_mode),
         rule_version=segment.rule_version, member_count=segment.member_count,
         last_materialise_operation=segment.last_materialise_operation, creator=segment.creator,
     )
@@ -46,20 +47,19 @@ def to_proto(segment: Segment) -> segment_pb2.Segment:
 
 
 def issue_to_proto(issue: RuleIssue) -> segment_pb2.RuleIssue:
-    return segment_pb2.RuleIssue(severity=int(issue.severity), reason=issue.reason,  # type: ignore[arg-type]
-                                 message=issue.message, line=issue.line, column=issue.column)
+    return segment_pb2.RuleIssue(severity=segment_pb2.RuleIssueSeverity.ValueType(issue.severity),
+                                 reason=issue.reason, message=issue.message, line=issue.line, column=issue.column)
 
 
-def analysis_fields(analysis: RuleAnalysis) -> dict[str, object]:
-    """The fields of a ValidateSegmentRuleResponse."""
-    return {"valid": analysis.valid, "issues": [issue_to_proto(i) for i in analysis.issues],
-            "referenced_features": list(analysis.referenced_features),
-            "real_time_capable": analysis.real_time_capable}
+def analysis_to_proto(analysis: RuleAnalysis) -> pb.ValidateSegmentRuleResponse:
+    return pb.ValidateSegmentRuleResponse(
+        valid=analysis.valid, issues=[issue_to_proto(i) for i in analysis.issues],
+        referenced_features=list(analysis.referenced_features), real_time_capable=analysis.real_time_capable)
 
 
 def feature_to_proto(feature: Feature) -> segment_pb2.FeatureDefinition:
     return segment_pb2.FeatureDefinition(
-        name=feature.name, feature=feature.feature, type=int(feature.type),  # type: ignore[arg-type]
+        name=feature.name, feature=feature.feature, type=segment_pb2.FeatureType.ValueType(feature.type),
         unit=feature.unit, description=feature.description, source=feature.source, real_time=feature.real_time,
         allowed_values=list(feature.allowed_values), nullable=feature.nullable,
     )

@@ -74,7 +74,7 @@ class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
     async def ValidateSegmentRule(self, request: pb.ValidateSegmentRuleRequest, context: grpc.aio.ServicerContext
                                   ) -> pb.ValidateSegmentRuleResponse:
         analysis = await self._segments.validate_rule(rule=request.rule, evaluation_mode=request.evaluation_mode)
-        return pb.ValidateSegmentRuleResponse(**segment_messages.analysis_fields(analysis))  # type: ignore[arg-type]
+        return segment_messages.analysis_to_proto(analysis)
 
     async def ListFeatures(self, request: pb.ListFeaturesRequest, context: grpc.aio.ServicerContext
                            ) -> pb.ListFeaturesResponse:
