@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +32,7 @@ try:
 except ImportError as missing:  # pragma: no cover - a runtime image has no test runner
     raise ImportError("crmkit.testing needs crmkit's `testing` extra: pip install 'crmkit[testing]'") from missing
 import sqlalchemy as sa
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -459,3 +461,11 @@ def shared_data_dir(*names: str) -> Path:
     if not candidate.is_dir() or missing:
         pytest.skip(f"real data sets not found at {candidate} (a clone without shared/ skips these tests)")
     return candidate
+
+
+def assert_enum_mirrors(domain: type[IntEnum], proto: EnumTypeWrapper, *, prefix: str) -> None:
+    """`domain` has the proto enum's names (less `prefix`) and numbers: they cannot drift apart. A
+    domain enum may leave out the proto's UNSPECIFIED 0, which no stored value holds."""
+    expected = {name.removeprefix(prefix): number for name, number in proto.items()
+                if number != 0 or 0 in set(domain)}
+    assert {member.name: member.value for member in domain} == expected

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 
 import pytest
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2
 from crm_feedback.complaints import rules
-from crm_feedback.complaints.model import ComplaintDraft, ComplaintFilter, Priority, Status, TimeRange
+from crm_feedback.complaints.model import (
+    Category,
+    Channel,
+    ComplaintDraft,
+    ComplaintFilter,
+    Priority,
+    Status,
+    TimeRange,
+)
 from crm_feedback.sla.rules import default_policy
 from crmkit.auth import Principal, Role
 from crmkit.errors import PermissionDenied
+from crmkit.testing import assert_enum_mirrors
 from crmkit.validation import Violations
 
 NOW = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
@@ -140,3 +152,20 @@ def test_complaint_text_may_break_lines_but_holds_no_other_control_character() -
         "complaint.branch_id": "must not contain control characters",
         "complaint.priority": "42 is not a known ComplaintPriority value",
     }
+
+
+def test_an_unknown_channel_is_named_as_such_and_a_missing_one_as_required() -> None:
+    unknown = descriptions(rules.validate_draft(dataclasses.replace(DRAFT, channel=99), now=NOW))
+    assert unknown == {"complaint.channel": "99 is not a known Channel value"}
+    missing = descriptions(rules.validate_draft(dataclasses.replace(DRAFT, channel=0), now=NOW))
+    assert missing["complaint.channel"].startswith("is required")
+
+
+@pytest.mark.parametrize(("domain", "proto", "prefix"), [
+    (Channel, channel_pb2.Channel, "CHANNEL_"),
+    (Category, classification_pb2.ComplaintCategory, "COMPLAINT_CATEGORY_"),
+    (Priority, complaint_pb2.ComplaintPriority, "COMPLAINT_PRIORITY_"),
+    (Status, complaint_pb2.ComplaintStatus, "COMPLAINT_STATUS_"),
+])
+def test_domain_enums_mirror_the_contract(domain: type[IntEnum], proto: EnumTypeWrapper, prefix: str) -> None:
+    assert_enum_mirrors(domain, proto, prefix=prefix)

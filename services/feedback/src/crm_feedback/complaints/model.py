@@ -30,7 +30,34 @@ class Priority(IntEnum):
     URGENT = 4
 
 
-CATEGORY_OTHER = 13
+class Channel(IntEnum):
+    BRANCH = 1
+    MOBILE_APP = 2
+    WEB = 3
+    WECHAT = 4
+    CALL_CENTRE = 5
+    EMAIL = 6
+    SMS = 7
+    LETTER = 8
+    REGULATOR = 9
+
+
+class Category(IntEnum):
+    SERVICE_ATTITUDE = 1
+    WAIT_TIME_AND_FACILITIES = 2
+    FEES_AND_CHARGES = 3
+    ACCOUNT_OPERATIONS = 4
+    CARDS = 5
+    LOANS_AND_CREDIT = 6
+    PAYMENTS_AND_TRANSFERS = 7
+    WEALTH_AND_INVESTMENT = 8
+    DIGITAL_CHANNELS = 9
+    MARKETING_CONTACT = 10
+    PRIVACY_AND_DATA = 11
+    FRAUD_AND_SECURITY = 12
+    OTHER = 13
+
+
 # The `assignee` filter value that finds complaints nobody is assigned to.
 UNASSIGNED = "unassigned"
 

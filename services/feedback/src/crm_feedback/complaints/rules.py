@@ -8,8 +8,9 @@ import uuid
 from datetime import datetime, timedelta
 
 from crm_feedback.complaints.model import (
-    CATEGORY_OTHER,
     PERSONAL_FIELDS,
+    Category,
+    Channel,
     Complaint,
     ComplaintDraft,
     ComplaintFilter,
@@ -34,9 +35,9 @@ SUBCATEGORY = re.compile(r"[a-z0-9_]{1,64}")
 # A resource name of this or another service: `collection/id[/...]`, no spaces.
 RESOURCE_NAME = re.compile(r"[a-z][A-Za-z0-9]*/\S+")
 
-CHANNELS = range(1, 10)
-CATEGORIES = range(1, 14)
-PRIORITIES = range(1, 5)
+CHANNELS = frozenset(Channel)
+CATEGORIES = frozenset(Category)
+PRIORITIES = frozenset(Priority)
 MAX_DESCRIPTION = 4000
 MAX_RELATED_RESOURCES = 10
 MAX_RELATED_RESOURCE_LENGTH = 200
@@ -82,8 +83,8 @@ def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violatio
     v = violations if violations is not None else Violations()
     if v.check(bool(draft.customer), "complaint.customer", "is required"):
         CUSTOMER_NAME.check(draft.customer, "complaint.customer", v)
-    v.check(draft.channel in CHANNELS, "complaint.channel",
-            "is required: the Channel the complaint came through, e.g. CHANNEL_BRANCH")
+    v.enum(draft.channel, "complaint.channel", CHANNELS, "Channel",
+           required="is required: the Channel the complaint came through, e.g. CHANNEL_BRANCH")
     description = draft.description.strip()
     if v.check(bool(description), "complaint.description", "is required: the complaint in the customer's words"):
         v.check(len(description) <= MAX_DESCRIPTION, "complaint.description",
@@ -127,7 +128,7 @@ def new_complaint(
         complaint_id=complaint_id,
         customer_id=customer_id_of(draft.customer) or "",
         channel=draft.channel,
-        category=draft.category or CATEGORY_OTHER,
+        category=draft.category or Category.OTHER,
         subcategory=draft.subcategory,
         priority=draft.priority or Priority.MEDIUM,
         description=draft.description.strip(),
@@ -151,9 +152,9 @@ def validate_filter(query: ComplaintFilter, *, page_size: int, violations: Viola
     v.check(page_size >= 0, "page_size", "must not be negative")
     if query.customer:
         CUSTOMER_NAME.check(query.customer, "customer", v)
-    statuses = {s.value for s in Status}
     for i, status in enumerate(query.statuses):
-        v.enum(status, f"statuses[{i}]", statuses, "ComplaintStatus", required="is not a known ComplaintStatus")
+        v.enum(status, f"statuses[{i}]", frozenset(Status), "ComplaintStatus",
+               required="is not a known ComplaintStatus")
     for i, category in enumerate(query.categories):
         v.enum(category, f"categories[{i}]", CATEGORIES, "ComplaintCategory",
                required="is not a known ComplaintCategory")
