@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import IntEnum
 
 import pytest
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from crm.common.v1 import product_risk_pb2
+from crm.profile.v1 import customer_pb2
+from crm.risk.v1 import alert_pb2, suitability_pb2
+from crm_risk.alerts.model import Kind, Severity
 from crm_risk.suitability import rules
-from crm_risk.suitability.model import CustomerFacts, Effect, KycStatus, Purpose, ReasonCode, RuleSet
+from crm_risk.suitability.model import CustomerFacts, Effect, KycStatus, ProductRiskLevel, Purpose, ReasonCode, RuleSet
+from crmkit.errors import InvalidArgument
+from crmkit.testing import assert_enum_mirrors
 
 TODAY = date(2026, 11, 23)
 ADULT = date(1985, 3, 14)
@@ -144,3 +152,28 @@ def test_request_validation_names_every_bad_field() -> None:
     assert {f.field for f in batch_error.value.violations} == {"customers", "customers[2]"}  # type: ignore[attr-defined]
     assert not rules.validate_check(customers=["customers/a"], product_code="FUND-1", product_risk_level=3,
                                     purpose=2, context="campaigns/c1", batch=False)
+
+
+def test_an_unknown_product_risk_level_is_named_as_such_and_a_missing_one_as_required() -> None:
+    def described(level: int) -> str:
+        v = rules.validate_check(customers=["customers/a"], product_code="FUND-1", product_risk_level=level,
+                                 purpose=1, context="", batch=False)
+        with pytest.raises(InvalidArgument) as error:
+            v.raise_if_any()
+        return {f.field: f.description for f in error.value.violations}["product_risk_level"]
+
+    assert described(9) == "9 is not a known ProductRiskLevel value"
+    assert described(0).startswith("is required")
+
+
+@pytest.mark.parametrize(("domain", "proto", "prefix"), [
+    (ProductRiskLevel, product_risk_pb2.ProductRiskLevel, "PRODUCT_RISK_LEVEL_"),
+    (Purpose, suitability_pb2.SuitabilityPurpose, "SUITABILITY_PURPOSE_"),
+    (ReasonCode, suitability_pb2.SuitabilityReasonCode, "SUITABILITY_REASON_CODE_"),
+    (Effect, suitability_pb2.ReasonEffect, "REASON_EFFECT_"),
+    (KycStatus, customer_pb2.KycStatus, "KYC_STATUS_"),
+    (Kind, alert_pb2.AlertRuleKind, "ALERT_RULE_KIND_"),
+    (Severity, alert_pb2.AlertSeverity, "ALERT_SEVERITY_"),
+])
+def test_domain_enums_mirror_the_contract(domain: type[IntEnum], proto: EnumTypeWrapper, prefix: str) -> None:
+    assert_enum_mirrors(domain, proto, prefix=prefix)

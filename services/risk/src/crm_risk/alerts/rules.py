@@ -61,9 +61,9 @@ def validate(rule: AlertRule, *, prefix: str = "alert_rule.", violations: Violat
         v.text(display_name, prefix + "display_name")
     v.max_length(rule.description, prefix + "description", MAX_DESCRIPTION)
     v.text(rule.description, prefix + "description", multiline=True)
-    kind_known = v.enum(rule.kind, prefix + "kind", {k.value for k in Kind}, "AlertRuleKind",
+    kind_known = v.enum(rule.kind, prefix + "kind", frozenset(Kind), "AlertRuleKind",
                         required="is required: a known AlertRuleKind, e.g. ALERT_RULE_KIND_LARGE_OUTFLOWS")
-    v.enum(rule.severity, prefix + "severity", {s.value for s in Severity}, "AlertSeverity",
+    v.enum(rule.severity, prefix + "severity", frozenset(Severity), "AlertSeverity",
            required="is required: a known AlertSeverity, e.g. ALERT_SEVERITY_HIGH")
     if v.check(rule.window is not None, prefix + "window", "is required: 1 hour to 90 days"):
         _duration_within(rule.window, WINDOW_RANGE, prefix + "window", "must be 1 hour to 90 days", v)
@@ -130,7 +130,7 @@ def check_mask(paths: Sequence[str], kind: int, *, violations: Violations | None
     """Every path must name an updatable field or a parameter of the rule's own kind."""
     v = violations if violations is not None else Violations()
     v.check(bool(paths), "update_mask", "is required: name the fields to update")
-    own = PARAMETERS.get(Kind(kind)) if kind in {k.value for k in Kind} else None
+    own = PARAMETERS.get(Kind(kind)) if kind in frozenset(Kind) else None
     for path in paths:
         head, _, sub = path.partition(".")
         if path in UPDATABLE_PATHS:

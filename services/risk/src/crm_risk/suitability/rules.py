@@ -117,9 +117,9 @@ def validate_check(
         CUSTOMER_NAME.check(name, field, v, required=True)
     if v.required(product_code, "product_code"):
         v.pattern(product_code, "product_code", PRODUCT_CODE, "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
-    v.check(product_risk_level in {p.value for p in ProductRiskLevel}, "product_risk_level",
-            "is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
-    v.enum(purpose, "purpose", {p.value for p in Purpose}, "SuitabilityPurpose",
+    v.enum(product_risk_level, "product_risk_level", frozenset(ProductRiskLevel), "ProductRiskLevel",
+           required="is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
+    v.enum(purpose, "purpose", frozenset(Purpose), "SuitabilityPurpose",
            required="is not a known SuitabilityPurpose")
     v.max_length(context, "context", MAX_CONTEXT)
     v.text(context, "context", multiline=True)
