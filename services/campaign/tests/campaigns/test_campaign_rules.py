@@ -5,9 +5,14 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import IntEnum
 
 import pytest
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.type import dayofweek_pb2
 
+from crm.campaign.v1 import campaign_pb2
+from crm.common.v1 import product_risk_pb2
 from crm_campaign import field_masks
 from crm_campaign.campaigns import rules
 from crm_campaign.campaigns.model import (
@@ -18,17 +23,21 @@ from crm_campaign.campaigns.model import (
     CampaignType,
     Channel,
     ChannelCost,
+    ChannelStrategy,
     ContactPolicy,
     ControlGroup,
+    DayOfWeek,
     FrequencyCap,
+    FrequencyCapScope,
     Interval,
     Money,
     QuietHours,
     TimeOfDay,
     Transition,
 )
-from crm_campaign.offers.model import ChannelContent, Offer
+from crm_campaign.offers.model import ChannelContent, Offer, ProductRiskLevel
 from crmkit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from crmkit.testing import assert_enum_mirrors
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 St = CampaignState
@@ -290,7 +299,7 @@ def test_a_valid_campaign_has_no_violations() -> None:
     ({"contact_policy": ContactPolicy(channels=(Channel.SMS,), quiet_hours=QuietHours(None, TimeOfDay(8)))},
      "campaign.contact_policy.quiet_hours.start"),
     ({"contact_policy": ContactPolicy(channels=(Channel.SMS,), quiet_hours=QuietHours(
-        TimeOfDay(21), TimeOfDay(8), quiet_days=(0,)))}, "campaign.contact_policy.quiet_hours.quiet_days"),
+        TimeOfDay(21), TimeOfDay(8), quiet_days=(0,)))}, "campaign.contact_policy.quiet_hours.quiet_days[0]"),
     ({"contact_policy": ContactPolicy(channels=(Channel.SMS,), frequency_caps=(
         FrequencyCap(1, timedelta(days=366)),))}, "campaign.contact_policy.frequency_caps[0].period"),
     ({"contact_policy": ContactPolicy(channels=(Channel.SMS,), frequency_caps=(
@@ -316,3 +325,43 @@ def test_list_filters_are_checked() -> None:
         rules.validate_list_filter(states=[0, 9], type_=4, segment="x", active_during=Interval(NOW, NOW))
     assert {v.field for v in error.value.violations} == {"states[0]", "states[1]", "type", "segment",
                                                          "active_during.end_time"}
+
+
+def descriptions(candidate: Campaign) -> dict[str, str]:
+    try:
+        rules.validate(candidate, reporting_currency="CNY").raise_if_any()
+    except InvalidArgument as error:
+        return {v.field: v.description for v in error.violations}
+    return {}
+
+
+def test_unknown_enum_numbers_are_named_as_such_not_as_missing() -> None:
+    found = descriptions(campaign(
+        type=9, channel_costs=(ChannelCost(99, Money("CNY", Decimal(1))),),
+        contact_policy=ContactPolicy(channels=(Channel.SMS, 42), frequency_caps=(
+            FrequencyCap(1, timedelta(days=1), channel=77),), quiet_hours=QuietHours(
+            TimeOfDay(21), TimeOfDay(8), quiet_days=(8,)))))
+    assert found == {
+        "campaign.type": "9 is not a known CampaignType value",
+        "campaign.channel_costs[0].channel": "99 is not a known Channel value",
+        "campaign.contact_policy.channels[1]": "42 is not a known Channel value",
+        "campaign.contact_policy.frequency_caps[0].channel": "77 is not a known Channel value",
+        "campaign.contact_policy.quiet_hours.quiet_days[0]": "8 is not a known DayOfWeek value",
+    }
+    assert descriptions(campaign(type=0))["campaign.type"].startswith("is required")
+    assert descriptions(campaign(channel_costs=(ChannelCost(0, Money("CNY", Decimal(1))),)))[
+        "campaign.channel_costs[0].channel"] == "is required"
+
+
+@pytest.mark.parametrize(("domain", "proto", "prefix"), [
+    (CampaignType, campaign_pb2.CampaignType, "CAMPAIGN_TYPE_"),
+    (CampaignState, campaign_pb2.CampaignState, "CAMPAIGN_STATE_"),
+    (Channel, campaign_pb2.Channel, "CHANNEL_"),
+    (ChannelStrategy, campaign_pb2.ChannelStrategy, "CHANNEL_STRATEGY_"),
+    (FrequencyCapScope, campaign_pb2.FrequencyCapScope, "FREQUENCY_CAP_SCOPE_"),
+    (ApprovalOutcome, campaign_pb2.ApprovalOutcome, "APPROVAL_OUTCOME_"),
+    (DayOfWeek, dayofweek_pb2.DayOfWeek, ""),
+    (ProductRiskLevel, product_risk_pb2.ProductRiskLevel, "PRODUCT_RISK_LEVEL_"),
+])
+def test_domain_enums_mirror_the_contract(domain: type[IntEnum], proto: EnumTypeWrapper, prefix: str) -> None:
+    assert_enum_mirrors(domain, proto, prefix=prefix)

@@ -83,3 +83,14 @@ def test_update_masks_and_nested_paths() -> None:
     current = offer(eligibility=OfferEligibility("segments/a", ("X",)))
     merged = rules.apply(current, offer(eligibility=OfferEligibility("segments/b", ())), ["eligibility.segment"])
     assert merged.eligibility == OfferEligibility("segments/b", ("X",))
+
+
+def test_unknown_enum_numbers_are_named_as_such_not_as_missing() -> None:
+    bad = offer(product_risk_level=7, channels=(Channel.SMS, 99), contents=(ChannelContent(98, "t"),))
+    with pytest.raises(InvalidArgument) as error:
+        rules.validate(bad, campaign=CAMPAIGN, reporting_currency="CNY").raise_if_any()
+    assert {v.field: v.description for v in error.value.violations} == {
+        "offer.product_risk_level": "7 is not a known ProductRiskLevel value",
+        "offer.channels[1]": "99 is not a known Channel value",
+        "offer.contents[0].channel": "98 is not a known Channel value",
+    }

@@ -44,6 +44,18 @@ class Channel(IntEnum):
     RM_VISIT = 8
 
 
+class DayOfWeek(IntEnum):
+    """google.type.DayOfWeek, for quiet days."""
+
+    MONDAY = 1
+    TUESDAY = 2
+    WEDNESDAY = 3
+    THURSDAY = 4
+    FRIDAY = 5
+    SATURDAY = 6
+    SUNDAY = 7
+
+
 class ChannelStrategy(IntEnum):
     UNSPECIFIED = 0
     PREFERENCE_AND_RESPONSE = 1

@@ -22,6 +22,7 @@ from crm_campaign.campaigns.model import (
     CampaignType,
     Channel,
     ChannelStrategy,
+    DayOfWeek,
     FrequencyCapScope,
     Interval,
     Money,
@@ -48,7 +49,10 @@ ATTRIBUTION_WINDOW = (timedelta(days=1), timedelta(days=180))
 CAP_PERIOD_DAYS = (1, 365)
 CAP_CONTACTS = (1, 100)
 MAX_LIST_STATES = 8
-DAYS_OF_WEEK = range(1, 8)
+DAYS_OF_WEEK = frozenset(DayOfWeek)
+# What a request must name where it names one: the enums less their UNSPECIFIED 0.
+CHANNELS = frozenset(Channel) - {Channel.UNSPECIFIED}
+CAMPAIGN_TYPES = frozenset(CampaignType) - {CampaignType.UNSPECIFIED}
 
 # Inbound-only channels show an offer while the customer is being served; a batch campaign
 # pushes, so it may use only channels that can reach a customer by themselves.
@@ -106,8 +110,8 @@ def validate(campaign: Campaign, *, reporting_currency: str, prefix: str = "camp
         v.text(campaign.display_name, f"{p}display_name")
     v.max_length(campaign.description, f"{p}description", MAX_DESCRIPTION)
     v.text(campaign.description, f"{p}description", multiline=True)
-    v.check(campaign.type in tuple(CampaignType) and campaign.type != CampaignType.UNSPECIFIED, f"{p}type",
-            "is required: CAMPAIGN_TYPE_BATCH, CAMPAIGN_TYPE_TRIGGERED or CAMPAIGN_TYPE_INBOUND")
+    v.enum(campaign.type, f"{p}type", CAMPAIGN_TYPES, "CampaignType",
+           required="is required: CAMPAIGN_TYPE_BATCH, CAMPAIGN_TYPE_TRIGGERED or CAMPAIGN_TYPE_INBOUND")
     if campaign.segment:
         v.pattern(campaign.segment, f"{p}segment", SEGMENT_NAME, "must be a resource name like segments/{segment_id}")
     validate_interval(campaign.active_period, f"{p}active_period", v, longest=MAX_ACTIVE_PERIOD)
@@ -167,16 +171,15 @@ def _validate_contact_policy(campaign: Campaign, field: str, v: Violations) -> N
             v.check(quiet.start != quiet.end, f"{q}.end", "must differ from start")
         v.check(len(quiet.quiet_days) <= MAX_QUIET_DAYS, f"{q}.quiet_days", "must name at most 6 days")
         v.check(len(set(quiet.quiet_days)) == len(quiet.quiet_days), f"{q}.quiet_days", "must not repeat a day")
-        v.check(all(day in DAYS_OF_WEEK for day in quiet.quiet_days), f"{q}.quiet_days",
-                "must be days of the week, MONDAY to SUNDAY")
+        for index, day in enumerate(quiet.quiet_days):
+            v.enum(day, f"{q}.quiet_days[{index}]", DAYS_OF_WEEK, "DayOfWeek",
+                   required="must be a day of the week, MONDAY to SUNDAY")
         if quiet.time_zone:
             v.check(is_time_zone(quiet.time_zone), f"{q}.time_zone", "must be an IANA time zone, e.g. Asia/Shanghai")
 
 
 def _check_channel(channel: int, field: str, v: Violations, *, required: bool) -> bool:
-    if channel == Channel.UNSPECIFIED:
-        return v.check(not required, field, "is required")
-    return v.enum(channel, field, tuple(Channel), "Channel", required="is not a known Channel")
+    return v.enum(channel, field, CHANNELS, "Channel", required=required)
 
 
 def _check_time_of_day(value: TimeOfDay | None, field: str, v: Violations) -> bool:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 
 from crm_campaign.campaigns.model import Interval, Money
+
+
+class ProductRiskLevel(IntEnum):
+    """crm.common.v1.ProductRiskLevel: R1 (lowest) to R5."""
+
+    R1 = 1
+    R2 = 2
+    R3 = 3
+    R4 = 4
+    R5 = 5
 
 
 @dataclass(frozen=True)

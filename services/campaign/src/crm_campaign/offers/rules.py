@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 
 from crm_campaign import field_masks
 from crm_campaign.campaigns import rules as campaign_rules
-from crm_campaign.campaigns.model import Campaign, CampaignState, Channel
-from crm_campaign.offers.model import Offer
+from crm_campaign.campaigns.model import Campaign, CampaignState
+from crm_campaign.offers.model import Offer, ProductRiskLevel
 from crmkit.errors import FailedPrecondition
 from crmkit.validation import Violations
 
@@ -21,7 +21,7 @@ MAX_EXCLUDED_PRODUCTS = 50
 MAX_TEMPLATE_ID = 128
 MAX_HEADLINE = 100
 MAX_CONVERSION_POINTS = 1_000_000
-RISK_LEVELS = range(1, 6)
+RISK_LEVELS = frozenset(ProductRiskLevel)
 
 UPDATABLE_PATHS = frozenset({
     "display_name", "description", "product_code", "product_risk_level", "priority", "expected_value",
@@ -46,8 +46,8 @@ def validate(offer: Offer, *, campaign: Campaign, reporting_currency: str, prefi
     if v.required(offer.product_code, f"{p}product_code"):
         v.pattern(offer.product_code, f"{p}product_code", PRODUCT_CODE,
                   "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
-    v.check(offer.product_risk_level in RISK_LEVELS, f"{p}product_risk_level",
-            "is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
+    v.enum(offer.product_risk_level, f"{p}product_risk_level", RISK_LEVELS, "ProductRiskLevel",
+           required="is required: PRODUCT_RISK_LEVEL_R1 to PRODUCT_RISK_LEVEL_R5")
     v.check(1 <= offer.priority <= 100, f"{p}priority", "must be from 1 to 100 (0 means 50)")
     if v.check(offer.expected_value is not None, f"{p}expected_value", "is required"):
         assert offer.expected_value is not None
@@ -82,8 +82,8 @@ def _validate_channels(offer: Offer, campaign: Campaign, field: str, v: Violatio
     v.check(len(set(offer.channels)) == len(offer.channels), field, "must not repeat a channel")
     allowed = set(campaign.contact_policy.channels)
     for index, channel in enumerate(offer.channels):
-        if v.check(channel in tuple(Channel) and channel != Channel.UNSPECIFIED, f"{field}[{index}]",
-                   "is not a known Channel"):
+        if v.enum(channel, f"{field}[{index}]", campaign_rules.CHANNELS, "Channel",
+                  required="is required: a known Channel"):
             v.check(channel in allowed, f"{field}[{index}]", "must be one of the campaign's channels")
 
 
@@ -91,8 +91,9 @@ def _validate_contents(offer: Offer, field: str, v: Violations) -> None:
     seen: set[int] = set()
     for index, content in enumerate(offer.contents):
         item = f"{field}[{index}]"
-        known = content.channel in tuple(Channel) and content.channel != Channel.UNSPECIFIED
-        if v.check(known, f"{item}.channel", "is required: a known Channel"):
+        known = v.enum(content.channel, f"{item}.channel", campaign_rules.CHANNELS, "Channel",
+                       required="is required: a known Channel")
+        if known:
             v.check(content.channel not in seen, f"{item}.channel", "has content already: one entry per channel")
             seen.add(content.channel)
         if known and content.channel in campaign_rules.MESSAGE_CHANNELS:
