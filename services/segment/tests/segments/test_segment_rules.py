@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import IntEnum
 
 import pytest
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crm.segment.v1 import segment_pb2
 from crm_segment.segments import rules
 from crm_segment.segments.model import EvaluationMode, FeatureType, Segment, Severity
 from crmkit.errors import InvalidArgument
+from crmkit.testing import assert_enum_mirrors
 
 
 def reasons(rule: str, mode: EvaluationMode = EvaluationMode.BATCH) -> list[str]:
@@ -233,3 +237,20 @@ def test_watched_segments_must_be_segment_names() -> None:
     with pytest.raises(InvalidArgument) as error:
         rules.validate_watched_segments(["segments/a", "segments/A", "customers/x"])
     assert {v.field for v in error.value.violations} == {"segments[1]", "segments[2]"}
+
+
+def test_an_unknown_evaluation_mode_is_named_by_its_number() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        rules.read_evaluation_mode(9, "segment.evaluation_mode")
+    assert [(v.field, v.description) for v in error.value.violations] == [
+        ("segment.evaluation_mode", "9 is not a known SegmentEvaluationMode value")]
+    assert rules.read_evaluation_mode(0, "evaluation_mode") is EvaluationMode.UNSPECIFIED
+
+
+@pytest.mark.parametrize(("domain", "proto", "prefix"), [
+    (EvaluationMode, segment_pb2.SegmentEvaluationMode, "SEGMENT_EVALUATION_MODE_"),
+    (FeatureType, segment_pb2.FeatureType, "FEATURE_TYPE_"),
+    (Severity, segment_pb2.RuleIssueSeverity, "RULE_ISSUE_SEVERITY_"),
+])
+def test_domain_enums_mirror_the_contract(domain: type[IntEnum], proto: EnumTypeWrapper, prefix: str) -> None:
+    assert_enum_mirrors(domain, proto, prefix=prefix)

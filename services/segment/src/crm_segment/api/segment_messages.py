@@ -8,21 +8,19 @@ from google.protobuf.duration_pb2 import Duration
 
 from crm.segment.v1 import segment_pb2
 from crm.segment.v1 import segment_service_pb2 as pb
-from crm_segment.segments.model import EvaluationMode, Feature, RuleAnalysis, RuleIssue, Segment
-from crmkit.errors import FieldViolation, InvalidArgument
+from crm_segment.segments import rules
+from crm_segment.segments.model import Feature, RuleAnalysis, RuleIssue, Segment
 from crmkit.values import set_timestamps
 
 
 def to_domain(message: segment_pb2.Segment, *, segment_id: str | None = None) -> Segment:
     """Domain segment from a request; INVALID_ARGUMENT for values that cannot even be read."""
-    if message.evaluation_mode not in tuple(EvaluationMode):
-        raise InvalidArgument([FieldViolation("segment.evaluation_mode", "is not a known SegmentEvaluationMode")])
     return Segment(
         segment_id=segment_id if segment_id is not None else message.segment_id,
         display_name=message.display_name,
         description=message.description,
         rule=message.rule,
-        evaluation_mode=EvaluationMode(message.evaluation_mode),
+        evaluation_mode=rules.read_evaluation_mode(message.evaluation_mode, "segment.evaluation_mode"),
         refresh_interval=_interval(message.refresh_interval) if message.HasField("refresh_interval") else None,
     )
 

@@ -269,12 +269,19 @@ def check_mask(paths: Sequence[str]) -> None:
     v.raise_if_any()
 
 
+def read_evaluation_mode(number: int, field: str) -> EvaluationMode:
+    """The mode a request names; INVALID_ARGUMENT naming the number when it is none."""
+    v = Violations()
+    v.enum(number, field, frozenset(EvaluationMode), "SegmentEvaluationMode")
+    v.raise_if_any()
+    return EvaluationMode(number)
+
+
 def validate_list_filter(*, display_name_contains: str, evaluation_mode: int, feature: str) -> None:
     v = Violations()
     v.max_length(display_name_contains, "display_name_contains", MAX_CONTAINS_FILTER)
     v.text(display_name_contains, "display_name_contains")
-    v.enum(evaluation_mode, "evaluation_mode", tuple(EvaluationMode), "SegmentEvaluationMode",
-           required="is not a known SegmentEvaluationMode")
+    v.enum(evaluation_mode, "evaluation_mode", frozenset(EvaluationMode), "SegmentEvaluationMode")
     if feature:
         v.check(feature in CATALOGUE, "feature", _unknown_feature_message(feature))
     v.raise_if_any()

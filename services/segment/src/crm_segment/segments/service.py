@@ -15,7 +15,7 @@ from crm_segment.segments.model import EvaluationMode, Feature, RuleAnalysis, Se
 from crm_segment.segments.repository import SegmentRepository
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
-from crmkit.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from crmkit.errors import AlreadyExists, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
@@ -134,9 +134,7 @@ class Segments:
 
     async def validate_rule(self, *, rule: str, evaluation_mode: int) -> RuleAnalysis:
         rules.check_rule_text(rule)
-        if evaluation_mode not in tuple(EvaluationMode):
-            raise InvalidArgument([FieldViolation("evaluation_mode", "is not a known SegmentEvaluationMode")])
-        mode = EvaluationMode(evaluation_mode)
+        mode = rules.read_evaluation_mode(evaluation_mode, "evaluation_mode")
         mode = EvaluationMode.BATCH if mode is EvaluationMode.UNSPECIFIED else mode
         return await asyncio.to_thread(rules.analyse, rule, mode=mode)
 
