@@ -87,14 +87,14 @@ async def test_list_is_newest_first_filtered_and_paged(operations: ops.Operation
     token = ""
     while True:
         page = await operations.list(page_size=2, page_token=token, kind=kind)
-        seen.extend(ops.parse_name(o.name) for o in page.operations)
+        seen.extend(ops.parse_name(o.name) for o in page.items)
         token = page.next_page_token
         if not token:
             break
     assert seen == list(reversed(made))
     cancelled = await operations.list(page_size=0, page_token="", kind=kind,
                                       states=[State.OPERATION_STATE_CANCELLED])
-    assert [ops.parse_name(o.name) for o in cancelled.operations] == [made[1]]
+    assert [ops.parse_name(o.name) for o in cancelled.items] == [made[1]]
     first = await operations.list(page_size=2, page_token="", kind=kind)
     with pytest.raises(InvalidArgument):  # a token is bound to its filter
         await operations.list(page_size=2, page_token=first.next_page_token, kind="kit.other")
@@ -330,8 +330,10 @@ async def test_list_names_a_bad_kind_or_state(db: Database) -> None:
     operations = ops.Operations(db, operation, PageTokens(b"k" * 32), kinds=("kit.test", "kit.other"))
     with pytest.raises(InvalidArgument) as raised:
         await operations.list(page_size=0, page_token="", kind="kit.unknown", states=[0, 9])
-    assert {v.field for v in raised.value.violations} == {"kind", "states[0]", "states[1]"}
-    assert (await operations.list(page_size=1, page_token="", kind="kit.other")).operations == []
+    described = {v.field: v.description for v in raised.value.violations}
+    assert set(described) == {"kind", "states[0]", "states[1]"}
+    assert described["states[1]"] == "9 is not a known OperationState value"
+    assert (await operations.list(page_size=1, page_token="", kind="kit.other")).items == []
 
 
 async def test_a_watch_ends_when_the_service_drains(db: Database) -> None:
@@ -359,9 +361,9 @@ async def test_a_page_of_large_results_is_cut_short_and_continues(operations: op
         await operations.finish(operation_id, state=ops.SUCCEEDED,
                                 response=wrappers_pb2.BytesValue(value=b"x" * (ops.PAGE_BYTES // 2 + 1)))
     first = await operations.list(page_size=10, page_token="", kind=kind)
-    assert len(first.operations) == 1 and first.next_page_token
+    assert len(first.items) == 1 and first.next_page_token
     rest = await operations.list(page_size=10, page_token=first.next_page_token, kind=kind)
-    assert [ops.parse_name(o.name) for o in (*first.operations, *rest.operations)][:2] == list(reversed(made))[:2]
+    assert [ops.parse_name(o.name) for o in (*first.items, *rest.items)][:2] == list(reversed(made))[:2]
 
 
 # A service process that has run one job in its worker pool, then waits: it writes the worker's pid.

@@ -305,6 +305,7 @@ async def test_list_pages_by_id_and_filters(risk, new_rule) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as bad_kind:
         await risk.ListAlertRules(pb.ListAlertRulesRequest(kind=42, page_size=-1), metadata=OFFICER)
     assert {"kind", "page_size"} <= set(field_violations(bad_kind.value))
+    assert field_violations(bad_kind.value)["kind"] == "42 is not a known AlertRuleKind value"
 
 
 async def test_calls_without_a_valid_token_are_unauthenticated(risk) -> None:

@@ -46,13 +46,13 @@ from crmkit.operations.messages import (
 )
 from crmkit.operations.repository import ProgressSnapshot, WorkerOperation, complete_in
 from crmkit.operations.runner import ABANDON_AFTER, HEARTBEAT_SECONDS, Coordinator, OperationRunner, RunningOperation
-from crmkit.operations.service import PAGE_BYTES, RETENTION, OperationPage, Operations, Started
+from crmkit.operations.service import PAGE_BYTES, RETENTION, Operations, Started
 from crmkit.operations.tables import operation_table
 
 __all__ = [
     "ABANDON_AFTER", "CANCELLED", "FAILED", "FINAL", "HEARTBEAT_SECONDS", "OPERATION", "PAGE_BYTES", "PENDING",
     "RETENTION", "RUNNING", "SUCCEEDED", "UNFINISHED", "Coordinator", "OperationCancelled", "OperationFailed",
-    "OperationPage", "OperationRunner", "Operations", "ProgressSnapshot", "RunningOperation", "Started", "State",
+    "OperationRunner", "Operations", "ProgressSnapshot", "RunningOperation", "Started", "State",
     "WorkerCrashed", "WorkerOperation", "complete_in", "failure_status", "name_of", "operation_table",
     "parse_name", "to_proto",
 ]

@@ -34,7 +34,7 @@ from crmkit.operations.messages import (
     to_proto,
 )
 from crmkit.operations.repository import SELECT_OPERATION, ProgressSnapshot, WorkerOperation, finish_row
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
 log = get_logger("crm.operations")
@@ -51,12 +51,6 @@ def _within_budget(rows: Sequence[Any]) -> Sequence[Any]:
         if used > PAGE_BYTES and count:
             return rows[:count]
     return rows
-
-
-@dataclass(frozen=True)
-class OperationPage:
-    operations: Sequence[operation_pb2.Operation]
-    next_page_token: str
 
 
 class Operations:
@@ -92,14 +86,15 @@ class Operations:
         return to_proto(row)
 
     async def list(self, *, page_size: int, page_token: str, kind: str = "",
-                   states: Sequence[int] = ()) -> OperationPage:
+                   states: Sequence[int] = ()) -> Page[operation_pb2.Operation]:
         """Newest first; `kind` and `states` filter (empty: all). A page holds `page_size`
         operations, or fewer when their results pass PAGE_BYTES."""
         violations = Violations()
         if kind and self._kinds:
             violations.check(kind in self._kinds, "kind", f"must be one of {', '.join(self._kinds)}, or empty")
         for i, state in enumerate(states):
-            violations.check(state in State.values() and state != 0, f"states[{i}]", "is not an OperationState")
+            violations.enum(state, f"states[{i}]", frozenset(State.values()) - {0}, "OperationState",
+                            required="is not an OperationState: name one, e.g. OPERATION_STATE_RUNNING")
         violations.raise_if_any()
         limit = clamp_page_size(page_size)
         query = {"kind": kind, "states": sorted(set(states))}
@@ -121,13 +116,11 @@ class Operations:
             rows = await connection.fetch(
                 f"SELECT * FROM operation {where} ORDER BY create_time DESC, operation_id DESC LIMIT ${len(args)}",  # noqa: S608 - clauses are fixed text
                 *args)
-        page, more = _within_budget(rows[:limit]), len(rows) > limit
-        more = more or len(page) < min(limit, len(rows))
-        token = ""
-        if more:
-            last = page[-1]
-            token = self._page_tokens.encode([last["create_time"].isoformat(), str(last["operation_id"])], query=query)
-        return OperationPage([to_proto(r) for r in page], token)
+        # A page cut short by the byte budget ends where the budget did, so the next read starts there.
+        kept = len(_within_budget(rows[:limit]))
+        page = self._page_tokens.page(rows[:kept + 1], limit=kept, query=query,
+                                      key=lambda row: [row["create_time"].isoformat(), str(row["operation_id"])])
+        return Page([to_proto(r) for r in page.items], page.next_page_token)
 
     async def cancel(self, *, operation_id: uuid.UUID) -> operation_pb2.Operation:
         """PENDING: cancelled now. RUNNING: flagged; the worker stops at its next check. Already

@@ -56,7 +56,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
                 type_=request.type, segment=request.segment, creator=request.creator,
                 active_during=(values.read_interval(request.active_during) if request.HasField("active_during")
                                else None))
-        return pb.ListCampaignsResponse(campaigns=[campaign_messages.to_proto(c) for c in page.campaigns],
+        return pb.ListCampaignsResponse(campaigns=[campaign_messages.to_proto(c) for c in page.items],
                                         next_page_token=page.next_page_token)
 
     async def UpdateCampaign(self, request: pb.UpdateCampaignRequest, context: grpc.aio.ServicerContext
@@ -172,7 +172,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         async with self._db.unit_of_work(read_only=True) as uow:
             page = await self._offers.list(uow=uow, campaign_id=CAMPAIGN.parse_one(request.parent, "parent"),
                                            page_size=request.page_size, page_token=request.page_token)
-        return pb.ListOffersResponse(offers=[offer_messages.to_proto(o) for o in page.offers],
+        return pb.ListOffersResponse(offers=[offer_messages.to_proto(o) for o in page.items],
                                      next_page_token=page.next_page_token)
 
     async def UpdateOffer(self, request: pb.UpdateOfferRequest, context: grpc.aio.ServicerContext

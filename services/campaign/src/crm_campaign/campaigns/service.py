@@ -22,7 +22,7 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 
 log = get_logger("crm.campaign")
 
@@ -31,12 +31,6 @@ CAMPAIGN_TYPE = "crm.campaign.v1.Campaign"
 # Turns a stored campaign into the change-feed payload; supplied by the API layer so this
 # module stays free of generated messages.
 FeedPayload = Callable[[Campaign], Message]
-
-
-@dataclasses.dataclass(frozen=True)
-class CampaignPage:
-    campaigns: Sequence[Campaign]
-    next_page_token: str
 
 
 class Campaigns:
@@ -86,7 +80,7 @@ class Campaigns:
     async def list(
         self, *, uow: UnitOfWork, page_size: int, page_token: str, states: Sequence[int], type_: int, segment: str,
         creator: str, active_during: Interval | None,
-    ) -> CampaignPage:
+    ) -> Page[Campaign]:
         rules.validate_list_filter(states=states, type_=type_, segment=segment,
                                    active_during=active_during or Interval())
         limit = clamp_page_size(page_size)
@@ -98,11 +92,8 @@ class Campaigns:
             uow, after=(datetime.fromisoformat(after[0]), after[1]) if after is not None else None,
             limit=limit + 1, states=states, type_=type_, segment=segment, creator=creator,
             active_during=active_during)
-        page, more = found[:limit], len(found) > limit
-        last = page[-1] if page else None
-        token = (self._page_tokens.encode([_iso(last.updated_at), last.campaign_id], query=query)
-                 if more and last is not None else "")
-        return CampaignPage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=lambda c: [_iso(c.updated_at), c.campaign_id],
+                                      query=query)
 
     async def update(self, *, uow: UnitOfWork, changes: Campaign, paths: Sequence[str], etag: str,
                      actor: Principal) -> Campaign:

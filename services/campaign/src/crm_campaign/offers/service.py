@@ -22,19 +22,13 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 
 log = get_logger("crm.campaign")
 
 OFFER_TYPE = "crm.campaign.v1.Offer"
 
 FeedPayload = Callable[[Offer], Message]
-
-
-@dataclasses.dataclass(frozen=True)
-class OfferPage:
-    offers: Sequence[Offer]
-    next_page_token: str
 
 
 class Offers:
@@ -80,16 +74,14 @@ class Offers:
             raise _not_found(campaign_id, offer_id)
         return found
 
-    async def list(self, *, uow: UnitOfWork, campaign_id: str, page_size: int, page_token: str) -> OfferPage:
+    async def list(self, *, uow: UnitOfWork, campaign_id: str, page_size: int, page_token: str) -> Page[Offer]:
         limit = clamp_page_size(page_size)
         query = {"campaign": campaign_id}
         after = self._page_tokens.decode(page_token, query=query)
         if await self._campaigns.get(uow, campaign_id) is None:
             raise campaign_service.not_found(campaign_id)
         found = await self._repository.page(uow, campaign_id, after=after, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        token = self._page_tokens.encode(page[-1].offer_id, query=query) if more else ""
-        return OfferPage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=lambda offer: offer.offer_id, query=query)
 
     async def update(self, *, uow: UnitOfWork, changes: Offer, paths: Sequence[str], etag: str,
                      actor: Principal) -> Offer:

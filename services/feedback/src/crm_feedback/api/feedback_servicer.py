@@ -49,7 +49,7 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
                 page_token=request.page_token, purpose=purpose_of(request.audit),
                 actor=current_principal(),
             )
-        return pb.ListComplaintsResponse(complaints=[complaint_messages.to_proto(v) for v in page.complaints],
+        return pb.ListComplaintsResponse(complaints=[complaint_messages.to_proto(v) for v in page.items],
                                          next_page_token=page.next_page_token)
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext

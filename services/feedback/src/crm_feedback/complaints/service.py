@@ -21,19 +21,13 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose, check_purpose
 from crmkit.validation import Violations
 
 # Turns a stored complaint into the change-feed payload (a masked message); supplied by the
 # API layer so this module stays free of generated protos.
 FeedPayload = Callable[[Complaint], Message]
-
-
-@dataclasses.dataclass(frozen=True)
-class ComplaintPage:
-    complaints: list[ComplaintView]
-    next_page_token: str
 
 
 class Complaints:
@@ -95,7 +89,7 @@ class Complaints:
     async def list(
         self, *, uow: UnitOfWork, query: ComplaintFilter, page_size: int, page_token: str, purpose: Purpose,
         actor: Principal,
-    ) -> ComplaintPage:
+    ) -> Page[ComplaintView]:
         violations = rules.validate_filter(query, page_size=page_size)
         check_purpose(purpose, violations, required=rules.PURPOSE_REQUIRED)
         violations.raise_if_any()
@@ -109,14 +103,12 @@ class Complaints:
         found = await self._repository.page(
             uow, query=query, customer_id=rules.customer_id_of(query.customer) or "", ordering=ordering,
             handler=handler, after=after, limit=limit + 1, now=now)
-        page, more = list(found[:limit]), len(found) > limit
+        page = self._page_tokens.page(found, limit=limit, key=lambda c: self._repository.page_key(c, ordering),
+                                      query=token_query)
         await self._audit.record(*(AuditEntry(principal=actor.subject, action="complaint.list",
                                               resource_name=c.name, purpose=purpose.purpose,
-                                              justification=purpose.justification) for c in page))
-        token = ""
-        if more:
-            token = self._page_tokens.encode(self._repository.page_key(page[-1], ordering), query=token_query)
-        return ComplaintPage([rules.view_for(actor, c, now=now) for c in page], token)
+                                              justification=purpose.justification) for c in page.items))
+        return Page([rules.view_for(actor, c, now=now) for c in page.items], page.next_page_token)
 
     async def _replay(self, *, uow: UnitOfWork, name: str) -> Complaint:
         """The complaint an earlier call with the same request_id filed."""

@@ -28,7 +28,7 @@ class OperationRpcs:
                              ) -> operations_pb2.ListOperationsResponse:
         page = await self._operations.list(page_size=request.page_size, page_token=request.page_token,
                                            kind=request.kind, states=list(request.states))
-        return operations_pb2.ListOperationsResponse(operations=page.operations,
+        return operations_pb2.ListOperationsResponse(operations=page.items,
                                                      next_page_token=page.next_page_token)
 
     async def CancelOperation(self, request: operations_pb2.CancelOperationRequest,

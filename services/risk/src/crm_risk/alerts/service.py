@@ -21,19 +21,13 @@ from crmkit.errors import AlreadyExists, NotFound
 from crmkit.idempotency import IdempotencyKeys, parse_request_id
 from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
 # Turns a stored rule into the change-feed payload; supplied by the API layer so this module
 # stays free of generated protos.
 FeedPayload = Callable[[AlertRule], Message]
 RESOURCE_TYPE = "crm.risk.v1.AlertRule"
-
-
-@dataclasses.dataclass(frozen=True)
-class AlertRulePage:
-    alert_rules: list[AlertRule]
-    next_page_token: str
 
 
 class AlertRules:
@@ -75,18 +69,16 @@ class AlertRules:
         return await self._existing(uow=uow, alert_rule_id=_id_from(name, "name"))
 
     async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str, kind: int,
-                   enabled_only: bool) -> AlertRulePage:
+                   enabled_only: bool) -> Page[AlertRule]:
         violations = Violations()
         violations.check(page_size >= 0, "page_size", "must not be negative")
-        violations.check(kind == 0 or kind in {k.value for k in Kind}, "kind", "is not a known AlertRuleKind")
+        violations.enum(kind, "kind", frozenset(Kind), "AlertRuleKind")
         violations.raise_if_any()
         limit = clamp_page_size(page_size)
         query = {"kind": kind, "enabled_only": enabled_only}
         after = self._page_tokens.decode(page_token, query=query)
         found = await self._repository.page(uow, after=after, limit=limit + 1, kind=kind, enabled_only=enabled_only)
-        page, more = list(found[:limit]), len(found) > limit
-        token = self._page_tokens.encode(page[-1].alert_rule_id, query=query) if more else ""
-        return AlertRulePage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=lambda rule: rule.alert_rule_id, query=query)
 
     async def update(self, *, uow: UnitOfWork, name: str, changes: AlertRule, paths: Sequence[str], etag: str,
                      actor: Principal) -> AlertRule:

@@ -46,7 +46,7 @@ class RiskServicer(risk_service_pb2_grpc.RiskServiceServicer):
         async with self._db.unit_of_work(read_only=True) as uow:
             page = await self._alert_rules.list(uow=uow, page_size=request.page_size, page_token=request.page_token,
                                                 kind=request.kind, enabled_only=request.enabled_only)
-        return pb.ListAlertRulesResponse(alert_rules=[alert_rule_messages.to_proto(r) for r in page.alert_rules],
+        return pb.ListAlertRulesResponse(alert_rules=[alert_rule_messages.to_proto(r) for r in page.items],
                                          next_page_token=page.next_page_token)
 
     async def UpdateAlertRule(self, request: pb.UpdateAlertRuleRequest, context: grpc.aio.ServicerContext

@@ -51,7 +51,7 @@ class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
                 display_name_contains=request.display_name_contains, evaluation_mode=request.evaluation_mode,
                 feature=request.feature, creator=request.creator,
             )
-        return pb.ListSegmentsResponse(segments=[segment_messages.to_proto(s) for s in page.segments],
+        return pb.ListSegmentsResponse(segments=[segment_messages.to_proto(s) for s in page.items],
                                        next_page_token=page.next_page_token)
 
     async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: grpc.aio.ServicerContext
@@ -80,7 +80,7 @@ class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
                            ) -> pb.ListFeaturesResponse:
         page = self._segments.list_features(page_size=request.page_size, page_token=request.page_token,
                                             real_time_only=request.real_time_only)
-        return pb.ListFeaturesResponse(features=[segment_messages.feature_to_proto(f) for f in page.features],
+        return pb.ListFeaturesResponse(features=[segment_messages.feature_to_proto(f) for f in page.items],
                                        next_page_token=page.next_page_token)
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext

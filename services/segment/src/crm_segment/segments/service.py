@@ -20,7 +20,7 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 
 log = get_logger("crm.segment")
 
@@ -32,18 +32,6 @@ MEMBER_TYPE = "crm.segment.v1.SegmentMember"
 # stays free of generated messages.
 FeedPayload = Callable[[Segment], Message]
 EventBatch = list[change_event_pb2.ChangeEvent]
-
-
-@dataclasses.dataclass(frozen=True)
-class SegmentPage:
-    segments: Sequence[Segment]
-    next_page_token: str
-
-
-@dataclasses.dataclass(frozen=True)
-class FeaturePage:
-    features: Sequence[Feature]
-    next_page_token: str
 
 
 class Segments:
@@ -94,7 +82,7 @@ class Segments:
     async def list(
         self, *, uow: UnitOfWork, page_size: int, page_token: str, display_name_contains: str, evaluation_mode: int,
         feature: str, creator: str,
-    ) -> SegmentPage:
+    ) -> Page[Segment]:
         rules.validate_list_filter(display_name_contains=display_name_contains, evaluation_mode=evaluation_mode,
                                    feature=feature)
         limit = clamp_page_size(page_size)
@@ -104,9 +92,8 @@ class Segments:
             uow, after=tuple(after) if after is not None else None, limit=limit + 1,
             display_name_contains=display_name_contains, evaluation_mode=EvaluationMode(evaluation_mode),
             feature=feature, creator=creator)
-        page, more = found[:limit], len(found) > limit
-        token = self._page_tokens.encode([page[-1][0], page[-1][1].segment_id], query=query) if more else ""
-        return SegmentPage([segment for _, segment in page], token)
+        page = self._page_tokens.page(found, limit=limit, key=lambda row: [row[0], row[1].segment_id], query=query)
+        return Page([segment for _, segment in page.items], page.next_page_token)
 
     async def update(self, *, uow: UnitOfWork, changes: Segment, paths: Sequence[str], etag: str,
                      actor: Principal) -> Segment:
@@ -138,14 +125,12 @@ class Segments:
         mode = EvaluationMode.BATCH if mode is EvaluationMode.UNSPECIFIED else mode
         return await asyncio.to_thread(rules.analyse, rule, mode=mode)
 
-    def list_features(self, *, page_size: int, page_token: str, real_time_only: bool) -> FeaturePage:
+    def list_features(self, *, page_size: int, page_token: str, real_time_only: bool) -> Page[Feature]:
         limit = clamp_page_size(page_size)
         query = {"real_time_only": real_time_only}
         after = self._page_tokens.decode(page_token, query=query)
         found = rules.feature_page(after=after, limit=limit + 1, real_time_only=real_time_only)
-        page, more = found[:limit], len(found) > limit
-        token = self._page_tokens.encode(page[-1].feature, query=query) if more else ""
-        return FeaturePage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=lambda feature: feature.feature, query=query)
 
     async def watch(
         self, *, after_cursor: str, resource_types: Sequence[str], segments: Sequence[str],
