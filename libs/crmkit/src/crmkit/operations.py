@@ -657,3 +657,23 @@ class OperationRunner:
 def _join(processes: Sequence[Any]) -> None:
     for process in processes:
         process.join(timeout=5)
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a service function that starts an operation returns: the PENDING operation it created
+    in its caller's unit of work, and `launch`, which the caller calls once that unit of work has
+    committed (the coordinator reads the row on connections of its own, so it must not start
+    before the row is there). A replayed request (same request_id) has nothing to launch::
+
+        async with self._db.unit_of_work() as uow:
+            started = await self._imports.start(uow=uow, ...)
+        started.launch()
+    """
+
+    operation: operation_pb2.Operation
+    launch: Callable[[], None] = _nothing

@@ -283,7 +283,7 @@ async def wire(runtime: Runtime[ProfileSettings]) -> list[ServiceBinding]:
         feed=runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds),
         imports=imports,
         operations=operations,
-        features=Features(db=kit.db, writer=feature_writer, repository=FeatureRepository(),
+        features=Features(writer=feature_writer, repository=FeatureRepository(),
                           idempotency=kit.idempotency, audit=kit.audit, operations=operations, runner=runner,
                           database_url=settings.database_url, feed_payload=feature_messages.to_proto,
                           describe=feature_messages.describe, result=feature_messages.result),
