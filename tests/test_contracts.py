@@ -53,6 +53,19 @@ def test_custom_telemetry_attributes_are_registered() -> None:
     assert all(re.fullmatch(r"crm\.[a-z_]+\.[a-z_]+", name) for name in REGISTRY)
 
 
+def test_every_registered_telemetry_attribute_is_set() -> None:
+    """A name in the registry that no code sets is a promise to dashboards nobody keeps."""
+    from crmkit import attributes
+
+    sources = "\n".join(p.read_text() for p in [*ROOT.glob("libs/crmkit/src/crmkit/*.py"),
+                                                *ROOT.glob("libs/crmkit/src/crmkit/**/*.py"),
+                                                *ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("gateway/src/**/*.py")]
+                        if p.name != "attributes.py")
+    constants = {name for name in vars(attributes) if name.isupper() and name != "REGISTRY"}
+    unset = sorted(name for name in constants if not re.search(rf"attributes\.{name}\b", sources))
+    assert unset == []
+
+
 RELEASE_TAG = "contracts-v1"
 
 

@@ -81,6 +81,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
+from crmkit import attributes
 from crmkit.db import Database
 from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
@@ -255,10 +256,17 @@ class ChangeFeed:
                 f"cursor {after_cursor} is older than the retained feed (purged through "
                 f"{encode_cursor(purged)}); resynchronise",
                 reason="CURSOR_EXPIRED", metadata={"purged_through": encode_cursor(purged)})
+        # The stream's span says where it started and, when it ends, how many events it served
+        # and the cursor it reached: enough to tell a stalled consumer from an idle feed.
+        span = trace.get_current_span()
+        span.set_attribute(attributes.FEED_CURSOR, after_cursor)
+        served = 0
         while not self._draining.is_set():
             batch = await self.read(after=after, resource_types=resource_types)
             if batch:
                 after = parse_cursor(batch[-1].cursor)
+                served += len(batch)
+                span.set_attributes({attributes.FEED_EVENTS: served, attributes.FEED_CURSOR: batch[-1].cursor})
                 yield batch
                 if len(batch) == self._batch_size:
                     continue
