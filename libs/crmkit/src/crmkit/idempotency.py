@@ -21,14 +21,12 @@ In a service::
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import sqlalchemy as sa
-from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 from sqlalchemy.dialects import postgresql as pg
 
@@ -126,24 +124,3 @@ class IdempotencyKeys:
         earlier = await self.claim(uow, principal=principal, request_id=request_id, request=request,
                                    method=method, resource_name=resource_name, field=field)
         return None if earlier is None else await replay(earlier)
-
-
-# The request of the RPC being served, bound by the kit's interceptor. Only for idempotency claims
-# in code that is not yet handed its request explicitly (profile, until it follows crmkit.db's rule):
-# everywhere else the servicer passes `request` down.
-_request: contextvars.ContextVar[Message | None] = contextvars.ContextVar("crm_request", default=None)
-_NO_REQUEST = empty_pb2.Empty()
-
-
-def current_request() -> Message:
-    """The unary request being served; outside one (background work, a client-streamed upload)
-    an empty message, so keys claimed there match on method alone, as they did before fingerprints."""
-    return _request.get() or _NO_REQUEST
-
-
-def bind_request(request: object) -> contextvars.Token[Message | None]:
-    return _request.set(request if isinstance(request, Message) else None)
-
-
-def reset_request(token: contextvars.Token[Message | None]) -> None:
-    _request.reset(token)
