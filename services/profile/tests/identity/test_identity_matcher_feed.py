@@ -54,7 +54,7 @@ async def a_matcher_round_after_now(db) -> None:  # type: ignore[no-untyped-def]
                 "SELECT greatest(xmin::text::bigint, xmax::text::bigint) FROM matcher_state"))).scalar()
         return int(stamp or 0) > now
 
-    await eventually(stamped_after, seconds=60, what="a matcher round begun after the mark")
+    await eventually(stamped_after, seconds=120, what="a matcher round begun after the mark")
     async with db.unit_of_work() as uow:  # waits for that round to commit
         await uow.execute(sa.text("SELECT 1 FROM matcher_state FOR UPDATE"))
 
@@ -90,7 +90,7 @@ async def test_a_change_committed_late_by_a_slow_transaction_is_still_matched(
                 i.ListMatchCandidatesRequest(customer=twin.name, match_rule=rule.name), metadata=ANALYST)
             return list(response.match_candidates)
 
-        found = await eventually(twin_candidates, seconds=60, what="the slow change's candidate")
+        found = await eventually(twin_candidates, seconds=120, what="the slow change's candidate")
         assert [list(c.customers) for c in found] == [[older.name, twin.name]]
     finally:
         await profile.DeleteMatchRule(i.DeleteMatchRuleRequest(name=rule.name), metadata=ADMIN)
