@@ -96,8 +96,8 @@ def definition_to_domain(message: attribute_pb2.AttributeDefinition, *, attribut
     return AttributeDefinition(
         attribute_id=attribute_id if attribute_id is not None else message.attribute_id,
         display_name=message.display_name, description=message.description,
-        value_type=ValueType(message.value_type) if message.value_type in iter(ValueType) else ValueType.UNSPECIFIED,
-        data_class=DataClass(message.data_class) if message.data_class in iter(DataClass) else DataClass.UNSPECIFIED,
+        value_type=ValueType(message.value_type) if message.value_type in set(ValueType) else ValueType.UNSPECIFIED,
+        data_class=DataClass(message.data_class) if message.data_class in set(DataClass) else DataClass.UNSPECIFIED,
         source_system=message.source_system, completeness_expected=message.completeness_expected, max_age=max_age,
         validation=Validation(
             pattern=rules.pattern, min_length=rules.min_length, max_length=rules.max_length,

@@ -29,9 +29,10 @@ ENUM_NAMES = {
 def _change_to_proto(view: FieldChangeView) -> history_pb2.FieldChange:
     c = view.change
     message = history_pb2.FieldChange(
-        name=f"customers/{c.customer_id}/fieldChanges/{c.entry_id}", field=c.field, kind=int(c.kind),
-        old_value=c.old, new_value=c.new, masked=view.masked, actor=c.actor, source=int(c.source),
-        source_system=c.source_system, origin=c.origin)
+        name=f"customers/{c.customer_id}/fieldChanges/{c.entry_id}", field=c.field,
+        kind=history_pb2.FieldChangeKind.ValueType(c.kind), old_value=c.old, new_value=c.new, masked=view.masked,
+        actor=c.actor, source=history_pb2.ChangeSource.ValueType(c.source), source_system=c.source_system,
+        origin=c.origin)
     set_timestamps(message, change_time=c.changed_at)
     return message
 

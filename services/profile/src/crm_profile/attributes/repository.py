@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -120,7 +121,7 @@ def _definition_row(definition: AttributeDefinition) -> dict[str, Any]:
     }
 
 
-def _definition_from_row(row: Mapping[str, Any]) -> AttributeDefinition:
+def _definition_from_row(row: RowMapping) -> AttributeDefinition:
     return AttributeDefinition(
         attribute_id=row["attribute_id"], display_name=row["display_name"], description=row["description"],
         value_type=ValueType(row["value_type"]), validation=_validation_from_json(row["validation"]),

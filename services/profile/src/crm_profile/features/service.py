@@ -51,6 +51,7 @@ from decimal import Decimal
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm.common.v1 import operation_pb2
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ERASED, MERGED
 from crm_profile.features import rules
@@ -239,7 +240,7 @@ class Features:
         return features
 
     async def start_recompute(self, *, customers: Sequence[str], changed_since: datetime | None, request_id: str,
-                              actor: Principal) -> Message:
+                              actor: Principal) -> operation_pb2.Operation:
         """Check the request, then start the run as an operation (idempotent for `request_id`)."""
         violations = Violations()
         customer_ids = rules.customer_ids_of(customers, violations)

@@ -267,8 +267,9 @@ def _cursor(decoded: object) -> tuple[int, str] | None:
         return None
     if isinstance(decoded, int):
         return decoded, ""
-    field_change_id, field = decoded  # type: ignore[misc]
-    return int(field_change_id), str(field)
+    if isinstance(decoded, list) and len(decoded) == 2:
+        return int(decoded[0]), str(decoded[1])
+    raise ValueError(f"not a field history cursor: {decoded!r}")  # tokens are signed: only a bug gets here
 
 
 def _stale_key(row: StaleRow) -> tuple[str, str, str]:

@@ -508,6 +508,7 @@ class Merges:
 
 def _with_relationship_end(customer: Customer, holdings: OpenState) -> Customer:
     """The customer with the `closed_on` its holdings call for (`holdings.rules.relationship_end`)."""
+    assert customer.onboarded_on is not None  # a stored customer has one (the column is NOT NULL)
     ref = CustomerRef(customer_id=customer.customer_id, relationship_manager_id=customer.relationship_manager_id,
                       onboarded_on=customer.onboarded_on, closed_on=customer.closed_on)
     changed, closed_on = holding_rules.relationship_end(ref, holdings)

@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf.message import Message
 from opentelemetry import trace
 
+from crm.common.v1 import operation_pb2
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.customers.model import Customer
 from crm_profile.history.rules import EnumNames
@@ -131,7 +132,7 @@ class Imports:
 
     # --- imports -----------------------------------------------------------------------------------------
 
-    async def start(self, *, spec: ImportSpec, actor: Principal) -> Message:
+    async def start(self, *, spec: ImportSpec, actor: Principal) -> operation_pb2.Operation:
         """Check everything that can be checked up front, then start the import operation."""
         violations = rules.check_request(spec, enum_values=self._enum_values)
         upload_id = _upload_id(spec.upload, violations)

@@ -228,6 +228,7 @@ class DataSubjectRequests:
                                               after=after, limit=rules.EXPORT_SECTION_ITEMS):
             yield page
             last = page[-1]
+            assert last.occur_time is not None  # a stored event has one (the column is NOT NULL)
             after = (last.occur_time, last.event_id)
 
     async def _changes_of(self, uow: UnitOfWork, customer: Customer, wanted: set[DataClass],

@@ -26,6 +26,7 @@ an RPC: like the kit's FeedConsumer they open their own unit of work per batch.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import uuid
 from collections.abc import Callable, Sequence
@@ -385,7 +386,7 @@ class Retention:
                                           payload=self._messages.customer(changed), actor=actor)
         return sum(touched.values())
 
-    async def _sources(self, uow: UnitOfWork, customer_id: str, *, lock: bool) -> list[Customer]:
+    async def _sources(self, uow: UnitOfWork, customer_id: str, *, lock: bool) -> builtins.list[Customer]:
         merged = []
         for source_id in (await self._erasure.merge_tree(uow, customer_id))[1:]:
             source = await self._customers.get(uow, source_id, for_update=lock)
