@@ -28,7 +28,7 @@ from crmkit.validation import Violations
 
 
 def _customer_id(name: str, violations: Violations) -> str:
-    return CUSTOMER.ids_in(name)[0] if CUSTOMER.check(name, "name", violations, required=True) else ""  # type: ignore[index]
+    return CUSTOMER.ids_in(name)[0] if CUSTOMER.check(name, "name", violations, required=True) else ""
 
 
 class PrivacyRpcs:

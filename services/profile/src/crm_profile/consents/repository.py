@@ -120,7 +120,7 @@ def _windows_to_json(windows: Sequence[ContactWindow]) -> list[dict[str, Any]]:
 
 
 def _windows_from_json(value: Sequence[Mapping[str, Any]]) -> tuple[ContactWindow, ...]:
-    return tuple(ContactWindow(days=tuple(w["days"]), start=tuple(w["start"]) or None,  # type: ignore[arg-type]
+    return tuple(ContactWindow(days=tuple(w["days"]), start=tuple(w["start"]) or None,
                                end=tuple(w["end"]) or None) for w in value)
 
 

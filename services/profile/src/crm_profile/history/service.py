@@ -93,7 +93,9 @@ class FieldHistory:
 
         A new record (`before` None) gets its one creation entry and no confirmation rows: its
         creation confirms every field it sets (see history.rules)."""
-        customer_id = (after or before).customer_id  # type: ignore[union-attr]
+        changed = after or before
+        assert changed is not None, "a change needs a before or an after"
+        customer_id = changed.customer_id
         if before is None:
             assert after is not None
             created = [rules.creation(after)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from crm_profile.consents.rules import ConsentConflict
 from crm_profile.customers.model import ExternalId
@@ -138,7 +139,7 @@ class Merge:
     merged_at: datetime | None = None
     unmerged_by: str = ""
     unmerged_at: datetime | None = None
-    undo: dict[str, object] = field(default_factory=dict, compare=False)
+    undo: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:
