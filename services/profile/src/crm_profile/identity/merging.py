@@ -91,7 +91,7 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 CONSENT_RECORD_TYPE = "crm.profile.v1.ConsentRecord"
@@ -111,12 +111,6 @@ class MergePayloads(Protocol):
     def relationship(self, relationship: Relationship) -> Message: ...
     def merge(self, merge: Merge) -> Message: ...
     def holding(self, holding: Holding) -> Message: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class MergePage:
-    merges: Sequence[Merge]
-    next_page_token: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,7 +468,7 @@ class Merges:
 
     async def list_merges(self, *, uow: UnitOfWork,
                           survivor_id: str | None, review_required: bool, state: int, page_size: int,
-                          page_token: str, actor: Principal) -> MergePage:
+                          page_token: str, actor: Principal) -> Page[Merge]:
         if state not in (0, 1, 2):
             raise InvalidArgument([FieldViolation("state", "is not a known MergeState")])
         limit = clamp_page_size(page_size)
@@ -487,13 +481,7 @@ class Merges:
             customer_rules.check_book(actor, found_customer)
         found = await self._merges.page(uow, survivor_id=survivor_id, review_required=review_required,
                                         state=state, after=tuple(after) if after else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        token = ""
-        if more:
-            last = page[-1]
-            assert last.merged_at is not None
-            token = self._page_tokens.encode([last.merged_at.isoformat(), str(last.merge_id)], query=query)
-        return MergePage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=_merge_key, query=query)
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -506,6 +494,12 @@ class Merges:
         """Write the customer row; its attributes and external ids (stored apart) are unchanged."""
         saved = await self._customers.update(uow, customer)
         return dataclasses.replace(saved, attributes=customer.attributes, external_ids=customer.external_ids)
+
+
+def _merge_key(merge: Merge) -> list[str]:
+    """Where a merge list's next page starts: after this merge, in (merged_at, merge_id) order."""
+    assert merge.merged_at is not None  # a listed merge is stored, and a stored one has its time
+    return [merge.merged_at.isoformat(), str(merge.merge_id)]
 
 
 def _stored(relationship_id: uuid.UUID | None) -> uuid.UUID:

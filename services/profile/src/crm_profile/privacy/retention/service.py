@@ -67,7 +67,7 @@ from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, name_of, parse_name
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
 log = get_logger("crm.profile.retention")
@@ -124,13 +124,12 @@ class Retention:
 
     # --- policies --------------------------------------------------------------------------------
 
-    async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str) -> tuple[list[RetentionPolicy], str]:
+    async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str) -> Page[RetentionPolicy]:
         limit = clamp_page_size(page_size)
         after = self._page_tokens.decode(page_token, query={"list": "retention_policies"})
         found = await self._repository.page(uow, after=after, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        token = self._page_tokens.encode(int(page[-1].data_class), query={"list": "retention_policies"}) if more else ""
-        return page, token
+        return self._page_tokens.page(found, limit=limit, key=lambda p: int(p.data_class),
+                                      query={"list": "retention_policies"})
 
     async def update(self, *, uow: UnitOfWork, slug: str, changes: PolicyChanges, paths: Sequence[str], etag: str,
                      actor: Principal) -> RetentionPolicy:
