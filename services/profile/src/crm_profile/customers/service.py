@@ -17,7 +17,7 @@ from crm_profile.customers import rules
 from crm_profile.customers.model import Customer, CustomerView
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.features import rules as feature_rules
-from crm_profile.features.service import FeatureWriter
+from crm_profile.features.writer import FeatureWriter
 from crm_profile.history.rules import API_SOURCE_SYSTEM
 from crm_profile.history.service import FieldHistory
 from crm_profile.tables import audit_record
@@ -148,7 +148,7 @@ class Customers:
                                            wanted=merged, previous=current)
         await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
         if self._features is not None and feature_rules.needs_recompute(current, updated):
-            await self._features.mark(uow, [updated.customer_id])
+            await self._features.mark(uow=uow, customer_ids=[updated.customer_id])
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.update", resource_name=updated.name,
             purpose=purpose.purpose, justification=purpose.justification,

@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import Customer
 from crm_profile.customers.repository import CustomerRepository
-from crm_profile.features.service import FeatureWriter
+from crm_profile.features.writer import FeatureWriter
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings import rules
 from crm_profile.holdings.model import CustomerRef, Holding, HoldingFilter
@@ -181,7 +181,7 @@ class Holdings:
 
     async def _recompute_features(self, *, uow: UnitOfWork, customer_id: str, actor: Principal) -> None:
         if self._features is not None:
-            await self._features.recompute(uow, [customer_id], actor=actor.subject, locked=True)
+            await self._features.recompute(uow=uow, customer_ids=[customer_id], actor=actor.subject, locked=True)
 
     async def _customer(self, *, uow: UnitOfWork, customer_id: str, actor: Principal,
                         lock: bool = False) -> CustomerRef:

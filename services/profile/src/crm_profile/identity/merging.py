@@ -49,7 +49,7 @@ from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ACTIVE, MERGED, Customer, CustomerView
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.vault import PersonalDataVault
-from crm_profile.features.service import FeatureWriter
+from crm_profile.features.writer import FeatureWriter
 from crm_profile.history.rules import ChangeSource
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings import rules as holding_rules
@@ -339,7 +339,7 @@ class Merges:
         events.append((stored.name, ChangeType.CHANGE_TYPE_CREATED, self._payloads.merge(stored), ""))
         await self._publish(uow, events, actor)
         if self._features is not None:
-            await self._features.mark(uow, [sid, src])
+            await self._features.mark(uow=uow, customer_ids=[sid, src])
         return updated, stored
 
     async def unmerge(self, *, uow: UnitOfWork, customer_id: str, etag: str, request_id: uuid.UUID | None,
@@ -454,7 +454,7 @@ class Merges:
         events.append((undone.name, ChangeType.CHANGE_TYPE_UPDATED, self._payloads.merge(undone), ""))
         await self._publish(uow, events, actor)
         if self._features is not None:
-            await self._features.mark(uow, [sid, src])
+            await self._features.mark(uow=uow, customer_ids=[sid, src])
         return restored_survivor, restored, undone
 
     async def _clashes(self, uow: UnitOfWork, link: Relationship) -> bool:
