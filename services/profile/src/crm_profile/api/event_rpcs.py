@@ -42,5 +42,5 @@ class EventRpcs:
                 uow=uow, customer_id=customer_id, narrowing=narrowing, page_size=request.page_size,
                 page_token=request.page_token, purpose=purpose_from(request.audit), actor=current_principal(),
             )
-        return eb.ListCustomerEventsResponse(events=[event_messages.to_proto(e) for e in page.events],
+        return eb.ListCustomerEventsResponse(events=[event_messages.to_proto(e) for e in page.items],
                                              next_page_token=page.next_page_token)

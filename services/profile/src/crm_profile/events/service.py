@@ -52,7 +52,7 @@ from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import Database, UnitOfWork
 from crmkit.errors import Aborted, NotFound
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 # The change-feed payload of a stored event (an encoded Any); made by the API layer, so this module
@@ -69,12 +69,6 @@ class IngestResult:
     rejected_count: int
     rejections: Sequence[Rejection]
     rejections_truncated: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class EventPage:
-    events: Sequence[Event]
-    next_page_token: str
 
 
 class _Tally:
@@ -271,7 +265,7 @@ class Events:
     async def list(
         self, *, uow: UnitOfWork, customer_id: str, narrowing: EventFilter, page_size: int, page_token: str,
         purpose: Purpose, actor: Principal,
-    ) -> EventPage:
+    ) -> Page[Event]:
         rules.validate_filter(narrowing)
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "types": list(narrowing.event_types), "channels": list(narrowing.channels),
@@ -286,16 +280,18 @@ class Events:
         found = await self._repository.page(
             uow, customer_ids=shown, narrowing=narrowing,
             after=(datetime.fromisoformat(after[0]), after[1]) if after is not None else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
         await self._audit.record(AuditEntry(principal=actor.subject, action="event.list",
                                             resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
                                             justification=purpose.justification))
-        last = page[-1] if more else None
-        token = (self._page_tokens.encode([last.occur_time.isoformat(), last.event_id], query=query)
-                 if last is not None and last.occur_time is not None else "")
-        return EventPage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=_event_key, query=query)
 
 
 def _trace_id() -> str:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def _event_key(event: Event) -> list[str]:
+    """Where an event list's next page starts: after this event, in (occur_time, event_id) order."""
+    assert event.occur_time is not None  # a stored event has one (the column is NOT NULL)
+    return [event.occur_time.isoformat(), event.event_id]

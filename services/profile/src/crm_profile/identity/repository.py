@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -58,7 +59,7 @@ def _criteria_to_json(rule: MatchRule) -> dict[str, Any]:
     }}
 
 
-def _rule_from_row(row: Mapping[str, Any]) -> MatchRule:
+def _rule_from_row(row: RowMapping) -> MatchRule:
     criteria = row["criteria"]
     fuzzy = None
     if "fuzzy" in criteria:
@@ -189,7 +190,7 @@ class MatchRepository:
         thousands of customers born on some day near anyone's birthday; cut in id order, the pool
         would drop a same-name candidate at random."""
         dates = set(birth_dates)
-        blocks = []
+        blocks: list[sa.ColumnElement[bool]] = []
         if name_key is not None:
             blocks.append(c.c.customer_id.in_(sa.select(nk.c.customer_id).where(nk.c.name_key == name_key)))
         if subject.birth_date is not None and subject.birth_date in dates:
@@ -274,7 +275,7 @@ def _similarities_to_json(similarities: Iterable[FieldSimilarity]) -> list[dict[
     return [{"field": s.field, "similarity": s.similarity} for s in similarities]
 
 
-def _candidate_from_row(row: Mapping[str, Any]) -> MatchCandidate:
+def _candidate_from_row(row: RowMapping) -> MatchCandidate:
     return MatchCandidate(
         candidate_id=row["match_candidate_id"], customer_ids=(row["customer_a"], row["customer_b"]),
         match_rule_id=row["match_rule_id"], score=row["score"],
@@ -367,10 +368,9 @@ class MergeRepository:
         confirmed = (await session.execute(sa.select(fcf.c.field, fcf.c.confirmed_at)
                                            .where(fcf.c.customer_id == customer_id))).all()
         found: dict[str, ValueOrigin] = {}
-        created = None
+        created = next((row for row in latest if row.field == history_rules.RECORD), None)
         for row in latest:
             if row.field == history_rules.RECORD:
-                created = row
                 continue
             path = row.field.split(".", 1)[0]
             current = found.get(path)
@@ -380,10 +380,10 @@ class MergeRepository:
             for field in history_rules.created_paths(created.new_text or ""):
                 found.setdefault(field.split(".", 1)[0],
                                  ValueOrigin(created.changed_at, created.changed_at, created.source_system))
-        for row in confirmed:
-            path = row.field.split(".", 1)[0]
+        for confirmation in confirmed:
+            path = confirmation.field.split(".", 1)[0]
             current = found.get(path, ValueOrigin())
-            latest = max(filter(None, (current.confirmed_at, row.confirmed_at)))
+            latest = max(filter(None, (current.confirmed_at, confirmation.confirmed_at)))
             found[path] = dataclasses.replace(current, confirmed_at=latest)
         return found
 
@@ -401,7 +401,7 @@ class MergeRepository:
 
     def restore(self, customer: Customer, snapshot: Mapping[str, Any]) -> Customer:
         """`customer` with the values of a snapshot of it."""
-        plain = {k: date.fromisoformat(v["date"]) if isinstance(v, dict) and "date" in v else v
+        plain: dict[str, Any] = {k: date.fromisoformat(v["date"]) if isinstance(v, dict) and "date" in v else v
                  for k, v in snapshot["plain"].items() if hasattr(customer, k)}
         sealed = {k: base64.b64decode(v) if isinstance(v, str) else v for k, v in snapshot["sealed"].items()}
         opened = self._vault.open({"customer_id": customer.customer_id, **sealed})
@@ -466,7 +466,7 @@ def _lineage_to_json(lineage: FieldLineage) -> dict[str, Any]:
             "value_time": lineage.value_time.isoformat() if lineage.value_time else None}
 
 
-def _merge_from_row(row: Mapping[str, Any]) -> Merge:
+def _merge_from_row(row: RowMapping) -> Merge:
     return Merge(
         merge_id=row["merge_id"], survivor_id=row["survivor_id"], source_id=row["source_id"], state=row["state"],
         field_lineage=tuple(FieldLineage(
