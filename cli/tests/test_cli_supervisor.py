@@ -9,7 +9,6 @@ import io
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -118,13 +117,8 @@ def group_members(pgid: int) -> set[int]:
 
 
 async def wait_until_gone(pgid: int, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        left = await asyncio.to_thread(group_members, pgid)
-        if not left:
-            return
-        assert time.monotonic() < deadline, f"still alive in process group {pgid}: {sorted(left)}"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: asyncio.to_thread(group_members, pgid), until=lambda left: not left, seconds=seconds,
+                     what=f"every process of group {pgid} gone")
 
 
 async def started_with_descendants(supervisor: Supervisor, tmp_path: Path, name: str, script: str,

@@ -131,3 +131,11 @@ async def test_a_read_only_unit_of_work_refuses_writes(db: Database) -> None:
         async with db.unit_of_work(read_only=True) as uow:
             await uow.execute(sa.insert(keys).values(principal="p", request_id=uuid.uuid4(), method="m",
                                                      resource_name="r"))
+
+
+async def test_both_ways_in_end_a_transaction_left_idle(db: Database) -> None:
+    """An idle open transaction would hold the change feed back; every connection has a timeout."""
+    async with db.unit_of_work(read_only=True) as uow:
+        assert await uow.scalar(sa.text("SHOW idle_in_transaction_session_timeout")) == "2min"
+    async with db.raw() as connection:
+        assert await connection.fetchval("SHOW idle_in_transaction_session_timeout") == "2min"

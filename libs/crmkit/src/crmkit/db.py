@@ -72,6 +72,19 @@ def metadata() -> sa.MetaData:
     return sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# A transaction left open and idle (a client that stalled mid-unit-of-work, a bug) holds back the
+# change feed: the outbox serves only below the oldest running transaction of the database
+# (crmkit.outbox). PostgreSQL ends such a session after this long; no unit of work of ours waits
+# on a client between statements for anywhere near it (a streamed export waits on its reader, which
+# gets two minutes between messages).
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 120_000
+
+
+def _server_settings(application_name: str) -> dict[str, str]:
+    return {"application_name": application_name,
+            "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS)}
+
+
 def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm") -> AsyncEngine:
     return create_async_engine(
         async_database_url(url),
@@ -82,7 +95,7 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm
         pool_pre_ping=False,
         # Errors must not quote statement parameters: they may be personal data.
         hide_parameters=True,
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={"server_settings": _server_settings(application_name)},
     )
 
 
@@ -103,7 +116,7 @@ class Database:
         engine = create_engine(url, pool_size=pool_size, application_name=application_name)
         raw_pool = await asyncpg.create_pool(
             plain_database_url(url), min_size=1, max_size=pool_size, reset=_end_open_transaction,
-            server_settings={"application_name": application_name})
+            server_settings=_server_settings(application_name))
         return cls(engine, raw_pool)
 
     @asynccontextmanager

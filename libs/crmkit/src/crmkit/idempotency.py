@@ -21,14 +21,12 @@ In a service::
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import sqlalchemy as sa
-from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 from sqlalchemy.dialects import postgresql as pg
 
@@ -83,7 +81,7 @@ class IdempotencyKeys:
 
     async def claim(
         self, uow: UnitOfWork, *, principal: str, request_id: uuid.UUID | None, request: Message, method: str,
-        resource_name: str,
+        resource_name: str, field: str = "request_id",
     ) -> str | None:
         """Record the key with the request's fingerprint; return the resource name of an earlier
         call with the same key and the same body, if any.
@@ -91,7 +89,8 @@ class IdempotencyKeys:
         A call without a key (`request_id` None, where the key is optional) claims nothing.
         The insert takes the key's row lock, so two concurrent retries serialise here and the
         second sees the first's committed answer. The same key with another method or another
-        body is INVALID_ARGUMENT on `request_id`.
+        body is INVALID_ARGUMENT on `field` (the key's path in the request, `request_id` unless
+        the key sits in a sub-message, such as an upload stream's `header.request_id`).
         """
         if request_id is None:
             return None
@@ -108,41 +107,20 @@ class IdempotencyKeys:
             .where(t.c.principal == principal, t.c.request_id == request_id)
         )).one()
         if earlier.method != method:
-            raise InvalidArgument([FieldViolation("request_id", "was already used for a different method")],
+            raise InvalidArgument([FieldViolation(field, "was already used for a different method")],
                                   reason="REQUEST_ID_REUSED")
         if earlier.request_fingerprint is not None and earlier.request_fingerprint != fingerprint:
             raise InvalidArgument([FieldViolation(
-                "request_id", "was already used for a request with a different body; use a new request_id")],
+                field, "was already used for a request with a different body; use a new request_id")],
                 reason="REQUEST_ID_REUSED")
         return str(earlier.resource_name)
 
     async def claim_or_replay(
         self, uow: UnitOfWork, *, principal: str, request_id: uuid.UUID | None, request: Message, method: str,
-        resource_name: str, replay: Callable[[str], Awaitable[T]],
+        resource_name: str, replay: Callable[[str], Awaitable[T]], field: str = "request_id",
     ) -> T | None:
         """`claim`, then for a repeated call the first answer, loaded by `replay(resource_name)`
         (which raises NOT_FOUND if the resource is gone); None when the caller should go ahead."""
         earlier = await self.claim(uow, principal=principal, request_id=request_id, request=request,
-                                   method=method, resource_name=resource_name)
+                                   method=method, resource_name=resource_name, field=field)
         return None if earlier is None else await replay(earlier)
-
-
-# The request of the RPC being served, bound by the kit's interceptor. Only for idempotency claims
-# in code that is not yet handed its request explicitly (profile, until it follows crmkit.db's rule):
-# everywhere else the servicer passes `request` down.
-_request: contextvars.ContextVar[Message | None] = contextvars.ContextVar("crm_request", default=None)
-_NO_REQUEST = empty_pb2.Empty()
-
-
-def current_request() -> Message:
-    """The unary request being served; outside one (background work, a client-streamed upload)
-    an empty message, so keys claimed there match on method alone, as they did before fingerprints."""
-    return _request.get() or _NO_REQUEST
-
-
-def bind_request(request: object) -> contextvars.Token[Message | None]:
-    return _request.set(request if isinstance(request, Message) else None)
-
-
-def reset_request(token: contextvars.Token[Message | None]) -> None:
-    _request.reset(token)

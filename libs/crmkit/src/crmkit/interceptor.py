@@ -38,7 +38,6 @@ from crmkit.auth import (
     reset_principal,
 )
 from crmkit.errors import DomainError, PermissionDenied, Unimplemented, internal_status, to_status
-from crmkit.idempotency import bind_request, reset_request
 from crmkit.logs import RpcLog, get_logger
 from crmkit.telemetry import traces_exported
 
@@ -159,7 +158,6 @@ class _GuardedMethod:
             code = _OK
             structlog.contextvars.bind_contextvars(rpc=self._method)
             method_token = bind_method(self._method)  # audit records name the method they were made in
-            request_token = bind_request(request)  # idempotency claims not yet handed it fingerprint it
             principal_token = trace_token = None
             try:
                 authorization, trace_token = self._read_metadata(context)
@@ -172,7 +170,6 @@ class _GuardedMethod:
                 if principal_token is not None:
                     reset_principal(principal_token)
                 reset_method(method_token)
-                reset_request(request_token)
                 self._record(code, started)
                 if trace_token is not None:
                     otel_context.detach(trace_token)

@@ -40,7 +40,8 @@ from crm_profile.events.repository import EventRepository, MonthPartitions
 from crm_profile.events.rules import IngestLimits
 from crm_profile.events.service import Events
 from crm_profile.features.repository import FeatureRepository
-from crm_profile.features.service import FeatureRefresher, Features, FeatureSettings, FeatureWriter
+from crm_profile.features.service import FeatureRefresher, Features
+from crm_profile.features.writer import FeatureSettings, FeatureWriter
 from crm_profile.history.repository import HistoryRepository
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings.repository import HoldingRepository
@@ -179,7 +180,7 @@ def build_features(runtime: Runtime[ProfileSettings], kit: ProfileKit, *, writer
     refresher = FeatureRefresher(db=kit.db, writer=writer, repository=FeatureRepository())
     refresher.start()
     runtime.on_close(refresher.close)
-    return Features(db=kit.db, writer=writer, repository=FeatureRepository(), idempotency=kit.idempotency,
+    return Features(writer=writer, repository=FeatureRepository(), idempotency=kit.idempotency,
                     audit=kit.audit, operations=operations, runner=runner,
                     database_url=runtime.settings.database_url, feed_payload=feature_messages.to_proto,
                     describe=feature_messages.describe, result=feature_messages.result)

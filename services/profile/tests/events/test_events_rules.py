@@ -101,6 +101,11 @@ def test_each_rule_names_its_field_and_reason(e: Event, expected: tuple[str, str
     assert problem(e) == expected
 
 
+def test_an_unknown_enum_number_is_named_as_unknown_not_missing() -> None:
+    found = rules.problem_of(event(channel=42), now=NOW, retention=RETENTION)
+    assert found is not None and (found.field, found.description) == ("channel", "42 is not a known EventChannel value")
+
+
 def test_descriptions_never_quote_the_offending_value() -> None:
     found = rules.problem_of(event(source_system="SECRET-VALUE"), now=NOW, retention=RETENTION)
     assert found is not None and "SECRET-VALUE" not in found.description

@@ -36,17 +36,22 @@ from crm_profile.identity.model import (
     SurvivorshipRule,
 )
 from crmkit.errors import InvalidArgument
+from crmkit.validation import Violations
 
 EARLY = datetime(2025, 1, 1, tzinfo=UTC)
 LATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def fields_of(violations: object) -> set[str]:
+def fields_of(violations: Violations) -> set[str]:
+    return set(problems_of(violations))
+
+
+def problems_of(violations: Violations) -> dict[str, str]:
     try:
-        violations.raise_if_any()  # type: ignore[attr-defined]
+        violations.raise_if_any()
     except InvalidArgument as error:
-        return {v.field for v in error.violations}
-    return set()
+        return {v.field: v.description for v in error.violations}
+    return {}
 
 
 def fuzzy_rule(**overrides: object) -> MatchRule:
@@ -88,6 +93,26 @@ def test_valid_rules_pass() -> None:
 ])
 def test_bad_rules_name_the_field(overrides: dict[str, object], field: str) -> None:
     assert field in fields_of(rules.validate_rule(fuzzy_rule(**overrides)))
+
+
+@pytest.mark.parametrize(("overrides", "field", "enum_name"), [
+    ({"action": 9}, "match_rule.action", "MatchAction"),
+    ({"fuzzy": None, "exact_key": 9}, "match_rule.exact.key", "MatchKey"),
+    ({"fuzzy": FuzzyCriteria((FuzzyComparison(9, EXACT, 1),), 0.5)}, "match_rule.fuzzy.comparisons[0].field",
+     "FuzzyField"),
+    ({"action": AUTO_MERGE, "fuzzy": None, "exact_key": KEY_MOBILE_PHONE,
+      "survivorship_rules": (SurvivorshipRule("email", 9),)}, "match_rule.survivorship_rules[0].strategy",
+     "SurvivorshipStrategy"),
+])
+def test_an_unknown_enum_number_is_named_as_unknown_not_missing(overrides: dict[str, object], field: str,
+                                                               enum_name: str) -> None:
+    assert problems_of(rules.validate_rule(fuzzy_rule(**overrides)))[field] == f"9 is not a known {enum_name} value"
+
+
+def test_an_unset_enum_is_still_required() -> None:
+    assert problems_of(rules.validate_rule(fuzzy_rule(action=0)))["match_rule.action"].startswith("is required")
+    found = problems_of(rules.validate_survivorship([SurvivorshipRule("email", 0)]))
+    assert found["survivorship_rules[0].strategy"].startswith("is required")
 
 
 def test_survivorship_rules_are_checked() -> None:

@@ -131,6 +131,18 @@ async def test_reusing_a_request_id_for_other_content_is_invalid(profile, import
     assert "header.request_id" in field_violations(raised.value)
 
 
+async def test_a_request_id_is_bound_to_the_whole_header_not_only_the_content(importer) -> None:
+    # A client stream has no one request: the header (name, format, size, digest) is what the
+    # key fingerprints, so the same bytes declared under another file name are another upload.
+    request_id = str(uuid.uuid4())
+    await importer.upload(DATA, request_id=request_id)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await importer.upload(DATA, request_id=request_id, file_name="renamed.csv")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(raised.value) == "REQUEST_ID_REUSED"
+    assert "header.request_id" in field_violations(raised.value)
+
+
 @pytest.mark.parametrize("role", [Role.ANALYST, Role.RELATIONSHIP_MANAGER, Role.CHANNEL_APP])
 async def test_only_the_platform_may_upload(role, importer, profile_service) -> None:
     count = row_counter(profile_service)
@@ -156,9 +168,11 @@ async def test_housekeeping_drops_expired_uploads_and_orphaned_scratch_tables(im
         await connection.execute(f"CREATE UNLOGGED TABLE {orphan} (line bigint)")
         await connection.execute("UPDATE import_upload SET expire_time = now() - interval '1 minute'"
                                  " WHERE upload_id = $1", uuid.UUID(upload.upload_id))
-        assert orphan in await repository.leftover_scratch(connection)
-        await repository.drop_tables(connection, await repository.leftover_scratch(connection))
-        assert await repository.purge_expired_uploads(connection) >= 1
+    async with runtime.db.unit_of_work() as uow:  # what a housekeeping round does
+        assert orphan in await repository.leftover_scratch(uow)
+        await repository.drop_tables(uow, await repository.leftover_scratch(uow))
+        assert await repository.purge_expired_uploads(uow) >= 1
+    async with runtime.db.raw() as connection:
         assert await connection.fetchval("SELECT count(*) FROM pg_tables WHERE tablename = $1", orphan) == 0
         assert await connection.fetchval("SELECT count(*) FROM import_upload_chunk WHERE upload_id = $1",
                                          uuid.UUID(upload.upload_id)) == 0

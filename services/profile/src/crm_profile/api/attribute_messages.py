@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from google.type import decimal_pb2
 
-from crm.profile.v1 import attribute_pb2
+from crm.profile.v1 import attribute_pb2, data_class_pb2
 from crm_profile.attributes.model import (
     AllowedValue,
     AttributeDefinition,
@@ -66,7 +66,7 @@ def value_to_proto(value: AttributeValue) -> attribute_pb2.AttributeValue:
     if value.type is ValueType.DECIMAL:
         message.decimal_value.value = value.canonical()
     elif value.type is ValueType.DATE:
-        message.date_value.CopyFrom(from_date(value.value))  # type: ignore[arg-type]
+        message.date_value.CopyFrom(from_date(value.value))
     elif value.type in _TYPE_MEMBERS:
         setattr(message, _TYPE_MEMBERS[value.type], value.value)
     return message
@@ -96,8 +96,8 @@ def definition_to_domain(message: attribute_pb2.AttributeDefinition, *, attribut
     return AttributeDefinition(
         attribute_id=attribute_id if attribute_id is not None else message.attribute_id,
         display_name=message.display_name, description=message.description,
-        value_type=ValueType(message.value_type) if message.value_type in iter(ValueType) else ValueType.UNSPECIFIED,
-        data_class=DataClass(message.data_class) if message.data_class in iter(DataClass) else DataClass.UNSPECIFIED,
+        value_type=ValueType(message.value_type) if message.value_type in set(ValueType) else ValueType.UNSPECIFIED,
+        data_class=DataClass(message.data_class) if message.data_class in set(DataClass) else DataClass.UNSPECIFIED,
         source_system=message.source_system, completeness_expected=message.completeness_expected, max_age=max_age,
         validation=Validation(
             pattern=rules.pattern, min_length=rules.min_length, max_length=rules.max_length,
@@ -113,7 +113,8 @@ def definition_to_proto(definition: AttributeDefinition) -> attribute_pb2.Attrib
     message = attribute_pb2.AttributeDefinition(
         name=definition.name, attribute_id=definition.attribute_id, etag=definition.etag,
         display_name=definition.display_name, description=definition.description,
-        value_type=int(definition.value_type), data_class=int(definition.data_class),  # type: ignore[arg-type]
+        value_type=attribute_pb2.AttributeValueType.ValueType(definition.value_type),
+        data_class=data_class_pb2.DataClass.ValueType(definition.data_class),
         source_system=definition.source_system, completeness_expected=definition.completeness_expected,
         validation=attribute_pb2.AttributeValidation(
             pattern=rules.pattern, min_length=rules.min_length, max_length=rules.max_length,

@@ -53,7 +53,7 @@ class AttributeRpcs:
                 uow=uow, page_size=request.page_size, page_token=request.page_token,
                                                data_class=request.data_class, source_system=request.source_system)
         return attribute_pb2.ListAttributeDefinitionsResponse(
-            attribute_definitions=[definition_to_proto(d) for d in page.definitions],
+            attribute_definitions=[definition_to_proto(d) for d in page.items],
             next_page_token=page.next_page_token)
 
     async def UpdateAttributeDefinition(

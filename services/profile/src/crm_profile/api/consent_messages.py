@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import timeofday_pb2
+from google.type import dayofweek_pb2, timeofday_pb2
 
 from crm.profile.v1 import consent_pb2
 from crm_profile.consents.model import (
@@ -67,10 +67,11 @@ def record_to_proto(record: ConsentRecord) -> consent_pb2.ConsentRecord:
     assert record.evidence is not None
     e = record.evidence
     message = consent_pb2.ConsentRecord(
-        name=record.name, record_id=str(record.record_id), purpose=record.purpose,  # type: ignore[arg-type]
-        channel=record.channel, decision=record.decision,  # type: ignore[arg-type]
+        name=record.name, record_id=str(record.record_id), purpose=consent_pb2.ConsentPurpose.ValueType(record.purpose),
+        channel=consent_pb2.ContactChannel.ValueType(record.channel),
+        decision=consent_pb2.ConsentDecision.ValueType(record.decision),
         evidence=consent_pb2.ConsentEvidence(
-            source=e.source, source_reference=e.source_reference,  # type: ignore[arg-type]
+            source=consent_pb2.ConsentSource.ValueType(e.source), source_reference=e.source_reference,
             effective_time=stamp(e.effective_at), text_version=e.text_version, recorded_by=e.recorded_by),
         expire_time=stamp(record.expire_at), record_time=stamp(record.recorded_at), recorder=record.recorder,
         origin_customer=record.origin_customer,
@@ -80,7 +81,9 @@ def record_to_proto(record: ConsentRecord) -> consent_pb2.ConsentRecord:
 
 def state_to_proto(state: ConsentState) -> consent_pb2.ConsentState:
     return consent_pb2.ConsentState(
-        purpose=state.purpose, channel=state.channel, status=state.status,  # type: ignore[arg-type]
+        purpose=consent_pb2.ConsentPurpose.ValueType(state.purpose),
+        channel=consent_pb2.ContactChannel.ValueType(state.channel),
+        status=consent_pb2.ConsentStatus.ValueType(state.status),
         effective_time=stamp(state.effective_at), expire_time=stamp(state.expire_at), record=state.record_name)
 
 
@@ -114,17 +117,17 @@ def preferences_to_domain(message: consent_pb2.ContactPreferences, *, customer_i
 def preferences_to_proto(preferences: ContactPreferences) -> consent_pb2.ContactPreferences:
     message = consent_pb2.ContactPreferences(
         name=preferences.name, etag=preferences.etag,
-        preferred_channels=list(preferences.preferred_channels),  # type: ignore[arg-type]
+        preferred_channels=[consent_pb2.ContactChannel.ValueType(c) for c in preferences.preferred_channels],
         time_zone=preferences.time_zone, language=preferences.language,
         do_not_contact=preferences.do_not_contact,
-        do_not_contact_reason=preferences.do_not_contact_reason,  # type: ignore[arg-type]
+        do_not_contact_reason=consent_pb2.DoNotContactReason.ValueType(preferences.do_not_contact_reason),
         do_not_contact_note=preferences.do_not_contact_note,
         do_not_contact_time=stamp(preferences.do_not_contact_at),
         do_not_contact_until=from_date(preferences.do_not_contact_until),
         update_time=stamp(preferences.updated_at),
     )
     for window in preferences.contact_windows:
-        added = message.contact_windows.add(days=list(window.days))  # type: ignore[arg-type]
+        added = message.contact_windows.add(days=[dayofweek_pb2.DayOfWeek.ValueType(d) for d in window.days])
         if window.start is not None:
             added.start_time.CopyFrom(timeofday_pb2.TimeOfDay(hours=window.start[0], minutes=window.start[1],
                                                               seconds=window.start[2], nanos=window.start[3]))

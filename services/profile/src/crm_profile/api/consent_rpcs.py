@@ -43,7 +43,7 @@ class ConsentRpcs:
                 channels=list(request.channels), page_size=request.page_size, page_token=request.page_token,
                 purpose=purpose_from(request.audit), actor=current_principal(),
             )
-        return pb.ListConsentsResponse(states=[consent_messages.state_to_proto(s) for s in page.states],
+        return pb.ListConsentsResponse(states=[consent_messages.state_to_proto(s) for s in page.items],
                                        next_page_token=page.next_page_token)
 
     async def ListConsentHistory(self, request: pb.ListConsentHistoryRequest, context: grpc.aio.ServicerContext
@@ -54,7 +54,7 @@ class ConsentRpcs:
                 channels=list(request.channels), page_size=request.page_size, page_token=request.page_token,
                 purpose=purpose_from(request.audit), actor=current_principal(),
             )
-        return pb.ListConsentHistoryResponse(consents=[consent_messages.record_to_proto(r) for r in page.records],
+        return pb.ListConsentHistoryResponse(consents=[consent_messages.record_to_proto(r) for r in page.items],
                                              next_page_token=page.next_page_token)
 
     async def GetContactPreferences(self, request: pb.GetContactPreferencesRequest,

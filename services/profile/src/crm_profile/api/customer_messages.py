@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from datetime import date
 from typing import Any
 
 from google.protobuf import json_format
-from google.type import postal_address_pb2
+from google.type import date_pb2, postal_address_pb2
 
 from crm.profile.v1 import customer_pb2
 from crm_profile.api.attribute_messages import value_to_proto, values_to_domain
@@ -16,9 +17,9 @@ from crmkit.validation import set_date, to_date
 from crmkit.values import set_timestamps
 
 
-def _date(value: object, field: str, violations: list[FieldViolation]):  # type: ignore[no-untyped-def]
+def _date(value: date_pb2.Date, field: str, violations: list[FieldViolation]) -> date | None:
     try:
-        return to_date(value)  # type: ignore[arg-type]
+        return to_date(value)
     except ValueError:
         violations.append(FieldViolation(field, "is not a real calendar date"))
         return None
@@ -68,17 +69,19 @@ def to_proto(view: CustomerView) -> customer_pb2.Customer:
     of the mapping together."""
     c = view.customer
     message = customer_pb2.Customer(
-        name=c.name, customer_id=c.customer_id, etag=c.etag, customer_type=c.customer_type,  # type: ignore[arg-type]
-        full_name=c.full_name, gender=c.gender, nationality=c.nationality,  # type: ignore[arg-type]
+        name=c.name, customer_id=c.customer_id, etag=c.etag,
+        customer_type=customer_pb2.CustomerType.ValueType(c.customer_type),
+        full_name=c.full_name, gender=customer_pb2.Gender.ValueType(c.gender), nationality=c.nationality,
         mobile_phone=c.mobile_phone, email=c.email, occupation=c.occupation,
-        kyc_status=c.kyc_status, risk_tolerance=c.risk_tolerance,  # type: ignore[arg-type]
+        kyc_status=customer_pb2.KycStatus.ValueType(c.kyc_status),
+        risk_tolerance=customer_pb2.RiskTolerance.ValueType(c.risk_tolerance),
         relationship_manager_id=c.relationship_manager_id, branch_id=c.branch_id,
         preferred_language=c.preferred_language, masked_fields=view.masked_fields,
-        state=c.state, merged_into=c.merged_into,  # type: ignore[arg-type]
+        state=customer_pb2.CustomerState.ValueType(c.state), merged_into=c.merged_into,
     )
     if c.id_number or c.id_type:
         document = message.id_document
-        document.type = c.id_type  # type: ignore[assignment]
+        document.type = customer_pb2.IdDocumentType.ValueType(c.id_type)
         document.number = c.id_number
         document.issuing_country = c.id_issuing_country
     if c.id_expires_on is not None:

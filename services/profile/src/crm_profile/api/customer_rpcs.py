@@ -51,7 +51,7 @@ class CustomerRpcs:
                 relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
                 purpose=purpose_from(request.audit), actor=current_principal(),
             )
-        return pb.ListCustomersResponse(customers=[customer_messages.to_proto(v) for v in page.customers],
+        return pb.ListCustomersResponse(customers=[customer_messages.to_proto(v) for v in page.items],
                                         next_page_token=page.next_page_token)
 
     async def UpdateCustomer(self, request: pb.UpdateCustomerRequest, context: grpc.aio.ServicerContext

@@ -96,8 +96,9 @@ def _money_proto(value: Money) -> money_pb2.Money:
 
 def to_proto(e: Event) -> event_pb2.CustomerEvent:
     message = event_pb2.CustomerEvent(
-        name=e.name, event_id=e.event_id, customer=f"customers/{e.customer_id}", event_type=e.event_type,  # type: ignore[arg-type]
-        channel=e.channel, source_system=e.source_system, branch_id=e.branch_id,  # type: ignore[arg-type]
+        name=e.name, event_id=e.event_id, customer=f"customers/{e.customer_id}",
+        event_type=event_pb2.EventType.ValueType(e.event_type),
+        channel=event_pb2.EventChannel.ValueType(e.channel), source_system=e.source_system, branch_id=e.branch_id,
         product_code=e.product_code, properties=e.properties,
         original_customer=f"customers/{e.original_customer_id}" if e.original_customer_id else "",
     )
@@ -108,8 +109,8 @@ def to_proto(e: Event) -> event_pb2.CustomerEvent:
     if e.transaction is not None:
         t = e.transaction
         detail = message.transaction
-        detail.direction = t.direction  # type: ignore[assignment]
-        detail.kind = t.kind  # type: ignore[assignment]
+        detail.direction = event_pb2.TransactionDirection.ValueType(t.direction)
+        detail.kind = event_pb2.TransactionKind.ValueType(t.kind)
         detail.holding = t.holding
         detail.merchant_category_code = t.merchant_category_code
         if t.amount is not None:
@@ -118,7 +119,7 @@ def to_proto(e: Event) -> event_pb2.CustomerEvent:
             detail.balance_after.CopyFrom(_money_proto(t.balance_after))
     elif e.application is not None:
         message.application.application_id = e.application.application_id
-        message.application.outcome = e.application.outcome  # type: ignore[assignment]
+        message.application.outcome = event_pb2.ApplicationOutcome.ValueType(e.application.outcome)
     elif e.login is not None:
         message.login.success = e.login.success
         message.login.method = e.login.method

@@ -29,9 +29,10 @@ ENUM_NAMES = {
 def _change_to_proto(view: FieldChangeView) -> history_pb2.FieldChange:
     c = view.change
     message = history_pb2.FieldChange(
-        name=f"customers/{c.customer_id}/fieldChanges/{c.entry_id}", field=c.field, kind=int(c.kind),
-        old_value=c.old, new_value=c.new, masked=view.masked, actor=c.actor, source=int(c.source),
-        source_system=c.source_system, origin=c.origin)
+        name=f"customers/{c.customer_id}/fieldChanges/{c.entry_id}", field=c.field,
+        kind=history_pb2.FieldChangeKind.ValueType(c.kind), old_value=c.old, new_value=c.new, masked=view.masked,
+        actor=c.actor, source=history_pb2.ChangeSource.ValueType(c.source), source_system=c.source_system,
+        origin=c.origin)
     set_timestamps(message, change_time=c.changed_at)
     return message
 
@@ -59,7 +60,7 @@ class HistoryRpcs:
                 start=interval.start_time.ToDatetime(tzinfo=UTC) if interval.HasField("start_time") else None,
                 end=interval.end_time.ToDatetime(tzinfo=UTC) if interval.HasField("end_time") else None,
                 purpose=purpose_from(request.audit), actor=current_principal())
-        return history_pb2.ListFieldChangesResponse(field_changes=[_change_to_proto(v) for v in page.changes],
+        return history_pb2.ListFieldChangesResponse(field_changes=[_change_to_proto(v) for v in page.items],
                                                     next_page_token=page.next_page_token)
 
     async def ListStaleFields(self, request: history_pb2.ListStaleFieldsRequest,
@@ -70,7 +71,7 @@ class HistoryRpcs:
                 customer_id=customer_id, page_size=request.page_size, page_token=request.page_token,
                 fields=list(request.fields), relationship_manager_id=request.relationship_manager_id,
                 branch_id=request.branch_id, purpose=purpose_from(request.audit), actor=current_principal())
-        return history_pb2.ListStaleFieldsResponse(stale_fields=[_stale_to_proto(s) for s in page.fields],
+        return history_pb2.ListStaleFieldsResponse(stale_fields=[_stale_to_proto(s) for s in page.items],
                                                    next_page_token=page.next_page_token)
 
     async def ConfirmFields(self, request: history_pb2.ConfirmFieldsRequest,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2, money_pb2
 
@@ -22,11 +23,11 @@ def _date(value: date_pb2.Date, field: str, bad: list[FieldViolation]) -> date |
         return None
 
 
-def _time(message: object, field: str, bad: list[FieldViolation]) -> datetime | None:
-    if not message.HasField(field):  # type: ignore[attr-defined]
+def _time(message: Message, field: str, bad: list[FieldViolation]) -> datetime | None:
+    if not message.HasField(field):
         return None
     try:
-        return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+        return getattr(message, field).ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
         bad.append(FieldViolation(f"holding.{field}", "is not a valid timestamp"))
         return None
@@ -62,13 +63,13 @@ def to_domain(message: holding_pb2.Holding, *, customer_id: str, holding_id: str
     return holding
 
 
-def filter_to_domain(request: object) -> HoldingFilter:
+def filter_to_domain(request: holding_pb2.ListHoldingsRequest) -> HoldingFilter:
     bad: list[FieldViolation] = []
     narrowing = HoldingFilter(
-        product_types=tuple(request.product_types),  # type: ignore[attr-defined]
-        statuses=tuple(request.statuses),  # type: ignore[attr-defined]
-        maturity_from=_date(request.maturity_date_from, "maturity_date_from", bad),  # type: ignore[attr-defined]
-        maturity_to=_date(request.maturity_date_to, "maturity_date_to", bad),  # type: ignore[attr-defined]
+        product_types=tuple(request.product_types),
+        statuses=tuple(request.statuses),
+        maturity_from=_date(request.maturity_date_from, "maturity_date_from", bad),
+        maturity_to=_date(request.maturity_date_to, "maturity_date_to", bad),
     )
     if bad:
         raise InvalidArgument(bad)
@@ -84,7 +85,8 @@ def _stamp(moment: datetime) -> Timestamp:
 def to_proto(h: Holding) -> holding_pb2.Holding:
     message = holding_pb2.Holding(
         name=h.name, holding_id=h.holding_id, etag=h.etag, product_code=h.product_code,
-        product_type=h.product_type, currency=h.currency, status=h.status,  # type: ignore[arg-type]
+        product_type=holding_pb2.ProductType.ValueType(h.product_type), currency=h.currency,
+        status=holding_pb2.HoldingStatus.ValueType(h.status),
         source_system=h.source_system,
     )
     if h.balance is not None:

@@ -52,7 +52,7 @@ class HoldingRpcs:
                 narrowing=holding_messages.filter_to_domain(request), page_size=request.page_size,
                 page_token=request.page_token, purpose=purpose_from(request.audit), actor=current_principal(),
             )
-        return hb.ListHoldingsResponse(holdings=[holding_messages.to_proto(h) for h in page.holdings],
+        return hb.ListHoldingsResponse(holdings=[holding_messages.to_proto(h) for h in page.items],
                                        next_page_token=page.next_page_token)
 
     async def UpdateHolding(self, request: hb.UpdateHoldingRequest, context: grpc.aio.ServicerContext

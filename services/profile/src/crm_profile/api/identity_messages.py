@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from google.protobuf.message import Message
 
-from crm.profile.v1 import identity_pb2
+from crm.profile.v1 import consent_pb2, customer_pb2, identity_pb2
 from crm_profile.api import consent_messages, customer_messages, holding_messages, relationship_messages
 from crm_profile.api.consent_messages import stamp
 from crm_profile.consents.model import ConsentRecord, ContactPreferences
@@ -50,12 +50,13 @@ def rule_to_domain(message: identity_pb2.MatchRule, *, match_rule_id: str | None
     )
 
 
-def survivorship_to_domain(messages: object) -> tuple[SurvivorshipRule, ...]:
-    return tuple(SurvivorshipRule(m.field, m.strategy, tuple(m.source_priority)) for m in messages)  # type: ignore[attr-defined]
+def survivorship_to_domain(messages: Iterable[identity_pb2.SurvivorshipRule]) -> tuple[SurvivorshipRule, ...]:
+    return tuple(SurvivorshipRule(m.field, m.strategy, tuple(m.source_priority)) for m in messages)
 
 
 def _survivorship_to_proto(rule: SurvivorshipRule) -> identity_pb2.SurvivorshipRule:
-    return identity_pb2.SurvivorshipRule(field=rule.field, strategy=rule.strategy,  # type: ignore[arg-type]
+    return identity_pb2.SurvivorshipRule(field=rule.field,
+                                         strategy=identity_pb2.SurvivorshipStrategy.ValueType(rule.strategy),
                                          source_priority=list(rule.source_priority))
 
 
@@ -63,17 +64,17 @@ def rule_to_proto(rule: MatchRule) -> identity_pb2.MatchRule:
     message = identity_pb2.MatchRule(
         name=rule.name, match_rule_id=rule.match_rule_id, etag=rule.etag, display_name=rule.display_name,
         description=rule.description, disabled=rule.disabled, priority=rule.priority,
-        action=rule.action,  # type: ignore[arg-type]
+        action=identity_pb2.MatchAction.ValueType(rule.action),
         survivorship_rules=[_survivorship_to_proto(s) for s in rule.survivorship_rules],
         create_time=stamp(rule.created_at), update_time=stamp(rule.updated_at),
     )
     if rule.exact_key is not None:
-        message.exact.key = rule.exact_key  # type: ignore[assignment]
+        message.exact.key = identity_pb2.MatchKey.ValueType(rule.exact_key)
     elif rule.fuzzy is not None:
         message.fuzzy.review_threshold = rule.fuzzy.review_threshold
         message.fuzzy.auto_merge_threshold = rule.fuzzy.auto_merge_threshold
         for c in rule.fuzzy.comparisons:
-            message.fuzzy.comparisons.add(field=c.field, method=c.method, weight=c.weight,  # type: ignore[arg-type]
+            message.fuzzy.comparisons.add(field=c.field, method=c.method, weight=c.weight,
                                           min_similarity=c.min_similarity)
     return message
 
@@ -87,7 +88,7 @@ def parse_candidate(name: str, field: str = "name") -> uuid.UUID:
 
 
 def _similarities(similarities: tuple[FieldSimilarity, ...]) -> list[identity_pb2.FieldSimilarity]:
-    return [identity_pb2.FieldSimilarity(field=s.field, similarity=s.similarity)  # type: ignore[arg-type]
+    return [identity_pb2.FieldSimilarity(field=identity_pb2.FuzzyField.ValueType(s.field), similarity=s.similarity)
             for s in similarities]
 
 
@@ -95,7 +96,8 @@ def candidate_to_proto(candidate: MatchCandidate) -> identity_pb2.MatchCandidate
     return identity_pb2.MatchCandidate(
         name=candidate.name, customers=[f"customers/{c}" for c in candidate.customer_ids],
         match_rule=f"matchRules/{candidate.match_rule_id}", score=candidate.score,
-        similarities=_similarities(candidate.similarities), state=candidate.state,  # type: ignore[arg-type]
+        similarities=_similarities(candidate.similarities),
+        state=identity_pb2.MatchCandidateState.ValueType(candidate.state),
         review_conflict=candidate.review_conflict, create_time=stamp(candidate.created_at),
         resolve_time=stamp(candidate.resolved_at), resolved_by=candidate.resolved_by, merge=candidate.merge_name,
     )
@@ -111,15 +113,20 @@ def match_to_proto(found: Match) -> identity_pb2.MatchResult:
 def merge_to_proto(merge: Merge) -> identity_pb2.Merge:
     return identity_pb2.Merge(
         name=merge.name, survivor=f"customers/{merge.survivor_id}", source=f"customers/{merge.source_id}",
-        state=merge.state,  # type: ignore[arg-type]
+        state=identity_pb2.MergeState.ValueType(merge.state),
         field_lineage=[identity_pb2.FieldLineage(
-            field=x.field, chosen_from=f"customers/{x.chosen_from}", strategy=x.strategy,  # type: ignore[arg-type]
+            field=x.field, chosen_from=f"customers/{x.chosen_from}",
+            strategy=identity_pb2.SurvivorshipStrategy.ValueType(x.strategy),
             source_system=x.source_system, value_time=stamp(x.value_time)) for x in merge.field_lineage],
         consent_conflicts=[identity_pb2.ConsentConflict(
-            purpose=x.purpose, channel=x.channel, survivor_status=x.survivor_status,  # type: ignore[arg-type]
-            source_status=x.source_status, result_status=x.result_status)  # type: ignore[arg-type]
+            purpose=consent_pb2.ConsentPurpose.ValueType(x.purpose),
+            channel=consent_pb2.ContactChannel.ValueType(x.channel),
+            survivor_status=consent_pb2.ConsentStatus.ValueType(x.survivor_status),
+            source_status=consent_pb2.ConsentStatus.ValueType(x.source_status),
+            result_status=consent_pb2.ConsentStatus.ValueType(x.result_status))
             for x in merge.consent_conflicts],
-        review_required=merge.review_required, review_reasons=list(merge.review_reasons),  # type: ignore[arg-type]
+        review_required=merge.review_required,
+        review_reasons=[identity_pb2.MergeReviewReason.ValueType(r) for r in merge.review_reasons],
         match_candidate=f"matchCandidates/{merge.match_candidate_id}" if merge.match_candidate_id else "",
         match_rule=f"matchRules/{merge.match_rule_id}" if merge.match_rule_id else "",
         merged_by=merge.merged_by, merge_time=stamp(merge.merged_at), unmerged_by=merge.unmerged_by,
@@ -127,10 +134,10 @@ def merge_to_proto(merge: Merge) -> identity_pb2.Merge:
     )
 
 
-def probe_to_domain(message: object) -> Customer:
+def probe_to_domain(message: customer_pb2.Customer) -> Customer:
     """A FindMatches probe: read as CreateCustomer reads a customer, bad fields named `probe.<field>`."""
     try:
-        return customer_messages.to_domain(message)  # type: ignore[arg-type]
+        return customer_messages.to_domain(message)
     except InvalidArgument as error:
         raise InvalidArgument([FieldViolation(v.field.replace("customer.", "probe.", 1), v.description)
                                for v in error.violations]) from None

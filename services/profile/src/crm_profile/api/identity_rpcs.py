@@ -45,7 +45,7 @@ class IdentityRpcs:
                              ) -> pb.ListMatchRulesResponse:
         async with self._db.unit_of_work(read_only=True) as uow:
             page = await self._identity.list_rules(uow=uow, page_size=request.page_size, page_token=request.page_token)
-        return pb.ListMatchRulesResponse(match_rules=[identity_messages.rule_to_proto(r) for r in page.rules],
+        return pb.ListMatchRulesResponse(match_rules=[identity_messages.rule_to_proto(r) for r in page.items],
                                          next_page_token=page.next_page_token)
 
     async def UpdateMatchRule(self, request: pb.UpdateMatchRuleRequest, context: grpc.aio.ServicerContext
@@ -90,7 +90,7 @@ class IdentityRpcs:
                 min_score=request.min_score, page_size=request.page_size, page_token=request.page_token,
             )
         return pb.ListMatchCandidatesResponse(
-            match_candidates=[identity_messages.candidate_to_proto(c) for c in page.candidates],
+            match_candidates=[identity_messages.candidate_to_proto(c) for c in page.items],
             next_page_token=page.next_page_token)
 
     async def DismissMatchCandidate(self, request: pb.DismissMatchCandidateRequest,
@@ -138,7 +138,7 @@ class IdentityRpcs:
                 review_required=request.review_required, state=request.state, page_size=request.page_size,
                 page_token=request.page_token, actor=current_principal(),
             )
-        return pb.ListMergesResponse(merges=[identity_messages.merge_to_proto(m) for m in page.merges],
+        return pb.ListMergesResponse(merges=[identity_messages.merge_to_proto(m) for m in page.items],
                                      next_page_token=page.next_page_token)
 
     async def LookupCustomer(self, request: pb.LookupCustomerRequest, context: grpc.aio.ServicerContext

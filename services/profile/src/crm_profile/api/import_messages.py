@@ -40,7 +40,7 @@ async def upload_chunks(messages: AsyncIterator[import_pb2.UploadImportFileReque
 def upload_to_proto(upload: Upload) -> import_pb2.ImportUpload:
     return import_pb2.ImportUpload(
         name=upload.name, upload_id=str(upload.upload_id), file_name=upload.file_name,
-        format=upload.format,  # type: ignore[arg-type]
+        format=import_pb2.ImportFileFormat.ValueType(upload.format),
         size_bytes=upload.size_bytes, sha256=upload.sha256, create_time=timestamp(upload.create_time),
         expire_time=timestamp(upload.expire_time))
 
@@ -64,5 +64,6 @@ def spec_of(request: import_pb2.ImportCustomersRequest) -> ImportSpec:
 def describe(spec: ImportSpec, upload: Upload, unmapped: Sequence[str]) -> import_pb2.ImportCustomersMetadata:
     """The operation's metadata."""
     return import_pb2.ImportCustomersMetadata(
-        upload=upload.name, format=upload.format, mode=spec.mode,  # type: ignore[arg-type]
+        upload=upload.name, format=import_pb2.ImportFileFormat.ValueType(upload.format),
+        mode=import_pb2.ImportMode.ValueType(spec.mode),
         validate_only=spec.validate_only, source_system=spec.source_system, unmapped_columns=list(unmapped))

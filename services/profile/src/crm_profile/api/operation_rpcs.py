@@ -1,5 +1,10 @@
 """Long-running operation RPCs of ProfileService (AIP-151): proto -> arguments, one kit call,
-the Operation proto back (the kit keeps operations as protos already)."""
+the Operation proto back (the kit keeps operations as protos already).
+
+These RPCs open no unit of work: `crmkit.operations.Operations` is the kit's own background
+machinery, which crmkit.db's rule lets run on `Database.raw()`; each of its calls owns its one
+statement (a cancel is a single UPDATE), and a watch polls on fresh connections so it holds no
+transaction open while it waits."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from datetime import UTC
 from google.protobuf.message import Message
 
 from crm.common.v1 import audit_pb2
-from crm.profile.v1 import audit_log_pb2, history_pb2, privacy_pb2, retention_pb2
+from crm.profile.v1 import audit_log_pb2, data_class_pb2, history_pb2, privacy_pb2, retention_pb2
 from crm_profile.api import (
     consent_messages,
     customer_messages,
@@ -44,7 +44,7 @@ def report_to_proto(report: ErasureReport) -> privacy_pb2.ErasureReport:
     if report.erase_time is not None:
         message.erase_time.CopyFrom(timestamp(report.erase_time))
     for entry in report.classes:
-        added = message.data_classes.add(data_class=int(entry.data_class), outcome=int(entry.outcome),  # type: ignore[arg-type]
+        added = message.data_classes.add(data_class=int(entry.data_class), outcome=int(entry.outcome),
                                          record_count=entry.record_count)
         set_timestamps(added, restricted_until=entry.restricted_until)
     return message
@@ -53,8 +53,10 @@ def report_to_proto(report: ErasureReport) -> privacy_pb2.ErasureReport:
 def field_change_to_proto(change: StoredChange) -> history_pb2.FieldChange:
     message = history_pb2.FieldChange(
         name=f"customers/{change.customer_id}/fieldChanges/{change.entry_id}", field=change.field,
-        kind=int(change.kind), old_value=change.old, new_value=change.new, masked=False,  # type: ignore[arg-type]
-        actor=change.actor, source=int(change.source), source_system=change.source_system,  # type: ignore[arg-type]
+        kind=history_pb2.FieldChangeKind.ValueType(change.kind), old_value=change.old, new_value=change.new,
+        masked=False,
+        actor=change.actor, source=history_pb2.ChangeSource.ValueType(change.source),
+        source_system=change.source_system,
         origin=change.origin)
     set_timestamps(message, change_time=change.changed_at)
     return message
@@ -74,7 +76,8 @@ def export_to_proto(part: ExportPart) -> privacy_pb2.ExportCustomerDataResponse:
         m = part.manifest
         message.manifest.CopyFrom(privacy_pb2.ExportManifest(
             export_id=str(m.export_id), customer=f"customers/{m.customer_id}",
-            snapshot_time=timestamp(m.snapshot_time), data_classes=[int(c) for c in m.data_classes]))  # type: ignore[misc]
+            snapshot_time=timestamp(m.snapshot_time),
+            data_classes=[data_class_pb2.DataClass.ValueType(c) for c in m.data_classes]))
     if part.customer is not None:
         message.customer.CopyFrom(customer_messages.to_proto(CustomerView(part.customer)))
     if part.preferences is not None:
@@ -107,10 +110,10 @@ def audit_record_to_proto(row: AuditRow) -> audit_log_pb2.AuditRecord:
     message = audit_log_pb2.AuditRecord(
         name=f"auditRecords/{row.seq}", sequence=row.seq, actor=row.principal, actor_roles=row.actor_roles,
         method=row.method,
-        action=audit_rules.action_of(row.action),  # type: ignore[arg-type]
-        customers=customers, purpose=_purpose_number(row.purpose),  # type: ignore[arg-type]
+        action=audit_log_pb2.AuditAction.ValueType(audit_rules.action_of(row.action)),
+        customers=customers, purpose=audit_pb2.AccessPurpose.ValueType(_purpose_number(row.purpose)),
         fields=row.fields, justification=row.justification,
-        outcome=_outcome_number(row.outcome),  # type: ignore[arg-type]
+        outcome=audit_log_pb2.AuditOutcome.ValueType(_outcome_number(row.outcome)),
         trace_id=row.trace_id, previous_hash=row.prev_hash.hex(), record_hash=row.hash.hex(), chain=row.chain_id,
         resource=row.resource_name, operation=row.action, hash_recipe=row.hash_recipe)
     set_timestamps(message, record_time=row.recorded_at)
@@ -146,7 +149,7 @@ def chain_check_to_proto(check: ChainCheck) -> audit_log_pb2.VerifyAuditChainRes
     return audit_log_pb2.VerifyAuditChainResponse(
         valid=check.valid, start_sequence=check.start_sequence, end_sequence=check.end_sequence,
         end_hash=check.end_hash.hex(), first_invalid_sequence=check.first_invalid_sequence,
-        failure=int(check.failure))  # type: ignore[arg-type]
+        failure=audit_log_pb2.AuditChainFailure.ValueType(check.failure))
 
 
 # --- retention -------------------------------------------------------------------------------------
@@ -154,9 +157,10 @@ def chain_check_to_proto(check: ChainCheck) -> audit_log_pb2.VerifyAuditChainRes
 
 def policy_to_proto(policy: RetentionPolicy) -> retention_pb2.RetentionPolicy:
     message = retention_pb2.RetentionPolicy(
-        name=policy.name, data_class=int(policy.data_class), etag=policy.etag,  # type: ignore[arg-type]
-        retention_period=duration(policy.retention), anchor=int(policy.anchor),  # type: ignore[arg-type]
-        action=int(policy.action), minimum_retention_period=duration(policy.minimum),  # type: ignore[arg-type]
+        name=policy.name, data_class=data_class_pb2.DataClass.ValueType(policy.data_class), etag=policy.etag,
+        retention_period=duration(policy.retention), anchor=retention_pb2.RetentionAnchor.ValueType(policy.anchor),
+        action=retention_pb2.RetentionAction.ValueType(policy.action),
+        minimum_retention_period=duration(policy.minimum),
         overrides_erasure=policy.overrides_erasure, legal_basis=policy.legal_basis)
     set_timestamps(message, update_time=policy.updated_at, last_purge_time=policy.last_purge_at)
     return message
@@ -171,13 +175,13 @@ def policy_changes(message: retention_pb2.RetentionPolicy) -> tuple[str, PolicyC
 
 
 def purge_metadata(classes: Sequence[DataClass], validate_only: bool) -> Message:
-    return retention_pb2.RunRetentionPurgeRequest(data_classes=[int(c) for c in classes],  # type: ignore[misc]
+    return retention_pb2.RunRetentionPurgeRequest(data_classes=[data_class_pb2.DataClass.ValueType(c) for c in classes],
                                                   validate_only=validate_only)
 
 
 def purge_result(result: PurgeResult) -> Message:
     return retention_pb2.RetentionPurgeResult(validate_only=result.validate_only, classes=[
-        retention_pb2.RetentionPurgeClassResult(data_class=int(c.data_class),  # type: ignore[arg-type]
+        retention_pb2.RetentionPurgeClassResult(data_class=data_class_pb2.DataClass.ValueType(c.data_class),
                                                 cutoff_time=timestamp(c.cutoff), deleted_count=c.deleted,
                                                 anonymised_count=c.anonymised)
         for c in result.classes])
@@ -187,7 +191,8 @@ def purge_result(result: PurgeResult) -> Message:
 
 
 def rotation_metadata(purpose: KeyPurpose, target_key_id: str, previous_key_ids: list[str]) -> Message:
-    return privacy_pb2.RotateEncryptionKeyMetadata(purpose=int(purpose), target_key_id=target_key_id,  # type: ignore[arg-type]
+    return privacy_pb2.RotateEncryptionKeyMetadata(purpose=privacy_pb2.KeyPurpose.ValueType(purpose),
+                                                   target_key_id=target_key_id,
                                                    previous_key_ids=previous_key_ids)
 
 

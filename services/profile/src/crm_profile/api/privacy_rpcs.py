@@ -28,7 +28,7 @@ from crmkit.validation import Violations
 
 
 def _customer_id(name: str, violations: Violations) -> str:
-    return CUSTOMER.ids_in(name)[0] if CUSTOMER.check(name, "name", violations, required=True) else ""  # type: ignore[index]
+    return CUSTOMER.ids_in(name)[0] if CUSTOMER.check(name, "name", violations, required=True) else ""
 
 
 class PrivacyRpcs:
@@ -82,7 +82,7 @@ class PrivacyRpcs:
                                               page_token=request.page_token, purpose=purpose_of(request.audit),
                                               actor=current_principal(), violations=bad)
         return audit_log_pb2.ListAuditRecordsResponse(
-            audit_records=[privacy_messages.audit_record_to_proto(r) for r in page.records],
+            audit_records=[privacy_messages.audit_record_to_proto(r) for r in page.items],
             next_page_token=page.next_page_token)
 
     async def VerifyAuditChain(self, request: audit_log_pb2.VerifyAuditChainRequest,
@@ -95,10 +95,10 @@ class PrivacyRpcs:
     async def ListRetentionPolicies(self, request: retention_pb2.ListRetentionPoliciesRequest,
                                     context: grpc.aio.ServicerContext) -> retention_pb2.ListRetentionPoliciesResponse:
         async with self._db.unit_of_work(read_only=True) as uow:
-            policies, token = await self._retention.list(uow=uow, page_size=request.page_size,
-                                                         page_token=request.page_token)
+            page = await self._retention.list(uow=uow, page_size=request.page_size, page_token=request.page_token)
         return retention_pb2.ListRetentionPoliciesResponse(
-            retention_policies=[privacy_messages.policy_to_proto(p) for p in policies], next_page_token=token)
+            retention_policies=[privacy_messages.policy_to_proto(p) for p in page.items],
+            next_page_token=page.next_page_token)
 
     async def UpdateRetentionPolicy(self, request: retention_pb2.UpdateRetentionPolicyRequest,
                                     context: grpc.aio.ServicerContext) -> retention_pb2.UpdateRetentionPolicyResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import Message
 
 from crm.profile.v1 import quality_pb2
 from crm_profile.quality.rules import FieldQuality, FieldThreshold, Thresholds
@@ -11,8 +12,8 @@ from crmkit.db import Database
 from crmkit.values import timestamp
 
 
-def _optional(message: object, name: str) -> float | None:
-    return getattr(message, name) if message.HasField(name) else None  # type: ignore[attr-defined]
+def _optional(message: Message, name: str) -> float | None:
+    return getattr(message, name) if message.HasField(name) else None
 
 
 def thresholds_to_domain(message: quality_pb2.QualityThresholds) -> Thresholds:
@@ -44,7 +45,7 @@ def _row_to_proto(row: FieldQuality) -> quality_pb2.FieldQuality:
         error_rate_percent=row.error_rate_percent, duplicate_value_count=row.duplicates,
         violations=[quality_pb2.RuleViolationCount(rule=rule, count=n) for rule, n in row.violations],
         min_completeness_percent=row.min_completeness_percent, max_error_rate_percent=row.max_error_rate_percent,
-        flags=list(row.flags))  # type: ignore[arg-type]
+        flags=[quality_pb2.QualityFlag.ValueType(f) for f in row.flags])
 
 
 class QualityRpcs:

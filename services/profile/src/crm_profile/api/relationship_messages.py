@@ -48,7 +48,8 @@ def to_domain(message: relationship_pb2.Relationship, *, customer_id: str) -> Re
 def to_proto(relationship: Relationship) -> relationship_pb2.Relationship:
     return relationship_pb2.Relationship(
         name=relationship.name, relationship_id=str(relationship.relationship_id),
-        related_customer=relationship.related_customer, type=relationship.type,  # type: ignore[arg-type]
+        related_customer=relationship.related_customer,
+        type=relationship_pb2.RelationshipType.ValueType(relationship.type),
         ownership_percent=None if relationship.ownership_percent is None
         else decimal_pb2.Decimal(value=str(relationship.ownership_percent.normalize())),
         guaranteed_holding=relationship.guaranteed_holding, start_date=from_date(relationship.start_date),

@@ -42,7 +42,7 @@ class RelationshipRpcs:
                 actor=current_principal(),
             )
         return pb.ListRelationshipsResponse(
-            relationships=[relationship_messages.to_proto(r) for r in page.relationships],
+            relationships=[relationship_messages.to_proto(r) for r in page.items],
             next_page_token=page.next_page_token)
 
     async def DeleteRelationship(self, request: pb.DeleteRelationshipRequest, context: grpc.aio.ServicerContext

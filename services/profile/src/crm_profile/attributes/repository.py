@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,13 +42,14 @@ def values_column() -> sa.ColumnElement[Any]:
     return sa.literal_column(VALUES_OF_CUSTOMER_SQL).label("attribute_values")
 
 
-def decode_values(vault: PersonalDataVault, customer_id: str, raw: object) -> dict[str, AttributeValue]:
+def decode_values(vault: PersonalDataVault, customer_id: str,
+                  raw: str | bytes | list[Any] | None) -> dict[str, AttributeValue]:
     """The values read through `VALUES_OF_CUSTOMER_SQL` (a JSON text or an already decoded list)."""
     if raw is None:
         return {}
     items = json.loads(raw) if isinstance(raw, str | bytes) else raw
     values: dict[str, AttributeValue] = {}
-    for attribute_id, value_type, text, number, flag, day, sealed in items:  # type: ignore[union-attr]
+    for attribute_id, value_type, text, number, flag, day, sealed in items:
         kind = ValueType(value_type)
         if sealed is not None:
             clear = vault.open_field(customer_id, history_field(attribute_id), base64.b64decode(sealed))
@@ -120,7 +122,7 @@ def _definition_row(definition: AttributeDefinition) -> dict[str, Any]:
     }
 
 
-def _definition_from_row(row: Mapping[str, Any]) -> AttributeDefinition:
+def _definition_from_row(row: RowMapping) -> AttributeDefinition:
     return AttributeDefinition(
         attribute_id=row["attribute_id"], display_name=row["display_name"], description=row["description"],
         value_type=ValueType(row["value_type"]), validation=_validation_from_json(row["validation"]),
@@ -232,7 +234,8 @@ class AttributeRepository:
         elif value.type in (ValueType.STRING, ValueType.ENUM):
             row["value_text"] = value.value
         elif value.type in (ValueType.INT, ValueType.DECIMAL):
-            row["value_number"] = Decimal(value.value)  # type: ignore[arg-type]
+            assert isinstance(value.value, int | Decimal)
+            row["value_number"] = Decimal(value.value)
         elif value.type is ValueType.BOOL:
             row["value_bool"] = value.value
         else:

@@ -220,7 +220,7 @@ def check_value(definition: AttributeDefinition, value: AttributeValue, *, today
         if rules.pattern and re.fullmatch(rules.pattern, raw) is None:
             return ValueProblem(VALIDATION_FAILED, RULE_PATTERN, f"must match the pattern {rules.pattern}")
     elif definition.value_type in (ValueType.INT, ValueType.DECIMAL):
-        return _check_number(definition, raw, rules)  # type: ignore[arg-type]
+        return _check_number(definition, raw, rules)
     elif definition.value_type is ValueType.DATE:
         assert isinstance(raw, date)
         if (rules.min_date and raw < rules.min_date) or (rules.max_date and raw > rules.max_date):

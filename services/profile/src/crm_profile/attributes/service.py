@@ -26,16 +26,10 @@ from crmkit.errors import AlreadyExists, FailedPrecondition, FieldViolation, Not
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
 FeedPayload = Callable[[Customer], Message]
-
-
-@dataclasses.dataclass(frozen=True)
-class DefinitionPage:
-    definitions: Sequence[AttributeDefinition]
-    next_page_token: str
 
 
 class CustomerValues:
@@ -122,15 +116,13 @@ class AttributeCatalogue:
         return _found(await self._repository.get_definition(uow, attribute_id), attribute_id)
 
     async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str, data_class: int,
-                   source_system: str) -> DefinitionPage:
+                   source_system: str) -> Page[AttributeDefinition]:
         limit = clamp_page_size(page_size)
         query = {"data_class": data_class, "source_system": source_system}
         after = self._page_tokens.decode(page_token, query=query)
         found = await self._repository.page_definitions(uow, after=after, limit=limit + 1,
                                                         data_class=data_class, source_system=source_system)
-        page, more = found[:limit], len(found) > limit
-        token = self._page_tokens.encode(page[-1].attribute_id, query=query) if more else ""
-        return DefinitionPage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=lambda d: d.attribute_id, query=query)
 
     async def update(self, *, uow: UnitOfWork, changes: AttributeDefinition, paths: Sequence[str], etag: str,
                      actor: Principal) -> AttributeDefinition:

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,7 +31,7 @@ _COUNTS = sa.or_(
 )
 
 
-def _record(row: Mapping[str, Any]) -> ConsentRecord:
+def _record(row: RowMapping) -> ConsentRecord:
     return ConsentRecord(
         record_id=row["record_id"], customer_id=row["customer_id"], origin_customer_id=row["origin_customer_id"],
         purpose=row["purpose"], channel=row["channel"], decision=row["decision"],
@@ -119,7 +120,7 @@ def _windows_to_json(windows: Sequence[ContactWindow]) -> list[dict[str, Any]]:
 
 
 def _windows_from_json(value: Sequence[Mapping[str, Any]]) -> tuple[ContactWindow, ...]:
-    return tuple(ContactWindow(days=tuple(w["days"]), start=tuple(w["start"]) or None,  # type: ignore[arg-type]
+    return tuple(ContactWindow(days=tuple(w["days"]), start=tuple(w["start"]) or None,
                                end=tuple(w["end"]) or None) for w in value)
 
 
@@ -136,7 +137,7 @@ class PreferenceRepository:
         return self._from_row(row._mapping, language)
 
     @staticmethod
-    def _from_row(row: Mapping[str, Any], language: str) -> ContactPreferences:
+    def _from_row(row: RowMapping, language: str) -> ContactPreferences:
         return ContactPreferences(
             customer_id=row["customer_id"], preferred_channels=tuple(row["preferred_channels"]),
             contact_windows=_windows_from_json(row["contact_windows"]), time_zone=row["time_zone"],

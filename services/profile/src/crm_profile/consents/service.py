@@ -32,7 +32,7 @@ from crmkit.errors import Aborted, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 
@@ -42,18 +42,6 @@ class ConsentPayloads(Protocol):
     def record(self, record: ConsentRecord) -> Message: ...
     def preferences(self, preferences: ContactPreferences) -> Message: ...
     def customer(self, customer: Customer) -> Message: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class StatePage:
-    states: Sequence[ConsentState]
-    next_page_token: str
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordPage:
-    records: Sequence[ConsentRecord]
-    next_page_token: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +131,7 @@ class Consents:
     async def list_states(
         self, *, uow: UnitOfWork, customer_id: str, purposes: Sequence[int], channels: Sequence[int], page_size: int,
         page_token: str, purpose: Purpose, actor: Principal,
-    ) -> StatePage:
+    ) -> Page[ConsentState]:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "purposes": sorted(purposes), "channels": sorted(channels)}
         after = self._page_tokens.decode(page_token, query=query)
@@ -152,24 +140,21 @@ class Consents:
         states = sorted(rules.derive(ledger, now=_now()).values(), key=lambda s: (s.purpose, s.channel))
         if after is not None:
             states = [s for s in states if [s.purpose, s.channel] > list(after)]
-        page, more = states[:limit], len(states) > limit
         await self._audit_read(actor, "consent.list", customer_id, purpose)
-        token = self._page_tokens.encode([page[-1].purpose, page[-1].channel], query=query) if more else ""
-        return StatePage(page, token)
+        return self._page_tokens.page(states, limit=limit, key=lambda s: [s.purpose, s.channel], query=query)
 
     async def history(
         self, *, uow: UnitOfWork, customer_id: str, purposes: Sequence[int], channels: Sequence[int], page_size: int,
         page_token: str, purpose: Purpose, actor: Principal,
-    ) -> RecordPage:
+    ) -> Page[ConsentRecord]:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "purposes": sorted(purposes), "channels": sorted(channels)}
         before = self._page_tokens.decode(page_token, query=query)
         await load_customer(self._customers, uow=uow, customer_id=customer_id, actor=actor)
         found = await self._ledger.history(uow, customer_id, purposes=purposes, channels=channels,
                                            before_seq=before, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
         await self._audit_read(actor, "consent.history", customer_id, purpose)
-        return RecordPage(page, self._page_tokens.encode(page[-1].seq, query=query) if more else "")
+        return self._page_tokens.page(found, limit=limit, key=lambda r: r.seq, query=query)
 
     async def get_preferences(self, *, uow: UnitOfWork, customer_id: str, purpose: Purpose,
                               actor: Principal) -> ContactPreferences:

@@ -39,11 +39,11 @@ def _with_extras(query: sa.Select[Any]) -> sa.Select[Any]:
         values_column(), sa.literal_column(_EXTERNAL_IDS_OF_CUSTOMER_SQL).label("external_id_values"))
 
 
-def _decode_external_ids(raw: object) -> tuple[ExternalId, ...]:
+def _decode_external_ids(raw: str | bytes | list[Any] | None) -> tuple[ExternalId, ...]:
     if raw is None:
         return ()
     items = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    return tuple(ExternalId(system, value) for system, value in items)  # type: ignore[union-attr]
+    return tuple(ExternalId(system, value) for system, value in items)
 
 
 class CustomerRepository:

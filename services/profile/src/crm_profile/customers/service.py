@@ -17,7 +17,7 @@ from crm_profile.customers import rules
 from crm_profile.customers.model import Customer, CustomerView
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.features import rules as feature_rules
-from crm_profile.features.service import FeatureWriter
+from crm_profile.features.writer import FeatureWriter
 from crm_profile.history.rules import API_SOURCE_SYSTEM
 from crm_profile.history.service import FieldHistory
 from crm_profile.tables import audit_record
@@ -29,7 +29,7 @@ from crmkit.errors import AlreadyExists, NotFound, PermissionDenied
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 from crmkit.validation import Violations
 
@@ -38,12 +38,6 @@ from crmkit.validation import Violations
 FeedPayload = Callable[[Customer], Message]
 # The feed's resource type of customer events (the proto message's full name).
 CUSTOMER_TYPE = "crm.profile.v1.Customer"
-
-
-@dataclasses.dataclass(frozen=True)
-class CustomerPage:
-    customers: Sequence[CustomerView]
-    next_page_token: str
 
 
 class Customers:
@@ -122,7 +116,7 @@ class Customers:
     async def list(
         self, *, uow: UnitOfWork, page_size: int, page_token: str, relationship_manager_id: str, branch_id: str,
         purpose: Purpose, actor: Principal,
-    ) -> CustomerPage:
+    ) -> Page[CustomerView]:
         if actor.is_relationship_manager_only:
             relationship_manager_id = actor.subject
         limit = clamp_page_size(page_size)
@@ -130,14 +124,13 @@ class Customers:
         after = self._page_tokens.decode(page_token, query=query)
         found = await self._repository.page(uow, after=after, limit=limit + 1,
                                             relationship_manager_id=relationship_manager_id, branch_id=branch_id)
-        page, more = found[:limit], len(found) > limit
-        views = [rules.view_for(actor, c) for c in page]
+        page = self._page_tokens.page(found, limit=limit, key=lambda c: c.customer_id, query=query)
+        views = [rules.view_for(actor, c) for c in page.items]
         await self._audit.record(*(AuditEntry(principal=actor.subject, action="customer.list",
                                               resource_name=view.customer.name, purpose=purpose.purpose,
                                               justification=purpose.justification, fields=view.clear_fields)
                                    for view in views))
-        token = self._page_tokens.encode(page[-1].customer_id, query=query) if more else ""
-        return CustomerPage(views, token)
+        return Page(views, page.next_page_token)
 
     async def update(
         self, *, uow: UnitOfWork, changes: Customer, paths: Sequence[str], etag: str, purpose: Purpose,
@@ -155,7 +148,7 @@ class Customers:
                                            wanted=merged, previous=current)
         await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
         if self._features is not None and feature_rules.needs_recompute(current, updated):
-            await self._features.mark(uow, [updated.customer_id])
+            await self._features.mark(uow=uow, customer_ids=[updated.customer_id])
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.update", resource_name=updated.name,
             purpose=purpose.purpose, justification=purpose.justification,

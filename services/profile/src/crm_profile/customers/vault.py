@@ -43,7 +43,7 @@ class PersonalDataVault:
         )
         return columns
 
-    def open(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def open(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         """Clear values of the personal fields of a stored row."""
         cid = row["customer_id"]
         values: dict[str, Any] = {}

@@ -35,6 +35,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
 
 from crm_profile.customers.model import MERGED
 from crm_profile.events import rules
@@ -43,6 +44,7 @@ from crm_profile.holdings import money
 from crm_profile.holdings.model import CustomerRef
 from crm_profile.identity.model import MERGE_ACTIVE
 from crmkit import outbox
+from crmkit.db import UnitOfWork
 from crmkit.outbox import ChangeType
 
 COLUMNS = (
@@ -111,11 +113,11 @@ _FILING = """
 # The customer and every customer merged into it (transitively) while the merge is in force.
 _MERGED_INTO = """
     WITH RECURSIVE merged (customer_id) AS (
-        SELECT $1::text
+        SELECT CAST(:customer_id AS text)
         UNION
         SELECT customer_merge.source_id
         FROM customer_merge JOIN merged ON customer_merge.survivor_id = merged.customer_id
-        WHERE customer_merge.state = $2
+        WHERE customer_merge.state = :active
     )
     SELECT customer_id FROM merged
 """
@@ -192,11 +194,11 @@ class IdsTaken(Exception):
 
 
 class EventRepository:
-    async def customer(self, connection: asyncpg.Connection, customer_id: str) -> CustomerRef | None:
-        row = await connection.fetchrow(
+    async def customer(self, uow: UnitOfWork, customer_id: str) -> CustomerRef | None:
+        row = (await uow.execute(sa.text(
             "SELECT customer_id, relationship_manager_id, onboarded_on, closed_on, state, merged_into FROM customer "
-            "WHERE customer_id = $1", customer_id)
-        return CustomerRef(**row) if row is not None else None
+            "WHERE customer_id = :customer_id"), {"customer_id": customer_id})).first()
+        return CustomerRef(**row._mapping) if row is not None else None
 
     async def filing(self, connection: asyncpg.Connection, customer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """For each of `customer_ids` that exists: the customer its events are filed under (itself,
@@ -206,9 +208,10 @@ class EventRepository:
         rows = await connection.fetch(_FILING, SEPARATOR.join(customer_ids), MERGED)
         return {sent: (customer_id, state) for sent, customer_id, state in rows}
 
-    async def merged_into(self, connection: asyncpg.Connection, customer_id: str) -> list[str]:
+    async def merged_into(self, uow: UnitOfWork, customer_id: str) -> list[str]:
         """`customer_id` and the customers merged into it, whose events it shows as its own."""
-        return [row[0] for row in await connection.fetch(_MERGED_INTO, customer_id, MERGE_ACTIVE)]
+        rows = await uow.execute(sa.text(_MERGED_INTO), {"customer_id": customer_id, "active": MERGE_ACTIVE})
+        return [row[0] for row in rows]
 
     async def claim_ids(self, connection: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
         """Record the events' ids in the ledger; the ids that were new (the others are duplicates).
@@ -246,23 +249,26 @@ class EventRepository:
         await outbox.bulk_append(connection, _STAGED_FEED)
 
     async def page(
-        self, connection: asyncpg.Connection, *, customer_ids: Sequence[str], narrowing: EventFilter,
+        self, uow: UnitOfWork, *, customer_ids: Sequence[str], narrowing: EventFilter,
         after: tuple[datetime, str] | None, limit: int,
     ) -> list[Event]:
         """The events of `customer_ids` (a customer and those merged into it), newest `occur_time`
         first, ties by `event_id`."""
-        # One customer (the usual case) as `=`, so the index scan returns rows already in order.
-        conditions, args = (["customer_id = $1"], [customer_ids[0]]) if len(customer_ids) == 1 else (
-            ["customer_id = ANY($1::text[])"], [list(customer_ids)])
+        args: dict[str, Any] = {}
 
         def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
+            name = f"p{len(args)}"
+            args[name] = value
+            return f":{name}"
+
+        # One customer (the usual case) as `=`, so the index scan returns rows already in order.
+        conditions = ([f"customer_id = {arg(customer_ids[0])}"] if len(customer_ids) == 1 else
+                      [f"customer_id = ANY(CAST({arg(list(customer_ids))} AS text[]))"])
 
         if narrowing.event_types:
-            conditions.append(f"event_type = ANY({arg(list(narrowing.event_types))}::smallint[])")
+            conditions.append(f"event_type = ANY(CAST({arg(list(narrowing.event_types))} AS smallint[]))")
         if narrowing.channels:
-            conditions.append(f"channel = ANY({arg(list(narrowing.channels))}::smallint[])")
+            conditions.append(f"channel = ANY(CAST({arg(list(narrowing.channels))} AS smallint[]))")
         if narrowing.occur_from is not None:
             conditions.append(f"occur_time >= {arg(narrowing.occur_from)}")
         if narrowing.occur_to is not None:
@@ -272,7 +278,7 @@ class EventRepository:
             conditions.append(f"occur_time <= {at} AND (occur_time < {at} OR event_id > {event_id})")
         sql = (f"SELECT * FROM {TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608 - fixed fragments
                f"ORDER BY occur_time DESC, event_id LIMIT {int(limit)}")
-        return [_from_row(row) for row in await connection.fetch(sql, *args)]
+        return [_from_row(row._mapping) for row in await uow.execute(sa.text(sql), args)]
 
 
 class MonthPartitions:

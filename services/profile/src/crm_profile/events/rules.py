@@ -39,7 +39,7 @@ from crm_profile.holdings.money import Money
 from crm_profile.privacy.retention.model import RetentionAnchor, RetentionPolicy
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.resources import ID_PATTERN
-from crmkit.validation import Violations
+from crmkit.validation import Violations, unknown_enum
 
 MAX_BATCH = 1000  # the contract's most events per IngestEventsRequest; a deployment may allow fewer
 MAX_REJECTIONS = 1000
@@ -202,7 +202,7 @@ def problem_of(event: Event, *, now: datetime, retention: Retention, max_skew: t
 def _enum_problem(field: str, value: int, enum: str) -> Problem:
     if value == 0:
         return Problem(field, "REQUIRED", f"is required: a known {enum}")
-    return Problem(field, "OUT_OF_RANGE", f"is not a known {enum}")
+    return Problem(field, "OUT_OF_RANGE", unknown_enum(value, enum))
 
 
 def _detail_problem(event: Event, kind: int) -> Problem | None:

@@ -50,9 +50,9 @@ from crm_profile.events.repository import EventRepository, IdsTaken, MonthPartit
 from crm_profile.privacy.retention.repository import RetentionRepository
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
-from crmkit.db import Database
+from crmkit.db import Database, UnitOfWork
 from crmkit.errors import Aborted, NotFound
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 # The change-feed payload of a stored event (an encoded Any); made by the API layer, so this module
@@ -69,12 +69,6 @@ class IngestResult:
     rejected_count: int
     rejections: Sequence[Rejection]
     rejections_truncated: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class EventPage:
-    events: Sequence[Event]
-    next_page_token: str
 
 
 class _Tally:
@@ -136,6 +130,14 @@ class Events:
             await self._partitions.ensure(connection, [this_month, rules.next_month(this_month)])
 
     async def ingest(self, *, batches: AsyncIterable[Batch], actor: Principal) -> IngestResult:
+        """The whole ingest call; the one events use case that takes no unit of work.
+
+        It is crmkit.db's documented exception for COPY-based bulk work: each batch commits on
+        its own (an OK means every accepted event is durable; a failure keeps the batches before
+        it), so no one transaction can span the call. Who opens and commits: this function, a
+        read-only unit of work for the retention policies when the call starts, then in `_store`
+        one raw connection and `connection.transaction()` per batch, committed as it ends.
+        """
         # The policies as they are when the call starts: a change applies from the next call.
         async with self._db.unit_of_work(read_only=True) as session:
             retention = rules.retention_of(await self._policies.policies(session))
@@ -229,6 +231,7 @@ class Events:
         rejections: list[Rejection] = []
         fresh: list[Event] = []
         known: list[Event] = []
+        # The batch's own transaction on a raw connection (the documented exception, see `ingest`).
         async with connection.transaction():
             await self._repository.prepare(connection)
             filing = await self._repository.filing(connection, sorted({e.sent_customer_id for _, e in screened}))
@@ -260,34 +263,35 @@ class Events:
         return len(fresh), len(known), rejections
 
     async def list(
-        self, *, customer_id: str, narrowing: EventFilter, page_size: int, page_token: str, purpose: Purpose,
-        actor: Principal,
-    ) -> EventPage:
+        self, *, uow: UnitOfWork, customer_id: str, narrowing: EventFilter, page_size: int, page_token: str,
+        purpose: Purpose, actor: Principal,
+    ) -> Page[Event]:
         rules.validate_filter(narrowing)
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "types": list(narrowing.event_types), "channels": list(narrowing.channels),
                  "from": narrowing.occur_from, "to": narrowing.occur_to}
         after = self._page_tokens.decode(page_token, query=query)
-        async with self._db.raw() as connection:
-            customer = await self._repository.customer(connection, customer_id)
-            if customer is None:
-                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            customer_rules.check_book(actor, customer)
-            customer_rules.ensure_active(customer)
-            shown = await self._repository.merged_into(connection, customer_id)
-            found = await self._repository.page(
-                connection, customer_ids=shown, narrowing=narrowing,
-                after=(datetime.fromisoformat(after[0]), after[1]) if after is not None else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
+        customer = await self._repository.customer(uow, customer_id)
+        if customer is None:
+            raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+        customer_rules.check_book(actor, customer)
+        customer_rules.ensure_active(customer)
+        shown = await self._repository.merged_into(uow, customer_id)
+        found = await self._repository.page(
+            uow, customer_ids=shown, narrowing=narrowing,
+            after=(datetime.fromisoformat(after[0]), after[1]) if after is not None else None, limit=limit + 1)
         await self._audit.record(AuditEntry(principal=actor.subject, action="event.list",
                                             resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
                                             justification=purpose.justification))
-        last = page[-1] if more else None
-        token = (self._page_tokens.encode([last.occur_time.isoformat(), last.event_id], query=query)
-                 if last is not None and last.occur_time is not None else "")
-        return EventPage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=_event_key, query=query)
 
 
 def _trace_id() -> str:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def _event_key(event: Event) -> list[str]:
+    """Where an event list's next page starts: after this event, in (occur_time, event_id) order."""
+    assert event.occur_time is not None  # a stored event has one (the column is NOT NULL)
+    return [event.occur_time.isoformat(), event.event_id]

@@ -57,7 +57,7 @@ class CustomerFeatures:
         return f"customers/{self.customer_id}/holdings/{self.next_maturing_holding_id}"
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> CustomerFeatures:
+    def from_row(cls, row: Mapping[Any, Any]) -> CustomerFeatures:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 

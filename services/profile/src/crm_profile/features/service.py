@@ -40,115 +40,52 @@ overwrites a newer result with an older one.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ERASED, MERGED
-from crm_profile.features import rules
-from crm_profile.features.model import CREATED, DELETED, UPDATED, Change, CustomerFeatures, RecomputeOutcome
+from crm_profile.features import rules, worker
+from crm_profile.features.model import CustomerFeatures, RecomputeOutcome
 from crm_profile.features.repository import FeatureRepository
-from crm_profile.holdings import rules as holding_rules
+from crm_profile.features.writer import FeaturePayload, FeatureSettings, FeatureWriter, RecomputeJob
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
-from crmkit.db import Database
+from crmkit.db import Database, UnitOfWork
 from crmkit.errors import NotFound
-from crmkit.idempotency import IdempotencyKeys, current_request, parse_request_id
+from crmkit.idempotency import IdempotencyKeys
 from crmkit.logs import get_logger
-from crmkit.operations import OperationRunner, Operations, RunningOperation
-from crmkit.outbox import ChangeType, Outbox
+from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, name_of, parse_name
 from crmkit.resources import Purpose
 from crmkit.validation import Violations
+
+# The wiring builds these from here as well (one import for the feature parts).
+__all__ = ["FeatureRefresher", "FeatureSettings", "FeatureWriter", "Features"]
 
 log = get_logger("crm.profile.features")
 
 KIND = "profile.recompute_features"
-FEATURES_TYPE = "crm.profile.v1.CustomerFeatures"
 REFRESHER = "system:features"
 # The largest share of its time the refresher spends recomputing while marks keep coming.
 BUSY_SHARE = 0.25
-_CHANGE_TYPES = {CREATED: ChangeType.CHANGE_TYPE_CREATED, UPDATED: ChangeType.CHANGE_TYPE_UPDATED}
 
-# Made by the API layer, so this module stays free of generated protos.
-FeaturePayload = Callable[[CustomerFeatures], Message]
 # Operation.metadata of a run: the customers' names and `changed_since` as the request had them.
 Describe = Callable[[Sequence[str], datetime | None], Message]
 # Operation.response of a finished run.
 Result = Callable[[RecomputeOutcome], Message]
 
 
-@dataclasses.dataclass(frozen=True)
-class FeatureSettings:
-    reporting_currency: str = "CNY"
-    # Units of the reporting currency per unit of another (the holdings' reference rates).
-    rates: Mapping[str, Decimal] = dataclasses.field(default_factory=dict)
-    rfm_window_days: int = rules.DEFAULT_WINDOW_DAYS
-    # Customers per statement (and per transaction) of the refresher and the batch run.
-    batch_size: int = 1000
-    refresh_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        holding_rules.check_rates(self.reporting_currency, self.rates)
-        rules.check_window(self.rfm_window_days)
-
-    @functools.cached_property
-    def currency(self) -> rules.Currency:
-        return rules.Currency.of(self.reporting_currency, self.rates)
-
-    def windows(self, now: datetime | None = None) -> rules.Windows:
-        return rules.Windows.of(now or datetime.now(UTC), rfm_window_days=self.rfm_window_days)
-
-
-class FeatureWriter:
-    """Recomputes features inside the caller's transaction and publishes the material changes.
-    Holds no connection: the batch worker process builds its own from the same parts."""
-
-    def __init__(self, *, repository: FeatureRepository, outbox: Outbox, settings: FeatureSettings,
-                 feed_payload: FeaturePayload) -> None:
-        self._repository = repository
-        self._outbox = outbox
-        self.settings = settings
-        self._feed_payload = feed_payload
-
-    async def recompute(self, session: AsyncConnection, customer_ids: Sequence[str], *, actor: str,
-                        locked: bool = False, now: datetime | None = None) -> RecomputeOutcome:
-        """Recompute these customers (at most a batch; inactive ones lose their features), in the
-        caller's transaction, with a change event for each material change. `locked`: the caller
-        holds the customers' row locks already (it changed their holdings)."""
-        ids = sorted(set(customer_ids))
-        if not ids:
-            return RecomputeOutcome(0, 0)
-        if not locked:
-            await self._repository.lock(session, ids)
-        changes = await self._repository.recompute(session, ids, windows=self.settings.windows(now),
-                                                   currency=self.settings.currency)
-        return await self.publish(session, changes, actor=actor)
-
-    async def publish(self, session: AsyncConnection, changes: Sequence[Change], *, actor: str) -> RecomputeOutcome:
-        upserts = [(f"customers/{c.customer_id}/features", _CHANGE_TYPES[c.published], self._feed_payload(c.features))
-                   for c in changes if c.features is not None and c.published is not None]
-        deletions = [(f"customers/{c.customer_id}/features", ChangeType.CHANGE_TYPE_DELETED, None)
-                     for c in changes if c.published == DELETED]
-        await self._outbox.append_many(session, upserts, actor=actor, resource_type=FEATURES_TYPE)
-        await self._outbox.append_many(session, deletions, actor=actor, resource_type=FEATURES_TYPE)
-        return RecomputeOutcome(customer_count=sum(1 for c in changes if c.features is not None),
-                                changed_count=len(upserts) + len(deletions))
-
-    async def mark(self, session: AsyncConnection, customer_ids: Sequence[str]) -> None:
-        """Have the refresher recompute these customers once the caller's transaction commits."""
-        await self._repository.mark(session, customer_ids)
-
-
 class FeatureRefresher:
-    """Recomputes the customers marked by event ingest (and other writers), a batch at a time."""
+    """Recomputes the customers marked by event ingest (and other writers), a batch at a time.
+
+    Background work no RPC starts, so it opens its own unit of work (crmkit.db's rule): one per
+    batch, in which the marks are taken and the customers recomputed and published, committed
+    together (a failed batch leaves its marks)."""
 
     def __init__(self, *, db: Database, writer: FeatureWriter, repository: FeatureRepository) -> None:
         self._db = db
@@ -165,10 +102,10 @@ class FeatureRefresher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def refresh(self) -> int:
-        """One batch of marked customers, recomputed in one transaction; how many there were."""
-        async with self._db.unit_of_work() as session:
-            customer_ids = await self._repository.claim_marks(session, customers=self._writer.settings.batch_size)
-            await self._writer.recompute(session, customer_ids, actor=REFRESHER)
+        """One batch of marked customers, recomputed in one unit of work; how many there were."""
+        async with self._db.unit_of_work() as uow:
+            customer_ids = await self._repository.claim_marks(uow, customers=self._writer.settings.batch_size)
+            await self._writer.recompute(uow=uow, customer_ids=customer_ids, actor=REFRESHER)
         return len(customer_ids)
 
     async def _refresh_forever(self) -> None:
@@ -187,28 +124,16 @@ class FeatureRefresher:
             await asyncio.sleep(rest if full else max(rest, settings.refresh_seconds))
 
 
-@dataclasses.dataclass(frozen=True)
-class RecomputeJob:
-    """One batch run, as its worker process sees it (picklable values only)."""
-
-    operation_id: uuid.UUID
-    database_url: str
-    customer_ids: tuple[str, ...]
-    changed_since: datetime | None
-    settings: FeatureSettings
-    feed_payload: FeaturePayload
-    actor: str
-
-
 class Features:
-    """The feature use cases. Methods are keyword-only and take the calling principal."""
+    """The feature use cases. Methods are keyword-only, take the caller's unit of work first
+    (crmkit.db's rule: the servicer opens it, nothing here opens or commits) and the calling
+    principal."""
 
     def __init__(
-        self, *, db: Database, writer: FeatureWriter, repository: FeatureRepository, idempotency: IdempotencyKeys,
+        self, *, writer: FeatureWriter, repository: FeatureRepository, idempotency: IdempotencyKeys,
         audit: AuditWriter, operations: Operations, runner: OperationRunner, database_url: str,
         feed_payload: FeaturePayload, describe: Describe, result: Result,
     ) -> None:
-        self._db = db
         self.writer = writer
         self._repository = repository
         self._idempotency = idempotency
@@ -220,56 +145,61 @@ class Features:
         self._describe = describe
         self._result = result
 
-    async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerFeatures:
+    async def get(self, *, uow: UnitOfWork, customer_id: str, purpose: Purpose, actor: Principal
+                  ) -> CustomerFeatures:
         """The stored features; for a customer never computed yet, computed now (and not stored)."""
-        async with self._db.unit_of_work(read_only=True) as session:
-            customer = await self._repository.customer(session, customer_id)
-            if customer is None:
-                raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
-            customer_rules.check_book(actor, customer)
-            customer_rules.ensure_active(customer)
-            features = await self._repository.get(session, customer_id)
-            if features is None:
-                settings = self.writer.settings
-                (features,) = await self._repository.compute(session, [customer_id], windows=settings.windows(),
-                                                             currency=settings.currency)
+        customer = await self._repository.customer(uow, customer_id)
+        if customer is None:
+            raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
+        customer_rules.check_book(actor, customer)
+        customer_rules.ensure_active(customer)
+        features = await self._repository.get(uow, customer_id)
+        if features is None:
+            settings = self.writer.settings
+            (features,) = await self._repository.compute(uow, [customer_id], windows=settings.windows(),
+                                                         currency=settings.currency)
         await self._audit.record(AuditEntry(principal=actor.subject, action="features.read",
                                             resource_name=features.name, purpose=purpose.purpose,
                                             justification=purpose.justification))
         return features
 
-    async def start_recompute(self, *, customers: Sequence[str], changed_since: datetime | None, request_id: str,
-                              actor: Principal) -> Message:
-        """Check the request, then start the run as an operation (idempotent for `request_id`)."""
-        violations = Violations()
-        customer_ids = rules.customer_ids_of(customers, violations)
-        key = parse_request_id(request_id, violations=violations)
-        rules.check_changed_since(changed_since, now=datetime.now(UTC), violations=violations)
-        violations.raise_if_any()
+    async def start_recompute(self, *, uow: UnitOfWork, customers: Sequence[str], changed_since: datetime | None,
+                              request_id: uuid.UUID | None, request: Message, actor: Principal,
+                              violations: Violations | None = None) -> Started:
+        """Check the request, then create the run's operation in `uow` (idempotent for
+        `request_id`); the caller launches it once `uow` has committed."""
+        v = violations if violations is not None else Violations()
+        customer_ids = rules.customer_ids_of(customers, v)
+        rules.check_changed_since(changed_since, now=datetime.now(UTC), violations=v)
+        v.raise_if_any()
         if customer_ids:
-            await self._check_customers(customer_ids)
+            await self._check_customers(uow=uow, customer_ids=customer_ids)
         operation_id = uuid.uuid4()
-        async with self._db.unit_of_work() as session:
-            earlier = await self._idempotency.claim(
-                session, principal=actor.subject, request_id=key, request=current_request(), method="RecomputeFeatures",
-                resource_name=f"operations/{operation_id}")
-            if earlier is not None:
-                return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
-            operation = await self._operations.create(session, kind=KIND, creator=actor.subject,
-                                                      metadata=self._describe(customers, changed_since),
-                                                      operation_id=operation_id)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=request_id, request=request, method="RecomputeFeatures",
+            resource_name=name_of(operation_id), replay=self._earlier)
+        if replayed is not None:
+            return replayed
+        operation = await self._operations.create(uow, kind=KIND, creator=actor.subject,
+                                                  metadata=self._describe(customers, changed_since),
+                                                  operation_id=operation_id)
         job = RecomputeJob(operation_id=operation_id, database_url=self._database_url,
                            customer_ids=tuple(customer_ids), changed_since=changed_since,
                            settings=self.writer.settings, feed_payload=self._feed_payload, actor=actor.subject)
-        self._runner.launch(operation_id, functools.partial(self._run, job))
-        log.info("features_recompute_started", operation_id=str(operation_id), customers=len(customer_ids),
-                 changed_since=changed_since.isoformat() if changed_since else None)
-        return operation
 
-    async def _check_customers(self, customer_ids: Sequence[str]) -> None:
+        def launch() -> None:
+            self._runner.launch(operation_id, functools.partial(self._run, job))
+            log.info("features_recompute_started", operation_id=str(operation_id), customers=len(customer_ids),
+                     changed_since=changed_since.isoformat() if changed_since else None)
+
+        return Started(operation, launch)
+
+    async def _earlier(self, name: str) -> Started:
+        return Started(await self._operations.get(operation_id=parse_name(name)))
+
+    async def _check_customers(self, *, uow: UnitOfWork, customer_ids: Sequence[str]) -> None:
         """NOT_FOUND naming the first unknown customer; FAILED_PRECONDITION for a merged or erased one."""
-        async with self._db.unit_of_work(read_only=True) as session:
-            found = await self._repository.states(session, customer_ids)
+        found = await self._repository.states(uow, customer_ids)
         for i, customer_id in enumerate(customer_ids):
             customer = found.get(customer_id)
             if customer is None:
@@ -279,8 +209,6 @@ class Features:
                 customer_rules.ensure_active(customer)
 
     async def _run(self, job: RecomputeJob, run: RunningOperation) -> Message:
-        from crm_profile.features import worker  # the worker's imports are only needed here
-
         outcome = await run.call(worker.recompute_all, job)
         log.info("features_recomputed", operation_id=str(job.operation_id), customers=outcome.customer_count,
                  changed=outcome.changed_count)

@@ -5,6 +5,12 @@ customers or to changes since a time) and pages through it in customer id order;
 recomputed, published and committed in its own transaction, then counted in the operation's
 progress, where the cancel flag is read. Pages done stay done when the run stops. A page that
 deadlocks with a concurrent writer (a merge locking two customers) is retried.
+
+Who opens the transaction (crmkit.db's rule, for work no RPC starts): this worker, one unit of
+work per page (and one each for preparing the scope, dropping inactive customers' features and
+closing the scope) on its own engine's connection, committed as each block ends; the writer it
+hands `uow=` never commits. Progress is reported on a separate asyncpg connection (the kit's
+operation machinery), so a page's rollback never undoes the progress of the pages before it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from crm_profile import tables
 from crm_profile.features.model import RecomputeOutcome
 from crm_profile.features.repository import FeatureRepository, Scope
-from crm_profile.features.service import FeatureWriter, RecomputeJob
+from crm_profile.features.writer import FeatureWriter, RecomputeJob
 from crmkit.db import create_engine
 from crmkit.operations import OperationCancelled, WorkerOperation
 from crmkit.outbox import Outbox
@@ -58,7 +64,7 @@ async def recompute_all(job: RecomputeJob) -> RecomputeOutcome:
             if not scope.restricted:
                 async with connection.begin():
                     dropped = await repository.drop_all_inactive(connection)
-                    changed += (await writer.publish(connection, dropped, actor=job.actor)).changed_count
+                    changed += (await writer.publish(uow=connection, changes=dropped, actor=job.actor)).changed_count
             async with connection.begin():
                 await scope.close(connection)
     finally:
@@ -72,7 +78,7 @@ async def _recompute_page(connection: AsyncConnection, writer: FeatureWriter, pa
     for attempt in range(1, ATTEMPTS + 1):
         try:
             async with connection.begin():
-                return await writer.recompute(connection, page, actor=actor)
+                return await writer.recompute(uow=connection, customer_ids=page, actor=actor)
         except DBAPIError as exc:
             cause = getattr(exc, "orig", None)
             sqlstate = getattr(cause, "sqlstate", None) or getattr(getattr(cause, "__cause__", None), "sqlstate", None)

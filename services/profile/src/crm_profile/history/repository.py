@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -155,13 +156,13 @@ class HistoryRepository:
         return await session.scalar(sa.select(sa.func.min(h.c.field_change_id)).where(
             h.c.customer_id == customer_id, h.c.field == RECORD, h.c.field_change_id > after_id))
 
-    def _text(self, row: Mapping[str, Any], side: str) -> str:
+    def _text(self, row: RowMapping, side: str) -> str:
         sealed = row[f"{side}_sealed"]
         if sealed is not None:
             return self._vault.open_field(row["customer_id"], f"history:{row['field']}", sealed)
         return row[f"{side}_text"] or ""
 
-    def _from_row(self, row: Mapping[str, Any]) -> StoredChange:
+    def _from_row(self, row: RowMapping) -> StoredChange:
         return StoredChange(
             field_change_id=row["field_change_id"], customer_id=row["customer_id"], field=row["field"],
             kind=FieldChangeKind(row["kind"]), old=self._text(row, "old"), new=self._text(row, "new"),
@@ -209,7 +210,7 @@ class HistoryRepository:
         """
         if not max_ages:
             return []
-        now = await session.scalar(sa.select(sa.func.now()))
+        now = (await session.execute(sa.select(sa.func.now()))).scalar_one()
         branches = []
         for field, age in sorted(max_ages.items()):
             max_age = sa.literal(age, sa.Interval).label("max_age")

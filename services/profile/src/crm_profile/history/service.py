@@ -31,7 +31,7 @@ from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
 from crmkit.errors import FailedPrecondition, NotFound
 from crmkit.locking import load_for_update
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 
@@ -42,24 +42,12 @@ class FieldChangeView:
 
 
 @dataclasses.dataclass(frozen=True)
-class FieldChangePage:
-    changes: Sequence[FieldChangeView]
-    next_page_token: str
-
-
-@dataclasses.dataclass(frozen=True)
 class StaleField:
     customer_id: str
     field: str
     last_confirm_time: datetime
     max_age: timedelta
     overdue: timedelta
-
-
-@dataclasses.dataclass(frozen=True)
-class StaleFieldPage:
-    fields: Sequence[StaleField]
-    next_page_token: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +81,9 @@ class FieldHistory:
 
         A new record (`before` None) gets its one creation entry and no confirmation rows: its
         creation confirms every field it sets (see history.rules)."""
-        customer_id = (after or before).customer_id  # type: ignore[union-attr]
+        changed = after or before
+        assert changed is not None, "a change needs a before or an after"
+        customer_id = changed.customer_id
         if before is None:
             assert after is not None
             created = [rules.creation(after)]
@@ -125,7 +115,7 @@ class FieldHistory:
     async def list_changes(
         self, *, uow: UnitOfWork, customer_id: str, page_size: int, page_token: str, fields: Sequence[str],
         start: datetime | None, end: datetime | None, purpose: Purpose, actor: Principal,
-    ) -> FieldChangePage:
+    ) -> Page[FieldChangeView]:
         rules.check_paths(fields, field="fields", limit=rules.MAX_FILTER_PATHS)
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "fields": list(fields), "start": str(start), "end": str(end)}
@@ -134,8 +124,9 @@ class FieldHistory:
         if customer is None:
             raise NotFound(f"customer {customer_id} not found", reason="CUSTOMER_NOT_FOUND")
         customer_rules.check_book(actor, customer)
-        page, more = await self.entries(uow=uow, customer=customer, cursor=cursor, limit=limit, fields=fields,
-                                        start=start, end=end)
+        found, _ = await self.entries(uow=uow, customer=customer, cursor=cursor, limit=limit + 1, fields=fields,
+                                      start=start, end=end)
+        page = self._page_tokens.page(found, limit=limit, key=lambda c: [c.field_change_id, c.field], query=query)
         await self._audit.record(AuditEntry(principal=actor.subject, action="customer.history.read",
                                             resource_name=customer.name, purpose=purpose.purpose,
                                             justification=purpose.justification))
@@ -143,9 +134,8 @@ class FieldHistory:
         views = [FieldChangeView(c, False) if clear or not c.personal else
                  FieldChangeView(dataclasses.replace(c, old=rules.mask(c.field, c.old), new=rules.mask(c.field, c.new)),
                                  True)
-                 for c in page]
-        token = self._page_tokens.encode(next_cursor(page), query=query) if more else ""
-        return FieldChangePage(views, token)
+                 for c in page.items]
+        return Page(views, page.next_page_token)
 
     async def entries(
         self, *, uow: UnitOfWork, customer: Customer, cursor: tuple[int, str] | None, limit: int,
@@ -193,7 +183,7 @@ class FieldHistory:
     async def list_stale(
         self, *, uow: UnitOfWork, customer_id: str | None, page_size: int, page_token: str, fields: Sequence[str],
         relationship_manager_id: str, branch_id: str, purpose: Purpose, actor: Principal,
-    ) -> StaleFieldPage:
+    ) -> Page[StaleField]:
         """`customer_id` None lists across the caller's customers (an RM: their own book)."""
         rules.check_paths(fields, field="fields", limit=rules.MAX_FILTER_PATHS)
         limit = clamp_page_size(page_size)
@@ -214,15 +204,15 @@ class FieldHistory:
             uow, max_ages=ages, customer_id=customer_id, relationship_manager_id=relationship_manager_id,
             branch_id=branch_id, limit=limit + 1,
             after=(datetime.fromisoformat(after[0]), after[1], after[2]) if after is not None else None)
-        page, more = rows[:limit], len(rows) > limit
+        page = self._page_tokens.page(rows, limit=limit, key=_stale_key, query=query)
         now = datetime.now(UTC)
-        customers = sorted({row.customer_id for row in page})
+        customers = sorted({row.customer_id for row in page.items})
         await self._audit.record(*(AuditEntry(principal=actor.subject, action="customer.stale_fields.read",
                                               resource_name=f"customers/{cid}", purpose=purpose.purpose,
                                               justification=purpose.justification) for cid in customers))
-        token = self._page_tokens.encode(_stale_key(page[-1]), query=query) if more else ""
-        return StaleFieldPage([StaleField(r.customer_id, r.field, r.confirmed_at, r.max_age,
-                                          rules.overdue(r.confirmed_at, r.max_age, now)) for r in page], token)
+        return Page([StaleField(r.customer_id, r.field, r.confirmed_at, r.max_age,
+                                rules.overdue(r.confirmed_at, r.max_age, now)) for r in page.items],
+                    page.next_page_token)
 
     # --- confirming ------------------------------------------------------------------------------
 
@@ -267,8 +257,9 @@ def _cursor(decoded: object) -> tuple[int, str] | None:
         return None
     if isinstance(decoded, int):
         return decoded, ""
-    field_change_id, field = decoded  # type: ignore[misc]
-    return int(field_change_id), str(field)
+    if isinstance(decoded, list) and len(decoded) == 2:
+        return int(decoded[0]), str(decoded[1])
+    raise ValueError(f"not a field history cursor: {decoded!r}")  # tokens are signed: only a bug gets here
 
 
 def _stale_key(row: StaleRow) -> tuple[str, str, str]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +29,7 @@ def _to_row(holding: Holding) -> dict[str, Any]:
     return row
 
 
-def _from_row(row: Mapping[str, Any]) -> Holding:
+def _from_row(row: RowMapping) -> Holding:
     reporting = (money.from_minor(row["reporting_currency"], row["reporting_balance_minor"])
                  if row["reporting_currency"] is not None else None)
     return Holding(

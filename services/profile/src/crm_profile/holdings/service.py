@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import Customer
 from crm_profile.customers.repository import CustomerRepository
-from crm_profile.features.service import FeatureWriter
+from crm_profile.features.writer import FeatureWriter
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings import rules
 from crm_profile.holdings.model import CustomerRef, Holding, HoldingFilter
@@ -47,19 +47,13 @@ from crmkit.errors import AlreadyExists, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 # Feed payloads are made by the API layer, so this module stays free of generated protos.
 HoldingPayload = Callable[[Holding], Message]
 CustomerPayload = Callable[[Customer], Message]
 HOLDING_TYPE = "crm.profile.v1.Holding"
-
-
-@dataclasses.dataclass(frozen=True)
-class HoldingPage:
-    holdings: Sequence[Holding]
-    next_page_token: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +127,7 @@ class Holdings:
     async def list(
         self, *, uow: UnitOfWork, customer_id: str | None, narrowing: HoldingFilter, page_size: int, page_token: str,
         purpose: Purpose, actor: Principal,
-    ) -> HoldingPage:
+    ) -> Page[Holding]:
         """One customer's holdings, or (`customer_id` None) every customer's the caller may see."""
         rules.validate_filter(narrowing)
         limit = clamp_page_size(page_size)
@@ -146,10 +140,9 @@ class Holdings:
         found = await self._repository.page(
             uow, customer_id=customer_id, relationship_manager_id=book, narrowing=narrowing,
             after=tuple(after) if after is not None else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        await self._audit.record(*(_entry(actor, "holding.list", h.name, purpose) for h in page))
-        token = self._page_tokens.encode([page[-1].customer_id, page[-1].holding_id], query=query) if more else ""
-        return HoldingPage(page, token)
+        page = self._page_tokens.page(found, limit=limit, key=lambda h: [h.customer_id, h.holding_id], query=query)
+        await self._audit.record(*(_entry(actor, "holding.list", h.name, purpose) for h in page.items))
+        return page
 
     async def update(
         self, *, uow: UnitOfWork, changes: Holding, paths: Sequence[str], etag: str, purpose: Purpose, actor: Principal,
@@ -188,7 +181,7 @@ class Holdings:
 
     async def _recompute_features(self, *, uow: UnitOfWork, customer_id: str, actor: Principal) -> None:
         if self._features is not None:
-            await self._features.recompute(uow, [customer_id], actor=actor.subject, locked=True)
+            await self._features.recompute(uow=uow, customer_ids=[customer_id], actor=actor.subject, locked=True)
 
     async def _customer(self, *, uow: UnitOfWork, customer_id: str, actor: Principal,
                         lock: bool = False) -> CustomerRef:

@@ -1,8 +1,11 @@
 """The background matcher: applies the enabled match rules to every created or changed customer.
 
-It follows the service's own change feed (the outbox) from a cursor kept in `matcher_state`,
-so it sees every customer change exactly once whichever path made it (API, bulk import,
-merge), resumes after a restart, and runs on one replica at a time (the cursor row is locked
+It follows the service's own change feed (the outbox) from a cursor kept in `matcher_state`
+(the feed's own `"<xid>.<sequence>"` cursor, read with the kit's `read_visible`: the outbox is
+ordered by transaction id, then sequence, and only what no running transaction can precede is
+read, so a slow transaction committing an early-numbered change is not passed over), so it sees
+every customer change exactly once whichever path made it (API, bulk import, merge), resumes
+after a restart, and runs on one replica at a time (the cursor row is locked
 with SKIP LOCKED; other replicas skip the round). For each changed customer it refreshes the
 name key fuzzy rules block on (in batches, and only while a fuzzy rule exists: a deployment
 without rules pays nothing per customer), then files a `MatchCandidate` per match, or merges at
@@ -33,7 +36,7 @@ from crm_profile.identity.rules import MAX_POOL
 from crm_profile.identity.service import Identity
 from crmkit.db import Database, UnitOfWork
 from crmkit.logs import get_logger
-from crmkit.outbox import ChangeType
+from crmkit.outbox import ChangeType, encode_cursor
 
 log = get_logger("crm.profile.matcher")
 
@@ -145,5 +148,5 @@ class Matcher:
                 return
             _, last = await self._state.customer_changes(uow, after=position.cursor, limit=1,
                                                          resource_type=CUSTOMER_TYPE)
-            log.error("matcher_event_skipped", cursor=last)
+            log.error("matcher_event_skipped", cursor=encode_cursor(last))
             await self._state.save(uow, dataclasses.replace(position, cursor=last))

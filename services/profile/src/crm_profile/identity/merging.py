@@ -49,7 +49,7 @@ from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ACTIVE, MERGED, Customer, CustomerView
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.vault import PersonalDataVault
-from crm_profile.features.service import FeatureWriter
+from crm_profile.features.writer import FeatureWriter
 from crm_profile.history.rules import ChangeSource
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings import rules as holding_rules
@@ -91,7 +91,7 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 CONSENT_RECORD_TYPE = "crm.profile.v1.ConsentRecord"
@@ -111,12 +111,6 @@ class MergePayloads(Protocol):
     def relationship(self, relationship: Relationship) -> Message: ...
     def merge(self, merge: Merge) -> Message: ...
     def holding(self, holding: Holding) -> Message: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class MergePage:
-    merges: Sequence[Merge]
-    next_page_token: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,12 +168,14 @@ class Merges:
             return None
         if (await self._candidates.open_for(uow, survivor.customer_id, [source.customer_id])):
             return None
-        locked = {}
+        locked: dict[str, Customer | None] = {}
         for customer_id in sorted((survivor.customer_id, source.customer_id)):
             locked[customer_id] = await self._customers.get(uow, customer_id, for_update=True)
-        survivor, source = locked[survivor.customer_id], locked[source.customer_id]  # type: ignore[assignment]
-        if survivor is None or source is None or survivor.state != ACTIVE or source.state != ACTIVE:
+        locked_survivor, locked_source = locked[survivor.customer_id], locked[source.customer_id]
+        if (locked_survivor is None or locked_source is None or locked_survivor.state != ACTIVE
+                or locked_source.state != ACTIVE):
             return None
+        survivor, source = locked_survivor, locked_source
         if await self._identity.review_conflict(uow, survivor, source, now=_now()):
             return None
         _, merge = await self._merge_locked(
@@ -314,12 +310,12 @@ class Merges:
                                              await self._relationships.of_customer(uow, src), survivor_id=sid)
         parked = []
         for link in plan.park:
-            mirror = await self._relationships.get(uow, link.mirror_id)  # type: ignore[arg-type]
+            mirror = await self._relationships.get(uow, _stored(link.mirror_id))
             parked.append([relationship_to_json(link), relationship_to_json(mirror) if mirror else None])
         await self._relationships.delete_pairs(uow, plan.park)
         events += [(name, ChangeType.CHANGE_TYPE_DELETED, None, RELATIONSHIP_TYPE)
                    for link in plan.park for name in (link.name, link.mirror_name)]
-        reattached = await self._relationships.reattach(uow, [r.relationship_id for r in plan.move],  # type: ignore[misc]
+        reattached = await self._relationships.reattach(uow, [_stored(r.relationship_id) for r in plan.move],
                                                         from_customer=src, to_customer=sid)
         events += [(r.name, ChangeType.CHANGE_TYPE_UPDATED, self._payloads.relationship(r), "") for r in reattached]
 
@@ -343,7 +339,7 @@ class Merges:
         events.append((stored.name, ChangeType.CHANGE_TYPE_CREATED, self._payloads.merge(stored), ""))
         await self._publish(uow, events, actor)
         if self._features is not None:
-            await self._features.mark(uow, [sid, src])
+            await self._features.mark(uow=uow, customer_ids=[sid, src])
         return updated, stored
 
     async def unmerge(self, *, uow: UnitOfWork, customer_id: str, etag: str, request_id: uuid.UUID | None,
@@ -392,12 +388,12 @@ class Merges:
         undo = merge.undo
         sid, src = survivor.customer_id, source.customer_id
         events: list[Event] = []
-        before = self._merges.restore(survivor, undo["survivor_before"])  # type: ignore[arg-type]
-        after = self._merges.restore(survivor, undo["survivor_after"])  # type: ignore[arg-type]
+        before = self._merges.restore(survivor, undo["survivor_before"])
+        after = self._merges.restore(survivor, undo["survivor_after"])
         # Holdings the merge moved go back first (those since deleted or re-created under the
         # source are skipped), so the survivor's relationship end is decided on what it keeps.
         moved_back_holdings = await self._holdings.move(
-            uow, from_customer=sid, to_customer=src, holding_ids=undo.get("moved_holdings", []))  # type: ignore[arg-type]
+            uow, from_customer=sid, to_customer=src, holding_ids=undo.get("moved_holdings", []))
         events += _holding_moves(moved_back_holdings, self._payloads)
         wanted = _with_relationship_end(rules.restore_survivor(survivor, before=before, after=after),
                                         await self._holdings.open_state(uow, sid))
@@ -413,7 +409,7 @@ class Merges:
 
         merge_records = [r for r in await self._ledger.batch(uow, merge.merge_id) if r.merge_id == merge.merge_id]
         moved_back = await self._ledger.move_back(
-            uow, [uuid.UUID(i) for i in undo["moved_consents"]],  # type: ignore[attr-defined]
+            uow, [uuid.UUID(i) for i in undo["moved_consents"]],
             from_customer=sid, to_customer=src)
         assert merge.merged_at is not None
         since = await self._ledger.opt_outs_since(uow, sid, merge.merged_at)
@@ -435,16 +431,16 @@ class Merges:
                     back = ContactPreferences(customer_id=sid, language=restored_survivor.preferred_language)
                 else:
                     back = await self._preferences.save(uow, preferences_from_json(
-                        sid, before_prefs, language=restored_survivor.preferred_language))  # type: ignore[arg-type]
+                        sid, before_prefs, language=restored_survivor.preferred_language))
                 events.append((back.name, ChangeType.CHANGE_TYPE_UPDATED, self._payloads.preferences(back), ""))
 
         moved_links = await self._relationships.reattach(
-            uow, [uuid.UUID(i) for i in undo["moved_relationships"]],  # type: ignore[attr-defined]
+            uow, [uuid.UUID(i) for i in undo["moved_relationships"]],
             from_customer=sid, to_customer=src)
         events += [(r.name, ChangeType.CHANGE_TYPE_UPDATED, self._payloads.relationship(r), "") for r in moved_links]
-        for link_json, mirror_json in undo["parked_relationships"]:  # type: ignore[attr-defined]
+        for link_json, mirror_json in undo["parked_relationships"]:
             link = relationship_from_json(link_json)
-            if mirror_json is None or await self._relationships.get(uow, link.relationship_id):  # type: ignore[arg-type]
+            if mirror_json is None or await self._relationships.get(uow, _stored(link.relationship_id)):
                 continue
             mirror = relationship_from_json(mirror_json)
             if await self._clashes(uow, link) or await self._clashes(uow, mirror):
@@ -458,7 +454,7 @@ class Merges:
         events.append((undone.name, ChangeType.CHANGE_TYPE_UPDATED, self._payloads.merge(undone), ""))
         await self._publish(uow, events, actor)
         if self._features is not None:
-            await self._features.mark(uow, [sid, src])
+            await self._features.mark(uow=uow, customer_ids=[sid, src])
         return restored_survivor, restored, undone
 
     async def _clashes(self, uow: UnitOfWork, link: Relationship) -> bool:
@@ -472,7 +468,7 @@ class Merges:
 
     async def list_merges(self, *, uow: UnitOfWork,
                           survivor_id: str | None, review_required: bool, state: int, page_size: int,
-                          page_token: str, actor: Principal) -> MergePage:
+                          page_token: str, actor: Principal) -> Page[Merge]:
         if state not in (0, 1, 2):
             raise InvalidArgument([FieldViolation("state", "is not a known MergeState")])
         limit = clamp_page_size(page_size)
@@ -485,13 +481,7 @@ class Merges:
             customer_rules.check_book(actor, found_customer)
         found = await self._merges.page(uow, survivor_id=survivor_id, review_required=review_required,
                                         state=state, after=tuple(after) if after else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        token = ""
-        if more:
-            last = page[-1]
-            assert last.merged_at is not None
-            token = self._page_tokens.encode([last.merged_at.isoformat(), str(last.merge_id)], query=query)
-        return MergePage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=_merge_key, query=query)
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -506,8 +496,21 @@ class Merges:
         return dataclasses.replace(saved, attributes=customer.attributes, external_ids=customer.external_ids)
 
 
+def _merge_key(merge: Merge) -> list[str]:
+    """Where a merge list's next page starts: after this merge, in (merged_at, merge_id) order."""
+    assert merge.merged_at is not None  # a listed merge is stored, and a stored one has its time
+    return [merge.merged_at.isoformat(), str(merge.merge_id)]
+
+
+def _stored(relationship_id: uuid.UUID | None) -> uuid.UUID:
+    """The id of a relationship read from the table (only one not yet saved has none)."""
+    assert relationship_id is not None
+    return relationship_id
+
+
 def _with_relationship_end(customer: Customer, holdings: OpenState) -> Customer:
     """The customer with the `closed_on` its holdings call for (`holdings.rules.relationship_end`)."""
+    assert customer.onboarded_on is not None  # a stored customer has one (the column is NOT NULL)
     ref = CustomerRef(customer_id=customer.customer_id, relationship_manager_id=customer.relationship_manager_id,
                       onboarded_on=customer.onboarded_on, closed_on=customer.closed_on)
     changed, closed_on = holding_rules.relationship_end(ref, holdings)

@@ -5,27 +5,90 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
+from typing import Any
 
 from crm_profile.consents.rules import ConsentConflict
 from crm_profile.customers.model import ExternalId
 
-# MatchKey
-KEY_ID_DOCUMENT, KEY_MOBILE_PHONE, KEY_EMAIL, KEY_EXTERNAL_ID = 1, 2, 3, 4
-# FuzzyField
-FULL_NAME, BIRTH_DATE, ADDRESS = 1, 2, 3
-# SimilarityMethod
-EXACT, JARO_WINKLER, LEVENSHTEIN, TOKEN_SET, DATE_TYPO = 1, 2, 3, 4, 5
-# MatchAction
-SUGGEST, AUTO_MERGE = 1, 2
-# MatchCandidateState
-PENDING, CANDIDATE_MERGED, DISMISSED = 1, 2, 3
-# SurvivorshipStrategy (FIXED_RULE is the unspecified value, shown for risk tolerance)
+
+class MatchKey(IntEnum):
+    UNSPECIFIED = 0
+    ID_DOCUMENT = 1
+    MOBILE_PHONE = 2
+    EMAIL = 3
+    EXTERNAL_ID = 4
+
+
+class FuzzyField(IntEnum):
+    UNSPECIFIED = 0
+    FULL_NAME = 1
+    BIRTH_DATE = 2
+    ADDRESS = 3
+
+
+class SimilarityMethod(IntEnum):
+    UNSPECIFIED = 0
+    EXACT = 1
+    JARO_WINKLER = 2
+    LEVENSHTEIN = 3
+    TOKEN_SET = 4
+    DATE_TYPO = 5
+
+
+class MatchAction(IntEnum):
+    UNSPECIFIED = 0
+    SUGGEST = 1
+    AUTO_MERGE = 2
+
+
+class MatchCandidateState(IntEnum):
+    UNSPECIFIED = 0
+    PENDING = 1
+    MERGED = 2
+    DISMISSED = 3
+
+
+class SurvivorshipStrategy(IntEnum):
+    UNSPECIFIED = 0  # shown as the strategy of a fixed rule (risk tolerance)
+    SURVIVOR = 1
+    SOURCE = 2
+    MOST_RECENT = 3
+    MOST_RECENTLY_CONFIRMED = 4
+    MOST_TRUSTED_SOURCE = 5
+    EARLIEST = 6
+    MOST_COMPLETE = 7
+
+
+class MergeState(IntEnum):
+    UNSPECIFIED = 0
+    ACTIVE = 1
+    UNMERGED = 2
+
+
+class MergeReviewReason(IntEnum):
+    UNSPECIFIED = 0
+    CONSENT_CONFLICT = 1
+    DO_NOT_CONTACT_CONFLICT = 2
+    RISK_TOLERANCE_CONFLICT = 3
+
+
+# The members under the short names the identity code reads them by.
+KEY_ID_DOCUMENT, KEY_MOBILE_PHONE, KEY_EMAIL, KEY_EXTERNAL_ID = (
+    MatchKey.ID_DOCUMENT, MatchKey.MOBILE_PHONE, MatchKey.EMAIL, MatchKey.EXTERNAL_ID)
+FULL_NAME, BIRTH_DATE, ADDRESS = FuzzyField.FULL_NAME, FuzzyField.BIRTH_DATE, FuzzyField.ADDRESS
+EXACT, JARO_WINKLER, LEVENSHTEIN, TOKEN_SET, DATE_TYPO = (
+    SimilarityMethod.EXACT, SimilarityMethod.JARO_WINKLER, SimilarityMethod.LEVENSHTEIN, SimilarityMethod.TOKEN_SET,
+    SimilarityMethod.DATE_TYPO)
+SUGGEST, AUTO_MERGE = MatchAction.SUGGEST, MatchAction.AUTO_MERGE
+PENDING, CANDIDATE_MERGED, DISMISSED = (
+    MatchCandidateState.PENDING, MatchCandidateState.MERGED, MatchCandidateState.DISMISSED)
 FIXED_RULE, SURVIVOR, SOURCE, MOST_RECENT, MOST_RECENTLY_CONFIRMED, MOST_TRUSTED_SOURCE, EARLIEST, MOST_COMPLETE = (
-    range(8))
-# MergeState
-MERGE_ACTIVE, MERGE_UNMERGED = 1, 2
-# MergeReviewReason
-REVIEW_CONSENT_CONFLICT, REVIEW_DO_NOT_CONTACT_CONFLICT, REVIEW_RISK_TOLERANCE_CONFLICT = 1, 2, 3
+    SurvivorshipStrategy)
+MERGE_ACTIVE, MERGE_UNMERGED = MergeState.ACTIVE, MergeState.UNMERGED
+REVIEW_CONSENT_CONFLICT, REVIEW_DO_NOT_CONTACT_CONFLICT, REVIEW_RISK_TOLERANCE_CONFLICT = (
+    MergeReviewReason.CONSENT_CONFLICT, MergeReviewReason.DO_NOT_CONTACT_CONFLICT,
+    MergeReviewReason.RISK_TOLERANCE_CONFLICT)
 
 # Principal of the background matcher's automatic merges.
 MATCHER = "system:matcher"
@@ -138,7 +201,7 @@ class Merge:
     merged_at: datetime | None = None
     unmerged_by: str = ""
     unmerged_at: datetime | None = None
-    undo: dict[str, object] = field(default_factory=dict, compare=False)
+    undo: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:

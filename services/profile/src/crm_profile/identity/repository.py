@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,6 +42,7 @@ from crm_profile.identity.tables import match_name_key as nk
 from crm_profile.identity.tables import match_rule as mr
 from crm_profile.identity.tables import matcher_state as ms
 from crm_profile.tables import outbox_event
+from crmkit.outbox import START, Position, Xid8, encode_cursor, parse_cursor, read_visible, visible_below
 
 ACTIVE = 1
 
@@ -57,7 +59,7 @@ def _criteria_to_json(rule: MatchRule) -> dict[str, Any]:
     }}
 
 
-def _rule_from_row(row: Mapping[str, Any]) -> MatchRule:
+def _rule_from_row(row: RowMapping) -> MatchRule:
     criteria = row["criteria"]
     fuzzy = None
     if "fuzzy" in criteria:
@@ -188,7 +190,7 @@ class MatchRepository:
         thousands of customers born on some day near anyone's birthday; cut in id order, the pool
         would drop a same-name candidate at random."""
         dates = set(birth_dates)
-        blocks = []
+        blocks: list[sa.ColumnElement[bool]] = []
         if name_key is not None:
             blocks.append(c.c.customer_id.in_(sa.select(nk.c.customer_id).where(nk.c.name_key == name_key)))
         if subject.birth_date is not None and subject.birth_date in dates:
@@ -273,7 +275,7 @@ def _similarities_to_json(similarities: Iterable[FieldSimilarity]) -> list[dict[
     return [{"field": s.field, "similarity": s.similarity} for s in similarities]
 
 
-def _candidate_from_row(row: Mapping[str, Any]) -> MatchCandidate:
+def _candidate_from_row(row: RowMapping) -> MatchCandidate:
     return MatchCandidate(
         candidate_id=row["match_candidate_id"], customer_ids=(row["customer_a"], row["customer_b"]),
         match_rule_id=row["match_rule_id"], score=row["score"],
@@ -366,10 +368,9 @@ class MergeRepository:
         confirmed = (await session.execute(sa.select(fcf.c.field, fcf.c.confirmed_at)
                                            .where(fcf.c.customer_id == customer_id))).all()
         found: dict[str, ValueOrigin] = {}
-        created = None
+        created = next((row for row in latest if row.field == history_rules.RECORD), None)
         for row in latest:
             if row.field == history_rules.RECORD:
-                created = row
                 continue
             path = row.field.split(".", 1)[0]
             current = found.get(path)
@@ -379,10 +380,10 @@ class MergeRepository:
             for field in history_rules.created_paths(created.new_text or ""):
                 found.setdefault(field.split(".", 1)[0],
                                  ValueOrigin(created.changed_at, created.changed_at, created.source_system))
-        for row in confirmed:
-            path = row.field.split(".", 1)[0]
+        for confirmation in confirmed:
+            path = confirmation.field.split(".", 1)[0]
             current = found.get(path, ValueOrigin())
-            latest = max(filter(None, (current.confirmed_at, row.confirmed_at)))
+            latest = max(filter(None, (current.confirmed_at, confirmation.confirmed_at)))
             found[path] = dataclasses.replace(current, confirmed_at=latest)
         return found
 
@@ -400,7 +401,7 @@ class MergeRepository:
 
     def restore(self, customer: Customer, snapshot: Mapping[str, Any]) -> Customer:
         """`customer` with the values of a snapshot of it."""
-        plain = {k: date.fromisoformat(v["date"]) if isinstance(v, dict) and "date" in v else v
+        plain: dict[str, Any] = {k: date.fromisoformat(v["date"]) if isinstance(v, dict) and "date" in v else v
                  for k, v in snapshot["plain"].items() if hasattr(customer, k)}
         sealed = {k: base64.b64decode(v) if isinstance(v, str) else v for k, v in snapshot["sealed"].items()}
         opened = self._vault.open({"customer_id": customer.customer_id, **sealed})
@@ -465,7 +466,7 @@ def _lineage_to_json(lineage: FieldLineage) -> dict[str, Any]:
             "value_time": lineage.value_time.isoformat() if lineage.value_time else None}
 
 
-def _merge_from_row(row: Mapping[str, Any]) -> Merge:
+def _merge_from_row(row: RowMapping) -> Merge:
     return Merge(
         merge_id=row["merge_id"], survivor_id=row["survivor_id"], source_id=row["source_id"], state=row["state"],
         field_lineage=tuple(FieldLineage(
@@ -484,7 +485,7 @@ def _merge_from_row(row: Mapping[str, Any]) -> Merge:
 
 @dataclasses.dataclass(frozen=True)
 class MatcherPosition:
-    cursor: int  # the change feed read up to here
+    cursor: Position  # the change feed read up to here (stored as the feed's opaque cursor text)
     name_keys_ready: bool  # every customer's name key is current
     name_keys_after: str  # the backfill of name keys has reached this customer id
 
@@ -495,27 +496,41 @@ class MatcherStateRepository:
         query = sa.select(ms.c.cursor, ms.c.name_keys_ready, ms.c.name_keys_after).with_for_update(skip_locked=True)
         row = (await session.execute(query)).first()
         if row is None:
-            await session.execute(pg.insert(ms).values(singleton=True, cursor=0).on_conflict_do_nothing())
+            await session.execute(pg.insert(ms).values(singleton=True, cursor="").on_conflict_do_nothing())
             row = (await session.execute(query)).first()
-        return MatcherPosition(int(row.cursor), row.name_keys_ready, row.name_keys_after) if row is not None else None
+        if row is None:
+            return None
+        return MatcherPosition(parse_cursor(row.cursor), row.name_keys_ready, row.name_keys_after)
 
     async def save(self, session: AsyncConnection, position: MatcherPosition) -> None:
-        await session.execute(sa.update(ms).values(cursor=position.cursor, name_keys_ready=position.name_keys_ready,
+        await session.execute(sa.update(ms).values(cursor=encode_cursor(position.cursor),
+                                                   name_keys_ready=position.name_keys_ready,
                                                    name_keys_after=position.name_keys_after))
 
-    async def customer_changes(self, session: AsyncConnection, *, after: int, limit: int,
-                               resource_type: str) -> tuple[list[tuple[int, str, int]], int]:
-        """(cursor, resource name, change type) of the events of one type after the cursor, and the
-        new cursor (past every event read, whatever its type)."""
-        e = outbox_event
-        rows = (await session.execute(
-            sa.select(e.c.cursor, e.c.resource_type, e.c.resource_name, e.c.change_type)
-            .where(e.c.cursor > after).order_by(e.c.cursor).limit(limit))).all()
+    async def customer_changes(self, session: AsyncConnection, *, after: Position, limit: int,
+                               resource_type: str) -> tuple[list[tuple[Position, str, int]], Position]:
+        """(position, resource name, change type) of the events of one type after `after`, and the
+        new position (past every event read, whatever its type).
+
+        Only events no transaction still running can precede are read (`crmkit.outbox.read_visible`),
+        so a slow transaction that commits an event after later ones were read is not passed over.
+        The kit reads the visibility bound in one statement and the rows in the next: it holds in
+        this READ COMMITTED unit of work (each statement its own snapshot) as long as nothing
+        before it in the transaction read `pg_stat_activity`, which is cached per transaction.
+        """
+        rows = await read_visible(session, outbox_event, after=after, limit=limit)
         if not rows:
             return [], after
-        changes = [(int(row.cursor), row.resource_name, row.change_type) for row in rows
+        changes = [(Position(row.xid_number, row.cursor), row.resource_name, row.change_type) for row in rows
                    if row.resource_type == resource_type]
-        return changes, int(rows[-1].cursor)
+        return changes, Position(rows[-1].xid_number, rows[-1].cursor)
 
-    async def tail(self, session: AsyncConnection) -> int:
-        return int(await session.scalar(sa.select(sa.func.coalesce(sa.func.max(outbox_event.c.cursor), 0))) or 0)
+    async def tail(self, session: AsyncConnection) -> Position:
+        """The last event no transaction still running can precede (where skipping the feed stops)."""
+        bound = await visible_below(session)
+        e = outbox_event
+        row = (await session.execute(
+            sa.select(sa.cast(sa.cast(e.c.xid, sa.Text), sa.BigInteger), e.c.cursor)
+            .where(e.c.xid < sa.cast(sa.cast(str(bound), sa.Text), Xid8))
+            .order_by(e.c.xid.desc(), e.c.cursor.desc()).limit(1))).first()
+        return Position(int(row[0]), int(row[1])) if row is not None else START

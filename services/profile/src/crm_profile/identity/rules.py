@@ -47,7 +47,6 @@ from crm_profile.identity.model import (
     FIXED_RULE,
     FULL_NAME,
     JARO_WINKLER,
-    KEY_EXTERNAL_ID,
     LEVENSHTEIN,
     MOST_COMPLETE,
     MOST_RECENT,
@@ -61,18 +60,23 @@ from crm_profile.identity.model import (
     FuzzyCriteria,
     IdDocumentKey,
     Identifier,
+    MatchAction,
+    MatchKey,
     MatchRule,
+    SimilarityMethod,
     SurvivorshipRule,
+    SurvivorshipStrategy,
 )
 from crmkit.errors import InvalidArgument
 from crmkit.validation import Violations
 
 MATCH_RULE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
-MATCH_KEYS = range(1, KEY_EXTERNAL_ID + 1)
-ACTIONS = range(1, 3)
-STRATEGIES = range(1, 8)
+# The values a request may set (UNSPECIFIED is unset, not a choice).
+MATCH_KEYS = frozenset(MatchKey) - {MatchKey.UNSPECIFIED}
+ACTIONS = frozenset(MatchAction) - {MatchAction.UNSPECIFIED}
+STRATEGIES = frozenset(SurvivorshipStrategy) - {SurvivorshipStrategy.UNSPECIFIED}
 DEFAULT_STRATEGIES = frozenset({0, SURVIVOR, SOURCE, MOST_RECENT, MOST_RECENTLY_CONFIRMED})
-METHODS_BY_FIELD = {
+METHODS_BY_FIELD: Mapping[int, frozenset[int]] = {
     FULL_NAME: frozenset({EXACT, JARO_WINKLER, LEVENSHTEIN}),
     BIRTH_DATE: frozenset({EXACT, DATE_TYPO}),
     ADDRESS: frozenset({EXACT, LEVENSHTEIN, TOKEN_SET}),
@@ -144,7 +148,6 @@ STRATEGY_FIELDS: Mapping[int, frozenset[str]] = {
     EARLIEST: frozenset({"onboarded_on"}),
     MOST_COMPLETE: frozenset({"kyc_status"}),
 }
-_STRATEGY_NAMES = {EARLIEST: "EARLIEST", MOST_COMPLETE: "MOST_COMPLETE"}
 KYC_PENDING = 1
 
 # --- match rules -----------------------------------------------------------------------------
@@ -160,11 +163,12 @@ def validate_rule(rule: MatchRule, *, prefix: str = "match_rule.") -> Violations
     v.max_length(rule.description, f"{prefix}description", 1000)
     v.text(rule.description, f"{prefix}description", multiline=True)
     v.check(1 <= rule.priority <= 1000, f"{prefix}priority", "is required: 1 (first) to 1000")
-    v.check(rule.action in ACTIONS, f"{prefix}action", "is required: MATCH_ACTION_SUGGEST or _AUTO_MERGE")
+    v.enum(rule.action, f"{prefix}action", ACTIONS, "MatchAction",
+           required="is required: MATCH_ACTION_SUGGEST or _AUTO_MERGE")
     if rule.exact_key is None and rule.fuzzy is None:
         v.add(f"{prefix}criteria", "is required: set exactly one of exact or fuzzy")
     if rule.exact_key is not None:
-        v.check(rule.exact_key in MATCH_KEYS, f"{prefix}exact.key", "is required: a known MatchKey")
+        v.enum(rule.exact_key, f"{prefix}exact.key", MATCH_KEYS, "MatchKey", required="is required: a known MatchKey")
     if rule.fuzzy is not None:
         _validate_fuzzy(rule.fuzzy, rule.action, f"{prefix}fuzzy.", v)
     if rule.survivorship_rules and v.check(rule.action == AUTO_MERGE, f"{prefix}survivorship_rules",
@@ -179,12 +183,12 @@ def _validate_fuzzy(fuzzy: FuzzyCriteria, action: int, prefix: str, v: Violation
     seen: set[int] = set()
     for i, c in enumerate(fuzzy.comparisons):
         at = f"{prefix}comparisons[{i}]"
-        if v.check(c.field in METHODS_BY_FIELD, f"{at}.field", "is required: a known FuzzyField"):
+        if v.enum(c.field, f"{at}.field", METHODS_BY_FIELD, "FuzzyField", required="is required: a known FuzzyField"):
             v.check(c.field not in seen, f"{at}.field", "compares a field an earlier comparison already compares")
             seen.add(c.field)
             allowed = METHODS_BY_FIELD[c.field]
             v.check(c.method in allowed, f"{at}.method",
-                    f"does not suit the field; allowed: {', '.join(_METHOD_NAMES[m] for m in sorted(allowed))}")
+                    f"does not suit the field; allowed: {', '.join(SimilarityMethod(m).name for m in sorted(allowed))}")
         v.check(0 < c.weight <= 100, f"{at}.weight", "must be greater than 0 and at most 100")
         v.check(0 <= c.min_similarity <= 1, f"{at}.min_similarity", "must be from 0 to 1")
     v.check(0 < fuzzy.review_threshold <= 1, f"{prefix}review_threshold",
@@ -196,8 +200,6 @@ def _validate_fuzzy(fuzzy: FuzzyCriteria, action: int, prefix: str, v: Violation
         v.check(fuzzy.auto_merge_threshold == 0, f"{prefix}auto_merge_threshold", "is only allowed on AUTO_MERGE rules")
 
 
-_METHOD_NAMES = {EXACT: "EXACT", JARO_WINKLER: "JARO_WINKLER", LEVENSHTEIN: "LEVENSHTEIN", TOKEN_SET: "TOKEN_SET",
-                 DATE_TYPO: "DATE_TYPO"}
 
 
 def check_rule_mask(paths: Sequence[str]) -> None:
@@ -232,10 +234,11 @@ def validate_survivorship(rules: Sequence[SurvivorshipRule], *, prefix: str = "s
                      f"'{rule.field}' is not a mergeable Customer field; one of: {', '.join(sorted(MERGE_FIELDS))}"):
             v.check(rule.field not in seen, f"{at}.field", "has a rule already: at most one per field")
             seen.add(rule.field)
-        if v.check(rule.strategy in STRATEGIES, f"{at}.strategy", "is required: a known SurvivorshipStrategy"):
+        if v.enum(rule.strategy, f"{at}.strategy", STRATEGIES, "SurvivorshipStrategy",
+                  required="is required: a known SurvivorshipStrategy"):
             suited = STRATEGY_FIELDS.get(rule.strategy)
             v.check(suited is None or rule.field in suited, f"{at}.strategy",
-                    f"{_STRATEGY_NAMES.get(rule.strategy)} suits only {', '.join(sorted(suited or ()))}")
+                    f"{SurvivorshipStrategy(rule.strategy).name} suits only {', '.join(sorted(suited or ()))}")
         if rule.strategy == MOST_TRUSTED_SOURCE:
             v.check(bool(rule.source_priority), f"{at}.source_priority", "is required for MOST_TRUSTED_SOURCE")
         else:

@@ -44,23 +44,17 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 MAX_LOOKUP_RESULTS = 10
 MAX_MERGE_CHAIN = 16
 
 
-@dataclasses.dataclass(frozen=True)
-class RulePage:
-    rules: Sequence[MatchRule]
-    next_page_token: str
-
-
-@dataclasses.dataclass(frozen=True)
-class CandidatePage:
-    candidates: Sequence[MatchCandidate]
-    next_page_token: str
+def _candidate_key(candidate: MatchCandidate) -> list[object]:
+    """Where a candidate list's next page starts: after this one, in (score, created_at, id) order."""
+    assert candidate.created_at is not None  # a listed candidate is stored, and a stored one has its time
+    return [candidate.score, candidate.created_at.isoformat(), str(candidate.candidate_id)]
 
 
 def _now() -> datetime:
@@ -121,14 +115,12 @@ class Identity:
             raise NotFound("the match rule created by this request no longer exists", reason="MATCH_RULE_NOT_FOUND")
         return existing
 
-    async def list_rules(self, *, uow: UnitOfWork, page_size: int, page_token: str) -> RulePage:
+    async def list_rules(self, *, uow: UnitOfWork, page_size: int, page_token: str) -> Page[MatchRule]:
         limit = clamp_page_size(page_size)
         after = self._page_tokens.decode(page_token, query={"list": "matchRules"})
         found = await self._rules.page(uow, after=tuple(after) if after else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        token = self._page_tokens.encode([page[-1].priority, page[-1].match_rule_id],
-                                         query={"list": "matchRules"}) if more else ""
-        return RulePage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=lambda r: [r.priority, r.match_rule_id],
+                                      query={"list": "matchRules"})
 
     async def update_rule(self, *, uow: UnitOfWork,
                           changes: MatchRule, paths: Sequence[str], etag: str, actor: Principal) -> MatchRule:
@@ -276,7 +268,7 @@ class Identity:
 
     async def list_candidates(self, *, uow: UnitOfWork,
                               state: int, customer_id: str, match_rule_id: str, min_score: float,
-                              page_size: int, page_token: str) -> CandidatePage:
+                              page_size: int, page_token: str) -> Page[MatchCandidate]:
         v_state = state or PENDING
         if not 0 <= min_score <= 1:
             raise InvalidArgument([FieldViolation("min_score", "must be from 0 to 1")])
@@ -288,14 +280,7 @@ class Identity:
         found = await self._candidates.page(uow, state=v_state, customer_id=customer_id,
                                             match_rule_id=match_rule_id, min_score=min_score,
                                             after=tuple(after) if after else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        token = ""
-        if more:
-            last = page[-1]
-            assert last.created_at is not None
-            token = self._page_tokens.encode([last.score, last.created_at.isoformat(), str(last.candidate_id)],
-                                             query=query)
-        return CandidatePage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=_candidate_key, query=query)
 
     async def dismiss_candidate(self, *, uow: UnitOfWork, candidate_id: uuid.UUID, reason: str,
                                 request_id: uuid.UUID | None, request: Message, actor: Principal) -> MatchCandidate:

@@ -93,7 +93,9 @@ matcher_state = sa.Table(
     "matcher_state",
     metadata,
     sa.Column("singleton", sa.Boolean, primary_key=True, server_default=sa.true()),
-    sa.Column("cursor", sa.BigInteger, nullable=False, server_default="0"),
+    # The change feed's opaque cursor ("<xid>.<sequence>", crmkit.outbox) of the last event read;
+    # empty before the first.
+    sa.Column("cursor", sa.Text, nullable=False, server_default=""),
     # Name keys are kept only while a fuzzy rule exists; when one appears they are backfilled
     # (in customer id order, resumable) before being kept current again.
     sa.Column("name_keys_ready", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -1,7 +1,9 @@
 """All SQL of bulk import: uploads, the per-import scratch tables, and the merge. Never commits.
 
-The upload RPC runs in the service's unit of work (SQLAlchemy); the import's workers run on
-plain asyncpg connections of their own, in their own transactions.
+Uploads, the checks before an import and housekeeping run in the caller's unit of work
+(SQLAlchemy, crmkit.db's rule); the import's steps (staging with COPY and the merge, in worker
+processes) run on plain asyncpg connections of their own, in their own transactions: the
+documented `Database.raw()` exception for COPY-based bulk work.
 
 Scratch tables (`import_work_<op>`, `import_value_<op>`, `import_change_<op>`) are UNLOGGED
 copies of the shapes of `customer`, `customer_attribute` and `field_change`, made with
@@ -31,6 +33,7 @@ from crm_profile.imports.model import BAD, INSERT, UPDATE, Upload, UploadHeader
 from crm_profile.imports.tables import import_upload, import_upload_chunk
 from crmkit import audit, outbox
 from crmkit.audit import AuditEntry
+from crmkit.db import UnitOfWork
 
 # The customer's change-feed resource type (its proto's full name), as Customers writes it.
 CUSTOMER_TYPE = "crm.profile.v1.Customer"
@@ -56,14 +59,14 @@ def _upload(row: Any) -> Upload:
                   expire_time=row["expire_time"])
 
 
-async def purge_expired_uploads(connection: asyncpg.Connection) -> int:
-    result = await connection.execute("DELETE FROM import_upload WHERE expire_time < now()")
-    return int(result.split()[-1])
+async def purge_expired_uploads(uow: UnitOfWork) -> int:
+    result = await uow.execute(sa.delete(import_upload).where(import_upload.c.expire_time < sa.func.now()))
+    return int(result.rowcount or 0)
 
 
-async def upload_area_used(connection: asyncpg.Connection) -> int:
-    return int(await connection.fetchval(
-        "SELECT coalesce(sum(size_bytes), 0) FROM import_upload WHERE expire_time >= now()"))
+async def upload_area_used(uow: UnitOfWork) -> int:
+    return int(await uow.scalar(sa.select(sa.func.coalesce(sa.func.sum(import_upload.c.size_bytes), 0))
+                                .where(import_upload.c.expire_time >= sa.func.now())) or 0)
 
 
 async def insert_upload(session: AsyncConnection, *, upload_id: uuid.UUID, header: UploadHeader, creator: str,
@@ -89,23 +92,23 @@ async def get_upload(connection: asyncpg.Connection, upload_id: uuid.UUID) -> Up
     return _upload(row) if row is not None else None
 
 
-async def head(connection: asyncpg.Connection, upload_id: uuid.UUID, *, chunks: int) -> bytes:
-    rows = await connection.fetch(
-        "SELECT data FROM import_upload_chunk WHERE upload_id = $1 ORDER BY seq LIMIT $2", upload_id, chunks)
-    return b"".join(r["data"] for r in rows)
+async def head(uow: UnitOfWork, upload_id: uuid.UUID, *, chunks: int) -> bytes:
+    k = import_upload_chunk
+    rows = (await uow.execute(sa.select(k.c.data).where(k.c.upload_id == upload_id)
+                              .order_by(k.c.seq).limit(chunks))).all()
+    return b"".join(r.data for r in rows)
 
 
-async def tail(connection: asyncpg.Connection, upload_id: uuid.UUID, *, nbytes: int) -> bytes:
+async def tail(uow: UnitOfWork, upload_id: uuid.UUID, *, nbytes: int) -> bytes:
     """At least the last `nbytes` of the file (whole chunks), or all of it."""
+    k = import_upload_chunk
     parts: list[bytes] = []
     total = 0
-    rows = await connection.fetch(
-        "SELECT seq, length(data) AS size FROM import_upload_chunk WHERE upload_id = $1 ORDER BY seq DESC",
-        upload_id)
+    rows = (await uow.execute(sa.select(k.c.seq, sa.func.length(k.c.data).label("size"))
+                              .where(k.c.upload_id == upload_id).order_by(k.c.seq.desc()))).all()
     for row in rows:
-        parts.append(await connection.fetchval(
-            "SELECT data FROM import_upload_chunk WHERE upload_id = $1 AND seq = $2", upload_id, row["seq"]))
-        total += row["size"]
+        parts.append(await uow.scalar(sa.select(k.c.data).where(k.c.upload_id == upload_id, k.c.seq == row.seq)))
+        total += row.size
         if total >= nbytes:
             break
     return b"".join(reversed(parts))
@@ -152,20 +155,20 @@ class Scratch:
         await connection.execute(f"DROP TABLE IF EXISTS {self.work}, {self.values}, {self.changes}")
 
 
-async def leftover_scratch(connection: asyncpg.Connection) -> list[str]:
+async def leftover_scratch(uow: UnitOfWork) -> list[str]:
     """Scratch tables whose import is no longer running (its process died before cleaning up)."""
-    rows = await connection.fetch(
+    rows = await uow.execute(sa.text(
         r"""SELECT t.tablename FROM pg_tables t
             WHERE t.schemaname = current_schema() AND t.tablename ~ '^import_(work|value|change)_[0-9a-f]{32}$'
               AND NOT EXISTS (
                   SELECT 1 FROM operation o WHERE o.state IN (1, 2)
-                  AND replace(o.operation_id::text, '-', '') = substring(t.tablename from '[0-9a-f]{32}$'))""")
-    return [r["tablename"] for r in rows]
+                  AND replace(o.operation_id::text, '-', '') = substring(t.tablename from '[0-9a-f]{32}$'))"""))
+    return [r.tablename for r in rows]
 
 
-async def drop_tables(connection: asyncpg.Connection, names: Sequence[str]) -> None:
+async def drop_tables(uow: UnitOfWork, names: Sequence[str]) -> None:
     for name in names:
-        await connection.execute(f'DROP TABLE IF EXISTS "{name}"')
+        await uow.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
 
 
 # --- staging (worker side) --------------------------------------------------------------------------

@@ -1,11 +1,20 @@
 """Bulk import orchestration: uploads, starting an import, and coordinating its worker steps.
 
-`upload` stores a client-streamed file in one unit of work (a bad size or digest rolls it all
-back). `start` checks the request, the upload and the file's columns, then creates the
-operation (PENDING) in the same unit of work as its idempotency key, and hands the import to
-the runner. The coordinator (`_run`, in this process) calls the worker steps: plan, stage the
-parts in parallel, merge; the merge commits the customers, their history, audit records,
-change events and the operation's success together.
+Who opens the transaction (crmkit.db's rule). `upload` and `start` run in the unit of work
+their servicer opens and hands in as `uow=`, and never open or commit one: `upload` stores a
+client-streamed file in it (a bad size or digest rolls it all back); `start` checks the
+request, the upload and the file's columns, then creates the operation (PENDING) in it with its
+idempotency key, and returns `Started`, whose `launch` the servicer calls once that unit of
+work has committed. The coordinator (`_run`, in this process) calls the worker steps: plan,
+stage the parts in parallel, merge. Those steps are the documented `Database.raw()` exception
+for COPY-based bulk work: each opens its own asyncpg connection in its worker process and its
+own transactions (see `worker`); the merge commits the customers, their history, audit
+records, change events and the operation's success together. Housekeeping is background work
+and opens its own unit of work per round.
+
+Idempotency of an upload: the stream has no single request message, so what is fingerprinted
+for `header.request_id` is the first message's header (file name, format, size and SHA-256,
+with the key cleared): a key reused for another file is INVALID_ARGUMENT (REQUEST_ID_REUSED).
 """
 
 from __future__ import annotations
@@ -32,11 +41,11 @@ from crm_profile.imports import reading, repository, rules, worker
 from crm_profile.imports.conversion import EnumValues
 from crm_profile.imports.model import FORMAT_CSV, KIND, ImportSpec, Upload, UploadHeader
 from crmkit.auth import Principal
-from crmkit.db import Database
+from crmkit.db import Database, UnitOfWork
 from crmkit.errors import FieldViolation, InvalidArgument, NotFound
-from crmkit.idempotency import IdempotencyKeys, current_request
+from crmkit.idempotency import IdempotencyKeys
 from crmkit.logs import get_logger
-from crmkit.operations import OperationRunner, Operations, RunningOperation
+from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, name_of, parse_name
 from crmkit.resources import ResourceName
 
 log = get_logger("crm.profile.imports")
@@ -81,46 +90,47 @@ class Imports:
 
     # --- uploads ---------------------------------------------------------------------------------------
 
-    async def upload(self, *, header: UploadHeader, chunks: AsyncIterator[bytes], actor: Principal) -> Upload:
-        async with self._db.raw() as connection:
-            await repository.purge_expired_uploads(connection)
-            used = await repository.upload_area_used(connection)
+    async def upload(self, *, uow: UnitOfWork, header: UploadHeader, chunks: AsyncIterator[bytes],
+                     request: Message, actor: Principal) -> Upload:
+        """Store the file in `uow`. `request` is what identifies the upload for its idempotency
+        key: the stream's header message (module docstring)."""
+        # Expired uploads do not count against the area; housekeeping deletes them (not done
+        # here: a delete held for a whole upload's stream would make concurrent uploads wait).
+        used = await repository.upload_area_used(uow)
         rules.check_header(header, max_bytes=self._limits.max_upload_bytes,
                            area_free=self._limits.upload_area_bytes - used)
         upload_id = uuid.uuid4()
-        async with self._db.unit_of_work() as session:
-            if header.request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=header.request_id,
-                    request=current_request(), method="UploadImportFile",
-                    resource_name=f"importUploads/{upload_id}")
-                if earlier is not None:
-                    return await self._earlier_upload(session, earlier, header)
-            await repository.insert_upload(session, upload_id=upload_id, header=header, creator=actor.subject,
-                                           expire_time=datetime.now(UTC) + rules.UPLOAD_TTL)
-            digest, received, seq = hashlib.sha256(), 0, 0
-            pending = bytearray()
-            async for chunk in chunks:
-                rules.check_chunk(chunk, received=received, declared=header.size_bytes)
-                received += len(chunk)
-                digest.update(chunk)
-                pending += chunk
-                while len(pending) >= rules.MAX_CHUNK_BYTES:
-                    await repository.insert_chunk(session, upload_id=upload_id, seq=seq,
-                                                  data=bytes(pending[:rules.MAX_CHUNK_BYTES]))
-                    del pending[:rules.MAX_CHUNK_BYTES]
-                    seq += 1
-            if pending:
-                await repository.insert_chunk(session, upload_id=upload_id, seq=seq, data=bytes(pending))
-            rules.check_complete(received=received, declared=header.size_bytes, sha256=digest.hexdigest(),
-                                 declared_sha256=header.sha256)
-            stored = await repository.uploaded(session, upload_id)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=header.request_id, request=request, method="UploadImportFile",
+            resource_name=f"importUploads/{upload_id}",
+            replay=lambda name: self._earlier_upload(uow=uow, earlier=name, header=header), field="header.request_id")
+        if replayed is not None:
+            return replayed
+        await repository.insert_upload(uow, upload_id=upload_id, header=header, creator=actor.subject,
+                                       expire_time=datetime.now(UTC) + rules.UPLOAD_TTL)
+        digest, received, seq = hashlib.sha256(), 0, 0
+        pending = bytearray()
+        async for chunk in chunks:
+            rules.check_chunk(chunk, received=received, declared=header.size_bytes)
+            received += len(chunk)
+            digest.update(chunk)
+            pending += chunk
+            while len(pending) >= rules.MAX_CHUNK_BYTES:
+                await repository.insert_chunk(uow, upload_id=upload_id, seq=seq,
+                                              data=bytes(pending[:rules.MAX_CHUNK_BYTES]))
+                del pending[:rules.MAX_CHUNK_BYTES]
+                seq += 1
+        if pending:
+            await repository.insert_chunk(uow, upload_id=upload_id, seq=seq, data=bytes(pending))
+        rules.check_complete(received=received, declared=header.size_bytes, sha256=digest.hexdigest(),
+                             declared_sha256=header.sha256)
+        stored = await repository.uploaded(uow, upload_id)
         assert stored is not None
         log.info("import_uploaded", upload_id=str(upload_id), size_bytes=received)
         return stored
 
-    async def _earlier_upload(self, session: Any, earlier: str, header: UploadHeader) -> Upload:
-        found = await repository.uploaded(session, uuid.UUID(UPLOAD.parse_one(earlier)))
+    async def _earlier_upload(self, *, uow: UnitOfWork, earlier: str, header: UploadHeader) -> Upload:
+        found = await repository.uploaded(uow, uuid.UUID(UPLOAD.parse_one(earlier)))
         if found is None:
             raise NotFound("the upload made with this request_id has expired; upload again with a new one",
                            reason="UPLOAD_NOT_FOUND")
@@ -131,63 +141,65 @@ class Imports:
 
     # --- imports -----------------------------------------------------------------------------------------
 
-    async def start(self, *, spec: ImportSpec, actor: Principal) -> Message:
-        """Check everything that can be checked up front, then start the import operation."""
+    async def start(self, *, uow: UnitOfWork, spec: ImportSpec, request: Message, actor: Principal) -> Started:
+        """Check everything that can be checked up front, then create the import operation in
+        `uow`; the caller launches it once `uow` has committed."""
         violations = rules.check_request(spec, enum_values=self._enum_values)
         upload_id = _upload_id(spec.upload, violations)
         violations.raise_if_any()
         assert upload_id is not None
-        async with self._db.unit_of_work(read_only=True) as session:
-            upload = await repository.uploaded(session, upload_id)
-            if upload is None:
-                raise NotFound(f"upload {spec.upload} not found (uploads expire after 24 hours)",
-                               reason="UPLOAD_NOT_FOUND")
-            attribute_ids = sorted({c.attribute for c in spec.columns if c.attribute})
-            definitions = await self._attributes.definitions(session, attribute_ids) if attribute_ids else {}
+        upload = await repository.uploaded(uow, upload_id)
+        if upload is None:
+            raise NotFound(f"upload {spec.upload} not found (uploads expire after 24 hours)",
+                           reason="UPLOAD_NOT_FOUND")
+        attribute_ids = sorted({c.attribute for c in spec.columns if c.attribute})
+        definitions = await self._attributes.definitions(uow, attribute_ids) if attribute_ids else {}
         unknown = rules.unknown_attributes(spec, definitions)
         if unknown:
             field, attribute = unknown[0]
             raise NotFound(f"{field}: attribute {attribute!r} is not declared in the attribute catalogue",
                            reason="ATTRIBUTE_NOT_FOUND", metadata={"field": field, "attribute_id": attribute})
-        columns = await self._file_columns(upload, spec)
+        columns = await self._file_columns(uow=uow, upload=upload, spec=spec)
         rules.check_columns(spec, columns).raise_if_any()
         operation_id = uuid.uuid4()
-        async with self._db.unit_of_work() as session:
-            if spec.request_id is not None:
-                earlier = await self._idempotency.claim(
-                    session, principal=actor.subject, request_id=spec.request_id,
-                    request=current_request(), method="ImportCustomers",
-                    resource_name=f"operations/{operation_id}")
-                if earlier is not None:
-                    return await self._operations.get(operation_id=uuid.UUID(earlier.removeprefix("operations/")))
-            operation = await self._operations.create(
-                session, kind=KIND, creator=actor.subject,
-                metadata=self._describe(spec, upload, rules.unmapped_columns(spec, columns)),
-                operation_id=operation_id)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=spec.request_id, request=request, method="ImportCustomers",
+            resource_name=name_of(operation_id), replay=self._earlier_import)
+        if replayed is not None:
+            return replayed
+        operation = await self._operations.create(
+            uow, kind=KIND, creator=actor.subject,
+            metadata=self._describe(spec, upload, rules.unmapped_columns(spec, columns)),
+            operation_id=operation_id)
         job = worker.ImportJob(
             operation_id=operation_id, upload_id=upload_id, format=upload.format, spec=spec, settings=self._settings,
             work_dir="", actor=actor.subject, trace_id=_trace_id(), stamp=datetime.now(UTC),
             enum_values=self._enum_values, enum_names=self._enum_names, definitions=definitions,
             feed_payload=self._feed_payload, error_domain=self._domain,
             parts=max(1, self._limits.parallel_parts))
-        self._runner.launch(operation_id, functools.partial(self._run, job))
-        log.info("import_started", operation_id=str(operation_id), upload_id=str(upload_id), mode=spec.mode,
-                 validate_only=spec.validate_only)
-        return operation
 
-    async def _file_columns(self, upload: Upload, spec: ImportSpec) -> list[str]:
+        def launch() -> None:
+            self._runner.launch(operation_id, functools.partial(self._run, job))
+            log.info("import_started", operation_id=str(operation_id), upload_id=str(upload_id), mode=spec.mode,
+                     validate_only=spec.validate_only)
+
+        return Started(operation, launch)
+
+    async def _earlier_import(self, name: str) -> Started:
+        return Started(await self._operations.get(operation_id=parse_name(name)))
+
+    async def _file_columns(self, *, uow: UnitOfWork, upload: Upload, spec: ImportSpec) -> list[str]:
         """The file's column names, read from its first (CSV) or last (Parquet) bytes."""
         try:
-            async with self._db.raw() as connection:
-                if upload.format == FORMAT_CSV:
-                    head = await repository.head(connection, upload.upload_id, chunks=HEAD_CHUNKS)
-                    columns, _, _ = reading.csv_columns(head, spec.csv, whole_file=len(head) >= upload.size_bytes)
-                    return columns
-                tail = await repository.tail(connection, upload.upload_id, nbytes=8)
-                wanted = reading.footer_length(tail)
-                if wanted > len(tail):
-                    tail = await repository.tail(connection, upload.upload_id, nbytes=wanted)
-                return reading.parquet_columns(tail)
+            if upload.format == FORMAT_CSV:
+                head = await repository.head(uow, upload.upload_id, chunks=HEAD_CHUNKS)
+                columns, _, _ = reading.csv_columns(head, spec.csv, whole_file=len(head) >= upload.size_bytes)
+                return columns
+            tail = await repository.tail(uow, upload.upload_id, nbytes=8)
+            wanted = reading.footer_length(tail)
+            if wanted > len(tail):
+                tail = await repository.tail(uow, upload.upload_id, nbytes=wanted)
+            return reading.parquet_columns(tail)
         except reading.UnreadableFile as error:
             field = "csv_options" if upload.format == FORMAT_CSV else "upload"
             raise InvalidArgument([FieldViolation(field, f"the file cannot be read: {error}")]) from error
@@ -205,6 +217,8 @@ class Imports:
             return await run.call(worker.merge, job)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
+            # The scratch tables belong to the COPY staging (the documented raw() exception):
+            # dropped on a raw connection, outside any transaction, by the coordinator that made them.
             with contextlib.suppress(Exception):
                 async with self._db.raw() as connection:
                     await repository.Scratch(job.operation_id).drop(connection)
@@ -238,10 +252,13 @@ class Imports:
             await asyncio.gather(self._housekeeping, return_exceptions=True)
 
     async def housekeep(self) -> None:
-        """Delete expired uploads; drop scratch tables of imports whose process died."""
-        async with self._db.raw() as connection:
-            await repository.purge_expired_uploads(connection)
-            await repository.drop_tables(connection, await repository.leftover_scratch(connection))
+        """Delete expired uploads; drop scratch tables of imports whose process died.
+
+        Background work no RPC starts: it opens its own unit of work for the round (crmkit.db's
+        rule), committed when the round ends."""
+        async with self._db.unit_of_work() as uow:
+            await repository.purge_expired_uploads(uow)
+            await repository.drop_tables(uow, await repository.leftover_scratch(uow))
 
     async def _housekeep_forever(self) -> None:
         while True:

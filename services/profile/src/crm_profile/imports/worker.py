@@ -15,6 +15,14 @@
 
 Each step opens its own asyncpg connection and builds its own vault from the settings it is
 given: nothing but picklable values crosses the process boundary.
+
+Who opens the transaction: these steps are crmkit.db's documented exception for COPY-based bulk
+work (`Database.raw()`-style plain asyncpg connections, hand-written SQL). Each step opens its
+own connection and its own transactions and commits them itself: `stage` COPYs into the
+UNLOGGED scratch tables (nothing there is visible to anyone else, so a failure only leaves
+scratch that the coordinator or housekeeping drops), and `merge` writes everything the import
+changes, with the operation's success (`complete_in`), in one `connection.transaction()`.
+Progress goes through `WorkerOperation`, the kit's operation machinery, on its own connection.
 """
 
 from __future__ import annotations

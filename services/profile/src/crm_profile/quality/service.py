@@ -63,7 +63,8 @@ class QualityReports:
         aggregates = computed.aggregates
         sources = sorted(s for s in aggregates.populations if s and (not source_systems or s in source_systems))
         ordered = rules.order_fields(fields, list(definitions))
-        all_rows, source_rows = [], []
+        all_rows: list[FieldQuality] = []
+        source_rows: list[FieldQuality] = []
         for path in ordered:
             expected = self._is_expected(path, definitions)
             all_rows.append(rules.assess(path, "", aggregates.populations.get("", 0),

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.relationships.model import SPOUSE, Relationship
@@ -18,7 +19,7 @@ _COLUMNS = ("relationship_id", "customer_id", "related_customer_id", "type", "ow
             "guaranteed_holding", "start_date", "source_system", "mirror_id", "created_by", "created_at")
 
 
-def _from_row(row: Mapping[str, Any]) -> Relationship:
+def _from_row(row: RowMapping) -> Relationship:
     return Relationship(**{c: row[c] for c in _COLUMNS})
 
 

@@ -46,7 +46,8 @@ def validate(relationship: Relationship, *, today: date, prefix: str = "relation
             assert percent is not None
             v.check(percent.is_finite() and 0 < percent <= HUNDRED, f"{prefix}ownership_percent",
                     "must be greater than 0 and at most 100")
-            v.check(not percent.is_finite() or -percent.as_tuple().exponent <= 4,  # type: ignore[operator]
+            exponent = percent.as_tuple().exponent  # a letter for NaN and infinity, refused above
+            v.check(not isinstance(exponent, int) or -exponent <= 4,
                     f"{prefix}ownership_percent", "must have at most 4 fraction digits")
     else:
         v.check(percent is None, f"{prefix}ownership_percent", "is only allowed for COMPANY_OWNER and OWNED_COMPANY")

@@ -3,7 +3,6 @@ unit of work, with an audit record and a `Relationship` change event for each ro
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -24,17 +23,11 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 
 RELATIONSHIP_TYPE = "crm.profile.v1.Relationship"
 RelationshipPayload = Callable[[Relationship], Message]
-
-
-@dataclasses.dataclass(frozen=True)
-class RelationshipPage:
-    relationships: Sequence[Relationship]
-    next_page_token: str
 
 
 class Relationships:
@@ -92,20 +85,17 @@ class Relationships:
         return stored
 
     async def list(self, *, uow: UnitOfWork, customer_id: str, types: Sequence[int], page_size: int, page_token: str,
-                   purpose: Purpose, actor: Principal) -> RelationshipPage:
+                   purpose: Purpose, actor: Principal) -> Page[Relationship]:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "types": sorted(types)}
         after = self._page_tokens.decode(page_token, query=query)
         await load_customer(self._customers, uow=uow, customer_id=customer_id, actor=actor)
         found = await self._repository.page(uow, customer_id, types=types,
                                             after=tuple(after) if after else None, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
         await self._audit.record(AuditEntry(principal=actor.subject, action="relationship.list",
                                             resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
                                             justification=purpose.justification))
-        last = page[-1] if page else None
-        token = self._page_tokens.encode([last.type, last.related_customer_id], query=query) if more and last else ""
-        return RelationshipPage(page, token)
+        return self._page_tokens.page(found, limit=limit, key=lambda r: [r.type, r.related_customer_id], query=query)
 
     async def delete(self, *, uow: UnitOfWork, customer_id: str, relationship_id: uuid.UUID, etag: str,
                      purpose: Purpose, actor: Principal) -> None:

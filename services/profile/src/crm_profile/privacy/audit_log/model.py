@@ -49,12 +49,6 @@ class AuditFilter:
 
 
 @dataclass(frozen=True)
-class AuditPage:
-    records: list[AuditRow]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
 class ChainCheck:
     valid: bool
     start_sequence: int

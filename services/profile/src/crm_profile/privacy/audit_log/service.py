@@ -8,12 +8,12 @@ import dataclasses
 import sqlalchemy as sa
 
 from crm_profile.privacy.audit_log import rules as audit_rules
-from crm_profile.privacy.audit_log.model import AuditFilter, AuditPage, ChainCheck, ChainFailure
+from crm_profile.privacy.audit_log.model import AuditFilter, AuditRow, ChainCheck, ChainFailure
 from crm_profile.privacy.audit_log.repository import AuditRepository
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose
 from crmkit.validation import Violations
 
@@ -25,7 +25,7 @@ class AuditLog:
         self._page_tokens = page_tokens
 
     async def list(self, *, uow: UnitOfWork, narrowing: AuditFilter, page_size: int, page_token: str, purpose: Purpose,
-                   actor: Principal, violations: Violations | None = None) -> AuditPage:
+                   actor: Principal, violations: Violations | None = None) -> Page[AuditRow]:
         """Records in sequence order; reading the log is itself recorded in it."""
         if violations is not None:
             violations.raise_if_any()
@@ -34,12 +34,10 @@ class AuditLog:
         after = self._page_tokens.decode(page_token, query=query)
         rows = await self._repository.page(uow, narrowing, verbs=audit_rules.verbs_of(narrowing.actions),
                                            after=after, limit=limit + 1)
-        page, more = rows[:limit], len(rows) > limit
         subject = f"customers/{narrowing.customer_id}" if narrowing.customer_id else "auditRecords"
         await self._audit.record(AuditEntry(principal=actor.subject, action="audit_record.list", resource_name=subject,
                                             purpose=purpose.purpose, justification=purpose.justification))
-        token = self._page_tokens.encode(page[-1].seq, query=query) if more else ""
-        return AuditPage(page, token)
+        return self._page_tokens.page(rows, limit=limit, key=lambda r: r.seq, query=query)
 
     async def verify(self, *, uow: UnitOfWork, start: int, end: int, expected_end_hash: str) -> ChainCheck:
         """Walk the chains from `start` to `end` (0: the oldest kept, the newest); a broken chain is

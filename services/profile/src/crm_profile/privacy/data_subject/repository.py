@@ -175,7 +175,7 @@ class ErasureRepository:
         wanted = set(classes)
         core = rules.fields_of(wanted)
         attribute_fields = [f"attributes.{key}" for key, c in attribute_classes.items() if c in wanted]
-        condition = field_change.c.field.in_(core + attribute_fields)
+        condition: sa.ColumnElement[bool] = field_change.c.field.in_(core + attribute_fields)
         if rules.UNKNOWN_ATTRIBUTE_CLASS in wanted:  # attributes deleted since: their class is unknown
             known = [f"attributes.{key}" for key in attribute_classes]
             condition = sa.or_(condition, sa.and_(field_change.c.field.startswith("attributes."),

@@ -220,14 +220,13 @@ class DataSubjectRequests:
                          ) -> AsyncIterator[list[Event]]:
         types = tuple(t for t in EVENT_TYPES if rules.event_class(t) in wanted)
         narrowing = EventFilter(event_types=types if len(types) < len(EVENT_TYPES) else ())
-        raw = await uow.get_raw_connection()
-        connection = raw.driver_connection  # asyncpg, inside this snapshot's transaction
-        customer_ids = await self._events.merged_into(connection, customer_id)
+        customer_ids = await self._events.merged_into(uow, customer_id)
         after = None
-        while page := await self._events.page(connection, customer_ids=customer_ids, narrowing=narrowing,
+        while page := await self._events.page(uow, customer_ids=customer_ids, narrowing=narrowing,
                                               after=after, limit=rules.EXPORT_SECTION_ITEMS):
             yield page
             last = page[-1]
+            assert last.occur_time is not None  # a stored event has one (the column is NOT NULL)
             after = (last.occur_time, last.event_id)
 
     async def _changes_of(self, uow: UnitOfWork, customer: Customer, wanted: set[DataClass],

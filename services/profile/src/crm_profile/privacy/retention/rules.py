@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from crm_profile.attributes.model import DataClass
 from crm_profile.privacy.data_subject.model import ErasureSpec
@@ -120,7 +121,7 @@ def updated(current: RetentionPolicy, changes: PolicyChanges, paths: Sequence[st
     """The policy with the masked fields changed; INVALID_ARGUMENT naming every bad field."""
     prefix = "retention_policy."
     v = Violations()
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     if "retention_period" in paths:
         period = changes.retention
         if v.check(period is not None and period > timedelta(0) and period % timedelta(days=1) == timedelta(0),
@@ -150,7 +151,7 @@ def updated(current: RetentionPolicy, changes: PolicyChanges, paths: Sequence[st
         v.text(changes.legal_basis, prefix + "legal_basis", multiline=True)
         values["legal_basis"] = changes.legal_basis
     v.raise_if_any()
-    return dataclasses.replace(current, **values)  # type: ignore[arg-type]
+    return dataclasses.replace(current, **values)
 
 
 def check_purge_classes(values: Sequence[int], violations: Violations) -> tuple[DataClass, ...]:

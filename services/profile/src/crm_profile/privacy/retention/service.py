@@ -26,6 +26,7 @@ an RPC: like the kit's FeedConsumer they open their own unit of work per batch.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import uuid
 from collections.abc import Callable, Sequence
@@ -66,7 +67,7 @@ from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, name_of, parse_name
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox
-from crmkit.pagination import PageTokens, clamp_page_size
+from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
 log = get_logger("crm.profile.retention")
@@ -123,13 +124,12 @@ class Retention:
 
     # --- policies --------------------------------------------------------------------------------
 
-    async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str) -> tuple[list[RetentionPolicy], str]:
+    async def list(self, *, uow: UnitOfWork, page_size: int, page_token: str) -> Page[RetentionPolicy]:
         limit = clamp_page_size(page_size)
         after = self._page_tokens.decode(page_token, query={"list": "retention_policies"})
         found = await self._repository.page(uow, after=after, limit=limit + 1)
-        page, more = found[:limit], len(found) > limit
-        token = self._page_tokens.encode(int(page[-1].data_class), query={"list": "retention_policies"}) if more else ""
-        return page, token
+        return self._page_tokens.page(found, limit=limit, key=lambda p: int(p.data_class),
+                                      query={"list": "retention_policies"})
 
     async def update(self, *, uow: UnitOfWork, slug: str, changes: PolicyChanges, paths: Sequence[str], etag: str,
                      actor: Principal) -> RetentionPolicy:
@@ -385,7 +385,7 @@ class Retention:
                                           payload=self._messages.customer(changed), actor=actor)
         return sum(touched.values())
 
-    async def _sources(self, uow: UnitOfWork, customer_id: str, *, lock: bool) -> list[Customer]:
+    async def _sources(self, uow: UnitOfWork, customer_id: str, *, lock: bool) -> builtins.list[Customer]:
         merged = []
         for source_id in (await self._erasure.merge_tree(uow, customer_id))[1:]:
             source = await self._customers.get(uow, source_id, for_update=lock)
