@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from google.type import decimal_pb2
@@ -65,7 +66,7 @@ def value_to_proto(value: AttributeValue) -> attribute_pb2.AttributeValue:
     message = attribute_pb2.AttributeValue()
     if value.type is ValueType.DECIMAL:
         message.decimal_value.value = value.canonical()
-    elif value.type is ValueType.DATE:
+    elif value.type is ValueType.DATE and isinstance(value.value, date):  # a DATE value holds a date
         message.date_value.CopyFrom(from_date(value.value))
     elif value.type in _TYPE_MEMBERS:
         setattr(message, _TYPE_MEMBERS[value.type], value.value)

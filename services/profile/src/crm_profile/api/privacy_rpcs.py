@@ -28,7 +28,7 @@ from crmkit.validation import Violations
 
 
 def _customer_id(name: str, violations: Violations) -> str:
-    return CUSTOMER.ids_in(name)[0] if CUSTOMER.check(name, "name", violations, required=True) else ""
+    return (CUSTOMER.id_in(name) or "") if CUSTOMER.check(name, "name", violations, required=True) else ""
 
 
 class PrivacyRpcs:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import operator
 import re
+from collections.abc import Callable
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from crm_profile.customers.model import ERASED, MERGED, Customer, CustomerView
 from crmkit import masking
@@ -249,7 +250,8 @@ def _mask_address(address: dict[str, object]) -> dict[str, object]:
 
 
 _PATHS = {f: FIELD_PATHS.get(f, f) for f in FIELD_CLASSES}  # as masked_fields names them
-_MASKS = {
+# Each takes the field's stored value (a string, or the address dict) and returns its mask.
+_MASKS: dict[str, Callable[[Any], object]] = {
     "full_name": masking.mask_name,
     "id_number": masking.mask_identifier,
     "mobile_phone": masking.mask_phone,

@@ -107,7 +107,8 @@ async def tail(uow: UnitOfWork, upload_id: uuid.UUID, *, nbytes: int) -> bytes:
     rows = (await uow.execute(sa.select(k.c.seq, sa.func.length(k.c.data).label("size"))
                               .where(k.c.upload_id == upload_id).order_by(k.c.seq.desc()))).all()
     for row in rows:
-        parts.append(await uow.scalar(sa.select(k.c.data).where(k.c.upload_id == upload_id, k.c.seq == row.seq)))
+        parts.append((await uow.execute(sa.select(k.c.data).where(k.c.upload_id == upload_id, k.c.seq == row.seq)))
+                     .scalar_one())
         total += row.size
         if total >= nbytes:
             break
