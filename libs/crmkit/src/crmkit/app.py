@@ -23,12 +23,12 @@ from crmkit.db import Database, migrate
 from crmkit.logs import configure_logging, get_logger
 from crmkit.outbox import ChangeFeed
 from crmkit.server import GrpcServer, ServiceBinding, wait_for_stop_signal
-from crmkit.settings import ServiceSettings
+from crmkit.settings import GrpcServiceSettings
 from crmkit.telemetry import Telemetry, setup_telemetry
 
 log = get_logger("crm.app")
 
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+SettingsT = TypeVar("SettingsT", bound=GrpcServiceSettings)
 Closer = Callable[[], Awaitable[None]]
 
 
@@ -78,12 +78,12 @@ class ServiceSpec(Generic[SettingsT]):
 
 async def start(spec: ServiceSpec[SettingsT], settings: SettingsT) -> tuple[GrpcServer, Runtime[SettingsT]]:
     """Build the runtime and start serving; used by `serve` and by the in-process test fixtures."""
-    db = await Database.open(settings.database_url, pool_size=settings.db_pool_size,  # type: ignore[attr-defined]  # a service subclass declares it
+    db = await Database.open(settings.database_url, pool_size=settings.db_pool_size,
                              application_name=f"crm-{spec.name}")
     runtime = Runtime(name=spec.name, settings=settings, db=db)
     try:
         bindings = await spec.wire(runtime)
-        server = GrpcServer(settings=settings, bindings=bindings, port=settings.port,  # type: ignore[attr-defined]  # a service subclass declares it
+        server = GrpcServer(settings=settings, bindings=bindings, port=settings.port,
                             error_domain=spec.error_domain, readiness=runtime.db.reachable)
         await server.start()
     except BaseException:
@@ -123,7 +123,7 @@ def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> Non
         raise SystemExit(2) from exc
     configure_logging(service=spec.name, level=settings.log_level)
     if args.command == "migrate":
-        asyncio.run(migrate(spec.migrations, settings.database_url))  # type: ignore[attr-defined]  # a service subclass declares it
+        asyncio.run(migrate(spec.migrations, settings.database_url))
         log.info("migrated")
         return
     telemetry = setup_telemetry(service_name=f"crm-{spec.name}")

@@ -1,6 +1,6 @@
 """Settings shared by every service: environment variables prefixed `CRM_`, read once in main().
 
-Each service subclasses `ServiceSettings` and adds its own fields, naming their variables
+Each service subclasses `GrpcServiceSettings` (the gateway `ServiceSettings`) and adds its own fields, naming their variables
 explicitly (`CRM_PROFILE_DATABASE_URL`, `CRM_PROFILE_PORT`). Settings are built in `main()` and
 passed down; nothing reads the environment at import time.
 """
@@ -96,6 +96,15 @@ class ServiceSettings(BaseSettings):
     def is_development(self) -> bool:
         return self.env is not Environment.PRODUCTION
 
+
+
+class GrpcServiceSettings(ServiceSettings):
+    """A gRPC service with its own database. Each service redeclares both fields with its own
+    variables (`CRM_<SERVICE>_DATABASE_URL`, `CRM_<SERVICE>_PORT`) and its default port; declaring
+    them here lets the kit's start-up read them with their types."""
+
+    database_url: str
+    port: int = Field(ge=0, le=65535)
 
 def async_database_url(url: str) -> str:
     """The SQLAlchemy asyncpg form of a PostgreSQL URL (accepts plain `postgresql://`)."""

@@ -20,10 +20,10 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
-from crmkit.settings import ServiceSettings
+from crmkit.settings import GrpcServiceSettings
 
 
-class CampaignSettings(ServiceSettings):
+class CampaignSettings(GrpcServiceSettings):
     database_url: str = Field(validation_alias="CRM_CAMPAIGN_DATABASE_URL")
     port: int = Field(default=50053, validation_alias="CRM_CAMPAIGN_PORT", ge=0, le=65535)
     # ISO 4217 code of the bank's reporting currency: costs and expected values are in it.

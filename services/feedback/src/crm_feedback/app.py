@@ -26,7 +26,7 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
-from crmkit.settings import ServiceSettings
+from crmkit.settings import GrpcServiceSettings
 
 # Whoever reads the change feed sees complaints as a service does: the description masked.
 FEED_READER = Principal(subject="system:feed", roles=frozenset({Role.SERVICE}))
@@ -34,7 +34,7 @@ FEED_READER = Principal(subject="system:feed", roles=frozenset({Role.SERVICE}))
 DEVELOPMENT_KEY_ID = "dev"
 
 
-class FeedbackSettings(ServiceSettings):
+class FeedbackSettings(GrpcServiceSettings):
     database_url: str = Field(validation_alias="CRM_FEEDBACK_DATABASE_URL")
     port: int = Field(default=50054, validation_alias="CRM_FEEDBACK_PORT", ge=0, le=65535)
     # AES-256 keys as `key_id:base64,key_id:base64`; the active one seals new descriptions.

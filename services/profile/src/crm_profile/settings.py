@@ -8,7 +8,7 @@ from decimal import Decimal
 from pydantic import Field, SecretStr
 
 from crm_profile.privacy.retention.rules import DEFAULT_MINIMUM_DAYS
-from crmkit.settings import ServiceSettings
+from crmkit.settings import GrpcServiceSettings
 
 # Defaults of CRM_PROFILE_STALE_MAX_AGE_DAYS: contact details and the suitability assessment are
 # re-confirmed yearly, occupation every two years.
@@ -18,7 +18,7 @@ EXPECTED_FIELDS = ("full_name", "birth_date", "id_document.number", "mobile_phon
                    "risk_tolerance")
 
 
-class ProfileSettings(ServiceSettings):
+class ProfileSettings(GrpcServiceSettings):
     database_url: str = Field(validation_alias="CRM_PROFILE_DATABASE_URL")
     port: int = Field(default=50051, validation_alias="CRM_PROFILE_PORT", ge=0, le=65535)
     # AES-256 keys as `key_id:base64,key_id:base64`; the active one seals new values.

@@ -20,10 +20,10 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
-from crmkit.settings import ServiceSettings
+from crmkit.settings import GrpcServiceSettings
 
 
-class RiskSettings(ServiceSettings):
+class RiskSettings(GrpcServiceSettings):
     database_url: str = Field(validation_alias="CRM_RISK_DATABASE_URL")
     port: int = Field(default=50055, validation_alias="CRM_RISK_PORT", ge=0, le=65535)
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_RISK_FEED_POLL_SECONDS")

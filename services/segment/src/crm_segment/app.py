@@ -19,10 +19,10 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
-from crmkit.settings import ServiceSettings
+from crmkit.settings import GrpcServiceSettings
 
 
-class SegmentSettings(ServiceSettings):
+class SegmentSettings(GrpcServiceSettings):
     database_url: str = Field(validation_alias="CRM_SEGMENT_DATABASE_URL")
     port: int = Field(default=50052, validation_alias="CRM_SEGMENT_PORT", ge=0, le=65535)
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_SEGMENT_FEED_POLL_SECONDS")
