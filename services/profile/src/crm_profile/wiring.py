@@ -25,7 +25,6 @@ from crm_profile.api import (
     privacy_messages,
     relationship_messages,
 )
-from crm_profile.api.history_rpcs import ENUM_NAMES
 from crm_profile.api.operation_rpcs import KINDS as OPERATION_KINDS
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.attributes.service import AttributeCatalogue, CustomerValues
@@ -43,12 +42,14 @@ from crm_profile.features.repository import FeatureRepository
 from crm_profile.features.service import FeatureRefresher, Features
 from crm_profile.features.writer import FeatureSettings, FeatureWriter
 from crm_profile.history.repository import HistoryRepository
+from crm_profile.history.rules import ENUM_NAMES
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings.repository import HoldingRepository
 from crm_profile.holdings.service import Holdings, ReportingCurrency
 from crm_profile.identity.matcher import Matcher
 from crm_profile.identity.merging import Merges
 from crm_profile.identity.service import Identity
+from crm_profile.imports.conversion import ENUM_VALUES
 from crm_profile.imports.service import ImportLimits, Imports
 from crm_profile.imports.worker import WorkerSettings
 from crm_profile.kit import ProfileKit
@@ -224,7 +225,7 @@ def build_imports(runtime: Runtime[ProfileSettings], kit: ProfileKit, *, attribu
         db=kit.db, idempotency=kit.idempotency, operations=operations, runner=runner, attributes=attributes,
         settings=WorkerSettings(database_url=settings.database_url, encryption_keys=settings.encryption_keys,
                                 active_key_id=settings.active_key_id, blind_index_key=settings.blind_index_key),
-        enum_values=import_messages.ENUM_VALUES, enum_names=ENUM_NAMES, feed_payload=feed_payload,
+        enum_values=ENUM_VALUES, enum_names=ENUM_NAMES, feed_payload=feed_payload,
         describe=import_messages.describe, error_domain=error_domain,
         limits=ImportLimits(max_upload_bytes=settings.import_max_upload_bytes,
                             upload_area_bytes=settings.import_upload_area_bytes,

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from crm_profile.attributes.model import AttributeValue, ValueType
 from crm_profile.customers.model import Customer, ExternalId
 from crm_profile.history import rules
-from crm_profile.history.rules import FieldChangeKind
+from crm_profile.history.model import FieldChangeKind
 
 NAMES = {"gender": {1: "GENDER_FEMALE", 2: "GENDER_MALE"}, "customer_type": {1: "CUSTOMER_TYPE_INDIVIDUAL"}}
 

@@ -13,13 +13,13 @@ from crm.profile.v1 import holding_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crm_profile import tables
 from crm_profile.api import customer_messages, holding_messages
-from crm_profile.api.history_rpcs import ENUM_NAMES
 from crm_profile.attributes.repository import AttributeRepository
 from crm_profile.attributes.service import CustomerValues
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.service import Customers
 from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.history.repository import HistoryRepository
+from crm_profile.history.rules import ENUM_NAMES
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings.repository import HoldingRepository
 from crm_profile.holdings.service import Holdings, ReportingCurrency

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, date, datetime
 
-from crm_profile.api.import_messages import ENUM_VALUES
 from crm_profile.attributes.model import AttributeDefinition, AttributeValue, DataClass, ValueType
 from crm_profile.customers.model import ExternalId
 from crm_profile.imports import conversion
+from crm_profile.imports.conversion import ENUM_VALUES
 from crm_profile.imports.model import MODE_LENIENT, ColumnRule, CsvOptions, IdRule, ImportSpec
 
 TODAY = date(2026, 11, 23)

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crm_profile.api.import_messages import ENUM_VALUES
 from crm_profile.customers import rules as customer_rules
 from crm_profile.imports import conversion, reading, rules
+from crm_profile.imports.conversion import ENUM_VALUES
 from crm_profile.imports.model import (
     FORMAT_CSV,
     MODE_LENIENT,

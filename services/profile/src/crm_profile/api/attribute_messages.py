@@ -19,7 +19,7 @@ from crm_profile.attributes.model import (
 )
 from crm_profile.attributes.rules import value_field
 from crmkit.errors import FieldViolation, InvalidArgument
-from crmkit.validation import from_date, to_date
+from crmkit.validation import from_date, to_date, unknown_enum
 from crmkit.values import duration, set_timestamps
 
 _MEMBER_TYPES = {
@@ -92,13 +92,16 @@ def definition_to_domain(message: attribute_pb2.AttributeDefinition, *, attribut
         max_age = message.max_age.ToTimedelta()
         if message.max_age.nanos or message.max_age.seconds % 86400:
             bad.append(FieldViolation(f"{prefix}max_age", "must be whole days"))
+    for name, enum in (("value_type", ValueType), ("data_class", DataClass)):
+        number = getattr(message, name)
+        if number not in enum._value2member_map_:
+            bad.append(FieldViolation(prefix + name, unknown_enum(number, enum.__name__)))
     if bad:
         raise InvalidArgument(bad)
     return AttributeDefinition(
         attribute_id=attribute_id if attribute_id is not None else message.attribute_id,
         display_name=message.display_name, description=message.description,
-        value_type=ValueType(message.value_type) if message.value_type in set(ValueType) else ValueType.UNSPECIFIED,
-        data_class=DataClass(message.data_class) if message.data_class in set(DataClass) else DataClass.UNSPECIFIED,
+        value_type=ValueType(message.value_type), data_class=DataClass(message.data_class),
         source_system=message.source_system, completeness_expected=message.completeness_expected, max_age=max_age,
         validation=Validation(
             pattern=rules.pattern, min_length=rules.min_length, max_length=rules.max_length,

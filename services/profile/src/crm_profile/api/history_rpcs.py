@@ -7,7 +7,7 @@ from datetime import UTC
 
 import grpc
 
-from crm.profile.v1 import customer_pb2, history_pb2
+from crm.profile.v1 import history_pb2
 from crm_profile.history.service import FieldChangeView, FieldHistory, StaleField
 from crmkit.auth import current_principal
 from crmkit.db import Database
@@ -17,13 +17,6 @@ from crmkit.values import duration, set_timestamps, timestamp
 CUSTOMER = ResourceName("customers/{customer_id}")
 ALL_CUSTOMERS = "customers/-"
 
-# Field path -> names of its enum values, so history shows `GENDER_MALE`, not `2`.
-ENUM_NAMES = {
-    path: {value.number: value.name for value in enum.DESCRIPTOR.values}
-    for path, enum in (("customer_type", customer_pb2.CustomerType), ("gender", customer_pb2.Gender),
-                       ("id_document.type", customer_pb2.IdDocumentType), ("kyc_status", customer_pb2.KycStatus),
-                       ("risk_tolerance", customer_pb2.RiskTolerance))
-}
 
 
 def _change_to_proto(view: FieldChangeView) -> history_pb2.FieldChange:

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from crm.profile.v1 import customer_pb2, import_pb2
+from crm.profile.v1 import import_pb2
 from crm_profile.imports.model import ColumnRule, CsvOptions, IdRule, ImportSpec, Upload, UploadHeader
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
 from crmkit.values import timestamp
-
-# Core target path -> {value name, upper case, with and without its prefix: number}.
-ENUM_VALUES: dict[str, dict[str, int]] = {}
-for _path, _enum in (("customer_type", customer_pb2.CustomerType), ("gender", customer_pb2.Gender),
-                     ("id_document.type", customer_pb2.IdDocumentType), ("kyc_status", customer_pb2.KycStatus),
-                     ("risk_tolerance", customer_pb2.RiskTolerance)):
-    _prefix = _enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    ENUM_VALUES[_path] = {name: value.number for value in _enum.DESCRIPTOR.values
-                          for name in (value.name, value.name.removeprefix(_prefix))}
 
 
 def upload_header(message: import_pb2.UploadImportFileRequest | None) -> UploadHeader:

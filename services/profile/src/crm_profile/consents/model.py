@@ -6,13 +6,69 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import IntEnum
 
-# ConsentDecision
-OPT_IN, OPT_OUT = 1, 2
-# ConsentStatus
-OPTED_IN, OPTED_OUT, EXPIRED = 1, 2, 3
-# ConsentSource written by MergeCustomers only.
-SOURCE_MERGE = 9
+
+class ConsentPurpose(IntEnum):
+    UNSPECIFIED = 0
+    MARKETING = 1
+    PARTNER_MARKETING = 2
+    PROFILING = 3
+    GROUP_SHARING = 4
+    SURVEYS = 5
+
+
+class ContactChannel(IntEnum):
+    UNSPECIFIED = 0
+    SMS = 1
+    EMAIL = 2
+    PHONE_CALL = 3
+    MOBILE_APP = 4
+    WECHAT = 5
+    POST = 6
+    BRANCH = 7
+    WEB_BANKING = 8
+
+
+class ConsentDecision(IntEnum):
+    UNSPECIFIED = 0
+    OPT_IN = 1
+    OPT_OUT = 2
+
+
+class ConsentSource(IntEnum):
+    UNSPECIFIED = 0
+    BRANCH_FORM = 1
+    MOBILE_BANKING = 2
+    WEB_BANKING = 3
+    WECHAT = 4
+    CALL_RECORDING = 5
+    EMAIL_UNSUBSCRIBE = 6
+    SMS_REPLY = 7
+    IMPORT = 8
+    MERGE = 9  # written by MergeCustomers only
+
+
+class ConsentStatus(IntEnum):
+    UNSPECIFIED = 0
+    OPTED_IN = 1
+    OPTED_OUT = 2
+    EXPIRED = 3
+
+
+class DoNotContactReason(IntEnum):
+    UNSPECIFIED = 0
+    CUSTOMER_REQUEST = 1
+    OPEN_COMPLAINT = 2
+    DECEASED = 3
+    VULNERABLE = 4
+    LEGAL = 5
+    INVESTIGATION = 6
+
+
+OPT_IN, OPT_OUT = ConsentDecision.OPT_IN, ConsentDecision.OPT_OUT
+OPTED_IN, OPTED_OUT, EXPIRED = ConsentStatus.OPTED_IN, ConsentStatus.OPTED_OUT, ConsentStatus.EXPIRED
+SOURCE_MERGE = ConsentSource.MERGE
 
 Pair = tuple[int, int]  # (purpose, channel)
 

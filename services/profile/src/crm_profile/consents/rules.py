@@ -21,10 +21,15 @@ from crm_profile.consents.model import (
     OPTED_IN,
     OPTED_OUT,
     SOURCE_MERGE,
+    ConsentDecision,
+    ConsentPurpose,
     ConsentRecord,
+    ConsentSource,
     ConsentState,
+    ContactChannel,
     ContactPreferences,
     ContactWindow,
+    DoNotContactReason,
     Pair,
     TimeOfDay,
 )
@@ -32,12 +37,12 @@ from crm_profile.customers.rules import LANGUAGE_TAG
 from crmkit.errors import InvalidArgument
 from crmkit.validation import Violations
 
-PURPOSES = range(1, 6)
-CHANNELS = range(1, 9)
-DECISIONS = (OPT_IN, OPT_OUT)
-SOURCES = range(1, 10)
-DO_NOT_CONTACT_REASONS = range(1, 7)
-DAYS_OF_WEEK = range(1, 8)
+PURPOSES = frozenset(ConsentPurpose) - {ConsentPurpose.UNSPECIFIED}
+CHANNELS = frozenset(ContactChannel) - {ContactChannel.UNSPECIFIED}
+DECISIONS = frozenset(ConsentDecision) - {ConsentDecision.UNSPECIFIED}
+SOURCES = frozenset(ConsentSource) - {ConsentSource.UNSPECIFIED}
+DO_NOT_CONTACT_REASONS = frozenset(DoNotContactReason) - {DoNotContactReason.UNSPECIFIED}
+DAYS_OF_WEEK = range(1, 8)  # google.type.DayOfWeek, MONDAY to SUNDAY
 
 MAX_RECORDS_PER_CALL = 50
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -69,12 +74,13 @@ def validate_records(records: Sequence[ConsentRecord], *, now: datetime) -> None
     seen: dict[Pair, int] = {}
     for i, record in enumerate(records):
         at = f"consents[{i}]"
-        if not v.check(record.purpose in PURPOSES, f"{at}.purpose",
-                       f"is not a known ConsentPurpose (got {record.purpose}); use e.g. CONSENT_PURPOSE_MARKETING"):
+        if not v.enum(record.purpose, f"{at}.purpose", PURPOSES, "ConsentPurpose",
+                      required="is required: a known ConsentPurpose, e.g. CONSENT_PURPOSE_MARKETING"):
             unknown_purpose = True
-        v.check(record.channel in CHANNELS, f"{at}.channel",
-                f"is not a known ContactChannel (got {record.channel}); use e.g. CONTACT_CHANNEL_SMS")
-        v.check(record.decision in DECISIONS, f"{at}.decision", "is required: CONSENT_DECISION_OPT_IN or _OPT_OUT")
+        v.enum(record.channel, f"{at}.channel", CHANNELS, "ContactChannel",
+               required="is required: a known ContactChannel, e.g. CONTACT_CHANNEL_SMS")
+        v.enum(record.decision, f"{at}.decision", DECISIONS, "ConsentDecision",
+               required="is required: CONSENT_DECISION_OPT_IN or _OPT_OUT")
         if record.purpose in PURPOSES and record.channel in CHANNELS:
             first = seen.setdefault(record.pair, i)
             v.check(first == i, at, f"repeats the purpose x channel of consents[{first}]; give each pair once")
@@ -234,8 +240,8 @@ def validate_preferences(preferences: ContactPreferences, *, today: date,
         v.pattern(preferences.language, f"{prefix}language", LANGUAGE_TAG,
                   "must be a BCP-47 language tag, e.g. zh-CN")
     if preferences.do_not_contact:
-        v.check(preferences.do_not_contact_reason in DO_NOT_CONTACT_REASONS, f"{prefix}do_not_contact_reason",
-                "is required when do_not_contact is set: a known DoNotContactReason")
+        v.enum(preferences.do_not_contact_reason, f"{prefix}do_not_contact_reason", DO_NOT_CONTACT_REASONS,
+               "DoNotContactReason", required="is required when do_not_contact is set: a known DoNotContactReason")
         v.max_length(preferences.do_not_contact_note, f"{prefix}do_not_contact_note", MAX_NOTE)
         v.text(preferences.do_not_contact_note, f"{prefix}do_not_contact_note", multiline=True)
         if preferences.do_not_contact_until is not None:
@@ -251,7 +257,7 @@ def _validate_windows(windows: Sequence[ContactWindow], prefix: str, v: Violatio
         at = f"{prefix}contact_windows[{i}]"
         ok = True
         for j, day in enumerate(window.days):
-            ok &= v.check(day in DAYS_OF_WEEK, f"{at}.days[{j}]", "must be MONDAY to SUNDAY")
+            ok &= v.enum(day, f"{at}.days[{j}]", DAYS_OF_WEEK, "DayOfWeek", required="must be MONDAY to SUNDAY")
             ok &= v.check(day not in window.days[:j], f"{at}.days[{j}]", "repeats an earlier day")
         start_ok = v.check(window.start is not None and is_time_of_day(window.start), f"{at}.start_time",
                            "is required: a time of day from 00:00 to 23:59:59")

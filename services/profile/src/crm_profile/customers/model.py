@@ -8,12 +8,67 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from enum import IntEnum
 from typing import Any
 
 from crm_profile.attributes.model import AttributeValue
 
-# CustomerState: live, merged into another (`merged_into`), erased.
-ACTIVE, MERGED, ERASED = 1, 2, 3
+
+class CustomerState(IntEnum):
+    """Live, merged into another (`merged_into`), erased."""
+    UNSPECIFIED = 0
+    ACTIVE = 1
+    MERGED = 2
+    ERASED = 3
+
+
+class CustomerType(IntEnum):
+    UNSPECIFIED = 0
+    INDIVIDUAL = 1
+    ORGANISATION = 2
+
+
+class Gender(IntEnum):
+    UNSPECIFIED = 0
+    FEMALE = 1
+    MALE = 2
+    OTHER = 3
+
+
+class IdDocumentType(IntEnum):
+    UNSPECIFIED = 0
+    NATIONAL_ID = 1
+    PASSPORT = 2
+    RESIDENCE_PERMIT = 3
+    BUSINESS_REGISTRATION = 4
+
+
+class KycStatus(IntEnum):
+    UNSPECIFIED = 0
+    PENDING = 1
+    VERIFIED = 2
+    EXPIRED = 3
+    REJECTED = 4
+
+
+class RiskTolerance(IntEnum):
+    UNSPECIFIED = 0
+    CONSERVATIVE = 1
+    MODERATELY_CONSERVATIVE = 2
+    BALANCED = 3
+    MODERATELY_AGGRESSIVE = 4
+    AGGRESSIVE = 5
+
+
+ACTIVE, MERGED, ERASED = CustomerState.ACTIVE, CustomerState.MERGED, CustomerState.ERASED
+
+# Field path -> the enum it holds and the prefix of that enum's names in the contract, so history
+# shows `GENDER_MALE` rather than `2` and an import file may say `MALE` or `GENDER_MALE`.
+ENUM_FIELDS: dict[str, tuple[type[IntEnum], str]] = {
+    "customer_type": (CustomerType, "CUSTOMER_TYPE_"), "gender": (Gender, "GENDER_"),
+    "id_document.type": (IdDocumentType, "ID_DOCUMENT_TYPE_"), "kyc_status": (KycStatus, "KYC_STATUS_"),
+    "risk_tolerance": (RiskTolerance, "RISK_TOLERANCE_"),
+}
 
 # Fields holding personal data: encrypted at rest, masked by role on the way out.
 PERSONAL_FIELDS = ("full_name", "id_number", "mobile_phone", "email", "address")

@@ -9,7 +9,17 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, Protocol
 
-from crm_profile.customers.model import ERASED, MERGED, Customer, CustomerView
+from crm_profile.customers.model import (
+    ERASED,
+    MERGED,
+    Customer,
+    CustomerType,
+    CustomerView,
+    Gender,
+    IdDocumentType,
+    KycStatus,
+    RiskTolerance,
+)
 from crmkit import masking
 from crmkit.auth import Principal, Role
 from crmkit.errors import FailedPrecondition, PermissionDenied
@@ -25,12 +35,11 @@ EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 
-CUSTOMER_TYPES = range(1, 3)
-GENDERS = range(0, 4)
-ID_TYPES = range(0, 5)
-KYC_STATUSES = range(0, 5)
-RISK_TOLERANCES = range(0, 6)
-ID_TYPE_NATIONAL_ID = 1
+CUSTOMER_TYPES = frozenset(CustomerType) - {CustomerType.UNSPECIFIED}
+GENDERS = frozenset(Gender)
+ID_TYPES = frozenset(IdDocumentType) - {IdDocumentType.UNSPECIFIED}
+KYC_STATUSES = frozenset(KycStatus)
+RISK_TOLERANCES = frozenset(RiskTolerance)
 
 # Domain field -> the request's field path, for error messages that name what the caller sent.
 FIELD_PATHS = {
@@ -125,7 +134,7 @@ def validate(customer: Customer, *, today: date, violations: Violations | None =
 def _validate_id_document(customer: Customer, v: Violations) -> None:
     if not customer.id_number:
         return
-    v.enum(customer.id_type, path("id_type"), range(1, ID_TYPES.stop), "IdDocumentType",
+    v.enum(customer.id_type, path("id_type"), ID_TYPES, "IdDocumentType",
            required="is required when a document number is given")
     if not v.pattern(customer.id_number, path("id_number"), ID_NUMBER,
                      "must be 4 to 32 characters from A-Z 0-9 -"):
@@ -133,7 +142,7 @@ def _validate_id_document(customer: Customer, v: Violations) -> None:
     if customer.id_issuing_country:
         v.pattern(customer.id_issuing_country, path("id_issuing_country"), COUNTRY,
                   "must be an ISO 3166-1 alpha-2 code, e.g. CN")
-    if customer.id_type == ID_TYPE_NATIONAL_ID and customer.id_issuing_country == "CN":
+    if customer.id_type == IdDocumentType.NATIONAL_ID and customer.id_issuing_country == "CN":
         v.check(is_valid_cn_resident_id(customer.id_number), path("id_number"),
                 "is not a valid PRC resident identity card number (18 characters, check character)")
 

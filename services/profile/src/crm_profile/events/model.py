@@ -9,12 +9,68 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 
 from crm_profile.holdings.money import Money
 
-# EventType numbers (crm.profile.v1), as the rules need them.
-CHANNEL_VISIT, LOGIN, PRODUCT_VIEW, CARD_APPLICATION, LOAN_APPLICATION, TRANSACTION, PAYROLL_CREDIT = range(1, 8)
-DIRECTION_CREDIT = 1
+
+class EventType(IntEnum):
+    UNSPECIFIED = 0
+    CHANNEL_VISIT = 1
+    LOGIN = 2
+    PRODUCT_VIEW = 3
+    CARD_APPLICATION = 4
+    LOAN_APPLICATION = 5
+    TRANSACTION = 6
+    PAYROLL_CREDIT = 7
+
+
+class EventChannel(IntEnum):
+    UNSPECIFIED = 0
+    BRANCH = 1
+    MOBILE_BANKING = 2
+    WEB_BANKING = 3
+    WECHAT = 4
+    CALL_CENTRE = 5
+    ATM = 6
+    POS = 7
+    BACK_OFFICE = 8
+
+
+class TransactionDirection(IntEnum):
+    UNSPECIFIED = 0
+    CREDIT = 1
+    DEBIT = 2
+
+
+class TransactionKind(IntEnum):
+    UNSPECIFIED = 0
+    TRANSFER = 1
+    CARD_PAYMENT = 2
+    CASH_DEPOSIT = 3
+    CASH_WITHDRAWAL = 4
+    SALARY = 5
+    BILL_PAYMENT = 6
+    INVESTMENT_PURCHASE = 7
+    INVESTMENT_REDEMPTION = 8
+    LOAN_REPAYMENT = 9
+    INTEREST = 10
+    FEE = 11
+    OTHER = 12
+
+
+class ApplicationOutcome(IntEnum):
+    UNSPECIFIED = 0
+    SUBMITTED = 1
+    APPROVED = 2
+    DECLINED = 3
+    WITHDRAWN = 4
+
+
+CHANNEL_VISIT, LOGIN, PRODUCT_VIEW, CARD_APPLICATION, LOAN_APPLICATION, TRANSACTION, PAYROLL_CREDIT = (
+    EventType.CHANNEL_VISIT, EventType.LOGIN, EventType.PRODUCT_VIEW, EventType.CARD_APPLICATION,
+    EventType.LOAN_APPLICATION, EventType.TRANSACTION, EventType.PAYROLL_CREDIT)
+DIRECTION_CREDIT = TransactionDirection.CREDIT
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,10 +29,15 @@ from crm_profile.events.model import (
     PAYROLL_CREDIT,
     PRODUCT_VIEW,
     TRANSACTION,
+    ApplicationOutcome,
     Event,
+    EventChannel,
     EventFilter,
+    EventType,
     Problem,
     Transaction,
+    TransactionDirection,
+    TransactionKind,
 )
 from crm_profile.holdings import money
 from crm_profile.holdings.money import Money
@@ -47,11 +52,11 @@ MAX_INTERVAL = timedelta(days=400)
 FUTURE_SKEW = timedelta(minutes=5)
 MAX_PROPERTIES = 20
 
-EVENT_TYPES = range(1, 8)
-CHANNELS = range(1, 9)
-DIRECTIONS = range(1, 3)
-TRANSACTION_KINDS = range(1, 13)
-OUTCOMES = range(1, 5)
+EVENT_TYPES = tuple(t for t in EventType if t != EventType.UNSPECIFIED)
+CHANNELS = frozenset(EventChannel) - {EventChannel.UNSPECIFIED}
+DIRECTIONS = frozenset(TransactionDirection) - {TransactionDirection.UNSPECIFIED}
+TRANSACTION_KINDS = frozenset(TransactionKind) - {TransactionKind.UNSPECIFIED}
+OUTCOMES = frozenset(ApplicationOutcome) - {ApplicationOutcome.UNSPECIFIED}
 
 EVENT_ID = re.compile(r"[\x20-\x7e]{1,128}")
 CUSTOMER = re.compile(rf"customers/{ID_PATTERN}")
@@ -63,13 +68,11 @@ PROPERTY_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 HOLDING_ID = re.compile(ID_PATTERN)
 
 # Which `detail` member each event type requires (absent: none allowed).
-DETAIL_OF = {TRANSACTION: "transaction", PAYROLL_CREDIT: "transaction", CARD_APPLICATION: "application",
+DETAIL_OF: dict[int, str] = {TRANSACTION: "transaction", PAYROLL_CREDIT: "transaction", CARD_APPLICATION: "application",
              LOAN_APPLICATION: "application", LOGIN: "login"}
 NEEDS_PRODUCT = frozenset({PRODUCT_VIEW, CARD_APPLICATION, LOAN_APPLICATION})
 TRANSACTION_TYPES = frozenset({TRANSACTION, PAYROLL_CREDIT})
-_TYPE_NAMES = {1: "EVENT_TYPE_CHANNEL_VISIT", 2: "EVENT_TYPE_LOGIN", 3: "EVENT_TYPE_PRODUCT_VIEW",
-               4: "EVENT_TYPE_CARD_APPLICATION", 5: "EVENT_TYPE_LOAN_APPLICATION", 6: "EVENT_TYPE_TRANSACTION",
-               7: "EVENT_TYPE_PAYROLL_CREDIT"}
+_TYPE_NAMES = {t.value: "EVENT_TYPE_" + t.name for t in EVENT_TYPES}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from crm_profile.customers.model import CustomerType
+from crm_profile.events.model import EventType, TransactionKind
 from crm_profile.holdings import money
+from crm_profile.holdings.model import HoldingStatus, ProductType
 from crmkit.resources import ResourceName
 from crmkit.validation import Violations
 
@@ -43,16 +46,18 @@ MAX_CUSTOMERS = 1000
 DEFAULT_WINDOW_DAYS = 365
 MAX_WINDOW_DAYS = 3650
 
-# EventType, EventChannel, TransactionKind, ProductType, HoldingStatus numbers (crm.profile.v1).
-CHANNEL_VISIT, LOGIN, TRANSACTION, PAYROLL_CREDIT = 1, 2, 6, 7
+CHANNEL_VISIT, LOGIN, TRANSACTION, PAYROLL_CREDIT = (
+    EventType.CHANNEL_VISIT, EventType.LOGIN, EventType.TRANSACTION, EventType.PAYROLL_CREDIT)
 MONETARY_EVENT_TYPES = (TRANSACTION, PAYROLL_CREDIT)
 # Kinds booked for the customer, not by them: salary and pension, interest, fees.
-NOT_CUSTOMER_INITIATED_KINDS = (5, 10, 11)
+NOT_CUSTOMER_INITIATED_KINDS = (TransactionKind.SALARY, TransactionKind.INTEREST, TransactionKind.FEE)
 # Deposits and investments (current and savings accounts, term deposits, wealth products, funds,
 # bonds, insurance cash value, precious metals); cards and loans are owed, not held.
-AUM_PRODUCT_TYPES = (1, 2, 3, 4, 5, 6, 7, 8)
-HOLDING_CLOSED = 5
-INDIVIDUAL = 1
+AUM_PRODUCT_TYPES = (
+    ProductType.CURRENT_ACCOUNT, ProductType.SAVINGS_ACCOUNT, ProductType.TERM_DEPOSIT, ProductType.WEALTH_MANAGEMENT,
+    ProductType.FUND, ProductType.BOND, ProductType.INSURANCE, ProductType.PRECIOUS_METAL)
+HOLDING_CLOSED = HoldingStatus.CLOSED
+INDIVIDUAL = CustomerType.INDIVIDUAL
 
 # Activity and lifecycle windows, fixed by the contract's field names.
 ACTIVITY_DAYS = 30

@@ -17,7 +17,8 @@ from crm_profile.customers.model import ACTIVE
 from crm_profile.customers.tables import customer as c
 from crm_profile.customers.tables import customer_external_id
 from crm_profile.customers.vault import PersonalDataVault
-from crm_profile.history.rules import RECORD, Change, ChangeSource, FieldChangeKind, FieldValue
+from crm_profile.history.model import ChangeSource, FieldChangeKind
+from crm_profile.history.rules import RECORD, Change, FieldValue
 from crm_profile.history.tables import field_change as h
 from crm_profile.history.tables import field_confirmation as f
 

@@ -20,29 +20,12 @@ import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import IntEnum
 
 from crm_profile.attributes.rules import ATTRIBUTE_ID, history_field
-from crm_profile.customers.model import Customer
+from crm_profile.customers.model import ENUM_FIELDS, Customer
+from crm_profile.history.model import FieldChangeKind
 from crmkit import masking
 from crmkit.validation import Violations
-
-
-class FieldChangeKind(IntEnum):
-    SET = 1
-    CLEARED = 2
-    CONFIRMED = 3
-    ERASED = 4
-
-
-class ChangeSource(IntEnum):
-    API = 1
-    IMPORT = 2
-    MERGE = 3
-    UNMERGE = 4
-    ERASURE = 5
-    RETENTION = 6
-
 
 # The source system of values written through the API by the bank's own staff and channels.
 API_SOURCE_SYSTEM = "crm"
@@ -73,8 +56,9 @@ MAX_CONFIRM_PATHS = 50
 # contract path (those are never empty), so it cannot be asked for or confused with a field.
 RECORD = ""
 
-# Path -> {enum number: value name}, supplied from the contract by the API layer.
+# Path -> {enum number: value name as the contract spells it}.
 EnumNames = Mapping[str, Mapping[int, str]]
+ENUM_NAMES: EnumNames = {path: {m.value: prefix + m.name for m in enum} for path, (enum, prefix) in ENUM_FIELDS.items()}
 
 
 @dataclass(frozen=True)

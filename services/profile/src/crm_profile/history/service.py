@@ -22,8 +22,9 @@ from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import Customer
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.history import rules
+from crm_profile.history.model import ChangeSource, FieldChangeKind
 from crm_profile.history.repository import HistoryRepository, StaleRow, StoredChange
-from crm_profile.history.rules import Change, ChangeSource, EnumNames, FieldChangeKind
+from crm_profile.history.rules import Change, EnumNames
 from crm_profile.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit

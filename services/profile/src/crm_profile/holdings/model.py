@@ -4,11 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import IntEnum
 
 from crm_profile.holdings.money import Money
 
-# HoldingStatus and ProductType numbers (crm.profile.v1), as the rules need them.
-STATUS_CLOSED = 5
+
+class ProductType(IntEnum):
+    UNSPECIFIED = 0
+    CURRENT_ACCOUNT = 1
+    SAVINGS_ACCOUNT = 2
+    TERM_DEPOSIT = 3
+    WEALTH_MANAGEMENT = 4
+    FUND = 5
+    BOND = 6
+    INSURANCE = 7
+    PRECIOUS_METAL = 8
+    CREDIT_CARD = 9
+    PERSONAL_LOAN = 10
+    MORTGAGE = 11
+    BUSINESS_LOAN = 12
+
+
+class HoldingStatus(IntEnum):
+    UNSPECIFIED = 0
+    ACTIVE = 1
+    DORMANT = 2
+    FROZEN = 3
+    MATURED = 4
+    CLOSED = 5
+
+
+STATUS_CLOSED = HoldingStatus.CLOSED
 
 
 @dataclass

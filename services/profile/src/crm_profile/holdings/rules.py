@@ -10,7 +10,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from crm_profile.holdings import money
-from crm_profile.holdings.model import STATUS_CLOSED, CustomerRef, Holding, HoldingFilter, OpenState
+from crm_profile.holdings.model import (
+    STATUS_CLOSED,
+    CustomerRef,
+    Holding,
+    HoldingFilter,
+    HoldingStatus,
+    OpenState,
+    ProductType,
+)
 from crm_profile.holdings.money import Money
 from crmkit.errors import FailedPrecondition
 from crmkit.validation import Violations
@@ -18,8 +26,8 @@ from crmkit.validation import Violations
 HOLDING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PRODUCT_CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 SOURCE_SYSTEM = re.compile(r"[a-z][a-z0-9-]{0,63}")
-PRODUCT_TYPES = range(1, 13)
-STATUSES = range(1, 6)
+PRODUCT_TYPES = frozenset(ProductType) - {ProductType.UNSPECIFIED}
+STATUSES = frozenset(HoldingStatus) - {HoldingStatus.UNSPECIFIED}
 # Clocks of the source systems drift a little; a balance "measured" later than this is a bug.
 CLOCK_SKEW = timedelta(minutes=5)
 

@@ -50,7 +50,7 @@ from crm_profile.customers.model import ACTIVE, MERGED, Customer, CustomerView
 from crm_profile.customers.repository import CustomerRepository
 from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.features.writer import FeatureWriter
-from crm_profile.history.rules import ChangeSource
+from crm_profile.history.model import ChangeSource
 from crm_profile.history.service import FieldHistory
 from crm_profile.holdings import rules as holding_rules
 from crm_profile.holdings.model import CustomerRef, Holding, OpenState

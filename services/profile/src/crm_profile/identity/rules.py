@@ -36,7 +36,7 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from crm_profile.customers import rules as customer_rules
-from crm_profile.customers.model import Customer, ExternalId
+from crm_profile.customers.model import Customer, ExternalId, IdDocumentType, KycStatus
 from crm_profile.identity.model import (
     ADDRESS,
     AUTO_MERGE,
@@ -148,7 +148,6 @@ STRATEGY_FIELDS: Mapping[int, frozenset[str]] = {
     EARLIEST: frozenset({"onboarded_on"}),
     MOST_COMPLETE: frozenset({"kyc_status"}),
 }
-KYC_PENDING = 1
 
 # --- match rules -----------------------------------------------------------------------------
 
@@ -575,7 +574,7 @@ def _prefers_source(rule: SurvivorshipRule, survivor_side: tuple[tuple[Any, ...]
 
 
 def _kyc_completeness(status: int) -> int:
-    return 0 if status == KYC_PENDING else 1
+    return 0 if status == KycStatus.PENDING else 1
 
 
 def restore_survivor(current: Customer, *, before: Customer, after: Customer) -> Customer:
@@ -591,7 +590,6 @@ def restore_survivor(current: Customer, *, before: Customer, after: Customer) ->
 
 # --- lookup ---------------------------------------------------------------------------------
 
-PASSPORT = 2
 SOURCE_SYSTEM = re.compile(r"[a-z][a-z0-9-]{0,63}")
 EXTERNAL_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
@@ -606,11 +604,11 @@ def validate_identifier(identifier: Identifier) -> Identifier:
     canonical = identifier
     if (doc := identifier.id_document) is not None:
         number = doc.number.strip().upper()
-        v.check(doc.type in customer_rules.ID_TYPES and doc.type != 0, "id_document.type",
-                "is required: a known IdDocumentType")
+        v.enum(doc.type, "id_document.type", customer_rules.ID_TYPES, "IdDocumentType",
+               required="is required: a known IdDocumentType")
         v.pattern(number, "id_document.number", customer_rules.ID_NUMBER,
                   "is required: 4 to 32 characters from A-Z 0-9 -")
-        if doc.type == PASSPORT:
+        if doc.type == IdDocumentType.PASSPORT:
             v.required(doc.issuing_country, "id_document.issuing_country")
         if doc.issuing_country:
             v.pattern(doc.issuing_country, "id_document.issuing_country", customer_rules.COUNTRY,

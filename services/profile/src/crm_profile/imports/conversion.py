@@ -18,7 +18,7 @@ from typing import Any
 
 from crm_profile.attributes.model import AttributeDefinition, AttributeValue, ValueType
 from crm_profile.attributes.rules import check_value
-from crm_profile.customers.model import Customer
+from crm_profile.customers.model import ENUM_FIELDS, Customer
 from crm_profile.imports.model import BadRow, ColumnRule, ImportSpec
 
 TEXT, ENUM, DATE = "text", "enum", "date"
@@ -61,8 +61,10 @@ REPEATABLE_TARGETS = frozenset({"address.address_lines"})
 _FIELD_OF_TARGET = {target: field for target, (field, _) in CORE_TARGETS.items() if target not in ADDRESS_KEYS}
 ISO_DATE = "%Y-%m-%d"
 
-# Target path -> {upper-case value name, with and without its prefix: number}; from the contract.
+# Target path -> {upper-case value name, with and without its prefix: number}.
 EnumValues = Mapping[str, Mapping[str, int]]
+ENUM_VALUES: EnumValues = {path: {name: m.value for m in enum for name in (prefix + m.name, m.name)}
+                           for path, (enum, prefix) in ENUM_FIELDS.items()}
 # The values compared to decide whether a row changes its customer (bookkeeping left out), as a tuple.
 _compared_values = operator.attrgetter(
     *(f.name for f in dataclasses.fields(Customer) if f.name not in {"version", "created_at", "updated_at"}))

@@ -7,14 +7,26 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import IntEnum
 
 KIND = "profile.import"
 
-# ImportFileFormat and ImportMode numbers (crm.profile.v1).
-FORMAT_CSV = 1
-FORMAT_PARQUET = 2
-MODE_STRICT = 1
-MODE_LENIENT = 2
+
+
+class ImportFileFormat(IntEnum):
+    UNSPECIFIED = 0
+    CSV = 1
+    PARQUET = 2
+
+
+class ImportMode(IntEnum):
+    UNSPECIFIED = 0
+    STRICT = 1
+    LENIENT = 2
+
+
+FORMAT_CSV, FORMAT_PARQUET = ImportFileFormat.CSV, ImportFileFormat.PARQUET
+MODE_STRICT, MODE_LENIENT = ImportMode.STRICT, ImportMode.LENIENT
 
 # What a staged row does to its customer (the work table's `action`).
 INSERT = 1

@@ -11,11 +11,11 @@ from datetime import timedelta
 from crm_profile.attributes.rules import ATTRIBUTE_ID
 from crm_profile.imports import conversion
 from crm_profile.imports.model import (
-    FORMAT_CSV,
-    FORMAT_PARQUET,
     MODE_LENIENT,
     MODE_STRICT,
     BadRow,
+    ImportFileFormat,
+    ImportMode,
     ImportResult,
     ImportSpec,
     UploadHeader,
@@ -38,8 +38,8 @@ MAX_COLUMNS = 500
 MAX_VALUE_MAP = 1000
 MAX_NULL_VALUES = 10
 MAX_BAD_ROW_ENTRIES = 10_000
-FORMATS = (FORMAT_CSV, FORMAT_PARQUET)
-MODES = (MODE_STRICT, MODE_LENIENT)
+FORMATS = frozenset(ImportFileFormat) - {ImportFileFormat.UNSPECIFIED}
+MODES = frozenset(ImportMode) - {ImportMode.UNSPECIFIED}
 
 
 # --- uploads --------------------------------------------------------------------------------------
@@ -52,7 +52,8 @@ def check_header(header: UploadHeader, *, max_bytes: int, area_free: int | None 
     if v.required(header.file_name, "header.file_name"):
         v.max_length(header.file_name, "header.file_name", MAX_FILE_NAME)
         v.text(header.file_name, "header.file_name")
-    v.check(header.format in FORMATS, "header.format", "is required: IMPORT_FILE_FORMAT_CSV or _PARQUET")
+    v.enum(header.format, "header.format", FORMATS, "ImportFileFormat",
+           required="is required: IMPORT_FILE_FORMAT_CSV or _PARQUET")
     v.check(header.size_bytes > 0, "header.size_bytes", "is required: the exact size of the file, 1 byte or more")
     v.pattern(header.sha256, "header.sha256", SHA256, "must be the file's SHA-256 as 64 lower-case hex characters")
     v.raise_if_any()
@@ -91,7 +92,7 @@ def check_request(spec: ImportSpec, *, enum_values: conversion.EnumValues) -> Vi
     v = Violations()
     _check_csv(spec, v)
     _check_mapping(spec, v, enum_values)
-    v.check(spec.mode in MODES, "mode", "is required: IMPORT_MODE_STRICT or IMPORT_MODE_LENIENT")
+    v.enum(spec.mode, "mode", MODES, "ImportMode", required="is required: IMPORT_MODE_STRICT or IMPORT_MODE_LENIENT")
     v.check(spec.max_bad_rows >= 0, "max_bad_rows", "must not be negative")
     v.check(spec.max_bad_rows == 0 or spec.mode != MODE_STRICT, "max_bad_rows",
             "applies only to IMPORT_MODE_LENIENT (a strict import loads nothing when any row is bad)")

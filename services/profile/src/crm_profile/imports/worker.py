@@ -49,6 +49,7 @@ from crm_profile.customers import rules as customer_rules
 from crm_profile.customers.model import ACTIVE, Customer
 from crm_profile.customers.vault import PersonalDataVault
 from crm_profile.history import rules as history_rules
+from crm_profile.history.model import ChangeSource, FieldChangeKind
 from crm_profile.imports import conversion, reading, repository, rules
 from crm_profile.imports.model import BAD, FORMAT_CSV, INSERT, UNCHANGED, UPDATE, BadRow, ImportResult, ImportSpec
 from crm_profile.imports.repository import CHANGE_COLUMNS, VALUE_COLUMNS, Scratch, StoredCustomers
@@ -178,7 +179,7 @@ class _Stager:
         self.today = job.stamp.date()
         self.row_columns: list[str] | None = None
         # changed_at, actor, source, source_system, origin: the same for every change of the import
-        self._change_columns = (job.stamp, job.actor, int(history_rules.ChangeSource.IMPORT),
+        self._change_columns = (job.stamp, job.actor, int(ChangeSource.IMPORT),
                                 job.spec.source_system, job.origin)
         self._created: dict[tuple[str, ...], str] = {}
 
@@ -241,7 +242,7 @@ class _Stager:
                 listed = history_rules.created_text(paths)
                 if len(self._created) < _CREATED_LISTS:
                     self._created[paths] = listed
-            out.changes.append((line, cid, history_rules.RECORD, int(history_rules.FieldChangeKind.SET), None,
+            out.changes.append((line, cid, history_rules.RECORD, int(FieldChangeKind.SET), None,
                                 listed, None, None, False, *common))
             return
         seal = self.vault.seal_field

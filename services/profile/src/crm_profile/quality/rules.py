@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from crm_profile.attributes.rules import ATTRIBUTE_ID
+from crm_profile.quality.model import QualityFlag
 from crmkit.validation import Violations
 
 # Core fields the report covers, in report order (the `Customer` message's order).
@@ -20,8 +21,8 @@ IDENTIFIER_FIELDS = ("id_document.number", "mobile_phone", "email")
 MAX_FIELDS = 300
 MAX_VIOLATIONS_LISTED = 10
 
-COMPLETENESS_BELOW_THRESHOLD = 1
-ERROR_RATE_ABOVE_THRESHOLD = 2
+COMPLETENESS_BELOW_THRESHOLD = QualityFlag.COMPLETENESS_BELOW_THRESHOLD
+ERROR_RATE_ABOVE_THRESHOLD = QualityFlag.ERROR_RATE_ABOVE_THRESHOLD
 
 
 @dataclass(frozen=True)

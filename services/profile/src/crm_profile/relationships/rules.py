@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from crm_profile.customers.model import CustomerType
 from crm_profile.relationships.model import (
     COMPANY_OWNER,
     GUARANTOR,
@@ -19,6 +20,7 @@ from crm_profile.relationships.model import (
     OWNED_COMPANY,
     SPOUSE,
     Relationship,
+    RelationshipType,
 )
 from crmkit.errors import FailedPrecondition
 from crmkit.resources import ResourceName
@@ -26,11 +28,11 @@ from crmkit.validation import Violations
 
 SOURCE_SYSTEM = re.compile(r"[a-z][a-z0-9-]{0,63}")
 HOLDING = ResourceName("customers/{customer_id}/holdings/{holding_id}")
-TYPES = range(1, 7)
+TYPES = frozenset(RelationshipType) - {RelationshipType.UNSPECIFIED}
 OWNERSHIP_TYPES = frozenset({COMPANY_OWNER, OWNED_COMPANY})
 HUNDRED = Decimal(100)
 
-INDIVIDUAL, ORGANISATION = 1, 2
+INDIVIDUAL, ORGANISATION = CustomerType.INDIVIDUAL, CustomerType.ORGANISATION
 
 
 def validate(relationship: Relationship, *, today: date, prefix: str = "relationship.") -> Violations:

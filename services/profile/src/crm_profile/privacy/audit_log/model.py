@@ -8,8 +8,29 @@ from datetime import datetime
 from enum import IntEnum
 
 
+class AuditAction(IntEnum):
+    UNSPECIFIED = 0
+    READ = 1
+    LIST = 2
+    LOOKUP = 3
+    CREATE = 4
+    UPDATE = 5
+    DELETE = 6
+    MERGE = 7
+    EXPORT = 8
+    ERASE = 9
+
+
+class AuditOutcome(IntEnum):
+    UNSPECIFIED = 0
+    ALLOWED = 1
+    DENIED = 2
+
+
 class ChainFailure(IntEnum):
-    NONE = 0
+    """The contract's AuditChainFailure."""
+    UNSPECIFIED = 0
+    NONE = 0  # the chain holds: the contract leaves the failure unset
     HASH_MISMATCH = 1
     LINK_MISMATCH = 2
     SEQUENCE_GAP = 3

@@ -15,15 +15,18 @@ from collections.abc import Iterable, Mapping
 
 import grpc
 
-from crm_profile.privacy.audit_log.model import AuditRow, ChainFailure
+from crm_profile.privacy.audit_log.model import AuditAction, AuditRow, ChainFailure
 from crmkit.audit import GENESIS_HASH, AuditEntry, record_hash
 from crmkit.errors import DomainError, FieldViolation, InvalidArgument
+from crmkit.validation import unknown_enum
 
 MAX_VERIFY_RANGE = 10_000_000
 HASH_HEX_LENGTH = 64
 
 # AuditAction number -> the verbs (last part of the kit's `action`, e.g. `customer.read`) it covers.
-READ, LIST, LOOKUP, CREATE, UPDATE, DELETE, MERGE, EXPORT, ERASE = range(1, 10)
+READ, LIST, LOOKUP, CREATE, UPDATE, DELETE, MERGE, EXPORT, ERASE = (
+    AuditAction.READ, AuditAction.LIST, AuditAction.LOOKUP, AuditAction.CREATE, AuditAction.UPDATE,
+    AuditAction.DELETE, AuditAction.MERGE, AuditAction.EXPORT, AuditAction.ERASE)
 ACTION_VERBS: dict[int, tuple[str, ...]] = {
     READ: ("read", "get", "history"),
     LIST: ("list",),
@@ -56,8 +59,8 @@ def verbs_of(actions: Iterable[int]) -> list[str]:
 def check_actions(actions: Iterable[int], field: str, violations: list[FieldViolation]) -> None:
     for i, action in enumerate(actions):
         if action not in ACTION_VERBS:
-            violations.append(FieldViolation(f"{field}[{i}]",
-                                             "must be an AuditAction other than AUDIT_ACTION_UNSPECIFIED"))
+            violations.append(FieldViolation(f"{field}[{i}]", unknown_enum(action, "AuditAction") if action
+                                             else "must be an AuditAction other than AUDIT_ACTION_UNSPECIFIED"))
 
 
 def check_range(start: int, end: int, expected_end_hash: str) -> None:

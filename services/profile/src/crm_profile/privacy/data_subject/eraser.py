@@ -10,7 +10,7 @@ from datetime import date
 
 from crm_profile.attributes.model import ENCRYPTED_CLASSES, DataClass
 from crm_profile.customers.model import Customer
-from crm_profile.history.rules import ChangeSource
+from crm_profile.history.model import ChangeSource
 from crm_profile.history.service import FieldHistory
 from crm_profile.privacy.data_subject import rules
 from crm_profile.privacy.data_subject.model import ErasureSpec

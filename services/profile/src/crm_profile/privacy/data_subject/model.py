@@ -23,6 +23,7 @@ from crm_profile.relationships.model import Relationship
 
 
 class ErasureOutcome(IntEnum):
+    UNSPECIFIED = 0
     ERASED = 1
     ANONYMISED = 2
     RESTRICTED = 3

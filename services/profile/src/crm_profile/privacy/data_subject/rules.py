@@ -92,8 +92,8 @@ def check_data_classes(values: Iterable[int], field: str, violations: Violations
     """Known classes (not UNSPECIFIED), each once, in the order given."""
     classes: list[DataClass] = []
     for i, value in enumerate(values):
-        known = violations.check(value in DataClass._value2member_map_ and value != DataClass.UNSPECIFIED,
-                                 f"{field}[{i}]", "must be a DataClass other than DATA_CLASS_UNSPECIFIED")
+        known = violations.enum(value, f"{field}[{i}]", frozenset(DataClass) - {DataClass.UNSPECIFIED}, "DataClass",
+                                required="must be a DataClass other than DATA_CLASS_UNSPECIFIED")
         if known and DataClass(value) not in classes:
             classes.append(DataClass(value))
     return tuple(classes)

@@ -26,8 +26,8 @@ from crm_profile.events.model import Event, EventFilter
 from crm_profile.events.repository import EventRepository
 from crm_profile.events.rules import EVENT_TYPES
 from crm_profile.features.repository import FeatureRepository
+from crm_profile.history.model import ChangeSource
 from crm_profile.history.repository import StoredChange
-from crm_profile.history.rules import ChangeSource
 from crm_profile.history.service import FieldHistory, next_cursor
 from crm_profile.holdings.model import Holding, HoldingFilter
 from crm_profile.holdings.repository import HoldingRepository

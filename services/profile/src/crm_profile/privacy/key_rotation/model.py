@@ -7,6 +7,7 @@ from enum import IntEnum
 
 
 class KeyPurpose(IntEnum):
+    UNSPECIFIED = 0
     FIELD_ENCRYPTION = 1
     BLIND_INDEX = 2
 

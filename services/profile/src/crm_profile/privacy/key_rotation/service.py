@@ -91,8 +91,8 @@ class KeyRotation:
         """Make the key active and create the re-encryption operation in `uow`; the caller launches
         it once `uow` has committed. This process seals with the new key from the commit on."""
         v = violations if violations is not None else Violations()
-        v.check(purpose in {int(p) for p in KeyPurpose}, "purpose",
-                "is required: KEY_PURPOSE_FIELD_ENCRYPTION or KEY_PURPOSE_BLIND_INDEX")
+        v.enum(purpose, "purpose", frozenset(KeyPurpose) - {KeyPurpose.UNSPECIFIED}, "KeyPurpose",
+               required="is required: KEY_PURPOSE_FIELD_ENCRYPTION or KEY_PURPOSE_BLIND_INDEX")
         if v.required(target_key_id, "target_key_id"):
             v.pattern(target_key_id, "target_key_id", KEY_ID, "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
         v.raise_if_any()

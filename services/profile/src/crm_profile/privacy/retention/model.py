@@ -11,11 +11,13 @@ from crm_profile.attributes.model import DataClass
 
 
 class RetentionAnchor(IntEnum):
+    UNSPECIFIED = 0
     RECORD_TIME = 1
     RELATIONSHIP_END = 2
 
 
 class RetentionAction(IntEnum):
+    UNSPECIFIED = 0
     DELETE = 1
     ANONYMISE = 2
 

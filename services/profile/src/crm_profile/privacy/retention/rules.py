@@ -133,14 +133,17 @@ def updated(current: RetentionPolicy, changes: PolicyChanges, paths: Sequence[st
             values["retention"] = period
     if "anchor" in paths:
         allowed = ALLOWED_ANCHORS[current.data_class]
-        if v.check(changes.anchor in {int(a) for a in allowed}, prefix + "anchor",
-                   f"must be {' or '.join('RETENTION_ANCHOR_' + a.name for a in sorted(allowed))} for this class"):
+        known = v.enum(changes.anchor, prefix + "anchor", RetentionAnchor._value2member_map_, "RetentionAnchor")
+        if known and v.check(changes.anchor in {int(a) for a in allowed}, prefix + "anchor",
+                             f"must be {' or '.join('RETENTION_ANCHOR_' + a.name for a in sorted(allowed))}"
+                             " for this class"):
             values["anchor"] = RetentionAnchor(changes.anchor)
     if "action" in paths:
         allowed_actions = ALLOWED_ACTIONS[current.data_class]
-        if v.check(changes.action in {int(a) for a in allowed_actions}, prefix + "action",
-                   f"must be {' or '.join('RETENTION_ACTION_' + a.name for a in sorted(allowed_actions))}"
-                   " for this class"):
+        known = v.enum(changes.action, prefix + "action", RetentionAction._value2member_map_, "RetentionAction")
+        if known and v.check(changes.action in {int(a) for a in allowed_actions}, prefix + "action",
+                             f"must be {' or '.join('RETENTION_ACTION_' + a.name for a in sorted(allowed_actions))}"
+                             " for this class"):
             values["action"] = RetentionAction(changes.action)
     if "overrides_erasure" in paths:
         v.check(not changes.overrides_erasure or current.data_class != DataClass.AUDIT, prefix + "overrides_erasure",
@@ -158,8 +161,10 @@ def check_purge_classes(values: Sequence[int], violations: Violations) -> tuple[
     """The classes a purge covers: those asked for (each a class with a policy), or all."""
     classes = []
     for i, value in enumerate(values):
-        known = violations.check(value in {int(c) for c in PERSONAL_CLASSES}, f"data_classes[{i}]",
-                                 "must be a DataClass with a retention policy (not UNSPECIFIED or NON_PERSONAL)")
+        known = violations.enum(value, f"data_classes[{i}]", DataClass._value2member_map_, "DataClass")
+        known = known and violations.check(
+            value in {int(c) for c in PERSONAL_CLASSES}, f"data_classes[{i}]",
+            "must be a DataClass with a retention policy (not UNSPECIFIED or NON_PERSONAL)")
         if known and DataClass(value) not in classes:
             classes.append(DataClass(value))
     return tuple(classes) or PERSONAL_CLASSES

@@ -40,7 +40,7 @@ from google.protobuf.message import Message
 from crm_profile.attributes.model import DataClass
 from crm_profile.customers.model import ERASED, Customer
 from crm_profile.customers.repository import CustomerRepository
-from crm_profile.history.rules import ChangeSource
+from crm_profile.history.model import ChangeSource
 from crm_profile.privacy.data_subject import rules
 from crm_profile.privacy.data_subject.eraser import CustomerEraser
 from crm_profile.privacy.data_subject.model import ErasureSpec
