@@ -1,8 +1,8 @@
 """Settings shared by every service: environment variables prefixed `CRM_`, read once in main().
 
 Each service subclasses `GrpcServiceSettings` (the gateway `ServiceSettings`) and adds its own
-fields, naming their variables explicitly (`CRM_PROFILE_DATABASE_URL`, `CRM_PROFILE_PORT`). Settings are built in `main()` and
-passed down; nothing reads the environment at import time.
+fields, naming their variables explicitly (`CRM_PROFILE_DATABASE_URL`, `CRM_PROFILE_PORT`).
+Settings are built in `main()` and passed down; nothing reads the environment at import time.
 """
 
 from __future__ import annotations
