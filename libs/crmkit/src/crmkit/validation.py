@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Callable, Collection, Container, Sequence
 from datetime import date
 
 from google.type import date_pb2
@@ -90,6 +90,15 @@ class Violations:
             return True
         self.add(field, unknown_enum(number, enum_name))
         return False
+
+    def update_mask(self, paths: Sequence[str], updatable: Collection[str], *,
+                    accepts: Callable[[str], bool] | None = None) -> None:
+        """An update's field mask (AIP-134): required, and every path one of `updatable` (or one
+        `accepts` takes, for open-ended paths such as `attributes.<key>`)."""
+        self.check(bool(paths), "update_mask", "is required: name the fields to update")
+        for path in paths:
+            self.check(path in updatable or (accepts is not None and accepts(path)), "update_mask",
+                       f"'{path}' cannot be updated; updatable: {', '.join(sorted(updatable))}")
 
     def __bool__(self) -> bool:
         return bool(self._items)

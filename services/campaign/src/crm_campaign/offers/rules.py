@@ -126,10 +126,7 @@ def check_room_for_another(offer_count: int) -> None:
 
 def check_mask(paths: Sequence[str]) -> None:
     v = Violations()
-    v.check(bool(paths), "update_mask", "is required: name the fields to update")
-    for path in paths:
-        v.check(path in UPDATABLE_PATHS, "update_mask",
-                f"'{path}' cannot be updated; updatable: {', '.join(sorted(UPDATABLE_PATHS))}")
+    v.update_mask(paths, UPDATABLE_PATHS)
     v.raise_if_any()
 
 

@@ -159,10 +159,7 @@ def effective_max_length(rules: Validation) -> int:
 
 def check_update_mask(paths: Sequence[str]) -> None:
     v = Violations()
-    v.check(bool(paths), "update_mask", "is required: name the fields to update")
-    for p in paths:
-        v.check(p in UPDATABLE_PATHS, "update_mask",
-                f"'{p}' cannot be updated; updatable: {', '.join(sorted(UPDATABLE_PATHS))}")
+    v.update_mask(paths, UPDATABLE_PATHS)
     v.raise_if_any()
 
 

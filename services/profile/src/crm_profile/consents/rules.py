@@ -200,10 +200,7 @@ def reconcile(survivor: Sequence[ConsentRecord], source: Sequence[ConsentRecord]
 
 def check_preference_mask(paths: Sequence[str]) -> None:
     v = Violations()
-    v.check(bool(paths), "update_mask", "is required: name the fields to update")
-    for p in paths:
-        v.check(p in PREFERENCE_PATHS, "update_mask",
-                f"'{p}' cannot be updated; updatable: {', '.join(sorted(PREFERENCE_PATHS))}")
+    v.update_mask(paths, PREFERENCE_PATHS)
     v.raise_if_any()
 
 

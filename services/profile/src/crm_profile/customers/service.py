@@ -224,10 +224,7 @@ _PATH_FIELDS = {"id_document": ("id_type", "id_number", "id_issuing_country", "i
 
 def _check_mask(paths: Sequence[str]) -> None:
     violations = Violations()
-    violations.check(bool(paths), "update_mask", "is required: name the fields to update")
-    for p in paths:
-        violations.check(p in rules.UPDATABLE_PATHS or _attribute_key(p) is not None, "update_mask",
-                         f"'{p}' cannot be updated; updatable: {', '.join(sorted(rules.UPDATABLE_PATHS))}")
+    violations.update_mask(paths, rules.UPDATABLE_PATHS, accepts=lambda p: _attribute_key(p) is not None)
     violations.raise_if_any()
 
 

@@ -99,10 +99,7 @@ def _validate_balance(balance: Money | None, currency: str | None, v: Violations
 
 def check_mask(paths: Sequence[str]) -> None:
     v = Violations()
-    v.check(bool(paths), "update_mask", "is required: name the fields to update")
-    for p in paths:
-        v.check(p in UPDATABLE_PATHS, "update_mask",
-                f"'{p}' cannot be updated; updatable: {', '.join(sorted(UPDATABLE_PATHS))}")
+    v.update_mask(paths, UPDATABLE_PATHS)
     v.raise_if_any()
 
 

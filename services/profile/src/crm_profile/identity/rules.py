@@ -203,9 +203,7 @@ def _validate_fuzzy(fuzzy: FuzzyCriteria, action: int, prefix: str, v: Violation
 
 def check_rule_mask(paths: Sequence[str]) -> None:
     v = Violations()
-    v.check(bool(paths), "update_mask", "is required: name the fields to update")
-    for p in paths:
-        v.check(p in RULE_PATHS, "update_mask", f"'{p}' cannot be updated; updatable: {', '.join(sorted(RULE_PATHS))}")
+    v.update_mask(paths, RULE_PATHS)
     v.raise_if_any()
 
 

@@ -110,10 +110,7 @@ def minimums(configured: Mapping[str, int]) -> dict[DataClass, timedelta]:
 
 def check_mask(paths: Sequence[str]) -> None:
     v = Violations()
-    v.check(bool(paths), "update_mask", f"is required: name the fields to update ({', '.join(UPDATABLE_PATHS)})")
-    for i, path in enumerate(paths):
-        v.check(path in UPDATABLE_PATHS, f"update_mask.paths[{i}]",
-                f"'{path}' cannot be updated; updatable: {', '.join(UPDATABLE_PATHS)}")
+    v.update_mask(paths, UPDATABLE_PATHS)
     v.raise_if_any()
 
 
