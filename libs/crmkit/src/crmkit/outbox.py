@@ -16,9 +16,9 @@ sequence). The feed is ordered by (xid, sequence), and a cursor is the opaque st
 Why a stored cursor misses nothing and sees nothing twice. A read serves only rows whose xid is
 below a bound B such that every transaction of this database with an xid below B has ended, and
 every transaction that can still commit rows has an xid >= B (so its rows sort after everything
-served). B comes from a first statement, and the rows from a second one, on an autocommit
-connection (two transactions: READ COMMITTED, each with its own snapshot, the second taken after
-the first finished):
+served). B comes from a first statement, and the rows from a second one, both READ COMMITTED
+(the default: each statement takes its own snapshot, the second after the first finished), in a
+transaction of their own (`ChangeFeed.read` opens a read-only unit of work per read):
 
 1. Statement one takes its snapshot S1 and then reads `pg_stat_activity`. B is the least of
    S1's xmax (every xid below it was assigned before S1) and the xid of every session of
@@ -34,8 +34,9 @@ the first finished):
    is assigned after S1 and so is >= xmax(S1) >= B): its rows sort after every row served.
 
 One statement could not do this: its snapshot is taken before it reads the view, and a
-transaction that commits in between would be in neither. The view is read fresh by statement
-one because each statement is its own transaction (the view is cached per transaction).
+transaction that commits in between would be in neither. The view must be read fresh by
+statement one: PostgreSQL caches it for the rest of a transaction after its first read, so
+statement one is the transaction's first look at it (a new unit of work per read).
 
 Transaction ids are cluster-wide; B only looks at this database's sessions, so a long
 transaction in another database on the same server (an import's merge in profile's database)
@@ -329,8 +330,8 @@ class ChangeFeed:
 
 
 async def visible_below(connection: AsyncConnection) -> int:
-    """The bound B of the module docstring. `connection` must be in autocommit mode (or this the
-    first statement of its transaction, which then reads the rows in a later statement)."""
+    """The bound B of the module docstring. `connection` is READ COMMITTED (each statement its own
+    snapshot), and this is its transaction's first read of the activity view (cached after it)."""
     try:
         return int(await connection.scalar(sa.text(_VISIBLE_BELOW)))
     except sa.exc.ProgrammingError:  # the activity view is not readable by this login
