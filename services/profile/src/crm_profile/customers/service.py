@@ -146,16 +146,9 @@ class Customers:
                                           keys=_written_keys(current, merged))
         updated = await self._values.store(uow=uow, stored=await self._repository.update(uow, merged),
                                            wanted=merged, previous=current)
-        await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
         if self._features is not None and feature_rules.needs_recompute(current, updated):
             await self._features.mark(uow=uow, customer_ids=[updated.customer_id])
-        await append_audit(uow, audit_record, [AuditEntry(
-            principal=actor.subject, action="customer.update", resource_name=updated.name,
-            purpose=purpose.purpose, justification=purpose.justification,
-            fields=rules.written_paths(current, updated))])
-        await self._outbox.append(uow, resource_name=updated.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
-                                  payload=self._feed_payload(updated), actor=actor.subject)
-        return rules.view_for(actor, updated)
+        return await self._updated(uow=uow, current=current, updated=updated, purpose=purpose, actor=actor)
 
     async def set_attributes(
         self, *, uow: UnitOfWork, customer_id: str, values: Mapping[str, AttributeValue], remove: Sequence[str],
@@ -175,6 +168,12 @@ class Customers:
             return rules.view_for(actor, current)  # a retry, or nothing to change: no new version
         updated = await self._values.store(uow=uow, stored=await self._repository.update(uow, merged),
                                            wanted=merged, previous=current)
+        return await self._updated(uow=uow, current=current, updated=updated, purpose=purpose, actor=actor)
+
+    async def _updated(self, *, uow: UnitOfWork, current: Customer, updated: Customer, purpose: Purpose,
+                       actor: Principal) -> CustomerView:
+        """What every change of a customer leaves behind, in its unit of work: the field history,
+        the audit record naming the fields written, and the change-feed event."""
         await self._history.record(uow=uow, before=current, after=updated, actor=actor.subject)
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.update", resource_name=updated.name,
