@@ -212,7 +212,8 @@ def _quintiles(customers: Sequence[RfmInput], value: Callable[[RfmInput], int], 
     group_value: Hashable = None
     group_score = 0
     for position, c in enumerate(ordered):
-        score = 1 + QUINTILES * position // count
+        # ceil(5 * (position + 1) / count): even quintiles, and the best customer scores 5 however few there are.
+        score = -(-QUINTILES * (position + 1) // count)
         if ties is Ties.SHARED:
             if position == 0 or value(c) != group_value:
                 group_value, group_score = value(c), score
