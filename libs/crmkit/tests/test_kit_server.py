@@ -283,3 +283,26 @@ async def test_reflection_lists_services_and_resolves_symbols_in_both_versions(s
     assert DESCRIPTOR.file.name in {f.name for f in files(by_symbol)}
     [own] = [f for f in files(itself) if f.package == f"grpc.reflection.{version}"]
     assert [s.name for s in own.service] == ["ServerReflection"]
+
+
+async def test_health_details_are_probed_with_the_status_and_a_failing_one_changes_no_status() -> None:
+    calls = 0
+
+    async def details() -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise RuntimeError("the read model's database went away")
+        return {"feature_lag_seconds": 1.5 * calls}
+
+    server = GrpcServer(settings=settings(), port=0, error_domain="test.crm", readiness=Ready(), bindings=[],
+                        health_details=details)
+    await server.start()
+    try:
+        await eventually(lambda: calls, until=lambda n: n > 3, what="probes past the failing details")
+        assert server.details == {"feature_lag_seconds": 3.0}, "the last good details stay"
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+            answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await server.stop()

@@ -22,7 +22,7 @@ from crmkit import loop as event_loop
 from crmkit.db import Database, migrate
 from crmkit.logs import configure_logging, get_logger
 from crmkit.outbox import ChangeFeed
-from crmkit.server import GrpcServer, ServiceBinding, wait_for_stop_signal
+from crmkit.server import GrpcServer, HealthDetails, ServiceBinding, wait_for_stop_signal
 from crmkit.settings import GrpcServiceSettings
 from crmkit.telemetry import Telemetry, setup_telemetry
 
@@ -40,12 +40,23 @@ class Runtime(Generic[SettingsT]):
     settings: SettingsT
     db: Database
     closers: list[Closer] = field(default_factory=list)
+    health_details: list[HealthDetails] = field(default_factory=list)
     # Set when shutdown begins, before in-flight calls drain: long-lived streams end on it.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
 
     def change_feed(self, events: sa.Table, state: sa.Table, *, poll_seconds: float) -> ChangeFeed:
         """The service's change feed, whose streams end when the service starts to drain."""
         return ChangeFeed(self.db, events, state, poll_seconds=poll_seconds, draining=self.draining)
+
+    def add_health_details(self, details: HealthDetails) -> None:
+        """Key-values the health probe logs with its status (e.g. a read model's lag)."""
+        self.health_details.append(details)
+
+    async def collect_health_details(self) -> dict[str, object]:
+        collected: dict[str, object] = {}
+        for details in self.health_details:
+            collected.update(await details())
+        return collected
 
     def on_close(self, closer: Closer) -> None:
         self.closers.append(closer)
@@ -84,7 +95,8 @@ async def start(spec: ServiceSpec[SettingsT], settings: SettingsT) -> tuple[Grpc
     try:
         bindings = await spec.wire(runtime)
         server = GrpcServer(settings=settings, bindings=bindings, port=settings.port,
-                            error_domain=spec.error_domain, readiness=runtime.db.reachable)
+                            error_domain=spec.error_domain, readiness=runtime.db.reachable,
+                            health_details=runtime.collect_health_details)
         await server.start()
     except BaseException:
         await runtime.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -66,6 +66,9 @@ class ServiceBinding:
 
 
 Readiness = Callable[[], Awaitable[bool]]
+# What a service adds to its health beyond SERVING / NOT_SERVING (e.g. a read model's lag); the
+# standard health response has no room for it, so each probe logs it and `details` holds it.
+HealthDetails = Callable[[], Awaitable[Mapping[str, object]]]
 
 # The health name that says only "this process's event loop answers" (see the module doc).
 LIVENESS = "liveness"
@@ -79,7 +82,7 @@ _TRACED = filters.negate(filters.any_of(filters.service_prefix("grpc.health."),
 class GrpcServer:
     def __init__(
         self, *, settings: ServiceSettings, bindings: Sequence[ServiceBinding], port: int,
-        error_domain: str, readiness: Readiness,
+        error_domain: str, readiness: Readiness, health_details: HealthDetails | None = None,
     ) -> None:
         for binding in bindings:
             binding.check_policy()
@@ -87,6 +90,8 @@ class GrpcServer:
         self._bindings = bindings
         self._port = port
         self._readiness = readiness
+        self._health_details = health_details
+        self.details: Mapping[str, object] = {}
         verifier = TokenVerifier.from_settings(settings)
         policy = {method: roles for b in bindings for method, roles in b.policy.items()}
         self._guard = CallGuard(verifier=verifier, policy=policy, error_domain=error_domain,
@@ -124,6 +129,15 @@ class GrpcServer:
         except Exception:
             return False
 
+    async def _refresh_details(self) -> None:
+        if self._health_details is None:
+            return
+        try:
+            self.details = dict(await asyncio.wait_for(self._health_details(),
+                                                       timeout=self._settings.health_probe_seconds))
+        except Exception:  # details inform; they never decide readiness
+            log.exception("health_details_failed")
+
     async def _set_health(self, ready: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ["", *self.service_names]:
@@ -134,9 +148,12 @@ class GrpcServer:
         while True:
             await asyncio.sleep(self._settings.health_probe_seconds)
             ready = await self._ready()
+            await self._refresh_details()
             if ready != last:
-                log.info("health_changed", serving=ready)
+                log.info("health_changed", serving=ready, **self.details)
                 last = ready
+            elif self.details:
+                log.debug("health_details", serving=ready, **self.details)
             await self._set_health(ready)
 
     async def stop(self) -> None:

@@ -11,6 +11,9 @@ from crm_segment import tables
 from crm_segment.api import segment_messages
 from crm_segment.api.access import ACCESS, SERVICE
 from crm_segment.api.segment_servicer import SegmentServicer
+from crm_segment.features.follower import ProfileFollower, ServiceToken
+from crm_segment.features.repository import FeatureRepository
+from crm_segment.features.service import FeatureReadModel
 from crm_segment.segments import rules
 from crm_segment.segments.repository import SegmentRepository
 from crm_segment.segments.service import Segments
@@ -26,6 +29,12 @@ class SegmentSettings(GrpcServiceSettings):
     database_url: str = Field(validation_alias="CRM_SEGMENT_DATABASE_URL")
     port: int = Field(default=50052, validation_alias="CRM_SEGMENT_PORT", ge=0, le=65535)
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_SEGMENT_FEED_POLL_SECONDS")
+    # Profile's address, whose change feed fills the feature read model; empty follows no feed
+    # (tests of segment alone). Calls get `peer_deadline_seconds`.
+    profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_SEGMENT_PROFILE_TARGET")
+    # Longest wait between reconnections to profile's feed, seconds.
+    profile_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
+                                                    validation_alias="CRM_SEGMENT_PROFILE_FEED_MAX_BACKOFF_SECONDS")
 
 
 async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
@@ -38,6 +47,7 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
         page_tokens=PageTokens(settings.derived_key("segment.page-token")), feed=feed,
         feed_payload=segment_messages.to_proto,
     )
+    follow_profile(runtime)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
     servicer = SegmentServicer(db=runtime.db, segments=segments)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
@@ -46,6 +56,21 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
         register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),
         policy=ACCESS,
     )]
+
+
+def follow_profile(runtime: Runtime[SegmentSettings]) -> None:
+    """The feature read model follows profile's feed in the background; closed with the service."""
+    settings = runtime.settings
+    if not settings.profile_target:
+        return
+    model = FeatureReadModel(repository=FeatureRepository())
+    follower = ProfileFollower(db=runtime.db, model=model, target=settings.profile_target,
+                               deadline_seconds=settings.peer_deadline_seconds, token_source=ServiceToken(settings),
+                               tls_ca_file=settings.tls_ca_file,
+                               max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+    runtime.on_close(follower.close)
+    runtime.add_health_details(follower.details)
+    follower.start()
 
 
 SPEC = ServiceSpec(name="segment", settings_type=SegmentSettings, migrations=Path(__file__).parent / "migrations",
