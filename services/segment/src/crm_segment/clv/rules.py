@@ -180,9 +180,17 @@ def _expected_purchases(params: BgNbdParameters, x: Array, t_x: Array, age: Arra
     shape = r + x
     z = t / (alpha + age + t)
     decay = np.exp(shape * (np.log(alpha + age) - np.log(alpha + age + t)))
-    hypergeometric = special.hyp2f1(shape, b + x, a + b + x - 1, z)
-    expected = (a + b + x - 1) / (a - 1) * (1 - decay * hypergeometric)
-    return np.asarray(expected * _probability_alive(params, x, t_x, age), dtype=np.float64)
+    c = a + b + x - 1
+
+    def scaled(c: Array) -> Array:
+        return np.asarray(c * (1 - decay * special.hyp2f1(shape, b + x, c, z)), dtype=np.float64)
+
+    # 2F1 has a pole at c = 0 (x = 0 and a + b = 1) that the factor c cancels: the product is
+    # smooth in c, so take the mean of its values just either side there.
+    at_pole = np.abs(c) < 1e-9
+    product = scaled(np.where(at_pole, 1e-6, c))
+    product = np.where(at_pole, (product + scaled(np.full_like(c, -1e-6))) / 2, product)
+    return np.asarray(product / (a - 1) * _probability_alive(params, x, t_x, age), dtype=np.float64)
 
 
 def probability_alive(params: BgNbdParameters, summary: CustomerSummary) -> float:
