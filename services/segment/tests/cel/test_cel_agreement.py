@@ -107,7 +107,9 @@ def bool_expressions(depth: int) -> st.SearchStrategy[str]:
         st.tuples(inner, st.sampled_from(["==", "!="]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
         st.one_of(strings, st.sampled_from(TAGS).map(string_literal)).map(lambda e: f"({e} in tags)"),
         st.tuples(ints, st.lists(INTS, min_size=1, max_size=3)).map(lambda t: f"({t[0]} in {t[1]})"),
-        st.tuples(strings, st.sampled_from(["startsWith", "endsWith", "contains"]), strings).map(
+        # The receiver is never a concatenation: cel-python's `+` returns a plain str there, and its
+        # contains() then fails ("'str' object has no attribute 'contains'"), a reference defect.
+        st.tuples(string_expressions(0), st.sampled_from(["startsWith", "endsWith", "contains"]), strings).map(
             lambda t: f"{t[0]}.{t[1]}({t[2]})"),
     )
 
@@ -158,7 +160,7 @@ async def members_by_sql(connection: asyncpg.Connection, rule: str, customers: l
 
 # cel-python raises the recursion limit while it evaluates; hypothesis only notes it cannot reset it.
 @pytest.mark.filterwarnings("ignore:The recursion limit will not be reset")
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(rule=bool_expressions(3), customers=CUSTOMERS)
 async def test_closure_sql_and_cel_python_agree(connection: asyncpg.Connection, rule: str,
