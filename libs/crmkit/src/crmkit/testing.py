@@ -209,6 +209,17 @@ async def row_counts(service: tuple[Any, Any], *tables: str) -> tuple[int, ...]:
         return tuple((await connection.execute(sa.text(f"SELECT {counts}"))).one())
 
 
+async def rows_about(service: tuple[Any, Any], table: str, resource_name: str) -> int:
+    """Rows of `table` (outbox_event, audit_record: anything with a `resource_name`) about one
+    resource or its children. A shared service's background workers write rows about other
+    resources at any time, so "this call wrote nothing" is asked about the call's own resource."""
+    _, runtime = service
+    async with runtime.db.engine.connect() as connection:
+        return int((await connection.execute(sa.text(
+            f"SELECT count(*) FROM {table} WHERE resource_name = :name OR resource_name LIKE :children"),  # noqa: S608
+            {"name": resource_name, "children": resource_name.replace("%", r"\%") + "/%"})).scalar_one())
+
+
 def row_counter(service: tuple[Any, Any]) -> Callable[[str], Awaitable[int]]:
     """`await count(table)`: rows in a table of a running service's database, to show a refused call wrote nothing."""
     async def count(table: str) -> int:

@@ -14,7 +14,16 @@ from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import customer_pb2, holding_pb2, identity_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crmkit.auth import Role
-from crmkit.testing import bearer, change_feed, error_reason, field_violations, next_events, row_counter, tail_cursor
+from crmkit.testing import (
+    bearer,
+    change_feed,
+    error_reason,
+    field_violations,
+    next_events,
+    row_counter,
+    rows_about,
+    tail_cursor,
+)
 
 AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
 CORE_BANKING = bearer(Role.SERVICE, subject="core-banking")
@@ -151,12 +160,12 @@ async def test_create_for_an_unknown_customer_is_not_found(profile, profile_serv
 async def test_bad_holding_is_invalid_argument_naming_the_field_and_changes_nothing(
         profile, customer, profile_service, overrides, field) -> None:
     count = row_counter(profile_service)
-    before = (await count("holding"), await count("outbox_event"))
+    before = (await count("holding"), await rows_about(profile_service, "outbox_event", customer.name))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await create(profile, customer.name, term_deposit(**overrides))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(error.value)
-    assert (await count("holding"), await count("outbox_event")) == before
+    assert (await count("holding"), await rows_about(profile_service, "outbox_event", customer.name)) == before
 
 
 async def test_every_bad_field_is_named_at_once(profile, customer) -> None:
