@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import multiprocessing
 import pickle
+from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 
 import numpy as np
@@ -126,6 +128,16 @@ def test_errors_and_results_survive_pickling_for_the_worker_process() -> None:
     assert (type(error), str(error), error.reason) == (TooFewCustomers, "cannot form 5 clusters", "TOO_FEW_CUSTOMERS")
 
 
+@pytest.mark.slow  # a spawned interpreter imports scikit-learn afresh: seconds on a busy host
+def test_runs_in_a_spawned_worker_process() -> None:
+    """As `crmkit.operations` will run it: a top-level function, its argument and result pickled."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        result = pool.submit(rules.cluster, request(THREE_GROUPS, cluster_count=3)).result(timeout=120)
+        with pytest.raises(TooFewCustomers):
+            pool.submit(rules.cluster, request(THREE_GROUPS[:2], cluster_count=3)).result(timeout=120)
+    assert result == rules.cluster(request(THREE_GROUPS, cluster_count=3))
+
+
 @pytest.mark.parametrize(("overrides", "fields"), [
     ({"features": ()}, {"features", "values"}),
     ({"features": ("aum", "aum")}, {"features"}),
@@ -193,4 +205,6 @@ def test_churn_customers_k_by_silhouette_is_stable_and_profiles_are_in_original_
     for profile in first.profiles:
         assert 18 <= profile.centroid[age] <= 92
         assert 1 <= profile.centroid[products] <= 4
-    assert first.feature_means[age] == pytest.approx(38.9218)
+    assert first.silhouette == max(s.score for s in first.silhouette_by_cluster_count)
+    ages = [row[age] for row in churn.values]
+    assert first.feature_means[age] == pytest.approx(sum(ages) / len(ages))  # type: ignore[arg-type]
