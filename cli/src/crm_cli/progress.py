@@ -23,7 +23,7 @@ from crm_cli.operations import state_name
 @contextmanager
 def upload_bar(console: Console, *, file_name: str, size: int) -> Iterator[Progress]:
     columns = (TextColumn("upload {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         bar.add_task(file_name, total=size)
         yield bar
 
@@ -38,7 +38,7 @@ class OperationBar:
     def __init__(self, console: Console, name: str) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
-        self._bar = Progress(*columns, console=console, transient=not console.is_terminal)
+        self._bar = Progress(*columns, console=console, disable=not console.is_terminal)
         self._task = self._bar.add_task(name, total=None, failed=0)
         self._name = name
 
