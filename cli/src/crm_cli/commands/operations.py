@@ -148,8 +148,8 @@ def cancel_operation(name: str, service: str, output_format: str, target: str | 
     """Ask a pending or running operation to stop; its work is rolled back.
 
     A pending operation ends CANCELLED at once, a running one at its worker's next check (follow
-    it with `crm operations watch`). Cancelling again is safe; a finished one exits 1
-    (FAILED_PRECONDITION, OPERATION_FINISHED).
+    it with `crm operations watch`). Cancelling again is safe; one that already succeeded or
+    failed exits 1 (FAILED_PRECONDITION, OPERATION_FINISHED).
 
     \b
     Example:
