@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from crm.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from crm.common.v1 import operation_pb2
@@ -47,7 +47,7 @@ def resource_name(name: str) -> str:
     return name if name.startswith("operations/") else f"operations/{name}"
 
 
-def state_name(state: int) -> str:
+def state_name(state: operation_pb2.OperationState.ValueType) -> str:
     return operation_pb2.OperationState.Name(state).removeprefix("OPERATION_STATE_")
 
 
@@ -96,7 +96,7 @@ async def watch(api: OperationsApi, stub: Any, *, metadata: Any, name: str, seco
 
 def summary(operation: Operation) -> dict[str, Any]:
     """An operation as plain JSON values (integers as numbers, times as ISO 8601)."""
-    def when(field: str) -> str | None:
+    def when(field: Literal["create_time", "end_time"]) -> str | None:
         return getattr(operation, field).ToJsonString() if operation.HasField(field) else None
 
     return {
