@@ -48,9 +48,9 @@ async def _messages(file: LocalFile, header: import_pb2.UploadImportFileHeader, 
             on_bytes(len(block))
 
 
-async def upload(stub: Any, file: LocalFile, *, file_format: int, metadata: Any,
+async def upload(stub: Any, file: LocalFile, *, file_format: import_pb2.ImportFileFormat.ValueType, metadata: Any,
                  on_bytes: Callable[[int], None]) -> import_pb2.ImportUpload:
-    header = import_pb2.UploadImportFileHeader(file_name=file.path.name[:255], format=file_format,  # type: ignore[arg-type]
+    header = import_pb2.UploadImportFileHeader(file_name=file.path.name[:255], format=file_format,
                                                size_bytes=file.size, sha256=file.sha256,
                                                request_id=str(uuid.uuid4()))
     reply = await stub.UploadImportFile(_messages(file, header, on_bytes), metadata=metadata,

@@ -26,12 +26,12 @@ class MappingFileError(Exception):
 
 @dataclass(frozen=True)
 class MappingFile:
-    format: int
+    format: import_pb2.ImportFileFormat.ValueType
     request: import_pb2.ImportCustomersRequest
     attributes: tuple[attribute_pb2.AttributeDefinition, ...]
 
 
-def _file_format(raw: Any, data_file: Path, where: str) -> int:
+def _file_format(raw: Any, data_file: Path, where: str) -> import_pb2.ImportFileFormat.ValueType:
     if raw is None:
         found = FORMAT_BY_SUFFIX.get(data_file.suffix.lower())
         if found is None:
@@ -41,7 +41,7 @@ def _file_format(raw: Any, data_file: Path, where: str) -> int:
     names = [n for n, number in import_pb2.ImportFileFormat.items() if number]
     if raw not in names:
         raise MappingFileError(f"{where}: `format` must be one of {', '.join(names)}")
-    return int(import_pb2.ImportFileFormat.Value(raw))
+    return import_pb2.ImportFileFormat.Value(raw)
 
 
 def _request(raw: Any, where: str) -> import_pb2.ImportCustomersRequest:
