@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
+
+from crm_cli.main import cli
+from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, free_port, service_process
 
 
 def _outside_pytest_basetemp() -> Iterator[Path]:
@@ -31,3 +37,37 @@ def pg_home() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def pg_home_module() -> Iterator[Path]:
     yield from _outside_pytest_basetemp()
+
+
+@pytest.fixture(scope="session")
+async def profile_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+                       ) -> AsyncIterator[int]:
+    """The profile service as a real process on a database of its own: the CLI reaches it only
+    through its gRPC contract, at the port `crm` finds in CRM_PROFILE_PORT."""
+    port = free_port()
+    env = {
+        "CRM_ENV": "test",
+        "CRM_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM_PROFILE_DATABASE_URL": await database_factory.create("cli_profile"),
+        "CRM_PROFILE_PORT": str(port),
+        "CRM_HOST": "127.0.0.1",
+        "CRM_PROFILE_ENCRYPTION_KEYS": f"k1:{base64.b64encode(os.urandom(32)).decode()}",
+        "CRM_PROFILE_ACTIVE_KEY_ID": "k1",
+        "CRM_PROFILE_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+    log_path = tmp_path_factory.mktemp("profile") / "profile.log"
+    async with service_process("crm_profile", env, port=port, log_path=log_path):
+        yield port
+
+
+@pytest.fixture
+def crm(profile_port: int) -> Callable[..., Result]:
+    """`crm(*args)`: the command line, in this process, against the profile process above, with a
+    token minted from the test secret (as `crm` does when CRM_TOKEN is unset)."""
+    env = {"CRM_PROFILE_PORT": str(profile_port), "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_TOKEN": None,
+           "COLUMNS": "200"}  # wide enough that no table cell wraps
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke

@@ -6,6 +6,8 @@ import click
 
 from crm_cli.commands.customers import customers
 from crm_cli.commands.health import health
+from crm_cli.commands.imports import import_group
+from crm_cli.commands.operations import operations_group
 from crm_cli.commands.run import run
 from crm_cli.commands.token import token
 
@@ -20,6 +22,8 @@ cli.add_command(run)
 cli.add_command(token)
 cli.add_command(health)
 cli.add_command(customers)
+cli.add_command(import_group)
+cli.add_command(operations_group)
 
 
 def main() -> None:

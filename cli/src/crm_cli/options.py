@@ -23,3 +23,21 @@ def data_dir_option(function: F) -> F:
 
 def json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(function)
+
+
+def output_option(*formats: str) -> Callable[[F], F]:
+    """`--output` among `formats`, the first being the default (a table for people)."""
+    scripted = " or ".join(f.upper() for f in formats[1:])
+
+    def decorate(function: F) -> F:
+        return click.option("--output", "output_format", type=click.Choice(formats), default=formats[0],
+                            show_default=True, help=f"A table for people, or {scripted} on stdout for scripts."
+                            )(function)
+    return decorate
+
+
+def target_option(function: F) -> F:
+    """`--target HOST:PORT`; without it, the address `crm run` gives the service (calls.service_target)."""
+    return click.option("--target", metavar="HOST:PORT",
+                        help="Service address; default 127.0.0.1:$CRM_<SERVICE>_PORT or the service's "
+                             "default port, as `crm run` starts it.")(function)

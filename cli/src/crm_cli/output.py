@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn
 
 import click
@@ -68,13 +68,11 @@ def _status_details(error: grpc.RpcError) -> list[Any]:
     return []
 
 
-def describe_rpc_error(error: grpc.RpcError) -> str:
-    """`CODE: message` with the ErrorInfo reason, then each BadRequest field violation on its own line."""
-    code = error.code() if hasattr(error, "code") else None
-    message = error.details() if hasattr(error, "details") else str(error)
+def describe_error(code_name: str, message: str, details: Iterable[Any]) -> str:
+    """`CODE [REASON]: message`, then each BadRequest field violation (field: rule) on its own line."""
     reason = ""
     violations: list[str] = []
-    for detail in _status_details(error):
+    for detail in details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
@@ -85,7 +83,23 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
             reason = f" [{info.reason}]"
     if violations:  # the message repeats them all on one line
         message = f"{len(violations)} invalid field(s)"
-    return "\n".join([f"{code.name if code else 'ERROR'}{reason}: {message}", *violations])
+    return "\n".join([f"{code_name}{reason}: {message}", *violations])
+
+
+def describe_rpc_error(error: grpc.RpcError) -> str:
+    """A failed call, from its status details (see `describe_error`)."""
+    code = error.code() if hasattr(error, "code") else None
+    message = error.details() if hasattr(error, "details") else str(error)
+    return describe_error(code.name if code else "ERROR", message, _status_details(error))
+
+
+def status_code_name(code: int) -> str:
+    return next((c.name for c in grpc.StatusCode if c.value[0] == code), f"CODE_{code}")
+
+
+def describe_status(status: status_pb2.Status) -> str:
+    """A `google.rpc.Status` carried in a message (a failed operation's `error`)."""
+    return describe_error(status_code_name(status.code), status.message, status.details)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

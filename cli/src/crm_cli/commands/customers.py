@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -16,26 +15,13 @@ from google.protobuf import json_format
 
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
-from crm_cli import output, workspace
+from crm_cli import output
+from crm_cli.calls import caller_metadata, service_target
 from crm_cli.options import data_dir_option, json_option
-from crm_cli.platform import LOCAL_HOST, component, resolve_port
-from crm_cli.tokens import NoSecret, caller_token
 
 CALL_TIMEOUT_SECONDS = 10.0
 PURPOSES = [audit_pb2.AccessPurpose.Name(value).removeprefix("ACCESS_PURPOSE_").lower()
             for value in audit_pb2.AccessPurpose.values() if value != audit_pb2.ACCESS_PURPOSE_UNSPECIFIED]
-
-
-def _default_target() -> str:
-    return f"{LOCAL_HOST}:{resolve_port(component('profile'), os.environ)}"
-
-
-def _metadata(data_dir: Path) -> tuple[tuple[str, str], ...]:
-    try:
-        token = caller_token(os.environ, workspace.DataDir(data_dir).secrets)
-    except NoSecret as exc:
-        output.fail(f"{exc}; or set CRM_TOKEN")
-    return (("authorization", f"Bearer {token}"),)
 
 
 def _show(customer: customer_pb2.Customer, as_json: bool) -> None:
@@ -72,7 +58,8 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 def target_option(function: Command) -> Command:
-    return click.option("--target", default=_default_target, show_default="127.0.0.1:$CRM_PROFILE_PORT or 50051",
+    return click.option("--target", default=lambda: service_target("profile"),
+                        show_default="127.0.0.1:$CRM_PROFILE_PORT or 50051",
                         help="Profile service address.")(function)
 
 
@@ -101,7 +88,7 @@ def get(customer_id: str, purpose: str, justification: str, target: str, data_di
         audit=audit_pb2.AuditContext(purpose=audit_pb2.AccessPurpose.Value(f"ACCESS_PURPOSE_{purpose.upper()}"),
                                      justification=justification),
     )
-    _show(_call(_get(target, _metadata(data_dir), request)), as_json)
+    _show(_call(_get(target, caller_metadata(data_dir), request)), as_json)
 
 
 @customers.command("create")
@@ -119,4 +106,4 @@ def create(source: IO[str], request_id: str | None, target: str, data_dir: Path,
     except (json.JSONDecodeError, json_format.ParseError) as exc:
         output.fail(f"{getattr(source, 'name', 'input')}: not a Customer: {exc}", code=2)
     request = profile_service_pb2.CreateCustomerRequest(customer=customer, request_id=request_id or str(uuid.uuid4()))
-    _show(_call(_create(target, _metadata(data_dir), request)), as_json)
+    _show(_call(_create(target, caller_metadata(data_dir), request)), as_json)

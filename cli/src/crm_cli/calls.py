@@ -1,0 +1,42 @@
+"""What every command that calls a service needs: its address and the caller's bearer token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from crm_cli import output, workspace
+from crm_cli.platform import LOCAL_HOST, PlatformError, component, resolve_port
+from crm_cli.tokens import NoSecret, caller_token
+
+Metadata = tuple[tuple[str, str], ...]
+T = TypeVar("T")
+
+
+def service_target(service: str) -> str:
+    """`127.0.0.1:<port>` of a service, from CRM_<SERVICE>_PORT or its default port."""
+    try:
+        return f"{LOCAL_HOST}:{resolve_port(component(service), os.environ)}"
+    except PlatformError as exc:
+        output.fail(str(exc), code=2)
+
+
+def caller_metadata(data_dir: Path) -> Metadata:
+    try:
+        token = caller_token(os.environ, workspace.DataDir(data_dir).secrets)
+    except NoSecret as exc:
+        output.fail(f"{exc}; or set CRM_TOKEN")
+    return (("authorization", f"Bearer {token}"),)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one command's calls; a failed call is printed from its status details, exit status 1."""
+    try:
+        return asyncio.run(coroutine)
+    except grpc.aio.AioRpcError as exc:
+        output.fail(output.describe_rpc_error(exc))
