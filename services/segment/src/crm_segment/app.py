@@ -8,17 +8,20 @@ from pydantic import Field
 
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment import tables
-from crm_segment.api import segment_messages
+from crm_segment.api import membership_messages, segment_messages
 from crm_segment.api.access import ACCESS, SERVICE
+from crm_segment.api.operation_rpcs import KINDS
 from crm_segment.api.segment_servicer import SegmentServicer
 from crm_segment.features.follower import ProfileFollower, ServiceToken
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
+from crm_segment.membership.service import Membership
 from crm_segment.segments import rules
 from crm_segment.segments.repository import SegmentRepository
 from crm_segment.segments.service import Segments
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
@@ -35,27 +38,48 @@ class SegmentSettings(GrpcServiceSettings):
     # Longest wait between reconnections to profile's feed, seconds.
     profile_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
                                                     validation_alias="CRM_SEGMENT_PROFILE_FEED_MAX_BACKOFF_SECONDS")
+    # How often WatchOperation looks at its operation, seconds.
+    operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
+                                          validation_alias="CRM_SEGMENT_OPERATION_POLL_SECONDS")
 
 
 async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     settings = runtime.settings
     rules.load_parser()
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
+    idempotency = IdempotencyKeys(tables.idempotency_key)
+    page_tokens = PageTokens(settings.derived_key("segment.page-token"))
     segments = Segments(
-        repository=SegmentRepository(), outbox=Outbox(tables.outbox_event),
-        idempotency=IdempotencyKeys(tables.idempotency_key),
-        page_tokens=PageTokens(settings.derived_key("segment.page-token")), feed=feed,
-        feed_payload=segment_messages.to_proto,
+        repository=SegmentRepository(), outbox=Outbox(tables.outbox_event), idempotency=idempotency,
+        page_tokens=page_tokens, feed=feed, feed_payload=segment_messages.to_proto,
     )
+    operations, runner = build_operations(runtime, page_tokens)
+    membership = Membership(db=runtime.db, segments=SegmentRepository(), operations=operations, runner=runner,
+                            idempotency=idempotency, page_tokens=page_tokens,
+                            result_message=membership_messages.materialised_to_proto)
     follow_profile(runtime)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
-    servicer = SegmentServicer(db=runtime.db, segments=segments)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = SegmentServicer(db=runtime.db, segments=segments, membership=membership,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+                               operations=operations)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),
         policy=ACCESS,
     )]
+
+
+def build_operations(runtime: Runtime[SegmentSettings], page_tokens: PageTokens) -> tuple[Operations, OperationRunner]:
+    """The operations table's service, and the runner of materialisations (SQL work: it runs in
+    the service's loop and needs no worker process)."""
+    settings = runtime.settings
+    operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
+                            poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
+    runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
+                             workers=1, log_level=settings.log_level)
+    runner.start()
+    runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    return operations, runner
 
 
 def follow_profile(runtime: Runtime[SegmentSettings]) -> None:

@@ -96,6 +96,8 @@ async def test_names_are_trimmed_and_a_real_time_rule_may_read_real_time_feature
         ({"rule": "amu > 1000.0"}, "segment.rule"),
         ({"rule": "aum + 1"}, "segment.rule"),
         ({"rule": "exec(aum)"}, "segment.rule"),
+        ({"rule": "age > 30.0"}, "segment.rule"),
+        ({"rule": "product_categories.exists(c, c == 'FUND')"}, "segment.rule"),
         ({"rule": 'value_tier == "VALUE_TIER_VIP"',
           "evaluation_mode": segment_pb2.SEGMENT_EVALUATION_MODE_REAL_TIME}, "segment.rule"),
         ({"evaluation_mode": 7}, "segment.evaluation_mode"),
@@ -122,6 +124,14 @@ async def test_a_rule_that_does_not_parse_is_named_with_its_position(segments, n
     description = field_violations(error.value)["segment.rule"]
     assert "line 2, column 3" in description
     assert "SYNTAX_ERROR" in description
+
+
+async def test_a_type_mismatch_is_refused_with_its_position_and_reason(segments, new_segment) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await create(segments, new_segment(rule="aum >= 1000.0 &&\n  age > 30.0"))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    description = field_violations(error.value)["segment.rule"]
+    assert "line 2, column 9" in description and "TYPE_MISMATCH" in description
 
 
 async def test_every_bad_field_is_named_at_once(segments, new_segment) -> None:
@@ -517,7 +527,8 @@ async def test_watch_changes_is_for_services_and_admins(segments) -> None:
 
 async def test_an_rpc_not_served_yet_is_unimplemented_not_internal(segments) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await segments.PreviewSegment(pb.PreviewSegmentRequest(rule="aum > 1.0"), metadata=ANALYST)
+        await segments.GetLifetimeValueModel(pb.GetLifetimeValueModelRequest(name="lifetimeValueModels/m1"),
+                                             metadata=ANALYST)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # The same details as every other error, so callers that read ErrorInfo need no special case.
     assert error_reason(error.value, domain=DOMAIN) == "NOT_IMPLEMENTED"

@@ -12,20 +12,26 @@ import grpc
 from crm.segment.v1 import segment_service_pb2 as pb
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment.api import segment_messages
+from crm_segment.api.membership_rpcs import MembershipRpcs
+from crm_segment.api.operation_rpcs import OperationRpcs
+from crm_segment.membership.service import Membership
 from crm_segment.segments.rules import SEGMENT_NAME
 from crm_segment.segments.service import Segments
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
+from crmkit.operations import Operations
 
 # A name whose id the rules would refuse is bad input, as in every service, not a missing segment.
 SEGMENT = SEGMENT_NAME
 
 
-class SegmentServicer(segment_service_pb2_grpc.SegmentServiceServicer):
-    def __init__(self, *, db: Database, segments: Segments) -> None:
+class SegmentServicer(MembershipRpcs, OperationRpcs, segment_service_pb2_grpc.SegmentServiceServicer):
+    def __init__(self, *, db: Database, segments: Segments, membership: Membership, operations: Operations) -> None:
         self._db = db
         self._segments = segments
+        self._membership = membership
+        self._operations = operations
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context: grpc.aio.ServicerContext
                             ) -> pb.CreateSegmentResponse:

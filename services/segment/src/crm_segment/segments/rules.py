@@ -1,8 +1,8 @@
 """Pure decisions about segments: the feature catalogue, what a valid segment and rule are.
 
-No I/O here. Rules are CEL; cel-python parses them into a Lark tree, and this module walks
-that tree for the features it reads, the functions it calls and its obvious shape mistakes.
-Full type-checking and compilation (to SQL and to Python closures) come with materialisation.
+No I/O here. Rules are CEL, type-checked by `crm_segment.cel` against the catalogue's types and
+compiled to SQL over the read model's columns (both from `catalogue`, the one bridge), so what
+create, update, ValidateSegmentRule, preview and materialisation accept is one decision.
 """
 
 from __future__ import annotations
@@ -10,12 +10,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import celpy
-from lark import Token, Tree
+from lark import Token
 
+from crm_segment import cel
+from crm_segment.cel.model import Literal
+from crm_segment.cel.to_sql import SqlCondition
+from crm_segment.segments import catalogue
 from crm_segment.segments.model import (
     EvaluationMode,
     Feature,
@@ -180,25 +185,12 @@ FEATURES: tuple[Feature, ...] = tuple(sorted((
 CATALOGUE: dict[str, Feature] = {f.feature: f for f in FEATURES}
 
 # Variables every rule has besides the features.
-BUILTIN_VARIABLES = frozenset({"now"})
-# CEL type names, usable as values (`type(x) == int`).
-TYPE_NAMES = frozenset({"bool", "bytes", "double", "duration", "int", "list", "map", "null_type", "string",
-                        "timestamp", "type", "uint"})
-# The CEL standard functions and macros the contract allows, as `f(x)` and as `x.f(...)`.
-GLOBAL_FUNCTIONS = frozenset({"bool", "bytes", "double", "duration", "dyn", "has", "int", "matches", "size",
-                              "string", "timestamp", "type", "uint"})
-METHODS = frozenset({"all", "contains", "endsWith", "exists", "exists_one", "filter", "getDate", "getDayOfMonth",
-                     "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes",
-                     "getMonth", "getSeconds", "map", "matches", "size", "startsWith"})
-# Macros whose first argument names a variable bound in the others.
-BINDING_MACROS = frozenset({"all", "exists", "exists_one", "filter", "map"})
+BUILTIN_VARIABLES = frozenset({catalogue.NOW})
+# What the CEL checker types rules against, and the read-model column each variable reads.
+CEL_CATALOGUE = catalogue.cel_types(FEATURES)
+SQL_COLUMNS = catalogue.columns(FEATURES)
 
-_NUMERIC = frozenset({FeatureType.INT, FeatureType.DOUBLE})
-_LITERAL_TYPES = {"INT_LIT": FeatureType.INT, "UINT_LIT": FeatureType.INT, "FLOAT_LIT": FeatureType.DOUBLE,
-                  "STRING_LIT": FeatureType.STRING, "MLSTRING_LIT": FeatureType.STRING,
-                  "BOOL_LIT": FeatureType.BOOL}
-_COMPARISONS = frozenset({"relation_lt", "relation_le", "relation_gt", "relation_ge", "relation_eq",
-                          "relation_ne"})
+_UNKNOWN = re.compile(r'unknown feature "(?P<name>[^"]*)"')
 
 
 def feature_page(*, after: str | None, limit: int, real_time_only: bool) -> list[Feature]:
@@ -311,35 +303,49 @@ def validate_watched_segments(segments: Sequence[str]) -> tuple[str, ...]:
 # Rule analysis
 
 
-def analyse(rule: str, *, mode: EvaluationMode = EvaluationMode.BATCH) -> RuleAnalysis:
-    """Every issue of a rule: syntax, unknown features and functions, its shape, real-time fitness."""
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule's analysis and, when it has no error, its SQL condition over `customer_feature cf`."""
+
+    analysis: RuleAnalysis
+    condition: SqlCondition | None
+
+
+def compile_rule(rule: str, *, mode: EvaluationMode = EvaluationMode.BATCH) -> CompiledRule:
+    """Type-check a rule against the catalogue (crm_segment.cel) and compile it to SQL; the
+    first error found, with its position, or warnings about a valid rule."""
     try:
-        tree = celpy.CELParser().parse(rule)
-    except celpy.CELParseError as error:
-        return RuleAnalysis(issues=(_syntax_issue(rule, error),), referenced_features=(), real_time_capable=False)
-    walk = _Walk()
-    walk.visit(tree, frozenset())
-    issues = list(walk.issues)
-    referenced: dict[str, tuple[int, int]] = {}
-    unknown: dict[str, tuple[int, int]] = {}
-    for name, line, column in walk.identifiers:
-        if name in CATALOGUE:
-            referenced.setdefault(name, (line, column))
-        elif name not in BUILTIN_VARIABLES and name not in TYPE_NAMES:
-            unknown.setdefault(name, (line, column))
-    issues += [RuleIssue(Severity.ERROR, "UNKNOWN_FEATURE", _unknown_feature_message(name), line, column)
-               for name, (line, column) in unknown.items()]
-    real_time_capable = not unknown and all(CATALOGUE[f].real_time for f in referenced)
-    if mode is EvaluationMode.REAL_TIME:
+        checked = cel.check(rule, CEL_CATALOGUE)
+        condition = cel.to_sql(checked, SQL_COLUMNS)
+    except cel.InvalidRule as error:
+        issue = _issue(error.error)
+        return CompiledRule(RuleAnalysis(issues=(issue,), referenced_features=(), real_time_capable=False), None)
+    referenced = tuple(sorted(checked.variables - BUILTIN_VARIABLES))
+    issues: list[RuleIssue] = []
+    batch_only = {name for name in referenced if not CATALOGUE[name].real_time}
+    if mode is EvaluationMode.REAL_TIME and batch_only:
         issues += [RuleIssue(Severity.ERROR, "NOT_REAL_TIME_FEATURE",
                              f'feature "{name}" is recomputed in batch, so a real-time segment cannot read it',
                              line, column)
-                   for name, (line, column) in referenced.items() if not CATALOGUE[name].real_time]
-    issues += _shape_issues(tree)
-    issues += _comparison_issues(tree)
-    ordered = sorted(issues, key=lambda i: (i.severity, i.line, i.column, i.reason))
-    return RuleAnalysis(issues=tuple(ordered), referenced_features=tuple(sorted(referenced)),
-                        real_time_capable=real_time_capable)
+                   for name, line, column in _first_uses(rule, batch_only)]
+    if isinstance(checked.root, Literal) and checked.root.value is True:
+        issues.append(RuleIssue(Severity.WARNING, "ALWAYS_TRUE", "the rule selects every customer"))
+    ordered = tuple(sorted(issues, key=lambda i: (i.severity, i.line, i.column, i.reason)))
+    analysis = RuleAnalysis(issues=ordered, referenced_features=referenced, real_time_capable=not batch_only)
+    return CompiledRule(analysis, condition if analysis.valid else None)
+
+
+def analyse(rule: str, *, mode: EvaluationMode = EvaluationMode.BATCH) -> RuleAnalysis:
+    """Every issue of a rule: the checker's first error, real-time fitness, warnings."""
+    return compile_rule(rule, mode=mode).analysis
+
+
+def _issue(error: cel.RuleError) -> RuleIssue:
+    message = error.message
+    unknown = _UNKNOWN.fullmatch(message) if error.reason == "UNKNOWN_FEATURE" else None
+    if unknown is not None:
+        message = _unknown_feature_message(unknown["name"])
+    return RuleIssue(Severity.ERROR, error.reason, message, error.line, error.column)
 
 
 def _unknown_feature_message(name: str) -> str:
@@ -348,195 +354,14 @@ def _unknown_feature_message(name: str) -> str:
     return f'unknown feature "{name}"{hint}'
 
 
-def _syntax_issue(rule: str, error: celpy.CELParseError) -> RuleIssue:
-    cause = error.__context__
-    line, column = error.line or 0, error.column or 0
-    token = getattr(cause, "token", None)
-    char = getattr(cause, "char", None)
-    if token is not None and token.type == "$END":
-        lines = rule.splitlines() or [""]
-        line, column = len(lines), len(lines[-1]) + 1
-        message = "the rule ends too early"
-    elif token is not None:
-        message = f"unexpected {token.value!r}"
-    elif char is not None:
-        message = f"unexpected character {char!r}"
-    else:
-        message = "the rule does not parse"
-    return RuleIssue(Severity.ERROR, "SYNTAX_ERROR", message, line, column)
-
-
-class _Walk:
-    """Collects free identifiers (with positions) and calls of functions CEL rules may not use."""
-
-    def __init__(self) -> None:
-        self.identifiers: list[tuple[str, int, int]] = []
-        self.issues: list[RuleIssue] = []
-
-    def visit(self, root: Tree, bound: frozenset[str]) -> None:
-        """Walk the tree with an explicit stack: deeply nested rules must not hit the recursion limit."""
-        stack: list[tuple[Tree | Token, frozenset[str]]] = [(root, bound)]
-        while stack:
-            node, scope = stack.pop()
-            if isinstance(node, Tree):
-                stack.extend(reversed(self._step(node, scope)))
-
-    def _step(self, node: Tree, bound: frozenset[str]) -> list[tuple[Tree | Token, frozenset[str]]]:
-        """Record what `node` itself says; return its children to visit, each with its scope."""
-        kind = node.data
-        if kind in ("ident", "dot_ident"):
-            token = _ident_token(node)
-            if token.value not in bound:
-                self.identifiers.append((token.value, token.line or 0, token.column or 0))
-            return []
-        if kind in ("ident_arg", "dot_ident_arg"):
-            token = _ident_token(node)
-            self._check_function(token, GLOBAL_FUNCTIONS)
-            return [(child, bound) for child in node.children if child is not token]
-        if kind == "member_dot_arg":
-            receiver, method, *rest = node.children
-            assert isinstance(method, Token)
-            self._check_function(method, METHODS)
-            arguments = rest[0].children if rest else []
-            if method.value in BINDING_MACROS and arguments:
-                variable = _bare_identifier(arguments[0])
-                inner = bound | {variable} if variable else bound
-                return [(receiver, bound)] + [(argument, inner) for argument in arguments[1:]]
-            return [(receiver, bound)] + [(argument, bound) for argument in arguments]
-        if kind == "member_dot":
-            # `a.b`: only the root `a` is a variable; `b` is a field of it.
-            return [(node.children[0], bound)]
-        if kind == "member_object":
-            token = _first_token(node)
-            self.issues.append(RuleIssue(Severity.ERROR, "UNSUPPORTED_FUNCTION",
-                                         "message construction is not available in segment rules",
-                                         token.line or 0, token.column or 0))
-            return []
-        return [(child, bound) for child in node.children]
-
-    def _check_function(self, token: Token, allowed: frozenset[str]) -> None:
-        if token.value not in allowed:
-            self.issues.append(RuleIssue(
-                Severity.ERROR, "UNSUPPORTED_FUNCTION",
-                f'function "{token.value}" is not available in segment rules', token.line or 0, token.column or 0))
-
-
-def _ident_token(node: Tree) -> Token:
-    token = next(c for c in node.children if isinstance(c, Token) and c.type == "IDENT")
-    return token
-
-
-def _first_token(node: Tree) -> Token:
-    for child in node.iter_subtrees_topdown():
-        for token in child.children:
-            if isinstance(token, Token):
-                return token
-    return Token("IDENT", "", line=0, column=0)  # pragma: no cover - every subtree ends in tokens
-
-
-def _bare_identifier(node: Tree | Token) -> str | None:
-    """The name when `node` is just an identifier (the variable of a macro), else None."""
-    inner = _unwrap(node)
-    if isinstance(inner, Tree) and inner.data == "ident":
-        return str(_ident_token(inner).value)
-    return None
-
-
-_PRECEDENCE_LEVELS = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",
-                                "unary", "member", "primary"})
-
-
-def _unwrap(node: Tree | Token) -> Tree | Token:
-    """Skip the grammar's single-child precedence levels (expr -> ... -> primary) and parentheses."""
-    while isinstance(node, Tree) and (
-            (node.data in _PRECEDENCE_LEVELS and len(node.children) == 1) or node.data == "paren_expr"):
-        node = node.children[0]
-    return node
-
-
-def _position(node: Tree) -> tuple[int, int]:
-    """Line and column of a subtree (0, 0 when the parser kept none, as for `true` and `false`)."""
-    line = getattr(node.meta, "line", None) if not node.meta.empty else None
-    column = getattr(node.meta, "column", None) if not node.meta.empty else None
-    return line or 0, column or 0
-
-
-def _shape_issues(tree: Tree) -> Iterator[RuleIssue]:
-    """The rule as a whole must be a condition: not a number, text, list or non-boolean feature."""
-    top = _unwrap(tree)
-    if not isinstance(top, Tree):
-        return
-    line, column = _position(top)
-    not_boolean = RuleIssue(Severity.ERROR, "NOT_BOOLEAN", "the rule must be a condition (true or false), "
-                            "e.g. `aum >= 500000.0`", line, column)
-    if top.data == "literal":
-        token = top.children[0]
-        assert isinstance(token, Token)
-        if token.type != "BOOL_LIT":
-            yield not_boolean
-        elif token.value == "true":
-            yield RuleIssue(Severity.WARNING, "ALWAYS_TRUE", "the rule selects every customer", line, column)
-    elif top.data in ("addition", "multiplication", "list_lit", "map_lit") or (
-            top.data == "unary" and isinstance(top.children[0], Tree) and top.children[0].data == "unary_neg"):
-        yield not_boolean
-    elif top.data == "ident":
-        feature = CATALOGUE.get(str(_ident_token(top).value))
-        if feature is not None and feature.type is not FeatureType.BOOL:
-            yield not_boolean
-
-
-def _comparison_issues(tree: Tree) -> Iterator[RuleIssue]:
-    """A feature compared with a literal of another type (`age > "30"`) never matches."""
-    for node in tree.iter_subtrees():
-        if node.data != "relation" or len(node.children) != 2:
+def _first_uses(rule: str, names: frozenset[str] | set[str]) -> list[tuple[str, int, int]]:
+    """Where each of `names` first appears in a rule that type-checked (so it parses)."""
+    seen: dict[str, tuple[int, int]] = {}
+    for subtree in celpy.CELParser().parse(rule).iter_subtrees_topdown():
+        if subtree.data != "ident":
             continue
-        operator, right = node.children
-        if not isinstance(operator, Tree) or not isinstance(right, Tree):
-            continue
-        left = operator.children[0]
-        if operator.data in _COMPARISONS:
-            yield from _mismatch(left, right)
-            yield from _mismatch(right, left)
-        elif operator.data == "relation_in":
-            feature = _feature_of(right)
-            literal = _literal_type(left)
-            if feature is not None and feature.type is FeatureType.STRING_LIST and literal not in (
-                    None, FeatureType.STRING):
-                yield _type_mismatch(left, f'"{feature.feature}" holds text, so only text can be in it')
-
-
-def _mismatch(feature_side: Tree | Token, literal_side: Tree | Token) -> Iterator[RuleIssue]:
-    feature = _feature_of(feature_side)
-    literal = _literal_type(literal_side)
-    if feature is None or literal is None:
-        return
-    compatible = feature.type == literal or (feature.type in _NUMERIC and literal in _NUMERIC)
-    if not compatible:
-        yield _type_mismatch(literal_side, f'"{feature.feature}" is {_type_word(feature.type)} and cannot be '
-                                           f"compared with {_type_word(literal)}")
-
-
-def _type_mismatch(node: Tree | Token, message: str) -> RuleIssue:
-    token = node if isinstance(node, Token) else _first_token(node)
-    return RuleIssue(Severity.ERROR, "TYPE_MISMATCH", message, token.line or 0, token.column or 0)
-
-
-def _feature_of(node: Tree | Token) -> Feature | None:
-    inner = _unwrap(node)
-    if isinstance(inner, Tree) and inner.data == "ident":
-        return CATALOGUE.get(str(_ident_token(inner).value))
-    return None
-
-
-def _literal_type(node: Tree | Token) -> FeatureType | None:
-    inner = _unwrap(node)
-    if isinstance(inner, Tree) and inner.data == "literal":
-        token = inner.children[0]
-        return _LITERAL_TYPES.get(token.type) if isinstance(token, Token) else None
-    return None
-
-
-def _type_word(kind: FeatureType) -> str:
-    return {FeatureType.BOOL: "a bool", FeatureType.INT: "a number", FeatureType.DOUBLE: "a number",
-            FeatureType.STRING: "text", FeatureType.STRING_LIST: "a list of text",
-            FeatureType.TIMESTAMP: "a timestamp", FeatureType.DURATION: "a duration"}[kind]
+        token = subtree.children[0]
+        if isinstance(token, Token) and token.value in names:
+            position = (token.line or 0, token.column or 0)
+            seen[token.value] = min(seen.get(token.value, position), position)
+    return sorted(((name, *position) for name, position in seen.items()), key=lambda u: (u[1], u[2], u[0]))

@@ -1,0 +1,111 @@
+"""The one bridge between the feature catalogue (`rules.FEATURES`, what ListFeatures shows) and
+the two things that evaluate rules: the CEL types the checker types against, and the SQL
+expression over the read model's `customer_feature` row (alias `cf`) each feature reads.
+
+Every expression here is fixed text written by us; rule text only ever reaches SQL as bound
+parameters (crm_segment.cel.to_sql). Each expression has the column type `to_sql` expects for
+its CEL type (bigint, double precision, text, boolean, timestamptz, text[]).
+
+Features whose upstream feed is not followed yet (feedback, risk, segment's own
+classifications and lifetime values, login times) read a typed NULL: they are in the contract's
+catalogue, but every customer's value is missing until their feed lands, so a rule that needs
+them selects nobody rather than failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from crm_segment.cel import CelType
+from crm_segment.segments.model import Feature, FeatureType
+
+# The evaluation time, a variable of every rule besides the features.
+NOW = "now"
+
+_CEL_TYPES = {FeatureType.BOOL: CelType.BOOL, FeatureType.INT: CelType.INT, FeatureType.DOUBLE: CelType.DOUBLE,
+              FeatureType.STRING: CelType.STRING, FeatureType.STRING_LIST: CelType.LIST_STRING,
+              FeatureType.TIMESTAMP: CelType.TIMESTAMP, FeatureType.DURATION: CelType.DURATION}
+_NULL_OF = {CelType.BOOL: "NULL::boolean", CelType.INT: "NULL::bigint", CelType.DOUBLE: "NULL::double precision",
+            CelType.STRING: "NULL::text", CelType.LIST_STRING: "NULL::text[]",
+            CelType.TIMESTAMP: "NULL::timestamptz", CelType.DURATION: "NULL::interval"}
+
+
+def _enum_names(column: str, names: Mapping[int, str]) -> str:
+    """Profile's enum number -> the catalogue's value name; 0 (unspecified) is missing."""
+    cases = " ".join(f"WHEN {number} THEN '{name}'" for number, name in sorted(names.items()))
+    return f"(CASE {column} {cases} END)"
+
+
+def _midnight_utc(column: str) -> str:
+    return f"({column}::timestamp AT TIME ZONE 'UTC')"
+
+
+_TODAY_UTC = "(now() AT TIME ZONE 'UTC')::date"
+
+# Feature -> its expression over `customer_feature cf`. Integers are widened to bigint so that
+# rule arithmetic overflows where CEL's int64 does, not at a smallint's bounds.
+_COLUMNS: dict[str, str] = {
+    "active_channel_count_90d": "cf.active_channel_count_90d::bigint",
+    "age": "cf.age_years::bigint",
+    "aum": "cf.aum::double precision",
+    "aum_change_90d": "cf.aum_change_90d::double precision",
+    "average_aum_90d": "cf.average_aum_90d::double precision",
+    "birth_year": "cf.birth_year::bigint",
+    "branch_id": "cf.branch_id",
+    "closed_time": _midnight_utc("cf.closed_on"),
+    "customer_type": _enum_names("cf.customer_type", {1: "CUSTOMER_TYPE_INDIVIDUAL",
+                                                      2: "CUSTOMER_TYPE_ORGANISATION"}),
+    "days_since_last_activity": "cf.days_since_last_activity::bigint",
+    "days_to_next_maturity": f"(cf.next_maturity_on - {_TODAY_UTC})::bigint",
+    # A do-not-contact with an end date stops holding after that date.
+    "do_not_contact": f"(cf.do_not_contact AND (cf.do_not_contact_until IS NULL "
+                      f"OR cf.do_not_contact_until >= {_TODAY_UTC}))",
+    "features_as_of": "cf.features_as_of",
+    "frequency": "cf.frequency::bigint",
+    "gender": _enum_names("cf.gender", {1: "GENDER_FEMALE", 2: "GENDER_MALE", 3: "GENDER_OTHER"}),
+    "has_relationship_manager": "(cf.relationship_manager_id <> '')",
+    "holdings_closed_90d": "cf.holdings_closed_90d::bigint",
+    "holdings_opened_90d": "cf.holdings_opened_90d::bigint",
+    "kyc_status": _enum_names("cf.kyc_status", {1: "KYC_STATUS_PENDING", 2: "KYC_STATUS_VERIFIED",
+                                                3: "KYC_STATUS_EXPIRED", 4: "KYC_STATUS_REJECTED"}),
+    "last_activity_time": "cf.last_activity_at",
+    "login_count_30d": "cf.login_count_30d::bigint",
+    "marketing_channels": "cf.marketing_channels",
+    "monetary": "cf.monetary::double precision",
+    "nationality": "NULLIF(cf.nationality, '')",
+    "onboarded_time": _midnight_utc("cf.onboarded_on"),
+    "payroll_active": "cf.payroll_active",
+    "product_categories": "cf.product_categories",
+    "product_count": "cf.product_count::bigint",
+    "product_type_count": "cf.product_type_count::bigint",
+    "recency_days": "cf.recency_days::bigint",
+    "relationship_manager_id": "cf.relationship_manager_id",
+    "risk_tolerance": _enum_names("cf.risk_tolerance", {
+        1: "RISK_TOLERANCE_CONSERVATIVE", 2: "RISK_TOLERANCE_MODERATELY_CONSERVATIVE", 3: "RISK_TOLERANCE_BALANCED",
+        4: "RISK_TOLERANCE_MODERATELY_AGGRESSIVE", 5: "RISK_TOLERANCE_AGGRESSIVE"}),
+    "tenure_days": "cf.tenure_days::bigint",
+    "transaction_count_30d": "cf.transaction_count_30d::bigint",
+    "transaction_count_90d": "cf.transaction_count_90d::bigint",
+    "visit_count_30d": "cf.visit_count_30d::bigint",
+    NOW: "now()",
+}
+
+
+def cel_type(feature: Feature) -> CelType:
+    return _CEL_TYPES[feature.type]
+
+
+def cel_types(features: tuple[Feature, ...]) -> dict[str, CelType]:
+    """Variable -> CEL type for the checker: every feature, and `now`."""
+    return {**{f.feature: cel_type(f) for f in features}, NOW: CelType.TIMESTAMP}
+
+
+def columns(features: tuple[Feature, ...]) -> dict[str, str]:
+    """Variable -> SQL expression over `customer_feature cf` for `to_sql`; a typed NULL for a
+    feature the read model does not hold yet."""
+    return {**{f.feature: _COLUMNS.get(f.feature, _NULL_OF[cel_type(f)]) for f in features}, NOW: _COLUMNS[NOW]}
+
+
+def unfed(features: tuple[Feature, ...]) -> frozenset[str]:
+    """Features in the catalogue that the read model does not hold yet."""
+    return frozenset(f.feature for f in features if f.feature not in _COLUMNS)
