@@ -26,10 +26,9 @@ ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 FEED = bearer(Role.SERVICE, subject="svc-campaign")
 S = complaint_pb2.ComplaintStatus
 A = complaint_pb2.ComplaintAction
-UPHELD = complaint_pb2.ComplaintResolution(outcome=complaint_pb2.RESOLUTION_OUTCOME_UPHELD,
-                                           summary="Refunded the second annual fee; 已退还重复年费。",
-                                           root_cause="double_billing",
-                                           compensation=money_pb2.Money(currency_code="CNY", units=200, nanos=500_000_000))
+UPHELD = complaint_pb2.ComplaintResolution(
+    outcome=complaint_pb2.RESOLUTION_OUTCOME_UPHELD, summary="Refunded the second annual fee; 已退还重复年费。",
+    root_cause="double_billing", compensation=money_pb2.Money(currency_code="CNY", units=200, nanos=500_000_000))
 
 
 def rid() -> str:
@@ -91,7 +90,8 @@ async def _complaint(call):  # type: ignore[no-untyped-def]
 
 async def add_note(feedback, parent, metadata=ADMIN, request_id=None):  # type: ignore[no-untyped-def]
     return (await feedback.AddComplaintNote(pb.AddComplaintNoteRequest(
-        parent=parent, note=complaint_pb2.ComplaintNote(type=complaint_pb2.NOTE_TYPE_INTERNAL, text="Checked the ledger"),
+        parent=parent,
+        note=complaint_pb2.ComplaintNote(type=complaint_pb2.NOTE_TYPE_INTERNAL, text="Checked the ledger"),
         request_id=request_id or rid()), metadata=metadata)).note
 
 
