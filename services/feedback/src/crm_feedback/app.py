@@ -13,7 +13,7 @@ from crm_feedback.api import complaint_messages
 from crm_feedback.api.access import ACCESS, SERVICE
 from crm_feedback.api.feedback_servicer import FeedbackServicer
 from crm_feedback.complaints import rules
-from crm_feedback.complaints.model import Complaint
+from crm_feedback.complaints.model import Complaint, Step
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.service import Complaints, utc_now
@@ -77,7 +77,11 @@ class FeedbackSettings(GrpcServiceSettings):
 
 
 def feed_payload(complaint: Complaint) -> Message:
-    return complaint_messages.to_proto(rules.view_for(FEED_READER, complaint, now=utc_now()))
+    return complaint_messages.to_proto(rules.view_for(FEED_READER, complaint, now=utc_now()), full=False)
+
+
+def step_payload(complaint: Complaint, step: Step) -> Message:
+    return complaint_messages.step_event(rules.view_for(FEED_READER, complaint, now=utc_now()), step)
 
 
 async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
@@ -89,7 +93,7 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
         repository=ComplaintRepository(DescriptionVault(settings.key_ring())),
         outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key), audit=audit,
         page_tokens=PageTokens(settings.derived_key("feedback.page-token")), default_sla=settings.default_sla,
-        feed_payload=feed_payload,
+        feed_payload=feed_payload, step_payload=step_payload,
     )
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
-from crm.feedback.v1 import feedback_service_pb2_grpc
 from crm_feedback.api import complaint_messages
 from crm_feedback.complaints.service import Complaints
 from crmkit.auth import current_principal
@@ -39,7 +39,8 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         async with self._db.unit_of_work(read_only=True) as uow:
             view = await self._complaints.get(uow=uow, name=request.name, purpose=purpose_of(request.audit),
                                               actor=current_principal())
-        return pb.GetComplaintResponse(complaint=complaint_messages.to_proto(view))
+        return pb.GetComplaintResponse(complaint=complaint_messages.to_proto(
+            view, full=request.view != complaint_pb2.COMPLAINT_VIEW_BASIC))
 
     async def ListComplaints(self, request: pb.ListComplaintsRequest, context: grpc.aio.ServicerContext
                              ) -> pb.ListComplaintsResponse:
@@ -49,8 +50,74 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
                 page_token=request.page_token, purpose=purpose_of(request.audit),
                 actor=current_principal(),
             )
-        return pb.ListComplaintsResponse(complaints=[complaint_messages.to_proto(v) for v in page.items],
+        full = request.view == complaint_pb2.COMPLAINT_VIEW_FULL
+        return pb.ListComplaintsResponse(complaints=[complaint_messages.to_proto(v, full=full) for v in page.items],
                                          next_page_token=page.next_page_token)
+
+    async def UpdateComplaint(self, request: pb.UpdateComplaintRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.UpdateComplaintResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._complaints.update(
+                uow=uow, name=request.complaint.name, patch=complaint_messages.patch_from(request),
+                etag=request.complaint.etag, request=request, actor=current_principal())
+        return pb.UpdateComplaintResponse(complaint=complaint_messages.to_proto(view))
+
+    async def AssignComplaint(self, request: pb.AssignComplaintRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.AssignComplaintResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._complaints.assign(
+                uow=uow, name=request.name, assignee=request.assignee, note=request.note, etag=request.etag,
+                request_id=request.request_id, request=request, actor=current_principal())
+        return pb.AssignComplaintResponse(complaint=complaint_messages.to_proto(view))
+
+    async def AcknowledgeComplaint(self, request: pb.AcknowledgeComplaintRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.AcknowledgeComplaintResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._complaints.acknowledge(
+                uow=uow, name=request.name, response_channel=request.response_channel, note=request.note,
+                etag=request.etag, request_id=request.request_id, request=request, actor=current_principal())
+        return pb.AcknowledgeComplaintResponse(complaint=complaint_messages.to_proto(view))
+
+    async def AddComplaintNote(self, request: pb.AddComplaintNoteRequest, context: grpc.aio.ServicerContext
+                               ) -> pb.AddComplaintNoteResponse:
+        async with self._db.unit_of_work() as uow:
+            complaint, note = await self._complaints.add_note(
+                uow=uow, parent=request.parent, note=complaint_messages.note_from(request.note),
+                request_id=request.request_id, request=request, actor=current_principal())
+        return pb.AddComplaintNoteResponse(note=complaint_messages.note_to_proto(complaint.name, note))
+
+    async def EscalateComplaint(self, request: pb.EscalateComplaintRequest, context: grpc.aio.ServicerContext
+                                ) -> pb.EscalateComplaintResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._complaints.escalate(
+                uow=uow, name=request.name, reason=request.reason, assignee=request.assignee, etag=request.etag,
+                request_id=request.request_id, request=request, actor=current_principal())
+        return pb.EscalateComplaintResponse(complaint=complaint_messages.to_proto(view))
+
+    async def ResolveComplaint(self, request: pb.ResolveComplaintRequest, context: grpc.aio.ServicerContext
+                               ) -> pb.ResolveComplaintResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._complaints.resolve(
+                uow=uow, name=request.name, resolution=complaint_messages.resolution_from(request.resolution),
+                etag=request.etag, request_id=request.request_id, request=request, actor=current_principal())
+        return pb.ResolveComplaintResponse(complaint=complaint_messages.to_proto(view))
+
+    async def CloseComplaint(self, request: pb.CloseComplaintRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.CloseComplaintResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._complaints.close(
+                uow=uow, name=request.name, reason=request.reason, duplicate_of=request.duplicate_of,
+                note=request.note, etag=request.etag, request_id=request.request_id, request=request,
+                actor=current_principal())
+        return pb.CloseComplaintResponse(complaint=complaint_messages.to_proto(view))
+
+    async def ReopenComplaint(self, request: pb.ReopenComplaintRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.ReopenComplaintResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._complaints.reopen(
+                uow=uow, name=request.name, reason=request.reason, etag=request.etag,
+                request_id=request.request_id, request=request, actor=current_principal())
+        return pb.ReopenComplaintResponse(complaint=complaint_messages.to_proto(view))
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
                            ) -> AsyncIterator[pb.WatchChangesResponse]:

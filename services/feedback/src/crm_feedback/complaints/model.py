@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import IntEnum
 
 
@@ -58,11 +59,43 @@ class Category(IntEnum):
     OTHER = 13
 
 
+class Action(IntEnum):
+    """A workflow step (`ComplaintAction`)."""
+
+    FILED = 1
+    UPDATED = 2
+    ASSIGNED = 3
+    ACKNOWLEDGED = 4
+    NOTE_ADDED = 5
+    ESCALATED = 6
+    RESOLVED = 7
+    CLOSED = 8
+    REOPENED = 9
+
+
+class CloseReason(IntEnum):
+    CUSTOMER_CONFIRMED = 1
+    NO_CUSTOMER_REPLY = 2
+    WITHDRAWN = 3
+    DUPLICATE = 4
+
+
+class Outcome(IntEnum):
+    UPHELD = 1
+    PARTIALLY_UPHELD = 2
+    NOT_UPHELD = 3
+
+
+class NoteType(IntEnum):
+    INTERNAL = 1
+    CUSTOMER_CONTACT = 2
+
+
 # The `assignee` filter value that finds complaints nobody is assigned to.
 UNASSIGNED = "unassigned"
 
 # Fields holding personal data: encrypted at rest, masked by role on the way out.
-PERSONAL_FIELDS = ("description",)
+PERSONAL_FIELDS = ("description", "resolution.summary", "notes.text")
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,46 @@ class Sla:
     resolved_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Note:
+    note_id: int
+    type: int
+    text: str
+    author: str
+    created_at: datetime
+    contact_channel: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded workflow step: who, when, from which status to which."""
+
+    action: int
+    from_status: int
+    to_status: int
+    actor: str
+    occurred_at: datetime
+    assignee: str = ""
+    escalation_level: int = 0
+    note_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Compensation:
+    currency_code: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Resolution:
+    outcome: int
+    summary: str
+    resolver: str
+    resolved_at: datetime
+    root_cause: str = ""
+    compensation: Compensation | None = None
+
+
 @dataclass
 class Complaint:
     complaint_id: str
@@ -109,10 +182,21 @@ class Complaint:
     version: int = 1
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    resolution: Resolution | None = None
+    close_reason: int = 0
+    duplicate_of: str = ""
+    reopen_count: int = 0
+    closed_at: datetime | None = None
+    # Loaded only for the full view; the timeline is append-only rows of its own.
+    notes: tuple[Note, ...] = ()
+    history: tuple[Step, ...] = ()
 
     @property
     def name(self) -> str:
         return f"complaints/{self.complaint_id}"
+
+    def note_name(self, note_id: int) -> str:
+        return f"{self.name}/notes/{note_id}"
 
     @property
     def customer(self) -> str:

@@ -24,3 +24,14 @@ class DescriptionVault:
 
     def open(self, row: Any) -> str:
         return self._keys.open(row.description_sealed, context=f"complaint:{row.complaint_id}:description")
+
+    def seal_text(self, complaint_id: str, field: str, text: str) -> bytes:
+        """Other free text of a complaint (a note, the resolution summary), bound to its place."""
+        return self._keys.seal(text, context=f"complaint:{complaint_id}:{field}")
+
+    def open_text(self, complaint_id: str, field: str, sealed: bytes) -> str:
+        return self._keys.open(sealed, context=f"complaint:{complaint_id}:{field}")
+
+    @property
+    def key_id(self) -> str:
+        return self._keys.active_key_id

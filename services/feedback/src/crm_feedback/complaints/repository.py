@@ -8,16 +8,31 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_feedback.complaints.model import OPEN_STATUSES, UNASSIGNED, Complaint, ComplaintFilter, Sla, TimeRange
+from crm_feedback.complaints.model import (
+    OPEN_STATUSES,
+    UNASSIGNED,
+    Compensation,
+    Complaint,
+    ComplaintFilter,
+    Note,
+    Resolution,
+    Sla,
+    Step,
+    TimeRange,
+)
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.tables import complaint as t
-from crm_feedback.complaints.tables import complaint_number
+from crm_feedback.complaints.tables import complaint_note, complaint_number, complaint_step
 from crmkit.db import UnitOfWork
 
 _PLAIN_FIELDS = (
     "complaint_id", "customer_id", "channel", "category", "subcategory", "priority", "branch_id", "status",
-    "assignee", "escalation_level", "received_at", "filer",
+    "assignee", "escalation_level", "received_at", "filer", "close_reason", "duplicate_of", "reopen_count",
+    "closed_at",
 )
+_RESOLUTION_SUMMARY = "resolution.summary"
+_STEP_FIELDS = ("action", "from_status", "to_status", "actor", "occurred_at", "assignee", "escalation_level",
+                "note_id")
 
 # `order_by` -> (sort column, descending). The complaint id breaks ties, in the same direction.
 _ORDERINGS: dict[str, tuple[sa.Column[Any], bool]] = {
@@ -66,6 +81,7 @@ class ComplaintRepository:
             version=c.version, created_at=c.created_at, updated_at=c.updated_at,
         )
         row.update(self._vault.seal(c.complaint_id, c.description))
+        row.update(self._resolution_row(c))
         # Unset timestamps of a new complaint take the database's defaults.
         return {k: v for k, v in row.items() if not (v is None and k in ("created_at", "updated_at"))}
 
@@ -79,7 +95,31 @@ class ComplaintRepository:
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            resolution=self._resolution_from(row),
         )
+
+    def _resolution_row(self, c: Complaint) -> dict[str, Any]:
+        r = c.resolution
+        if r is None:
+            return {}
+        money = r.compensation
+        return {
+            "resolution_outcome": r.outcome, "resolution_root_cause": r.root_cause, "resolver": r.resolver,
+            "resolution_at": r.resolved_at,
+            "resolution_summary_sealed": self._vault.seal_text(c.complaint_id, _RESOLUTION_SUMMARY, r.summary),
+            "compensation_currency": money.currency_code if money else "",
+            "compensation_amount": money.amount if money else None,
+        }
+
+    def _resolution_from(self, row: Any) -> Resolution | None:
+        if not row.resolution_outcome:
+            return None
+        money = (Compensation(row.compensation_currency, row.compensation_amount)
+                 if row.compensation_amount is not None else None)
+        return Resolution(
+            outcome=row.resolution_outcome, resolver=row.resolver, resolved_at=row.resolution_at,
+            summary=self._vault.open_text(row.complaint_id, _RESOLUTION_SUMMARY, row.resolution_summary_sealed),
+            root_cause=row.resolution_root_cause, compensation=money)
 
     async def next_number(self, uow: UnitOfWork) -> int:
         number = await uow.scalar(sa.select(complaint_number.next_value()))
@@ -90,9 +130,54 @@ class ComplaintRepository:
         row = (await uow.execute(sa.insert(t).values(**self._to_row(complaint)).returning(t))).one()
         return self._from_row(row)
 
-    async def get(self, uow: UnitOfWork, complaint_id: str) -> Complaint | None:
-        row = (await uow.execute(sa.select(t).where(t.c.complaint_id == complaint_id))).first()
+    async def get(self, uow: UnitOfWork, complaint_id: str, *, for_update: bool = False) -> Complaint | None:
+        statement = sa.select(t).where(t.c.complaint_id == complaint_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = (await uow.execute(statement)).first()
         return self._from_row(row) if row is not None else None
+
+    async def update(self, uow: UnitOfWork, complaint: Complaint) -> None:
+        """Writes the complaint's changeable columns (the caller holds its row lock)."""
+        row = self._to_row(complaint)
+        for immutable in ("complaint_id", "customer_id", "channel", "received_at", "filer", "created_at"):
+            row.pop(immutable, None)
+        await uow.execute(sa.update(t).where(t.c.complaint_id == complaint.complaint_id).values(**row))
+
+    async def next_note_id(self, uow: UnitOfWork, complaint_id: str) -> int:
+        n = complaint_note.c
+        last = await uow.scalar(sa.select(sa.func.max(n.note_id)).where(n.complaint_id == complaint_id))
+        return int(last or 0) + 1
+
+    async def insert_note(self, uow: UnitOfWork, complaint_id: str, note: Note) -> None:
+        await uow.execute(sa.insert(complaint_note).values(
+            complaint_id=complaint_id, note_id=note.note_id, type=note.type,
+            text_sealed=self._vault.seal_text(complaint_id, f"note:{note.note_id}", note.text),
+            key_id=self._vault.key_id, contact_channel=note.contact_channel, author=note.author,
+            created_at=note.created_at))
+
+    async def insert_step(self, uow: UnitOfWork, complaint_id: str, step: Step) -> None:
+        await uow.execute(sa.insert(complaint_step).values(
+            complaint_id=complaint_id, **{f: getattr(step, f) for f in _STEP_FIELDS}))
+
+    async def timelines(
+        self, uow: UnitOfWork, complaint_ids: Sequence[str],
+    ) -> dict[str, tuple[tuple[Note, ...], tuple[Step, ...]]]:
+        """Notes and steps of each complaint, oldest first, in two queries for any number of complaints."""
+        found: dict[str, tuple[list[Note], list[Step]]] = {cid: ([], []) for cid in complaint_ids}
+        if not complaint_ids:
+            return {}
+        n, s = complaint_note.c, complaint_step.c
+        for row in await uow.execute(sa.select(complaint_note).where(n.complaint_id.in_(complaint_ids))
+                                     .order_by(n.complaint_id, n.note_id)):
+            found[row.complaint_id][0].append(Note(
+                note_id=row.note_id, type=row.type, author=row.author, created_at=row.created_at,
+                contact_channel=row.contact_channel,
+                text=self._vault.open_text(row.complaint_id, f"note:{row.note_id}", row.text_sealed)))
+        for row in await uow.execute(sa.select(complaint_step).where(s.complaint_id.in_(complaint_ids))
+                                     .order_by(s.complaint_id, s.complaint_step_id)):
+            found[row.complaint_id][1].append(Step(**{f: getattr(row, f) for f in _STEP_FIELDS}))
+        return {cid: (tuple(notes), tuple(steps)) for cid, (notes, steps) in found.items()}
 
     async def page(
         self, uow: UnitOfWork, *, query: ComplaintFilter, customer_id: str, ordering: str,

@@ -4,14 +4,26 @@ transaction."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from google.protobuf.message import Message
 
 from crm_feedback.complaints import rules
-from crm_feedback.complaints.model import Complaint, ComplaintDraft, ComplaintFilter, ComplaintView
+from crm_feedback.complaints.model import (
+    Action,
+    CloseReason,
+    Complaint,
+    ComplaintDraft,
+    ComplaintFilter,
+    ComplaintView,
+    Note,
+    Status,
+    Step,
+)
 from crm_feedback.complaints.repository import ComplaintRepository
-from crm_feedback.sla.rules import SlaPolicy
+from crm_feedback.complaints.workflow import Change, ComplaintPatch, NoteDraft, ResolutionDraft
+from crm_feedback.sla.rules import SlaPolicy, select_policy
 from crm_feedback.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
@@ -20,14 +32,18 @@ from crmkit.clock import Clock, utc_now
 from crmkit.db import UnitOfWork
 from crmkit.errors import NotFound
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose, check_purpose
 from crmkit.validation import Violations
 
-# Turns a stored complaint into the change-feed payload (a masked message); supplied by the
-# API layer so this module stays free of generated protos.
+# Turn a stored complaint (and a workflow step) into change-feed payloads (masked messages);
+# supplied by the API layer so this module stays free of generated protos.
 FeedPayload = Callable[[Complaint], Message]
+StepPayload = Callable[[Complaint, Step], Message]
+# Decides one step on the locked complaint: (complaint, now, next note id) -> the change.
+Decide = Callable[[Complaint, datetime, int], Change]
 
 
 class Complaints:
@@ -36,7 +52,7 @@ class Complaints:
     def __init__(
         self, *, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, default_sla: SlaPolicy, feed_payload: FeedPayload,
-        clock: Clock = utc_now,
+        step_payload: StepPayload, clock: Clock = utc_now,
     ) -> None:
         self._repository = repository
         self._outbox = outbox
@@ -47,6 +63,7 @@ class Complaints:
         # until then the default policy, from settings, sets every deadline.
         self._default_sla = default_sla
         self._feed_payload = feed_payload
+        self._step_payload = step_payload
         self._clock = clock
 
     async def file(self, *, uow: UnitOfWork, draft: ComplaintDraft, request_id: str, request: Message,
@@ -65,6 +82,8 @@ class Complaints:
         if replayed is not None:
             return rules.view_for(actor, replayed, now=now)
         filed = await self._repository.insert(uow, complaint)
+        await self._repository.insert_step(uow, filed.complaint_id, Step(
+            action=Action.FILED, from_status=Status.OPEN, to_status=Status.OPEN, actor=actor.subject, occurred_at=now))
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="complaint.file", resource_name=filed.name, purpose="COMPLAINT")])
         await self._outbox.append(uow, resource_name=filed.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
@@ -84,7 +103,8 @@ class Complaints:
         await self._audit.record(AuditEntry(principal=actor.subject, action="complaint.read",
                                             resource_name=found.name, purpose=purpose.purpose,
                                             justification=purpose.justification))
-        return rules.view_for(actor, found, now=self._clock())
+        (full,) = await self._with_timelines(uow, [found])
+        return rules.view_for(actor, full, now=self._clock())
 
     async def list(
         self, *, uow: UnitOfWork, query: ComplaintFilter, page_size: int, page_token: str, purpose: Purpose,
@@ -108,7 +128,163 @@ class Complaints:
         await self._audit.record(*(AuditEntry(principal=actor.subject, action="complaint.list",
                                               resource_name=c.name, purpose=purpose.purpose,
                                               justification=purpose.justification) for c in page.items))
-        return Page([rules.view_for(actor, c, now=now) for c in page.items], page.next_page_token)
+        items = await self._with_timelines(uow, page.items)
+        return Page([rules.view_for(actor, c, now=now) for c in items], page.next_page_token)
+
+    # --- the workflow: one step per call, each on the locked complaint ------------------------
+
+    async def update(self, *, uow: UnitOfWork, name: str, patch: ComplaintPatch, etag: str, request: Message,
+                     actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.validate_patch(patch, violations)
+        return await self._work(
+            uow=uow, action=Action.UPDATED, name=name, etag=etag, request_id="", request=request, actor=actor,
+            violations=violations, name_field="complaint.name",
+            decide=lambda c, now, _: rules.update(c, patch=patch, actor=actor.subject, now=now,
+                                                  policy=self._policy_for(c, patch)))
+
+    async def assign(self, *, uow: UnitOfWork, name: str, assignee: str, note: str, etag: str, request_id: str,
+                     request: Message, actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.validate_assign(assignee=assignee, note=note, v=violations)
+        return await self._work(
+            uow=uow, action=Action.ASSIGNED, name=name, etag=etag, request_id=request_id, request=request,
+            actor=actor, violations=violations,
+            decide=lambda c, now, note_id: rules.assign(c, assignee=assignee, note=note, actor=actor.subject,
+                                                        now=now, note_id=note_id))
+
+    async def acknowledge(self, *, uow: UnitOfWork, name: str, response_channel: int, note: str, etag: str,
+                          request_id: str, request: Message, actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.validate_acknowledge(response_channel=response_channel, note=note, v=violations)
+        return await self._work(
+            uow=uow, action=Action.ACKNOWLEDGED, name=name, etag=etag, request_id=request_id, request=request,
+            actor=actor, violations=violations,
+            decide=lambda c, now, note_id: rules.acknowledge(c, response_channel=response_channel, note=note,
+                                                             actor=actor.subject, now=now, note_id=note_id))
+
+    async def add_note(self, *, uow: UnitOfWork, parent: str, note: NoteDraft, request_id: str, request: Message,
+                       actor: Principal) -> tuple[Complaint, Note]:
+        """The note added (or, for a repeated request_id, the note the first call added)."""
+        violations = Violations()
+        rules.validate_note(note, violations)
+        view = await self._work(
+            uow=uow, action=Action.NOTE_ADDED, name=parent, etag="", request_id=request_id, request=request,
+            actor=actor, violations=violations, name_field="parent", answer_note=True,
+            decide=lambda c, now, note_id: rules.add_note(c, note=note, actor=actor.subject, now=now,
+                                                          note_id=note_id))
+        return view.complaint, view.complaint.notes[-1] if view.complaint.notes else _missing_note()
+
+    async def escalate(self, *, uow: UnitOfWork, name: str, reason: str, assignee: str, etag: str,
+                       request_id: str, request: Message, actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.validate_escalate(reason=reason, assignee=assignee, v=violations)
+        return await self._work(
+            uow=uow, action=Action.ESCALATED, name=name, etag=etag, request_id=request_id, request=request,
+            actor=actor, violations=violations,
+            decide=lambda c, now, note_id: rules.escalate(c, reason=reason, assignee=assignee, actor=actor.subject,
+                                                          now=now, note_id=note_id))
+
+    async def resolve(self, *, uow: UnitOfWork, name: str, resolution: ResolutionDraft, etag: str, request_id: str,
+                      request: Message, actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.validate_resolve(resolution, violations)
+        return await self._work(
+            uow=uow, action=Action.RESOLVED, name=name, etag=etag, request_id=request_id, request=request,
+            actor=actor, violations=violations,
+            decide=lambda c, now, _: rules.resolve(c, resolution=resolution, actor=actor.subject, now=now))
+
+    async def close(self, *, uow: UnitOfWork, name: str, reason: int, duplicate_of: str, note: str, etag: str,
+                    request_id: str, request: Message, actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.validate_close(reason=reason, duplicate_of=duplicate_of, note=note,
+                             complaint_id=rules.complaint_id_of(name) or "", v=violations)
+        original = None
+        if duplicate_of and not violations:
+            original = await self._repository.get(uow, rules.complaint_id_of(duplicate_of) or "")
+
+        def decide(c: Complaint, now: datetime, note_id: int) -> Change:
+            if reason == CloseReason.DUPLICATE:
+                rules.check_duplicate(c, original)
+            return rules.close(c, reason=reason, duplicate_of=duplicate_of, note=note, actor=actor.subject, now=now,
+                               note_id=note_id)
+
+        return await self._work(
+            uow=uow, action=Action.CLOSED, name=name, etag=etag, request_id=request_id, request=request,
+            actor=actor, violations=violations, close_reason=reason, decide=decide)
+
+    async def reopen(self, *, uow: UnitOfWork, name: str, reason: str, etag: str, request_id: str, request: Message,
+                     actor: Principal) -> ComplaintView:
+        violations = Violations()
+        rules.validate_reopen(reason=reason, v=violations)
+        return await self._work(
+            uow=uow, action=Action.REOPENED, name=name, etag=etag, request_id=request_id, request=request,
+            actor=actor, violations=violations,
+            decide=lambda c, now, note_id: rules.reopen(c, reason=reason, actor=actor.subject, now=now,
+                                                        note_id=note_id, policy=self._policy_for(c)))
+
+    def _policy_for(self, complaint: Complaint, patch: ComplaintPatch | None = None) -> SlaPolicy:
+        category = patch.category if patch and "category" in patch.paths else complaint.category
+        priority = patch.priority if patch and "priority" in patch.paths else complaint.priority
+        return select_policy((), category=category, priority=priority, default=self._default_sla)
+
+    async def _work(
+        self, *, uow: UnitOfWork, action: Action, name: str, etag: str, request_id: str, request: Message,
+        actor: Principal, violations: Violations, decide: Decide, name_field: str = "name", close_reason: int = 0,
+        answer_note: bool = False,
+    ) -> ComplaintView:
+        """One workflow step: validate, replay a repeated request_id, lock and check the complaint (book,
+        transition, then etag), apply the step, and record it: timeline, audit record and feed event,
+        all in the caller's unit of work."""
+        complaint_id, key = rules.target_key(name, request_id, violations, field=name_field)
+        violations.raise_if_any()
+        not_found = lambda: NotFound(f"complaint {complaint_id} not found", reason="COMPLAINT_NOT_FOUND")  # noqa: E731
+        # Locked before the key is claimed: a note's name (the answer a retry replays) takes the
+        # next note number, which only the lock makes safe to count.
+        locked = await load_for_update(self._repository.get(uow, complaint_id, for_update=True), etag="",
+                                       not_found=not_found)
+        note_id = await self._repository.next_note_id(uow, complaint_id)
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=key, request=request, method=_METHODS[action],
+            resource_name=locked.note_name(note_id) if answer_note else locked.name,
+            replay=lambda answer: self._replay_step(uow=uow, complaint=locked, answer=answer, actor=actor))
+        if replayed is not None:
+            return replayed
+        current = await load_for_update(
+            _ready(locked), etag=etag, not_found=not_found,
+            check=lambda c: rules.check_workable(action, actor, c, close_reason=close_reason))
+        now = self._clock()
+        change = decide(current, now, note_id)
+        await self._repository.update(uow, change.complaint)
+        if change.note is not None:
+            await self._repository.insert_note(uow, complaint_id, change.note)
+        await self._repository.insert_step(uow, complaint_id, change.step)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action=f"complaint.{action.name.lower()}", resource_name=current.name,
+            purpose="COMPLAINT", fields=_changed_personal_fields(change))])
+        (full,) = await self._with_timelines(uow, [change.complaint])
+        await self._outbox.append(uow, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_EVENT,
+                                  payload=self._step_payload(full, change.step), actor=actor.subject,
+                                  resource_type=COMPLAINT_TYPE)
+        if answer_note:
+            full = dataclasses.replace(full, notes=(change.note,) if change.note else ())
+        return rules.view_for(actor, full, now=now)
+
+    async def _replay_step(self, *, uow: UnitOfWork, complaint: Complaint, answer: str,
+                           actor: Principal) -> ComplaintView:
+        """The answer of an earlier call with the same request_id: the complaint as it is now, or (for a
+        note, whose name is the answer) only that note."""
+        rules.check_case(actor, complaint)
+        (full,) = await self._with_timelines(uow, [complaint])
+        if answer != complaint.name:
+            note_id = int(answer.rsplit("/", 1)[1])
+            full = dataclasses.replace(full, notes=tuple(n for n in full.notes if n.note_id == note_id))
+        return rules.view_for(actor, full, now=self._clock())
+
+    async def _with_timelines(self, uow: UnitOfWork, complaints: Sequence[Complaint]) -> tuple[Complaint, ...]:
+        timelines = await self._repository.timelines(uow, [c.complaint_id for c in complaints])
+        return tuple(dataclasses.replace(c, notes=timelines[c.complaint_id][0], history=timelines[c.complaint_id][1])
+                     for c in complaints)
 
     async def _replay(self, *, uow: UnitOfWork, name: str) -> Complaint:
         """The complaint an earlier call with the same request_id filed."""
@@ -116,3 +292,25 @@ class Complaints:
         if existing is None:
             raise NotFound("the complaint filed by this request no longer exists", reason="COMPLAINT_NOT_FOUND")
         return existing
+
+
+COMPLAINT_TYPE = "crm.feedback.v1.Complaint"
+_METHODS = {
+    Action.UPDATED: "UpdateComplaint", Action.ASSIGNED: "AssignComplaint", Action.ACKNOWLEDGED: "AcknowledgeComplaint",
+    Action.NOTE_ADDED: "AddComplaintNote", Action.ESCALATED: "EscalateComplaint", Action.RESOLVED: "ResolveComplaint",
+    Action.CLOSED: "CloseComplaint", Action.REOPENED: "ReopenComplaint",
+}
+
+
+def _changed_personal_fields(change: Change) -> tuple[str, ...]:
+    fields = ("notes.text",) if change.note is not None else ()
+    return fields + (("resolution.summary",) if change.step.action == Action.RESOLVED else ())
+
+
+async def _ready(value: Complaint) -> Complaint:
+    """`value`, already read, as the awaitable `load_for_update` takes."""
+    return value
+
+
+def _missing_note() -> Note:
+    raise NotFound("the note added by this request no longer exists", reason="NOTE_NOT_FOUND")

@@ -37,6 +37,19 @@ complaint = sa.Table(
     # The key that sealed the description: the re-encryption job finds old rows by it.
     sa.Column("key_id", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # The latest resolution (replaced when resolved again after a reopen); its summary is
+    # personal data, sealed like the description.
+    sa.Column("resolution_outcome", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("resolution_summary_sealed", sa.LargeBinary),
+    sa.Column("resolution_root_cause", sa.Text, nullable=False, server_default=""),
+    sa.Column("compensation_currency", sa.Text, nullable=False, server_default=""),
+    sa.Column("compensation_amount", sa.Numeric(24, 9)),
+    sa.Column("resolver", sa.Text, nullable=False, server_default=""),
+    sa.Column("resolution_at", sa.DateTime(timezone=True)),
+    sa.Column("close_reason", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("duplicate_of", sa.Text, nullable=False, server_default=""),
+    sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_complaint_customer_id", "customer_id", "created_at"),
@@ -45,4 +58,36 @@ complaint = sa.Table(
     sa.Index("ix_complaint_resolve_by", "resolve_by", "complaint_id"),
     sa.Index("ix_complaint_assignee", "assignee"),
     sa.Index("ix_complaint_filer", "filer"),
+)
+
+# Notes: numbered 1, 2, ... per complaint (under the complaint's row lock); the text is
+# personal data, sealed under `key_id`.
+complaint_note = sa.Table(
+    "complaint_note",
+    metadata,
+    sa.Column("complaint_id", sa.Text, sa.ForeignKey("complaint.complaint_id"), primary_key=True),
+    sa.Column("note_id", sa.Integer, primary_key=True),
+    sa.Column("type", sa.SmallInteger, nullable=False),
+    sa.Column("text_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.Text, nullable=False),
+    sa.Column("contact_channel", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The timeline: one append-only row per workflow step, in the order taken.
+complaint_step = sa.Table(
+    "complaint_step",
+    metadata,
+    sa.Column("complaint_step_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("complaint_id", sa.Text, sa.ForeignKey("complaint.complaint_id"), nullable=False),
+    sa.Column("action", sa.SmallInteger, nullable=False),
+    sa.Column("from_status", sa.SmallInteger, nullable=False),
+    sa.Column("to_status", sa.SmallInteger, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("assignee", sa.Text, nullable=False, server_default=""),
+    sa.Column("escalation_level", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("note_id", sa.Integer),
+    sa.Index("ix_complaint_step_complaint_id", "complaint_id", "complaint_step_id"),
 )
