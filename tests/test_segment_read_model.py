@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import grpc
 import pytest
@@ -40,6 +41,7 @@ async def test_profile_changes_reach_segment_read_model_across_a_profile_restart
     profile_env["CRM_SHUTDOWN_GRACE_SECONDS"] = "5"
     segment_env = {
         "CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1", "CRM_LOG_LEVEL": "DEBUG",
+        "PYTHONUNBUFFERED": "1",  # the log file is read while the process runs
         "CRM_ACCESS_LOG": "false", "CRM_HEALTH_PROBE_SECONDS": "0.5",
         "CRM_SEGMENT_DATABASE_URL": segment_url, "CRM_SEGMENT_PORT": str(segment_port),
         "CRM_SEGMENT_PROFILE_TARGET": f"127.0.0.1:{profile_port}",
@@ -130,8 +132,13 @@ async def test_profile_changes_reach_segment_read_model_across_a_profile_restart
         await channel.close()
         await segment_db.dispose()
 
-    details = [json.loads(line) for line in segment.log_lines() if '"health_details"' in line
-               or '"health_changed"' in line]
+    def health_lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in segment.log_lines() if '"health_details"' in line
+                or '"health_changed"' in line]
+
+    # The probe logs every half second; wait for one written after the feed connected.
+    details = await eventually(health_lines, until=lambda lines: any(d.get("profile_feed_connected") for d in lines),
+                               seconds=30, what="a health line with profile's feed connected")
     lags = [d["feature_lag_seconds"] for d in details if d.get("feature_lag_seconds") is not None]
     assert any(d.get("profile_feed_connected") for d in details), "health details report the feed"
     assert all(d.get("feature_model_needs_rebuild") is False for d in details if "feature_model_needs_rebuild" in d)
