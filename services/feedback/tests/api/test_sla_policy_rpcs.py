@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from crm.common.v1 import audit_pb2
 from crm.feedback.v1 import classification_pb2, complaint_pb2, sla_pb2
@@ -32,6 +33,10 @@ WRITTEN = ("sla_policy", "outbox_event", "idempotency_key")
 
 def hours(n: float) -> Duration:
     return Duration(seconds=int(n * 3600))
+
+
+def mask(*paths: str) -> FieldMask:
+    return FieldMask(paths=list(paths))
 
 
 def policy(**overrides: Any) -> sla_pb2.SlaPolicy:
@@ -82,7 +87,7 @@ async def test_create_get_list_update_delete(feedback: Any, feedback_service: An
 
     updated = (await feedback.UpdateSlaPolicy(pb.UpdateSlaPolicyRequest(
         sla_policy=sla_pb2.SlaPolicy(name=made.name, etag=made.etag, resolve_within=hours(36)),
-        update_mask={"paths": ["resolve_within"]}), metadata=ADMIN)).sla_policy
+        update_mask=mask("resolve_within")), metadata=ADMIN)).sla_policy
     assert updated.resolve_within == hours(36) and updated.respond_within == hours(4)
     assert updated.etag != made.etag
 
@@ -126,22 +131,22 @@ async def test_bad_update_and_stale_etag_change_nothing(feedback: Any, feedback_
     before = await row_counts(feedback_service, *WRITTEN)
     negative = await refused(feedback.UpdateSlaPolicy(pb.UpdateSlaPolicyRequest(
         sla_policy=sla_pb2.SlaPolicy(name=made.name, respond_within=Duration(seconds=-1)),
-        update_mask={"paths": ["respond_within"]}), metadata=ADMIN))
+        update_mask=mask("respond_within")), metadata=ADMIN))
     assert negative.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(negative)["sla_policy.respond_within"] == "must be positive"
     immutable = await refused(feedback.UpdateSlaPolicy(pb.UpdateSlaPolicyRequest(
         sla_policy=sla_pb2.SlaPolicy(name=made.name, category=WEALTH),
-        update_mask={"paths": ["category"]}), metadata=ADMIN))
+        update_mask=mask("category")), metadata=ADMIN))
     assert "update_mask" in field_violations(immutable)
     await feedback.UpdateSlaPolicy(pb.UpdateSlaPolicyRequest(
         sla_policy=sla_pb2.SlaPolicy(name=made.name, etag=made.etag, display_name="Privacy - low (v2)"),
-        update_mask={"paths": ["display_name"]}), metadata=ADMIN)
+        update_mask=mask("display_name")), metadata=ADMIN)
     after_good_update = await row_counts(feedback_service, *WRITTEN)
     assert after_good_update == (before[0], before[1] + 1, before[2])
     for call in (
         feedback.UpdateSlaPolicy(pb.UpdateSlaPolicyRequest(
             sla_policy=sla_pb2.SlaPolicy(name=made.name, etag=made.etag, display_name="lost update"),
-            update_mask={"paths": ["display_name"]}), metadata=ADMIN),
+            update_mask=mask("display_name")), metadata=ADMIN),
         feedback.DeleteSlaPolicy(pb.DeleteSlaPolicyRequest(name=made.name, etag=made.etag), metadata=ADMIN),
     ):
         stale = await refused(call)
@@ -200,12 +205,13 @@ async def test_a_complaint_takes_the_most_specific_policy_and_reopen_follows_it(
     # Reopening restarts the resolve clock under the policy as it is now.
     await feedback.UpdateSlaPolicy(pb.UpdateSlaPolicyRequest(
         sla_policy=sla_pb2.SlaPolicy(name=urgent.name, resolve_within=hours(30)),
-        update_mask={"paths": ["resolve_within"]}), metadata=ADMIN)
+        update_mask=mask("resolve_within")), metadata=ADMIN)
     for call, request in (
         (feedback.AcknowledgeComplaint, pb.AcknowledgeComplaintRequest(
             name=filed.name, response_channel=filed.channel, note="Called back.")),
-        (feedback.ResolveComplaint, pb.ResolveComplaintRequest(name=filed.name, resolution=complaint_pb2.ComplaintResolution(
-            outcome=complaint_pb2.RESOLUTION_OUTCOME_UPHELD, summary="Refunded."))),
+        (feedback.ResolveComplaint, pb.ResolveComplaintRequest(
+            name=filed.name, resolution=complaint_pb2.ComplaintResolution(
+                outcome=complaint_pb2.RESOLUTION_OUTCOME_UPHELD, summary="Refunded."))),
     ):
         request.request_id = str(uuid.uuid4())
         await call(request, metadata=ADMIN)
