@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm.feedback.v1 import feedback_service_pb2_grpc
 from crm_feedback import tables
-from crm_feedback.api import complaint_messages
+from crm_feedback.api import complaint_messages, sla_messages
 from crm_feedback.api.access import ACCESS, SERVICE
 from crm_feedback.api.feedback_servicer import FeedbackServicer
 from crm_feedback.complaints import rules
@@ -18,6 +18,8 @@ from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.service import Complaints, utc_now
 from crm_feedback.sla import rules as sla_rules
+from crm_feedback.sla.repository import SlaPolicyRepository
+from crm_feedback.sla.service import SlaPolicies
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
@@ -89,16 +91,20 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
     runtime.on_close(audit.close)
+    outbox, idempotency = Outbox(tables.outbox_event), IdempotencyKeys(tables.idempotency_key)
+    page_tokens = PageTokens(settings.derived_key("feedback.page-token"))
+    sla_policies = SlaPolicies(repository=SlaPolicyRepository(), outbox=outbox, idempotency=idempotency,
+                               page_tokens=page_tokens, configured_default=settings.default_sla,
+                               feed_payload=sla_messages.to_proto)
     complaints = Complaints(
-        repository=ComplaintRepository(DescriptionVault(settings.key_ring())),
-        outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key), audit=audit,
-        page_tokens=PageTokens(settings.derived_key("feedback.page-token")), default_sla=settings.default_sla,
+        repository=ComplaintRepository(DescriptionVault(settings.key_ring())), outbox=outbox,
+        idempotency=idempotency, audit=audit, page_tokens=page_tokens, sla_policies=sla_policies,
         feed_payload=feed_payload, step_payload=step_payload,
     )
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, sla_policies=sla_policies, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),

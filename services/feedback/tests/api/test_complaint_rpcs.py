@@ -339,6 +339,6 @@ async def test_bad_list_request_is_invalid_argument_naming_the_field(feedback, r
 
 async def test_rpcs_not_built_yet_are_unimplemented(feedback) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await feedback.GetSlaPolicy(pb.GetSlaPolicyRequest(name="slaPolicies/default"), metadata=ADMIN)
+        await feedback.ListSlaBreaches(pb.ListSlaBreachesRequest(), metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
 

@@ -12,18 +12,21 @@ import grpc
 
 from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
-from crm_feedback.api import complaint_messages
+from crm_feedback.api import complaint_messages, sla_messages
 from crm_feedback.complaints.service import Complaints
+from crm_feedback.sla.service import SlaPolicies
 from crmkit.auth import current_principal
 from crmkit.db import Database
+from crmkit.idempotency import parse_request_id
 from crmkit.outbox import ChangeFeed
 from crmkit.resources import purpose_of
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, *, db: Database, complaints: Complaints, feed: ChangeFeed) -> None:
+    def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, feed: ChangeFeed) -> None:
         self._db = db
         self._complaints = complaints
+        self._sla_policies = sla_policies
         self._feed = feed
 
     async def FileComplaint(self, request: pb.FileComplaintRequest, context: grpc.aio.ServicerContext
@@ -118,6 +121,44 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
                 uow=uow, name=request.name, reason=request.reason, etag=request.etag,
                 request_id=request.request_id, request=request, actor=current_principal())
         return pb.ReopenComplaintResponse(complaint=complaint_messages.to_proto(view))
+
+    async def CreateSlaPolicy(self, request: pb.CreateSlaPolicyRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.CreateSlaPolicyResponse:
+        async with self._db.unit_of_work() as uow:
+            policy = await self._sla_policies.create(
+                uow=uow, policy=sla_messages.to_domain(request.sla_policy),
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
+        return pb.CreateSlaPolicyResponse(sla_policy=sla_messages.to_proto(policy))
+
+    async def GetSlaPolicy(self, request: pb.GetSlaPolicyRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.GetSlaPolicyResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            policy = await self._sla_policies.get(uow=uow, name=request.name)
+        return pb.GetSlaPolicyResponse(sla_policy=sla_messages.to_proto(policy))
+
+    async def ListSlaPolicies(self, request: pb.ListSlaPoliciesRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.ListSlaPoliciesResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._sla_policies.list(
+                uow=uow, category=request.category, priority=request.priority,
+                include_wildcards=request.include_wildcards, page_size=request.page_size,
+                page_token=request.page_token)
+        return pb.ListSlaPoliciesResponse(sla_policies=[sla_messages.to_proto(p) for p in page.items],
+                                          next_page_token=page.next_page_token)
+
+    async def UpdateSlaPolicy(self, request: pb.UpdateSlaPolicyRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.UpdateSlaPolicyResponse:
+        async with self._db.unit_of_work() as uow:
+            policy = await self._sla_policies.update(
+                uow=uow, name=request.sla_policy.name, changes=sla_messages.to_domain(request.sla_policy),
+                paths=list(request.update_mask.paths), etag=request.sla_policy.etag, actor=current_principal())
+        return pb.UpdateSlaPolicyResponse(sla_policy=sla_messages.to_proto(policy))
+
+    async def DeleteSlaPolicy(self, request: pb.DeleteSlaPolicyRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.DeleteSlaPolicyResponse:
+        async with self._db.unit_of_work() as uow:
+            await self._sla_policies.delete(uow=uow, name=request.name, etag=request.etag, actor=current_principal())
+        return pb.DeleteSlaPolicyResponse()
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
                            ) -> AsyncIterator[pb.WatchChangesResponse]:

@@ -131,6 +131,11 @@ def _validate_related_resources(names: tuple[str, ...], v: Violations) -> None:
             v.pattern(name, field, RESOURCE_NAME, "must be a resource name like campaigns/{campaign_id}")
 
 
+def triage_of(draft: ComplaintDraft) -> tuple[int, int]:
+    """The category and priority a draft is filed under (and so picks its SLA policy by)."""
+    return draft.category or Category.OTHER, draft.priority or Priority.MEDIUM
+
+
 def new_complaint(
     draft: ComplaintDraft, *, complaint_id: str, filer: str, now: datetime, policy: sla_rules.SlaPolicy,
 ) -> Complaint:
@@ -145,9 +150,9 @@ def new_complaint(
         complaint_id=complaint_id,
         customer_id=customer_id_of(draft.customer) or "",
         channel=draft.channel,
-        category=draft.category or Category.OTHER,
+        category=triage_of(draft)[0],
         subcategory=draft.subcategory,
-        priority=draft.priority or Priority.MEDIUM,
+        priority=triage_of(draft)[1],
         description=draft.description.strip(),
         branch_id=draft.branch_id,
         related_resources=draft.related_resources,
@@ -497,7 +502,7 @@ def reopen(complaint: Complaint, *, reason: str, actor: str, now: datetime, note
     """A new resolve clock from now under `policy`; the respond clock stays as it was."""
     status = next_status(Action.REOPENED, complaint)
     check_reopenable(complaint, now=now)
-    sla = dataclasses.replace(complaint.sla, policy=policy.name, resolve_by=now + policy.resolve_within,
+    sla = dataclasses.replace(complaint.sla, policy=policy.name, resolve_by=now + policy.resolve,
                               resolved_at=None)
     after = dataclasses.replace(complaint, status=status, sla=sla, close_reason=0, duplicate_of="", closed_at=None,
                                 reopen_count=complaint.reopen_count + 1)

@@ -23,7 +23,8 @@ from crm_feedback.complaints.model import (
 )
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.workflow import Change, ComplaintPatch, NoteDraft, ResolutionDraft
-from crm_feedback.sla.rules import SlaPolicy, select_policy
+from crm_feedback.sla.rules import SlaPolicy
+from crm_feedback.sla.service import SlaPolicies
 from crm_feedback.tables import audit_record
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.audit import append as append_audit
@@ -51,7 +52,7 @@ class Complaints:
 
     def __init__(
         self, *, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
-        audit: AuditWriter, page_tokens: PageTokens, default_sla: SlaPolicy, feed_payload: FeedPayload,
+        audit: AuditWriter, page_tokens: PageTokens, sla_policies: SlaPolicies, feed_payload: FeedPayload,
         step_payload: StepPayload, clock: Clock = utc_now,
     ) -> None:
         self._repository = repository
@@ -59,9 +60,7 @@ class Complaints:
         self._idempotency = idempotency
         self._audit = audit
         self._page_tokens = page_tokens
-        # SLA policies per category and priority (CreateSlaPolicy) come with their own RPCs;
-        # until then the default policy, from settings, sets every deadline.
-        self._default_sla = default_sla
+        self._sla_policies = sla_policies
         self._feed_payload = feed_payload
         self._step_payload = step_payload
         self._clock = clock
@@ -74,8 +73,10 @@ class Complaints:
         violations.raise_if_any()
         assert key is not None  # request_key added a violation otherwise
         number = await self._repository.next_number(uow)
+        choose = await self._sla_policies.select(uow=uow)
         complaint = rules.new_complaint(draft, complaint_id=rules.complaint_id_for(number, now),
-                                       filer=actor.subject, now=now, policy=self._default_sla)
+                                       filer=actor.subject, now=now,
+                                       policy=choose(*rules.triage_of(draft)))
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=key, request=request, method="FileComplaint",
             resource_name=complaint.name, replay=lambda name: self._replay(uow=uow, name=name))
@@ -137,11 +138,12 @@ class Complaints:
                      actor: Principal) -> ComplaintView:
         violations = Violations()
         rules.validate_patch(patch, violations)
+        choose = await self._sla_policies.select(uow=uow)
         return await self._work(
             uow=uow, action=Action.UPDATED, name=name, etag=etag, request_id="", request=request, actor=actor,
             violations=violations, name_field="complaint.name",
             decide=lambda c, now, _: rules.update(c, patch=patch, actor=actor.subject, now=now,
-                                                  policy=self._policy_for(c, patch)))
+                                                  policy=_policy_for(choose, c, patch)))
 
     async def assign(self, *, uow: UnitOfWork, name: str, assignee: str, note: str, etag: str, request_id: str,
                      request: Message, actor: Principal) -> ComplaintView:
@@ -217,16 +219,12 @@ class Complaints:
                      actor: Principal) -> ComplaintView:
         violations = Violations()
         rules.validate_reopen(reason=reason, v=violations)
+        choose = await self._sla_policies.select(uow=uow)
         return await self._work(
             uow=uow, action=Action.REOPENED, name=name, etag=etag, request_id=request_id, request=request,
             actor=actor, violations=violations,
             decide=lambda c, now, note_id: rules.reopen(c, reason=reason, actor=actor.subject, now=now,
-                                                        note_id=note_id, policy=self._policy_for(c)))
-
-    def _policy_for(self, complaint: Complaint, patch: ComplaintPatch | None = None) -> SlaPolicy:
-        category = patch.category if patch and "category" in patch.paths else complaint.category
-        priority = patch.priority if patch and "priority" in patch.paths else complaint.priority
-        return select_policy((), category=category, priority=priority, default=self._default_sla)
+                                                        note_id=note_id, policy=_policy_for(choose, c)))
 
     async def _work(
         self, *, uow: UnitOfWork, action: Action, name: str, etag: str, request_id: str, request: Message,
@@ -305,6 +303,14 @@ _METHODS = {
 def _changed_personal_fields(change: Change) -> tuple[str, ...]:
     fields = ("notes.text",) if change.note is not None else ()
     return fields + (("resolution.summary",) if change.step.action == Action.RESOLVED else ())
+
+
+def _policy_for(choose: Callable[[int, int], SlaPolicy], complaint: Complaint,
+                patch: ComplaintPatch | None = None) -> SlaPolicy:
+    """The policy for the complaint's category and priority as they are after `patch`."""
+    category = patch.category if patch and "category" in patch.paths else complaint.category
+    priority = patch.priority if patch and "priority" in patch.paths else complaint.priority
+    return choose(category, priority)
 
 
 async def _ready(value: Complaint) -> Complaint:

@@ -1,6 +1,8 @@
 """Alembic environment of the feedback database (async; shared body in crmkit.db)."""
 
-import crm_feedback.complaints.tables  # noqa: F401 - registers the tables on the metadata
+# Imported for the side effect: each module registers its tables on the metadata.
+import crm_feedback.complaints.tables
+import crm_feedback.sla.tables  # noqa: F401
 from crm_feedback.tables import metadata
 from crmkit.db import run_migrations_online
 
