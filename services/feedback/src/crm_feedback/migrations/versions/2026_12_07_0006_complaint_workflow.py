@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-14 10:00:00
+Create Date: 2026-12-07 10:00:00
 """
 
 import sqlalchemy as sa
