@@ -26,29 +26,26 @@ _FEATURES = sa.text(f"SELECT {_VALUES} FROM customer_feature cf "  # noqa: S608 
                     "WHERE cf.customer_id = :customer_id AND NOT cf.removed")
 
 
-async def live_segments(connection: AsyncConnection) -> list[LiveSegment]:
-    """Real-time segments that were materialised, share-locked in id order until the transaction
-    ends: a materialisation or a rule change of one of them waits for this evaluation, and this
-    one for them, so neither works on membership the other is replacing."""
-    s = segment.c
+async def live_segments(connection: AsyncConnection, customer_id: str) -> tuple[list[LiveSegment], frozenset[str]]:
+    """Real-time segments that were materialised, and which of them the customer is a member of,
+    in one round trip. The segments stay share-locked until the transaction ends: a
+    materialisation or a rule change of one of them waits for this evaluation, and this one for
+    them, so neither works on membership the other is replacing."""
+    s, m = segment.c, segment_member.c
     rows = await connection.execute(
-        sa.select(s.segment_id, s.rule, s.rule_version)
+        sa.select(s.segment_id, s.rule, s.rule_version, m.customer_id.is_not(None).label("is_member"))
+        .outerjoin(segment_member, sa.and_(m.segment_id == s.segment_id, m.customer_id == customer_id))
         .where(s.evaluation_mode == int(EvaluationMode.REAL_TIME), s.last_materialised_at.is_not(None))
-        .order_by(s.segment_id).with_for_update(read=True))
-    return [LiveSegment(row.segment_id, row.rule, row.rule_version) for row in rows]
+        .order_by(s.segment_id).with_for_update(read=True, of=segment))
+    found = rows.all()
+    return ([LiveSegment(row.segment_id, row.rule, row.rule_version) for row in found],
+            frozenset(row.segment_id for row in found if row.is_member))
 
 
 async def features(connection: AsyncConnection, customer_id: str) -> Mapping[str, Any] | None:
     """The customer's values of every catalogue variable; None when not in the population."""
     row = (await connection.execute(_FEATURES, {"customer_id": customer_id})).mappings().first()
     return dict(row) if row is not None else None
-
-
-async def memberships(connection: AsyncConnection, customer_id: str, segment_ids: Sequence[str]) -> frozenset[str]:
-    m = segment_member.c
-    rows = await connection.execute(sa.select(m.segment_id).where(m.customer_id == customer_id,
-                                                                  m.segment_id.in_(segment_ids)))
-    return frozenset(row.segment_id for row in rows)
 
 
 # One statement (one round trip) per evaluation that moved anything: members, counts, history.

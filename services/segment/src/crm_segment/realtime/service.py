@@ -59,13 +59,12 @@ class RealTimeMembership:
         customer_id = customer_id_of(event.resource_name)
         if customer_id is None:
             return []
-        segments = await repository.live_segments(connection)
+        segments, members_of = await repository.live_segments(connection, customer_id)
         if not segments:
             return []
         self._forget_all_but(segments)
         compiled = [(s, p) for s in segments if (p := await self._closure(s)) is not None]
         features = await repository.features(connection, customer_id)
-        members_of = await repository.memberships(connection, customer_id, [s.segment_id for s, _ in compiled])
         decided = rules.transitions(compiled, features, members_of)
         changes: list[MembershipChange] = []
         if decided:
