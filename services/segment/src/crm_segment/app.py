@@ -16,6 +16,7 @@ from crm_segment.features.follower import ProfileFollower, ServiceToken
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
 from crm_segment.membership.service import Membership
+from crm_segment.realtime.service import RealTimeMembership
 from crm_segment.segments import rules
 from crm_segment.segments.repository import SegmentRepository
 from crm_segment.segments.service import Segments
@@ -88,10 +89,13 @@ def follow_profile(runtime: Runtime[SegmentSettings]) -> None:
     if not settings.profile_target:
         return
     model = FeatureReadModel(repository=FeatureRepository())
+    realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
+                                  change_message=membership_messages.change_to_proto)
     follower = ProfileFollower(db=runtime.db, model=model, target=settings.profile_target,
                                deadline_seconds=settings.peer_deadline_seconds, token_source=ServiceToken(settings),
                                tls_ca_file=settings.tls_ca_file,
-                               max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+                               max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
+                               after_apply=realtime.evaluate)
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
     follower.start()

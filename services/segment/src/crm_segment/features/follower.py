@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -42,6 +42,9 @@ log = get_logger("crm.segment.features")
 FEED = "profile"
 SUBJECT = "service:segment"
 _TOKEN_LIFETIME_SECONDS = 3600
+
+# Runs after an event changed the read model, in the same transaction (real-time membership).
+AfterApply = Callable[[AsyncConnection, feed.ChangeEvent], Awaitable[object]]
 
 
 class ServiceToken:
@@ -79,13 +82,15 @@ def cursor_expired(error: grpc.aio.AioRpcError) -> bool:
 class ProfileFollower:
     def __init__(self, *, db: Database, model: FeatureReadModel, target: str, deadline_seconds: float,
                  token_source: ServiceToken, tls_ca_file: str | None = None,
-                 max_backoff_seconds: float = 10.0) -> None:
+                 max_backoff_seconds: float = 10.0, after_apply: AfterApply | None = None,
+                 feed_name: str = FEED) -> None:
         self._db = db
         self._model = model
+        self._after_apply = after_apply
         self._channel = open_channel(target, deadline_seconds=deadline_seconds, token_source=token_source,
                                      tls_ca_file=tls_ca_file)
         self._stub = profile_service_pb2_grpc.ProfileServiceStub(self._channel)
-        self.consumer = FeedConsumer(name=FEED, db=db, cursors=tables.feed_cursor, open_stream=self._open_stream,
+        self.consumer = FeedConsumer(name=feed_name, db=db, cursors=tables.feed_cursor, open_stream=self._open_stream,
                                      apply=self._apply, max_backoff_seconds=max_backoff_seconds)
         self._task: asyncio.Task[None] | None = None
         self.status: ReadModelStatus | None = None
@@ -133,6 +138,8 @@ class ProfileFollower:
     async def _apply(self, connection: AsyncConnection, event: feed.ChangeEvent) -> None:
         if await self._model.apply(connection, event):
             self._applied.add(1)
+            if self._after_apply is not None:
+                await self._after_apply(connection, event)
 
     def _observe_lag(self, _options: metrics.CallbackOptions) -> list[metrics.Observation]:
         lag = rules.lag_seconds(self.status.newest_event_at if self.status else None, now=datetime.now(UTC))
