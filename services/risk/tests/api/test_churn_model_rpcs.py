@@ -122,7 +122,8 @@ async def test_promotion_needs_a_second_person_and_makes_the_model_active(risk, 
 
 
 async def test_an_unknown_feature_fails_the_operation_naming_it(risk, training_dir) -> None:
-    final = await train(risk, spec(write_slice(training_dir, "unknown.csv", rows=300), features=[*FEATURES, "ShoeSize"]))
+    file = write_slice(training_dir, "unknown.csv", rows=300)
+    final = await train(risk, spec(file, features=[*FEATURES, "ShoeSize"]))
     assert final.state == operation_pb2.OPERATION_STATE_FAILED
     assert final.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert "ShoeSize" in final.error.message + str(_violations(final))
