@@ -4,20 +4,26 @@ promotion with four eyes, and bad input failing the operation with a clear statu
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import uuid
 from pathlib import Path
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.rpc import error_details_pb2
 
 from crm.common.v1 import operation_pb2
 from crm.risk.v1 import churn_model_pb2 as cm
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm.risk.v1 import risk_service_pb2_grpc
-from crmkit.auth import Role
-from crmkit.testing import bearer, error_reason, field_violations, shared_data_dir
+from crm_risk import tables
+from crm_risk.api.churn_model_messages import to_proto, to_spec
+from crm_risk.registry.service import ChurnRegistry
+from crmkit.auth import Principal, Role
+from crmkit.idempotency import IdempotencyKeys
+from crmkit.testing import bearer, error_reason, eventually, field_violations, shared_data_dir
 
 TRAINER = bearer(Role.RISK_OFFICER, subject="ro-trainer")
 REVIEWER = bearer(Role.RISK_OFFICER, subject="ro-reviewer")
@@ -169,3 +175,48 @@ def _violations(operation: operation_pb2.Operation) -> list[str]:
         if detail.Unpack(bad):
             found += [f"{v.field}: {v.description}" for v in bad.field_violations]
     return found
+
+
+async def test_a_repeated_request_id_returns_the_first_operation(risk) -> None:
+    request = pb.TrainChurnModelRequest(spec=spec("replayed.csv"), request_id=str(uuid.uuid4()))
+    first = await risk.TrainChurnModel(request, metadata=TRAINER)
+    second = await risk.TrainChurnModel(request, metadata=TRAINER)
+    assert second.operation.name == first.operation.name
+
+
+async def test_a_promotion_waiting_on_another_retires_the_model_that_one_made_active(
+        risk, risk_service, trained, training_dir) -> None:  # type: ignore[no-untyped-def]
+    """The second promotion must see the first's new active model once it commits: reading the
+    active row after waiting on the old one's lock found none (it had just been retired) and broke
+    the one-active index."""
+    _, runtime = risk_service
+    registry = ChurnRegistry(db=runtime.db, operations=None, runner=None,  # type: ignore[arg-type]  # promote uses neither
+                             idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=None,  # type: ignore[arg-type]
+                             training_dir="", cv_folds=0, spec_message=to_spec, model_message=to_proto)
+    file = write_slice(training_dir, "race.csv", rows=600)
+    first, second = [model_of(await train(risk, spec(file, random_seed=seed))) for seed in (11, 12)]
+    reviewer = Principal(subject="ro-reviewer", roles=frozenset({Role.RISK_OFFICER}))
+
+    async def promote(model: cm.ChurnModel) -> None:
+        async with runtime.db.unit_of_work() as uow:
+            await registry.promote(uow=uow, churn_model_id=model.churn_model_id, reason="race", etag="",
+                                   request_id=None, message=pb.PromoteChurnModelRequest(), actor=reviewer)
+
+    async with runtime.db.unit_of_work() as uow:
+        await registry.promote(uow=uow, churn_model_id=first.churn_model_id, reason="race", etag="",
+                               request_id=None, message=pb.PromoteChurnModelRequest(), actor=reviewer)
+        waiting = asyncio.create_task(promote(second))
+        await eventually(lambda: _lock_waiters(runtime), what="the second promotion waiting on a lock")
+    await waiting
+    active = (await risk.ListChurnModels(pb.ListChurnModelsRequest(status=cm.CHURN_MODEL_STATUS_ACTIVE),
+                                         metadata=REVIEWER)).churn_models
+    assert [m.name for m in active] == [second.name]
+    retired = (await risk.GetChurnModel(pb.GetChurnModelRequest(name=first.name), metadata=REVIEWER)).churn_model
+    assert retired.status == cm.CHURN_MODEL_STATUS_RETIRED
+
+
+async def _lock_waiters(runtime) -> int:  # type: ignore[no-untyped-def]
+    async with runtime.db.engine.connect() as connection:
+        return (await connection.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"))).scalar_one()

@@ -97,6 +97,13 @@ async def page(uow: UnitOfWork, *, before: int | None, limit: int, status: int, 
     return [_from_row(row) for row in (await uow.execute(query)).all()]
 
 
+async def lock_promotions(uow: UnitOfWork) -> None:
+    """Serialise status changes of the registry until the transaction ends. Locking the active
+    row is not enough: a promotion waiting on it wakes to find it retired and no active row left,
+    while the one it waited for has just made another model active."""
+    await uow.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('crm_risk.churn_model.status'))"))
+
+
 async def retire(uow: UnitOfWork, churn_model_id: str, *, reason: str) -> None:
     await uow.execute(sa.update(t).where(t.c.churn_model_id == churn_model_id).values(
         status=int(Status.RETIRED), retire_time=sa.func.now(), status_reason=reason, revision=t.c.revision + 1))

@@ -136,6 +136,7 @@ class ChurnRegistry:
                 raise FailedPrecondition(f"{model.name} is already active", reason="MODEL_ALREADY_ACTIVE",
                                          metadata={"churn_model": model.name})
 
+        await repository.lock_promotions(uow)
         model = await load_for_update(repository.get(uow, churn_model_id, for_update=True), etag=etag,
                                       not_found=lambda: _not_found(churn_model_id), check=refuse)
         previous = await repository.active(uow, for_update=True)
