@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +18,18 @@ from crmkit.testing import service_fixtures, with_overrides
 HOUR = 3600
 DAY = 24 * HOUR
 
+# Snapshot files TrainChurnModel may read; tests write their files here.
+TRAINING_DIR = tempfile.mkdtemp(prefix="risk-training-")
+
+# Cross-validation refits the model five more times: the registry tests need the held-out run only.
 risk_database, risk_service, risk = service_fixtures(
-    SPEC, risk_service_pb2_grpc.RiskServiceStub, stub="risk", feed_poll_seconds=0.05)
+    SPEC, risk_service_pb2_grpc.RiskServiceStub, stub="risk", feed_poll_seconds=0.05, operation_poll_seconds=0.05,
+    training_dir=TRAINING_DIR, training_cv_folds=0)
+
+
+@pytest.fixture(scope="session")
+def training_dir() -> Path:
+    return Path(TRAINING_DIR)
 
 
 def make_rule(**overrides: object) -> alert_pb2.AlertRule:

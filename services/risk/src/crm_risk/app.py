@@ -12,11 +12,14 @@ from crm_risk import tables
 from crm_risk.alerts.model import AlertRule
 from crm_risk.alerts.repository import AlertRuleRepository
 from crm_risk.alerts.service import AlertRules
-from crm_risk.api import alert_rule_messages
+from crm_risk.api import alert_rule_messages, churn_model_messages
 from crm_risk.api.access import ACCESS, SERVICE
+from crm_risk.api.operation_rpcs import KINDS
 from crm_risk.api.risk_servicer import RiskServicer
+from crm_risk.registry.service import ChurnRegistry
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
@@ -27,6 +30,15 @@ class RiskSettings(GrpcServiceSettings):
     database_url: str = Field(validation_alias="CRM_RISK_DATABASE_URL")
     port: int = Field(default=50055, validation_alias="CRM_RISK_PORT", ge=0, le=65535)
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_RISK_FEED_POLL_SECONDS")
+    # How often WatchOperation looks at its operation, seconds.
+    operation_poll_seconds: float = Field(default=0.5, gt=0, le=10, validation_alias="CRM_RISK_OPERATION_POLL_SECONDS")
+    # Snapshot files TrainChurnModel may read (interim, until training reads risk's read model);
+    # empty: snapshot training is refused.
+    training_dir: str = Field(default="", validation_alias="CRM_RISK_TRAINING_DIR")
+    # Cross-validation folds run after the held-out evaluation (0 skips it: each fold refits the
+    # whole recipe).
+    training_cv_folds: int = Field(default=5, ge=0, le=10, validation_alias="CRM_RISK_TRAINING_CV_FOLDS")
+    training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_RISK_TRAINING_WORKERS")
 
 
 def feed_payload(rule: AlertRule) -> Message:
@@ -35,20 +47,38 @@ def feed_payload(rule: AlertRule) -> Message:
 
 async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     settings = runtime.settings
+    page_tokens = PageTokens(settings.derived_key("risk.page-token"))
     alert_rules = AlertRules(
         repository=AlertRuleRepository(), outbox=Outbox(tables.outbox_event),
-        idempotency=IdempotencyKeys(tables.idempotency_key),
-        page_tokens=PageTokens(settings.derived_key("risk.page-token")), feed_payload=feed_payload,
+        idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=page_tokens, feed_payload=feed_payload,
     )
+    operations, runner = build_operations(runtime, page_tokens)
+    registry = ChurnRegistry(db=runtime.db, operations=operations, runner=runner,
+                             idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=page_tokens,
+                             training_dir=settings.training_dir, cv_folds=settings.training_cv_folds,
+                             spec_message=churn_model_messages.to_spec, model_message=churn_model_messages.to_proto)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+                            operations=operations)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),
         policy=ACCESS,
     )]
+
+
+def build_operations(runtime: Runtime[RiskSettings], page_tokens: PageTokens) -> tuple[Operations, OperationRunner]:
+    """The operations table's service, and the runner whose spawned workers train models."""
+    settings = runtime.settings
+    operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
+                            poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
+    runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
+                             workers=settings.training_workers, log_level=settings.log_level)
+    runner.start()
+    runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    return operations, runner
 
 
 SPEC = ServiceSpec(name="risk", settings_type=RiskSettings, migrations=Path(__file__).parent / "migrations",

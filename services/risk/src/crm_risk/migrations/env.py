@@ -1,6 +1,8 @@
 """Alembic environment of the risk database (async; shared body in crmkit.db)."""
 
-import crm_risk.alerts.tables  # noqa: F401 - registers the tables on the metadata
+# Imported to register their tables on the metadata.
+import crm_risk.alerts.tables
+import crm_risk.registry.tables  # noqa: F401
 from crm_risk.tables import metadata
 from crmkit.db import run_migrations_online
 

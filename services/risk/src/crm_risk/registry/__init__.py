@@ -1,0 +1,1 @@
+"""The churn model registry: training as an operation, the registered versions, promotion."""
