@@ -20,7 +20,7 @@ OPERATION_RPCS = ("GetOperation", "ListOperations", "CancelOperation", "WatchOpe
 
 # Verbs that only read: everything else changes state and must be safe to retry.
 READ_VERBS = ("Get", "List", "Watch", "Lookup", "Validate", "Preview", "Find", "Verify", "Classify", "Check",
-              "Export")
+              "Export", "Explain")
 
 # Verbs that change a resource the caller has read: its etag makes a retry safe (the second
 # attempt fails ABORTED instead of applying twice). Set* replaces values, like Update*.

@@ -32,6 +32,8 @@ _RULES: dict[str, frozenset[Role]] = {
     "ListSegmentMembers": READERS | {Role.SERVICE},
     "ListMembershipChanges": OBSERVERS,
     "ListFeatures": READERS,
+    # A customer's values per clause: the front line asks why a customer is (not) targeted.
+    "ExplainSegmentMembership": READERS | {Role.RELATIONSHIP_MANAGER},
     "WatchChanges": PLATFORM,
     # classifications
     "GetCustomerClassification": CUSTOMER_VIEWERS,

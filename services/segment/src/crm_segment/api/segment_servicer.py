@@ -12,6 +12,7 @@ import grpc
 from crm.segment.v1 import segment_service_pb2 as pb
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment.api import segment_messages
+from crm_segment.api.explain_rpcs import ExplainRpcs
 from crm_segment.api.membership_rpcs import MembershipRpcs
 from crm_segment.api.operation_rpcs import OperationRpcs
 from crm_segment.membership.service import Membership
@@ -26,7 +27,7 @@ from crmkit.operations import Operations
 SEGMENT = SEGMENT_NAME
 
 
-class SegmentServicer(MembershipRpcs, OperationRpcs, segment_service_pb2_grpc.SegmentServiceServicer):
+class SegmentServicer(MembershipRpcs, OperationRpcs, ExplainRpcs, segment_service_pb2_grpc.SegmentServiceServicer):
     def __init__(self, *, db: Database, segments: Segments, membership: Membership, operations: Operations) -> None:
         self._db = db
         self._segments = segments
