@@ -9,9 +9,10 @@ from crm_profile.api.profile_servicer import ProfileServicer
 
 
 def declared_collaborators() -> set[str]:
-    """What the mixins read: their class-level `_name: Type` annotations."""
+    """What the mixins read, profile's own and the kit's (the Operation RPCs): their class-level
+    `_name: Type` annotations."""
     return {name.removeprefix("_") for mixin in ProfileServicer.__mro__
-            if mixin.__module__.startswith("crm_profile.api.")
+            if mixin.__module__.startswith(("crm_profile.api.", "crmkit."))
             for name in vars(mixin).get("__annotations__", {}) if name.startswith("_")}
 
 
