@@ -24,6 +24,7 @@ from crmkit.outbox import ChangeFeed, ChangeType, Outbox, outbox_tables
 from crmkit.peer_feed import PeerFeed, PeerFeedFollower, cursor_expired
 from crmkit.testing import DatabaseFactory, eventually, free_port
 
+WatchChangesResponse = profile_service_pb2.WatchChangesResponse
 kit = metadata()
 events, state = outbox_tables(kit)
 cursors = feed_cursor_table(kit)
@@ -49,14 +50,14 @@ class Peer(profile_service_pb2_grpc.ProfileServiceServicer):
         self.refusal: status_pb2.Status | None = None
         self.requests: list[profile_service_pb2.WatchChangesRequest] = []
 
-    async def WatchChanges(self, request: profile_service_pb2.WatchChangesRequest,  # noqa: N802 - generated name
-                           context: grpc.aio.ServicerContext) -> AsyncIterator[profile_service_pb2.WatchChangesResponse]:
+    async def WatchChanges(self, request: profile_service_pb2.WatchChangesRequest,
+                           context: grpc.aio.ServicerContext) -> AsyncIterator[WatchChangesResponse]:
         self.requests.append(request)
         if self.refusal is not None:
             await context.abort_with_status(rpc_status.to_status(self.refusal))
         async for batch in self.feed.stream(after_cursor=request.after_cursor,
                                             resource_types=list(request.resource_types)):
-            yield profile_service_pb2.WatchChangesResponse(events=batch)
+            yield WatchChangesResponse(events=batch)
 
 
 @contextlib.asynccontextmanager
