@@ -31,7 +31,7 @@ log = get_logger("crm.feed")
 ChangeEvent = change_event_pb2.ChangeEvent
 OpenStream = Callable[[str], AsyncIterator[list[ChangeEvent]]]
 """Opens the peer's feed after a cursor and yields its batches (wraps the generated stub)."""
-Apply = Callable[[AsyncConnection, ChangeEvent], Awaitable[None]]
+Apply = Callable[[AsyncConnection, ChangeEvent], Awaitable[object]]
 """Applies one event inside the consumer's transaction."""
 
 # Errors after which the consumer reconnects; anything else is a bug and stops it loudly.
@@ -56,7 +56,7 @@ class FeedConsumer:
                  max_backoff_seconds: float = 10.0) -> None:
         self.name = name
         self._db = db
-        self._cursors = cursors
+        self.cursors = cursors
         self._open_stream = open_stream
         self._apply = apply
         self._max_backoff = max_backoff_seconds
@@ -65,19 +65,19 @@ class FeedConsumer:
     async def cursor(self) -> str:
         """The cursor of the last event applied; "" before the first."""
         async with self._db.unit_of_work(read_only=True) as connection:
-            value = await connection.scalar(sa.select(self._cursors.c.cursor).where(self._cursors.c.feed == self.name))
+            value = await connection.scalar(sa.select(self.cursors.c.cursor).where(self.cursors.c.feed == self.name))
         return value or ""
 
     async def event_at(self) -> datetime | None:
         """When the newest event applied happened at the peer; None before the first."""
         async with self._db.unit_of_work(read_only=True) as connection:
             value: datetime | None = await connection.scalar(
-                sa.select(self._cursors.c.event_at).where(self._cursors.c.feed == self.name))
+                sa.select(self.cursors.c.event_at).where(self.cursors.c.feed == self.name))
         return value
 
     async def apply_batch(self, batch: list[ChangeEvent]) -> int:
         """Apply the events beyond the stored cursor, and advance it, in one transaction."""
-        c = self._cursors.c
+        c = self.cursors.c
         async with self._db.unit_of_work() as connection:
             stored = await connection.scalar(sa.select(c.cursor).where(c.feed == self.name).with_for_update())
             stored = parse_cursor(stored or "")
@@ -87,7 +87,7 @@ class FeedConsumer:
             if fresh:
                 last = fresh[-1].cursor
                 event_at = max(event.occurred_at.ToDatetime(tzinfo=UTC) for event in fresh)
-                upsert = pg.insert(self._cursors).values(feed=self.name, cursor=last, event_at=event_at)
+                upsert = pg.insert(self.cursors).values(feed=self.name, cursor=last, event_at=event_at)
                 await connection.execute(upsert.on_conflict_do_update(
                     index_elements=[c.feed], set_={"cursor": last, "updated_at": sa.func.now(),
                                                    "event_at": sa.func.greatest(c.event_at, event_at)}))

@@ -11,7 +11,7 @@ part (the cursor is stored in the apply's transaction); this module adds what ev
   stale model) while the peer is down, and health stays SERVING: the model is behind, not wrong;
 - how current the model is: the time of the newest event applied, stored with the cursor
   (`feed_cursor.event_at`), in health details (`<feed>_feed_as_of`, `<feed>_feed_lag_seconds`,
-  `<feed>_feed_connected`, `<feed>_feed_expired`) and in the `crm.peer_feed.lag` gauge;
+  `<feed>_feed_connected`, `<feed>_feed_expired`) and in the `peer_feed.lag` gauge;
 - the one error that needs the service's own answer: the peer purged events this model never
   applied (FAILED_PRECONDITION `CURSOR_EXPIRED`). The follower stops and calls `on_expired`, which
   starts the service's rebuild from the peer's List RPCs; any other refusal (identity, access) is
@@ -54,10 +54,15 @@ ApplyEvent = Callable[[AsyncConnection, ChangeEvent], Awaitable[bool]]
 AfterApply = Callable[[AsyncConnection, ChangeEvent], Awaitable[object]]
 """Runs after an event changed the model, in the same transaction (e.g. re-evaluating rules)."""
 OnExpired = Callable[[], Awaitable[object] | None]
+Snapshot = Callable[[grpc.aio.Channel], AsyncIterator[list[ChangeEvent]]]
+"""The peer's current state read through its List RPCs, as events at the feed's start position."""
+Clear = Callable[[AsyncConnection], Awaitable[object]]
+"""Empties the read model (inside the rebuild's first transaction)."""
+Progress = Callable[[int], Awaitable[object]]
 
 _TOKEN_LIFETIME_SECONDS = 3600
 _meter = metrics.get_meter("crmkit.peer_feed")
-_applied = _meter.create_counter("crm.peer_feed.events", description="Peer change events that changed a read model")
+_applied = _meter.create_counter("peer_feed.events", description="Peer change events that changed a read model")
 _followers: weakref.WeakSet[PeerFeedFollower] = weakref.WeakSet()
 
 
@@ -68,7 +73,7 @@ def _observe_lag(_options: metrics.CallbackOptions) -> list[metrics.Observation]
 
 
 # One gauge for every follower in the process (an instrument is created once per name).
-_meter.create_observable_gauge("crm.peer_feed.lag", callbacks=[_observe_lag], unit="s",
+_meter.create_observable_gauge("peer_feed.lag", callbacks=[_observe_lag], unit="s",
                                description="Age of the newest peer event a read model applied")
 
 
@@ -139,19 +144,51 @@ class PeerFeedFollower:
         self.consumer = FeedConsumer(name=feed.name, db=db, cursors=cursors, open_stream=self._open_stream,
                                      apply=self._apply, max_backoff_seconds=max_backoff_seconds)
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self.expired = False
         self.last_as_of: datetime | None = None
         _followers.add(self)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow(), name=f"{self.feed.name}-feed")
+        if not self._closed:  # a rebuild that ends after the service closed starts nothing
+            self._task = asyncio.create_task(self._follow(), name=f"{self.feed.name}-feed")
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._channel.close()
+
+    async def rebuild(self, *, clear: Clear, snapshot: Snapshot, progress: Progress | None = None) -> int:
+        """Rebuild the model from the peer's current state, then follow again from the oldest
+        event the peer retains; returns how many snapshot events changed the model.
+
+        Why this converges: snapshot events carry the feed's start position, so every retained
+        event replayed afterwards is newer and wins, in feed order, and each event carries the
+        whole resource, so the last one applied per resource is its current state. While it runs
+        the model is incomplete (health: `<feed>_feed_expired` stays true until it ends).
+        """
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        c = self.consumer.cursors.c
+        async with self._db.unit_of_work() as uow:
+            await clear(uow)
+            await uow.execute(sa.delete(self.consumer.cursors).where(c.feed == self.feed.name))
+        changed = 0
+        async for batch in snapshot(self._channel):
+            async with self._db.unit_of_work() as uow:
+                for event in batch:
+                    changed += await self._apply(uow, event)
+            if progress is not None:
+                await progress(changed)
+        self.expired = False
+        log.info("peer_feed_rebuilt", feed=self.feed.name, changed=changed)
+        self.start()
+        return changed
 
     async def as_of(self) -> datetime | None:
         """When the newest event this model applied happened (stored with the cursor)."""
@@ -189,8 +226,10 @@ class PeerFeedFollower:
         async for response in self._stub.WatchChanges(request):
             yield list(response.events)
 
-    async def _apply(self, connection: AsyncConnection, event: ChangeEvent) -> None:
-        if await self._apply_event(connection, event):
-            _applied.add(1, {"feed": self.feed.name})
-            if self._after_apply is not None:
-                await self._after_apply(connection, event)
+    async def _apply(self, connection: AsyncConnection, event: ChangeEvent) -> bool:
+        if not await self._apply_event(connection, event):
+            return False
+        _applied.add(1, {"feed": self.feed.name})
+        if self._after_apply is not None:
+            await self._after_apply(connection, event)
+        return True

@@ -13,7 +13,7 @@ from crm_segment import tables
 from crm_segment.features import rules
 from crm_segment.features.service import FeatureReadModel
 from crmkit.db import Database
-from crmkit.peer_feed import AfterApply, PeerFeed, PeerFeedFollower, ServiceToken
+from crmkit.peer_feed import AfterApply, OnExpired, PeerFeed, PeerFeedFollower, ServiceToken
 from crmkit.settings import ServiceSettings
 
 FEED = "profile"
@@ -27,12 +27,15 @@ def profile_feed(target: str, *, name: str = FEED) -> PeerFeed:
 
 def follow_profile(*, db: Database, model: FeatureReadModel, settings: ServiceSettings, target: str,
                    deadline_seconds: float, max_backoff_seconds: float = 10.0,
-                   after_apply: AfterApply | None = None, feed_name: str = FEED) -> PeerFeedFollower:
+                   after_apply: AfterApply | None = None, on_expired: OnExpired | None = None,
+                   feed_name: str = FEED) -> PeerFeedFollower:
+    """`on_expired` starts the rebuild (`rebuild.FeatureRebuild.start`); without one the model is
+    only marked `needs_rebuild`."""
     return PeerFeedFollower(
         feed=profile_feed(target, name=feed_name), db=db, cursors=tables.feed_cursor, apply=model.apply,
         token_source=ServiceToken(settings, subject=SUBJECT), deadline_seconds=deadline_seconds,
         tls_ca_file=settings.tls_ca_file, max_backoff_seconds=max_backoff_seconds, after_apply=after_apply,
-        on_expired=lambda: model.expired(feed_name=feed_name))
+        on_expired=on_expired or (lambda: model.expired(feed_name=feed_name)))
 
 
 class ModelDetails:
