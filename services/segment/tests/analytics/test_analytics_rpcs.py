@@ -8,6 +8,7 @@ other's customers. Runs go through the operation machinery into a spawned worker
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -238,3 +239,178 @@ async def test_an_unknown_population_or_run_is_not_found_and_a_marketer_cannot_s
     with pytest.raises(grpc.aio.AioRpcError) as malformed:
         await segments.GetClusteringRun(pb.GetClusteringRunRequest(name="clusteringRuns/1"), metadata=MARKETER)
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "name" in field_violations(malformed.value)
+
+
+# --- cross-sell -------------------------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[4] / "docs" / "segment-analytics.md"
+
+
+def baskets() -> list[list[str]]:
+    """46 customers: term deposits go with funds (lift 40/15/(15/40)... see the test), payroll
+    and a credit card with wealth, savings alone."""
+    return ([["TERM_DEPOSIT", "FUND"]] * 10 + [["TERM_DEPOSIT"]] * 5 + [["FUND"]] * 5 + [["SAVINGS"]] * 14
+            + [["PAYROLL", "CREDIT_CARD", "WEALTH"]] * 4 + [["PAYROLL", "CREDIT_CARD"]] * 2 + [["WEALTH"]] * 2
+            + [[]] * 4)
+
+
+async def mine(segments: Any, people: str, **fields: Any) -> pb.MineAssociationRulesResponse:
+    request = pb.MineAssociationRulesRequest(population_segment=people, **fields)
+    return await segments.MineAssociationRules(request, metadata=ANALYST)
+
+
+async def test_mining_finds_the_rules_with_their_measures_and_each_targets_a_compiling_segment(
+        segments, segment_service) -> None:
+    branch_id = new_branch()
+    ids = await seed(segment_service, branch_id, [{"product_categories": b} for b in baskets()])
+    people = await population(segments, branch_id)
+    started = await mine(segments, people, min_support=0.05, min_confidence=0.5, min_lift=1.2,
+                         request_id=str(uuid.uuid4()))
+    done = await finished(segments, started.operation.name)
+    assert done.state == SUCCEEDED, done.error
+    response = analytics_pb2.AssociationRun()
+    assert done.response.Unpack(response) and response.name == started.association_run
+    assert (response.customer_count, response.min_support, response.max_rule_size, response.max_rules) == \
+        (46, 0.05, 3, 100)
+
+    listed = await segments.ListAssociationRules(pb.ListAssociationRulesRequest(parent=started.association_run),
+                                                 metadata=MARKETER)
+    assert listed.association_run.rule_count == len(listed.rules) > 0
+    by_items = {(tuple(r.antecedent_items), r.consequent_items[0]): r for r in listed.rules}
+    deposit_fund = by_items[(("TERM_DEPOSIT",), "FUND")]
+    # 10 of 46 hold both; 10 of the 15 deposit holders hold a fund; funds are held by 15 of 46.
+    assert deposit_fund.support == pytest.approx(10 / 46)
+    assert deposit_fund.confidence == pytest.approx(10 / 15)
+    assert deposit_fund.lift == pytest.approx((10 / 15) / (15 / 46))
+    assert (deposit_fund.customer_count, deposit_fund.antecedent_customer_count,
+            deposit_fund.consequent_customer_count) == (10, 15, 15)
+    assert (("CREDIT_CARD", "PAYROLL"), "WEALTH") in by_items
+    assert all(r.lift >= 1.2 and r.confidence >= 0.5 and r.support >= 0.05 for r in listed.rules)
+    assert [r.lift for r in listed.rules] == sorted((r.lift for r in listed.rules), reverse=True)
+
+    # The target rule is a segment rule: those holding a deposit but no fund.
+    assert deposit_fund.target_rule == '"TERM_DEPOSIT" in product_categories && !("FUND" in product_categories)'
+    prospects = await segments.PreviewSegment(pb.PreviewSegmentRequest(
+        rule=f'branch_id == "{branch_id}" && {deposit_fund.target_rule}', sample_size=50), metadata=MARKETER)
+    assert {s.customer for s in prospects.samples} == {f"customers/{i}" for i in ids[10:15]}
+
+    # Filters: what to offer someone holding only a term deposit; rules suggesting wealth.
+    offer = await segments.ListAssociationRules(pb.ListAssociationRulesRequest(
+        parent=started.association_run, held_items=["TERM_DEPOSIT"]), metadata=MARKETER)
+    assert [(tuple(r.antecedent_items), r.consequent_items[0]) for r in offer.rules] == [(("TERM_DEPOSIT",), "FUND")]
+    wealth = await segments.ListAssociationRules(pb.ListAssociationRulesRequest(
+        parent=started.association_run, consequent_item="WEALTH", order_by=pb.ASSOCIATION_RULE_ORDER_CONFIDENCE),
+        metadata=MARKETER)
+    assert wealth.rules and {r.consequent_items[0] for r in wealth.rules} == {"WEALTH"}
+    assert [r.confidence for r in wealth.rules] == sorted((r.confidence for r in wealth.rules), reverse=True)
+
+    # Paging one rule at a time walks the same rules in the same order.
+    walked, token = [], ""
+    while True:
+        page = await segments.ListAssociationRules(pb.ListAssociationRulesRequest(
+            parent=started.association_run, page_size=1, page_token=token), metadata=MARKETER)
+        walked += [r.name for r in page.rules]
+        token = page.next_page_token
+        if not token:
+            break
+    assert walked == [r.name for r in listed.rules]
+
+    # The alias names the newest succeeded run: this one.
+    latest = await segments.ListAssociationRules(pb.ListAssociationRulesRequest(parent="associationRuns/latest"),
+                                                 metadata=MARKETER)
+    assert latest.association_run.name == started.association_run
+
+
+async def test_the_documented_cross_sell_segment_compiles_and_selects_the_prospects(segments,
+                                                                                    segment_service) -> None:
+    text = DOC.read_text()
+    rule = text.split("```cel\n", 1)[1].split("```", 1)[0].strip()
+    checked = await segments.ValidateSegmentRule(pb.ValidateSegmentRuleRequest(rule=rule), metadata=MARKETER)
+    assert checked.valid, checked.issues
+    assert set(checked.referenced_features) == {"product_categories"}
+    branch_id = new_branch()
+    ids = await seed(segment_service, branch_id, [{"product_categories": b} for b in baskets()])
+    prospects = await segments.PreviewSegment(pb.PreviewSegmentRequest(
+        rule=f'branch_id == "{branch_id}" && ({rule})', sample_size=50), metadata=MARKETER)
+    assert {s.customer for s in prospects.samples} == {f"customers/{i}" for i in ids[10:15]}
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"min_support": 1.5}, "min_support"),
+    ({"min_support": -0.1}, "min_support"),
+    ({"min_confidence": 1.01}, "min_confidence"),
+    ({"min_lift": -1.0}, "min_lift"),
+    ({"min_lift": math.inf}, "min_lift"),
+    ({"max_rule_size": 5}, "max_rule_size"),
+    ({"max_rule_size": 1}, "max_rule_size"),
+    ({"max_rules": 1001}, "max_rules"),
+    ({"population_segment": "segments/"}, "population_segment"),
+    ({"request_id": "nope"}, "request_id"),
+])
+async def test_a_bad_mining_request_is_invalid_argument_naming_the_field_and_changes_nothing(
+        segments, segment_service, fields, field) -> None:
+    before = await row_counts(segment_service, *RUN_TABLES)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await segments.MineAssociationRules(pb.MineAssociationRulesRequest(**fields), metadata=ANALYST)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in field_violations(error.value), field_violations(error.value)
+    assert await row_counts(segment_service, *RUN_TABLES) == before
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"min_confidence": 2.0}, "min_confidence"),
+    ({"min_lift": -0.5}, "min_lift"),
+    ({"order_by": 9}, "order_by"),
+    ({"held_items": ["X"] * 101}, "held_items"),
+    ({"held_items": [""]}, "held_items"),
+    ({"parent": "associationRuns/42"}, "parent"),
+    ({"parent": ""}, "parent"),
+    ({"page_size": -1}, "page_size"),
+])
+async def test_a_bad_rule_listing_is_invalid_argument_naming_the_field(segments, fields, field) -> None:
+    request = pb.ListAssociationRulesRequest(parent="associationRuns/latest")
+    for key, value in fields.items():
+        if key == "held_items":
+            request.held_items.extend(value)
+        else:
+            setattr(request, key, value)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await segments.ListAssociationRules(request, metadata=MARKETER)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in field_violations(error.value), field_violations(error.value)
+
+
+async def test_mining_an_unknown_population_or_listing_an_unknown_run_is_not_found(segments,
+                                                                                   segment_service) -> None:
+    before = await row_counts(segment_service, *RUN_TABLES)
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await mine(segments, "segments/no-such-segment", request_id=str(uuid.uuid4()))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await segments.MineAssociationRules(pb.MineAssociationRulesRequest(), metadata=MARKETER)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await row_counts(segment_service, *RUN_TABLES) == before
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await segments.ListAssociationRules(pb.ListAssociationRulesRequest(
+            parent=f"associationRuns/{uuid.uuid4()}"), metadata=MARKETER)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_analytics_jobs_beyond_the_limit_are_resource_exhausted(segments, segment_service) -> None:
+    _, runtime = segment_service
+    async with runtime.db.engine.begin() as connection:
+        blockers = [uuid.uuid4() for _ in range(2)]
+        for blocker in blockers:
+            await connection.execute(sa.text(
+                "INSERT INTO operation (operation_id, kind, state, creator, metadata) "
+                "VALUES (:id, 'segment.clustering', 2, 'blocker', ''::bytea)"), {"id": blocker})
+    try:
+        before = await row_counts(segment_service, *RUN_TABLES)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await mine(segments, "")
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert await row_counts(segment_service, *RUN_TABLES) == before
+    finally:
+        async with runtime.db.engine.begin() as connection:
+            await connection.execute(sa.text("DELETE FROM operation WHERE operation_id = ANY(:ids)"),
+                                     {"ids": blockers})
