@@ -8,9 +8,9 @@ other's customers. Runs go through the operation machinery into a spawned worker
 from __future__ import annotations
 
 import math
-from pathlib import Path
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,9 +20,11 @@ import sqlalchemy as sa
 from crm.common.v1 import operation_pb2
 from crm.segment.v1 import analytics_pb2, segment_pb2
 from crm.segment.v1 import segment_service_pb2 as pb
+from crm_segment.clusters.model import MissingValues
+from crm_segment.crosssell.model import RuleOrder
 from crm_segment.features.tables import customer_feature
 from crmkit.auth import Role
-from crmkit.testing import bearer, error_info, eventually, field_violations, row_counts
+from crmkit.testing import assert_enum_mirrors, bearer, error_info, eventually, field_violations, row_counts
 
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 MARKETER = bearer(Role.MARKETER, subject="marketer-1")
@@ -74,7 +76,7 @@ def three_groups() -> list[dict[str, Any]]:
     rows = []
     for size, aum, age in ((12, 20_000, 25), (10, 600_000, 45), (8, 3_000_000, 68)):
         rows += [{"aum": aum + 1_000 * i, "age_years": age + i % 3} for i in range(size)]
-    return rows + [{"aum": 50_000, "age_years": None}, {"aum": 70_000, "age_years": None}]
+    return [*rows, {"aum": 50_000, "age_years": None}, {"aum": 70_000, "age_years": None}]
 
 
 async def start_clustering(segments: Any, **fields: Any) -> pb.StartClusteringResponse:
@@ -247,8 +249,8 @@ DOC = Path(__file__).resolve().parents[4] / "docs" / "segment-analytics.md"
 
 
 def baskets() -> list[list[str]]:
-    """46 customers: term deposits go with funds (lift 40/15/(15/40)... see the test), payroll
-    and a credit card with wealth, savings alone."""
+    """46 customers: term deposits go with funds, payroll and a credit card with wealth, savings
+    alone, four holding nothing. The 5 holding a deposit but no fund are customers c010..c014."""
     return ([["TERM_DEPOSIT", "FUND"]] * 10 + [["TERM_DEPOSIT"]] * 5 + [["FUND"]] * 5 + [["SAVINGS"]] * 14
             + [["PAYROLL", "CREDIT_CARD", "WEALTH"]] * 4 + [["PAYROLL", "CREDIT_CARD"]] * 2 + [["WEALTH"]] * 2
             + [[]] * 4)
@@ -414,3 +416,11 @@ async def test_analytics_jobs_beyond_the_limit_are_resource_exhausted(segments, 
         async with runtime.db.engine.begin() as connection:
             await connection.execute(sa.text("DELETE FROM operation WHERE operation_id = ANY(:ids)"),
                                      {"ids": blockers})
+
+
+@pytest.mark.parametrize(("domain", "proto", "prefix"), [
+    (MissingValues, analytics_pb2.ClusteringMissingValues, "CLUSTERING_MISSING_VALUES_"),
+    (RuleOrder, pb.AssociationRuleOrder, "ASSOCIATION_RULE_ORDER_"),
+])
+def test_analytics_enums_mirror_the_contract(domain, proto, prefix) -> None:
+    assert_enum_mirrors(domain, proto, prefix=prefix)
