@@ -126,10 +126,11 @@ async def segment_service(bench: BenchRun) -> AsyncIterator[SegmentBench]:
         bench.note("migrating a fresh database")
         await run_to_completion([sys.executable, "-m", "crm_segment", "migrate"], env=env,
                                 log_path=bench.log_path("migrate"))
-        await load_read_model(bench, database_url, count)
+        # Started before the load: on a busy machine its start-up needs the cores the load takes.
         async with (bench.server("segment", [sys.executable, "-m", "crm_segment", "serve"], env=env,
                                  port=port) as address,
                     grpc.aio.insecure_channel(address) as channel):
+            await load_read_model(bench, database_url, count)
             yield SegmentBench(stub=segment_service_pb2_grpc.SegmentServiceStub(channel),
                                database_url=plain_database_url(database_url), customers=count,
                                analyst=bearer(Role.ANALYST), marketer=bearer(Role.MARKETER))

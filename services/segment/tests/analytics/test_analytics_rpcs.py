@@ -157,6 +157,9 @@ async def test_a_repeated_request_id_returns_the_first_run(segments, segment_ser
     run = (await segments.GetClusteringRun(pb.GetClusteringRunRequest(name=first.clustering_run),
                                            metadata=MARKETER)).clustering_run
     assert run.requested_cluster_count == 3 and run.cluster_count == 3 and run.random_seed > 0
+    listed = await segments.ListOperations(pb.ListOperationsRequest(kind="segment.clustering", page_size=1000),
+                                           metadata=ANALYST)
+    assert first.operation.name in {op.name for op in listed.operations}
 
 
 async def test_fewer_customers_than_clusters_fails_the_operation_with_failed_precondition(
