@@ -162,6 +162,19 @@ async def test_a_repeated_request_id_returns_the_first_run(segments, segment_ser
     assert first.operation.name in {op.name for op in listed.operations}
 
 
+async def test_imputing_medians_clusters_the_customers_a_drop_would_leave_out(segments, segment_service) -> None:
+    branch_id = new_branch()
+    await seed(segment_service, branch_id, three_groups())
+    people = await population(segments, branch_id)
+    started = await start_clustering(segments, population_segment=people, cluster_count=3,
+                                     missing_values=analytics_pb2.CLUSTERING_MISSING_VALUES_IMPUTE_MEDIAN)
+    assert (await finished(segments, started.operation.name)).state == SUCCEEDED
+    run = (await segments.GetClusteringRun(pb.GetClusteringRunRequest(name=started.clustering_run),
+                                           metadata=MARKETER)).clustering_run
+    assert (run.customer_count, run.excluded_count) == (32, 0)
+    assert run.missing_values == analytics_pb2.CLUSTERING_MISSING_VALUES_IMPUTE_MEDIAN
+
+
 async def test_fewer_customers_than_clusters_fails_the_operation_with_failed_precondition(
         segments, segment_service) -> None:
     branch_id = new_branch()
@@ -399,6 +412,25 @@ async def test_mining_an_unknown_population_or_listing_an_unknown_run_is_not_fou
         await segments.ListAssociationRules(pb.ListAssociationRulesRequest(
             parent=f"associationRuns/{uuid.uuid4()}"), metadata=MARKETER)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_listing_the_rules_of_a_run_that_did_not_succeed_is_failed_precondition(segments,
+                                                                                      segment_service) -> None:
+    _, runtime = segment_service
+    run_id, operation_id = uuid.uuid4(), uuid.uuid4()
+    async with runtime.db.engine.begin() as connection:
+        await connection.execute(sa.text(
+            "INSERT INTO operation (operation_id, kind, state, creator, metadata) "
+            "VALUES (:op, 'segment.association', 4, 'analyst-1', ''::bytea)"), {"op": operation_id})
+        await connection.execute(sa.text(
+            "INSERT INTO association_run (run_id, operation_id, min_support, min_confidence, min_lift, "
+            "max_rule_size, max_rules, creator) VALUES (:run, :op, 0.01, 0.1, 1.0, 3, 100, 'analyst-1')"),
+            {"run": run_id, "op": operation_id})
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await segments.ListAssociationRules(pb.ListAssociationRulesRequest(parent=f"associationRuns/{run_id}"),
+                                            metadata=MARKETER)
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(error.value).reason == "RUN_NOT_SUCCEEDED"
 
 
 async def test_analytics_jobs_beyond_the_limit_are_resource_exhausted(segments, segment_service) -> None:
