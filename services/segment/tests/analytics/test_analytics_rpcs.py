@@ -175,6 +175,24 @@ async def test_imputing_medians_clusters_the_customers_a_drop_would_leave_out(se
     assert run.missing_values == analytics_pb2.CLUSTERING_MISSING_VALUES_IMPUTE_MEDIAN
 
 
+async def test_a_cancelled_run_stores_no_clusters(segments, segment_service) -> None:
+    branch_id = new_branch()
+    await seed(segment_service, branch_id, three_groups())
+    people = await population(segments, branch_id)
+    started = await start_clustering(segments, population_segment=people, cluster_count=3)
+    await segments.CancelOperation(pb.CancelOperationRequest(name=started.operation.name), metadata=ANALYST)
+    done = await finished(segments, started.operation.name)
+    assert done.state == operation_pb2.OPERATION_STATE_CANCELLED
+    run = (await segments.GetClusteringRun(pb.GetClusteringRunRequest(name=started.clustering_run),
+                                           metadata=MARKETER)).clustering_run
+    assert run.state == operation_pb2.OPERATION_STATE_CANCELLED and run.cluster_count == 0
+    _, runtime = segment_service
+    async with runtime.db.engine.connect() as connection:
+        stored = await connection.scalar(sa.text("SELECT count(*) FROM cluster_assignment WHERE run_id = :r"),
+                                         {"r": uuid.UUID(run.name.removeprefix("clusteringRuns/"))})
+    assert stored == 0
+
+
 async def test_fewer_customers_than_clusters_fails_the_operation_with_failed_precondition(
         segments, segment_service) -> None:
     branch_id = new_branch()
