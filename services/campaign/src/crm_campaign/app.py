@@ -29,6 +29,7 @@ class CampaignSettings(GrpcServiceSettings):
     # ISO 4217 code of the bank's reporting currency: costs and expected values are in it.
     reporting_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$",
                                     validation_alias="CRM_CAMPAIGN_REPORTING_CURRENCY")
+    feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_CAMPAIGN_FEED_POLL_SECONDS")
 
 
 async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
@@ -47,9 +48,10 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         idempotency=idempotency, page_tokens=page_tokens, feed_payload=offer_messages.to_proto,
         reporting_currency=settings.reporting_currency,
     )
+    feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
-    servicer = CampaignServicer(db=runtime.db, campaigns=campaigns, offers=offers)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = CampaignServicer(db=runtime.db, campaigns=campaigns, offers=offers, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

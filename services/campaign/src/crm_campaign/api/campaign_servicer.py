@@ -5,6 +5,8 @@ RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImpl
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
@@ -18,6 +20,7 @@ from crm_campaign.offers.service import Offers
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
+from crmkit.outbox import ChangeFeed
 from crmkit.resources import ResourceName
 
 # A name whose id the rules would refuse is bad input, as in every service, not a missing resource.
@@ -27,8 +30,9 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers) -> None:
+    def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, feed: ChangeFeed) -> None:
         self._db = db
+        self._feed = feed
         self._campaigns = campaigns
         self._offers = offers
 
@@ -191,3 +195,11 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             await self._offers.delete(uow=uow, campaign_id=campaign_id, offer_id=offer_id, etag=request.etag,
                                       actor=current_principal())
         return pb.DeleteOfferResponse()
+
+    # --- the change feed --------------------------------------------------------------------------
+
+    async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
+                           ) -> AsyncIterator[pb.WatchChangesResponse]:
+        async for events in self._feed.stream(after_cursor=request.after_cursor,
+                                              resource_types=list(request.resource_types)):
+            yield pb.WatchChangesResponse(events=events)
