@@ -11,27 +11,32 @@ import grpc
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import campaign_service_pb2_grpc
-from crm_campaign.api import campaign_messages, offer_messages
+from crm_campaign.api import campaign_messages, dispatch_messages, offer_messages
 from crm_campaign.api import value_messages as values
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
+from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
 from crmkit.auth import current_principal
 from crmkit.db import Database
+from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
 from crmkit.outbox import ChangeFeed
 from crmkit.resources import ResourceName
 
 # A name whose id the rules would refuse is bad input, as in every service, not a missing resource.
 CAMPAIGN = ResourceName("campaigns/{campaign_id}", id_pattern=CAMPAIGN_ID.pattern)
+CUSTOMER = ResourceName("customers/{customer_id}")
 OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, feed: ChangeFeed) -> None:
+    def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
+                 feed: ChangeFeed) -> None:
         self._db = db
+        self._dispatches = dispatches
         self._feed = feed
         self._campaigns = campaigns
         self._offers = offers
@@ -195,6 +200,25 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             await self._offers.delete(uow=uow, campaign_id=campaign_id, offer_id=offer_id, etag=request.etag,
                                       actor=current_principal())
         return pb.DeleteOfferResponse()
+
+    # --- audiences and dispatch ------------------------------------------------------------------
+
+    async def ListDispatches(self, request: pb.ListDispatchesRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.ListDispatchesResponse:
+        campaign_id = None if request.parent == "campaigns/-" else CAMPAIGN.parse_one(request.parent, "parent")
+        customer_id = CUSTOMER.parse_one(request.customer, "customer") if request.customer else ""
+        offer_id = ""
+        if request.offer:
+            offer_campaign, offer_id = OFFER.parse(request.offer, "offer")
+            if campaign_id is not None and offer_campaign != campaign_id:
+                raise InvalidArgument([FieldViolation("offer", "must be an offer of the campaign named by parent")])
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._dispatches.list(
+                uow=uow, campaign_id=campaign_id, customer_id=customer_id, offer_id=offer_id,
+                channel=request.channel, state=request.state, page_size=request.page_size,
+                page_token=request.page_token)
+        return pb.ListDispatchesResponse(dispatches=[dispatch_messages.to_proto(d) for d in page.items],
+                                         next_page_token=page.next_page_token)
 
     # --- the change feed --------------------------------------------------------------------------
 

@@ -37,7 +37,9 @@ class Offers:
     def __init__(
         self, *, repository: OfferRepository, campaigns: CampaignRepository, outbox: Outbox,
         idempotency: IdempotencyKeys, page_tokens: PageTokens, feed_payload: FeedPayload, reporting_currency: str,
+        knows_template: rules.KnowsTemplate,
     ) -> None:
+        self._knows_template = knows_template
         self._repository = repository
         self._campaigns = campaigns
         self._outbox = outbox
@@ -58,7 +60,8 @@ class Offers:
             return replayed
         campaign = await self._locked_campaign(uow=uow, campaign_id=offer.campaign_id)
         rules.check_campaign_is_draft(campaign)
-        rules.validate(offer, campaign=campaign, reporting_currency=self._currency).raise_if_any()
+        rules.validate(offer, campaign=campaign, reporting_currency=self._currency,
+                       knows_template=self._knows_template).raise_if_any()
         rules.check_room_for_another(await self._repository.count(uow, offer.campaign_id))
         created = await self._repository.insert(uow, offer)
         if created is None:
@@ -90,7 +93,8 @@ class Offers:
         current = await self._locked(uow=uow, campaign_id=changes.campaign_id, offer_id=changes.offer_id, etag=etag)
         rules.check_campaign_is_draft(campaign)
         merged = rules.apply(current, changes, paths)
-        rules.validate(merged, campaign=campaign, reporting_currency=self._currency).raise_if_any()
+        rules.validate(merged, campaign=campaign, reporting_currency=self._currency,
+                       knows_template=self._knows_template).raise_if_any()
         updated = await self._repository.update(uow, merged)
         await self._publish(uow, updated, ChangeType.CHANGE_TYPE_UPDATED, actor)
         log.info("offer_updated", campaign_id=updated.campaign_id, offer_id=updated.offer_id, fields=sorted(paths))
