@@ -165,3 +165,31 @@ def queue_dispatches(campaign_service: tuple[Any, Any]) -> Any:
         async with runtime.db.unit_of_work() as uow:
             return await use_case.queue(uow=uow, campaign_id=campaign_id, planned=planned, actor="marketer-a")
     return queue
+
+
+@pytest.fixture
+def assign_audience(campaign_service: tuple[Any, Any]) -> Any:
+    """`await assign_audience(campaign_id, eligible, suppressed=())`: what an audience build stores,
+    through the service's own use case (control split by the campaign's seed, dispatches queued)."""
+    from crm_campaign import tables
+    from crm_campaign.api import dispatch_messages
+    from crm_campaign.audience.repository import AudienceRepository
+    from crm_campaign.audience.service import Audiences
+    from crm_campaign.campaigns.repository import CampaignRepository
+    from crm_campaign.dispatch.repository import DispatchRepository
+    from crm_campaign.dispatch.service import Dispatches
+    from crmkit.outbox import Outbox
+    from crmkit.pagination import PageTokens
+
+    _, runtime = campaign_service
+    campaigns_ = CampaignRepository()
+    dispatches = Dispatches(repository=DispatchRepository(), campaigns=campaigns_, outbox=Outbox(tables.outbox_event),
+                            page_tokens=PageTokens(b"k" * 32), feed_payload=dispatch_messages.to_proto)
+    audiences = Audiences(repository=AudienceRepository(), campaigns=campaigns_, dispatches=dispatches)
+
+    async def assign(campaign_id: str, eligible: Any, suppressed: Any = ()) -> Any:
+        async with runtime.db.unit_of_work() as uow:
+            campaign = await campaigns_.get(uow, campaign_id)
+            return await audiences.assign(uow=uow, campaign=campaign, eligible=eligible, suppressed=suppressed,
+                                          actor="marketer-a")
+    return assign

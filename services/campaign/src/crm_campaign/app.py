@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign import tables
-from crm_campaign.api import campaign_messages, dispatch_messages, offer_messages
+from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api.access import ACCESS, SERVICE
 from crm_campaign.api.campaign_servicer import CampaignServicer
 from crm_campaign.campaigns.model import Channel
@@ -21,8 +21,12 @@ from crm_campaign.dispatch.adapters.webhook import WebhookAdapter
 from crm_campaign.dispatch.channels import ChannelAdapters
 from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher, Dispatches
+from crm_campaign.engagement.repository import EngagementRepository
+from crm_campaign.engagement.service import Engagement
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
+from crm_campaign.results.repository import ResultsRepository
+from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import Outbox
@@ -116,6 +120,12 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     dispatch_repository = DispatchRepository()
     dispatches = Dispatches(repository=dispatch_repository, campaigns=campaign_repository, outbox=outbox,
                             page_tokens=page_tokens, feed_payload=dispatch_messages.to_proto)
+    engagement = Engagement(
+        repository=EngagementRepository(), campaigns=campaign_repository, offers=offer_repository,
+        dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
+        response_payload=engagement_messages.response_to_proto,
+        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
+    results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,
@@ -127,7 +137,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-        db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, feed=feed)
+        db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
+        results=results, reporting_currency=settings.reporting_currency, feed=feed)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

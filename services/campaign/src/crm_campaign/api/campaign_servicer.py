@@ -11,14 +11,17 @@ import grpc
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import campaign_service_pb2_grpc
-from crm_campaign.api import campaign_messages, dispatch_messages, offer_messages
+from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api import value_messages as values
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.dispatch.service import Dispatches
+from crm_campaign.engagement.service import Engagement
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
+from crm_campaign.results.service import CampaignResults
 from crmkit.auth import current_principal
+from crmkit.clock import utc_now
 from crmkit.db import Database
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
@@ -34,8 +37,11 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
-                 feed: ChangeFeed) -> None:
+                 engagement: Engagement, results: CampaignResults, reporting_currency: str, feed: ChangeFeed) -> None:
         self._db = db
+        self._engagement = engagement
+        self._results = results
+        self._currency = reporting_currency
         self._dispatches = dispatches
         self._feed = feed
         self._campaigns = campaigns
@@ -219,6 +225,35 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
                 page_token=request.page_token)
         return pb.ListDispatchesResponse(dispatches=[dispatch_messages.to_proto(d) for d in page.items],
                                          next_page_token=page.next_page_token)
+
+    # --- responses, conversions and results -------------------------------------------------------
+
+    async def RecordResponse(self, request: pb.RecordResponseRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.RecordResponseResponse:
+        request_id = parse_request_id(request.request_id)
+        async with self._db.unit_of_work() as uow:
+            response = await self._engagement.record_response(
+                uow=uow, response=engagement_messages.response_to_domain(request.response), request_id=request_id,
+                request=request, actor=current_principal())
+        return pb.RecordResponseResponse(response=engagement_messages.response_to_proto(response))
+
+    async def RecordConversion(self, request: pb.RecordConversionRequest, context: grpc.aio.ServicerContext
+                               ) -> pb.RecordConversionResponse:
+        request_id = parse_request_id(request.request_id)
+        async with self._db.unit_of_work() as uow:
+            conversion = await self._engagement.record_conversion(
+                uow=uow, conversion=engagement_messages.conversion_to_domain(request.conversion),
+                request_id=request_id, request=request, actor=current_principal())
+        return pb.RecordConversionResponse(conversion=engagement_messages.conversion_to_proto(conversion))
+
+    async def GetCampaignResults(self, request: pb.GetCampaignResultsRequest, context: grpc.aio.ServicerContext
+                                 ) -> pb.GetCampaignResultsResponse:
+        campaign_id = CAMPAIGN.parse_one(request.campaign, "campaign")
+        async with self._db.unit_of_work(read_only=True) as uow:
+            results = await self._results.get(uow=uow, campaign_id=campaign_id,
+                                              confidence_level=request.confidence_level)
+        return pb.GetCampaignResultsResponse(results=engagement_messages.results_to_proto(
+            results, campaign_id=campaign_id, currency=self._currency, as_of=utc_now()))
 
     # --- the change feed --------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ class Offers:
     async def get(self, *, uow: UnitOfWork, campaign_id: str, offer_id: str) -> Offer:
         found = await self._repository.get(uow, campaign_id, offer_id)
         if found is None:
-            raise _not_found(campaign_id, offer_id)
+            raise not_found(campaign_id, offer_id)
         return found
 
     async def list(self, *, uow: UnitOfWork, campaign_id: str, page_size: int, page_token: str) -> Page[Offer]:
@@ -113,12 +113,12 @@ class Offers:
         """The offer's campaign, locked so that no submission runs while its offers change."""
         campaign = await self._campaigns.get(uow, campaign_id, for_update=True)
         if campaign is None:
-            raise _not_found(campaign_id, offer_id) if offer_id else campaign_service.not_found(campaign_id)
+            raise not_found(campaign_id, offer_id) if offer_id else campaign_service.not_found(campaign_id)
         return campaign
 
     async def _locked(self, *, uow: UnitOfWork, campaign_id: str, offer_id: str, etag: str) -> Offer:
         return await load_for_update(self._repository.get(uow, campaign_id, offer_id, for_update=True), etag=etag,
-                                     not_found=lambda: _not_found(campaign_id, offer_id))
+                                     not_found=lambda: not_found(campaign_id, offer_id))
 
     async def _replay(self, *, uow: UnitOfWork, name: str) -> Offer:
         """The offer an earlier call with the same request_id created."""
@@ -130,6 +130,6 @@ class Offers:
                                   payload=self._feed_payload(offer), actor=actor.subject)
 
 
-def _not_found(campaign_id: str, offer_id: str) -> NotFound:
+def not_found(campaign_id: str, offer_id: str) -> NotFound:
     return NotFound(f"offer {offer_id} not found in campaign {campaign_id}", reason="OFFER_NOT_FOUND",
                     metadata={"campaign_id": campaign_id, "offer_id": offer_id})
