@@ -36,6 +36,7 @@ class SuppressionReason(IntEnum):
     NO_REACHABLE_CHANNEL = 8
     ARBITRATION_LOST = 9
     MAX_CONTACTS = 10
+    OPEN_COMPLAINT = 11
 
 
 class ChannelChoiceReason(IntEnum):
