@@ -9,10 +9,21 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign import tables
-from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
+from crm_campaign.api import (
+    audience_messages,
+    campaign_messages,
+    dispatch_messages,
+    engagement_messages,
+    offer_messages,
+)
 from crm_campaign.api.access import ACCESS, SERVICE
 from crm_campaign.api.campaign_servicer import CampaignServicer
-from crm_campaign.campaigns.model import Channel
+from crm_campaign.api.operation_rpcs import KINDS
+from crm_campaign.audience.builds import AudienceBuilds
+from crm_campaign.audience.inputs import AudienceInputs
+from crm_campaign.audience.repository import AudienceRepository
+from crm_campaign.audience.service import Audiences
+from crm_campaign.campaigns.model import CampaignType, Channel
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.dispatch.adapters.base import ChannelAdapter
@@ -29,6 +40,7 @@ from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
@@ -62,6 +74,12 @@ class CampaignSettings(GrpcServiceSettings):
                                      validation_alias="CRM_CAMPAIGN_DISPATCH_BATCH_SIZE")
     dispatch_poll_seconds: float = Field(default=1.0, gt=0, le=60,
                                          validation_alias="CRM_CAMPAIGN_DISPATCH_POLL_SECONDS")
+    operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
+                                          validation_alias="CRM_CAMPAIGN_OPERATION_POLL_SECONDS")
+    # Campaign types whose audiences keep customers with an open complaint (by type name, e.g.
+    # ["INBOUND"]); every other type suppresses them.
+    open_complaint_exempt_types: list[str] = Field(default_factory=list,
+                                                   validation_alias="CRM_CAMPAIGN_OPEN_COMPLAINT_EXEMPT_TYPES")
     # How long a claimed dispatch stays claimed: past it, another dispatcher hands it over again.
     dispatch_lease_seconds: float = Field(default=120, ge=1, le=3600,
                                           validation_alias="CRM_CAMPAIGN_DISPATCH_LEASE_SECONDS")
@@ -73,6 +91,10 @@ class CampaignSettings(GrpcServiceSettings):
             if name not in channels:
                 raise ValueError(f"CRM_CAMPAIGN_TEMPLATES / CRM_CAMPAIGN_CHANNEL_ADAPTERS: unknown channel {name!r}; "
                                  f"known: {', '.join(sorted(channels))}")
+        types = {t.name for t in CampaignType if t}
+        if set(self.open_complaint_exempt_types) - types:
+            raise ValueError(f"CRM_CAMPAIGN_OPEN_COMPLAINT_EXEMPT_TYPES: a campaign type is one of "
+                             f"{', '.join(sorted(types))}")
         kinds = set(self.channel_adapters.values())
         if kinds - {"file", "webhook"}:
             raise ValueError("CRM_CAMPAIGN_CHANNEL_ADAPTERS: an adapter is \"file\" or \"webhook\"")
@@ -126,6 +148,20 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         response_payload=engagement_messages.response_to_proto,
         conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
+    operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
+                            poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
+    # Builds run in the service process for now (the funnel is set-based I/O plus one pass in
+    # Python); no worker processes are started until a step needs one.
+    runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
+                             workers=1, log_level=settings.log_level)
+    runner.start()
+    runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    builds = AudienceBuilds(
+        db=runtime.db, operations=operations, runner=runner, campaigns=campaign_repository, offers=offer_repository,
+        inputs=AudienceInputs(), idempotency=idempotency, payload=audience_messages.build_to_proto,
+        audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
+        dispatches=dispatches,
+        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,
@@ -138,7 +174,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     # stubs mark abstract.
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
-        results=results, reporting_currency=settings.reporting_currency, feed=feed)
+        results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
+        feed=feed)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

@@ -13,6 +13,8 @@ from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api import value_messages as values
+from crm_campaign.api.operation_rpcs import OperationRpcs
+from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.dispatch.service import Dispatches
@@ -25,6 +27,7 @@ from crmkit.clock import utc_now
 from crmkit.db import Database
 from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
+from crmkit.operations import Operations
 from crmkit.outbox import ChangeFeed
 from crmkit.resources import ResourceName
 
@@ -35,10 +38,13 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
+class CampaignServicer(OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
-                 engagement: Engagement, results: CampaignResults, reporting_currency: str, feed: ChangeFeed) -> None:
+                 engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
+                 reporting_currency: str, feed: ChangeFeed) -> None:
         self._db = db
+        self._builds = builds
+        self._operations = operations
         self._engagement = engagement
         self._results = results
         self._currency = reporting_currency
@@ -208,6 +214,16 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         return pb.DeleteOfferResponse()
 
     # --- audiences and dispatch ------------------------------------------------------------------
+
+    async def BuildAudience(self, request: pb.BuildAudienceRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.BuildAudienceResponse:
+        campaign_id = CAMPAIGN.parse_one(request.name)
+        request_id = parse_request_id(request.request_id)
+        async with self._db.unit_of_work() as uow:
+            started = await self._builds.start(uow=uow, campaign_id=campaign_id, dry_run=request.dry_run,
+                                               request_id=request_id, request=request, actor=current_principal())
+        started.launch()
+        return pb.BuildAudienceResponse(operation=started.operation)
 
     async def ListDispatches(self, request: pb.ListDispatchesRequest, context: grpc.aio.ServicerContext
                              ) -> pb.ListDispatchesResponse:

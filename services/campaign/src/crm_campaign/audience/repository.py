@@ -29,9 +29,9 @@ class AudienceRepository:
         rows = [{"campaign_id": m.campaign_id, "customer_id": m.customer_id, "group": int(m.group),
                  "offer_id": m.offer_id, "channel": m.channel, "segment": m.segment,
                  "suppression_reason": int(m.suppression_reason), "created_at": now} for m in members]
-        statement = (pg.insert(t).values(rows).on_conflict_do_nothing(index_elements=["campaign_id", "customer_id"])
+        statement = (pg.insert(t).on_conflict_do_nothing(index_elements=["campaign_id", "customer_id"])
                      .returning(*t.c))
-        return [_from_row(row) for row in (await uow.execute(statement)).all()]
+        return [_from_row(row) for row in (await uow.execute(statement, rows)).all()]
 
     async def get(self, uow: UnitOfWork, campaign_id: str, customer_id: str) -> Member | None:
         row = (await uow.execute(sa.select(t).where(t.c.campaign_id == campaign_id,

@@ -159,6 +159,11 @@ class CampaignRepository:
         await uow.execute(sa.update(t).where(t.c.campaign_id == campaign_id).values(
             target_count=t.c.target_count + target, control_count=t.c.control_count + control))
 
+    async def set_audience_operation(self, uow: UnitOfWork, campaign_id: str, operation_name: str) -> None:
+        """The campaign's latest real audience build (not a change of what was approved: no new etag)."""
+        await uow.execute(sa.update(t).where(t.c.campaign_id == campaign_id).values(
+            audience_operation=operation_name))
+
     async def delete(self, uow: UnitOfWork, campaign_id: str) -> None:
         await uow.execute(sa.delete(t).where(t.c.campaign_id == campaign_id))
 

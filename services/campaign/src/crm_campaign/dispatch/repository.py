@@ -58,10 +58,9 @@ class DispatchRepository:
             "suppression_reason": int(p.suppression_reason), "last_error": _error_to_json(p.error),
             "not_before_at": p.not_before_at, "created_at": now, "updated_at": now,
         } for p in planned]
-        statement = (pg.insert(t).values(rows)
-                     .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "channel"])
+        statement = (pg.insert(t).on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "channel"])
                      .returning(*t.c))
-        return [_from_row(row) for row in (await uow.execute(statement)).all()]
+        return [_from_row(row) for row in (await uow.execute(statement, rows)).all()]
 
     async def claim(self, uow: UnitOfWork, *, now: datetime, lease: timedelta, limit: int) -> list[Dispatch]:
         """Record the intent to send: up to `limit` dispatches of running campaigns that are due
@@ -105,6 +104,19 @@ class DispatchRepository:
                      .where(t.c.dispatch_id == dispatch_id_, t.c.state == int(DispatchState.SENDING))
                      .values(state=int(state), last_error=_error_to_json(error), not_before_at=retry_at,
                              claimed_until=None, updated_at=now)
+                     .returning(*t.c))
+        row = (await uow.execute(statement)).first()
+        return _from_row(row) if row is not None else None
+
+    async def displace(self, uow: UnitOfWork, dispatch_id_: str, winner_offer: str, now: datetime
+                       ) -> Dispatch | None:
+        """A queued dispatch of another campaign lost arbitration to `winner_offer`: suppressed, naming it."""
+        error = DispatchError("ARBITRATION_LOST", "a running campaign has a better offer for this customer",
+                              {"winner_offer": winner_offer})
+        statement = (sa.update(t)
+                     .where(t.c.dispatch_id == dispatch_id_, t.c.state == int(DispatchState.QUEUED))
+                     .values(state=int(DispatchState.SUPPRESSED), updated_at=now, last_error=_error_to_json(error),
+                             suppression_reason=int(SuppressionReason.ARBITRATION_LOST))
                      .returning(*t.c))
         row = (await uow.execute(statement)).first()
         return _from_row(row) if row is not None else None

@@ -64,6 +64,15 @@ class Dispatches:
                                              for d in queued], actor=actor, resource_type=DISPATCH_TYPE)
         return len(inserted)
 
+    async def displace(self, *, uow: UnitOfWork, displaced: Sequence[tuple[str, str]], actor: str) -> int:
+        """Queued dispatches of other campaigns that lost arbitration: suppressed, naming the winner."""
+        now = self._clock()
+        changed = [d for dispatch_id_, winner in displaced
+                   if (d := await self._repository.displace(uow, dispatch_id_, winner, now)) is not None]
+        await self._outbox.append_many(uow, [(d.name, ChangeType.CHANGE_TYPE_UPDATED, self._feed_payload(d))
+                                             for d in changed], actor=actor, resource_type=DISPATCH_TYPE)
+        return len(changed)
+
     async def list(
         self, *, uow: UnitOfWork, campaign_id: str | None, customer_id: str, offer_id: str, channel: int, state: int,
         page_size: int, page_token: str,

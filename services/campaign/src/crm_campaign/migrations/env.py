@@ -1,5 +1,6 @@
 """Alembic environment of the campaign database (async; shared body in crmkit.db)."""
 
+import crm_campaign.audience.read_models
 import crm_campaign.audience.tables
 import crm_campaign.campaigns.tables
 import crm_campaign.dispatch.tables
