@@ -73,7 +73,7 @@ class DispatchRepository:
                    sa.and_(t.c.state == int(DispatchState.QUEUED),
                            sa.or_(t.c.not_before_at.is_(None), t.c.not_before_at <= now)),
                    sa.and_(t.c.state == int(DispatchState.SENDING), t.c.claimed_until < now)))
-               .order_by(t.c.not_before_at.nulls_first(), t.c.created_at)
+               .order_by(t.c.created_at)
                .limit(limit)
                .with_for_update(of=t, skip_locked=True)
                .scalar_subquery())
@@ -84,16 +84,16 @@ class DispatchRepository:
         return [_from_row(row) for row in (await uow.execute(statement)).all()]
 
     async def mark_sent(self, uow: UnitOfWork, sent: Sequence[tuple[str, str]], now: datetime) -> list[Dispatch]:
-        """(dispatch_id, provider_message_id) pairs still SENDING become SENT."""
+        """(dispatch_id, provider_message_id) pairs still SENDING become SENT (one statement: two arrays)."""
         if not sent:
             return []
-        values = sa.values(sa.column("dispatch_id", sa.Text), sa.column("provider_message_id", sa.Text),
-                           name="sent").data(list(sent))
-        statement = (sa.update(t)
-                     .where(t.c.dispatch_id == values.c.dispatch_id, t.c.state == int(DispatchState.SENDING))
-                     .values(state=int(DispatchState.SENT), provider_message_id=values.c.provider_message_id,
-                             sent_at=now, updated_at=now, claimed_until=None, last_error=None)
-                     .returning(*t.c))
+        statement = sa.text(
+            "UPDATE dispatch SET state = :sent, provider_message_id = data.provider_message_id, sent_at = :now, "
+            "updated_at = :now, claimed_until = NULL, last_error = NULL "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:provider_ids AS text[])) AS data(dispatch_id, provider_message_id) "
+            "WHERE dispatch.dispatch_id = data.dispatch_id AND dispatch.state = :sending RETURNING dispatch.*"
+        ).bindparams(sent=int(DispatchState.SENT), sending=int(DispatchState.SENDING), now=now,
+                     ids=[pair[0] for pair in sent], provider_ids=[pair[1] for pair in sent])
         return [_from_row(row) for row in (await uow.execute(statement)).all()]
 
     async def mark_failed(self, uow: UnitOfWork, dispatch_id_: str, error: DispatchError, *, retry_at: datetime | None,

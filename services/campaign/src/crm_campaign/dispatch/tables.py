@@ -38,5 +38,5 @@ dispatch = sa.Table(
     sa.Index("ix_dispatch_campaign_created", "campaign_id", "created_at", "dispatch_id"),
     sa.Index("ix_dispatch_customer_created", "customer_id", "created_at", "dispatch_id"),
     # The dispatcher's work queue: only rows still to send are indexed.
-    sa.Index("ix_dispatch_pending", "not_before_at", postgresql_where=sa.text("state IN (1, 7)")),
+    sa.Index("ix_dispatch_pending", "created_at", postgresql_where=sa.text("state IN (1, 7)")),
 )

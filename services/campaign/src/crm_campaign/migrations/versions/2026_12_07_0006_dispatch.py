@@ -42,7 +42,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_dispatch_campaign_created", "dispatch", ["campaign_id", "created_at", "dispatch_id"])
     op.create_index("ix_dispatch_customer_created", "dispatch", ["customer_id", "created_at", "dispatch_id"])
-    op.create_index("ix_dispatch_pending", "dispatch", ["not_before_at"], postgresql_where=sa.text("state IN (1, 7)"))
+    op.create_index("ix_dispatch_pending", "dispatch", ["created_at"], postgresql_where=sa.text("state IN (1, 7)"))
 
 
 def downgrade() -> None:
