@@ -90,7 +90,8 @@ class DispatchRepository:
         statement = sa.text(
             "UPDATE dispatch SET state = :sent, provider_message_id = data.provider_message_id, sent_at = :now, "
             "updated_at = :now, claimed_until = NULL, last_error = NULL "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:provider_ids AS text[])) AS data(dispatch_id, provider_message_id) "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:provider_ids AS text[])) "
+            "AS data(dispatch_id, provider_message_id) "
             "WHERE dispatch.dispatch_id = data.dispatch_id AND dispatch.state = :sending RETURNING dispatch.*"
         ).bindparams(sent=int(DispatchState.SENT), sending=int(DispatchState.SENDING), now=now,
                      ids=[pair[0] for pair in sent], provider_ids=[pair[1] for pair in sent])
