@@ -20,6 +20,7 @@ from crm_campaign.api.access import ACCESS, SERVICE
 from crm_campaign.api.campaign_servicer import CampaignServicer
 from crm_campaign.api.operation_rpcs import KINDS
 from crm_campaign.audience.builds import AudienceBuilds
+from crm_campaign.audience.complaints import follow_feedback
 from crm_campaign.audience.inputs import AudienceInputs
 from crm_campaign.audience.repository import AudienceRepository
 from crm_campaign.audience.service import Audiences
@@ -80,6 +81,10 @@ class CampaignSettings(GrpcServiceSettings):
     # ["INBOUND"]); every other type suppresses them.
     open_complaint_exempt_types: list[str] = Field(default_factory=list,
                                                    validation_alias="CRM_CAMPAIGN_OPEN_COMPLAINT_EXEMPT_TYPES")
+    # Feedback's address, whose change feed keeps the open-complaint read model (empty: follow none).
+    feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_CAMPAIGN_FEEDBACK_TARGET")
+    feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
+                                            validation_alias="CRM_CAMPAIGN_FEED_MAX_BACKOFF_SECONDS")
     # How long a claimed dispatch stays claimed: past it, another dispatcher hands it over again.
     dispatch_lease_seconds: float = Field(default=120, ge=1, le=3600,
                                           validation_alias="CRM_CAMPAIGN_DISPATCH_LEASE_SECONDS")
@@ -169,6 +174,12 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     if settings.dispatcher_enabled:
         dispatcher.start()
     runtime.on_close(dispatcher.close)
+    if settings.feedback_target:
+        complaints = follow_feedback(db=runtime.db, settings=settings, target=settings.feedback_target,
+                                     max_backoff_seconds=settings.feed_max_backoff_seconds)
+        runtime.on_close(complaints.close)
+        runtime.add_health_details(complaints.details)
+        complaints.start()
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.

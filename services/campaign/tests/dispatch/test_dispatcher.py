@@ -88,7 +88,7 @@ async def test_queued_dispatches_go_out_once_and_list_as_sent(campaigns, campaig
     written = [json.loads(line) for line in (tmp_path / "sms.jsonl").read_text().splitlines()]
     assert sorted(row["customer"] for row in written) == sorted(f"customers/{p.customer_id}" for p in planned)
     events = await next_events(change_feed(campaigns, pb.WatchChangesRequest, FEED), cursor, 12,
-                               resource_types=["crm.campaign.v1.Dispatch"])
+                               resource_types=["crm.campaign.v1.Dispatch"], seconds=30)
     mine = [e for e in events if e.resource_name.startswith(campaign.name + "/")]
     assert len(mine) == 12 and {e.change_type for e in mine} == {change_event_pb2.CHANGE_TYPE_UPDATED}
     payload = audience_pb2.Dispatch()
