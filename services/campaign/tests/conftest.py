@@ -20,7 +20,7 @@ from crmkit.values import timestamp
 
 # The templates the channel adapters know in these tests (templates are adapter ids). The shared
 # server runs no dispatcher (dispatch tests drive their own, on adapters they can look into) and
-# follows no feedback feed (the follower's test starts a feedback service of its own).
+# follows no peer feed (the followers are tested on their own).
 TEMPLATES = {
     "SMS": ["sms-td-renewal-v2", "sms-1", "a", "b", "t"],
     "MOBILE_APP": ["app-td-banner", "app-1", "a", "b", "t"],
@@ -29,7 +29,7 @@ TEMPLATES = {
 }
 campaign_database, campaign_service, campaigns = service_fixtures(
     SPEC, campaign_service_pb2_grpc.CampaignServiceStub, stub="campaigns", templates=TEMPLATES,
-    dispatcher_enabled=False, feedback_target="")
+    dispatcher_enabled=False, feedback_target="", segment_target="")
 
 
 def period(start: timedelta | None = -timedelta(hours=1), end: timedelta | None = timedelta(days=30)

@@ -22,6 +22,7 @@ from crm_campaign.api.operation_rpcs import KINDS
 from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.audience.complaints import follow_feedback
 from crm_campaign.audience.inputs import AudienceInputs
+from crm_campaign.audience.memberships import follow_segment
 from crm_campaign.audience.repository import AudienceRepository
 from crm_campaign.audience.service import Audiences
 from crm_campaign.campaigns.model import CampaignType, Channel
@@ -81,6 +82,8 @@ class CampaignSettings(GrpcServiceSettings):
     # ["INBOUND"]); every other type suppresses them.
     open_complaint_exempt_types: list[str] = Field(default_factory=list,
                                                    validation_alias="CRM_CAMPAIGN_OPEN_COMPLAINT_EXEMPT_TYPES")
+    # Segment's address, whose change feed keeps the segment-membership read model (empty: follow none).
+    segment_target: str = Field(default="127.0.0.1:50052", validation_alias="CRM_CAMPAIGN_SEGMENT_TARGET")
     # Feedback's address, whose change feed keeps the open-complaint read model (empty: follow none).
     feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_CAMPAIGN_FEEDBACK_TARGET")
     feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
@@ -174,12 +177,13 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     if settings.dispatcher_enabled:
         dispatcher.start()
     runtime.on_close(dispatcher.close)
-    if settings.feedback_target:
-        complaints = follow_feedback(db=runtime.db, settings=settings, target=settings.feedback_target,
-                                     max_backoff_seconds=settings.feed_max_backoff_seconds)
-        runtime.on_close(complaints.close)
-        runtime.add_health_details(complaints.details)
-        complaints.start()
+    for target, follow in ((settings.segment_target, follow_segment), (settings.feedback_target, follow_feedback)):
+        if target:
+            follower = follow(db=runtime.db, settings=settings, target=target,
+                              max_backoff_seconds=settings.feed_max_backoff_seconds)
+            runtime.on_close(follower.close)
+            runtime.add_health_details(follower.details)
+            follower.start()
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.

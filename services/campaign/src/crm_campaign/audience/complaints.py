@@ -15,15 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
 from crm.feedback.v1 import complaint_pb2, feedback_service_pb2, feedback_service_pb2_grpc
-from crm_campaign import tables
+from crm_campaign.audience import peers
 from crm_campaign.audience.read_models import open_complaint
 from crmkit.db import Database
 from crmkit.feed_consumer import ChangeEvent
-from crmkit.peer_feed import PeerFeed, PeerFeedFollower, ServiceToken
+from crmkit.peer_feed import PeerFeedFollower
 from crmkit.settings import ServiceSettings
 
 FEED = "feedback"
-SUBJECT = "service:campaign"
 COMPLAINT_TYPE = "crm.feedback.v1.Complaint"
 # Statuses in which the bank still owes the customer an answer.
 OPEN = frozenset({complaint_pb2.COMPLAINT_STATUS_OPEN, complaint_pb2.COMPLAINT_STATUS_ACKNOWLEDGED,
@@ -66,9 +65,6 @@ def _complaint_of(event: ChangeEvent) -> complaint_pb2.Complaint | None:
 
 def follow_feedback(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float
                     ) -> PeerFeedFollower:
-    return PeerFeedFollower(
-        feed=PeerFeed(name=FEED, target=target, stub=feedback_service_pb2_grpc.FeedbackServiceStub,
-                      request_type=feedback_service_pb2.WatchChangesRequest, resource_types=(COMPLAINT_TYPE,)),
-        db=db, cursors=tables.feed_cursor, apply=apply, token_source=ServiceToken(settings, subject=SUBJECT),
-        deadline_seconds=settings.peer_deadline_seconds, tls_ca_file=settings.tls_ca_file,
-        max_backoff_seconds=max_backoff_seconds)
+    return peers.follow(name=FEED, target=target, stub=feedback_service_pb2_grpc.FeedbackServiceStub,
+                        request_type=feedback_service_pb2.WatchChangesRequest, resource_types=(COMPLAINT_TYPE,),
+                        apply=apply, db=db, settings=settings, max_backoff_seconds=max_backoff_seconds)
