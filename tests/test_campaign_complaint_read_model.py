@@ -32,7 +32,7 @@ async def test_a_complaint_filed_in_feedback_reaches_campaign_and_leaves_when_wi
         feedback_target = f"127.0.0.1:{feedback_server.bound_port}"
         async with (running_service(CAMPAIGN, database_url=campaign_url, feedback_target=feedback_target,
                                     feed_max_backoff_seconds=0.3, dispatcher_enabled=False,
-                                    segment_target="") as (_, runtime),
+                                    segment_target="", profile_target="") as (_, runtime),
                     grpc.aio.insecure_channel(feedback_target) as fb_channel):
             feedback = feedback_grpc.FeedbackServiceStub(fb_channel)
             customer = f"C{uuid.uuid4().hex[:10].upper()}"

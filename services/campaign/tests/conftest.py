@@ -29,7 +29,7 @@ TEMPLATES = {
 }
 campaign_database, campaign_service, campaigns = service_fixtures(
     SPEC, campaign_service_pb2_grpc.CampaignServiceStub, stub="campaigns", templates=TEMPLATES,
-    dispatcher_enabled=False, feedback_target="", segment_target="")
+    dispatcher_enabled=False, feedback_target="", segment_target="", profile_target="")
 
 
 def period(start: timedelta | None = -timedelta(hours=1), end: timedelta | None = timedelta(days=30)

@@ -21,6 +21,7 @@ from crm_campaign.api.campaign_servicer import CampaignServicer
 from crm_campaign.api.operation_rpcs import KINDS
 from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.audience.complaints import follow_feedback
+from crm_campaign.audience.contactability import follow_profile
 from crm_campaign.audience.inputs import AudienceInputs
 from crm_campaign.audience.memberships import follow_segment
 from crm_campaign.audience.repository import AudienceRepository
@@ -82,6 +83,8 @@ class CampaignSettings(GrpcServiceSettings):
     # ["INBOUND"]); every other type suppresses them.
     open_complaint_exempt_types: list[str] = Field(default_factory=list,
                                                    validation_alias="CRM_CAMPAIGN_OPEN_COMPLAINT_EXEMPT_TYPES")
+    # Profile's address, whose change feed keeps the marketing-contactability read model (empty: follow none).
+    profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_CAMPAIGN_PROFILE_TARGET")
     # Segment's address, whose change feed keeps the segment-membership read model (empty: follow none).
     segment_target: str = Field(default="127.0.0.1:50052", validation_alias="CRM_CAMPAIGN_SEGMENT_TARGET")
     # Feedback's address, whose change feed keeps the open-complaint read model (empty: follow none).
@@ -177,7 +180,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     if settings.dispatcher_enabled:
         dispatcher.start()
     runtime.on_close(dispatcher.close)
-    for target, follow in ((settings.segment_target, follow_segment), (settings.feedback_target, follow_feedback)):
+    for target, follow in ((settings.profile_target, follow_profile), (settings.segment_target, follow_segment),
+                           (settings.feedback_target, follow_feedback)):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,
                               max_backoff_seconds=settings.feed_max_backoff_seconds)

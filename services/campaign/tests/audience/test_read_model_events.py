@@ -11,9 +11,11 @@ from google.protobuf import any_pb2
 
 from crm.common.v1 import change_event_pb2
 from crm.feedback.v1 import complaint_pb2, sla_pb2
+from crm.profile.v1 import consent_pb2
 from crm.segment.v1 import segment_pb2
-from crm_campaign.audience import complaints, memberships
-from crm_campaign.audience.read_models import open_complaint, segment_member
+from crm_campaign.audience import complaints, contactability, memberships
+from crm_campaign.audience.read_models import customer_contact, open_complaint, segment_member
+from crm_campaign.campaigns.model import Channel
 
 E = change_event_pb2
 
@@ -78,3 +80,37 @@ async def test_complaints_open_and_close_in_the_copy_and_an_sla_breach_changes_n
     async with runtime.db.unit_of_work() as uow:
         assert await complaints.apply(uow, event(complaints.COMPLAINT_TYPE, name, E.CHANGE_TYPE_EVENT, reopened))
     assert await open_ones() == [complaint_id]
+
+
+async def test_marketing_consent_and_preferences_make_the_contactability_copy(campaign_service) -> None:
+    _, runtime = campaign_service
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+
+    def consent(channel: int, decision: int, purpose: int = consent_pb2.CONSENT_PURPOSE_MARKETING) -> Any:
+        return event(contactability.CONSENT_TYPE, f"customers/{customer}/consentRecords/{uuid.uuid4()}",
+                     E.CHANGE_TYPE_CREATED, consent_pb2.ConsentRecord(purpose=purpose, channel=channel,
+                                                                      decision=decision))
+
+    async def row() -> Any:
+        async with runtime.db.unit_of_work(read_only=True) as uow:
+            return (await uow.execute(sa.select(customer_contact).where(
+                customer_contact.c.customer_id == customer))).one()
+
+    async with runtime.db.unit_of_work() as uow:
+        assert await contactability.apply(uow, consent(consent_pb2.CONTACT_CHANNEL_SMS,
+                                                       consent_pb2.CONSENT_DECISION_OPT_IN))
+        assert await contactability.apply(uow, consent(consent_pb2.CONTACT_CHANNEL_MOBILE_APP,
+                                                       consent_pb2.CONSENT_DECISION_OPT_IN))
+        assert not await contactability.apply(uow, consent(consent_pb2.CONTACT_CHANNEL_EMAIL,
+                                                           consent_pb2.CONSENT_DECISION_OPT_IN,
+                                                           purpose=consent_pb2.CONSENT_PURPOSE_SURVEYS))
+        assert await contactability.apply(uow, consent(consent_pb2.CONTACT_CHANNEL_SMS,
+                                                       consent_pb2.CONSENT_DECISION_OPT_OUT))
+        assert await contactability.apply(uow, event(
+            contactability.PREFERENCES_TYPE, f"customers/{customer}/contactPreferences", E.CHANGE_TYPE_UPDATED,
+            consent_pb2.ContactPreferences(preferred_channels=[consent_pb2.CONTACT_CHANNEL_MOBILE_APP],
+                                           time_zone="Asia/Shanghai", do_not_contact=True)))
+    found = await row()
+    assert found.consented_channels == [int(Channel.MOBILE_APP)], "the SMS opt-out is the latest decision"
+    assert (found.do_not_contact, found.preferred_channel, found.time_zone) == (True, Channel.MOBILE_APP,
+                                                                                 "Asia/Shanghai")

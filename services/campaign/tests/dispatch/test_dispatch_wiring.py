@@ -21,7 +21,8 @@ async def test_a_service_with_the_file_adapter_sends_queued_dispatches_by_itself
     tag = uuid.uuid4().hex[:6]
     async with running_service(SPEC, database_url=campaign_database, dispatch_directory=str(tmp_path),
                                channel_adapters={"SMS": "file"}, templates={"SMS": ["sms-td-renewal-v2"]},
-                               dispatch_poll_seconds=0.05, feedback_target="", segment_target=""):
+                               dispatch_poll_seconds=0.05, feedback_target="", segment_target="",
+                               profile_target=""):
         await queue_dispatches(campaign.campaign_id, [
             Planned(customer_id=f"w{tag}-{n}", offer_id=offer.offer_id, channel=Channel.SMS,
                     template_id="sms-td-renewal-v2") for n in range(3)])
