@@ -13,10 +13,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from crm_campaign.api import dispatch_messages
 from crm_campaign.campaigns.model import Channel
+from crm_campaign.dispatch.adapters.file import FileAdapter
+from crm_campaign.dispatch.channels import ChannelAdapters
 from crm_campaign.dispatch.model import DispatchState, Planned
+from crm_campaign.dispatch.repository import DispatchRepository
+from crm_campaign.dispatch.service import Dispatcher
 from crm_campaign.dispatch.tables import dispatch
 from crm_campaign.tables import outbox_event
+from crmkit.outbox import Outbox
 
 WORKER = Path(__file__).with_name("dispatch_worker.py")
 LEASE_SECONDS = 1.0
@@ -50,6 +56,13 @@ async def test_a_killed_dispatcher_and_its_replacement_send_each_customer_one_me
     prefix = f"k{uuid.uuid4().hex[:6]}-"
     planned = [Planned(customer_id=f"{prefix}{n}", offer_id=offer.offer_id, channel=Channel.SMS,
                        template_id="sms-td-renewal-v2") for n in range(60)]
+    # Dispatches other tests left queued in the shared database go first (into another folder),
+    # so the worker's first batches are this test's.
+    earlier = Dispatcher(db=runtime.db, repository=DispatchRepository(),
+                         adapters=ChannelAdapters({int(Channel.SMS): FileAdapter(tmp_path / "earlier")}),
+                         outbox=Outbox(outbox_event), feed_payload=dispatch_messages.to_proto)
+    await earlier.drain()
+    await earlier.close()
     await queue_dispatches(campaign.campaign_id, planned)
 
     first = await start_worker(campaign_database, tmp_path, hold=0.5)
