@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -13,16 +15,20 @@ from crm_feedback.api import complaint_messages, sla_messages
 from crm_feedback.api.access import ACCESS, SERVICE
 from crm_feedback.api.feedback_servicer import FeedbackServicer
 from crm_feedback.complaints import rules
+from crm_feedback.complaints.clock_worker import SlaClockWorker
 from crm_feedback.complaints.model import Complaint, Step
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
-from crm_feedback.complaints.service import Complaints, utc_now
+from crm_feedback.complaints.service import Complaints
 from crm_feedback.sla import rules as sla_rules
+from crm_feedback.sla.breaches import SlaBreaches
+from crm_feedback.sla.clock_repository import SlaClockRepository
 from crm_feedback.sla.repository import SlaPolicyRepository
 from crm_feedback.sla.service import SlaPolicies
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
+from crmkit.clock import Clock
 from crmkit.crypto import KeyRing
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import Outbox
@@ -52,6 +58,10 @@ class FeedbackSettings(GrpcServiceSettings):
     default_resolve_hours: int = Field(default=48, ge=1, le=90 * 24,
                                        validation_alias="CRM_FEEDBACK_DEFAULT_RESOLVE_HOURS")
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_FEEDBACK_FEED_POLL_SECONDS")
+    # How often the SLA clock worker looks for clocks to escalate or breach; 0 turns it off (a
+    # deployment may run it on some replicas only: any number of them is safe).
+    sla_clock_seconds: float = Field(default=15.0, ge=0, le=3600, validation_alias="CRM_FEEDBACK_SLA_CLOCK_SECONDS")
+    sla_clock_batch: int = Field(default=100, ge=1, le=10_000, validation_alias="CRM_FEEDBACK_SLA_CLOCK_BATCH")
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackSettings:
@@ -78,15 +88,27 @@ class FeedbackSettings(GrpcServiceSettings):
                                         resolve_hours=self.default_resolve_hours)
 
 
-def feed_payload(complaint: Complaint) -> Message:
-    return complaint_messages.to_proto(rules.view_for(FEED_READER, complaint, now=utc_now()), full=False)
+def feed_payloads(clock: Clock) -> tuple[Callable[[Complaint], Message], Callable[[Complaint, Step], Message]]:
+    """The complaint and step payloads of the change feed, breach flags as of the service's now."""
+    def feed_payload(complaint: Complaint) -> Message:
+        return complaint_messages.to_proto(rules.view_for(FEED_READER, complaint, now=clock()), full=False)
+
+    def step_payload(complaint: Complaint, step: Step) -> Message:
+        return complaint_messages.step_event(rules.view_for(FEED_READER, complaint, now=clock()), step)
+
+    return feed_payload, step_payload
 
 
-def step_payload(complaint: Complaint, step: Step) -> Message:
-    return complaint_messages.step_event(rules.view_for(FEED_READER, complaint, now=utc_now()), step)
+@dataclass(frozen=True)
+class Parts:
+    """The service's collaborators, built once per process (tests build a second set to race workers)."""
+
+    complaints: Complaints
+    sla_policies: SlaPolicies
+    sla_breaches: SlaBreaches
 
 
-async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
+def assemble(runtime: Runtime[FeedbackSettings]) -> Parts:
     settings = runtime.settings
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
@@ -96,15 +118,36 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     sla_policies = SlaPolicies(repository=SlaPolicyRepository(), outbox=outbox, idempotency=idempotency,
                                page_tokens=page_tokens, configured_default=settings.default_sla,
                                feed_payload=sla_messages.to_proto)
+    feed_payload, step_payload = feed_payloads(runtime.clock)
+    clocks = SlaClockRepository()
     complaints = Complaints(
         repository=ComplaintRepository(DescriptionVault(settings.key_ring())), outbox=outbox,
         idempotency=idempotency, audit=audit, page_tokens=page_tokens, sla_policies=sla_policies,
-        feed_payload=feed_payload, step_payload=step_payload,
+        feed_payload=feed_payload, step_payload=step_payload, breach_payload=sla_messages.breach_to_proto,
+        clocks=clocks, clock=runtime.clock,
     )
+    sla_breaches = SlaBreaches(clocks=clocks, page_tokens=page_tokens, clock=runtime.clock)
+    return Parts(complaints=complaints, sla_policies=sla_policies, sla_breaches=sla_breaches)
+
+
+def sla_clock_worker(runtime: Runtime[FeedbackSettings], parts: Parts) -> SlaClockWorker:
+    return SlaClockWorker(db=runtime.db, complaints=parts.complaints, clock=runtime.clock,
+                          poll_seconds=runtime.settings.sla_clock_seconds or 1.0,
+                          batch_size=runtime.settings.sla_clock_batch)
+
+
+async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
+    settings = runtime.settings
+    parts = assemble(runtime)
+    if settings.sla_clock_seconds:
+        worker = sla_clock_worker(runtime, parts)
+        worker.start()
+        runtime.on_close(worker.close)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, sla_policies=sla_policies, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = FeedbackServicer(db=runtime.db, complaints=parts.complaints, sla_policies=parts.sla_policies,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+                                sla_breaches=parts.sla_breaches, feed=feed)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),

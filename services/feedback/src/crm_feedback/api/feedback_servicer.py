@@ -14,6 +14,7 @@ from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crm_feedback.api import complaint_messages, sla_messages
 from crm_feedback.complaints.service import Complaints
+from crm_feedback.sla.breaches import SlaBreaches
 from crm_feedback.sla.service import SlaPolicies
 from crmkit.auth import current_principal
 from crmkit.db import Database
@@ -23,10 +24,12 @@ from crmkit.resources import purpose_of
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, feed: ChangeFeed) -> None:
+    def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, sla_breaches: SlaBreaches,
+                 feed: ChangeFeed) -> None:
         self._db = db
         self._complaints = complaints
         self._sla_policies = sla_policies
+        self._sla_breaches = sla_breaches
         self._feed = feed
 
     async def FileComplaint(self, request: pb.FileComplaintRequest, context: grpc.aio.ServicerContext
@@ -159,6 +162,22 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         async with self._db.unit_of_work() as uow:
             await self._sla_policies.delete(uow=uow, name=request.name, etag=request.etag, actor=current_principal())
         return pb.DeleteSlaPolicyResponse()
+
+    async def ListSlaBreaches(self, request: pb.ListSlaBreachesRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.ListSlaBreachesResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._sla_breaches.list(uow=uow, query=sla_messages.breach_filter_from(request),
+                                                 page_size=request.page_size, page_token=request.page_token,
+                                                 actor=current_principal())
+        return pb.ListSlaBreachesResponse(sla_breaches=[sla_messages.breach_to_proto(b) for b in page.items],
+                                          next_page_token=page.next_page_token)
+
+    async def GetSlaBreachReport(self, request: pb.GetSlaBreachReportRequest, context: grpc.aio.ServicerContext
+                                 ) -> pb.GetSlaBreachReportResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            report = await self._sla_breaches.report(uow=uow, query=sla_messages.report_filter_from(request),
+                                                     actor=current_principal())
+        return pb.GetSlaBreachReportResponse(report=sla_messages.report_to_proto(report))
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
                            ) -> AsyncIterator[pb.WatchChangesResponse]:

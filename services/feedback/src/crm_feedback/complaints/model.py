@@ -73,6 +73,12 @@ class Action(IntEnum):
     REOPENED = 9
 
 
+class EscalationTrigger(IntEnum):
+    MANUAL = 1
+    BEFORE_BREACH = 2
+    BREACH = 3
+
+
 class CloseReason(IntEnum):
     CUSTOMER_CONFIRMED = 1
     NO_CUSTOMER_REPLY = 2
@@ -120,6 +126,11 @@ class Sla:
     resolve_by: datetime
     responded_at: datetime | None = None
     resolved_at: datetime | None = None
+    # When the clock worker escalates before breach if the clock still runs (None: it does not).
+    respond_escalate_at: datetime | None = None
+    resolve_escalate_at: datetime | None = None
+    # Whether a breach of a running clock raises the escalation level (the policy's setting).
+    escalate_on_breach: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,7 @@ class Step:
     assignee: str = ""
     escalation_level: int = 0
     note_id: int | None = None
+    escalation_trigger: int = 0
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ _PLAIN_FIELDS = (
 )
 _RESOLUTION_SUMMARY = "resolution.summary"
 _STEP_FIELDS = ("action", "from_status", "to_status", "actor", "occurred_at", "assignee", "escalation_level",
-                "note_id")
+                "note_id", "escalation_trigger")
 
 # `order_by` -> (sort column, descending). The complaint id breaks ties, in the same direction.
 _ORDERINGS: dict[str, tuple[sa.Column[Any], bool]] = {
@@ -78,7 +78,9 @@ class ComplaintRepository:
         row.update(
             related_resources=list(c.related_resources), sla_policy=c.sla.policy, respond_by=c.sla.respond_by,
             resolve_by=c.sla.resolve_by, responded_at=c.sla.responded_at, resolved_at=c.sla.resolved_at,
-            version=c.version, created_at=c.created_at, updated_at=c.updated_at,
+            respond_escalate_at=c.sla.respond_escalate_at, resolve_escalate_at=c.sla.resolve_escalate_at,
+            escalate_on_breach=c.sla.escalate_on_breach, version=c.version, created_at=c.created_at,
+            updated_at=c.updated_at,
         )
         row.update(self._vault.seal(c.complaint_id, c.description))
         row.update(self._resolution_row(c))
@@ -91,7 +93,9 @@ class ComplaintRepository:
             description=self._vault.open(row),
             related_resources=tuple(row.related_resources),
             sla=Sla(policy=row.sla_policy, respond_by=row.respond_by, resolve_by=row.resolve_by,
-                    responded_at=row.responded_at, resolved_at=row.resolved_at),
+                    responded_at=row.responded_at, resolved_at=row.resolved_at,
+                    respond_escalate_at=row.respond_escalate_at, resolve_escalate_at=row.resolve_escalate_at,
+                    escalate_on_breach=row.escalate_on_breach),
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,

@@ -19,6 +19,7 @@ from crm_feedback.complaints.model import (
     ComplaintDraft,
     ComplaintFilter,
     ComplaintView,
+    EscalationTrigger,
     Note,
     NoteType,
     Outcome,
@@ -31,6 +32,7 @@ from crm_feedback.complaints.model import (
 )
 from crm_feedback.complaints.workflow import Change, ComplaintPatch, NoteDraft, ResolutionDraft
 from crm_feedback.sla import rules as sla_rules
+from crm_feedback.sla.clocks import BreachSnapshot
 from crmkit import masking
 from crmkit.auth import Principal, Role
 from crmkit.errors import (
@@ -157,7 +159,9 @@ def new_complaint(
         branch_id=draft.branch_id,
         related_resources=draft.related_resources,
         received_at=received_at,
-        sla=Sla(policy=policy.name, respond_by=deadlines.respond_by, resolve_by=deadlines.resolve_by),
+        sla=Sla(policy=policy.name, respond_by=deadlines.respond_by, resolve_by=deadlines.resolve_by,
+                respond_escalate_at=deadlines.respond_escalate_at, resolve_escalate_at=deadlines.resolve_escalate_at,
+                escalate_on_breach=policy.escalate_on_breach),
         filer=filer,
         status=Status.OPEN,
         created_at=now,
@@ -430,11 +434,11 @@ def check_duplicate(complaint: Complaint, original: Complaint | None) -> None:
 
 
 def _step(complaint: Complaint, after: Complaint, action: Action, *, actor: str, now: datetime,
-          note: Note | None) -> Change:
+          note: Note | None, trigger: int = 0) -> Change:
     after = dataclasses.replace(after, version=complaint.version + 1, updated_at=now)
     step = Step(action=action, from_status=complaint.status, to_status=after.status, actor=actor, occurred_at=now,
                 assignee=after.assignee, escalation_level=after.escalation_level,
-                note_id=note.note_id if note else None)
+                note_id=note.note_id if note else None, escalation_trigger=trigger)
     return Change(after, step, note)
 
 
@@ -470,12 +474,55 @@ def add_note(complaint: Complaint, *, note: NoteDraft, actor: str, now: datetime
     return _step(complaint, complaint, Action.NOTE_ADDED, actor=actor, now=now, note=added)
 
 
-def escalate(complaint: Complaint, *, reason: str, assignee: str, actor: str, now: datetime, note_id: int) -> Change:
+def escalate(complaint: Complaint, *, reason: str, assignee: str, actor: str, now: datetime, note_id: int,
+             trigger: EscalationTrigger = EscalationTrigger.MANUAL) -> Change:
     status = next_status(Action.ESCALATED, complaint)
     after = dataclasses.replace(complaint, status=status, assignee=assignee or complaint.assignee,
                                 escalation_level=complaint.escalation_level + 1)
     return _step(complaint, after, Action.ESCALATED, actor=actor, now=now,
-                 note=_note(reason, note_id=note_id, actor=actor, now=now))
+                 note=_note(reason, note_id=note_id, actor=actor, now=now), trigger=trigger)
+
+
+def escalate_by_clock(complaint: Complaint, events: list[sla_rules.Due], *, now: datetime,
+                      note_id: int) -> Change | None:
+    """The clock worker's escalation: one level for all the events due at once (a complaint whose
+    two clocks breach together goes up one level, not two), noting which clocks; None when no event
+    escalates (the policy does not escalate on breach) or the complaint is at the highest level.
+    The events are recorded either way."""
+    escalating = [e for e in events if e.escalates]
+    if (not escalating or complaint.escalation_level >= MAX_ESCALATION_LEVEL
+            or complaint.status not in OPEN_STATUSES):
+        return None
+    breach = any(e.event is sla_rules.ClockEvent.BREACH for e in escalating)
+    return escalate(complaint, reason=sla_rules.escalation_reason(escalating), assignee="", actor=SYSTEM_SLA,
+                    now=now, note_id=note_id,
+                    trigger=EscalationTrigger.BREACH if breach else EscalationTrigger.BEFORE_BREACH)
+
+
+def clock_states(complaint: Complaint) -> list[sla_rules.ClockState]:
+    """The complaint's two current clocks as its workflow leaves them. A complaint closed without an
+    answer (withdrawn, duplicate) stops its running clocks as cancelled."""
+    c, sla = complaint, complaint.sla
+    closed_unanswered = c.status == Status.CLOSED and c.close_reason in NOT_REOPENABLE
+    cancel_at = c.closed_at if closed_unanswered else None
+
+    def state(clock: sla_rules.SlaClock, cycle: int, started_at: datetime, due_at: datetime,
+              escalate_at: datetime | None, stopped_at: datetime | None) -> sla_rules.ClockState:
+        return sla_rules.ClockState(
+            complaint_id=c.complaint_id, clock=clock, cycle=cycle, started_at=started_at, due_at=due_at,
+            escalate_at=escalate_at, escalate_on_breach=sla.escalate_on_breach, sla_policy=sla.policy,
+            stopped_at=stopped_at or cancel_at, cancelled=stopped_at is None and cancel_at is not None)
+
+    resolve_started = c.received_at if c.reopen_count == 0 else (c.updated_at or c.received_at)
+    return [state(sla_rules.SlaClock.RESPOND, 0, c.received_at, sla.respond_by, sla.respond_escalate_at,
+                  sla.responded_at),
+            state(sla_rules.SlaClock.RESOLVE, c.reopen_count, resolve_started, sla.resolve_by,
+                  sla.resolve_escalate_at, sla.resolved_at)]
+
+
+def snapshot(complaint: Complaint) -> BreachSnapshot:
+    return BreachSnapshot(category=complaint.category, priority=complaint.priority, branch_id=complaint.branch_id,
+                          assignee=complaint.assignee, escalation_level=complaint.escalation_level)
 
 
 def resolve(complaint: Complaint, *, resolution: ResolutionDraft, actor: str, now: datetime) -> Change:
@@ -502,8 +549,10 @@ def reopen(complaint: Complaint, *, reason: str, actor: str, now: datetime, note
     """A new resolve clock from now under `policy`; the respond clock stays as it was."""
     status = next_status(Action.REOPENED, complaint)
     check_reopenable(complaint, now=now)
-    sla = dataclasses.replace(complaint.sla, policy=policy.name, resolve_by=now + policy.resolve,
-                              resolved_at=None)
+    resolve_by, resolve_escalate_at = sla_rules.clock_deadline(policy, start=now, target=policy.resolve)
+    sla = dataclasses.replace(complaint.sla, policy=policy.name, resolve_by=resolve_by,
+                              resolve_escalate_at=resolve_escalate_at, resolved_at=None,
+                              escalate_on_breach=policy.escalate_on_breach)
     after = dataclasses.replace(complaint, status=status, sla=sla, close_reason=0, duplicate_of="", closed_at=None,
                                 reopen_count=complaint.reopen_count + 1)
     return _step(complaint, after, Action.REOPENED, actor=actor, now=now,
@@ -519,8 +568,17 @@ def update(complaint: Complaint, *, patch: ComplaintPatch, actor: str, now: date
     fresh = sla_rules.deadlines(policy, received_at=complaint.received_at)
     sla = complaint.sla
     if sla.responded_at is None:
-        sla = dataclasses.replace(sla, respond_by=min(sla.respond_by, fresh.respond_by))
+        sla = dataclasses.replace(sla, respond_by=min(sla.respond_by, fresh.respond_by),
+                                  respond_escalate_at=_earliest(sla.respond_escalate_at, fresh.respond_escalate_at))
     if sla.resolved_at is None and complaint.reopen_count == 0:
-        sla = dataclasses.replace(sla, resolve_by=min(sla.resolve_by, fresh.resolve_by))
-    after = dataclasses.replace(after, sla=dataclasses.replace(sla, policy=policy.name))
+        sla = dataclasses.replace(sla, resolve_by=min(sla.resolve_by, fresh.resolve_by),
+                                  resolve_escalate_at=_earliest(sla.resolve_escalate_at, fresh.resolve_escalate_at))
+    sla = dataclasses.replace(sla, policy=policy.name,
+                              escalate_on_breach=sla.escalate_on_breach or policy.escalate_on_breach)
+    after = dataclasses.replace(after, sla=sla)
     return _step(complaint, after, Action.UPDATED, actor=actor, now=now, note=None)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None

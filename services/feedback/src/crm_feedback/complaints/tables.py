@@ -32,6 +32,10 @@ complaint = sa.Table(
     sa.Column("resolve_by", sa.DateTime(timezone=True), nullable=False),
     sa.Column("responded_at", sa.DateTime(timezone=True)),
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    # Early-escalation points of the clocks and whether a breach escalates (from the policy).
+    sa.Column("respond_escalate_at", sa.DateTime(timezone=True)),
+    sa.Column("resolve_escalate_at", sa.DateTime(timezone=True)),
+    sa.Column("escalate_on_breach", sa.Boolean, nullable=False, server_default=sa.false()),
     # Principal that filed the complaint (staff member or channel application).
     sa.Column("filer", sa.Text, nullable=False),
     # The key that sealed the description: the re-encryption job finds old rows by it.
@@ -89,5 +93,6 @@ complaint_step = sa.Table(
     sa.Column("assignee", sa.Text, nullable=False, server_default=""),
     sa.Column("escalation_level", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("note_id", sa.Integer),
+    sa.Column("escalation_trigger", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Index("ix_complaint_step_complaint_id", "complaint_id", "complaint_step_id"),
 )
