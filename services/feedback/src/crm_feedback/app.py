@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm.feedback.v1 import feedback_service_pb2_grpc
 from crm_feedback import tables
-from crm_feedback.api import complaint_messages, sla_messages
+from crm_feedback.api import complaint_messages, sla_messages, survey_messages
 from crm_feedback.api.access import ACCESS, SERVICE
 from crm_feedback.api.feedback_servicer import FeedbackServicer
 from crm_feedback.complaints import rules
@@ -25,6 +25,8 @@ from crm_feedback.sla.breaches import SlaBreaches
 from crm_feedback.sla.clock_repository import SlaClockRepository
 from crm_feedback.sla.repository import SlaPolicyRepository
 from crm_feedback.sla.service import SlaPolicies
+from crm_feedback.surveys.repository import SurveyRepository
+from crm_feedback.surveys.service import Surveys
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
@@ -106,6 +108,7 @@ class Parts:
     complaints: Complaints
     sla_policies: SlaPolicies
     sla_breaches: SlaBreaches
+    surveys: Surveys
 
 
 def assemble(runtime: Runtime[FeedbackSettings]) -> Parts:
@@ -127,7 +130,10 @@ def assemble(runtime: Runtime[FeedbackSettings]) -> Parts:
         clocks=clocks, clock=runtime.clock,
     )
     sla_breaches = SlaBreaches(clocks=clocks, page_tokens=page_tokens, clock=runtime.clock)
-    return Parts(complaints=complaints, sla_policies=sla_policies, sla_breaches=sla_breaches)
+    surveys = Surveys(repository=SurveyRepository(settings.key_ring()), outbox=outbox, idempotency=idempotency,
+                      audit=audit, page_tokens=page_tokens, survey_payload=survey_messages.survey_to_proto,
+                      response_payload=survey_messages.response_to_proto, clock=runtime.clock)
+    return Parts(complaints=complaints, sla_policies=sla_policies, sla_breaches=sla_breaches, surveys=surveys)
 
 
 def sla_clock_worker(runtime: Runtime[FeedbackSettings], parts: Parts) -> SlaClockWorker:
@@ -147,7 +153,7 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
     servicer = FeedbackServicer(db=runtime.db, complaints=parts.complaints, sla_policies=parts.sla_policies,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                                sla_breaches=parts.sla_breaches, feed=feed)
+                                sla_breaches=parts.sla_breaches, surveys=parts.surveys, feed=feed)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),
