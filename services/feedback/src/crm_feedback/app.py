@@ -20,6 +20,8 @@ from crm_feedback.complaints.model import Complaint, Step
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.service import Complaints
+from crm_feedback.kpis.repository import KpiRepository
+from crm_feedback.kpis.service import FeedbackKpis
 from crm_feedback.sla import rules as sla_rules
 from crm_feedback.sla.breaches import SlaBreaches
 from crm_feedback.sla.clock_repository import SlaClockRepository
@@ -109,6 +111,7 @@ class Parts:
     sla_policies: SlaPolicies
     sla_breaches: SlaBreaches
     surveys: Surveys
+    kpis: FeedbackKpis
 
 
 def assemble(runtime: Runtime[FeedbackSettings]) -> Parts:
@@ -133,7 +136,9 @@ def assemble(runtime: Runtime[FeedbackSettings]) -> Parts:
     surveys = Surveys(repository=SurveyRepository(settings.key_ring()), outbox=outbox, idempotency=idempotency,
                       audit=audit, page_tokens=page_tokens, survey_payload=survey_messages.survey_to_proto,
                       response_payload=survey_messages.response_to_proto, clock=runtime.clock)
-    return Parts(complaints=complaints, sla_policies=sla_policies, sla_breaches=sla_breaches, surveys=surveys)
+    kpis = FeedbackKpis(repository=KpiRepository(), clocks=clocks, clock=runtime.clock)
+    return Parts(complaints=complaints, sla_policies=sla_policies, sla_breaches=sla_breaches, surveys=surveys,
+                 kpis=kpis)
 
 
 def sla_clock_worker(runtime: Runtime[FeedbackSettings], parts: Parts) -> SlaClockWorker:
@@ -153,7 +158,8 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
     servicer = FeedbackServicer(db=runtime.db, complaints=parts.complaints, sla_policies=parts.sla_policies,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                                sla_breaches=parts.sla_breaches, surveys=parts.surveys, feed=feed)
+                                sla_breaches=parts.sla_breaches, surveys=parts.surveys, kpis=parts.kpis,
+                                feed=feed)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),

@@ -335,10 +335,3 @@ async def test_bad_list_request_is_invalid_argument_naming_the_field(feedback, r
                                       metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(error.value)
-
-
-async def test_rpcs_not_built_yet_are_unimplemented(feedback) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await feedback.GetFeedbackKpis(pb.GetFeedbackKpisRequest(), metadata=ADMIN)
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
-

@@ -27,7 +27,7 @@ APP_CHANNEL, WEB = channel_pb2.CHANNEL_MOBILE_APP, channel_pb2.CHANNEL_WEB
 
 
 def question(question_id: str, type_: int, text: str = "How was it?", **fields: Any) -> survey_pb2.SurveyQuestion:
-    return survey_pb2.SurveyQuestion(question_id=question_id, type=type_, text={"en": text, "zh-CN": "您的评价？"},
+    return survey_pb2.SurveyQuestion(question_id=question_id, type=type_, text={"en": text, "zh-CN": "您的评价"},
                                      **fields)
 
 

@@ -53,6 +53,7 @@ def draft_from(message: complaint_pb2.Complaint) -> ComplaintDraft:
         customer=message.customer, channel=message.channel, description=message.description,
         category=message.category, subcategory=message.subcategory, priority=message.priority,
         branch_id=message.branch_id, related_resources=tuple(message.related_resources), receive_time=receive_time,
+        product=message.product,
     )
 
 
@@ -75,7 +76,8 @@ def filter_from(request: pb.ListComplaintsRequest) -> ComplaintFilter:
 def patch_from(request: pb.UpdateComplaintRequest) -> ComplaintPatch:
     c = request.complaint
     return ComplaintPatch(paths=tuple(request.update_mask.paths), category=c.category, subcategory=c.subcategory,
-                          priority=c.priority, branch_id=c.branch_id, related_resources=tuple(c.related_resources))
+                          priority=c.priority, branch_id=c.branch_id, related_resources=tuple(c.related_resources),
+                          product=c.product)
 
 
 def note_from(message: complaint_pb2.ComplaintNote) -> NoteDraft:
@@ -146,7 +148,7 @@ def to_proto(view: ComplaintView, *, full: bool = True) -> complaint_pb2.Complai
         channel=channel_pb2.Channel.ValueType(c.channel),
         category=classification_pb2.ComplaintCategory.ValueType(c.category), subcategory=c.subcategory,
         priority=complaint_pb2.ComplaintPriority.ValueType(c.priority), description=c.description,
-        branch_id=c.branch_id, related_resources=list(c.related_resources),
+        branch_id=c.branch_id, related_resources=list(c.related_resources), product=c.product,
         status=complaint_pb2.ComplaintStatus.ValueType(c.status),
         assignee=c.assignee, escalation_level=c.escalation_level, filer=c.filer,
         masked_fields=list(view.masked_fields),

@@ -12,8 +12,9 @@ import grpc
 
 from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
-from crm_feedback.api import complaint_messages, sla_messages, survey_messages
+from crm_feedback.api import complaint_messages, kpi_messages, sla_messages, survey_messages
 from crm_feedback.complaints.service import Complaints
+from crm_feedback.kpis.service import FeedbackKpis
 from crm_feedback.sla.breaches import SlaBreaches
 from crm_feedback.sla.service import SlaPolicies
 from crm_feedback.surveys.service import Surveys
@@ -26,8 +27,9 @@ from crmkit.resources import purpose_of
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
     def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, sla_breaches: SlaBreaches,
-                 surveys: Surveys, feed: ChangeFeed) -> None:
+                 surveys: Surveys, kpis: FeedbackKpis, feed: ChangeFeed) -> None:
         self._db = db
+        self._kpis = kpis
         self._surveys = surveys
         self._complaints = complaints
         self._sla_policies = sla_policies
@@ -234,6 +236,12 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
             report = await self._sla_breaches.report(uow=uow, query=sla_messages.report_filter_from(request),
                                                      actor=current_principal())
         return pb.GetSlaBreachReportResponse(report=sla_messages.report_to_proto(report))
+
+    async def GetFeedbackKpis(self, request: pb.GetFeedbackKpisRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.GetFeedbackKpisResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            report = await self._kpis.compute(uow=uow, query=kpi_messages.query_from(request))
+        return kpi_messages.response_of(report, group_by=request.group_by)
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
                            ) -> AsyncIterator[pb.WatchChangesResponse]:

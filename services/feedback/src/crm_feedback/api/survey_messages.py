@@ -92,7 +92,7 @@ def _answer(message: survey_pb2.Answer) -> Answer:
 def response_draft_from(message: survey_pb2.SurveyResponse) -> ResponseDraft:
     return ResponseDraft(customer=message.customer, channel=message.channel, subject=message.subject,
                          answers=tuple(_answer(a) for a in message.answers), language_code=message.language_code,
-                         branch_id=message.branch_id)
+                         branch_id=message.branch_id, product=message.product)
 
 
 def response_filter_from(request: pb.ListSurveyResponsesRequest) -> ResponseFilter:
@@ -113,7 +113,7 @@ def response_to_proto(view: ResponseView) -> survey_pb2.SurveyResponse:
         name=r.name, response_id=r.response_id, customer=r.customer, channel=channel_pb2.Channel.ValueType(r.channel),
         subject=r.subject, language_code=r.language_code, branch_id=r.branch_id, score=r.score,
         kind=survey_pb2.SurveyKind.ValueType(r.kind), nps_category=survey_pb2.NpsCategory.ValueType(r.nps_category),
-        masked_fields=list(view.masked_fields), survey_version=r.survey_version)
+        masked_fields=list(view.masked_fields), survey_version=r.survey_version, product=r.product)
     for a in r.answers:
         answer = message.answers.add(question_id=a.question_id)
         if a.kind == "score":

@@ -117,6 +117,7 @@ class ComplaintDraft:
     branch_id: str = ""
     related_resources: tuple[str, ...] = ()
     receive_time: datetime | None = None
+    product: str = ""
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class Complaint:
     duplicate_of: str = ""
     reopen_count: int = 0
     closed_at: datetime | None = None
+    product: str = ""
     # Loaded only for the full view; the timeline is append-only rows of its own.
     notes: tuple[Note, ...] = ()
     history: tuple[Step, ...] = ()

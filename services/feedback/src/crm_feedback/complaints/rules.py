@@ -116,12 +116,19 @@ def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violatio
     v.enum(draft.priority, "complaint.priority", PRIORITIES, "ComplaintPriority")
     v.max_length(draft.branch_id, "complaint.branch_id", MAX_BRANCH_ID)
     v.text(draft.branch_id, "complaint.branch_id")
+    validate_product(draft.product, "complaint.product", v)
     _validate_related_resources(draft.related_resources, v)
     if draft.receive_time is not None:
         v.check(draft.receive_time <= now + CLOCK_SKEW, "complaint.receive_time", "must not be in the future")
         v.check(draft.receive_time >= now - RECEIVE_LOOKBACK, "complaint.receive_time",
                 "must be at most 72 hours in the past")
     return v
+
+
+def validate_product(product: str, field: str, v: Violations) -> None:
+    if product:
+        v.pattern(product, field, SUBCATEGORY, "must be a short code of 1 to 64 characters from a-z 0-9 _, "
+                  "e.g. credit_card")
 
 
 def _validate_related_resources(names: tuple[str, ...], v: Violations) -> None:
@@ -157,6 +164,7 @@ def new_complaint(
         priority=triage_of(draft)[1],
         description=draft.description.strip(),
         branch_id=draft.branch_id,
+        product=draft.product,
         related_resources=draft.related_resources,
         received_at=received_at,
         sla=Sla(policy=policy.name, respond_by=deadlines.respond_by, resolve_by=deadlines.resolve_by,
@@ -271,7 +279,7 @@ REOPEN_PERIOD = timedelta(days=90)
 MAX_NOTES = 500
 MAX_NOTE = 4000
 MAX_REASON = 1000
-UPDATABLE = ("category", "subcategory", "priority", "branch_id", "related_resources")
+UPDATABLE = ("category", "subcategory", "priority", "branch_id", "related_resources", "product")
 SYSTEM_SLA = "system:sla"
 
 
@@ -421,6 +429,8 @@ def validate_patch(patch: ComplaintPatch, v: Violations) -> None:
         v.text(patch.branch_id, "complaint.branch_id")
     if "related_resources" in paths:
         _validate_related_resources(patch.related_resources, v)
+    if "product" in paths:
+        validate_product(patch.product, "complaint.product", v)
 
 
 def check_duplicate(complaint: Complaint, original: Complaint | None) -> None:

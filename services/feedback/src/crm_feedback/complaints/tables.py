@@ -22,6 +22,7 @@ complaint = sa.Table(
     sa.Column("priority", sa.SmallInteger, nullable=False),
     sa.Column("description_sealed", sa.LargeBinary, nullable=False),
     sa.Column("branch_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("product", sa.Text, nullable=False, server_default=""),
     sa.Column("related_resources", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("assignee", sa.Text, nullable=False, server_default=""),

@@ -15,7 +15,7 @@ from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
 MAX_REPORT_PERIOD = timedelta(days=366)
-DIMENSIONS = range(0, 9)  # ReportDimension
+DIMENSIONS = range(0, 10)  # ReportDimension
 
 
 class SlaBreaches:

@@ -18,7 +18,7 @@ from crmkit.db import UnitOfWork
 
 # Report dimensions (ReportDimension) -> the SQL of the group key.
 DIMENSION_CATEGORY, DIMENSION_PRIORITY, DIMENSION_CHANNEL, DIMENSION_BRANCH, DIMENSION_ASSIGNEE = 1, 2, 3, 4, 5
-DIMENSION_DAY, DIMENSION_WEEK, DIMENSION_MONTH = 6, 7, 8
+DIMENSION_DAY, DIMENSION_WEEK, DIMENSION_MONTH, DIMENSION_PRODUCT = 6, 7, 8, 9
 _PERIODS = {DIMENSION_DAY: "day", DIMENSION_WEEK: "week", DIMENSION_MONTH: "month"}
 
 
@@ -26,7 +26,8 @@ def _group_key(dimension: int) -> sa.ColumnElement[Any]:
     if dimension in _PERIODS:
         return sa.cast(sa.func.date_trunc(_PERIODS[dimension], sa.func.timezone("UTC", t.c.due_at)), sa.Date)
     return {DIMENSION_CATEGORY: c.c.category, DIMENSION_PRIORITY: c.c.priority, DIMENSION_CHANNEL: c.c.channel,
-            DIMENSION_BRANCH: c.c.branch_id, DIMENSION_ASSIGNEE: c.c.assignee}[dimension]
+            DIMENSION_BRANCH: c.c.branch_id, DIMENSION_ASSIGNEE: c.c.assignee,
+            DIMENSION_PRODUCT: c.c.product}[dimension]
 
 
 def _breached(now: datetime) -> sa.ColumnElement[bool]:
@@ -134,7 +135,8 @@ class SlaClockRepository:
         conditions = [t.c.due_at >= query.start, t.c.due_at < query.end, _counted(),
                       sa.or_(t.c.stopped_at.is_not(None), t.c.due_at <= now)]
         for value, column in ((query.category, c.c.category), (query.priority, c.c.priority),
-                              (query.channel, c.c.channel), (query.branch_id, c.c.branch_id)):
+                              (query.channel, c.c.channel), (query.branch_id, c.c.branch_id),
+                              (query.product, c.c.product)):
             if value:
                 conditions.append(column == value)
         if handler is not None:

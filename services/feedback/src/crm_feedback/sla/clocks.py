@@ -55,6 +55,7 @@ class ReportFilter:
     priority: int = 0
     channel: int = 0
     branch_id: str = ""
+    product: str = ""
 
 
 @dataclass(frozen=True)

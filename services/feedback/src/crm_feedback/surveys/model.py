@@ -109,6 +109,7 @@ class ResponseDraft:
     subject: str = ""
     language_code: str = ""
     branch_id: str = ""
+    product: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class SurveyResponse:
     language_code: str = ""
     branch_id: str = ""
     touchpoint: str = ""
+    product: str = ""
 
     @property
     def name(self) -> str:

@@ -139,7 +139,8 @@ class SurveyRepository:
             response_id=row.response_id, survey_id=row.survey_id, survey_version=row.survey_version,
             customer_id=row.customer_id, channel=row.channel, subject=row.subject, answers=answers, kind=row.kind,
             score=row.score, nps_category=row.nps_category, submitted_at=row.submitted_at,
-            language_code=row.language_code, branch_id=row.branch_id, touchpoint=row.touchpoint)
+            language_code=row.language_code, branch_id=row.branch_id, touchpoint=row.touchpoint,
+            product=row.product)
 
     async def insert_response(self, uow: UnitOfWork, response: SurveyResponse) -> bool:
         """False when the customer already answered the survey about the same subject."""
@@ -149,6 +150,7 @@ class SurveyRepository:
             answers_sealed=self._seal(response), key_id=self._keys.active_key_id, kind=response.kind,
             score=response.score, nps_category=response.nps_category, language_code=response.language_code,
             branch_id=response.branch_id, touchpoint=response.touchpoint, submitted_at=response.submitted_at,
+            product=response.product,
         ).on_conflict_do_nothing().returning(r.c.response_id)
         if (await uow.execute(statement)).first() is None:
             return False

@@ -223,6 +223,7 @@ def validate_response(draft: ResponseDraft, survey: Survey, v: Violations) -> in
         v.check(bool(LANGUAGE.fullmatch(draft.language_code)), f"{f}.language_code", "must be a BCP-47 language tag")
     v.max_length(draft.branch_id, f"{f}.branch_id", complaint_rules.MAX_BRANCH_ID)
     v.text(draft.branch_id, f"{f}.branch_id")
+    complaint_rules.validate_product(draft.product, f"{f}.product", v)
     return _validate_answers(draft.answers, survey, v)
 
 
@@ -280,7 +281,7 @@ def new_response(draft: ResponseDraft, survey: Survey, *, response_id: str, scor
         customer_id=complaint_rules.customer_id_of(draft.customer) or "", channel=draft.channel,
         subject=draft.subject, answers=answers, kind=survey.kind, score=score,
         nps_category=nps_category(survey.kind, score), submitted_at=now, language_code=draft.language_code,
-        branch_id=draft.branch_id, touchpoint=survey.touchpoint)
+        branch_id=draft.branch_id, touchpoint=survey.touchpoint, product=draft.product)
 
 
 def validate_response_filter(query: ResponseFilter, *, page_size: int, v: Violations) -> None:

@@ -61,6 +61,7 @@ survey_response = sa.Table(
     sa.Column("language_code", sa.Text, nullable=False, server_default=""),
     sa.Column("branch_id", sa.Text, nullable=False, server_default=""),
     sa.Column("touchpoint", sa.Text, nullable=False, server_default=""),
+    sa.Column("product", sa.Text, nullable=False, server_default=""),
     sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
     # One response per customer, survey and subject (anonymous responses are not linked).
     sa.Index("uq_survey_response_customer_subject", "survey_id", "customer_id", "subject", unique=True,
