@@ -161,6 +161,7 @@ NOW = datetime.now(UTC)
         ({"description": "x" * 4001}, "complaint.description"),
         ({"category": 99}, "complaint.category"),
         ({"subcategory": "Annual Fee"}, "complaint.subcategory"),
+        ({"product": "Credit Card"}, "complaint.product"),
         ({"priority": 9}, "complaint.priority"),
         ({"branch_id": "B" * 33}, "complaint.branch_id"),
         ({"related_resources": [f"campaigns/c{i}" for i in range(11)]}, "complaint.related_resources"),
