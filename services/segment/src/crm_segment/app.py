@@ -12,7 +12,8 @@ from crm_segment.api import membership_messages, segment_messages
 from crm_segment.api.access import ACCESS, SERVICE
 from crm_segment.api.operation_rpcs import KINDS
 from crm_segment.api.segment_servicer import SegmentServicer
-from crm_segment.features.follower import ProfileFollower, ServiceToken
+from crm_segment.features import follower as profile_follower
+from crm_segment.features.rebuild import FeatureRebuild
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
 from crm_segment.membership.service import Membership
@@ -58,7 +59,7 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     membership = Membership(db=runtime.db, segments=SegmentRepository(), operations=operations, runner=runner,
                             idempotency=idempotency, page_tokens=page_tokens,
                             result_message=membership_messages.materialised_to_proto)
-    follow_profile(runtime)
+    follow_profile(runtime, operations=operations, runner=runner)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
     servicer = SegmentServicer(db=runtime.db, segments=segments, membership=membership,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
@@ -83,21 +84,25 @@ def build_operations(runtime: Runtime[SegmentSettings], page_tokens: PageTokens)
     return operations, runner
 
 
-def follow_profile(runtime: Runtime[SegmentSettings]) -> None:
-    """The feature read model follows profile's feed in the background; closed with the service."""
+def follow_profile(runtime: Runtime[SegmentSettings], *, operations: Operations, runner: OperationRunner) -> None:
+    """The feature read model follows profile's feed in the background; closed with the service.
+    An expired cursor starts its rebuild from profile's List RPCs as an operation."""
     settings = runtime.settings
     if not settings.profile_target:
         return
-    model = FeatureReadModel(repository=FeatureRepository())
+    repository = FeatureRepository()
+    model = FeatureReadModel(repository=repository)
+    rebuild = FeatureRebuild(db=runtime.db, model=model, repository=repository, operations=operations, runner=runner)
     realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
                                   change_message=membership_messages.change_to_proto)
-    follower = ProfileFollower(db=runtime.db, model=model, target=settings.profile_target,
-                               deadline_seconds=settings.peer_deadline_seconds, token_source=ServiceToken(settings),
-                               tls_ca_file=settings.tls_ca_file,
-                               max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
-                               after_apply=realtime.evaluate)
+    follower = profile_follower.follow_profile(
+        db=runtime.db, model=model, settings=settings, target=settings.profile_target,
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
+        after_apply=realtime.evaluate, on_expired=rebuild.start)
+    rebuild.follower = follower
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
+    runtime.add_health_details(profile_follower.ModelDetails(db=runtime.db, model=model))
     follower.start()
 
 
