@@ -26,6 +26,8 @@ FEEDBACK_SETTINGS = {
     "feed_poll_seconds": 0.05,
     # Tests drive the SLA clock worker themselves (test_sla_clocks.py), on a database of their own.
     "sla_clock_seconds": 0,
+    # No customer read model: complaints for any customer are accepted (tests/test_feedback_customers.py checks it).
+    "profile_target": "",
 }
 
 feedback_database, feedback_service, feedback = service_fixtures(

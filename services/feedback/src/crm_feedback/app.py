@@ -20,6 +20,8 @@ from crm_feedback.complaints.model import Complaint, Step
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.service import Complaints
+from crm_feedback.customers import follower as customer_follower
+from crm_feedback.customers.follower import CustomerDirectory
 from crm_feedback.kpis.repository import KpiRepository
 from crm_feedback.kpis.service import FeedbackKpis
 from crm_feedback.sla import rules as sla_rules
@@ -66,6 +68,11 @@ class FeedbackSettings(GrpcServiceSettings):
     # deployment may run it on some replicas only: any number of them is safe).
     sla_clock_seconds: float = Field(default=15.0, ge=0, le=3600, validation_alias="CRM_FEEDBACK_SLA_CLOCK_SECONDS")
     sla_clock_batch: int = Field(default=100, ge=1, le=10_000, validation_alias="CRM_FEEDBACK_SLA_CLOCK_BATCH")
+    # Profile's address: its change feed fills the customer read model that FileComplaint checks
+    # (customers/rules.py: unknown customers refused while the model is current); empty: no check.
+    profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_FEEDBACK_PROFILE_TARGET")
+    profile_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
+                                                    validation_alias="CRM_FEEDBACK_PROFILE_FEED_MAX_BACKOFF_SECONDS")
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackSettings:
@@ -114,7 +121,7 @@ class Parts:
     kpis: FeedbackKpis
 
 
-def assemble(runtime: Runtime[FeedbackSettings]) -> Parts:
+def assemble(runtime: Runtime[FeedbackSettings], *, customers: CustomerDirectory | None = None) -> Parts:
     settings = runtime.settings
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
@@ -130,7 +137,7 @@ def assemble(runtime: Runtime[FeedbackSettings]) -> Parts:
         repository=ComplaintRepository(DescriptionVault(settings.key_ring())), outbox=outbox,
         idempotency=idempotency, audit=audit, page_tokens=page_tokens, sla_policies=sla_policies,
         feed_payload=feed_payload, step_payload=step_payload, breach_payload=sla_messages.breach_to_proto,
-        clocks=clocks, clock=runtime.clock,
+        clocks=clocks, customers=customers, clock=runtime.clock,
     )
     sla_breaches = SlaBreaches(clocks=clocks, page_tokens=page_tokens, clock=runtime.clock)
     surveys = Surveys(repository=SurveyRepository(settings.key_ring()), outbox=outbox, idempotency=idempotency,
@@ -149,7 +156,16 @@ def sla_clock_worker(runtime: Runtime[FeedbackSettings], parts: Parts) -> SlaClo
 
 async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     settings = runtime.settings
-    parts = assemble(runtime)
+    follower = None
+    if settings.profile_target:
+        follower = customer_follower.follow_profile(
+            db=runtime.db, settings=settings, target=settings.profile_target,
+            deadline_seconds=settings.peer_deadline_seconds,
+            max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+        runtime.on_close(follower.close)
+        runtime.add_health_details(follower.details)
+        follower.start()
+    parts = assemble(runtime, customers=CustomerDirectory(follower))
     if settings.sla_clock_seconds:
         worker = sla_clock_worker(runtime, parts)
         worker.start()

@@ -23,6 +23,7 @@ from crm_feedback.complaints.model import (
 )
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.workflow import Change, ComplaintPatch, NoteDraft, ResolutionDraft
+from crm_feedback.customers.follower import CustomerDirectory
 from crm_feedback.sla import rules as sla_rules
 from crm_feedback.sla.clock_repository import SlaClockRepository
 from crm_feedback.sla.clocks import Breach
@@ -37,10 +38,13 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
+from crmkit.logs import get_logger
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose, check_purpose
 from crmkit.validation import Violations
+
+log = get_logger("crm.feedback.complaints")
 
 # Turn a stored complaint (and a workflow step) into change-feed payloads (masked messages);
 # supplied by the API layer so this module stays free of generated protos.
@@ -58,7 +62,7 @@ class Complaints:
         self, *, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, sla_policies: SlaPolicies, feed_payload: FeedPayload,
         step_payload: StepPayload, breach_payload: BreachPayload, clocks: SlaClockRepository,
-        clock: Clock = utc_now,
+        customers: CustomerDirectory | None = None, clock: Clock = utc_now,
     ) -> None:
         self._repository = repository
         self._outbox = outbox
@@ -70,6 +74,7 @@ class Complaints:
         self._step_payload = step_payload
         self._breach_payload = breach_payload
         self._clocks = clocks
+        self._customers = customers or CustomerDirectory(None)
         self._clock = clock
 
     async def file(self, *, uow: UnitOfWork, draft: ComplaintDraft, request_id: str, request: Message,
@@ -89,6 +94,8 @@ class Complaints:
             resource_name=complaint.name, replay=lambda name: self._replay(uow=uow, name=name))
         if replayed is not None:
             return rules.view_for(actor, replayed, now=now)
+        if not await self._customers.verify(uow, complaint.customer_id):
+            log.info("complaint_customer_unverified", complaint_id=complaint.complaint_id)
         filed = await self._repository.insert(uow, complaint)
         await self._repository.insert_step(uow, filed.complaint_id, Step(
             action=Action.FILED, from_status=Status.OPEN, to_status=Status.OPEN, actor=actor.subject, occurred_at=now))
