@@ -8,6 +8,8 @@ Create Date: 2026-12-07 15:00:00
 import sqlalchemy as sa
 from alembic import op
 
+from crmkit import kit_schema
+
 revision = '0011'
 down_revision = '0010'
 branch_labels = None
@@ -15,13 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('feed_cursor',
-    sa.Column('feed', sa.Text(), nullable=False),
-    sa.Column('cursor', sa.Text(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('event_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('feed', name=op.f('pk_feed_cursor')),
-    )
+    kit_schema.create_feed_cursor_table()
     op.create_table('known_customer',
     sa.Column('customer_id', sa.Text(), nullable=False),
     sa.Column('state', sa.SmallInteger(), nullable=False),
@@ -34,4 +30,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('known_customer')
-    op.drop_table('feed_cursor')
+    kit_schema.drop_feed_cursor_table()
