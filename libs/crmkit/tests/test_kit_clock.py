@@ -18,4 +18,4 @@ def test_a_manual_clock_moves_only_forward_and_only_when_told() -> None:
     with pytest.raises(ValueError, match="forward"):
         clock.set(start)
     with pytest.raises(ValueError, match="timezone-aware"):
-        ManualClock(datetime(2026, 12, 7))  # noqa: DTZ001 - the naive start it refuses
+        ManualClock(datetime(2026, 12, 7))
