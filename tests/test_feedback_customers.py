@@ -54,7 +54,7 @@ async def test_complaints_for_unknown_customers_are_refused_once_the_model_follo
     try:
         async with running_service(FEEDBACK, database_url=feedback_url, sla_clock_seconds=0,
                                    profile_target=f"127.0.0.1:{profile_port}",
-                                   profile_feed_max_backoff_seconds=0.2) as (channel, feedback_runtime):
+                                   peer_feed_max_backoff_seconds=0.2) as (channel, feedback_runtime):
             stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
             # Nothing received from profile yet: the model cannot say who exists, so it accepts.
             early = await file(stub, "customers/NOSUCH000")

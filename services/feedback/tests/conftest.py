@@ -28,6 +28,7 @@ FEEDBACK_SETTINGS = {
     "sla_clock_seconds": 0,
     # No customer read model: complaints for any customer are accepted (tests/test_feedback_customers.py checks it).
     "profile_target": "",
+    "segment_target": "",
 }
 
 feedback_database, feedback_service, feedback = service_fixtures(

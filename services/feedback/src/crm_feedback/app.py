@@ -21,7 +21,9 @@ from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.service import Complaints
 from crm_feedback.customers import follower as customer_follower
+from crm_feedback.customers import tiers as tier_follower
 from crm_feedback.customers.follower import CustomerDirectory
+from crm_feedback.customers.tiers import TierStandards
 from crm_feedback.kpis.repository import KpiRepository
 from crm_feedback.kpis.service import FeedbackKpis
 from crm_feedback.sla import rules as sla_rules
@@ -71,8 +73,11 @@ class FeedbackSettings(GrpcServiceSettings):
     # Profile's address: its change feed fills the customer read model that FileComplaint checks
     # (customers/rules.py: unknown customers refused while the model is current); empty: no check.
     profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_FEEDBACK_PROFILE_TARGET")
-    profile_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
-                                                    validation_alias="CRM_FEEDBACK_PROFILE_FEED_MAX_BACKOFF_SECONDS")
+    peer_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
+                                                 validation_alias="CRM_FEEDBACK_PEER_FEED_MAX_BACKOFF_SECONDS")
+    # Segment's address: its change feed fills the value-tier read models whose response times
+    # tighten respond deadlines (customers/tiers.py); empty: policies alone.
+    segment_target: str = Field(default="127.0.0.1:50052", validation_alias="CRM_FEEDBACK_SEGMENT_TARGET")
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackSettings:
@@ -121,7 +126,8 @@ class Parts:
     kpis: FeedbackKpis
 
 
-def assemble(runtime: Runtime[FeedbackSettings], *, customers: CustomerDirectory | None = None) -> Parts:
+def assemble(runtime: Runtime[FeedbackSettings], *, customers: CustomerDirectory | None = None,
+             tiers: TierStandards | None = None) -> Parts:
     settings = runtime.settings
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
@@ -137,7 +143,7 @@ def assemble(runtime: Runtime[FeedbackSettings], *, customers: CustomerDirectory
         repository=ComplaintRepository(DescriptionVault(settings.key_ring())), outbox=outbox,
         idempotency=idempotency, audit=audit, page_tokens=page_tokens, sla_policies=sla_policies,
         feed_payload=feed_payload, step_payload=step_payload, breach_payload=sla_messages.breach_to_proto,
-        clocks=clocks, customers=customers, clock=runtime.clock,
+        clocks=clocks, customers=customers, tiers=tiers, clock=runtime.clock,
     )
     sla_breaches = SlaBreaches(clocks=clocks, page_tokens=page_tokens, clock=runtime.clock)
     surveys = Surveys(repository=SurveyRepository(settings.key_ring()), outbox=outbox, idempotency=idempotency,
@@ -161,11 +167,21 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
         follower = customer_follower.follow_profile(
             db=runtime.db, settings=settings, target=settings.profile_target,
             deadline_seconds=settings.peer_deadline_seconds,
-            max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+            max_backoff_seconds=settings.peer_feed_max_backoff_seconds)
         runtime.on_close(follower.close)
         runtime.add_health_details(follower.details)
         follower.start()
-    parts = assemble(runtime, customers=CustomerDirectory(follower))
+    tiers = None
+    if settings.segment_target:
+        segment = tier_follower.follow_segment(
+            db=runtime.db, settings=settings, target=settings.segment_target,
+            deadline_seconds=settings.peer_deadline_seconds,
+            max_backoff_seconds=settings.peer_feed_max_backoff_seconds)
+        runtime.on_close(segment.close)
+        runtime.add_health_details(segment.details)
+        segment.start()
+        tiers = TierStandards()
+    parts = assemble(runtime, customers=CustomerDirectory(follower), tiers=tiers)
     if settings.sla_clock_seconds:
         worker = sla_clock_worker(runtime, parts)
         worker.start()

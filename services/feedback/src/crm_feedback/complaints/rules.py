@@ -147,6 +147,7 @@ def triage_of(draft: ComplaintDraft) -> tuple[int, int]:
 
 def new_complaint(
     draft: ComplaintDraft, *, complaint_id: str, filer: str, now: datetime, policy: sla_rules.SlaPolicy,
+    tier_respond: timedelta | None = None,
 ) -> Complaint:
     """The complaint a valid draft files: defaults applied, clocks started at receipt.
 
@@ -154,7 +155,8 @@ def new_complaint(
     contract prescribes for a low-confidence classification).
     """
     received_at = draft.receive_time or now
-    deadlines = sla_rules.deadlines(policy, received_at=received_at)
+    deadlines = sla_rules.with_tier(sla_rules.deadlines(policy, received_at=received_at), policy,
+                                    received_at=received_at, tier_respond=tier_respond)
     return Complaint(
         complaint_id=complaint_id,
         customer_id=customer_id_of(draft.customer) or "",

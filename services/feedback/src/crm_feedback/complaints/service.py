@@ -24,6 +24,7 @@ from crm_feedback.complaints.model import (
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.workflow import Change, ComplaintPatch, NoteDraft, ResolutionDraft
 from crm_feedback.customers.follower import CustomerDirectory
+from crm_feedback.customers.tiers import TierStandards
 from crm_feedback.sla import rules as sla_rules
 from crm_feedback.sla.clock_repository import SlaClockRepository
 from crm_feedback.sla.clocks import Breach
@@ -62,7 +63,7 @@ class Complaints:
         self, *, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, sla_policies: SlaPolicies, feed_payload: FeedPayload,
         step_payload: StepPayload, breach_payload: BreachPayload, clocks: SlaClockRepository,
-        customers: CustomerDirectory | None = None, clock: Clock = utc_now,
+        customers: CustomerDirectory | None = None, tiers: TierStandards | None = None, clock: Clock = utc_now,
     ) -> None:
         self._repository = repository
         self._outbox = outbox
@@ -75,6 +76,7 @@ class Complaints:
         self._breach_payload = breach_payload
         self._clocks = clocks
         self._customers = customers or CustomerDirectory(None)
+        self._tiers = tiers
         self._clock = clock
 
     async def file(self, *, uow: UnitOfWork, draft: ComplaintDraft, request_id: str, request: Message,
@@ -86,9 +88,11 @@ class Complaints:
         assert key is not None  # request_key added a violation otherwise
         number = await self._repository.next_number(uow)
         choose = await self._sla_policies.select(uow=uow)
+        tier_respond = (await self._tiers.respond_within(uow, rules.customer_id_of(draft.customer) or "")
+                        if self._tiers is not None else None)
         complaint = rules.new_complaint(draft, complaint_id=rules.complaint_id_for(number, now),
                                        filer=actor.subject, now=now,
-                                       policy=choose(*rules.triage_of(draft)))
+                                       policy=choose(*rules.triage_of(draft)), tier_respond=tier_respond)
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=key, request=request, method="FileComplaint",
             resource_name=complaint.name, replay=lambda name: self._replay(uow=uow, name=name))

@@ -21,3 +21,21 @@ known_customer = sa.Table(
     # When the event that wrote the row happened at profile.
     sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Each customer's value tier (ValueTier number), from segment's feed.
+customer_tier = sa.Table(
+    "customer_tier",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("value_tier", sa.SmallInteger, nullable=False),
+    sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Each value tier's complaint response time (ServiceStandard.max_response_time); null: none set.
+tier_standard = sa.Table(
+    "tier_standard",
+    metadata,
+    sa.Column("value_tier", sa.SmallInteger, primary_key=True),
+    sa.Column("max_response_seconds", sa.Integer),
+    sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -172,6 +172,18 @@ def deadlines(policy: SlaPolicy, *, received_at: datetime) -> Deadlines:
     return Deadlines(respond_by, resolve_by, respond_escalate_at, resolve_escalate_at)
 
 
+def with_tier(d: Deadlines, policy: SlaPolicy, *, received_at: datetime,
+              tier_respond: timedelta | None) -> Deadlines:
+    """The stricter respond deadline wins: the policy's, or the one the customer's value tier
+    promises (segment's `ServiceStandard.max_response_time`, elapsed time). A tier deadline that
+    wins brings its own early-escalation point at the policy's share."""
+    if tier_respond is None or received_at + tier_respond >= d.respond_by:
+        return d
+    share = policy.pre_breach_escalation_share
+    return dataclasses.replace(d, respond_by=received_at + tier_respond,
+                               respond_escalate_at=received_at + tier_respond * share if share else None)
+
+
 def due_events(clocks: Iterable[RunningClock], *, now: datetime) -> list[Due]:
     """What the worker does now to a complaint's running clocks: a clock past its deadline breaches
     (its early escalation, if not done, is folded into the breach); a clock past its escalation
