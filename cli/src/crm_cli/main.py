@@ -10,6 +10,7 @@ from crm_cli.commands.health import health
 from crm_cli.commands.imports import import_group
 from crm_cli.commands.operations import operations_group
 from crm_cli.commands.run import run
+from crm_cli.commands.segments import segments_group
 from crm_cli.commands.token import token
 
 
@@ -26,6 +27,7 @@ cli.add_command(customers)
 cli.add_command(import_group)
 cli.add_command(operations_group)
 cli.add_command(demo_group)
+cli.add_command(segments_group)
 
 
 def main() -> None:
