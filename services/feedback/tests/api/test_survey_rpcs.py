@@ -11,7 +11,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crm.common.v1 import audit_pb2, change_event_pb2
-from crm.feedback.v1 import channel_pb2, survey_pb2
+from crm.feedback.v1 import channel_pb2, complaint_pb2, survey_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crmkit.auth import Role
 from crmkit.testing import bearer, change_feed, error_info, field_violations, next_events, row_counts, tail_cursor
@@ -62,7 +62,7 @@ def answers(score: int | None = 3, text: str | None = "Nobody called me back.", 
 
 def response(**overrides: Any) -> survey_pb2.SurveyResponse:
     fields: dict[str, Any] = {"customer": f"customers/C{uuid.uuid4().hex[:10].upper()}", "channel": APP_CHANNEL,
-                              "subject": "complaints/CMP-20261207-000001", "answers": answers(),
+                              "subject": f"campaigns/c-{uuid.uuid4().hex[:8]}", "answers": answers(),
                               "branch_id": "BJ-001", "language_code": "en"}
     fields.update(overrides)
     return survey_pb2.SurveyResponse(**fields)
@@ -329,3 +329,30 @@ async def test_roles_survey_design_is_for_admins(feedback: Any) -> None:
     denied_list = await refused(feedback.ListSurveyResponses(pb.ListSurveyResponsesRequest(
         parent=made.name, audit=PURPOSE), metadata=APP))
     assert denied_list.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_complaint_filed_resolved_then_answered_in_a_satisfaction_survey(feedback: Any,
+                                                                                 new_complaint: Any) -> None:
+    """The journey the feed's consumers see: filed, resolved, then the customer's survey answer
+    about that complaint (a detractor here), each on feedback's feed."""
+    open_feed = change_feed(feedback, pb.WatchChangesRequest, FEED)
+    cursor = await tail_cursor(open_feed)
+    filed = (await feedback.FileComplaint(pb.FileComplaintRequest(
+        complaint=new_complaint(), request_id=str(uuid.uuid4())), metadata=RM)).complaint
+    resolution = complaint_pb2.ComplaintResolution(outcome=complaint_pb2.RESOLUTION_OUTCOME_UPHELD,
+                                                   summary="Fee refunded.")
+    await feedback.ResolveComplaint(pb.ResolveComplaintRequest(name=filed.name, resolution=resolution), metadata=RM)
+    followup = await create(feedback, survey(touchpoint="complaint_resolved"))
+    answer = await submit(feedback, followup.name, response(customer=filed.customer, subject=filed.name,
+                                                            answers=answers(score=2)))
+    events = await next_events(open_feed, cursor, 1000, seconds=2)
+    about = [(e.resource_type, e.change_type) for e in events if e.resource_name in (filed.name, answer.name)]
+    assert about == [
+        ("crm.feedback.v1.Complaint", change_event_pb2.CHANGE_TYPE_CREATED),
+        ("crm.feedback.v1.Complaint", change_event_pb2.CHANGE_TYPE_EVENT),
+        ("crm.feedback.v1.SurveyResponse", change_event_pb2.CHANGE_TYPE_CREATED),
+    ]
+    listed = (await feedback.ListSurveyResponses(pb.ListSurveyResponsesRequest(
+        parent="surveys/-", subject=filed.name, audit=PURPOSE), metadata=RM)).responses
+    assert [r.name for r in listed] == [answer.name], "the RM who filed the complaint sees the answer about it"
+    assert listed[0].nps_category == survey_pb2.NPS_CATEGORY_DETRACTOR
