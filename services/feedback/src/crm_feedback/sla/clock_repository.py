@@ -57,6 +57,8 @@ class SlaClockRepository:
         await uow.execute(insert.on_conflict_do_update(
             index_elements=[t.c.complaint_id, t.c.clock, t.c.cycle],
             set_={name: insert.excluded[name] for name in changing}, where=t.c.stopped_at.is_(None)))
+        if all(s.stopped_at is None for s in states):
+            return []  # nothing stopped, so nothing stopped late (a filing, most re-triages)
         late = (sa.update(t)
                 .where(t.c.complaint_id == states[0].complaint_id, t.c.breached_at.is_(None),
                        t.c.stopped_at > t.c.due_at)
