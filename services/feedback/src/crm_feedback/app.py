@@ -186,6 +186,7 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
         worker = sla_clock_worker(runtime, parts)
         worker.start()
         runtime.on_close(worker.close)
+        runtime.add_health_details(worker.details)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.

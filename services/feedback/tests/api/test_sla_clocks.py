@@ -17,20 +17,24 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.type import date_pb2, dayofweek_pb2, interval_pb2, timeofday_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2
-from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, sla_pb2
+from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, feedback_service_pb2_grpc, sla_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
+from crm_feedback.app import SPEC
 from crmkit.auth import Role
+from crmkit.clock import ManualClock
 from crmkit.testing import (
     bearer,
     change_feed,
     eventually,
     field_violations,
+    migrated_database,
     next_events,
     row_counts,
+    running_service,
     tail_cursor,
 )
 
-from ..conftest import Clocked, make_complaint
+from ..conftest import FEEDBACK_SETTINGS, Clocked, make_complaint
 
 ADMIN = bearer(Role.ADMIN, subject="admin-1")
 RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-007")
@@ -208,6 +212,8 @@ async def test_two_replicas_racing_escalate_each_complaint_once(clocked: Clocked
     finally:
         await one.close()
         await two.close()
+    assert (await one.details())["sla_clock_last_round"] == clock().isoformat()
+    assert (await two.details())["sla_clock_failing"] is False
     final = [await get(stub, c.name) for c in filed]
     assert [len(c.escalations) for c in final] == [2] * len(filed)
     breaches = (await stub.ListSlaBreaches(pb.ListSlaBreachesRequest(
@@ -348,3 +354,20 @@ async def test_breach_rpcs_need_a_reading_role(feedback: Any) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await feedback.ListSlaBreaches(pb.ListSlaBreachesRequest(), metadata=bearer(Role.CHANNEL_APP))
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_the_service_runs_its_clock_worker_in_the_background(database_factory: Any) -> None:
+    url = await migrated_database(database_factory, SPEC)
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    settings = {**FEEDBACK_SETTINGS, "sla_clock_seconds": 0.05}
+    async with running_service(SPEC, database_url=url, clock=clock, **settings) as (channel, runtime):
+        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+        complaint = await file(stub)
+        clock.advance(timedelta(hours=49))  # past the default policy's 48 h
+
+        async def breaches() -> list[Any]:
+            return list((await stub.ListSlaBreaches(pb.ListSlaBreachesRequest(), metadata=ADMIN)).sla_breaches)
+        found = await eventually(breaches, until=lambda b: len(b) == 2, what="both clocks recorded as breached")
+        assert {b.complaint for b in found} == {complaint.name}
+        details = await runtime.collect_health_details()
+        assert details["sla_clock_last_round"] and details["sla_clock_failing"] is False

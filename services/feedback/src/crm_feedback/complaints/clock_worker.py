@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 
 from crm_feedback.complaints.service import Complaints
 from crmkit.clock import Clock
@@ -32,6 +33,13 @@ class SlaClockWorker:
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
+        self.last_round_at: datetime | None = None  # the clock's now at the last round that completed
+        self.failing = False
+
+    async def details(self) -> dict[str, object]:
+        """Health details: when the clock worker last completed a round, and whether it is failing."""
+        return {"sla_clock_last_round": self.last_round_at.isoformat() if self.last_round_at else "",
+                "sla_clock_failing": self.failing}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sla-clock")
@@ -47,6 +55,7 @@ class SlaClockWorker:
         now = self._clock()
         async with self._db.unit_of_work() as uow:
             taken = await self._complaints.run_clocks(uow=uow, now=now, limit=self._batch_size)
+        self.last_round_at, self.failing = now, False
         if taken:
             log.info("sla_clock_round", complaints=taken)
         return taken
@@ -59,6 +68,6 @@ class SlaClockWorker:
                 raise
             except Exception as exc:  # the database may be briefly unreachable: the events stay due
                 log.warning("sla_clock_round_failed", error_type=type(exc).__name__)
-                full = False
+                self.failing, full = True, False
             if not full:
                 await asyncio.sleep(self._poll_seconds)
