@@ -22,7 +22,7 @@ from crmkit.validation import Violations
 
 DEFAULT_POLICY_ID = "default"
 ANY = 0  # category or priority "unspecified": the policy applies to every value
-# Clock modes (SlaClockMode): only elapsed time is served; a business calendar comes later.
+# Clock modes (SlaClockMode): elapsed time, or working time of the policy's business calendar.
 CLOCK_ELAPSED = 1
 CLOCK_BUSINESS_CALENDAR = 2
 CATEGORIES = range(0, 14)  # ComplaintCategory, 0 = any
