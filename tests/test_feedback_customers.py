@@ -12,7 +12,9 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from google.protobuf import field_mask_pb2
 
+from crm.common.v1 import audit_pb2
 from crm.feedback.v1 import channel_pb2, complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
@@ -24,6 +26,7 @@ from crmkit.testing import TEST_JWT_SECRET, bearer, error_info, eventually, migr
 
 ADMIN = bearer(Role.ADMIN, subject="admin-1")
 RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-1")
+PURPOSE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_COMPLAINT, justification="CASE-1")
 
 
 def profile_secrets() -> dict[str, str]:
@@ -65,7 +68,8 @@ async def test_complaints_for_unknown_customers_are_refused_once_the_model_follo
                 profile = profile_service_pb2_grpc.ProfileServiceStub(profile_channel)
                 await profile.CreateCustomer(profile_service_pb2.CreateCustomerRequest(
                     customer=customer_pb2.Customer(customer_id=customer_id, full_name="Wang Fang", branch_id="br-1",
-                                                   customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL),
+                                                   customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL,
+                                                   relationship_manager_id="rm-owner"),
                     request_id=str(uuid.uuid4())), metadata=ADMIN)
 
             async def known() -> int:
@@ -77,6 +81,37 @@ async def test_complaints_for_unknown_customers_are_refused_once_the_model_follo
 
             filed = await file(stub, f"customers/{customer_id}")
             assert filed.status == complaint_pb2.COMPLAINT_STATUS_OPEN
+            # The customer's own manager works it (their book), another manager may not.
+            owner = (await stub.GetComplaint(pb.GetComplaintRequest(name=filed.name, audit=PURPOSE),
+                                             metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-owner"))).complaint
+            assert owner.name == filed.name
+            listed = (await stub.ListComplaints(pb.ListComplaintsRequest(audit=PURPOSE), metadata=bearer(
+                Role.RELATIONSHIP_MANAGER, subject="rm-owner"))).complaints
+            assert [c.name for c in listed] == [filed.name]
+            with pytest.raises(grpc.aio.AioRpcError) as outside:
+                await stub.GetComplaint(pb.GetComplaintRequest(name=filed.name, audit=PURPOSE),
+                                        metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-other"))
+            assert outside.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+            # Profile hands the customer to another manager: the complaint moves to their book.
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{profile_port}") as profile_channel:
+                await profile_service_pb2_grpc.ProfileServiceStub(profile_channel).UpdateCustomer(
+                    profile_service_pb2.UpdateCustomerRequest(
+                        customer=customer_pb2.Customer(name=f"customers/{customer_id}",
+                                                       relationship_manager_id="rm-new"),
+                        update_mask=field_mask_pb2.FieldMask(paths=["relationship_manager_id"]),
+                        audit=audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT,
+                                                     justification="book reassignment")), metadata=ADMIN)
+
+            async def new_manager_sees_it() -> bool:
+                try:
+                    await stub.GetComplaint(pb.GetComplaintRequest(name=filed.name, audit=PURPOSE),
+                                            metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-new"))
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+                    return False
+                return True
+            await eventually(new_manager_sees_it, what="the complaint in the new manager's book")
             before = await _complaints(feedback_runtime)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await file(stub, "customers/NOSUCH999")

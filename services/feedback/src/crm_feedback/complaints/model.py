@@ -201,6 +201,8 @@ class Complaint:
     reopen_count: int = 0
     closed_at: datetime | None = None
     product: str = ""
+    # The customer's relationship manager (from profile's feed); "" when unknown.
+    customer_manager: str = ""
     # Loaded only for the full view; the timeline is append-only rows of its own.
     notes: tuple[Note, ...] = ()
     history: tuple[Step, ...] = ()

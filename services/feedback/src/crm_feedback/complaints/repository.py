@@ -28,7 +28,7 @@ from crmkit.db import UnitOfWork
 _PLAIN_FIELDS = (
     "complaint_id", "customer_id", "channel", "category", "subcategory", "priority", "branch_id", "status",
     "assignee", "escalation_level", "received_at", "filer", "close_reason", "duplicate_of", "reopen_count",
-    "closed_at", "product",
+    "closed_at", "product", "customer_manager",
 )
 _RESOLUTION_SUMMARY = "resolution.summary"
 _STEP_FIELDS = ("action", "from_status", "to_status", "actor", "occurred_at", "assignee", "escalation_level",
@@ -58,6 +58,12 @@ _RUNNING_DEADLINE = sa.case(
 def _breached(deadline: sa.Column[Any], stopped_at: sa.Column[Any], now: datetime) -> sa.ColumnElement[bool]:
     """SQL twin of `sla.rules.is_breached`."""
     return sa.or_(sa.and_(stopped_at.is_(None), deadline <= now), stopped_at > deadline)
+
+
+def in_book(table: sa.Table, handler: str) -> sa.ColumnElement[bool]:
+    """SQL twin of `rules.check_case`: complaints the employee filed, is assigned, or whose
+    customer is in their book."""
+    return sa.or_(table.c.filer == handler, table.c.assignee == handler, table.c.customer_manager == handler)
 
 
 def _within(column: sa.ColumnElement[Any], interval: TimeRange) -> list[sa.ColumnElement[bool]]:
@@ -215,7 +221,7 @@ class ComplaintRepository:
     ) -> list[sa.ColumnElement[bool]]:
         conditions: list[sa.ColumnElement[bool]] = []
         if handler is not None:
-            conditions.append(sa.or_(t.c.filer == handler, t.c.assignee == handler))
+            conditions.append(in_book(t, handler))
         if customer_id:
             conditions.append(t.c.customer_id == customer_id)
         if query.statuses:

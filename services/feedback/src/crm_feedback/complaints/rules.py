@@ -217,14 +217,14 @@ def _validate_interval(interval: TimeRange, field: str, v: Violations) -> None:
 def check_case(principal: Principal, complaint: Complaint) -> None:
     """A relationship manager (with no broader role) works only the complaints of their book.
 
-    Profile decides the book by the customer's `relationship_manager_id` (customers/rules.check_book).
-    Feedback's read model of profile (`known_customer`) now carries that id, but the complaint does
-    not record the customer's manager yet, so a manager's book here is still the complaints they
-    filed or are assigned: narrower than the real book, never wider. It applies to every read and
-    every workflow step; a manager who hands a complaint they did not file to someone else (assign,
-    escalate) loses it from their book.
+    Profile decides the book by the customer's `relationship_manager_id` (customers/rules.check_book);
+    feedback learns it from profile's feed (`known_customer`) and keeps it on the complaint as
+    `customer_manager`. A manager's book is the complaints of their customers, plus those they
+    filed or are assigned. Without the read model (or before it knows the customer) only the latter:
+    narrower than the real book, never wider. It applies to every read and every workflow step.
     """
-    if principal.is_relationship_manager_only and principal.subject not in (complaint.filer, complaint.assignee):
+    allowed = (complaint.filer, complaint.assignee, complaint.customer_manager or complaint.filer)
+    if principal.is_relationship_manager_only and principal.subject not in allowed:
         raise PermissionDenied("complaint is outside the caller's book", reason="OUTSIDE_BOOK")
 
 

@@ -98,9 +98,10 @@ class Complaints:
             resource_name=complaint.name, replay=lambda name: self._replay(uow=uow, name=name))
         if replayed is not None:
             return rules.view_for(actor, replayed, now=now)
-        if not await self._customers.verify(uow, complaint.customer_id):
+        verified, manager = await self._customers.verify(uow, complaint.customer_id)
+        if not verified:
             log.info("complaint_customer_unverified", complaint_id=complaint.complaint_id)
-        filed = await self._repository.insert(uow, complaint)
+        filed = await self._repository.insert(uow, dataclasses.replace(complaint, customer_manager=manager))
         await self._repository.insert_step(uow, filed.complaint_id, Step(
             action=Action.FILED, from_status=Status.OPEN, to_status=Status.OPEN, actor=actor.subject, occurred_at=now))
         await append_audit(uow, audit_record, [AuditEntry(

@@ -23,6 +23,9 @@ complaint = sa.Table(
     sa.Column("description_sealed", sa.LargeBinary, nullable=False),
     sa.Column("branch_id", sa.Text, nullable=False, server_default=""),
     sa.Column("product", sa.Text, nullable=False, server_default=""),
+    # The customer's relationship manager as feedback's read model of profile knows it (kept
+    # current by the follower): the manager whose book the complaint is in.
+    sa.Column("customer_manager", sa.Text, nullable=False, server_default=""),
     sa.Column("related_resources", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("assignee", sa.Text, nullable=False, server_default=""),
@@ -63,6 +66,7 @@ complaint = sa.Table(
     sa.Index("ix_complaint_resolve_by", "resolve_by", "complaint_id"),
     sa.Index("ix_complaint_assignee", "assignee"),
     sa.Index("ix_complaint_filer", "filer"),
+    sa.Index("ix_complaint_customer_manager", "customer_manager"),
 )
 
 # Notes: numbered 1, 2, ... per complaint (under the complaint's row lock); the text is

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
+from crm_feedback.complaints.tables import complaint
 from crm_feedback.customers import rules
 from crm_feedback.customers.tables import feed_cursor, known_customer
 from crmkit.db import Database, UnitOfWork
@@ -45,6 +46,10 @@ async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
     statement = pg.insert(known_customer).values(customer_id=customer_id, **values)
     await connection.execute(statement.on_conflict_do_update(index_elements=[known_customer.c.customer_id],
                                                              set_=values))
+    manager = values["relationship_manager_id"]
+    await connection.execute(sa.update(complaint).where(complaint.c.customer_id == customer_id,
+                                                        complaint.c.customer_manager != manager)
+                             .values(customer_manager=manager))
     return True
 
 
@@ -63,14 +68,16 @@ class CustomerDirectory:
     def __init__(self, follower: PeerFeedFollower | None) -> None:
         self._follower = follower
 
-    async def verify(self, uow: UnitOfWork, customer_id: str) -> bool:
-        """True verified, False accepted unverified; raises when refused (`rules.verify`)."""
+    async def verify(self, uow: UnitOfWork, customer_id: str) -> tuple[bool, str]:
+        """(True verified / False accepted unverified, the customer's relationship manager or "");
+        raises when refused (`rules.verify`)."""
         if self._follower is None:
-            return rules.verify(customer_id, None, None)
+            return rules.verify(customer_id, None, None), ""
         row = (await uow.execute(sa.select(known_customer).where(known_customer.c.customer_id == customer_id))
                ).first()
         known = (rules.KnownCustomer(row.customer_id, row.state, row.merged_into, row.relationship_manager_id)
                  if row is not None else None)
         as_of = await uow.scalar(sa.select(feed_cursor.c.event_at).where(feed_cursor.c.feed == FEED))
         following = self._follower.consumer.connected.is_set() and not self._follower.expired
-        return rules.verify(customer_id, known, rules.ModelState(following=following, as_of=as_of))
+        verified = rules.verify(customer_id, known, rules.ModelState(following=following, as_of=as_of))
+        return verified, known.relationship_manager_id if known is not None else ""

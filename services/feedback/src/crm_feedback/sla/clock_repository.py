@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from crm_feedback.complaints.repository import in_book
 from crm_feedback.complaints.tables import complaint as c
 from crm_feedback.sla.clocks import Breach, BreachFilter, BreachSnapshot, ReportFilter, ReportRow
 from crm_feedback.sla.rules import ClockEvent, ClockState, Due, RunningClock, SlaClock
@@ -120,7 +121,7 @@ class SlaClockRepository:
         if query.running_only:
             conditions.append(t.c.stopped_at.is_(None))
         if handler is not None:
-            conditions.append(sa.or_(c.c.filer == handler, c.c.assignee == handler))
+            conditions.append(in_book(c, handler))
         if after is not None:
             key = sa.tuple_(t.c.due_at, t.c.complaint_id, t.c.clock, t.c.cycle)
             conditions.append(key < (datetime.fromisoformat(after[0]), after[1], after[2], after[3]))
@@ -142,7 +143,7 @@ class SlaClockRepository:
             if value:
                 conditions.append(column == value)
         if handler is not None:
-            conditions.append(sa.or_(c.c.filer == handler, c.c.assignee == handler))
+            conditions.append(in_book(c, handler))
         respond, resolve = t.c.clock == int(SlaClock.RESPOND), t.c.clock == int(SlaClock.RESOLVE)
         figures = [
             sa.func.count().filter(respond).label("respond_due"),

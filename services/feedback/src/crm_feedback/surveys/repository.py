@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from crm_feedback.complaints.repository import in_book
 from crm_feedback.complaints.tables import complaint
 from crm_feedback.surveys.model import (
     Answer,
@@ -188,10 +189,10 @@ class SurveyRepository:
         if query.subject:
             conditions.append(r.c.subject == query.subject)
         if handler is not None:
-            in_book = sa.select(complaint.c.complaint_id).where(
-                sa.or_(complaint.c.filer == handler, complaint.c.assignee == handler),
+            about_book = sa.select(complaint.c.complaint_id).where(
+                in_book(complaint, handler),
                 r.c.subject == sa.func.concat("complaints/", complaint.c.complaint_id))
-            conditions.append(sa.exists(in_book))
+            conditions.append(sa.exists(about_book))
         if after is not None:
             conditions.append(sa.tuple_(r.c.submitted_at, r.c.response_id)
                               < (datetime.fromisoformat(after[0]), after[1]))
