@@ -38,6 +38,9 @@ class RiskSettings(GrpcServiceSettings):
     # Cross-validation folds run after the held-out evaluation (0 skips it: each fold refits the
     # whole recipe).
     training_cv_folds: int = Field(default=5, ge=0, le=10, validation_alias="CRM_RISK_TRAINING_CV_FOLDS")
+    # Fairness report: a group whose selection rate (scored HIGH) is below this ratio of the best
+    # group's in its dimension is flagged (0.8: the four-fifths rule).
+    training_fairness_ratio: float = Field(default=0.8, gt=0, le=1, validation_alias="CRM_RISK_TRAINING_FAIRNESS_RATIO")
     training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_RISK_TRAINING_WORKERS")
 
 
@@ -56,7 +59,8 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     registry = ChurnRegistry(db=runtime.db, operations=operations, runner=runner,
                              idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=page_tokens,
                              training_dir=settings.training_dir, cv_folds=settings.training_cv_folds,
-                             spec_message=churn_model_messages.to_spec, model_message=churn_model_messages.to_proto)
+                             spec_message=churn_model_messages.to_spec, model_message=churn_model_messages.to_proto,
+                             outbox=Outbox(tables.outbox_event), fairness_ratio=settings.training_fairness_ratio)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
