@@ -195,7 +195,7 @@ class Outbox:
         """Events (resource name, change type, payload) in this order, all by `actor`."""
         if not changes:
             return
-        trace_id = _current_trace_id()
+        trace_id = current_trace_id()
         rows = []
         for resource_name, change_type, payload in changes:
             packed = any_pb2.Any()
@@ -388,6 +388,8 @@ def _to_event(row: sa.Row) -> change_event_pb2.ChangeEvent:
     )
 
 
-def _current_trace_id() -> str:
+def current_trace_id() -> str:
+    """The W3C trace id of the call being served (32 lower-case hex), or "" when not traced: what
+    outbox rows and other records of a decision carry."""
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -9,15 +10,20 @@ from pydantic import Field
 
 from crm.risk.v1 import risk_service_pb2_grpc
 from crm_risk import tables
+from crm_risk.alerting.escalator import AlertEscalator
+from crm_risk.alerting.model import Alert
+from crm_risk.alerting.service import Alerts
 from crm_risk.alerts.model import AlertRule
 from crm_risk.alerts.repository import AlertRuleRepository
 from crm_risk.alerts.service import AlertRules
-from crm_risk.api import alert_rule_messages, churn_model_messages
+from crm_risk.api import alert_messages, alert_rule_messages, churn_model_messages
 from crm_risk.api.access import ACCESS, SERVICE
 from crm_risk.api.operation_rpcs import KINDS
 from crm_risk.api.risk_servicer import RiskServicer
+from crm_risk.decisions.service import DecisionAudits
 from crm_risk.registry.service import ChurnRegistry
 from crmkit.app import Runtime, ServiceSpec
+from crmkit.clock import utc_now
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
@@ -41,11 +47,21 @@ class RiskSettings(GrpcServiceSettings):
     # Fairness report: a group whose selection rate (scored HIGH) is below this ratio of the best
     # group's in its dimension is flagged (0.8: the four-fifths rule).
     training_fairness_ratio: float = Field(default=0.8, gt=0, le=1, validation_alias="CRM_RISK_TRAINING_FAIRNESS_RATIO")
+    # How often the clock worker looks for alerts unanswered at their due time, seconds; 0 runs
+    # no worker (a deployment where another replica escalates, or tests driving it themselves).
+    alert_escalation_poll_seconds: float = Field(default=30, ge=0, le=3600,
+                                                 validation_alias="CRM_RISK_ALERT_ESCALATION_POLL_SECONDS")
+    # The bank's target share of alerts answered within their response SLA (the response report).
+    alert_response_target: float = Field(default=0.95, gt=0, le=1, validation_alias="CRM_RISK_ALERT_RESPONSE_TARGET")
     training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_RISK_TRAINING_WORKERS")
 
 
 def feed_payload(rule: AlertRule) -> Message:
     return alert_rule_messages.to_proto(rule)
+
+
+def alert_feed_payload(alert: Alert, now: datetime) -> Message:
+    return alert_messages.to_proto(alert, now)
 
 
 async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
@@ -61,11 +77,19 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
                              training_dir=settings.training_dir, cv_folds=settings.training_cv_folds,
                              spec_message=churn_model_messages.to_spec, model_message=churn_model_messages.to_proto,
                              outbox=Outbox(tables.outbox_event), fairness_ratio=settings.training_fairness_ratio)
+    decisions = DecisionAudits(page_tokens=page_tokens)
+    alerts = Alerts(outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key),
+                    page_tokens=page_tokens, decisions=decisions, feed_payload=alert_feed_payload, clock=utc_now,
+                    target_share=settings.alert_response_target)
+    if settings.alert_escalation_poll_seconds:
+        escalator = AlertEscalator(db=runtime.db, alerts=alerts, poll_seconds=settings.alert_escalation_poll_seconds)
+        escalator.start()
+        runtime.on_close(escalator.close)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                            operations=operations)
+                            operations=operations, alerts=alerts, decisions=decisions)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),

@@ -42,6 +42,7 @@ _RULES: dict[str, frozenset[Role]] = {
     "AssignAlert": OFFICERS,
     "ResolveAlert": OFFICERS,
     "DismissAlert": OFFICERS,
+    "GetAlertResponseReport": REPORT_READERS,
     # suitability
     "CheckSuitability": SUITABILITY_CHECKERS,
     "CheckSuitabilityBatch": SUITABILITY_CHECKERS,
