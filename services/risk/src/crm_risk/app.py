@@ -20,8 +20,10 @@ from crm_risk.api import alert_messages, alert_rule_messages, churn_model_messag
 from crm_risk.api.access import ACCESS, SERVICE
 from crm_risk.api.operation_rpcs import KINDS
 from crm_risk.api.risk_servicer import RiskServicer
+from crm_risk.customers.repository import CustomerRepository
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.suitability.service import Suitability
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.clock import utc_now
 from crmkit.idempotency import IdempotencyKeys
@@ -81,6 +83,7 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     alerts = Alerts(outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key),
                     page_tokens=page_tokens, decisions=decisions, feed_payload=alert_feed_payload, clock=utc_now,
                     target_share=settings.alert_response_target)
+    suitability = Suitability(customers=CustomerRepository(), decisions=decisions, clock=utc_now)
     if settings.alert_escalation_poll_seconds:
         escalator = AlertEscalator(db=runtime.db, alerts=alerts, poll_seconds=settings.alert_escalation_poll_seconds)
         escalator.start()
@@ -89,7 +92,8 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                            operations=operations, alerts=alerts, decisions=decisions)
+                            operations=operations, alerts=alerts, decisions=decisions,
+                            suitability=suitability)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),

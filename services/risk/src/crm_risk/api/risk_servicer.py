@@ -1,11 +1,9 @@
 """RiskService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
 The churn model registry's RPCs are in churn_model_rpcs.py, the alert workflow's in alert_rpcs.py,
-the operations' in operation_rpcs.py.
+suitability and the decision audit in suitability_rpcs.py, the operations' in operation_rpcs.py.
 RPCs not overridden here are not served yet: the generated base raises NotImplementedError,
 which the kit's interceptor answers with UNIMPLEMENTED. Each still has its rule in access.py.
-`CheckSuitability` waits for risk's read model of customers (fed by the profile change feed):
-its decision rules are in suitability/rules.py.
 """
 
 from __future__ import annotations
@@ -22,17 +20,20 @@ from crm_risk.api import alert_rule_messages
 from crm_risk.api.alert_rpcs import AlertRpcs
 from crm_risk.api.churn_model_rpcs import ChurnModelRpcs
 from crm_risk.api.operation_rpcs import OperationRpcs
+from crm_risk.api.suitability_rpcs import SuitabilityRpcs
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.suitability.service import Suitability
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.operations import Operations
 from crmkit.outbox import ChangeFeed
 
 
-class RiskServicer(ChurnModelRpcs, AlertRpcs, OperationRpcs, risk_service_pb2_grpc.RiskServiceServicer):
+class RiskServicer(ChurnModelRpcs, AlertRpcs, SuitabilityRpcs, OperationRpcs,
+                   risk_service_pb2_grpc.RiskServiceServicer):
     def __init__(self, *, db: Database, alert_rules: AlertRules, feed: ChangeFeed, registry: ChurnRegistry,
-                 operations: Operations, alerts: Alerts, decisions: DecisionAudits) -> None:
+                 operations: Operations, alerts: Alerts, decisions: DecisionAudits, suitability: Suitability) -> None:
         self._db = db
         self._alert_rules = alert_rules
         self._feed = feed
@@ -40,6 +41,7 @@ class RiskServicer(ChurnModelRpcs, AlertRpcs, OperationRpcs, risk_service_pb2_gr
         self._operations = operations
         self._alerts = alerts
         self._decisions = decisions
+        self._suitability = suitability
 
     async def CreateAlertRule(self, request: pb.CreateAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.CreateAlertRuleResponse:
