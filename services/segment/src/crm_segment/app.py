@@ -12,7 +12,7 @@ from crm_segment.api import membership_messages, segment_messages
 from crm_segment.api.access import ACCESS, SERVICE
 from crm_segment.api.operation_rpcs import KINDS
 from crm_segment.api.segment_servicer import SegmentServicer
-from crm_segment.features.follower import ProfileFollower, ServiceToken
+from crm_segment.features import follower as profile_follower
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
 from crm_segment.membership.service import Membership
@@ -91,13 +91,13 @@ def follow_profile(runtime: Runtime[SegmentSettings]) -> None:
     model = FeatureReadModel(repository=FeatureRepository())
     realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
                                   change_message=membership_messages.change_to_proto)
-    follower = ProfileFollower(db=runtime.db, model=model, target=settings.profile_target,
-                               deadline_seconds=settings.peer_deadline_seconds, token_source=ServiceToken(settings),
-                               tls_ca_file=settings.tls_ca_file,
-                               max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
-                               after_apply=realtime.evaluate)
+    follower = profile_follower.follow_profile(
+        db=runtime.db, model=model, settings=settings, target=settings.profile_target,
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
+        after_apply=realtime.evaluate)
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
+    runtime.add_health_details(profile_follower.ModelDetails(db=runtime.db, model=model))
     follower.start()
 
 
