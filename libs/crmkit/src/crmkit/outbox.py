@@ -364,6 +364,17 @@ def encode_cursor(position: Position) -> str:
     return f"{position.xid}.{position.seq}" if position != START else ""
 
 
+# A sequence number never reaches this, so xid * span + seq orders positions as (xid, seq) does.
+_SEQ_SPAN = 10**19
+
+
+def feed_order(cursor: str) -> int:
+    """An event cursor's position as one integer in feed order (NUMERIC in a table): what a read
+    model stores beside each part it writes, so only a newer event overwrites it."""
+    position = parse_cursor(cursor)
+    return position.xid * _SEQ_SPAN + position.seq
+
+
 def parse_cursor(cursor: str) -> Position:
     """The position a cursor names ("" is the start); INVALID_ARGUMENT on `after_cursor` for
     anything this feed never issued. A purely numeric cursor is taken as before the xid stamp."""

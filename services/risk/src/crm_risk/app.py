@@ -20,7 +20,10 @@ from crm_risk.api import alert_messages, alert_rule_messages, churn_model_messag
 from crm_risk.api.access import ACCESS, SERVICE
 from crm_risk.api.operation_rpcs import KINDS
 from crm_risk.api.risk_servicer import RiskServicer
+from crm_risk.customers import follower as customer_follower
 from crm_risk.customers.repository import CustomerRepository
+from crm_risk.customers.rules import AttributeNames
+from crm_risk.customers.service import CustomerReadModel
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.registry.service import ChurnRegistry
 from crm_risk.suitability.service import Suitability
@@ -55,6 +58,16 @@ class RiskSettings(GrpcServiceSettings):
                                                  validation_alias="CRM_RISK_ALERT_ESCALATION_POLL_SECONDS")
     # The bank's target share of alerts answered within their response SLA (the response report).
     alert_response_target: float = Field(default=0.95, gt=0, le=1, validation_alias="CRM_RISK_ALERT_RESPONSE_TARGET")
+    # Profile's address, whose change feed fills the customer read model; empty: follow no feed
+    # (risk alone, e.g. in its own tests). Calls get `peer_deadline_seconds`.
+    profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_RISK_PROFILE_TARGET")
+    profile_feed_max_backoff_seconds: float = Field(default=10, gt=0, le=300,
+                                                    validation_alias="CRM_RISK_PROFILE_FEED_MAX_BACKOFF_SECONDS")
+    # Profile custom attributes (ids) holding a customer's risk assessment expiry (DATE) and
+    # vulnerability flag (BOOL); empty: not read.
+    assessment_expiry_attribute: str = Field(default="risk_assessment_expires_on",
+                                             validation_alias="CRM_RISK_ASSESSMENT_EXPIRY_ATTRIBUTE")
+    vulnerable_attribute: str = Field(default="vulnerable_customer", validation_alias="CRM_RISK_VULNERABLE_ATTRIBUTE")
     training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_RISK_TRAINING_WORKERS")
 
 
@@ -88,6 +101,7 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
         escalator = AlertEscalator(db=runtime.db, alerts=alerts, poll_seconds=settings.alert_escalation_poll_seconds)
         escalator.start()
         runtime.on_close(escalator.close)
+    follow_profile(runtime)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
@@ -111,6 +125,22 @@ def build_operations(runtime: Runtime[RiskSettings], page_tokens: PageTokens) ->
     runner.start()
     runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
     return operations, runner
+
+
+def follow_profile(runtime: Runtime[RiskSettings]) -> None:
+    """The customer read model follows profile's feed in the background; closed with the service."""
+    settings = runtime.settings
+    if not settings.profile_target:
+        return
+    model = CustomerReadModel(repository=CustomerRepository(), attributes=AttributeNames(
+        assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute))
+    follower = customer_follower.follow_profile(
+        db=runtime.db, model=model, settings=settings, target=settings.profile_target,
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+    runtime.on_close(follower.close)
+    runtime.add_health_details(follower.details)
+    runtime.add_health_details(customer_follower.ModelDetails(db=runtime.db, model=model))
+    follower.start()
 
 
 SPEC = ServiceSpec(name="risk", settings_type=RiskSettings, migrations=Path(__file__).parent / "migrations",

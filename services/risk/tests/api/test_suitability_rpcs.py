@@ -6,7 +6,7 @@ decision is in ListDecisionAudits; bad input is refused naming each field, with 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -26,10 +26,6 @@ AUDITOR = bearer(Role.AUDITOR, subject="au-1")
 TODAY = datetime.now(UTC).date()
 
 
-def years_ago(years: int) -> date:
-    return TODAY.replace(year=TODAY.year - years, day=min(TODAY.day, 28))
-
-
 @pytest.fixture
 async def seed(risk_service) -> Any:  # type: ignore[no-untyped-def]
     """`await seed(**facts)`: a customer in the read model; returns its resource name."""
@@ -37,7 +33,8 @@ async def seed(risk_service) -> Any:  # type: ignore[no-untyped-def]
 
     async def insert(**facts: object) -> str:
         values: dict[str, object] = dict(customer_id=f"c-{uuid.uuid4().hex[:10]}", risk_tolerance=4, kyc_status=2,
-                                         birth_date=years_ago(40), vulnerable=False, assessment_expiry=None)
+                                         age_years=40, age_on=TODAY, vulnerable=False, assessment_expiry=None,
+                                         data_as_of=datetime.now(UTC))
         values.update(facts)
         async with runtime.db.unit_of_work() as uow:
             await uow.execute(sa.insert(customer).values(values))
@@ -58,8 +55,7 @@ def check(name: str, level: int = pr.PRODUCT_RISK_LEVEL_R4, purpose: int = su.SU
 
 
 async def test_a_check_allows_denies_or_asks_for_review_and_is_audited(risk, seed) -> None:
-    fits, cautious, senior = await seed(), await seed(risk_tolerance=2), await seed(risk_tolerance=5,
-                                                                                    birth_date=years_ago(70))
+    fits, cautious, senior = await seed(), await seed(risk_tolerance=2), await seed(risk_tolerance=5, age_years=70)
     allowed = (await risk.CheckSuitability(check(fits), metadata=CAMPAIGN)).result
     assert allowed.outcome == su.SUITABILITY_OUTCOME_ALLOW and allowed.allowed and not allowed.reasons
     assert allowed.customer_risk_tolerance == su.RISK_TOLERANCE_MODERATELY_AGGRESSIVE

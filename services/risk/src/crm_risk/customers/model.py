@@ -1,9 +1,9 @@
-"""A customer as risk's read model holds it."""
+"""A customer as risk's read model holds it, and the changes profile's feed brings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from crm_risk.suitability.model import CustomerFacts
 
@@ -14,5 +14,45 @@ class CustomerRecord:
     facts: CustomerFacts
     relationship_manager_id: str
     branch_id: str
-    # When the row last changed from the profile feed (the contract's `data_as_of`).
+    # When the newest profile event applied to this customer happened (the contract's `data_as_of`).
     data_as_of: datetime
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Which customer an event is about, where it sits in profile's feed, and when it happened."""
+
+    customer_id: str
+    position: int
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerChange:
+    """The customer record part (a service reader's masked view: the birth date is its year)."""
+
+    stamp: Stamp
+    removed: bool = False
+    risk_tolerance: int = 0
+    kyc_status: int = 0
+    birth_year: int | None = None
+    relationship_manager_id: str = ""
+    branch_id: str = ""
+    assessment_expiry: date | None = None
+    vulnerable: bool = False
+
+
+@dataclass(frozen=True)
+class AgeChange:
+    """The exact age profile derived (its features), with the day it was computed."""
+
+    stamp: Stamp
+    age_years: int | None
+    age_on: date | None
+
+
+@dataclass(frozen=True)
+class ReadModelStatus:
+    newest_event_at: datetime | None
+    customer_count: int
+    needs_rebuild: bool

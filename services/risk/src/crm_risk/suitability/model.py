@@ -66,6 +66,9 @@ class CustomerFacts:
     vulnerable: bool = False
     # The last day the risk assessment is valid; None when unknown (or never assessed).
     assessment_expiry: date | None = None
+    # The age in whole years when the date of birth is not known to risk (profile shows a
+    # service the birth year only; the read model derives a never-overstated age).
+    age_years: int | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ def age_on(birth_date: date, today: date) -> int:
     return today.year - birth_date.year - (0 if had_birthday else 1)
 
 
+def age_of(facts: CustomerFacts, today: date) -> int | None:
+    """Completed years from the date of birth when known, else the age the read model gives."""
+    return age_on(facts.birth_date, today) if facts.birth_date is not None else facts.age_years
+
+
 def decide(
     facts: CustomerFacts, *, product_risk_level: int, purpose: int, today: date,
     rule_set: RuleSet = DEFAULT_RULE_SET,
@@ -73,11 +78,11 @@ def decide(
                 f"Customer risk assessment expired; reassess in person before selling {level.name}")
 
     # Age: the rules only bite above R1 (minors) and above R3 (seniors).
-    if facts.birth_date is None:
+    age = age_of(facts, today)
+    if age is None:
         if level > ProductRiskLevel.R1:
             add(ReasonCode.AGE_UNKNOWN, Effect.ADVISE, "Date of birth unknown; age rules could not be applied")
     else:
-        age = age_on(facts.birth_date, today)
         if age < rule_set.adult_age and level > ProductRiskLevel.R1:
             add(ReasonCode.MINOR, Effect.BLOCK,
                 f"Customer is under {rule_set.adult_age}; product {level.name} is above R1")

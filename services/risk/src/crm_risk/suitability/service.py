@@ -47,7 +47,7 @@ class Suitability:
         rules.validate_check(customers=[customer], product_code=product_code, product_risk_level=product_risk_level,
                              purpose=purpose, context=context, batch=False).raise_if_any()
         customer_id = rules.CUSTOMER_NAME.parse_one(customer, "customer")
-        found = await self._customers.find(uow, [customer_id])
+        found = await self._customers.find(uow, [customer_id], today=self._clock().date())
         if customer_id not in found:
             raise NotFound(f"customer {customer_id} is not in risk's read model (yet)", reason="CUSTOMER_NOT_FOUND",
                            metadata={"customer": customer})
@@ -64,7 +64,7 @@ class Suitability:
                              product_risk_level=product_risk_level, purpose=purpose, context=context,
                              batch=True).raise_if_any()
         customer_ids = [rules.CUSTOMER_NAME.parse_one(name, "customers") for name in customers]
-        found = await self._customers.find(uow, customer_ids)
+        found = await self._customers.find(uow, customer_ids, today=self._clock().date())
         return await self._decide(uow=uow, customer_ids=customer_ids, found=found, product_code=product_code,
                                   product_risk_level=product_risk_level, purpose=purpose, context=context,
                                   actor=actor)
@@ -107,8 +107,9 @@ def _inputs(facts: CustomerFacts | None, *, product_risk_level: int, purpose: in
         return {**inputs, "customer_known": 0.0}
     inputs.update(customer_known=1.0, risk_tolerance=float(facts.risk_tolerance),
                   kyc_verified=float(facts.kyc_status == KycStatus.VERIFIED), vulnerable=float(facts.vulnerable))
-    if facts.birth_date is not None:
-        inputs["age_years"] = float(rules.age_on(facts.birth_date, today))
+    age = rules.age_of(facts, today)
+    if age is not None:
+        inputs["age_years"] = float(age)
     if facts.assessment_expiry is not None:
         inputs["assessment_days_left"] = float((facts.assessment_expiry - today).days)
     return inputs
