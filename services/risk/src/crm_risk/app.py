@@ -16,7 +16,7 @@ from crm_risk.alerting.service import Alerts
 from crm_risk.alerts.model import AlertRule
 from crm_risk.alerts.repository import AlertRuleRepository
 from crm_risk.alerts.service import AlertRules
-from crm_risk.api import alert_messages, alert_rule_messages, churn_model_messages
+from crm_risk.api import alert_messages, alert_rule_messages, churn_model_messages, scoring_messages
 from crm_risk.api.access import ACCESS, SERVICE
 from crm_risk.api.operation_rpcs import KINDS
 from crm_risk.api.risk_servicer import RiskServicer
@@ -26,6 +26,7 @@ from crm_risk.customers.rules import AttributeNames
 from crm_risk.customers.service import CustomerReadModel
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.clock import utc_now
@@ -97,6 +98,9 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
                     page_tokens=page_tokens, decisions=decisions, feed_payload=alert_feed_payload, clock=utc_now,
                     target_share=settings.alert_response_target)
     suitability = Suitability(customers=CustomerRepository(), decisions=decisions, clock=utc_now)
+    scoring = Scoring(registry=registry, customers=CustomerRepository(), decisions=decisions,
+                      outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key),
+                      feed_payload=scoring_messages.to_proto, clock=utc_now)
     if settings.alert_escalation_poll_seconds:
         escalator = AlertEscalator(db=runtime.db, alerts=alerts, poll_seconds=settings.alert_escalation_poll_seconds)
         escalator.start()
@@ -107,7 +111,7 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     # answers them UNIMPLEMENTED.
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
                             operations=operations, alerts=alerts, decisions=decisions,
-                            suitability=suitability)
+                            suitability=suitability, scoring=scoring)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),

@@ -42,7 +42,30 @@ def _customer(event: ChangeEvent, stamp: Stamp, attributes: rules.AttributeNames
         kyc_status=c.kyc_status, birth_year=c.birth_date.year or None,
         relationship_manager_id=c.relationship_manager_id, branch_id=c.branch_id,
         assessment_expiry=to_date(expiry.date_value) if expiry is not None and expiry.HasField("date_value") else None,
-        vulnerable=flag is not None and flag.HasField("bool_value") and flag.bool_value)
+        vulnerable=flag is not None and flag.HasField("bool_value") and flag.bool_value,
+        feature_values=_feature_values(c))
+
+
+def _feature_values(c: customer_pb2.Customer) -> dict[str, str | float]:
+    """The customer's scoring inputs: custom attributes by id, gender, region, birth year."""
+    values: dict[str, str | float] = {}
+    for key, value in c.attributes.items():
+        kind = value.WhichOneof("value")
+        if kind in ("int_value", "bool_value"):
+            values[key] = float(getattr(value, kind))
+        elif kind == "decimal_value":
+            values[key] = value.decimal_value.value
+        elif kind == "date_value":
+            values[key] = to_date(value.date_value).isoformat()  # type: ignore[union-attr]
+        elif kind is not None:
+            values[key] = getattr(value, kind)
+    if c.gender:
+        values["gender"] = customer_pb2.Gender.Name(c.gender).removeprefix("GENDER_").capitalize()
+    if c.address.region_code:
+        values["region"] = c.address.region_code
+    if c.birth_date.year:
+        values["birth_year"] = float(c.birth_date.year)
+    return values
 
 
 def _age(event: ChangeEvent, stamp: Stamp) -> AgeChange:

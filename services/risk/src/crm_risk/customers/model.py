@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from crm_risk.suitability.model import CustomerFacts
@@ -16,6 +16,8 @@ class CustomerRecord:
     branch_id: str
     # When the newest profile event applied to this customer happened (the contract's `data_as_of`).
     data_as_of: datetime
+    # What churn models score on, by feature name (the table's comment), `age_years` included.
+    feature_values: dict[str, str | float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class CustomerChange:
     branch_id: str = ""
     assessment_expiry: date | None = None
     vulnerable: bool = False
+    feature_values: dict[str, str | float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,16 @@ class CustomerFactsSource(Protocol):
 
 
 def _from_row(row: Any, today: date) -> CustomerRecord:
+    facts = rules.facts(risk_tolerance=row.risk_tolerance, kyc_status=row.kyc_status, vulnerable=row.vulnerable,
+                        assessment_expiry=row.assessment_expiry, age_years=row.age_years, age_on=row.age_on,
+                        birth_year=row.birth_year, today=today)
+    values = dict(row.feature_values)
+    if facts.age_years is not None:
+        values["age_years"] = float(facts.age_years)
     return CustomerRecord(
         customer_id=row.customer_id,
-        facts=rules.facts(risk_tolerance=row.risk_tolerance, kyc_status=row.kyc_status, vulnerable=row.vulnerable,
-                          assessment_expiry=row.assessment_expiry, age_years=row.age_years, age_on=row.age_on,
-                          birth_year=row.birth_year, today=today),
-        relationship_manager_id=row.relationship_manager_id, branch_id=row.branch_id, data_as_of=row.data_as_of)
+        facts=facts, relationship_manager_id=row.relationship_manager_id, branch_id=row.branch_id,
+        data_as_of=row.data_as_of, feature_values=values)
 
 
 class CustomerRepository:
@@ -46,9 +50,11 @@ class CustomerRepository:
         values = {"removed": change.removed, "risk_tolerance": change.risk_tolerance,
                   "kyc_status": change.kyc_status, "birth_year": change.birth_year,
                   "relationship_manager_id": change.relationship_manager_id, "branch_id": change.branch_id,
-                  "assessment_expiry": change.assessment_expiry, "vulnerable": change.vulnerable}
+                  "assessment_expiry": change.assessment_expiry, "vulnerable": change.vulnerable,
+                  "feature_values": change.feature_values}
         if change.removed:  # keep nothing about a customer profile no longer holds
-            values.update(risk_tolerance=0, kyc_status=0, birth_year=None, assessment_expiry=None, vulnerable=False)
+            values.update(risk_tolerance=0, kyc_status=0, birth_year=None, assessment_expiry=None, vulnerable=False,
+                          feature_values={})
         return await _upsert_part(uow, change.stamp, "customer_position", values)
 
     async def put_age(self, uow: UnitOfWork, change: AgeChange) -> bool:

@@ -12,6 +12,7 @@ are custom attributes whose ids are risk settings.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 
 from crm_risk.tables import metadata
 from crmkit.feed_consumer import feed_cursor_table
@@ -34,6 +35,9 @@ customer = sa.Table(
     sa.Column("vulnerable", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
     sa.Column("branch_id", sa.Text, nullable=False, server_default=""),
+    # What churn models score on, by feature name: the customer's custom attributes by id
+    # (numbers, booleans as 1/0, text), `gender`, `region` and `birth_year` (text or numbers).
+    sa.Column("feature_values", pg.JSONB, nullable=False, server_default="{}"),
     sa.Column("features_position", Position),
     sa.Column("age_years", sa.SmallInteger),
     sa.Column("age_on", sa.Date),

@@ -7,6 +7,7 @@ Create Date: 2026-12-07 04:10:00
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 from crmkit.kit_schema import create_feed_cursor_table, drop_feed_cursor_table
 
 revision = '0008'
@@ -28,6 +29,7 @@ def upgrade() -> None:
     sa.Column('vulnerable', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('relationship_manager_id', sa.Text(), server_default='', nullable=False),
     sa.Column('branch_id', sa.Text(), server_default='', nullable=False),
+    sa.Column('feature_values', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.Column('features_position', sa.Numeric(precision=40, scale=0), nullable=True),
     sa.Column('age_years', sa.SmallInteger(), nullable=True),
     sa.Column('age_on', sa.Date(), nullable=True),

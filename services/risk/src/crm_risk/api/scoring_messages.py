@@ -1,0 +1,32 @@
+"""crm.risk.v1 scoring messages <-> values. Nothing else: no rules, no I/O."""
+
+from __future__ import annotations
+
+import math
+
+from crm.risk.v1 import scoring_pb2 as sc
+from crm_risk.churn.model import Driver
+from crm_risk.scoring.model import Score
+from crmkit.values import set_timestamps
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def driver_to_proto(driver: Driver) -> sc.ChurnDriver:
+    return sc.ChurnDriver(feature=driver.feature, value=_number(driver.value), contribution=driver.contribution,
+                          display_value=driver.value, reference_value=driver.reference)
+
+
+def to_proto(score: Score) -> sc.ChurnScore:
+    message = sc.ChurnScore(
+        customer=f"customers/{score.customer_id}", model=score.model, model_version=score.model_version,
+        probability=score.probability, risk_band=sc.RiskBand.ValueType(score.risk_band),
+        top_drivers=[driver_to_proto(d) for d in score.drivers], decision_audit=score.decision_audit)
+    set_timestamps(message, features_as_of=score.features_as_of, score_time=score.score_time)
+    return message
