@@ -25,6 +25,7 @@ from crm_risk.customers.repository import CustomerRepository
 from crm_risk.customers.rules import AttributeNames
 from crm_risk.customers.service import CustomerReadModel
 from crm_risk.decisions.service import DecisionAudits
+from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
@@ -111,7 +112,8 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     # answers them UNIMPLEMENTED.
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
                             operations=operations, alerts=alerts, decisions=decisions,
-                            suitability=suitability, scoring=scoring)
+                            suitability=suitability, scoring=scoring,
+                            early_warnings=EarlyWarnings(page_tokens=page_tokens))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),

@@ -17,17 +17,10 @@ from google.type import interval_pb2
 
 from crm.risk.v1 import alert_pb2
 from crm.risk.v1 import risk_service_pb2 as pb
-from crm_risk import tables
 from crm_risk.alerting.escalator import AlertEscalator
 from crm_risk.alerting.model import Alert, Evidence
-from crm_risk.alerting.service import Alerts
 from crm_risk.alerts.repository import AlertRuleRepository
-from crm_risk.app import alert_feed_payload
-from crm_risk.decisions.service import DecisionAudits
 from crmkit.auth import Role
-from crmkit.idempotency import IdempotencyKeys
-from crmkit.outbox import Outbox
-from crmkit.pagination import PageTokens
 from crmkit.testing import bearer, change_feed, error_reason, field_violations, read_changes, rows_about
 from crmkit.values import timestamp
 
@@ -36,24 +29,8 @@ ANALYST = bearer(Role.ANALYST, subject="an-1")
 HOUR = timedelta(hours=1)
 
 
-class MovableClock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def alerts_of(runtime: Any, clock: MovableClock) -> Alerts:
-    """The service's alert use cases on the served database, with a clock the test moves."""
-    tokens = PageTokens(runtime.settings.derived_key("risk.page-token"))
-    return Alerts(outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key),
-                  page_tokens=tokens, decisions=DecisionAudits(page_tokens=tokens), feed_payload=alert_feed_payload,
-                  clock=clock, target_share=0.95)
-
-
 @pytest.fixture
-async def raise_alert(risk, risk_service, new_rule) -> Any:  # type: ignore[no-untyped-def]
+async def raise_alert(risk, risk_service, new_rule, alerts_of, movable_clock) -> Any:  # type: ignore[no-untyped-def]
     """`await raise_alert(ago=..., rm=..., branch=...)`: an alert of a fresh rule, as the evaluator raises it."""
     _, runtime = risk_service
     created = (await risk.CreateAlertRule(pb.CreateAlertRuleRequest(
@@ -61,7 +38,7 @@ async def raise_alert(risk, risk_service, new_rule) -> Any:  # type: ignore[no-u
 
     async def make(*, ago: timedelta = timedelta(0), rm: str = "rm-1", branch: str = "b-1",
                    customer: str = "c-1") -> Alert:
-        clock = MovableClock()
+        clock = movable_clock()
         async with runtime.db.unit_of_work() as uow:
             rule = await AlertRuleRepository().get(uow, created.alert_rule_id)
             assert rule is not None
@@ -177,13 +154,14 @@ async def test_a_repeated_request_id_returns_the_first_result(risk, raise_alert)
     assert second.etag == first.etag and first.status == alert_pb2.ALERT_STATUS_OPEN
 
 
-async def test_two_escalators_escalate_each_overdue_alert_once(risk, risk_service, raise_alert) -> None:
+async def test_two_escalators_escalate_each_overdue_alert_once(risk, risk_service, raise_alert, alerts_of,
+                                                               movable_clock) -> None:
     _, runtime = risk_service
     overdue = [(await raise_alert(ago=25 * HOUR)).name for _ in range(6)]
     answered = (await raise_alert(ago=25 * HOUR)).name
     await risk.AcknowledgeAlert(pb.AcknowledgeAlertRequest(name=answered), metadata=OFFICER)
     fresh = (await raise_alert(ago=23 * HOUR)).name
-    clock = MovableClock()
+    clock = movable_clock()
     replicas = [AlertEscalator(db=runtime.db, alerts=alerts_of(runtime, clock), poll_seconds=1, batch_size=2)
                 for _ in range(2)]
     for _ in range(4):

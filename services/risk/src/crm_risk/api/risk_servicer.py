@@ -24,6 +24,7 @@ from crm_risk.api.operation_rpcs import OperationRpcs
 from crm_risk.api.scoring_rpcs import ScoringRpcs
 from crm_risk.api.suitability_rpcs import SuitabilityRpcs
 from crm_risk.decisions.service import DecisionAudits
+from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
@@ -37,7 +38,7 @@ class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, Oper
                    risk_service_pb2_grpc.RiskServiceServicer):
     def __init__(self, *, db: Database, alert_rules: AlertRules, feed: ChangeFeed, registry: ChurnRegistry,
                  operations: Operations, alerts: Alerts, decisions: DecisionAudits, suitability: Suitability,
-                 scoring: Scoring) -> None:
+                 scoring: Scoring, early_warnings: EarlyWarnings) -> None:
         self._db = db
         self._alert_rules = alert_rules
         self._feed = feed
@@ -47,6 +48,7 @@ class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, Oper
         self._decisions = decisions
         self._suitability = suitability
         self._scoring = scoring
+        self._early_warnings = early_warnings
 
     async def CreateAlertRule(self, request: pb.CreateAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.CreateAlertRuleResponse:

@@ -6,6 +6,7 @@ import math
 
 from crm.risk.v1 import scoring_pb2 as sc
 from crm_risk.churn.model import Driver
+from crm_risk.early_warning.model import EarlyWarning
 from crm_risk.scoring.model import Score
 from crmkit.values import set_timestamps
 
@@ -29,4 +30,20 @@ def to_proto(score: Score) -> sc.ChurnScore:
         probability=score.probability, risk_band=sc.RiskBand.ValueType(score.risk_band),
         top_drivers=[driver_to_proto(d) for d in score.drivers], decision_audit=score.decision_audit)
     set_timestamps(message, features_as_of=score.features_as_of, score_time=score.score_time)
+    return message
+
+
+def warning_to_proto(warning: EarlyWarning) -> sc.EarlyWarning:
+    c = warning.candidate
+    message = sc.EarlyWarning(
+        customer=f"customers/{c.customer_id}", relationship_manager_id=c.relationship_manager_id,
+        branch_id=c.branch_id, churn_probability=c.probability or 0.0,
+        risk_band=sc.RiskBand.ValueType(c.risk_band), top_drivers=[driver_to_proto(d) for d in c.drivers[:3]],
+        open_alerts=c.open_alerts, model=f"churnModels/{c.churn_model_id}" if c.churn_model_id else "",
+        suggested_action=sc.RetentionAction.ValueType(warning.action),
+        suggested_action_description=warning.action_description)
+    for r in warning.reasons:
+        reason = message.reasons.add(kind=sc.EarlyWarningReasonKind.ValueType(r.kind), description=r.description)
+        set_timestamps(reason, observe_time=r.observe_time)
+    set_timestamps(message, first_flag_time=warning.first_flag_time, score_time=c.score_time)
     return message

@@ -8,6 +8,8 @@ import grpc
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm_risk.api import scoring_messages as messages
 from crm_risk.api.alert_messages import CUSTOMER_NAME
+from crm_risk.early_warning.model import WarningFilter
+from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.scoring.service import Scoring
 from crmkit.auth import current_principal
 from crmkit.db import Database
@@ -15,10 +17,12 @@ from crmkit.resources import purpose_of
 
 
 class ScoringRpcs:
-    """ScoreCustomer (one customer now, with drivers) and GetChurnScore (the stored current score)."""
+    """ScoreCustomer (one customer now, with drivers), ListEarlyWarnings and GetChurnScore (the stored
+    current score)."""
 
     _db: Database
     _scoring: Scoring
+    _early_warnings: EarlyWarnings
 
     async def ScoreCustomer(self, request: pb.ScoreCustomerRequest, context: grpc.aio.ServicerContext
                             ) -> pb.ScoreCustomerResponse:
@@ -28,6 +32,17 @@ class ScoringRpcs:
                 write_back=request.write_back, purpose=purpose_of(request.audit), request_id=request.request_id,
                 message=request, actor=current_principal())
         return pb.ScoreCustomerResponse(score=messages.to_proto(score))
+
+    async def ListEarlyWarnings(self, request: pb.ListEarlyWarningsRequest, context: grpc.aio.ServicerContext
+                                ) -> pb.ListEarlyWarningsResponse:
+        where = WarningFilter(relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
+                              min_risk_band=request.min_risk_band, reason_kinds=tuple(request.reason_kinds))
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._early_warnings.list(uow=uow, page_size=request.page_size,
+                                                   page_token=request.page_token, where=where,
+                                                   actor=current_principal())
+        return pb.ListEarlyWarningsResponse(early_warnings=[messages.warning_to_proto(w) for w in page.items],
+                                            next_page_token=page.next_page_token)
 
     async def GetChurnScore(self, request: pb.GetChurnScoreRequest, context: grpc.aio.ServicerContext
                             ) -> pb.GetChurnScoreResponse:
