@@ -27,6 +27,7 @@ from crm_risk.customers.service import CustomerReadModel
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.scoring.batch import BatchScoring
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
 from crmkit.app import Runtime, ServiceSpec
@@ -113,7 +114,12 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
                             operations=operations, alerts=alerts, decisions=decisions,
                             suitability=suitability, scoring=scoring,
-                            early_warnings=EarlyWarnings(page_tokens=page_tokens))
+                            early_warnings=EarlyWarnings(page_tokens=page_tokens), batch_scoring=BatchScoring(
+                                db=runtime.db, scoring=scoring, operations=operations, runner=runner,
+                                decisions=decisions, outbox=Outbox(tables.outbox_event),
+                                idempotency=IdempotencyKeys(tables.idempotency_key),
+                                feed_payload=scoring_messages.to_proto,
+                                result_message=scoring_messages.batch_result_to_proto, clock=utc_now))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),

@@ -184,3 +184,52 @@ async def test_scoring_without_an_active_model_is_a_failed_precondition(database
                                      metadata=REVIEWER)
         assert none.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_reason(none.value) == "NO_ACTIVE_MODEL"
+
+
+async def test_batch_scoring_writes_back_each_customer_and_publishes_only_changes(
+        risk, risk_service, scoring_model, seed) -> None:
+    model, _ = scoring_model
+    active = (await risk.GetChurnModel(pb.GetChurnModelRequest(name="churnModels/active"), metadata=REVIEWER))
+    if active.churn_model.name != model.name:
+        await risk.PromoteChurnModel(pb.PromoteChurnModelRequest(name=model.name, reason="batch test"),
+                                     metadata=REVIEWER)
+    rm = f"rm-{uuid.uuid4().hex[:6]}"
+    names = [await seed(i, rm=rm) for i in range(3, 8)]
+    request = pb.ScoreCustomersRequest(relationship_manager_id=rm, request_id=str(uuid.uuid4()))
+    started = await risk.ScoreCustomers(request, metadata=REVIEWER)
+    assert started.operation.kind == "risk.score"
+    assert (await risk.ScoreCustomers(request, metadata=REVIEWER)).operation.name == started.operation.name
+    final = await follow(risk, started)
+    assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message
+    result = sc.ScoreCustomersResult()
+    assert final.response.Unpack(result)
+    assert (result.model, result.scored_customers, result.failed_customers) == (model.name, 5, 0)
+    assert result.low_band_customers + result.medium_band_customers + result.high_band_customers == 5
+    assert result.written_back and final.progress.done == 5
+    for name in names:
+        current = (await risk.GetChurnScore(pb.GetChurnScoreRequest(customer=name), metadata=REVIEWER)).score
+        assert current.model == model.name and current.decision_audit
+        assert await rows_about(risk_service, "outbox_event", name) == 1
+
+    again = await follow(risk, await risk.ScoreCustomers(pb.ScoreCustomersRequest(
+        customers=[*names, "customers/nobody-here"]), metadata=REVIEWER))
+    assert again.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    assert again.response.Unpack(result) and (result.scored_customers, result.failed_customers) == (5, 1)
+    for name in names:
+        assert await rows_about(risk_service, "outbox_event", name) == 1, "unchanged scores are not published again"
+
+
+async def test_bad_batch_requests_are_refused_and_start_nothing(risk, scoring_model) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await risk.ScoreCustomers(pb.ScoreCustomersRequest(customers=["customers/a", "customers/a", "x"],
+                                                           model="models/1", request_id="no"), metadata=REVIEWER)
+    assert set(field_violations(bad.value)) == {"customers", "customers[2]", "model", "request_id"}
+    before = (await risk.ListOperations(pb.ListOperationsRequest(kind="risk.score"), metadata=REVIEWER)).operations
+    candidate = (await risk.ListChurnModels(pb.ListChurnModelsRequest(status=cm.CHURN_MODEL_STATUS_CANDIDATE),
+                                            metadata=REVIEWER)).churn_models
+    if candidate:
+        with pytest.raises(grpc.aio.AioRpcError) as inactive:
+            await risk.ScoreCustomers(pb.ScoreCustomersRequest(model=candidate[0].name), metadata=REVIEWER)
+        assert error_reason(inactive.value) == "MODEL_NOT_ACTIVE"
+    after = (await risk.ListOperations(pb.ListOperationsRequest(kind="risk.score"), metadata=REVIEWER)).operations
+    assert len(after) == len(before)

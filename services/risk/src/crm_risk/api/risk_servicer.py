@@ -26,6 +26,7 @@ from crm_risk.api.suitability_rpcs import SuitabilityRpcs
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.scoring.batch import BatchScoring
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
 from crmkit.auth import current_principal
@@ -38,7 +39,7 @@ class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, Oper
                    risk_service_pb2_grpc.RiskServiceServicer):
     def __init__(self, *, db: Database, alert_rules: AlertRules, feed: ChangeFeed, registry: ChurnRegistry,
                  operations: Operations, alerts: Alerts, decisions: DecisionAudits, suitability: Suitability,
-                 scoring: Scoring, early_warnings: EarlyWarnings) -> None:
+                 scoring: Scoring, early_warnings: EarlyWarnings, batch_scoring: BatchScoring) -> None:
         self._db = db
         self._alert_rules = alert_rules
         self._feed = feed
@@ -49,6 +50,7 @@ class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, Oper
         self._suitability = suitability
         self._scoring = scoring
         self._early_warnings = early_warnings
+        self._batch_scoring = batch_scoring
 
     async def CreateAlertRule(self, request: pb.CreateAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.CreateAlertRuleResponse:

@@ -7,7 +7,8 @@ import math
 from crm.risk.v1 import scoring_pb2 as sc
 from crm_risk.churn.model import Driver
 from crm_risk.early_warning.model import EarlyWarning
-from crm_risk.scoring.model import Score
+from crm_risk.scoring.batch import BatchResult
+from crm_risk.scoring.model import RiskBand, Score
 from crmkit.values import set_timestamps
 
 
@@ -46,4 +47,15 @@ def warning_to_proto(warning: EarlyWarning) -> sc.EarlyWarning:
         reason = message.reasons.add(kind=sc.EarlyWarningReasonKind.ValueType(r.kind), description=r.description)
         set_timestamps(reason, observe_time=r.observe_time)
     set_timestamps(message, first_flag_time=warning.first_flag_time, score_time=c.score_time)
+    return message
+
+
+def batch_result_to_proto(result: BatchResult) -> sc.ScoreCustomersResult:
+    bands = result.bands or {}
+    message = sc.ScoreCustomersResult(
+        model=result.model.name, model_version=result.model.version, scored_customers=result.scored,
+        failed_customers=result.failed, low_band_customers=bands.get(RiskBand.LOW, 0),
+        medium_band_customers=bands.get(RiskBand.MEDIUM, 0), high_band_customers=bands.get(RiskBand.HIGH, 0),
+        written_back=result.written_back)
+    set_timestamps(message, features_as_of=result.features_as_of)
     return message

@@ -10,6 +10,7 @@ from crm_risk.api import scoring_messages as messages
 from crm_risk.api.alert_messages import CUSTOMER_NAME
 from crm_risk.early_warning.model import WarningFilter
 from crm_risk.early_warning.service import EarlyWarnings
+from crm_risk.scoring.batch import BatchScoring
 from crm_risk.scoring.service import Scoring
 from crmkit.auth import current_principal
 from crmkit.db import Database
@@ -22,6 +23,7 @@ class ScoringRpcs:
 
     _db: Database
     _scoring: Scoring
+    _batch_scoring: BatchScoring
     _early_warnings: EarlyWarnings
 
     async def ScoreCustomer(self, request: pb.ScoreCustomerRequest, context: grpc.aio.ServicerContext
@@ -32,6 +34,16 @@ class ScoringRpcs:
                 write_back=request.write_back, purpose=purpose_of(request.audit), request_id=request.request_id,
                 message=request, actor=current_principal())
         return pb.ScoreCustomerResponse(score=messages.to_proto(score))
+
+    async def ScoreCustomers(self, request: pb.ScoreCustomersRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.ScoreCustomersResponse:
+        async with self._db.unit_of_work() as uow:
+            started = await self._batch_scoring.start(
+                uow=uow, customers=list(request.customers), model=request.model,
+                relationship_manager_id=request.relationship_manager_id, branch_id=request.branch_id,
+                dry_run=request.dry_run, request_id=request.request_id, message=request, actor=current_principal())
+        started.launch()
+        return pb.ScoreCustomersResponse(operation=started.operation)
 
     async def ListEarlyWarnings(self, request: pb.ListEarlyWarningsRequest, context: grpc.aio.ServicerContext
                                 ) -> pb.ListEarlyWarningsResponse:

@@ -54,6 +54,25 @@ def input_table(customer_id: str, features: Sequence[str], values: Mapping[str, 
                          rows=((customer_id, *(values.get(name) for name in features)),))
 
 
+def input_rows(features: Sequence[str], rows: Sequence[tuple[str, Mapping[str, str | float]]]) -> SnapshotTable:
+    """Many customers' rows, as `input_table` makes one."""
+    return SnapshotTable(columns=(ID_COLUMN, *features),
+                         rows=tuple((customer_id, *(values.get(name) for name in features))
+                                    for customer_id, values in rows))
+
+
+MAX_BATCH_CUSTOMERS = 10_000
+
+
+def validate_batch(customers: Sequence[str], model: str, v: Violations) -> None:
+    v.check(len(customers) <= MAX_BATCH_CUSTOMERS, "customers", f"must name at most {MAX_BATCH_CUSTOMERS} customers")
+    v.check(len(set(customers)) == len(customers), "customers", "must not name a customer twice")
+    for i, name in enumerate(customers[:MAX_BATCH_CUSTOMERS]):
+        CUSTOMER_NAME.check(name, f"customers[{i}]", v, required=True)
+    if model:
+        CHURN_MODEL_NAME.check(model, "model", v)
+
+
 def numeric_inputs(features: Sequence[str], values: Mapping[str, str | float]) -> dict[str, float]:
     """The numeric inputs, for the decision audit (categories are named in the drivers)."""
     return {name: float(values[name]) for name in features if isinstance(values.get(name), (int, float))}

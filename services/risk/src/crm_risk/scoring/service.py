@@ -84,7 +84,7 @@ class Scoring:
                     uow=uow, customer_id=customer_id, actor=actor))
             if replayed is not None:
                 return replayed
-        model = await self._model(uow, churn_model_id)
+        model = await self.model(uow, churn_model_id)
         if write_back and model.status != Status.ACTIVE:
             raise FailedPrecondition(f"{model.name} is not the active model: only the active model's scores are "
                                      "written back", reason="MODEL_NOT_ACTIVE", metadata={"churn_model": model.name})
@@ -95,7 +95,7 @@ class Scoring:
             raise NotFound(f"customer {customer_id} is not in risk's read model (yet)", reason="CUSTOMER_NOT_FOUND",
                            metadata={"customer": f"customers/{customer_id}"})
         _check_book(record.relationship_manager_id, actor, customer_id)
-        artifact, sha256, encoding = await self._artifact(uow, model.churn_model_id)
+        artifact, sha256, encoding = await self.artifact(uow, model.churn_model_id)
         scored = await asyncio.to_thread(_score, record, artifact, sha256, encoding, drivers)
         names = [f.name for f in encoding.features]
         band = rules.band_of(scored.probability, model.band_thresholds)
@@ -130,7 +130,7 @@ class Scoring:
         _check_book(score.relationship_manager_id, actor, customer_id)
         return score
 
-    async def _model(self, uow: UnitOfWork, churn_model_id: str) -> RegisteredModel:
+    async def model(self, uow: UnitOfWork, churn_model_id: str) -> RegisteredModel:
         if churn_model_id:
             return await self._registry.get(uow=uow, churn_model_id=churn_model_id)
         try:
@@ -139,7 +139,7 @@ class Scoring:
             raise FailedPrecondition("no churn model is active: promote one, or name a model to score with",
                                      reason="NO_ACTIVE_MODEL") from None
 
-    async def _artifact(self, uow: UnitOfWork, churn_model_id: str) -> tuple[bytes, str, Encoding]:
+    async def artifact(self, uow: UnitOfWork, churn_model_id: str) -> tuple[bytes, str, Encoding]:
         cached = self._artifacts.get(churn_model_id)
         if cached is None:
             stored = await registry_repository.artifact(uow, churn_model_id)
