@@ -15,13 +15,24 @@ import grpc
 import pytest
 from google.type import interval_pb2
 
-from crm.risk.v1 import alert_pb2
+from crm.risk.v1 import alert_pb2, risk_service_pb2_grpc
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm_risk.alerting.escalator import AlertEscalator
 from crm_risk.alerting.model import Alert, Evidence
 from crm_risk.alerts.repository import AlertRuleRepository
+from crm_risk.app import SPEC
 from crmkit.auth import Role
-from crmkit.testing import bearer, change_feed, error_reason, field_violations, read_changes, rows_about
+from crmkit.testing import (
+    bearer,
+    change_feed,
+    error_reason,
+    eventually,
+    field_violations,
+    migrated_database,
+    read_changes,
+    rows_about,
+    running_service,
+)
 from crmkit.values import timestamp
 
 OFFICER = bearer(Role.RISK_OFFICER, subject="ro-1")
@@ -243,3 +254,26 @@ async def test_a_rule_with_open_alerts_cannot_be_deleted(risk, raise_alert) -> N
     await risk.DismissAlert(pb.DismissAlertRequest(name=name, reason=alert_pb2.DISMISS_REASON_DUPLICATE),
                             metadata=OFFICER)
     await risk.DeleteAlertRule(pb.DeleteAlertRuleRequest(name=rule.name), metadata=OFFICER)
+
+
+async def test_the_wired_clock_worker_escalates_an_overdue_alert(database_factory, new_rule, alerts_of,
+                                                                 movable_clock) -> None:
+    """The service's own escalator (CRM_RISK_ALERT_ESCALATION_POLL_SECONDS > 0), on a database of its own."""
+    url = await migrated_database(database_factory, SPEC)
+    async with running_service(SPEC, database_url=url, profile_target="", alert_escalation_poll_seconds=0.05
+                               ) as (channel, runtime):
+        risk = risk_service_pb2_grpc.RiskServiceStub(channel)
+        created = (await risk.CreateAlertRule(pb.CreateAlertRuleRequest(alert_rule=new_rule()),
+                                              metadata=OFFICER)).alert_rule
+        clock = movable_clock()
+        async with runtime.db.unit_of_work() as uow:
+            rule = await AlertRuleRepository().get(uow, created.alert_rule_id)
+            assert rule is not None
+            raised = await alerts_of(runtime, clock).raise_alert(
+                uow=uow, rule=rule, customer_id="c-9", relationship_manager_id="", branch_id="", summary="s",
+                evidence=[], trigger_time=clock.now - 25 * HOUR)
+
+        async def status() -> int:
+            return (await get(risk, raised.name)).status
+
+        await eventually(status, until=lambda s: s == alert_pb2.ALERT_STATUS_ESCALATED)
