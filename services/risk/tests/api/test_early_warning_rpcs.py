@@ -53,11 +53,11 @@ async def test_the_list_ranks_explains_and_suggests_and_keeps_managers_to_their_
     assert [w.customer for w in listed] == [f"customers/{c}" for c in (high, products, outflow)]
     first, second, third = listed
     assert [r.kind for r in first.reasons] == [sc.EARLY_WARNING_REASON_KIND_HIGH_CHURN_RISK]
-    assert first.suggested_action == sc.RETENTION_ACTION_RE_ENGAGE and first.suggested_action_description
+    assert first.suggested_action == sc.EARLY_WARNING_ACTION_RE_ENGAGE and first.suggested_action_description
     assert first.top_drivers[0].feature == "is_active_member" and first.model == "churnModels/m-1"
-    assert second.suggested_action == sc.RETENTION_ACTION_PRODUCT_REVIEW
+    assert second.suggested_action == sc.EARLY_WARNING_ACTION_PRODUCT_REVIEW
     assert [r.kind for r in third.reasons] == [sc.EARLY_WARNING_REASON_KIND_LARGE_OUTFLOW]
-    assert third.suggested_action == sc.RETENTION_ACTION_CALL_ABOUT_OUTFLOW and third.open_alerts == 1
+    assert third.suggested_action == sc.EARLY_WARNING_ACTION_CALL_ABOUT_OUTFLOW and third.open_alerts == 1
     assert third.model == "" and third.HasField("first_flag_time")
 
     page = await risk.ListEarlyWarnings(pb.ListEarlyWarningsRequest(relationship_manager_id=rm, page_size=2),

@@ -62,7 +62,7 @@ def test_a_score_is_published_when_first_written_when_its_band_changes_or_it_mov
 @pytest.mark.parametrize(("domain", "proto", "prefix"), [
     (RiskBand, scoring_pb2.RiskBand, "RISK_BAND_"),
     (ReasonKind, scoring_pb2.EarlyWarningReasonKind, "EARLY_WARNING_REASON_KIND_"),
-    (RetentionAction, scoring_pb2.RetentionAction, "RETENTION_ACTION_"),
+    (RetentionAction, scoring_pb2.EarlyWarningAction, "EARLY_WARNING_ACTION_"),
     (DecisionType, decision_audit_pb2.DecisionType, "DECISION_TYPE_"),
 ])
 def test_enums_mirror_the_contract(domain, proto, prefix) -> None:  # type: ignore[no-untyped-def]

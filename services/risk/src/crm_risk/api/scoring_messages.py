@@ -41,7 +41,7 @@ def warning_to_proto(warning: EarlyWarning) -> sc.EarlyWarning:
         branch_id=c.branch_id, churn_probability=c.probability or 0.0,
         risk_band=sc.RiskBand.ValueType(c.risk_band), top_drivers=[driver_to_proto(d) for d in c.drivers[:3]],
         open_alerts=c.open_alerts, model=f"churnModels/{c.churn_model_id}" if c.churn_model_id else "",
-        suggested_action=sc.RetentionAction.ValueType(warning.action),
+        suggested_action=sc.EarlyWarningAction.ValueType(warning.action),
         suggested_action_description=warning.action_description)
     for r in warning.reasons:
         reason = message.reasons.add(kind=sc.EarlyWarningReasonKind.ValueType(r.kind), description=r.description)

@@ -22,7 +22,7 @@ class ReasonKind(IntEnum):
 
 
 class RetentionAction(IntEnum):
-    """crm.risk.v1.RetentionAction."""
+    """crm.risk.v1.EarlyWarningAction."""
 
     WORK_OPEN_ALERT = 1
     CALL_ABOUT_OUTFLOW = 2
