@@ -420,6 +420,22 @@ def test_profile_scratch_holds_the_largest_upload() -> None:
     assert _bytes(tmp["emptyDir"]["sizeLimit"]) > largest
 
 
+def test_risk_reads_its_training_snapshots_from_a_mounted_volume() -> None:
+    """TrainChurnModel refuses snapshot training without CRM_RISK_TRAINING_DIR, and a read-only root
+    filesystem holds no such folder: the setting must name a mounted volume, the same in every pod."""
+    resources = base_resources()
+    risk = components()["risk"]
+    pod = find(resources, "Deployment", "risk")["spec"]["template"]["spec"]  # type: ignore[index]
+    container = main_container(pod, "risk")
+    directory = setting(risk, "training_dir", container_environment(container, resources))
+    assert directory, "CRM_RISK_TRAINING_DIR is unset: snapshot training would be refused"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = find(resources, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim is not None and "ReadWriteMany" in claim["spec"]["accessModes"], "shared by every replica"
+    assert mount.get("readOnly") is True, "the service only reads snapshots"
+
+
 def _bytes(quantity: str) -> int:
     match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", quantity)
     assert match, f"unsupported quantity {quantity}"
