@@ -393,6 +393,22 @@ def test_migration_job_runs_migrate_with_the_servers_image_and_settings() -> Non
         assert job_pod["restartPolicy"] == "Never"
 
 
+def test_new_pods_wait_for_their_schema_with_the_jobs_image_and_settings() -> None:
+    """The Deployment rolls only once the release's migration Job has run: each service pod's init
+    container waits for the schema (`wait-migrated`), built exactly like the Job's runner."""
+    resources = base_resources()
+    for name, component in components().items():
+        pod = find(resources, "Deployment", name)["spec"]["template"]["spec"]  # type: ignore[index]
+        if not component.is_service:
+            assert not pod.get("initContainers"), "the gateway has no schema"
+            continue
+        (migrate,) = migration_job(resources, name)["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+        (wait,) = pod["initContainers"]
+        assert wait["command"] == ["python", "-m", f"crm_{name}", "wait-migrated"]
+        assert wait["image"] == migrate["image"] == main_container(pod, name)["image"]
+        assert (wait.get("envFrom"), wait.get("env")) == (migrate.get("envFrom"), migrate.get("env"))
+
+
 def test_service_selectors_pick_only_the_serving_pods() -> None:
     resources = base_resources()
     for name in components():
