@@ -371,9 +371,10 @@ def test_termination_grace_outlasts_the_drain() -> None:
     resources = base_resources()
     for name, component in components().items():
         pod = find(resources, "Deployment", name)["spec"]["template"]["spec"]  # type: ignore[index]
-        grace = float(setting(component, "shutdown_grace_seconds", container_environment(
-            main_container(pod, name), resources)))
-        assert pod["terminationGracePeriodSeconds"] >= 2 * grace + 5, name
+        environment = container_environment(main_container(pod, name), resources)
+        grace = float(setting(component, "shutdown_grace_seconds", environment))
+        drain = float(setting(component, "shutdown_drain_seconds", environment))
+        assert pod["terminationGracePeriodSeconds"] >= drain + 2 * grace + 5, name
         assert not any("preStop" in c.get("lifecycle", {}) for c in pod["containers"]), f"{name}: no preStop hook"
 
 
