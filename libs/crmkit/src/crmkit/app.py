@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from crmkit import loop as event_loop
 from crmkit.clock import Clock, utc_now
-from crmkit.db import Database, migrate
+from crmkit.db import Database, migrate, wait_until_migrated
 from crmkit.logs import configure_logging, get_logger
 from crmkit.outbox import ChangeFeed
 from crmkit.server import GrpcServer, HealthDetails, ServiceBinding, wait_for_stop_signal
@@ -129,8 +129,9 @@ async def _serve(spec: ServiceSpec[SettingsT], settings: SettingsT, telemetry: T
 
 def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"crm-{spec.name}", description=f"The CRM {spec.name} service.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"],
-                        help="serve RPCs (default) or upgrade the database schema and exit")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "wait-migrated"],
+                        help="serve RPCs (default), upgrade the database schema and exit, or wait until "
+                             "the schema holds every migration of this code (a Deployment's init container)")
     args = parser.parse_args(argv)
     try:
         settings = spec.settings_type()
@@ -141,6 +142,11 @@ def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> Non
     if args.command == "migrate":
         asyncio.run(migrate(spec.migrations, settings.database_url))
         log.info("migrated")
+        return
+    if args.command == "wait-migrated":
+        asyncio.run(wait_until_migrated(spec.migrations, settings.database_url,
+                                        on_wait=lambda pending: log.info("waiting_for_migrations", pending=pending)))
+        log.info("schema_current")
         return
     telemetry = setup_telemetry(service_name=f"crm-{spec.name}")
     event_loop.run(_serve(spec, settings, telemetry))
