@@ -2,7 +2,7 @@
 decided from, and the thresholds an operator configures. Plain values, no protos, no I/O.
 
 The enums mirror the contract's numbers (`crm.segment.v1`, classification.proto), so `api/`
-converts by value; `RfmSegment` has no proto enum yet and its numbers are the ones to give it.
+converts by value; `RfmSegment` too.
 Money is integer minor units of the bank's reporting currency; the defaults assume CNY (2
 decimals), so `600_000_000` is 6,000,000.00 CNY.
 """
@@ -10,6 +10,7 @@ decimals), so `600_000_000` is 6,000,000.00 CNY.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import IntEnum
 
 
@@ -42,6 +43,10 @@ class LifecycleStage(IntEnum):
     MATURE = 3
     DECLINE = 4
     CHURNED = 5
+
+
+REPORTING_CURRENCY = "CNY"
+MINOR_PER_UNIT = 100
 
 
 class RfmSegment(IntEnum):
@@ -140,6 +145,8 @@ class ServiceStandard:
     max_marketing_contacts_per_month: int
     care_programme: str
     min_contacts_per_year: int = 0
+    max_customers_per_manager: int = 0
+    benefits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ class TierDefinition:
     min_expected_lifetime_value_minor: int | None = None
     min_inflow_90d_minor: int | None = None
     min_product_count: int | None = None
+    downgrade_grace_months: int = 0
 
 
 # Defaults for a Chinese retail bank, in CNY fen:
@@ -211,6 +219,38 @@ class TierThresholds:
 
 TIER_KEYS = {ValueTier.PRIVATE: "private", ValueTier.VIP: "vip", ValueTier.MASS_AFFLUENT: "mass_affluent",
              ValueTier.POTENTIAL: "potential", ValueTier.MASS: "mass"}
+DEFAULT_TIERS = TierThresholds()
+
+
+@dataclass(frozen=True)
+class RfmBoundary:
+    """The last (value, customer id) of one quintile in a run's ordering (see
+    `rules.rfm_boundaries`); None when the quintile is empty (fewer than five scored customers)."""
+
+    value: int
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class RfmBoundaries:
+    """Where a classification run cut each of the three orderings into quintiles: four cuts
+    each, lowest first. Scoring one customer against them (`rules.rfm_score_against`) gives the
+    score the run would have given, so a customer reclassified between runs is scored against
+    the same population."""
+
+    recency: tuple[RfmBoundary | None, ...]
+    frequency: tuple[RfmBoundary | None, ...]
+    monetary: tuple[RfmBoundary | None, ...]
+
+
+@dataclass(frozen=True)
+class TierState:
+    """A customer's stored tier and its history, what the downgrade grace decides from."""
+
+    tier: ValueTier
+    since: date | None
+    previous: ValueTier
+    downgrade_due_on: date | None
 
 
 @dataclass(frozen=True)

@@ -42,17 +42,21 @@ RFM: see `rfm_scores` and `RFM_GRID`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from datetime import date
 from enum import Enum
 from itertools import pairwise
 
 from crm_segment.classifications.model import (
     TIER_KEYS,
+    TIER_RANK,
     ActivityLayer,
     ActivitySignals,
     ActivityThresholds,
     LifecycleSignals,
     LifecycleStage,
     LifecycleThresholds,
+    RfmBoundaries,
+    RfmBoundary,
     RfmInput,
     RfmScore,
     RfmSegment,
@@ -60,6 +64,7 @@ from crm_segment.classifications.model import (
     Thresholds,
     TierDefinition,
     TierSignals,
+    TierState,
     TierThresholds,
     ValueTier,
 )
@@ -74,6 +79,9 @@ MAX_CONTACTS_PER_YEAR = 52
 MAX_DAYS = 3650
 MAX_COUNT = 10_000
 MAX_GROWTH_PERCENT = 1000
+MAX_GRACE_MONTHS = 12
+MAX_BENEFITS = 20
+MAX_BENEFIT = 100
 QUINTILES = 5
 
 # Tiers qualified by AUM alone, highest first.
@@ -145,6 +153,33 @@ def _fell_by(before: int, change: int, percent: int) -> bool:
     return before > 0 and change < 0 and -change * 100 >= percent * before
 
 
+def next_tier_state(state: TierState, computed: ValueTier, *, grace_months: int, today: date) -> TierState:
+    """The stored tier after a classification that computed `computed`. Upgrades (and a first
+    tier) are immediate; a downgrade waits `grace_months` (the current tier's grace) from the first
+    classification that failed its threshold, and is forgotten when the customer requalifies."""
+    current = state.tier
+    if current is ValueTier.UNSPECIFIED or TIER_RANK[computed] <= TIER_RANK[current]:
+        if computed is current:
+            return TierState(current, state.since, state.previous, None)
+        return TierState(computed, today, current, None)
+    due = state.downgrade_due_on or add_months(today, grace_months)
+    if today >= due:
+        return TierState(computed, today, current, None)
+    return TierState(current, state.since, state.previous, due)
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later, or the month's last day when it has fewer days."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
 # ---------------------------------------------------------------------------------------------
 # RFM
 
@@ -205,6 +240,45 @@ def rfm_scores(customers: Sequence[RfmInput], ties: Ties = Ties.SPLIT) -> list[R
     return result
 
 
+def rfm_keys(customer: RfmInput) -> tuple[int, int, int] | None:
+    """The values each ordering sorts by (higher is better): -recency days, frequency, monetary;
+    None for a customer without a transaction, who scores 1 on all three."""
+    if customer.recency_days is None or customer.frequency <= 0:
+        return None
+    return -customer.recency_days, customer.frequency, customer.monetary_minor
+
+
+def cut_positions(count: int) -> tuple[int, ...]:
+    """1-based positions, in an ordering of `count` scored customers, of the last customer of
+    quintiles 1 to 4 (0 when the quintile is empty): score = ceil(5 * position / count)."""
+    return tuple(k * count // QUINTILES for k in range(1, QUINTILES))
+
+
+def rfm_boundaries(customers: Sequence[RfmInput]) -> RfmBoundaries:
+    """The quintile cuts `rfm_scores` (SPLIT ties) makes of `customers`; the reference for the
+    SQL that finds them over the whole read model."""
+    scored = [(keys, c.customer_id) for c in customers if (keys := rfm_keys(c)) is not None]
+    positions = cut_positions(len(scored))
+    cuts = []
+    for dimension in range(3):
+        ordered = sorted((keys[dimension], customer_id) for keys, customer_id in scored)
+        cuts.append(tuple(RfmBoundary(*ordered[p - 1]) if p > 0 else None for p in positions))
+    return RfmBoundaries(*cuts)
+
+
+def rfm_score_against(boundaries: RfmBoundaries, customer: RfmInput) -> RfmScore:
+    """The score a run with these cuts gives `customer`: one more than the cuts below it."""
+    keys = rfm_keys(customer)
+    if keys is None:
+        r = f = m = 1
+    else:
+        own = customer.customer_id
+        r, f, m = (1 + sum(1 for cut in cuts if cut is None or (key, own) > (cut.value, cut.customer_id))
+                   for key, cuts in zip(keys, (boundaries.recency, boundaries.frequency, boundaries.monetary),
+                                        strict=True))
+    return RfmScore(customer.customer_id, r, f, m, rfm_segment(r, f, m))
+
+
 def _quintiles(customers: Sequence[RfmInput], value: Callable[[RfmInput], int], ties: Ties) -> dict[str, int]:
     ordered = sorted(customers, key=lambda c: (value(c), c.customer_id))
     count = len(ordered)
@@ -247,6 +321,7 @@ def validate_tiers(tiers: TierThresholds, violations: Violations, prefix: str = 
             violations.check(definition.min_average_aum_minor is None, f"{at}min_average_aum",
                              f"must be unset for {key}")
         _potential_criteria(definition, at, tier is ValueTier.POTENTIAL, violations)
+        _bounded(definition.downgrade_grace_months, f"{at}downgrade_grace_months", 0, MAX_GRACE_MONTHS, violations)
         _service(definition.service, f"{at}service_standard.", violations)
     # Each AUM tier strictly above the next: otherwise the lower one could never be reached.
     for higher, lower in pairwise(AUM_TIERS):
@@ -275,6 +350,11 @@ def _potential_criteria(definition: TierDefinition, at: str, is_potential: bool,
 
 
 def _service(service: ServiceStandard, at: str, violations: Violations) -> None:
+    _bounded(service.max_customers_per_manager, f"{at}max_customers_per_manager", 0, MAX_COUNT, violations)
+    if violations.check(len(service.benefits) <= MAX_BENEFITS, f"{at}benefits",
+                        f"must have at most {MAX_BENEFITS} entries"):
+        for index, benefit in enumerate(service.benefits):
+            _text(benefit, f"{at}benefits[{index}]", MAX_BENEFIT, violations)
     _bounded(service.complaint_response_hours, f"{at}complaint_response_hours", 1, MAX_RESPONSE_HOURS, violations)
     week, month = service.max_marketing_contacts_per_week, service.max_marketing_contacts_per_month
     _bounded(week, f"{at}max_marketing_contacts_per_week", 0, MAX_CONTACTS_PER_WEEK, violations)
