@@ -175,23 +175,30 @@ class TierDefinition:
 #   one, net inflows of 20,000 CNY in 90 days with at least 2 products (young professionals
 #   building savings: at that pace they reach mass affluent within a year or so);
 # - mass: everyone else.
+# A customer keeps private, VIP or mass affluent for 3 months after falling below its threshold
+# (a market dip should not take away a relationship manager overnight).
 # Response targets and contact caps fall with the tier: the more a customer holds, the faster the
 # answer and the fewer (better targeted) marketing contacts.
 PRIVATE = TierDefinition(
     display_name="Private Banking", min_average_aum_minor=600_000_000,
     service=ServiceStandard(dedicated_relationship_manager=True, priority_service=True, complaint_response_hours=4,
                             max_marketing_contacts_per_week=1, max_marketing_contacts_per_month=2,
-                            care_programme="Private banker care", min_contacts_per_year=24))
+                            care_programme="Private banker care", min_contacts_per_year=24,
+                            max_customers_per_manager=50),
+    downgrade_grace_months=3)
 VIP = TierDefinition(
     display_name="VIP", min_average_aum_minor=50_000_000,
     service=ServiceStandard(dedicated_relationship_manager=True, priority_service=True, complaint_response_hours=12,
                             max_marketing_contacts_per_week=1, max_marketing_contacts_per_month=3,
-                            care_programme="Wealth relationship care", min_contacts_per_year=12))
+                            care_programme="Wealth relationship care", min_contacts_per_year=12,
+                            max_customers_per_manager=300),
+    downgrade_grace_months=3)
 MASS_AFFLUENT = TierDefinition(
     display_name="Mass Affluent", min_average_aum_minor=5_000_000,
     service=ServiceStandard(dedicated_relationship_manager=False, priority_service=True, complaint_response_hours=24,
                             max_marketing_contacts_per_week=2, max_marketing_contacts_per_month=4,
-                            care_programme="Relationship team care", min_contacts_per_year=4))
+                            care_programme="Relationship team care", min_contacts_per_year=4),
+    downgrade_grace_months=3)
 POTENTIAL = TierDefinition(
     display_name="Potential", min_expected_lifetime_value_minor=1_000_000, min_inflow_90d_minor=2_000_000,
     min_product_count=2,
