@@ -10,7 +10,7 @@ decimals), so `600_000_000` is 6,000,000.00 CNY.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import IntEnum
 
 
@@ -293,3 +293,78 @@ class Thresholds:
     tiers: TierThresholds = field(default_factory=TierThresholds)
     activity: ActivityThresholds = field(default_factory=ActivityThresholds)
     lifecycle: LifecycleThresholds = field(default_factory=LifecycleThresholds)
+
+
+# `valueTiers/{slug}` in the contract's resource names.
+TIER_SLUGS = {ValueTier.PRIVATE: "private", ValueTier.VIP: "vip", ValueTier.MASS_AFFLUENT: "mass-affluent",
+              ValueTier.POTENTIAL: "potential", ValueTier.MASS: "mass"}
+
+
+@dataclass(frozen=True)
+class StoredTier:
+    """A tier's definition as stored, with its etag and how many customers hold the tier now."""
+
+    tier: ValueTier
+    definition: TierDefinition
+    version: int
+    updater: str
+    updated_at: datetime
+    customer_count: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"valueTiers/{TIER_SLUGS[self.tier]}"
+
+    @property
+    def etag(self) -> str:
+        return str(self.version)
+
+
+@dataclass(frozen=True)
+class ClassificationInputs:
+    """One customer's read-model row as the decisions need it (money in minor units); `current`
+    is the stored classification the new one follows on from."""
+
+    customer_id: str
+    relationship_manager_id: str
+    closed: bool
+    average_aum_minor: int
+    aum_minor: int
+    aum_change_90d_minor: int
+    product_count: int
+    tenure_days: int
+    days_since_last_activity: int | None
+    activity_count_90d: int
+    holdings_opened_90d: int
+    holdings_closed_90d: int
+    recency_days: int | None
+    frequency: int
+    monetary_minor: int
+    rfm_window_days: int | None
+    features_as_of: datetime
+    current: Classification | None = None
+
+
+@dataclass(frozen=True)
+class Classification:
+    customer_id: str
+    tier: TierState
+    qualifying_aum_minor: int
+    activity_layer: ActivityLayer
+    activity_layer_since: date | None
+    lifecycle_stage: LifecycleStage
+    lifecycle_stage_since: date | None
+    rfm: RfmScore | None
+    rfm_recency_days: int | None
+    rfm_frequency: int
+    rfm_monetary_minor: int
+    rfm_window_days: int | None
+    expected_lifetime_value_minor: int | None
+    classified_at: datetime | None
+    features_as_of: datetime
+    relationship_manager_id: str = ""
+
+    def moved_from(self, before: Classification | None) -> bool:
+        """Whether the tier, layer or stage differs from `before` (what the change feed carries)."""
+        return before is None or (self.tier.tier, self.activity_layer, self.lifecycle_stage) != (
+            before.tier.tier, before.activity_layer, before.lifecycle_stage)

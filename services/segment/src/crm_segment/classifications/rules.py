@@ -42,7 +42,7 @@ RFM: see `rfm_scores` and `RFM_GRID`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from itertools import pairwise
 
@@ -52,6 +52,8 @@ from crm_segment.classifications.model import (
     ActivityLayer,
     ActivitySignals,
     ActivityThresholds,
+    Classification,
+    ClassificationInputs,
     LifecycleSignals,
     LifecycleStage,
     LifecycleThresholds,
@@ -396,3 +398,50 @@ def _bounded(number: int, field: str, low: int, high: int, violations: Violation
 def _text(value: str, field: str, limit: int, violations: Violations) -> None:
     if violations.check(1 <= len(value) <= limit, field, f"must be 1 to {limit} characters"):
         violations.text(value, field)
+
+
+# ---------------------------------------------------------------------------------------------
+# One customer's classification
+
+
+def classify(inputs: ClassificationInputs, *, thresholds: Thresholds, boundaries: RfmBoundaries | None,
+             expected_lifetime_value_minor: int | None, now: datetime) -> Classification:
+    """Every classification of one customer from their read-model row; the dates a class was
+    entered carry over from `inputs.current` while it stays."""
+    today = now.date()
+    current = inputs.current
+    computed = value_tier(TierSignals(
+        average_aum_minor=inputs.average_aum_minor, product_count=inputs.product_count,
+        aum_change_90d_minor=inputs.aum_change_90d_minor, expected_lifetime_value_minor=expected_lifetime_value_minor,
+    ), thresholds.tiers)
+    before = current.tier if current is not None else TierState(ValueTier.UNSPECIFIED, None, ValueTier.UNSPECIFIED,
+                                                               None)
+    grace = (thresholds.tiers.definition(before.tier).downgrade_grace_months
+             if before.tier is not ValueTier.UNSPECIFIED else 0)
+    tier = next_tier_state(before, computed, grace_months=grace, today=today)
+    layer = activity_layer(ActivitySignals(days_since_last_activity=inputs.days_since_last_activity,
+                                           activity_count=inputs.activity_count_90d,
+                                           product_count=inputs.product_count), thresholds.activity)
+    stage = lifecycle_stage(LifecycleSignals(
+        tenure_days=inputs.tenure_days, closed=inputs.closed, product_count=inputs.product_count,
+        aum_minor=inputs.aum_minor, aum_change_minor=inputs.aum_change_90d_minor,
+        holdings_opened=inputs.holdings_opened_90d, holdings_closed=inputs.holdings_closed_90d,
+        activity_layer=layer), thresholds.lifecycle)
+    rfm_input = RfmInput(inputs.customer_id, inputs.recency_days, inputs.frequency, inputs.monetary_minor)
+    rfm = rfm_score_against(boundaries, rfm_input) if boundaries is not None else None
+    return Classification(
+        customer_id=inputs.customer_id, tier=tier, qualifying_aum_minor=inputs.average_aum_minor,
+        activity_layer=layer,
+        activity_layer_since=_since(current.activity_layer if current else None, layer,
+                                    current.activity_layer_since if current else None, today),
+        lifecycle_stage=stage,
+        lifecycle_stage_since=_since(current.lifecycle_stage if current else None, stage,
+                                     current.lifecycle_stage_since if current else None, today),
+        rfm=rfm, rfm_recency_days=inputs.recency_days, rfm_frequency=inputs.frequency,
+        rfm_monetary_minor=inputs.monetary_minor, rfm_window_days=inputs.rfm_window_days,
+        expected_lifetime_value_minor=expected_lifetime_value_minor, classified_at=now,
+        features_as_of=inputs.features_as_of, relationship_manager_id=inputs.relationship_manager_id)
+
+
+def _since(before: object | None, now_in: object, since: date | None, today: date) -> date:
+    return since if before == now_in and since is not None else today

@@ -49,4 +49,6 @@ classification_run = sa.Table(
     sa.Column("scored_customers", sa.BigInteger, nullable=False),
     sa.Column("rfm_boundaries", pg.JSONB, nullable=False),
     sa.Column("classified_customers", sa.BigInteger, nullable=False, server_default="0"),
+    # `repository.definitions_version` when the run started: a later change calls for another run.
+    sa.Column("definitions_version", sa.BigInteger, nullable=False, server_default="0"),
 )

@@ -99,6 +99,7 @@ def upgrade() -> None:
     sa.Column('scored_customers', sa.BigInteger(), nullable=False),
     sa.Column('rfm_boundaries', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('classified_customers', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('definitions_version', sa.BigInteger(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('run_id', name=op.f('pk_classification_run'))
     )
     op.create_table('lifetime_value_model',
