@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm.common.v1.change_event_pb2 import ChangeEvent
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment import tables
-from crm_segment.api import membership_messages, segment_messages
+from crm_segment.api import classification_messages, ltv_messages, membership_messages, segment_messages
 from crm_segment.api.access import ACCESS, SERVICE
 from crm_segment.api.operation_rpcs import KINDS
 from crm_segment.api.segment_servicer import SegmentServicer
+from crm_segment.classifications.service import Classifications, ClassificationSchedule
+from crm_segment.clv.service import LifetimeValues
 from crm_segment.features.follower import ProfileFollower, ServiceToken
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
@@ -42,6 +48,14 @@ class SegmentSettings(GrpcServiceSettings):
     # How often WatchOperation looks at its operation, seconds.
     operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
                                           validation_alias="CRM_SEGMENT_OPERATION_POLL_SECONDS")
+    # The scheduled classification run: at least this often (a tier definition change calls
+    # for one sooner), looked for every `classification_check_seconds`, in batches of customers.
+    classification_interval_seconds: float = Field(default=86_400, gt=0,
+                                                   validation_alias="CRM_SEGMENT_CLASSIFICATION_INTERVAL_SECONDS")
+    classification_check_seconds: float = Field(default=60, gt=0,
+                                                validation_alias="CRM_SEGMENT_CLASSIFICATION_CHECK_SECONDS")
+    classification_batch_size: int = Field(default=1000, ge=1, le=100_000,
+                                           validation_alias="CRM_SEGMENT_CLASSIFICATION_BATCH_SIZE")
 
 
 async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
@@ -58,11 +72,19 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     membership = Membership(db=runtime.db, segments=SegmentRepository(), operations=operations, runner=runner,
                             idempotency=idempotency, page_tokens=page_tokens,
                             result_message=membership_messages.materialised_to_proto)
-    follow_profile(runtime)
+    lifetime_values = LifetimeValues(db=runtime.db, operations=operations, runner=runner, idempotency=idempotency,
+                                     model_message=ltv_messages.model_to_proto)
+    classifications = Classifications(
+        outbox=Outbox(tables.outbox_event), lifetime_values=lifetime_values, page_tokens=page_tokens,
+        classification_message=classification_messages.classification_to_proto,
+        tier_message=classification_messages.tier_to_proto)
+    schedule_classification(runtime, classifications)
+    follow_profile(runtime, classifications)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
     servicer = SegmentServicer(db=runtime.db, segments=segments, membership=membership,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                               operations=operations)
+                               operations=operations, classifications=classifications,
+                               lifetime_values=lifetime_values)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),
@@ -83,8 +105,20 @@ def build_operations(runtime: Runtime[SegmentSettings], page_tokens: PageTokens)
     return operations, runner
 
 
-def follow_profile(runtime: Runtime[SegmentSettings]) -> None:
-    """The feature read model follows profile's feed in the background; closed with the service."""
+def schedule_classification(runtime: Runtime[SegmentSettings], classifications: Classifications) -> None:
+    settings = runtime.settings
+    schedule = ClassificationSchedule(
+        db=runtime.db, classifications=classifications,
+        interval=timedelta(seconds=settings.classification_interval_seconds),
+        check_seconds=settings.classification_check_seconds, batch_size=settings.classification_batch_size)
+    schedule.start()
+    runtime.on_close(schedule.close)
+
+
+def follow_profile(runtime: Runtime[SegmentSettings], classifications: Classifications) -> None:
+    """The feature read model follows profile's feed in the background; closed with the service.
+    Each applied change reclassifies its customer, then re-evaluates their real-time segments
+    (which may read the classification), in the transaction of the change."""
     settings = runtime.settings
     if not settings.profile_target:
         return
@@ -95,10 +129,16 @@ def follow_profile(runtime: Runtime[SegmentSettings]) -> None:
                                deadline_seconds=settings.peer_deadline_seconds, token_source=ServiceToken(settings),
                                tls_ca_file=settings.tls_ca_file,
                                max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
-                               after_apply=realtime.evaluate)
+                               after_apply=functools.partial(_after_apply, classifications, realtime))
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
     follower.start()
+
+
+async def _after_apply(classifications: Classifications, realtime: RealTimeMembership, connection: AsyncConnection,
+                       event: ChangeEvent) -> None:
+    await classifications.on_change(connection, event)
+    await realtime.evaluate(connection, event)
 
 
 SPEC = ServiceSpec(name="segment", settings_type=SegmentSettings, migrations=Path(__file__).parent / "migrations",

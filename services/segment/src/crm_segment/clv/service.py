@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 from google.protobuf.message import Message
 
@@ -54,6 +54,9 @@ class LifetimeValues:
         self._idempotency = idempotency
         self._model_message = model_message
         self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
 
     def today(self) -> date:
         return self._clock().astimezone(UTC).date()
