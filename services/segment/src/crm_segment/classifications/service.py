@@ -293,7 +293,8 @@ def _validate(tiers: TierThresholds, tier: ValueTier) -> None:
         for violation in error.violations:
             if violation.field.startswith(own):
                 field = violation.field.removeprefix(own)
-                renamed.add(f"value_tier.{_REQUEST_FIELDS.get(field, field)}", violation.description)
+                unit = " (hours)" if field.endswith("complaint_response_hours") else ""
+                renamed.add(f"value_tier.{_REQUEST_FIELDS.get(field, field)}", violation.description + unit)
             else:  # a neighbour's threshold is now out of order with this one
                 renamed.add("value_tier.min_average_aum", f"{violation.field} {violation.description}")
         renamed.raise_if_any()
