@@ -368,11 +368,12 @@ def check_fit(*, display_name: str, calibration: tuple[date | None, date | None]
                f"is required: 1 to {MAX_DISPLAY_NAME} characters"):
         v.text(display_name, "display_name")
     start, end = calibration
-    if not v.check(start is not None and end is not None, "calibration_period",
-                   "is required with both start_time and end_time"):
+    calibration_given = v.check(start is not None and end is not None, "calibration_period",
+                                "is required with both start_time and end_time")
+    if not calibration_given:
         start = end = today
     assert start is not None and end is not None
-    v.check((end - start).days >= MIN_CALIBRATION_DAYS, "calibration_period",
+    v.check(not calibration_given or (end - start).days >= MIN_CALIBRATION_DAYS, "calibration_period",
             f"must be at least {MIN_CALIBRATION_DAYS} days long")
     v.check(end <= today, "calibration_period.end_time", "must not be in the future")
     holdout_start = holdout_end = None
@@ -381,7 +382,8 @@ def check_fit(*, display_name: str, calibration: tuple[date | None, date | None]
         if v.check(holdout_start is not None and holdout_end is not None, "holdout_period",
                    "must have both start_time and end_time when set"):
             assert holdout_start is not None and holdout_end is not None
-            v.check(holdout_start == end, "holdout_period.start_time", "must be calibration_period.end_time")
+            v.check(not calibration_given or holdout_start == end, "holdout_period.start_time",
+                    "must be calibration_period.end_time")
             v.check(MIN_HOLDOUT_DAYS <= (holdout_end - holdout_start).days <= MAX_HOLDOUT_DAYS, "holdout_period",
                     f"must be {MIN_HOLDOUT_DAYS} to {MAX_HOLDOUT_DAYS} days long")
             v.check(holdout_end <= today, "holdout_period.end_time", "must not be in the future")
