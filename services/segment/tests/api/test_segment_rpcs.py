@@ -527,8 +527,7 @@ async def test_watch_changes_is_for_services_and_admins(segments) -> None:
 
 async def test_an_rpc_not_served_yet_is_unimplemented_not_internal(segments) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await segments.GetLifetimeValueModel(pb.GetLifetimeValueModelRequest(name="lifetimeValueModels/m1"),
-                                             metadata=ANALYST)
+        await segments.ListClusters(pb.ListClustersRequest(parent="clusteringRuns/r1"), metadata=ANALYST)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # The same details as every other error, so callers that read ErrorInfo need no special case.
     assert error_reason(error.value, domain=DOMAIN) == "NOT_IMPLEMENTED"
