@@ -27,6 +27,7 @@ from crm_segment.segments import rules
 from crm_segment.segments.repository import SegmentRepository
 from crm_segment.segments.service import Segments
 from crmkit.app import Runtime, ServiceSpec
+from crmkit.audit import AuditWriter
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
@@ -72,12 +73,16 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     membership = Membership(db=runtime.db, segments=SegmentRepository(), operations=operations, runner=runner,
                             idempotency=idempotency, page_tokens=page_tokens,
                             result_message=membership_messages.materialised_to_proto)
+    # Reads of one customer's classification or value are audited (who, which customer, why).
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
     lifetime_values = LifetimeValues(db=runtime.db, operations=operations, runner=runner, idempotency=idempotency,
-                                     model_message=ltv_messages.model_to_proto)
+                                     model_message=ltv_messages.model_to_proto, audit=audit)
     classifications = Classifications(
         outbox=Outbox(tables.outbox_event), lifetime_values=lifetime_values, page_tokens=page_tokens,
         classification_message=classification_messages.classification_to_proto,
-        tier_message=classification_messages.tier_to_proto)
+        tier_message=classification_messages.tier_to_proto, audit=audit)
     schedule_classification(runtime, classifications)
     follow_profile(runtime, classifications)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed

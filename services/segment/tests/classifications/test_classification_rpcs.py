@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.type import money_pb2
 
-from crm.common.v1 import change_event_pb2
+from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.segment.v1 import classification_pb2 as cpb
 from crm.segment.v1 import segment_service_pb2 as pb
 from crm_segment.api import classification_messages
@@ -32,6 +32,7 @@ ADMIN = bearer(Role.ADMIN, subject="admin-1")
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-7")
 AS_OF = datetime(2026, 12, 1, tzinfo=UTC)
+AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE, justification="branch visit")
 # A wealth customer: 600,000 CNY on average (VIP), busy and stable (core, mature).
 VIP_ROW = {"average_aum_90d": 600_000, "aum": 610_000, "aum_change_90d": 0, "product_count": 4,
            "tenure_days": 2000, "days_since_last_activity": 3, "transaction_count_90d": 9, "login_count_30d": 4,
@@ -69,7 +70,7 @@ async def on_change(service: tuple[Any, Any], customer_id: str) -> None:
 async def classification(segments: Any, customer_id: str, metadata: Any = ANALYST
                          ) -> pb.GetCustomerClassificationResponse:
     return await segments.GetCustomerClassification(
-        pb.GetCustomerClassificationRequest(customer=f"customers/{customer_id}"), metadata=metadata)
+        pb.GetCustomerClassificationRequest(customer=f"customers/{customer_id}", audit=AUDIT), metadata=metadata)
 
 
 def test_domain_enums_mirror_the_contract() -> None:
@@ -102,6 +103,8 @@ async def test_a_change_classifies_the_customer_and_publishes_the_move(segment_s
     assert c.features_as_of.ToDatetime(tzinfo=UTC) == AS_OF
     assert c.classify_time.ToDatetime(tzinfo=UTC) > AS_OF
     assert await rows_about(segment_service, "outbox_event", f"customers/{customer_id}") == 1
+    # Both reads are in the audit log: who read which customer's classification, and why.
+    assert await rows_about(segment_service, "audit_record", f"customers/{customer_id}") == 2
 
     # Classifying again with nothing changed publishes nothing more.
     await on_change(segment_service, customer_id)
@@ -183,7 +186,7 @@ async def test_classification_bad_input(segment_service: Any, segments: Any) -> 
         await segments.GetCustomerClassification(pb.GetCustomerClassificationRequest(customer="customer/x"),
                                                  metadata=ANALYST)
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(malformed.value)) == {"customer"}
+    assert set(field_violations(malformed.value)) == {"customer", "audit.purpose"}
     others = await seed(segment_service, relationship_manager_id="rm-9", **VIP_ROW)
     with pytest.raises(grpc.aio.AioRpcError) as outside:
         await classification(segments, others, metadata=RM)

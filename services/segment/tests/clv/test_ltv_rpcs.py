@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from google.protobuf.duration_pb2 import Duration
 from google.type import decimal_pb2, interval_pb2
 
-from crm.common.v1 import operation_pb2
+from crm.common.v1 import audit_pb2, operation_pb2
 from crm.segment.v1 import analytics_pb2
 from crm.segment.v1 import segment_service_pb2 as pb
 from crm_segment.api import classification_messages, ltv_messages
@@ -37,6 +37,7 @@ from crmkit.testing import bearer, error_info, eventually, field_violations, sha
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-7")
 PREFIX = "CD-"
+AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE, justification="advice")
 SUCCEEDED, FAILED = operation_pb2.OPERATION_STATE_SUCCEEDED, operation_pb2.OPERATION_STATE_FAILED
 
 
@@ -153,7 +154,7 @@ async def test_a_customers_value_under_the_model(segments: Any, fitted: analytic
                                                  cdnow: dict[tuple[str, date], float]) -> None:
     customer = f"{PREFIX}00004"
     response = await segments.GetCustomerLifetimeValue(pb.GetCustomerLifetimeValueRequest(
-        customer=f"customers/{customer}", model=fitted.name), metadata=RM)
+        audit=AUDIT, customer=f"customers/{customer}", model=fitted.name), metadata=RM)
     value = response.lifetime_value
     # The summary runs to today: every CDNOW purchase is decades old, so the customer is likely gone.
     days = sorted(d for (c, d) in cdnow if c == customer)
@@ -174,7 +175,7 @@ async def test_a_customers_value_under_the_model(segments: Any, fitted: analytic
 
     # The latest model is used when none is named; a longer horizon expects more.
     longer = (await segments.GetCustomerLifetimeValue(pb.GetCustomerLifetimeValueRequest(
-        customer=f"customers/{customer}", horizon=Duration(seconds=3650 * 86400),
+        audit=AUDIT, customer=f"customers/{customer}", horizon=Duration(seconds=3650 * 86400),
         annual_discount_rate=decimal_pb2.Decimal(value="0")), metadata=ANALYST)).lifetime_value
     assert longer.expected_transactions > value.expected_transactions
 
@@ -196,7 +197,7 @@ async def test_lifetime_value_becomes_a_feature_once_a_model_exists(
     assert classified.expected_lifetime_value_minor is not None
 
     got = (await segments.GetCustomerClassification(pb.GetCustomerClassificationRequest(
-        customer=f"customers/{PREFIX}00004"), metadata=ANALYST)).classification
+        customer=f"customers/{PREFIX}00004", audit=AUDIT), metadata=ANALYST)).classification
     assert got.HasField("expected_lifetime_value")
     preview = await segments.PreviewSegment(pb.PreviewSegmentRequest(
         rule='branch_id == "B-cdnow" && expected_lifetime_value >= 0.0'), metadata=ANALYST)
@@ -248,7 +249,7 @@ async def test_a_fit_without_repeat_customers_fails_and_cannot_value(segments: A
     assert model.state == FAILED and not model.HasField("bg_nbd")
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await segments.GetCustomerLifetimeValue(pb.GetCustomerLifetimeValueRequest(
-            customer=f"customers/{PREFIX}00004", model=model.name), metadata=ANALYST)
+            audit=AUDIT, customer=f"customers/{PREFIX}00004", model=model.name), metadata=ANALYST)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(error.value).reason == "LTV_MODEL_NOT_READY"
 
@@ -278,17 +279,19 @@ async def test_reads_of_unknown_or_malformed_names(segments: Any, cdnow: Any) ->
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as nobody:
         await segments.GetCustomerLifetimeValue(pb.GetCustomerLifetimeValueRequest(
-            customer="customers/C-nobody"), metadata=ANALYST)
+            audit=AUDIT, customer="customers/C-nobody"), metadata=ANALYST)
     assert nobody.value.code() == grpc.StatusCode.NOT_FOUND
     assert error_info(nobody.value).reason == "CUSTOMER_NOT_FOUND"
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await segments.GetCustomerLifetimeValue(pb.GetCustomerLifetimeValueRequest(
             customer="customer/x", model="models/1", horizon=Duration(seconds=86400 + 1),
             annual_discount_rate=decimal_pb2.Decimal(value="1.5")), metadata=ANALYST)
-    assert set(field_violations(bad.value)) == {"customer", "model", "horizon", "annual_discount_rate"}
+    assert set(field_violations(bad.value)) == {"customer", "model", "horizon", "annual_discount_rate",
+                                                "audit.purpose"}
     with pytest.raises(grpc.aio.AioRpcError) as outside:
         await segments.GetCustomerLifetimeValue(pb.GetCustomerLifetimeValueRequest(
-            customer=f"customers/{PREFIX}00004"), metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-9"))
+            audit=AUDIT, customer=f"customers/{PREFIX}00004"),
+            metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-9"))
     assert outside.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 

@@ -11,6 +11,7 @@ from crm_segment.classifications.service import Classifications
 from crm_segment.membership.rules import CUSTOMER_NAME
 from crmkit.auth import current_principal
 from crmkit.db import Database
+from crmkit.resources import purpose_from
 from crmkit.validation import Violations
 from crmkit.values import set_timestamps
 
@@ -23,9 +24,14 @@ class ClassificationRpcs:
 
     async def GetCustomerClassification(self, request: pb.GetCustomerClassificationRequest,
                                         context: grpc.aio.ServicerContext) -> pb.GetCustomerClassificationResponse:
-        customer_id = CUSTOMER_NAME.parse_one(request.customer, "customer", required=True)
+        v = Violations()
+        CUSTOMER_NAME.check(request.customer, "customer", v, required=True)
+        purpose = purpose_from(request.audit, violations=v)
+        v.raise_if_any()
+        customer_id = CUSTOMER_NAME.id_in(request.customer)
+        assert customer_id is not None  # checked above
         async with self._db.unit_of_work(read_only=True) as uow:
-            found, service = await self._classifications.get(uow=uow, customer_id=customer_id,
+            found, service = await self._classifications.get(uow=uow, customer_id=customer_id, purpose=purpose,
                                                              actor=current_principal())
         response = pb.GetCustomerClassificationResponse(
             classification=messages.classification_to_proto(found, service))

@@ -13,6 +13,7 @@ from crm_segment.membership.rules import CUSTOMER_NAME
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
+from crmkit.resources import purpose_from
 from crmkit.validation import Violations
 
 
@@ -51,10 +52,11 @@ class LifetimeValueRpcs:
         horizon = rules.check_horizon(messages.horizon_days(request.horizon, request.HasField("horizon")), "horizon", v)
         rate = rules.check_discount_rate(
             messages.decimal_of(request.annual_discount_rate, "annual_discount_rate", v), "annual_discount_rate", v)
+        purpose = purpose_from(request.audit, violations=v)
         v.raise_if_any()
         assert customer_id is not None
         async with self._db.unit_of_work(read_only=True) as uow:
             prediction = await self._lifetime_values.predict(
                 uow=uow, customer_id=customer_id, model_id=model_id, horizon_days=horizon,
-                annual_discount_rate=rate, actor=current_principal())
+                annual_discount_rate=rate, purpose=purpose, actor=current_principal())
         return pb.GetCustomerLifetimeValueResponse(lifetime_value=messages.prediction_to_proto(prediction))

@@ -43,6 +43,7 @@ from crm_segment.classifications.model import (
 from crm_segment.clv import rules as clv_rules
 from crm_segment.clv.service import LifetimeValues
 from crm_segment.features.rules import customer_id_of
+from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
 from crmkit.db import Database, UnitOfWork
@@ -51,6 +52,7 @@ from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.outbox import Outbox
 from crmkit.pagination import Page, PageTokens, clamp_page_size
+from crmkit.resources import Purpose
 from crmkit.validation import Violations
 
 log = get_logger("crm.segment.classifications")
@@ -84,8 +86,12 @@ TierMessage = Callable[[StoredTier], Message]
 class Classifications:
     def __init__(self, *, outbox: Outbox, lifetime_values: LifetimeValues | None, page_tokens: PageTokens,
                  classification_message: ClassificationMessage, tier_message: TierMessage,
-                 thresholds: Thresholds | None = None, clock: Clock = utc_now) -> None:
+                 audit: AuditWriter | None = None, thresholds: Thresholds | None = None,
+                 clock: Clock = utc_now) -> None:
         self._outbox = outbox
+        # Records who read which customer's classification and why; None only in tools and tests
+        # that classify without serving reads.
+        self._audit = audit
         self._lifetime_values = lifetime_values
         self._page_tokens = page_tokens
         self._classification_message = classification_message
@@ -96,7 +102,7 @@ class Classifications:
 
     # --- reads --------------------------------------------------------------------------------
 
-    async def get(self, *, uow: UnitOfWork, customer_id: str, actor: Principal
+    async def get(self, *, uow: UnitOfWork, customer_id: str, purpose: Purpose, actor: Principal
                   ) -> tuple[Classification, ServiceStandard | None]:
         found = await repository.classification(uow, customer_id)
         if found is None:
@@ -104,6 +110,10 @@ class Classifications:
                            metadata={"customer_id": customer_id})
         if actor.is_relationship_manager_only and found.relationship_manager_id != actor.subject:
             raise PermissionDenied("the customer is outside your book", reason="OUTSIDE_BOOK")
+        if self._audit is not None:
+            await self._audit.record(AuditEntry(principal=actor.subject, action="classification.read",
+                                                resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
+                                                justification=purpose.justification))
         return found, await self._service_of(uow, found.tier.tier)
 
     async def _service_of(self, uow: UnitOfWork, tier: ValueTier) -> ServiceStandard | None:

@@ -30,6 +30,7 @@ from crm_segment.clv.model import (
 )
 from crm_segment.realtime import repository as values
 from crm_segment.segments.repository import SegmentRepository
+from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
 from crmkit.db import Database, UnitOfWork
@@ -38,6 +39,7 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.logs import get_logger
 from crmkit.operations import SUCCEEDED, OperationRunner, Operations, RunningOperation, Started, complete_in, name_of
 from crmkit.operations import parse_name as parse_operation_name
+from crmkit.resources import Purpose
 
 log = get_logger("crm.segment.clv")
 
@@ -47,8 +49,11 @@ ModelMessage = Callable[[StoredModel], Message]
 
 class LifetimeValues:
     def __init__(self, *, db: Database, operations: Operations, runner: OperationRunner,
-                 idempotency: IdempotencyKeys, model_message: ModelMessage, clock: Clock = utc_now) -> None:
+                 idempotency: IdempotencyKeys, model_message: ModelMessage, audit: AuditWriter | None = None,
+                 clock: Clock = utc_now) -> None:
         self._db = db
+        # Records who read which customer's value and why.
+        self._audit = audit
         self._operations = operations
         self._runner = runner
         self._idempotency = idempotency
@@ -133,7 +138,7 @@ class LifetimeValues:
         return found
 
     async def predict(self, *, uow: UnitOfWork, customer_id: str, model_id: str | None, horizon_days: int | None,
-                      annual_discount_rate: float | None, actor: Principal) -> Prediction:
+                      annual_discount_rate: float | None, purpose: Purpose, actor: Principal) -> Prediction:
         """The customer's value over the horizon from today (the model's defaults where unset)."""
         features = await values.features(uow, customer_id)
         if features is None:
@@ -141,6 +146,10 @@ class LifetimeValues:
                            metadata={"customer_id": customer_id})
         if actor.is_relationship_manager_only and features.get("relationship_manager_id") != actor.subject:
             raise PermissionDenied("the customer is outside your book", reason="OUTSIDE_BOOK")
+        if self._audit is not None:
+            await self._audit.record(AuditEntry(principal=actor.subject, action="lifetime_value.read",
+                                                resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
+                                                justification=purpose.justification))
         if model_id:
             model = await self.get(uow=uow, model_id=model_id)
             if model.state != SUCCEEDED or model.result is None:
