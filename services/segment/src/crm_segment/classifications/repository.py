@@ -154,12 +154,13 @@ def _inputs(row: Any) -> ClassificationInputs:
         rfm_window_days=row.rfm_window_days, features_as_of=row.features_as_of, current=_stored(row))
 
 
-async def inputs(connection: AsyncConnection, customer_ids: Sequence[str], *, for_update: bool = False
+async def inputs(connection: AsyncConnection, customer_ids: Sequence[str], *, skip_locked: bool = False
                  ) -> list[ClassificationInputs]:
-    """The customers' rows (those in the population), in customer order."""
+    """The customers' rows (those in the population), in customer order, locked until the
+    transaction ends; with `skip_locked`, rows another transaction holds are left out."""
     query = (sa.select(*_INPUT_COLUMNS).where(cf.customer_id.in_(list(customer_ids)), sa.not_(cf.removed))
-             .order_by(cf.customer_id))
-    rows = await connection.execute(query.with_for_update() if for_update else query)
+             .order_by(cf.customer_id).with_for_update(skip_locked=skip_locked))
+    rows = await connection.execute(query)
     return [_inputs(row) for row in rows]
 
 

@@ -158,9 +158,10 @@ class Classifications:
             await self.classify(connection, [customer_id], boundaries=await repository.latest_boundaries(connection))
 
     async def classify(self, connection: AsyncConnection, customer_ids: Sequence[str], *,
-                       boundaries: RfmBoundaries | None) -> list[Classification]:
-        """Classify the customers (those in the population) and store the results; publish moves."""
-        found = await repository.inputs(connection, customer_ids, for_update=True)
+                       boundaries: RfmBoundaries | None, skip_locked: bool = False) -> list[Classification]:
+        """Classify the customers (those in the population) and store the results; publish moves.
+        With `skip_locked`, customers whose rows another transaction holds are left out."""
+        found = await repository.inputs(connection, customer_ids, skip_locked=skip_locked)
         if not found:
             return []
         stored = {t.tier: t.definition for t in await repository.tiers(connection)}
@@ -207,7 +208,10 @@ class Classifications:
                 if not batch:
                     await repository.finish_run(uow, run_id, classified=classified)
                     break
-                classified += len(await self.classify(uow, batch, boundaries=boundaries))
+                # Rows the feed consumer is changing are skipped rather than waited for (its
+                # transaction locks customers in feed order, a batch in id order: waiting could
+                # deadlock); that change reclassifies them against these cuts anyway.
+                classified += len(await self.classify(uow, batch, boundaries=boundaries, skip_locked=True))
             after = batch[-1]
         log.info("classification_run_finished", run_id=run_id, customers=classified, scored=scored)
         return classified
