@@ -9,9 +9,11 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm.feedback.v1 import feedback_service_pb2_grpc
 from crm_feedback import tables
-from crm_feedback.api import complaint_messages, sla_messages
+from crm_feedback.api import classification_messages, complaint_messages, sla_messages
 from crm_feedback.api.access import ACCESS, SERVICE
 from crm_feedback.api.feedback_servicer import FeedbackServicer
+from crm_feedback.api.operation_rpcs import KINDS
+from crm_feedback.classification.service import TextClassifiers
 from crm_feedback.complaints import rules
 from crm_feedback.complaints.model import Complaint, Step
 from crm_feedback.complaints.privacy import DescriptionVault
@@ -25,6 +27,7 @@ from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
 from crmkit.crypto import KeyRing
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
@@ -52,6 +55,13 @@ class FeedbackSettings(GrpcServiceSettings):
     default_resolve_hours: int = Field(default=48, ge=1, le=90 * 24,
                                        validation_alias="CRM_FEEDBACK_DEFAULT_RESOLVE_HOURS")
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_FEEDBACK_FEED_POLL_SECONDS")
+    # Where TrainTextClassifier reads the bank's labelled examples (CSV files named by the
+    # spec); empty: training is refused (FAILED_PRECONDITION NO_TRAINING_DIRECTORY).
+    training_dir: str = Field(default="", validation_alias="CRM_FEEDBACK_TRAINING_DIR")
+    training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_FEEDBACK_TRAINING_WORKERS")
+    # How often WatchOperation looks at its operation, seconds.
+    operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
+                                          validation_alias="CRM_FEEDBACK_OPERATION_POLL_SECONDS")
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackSettings:
@@ -96,20 +106,39 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     sla_policies = SlaPolicies(repository=SlaPolicyRepository(), outbox=outbox, idempotency=idempotency,
                                page_tokens=page_tokens, configured_default=settings.default_sla,
                                feed_payload=sla_messages.to_proto)
+    operations, runner = build_operations(runtime, page_tokens)
+    classifiers = TextClassifiers(
+        db=runtime.db, operations=operations, runner=runner, idempotency=idempotency, page_tokens=page_tokens,
+        training_dir=settings.training_dir, spec_message=classification_messages.to_spec,
+        classifier_message=classification_messages.to_proto)
     complaints = Complaints(
         repository=ComplaintRepository(DescriptionVault(settings.key_ring())), outbox=outbox,
         idempotency=idempotency, audit=audit, page_tokens=page_tokens, sla_policies=sla_policies,
-        feed_payload=feed_payload, step_payload=step_payload,
+        feed_payload=feed_payload, step_payload=step_payload, predict_category=classifiers.predict_category,
     )
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, sla_policies=sla_policies, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, sla_policies=sla_policies, feed=feed,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+                                classifiers=classifiers, operations=operations)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),
         policy=ACCESS,
     )]
+
+
+def build_operations(runtime: Runtime[FeedbackSettings], page_tokens: PageTokens
+                     ) -> tuple[Operations, OperationRunner]:
+    """The operations table's service, and the runner whose spawned workers train classifiers."""
+    settings = runtime.settings
+    operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
+                            poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
+    runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
+                             workers=settings.training_workers, log_level=settings.log_level)
+    runner.start()
+    runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    return operations, runner
 
 
 SPEC = ServiceSpec(name="feedback", settings_type=FeedbackSettings,

@@ -1,5 +1,6 @@
 """FeedbackService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
+Text classification RPCs are in classification_rpcs.py, the operations' in operation_rpcs.py.
 RPCs not overridden here are not served yet: the generated base raises NotImplementedError,
 which the kit's interceptor answers with UNIMPLEMENTED. Each still has its rule in access.py.
 """
@@ -13,21 +14,28 @@ import grpc
 from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crm_feedback.api import complaint_messages, sla_messages
+from crm_feedback.api.classification_rpcs import ClassificationRpcs
+from crm_feedback.api.operation_rpcs import OperationRpcs
+from crm_feedback.classification.service import TextClassifiers
 from crm_feedback.complaints.service import Complaints
 from crm_feedback.sla.service import SlaPolicies
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
+from crmkit.operations import Operations
 from crmkit.outbox import ChangeFeed
 from crmkit.resources import purpose_of
 
 
-class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, feed: ChangeFeed) -> None:
+class FeedbackServicer(ClassificationRpcs, OperationRpcs, feedback_service_pb2_grpc.FeedbackServiceServicer):
+    def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, feed: ChangeFeed,
+                 classifiers: TextClassifiers, operations: Operations) -> None:
         self._db = db
         self._complaints = complaints
         self._sla_policies = sla_policies
         self._feed = feed
+        self._classifiers = classifiers
+        self._operations = operations
 
     async def FileComplaint(self, request: pb.FileComplaintRequest, context: grpc.aio.ServicerContext
                             ) -> pb.FileComplaintResponse:

@@ -187,6 +187,12 @@ class Complaint:
     duplicate_of: str = ""
     reopen_count: int = 0
     closed_at: datetime | None = None
+    # Set when the category was not given on filing but predicted by the active category
+    # classifier: its label, probability and model version. A person setting it clears them.
+    category_predicted: bool = False
+    category_label: str = ""
+    category_confidence: float = 0.0
+    category_model_version: str = ""
     # Loaded only for the full view; the timeline is append-only rows of its own.
     notes: tuple[Note, ...] = ()
     history: tuple[Step, ...] = ()
