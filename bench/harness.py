@@ -47,6 +47,8 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "rows/s importing 1M customers >= 0.75 x raw COPY of the stored rows + their encryption loop"),
     Benchmark("outbox-write", "bench.outbox_write",
               "transactions/s of a write with its outbox row at concurrency 16 >= 0.5 x the same write without"),
+    Benchmark("feedback-classify", "bench.feedback_classify",
+              "ClassifyText qps at concurrency 16 over a bare gRPC call at concurrency 16 (BANKING77 model)"),
     Benchmark("segment-clv", "bench.segment_clv",
               "seconds to summarise CDNOW_master (23,570 customers) and fit BG/NBD + Gamma-Gamma (no floor)"),
 ]}

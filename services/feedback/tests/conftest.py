@@ -52,15 +52,16 @@ _CATEGORY_TEMPLATES = {
     "cards": ["my {x} card has not arrived", "I lost my {x} card", "my {x} card was declined at the shop",
               "我的{z}信用卡还没有收到", "{z}银行卡丢了", "刷{z}卡被拒绝了"],
     "fees_and_charges": ["why was I charged an annual fee on {x}", "the {x} transfer fee is too high",
-                         "interest was charged twice on {x}", "{z}年费被重复收取", "{z}手续费太高了", "{z}利息收取不合理"],
+                         "interest was charged twice on {x}", "{z}年费被重复收取", "{z}手续费太高了",
+                         "{z}利息收取不合理"],
     "digital_channels": ["the mobile app crashes on {x}", "I cannot log in to online banking on {x}",
                          "the website shows an error on {x}", "{z}手机银行闪退", "{z}网银无法登录", "{z}APP一直报错"],
 }
 _SENTIMENT_TEMPLATES = {
-    "0": ["terrible service at {x}, I am very angry", "worst bank ever, {x} was awful", "{z}服务太差了，非常生气",
-          "{z}态度恶劣，我要投诉"],
-    "1": ["great service at {x}, thank you", "very helpful staff at {x}, excellent", "{z}服务很好，谢谢",
-          "{z}工作人员非常专业，满意"],
+    "0": ["terrible service at {x}, I am very angry", "worst bank ever, {x} was awful", "{z}服务太差了, 非常生气",
+          "{z}态度恶劣, 我要投诉"],
+    "1": ["great service at {x}, thank you", "very helpful staff at {x}, excellent", "{z}服务很好, 谢谢",
+          "{z}工作人员非常专业, 满意"],
     "2": ["what are the opening hours of {x}", "where is the {x} branch", "{z}请问营业时间是几点",
           "{z}网点地址在哪里"],
 }

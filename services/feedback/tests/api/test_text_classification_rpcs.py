@@ -20,9 +20,8 @@ import pytest
 
 from crm.common.v1 import operation_pb2
 from crm.feedback.v1 import classification_pb2 as cl
-from crm.feedback.v1 import complaint_pb2
+from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
-from crm.feedback.v1 import feedback_service_pb2_grpc
 from crm_feedback.app import SPEC
 from crmkit.auth import Role
 from crmkit.testing import (
@@ -206,11 +205,11 @@ async def test_classify_text_gives_category_probabilities_and_model_version_in_b
     assert english.language_code == "en"
     assert english.category_model_version == category_classifier.model_version
     assert english.model_version == f"{category_classifier.model_version}+"
-    assert [p.label for p in english.category_probabilities][0] == "cards"
+    assert english.category_probabilities[0].label == "cards"
     assert sum(p.probability for p in english.category_probabilities) == pytest.approx(1.0)
     assert english.confidence == english.category_probabilities[0].probability
     assert english.sentiment == cl.SENTIMENT_UNSPECIFIED, "no sentiment classifier is active yet"
-    chinese = await classify(feedback, "手机银行一直闪退，无法登录")
+    chinese = await classify(feedback, "手机银行一直闪退, 无法登录")
     assert chinese.category == cl.COMPLAINT_CATEGORY_DIGITAL_CHANNELS and chinese.language_code == "zh"
 
 
@@ -227,9 +226,9 @@ async def test_a_complaint_filed_without_a_category_gets_the_predicted_one_marke
     assert given.category == cl.COMPLAINT_CATEGORY_CARDS and not given.category_predicted
     assert not given.HasField("classification"), "a person's category is never second-guessed"
 
+    change = complaint_pb2.Complaint(name=predicted.name, category=cl.COMPLAINT_CATEGORY_CARDS)
     updated = (await feedback.UpdateComplaint(pb.UpdateComplaintRequest(
-        complaint=complaint_pb2.Complaint(name=predicted.name, category=cl.COMPLAINT_CATEGORY_CARDS), update_mask={"paths": ["category"]}),
-        metadata=RM)).complaint
+        complaint=change, update_mask={"paths": ["category"]}), metadata=RM)).complaint
     assert updated.category == cl.COMPLAINT_CATEGORY_CARDS and not updated.category_predicted
 
 
@@ -241,7 +240,7 @@ async def test_sentiment_training_maps_labels_and_classify_text_reports_the_tone
         label_mapping=SENTIMENT_MAPPING)))
     assert list(model.labels) == ["negative", "neutral", "positive"]
     assert model.model_version.startswith("sentiment-")
-    angry = await classify(feedback, "服务太差了，我非常生气")
+    angry = await classify(feedback, "服务太差了, 我非常生气")
     assert angry.sentiment == cl.SENTIMENT_NEGATIVE and angry.sentiment_score < 0
     assert angry.sentiment_model_version == model.model_version
     assert angry.model_version == f"{category_classifier.model_version}+{model.model_version}"

@@ -55,7 +55,8 @@ def test_only_zh_en_or_empty_language_codes_are_accepted() -> None:
 
 def test_category_labels_name_the_taxonomy_in_any_case_with_or_without_the_prefix() -> None:
     assert text.category_of("cards") == classification_pb2.COMPLAINT_CATEGORY_CARDS
-    assert text.category_of("COMPLAINT_CATEGORY_FEES_AND_CHARGES") == classification_pb2.COMPLAINT_CATEGORY_FEES_AND_CHARGES
+    fees = classification_pb2.COMPLAINT_CATEGORY_FEES_AND_CHARGES
+    assert text.category_of("COMPLAINT_CATEGORY_FEES_AND_CHARGES") == fees
     assert text.category_of("digital channels") == classification_pb2.COMPLAINT_CATEGORY_DIGITAL_CHANNELS
     assert text.category_of("card_arrival") == 0
 

@@ -9,15 +9,16 @@ import pytest
 from crm_feedback.classification import training
 from crmkit.errors import FailedPrecondition
 
-PARAMS = training.TrainingParams(target="category", c_grid=(1.0,))
+Examples = tuple[list[str], list[str]]
+PARAMS = training.TrainingParams(target="category", candidates=((training.TFIDF_SVC, 1.0),))
 
 
 @pytest.fixture(scope="module")
-def examples(category_examples: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+def examples(category_examples: list[tuple[str, str]]) -> Examples:
     return [t for t, _ in category_examples], [y for _, y in category_examples]
 
 
-def test_trains_scores_held_out_examples_per_language_and_classifies_both_languages(examples: tuple[list[str], list[str]]) -> None:
+def test_trains_scores_held_out_examples_per_language_and_classifies_both_languages(examples: Examples) -> None:
     texts, labels = examples
     result = training.train(texts, labels, PARAMS)
     assert result.labels == ("cards", "digital_channels", "fees_and_charges")
@@ -36,17 +37,17 @@ def test_trains_scores_held_out_examples_per_language_and_classifies_both_langua
     assert training.train(texts, labels, PARAMS).model_version == result.model_version
 
 
-def test_the_files_own_split_holds_out_the_rows_from_the_given_one(examples: tuple[list[str], list[str]]) -> None:
+def test_the_files_own_split_holds_out_the_rows_from_the_given_one(examples: Examples) -> None:
     texts, labels = examples
     order = sorted(range(len(texts)), key=lambda i: i % 5)  # every label on both sides of the cut
     texts, labels = [texts[i] for i in order], [labels[i] for i in order]
     cut = len(texts) - 30
     result = training.train(texts, labels, training.TrainingParams(
-        target="category", holdout_start_row=cut + 1, c_grid=(1.0,)))
+        target="category", holdout_start_row=cut + 1, candidates=PARAMS.candidates))
     assert (result.metrics.training_examples, result.metrics.held_out_examples) == (cut, 30)
 
 
-def test_labelswith_fewer_than_five_examples_are_left_out_and_named(examples: tuple[list[str], list[str]]) -> None:
+def test_labelswith_fewer_than_five_examples_are_left_out_and_named(examples: Examples) -> None:
     texts, labels = examples
     texts = [*texts, "a rare complaint about privacy", "another one about privacy"]
     labels = [*labels, "privacy_and_data", "privacy_and_data"]
@@ -55,21 +56,21 @@ def test_labelswith_fewer_than_five_examples_are_left_out_and_named(examples: tu
     assert "privacy_and_data" not in result.labels
 
 
-def test_one_usable_label_cannot_make_a_classifier(examples: tuple[list[str], list[str]]) -> None:
-    texts, labels = examples
+def test_one_usable_label_cannot_make_a_classifier(examples: Examples) -> None:
+    texts, _ = examples
     with pytest.raises(FailedPrecondition) as error:
         training.train(texts[:20], ["cards"] * 20, PARAMS)
     assert error.value.reason == "TOO_FEW_LABELS"
 
 
-def test_a_holdout_row_past_the_end_is_refused(examples: tuple[list[str], list[str]]) -> None:
+def test_a_holdout_row_past_the_end_is_refused(examples: Examples) -> None:
     texts, labels = examples
     with pytest.raises(FailedPrecondition) as error:
         training.train(texts, labels, training.TrainingParams(target="category", holdout_start_row=len(texts) + 1))
     assert error.value.reason == "BAD_HOLDOUT"
 
 
-def test_an_artifact_that_is_not_the_registered_one_is_not_loaded(examples: tuple[list[str], list[str]]) -> None:
+def test_an_artifact_that_is_not_the_registered_one_is_not_loaded(examples: Examples) -> None:
     texts, labels = examples
     result = training.train(texts, labels, PARAMS)
     with pytest.raises(FailedPrecondition) as error:

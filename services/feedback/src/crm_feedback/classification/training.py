@@ -1,19 +1,22 @@
 """Training and scoring of a text classifier: scikit-learn, pure (no gRPC, no SQL, no files).
 
-The recipe, the same for Chinese and English text and for both targets:
+One procedure for Chinese and English text and for both targets. Two linear recipes, each over
+word 1-2 grams of Latin-script words plus character n-grams within whitespace-separated tokens
+(`char_wb`: Chinese has no word boundaries, so its n-grams are the characters of each run):
 
-- features: TF-IDF (sublinear tf) of word 1-2 grams over Latin-script words, plus TF-IDF of
-  character n-grams (`CHAR_NGRAMS`), which carry Chinese (no word boundaries) and English
-  morphology and misspellings alike;
-- model: a linear classifier with class weights balanced (macro-F1 counts every label alike),
-  its regularisation `C` chosen from `C_GRID` by stratified cross-validation on the training
-  part only (the held-out part is never looked at until the final score);
-- probabilities: the chosen model calibrated (sigmoid, 3-fold) so `ClassifyText` reports them.
+- `tfidf-svc`: TF-IDF (sublinear tf) features, a linear SVM;
+- `nb-svm`: binary features scaled by each label's naive-Bayes log-count ratio, one linear SVM per
+  label against the rest (Wang & Manning 2012), strong on short sentiment-bearing text.
+
+Both weight the labels as balanced (macro-F1 counts every label alike). The recipe and its
+regularisation `C` are chosen from `CANDIDATES` by stratified cross-validation (macro-F1) on the
+training part only: the held-out part is never looked at until the final score. The chosen model
+is calibrated (sigmoid, fitted on cross-validated scores) so `ClassifyText` reports probabilities.
 
 `train` holds out the test part first (the file's own split from `holdout_start_row`, or a
-stratified random share), chooses `C`, fits on the training part, scores the held-out part
+stratified random share), chooses, fits on the training part, scores the held-out part
 (accuracy, macro-F1, the same per detected language) and returns the pickled model with its
-SHA-256. `classify` unpickles nothing: the caller hands it the loaded model.
+SHA-256. `classify` runs a loaded model.
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ import hashlib
 import pickle
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sklearn
+from scipy import sparse  # type: ignore[import-untyped]  # no stubs: scipy-stubs is not in the lock
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_union
@@ -37,15 +44,63 @@ from crmkit.errors import FailedPrecondition
 
 # Latin-script words and numbers; Han text gets no word features (it has no spaces to split on).
 WORD_PATTERN = r"[A-Za-z][A-Za-z0-9']*|[0-9]+"
-WORD_NGRAMS = (1, 2)
-CHAR_NGRAMS = (1, 4)
-C_GRID = (0.3, 1.0, 3.0)
+TFIDF_SVC = "tfidf-svc"
+NB_SVM = "nb-svm"
+# (recipe, C) tried by cross-validation on the training part.
+CANDIDATES: tuple[tuple[str, float], ...] = (
+    (TFIDF_SVC, 0.3), (TFIDF_SVC, 1.0), (TFIDF_SVC, 3.0), (NB_SVM, 0.01), (NB_SVM, 0.03), (NB_SVM, 0.1))
 TUNING_FOLDS = 3
 CALIBRATION_FOLDS = 3
 # A label needs this many examples to be learned and measured; rarer labels are left out (and named).
 MIN_EXAMPLES_PER_LABEL = 5
 MIN_LABELS = 2
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
+_DESCRIPTIONS = {
+    TFIDF_SVC: "tfidf word 1-2 (latin) + char_wb 1-4, LinearSVC",
+    NB_SVM: "binary word 1-2 (latin) + char_wb 1-3, NB-SVM (one-vs-rest LinearSVC on log-count ratios)",
+}
+
+
+class NbSvm(ClassifierMixin, BaseEstimator):
+    """NB-SVM: per label, binary features scaled by the naive-Bayes log-count ratio of that label
+    against the rest, then a linear SVM (classes weighted as balanced). Stored as one linear
+    model on the binary features (`coef_` folds the ratios in), float32."""
+
+    def __init__(self, C: float = 0.03, alpha: float = 1.0) -> None:
+        self.C = C
+        self.alpha = alpha
+
+    def fit(self, x: Any, y: Any) -> NbSvm:
+        binary = _binary(x)
+        labels = np.asarray(y)
+        self.classes_ = np.unique(labels)
+        coef = np.zeros((len(self.classes_), binary.shape[1]), dtype=np.float32)
+        intercept = np.zeros(len(self.classes_), dtype=np.float32)
+        for k, label in enumerate(self.classes_):
+            positive = labels == label
+            p = self.alpha + np.asarray(binary[positive].sum(axis=0)).ravel()
+            q = self.alpha + np.asarray(binary[~positive].sum(axis=0)).ravel()
+            ratio = np.log((p / p.sum()) / (q / q.sum()))
+            svm = LinearSVC(C=self.C, class_weight="balanced").fit(binary.multiply(ratio).tocsr(), positive)
+            coef[k] = svm.coef_.ravel() * ratio
+            intercept[k] = svm.intercept_[0]
+        self.coef_, self.intercept_ = coef, intercept
+        return self
+
+    def decision_function(self, x: Any) -> npt.NDArray[np.float64]:
+        scores = np.asarray(_binary(x) @ self.coef_.T, dtype=np.float64) + self.intercept_
+        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+
+    def predict(self, x: Any) -> npt.NDArray[Any]:
+        scores = self.decision_function(x)
+        index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
+        return self.classes_[index]
+
+
+def _binary(x: Any) -> sparse.csr_matrix:
+    binary = sparse.csr_matrix(x, dtype=np.float64, copy=True)
+    binary.data[:] = 1.0
+    return binary
 
 
 @dataclass(frozen=True)
@@ -54,7 +109,7 @@ class TrainingParams:
     holdout_start_row: int = 0  # 1-based; 0: a stratified random `holdout_fraction`
     holdout_fraction: float = 0.2
     random_seed: int = 42
-    c_grid: tuple[float, ...] = C_GRID
+    candidates: tuple[tuple[str, float], ...] = CANDIDATES
     tuning_folds: int = TUNING_FOLDS
 
 
@@ -82,27 +137,27 @@ class TrainingResult:
     dropped_labels: tuple[str, ...]
     metrics: Metrics
     algorithm: str
-    # Cross-validated macro-F1 of each C tried on the training part.
-    tuning: tuple[tuple[float, float], ...]
+    # Cross-validated macro-F1 on the training part of each (recipe, C) tried.
+    tuning: tuple[tuple[str, float, float], ...]
     artifact: bytes = field(repr=False)
     artifact_sha256: str
     data_sha256: str
     framework_version: str
 
 
-def features() -> object:
+def features(recipe: str) -> Any:
+    if recipe == TFIDF_SVC:
+        return make_union(
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=WORD_PATTERN, sublinear_tf=True,
+                            min_df=2),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=2))
     return make_union(
-        TfidfVectorizer(analyzer="word", ngram_range=WORD_NGRAMS, token_pattern=WORD_PATTERN, sublinear_tf=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True),
-    )
+        CountVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=WORD_PATTERN, min_df=2, binary=True),
+        CountVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, binary=True))
 
 
-def _linear(c: float) -> LinearSVC:
-    return LinearSVC(C=c, class_weight="balanced")
-
-
-def _pipeline(estimator: object) -> Pipeline:
-    return Pipeline([("features", features()), ("model", estimator)])
+def estimator(recipe: str, c: float) -> Any:
+    return LinearSVC(C=c, class_weight="balanced") if recipe == TFIDF_SVC else NbSvm(C=c)
 
 
 def train(texts: list[str], labels: list[str], params: TrainingParams) -> TrainingResult:
@@ -115,8 +170,7 @@ def train(texts: list[str], labels: list[str], params: TrainingParams) -> Traini
             raise FailedPrecondition(
                 f"spec.holdout_start_row {params.holdout_start_row} leaves no training or no held-out rows "
                 f"(the file has {len(texts)} examples)", reason="BAD_HOLDOUT")
-        split = (texts[:cut], texts[cut:], labels[:cut], labels[cut:])
-        counts = Counter(split[2])
+        counts = Counter(labels[:cut])
     else:
         counts = Counter(labels)
     kept = {label for label, n in counts.items() if n >= MIN_EXAMPLES_PER_LABEL}
@@ -126,9 +180,8 @@ def train(texts: list[str], labels: list[str], params: TrainingParams) -> Traini
             f"the examples hold {len(kept)} label(s) with at least {MIN_EXAMPLES_PER_LABEL} examples; "
             f"a classifier needs {MIN_LABELS}", reason="TOO_FEW_LABELS")
     if params.holdout_start_row:
-        train_x, test_x, train_y, test_y = split
-        train_x, train_y = _only(train_x, train_y, kept)
-        test_x, test_y = _only(test_x, test_y, kept)
+        train_x, train_y = _only(texts[:cut], labels[:cut], kept)
+        test_x, test_y = _only(texts[cut:], labels[cut:], kept)
     else:
         texts, labels = _only(texts, labels, kept)
         train_x, test_x, train_y, test_y = train_test_split(
@@ -137,17 +190,18 @@ def train(texts: list[str], labels: list[str], params: TrainingParams) -> Traini
         raise FailedPrecondition("no held-out example has a label the training part has", reason="BAD_HOLDOUT")
 
     tuning = _tune(train_x, train_y, params)
-    best_c = max(tuning, key=lambda item: (item[1], -abs(np.log(item[0]))))[0]
+    recipe, c, _ = max(tuning, key=lambda item: item[2])
     folds = min(CALIBRATION_FOLDS, min(Counter(train_y).values()))
-    model = _pipeline(CalibratedClassifierCV(_linear(best_c), method="sigmoid", cv=folds))
+    model = Pipeline([("features", features(recipe)), ("model", CalibratedClassifierCV(
+        estimator(recipe, c), method="sigmoid", cv=folds, ensemble=False))])
     model.fit(train_x, train_y)
-    predicted = list(model.predict(test_x))
+    predicted = [str(p) for p in model.predict(test_x)]
     metrics = _metrics(test_x, test_y, predicted, training_examples=len(train_x))
 
     artifact = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     framework = f"scikit-learn {sklearn.__version__}"
-    algorithm = (f"tfidf word {WORD_NGRAMS[0]}-{WORD_NGRAMS[1]} (latin) + char_wb {CHAR_NGRAMS[0]}-{CHAR_NGRAMS[1]}, "
-                 f"LinearSVC C={best_c:g} class_weight=balanced, sigmoid calibration ({folds}-fold)")
+    algorithm = (f"{_DESCRIPTIONS[recipe]} C={c:g} class_weight=balanced, sigmoid calibration ({folds}-fold); "
+                 f"chosen by {params.tuning_folds}-fold cross-validation on the training part")
     version_hash = hashlib.sha256("\x1f".join(
         [RECIPE_VERSION, framework, data_sha256, params.target, repr(params)]).encode()).hexdigest()
     return TrainingResult(
@@ -156,28 +210,30 @@ def train(texts: list[str], labels: list[str], params: TrainingParams) -> Traini
         artifact_sha256=hashlib.sha256(artifact).hexdigest(), data_sha256=data_sha256, framework_version=framework)
 
 
-def _only(texts: list[str], labels: list[str], kept: set[str]) -> tuple[list[str], list[str]]:
-    pairs = [(t, y) for t, y in zip(texts, labels, strict=True) if y in kept]
-    return [t for t, _ in pairs], [y for _, y in pairs]
-
-
-def _tune(texts: list[str], labels: list[str], params: TrainingParams) -> list[tuple[float, float]]:
-    """Cross-validated macro-F1 of each C on the training part. The features are fitted per fold."""
+def _tune(texts: list[str], labels: list[str], params: TrainingParams) -> list[tuple[str, float, float]]:
+    """Cross-validated macro-F1 of each candidate on the training part; features fitted per fold."""
     folds = min(params.tuning_folds, min(Counter(labels).values()))
-    if len(params.c_grid) == 1 or folds < 2:
-        return [(params.c_grid[0], 0.0)]
+    if len(params.candidates) == 1 or folds < 2:
+        return [(*params.candidates[0], 0.0)]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=params.random_seed)
     x = np.array(texts, dtype=object)
     y = np.array(labels, dtype=object)
-    scores: dict[float, list[float]] = {c: [] for c in params.c_grid}
+    scores: dict[tuple[str, float], list[float]] = {candidate: [] for candidate in params.candidates}
+    recipes = sorted({recipe for recipe, _ in params.candidates})
     for fit_index, score_index in splitter.split(x, y):
-        vectoriser = features()
-        fit_x = vectoriser.fit_transform(x[fit_index])  # type: ignore[attr-defined]
-        score_x = vectoriser.transform(x[score_index])  # type: ignore[attr-defined]
-        for c in params.c_grid:
-            predicted = _linear(c).fit(fit_x, y[fit_index]).predict(score_x)
-            scores[c].append(float(f1_score(y[score_index], predicted, average="macro")))
-    return [(c, float(np.mean(s))) for c, s in scores.items()]
+        for recipe in recipes:
+            vectoriser = features(recipe)
+            fit_x = vectoriser.fit_transform(x[fit_index])
+            score_x = vectoriser.transform(x[score_index])
+            for candidate in [c for c in params.candidates if c[0] == recipe]:
+                predicted = estimator(*candidate).fit(fit_x, y[fit_index]).predict(score_x)
+                scores[candidate].append(float(f1_score(y[score_index], predicted, average="macro")))
+    return [(recipe, c, float(np.mean(s))) for (recipe, c), s in scores.items()]
+
+
+def _only(texts: list[str], labels: list[str], kept: set[str]) -> tuple[list[str], list[str]]:
+    pairs = [(t, y) for t, y in zip(texts, labels, strict=True) if y in kept]
+    return [t for t, _ in pairs], [y for _, y in pairs]
 
 
 def _metrics(texts: list[str], truth: list[str], predicted: list[str], *, training_examples: int) -> Metrics:

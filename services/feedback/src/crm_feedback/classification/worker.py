@@ -25,8 +25,8 @@ def train(job: TrainingJob) -> training.TrainingResult:
 
 def read_examples(job: TrainingJob) -> tuple[list[str], list[str], int]:
     """The examples in file order, and `holdout_start_row` as an index (1-based) into them:
-    rows with empty or over-long text or an empty label are skipped, and the holdout row is
-    counted in the file's rows. FAILED_PRECONDITION when the file or a
+    rows with empty text or label are skipped (the holdout row counts the file's rows), text is
+    cut to MAX_TEXT characters. FAILED_PRECONDITION when the file or a
     column is missing or a sentiment label is not negative, neutral or positive."""
     path = Path(job.path)
     mapping = dict(job.label_mapping)
@@ -42,9 +42,10 @@ def read_examples(job: TrainingJob) -> tuple[list[str], list[str], int]:
                 raise FailedPrecondition(f"training file {path.name} has no column {', '.join(missing)}",
                                          reason="COLUMN_NOT_FOUND", metadata={"file": path.name})
             for number, row in enumerate(reader, start=1):
-                text = (row[job.text_column] or "").strip()
+                # Longer text is cut to what ClassifyText accepts, so training sees what scoring will.
+                text = (row[job.text_column] or "").strip()[:text_rules.MAX_TEXT]
                 label = (row[job.label_column] or "").strip()
-                if not text or not label or len(text) > text_rules.MAX_TEXT:
+                if not text or not label:
                     if job.holdout_start_row and number < job.holdout_start_row:
                         holdout_start -= 1
                     continue
