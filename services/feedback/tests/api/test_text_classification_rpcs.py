@@ -192,6 +192,9 @@ async def test_training_registers_an_active_versioned_classifier_with_held_out_m
     assert 0.8 < m.macro_f1 <= 1 and 0.8 < m.accuracy <= 1
     assert {language.language_code for language in m.languages} == {"en", "zh"}
     assert model.model_version.startswith("category-") and "LinearSVC" in model.algorithm
+    assert {c.recipe for c in model.candidates} == {"tfidf-svc", "nb-svm"}
+    best = max(model.candidates, key=lambda c: c.cv_macro_f1)
+    assert f"C={best.c:g}" in model.algorithm, "the candidate with the best cross-validated score is trained"
     assert model.training_spec.holdout_fraction == 0.2 and model.creator == "admin-trainer"
     active = (await feedback.GetTextClassifier(pb.GetTextClassifierRequest(name="textClassifiers/active-category"),
                                                metadata=ANALYST)).text_classifier

@@ -44,6 +44,7 @@ def to_proto(model: RegisteredClassifier) -> cl.TextClassifier:
             accuracy=m["accuracy"], macro_f1=m["macro_f1"], training_examples=m["training_examples"],
             held_out_examples=m["held_out_examples"],
             languages=[cl.LanguageMetrics(**language) for language in m["languages"]]),
+        candidates=[cl.CandidateScore(recipe=recipe, c=c, cv_macro_f1=f1) for recipe, c, f1 in model.tuning],
         algorithm=model.algorithm, training_operation=model.training_operation, creator=model.creator,
         create_time=_timestamp(model.create_time))
     if model.activate_time is not None:
