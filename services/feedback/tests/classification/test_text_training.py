@@ -76,3 +76,17 @@ def test_an_artifact_that_is_not_the_registered_one_is_not_loaded(examples: Exam
     with pytest.raises(FailedPrecondition) as error:
         training.load(result.artifact + b"x", result.artifact_sha256)
     assert error.value.reason == "ARTIFACT_MISMATCH"
+
+
+def test_probabilities_keep_the_balanced_decisions_of_the_classifier(examples: Examples) -> None:
+    texts, labels = examples
+    # Imbalanced on purpose: every `cards` example, a few of the others.
+    keep = [i for i, label in enumerate(labels) if label == "cards" or i % 6 == 0]
+    x = training.features(training.NB_SVM).fit_transform([texts[i] for i in keep])
+    y = [labels[i] for i in keep]
+    model = training.TemperatureCalibrated(training.NbSvm(C=0.03)).fit(x, y)
+    probabilities = model.predict_proba(x)
+    assert probabilities.sum(axis=1) == pytest.approx(1.0)
+    assert list(model.classes_[probabilities.argmax(axis=1)]) == list(model.predict(x))
+    assert list(model.predict(x)) == list(model.estimator_.predict(x)), "calibration never moves a decision"
+    assert model.temperature_ > 0
