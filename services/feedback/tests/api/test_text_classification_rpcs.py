@@ -268,3 +268,18 @@ async def test_training_again_activates_the_new_version_and_retires_the_old(
     candidate = classifier_of(await train(feedback, spec(name, random_seed=12, activate=False)))
     assert candidate.status == cl.TEXT_CLASSIFIER_STATUS_CANDIDATE
     assert (await classify(feedback, "my card was declined")).category_model_version == newer.model_version
+
+
+async def test_a_repeated_request_id_returns_the_first_operation(feedback, training_dir, category_examples) -> None:
+    name = write_examples(training_dir, "categories-3.csv", category_examples)
+    request = pb.TrainTextClassifierRequest(spec=spec(name, activate=False), request_id=str(uuid.uuid4()))
+    first = (await feedback.TrainTextClassifier(request, metadata=ADMIN)).operation
+    again = (await feedback.TrainTextClassifier(request, metadata=ADMIN)).operation
+    assert again.name == first.name
+    async for update in feedback.WatchOperation(pb.WatchOperationRequest(name=first.name), metadata=ADMIN,
+                                                timeout=300):
+        final = update.operation
+    assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    operations = (await feedback.ListOperations(pb.ListOperationsRequest(kind="feedback.train"),
+                                                metadata=ANALYST)).operations
+    assert [o.name for o in operations].count(first.name) == 1
