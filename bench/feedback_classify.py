@@ -39,6 +39,8 @@ CALL_TIMEOUT_SECONDS = 10.0
 TRAINING_FILE = "banking77_intents.csv"
 # README: rows 10,004 on are BANKING77's original test split.
 HOLDOUT_START_ROW = 10_004
+# The service imports scikit-learn and SciPy: on a loaded 2-core machine it has taken over a minute.
+START_SECONDS = 180.0
 
 
 def service_env(database_url: str, port: int, jwt_secret: str) -> dict[str, str]:
@@ -73,7 +75,7 @@ async def run(bench: BenchRun) -> None:
         await run_to_completion([sys.executable, "-m", "crm_feedback", "migrate"], env=env,
                                 log_path=bench.log_path("migrate"))
         async with (bench.server("feedback", [sys.executable, "-m", "crm_feedback", "serve"], env=env,
-                                 port=port) as feedback_address,
+                                 port=port, start_seconds=START_SECONDS) as feedback_address,
                     bare_grpc_server(bench, env=dict(os.environ)) as bare_address,
                     grpc.aio.insecure_channel(feedback_address) as channel):
             stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)

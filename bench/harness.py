@@ -255,10 +255,11 @@ class BenchRun:
 
     @asynccontextmanager
     async def server(self, process: str, argv: Sequence[str], *, env: dict[str, str],
-                     port: int) -> AsyncIterator[str]:
-        """A server process, serving (health SERVING) at the yielded address until SIGTERM at exit."""
+                     port: int, start_seconds: float | None = None) -> AsyncIterator[str]:
+        """A server process, serving (health SERVING) at the yielded address until SIGTERM at exit.
+        `start_seconds` overrides how long it may take to start (default SERVER_START_SECONDS)."""
         server = ServerProcess(process, argv, env=env, port=port, log_path=self.log_path(process))
-        await server.start()
+        await (server.start() if start_seconds is None else server.start(timeout=start_seconds))
         try:
             yield server.address
         finally:
