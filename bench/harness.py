@@ -56,6 +56,8 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "messages/s through the dispatcher and file adapter, as a ratio to writing the same lines bare"),
     Benchmark("risk-suitability", "bench.risk_suitability",
               "CheckSuitability qps at concurrency 16 >= 0.6 x a bare gRPC call at concurrency 16"),
+    Benchmark("feedback-classify", "bench.feedback_classify",
+              "ClassifyText qps at concurrency 16 over a bare gRPC call at concurrency 16 (BANKING77 model)"),
     Benchmark("segment-clv", "bench.segment_clv",
               "seconds to summarise CDNOW_master (23,570 customers) and fit BG/NBD + Gamma-Gamma (no floor)"),
 ]}
@@ -262,10 +264,11 @@ class BenchRun:
 
     @asynccontextmanager
     async def server(self, process: str, argv: Sequence[str], *, env: dict[str, str],
-                     port: int) -> AsyncIterator[str]:
-        """A server process, serving (health SERVING) at the yielded address until SIGTERM at exit."""
+                     port: int, start_seconds: float | None = None) -> AsyncIterator[str]:
+        """A server process, serving (health SERVING) at the yielded address until SIGTERM at exit.
+        `start_seconds` overrides how long it may take to start (default SERVER_START_SECONDS)."""
         server = ServerProcess(process, argv, env=env, port=port, log_path=self.log_path(process))
-        await server.start()
+        await (server.start() if start_seconds is None else server.start(timeout=start_seconds))
         try:
             yield server.address
         finally:

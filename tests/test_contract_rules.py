@@ -37,7 +37,8 @@ NOT_KEYED = {
     # Confirming fields is naturally idempotent: a retry only moves the confirmation time.
     "crm.profile.v1.ProfileService.ConfirmFields",
     # Cancelling is idempotent by itself: a repeated cancel of a cancelled operation returns it.
-    *(f"crm.{s}.v1.{s.capitalize()}Service.CancelOperation" for s in ("profile", "segment", "campaign", "risk")),
+    *(f"crm.{s}.v1.{s.capitalize()}Service.CancelOperation"
+      for s in ("profile", "segment", "campaign", "feedback", "risk")),
 }
 
 # Enums still defined in two packages, each a known debt (issue 8) to move to crm.common.v1; the

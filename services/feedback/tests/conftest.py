@@ -79,3 +79,52 @@ async def clocked(database_factory: DatabaseFactory) -> AsyncIterator[Clocked]:
     settings = {**FEEDBACK_SETTINGS, "sla_clock_seconds": 0}
     async with running_service(SPEC, database_url=url, clock=clock, **settings) as (channel, runtime):
         yield Clocked(feedback_service_pb2_grpc.FeedbackServiceStub(channel), clock, runtime, (channel, runtime))
+# Labelled examples a bank might supply, in English and Chinese: three categories from the
+# contract's taxonomy, and sentiment labelled 0 negative, 1 positive, 2 neutral (as in the real
+# Chinese set). Built from templates so the classifiers learn them in well under a second.
+_CATEGORY_TEMPLATES = {
+    "cards": ["my {x} card has not arrived", "I lost my {x} card", "my {x} card was declined at the shop",
+              "我的{z}信用卡还没有收到", "{z}银行卡丢了", "刷{z}卡被拒绝了"],
+    "fees_and_charges": ["why was I charged an annual fee on {x}", "the {x} transfer fee is too high",
+                         "interest was charged twice on {x}", "{z}年费被重复收取", "{z}手续费太高了",
+                         "{z}利息收取不合理"],
+    "digital_channels": ["the mobile app crashes on {x}", "I cannot log in to online banking on {x}",
+                         "the website shows an error on {x}", "{z}手机银行闪退", "{z}网银无法登录", "{z}APP一直报错"],
+}
+_SENTIMENT_TEMPLATES = {
+    "0": ["terrible service at {x}, I am very angry", "worst bank ever, {x} was awful", "{z}服务太差了, 非常生气",
+          "{z}态度恶劣, 我要投诉"],
+    "1": ["great service at {x}, thank you", "very helpful staff at {x}, excellent", "{z}服务很好, 谢谢",
+          "{z}工作人员非常专业, 满意"],
+    "2": ["what are the opening hours of {x}", "where is the {x} branch", "{z}请问营业时间是几点",
+          "{z}网点地址在哪里"],
+}
+_FILLERS = [("Monday", "周一"), ("the branch", "网点"), ("my account", "账户"), ("Visa", "信用"),
+            ("the weekend", "周末"), ("Beijing", "北京"), ("last week", "上周"), ("today", "今天")]
+
+
+def _expand(templates: dict[str, list[str]]) -> list[tuple[str, str]]:
+    return [(template.format(x=x, z=z), label) for label, items in templates.items() for template in items
+            for x, z in _FILLERS]
+
+
+CATEGORY_EXAMPLES = _expand(_CATEGORY_TEMPLATES)
+SENTIMENT_EXAMPLES = _expand(_SENTIMENT_TEMPLATES)
+
+
+@pytest.fixture(scope="session")
+def category_examples() -> list[tuple[str, str]]:
+    """(text, label) in English and Chinese, labels from the taxonomy (`cards`, ...)."""
+    return CATEGORY_EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def sentiment_examples() -> list[tuple[str, str]]:
+    """(text, label) in English and Chinese, labels 0 negative, 1 positive, 2 neutral."""
+    return SENTIMENT_EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def feedback_settings() -> dict[str, Any]:
+    """The settings the session's service runs with, for tests that start a service of their own."""
+    return dict(FEEDBACK_SETTINGS)

@@ -11,15 +11,17 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm.feedback.v1 import feedback_service_pb2_grpc
 from crm_feedback import tables
-from crm_feedback.api import complaint_messages, sla_messages, survey_messages
+from crm_feedback.api import classification_messages, complaint_messages, sla_messages, survey_messages
 from crm_feedback.api.access import ACCESS, SERVICE
 from crm_feedback.api.feedback_servicer import FeedbackServicer
+from crm_feedback.api.operation_rpcs import KINDS
+from crm_feedback.classification.service import TextClassifiers
 from crm_feedback.complaints import rules
 from crm_feedback.complaints.clock_worker import SlaClockWorker
 from crm_feedback.complaints.model import Complaint, Step
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
-from crm_feedback.complaints.service import Complaints
+from crm_feedback.complaints.service import Complaints, PredictCategory, no_prediction
 from crm_feedback.customers import follower as customer_follower
 from crm_feedback.customers import tiers as tier_follower
 from crm_feedback.customers.follower import CustomerDirectory
@@ -39,6 +41,7 @@ from crmkit.auth import Principal, Role
 from crmkit.clock import Clock
 from crmkit.crypto import KeyRing
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
@@ -78,6 +81,13 @@ class FeedbackSettings(GrpcServiceSettings):
     # Segment's address: its change feed fills the value-tier read models whose response times
     # tighten respond deadlines (customers/tiers.py); empty: policies alone.
     segment_target: str = Field(default="127.0.0.1:50052", validation_alias="CRM_FEEDBACK_SEGMENT_TARGET")
+    # Where TrainTextClassifier reads the bank's labelled examples (CSV files named by the
+    # spec); empty: training is refused (FAILED_PRECONDITION NO_TRAINING_DIRECTORY).
+    training_dir: str = Field(default="", validation_alias="CRM_FEEDBACK_TRAINING_DIR")
+    training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_FEEDBACK_TRAINING_WORKERS")
+    # How often WatchOperation looks at its operation, seconds.
+    operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
+                                          validation_alias="CRM_FEEDBACK_OPERATION_POLL_SECONDS")
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackSettings:
@@ -127,7 +137,7 @@ class Parts:
 
 
 def assemble(runtime: Runtime[FeedbackSettings], *, customers: CustomerDirectory | None = None,
-             tiers: TierStandards | None = None) -> Parts:
+             tiers: TierStandards | None = None, predict_category: PredictCategory = no_prediction) -> Parts:
     settings = runtime.settings
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
@@ -143,7 +153,7 @@ def assemble(runtime: Runtime[FeedbackSettings], *, customers: CustomerDirectory
         repository=ComplaintRepository(DescriptionVault(settings.key_ring())), outbox=outbox,
         idempotency=idempotency, audit=audit, page_tokens=page_tokens, sla_policies=sla_policies,
         feed_payload=feed_payload, step_payload=step_payload, breach_payload=sla_messages.breach_to_proto,
-        clocks=clocks, customers=customers, tiers=tiers, clock=runtime.clock,
+        clocks=clocks, customers=customers, tiers=tiers, clock=runtime.clock, predict_category=predict_category,
     )
     sla_breaches = SlaBreaches(clocks=clocks, page_tokens=page_tokens, clock=runtime.clock)
     surveys = Surveys(repository=SurveyRepository(settings.key_ring()), outbox=outbox, idempotency=idempotency,
@@ -181,23 +191,41 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
         runtime.add_health_details(segment.details)
         segment.start()
         tiers = TierStandards()
-    parts = assemble(runtime, customers=CustomerDirectory(follower), tiers=tiers)
+    page_tokens = PageTokens(settings.derived_key("feedback.page-token"))
+    operations, runner = build_operations(runtime, page_tokens)
+    classifiers = TextClassifiers(
+        db=runtime.db, operations=operations, runner=runner, idempotency=IdempotencyKeys(tables.idempotency_key),
+        page_tokens=page_tokens, training_dir=settings.training_dir, spec_message=classification_messages.to_spec,
+        classifier_message=classification_messages.to_proto)
+    parts = assemble(runtime, customers=CustomerDirectory(follower), tiers=tiers,
+                     predict_category=classifiers.predict_category)
     if settings.sla_clock_seconds:
         worker = sla_clock_worker(runtime, parts)
         worker.start()
         runtime.on_close(worker.close)
         runtime.add_health_details(worker.details)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
-    # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
-    # answers them UNIMPLEMENTED.
-    servicer = FeedbackServicer(db=runtime.db, complaints=parts.complaints, sla_policies=parts.sla_policies,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = FeedbackServicer(db=runtime.db, complaints=parts.complaints, sla_policies=parts.sla_policies,
                                 sla_breaches=parts.sla_breaches, surveys=parts.surveys, kpis=parts.kpis,
-                                feed=feed)
+                                feed=feed, classifiers=classifiers, operations=operations)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),
         policy=ACCESS,
     )]
+
+
+def build_operations(runtime: Runtime[FeedbackSettings], page_tokens: PageTokens
+                     ) -> tuple[Operations, OperationRunner]:
+    """The operations table's service, and the runner whose spawned workers train classifiers."""
+    settings = runtime.settings
+    operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
+                            poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
+    runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
+                             workers=settings.training_workers, log_level=settings.log_level)
+    runner.start()
+    runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    return operations, runner
 
 
 SPEC = ServiceSpec(name="feedback", settings_type=FeedbackSettings,

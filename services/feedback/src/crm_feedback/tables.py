@@ -5,9 +5,12 @@ from __future__ import annotations
 from crmkit.audit import audit_table
 from crmkit.db import metadata as new_metadata
 from crmkit.idempotency import idempotency_table
+from crmkit.operations import operation_table
 from crmkit.outbox import outbox_tables
 
 metadata = new_metadata()
 outbox_event, outbox_state = outbox_tables(metadata)
 idempotency_key = idempotency_table(metadata)
 audit_record = audit_table(metadata)
+# Long-running work (crmkit.operations): text classifier training.
+operation = operation_table(metadata)

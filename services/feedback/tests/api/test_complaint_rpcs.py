@@ -90,11 +90,14 @@ async def test_clocks_start_at_the_receive_time_and_breach_when_it_is_long_past(
     assert filed.sla.respond_breached and filed.sla.resolve_breached
 
 
-async def test_unspecified_category_and_priority_get_their_defaults(feedback, new_complaint) -> None:
+async def test_unspecified_priority_gets_its_default_and_without_a_classifier_the_category_stays_unset(
+        feedback, new_complaint) -> None:
+    # This session's service never has an active text classifier (those tests run their own).
     filed = await file(feedback, new_complaint(
         category=classification_pb2.COMPLAINT_CATEGORY_UNSPECIFIED,
         priority=complaint_pb2.COMPLAINT_PRIORITY_UNSPECIFIED, subcategory="", related_resources=[]))
-    assert filed.category == classification_pb2.COMPLAINT_CATEGORY_OTHER
+    assert filed.category == classification_pb2.COMPLAINT_CATEGORY_UNSPECIFIED
+    assert not filed.category_predicted and not filed.HasField("classification")
     assert filed.priority == complaint_pb2.COMPLAINT_PRIORITY_MEDIUM
 
 

@@ -10,6 +10,7 @@ import pytest
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, sla_pb2
+from crm_feedback.classification.model import PredictedCategory
 from crm_feedback.complaints import rules
 from crm_feedback.complaints.model import (
     Category,
@@ -70,7 +71,8 @@ def test_new_complaint_applies_defaults_and_starts_the_clocks_at_receipt() -> No
                                 receive_time=NOW - timedelta(hours=5))
     complaint = rules.new_complaint(draft, complaint_id="CMP-20260115-000007", filer="rm-1", now=NOW, policy=POLICY)
     assert complaint.customer_id == "C1"
-    assert complaint.category == 13  # OTHER until the classifier is wired in
+    assert complaint.category == 0  # uncategorised: no classifier prediction was given
+    assert not complaint.category_predicted
     assert complaint.priority == Priority.MEDIUM
     assert complaint.status == Status.OPEN
     assert complaint.description == "late card"
@@ -78,6 +80,18 @@ def test_new_complaint_applies_defaults_and_starts_the_clocks_at_receipt() -> No
     assert complaint.sla.respond_by == NOW + timedelta(hours=43)
     assert complaint.sla.resolve_by == NOW + timedelta(hours=67)
 
+
+
+def test_a_prediction_fills_only_an_unspecified_category_and_is_marked() -> None:
+    predicted = PredictedCategory(category=5, label="cards", confidence=0.81, model_version="category-abc")
+    uncategorised = dataclasses.replace(DRAFT, category=0)
+    complaint = rules.new_complaint(uncategorised, complaint_id="CMP-20260115-000008", filer="rm-1", now=NOW,
+                                    policy=POLICY, predicted=predicted)
+    assert (complaint.category, complaint.category_predicted) == (5, True)
+    assert (complaint.category_label, complaint.category_model_version) == ("cards", "category-abc")
+    given = rules.new_complaint(dataclasses.replace(DRAFT, category=3), complaint_id="CMP-20260115-000009",
+                                filer="rm-1", now=NOW, policy=POLICY, predicted=predicted)
+    assert (given.category, given.category_predicted) == (3, False)
 
 def test_complaint_reference_carries_the_filing_date_and_a_serial() -> None:
     assert rules.complaint_id_for(42, NOW) == "CMP-20260115-000042"

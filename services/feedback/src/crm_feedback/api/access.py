@@ -16,6 +16,8 @@ READERS = frozenset({Role.RELATIONSHIP_MANAGER, Role.ANALYST, Role.AUDITOR, Role
 # People who work complaints: managers their own book, admins every complaint.
 WORKERS = frozenset({Role.RELATIONSHIP_MANAGER, Role.ADMIN})
 STAFF_AND_CHANNELS = frozenset(Role) - {Role.SERVICE}
+# Who reads the text classifier registry and its training operations.
+MODEL_READERS = frozenset({Role.ANALYST, Role.AUDITOR, Role.ADMIN})
 
 _RULES: dict[str, frozenset[Role]] = {
     # surveys: admins design them, channels show them and submit the answers
@@ -53,6 +55,14 @@ _RULES: dict[str, frozenset[Role]] = {
     "GetFeedbackKpis": frozenset({Role.ANALYST, Role.AUDITOR, Role.ADMIN}),
     # change feed
     "WatchChanges": PLATFORM,
+    # text classifiers: admins train them, model readers inspect them and their operations
+    "TrainTextClassifier": ADMIN,
+    "GetTextClassifier": MODEL_READERS,
+    "ListTextClassifiers": MODEL_READERS,
+    "GetOperation": MODEL_READERS,
+    "ListOperations": MODEL_READERS,
+    "CancelOperation": ADMIN,
+    "WatchOperation": MODEL_READERS,
 }
 
 ACCESS = {f"/{SERVICE.full_name}/{method}": roles for method, roles in _RULES.items()}

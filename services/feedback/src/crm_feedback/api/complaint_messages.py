@@ -10,6 +10,7 @@ from google.type import interval_pb2
 
 from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as pb
+from crm_feedback.classification import text as text_rules
 from crm_feedback.complaints.model import (
     Action,
     Compensation,
@@ -166,6 +167,13 @@ def to_proto(view: ComplaintView, *, full: bool = True) -> complaint_pb2.Complai
     message.reopen_count = c.reopen_count
     set_timestamps(message, close_time=c.closed_at)
     message.escalations.extend(_escalations(view))
+    message.category_predicted = c.category_predicted
+    if c.category_label:
+        reading = message.classification
+        reading.category = classification_pb2.ComplaintCategory.ValueType(text_rules.category_of(c.category_label))
+        reading.category_label, reading.confidence = c.category_label, c.category_confidence
+        reading.category_model_version = c.category_model_version
+        reading.model_version = f"{c.category_model_version}+"
     if c.resolution is not None:
         r = c.resolution
         resolution = message.resolution

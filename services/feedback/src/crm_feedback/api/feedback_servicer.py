@@ -1,5 +1,6 @@
 """FeedbackService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
+Text classification RPCs are in classification_rpcs.py, the operations' in operation_rpcs.py.
 RPCs not overridden here are not served yet: the generated base raises NotImplementedError,
 which the kit's interceptor answers with UNIMPLEMENTED. Each still has its rule in access.py.
 """
@@ -13,6 +14,9 @@ import grpc
 from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
 from crm_feedback.api import complaint_messages, kpi_messages, sla_messages, survey_messages
+from crm_feedback.api.classification_rpcs import ClassificationRpcs
+from crm_feedback.api.operation_rpcs import OperationRpcs
+from crm_feedback.classification.service import TextClassifiers
 from crm_feedback.complaints.service import Complaints
 from crm_feedback.kpis.service import FeedbackKpis
 from crm_feedback.sla.breaches import SlaBreaches
@@ -21,13 +25,15 @@ from crm_feedback.surveys.service import Surveys
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
+from crmkit.operations import Operations
 from crmkit.outbox import ChangeFeed
 from crmkit.resources import purpose_of
 
 
-class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
+class FeedbackServicer(ClassificationRpcs, OperationRpcs, feedback_service_pb2_grpc.FeedbackServiceServicer):
     def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, sla_breaches: SlaBreaches,
-                 surveys: Surveys, kpis: FeedbackKpis, feed: ChangeFeed) -> None:
+                 surveys: Surveys, kpis: FeedbackKpis, feed: ChangeFeed, classifiers: TextClassifiers,
+                 operations: Operations) -> None:
         self._db = db
         self._kpis = kpis
         self._surveys = surveys
@@ -35,6 +41,8 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         self._sla_policies = sla_policies
         self._sla_breaches = sla_breaches
         self._feed = feed
+        self._classifiers = classifiers
+        self._operations = operations
 
     async def CreateSurvey(self, request: pb.CreateSurveyRequest, context: grpc.aio.ServicerContext
                            ) -> pb.CreateSurveyResponse:

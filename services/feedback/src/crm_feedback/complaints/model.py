@@ -203,6 +203,12 @@ class Complaint:
     product: str = ""
     # The customer's relationship manager (from profile's feed); "" when unknown.
     customer_manager: str = ""
+    # Set when the category was not given on filing but predicted by the active category
+    # classifier: its label, probability and model version. A person setting it clears them.
+    category_predicted: bool = False
+    category_label: str = ""
+    category_confidence: float = 0.0
+    category_model_version: str = ""
     # Loaded only for the full view; the timeline is append-only rows of its own.
     notes: tuple[Note, ...] = ()
     history: tuple[Step, ...] = ()

@@ -28,7 +28,8 @@ from crmkit.db import UnitOfWork
 _PLAIN_FIELDS = (
     "complaint_id", "customer_id", "channel", "category", "subcategory", "priority", "branch_id", "status",
     "assignee", "escalation_level", "received_at", "filer", "close_reason", "duplicate_of", "reopen_count",
-    "closed_at", "product", "customer_manager",
+    "closed_at", "product", "customer_manager", "category_predicted", "category_label", "category_confidence",
+    "category_model_version",
 )
 _RESOLUTION_SUMMARY = "resolution.summary"
 _STEP_FIELDS = ("action", "from_status", "to_status", "actor", "occurred_at", "assignee", "escalation_level",

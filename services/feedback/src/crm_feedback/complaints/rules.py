@@ -7,7 +7,9 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
+from crm_feedback.classification.model import PredictedCategory
 from crm_feedback.complaints.model import (
     OPEN_STATUSES,
     PERSONAL_FIELDS,
@@ -148,12 +150,16 @@ def triage_of(draft: ComplaintDraft) -> tuple[int, int]:
 def new_complaint(
     draft: ComplaintDraft, *, complaint_id: str, filer: str, now: datetime, policy: sla_rules.SlaPolicy,
     tier_respond: timedelta | None = None,
+    predicted: PredictedCategory | None = None,
 ) -> Complaint:
     """The complaint a valid draft files: defaults applied, clocks started at receipt.
 
-    Until the text classifier is wired in, an unspecified category becomes OTHER (what the
-    contract prescribes for a low-confidence classification).
+    An unspecified category takes the classifier's prediction when there is one (marked as
+    predicted); without one it stays unspecified (uncategorised), and the SLA policy is chosen
+    as for OTHER (`triage_of`).
     """
+    if not draft.category and predicted is not None:
+        draft = dataclasses.replace(draft, category=predicted.category)
     received_at = draft.receive_time or now
     deadlines = sla_rules.with_tier(sla_rules.deadlines(policy, received_at=received_at), policy,
                                     received_at=received_at, tier_respond=tier_respond)
@@ -161,7 +167,7 @@ def new_complaint(
         complaint_id=complaint_id,
         customer_id=customer_id_of(draft.customer) or "",
         channel=draft.channel,
-        category=triage_of(draft)[0],
+        category=draft.category,
         subcategory=draft.subcategory,
         priority=triage_of(draft)[1],
         description=draft.description.strip(),
@@ -176,6 +182,10 @@ def new_complaint(
         status=Status.OPEN,
         created_at=now,
         updated_at=now,
+        category_predicted=predicted is not None and predicted.category == draft.category,
+        category_label=predicted.label if predicted else "",
+        category_confidence=predicted.confidence if predicted else 0.0,
+        category_model_version=predicted.model_version if predicted else "",
     )
 
 
@@ -575,7 +585,10 @@ def update(complaint: Complaint, *, patch: ComplaintPatch, actor: str, now: date
            policy: sla_rules.SlaPolicy) -> Change:
     """Re-triage; running clocks take `policy`'s deadlines from receipt, but never later ones."""
     status = next_status(Action.UPDATED, complaint)
-    values = {path: getattr(patch, path) for path in patch.paths}
+    values: dict[str, Any] = {path: getattr(patch, path) for path in patch.paths}
+    if "category" in values:
+        # A person set the category: it is no longer the classifier's.
+        values.update(category_predicted=False)
     after = dataclasses.replace(complaint, status=status, **values)
     fresh = sla_rules.deadlines(policy, received_at=complaint.received_at)
     sla = complaint.sla

@@ -4,11 +4,12 @@ transaction."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from google.protobuf.message import Message
 
+from crm_feedback.classification.model import PredictedCategory
 from crm_feedback.complaints import rules
 from crm_feedback.complaints.model import (
     Action,
@@ -54,6 +55,13 @@ StepPayload = Callable[[Complaint, Step], Message]
 BreachPayload = Callable[[Breach], Message]
 # Decides one step on the locked complaint: (complaint, now, next note id) -> the change.
 Decide = Callable[[Complaint, datetime, int], Change]
+# The active category classifier's category for a description (None without one), read in the
+# caller's unit of work; supplied by the wiring (classification.service.TextClassifiers).
+PredictCategory = Callable[[UnitOfWork, str], Awaitable[PredictedCategory | None]]
+
+
+async def no_prediction(uow: UnitOfWork, description: str) -> PredictedCategory | None:
+    return None
 
 
 class Complaints:
@@ -64,6 +72,7 @@ class Complaints:
         audit: AuditWriter, page_tokens: PageTokens, sla_policies: SlaPolicies, feed_payload: FeedPayload,
         step_payload: StepPayload, breach_payload: BreachPayload, clocks: SlaClockRepository,
         customers: CustomerDirectory | None = None, tiers: TierStandards | None = None, clock: Clock = utc_now,
+        predict_category: PredictCategory = no_prediction,
     ) -> None:
         self._repository = repository
         self._outbox = outbox
@@ -78,6 +87,7 @@ class Complaints:
         self._customers = customers or CustomerDirectory(None)
         self._tiers = tiers
         self._clock = clock
+        self._predict_category = predict_category
 
     async def file(self, *, uow: UnitOfWork, draft: ComplaintDraft, request_id: str, request: Message,
                    actor: Principal) -> ComplaintView:
@@ -90,9 +100,11 @@ class Complaints:
         choose = await self._sla_policies.select(uow=uow)
         tier_respond = (await self._tiers.respond_within(uow, rules.customer_id_of(draft.customer) or "")
                         if self._tiers is not None else None)
+        predicted = None if draft.category else await self._predict_category(uow, draft.description)
+        triaged = dataclasses.replace(draft, category=predicted.category) if predicted else draft
         complaint = rules.new_complaint(draft, complaint_id=rules.complaint_id_for(number, now),
-                                       filer=actor.subject, now=now,
-                                       policy=choose(*rules.triage_of(draft)), tier_respond=tier_respond)
+                                       filer=actor.subject, now=now, policy=choose(*rules.triage_of(triaged)),
+                                       tier_respond=tier_respond, predicted=predicted)
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=key, request=request, method="FileComplaint",
             resource_name=complaint.name, replay=lambda name: self._replay(uow=uow, name=name))

@@ -58,6 +58,12 @@ complaint = sa.Table(
     sa.Column("duplicate_of", sa.Text, nullable=False, server_default=""),
     sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("closed_at", sa.DateTime(timezone=True)),
+    # Set on filing when the category came from the active category classifier (its label,
+    # probability and model version); cleared when a person sets the category.
+    sa.Column("category_predicted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("category_label", sa.Text, nullable=False, server_default=""),
+    sa.Column("category_confidence", sa.Float, nullable=False, server_default="0"),
+    sa.Column("category_model_version", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_complaint_customer_id", "customer_id", "created_at"),

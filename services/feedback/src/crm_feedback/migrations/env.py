@@ -1,6 +1,7 @@
 """Alembic environment of the feedback database (async; shared body in crmkit.db)."""
 
 # Imported for the side effect: each module registers its tables on the metadata.
+import crm_feedback.classification.tables
 import crm_feedback.complaints.tables
 import crm_feedback.customers.tables
 import crm_feedback.sla.tables
