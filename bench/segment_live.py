@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import statistics
 import sys
 import time
 import uuid
 from contextlib import suppress
+from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
@@ -38,9 +40,8 @@ from bench.environment import free_port, run_to_completion
 from bench.harness import BenchRun, percentile
 from crm.common.v1 import audit_pb2, change_event_pb2, operation_pb2
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
-from crm.segment.v1 import segment_pb2
+from crm.segment.v1 import segment_pb2, segment_service_pb2_grpc
 from crm.segment.v1 import segment_service_pb2 as pb
-from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment import tables
 from crm_segment.api import membership_messages
 from crm_segment.realtime.service import MEMBER_TYPE, RealTimeMembership
@@ -209,30 +210,51 @@ async def measure_evaluation(bench: BenchRun, segment_url: str) -> None:
     """`RealTimeMembership.evaluate` for one changed customer against the 50 live segments, each
     in a transaction rolled back; p50 and p99 over EVALUATIONS runs."""
     db = await Database.open(segment_url, pool_size=1, application_name="bench")
-    realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event), change_message=membership_messages.change_to_proto)
+    realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
+                                  change_message=membership_messages.change_to_proto)
     timings: list[float] = []
+    cpu: list[float] = []
+    backend_cpu = 0.0
     try:
+        async with db.engine.connect() as connection:
+            backend = int((await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
         for n in range(EVALUATIONS + 10):
             i = n % CUSTOMERS
-            event = change_event_pb2.ChangeEvent(event_id=str(uuid.uuid4()), resource_name=f"customers/{customer_id(i)}")
+            event = change_event_pb2.ChangeEvent(event_id=str(uuid.uuid4()),
+                                                 resource_name=f"customers/{customer_id(i)}")
             async with db.engine.connect() as connection:
                 transaction = await connection.begin()
                 # The read model's change the follower applied just before: the next branch.
                 await connection.execute(sa.text(
                     "UPDATE customer_feature SET branch_id = 'L' || lpad(((substr(branch_id, 2)::int + 1) % :k)::text,"
                     " 2, '0') WHERE customer_id = :customer_id"), {"k": SEGMENTS, "customer_id": customer_id(i)})
-                started = time.perf_counter()
+                started, started_cpu, started_backend = time.perf_counter(), time.thread_time(), process_cpu(backend)
                 changes = await realtime.evaluate(connection, event)
-                elapsed = time.perf_counter() - started
+                elapsed, elapsed_cpu = time.perf_counter() - started, time.thread_time() - started_cpu
+                elapsed_backend = process_cpu(backend) - started_backend
                 await transaction.rollback()
             if n >= 10:  # the first ones compile the 50 closures
                 timings.append(elapsed)
+                cpu.append(elapsed_cpu)
+                backend_cpu += elapsed_backend
             if len(changes) != 2:
                 raise AssertionError(f"evaluation made {len(changes)} changes, expected an exit and an entry")
     finally:
         await db.dispose()
     timings.sort()
     p50, p99 = percentile(timings, 50) * 1000, percentile(timings, 99) * 1000
-    bench.note(f"evaluation against {SEGMENTS} segments: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    cpu.sort()
+    python_cpu, database_cpu = statistics.mean(cpu) * 1000, backend_cpu / len(timings) * 1000
+    bench.note(f"evaluation against {SEGMENTS} segments: p50 {p50:.2f} ms, p99 {p99:.2f} ms wall; CPU per "
+               f"evaluation {python_cpu:.2f} ms in Python (p99 {percentile(cpu, 99) * 1000:.2f}), "
+               f"{database_cpu:.2f} ms in PostgreSQL; load average {os.getloadavg()[0]:.1f}")
     bench.emit("evaluation_p50_ms", p50, "ms")
     bench.emit("evaluation_p99_ms", p99, "ms")
+    bench.emit("evaluation_python_cpu_ms", python_cpu, "ms")
+    bench.emit("evaluation_database_cpu_ms", database_cpu, "ms")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a local process (a PostgreSQL backend) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
