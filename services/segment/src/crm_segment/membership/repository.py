@@ -46,7 +46,7 @@ async def count_and_sample(connection: asyncpg.Connection, condition: SqlConditi
         f"""SELECT count(*) FILTER (WHERE {condition.text}) AS matching, count(*) AS total,
                    (array_agg(cf.customer_id ORDER BY random())
                         FILTER (WHERE random() < {keep}::float8 AND {condition.text}))[1:{limit}::int] AS sample
-            {_POPULATION}""",  # noqa: S608 - rule values are bound parameters
+            {_POPULATION}""",
         *condition.params, size, chance)
     assert row is not None
     matching, total, sample = int(row["matching"]), int(row["total"]), list(row["sample"] or [])
@@ -61,7 +61,7 @@ async def _sampling_chance(connection: asyncpg.Connection, condition: SqlConditi
     if size == 0:
         return 0.0
     plan = await connection.fetchval(
-        f"EXPLAIN (FORMAT JSON) SELECT 1 {_POPULATION} AND {condition.text}",  # noqa: S608 - bound parameters
+        f"EXPLAIN (FORMAT JSON) SELECT 1 {_POPULATION} AND {condition.text}",
         *condition.params)
     estimate = float(json.loads(plan)[0]["Plan"]["Plan Rows"])
     share = _OVERSAMPLE * size / estimate if estimate > 0 else 1.0
@@ -73,7 +73,7 @@ async def sample_matching(connection: asyncpg.Connection, condition: SqlConditio
     every row."""
     (limit,) = _after(condition, 1)
     rows = await connection.fetch(
-        f"SELECT cf.customer_id {_POPULATION} AND {condition.text} ORDER BY random() LIMIT {limit}::int",  # noqa: S608
+        f"SELECT cf.customer_id {_POPULATION} AND {condition.text} ORDER BY random() LIMIT {limit}::int",
         *condition.params, size)
     return [row["customer_id"] for row in rows]
 
