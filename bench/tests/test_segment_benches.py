@@ -40,3 +40,19 @@ def test_the_customer_count_defaults_to_a_million_and_can_be_smaller(monkeypatch
 def test_the_segment_benchmarks_are_registered() -> None:
     assert REGISTRY["segment-count"].module == "bench.segment_count"
     assert REGISTRY["segment-materialise"].module == "bench.segment_materialise"
+
+
+def test_the_live_benchmark_is_registered_and_moves_every_customer_to_a_segment_it_is_not_in(monkeypatch) -> None:
+    from bench import segment_live
+
+    assert REGISTRY["segment-live"].module == "bench.segment_live"
+    monkeypatch.delenv("CRM_BENCH_LIVE_CHANGES", raising=False)
+    assert segment_live.change_count() == 200
+    # Change j moves customer j % CUSTOMERS from its branch to another one, every time.
+    where = {i: segment_live.branch(i) for i in range(segment_live.CUSTOMERS)}
+    for j in range(3 * segment_live.CUSTOMERS):
+        i = j % segment_live.CUSTOMERS
+        target = segment_live.branch(i + 1 + j // segment_live.CUSTOMERS)
+        assert target != where[i]
+        where[i] = target
+    assert len({segment_live.segment_id(k) for k in range(segment_live.SEGMENTS)}) == segment_live.SEGMENTS

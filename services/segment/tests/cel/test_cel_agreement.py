@@ -5,6 +5,7 @@ activation, and an evaluation error at the top reads as "not a member" (the pack
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -17,14 +18,23 @@ from hypothesis import strategies as st
 from crm_segment.cel import CelType, check, to_python, to_sql
 from crmkit.testing import DatabaseFactory
 
-CATALOGUE = {"i1": CelType.INT, "i2": CelType.INT, "d1": CelType.DOUBLE, "s1": CelType.STRING,
-             "b1": CelType.BOOL, "tags": CelType.LIST_STRING}
-COLUMNS = {name: f"c_{name}" for name in CATALOGUE}
+CATALOGUE = {"i1": CelType.INT, "i2": CelType.INT, "d1": CelType.DOUBLE, "n1": CelType.DOUBLE,
+             "s1": CelType.STRING, "b1": CelType.BOOL, "tags": CelType.LIST_STRING}
+# n1 is stored as NUMERIC (as the read model's money is): the rule sees it as a double, and
+# comparisons with a literal compile to exact NUMERIC bounds.
+COLUMNS = {**{name: f"c_{name}" for name in CATALOGUE}, "n1": "c_n1::double precision"}
+NUMERIC = {"n1": "c_n1"}
 # Quotes, a backslash, non-ASCII and an astral character: escaping and code-point order both matter.
 ALPHABET = "ab'\"\\ é\U0001F600Z"
 TEXT = st.text(ALPHABET, max_size=3)
 INTS = st.integers(-6, 6)
-DOUBLES = st.sampled_from([-2.5, -1.0, -0.0, 0.0, 0.5, 1.0, 3.25, 1e3])
+DOUBLES = st.sampled_from([-2.5, -1.0, -0.0, 0.0, 0.5, 1.0, 3.25, 1e3, 0.1, 9007199254740992.0])
+# NUMERIC(28,9) values, some on either side of a double's rounding boundary: 9007199254740993
+# converts to the double 9007199254740992.0, 0.1 to the double 0.1 (which is not exactly 0.1).
+NUMERIC_VALUES = [Decimal(v) for v in ("-2.5", "0", "0.000000001", "-0.000000001", "0.1", "0.5", "1",
+                                                  "999.999999999", "1000", "9007199254740991",
+                                                  "9007199254740992", "9007199254740993", "9007199254740994.5")]
+NUMERICS = st.sampled_from(NUMERIC_VALUES)
 TAGS = ("A", "B", "é")
 
 
@@ -33,7 +43,8 @@ def maybe(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 CUSTOMERS = st.lists(st.fixed_dictionaries({
-    "i1": maybe(INTS), "i2": maybe(INTS), "d1": maybe(DOUBLES), "s1": maybe(TEXT), "b1": maybe(st.booleans()),
+    "i1": maybe(INTS), "i2": maybe(INTS), "d1": maybe(DOUBLES), "n1": maybe(NUMERICS), "s1": maybe(TEXT),
+    "b1": maybe(st.booleans()),
     "tags": maybe(st.lists(st.sampled_from(TAGS), max_size=3)),
 }), min_size=1, max_size=8)
 
@@ -68,7 +79,7 @@ def int_expressions(depth: int) -> st.SearchStrategy[str]:
 
 
 def double_expressions(depth: int) -> st.SearchStrategy[str]:
-    leaves = st.one_of(st.just("d1"), DOUBLES.map(double_literal))
+    leaves = st.one_of(st.sampled_from(["d1", "n1"]), DOUBLES.map(double_literal))
     if depth == 0:
         return leaves
     inner = double_expressions(depth - 1)
@@ -121,6 +132,7 @@ def reference(program: celpy.Runner, customer: dict[str, Any]) -> bool:
         if value is None:
             continue
         kind = CATALOGUE[name]
+        value = float(value) if isinstance(value, Decimal) else value
         activation[name] = {
             CelType.INT: celtypes.IntType, CelType.DOUBLE: celtypes.DoubleType, CelType.STRING: celtypes.StringType,
             CelType.BOOL: celtypes.BoolType,
@@ -139,7 +151,7 @@ async def connection(database_factory: DatabaseFactory) -> AsyncIterator[asyncpg
     connection = await asyncpg.connect(url)
     await connection.execute(
         "CREATE TABLE customer (id integer PRIMARY KEY, c_i1 bigint, c_i2 bigint, c_d1 double precision, "
-        "c_s1 text, c_b1 boolean, c_tags text[])")
+        "c_n1 numeric(28, 9), c_s1 text, c_b1 boolean, c_tags text[])")
     try:
         yield connection
     finally:
@@ -147,11 +159,11 @@ async def connection(database_factory: DatabaseFactory) -> AsyncIterator[asyncpg
 
 
 async def members_by_sql(connection: asyncpg.Connection, rule: str, customers: list[dict[str, Any]]) -> set[int]:
-    condition = to_sql(check(rule, CATALOGUE), COLUMNS)
+    condition = to_sql(check(rule, CATALOGUE), COLUMNS, NUMERIC)
     async with connection.transaction():
         await connection.execute("TRUNCATE customer")
         await connection.copy_records_to_table(
-            "customer", columns=["id", *(COLUMNS[n] for n in CATALOGUE)],
+            "customer", columns=["id", *(f"c_{n}" for n in CATALOGUE)],
             records=[(index, *(c[n] for n in CATALOGUE)) for index, c in enumerate(customers)])
         query = "SELECT id FROM customer WHERE " + condition.text  # noqa: S608 - catalogue columns and $n only
         rows = await connection.fetch(query, *condition.params)
@@ -166,10 +178,29 @@ async def members_by_sql(connection: asyncpg.Connection, rule: str, customers: l
 async def test_closure_sql_and_cel_python_agree(connection: asyncpg.Connection, rule: str,
                                                 customers: list[dict[str, Any]]) -> None:
     predicate = to_python(check(rule, CATALOGUE))
-    by_closure = {index for index, customer in enumerate(customers) if predicate(customer)}
+    # The closure reads NUMERIC values as the read model's SQL hands them over: as doubles.
+    as_doubles = [{**c, "n1": float(c["n1"]) if c["n1"] is not None else None} for c in customers]
+    by_closure = {index for index, customer in enumerate(as_doubles) if predicate(customer)}
     environment = celpy.Environment()
     program = environment.program(environment.compile(rule))
     by_reference = {index for index, customer in enumerate(customers) if reference(program, customer)}
     by_sql = await members_by_sql(connection, rule, customers)
     assert by_closure == by_reference, (rule, customers)
     assert by_sql == by_reference, (rule, customers)
+
+
+@pytest.mark.parametrize("operator", ["==", "!=", "<", "<=", ">", ">="])
+async def test_numeric_comparisons_with_a_literal_agree_at_every_rounding_boundary(
+        connection: asyncpg.Connection, operator: str) -> None:
+    """Every stored NUMERIC value against every literal, either side: the NUMERIC bounds select
+    exactly the customers whose value, converted to a double, compares true (cel-python's
+    verdict), including values that are not doubles but round onto the literal."""
+    customers = [{name: None for name in CATALOGUE} | {"n1": value} for value in [*NUMERIC_VALUES, None]]
+    literals = [-2.5, -0.0, 0.0, 0.1, 1.0, 1e3, 9007199254740992.0, 9007199254740994.0]
+    environment = celpy.Environment()
+    for literal in literals:
+        for rule in (f"n1 {operator} {double_literal(literal)}", f"{double_literal(literal)} {operator} n1"):
+            assert "numeric" in to_sql(check(rule, CATALOGUE), COLUMNS, NUMERIC).text
+            program = environment.program(environment.compile(rule))
+            expected = {index for index, customer in enumerate(customers) if reference(program, customer)}
+            assert await members_by_sql(connection, rule, customers) == expected, rule

@@ -7,6 +7,7 @@ The population of every rule is the read model's customers that profile has not 
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -25,37 +26,52 @@ def _after(condition: SqlCondition, count: int) -> list[str]:
     return [f"${n}" for n in range(first, first + count)]
 
 
-async def count_matching(connection: asyncpg.Connection, condition: SqlCondition) -> tuple[int, int]:
-    """(customers the condition selects, customers in the population), in one scan."""
-    row = await connection.fetchrow(
-        f"SELECT count(*) FILTER (WHERE {condition.text}) AS matching, count(*) AS total {_POPULATION}",
-        *condition.params)
-    assert row is not None
-    return int(row["matching"]), int(row["total"])
-
-
-# A sample reads a Bernoulli sample of the rows expected to hold this many times the sample
-# size of matches, when that is a small share of them; else every row.
+# The sample keeps each row with a chance expected to keep this many times the sample size of
+# matches (by the planner's estimate of the rule's selectivity); at or above this chance, every row.
 _OVERSAMPLE = 20
 _SAMPLED_SHARE = 0.5
 
 
-async def sample_matching(connection: asyncpg.Connection, condition: SqlCondition, size: int,
-                          matching: int) -> list[str]:
-    """A uniform random sample of the customers the condition selects (`matching` of them), at
-    most `size`. Uniform either way: with a Bernoulli sample of the rows every match is kept with
-    the same probability, and `ORDER BY random()` then picks among the kept ones; on the rare
-    draw that keeps fewer than `size` matches, every row is read instead."""
+async def count_and_sample(connection: asyncpg.Connection, condition: SqlCondition, size: int
+                           ) -> tuple[int, int, list[str]]:
+    """(customers the condition selects, customers in the population, a uniform random sample of
+    at most `size` of the selected), in one scan. The sample is drawn as the scan goes: each row
+    is kept with one chance (a Bernoulli sample: the rule is evaluated only for the kept share),
+    and `ORDER BY random()` picks among the kept matches, so every match is equally likely. On
+    the rare draw that keeps fewer than `size` matches (or when the planner overestimated the
+    selection), a second scan samples every matching row instead: uniform either way."""
+    chance = await _sampling_chance(connection, condition, size)
+    limit, keep = _after(condition, 2)
+    row = await connection.fetchrow(
+        f"""SELECT count(*) FILTER (WHERE {condition.text}) AS matching, count(*) AS total,
+                   (array_agg(cf.customer_id ORDER BY random())
+                        FILTER (WHERE random() < {keep}::float8 AND {condition.text}))[1:{limit}::int] AS sample
+            {_POPULATION}""",
+        *condition.params, size, chance)
+    assert row is not None
+    matching, total, sample = int(row["matching"]), int(row["total"]), list(row["sample"] or [])
+    if len(sample) < min(size, matching):
+        sample = await sample_matching(connection, condition, size)
+    return matching, total, sample
+
+
+async def _sampling_chance(connection: asyncpg.Connection, condition: SqlCondition, size: int) -> float:
+    """The chance to keep a row for the sample: 1 for a small selection, else enough to expect
+    `_OVERSAMPLE` times `size` matches by the planner's estimate (one planning, no scan)."""
+    if size == 0:
+        return 0.0
+    plan = await connection.fetchval(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 {_POPULATION} AND {condition.text}",
+        *condition.params)
+    estimate = float(json.loads(plan)[0]["Plan"]["Plan Rows"])
+    share = _OVERSAMPLE * size / estimate if estimate > 0 else 1.0
+    return 1.0 if share >= _SAMPLED_SHARE else share
+
+
+async def sample_matching(connection: asyncpg.Connection, condition: SqlCondition, size: int) -> list[str]:
+    """A uniform random sample of at most `size` of the customers the condition selects, from
+    every row."""
     (limit,) = _after(condition, 1)
-    share = _OVERSAMPLE * size / matching if matching else 1.0
-    if share < _SAMPLED_SHARE:
-        (percent,) = _after(condition, 2)[1:]
-        rows = await connection.fetch(
-            f"SELECT cf.customer_id FROM customer_feature cf TABLESAMPLE BERNOULLI ({percent}::float8) "  # noqa: S608 - rule values are bound parameters
-            f"WHERE NOT cf.removed AND {condition.text} ORDER BY random() LIMIT {limit}::int",
-            *condition.params, size, share * 100)
-        if len(rows) == size:
-            return [row["customer_id"] for row in rows]
     rows = await connection.fetch(
         f"SELECT cf.customer_id {_POPULATION} AND {condition.text} ORDER BY random() LIMIT {limit}::int",
         *condition.params, size)

@@ -59,17 +59,18 @@ class RealTimeMembership:
         customer_id = customer_id_of(event.resource_name)
         if customer_id is None:
             return []
-        segments, members_of = await repository.live_segments(connection, customer_id)
+        raw = await repository.raw_connection(connection)
+        segments, members_of = await repository.live_segments(raw, customer_id)
         if not segments:
             return []
         self._forget_all_but(segments)
         compiled = [(s, p) for s in segments if (p := await self._closure(s)) is not None]
-        features = await repository.features(connection, customer_id)
+        features = await repository.features(raw, customer_id)
         decided = rules.transitions(compiled, features, members_of)
         changes: list[MembershipChange] = []
         if decided:
             cause = ChangeCause.FEATURE_CHANGED if features is not None else ChangeCause.CUSTOMER_REMOVED
-            changes = await repository.record(connection, customer_id=customer_id, transitions=decided, cause=cause,
+            changes = await repository.record(raw, customer_id=customer_id, transitions=decided, cause=cause,
                                               source_event_id=event.event_id)
             await self._outbox.append_many(
                 connection, [(f"segments/{c.segment_id}/members/{customer_id}", EVENT, self._change_message(c))

@@ -114,6 +114,11 @@ _COLUMNS: dict[str, str] = {
 }
 
 
+# Double features stored as NUMERIC: the uncast column, for comparisons with a literal that
+# `to_sql` writes as exact NUMERIC bounds (no per-row NUMERIC -> double conversion).
+_NUMERIC: dict[str, str] = {name: f"cf.{name}" for name in ("aum", "aum_change_90d", "average_aum_90d", "monetary")}
+
+
 def cel_type(feature: Feature) -> CelType:
     return _CEL_TYPES[feature.type]
 
@@ -127,6 +132,11 @@ def columns(features: tuple[Feature, ...]) -> dict[str, str]:
     """Variable -> SQL expression over `customer_feature cf` for `to_sql`; a typed NULL for a
     feature the read model does not hold yet."""
     return {**{f.feature: _COLUMNS.get(f.feature, _NULL_OF[cel_type(f)]) for f in features}, NOW: _COLUMNS[NOW]}
+
+
+def numeric_columns(features: tuple[Feature, ...]) -> dict[str, str]:
+    """Variable -> uncast NUMERIC column, for the double features the read model stores as NUMERIC."""
+    return {f.feature: _NUMERIC[f.feature] for f in features if f.feature in _NUMERIC}
 
 
 def unfed(features: tuple[Feature, ...]) -> frozenset[str]:

@@ -198,6 +198,7 @@ BUILTIN_VARIABLES = frozenset({catalogue.NOW})
 # What the CEL checker types rules against, and the read-model column each variable reads.
 CEL_CATALOGUE = catalogue.cel_types(FEATURES)
 SQL_COLUMNS = catalogue.columns(FEATURES)
+SQL_NUMERIC = catalogue.numeric_columns(FEATURES)
 
 _UNKNOWN = re.compile(r'unknown feature "(?P<name>[^"]*)"')
 
@@ -325,7 +326,7 @@ def compile_rule(rule: str, *, mode: EvaluationMode = EvaluationMode.BATCH) -> C
     first error found, with its position, or warnings about a valid rule."""
     try:
         checked = cel.check(rule, CEL_CATALOGUE)
-        condition = cel.to_sql(checked, SQL_COLUMNS)
+        condition = cel.to_sql(checked, SQL_COLUMNS, SQL_NUMERIC)
     except cel.InvalidRule as error:
         issue = _issue(error.error)
         return CompiledRule(RuleAnalysis(issues=(issue,), referenced_features=(), real_time_capable=False), None)
