@@ -140,7 +140,7 @@ class LifetimeValues:
     async def predict(self, *, uow: UnitOfWork, customer_id: str, model_id: str | None, horizon_days: int | None,
                       annual_discount_rate: float | None, purpose: Purpose, actor: Principal) -> Prediction:
         """The customer's value over the horizon from today (the model's defaults where unset)."""
-        features = await values.features(uow, customer_id)
+        features = await values.features_in(uow, customer_id)
         if features is None:
             raise NotFound(f"customer {customer_id} is not in the read model", reason="CUSTOMER_NOT_FOUND",
                            metadata={"customer_id": customer_id})

@@ -23,7 +23,7 @@ class MembershipExplainer:
     async def explain(self, *, uow: UnitOfWork, segment_id: str, customer_id: str, actor: Principal
                       ) -> Explanation:
         segment = await self._segments.get(uow=uow, segment_id=segment_id)
-        features = await values.features(uow, customer_id)
+        features = await values.features_in(uow, customer_id)
         if features is None:
             raise NotFound(f"customer {customer_id} is not in the read model", reason="CUSTOMER_NOT_FOUND",
                            metadata={"customer_id": customer_id})

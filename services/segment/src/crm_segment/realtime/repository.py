@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_segment.membership.model import ChangeCause, ChangeKind, MembershipChange
@@ -58,6 +59,15 @@ async def features(connection: asyncpg.Connection, customer_id: str) -> Mapping[
     """The customer's values of every catalogue variable; None when not in the population."""
     row = await connection.fetchrow(_FEATURES, customer_id)
     return dict(row) if row is not None else None
+
+
+_FEATURES_IN_UOW = sa.text(_FEATURES.replace("$1", ":customer_id"))
+
+
+async def features_in(uow: AsyncConnection, customer_id: str) -> Mapping[str, Any] | None:
+    """The same read as one statement of an RPC's unit of work (explain, lifetime value)."""
+    row = (await uow.execute(_FEATURES_IN_UOW, {"customer_id": customer_id})).first()
+    return dict(row._mapping) if row is not None else None
 
 
 # One statement (one round trip) per evaluation that moved anything: members, counts, history.
