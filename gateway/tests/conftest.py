@@ -63,7 +63,10 @@ async def profile_address(database_factory: DatabaseFactory, tmp_path_factory: p
 
 
 def gateway_settings(**overrides: Any) -> GatewaySettings:
-    return GatewaySettings(env="test", jwt_secret=TEST_JWT_SECRET, **overrides)
+    """Test settings: buckets in process unless a test asks for Redis (CRM_GATEWAY_REDIS_URL in the
+    environment does not leak in), and bursts no test reaches unless it sets its own."""
+    limits = {"rate_limit_read_burst": 100_000, "rate_limit_write_burst": 100_000}  # tests call fast
+    return GatewaySettings(env="test", jwt_secret=TEST_JWT_SECRET, **{"redis_url": "", **limits, **overrides})
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from importlib import metadata
 from typing import Any
 
 import grpc
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crm_gateway import body_limit, problems
 from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
+from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
 from crm_gateway.routes import customers, health
 from crm_gateway.settings import GatewaySettings
@@ -48,6 +49,11 @@ field names. Errors are RFC 9457 `application/problem+json` documents.
 BODY_LIMIT_TEXT = """
 Request bodies are limited to {max_bytes} bytes: a larger one is refused with 413 (`BODY_TOO_LARGE`)
 before it is read, whether it declares its `Content-Length` or is sent in chunks.
+"""
+RATE_LIMIT_TEXT = """
+Rate limits: a token bucket per client (the token's subject) and route. Reads (GET) allow {read};
+writes allow {write}. Over the limit the answer is 429 (`RATE_LIMITED`) with `Retry-After` in
+seconds. Each operation states its limit in `x-rate-limit`.
 """
 # Probes are polled every few seconds: tracing or logging them would drown the real requests.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -73,6 +79,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
             try:
                 await app.state.peers.close()
                 del app.state.peers
+                await app.state.rate_limits.close()
                 log.info("gateway_stopped")
             finally:
                 if telemetry is not None:
@@ -80,12 +87,13 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
 
     app = FastAPI(
         title="CRM gateway", version=_version(), lifespan=lifespan,
-        description=DESCRIPTION + BODY_LIMIT_TEXT.format(max_bytes=settings.max_body_bytes),
+        description=DESCRIPTION + BODY_LIMIT_TEXT.format(max_bytes=settings.max_body_bytes) + _limits_text(settings),
         # The interactive pages load scripts from a public CDN: not from inside a bank.
         docs_url=None, redoc_url=None,
     )
     app.state.drain = drain or Drain()
     app.state.verifier = TokenVerifier.from_settings(settings)
+    app.state.rate_limits = RateLimits.from_settings(settings)
     app.include_router(health.router)
     app.include_router(customers.router)
     _install_error_handlers(app)
@@ -94,6 +102,13 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]  # FastAPI documents replacing app.openapi
     FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
     return app
+
+
+def _limits_text(settings: GatewaySettings) -> str:
+    if not settings.rate_limits_enabled:
+        return "\nRate limits are off in this deployment.\n"
+    limits = RateLimits.from_settings(settings.model_copy(update={"redis_url": ""})).limits
+    return RATE_LIMIT_TEXT.format(read=limits[LimitClass.READ].describe(), write=limits[LimitClass.WRITE].describe())
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -105,6 +120,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             log.warning("peer_call_failed", grpc_code=error.code().name, status=response.status_code,
                         route=getattr(route, "path", None))
         return response
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, error: RateLimited) -> Response:
+        return problems.from_domain_error(error, headers={"Retry-After": str(error.retry_after)})
 
     @app.exception_handler(DomainError)
     async def refused(request: Request, error: DomainError) -> Response:
@@ -197,19 +216,50 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, description=app.description,
                            routes=app.routes)
     problem_schema = {"$ref": "#/components/schemas/Problem"}
-    for path_item in document.get("paths", {}).values():
-        for operation in path_item.values():
+    limited = _rate_limited_operations(app)
+    limits: RateLimits = app.state.rate_limits
+    for path, path_item in document.get("paths", {}).items():
+        for method, operation in path_item.items():
             responses = operation.get("responses", {})
             responses.pop("422", None)
             for response in responses.values():
                 content = response.get("content", {})
                 if content.get("application/json", {}).get("schema") == problem_schema:
                     content[problems.MEDIA_TYPE] = content.pop("application/json")
+            limit_class = limited.get((path, method.upper()))
+            if limit_class is not None and limits.enabled:
+                limit = limits.limit_of(limit_class)
+                operation["x-rate-limit"] = {"class": limit_class.value, **limit.document()}
+                if "429" in responses:
+                    responses["429"]["description"] += f" Limit of this route: {limit.describe()}."
+                    responses["429"]["headers"] = {"Retry-After": {
+                        "description": "Whole seconds until the client may call this route again.",
+                        "schema": {"type": "integer", "minimum": 1}}}
     schemas = document.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     app.openapi_schema = document
     return document
+
+
+def _rate_limited_operations(app: FastAPI) -> dict[tuple[str, str], LimitClass]:
+    """(path, METHOD) -> the limit class of each operation guarded by `require_roles`."""
+    found: dict[tuple[str, str], LimitClass] = {}
+    for context in routing.iter_route_contexts(app.routes):  # included routers, with their prefixes
+        route = getattr(context, "original_route", context)
+        dependant = getattr(route, "dependant", None)
+        if dependant is None:
+            continue
+        pending = list(dependant.dependencies)
+        while pending:
+            dependency = pending.pop()
+            call = dependency.call
+            if getattr(call, "rate_limited", False):
+                for method in getattr(route, "methods", ()):
+                    path = getattr(context, "path", "") or getattr(route, "path", "")
+                    found[(path, method)] = call.limit_class or limit_class_of(method)
+            pending.extend(dependency.dependencies)
+    return found
 
 
 def _version() -> str:

@@ -34,6 +34,21 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=8 * 1024 * 1024,
                                 validation_alias="CRM_GATEWAY_MAX_BODY_BYTES")
 
+    # Token buckets per client and route (limits.py): GET routes draw from the read limit, the
+    # others from the write limit. Stated in the OpenAPI document.
+    rate_limits_enabled: bool = Field(default=True, validation_alias="CRM_GATEWAY_RATE_LIMITS_ENABLED")
+    rate_limit_read_per_second: float = Field(default=50.0, gt=0, le=100_000,
+                                              validation_alias="CRM_GATEWAY_RATE_LIMIT_READ_PER_SECOND")
+    rate_limit_read_burst: int = Field(default=100, ge=1, le=1_000_000,
+                                       validation_alias="CRM_GATEWAY_RATE_LIMIT_READ_BURST")
+    rate_limit_write_per_second: float = Field(default=10.0, gt=0, le=100_000,
+                                               validation_alias="CRM_GATEWAY_RATE_LIMIT_WRITE_PER_SECOND")
+    rate_limit_write_burst: int = Field(default=20, ge=1, le=1_000_000,
+                                        validation_alias="CRM_GATEWAY_RATE_LIMIT_WRITE_BURST")
+    # Redis shared by the replicas for the buckets (`redis://host:6379/0`); each replica keeps its
+    # own buckets when unset. A password in the URL makes it a secret: give it from a Secret.
+    redis_url: str = Field(default="", validation_alias="CRM_GATEWAY_REDIS_URL")
+
     @property
     def peer_targets(self) -> dict[str, str]:
         """Peer name -> gRPC target, one channel each."""
