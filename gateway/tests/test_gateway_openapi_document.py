@@ -68,3 +68,12 @@ async def test_roles_are_listed_in_each_route_description(document) -> None:
     assert "`channel_app`" in get and "`marketer`" not in get
     post = document["paths"]["/v1/customers"]["post"]["description"]
     assert "`relationship_manager`" in post and "`analyst`" not in post
+
+
+async def test_every_post_takes_an_idempotency_key(document) -> None:
+    posts = [item["post"] for item in document["paths"].values() if "post" in item]
+    assert posts
+    for post in posts:
+        header = next(p for p in post["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key")
+        assert header["schema"]["anyOf"][0] == {"type": "string", "format": "uuid"}
+        assert "REQUEST_ID_REUSED" in header["description"]

@@ -30,6 +30,7 @@ from crm_gateway.draining import Drain
 from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
 from crm_gateway.routes import customers, health
+from crm_gateway.routes.common import IDEMPOTENCY_HEADER
 from crm_gateway.settings import GatewaySettings
 from crmkit.auth import TokenVerifier
 from crmkit.errors import DomainError
@@ -114,7 +115,9 @@ def _limits_text(settings: GatewaySettings) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def peer_failed(request: Request, error: grpc.aio.AioRpcError) -> Response:
-        response = problems.from_rpc_error(error)
+        # A POST's `request_id` is its Idempotency-Key header (routes/common.py): named as sent.
+        renames = {"request_id": IDEMPOTENCY_HEADER} if request.method == "POST" else None
+        response = problems.from_rpc_error(error, renames=renames)
         if response.status_code >= 500:
             route = request.scope.get("route")
             log.warning("peer_call_failed", grpc_code=error.code().name, status=response.status_code,

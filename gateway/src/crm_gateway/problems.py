@@ -177,8 +177,9 @@ def kind_of_code(code: grpc.StatusCode) -> Kind:
     return KIND_BY_CODE.get(code, BAD_GATEWAY)
 
 
-def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemResponse:
-    """Translate a failed call to a peer service, details included."""
+def from_rpc_error(error: grpc.aio.AioRpcError, *, renames: Mapping[str, str] | None = None) -> ProblemResponse:
+    """Translate a failed call to a peer service, details included; `renames` maps a request
+    field to what the client sent (`request_id` -> the `Idempotency-Key` header)."""
     status = _rich_status(error)
     violations: list[tuple[str, str]] = []
     reason = ""
@@ -188,7 +189,8 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemResponse:
         if any_detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad_request = error_details_pb2.BadRequest()
             any_detail.Unpack(bad_request)
-            violations.extend((v.field, v.description) for v in bad_request.field_violations)
+            violations.extend(((renames or {}).get(v.field, v.field), v.description)
+                              for v in bad_request.field_violations)
         elif any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             any_detail.Unpack(info)
