@@ -29,7 +29,7 @@ from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
 from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
-from crm_gateway.routes import customers, health
+from crm_gateway.routes import customers, docs, health
 from crm_gateway.routes.common import IDEMPOTENCY_HEADER
 from crm_gateway.settings import GatewaySettings
 from crmkit.auth import TokenVerifier
@@ -89,7 +89,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     app = FastAPI(
         title="CRM gateway", version=_version(), lifespan=lifespan,
         description=DESCRIPTION + BODY_LIMIT_TEXT.format(max_bytes=settings.max_body_bytes) + _limits_text(settings),
-        # The interactive pages load scripts from a public CDN: not from inside a bank.
+        # FastAPI's own pages load scripts from a public CDN: routes/docs.py serves packaged ones.
         docs_url=None, redoc_url=None,
     )
     app.state.drain = drain or Drain()
@@ -97,6 +97,8 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.include_router(health.router)
     app.include_router(customers.router)
+    if settings.docs_page_enabled:
+        app.include_router(docs.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestBoundary)  # added last, so outermost: it logs the 413s too

@@ -49,6 +49,14 @@ class GatewaySettings(ServiceSettings):
     # own buckets when unset. A password in the URL makes it a secret: give it from a Secret.
     redis_url: str = Field(default="", validation_alias="CRM_GATEWAY_REDIS_URL")
 
+    # The interactive API page at /docs (routes/docs.py): unset means on in development and tests,
+    # off in production.
+    docs_enabled: bool | None = Field(default=None, validation_alias="CRM_GATEWAY_DOCS_ENABLED")
+
+    @property
+    def docs_page_enabled(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else self.is_development
+
     @property
     def peer_targets(self) -> dict[str, str]:
         """Peer name -> gRPC target, one channel each."""
