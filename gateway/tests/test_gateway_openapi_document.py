@@ -20,6 +20,7 @@ async def test_lists_the_routes(document) -> None:
     assert {path: set(item) for path, item in document["paths"].items()} == {
         "/healthz": {"get"}, "/readyz": {"get"},
         "/v1/customers/{customer_id}": {"get"}, "/v1/customers": {"post"},
+        "/v1/customers/{customer_id}/360": {"get"},
     }
 
 

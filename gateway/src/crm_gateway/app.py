@@ -29,7 +29,7 @@ from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
 from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
-from crm_gateway.routes import customers, docs, health
+from crm_gateway.routes import customer360, customers, docs, health
 from crm_gateway.routes.common import IDEMPOTENCY_HEADER
 from crm_gateway.settings import GatewaySettings
 from crmkit.auth import TokenVerifier
@@ -93,10 +93,12 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
         docs_url=None, redoc_url=None,
     )
     app.state.drain = drain or Drain()
+    app.state.settings = settings
     app.state.verifier = TokenVerifier.from_settings(settings)
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.include_router(health.router)
     app.include_router(customers.router)
+    app.include_router(customer360.router)
     if settings.docs_page_enabled:
         app.include_router(docs.router)
     _install_error_handlers(app)

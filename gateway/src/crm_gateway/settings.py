@@ -49,6 +49,10 @@ class GatewaySettings(ServiceSettings):
     # own buckets when unset. A password in the URL makes it a secret: give it from a Secret.
     redis_url: str = Field(default="", validation_alias="CRM_GATEWAY_REDIS_URL")
 
+    # Deadline of each non-essential part of the customer 360 (routes/customer360.py), seconds: a
+    # slower service is left out and named in the answer's `missing`.
+    customer_360_part_deadline_seconds: float = Field(default=0.5, gt=0, le=30,
+                                                      validation_alias="CRM_GATEWAY_360_PART_DEADLINE_SECONDS")
     # The interactive API page at /docs (routes/docs.py): unset means on in development and tests,
     # off in production.
     docs_enabled: bool | None = Field(default=None, validation_alias="CRM_GATEWAY_DOCS_ENABLED")
