@@ -29,7 +29,7 @@ from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
 from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
-from crm_gateway.routes import customer360, customers, docs, health
+from crm_gateway.routes import complaints, consents, customer360, customers, docs, health, models, segments
 from crm_gateway.routes.common import IDEMPOTENCY_HEADER
 from crm_gateway.settings import GatewaySettings
 from crmkit.auth import TokenVerifier
@@ -97,8 +97,8 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     app.state.verifier = TokenVerifier.from_settings(settings)
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.include_router(health.router)
-    app.include_router(customers.router)
-    app.include_router(customer360.router)
+    for routes in (customers, customer360, consents, complaints, segments, models):
+        app.include_router(routes.router)
     if settings.docs_page_enabled:
         app.include_router(docs.router)
     _install_error_handlers(app)
@@ -166,8 +166,9 @@ def _body_name(request: Request) -> str:
 def _param_name(error: Any, body_name: str) -> str:
     """`("body", "id_document", "number")` -> `customer.id_document.number`; a header by its name."""
     where, *path = error["loc"]
-    if where != "body":
-        return ".".join(str(part) for part in path) or str(where)
+    if where != "body":  # a query, path or header parameter: `status[0]` for a list's item
+        first, *rest = path or [where]
+        return str(first) + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
     if error["type"] == "json_invalid":  # the body is not JSON; the position is not a field
         return body_name or "body"
     steps = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)

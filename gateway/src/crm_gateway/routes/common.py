@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from crm_gateway.peers import Peers, get_peers
-from crm_gateway.schemas import to_json
+from crm_gateway.schemas import proto_model, to_json
 from crmkit.errors import FieldViolation, InvalidArgument
 
 M = TypeVar("M", bound=Message)
@@ -70,10 +71,24 @@ PageDep = Annotated[Page, Depends(page)]
 
 
 def keyed(request: M, key: uuid.UUID | None) -> M:
-    """The request with the `Idempotency-Key` as its `request_id` (unset without a key)."""
-    if key is not None:
-        request.request_id = str(key)  # type: ignore[attr-defined]  # every keyed request has it
+    """The request with the `Idempotency-Key` as its `request_id` (unset without a key). A POST
+    that changes nothing (a preview) has no `request_id`: the key is accepted and has no effect."""
+    if key is not None and "request_id" in request.DESCRIPTOR.fields_by_name:
+        request.request_id = str(key)  # type: ignore[attr-defined]  # checked just above
     return request
+
+
+def enum_names(enum: Any) -> Any:
+    """A `Literal` of an enum's value names but the zero one, for a query parameter (a generated
+    enum wrapper, e.g. `complaint_pb2.ComplaintStatus`)."""
+    return Literal[tuple(name for name, number in enum.items() if number != 0)]
+
+
+def paged(message: Message, items: str) -> dict[str, Any]:
+    """A list response as every list route answers it: `{items: [...], next_page_token}`, the
+    items under the service's own field name, the token empty on the last page."""
+    body = as_json(message)
+    return {items: body.get(items, []), "next_page_token": body.get("next_page_token", "")}
 
 
 def parse(body: BaseModel, message_type: type[M], name: str) -> M:
@@ -93,3 +108,11 @@ def answer(message: Message | dict[str, Any], *, status_code: int = 200,
     """The message as JSON; no shared cache or browser may keep it (personal data)."""
     body = message if isinstance(message, dict) else as_json(message)
     return JSONResponse(body, status_code=status_code, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def page_model(name: str, items: str, item: Descriptor) -> type[BaseModel]:
+    """The schema of a list route's answer (see `paged`)."""
+    model: Any = proto_model(item)
+    fields: dict[str, Any] = {items: (list[model], ...), "next_page_token": (str, ...)}
+    return create_model(name, __doc__=f"A page of `{item.full_name}`; `next_page_token` is empty on the last page.",
+                        **fields)
