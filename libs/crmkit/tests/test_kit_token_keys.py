@@ -188,3 +188,38 @@ async def test_a_service_in_production_serves_idp_tokens_and_refuses_hs256(tmp_p
 
 async def _ready() -> bool:
     return True
+
+
+def test_a_service_signs_its_own_tokens_with_its_key_published_beside_the_idps(tmp_path: Path, rsa, ec) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from crmkit.auth import service_token
+
+    key_file = tmp_path / "service-key.pem"
+    key_file.write_bytes(ec.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    idp = write_jwks(tmp_path / "idp.json", rsa)
+    platform = write_jwks(tmp_path / "platform.json", ec)
+    settings = production(f"{idp},{platform}", jwt_service_key_file=str(key_file), jwt_service_key_id=ec.kid)
+    verifier = TokenVerifier.from_settings(settings)
+    principal = verifier.verify(service_token(settings, subject="segment"))
+    assert principal.subject == "segment" and principal.roles == {Role.SERVICE}
+    assert verifier.verify(rsa.token(Role.ADMIN, subject="end-user")).subject == "end-user"  # the IdP's too
+    with pytest.raises(ValueError, match="CRM_JWT_SERVICE_KEY_FILE is required in production"):
+        service_token(production(str(idp)), subject="segment")
+    development = ServiceSettings(env="development", jwt_secret=SECRET)
+    assert TokenVerifier.from_settings(development).verify(service_token(development, subject="dev")).subject == "dev"
+
+
+def test_one_unreadable_source_keeps_its_keys_and_the_others_refresh(tmp_path: Path, rsa, ec) -> None:
+    now = [0.0]
+    idp, platform = write_jwks(tmp_path / "idp.json", rsa), write_jwks(tmp_path / "platform.json", ec)
+    keys = SigningKeys(f"{idp}, {platform}", lifespan_seconds=10, cooldown_seconds=0, clock=lambda: now[0])
+    verifier = TokenVerifier(secret=None, issuer="crm-platform", audience="crm", signing_keys=keys)
+    assert verifier.verify(ec.token(Role.SERVICE, subject="svc")).subject == "svc"
+    idp.write_text("{broken")
+    rotated = SigningKeyPair("ES256")
+    write_jwks(platform, ec, rotated)
+    now[0] += 11
+    assert verifier.verify(rotated.token(Role.SERVICE, subject="rotated")).subject == "rotated"
+    assert verifier.verify(rsa.token(Role.ADMIN, subject="idp-still-known")).subject == "idp-still-known"

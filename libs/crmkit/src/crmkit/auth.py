@@ -122,7 +122,8 @@ log = get_logger("crm.auth")
 
 class SigningKeys:
     """The identity provider's public keys: a JWKS document read from `source` (an http(s) URL
-    or a file path), kept for `lifespan_seconds`, by `kid`.
+    or a file path; several, comma-separated, are merged: the bank's identity provider and the
+    platform's own service keys), kept for `lifespan_seconds`, by `kid`.
 
     `key(kid)` answers from the cache; an unknown `kid` refetches once, unless a fetch happened
     within `cooldown_seconds` (a rotation publishes the new key before tokens are signed with it,
@@ -135,9 +136,11 @@ class SigningKeys:
 
     def __init__(self, source: str, *, lifespan_seconds: float = 300.0, cooldown_seconds: float = 30.0,
                  timeout_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if not source:
+        self.sources = [part.strip() for part in source.split(",") if part.strip()]
+        if not self.sources:
             raise ValueError("a JWKS source (URL or file path) is required")
         self.source = source
+        self._by_source: dict[str, dict[str, jwt.PyJWK]] = {}
         self._lifespan = lifespan_seconds
         self._cooldown = cooldown_seconds
         self._timeout = timeout_seconds
@@ -162,33 +165,42 @@ class SigningKeys:
             return self._keys.get(kid)
 
     def _refresh(self, now: float) -> None:
+        """Read every source; one that fails keeps the keys it gave last time."""
         self._tried_at = now
         self.fetches += 1
-        try:
-            document = self._read()
-            keys = {}
-            for entry in document.get("keys", []):
-                if not isinstance(entry, dict) or not entry.get("kid") or entry.get("use", "sig") != "sig":
-                    continue
-                try:
-                    key = jwt.PyJWK(entry)
-                except jwt.PyJWKError:  # a key type this platform does not verify with: skipped
-                    continue
-                if key.algorithm_name in ASYMMETRIC_ALGORITHMS:
-                    keys[str(entry["kid"])] = key
-        except Exception as exc:
-            log.warning("jwks_fetch_failed", error_type=type(exc).__name__, known_keys=len(self._keys))
-            return
-        self._keys = keys
-        self._fetched_at = now
+        fresh = False
+        for source in self.sources:
+            try:
+                self._by_source[source] = self._keys_of(self._read(source))
+                fresh = True
+            except Exception as exc:  # unreachable, unreadable or malformed: keep what we had
+                log.warning("jwks_fetch_failed", error_type=type(exc).__name__,
+                            known_keys=len(self._by_source.get(source, {})))
+        self._keys = {kid: key for keys in self._by_source.values() for kid, key in keys.items()}
+        if fresh:
+            self._fetched_at = now
 
-    def _read(self) -> dict[str, Any]:
-        if self.source.startswith(("https://", "http://")):
-            request = urllib.request.Request(self.source, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above
+    @staticmethod
+    def _keys_of(document: dict[str, Any]) -> dict[str, jwt.PyJWK]:
+        keys = {}
+        for entry in document.get("keys", []):
+            if not isinstance(entry, dict) or not entry.get("kid") or entry.get("use", "sig") != "sig":
+                continue
+            try:
+                key = jwt.PyJWK(entry)
+            except jwt.PyJWKError:  # a key type this platform does not verify with: skipped
+                continue
+            if key.algorithm_name in ASYMMETRIC_ALGORITHMS:
+                keys[str(entry["kid"])] = key
+        return keys
+
+    def _read(self, source: str) -> dict[str, Any]:
+        if source.startswith(("https://", "http://")):
+            request = urllib.request.Request(source, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked here
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                 raw = response.read(1024 * 1024)
         else:
-            raw = Path(self.source.removeprefix("file://")).read_bytes()
+            raw = Path(source.removeprefix("file://")).read_bytes()
         document = json.loads(raw)
         if not isinstance(document, dict):
             raise ValueError("a JWKS is a JSON object with a `keys` list")
@@ -324,6 +336,36 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("authorization must be 'Bearer <token>'", reason="MALFORMED_AUTHORIZATION")
         return self.verify(token.strip())
+
+
+def service_token(settings: ServiceSettings, *, subject: str, roles: Iterable[Role | str] = (Role.SERVICE,),
+                  lifetime_seconds: int = 3600) -> str:
+    """A token for this process calling its peers as itself (a feed follower, a check).
+
+    With `CRM_JWT_SERVICE_KEY_FILE` (a PEM private key, RSA or P-256, from a Secret) it is signed
+    RS256/ES256 under `CRM_JWT_SERVICE_KEY_ID`, the `kid` whose public key the platform publishes
+    in a JWKS listed in `CRM_JWT_JWKS_URL`: the only way a service identity is accepted in
+    production. Without it, outside production, HS256 with the shared secret (`make run`, tests).
+    """
+    common: dict[str, Any] = {"subject": subject, "roles": roles, "issuer": settings.jwt_issuer,
+                              "audience": settings.jwt_audience, "lifetime_seconds": lifetime_seconds}
+    if settings.jwt_service_key_file:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        key = load_pem_private_key(Path(settings.jwt_service_key_file).read_bytes(), password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            algorithm = "RS256"
+        elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+            algorithm = "ES256"
+        else:
+            raise ValueError("CRM_JWT_SERVICE_KEY_FILE must hold an RSA or a P-256 private key")
+        if not settings.jwt_service_key_id:
+            raise ValueError("CRM_JWT_SERVICE_KEY_ID must name the key's kid in the published JWKS")
+        return issue_token(private_key=key, key_id=settings.jwt_service_key_id, algorithm=algorithm, **common)
+    if not settings.is_development:
+        raise ValueError("CRM_JWT_SERVICE_KEY_FILE is required in production: HS256 service tokens are refused there")
+    return issue_token(secret=settings.jwt_secret.get_secret_value(), **common)
 
 
 def issue_token(

@@ -45,6 +45,10 @@ class ServiceSettings(BaseSettings):
     # forced by a token naming an unknown `kid` (a rotation).
     jwt_jwks_cache_seconds: float = Field(default=300.0, gt=0, le=86400)
     jwt_jwks_refetch_cooldown_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # This service's own signing key for calling its peers as itself (crmkit.auth.service_token):
+    # a PEM private key file (from a Secret) and its `kid` in a JWKS listed in CRM_JWT_JWKS_URL.
+    jwt_service_key_file: str = ""
+    jwt_service_key_id: str = ""
     jwt_issuer: str = "crm-platform"
     jwt_audience: str = "crm"
     # Longest accepted token lifetime (`exp - iat`), seconds; longer-lived tokens are refused
