@@ -95,6 +95,18 @@ async def segment_address(database_factory: DatabaseFactory, tmp_path_factory: p
         yield address
 
 
+@pytest.fixture(scope="session")
+async def risk_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                       ) -> AsyncIterator[str]:
+    """The risk service as a real process on its own database (its model registry)."""
+    port = free_port()
+    env = {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+           "CRM_RISK_DATABASE_URL": await database_factory.create("gateway_risk"), "CRM_RISK_PORT": str(port)}
+    log_path = tmp_path_factory.mktemp("risk") / "risk.log"
+    async with service_process("crm_risk", env, port=port, log_path=log_path) as address:
+        yield address
+
+
 def nowhere() -> str:
     """A target nothing listens on: a peer that is down."""
     return f"127.0.0.1:{free_port()}"

@@ -145,3 +145,15 @@ async def test_model_registry_answers_503_while_risk_is_down(gateway_all) -> Non
         assert (await client.get("/v1/churn-models", headers=auth(Role.CHANNEL_APP))).status_code == 403
         bad = await client.get("/v1/churn-models?status=ACTIVE", headers=auth(Role.RISK_OFFICER))
         assert bad.status_code == 400 and names(bad) == {"status"}
+
+
+async def test_model_registry_lists_the_versions_a_page_at_a_time(profile_address, risk_address) -> None:
+    settings = gateway_settings(profile_target=profile_address, risk_target=risk_address)
+    async with running_gateway(settings) as (_, client):
+        listed = await client.get("/v1/churn-models", params={"status": "CHURN_MODEL_STATUS_ACTIVE", "page_size": 10},
+                                  headers=auth(Role.RISK_OFFICER))
+        assert listed.status_code == 200, listed.text
+        assert listed.json() == {"churn_models": [], "next_page_token": ""}
+        assert (await client.get("/v1/churn-models", headers=auth(Role.AUDITOR))).status_code == 200
+        bad_token = await client.get("/v1/churn-models?page_token=not-a-token", headers=auth(Role.ANALYST))
+        assert bad_token.status_code == 400 and names(bad_token) == {"page_token"}
