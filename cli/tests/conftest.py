@@ -71,3 +71,34 @@ def crm(profile_port: int) -> Callable[..., Result]:
         return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+async def segment_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                       profile_port: int) -> AsyncIterator[int]:
+    """The segment service as a real process following the profile process's feed."""
+    port = free_port()
+    env = {
+        "CRM_ENV": "test",
+        "CRM_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM_SEGMENT_DATABASE_URL": await database_factory.create("cli_segment"),
+        "CRM_SEGMENT_PORT": str(port),
+        "CRM_SEGMENT_PROFILE_TARGET": f"127.0.0.1:{profile_port}",
+        "CRM_SEGMENT_PROFILE_FEED_MAX_BACKOFF_SECONDS": "0.5",
+        "CRM_HOST": "127.0.0.1",
+    }
+    log_path = tmp_path_factory.mktemp("segment") / "segment.log"
+    async with service_process("crm_segment", env, port=port, log_path=log_path):
+        yield port
+
+
+@pytest.fixture
+def crm_platform(profile_port: int, segment_port: int) -> Callable[..., Result]:
+    """`crm(*args)` against the profile and segment processes."""
+    env = {"CRM_PROFILE_PORT": str(profile_port), "CRM_SEGMENT_PORT": str(segment_port),
+           "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_TOKEN": None, "COLUMNS": "200"}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke

@@ -95,7 +95,7 @@ def crm_run(pg_home: Path) -> Iterator[tuple[subprocess.Popen[str], Output, Path
     env |= {"CRM_PROFILE_PORT": str(port), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "crm_cli", "run", "--only", "profile", "--data-dir", str(data_dir),
-         "--logs", "file", "--timeout", str(START_TIMEOUT)],
+         "--logs", "file", "--timeout", str(START_TIMEOUT), "--demo-customers", "40"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     output = Output(process.stdout)

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from crm_cli import demo_data, postgres, secrets_file, tokens, workspace
+from crm_cli import bank_loader, demo_data, postgres, secrets_file, synthetic_bank, tokens, workspace
 from crm_cli.platform import (
     SERVICES,
     Component,
@@ -52,6 +52,8 @@ class RunOptions:
     timeout: float = 60.0
     stream_logs: bool = True
     demo_data: bool = True
+    # Customers of the synthetic bank loaded at start (synthetic_bank.py).
+    demo_customers: int = 300
     grace: float = 15.0
 
 
@@ -188,19 +190,22 @@ class Launch:
             return
         secret = self.environ.get("CRM_JWT_SECRET") or secrets["CRM_JWT_SECRET"]
         token = tokens.mint(secret=secret, role=Role.ADMIN, subject="crm-run:demo-loader", hours=1)
-        demo = demo_data.customers()
-        progress = Progress(TextColumn("demo data"), BarColumn(), MofNCompleteColumn(), console=self.console,
+        count = self.options.demo_customers
+        progress = Progress(TextColumn("demo bank"), BarColumn(), MofNCompleteColumn(), console=self.console,
                             transient=True)
-        task = progress.add_task("load", total=len(demo))
+        task = progress.add_task("load", total=count)
         with progress:
             async with grpc.aio.insecure_channel(address(_by_name(self.targets, "profile"),
                                                          self.ports["profile"])) as channel:
-                result = await supervisor.until(demo_data.load(channel, token, demo,
-                                                               on_done=lambda: progress.advance(task)))
-        self.console.print(f"[green]✔[/] demo data: {result.total} customers ({result.created} new, "
-                           f"{result.existing} already there), ids {demo[0].customer_id}…{demo[-1].customer_id}")
-        for customer_id, code, message in (result.failed or [])[:5]:
-            self.console.print(Text(f"! demo customer {customer_id} refused: {code} {message}", style="yellow"))
+                result = await supervisor.until(bank_loader.load(
+                    channel, token, synthetic_bank.generate(count),
+                    on_customers=lambda n: progress.advance(task, n)))
+        customers = result.customers
+        self.console.print(f"[green]✔[/] demo bank: {customers.total} customers ({customers.created} new, "
+                           f"{customers.existing} already there), {result.holdings} holdings, "
+                           f"{result.events_accepted} new events; ids {demo_data.ID_PREFIX}0001…")
+        for what, code, message in [*(customers.failed or []), *result.failed][:5]:
+            self.console.print(Text(f"! demo {what} refused: {code} {message}", style="yellow"))
 
     # -- summary ----------------------------------------------------------------------------------
 

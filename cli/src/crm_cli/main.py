@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from crm_cli.commands.customers import customers
+from crm_cli.commands.demo import demo_group
 from crm_cli.commands.health import health
 from crm_cli.commands.imports import import_group
 from crm_cli.commands.operations import operations_group
 from crm_cli.commands.run import run
+from crm_cli.commands.segments import segments_group
 from crm_cli.commands.token import token
 
 
@@ -24,6 +26,8 @@ cli.add_command(health)
 cli.add_command(customers)
 cli.add_command(import_group)
 cli.add_command(operations_group)
+cli.add_command(demo_group)
+cli.add_command(segments_group)
 
 
 def main() -> None:

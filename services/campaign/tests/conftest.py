@@ -11,13 +11,25 @@ from google.protobuf import duration_pb2
 from google.type import decimal_pb2, interval_pb2, money_pb2
 
 from crm.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc
+from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.common.v1 import product_risk_pb2
 from crm_campaign.app import SPEC
-from crmkit.testing import row_counter, service_fixtures, with_overrides
+from crmkit.auth import Role
+from crmkit.testing import bearer, row_counter, service_fixtures, with_overrides
 from crmkit.values import timestamp
 
+# The templates the channel adapters know in these tests (templates are adapter ids). The shared
+# server runs no dispatcher (dispatch tests drive their own, on adapters they can look into) and
+# follows no peer feed (the followers are tested on their own).
+TEMPLATES = {
+    "SMS": ["sms-td-renewal-v2", "sms-1", "a", "b", "t"],
+    "MOBILE_APP": ["app-td-banner", "app-1", "a", "b", "t"],
+    "EMAIL": ["mail-1", "a", "b", "t"],
+    "WECHAT": ["wechat-1", "a", "b", "t"],
+}
 campaign_database, campaign_service, campaigns = service_fixtures(
-    SPEC, campaign_service_pb2_grpc.CampaignServiceStub, stub="campaigns")
+    SPEC, campaign_service_pb2_grpc.CampaignServiceStub, stub="campaigns", templates=TEMPLATES,
+    dispatcher_enabled=False, feedback_target="", segment_target="", profile_target="")
 
 
 def period(start: timedelta | None = -timedelta(hours=1), end: timedelta | None = timedelta(days=30)
@@ -105,3 +117,80 @@ def cny_fixture() -> Any:
 def count_rows(campaign_service: tuple[Any, Any]) -> Any:
     """Rows in a table of the campaign database, to show that a refused call wrote nothing."""
     return row_counter(campaign_service)
+
+
+MARKETER_A = bearer(Role.MARKETER, subject="marketer-a")
+MARKETER_B = bearer(Role.MARKETER, subject="marketer-b")
+
+
+async def launch_campaign(campaigns: Any, campaign: campaign_pb2.Campaign, *offers: campaign_pb2.Offer
+                          ) -> tuple[campaign_pb2.Campaign, list[campaign_pb2.Offer]]:
+    """Create `campaign` with `offers` and take it to RUNNING: submitted by marketer-a, approved by marketer-b."""
+    created = (await campaigns.CreateCampaign(pb.CreateCampaignRequest(campaign=campaign),
+                                              metadata=MARKETER_A)).campaign
+    made = [(await campaigns.CreateOffer(pb.CreateOfferRequest(parent=created.name, offer=offer),
+                                         metadata=MARKETER_A)).offer for offer in offers or (make_offer(),)]
+    await campaigns.SubmitCampaign(pb.SubmitCampaignRequest(name=created.name), metadata=MARKETER_A)
+    await campaigns.ApproveCampaign(pb.ApproveCampaignRequest(name=created.name), metadata=MARKETER_B)
+    running = (await campaigns.LaunchCampaign(pb.LaunchCampaignRequest(name=created.name),
+                                              metadata=MARKETER_A)).campaign
+    return running, made
+
+
+@pytest.fixture
+def running_campaign(campaigns: Any) -> Any:
+    """`await running_campaign(campaign=None, *offers)`: a RUNNING campaign (a fresh one by default) and its offers."""
+    async def make(campaign: campaign_pb2.Campaign | None = None, *offers: campaign_pb2.Offer) -> Any:
+        return await launch_campaign(campaigns, campaign or make_campaign(), *offers)
+    return make
+
+
+@pytest.fixture
+def queue_dispatches(campaign_service: tuple[Any, Any]) -> Any:
+    """`await queue_dispatches(campaign_id, planned)`: what an audience build hands to dispatch,
+    queued through the service's own use case in one unit of work; returns the rows added."""
+    from crm_campaign import tables
+    from crm_campaign.api import dispatch_messages
+    from crm_campaign.campaigns.repository import CampaignRepository
+    from crm_campaign.dispatch.repository import DispatchRepository
+    from crm_campaign.dispatch.service import Dispatches
+    from crmkit.outbox import Outbox
+    from crmkit.pagination import PageTokens
+
+    _, runtime = campaign_service
+    use_case = Dispatches(repository=DispatchRepository(), campaigns=CampaignRepository(),
+                          outbox=Outbox(tables.outbox_event), page_tokens=PageTokens(b"k" * 32),
+                          feed_payload=dispatch_messages.to_proto)
+
+    async def queue(campaign_id: str, planned: Any) -> int:
+        async with runtime.db.unit_of_work() as uow:
+            return await use_case.queue(uow=uow, campaign_id=campaign_id, planned=planned, actor="marketer-a")
+    return queue
+
+
+@pytest.fixture
+def assign_audience(campaign_service: tuple[Any, Any]) -> Any:
+    """`await assign_audience(campaign_id, eligible, suppressed=())`: what an audience build stores,
+    through the service's own use case (control split by the campaign's seed, dispatches queued)."""
+    from crm_campaign import tables
+    from crm_campaign.api import dispatch_messages
+    from crm_campaign.audience.repository import AudienceRepository
+    from crm_campaign.audience.service import Audiences
+    from crm_campaign.campaigns.repository import CampaignRepository
+    from crm_campaign.dispatch.repository import DispatchRepository
+    from crm_campaign.dispatch.service import Dispatches
+    from crmkit.outbox import Outbox
+    from crmkit.pagination import PageTokens
+
+    _, runtime = campaign_service
+    campaigns_ = CampaignRepository()
+    dispatches = Dispatches(repository=DispatchRepository(), campaigns=campaigns_, outbox=Outbox(tables.outbox_event),
+                            page_tokens=PageTokens(b"k" * 32), feed_payload=dispatch_messages.to_proto)
+    audiences = Audiences(repository=AudienceRepository(), campaigns=campaigns_, dispatches=dispatches)
+
+    async def assign(campaign_id: str, eligible: Any, suppressed: Any = ()) -> Any:
+        async with runtime.db.unit_of_work() as uow:
+            campaign = await campaigns_.get(uow, campaign_id)
+            return await audiences.assign(uow=uow, campaign=campaign, eligible=eligible, suppressed=suppressed,
+                                          actor="marketer-a")
+    return assign

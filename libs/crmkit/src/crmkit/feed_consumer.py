@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import grpc
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ log = get_logger("crm.feed")
 ChangeEvent = change_event_pb2.ChangeEvent
 OpenStream = Callable[[str], AsyncIterator[list[ChangeEvent]]]
 """Opens the peer's feed after a cursor and yields its batches (wraps the generated stub)."""
-Apply = Callable[[AsyncConnection, ChangeEvent], Awaitable[None]]
+Apply = Callable[[AsyncConnection, ChangeEvent], Awaitable[object]]
 """Applies one event inside the consumer's transaction."""
 
 # Errors after which the consumer reconnects; anything else is a bug and stops it loudly.
@@ -45,6 +46,8 @@ def feed_cursor_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("feed", sa.Text, primary_key=True),
         sa.Column("cursor", sa.Text, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        # When the newest applied event happened at the peer: how current the read model is.
+        sa.Column("event_at", sa.DateTime(timezone=True)),
     )
 
 
@@ -53,7 +56,7 @@ class FeedConsumer:
                  max_backoff_seconds: float = 10.0) -> None:
         self.name = name
         self._db = db
-        self._cursors = cursors
+        self.cursors = cursors
         self._open_stream = open_stream
         self._apply = apply
         self._max_backoff = max_backoff_seconds
@@ -62,12 +65,19 @@ class FeedConsumer:
     async def cursor(self) -> str:
         """The cursor of the last event applied; "" before the first."""
         async with self._db.unit_of_work(read_only=True) as connection:
-            value = await connection.scalar(sa.select(self._cursors.c.cursor).where(self._cursors.c.feed == self.name))
+            value = await connection.scalar(sa.select(self.cursors.c.cursor).where(self.cursors.c.feed == self.name))
         return value or ""
+
+    async def event_at(self) -> datetime | None:
+        """When the newest event applied happened at the peer; None before the first."""
+        async with self._db.unit_of_work(read_only=True) as connection:
+            value: datetime | None = await connection.scalar(
+                sa.select(self.cursors.c.event_at).where(self.cursors.c.feed == self.name))
+        return value
 
     async def apply_batch(self, batch: list[ChangeEvent]) -> int:
         """Apply the events beyond the stored cursor, and advance it, in one transaction."""
-        c = self._cursors.c
+        c = self.cursors.c
         async with self._db.unit_of_work() as connection:
             stored = await connection.scalar(sa.select(c.cursor).where(c.feed == self.name).with_for_update())
             stored = parse_cursor(stored or "")
@@ -76,9 +86,11 @@ class FeedConsumer:
                 await self._apply(connection, event)
             if fresh:
                 last = fresh[-1].cursor
-                upsert = pg.insert(self._cursors).values(feed=self.name, cursor=last)
+                event_at = max(event.occurred_at.ToDatetime(tzinfo=UTC) for event in fresh)
+                upsert = pg.insert(self.cursors).values(feed=self.name, cursor=last, event_at=event_at)
                 await connection.execute(upsert.on_conflict_do_update(
-                    index_elements=[c.feed], set_={"cursor": last, "updated_at": sa.func.now()}))
+                    index_elements=[c.feed], set_={"cursor": last, "updated_at": sa.func.now(),
+                                                   "event_at": sa.func.greatest(c.event_at, event_at)}))
         return len(fresh)
 
     async def run(self) -> None:

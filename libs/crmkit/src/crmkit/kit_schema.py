@@ -168,3 +168,19 @@ def add_audit_outcome_columns() -> None:
 
 def drop_audit_outcome_columns() -> None:
     op.execute("ALTER TABLE audit_record DROP COLUMN fields, DROP COLUMN outcome, DROP COLUMN hash_recipe")
+
+
+def create_feed_cursor_table() -> None:
+    """The cursors of the peer feeds a service follows (`crmkit.feed_consumer.feed_cursor_table`)."""
+    op.create_table(
+        "feed_cursor",
+        sa.Column("feed", sa.Text(), nullable=False),
+        sa.Column("cursor", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("event_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("feed", name=op.f("pk_feed_cursor")),
+    )
+
+
+def drop_feed_cursor_table() -> None:
+    op.drop_table("feed_cursor")

@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign import tables
-from crm_campaign.api import campaign_messages, offer_messages
+from crm_campaign.api import (
+    audience_messages,
+    campaign_messages,
+    dispatch_messages,
+    engagement_messages,
+    offer_messages,
+)
 from crm_campaign.api.access import ACCESS, SERVICE
 from crm_campaign.api.campaign_servicer import CampaignServicer
+from crm_campaign.api.operation_rpcs import KINDS
+from crm_campaign.audience.builds import AudienceBuilds
+from crm_campaign.audience.complaints import follow_feedback
+from crm_campaign.audience.contactability import follow_profile
+from crm_campaign.audience.inputs import AudienceInputs
+from crm_campaign.audience.memberships import follow_segment
+from crm_campaign.audience.repository import AudienceRepository
+from crm_campaign.audience.service import Audiences
+from crm_campaign.campaigns.model import CampaignType, Channel
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
+from crm_campaign.dispatch.adapters.base import ChannelAdapter
+from crm_campaign.dispatch.adapters.file import FileAdapter
+from crm_campaign.dispatch.adapters.webhook import WebhookAdapter
+from crm_campaign.dispatch.channels import ChannelAdapters
+from crm_campaign.dispatch.repository import DispatchRepository
+from crm_campaign.dispatch.service import Dispatcher, Dispatches
+from crm_campaign.engagement.repository import EngagementRepository
+from crm_campaign.engagement.service import Engagement
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
+from crm_campaign.results.repository import ResultsRepository
+from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
+from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
 from crmkit.pagination import PageTokens
 from crmkit.server import ServiceBinding
@@ -29,6 +56,81 @@ class CampaignSettings(GrpcServiceSettings):
     # ISO 4217 code of the bank's reporting currency: costs and expected values are in it.
     reporting_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$",
                                     validation_alias="CRM_CAMPAIGN_REPORTING_CURRENCY")
+    feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_CAMPAIGN_FEED_POLL_SECONDS")
+    # Templates are adapter ids: the template ids each channel's adapter knows, by channel name,
+    # as JSON (e.g. {"SMS": ["sms-td-renewal-v2"], "MOBILE_APP": ["app-td-banner"]}).
+    templates: dict[str, list[str]] = Field(default_factory=dict, validation_alias="CRM_CAMPAIGN_TEMPLATES")
+    # Which adapter sends each channel, by channel name: "file" or "webhook" (JSON). A channel
+    # without one fails its dispatches with CHANNEL_NOT_CONFIGURED.
+    channel_adapters: dict[str, str] = Field(default_factory=dict, validation_alias="CRM_CAMPAIGN_CHANNEL_ADAPTERS")
+    # The file adapter's directory: one JSON-lines file per channel, owned by one process.
+    dispatch_directory: str = Field(default="", validation_alias="CRM_CAMPAIGN_DISPATCH_DIRECTORY")
+    webhook_url: str = Field(default="", validation_alias="CRM_CAMPAIGN_WEBHOOK_URL")
+    # Signs webhook bodies (HMAC-SHA256); only needed when a channel uses the webhook adapter.
+    webhook_secret: SecretStr | None = Field(default=None, validation_alias="CRM_CAMPAIGN_WEBHOOK_SECRET")
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60,
+                                           validation_alias="CRM_CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS")
+    webhook_max_attempts: int = Field(default=4, ge=1, le=10, validation_alias="CRM_CAMPAIGN_WEBHOOK_MAX_ATTEMPTS")
+    # The dispatcher runs in the service process unless turned off (e.g. to run it elsewhere).
+    dispatcher_enabled: bool = Field(default=True, validation_alias="CRM_CAMPAIGN_DISPATCHER_ENABLED")
+    dispatch_batch_size: int = Field(default=200, ge=1, le=10_000,
+                                     validation_alias="CRM_CAMPAIGN_DISPATCH_BATCH_SIZE")
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0, le=60,
+                                         validation_alias="CRM_CAMPAIGN_DISPATCH_POLL_SECONDS")
+    operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
+                                          validation_alias="CRM_CAMPAIGN_OPERATION_POLL_SECONDS")
+    # Campaign types whose audiences keep customers with an open complaint (by type name, e.g.
+    # ["INBOUND"]); every other type suppresses them.
+    open_complaint_exempt_types: list[str] = Field(default_factory=list,
+                                                   validation_alias="CRM_CAMPAIGN_OPEN_COMPLAINT_EXEMPT_TYPES")
+    # Profile's address, whose change feed keeps the marketing-contactability read model (empty: follow none).
+    profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_CAMPAIGN_PROFILE_TARGET")
+    # Segment's address, whose change feed keeps the segment-membership read model (empty: follow none).
+    segment_target: str = Field(default="127.0.0.1:50052", validation_alias="CRM_CAMPAIGN_SEGMENT_TARGET")
+    # Feedback's address, whose change feed keeps the open-complaint read model (empty: follow none).
+    feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_CAMPAIGN_FEEDBACK_TARGET")
+    feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
+                                            validation_alias="CRM_CAMPAIGN_FEED_MAX_BACKOFF_SECONDS")
+    # How long a claimed dispatch stays claimed: past it, another dispatcher hands it over again.
+    dispatch_lease_seconds: float = Field(default=120, ge=1, le=3600,
+                                          validation_alias="CRM_CAMPAIGN_DISPATCH_LEASE_SECONDS")
+
+    @model_validator(mode="after")
+    def _adapters_configured(self) -> CampaignSettings:
+        channels = {c.name for c in Channel if c}
+        for name in [*self.templates, *self.channel_adapters]:
+            if name not in channels:
+                raise ValueError(f"CRM_CAMPAIGN_TEMPLATES / CRM_CAMPAIGN_CHANNEL_ADAPTERS: unknown channel {name!r}; "
+                                 f"known: {', '.join(sorted(channels))}")
+        types = {t.name for t in CampaignType if t}
+        if set(self.open_complaint_exempt_types) - types:
+            raise ValueError(f"CRM_CAMPAIGN_OPEN_COMPLAINT_EXEMPT_TYPES: a campaign type is one of "
+                             f"{', '.join(sorted(types))}")
+        kinds = set(self.channel_adapters.values())
+        if kinds - {"file", "webhook"}:
+            raise ValueError("CRM_CAMPAIGN_CHANNEL_ADAPTERS: an adapter is \"file\" or \"webhook\"")
+        if "file" in kinds and not self.dispatch_directory:
+            raise ValueError("CRM_CAMPAIGN_DISPATCH_DIRECTORY is required when a channel uses the file adapter")
+        if "webhook" in kinds and not (self.webhook_url and self.webhook_secret is not None):
+            raise ValueError("CRM_CAMPAIGN_WEBHOOK_URL and CRM_CAMPAIGN_WEBHOOK_SECRET are required when a channel "
+                             "uses the webhook adapter")
+        return self
+
+    def _webhook_secret(self) -> bytes:
+        return self.webhook_secret.get_secret_value().encode() if self.webhook_secret is not None else b""
+
+    def make_channel_adapters(self) -> ChannelAdapters:
+        """The configured adapters (made once per process, closed with the dispatcher)."""
+        made: dict[str, ChannelAdapter] = {}
+        if "file" in self.channel_adapters.values():
+            made["file"] = FileAdapter(Path(self.dispatch_directory))
+        if "webhook" in self.channel_adapters.values():
+            made["webhook"] = WebhookAdapter(url=self.webhook_url,
+                                             secret=self._webhook_secret(),
+                                             timeout_seconds=self.webhook_timeout_seconds,
+                                             max_attempts=self.webhook_max_attempts)
+        return ChannelAdapters.of({int(Channel[name]): made[kind] for name, kind in self.channel_adapters.items()},
+                                  self.templates)
 
 
 async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
@@ -37,6 +139,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     idempotency = IdempotencyKeys(tables.idempotency_key)
     page_tokens = PageTokens(settings.derived_key("campaign.page-token"))
     campaign_repository, offer_repository = CampaignRepository(), OfferRepository()
+    adapters = settings.make_channel_adapters()
     campaigns = Campaigns(
         repository=campaign_repository, offers=offer_repository, outbox=outbox,
         idempotency=idempotency, page_tokens=page_tokens, feed_payload=campaign_messages.to_proto,
@@ -45,11 +148,53 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     offers = Offers(
         repository=offer_repository, campaigns=campaign_repository, outbox=outbox,
         idempotency=idempotency, page_tokens=page_tokens, feed_payload=offer_messages.to_proto,
-        reporting_currency=settings.reporting_currency,
+        reporting_currency=settings.reporting_currency, knows_template=adapters.knows_template,
     )
+    dispatch_repository = DispatchRepository()
+    dispatches = Dispatches(repository=dispatch_repository, campaigns=campaign_repository, outbox=outbox,
+                            page_tokens=page_tokens, feed_payload=dispatch_messages.to_proto)
+    engagement = Engagement(
+        repository=EngagementRepository(), campaigns=campaign_repository, offers=offer_repository,
+        dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
+        response_payload=engagement_messages.response_to_proto,
+        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
+    results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
+    operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
+                            poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
+    # Builds run in the service process for now (the funnel is set-based I/O plus one pass in
+    # Python); no worker processes are started until a step needs one.
+    runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
+                             workers=1, log_level=settings.log_level)
+    runner.start()
+    runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    builds = AudienceBuilds(
+        db=runtime.db, operations=operations, runner=runner, campaigns=campaign_repository, offers=offer_repository,
+        inputs=AudienceInputs(), idempotency=idempotency, payload=audience_messages.build_to_proto,
+        audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
+        dispatches=dispatches,
+        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
+    dispatcher = Dispatcher(
+        db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
+        feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,
+        lease=timedelta(seconds=settings.dispatch_lease_seconds), poll_seconds=settings.dispatch_poll_seconds)
+    if settings.dispatcher_enabled:
+        dispatcher.start()
+    runtime.on_close(dispatcher.close)
+    for target, follow in ((settings.profile_target, follow_profile), (settings.segment_target, follow_segment),
+                           (settings.feedback_target, follow_feedback)):
+        if target:
+            follower = follow(db=runtime.db, settings=settings, target=target,
+                              max_backoff_seconds=settings.feed_max_backoff_seconds)
+            runtime.on_close(follower.close)
+            runtime.add_health_details(follower.details)
+            follower.start()
+    feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
-    servicer = CampaignServicer(db=runtime.db, campaigns=campaigns, offers=offers)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+        db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
+        results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
+        feed=feed)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

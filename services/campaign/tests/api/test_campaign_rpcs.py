@@ -430,5 +430,5 @@ async def test_changes_are_written_to_the_outbox_with_the_campaign(campaigns, ne
 
 async def test_an_rpc_not_served_yet_is_unimplemented_not_internal(campaigns) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await campaigns.BuildAudience(pb.BuildAudienceRequest(name="campaigns/x"), metadata=MARKETER)
+        await campaigns.ListTriggerRules(pb.ListTriggerRulesRequest(), metadata=MARKETER)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -34,7 +34,8 @@ def use_cases() -> tuple[Campaigns, Offers]:
     return (Campaigns(repository=campaigns, offers=offers, outbox=outbox, idempotency=keys, page_tokens=tokens,
                       feed_payload=campaign_messages.to_proto, reporting_currency="CNY"),
             Offers(repository=offers, campaigns=campaigns, outbox=outbox, idempotency=keys, page_tokens=tokens,
-                   feed_payload=offer_messages.to_proto, reporting_currency="CNY"))
+                   feed_payload=offer_messages.to_proto, reporting_currency="CNY",
+                   knows_template=lambda channel, template_id: True))
 
 
 async def create_both(db: Database, campaign: Any, offer: Any, *, abandon: bool) -> None:

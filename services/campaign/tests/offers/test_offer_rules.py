@@ -16,6 +16,12 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 CAMPAIGN = Campaign(campaign_id="spring", display_name="Spring", type=CampaignType.BATCH,
                     active_period=Interval(NOW, NOW + timedelta(days=30)),
                     contact_policy=ContactPolicy(channels=(Channel.SMS, Channel.BRANCH_COUNTER)))
+# The templates the adapters know in these tests, by channel.
+TEMPLATES = {Channel.SMS: {"sms-1", "x" * 129}, Channel.EMAIL: {"mail-1"}}
+
+
+def knows_template(channel: int, template_id: str) -> bool:
+    return template_id in TEMPLATES.get(Channel(channel), set())
 
 
 def offer(**overrides: object) -> Offer:
@@ -29,7 +35,8 @@ def offer(**overrides: object) -> Offer:
 
 def bad_fields(candidate: Offer) -> set[str]:
     try:
-        rules.validate(candidate, campaign=CAMPAIGN, reporting_currency="CNY").raise_if_any()
+        rules.validate(candidate, campaign=CAMPAIGN, reporting_currency="CNY",
+                       knows_template=knows_template).raise_if_any()
     except InvalidArgument as error:
         return {v.field for v in error.violations}
     return set()
@@ -52,6 +59,7 @@ def test_a_valid_offer_has_no_violations() -> None:
     ({"channels": (99,)}, "offer.channels[0]"),
     ({"contents": (ChannelContent(Channel.EMAIL),)}, "offer.contents[0].template_id"),
     ({"contents": (ChannelContent(Channel.SMS, "x" * 129),)}, "offer.contents[0].template_id"),
+    ({"contents": (ChannelContent(Channel.SMS, "mail-1"),)}, "offer.contents[0].template_id"),
     ({"valid_period": Interval(NOW - timedelta(seconds=1), None)}, "offer.valid_period.start_time"),
     ({"valid_period": Interval(None, NOW + timedelta(days=31))}, "offer.valid_period.end_time"),
     ({"conversion_points": -1}, "offer.conversion_points"),
@@ -88,9 +96,18 @@ def test_update_masks_and_nested_paths() -> None:
 def test_unknown_enum_numbers_are_named_as_such_not_as_missing() -> None:
     bad = offer(product_risk_level=7, channels=(Channel.SMS, 99), contents=(ChannelContent(98, "t"),))
     with pytest.raises(InvalidArgument) as error:
-        rules.validate(bad, campaign=CAMPAIGN, reporting_currency="CNY").raise_if_any()
+        rules.validate(bad, campaign=CAMPAIGN, reporting_currency="CNY", knows_template=knows_template).raise_if_any()
     assert {v.field: v.description for v in error.value.violations} == {
         "offer.product_risk_level": "7 is not a known ProductRiskLevel value",
         "offer.channels[1]": "99 is not a known Channel value",
         "offer.contents[0].channel": "98 is not a known Channel value",
     }
+
+
+def test_a_template_its_channel_adapter_does_not_know_is_named_with_the_channel() -> None:
+    unknown = offer(channels=(Channel.SMS,), contents=(ChannelContent(Channel.SMS, "sms-typo"),))
+    with pytest.raises(InvalidArgument) as error:
+        rules.validate(unknown, campaign=CAMPAIGN, reporting_currency="CNY",
+                       knows_template=knows_template).raise_if_any()
+    assert {v.field: v.description for v in error.value.violations} == {
+        "offer.contents[0].template_id": "is not a template of the SMS channel's adapter"}

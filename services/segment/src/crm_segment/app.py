@@ -8,11 +8,14 @@ from pydantic import Field
 
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment import tables
-from crm_segment.api import membership_messages, segment_messages
+from crm_segment.api import cluster_messages, crosssell_messages, membership_messages, segment_messages
 from crm_segment.api.access import ACCESS, SERVICE
 from crm_segment.api.operation_rpcs import KINDS
 from crm_segment.api.segment_servicer import SegmentServicer
-from crm_segment.features.follower import ProfileFollower, ServiceToken
+from crm_segment.clusters.service import Clustering
+from crm_segment.crosssell.service import CrossSell
+from crm_segment.features import follower as profile_follower
+from crm_segment.features.rebuild import FeatureRebuild
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
 from crm_segment.membership.service import Membership
@@ -42,6 +45,9 @@ class SegmentSettings(GrpcServiceSettings):
     # How often WatchOperation looks at its operation, seconds.
     operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
                                           validation_alias="CRM_SEGMENT_OPERATION_POLL_SECONDS")
+    # Clustering and association runs at once (each holds a worker process and a population's
+    # values); more are refused with RESOURCE_EXHAUSTED.
+    max_analytics_jobs: int = Field(default=2, ge=1, le=32, validation_alias="CRM_SEGMENT_MAX_ANALYTICS_JOBS")
 
 
 async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
@@ -58,11 +64,17 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     membership = Membership(db=runtime.db, segments=SegmentRepository(), operations=operations, runner=runner,
                             idempotency=idempotency, page_tokens=page_tokens,
                             result_message=membership_messages.materialised_to_proto)
-    follow_profile(runtime)
+    clustering = Clustering(db=runtime.db, database_url=settings.database_url, segments=SegmentRepository(),
+                            operations=operations, runner=runner, idempotency=idempotency, page_tokens=page_tokens,
+                            result_message=cluster_messages.run_to_proto, max_jobs=settings.max_analytics_jobs)
+    crosssell = CrossSell(db=runtime.db, database_url=settings.database_url, segments=SegmentRepository(),
+                          operations=operations, runner=runner, idempotency=idempotency, page_tokens=page_tokens,
+                          result_message=crosssell_messages.run_to_proto, max_jobs=settings.max_analytics_jobs)
+    follow_profile(runtime, operations=operations, runner=runner)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
     servicer = SegmentServicer(db=runtime.db, segments=segments, membership=membership,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                               operations=operations)
+                               operations=operations, clustering=clustering, crosssell=crosssell)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),
@@ -71,8 +83,8 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
 
 
 def build_operations(runtime: Runtime[SegmentSettings], page_tokens: PageTokens) -> tuple[Operations, OperationRunner]:
-    """The operations table's service, and the runner of materialisations (SQL work: it runs in
-    the service's loop and needs no worker process)."""
+    """The operations table's service, and its runner: materialisations are SQL work run in the
+    service's loop; clustering and association runs go to the runner's worker process."""
     settings = runtime.settings
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
                             poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
@@ -83,21 +95,25 @@ def build_operations(runtime: Runtime[SegmentSettings], page_tokens: PageTokens)
     return operations, runner
 
 
-def follow_profile(runtime: Runtime[SegmentSettings]) -> None:
-    """The feature read model follows profile's feed in the background; closed with the service."""
+def follow_profile(runtime: Runtime[SegmentSettings], *, operations: Operations, runner: OperationRunner) -> None:
+    """The feature read model follows profile's feed in the background; closed with the service.
+    An expired cursor starts its rebuild from profile's List RPCs as an operation."""
     settings = runtime.settings
     if not settings.profile_target:
         return
-    model = FeatureReadModel(repository=FeatureRepository())
+    repository = FeatureRepository()
+    model = FeatureReadModel(repository=repository)
+    rebuild = FeatureRebuild(db=runtime.db, model=model, repository=repository, operations=operations, runner=runner)
     realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
                                   change_message=membership_messages.change_to_proto)
-    follower = ProfileFollower(db=runtime.db, model=model, target=settings.profile_target,
-                               deadline_seconds=settings.peer_deadline_seconds, token_source=ServiceToken(settings),
-                               tls_ca_file=settings.tls_ca_file,
-                               max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
-                               after_apply=realtime.evaluate)
+    follower = profile_follower.follow_profile(
+        db=runtime.db, model=model, settings=settings, target=settings.profile_target,
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
+        after_apply=realtime.evaluate, on_expired=rebuild.start)
+    rebuild.follower = follower
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
+    runtime.add_health_details(profile_follower.ModelDetails(db=runtime.db, model=model))
     follower.start()
 
 

@@ -287,3 +287,23 @@ async def test_operations_are_listed_and_watched_to_their_end(segments, segment_
     watched = [r.operation async for r in segments.WatchOperation(pb.WatchOperationRequest(name=done.name),
                                                                   metadata=ANALYST)]
     assert watched[-1].state == operation_pb2.OPERATION_STATE_SUCCEEDED
+
+
+async def test_a_sample_of_a_large_selection_is_drawn_from_all_of_it(segments, segment_service) -> None:
+    """Far more matches than the sample needs: the sample reads a Bernoulli share of the rows,
+    and still draws from every matching customer, not the first ones found."""
+    branch_id = branch()
+    population = customers(branch_id, count=120)
+    for row in population:
+        row["removed"] = False
+    await seed(segment_service, population)
+    seen: set[str] = set()
+    for _ in range(25):
+        response = await segments.PreviewSegment(pb.PreviewSegmentRequest(
+            rule=f'branch_id == "{branch_id}"', sample_size=2), metadata=MARKETER)
+        assert response.count == 120 and len(response.samples) == 2
+        drawn = {s.customer.removeprefix("customers/") for s in response.samples}
+        assert len(drawn) == 2 and all(c.startswith(branch_id) for c in drawn)
+        seen |= drawn
+    # 50 draws from 120: a sample stuck on some rows would repeat them.
+    assert len(seen) > 25

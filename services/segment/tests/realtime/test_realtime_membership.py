@@ -30,13 +30,14 @@ from crm_segment import tables
 from crm_segment.api import membership_messages
 from crm_segment.features import rules as feature_rules
 from crm_segment.features.feed import ChangeEvent
-from crm_segment.features.follower import ProfileFollower, ServiceToken
+from crm_segment.features.follower import follow_profile
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
 from crm_segment.membership.tables import membership_change, segment_member
 from crm_segment.realtime.service import MEMBER_TYPE, RealTimeMembership
 from crmkit.auth import Role
 from crmkit.outbox import Outbox
+from crmkit.peer_feed import PeerFeedFollower
 from crmkit.testing import bearer, eventually, read_changes
 
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
@@ -80,15 +81,14 @@ class ProfileFeed:
 async def follow(segment_service: tuple[Any, Any]) -> AsyncIterator[Any]:
     """A profile follower on its own cursor, applying batches as the live one does (no stream)."""
     _, runtime = segment_service
-    followers: list[ProfileFollower] = []
+    followers: list[PeerFeedFollower] = []
 
-    def make(after_apply: Any = None) -> ProfileFollower:
+    def make(after_apply: Any = None) -> PeerFeedFollower:
         realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
                                       change_message=membership_messages.change_to_proto)
-        follower = ProfileFollower(db=runtime.db, model=FeatureReadModel(repository=FeatureRepository()),
-                                   target="127.0.0.1:9", deadline_seconds=1.0,
-                                   token_source=ServiceToken(runtime.settings),
-                                   after_apply=after_apply or realtime.evaluate, feed_name=f"test-{uuid.uuid4().hex}")
+        follower = follow_profile(db=runtime.db, model=FeatureReadModel(repository=FeatureRepository()),
+                                  settings=runtime.settings, target="127.0.0.1:9", deadline_seconds=1.0,
+                                  after_apply=after_apply or realtime.evaluate, feed_name=f"test-{uuid.uuid4().hex}")
         followers.append(follower)
         return follower
 

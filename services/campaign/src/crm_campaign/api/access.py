@@ -18,6 +18,8 @@ RECORDERS = frozenset({Role.CHANNEL_APP, Role.SERVICE, Role.ADMIN})
 # Front line serving one customer: relationship managers see only their own book.
 FRONT_LINE = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADMIN})
 CARE = frozenset({Role.RELATIONSHIP_MANAGER, Role.MARKETER, Role.ADMIN})
+# Peer services following the change feed.
+PLATFORM = frozenset({Role.ADMIN, Role.SERVICE})
 
 _RULES: dict[str, frozenset[Role]] = {
     # campaigns and their lifecycle
@@ -76,6 +78,8 @@ _RULES: dict[str, frozenset[Role]] = {
     "ListOperations": READERS,
     "CancelOperation": MANAGERS,
     "WatchOperation": READERS,
+    # the change feed
+    "WatchChanges": PLATFORM,
 }
 
 ACCESS = {f"/{SERVICE.full_name}/{method}": roles for method, roles in _RULES.items()}

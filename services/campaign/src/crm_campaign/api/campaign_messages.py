@@ -91,6 +91,7 @@ def to_proto(campaign: Campaign) -> campaign_pb2.Campaign:
     _policy_to_proto(c.contact_policy, message.contact_policy)
     if c.control_group.holdout_percentage:
         message.control_group.holdout_percentage.CopyFrom(values.decimal_to_proto(c.control_group.holdout_percentage))
+    message.control_group.seed = c.control_seed
     if c.attribution_window is not None:
         message.attribution_window.CopyFrom(duration(c.attribution_window))
     if c.fixed_cost is not None:

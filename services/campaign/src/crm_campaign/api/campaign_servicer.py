@@ -5,30 +5,51 @@ RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImpl
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import campaign_service_pb2_grpc
-from crm_campaign.api import campaign_messages, offer_messages
+from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api import value_messages as values
+from crm_campaign.api.operation_rpcs import OperationRpcs
+from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
+from crm_campaign.dispatch.service import Dispatches
+from crm_campaign.engagement.service import Engagement
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
+from crm_campaign.results.service import CampaignResults
 from crmkit.auth import current_principal
+from crmkit.clock import utc_now
 from crmkit.db import Database
+from crmkit.errors import FieldViolation, InvalidArgument
 from crmkit.idempotency import parse_request_id
+from crmkit.operations import Operations
+from crmkit.outbox import ChangeFeed
 from crmkit.resources import ResourceName
 
 # A name whose id the rules would refuse is bad input, as in every service, not a missing resource.
 CAMPAIGN = ResourceName("campaigns/{campaign_id}", id_pattern=CAMPAIGN_ID.pattern)
+CUSTOMER = ResourceName("customers/{customer_id}")
 OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers) -> None:
+class CampaignServicer(OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
+    def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
+                 engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
+                 reporting_currency: str, feed: ChangeFeed) -> None:
         self._db = db
+        self._builds = builds
+        self._operations = operations
+        self._engagement = engagement
+        self._results = results
+        self._currency = reporting_currency
+        self._dispatches = dispatches
+        self._feed = feed
         self._campaigns = campaigns
         self._offers = offers
 
@@ -191,3 +212,69 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             await self._offers.delete(uow=uow, campaign_id=campaign_id, offer_id=offer_id, etag=request.etag,
                                       actor=current_principal())
         return pb.DeleteOfferResponse()
+
+    # --- audiences and dispatch ------------------------------------------------------------------
+
+    async def BuildAudience(self, request: pb.BuildAudienceRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.BuildAudienceResponse:
+        campaign_id = CAMPAIGN.parse_one(request.name)
+        request_id = parse_request_id(request.request_id)
+        async with self._db.unit_of_work() as uow:
+            started = await self._builds.start(uow=uow, campaign_id=campaign_id, dry_run=request.dry_run,
+                                               request_id=request_id, request=request, actor=current_principal())
+        started.launch()
+        return pb.BuildAudienceResponse(operation=started.operation)
+
+    async def ListDispatches(self, request: pb.ListDispatchesRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.ListDispatchesResponse:
+        campaign_id = None if request.parent == "campaigns/-" else CAMPAIGN.parse_one(request.parent, "parent")
+        customer_id = CUSTOMER.parse_one(request.customer, "customer") if request.customer else ""
+        offer_id = ""
+        if request.offer:
+            offer_campaign, offer_id = OFFER.parse(request.offer, "offer")
+            if campaign_id is not None and offer_campaign != campaign_id:
+                raise InvalidArgument([FieldViolation("offer", "must be an offer of the campaign named by parent")])
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._dispatches.list(
+                uow=uow, campaign_id=campaign_id, customer_id=customer_id, offer_id=offer_id,
+                channel=request.channel, state=request.state, page_size=request.page_size,
+                page_token=request.page_token)
+        return pb.ListDispatchesResponse(dispatches=[dispatch_messages.to_proto(d) for d in page.items],
+                                         next_page_token=page.next_page_token)
+
+    # --- responses, conversions and results -------------------------------------------------------
+
+    async def RecordResponse(self, request: pb.RecordResponseRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.RecordResponseResponse:
+        request_id = parse_request_id(request.request_id)
+        async with self._db.unit_of_work() as uow:
+            response = await self._engagement.record_response(
+                uow=uow, response=engagement_messages.response_to_domain(request.response), request_id=request_id,
+                request=request, actor=current_principal())
+        return pb.RecordResponseResponse(response=engagement_messages.response_to_proto(response))
+
+    async def RecordConversion(self, request: pb.RecordConversionRequest, context: grpc.aio.ServicerContext
+                               ) -> pb.RecordConversionResponse:
+        request_id = parse_request_id(request.request_id)
+        async with self._db.unit_of_work() as uow:
+            conversion = await self._engagement.record_conversion(
+                uow=uow, conversion=engagement_messages.conversion_to_domain(request.conversion),
+                request_id=request_id, request=request, actor=current_principal())
+        return pb.RecordConversionResponse(conversion=engagement_messages.conversion_to_proto(conversion))
+
+    async def GetCampaignResults(self, request: pb.GetCampaignResultsRequest, context: grpc.aio.ServicerContext
+                                 ) -> pb.GetCampaignResultsResponse:
+        campaign_id = CAMPAIGN.parse_one(request.campaign, "campaign")
+        async with self._db.unit_of_work(read_only=True) as uow:
+            results = await self._results.get(uow=uow, campaign_id=campaign_id,
+                                              confidence_level=request.confidence_level)
+        return pb.GetCampaignResultsResponse(results=engagement_messages.results_to_proto(
+            results, campaign_id=campaign_id, currency=self._currency, as_of=utc_now()))
+
+    # --- the change feed --------------------------------------------------------------------------
+
+    async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
+                           ) -> AsyncIterator[pb.WatchChangesResponse]:
+        async for events in self._feed.stream(after_cursor=request.after_cursor,
+                                              resource_types=list(request.resource_types)):
+            yield pb.WatchChangesResponse(events=events)

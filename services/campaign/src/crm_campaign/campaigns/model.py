@@ -178,6 +178,8 @@ class Campaign:
     active_period: Interval = field(default_factory=Interval)
     contact_policy: ContactPolicy = field(default_factory=ContactPolicy)
     control_group: ControlGroup = field(default_factory=ControlGroup)
+    # Seed of the random hold-out, drawn at creation: the control split is reproducible from it.
+    control_seed: int = 0
     max_contacts: int = 0
     # None means the default window (30 days).
     attribution_window: timedelta | None = None

@@ -34,6 +34,7 @@ from crmkit.db import UnitOfWork
 _PLAIN_FIELDS = (
     "display_name", "description", "type", "segment", "max_contacts", "creator", "submitter", "state_reason",
     "scheduled_launch_at", "launched_at", "closed_at", "audience_operation", "target_count", "control_count",
+    "control_seed",
 )
 
 
@@ -151,6 +152,17 @@ class CampaignRepository:
         )
         [updated] = await self._with_history(uow, [_from_row((await uow.execute(statement)).one())])
         return updated
+
+    async def add_audience_counts(self, uow: UnitOfWork, campaign_id: str, *, target: int, control: int) -> None:
+        """Counts kept on the campaign as a build adds a wave; not a change of what was approved,
+        so neither the version (etag) nor `updated_at` moves."""
+        await uow.execute(sa.update(t).where(t.c.campaign_id == campaign_id).values(
+            target_count=t.c.target_count + target, control_count=t.c.control_count + control))
+
+    async def set_audience_operation(self, uow: UnitOfWork, campaign_id: str, operation_name: str) -> None:
+        """The campaign's latest real audience build (not a change of what was approved: no new etag)."""
+        await uow.execute(sa.update(t).where(t.c.campaign_id == campaign_id).values(
+            audience_operation=operation_name))
 
     async def delete(self, uow: UnitOfWork, campaign_id: str) -> None:
         await uow.execute(sa.delete(t).where(t.c.campaign_id == campaign_id))

@@ -4,6 +4,7 @@ writes its outbox event there, lifecycle steps included."""
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -57,7 +58,8 @@ class Campaigns:
         if not campaign.campaign_id:
             campaign = dataclasses.replace(campaign, campaign_id=f"campaign-{uuid.uuid4().hex[:16]}")
         rules.validate(campaign, reporting_currency=self._currency).raise_if_any()
-        campaign = dataclasses.replace(campaign, state=CampaignState.DRAFT, creator=actor.subject)
+        campaign = dataclasses.replace(campaign, state=CampaignState.DRAFT, creator=actor.subject,
+                                       control_seed=secrets.randbits(63))
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=request_id, request=request, method="CreateCampaign",
             resource_name=campaign.name, replay=lambda name: self._replay(uow=uow, name=name))

@@ -24,6 +24,7 @@ campaign = sa.Table(
     sa.Column("active_end_at", sa.DateTime(timezone=True)),
     sa.Column("contact_policy", pg.JSONB, nullable=False),
     sa.Column("holdout_percentage", sa.Numeric(5, 2), nullable=False, server_default="0"),
+    sa.Column("control_seed", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("max_contacts", sa.BigInteger, nullable=False, server_default="0"),
     # Whole seconds; NULL means the default window.
     sa.Column("attribution_window_seconds", sa.Integer),

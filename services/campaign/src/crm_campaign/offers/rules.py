@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from crm_campaign import field_masks
 from crm_campaign.campaigns import rules as campaign_rules
-from crm_campaign.campaigns.model import Campaign, CampaignState
+from crm_campaign.campaigns.model import Campaign, CampaignState, Channel
 from crm_campaign.offers.model import Offer, ProductRiskLevel
 from crmkit.errors import FailedPrecondition
 from crmkit.validation import Violations
@@ -23,6 +23,8 @@ MAX_HEADLINE = 100
 MAX_CONVERSION_POINTS = 1_000_000
 RISK_LEVELS = frozenset(ProductRiskLevel)
 
+KnowsTemplate = Callable[[int, str], bool]
+
 UPDATABLE_PATHS = frozenset({
     "display_name", "description", "product_code", "product_risk_level", "priority", "expected_value",
     "eligibility", "eligibility.segment", "eligibility.excluded_product_codes", "channels", "contents",
@@ -30,9 +32,10 @@ UPDATABLE_PATHS = frozenset({
 })
 
 
-def validate(offer: Offer, *, campaign: Campaign, reporting_currency: str, prefix: str = "offer.",
-             violations: Violations | None = None) -> Violations:
-    """Record every rule the offer breaks, each under the field path the caller used."""
+def validate(offer: Offer, *, campaign: Campaign, reporting_currency: str, knows_template: KnowsTemplate,
+             prefix: str = "offer.", violations: Violations | None = None) -> Violations:
+    """Record every rule the offer breaks, each under the field path the caller used. Templates
+    are adapter ids: `knows_template(channel, template_id)` says whether the channel's adapter has it."""
     v = violations or Violations()
     p = prefix
     if v.required(offer.offer_id, f"{p}offer_id"):
@@ -64,7 +67,7 @@ def validate(offer: Offer, *, campaign: Campaign, reporting_currency: str, prefi
         v.pattern(code, f"{p}eligibility.excluded_product_codes[{index}]", PRODUCT_CODE,
                   "must be 1 to 64 characters from A-Z a-z 0-9 _ -")
     _validate_channels(offer, campaign, f"{p}channels", v)
-    _validate_contents(offer, f"{p}contents", v)
+    _validate_contents(offer, f"{p}contents", v, knows_template)
     campaign_rules.validate_interval(offer.valid_period, f"{p}valid_period", v)
     outer = campaign.active_period
     start, end = offer.valid_period.start_time, offer.valid_period.end_time
@@ -87,7 +90,7 @@ def _validate_channels(offer: Offer, campaign: Campaign, field: str, v: Violatio
             v.check(channel in allowed, f"{field}[{index}]", "must be one of the campaign's channels")
 
 
-def _validate_contents(offer: Offer, field: str, v: Violations) -> None:
+def _validate_contents(offer: Offer, field: str, v: Violations, knows_template: KnowsTemplate) -> None:
     seen: set[int] = set()
     for index, content in enumerate(offer.contents):
         item = f"{field}[{index}]"
@@ -98,8 +101,10 @@ def _validate_contents(offer: Offer, field: str, v: Violations) -> None:
             seen.add(content.channel)
         if known and content.channel in campaign_rules.MESSAGE_CHANNELS:
             v.required(content.template_id, f"{item}.template_id")
-        v.max_length(content.template_id, f"{item}.template_id", MAX_TEMPLATE_ID)
-        v.text(content.template_id, f"{item}.template_id")
+        if (v.max_length(content.template_id, f"{item}.template_id", MAX_TEMPLATE_ID)
+                and v.text(content.template_id, f"{item}.template_id") and known and content.template_id):
+            v.check(knows_template(content.channel, content.template_id), f"{item}.template_id",
+                    f"is not a template of the {Channel(content.channel).name} channel's adapter")
         v.max_length(content.headline, f"{item}.headline", MAX_HEADLINE)
         v.text(content.headline, f"{item}.headline")
 

@@ -37,7 +37,9 @@ class Offers:
     def __init__(
         self, *, repository: OfferRepository, campaigns: CampaignRepository, outbox: Outbox,
         idempotency: IdempotencyKeys, page_tokens: PageTokens, feed_payload: FeedPayload, reporting_currency: str,
+        knows_template: rules.KnowsTemplate,
     ) -> None:
+        self._knows_template = knows_template
         self._repository = repository
         self._campaigns = campaigns
         self._outbox = outbox
@@ -58,7 +60,8 @@ class Offers:
             return replayed
         campaign = await self._locked_campaign(uow=uow, campaign_id=offer.campaign_id)
         rules.check_campaign_is_draft(campaign)
-        rules.validate(offer, campaign=campaign, reporting_currency=self._currency).raise_if_any()
+        rules.validate(offer, campaign=campaign, reporting_currency=self._currency,
+                       knows_template=self._knows_template).raise_if_any()
         rules.check_room_for_another(await self._repository.count(uow, offer.campaign_id))
         created = await self._repository.insert(uow, offer)
         if created is None:
@@ -71,7 +74,7 @@ class Offers:
     async def get(self, *, uow: UnitOfWork, campaign_id: str, offer_id: str) -> Offer:
         found = await self._repository.get(uow, campaign_id, offer_id)
         if found is None:
-            raise _not_found(campaign_id, offer_id)
+            raise not_found(campaign_id, offer_id)
         return found
 
     async def list(self, *, uow: UnitOfWork, campaign_id: str, page_size: int, page_token: str) -> Page[Offer]:
@@ -90,7 +93,8 @@ class Offers:
         current = await self._locked(uow=uow, campaign_id=changes.campaign_id, offer_id=changes.offer_id, etag=etag)
         rules.check_campaign_is_draft(campaign)
         merged = rules.apply(current, changes, paths)
-        rules.validate(merged, campaign=campaign, reporting_currency=self._currency).raise_if_any()
+        rules.validate(merged, campaign=campaign, reporting_currency=self._currency,
+                       knows_template=self._knows_template).raise_if_any()
         updated = await self._repository.update(uow, merged)
         await self._publish(uow, updated, ChangeType.CHANGE_TYPE_UPDATED, actor)
         log.info("offer_updated", campaign_id=updated.campaign_id, offer_id=updated.offer_id, fields=sorted(paths))
@@ -109,12 +113,12 @@ class Offers:
         """The offer's campaign, locked so that no submission runs while its offers change."""
         campaign = await self._campaigns.get(uow, campaign_id, for_update=True)
         if campaign is None:
-            raise _not_found(campaign_id, offer_id) if offer_id else campaign_service.not_found(campaign_id)
+            raise not_found(campaign_id, offer_id) if offer_id else campaign_service.not_found(campaign_id)
         return campaign
 
     async def _locked(self, *, uow: UnitOfWork, campaign_id: str, offer_id: str, etag: str) -> Offer:
         return await load_for_update(self._repository.get(uow, campaign_id, offer_id, for_update=True), etag=etag,
-                                     not_found=lambda: _not_found(campaign_id, offer_id))
+                                     not_found=lambda: not_found(campaign_id, offer_id))
 
     async def _replay(self, *, uow: UnitOfWork, name: str) -> Offer:
         """The offer an earlier call with the same request_id created."""
@@ -126,6 +130,6 @@ class Offers:
                                   payload=self._feed_payload(offer), actor=actor.subject)
 
 
-def _not_found(campaign_id: str, offer_id: str) -> NotFound:
+def not_found(campaign_id: str, offer_id: str) -> NotFound:
     return NotFound(f"offer {offer_id} not found in campaign {campaign_id}", reason="OFFER_NOT_FOUND",
                     metadata={"campaign_id": campaign_id, "offer_id": offer_id})

@@ -12,9 +12,13 @@ import grpc
 from crm.segment.v1 import segment_service_pb2 as pb
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment.api import segment_messages
+from crm_segment.api.cluster_rpcs import ClusterRpcs
+from crm_segment.api.crosssell_rpcs import CrossSellRpcs
 from crm_segment.api.explain_rpcs import ExplainRpcs
 from crm_segment.api.membership_rpcs import MembershipRpcs
 from crm_segment.api.operation_rpcs import OperationRpcs
+from crm_segment.clusters.service import Clustering
+from crm_segment.crosssell.service import CrossSell
 from crm_segment.membership.service import Membership
 from crm_segment.segments.rules import SEGMENT_NAME
 from crm_segment.segments.service import Segments
@@ -27,12 +31,16 @@ from crmkit.operations import Operations
 SEGMENT = SEGMENT_NAME
 
 
-class SegmentServicer(MembershipRpcs, OperationRpcs, ExplainRpcs, segment_service_pb2_grpc.SegmentServiceServicer):
-    def __init__(self, *, db: Database, segments: Segments, membership: Membership, operations: Operations) -> None:
+class SegmentServicer(MembershipRpcs, OperationRpcs, ExplainRpcs, ClusterRpcs, CrossSellRpcs,
+                      segment_service_pb2_grpc.SegmentServiceServicer):
+    def __init__(self, *, db: Database, segments: Segments, membership: Membership, operations: Operations,
+                 clustering: Clustering, crosssell: CrossSell) -> None:
         self._db = db
         self._segments = segments
         self._membership = membership
         self._operations = operations
+        self._clustering = clustering
+        self._crosssell = crosssell
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context: grpc.aio.ServicerContext
                             ) -> pb.CreateSegmentResponse:

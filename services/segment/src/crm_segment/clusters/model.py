@@ -3,8 +3,11 @@ out of a spawned worker process), no protos and no numpy in the results."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
+from typing import Any
 
 from crmkit.errors import FailedPrecondition
 
@@ -102,3 +105,85 @@ class TooFewCustomers(FailedPrecondition):
 
     def __init__(self, message: str) -> None:
         super().__init__(message=message, reason="TOO_FEW_CUSTOMERS")
+
+
+# --- served runs ---------------------------------------------------------------------------------
+
+KIND = "segment.clustering"
+
+
+@dataclass(frozen=True)
+class ClusteringSpec:
+    """What a caller asked for, checked (`rules.check_start`), defaults filled in."""
+
+    display_name: str
+    features: tuple[str, ...]
+    cluster_count: int
+    # Both 0 when cluster_count is given.
+    min_cluster_count: int
+    max_cluster_count: int
+    missing_values: MissingValues
+    # 0 until the service draws one.
+    random_seed: int
+    population_segment_id: str
+
+
+@dataclass(frozen=True)
+class ClusteringJob:
+    """What the worker process gets: the run to compute and where its data is."""
+
+    run_id: str
+    operation_id: str
+    database_url: str
+    spec: ClusteringSpec
+    # The finished run -> the operation's response (a module-level function of the API layer,
+    # so it pickles and this module stays free of generated messages).
+    result_message: Callable[[ClusteringRun], Any]
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    feature: str
+    mean: float
+    population_mean: float
+    population_standard_deviation: float
+    standardised_difference: float
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One stored cluster; `cluster_id` 1..k, largest first."""
+
+    cluster_id: int
+    size: int
+    share: float
+    label: str
+    # One per clustered feature, largest absolute standardised difference first.
+    feature_profiles: tuple[FeatureProfile, ...]
+    distinguishing_features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClusteringRun:
+    """A stored run; the outcome fields are zero and `completed_at` None until it completes."""
+
+    run_id: str
+    operation_id: str
+    # crm.common.v1.OperationState number: SUCCEEDED once completed, else its operation's state.
+    state: int
+    spec: ClusteringSpec
+    creator: str
+    created_at: datetime
+    completed_at: datetime | None
+    # When the run ended (completed, failed or cancelled); None while it runs.
+    ended_at: datetime | None
+    cluster_count: int
+    customer_count: int
+    excluded_count: int
+    silhouette_score: float
+    silhouette_scores: tuple[SilhouetteScore, ...]
+    silhouette_sampled: bool
+    run_version: str
+    feature_means: tuple[float, ...]
+    feature_standard_deviations: tuple[float, ...]
+    features_as_of: datetime | None

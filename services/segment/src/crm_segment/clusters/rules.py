@@ -26,6 +26,7 @@ k-means' OpenMP threads spin waiting for each other: on the 10,000 churn custome
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -36,15 +37,21 @@ from threadpoolctl import threadpool_limits
 
 from crm_segment.clusters.model import (
     UNASSIGNED,
+    Cluster,
     ClusteringRequest,
     ClusteringResult,
+    ClusteringSpec,
     ClusterProfile,
     Direction,
     FeatureDeviation,
+    FeatureProfile,
     MissingValues,
     SilhouetteScore,
     TooFewCustomers,
 )
+from crm_segment.segments import catalogue
+from crm_segment.segments.model import FeatureType
+from crm_segment.segments.rules import CATALOGUE, FEATURES
 from crmkit.validation import Violations
 
 MIN_CLUSTER_COUNT = 2
@@ -232,3 +239,103 @@ def run_version(request: ClusteringRequest, cluster_count: int, data_fingerprint
              f"{request.min_cluster_count}-{request.max_cluster_count}", MissingValues(request.missing_values).name,
              str(request.random_state), data_fingerprint)
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:16]
+
+
+# --- serving runs: what a caller may ask for, and what a stored run shows -----------------------
+
+MAX_DISPLAY_NAME = 100
+DEFAULT_MIN_CLUSTER_COUNT = 2
+DEFAULT_MAX_CLUSTER_COUNT = 8
+# k-means' seed is a 32-bit unsigned integer.
+MAX_RANDOM_SEED = 2**32 - 1
+# The feature the runs produce cannot be an input to them.
+CLUSTER_FEATURE = "cluster_id"
+_NUMERIC = frozenset({FeatureType.INT, FeatureType.DOUBLE})
+
+
+def check_start(*, display_name: str, features: Sequence[str], cluster_count: int, min_cluster_count: int,
+                max_cluster_count: int, missing_values: int, random_seed: int,
+                population_segment_id: str) -> ClusteringSpec:
+    """The run a StartClustering request describes, defaults filled in; InvalidArgument naming
+    every bad field (features must be numeric catalogue features the read model holds)."""
+    v = Violations()
+    if v.required(display_name, "display_name") and v.max_length(display_name, "display_name", MAX_DISPLAY_NAME):
+        v.text(display_name, "display_name")
+    if v.check(bool(features), "features", "is required: name at least one numeric feature"):
+        v.check(len(features) <= MAX_FEATURES, "features", f"must name at most {MAX_FEATURES} features")
+        v.check(len(set(features)) == len(features), "features", "must not name a feature twice")
+    unfed = catalogue.unfed(FEATURES)
+    for i, name in enumerate(features):
+        feature = CATALOGUE.get(name)
+        if feature is None:
+            v.add(f"features[{i}]", f"unknown feature {name!r}: see ListFeatures")
+        elif feature.type not in _NUMERIC:
+            v.add(f"features[{i}]", f"feature {name!r} is not numeric (FEATURE_TYPE_INT or FEATURE_TYPE_DOUBLE)")
+        elif name == CLUSTER_FEATURE:
+            v.add(f"features[{i}]", "cluster_id is what a run produces, it cannot be clustered on")
+        elif name in unfed:
+            v.add(f"features[{i}]", f"feature {name!r} is not held by the read model yet (its feed is not followed)")
+    if cluster_count == 0:
+        low = min_cluster_count or DEFAULT_MIN_CLUSTER_COUNT
+        high = max_cluster_count or DEFAULT_MAX_CLUSTER_COUNT
+        v.check(MIN_CLUSTER_COUNT <= low <= MAX_CLUSTER_COUNT, "min_cluster_count",
+                f"must be 0 (meaning {DEFAULT_MIN_CLUSTER_COUNT}) or between {MIN_CLUSTER_COUNT} and "
+                f"{MAX_CLUSTER_COUNT}")
+        v.check(MIN_CLUSTER_COUNT <= high <= MAX_CLUSTER_COUNT, "max_cluster_count",
+                f"must be 0 (meaning {DEFAULT_MAX_CLUSTER_COUNT}) or between {MIN_CLUSTER_COUNT} and "
+                f"{MAX_CLUSTER_COUNT}")
+        v.check(low <= high, "max_cluster_count", "must be at least min_cluster_count")
+    else:
+        low = high = 0
+        v.check(MIN_CLUSTER_COUNT <= cluster_count <= MAX_CLUSTER_COUNT, "cluster_count",
+                f"must be 0 (choose by silhouette) or between {MIN_CLUSTER_COUNT} and {MAX_CLUSTER_COUNT}")
+        v.check(min_cluster_count == 0, "min_cluster_count", "must be 0 when cluster_count is given")
+        v.check(max_cluster_count == 0, "max_cluster_count", "must be 0 when cluster_count is given")
+    policy = missing_values or MissingValues.DROP
+    v.enum(policy, "missing_values", set(MissingValues) - {MissingValues.UNSPECIFIED}, "ClusteringMissingValues")
+    v.check(0 <= random_seed <= MAX_RANDOM_SEED, "random_seed", f"must be between 0 and {MAX_RANDOM_SEED}")
+    v.raise_if_any()
+    return ClusteringSpec(display_name=display_name, features=tuple(features), cluster_count=cluster_count,
+                          min_cluster_count=low, max_cluster_count=high, missing_values=MissingValues(policy),
+                          random_seed=random_seed, population_segment_id=population_segment_id)
+
+
+def request_of(spec: ClusteringSpec, customer_ids: tuple[str, ...],
+               values: tuple[tuple[float | None, ...], ...]) -> ClusteringRequest:
+    """The pure clustering request for a stored run's spec and the customers' values."""
+    return ClusteringRequest(customer_ids=customer_ids, features=spec.features, values=values,
+                             cluster_count=spec.cluster_count,
+                             min_cluster_count=spec.min_cluster_count or DEFAULT_MIN_CLUSTER_COUNT,
+                             max_cluster_count=spec.max_cluster_count or DEFAULT_MAX_CLUSTER_COUNT,
+                             missing_values=spec.missing_values, random_state=spec.random_seed)
+
+
+def feature_profiles(features: Sequence[str], centroid: Sequence[float], means: Sequence[float],
+                     standard_deviations: Sequence[float]) -> tuple[FeatureProfile, ...]:
+    """Every feature of a cluster against the population, largest absolute difference first
+    (in standard deviations; a constant feature, scale 1, differs by its raw difference: 0)."""
+    profiles = [FeatureProfile(feature=f, mean=c, population_mean=m, population_standard_deviation=s,
+                               standardised_difference=(c - m) / s if s else 0.0)
+                for f, c, m, s in zip(features, centroid, means, standard_deviations, strict=True)]
+    return tuple(sorted(profiles, key=lambda p: -abs(p.standardised_difference)))
+
+
+def label(profiles: Sequence[FeatureProfile], distinguishing: Sequence[str]) -> str:
+    """`high aum, low login_count_30d`: the distinguishing features with their direction."""
+    by_feature = {p.feature: p for p in profiles}
+    words = [f"{'high' if by_feature[f].standardised_difference > 0 else 'low'} {f}"
+             for f in distinguishing if f in by_feature]
+    return ", ".join(words) or "typical"
+
+
+def stored_clusters(result: ClusteringResult) -> tuple[Cluster, ...]:
+    """The result's clusters as stored and served: numbered from 1."""
+    clusters = []
+    for profile in result.profiles:
+        profiles = feature_profiles(result.features, profile.centroid, result.feature_means,
+                                    result.feature_standard_deviations)
+        distinguishing = tuple(d.feature for d in profile.distinguishing_features)
+        clusters.append(Cluster(cluster_id=profile.cluster_id + 1, size=profile.size, share=profile.share,
+                                label=label(profiles, distinguishing), feature_profiles=profiles,
+                                distinguishing_features=distinguishing))
+    return tuple(clusters)

@@ -22,15 +22,24 @@ The CEL that targets a rule's customers is in the package docstring.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from crm_segment.crosssell.model import AssociationRule, RuleMiningRequest, RuleMiningResult
+from crm_segment.crosssell.model import (
+    AssociationRule,
+    MiningSpec,
+    RuleFilter,
+    RuleMiningRequest,
+    RuleMiningResult,
+    RuleOrder,
+    StoredRule,
+)
 from crmkit.validation import Violations
 
 MAX_ANTECEDENT_SIZE = 3
@@ -146,3 +155,72 @@ def _rules(counts: dict[Itemset, int], categories: list[str], baskets: int,
                     antecedent=tuple(categories[i] for i in antecedent), consequent=categories[consequent],
                     support=support, confidence=confidence, lift=lift, antecedent_count=antecedent_count,
                     consequent_count=consequent_count, both_count=both)
+
+
+# --- serving runs: what a caller may ask for, and the segment a rule targets ----------------------
+
+DEFAULT_MIN_SUPPORT = 0.01
+DEFAULT_MIN_CONFIDENCE = 0.1
+DEFAULT_MIN_LIFT = 1.0
+DEFAULT_MAX_RULE_SIZE = 3
+DEFAULT_MAX_RULES = 100
+MAX_HELD_ITEMS = 100
+# The catalogue feature a target rule reads.
+HOLDINGS_FEATURE = "product_categories"
+
+
+def check_start(*, min_support: float, min_confidence: float, min_lift: float, max_rule_size: int, max_rules: int,
+                population_segment_id: str) -> MiningSpec:
+    """The run a MineAssociationRules request describes, 0s replaced by the defaults;
+    InvalidArgument naming every bad field."""
+    support = min_support or DEFAULT_MIN_SUPPORT
+    confidence = min_confidence or DEFAULT_MIN_CONFIDENCE
+    lift = min_lift or DEFAULT_MIN_LIFT
+    size = max_rule_size or DEFAULT_MAX_RULE_SIZE
+    cap = max_rules or DEFAULT_MAX_RULES
+    v = Violations()
+    v.check(0 < support <= 1, "min_support", "must be greater than 0 and at most 1 (0 means 0.01)")
+    v.check(0 <= confidence <= 1, "min_confidence", "must be between 0 and 1 (0 means 0.1)")
+    v.check(0 <= lift < math.inf, "min_lift", "must be a finite number, 0 or more (0 means 1.0)")
+    v.check(2 <= size <= MAX_ANTECEDENT_SIZE + 1, "max_rule_size",
+            f"must be between 2 and {MAX_ANTECEDENT_SIZE + 1} (0 means {DEFAULT_MAX_RULE_SIZE})")
+    v.check(1 <= cap <= MAX_RULES, "max_rules", f"must be between 1 and {MAX_RULES} (0 means {DEFAULT_MAX_RULES})")
+    v.raise_if_any()
+    return MiningSpec(population_segment_id=population_segment_id, min_support=support, min_confidence=confidence,
+                      min_lift=lift, max_rule_size=size, max_rules=cap)
+
+
+def request_of(spec: MiningSpec, baskets: Mapping[str, frozenset[str]]) -> RuleMiningRequest:
+    return RuleMiningRequest(baskets=baskets, min_support=spec.min_support, min_confidence=spec.min_confidence,
+                             min_lift=spec.min_lift, max_antecedent_size=spec.max_rule_size - 1,
+                             max_rules=spec.max_rules)
+
+
+def target_rule(rule: AssociationRule) -> str:
+    """The CEL selecting the rule's prospects: every antecedent category held, the consequent
+    not. Category names are quoted as CEL string literals (JSON escaping is valid CEL)."""
+    held = [f"{json.dumps(item)} in {HOLDINGS_FEATURE}" for item in rule.antecedent]
+    return " && ".join([*held, f"!({json.dumps(rule.consequent)} in {HOLDINGS_FEATURE})"])
+
+
+def stored_rules(result: RuleMiningResult) -> tuple[StoredRule, ...]:
+    """The result's rules as stored and served: ranked from 1 in the result's order."""
+    return tuple(StoredRule(rule_id=rank, rule=rule, target_rule=target_rule(rule))
+                 for rank, rule in enumerate(result.rules, start=1))
+
+
+def check_filter(*, held_items: Sequence[str], consequent_item: str, min_lift: float, min_confidence: float,
+                 order: int) -> RuleFilter:
+    """ListAssociationRules' filter; InvalidArgument naming every bad field."""
+    v = Violations()
+    v.check(len(held_items) <= MAX_HELD_ITEMS, "held_items", f"must hold at most {MAX_HELD_ITEMS} items")
+    v.check(all(0 < len(i) <= MAX_CATEGORY_LENGTH for i in held_items), "held_items",
+            f"every item must be a non-empty name of at most {MAX_CATEGORY_LENGTH} characters")
+    v.check(len(consequent_item) <= MAX_CATEGORY_LENGTH, "consequent_item",
+            f"must be at most {MAX_CATEGORY_LENGTH} characters")
+    v.check(0 <= min_lift < math.inf, "min_lift", "must be a finite number, 0 or more")
+    v.check(0 <= min_confidence <= 1, "min_confidence", "must be between 0 and 1")
+    v.enum(order, "order_by", set(RuleOrder), "AssociationRuleOrder")
+    v.raise_if_any()
+    return RuleFilter(held_items=tuple(held_items), consequent_item=consequent_item, min_lift=min_lift,
+                      min_confidence=min_confidence, order=RuleOrder(order or RuleOrder.LIFT))

@@ -110,6 +110,11 @@ class FeatureRepository:
     async def count(self, connection: AsyncConnection) -> int:
         return int(await connection.scalar(sa.select(sa.func.count()).select_from(customer_feature)) or 0)
 
+    async def clear(self, connection: AsyncConnection) -> None:
+        """Empty the model before a rebuild (segment membership stays: re-evaluation moves it)."""
+        for table in (feature_consent, feature_holding, customer_feature):
+            await connection.execute(sa.delete(table))
+
 
 async def _upsert_part(connection: AsyncConnection, stamp: Stamp, position_column: str,
                        values: Mapping[str, Any]) -> bool:

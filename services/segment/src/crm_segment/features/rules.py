@@ -73,7 +73,3 @@ def consented_channels(decisions: Iterable[tuple[int, bool, datetime | None]], *
     return sorted(CHANNELS[channel] for channel, opted_in, expire_at in decisions
                   if opted_in and channel in CHANNELS and (expire_at is None or expire_at > now))
 
-
-def lag_seconds(newest_event_at: datetime | None, *, now: datetime) -> float | None:
-    """How far the model trails profile: the age of the newest event applied (None before any)."""
-    return max(0.0, (now - newest_event_at).total_seconds()) if newest_event_at is not None else None

@@ -24,6 +24,7 @@ from crm_segment.features.model import (
 from crm_segment.features.repository import FeatureRepository
 from crmkit.db import Database
 from crmkit.logs import get_logger
+from crmkit.peer_feed import lag_seconds
 
 log = get_logger("crm.segment.features")
 
@@ -32,7 +33,7 @@ class FeatureReadModel:
     def __init__(self, *, repository: FeatureRepository) -> None:
         self._repository = repository
         # Set when profile answered CURSOR_EXPIRED: events were purged before this model saw
-        # them, so it must be rebuilt from profile's List RPCs (not built yet; see follower.py).
+        # them, so it must be rebuilt from profile's List RPCs.
         self.needs_rebuild = False
 
     async def apply(self, connection: AsyncConnection, event: feed.ChangeEvent) -> bool:
@@ -78,7 +79,7 @@ class FeatureReadModel:
         async with db.unit_of_work(read_only=True) as connection:
             newest = await self._repository.newest_event_at(connection)
             count = await self._repository.count(connection)
-        return ReadModelStatus(newest_event_at=newest, lag_seconds=rules.lag_seconds(newest, now=datetime.now(UTC)),
+        return ReadModelStatus(newest_event_at=newest, lag_seconds=lag_seconds(newest, now=datetime.now(UTC)),
                                needs_rebuild=self.needs_rebuild, customer_count=count)
 
     def expired(self, *, feed_name: str) -> None:

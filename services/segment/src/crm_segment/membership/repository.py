@@ -25,22 +25,41 @@ def _after(condition: SqlCondition, count: int) -> list[str]:
     return [f"${n}" for n in range(first, first + count)]
 
 
-async def count_matching(connection: asyncpg.Connection, condition: SqlCondition) -> int:
-    return int(await connection.fetchval(f"SELECT count(*) {_POPULATION} AND {condition.text}",
-                                         *condition.params))
+async def count_matching(connection: asyncpg.Connection, condition: SqlCondition) -> tuple[int, int]:
+    """(customers the condition selects, customers in the population), in one scan."""
+    row = await connection.fetchrow(
+        f"SELECT count(*) FILTER (WHERE {condition.text}) AS matching, count(*) AS total {_POPULATION}",
+        *condition.params)
+    assert row is not None
+    return int(row["matching"]), int(row["total"])
 
 
-async def sample_matching(connection: asyncpg.Connection, condition: SqlCondition, size: int) -> list[str]:
-    """A uniform random sample of the customers the condition selects, at most `size`."""
+# A sample reads a Bernoulli sample of the rows expected to hold this many times the sample
+# size of matches, when that is a small share of them; else every row.
+_OVERSAMPLE = 20
+_SAMPLED_SHARE = 0.5
+
+
+async def sample_matching(connection: asyncpg.Connection, condition: SqlCondition, size: int,
+                          matching: int) -> list[str]:
+    """A uniform random sample of the customers the condition selects (`matching` of them), at
+    most `size`. Uniform either way: with a Bernoulli sample of the rows every match is kept with
+    the same probability, and `ORDER BY random()` then picks among the kept ones; on the rare
+    draw that keeps fewer than `size` matches, every row is read instead."""
     (limit,) = _after(condition, 1)
+    share = _OVERSAMPLE * size / matching if matching else 1.0
+    if share < _SAMPLED_SHARE:
+        (percent,) = _after(condition, 2)[1:]
+        rows = await connection.fetch(
+            f"SELECT cf.customer_id FROM customer_feature cf TABLESAMPLE BERNOULLI ({percent}::float8) "  # noqa: S608 - rule values are bound parameters
+            f"WHERE NOT cf.removed AND {condition.text} ORDER BY random() LIMIT {limit}::int",
+            *condition.params, size, share * 100)
+        if len(rows) == size:
+            return [row["customer_id"] for row in rows]
     rows = await connection.fetch(
         f"SELECT cf.customer_id {_POPULATION} AND {condition.text} ORDER BY random() LIMIT {limit}::int",
         *condition.params, size)
     return [row["customer_id"] for row in rows]
-
-
-async def population(connection: asyncpg.Connection) -> int:
-    return int(await connection.fetchval(f"SELECT count(*) {_POPULATION}"))
 
 
 async def features_as_of(connection: asyncpg.Connection) -> datetime | None:

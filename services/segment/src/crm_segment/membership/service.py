@@ -67,9 +67,8 @@ class Membership:
                     raise _not_found(segment_id)
             assert rule is not None
             condition, analysis = await _compile(rule, field)
-            count = await repository.count_matching(connection, condition)
-            sample = await repository.sample_matching(connection, condition, size) if count else []
-            total = await repository.population(connection)
+            count, total = await repository.count_matching(connection, condition)
+            sample = await repository.sample_matching(connection, condition, size, count) if count and size else []
             as_of = await repository.features_as_of(connection)
         return Preview(count=count, total_customers=total, sample_customer_ids=tuple(sample),
                        warnings=analysis.issues, features_as_of=as_of)

@@ -1,5 +1,7 @@
 """Alembic environment of the segment database (async; shared body in crmkit.db)."""
 
+import crm_segment.clusters.tables
+import crm_segment.crosssell.tables
 import crm_segment.features.tables
 import crm_segment.membership.tables
 import crm_segment.segments.tables  # noqa: F401 - registers the tables on the metadata

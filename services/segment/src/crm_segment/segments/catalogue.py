@@ -53,6 +53,11 @@ _COLUMNS: dict[str, str] = {
     "birth_year": "cf.birth_year::bigint",
     "branch_id": "cf.branch_id",
     "closed_time": _midnight_utc("cf.closed_on"),
+    # The latest completed clustering run: found once per statement (an InitPlan), then one
+    # primary-key lookup per customer.
+    "cluster_id": ("(SELECT ca.cluster_id::bigint FROM cluster_assignment ca WHERE ca.customer_id = cf.customer_id "
+                   "AND ca.run_id = (SELECT r.run_id FROM clustering_run r WHERE r.completed_at IS NOT NULL "
+                   "ORDER BY r.completed_at DESC, r.run_id LIMIT 1))"),
     "customer_type": _enum_names("cf.customer_type", {1: "CUSTOMER_TYPE_INDIVIDUAL",
                                                       2: "CUSTOMER_TYPE_ORGANISATION"}),
     "days_since_last_activity": "cf.days_since_last_activity::bigint",

@@ -92,6 +92,9 @@ FEATURES: tuple[Feature, ...] = tuple(sorted((
        allowed=("RISK_BAND_HIGH", "RISK_BAND_LOW", "RISK_BAND_MEDIUM"), nullable=True),
     _f("closed_time", FeatureType.TIMESTAMP, f"{_PROFILE}.customer.closed_on", True,
        "When the relationship ended (midnight UTC of the date); unset while it lasts.", nullable=True),
+    _f("cluster_id", FeatureType.INT, f"{_SEGMENT}.clustering.latest", False,
+       "The customer's cluster (1 = largest) in the latest completed clustering run; unset when the "
+       "run left the customer out or no run has completed.", nullable=True),
     _f("complaint_count_90d", FeatureType.INT, f"{_FEEDBACK}.complaints.count_90d", True,
        "Complaints filed in the last 90 days.", unit="count"),
     _f("customer_type", FeatureType.STRING, f"{_PROFILE}.customer.customer_type", True,

@@ -1,0 +1,125 @@
+"""Load the synthetic bank (`synthetic_bank`) into a running platform through profile's own paths.
+
+Customers through `demo_data.load` (CreateCustomer, idempotent per customer), then per chunk of
+customers: holdings (CreateHolding) and marketing consents (RecordConsent), each with a stable
+`request_id` per day (the bank is laid out from the day it is loaded) so loading the same bank
+again that day changes nothing (another day: holdings already exist, consents are recorded
+again with the new day's dates), and events through the
+`IngestEvents` client stream in batches of 1,000 (an event id already accepted is a duplicate,
+not stored again). Profile's feature refresher derives the features from what was loaded, and the
+change feed carries all of it to segment, campaign and risk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+
+import grpc
+
+from crm.common.v1 import audit_pb2
+from crm.profile.v1 import consent_pb2, event_pb2, holding_pb2, profile_service_pb2_grpc
+from crm_cli import demo_data
+from crm_cli.synthetic_bank import BankCustomer
+
+CHUNK = 200
+EVENT_BATCH = 1000
+CONCURRENCY = 8
+TIMEOUT_SECONDS = 30.0
+REQUEST_NAMESPACE = uuid.UUID("a3c1e2f4-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
+AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT,
+                               justification="synthetic demo bank load")
+
+
+@dataclass
+class BankLoadResult:
+    customers: demo_data.LoadResult = field(default_factory=lambda: demo_data.LoadResult(failed=[]))
+    holdings: int = 0  # created, or already there (a retried create replays its first answer)
+    consents: int = 0  # likewise
+    events_accepted: int = 0
+    events_duplicate: int = 0
+    events_rejected: int = 0
+    # (what, gRPC status name, message): ids and codes only, never personal data.
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _request_id(key: str) -> str:
+    return str(uuid.uuid5(REQUEST_NAMESPACE, key))
+
+
+def _chunks(bank: Iterable[BankCustomer], size: int) -> Iterable[list[BankCustomer]]:
+    iterator = iter(bank)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+async def load(channel: grpc.aio.Channel, token: str, bank: Iterable[BankCustomer], *,
+               on_customers: Callable[[int], None] | None = None) -> BankLoadResult:
+    """Load every customer and what they hold, did and agreed to; `on_customers(n)` after each chunk."""
+    stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
+    metadata = (("authorization", f"Bearer {token}"),)
+    result = BankLoadResult()
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def call(what: str, rpc: Callable[..., Awaitable[object]], request: object) -> bool:
+        async with gate:
+            try:
+                await rpc(request, metadata=metadata, timeout=TIMEOUT_SECONDS)
+            except grpc.aio.AioRpcError as error:
+                if error.code() is grpc.StatusCode.ALREADY_EXISTS:
+                    return False
+                result.failed.append((what, error.code().name, error.details() or ""))
+                return False
+        return True
+
+    async def holding(who: BankCustomer, held: holding_pb2.Holding) -> None:
+        request = holding_pb2.CreateHoldingRequest(parent=who.name, holding=held, audit=AUDIT,
+                                                   request_id=_request_id(f"{who.as_of}/holding/{held.holding_id}"))
+        created = await call(f"holding {held.holding_id}", stub.CreateHolding, request)
+        result.holdings += created  # after the await: `x += await ...` would read x before it
+
+    async def consents(who: BankCustomer) -> None:
+        if who.consents:
+            request = consent_pb2.RecordConsentRequest(parent=who.name, consents=who.consents, audit=AUDIT,
+                                                       request_id=_request_id(f"{who.as_of}/consents/{who.name}"))
+            recorded = await call(f"consents of {who.name}", stub.RecordConsent, request)
+            result.consents += len(who.consents) * recorded
+
+    for chunk in _chunks(bank, CHUNK):
+        loaded = await demo_data.load(channel, token, [who.customer for who in chunk])
+        result.customers.created += loaded.created
+        result.customers.existing += loaded.existing
+        (result.customers.failed or []).extend(loaded.failed or [])
+        refused = {customer_id for customer_id, _, _ in loaded.failed or ()}
+        present = [who for who in chunk if who.customer.customer_id not in refused]
+        await asyncio.gather(*(holding(who, held) for who in present for held in who.holdings),
+                             *(consents(who) for who in present))
+        await _ingest(stub, metadata, [event for who in present for event in who.events], result)
+        if on_customers is not None:
+            on_customers(len(chunk))
+    return result
+
+
+async def _ingest(stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: Sequence[tuple[str, str]],
+                  events: list[event_pb2.CustomerEvent], result: BankLoadResult) -> None:
+    if not events:
+        return
+
+    async def batches() -> AsyncIterator[event_pb2.IngestEventsRequest]:
+        for start in range(0, len(events), EVENT_BATCH):
+            yield event_pb2.IngestEventsRequest(events=events[start:start + EVENT_BATCH])
+
+    try:
+        reply = await stub.IngestEvents(batches(), metadata=metadata, timeout=TIMEOUT_SECONDS * 4)
+    except grpc.aio.AioRpcError as error:
+        result.failed.append((f"{len(events)} events", error.code().name, error.details() or ""))
+        return
+    result.events_accepted += reply.accepted_count
+    result.events_duplicate += reply.duplicate_count
+    result.events_rejected += reply.rejected_count
+    for rejection in reply.rejections[:5]:
+        result.failed.append((f"event {rejection.event_id}", rejection.reason,
+                              f"{rejection.field}: {rejection.description}"))

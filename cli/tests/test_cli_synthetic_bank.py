@@ -1,0 +1,85 @@
+"""The synthetic bank: deterministic, shaped as documented, and loaded by `crm demo load` into a
+real profile process, where loading it again changes nothing."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import UTC, datetime, timedelta
+
+from crm.profile.v1 import holding_pb2
+from crm_cli import synthetic_bank
+
+NOW = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+
+
+def _bank(count: int, seed: int = 7) -> list[synthetic_bank.BankCustomer]:
+    return list(synthetic_bank.generate(count, seed=seed, now=NOW))
+
+
+def _fingerprint(bank: list[synthetic_bank.BankCustomer]) -> list[bytes]:
+    return [m.SerializeToString(deterministic=True) for who in bank
+            for m in (who.customer, *who.holdings, *who.events, *who.consents)]
+
+
+def test_the_same_seed_and_day_give_the_same_bank_and_another_seed_another() -> None:
+    assert _fingerprint(_bank(40)) == _fingerprint(_bank(40))
+    assert _fingerprint(_bank(40)) != _fingerprint(_bank(40, seed=8))
+
+
+def test_value_is_concentrated_in_the_top_fifth() -> None:
+    assets = sorted((who.assets for who in _bank(1000)), reverse=True)
+    share = sum(assets[:200]) / sum(assets)
+    assert 0.6 < share < 0.9, share
+
+
+def test_leavers_fade_in_the_last_ninety_days_and_close_products() -> None:
+    bank = _bank(1000)
+    recent = NOW - timedelta(days=synthetic_bank.CHURN_FADE_DAYS // 2)
+
+    def recent_activity(who: synthetic_bank.BankCustomer) -> int:
+        return sum(event.occur_time.ToDatetime(tzinfo=UTC) >= recent for event in who.events)
+
+    leavers = [who for who in bank if who.leaving]
+    stayers = [who for who in bank if not who.leaving]
+    assert 0.08 < len(leavers) / len(bank) < 0.22
+    assert statistics.mean(map(recent_activity, leavers)) < 0.5 * statistics.mean(map(recent_activity, stayers))
+    closed = sum(h.status == holding_pb2.HOLDING_STATUS_CLOSED for who in leavers for h in who.holdings)
+    assert closed > 0
+    assert not any(h.status == holding_pb2.HOLDING_STATUS_CLOSED for who in stayers for h in who.holdings)
+
+
+def test_every_date_is_consistent() -> None:
+    for who in _bank(300):
+        assert all(e.occur_time.ToDatetime(tzinfo=UTC) <= NOW for e in who.events)
+        for h in who.holdings:
+            opened = (h.open_date.year, h.open_date.month, h.open_date.day)
+            assert opened <= (NOW.year, NOW.month, NOW.day)
+            if h.HasField("close_date"):
+                assert (h.close_date.year, h.close_date.month, h.close_date.day) >= opened
+            if h.HasField("maturity_date"):
+                assert (h.maturity_date.year, h.maturity_date.month, h.maturity_date.day) >= opened
+
+
+def test_crm_demo_load_loads_the_bank_through_profile_and_a_second_load_changes_nothing(crm) -> None:
+    first = crm("demo", "load", "--customers", "25", "--seed", "11", "--output", "json")
+    assert first.exit_code == 0, first.output
+    loaded = json.loads(first.stdout)
+    assert loaded["failures"] == []
+    assert loaded["customers_created"] == 25
+    assert loaded["holdings_loaded"] > 25 and loaded["consents_loaded"] > 0
+    assert loaded["events_accepted"] > 0 and loaded["events_rejected"] == 0
+
+    again = crm("demo", "load", "--customers", "25", "--seed", "11", "--output", "json")
+    assert again.exit_code == 0, again.output
+    repeated = json.loads(again.stdout)
+    assert repeated["customers_existing"] == 25 and repeated["customers_created"] == 0
+    # Holdings and consents replay their first answer (same request ids): loaded, nothing new.
+    assert (repeated["holdings_loaded"], repeated["consents_loaded"]) == (loaded["holdings_loaded"],
+                                                                          loaded["consents_loaded"])
+    assert repeated["events_accepted"] == 0 and repeated["events_duplicate"] == loaded["events_accepted"]
+
+
+def test_crm_demo_load_refuses_a_bad_size(crm) -> None:
+    result = crm("demo", "load", "--customers", "0")
+    assert result.exit_code == 2 and "--customers" in result.output
