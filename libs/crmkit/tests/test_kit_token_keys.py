@@ -223,3 +223,17 @@ def test_one_unreadable_source_keeps_its_keys_and_the_others_refresh(tmp_path: P
     now[0] += 11
     assert verifier.verify(rotated.token(Role.SERVICE, subject="rotated")).subject == "rotated"
     assert verifier.verify(rsa.token(Role.ADMIN, subject="idp-still-known")).subject == "idp-still-known"
+
+
+def test_a_feed_followers_identity_is_signed_with_the_service_key_in_production(tmp_path: Path, ec) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from crmkit.peer_feed import ServiceToken
+
+    key_file = tmp_path / "service-key.pem"
+    key_file.write_bytes(ec.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    settings = production(str(write_jwks(tmp_path / "platform.json", ec)), jwt_service_key_file=str(key_file),
+                          jwt_service_key_id=ec.kid)
+    principal = TokenVerifier.from_settings(settings).verify(ServiceToken(settings, subject="campaign")())
+    assert principal.subject == "campaign" and principal.roles == {Role.SERVICE}
