@@ -107,6 +107,20 @@ async def risk_address(database_factory: DatabaseFactory, tmp_path_factory: pyte
         yield address
 
 
+@pytest.fixture(scope="session")
+async def campaign_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                           ) -> AsyncIterator[str]:
+    """The campaign service as a real process; its peers' feeds are not followed here (down)."""
+    port = free_port()
+    env = {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+           "CRM_CAMPAIGN_DATABASE_URL": await database_factory.create("gateway_campaign"),
+           "CRM_CAMPAIGN_PORT": str(port), "CRM_CAMPAIGN_PROFILE_TARGET": nowhere(),
+           "CRM_CAMPAIGN_SEGMENT_TARGET": nowhere(), "CRM_CAMPAIGN_FEEDBACK_TARGET": nowhere()}
+    log_path = tmp_path_factory.mktemp("campaign") / "campaign.log"
+    async with service_process("crm_campaign", env, port=port, log_path=log_path) as address:
+        yield address
+
+
 def nowhere() -> str:
     """A target nothing listens on: a peer that is down."""
     return f"127.0.0.1:{free_port()}"

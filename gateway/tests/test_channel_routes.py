@@ -157,3 +157,22 @@ async def test_model_registry_lists_the_versions_a_page_at_a_time(profile_addres
         assert (await client.get("/v1/churn-models", headers=auth(Role.AUDITOR))).status_code == 200
         bad_token = await client.get("/v1/churn-models?page_token=not-a-token", headers=auth(Role.ANALYST))
         assert bad_token.status_code == 400 and names(bad_token) == {"page_token"}
+
+
+async def test_campaign_routes_reach_the_campaign_service(profile_address, campaign_address) -> None:
+    settings = gateway_settings(profile_target=profile_address, campaign_target=campaign_address)
+    marketer = auth(Role.MARKETER, subject="mkt-2")
+    async with running_gateway(settings) as (_, client):
+        listed = await client.get("/v1/campaigns", params={"state": "CAMPAIGN_STATE_DRAFT"}, headers=marketer)
+        assert listed.status_code == 200, listed.text
+        assert set(listed.json()) == {"campaigns", "next_page_token"}
+        approve = await client.post("/v1/campaigns/no-such-campaign/approve", json={"etag": "1"},
+                                    headers={**marketer, "Idempotency-Key": str(uuid.uuid4())})
+        assert approve.status_code == 404, approve.text
+        no_etag = await client.post("/v1/campaigns/no-such-campaign/approve", json={}, headers=marketer)
+        assert no_etag.status_code == 400 and names(no_etag) == {"approval.etag"}
+        results = await client.get("/v1/campaigns/no-such-campaign/results", headers=auth(Role.ANALYST))
+        assert results.status_code == 404
+        assert (await client.get("/v1/campaigns", headers=auth(Role.CHANNEL_APP))).status_code == 403
+        unknown_state = await client.get("/v1/campaigns?state=CAMPAIGN_STATE_LOST", headers=marketer)
+        assert unknown_state.status_code == 400 and names(unknown_state) == {"state[0]"}

@@ -27,6 +27,8 @@ async def test_lists_the_routes(document) -> None:
         "/v1/segments": {"get"}, "/v1/segments/preview": {"post"},
         "/v1/segments/{segment_id}/members/{customer_id}/explanation": {"get"},
         "/v1/churn-models": {"get"},
+        "/v1/campaigns": {"get"}, "/v1/campaigns/{campaign_id}/approve": {"post"},
+        "/v1/campaigns/{campaign_id}/results": {"get"}, "/v1/offer-responses": {"post"},
     }
 
 

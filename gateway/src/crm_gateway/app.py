@@ -29,7 +29,17 @@ from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
 from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
-from crm_gateway.routes import complaints, consents, customer360, customers, docs, health, models, segments
+from crm_gateway.routes import (
+    campaigns,
+    complaints,
+    consents,
+    customer360,
+    customers,
+    docs,
+    health,
+    models,
+    segments,
+)
 from crm_gateway.routes.common import IDEMPOTENCY_HEADER
 from crm_gateway.settings import GatewaySettings
 from crmkit.auth import TokenVerifier
@@ -97,7 +107,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     app.state.verifier = TokenVerifier.from_settings(settings)
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.include_router(health.router)
-    for routes in (customers, customer360, consents, complaints, segments, models):
+    for routes in (customers, customer360, consents, complaints, segments, models, campaigns):
         app.include_router(routes.router)
     if settings.docs_page_enabled:
         app.include_router(docs.router)
