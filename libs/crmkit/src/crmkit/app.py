@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 import sqlalchemy as sa
 
 from crmkit import loop as event_loop
+from crmkit.clock import Clock, utc_now
 from crmkit.db import Database, migrate
 from crmkit.logs import configure_logging, get_logger
 from crmkit.outbox import ChangeFeed
@@ -43,6 +44,8 @@ class Runtime(Generic[SettingsT]):
     health_details: list[HealthDetails] = field(default_factory=list)
     # Set when shutdown begins, before in-flight calls drain: long-lived streams end on it.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
+    # "Now" for the service and its background workers (a ManualClock in tests that drive time).
+    clock: Clock = utc_now
 
     def change_feed(self, events: sa.Table, state: sa.Table, *, poll_seconds: float) -> ChangeFeed:
         """The service's change feed, whose streams end when the service starts to drain."""
@@ -87,11 +90,12 @@ class ServiceSpec(Generic[SettingsT]):
         return f"{self.name}.crm"
 
 
-async def start(spec: ServiceSpec[SettingsT], settings: SettingsT) -> tuple[GrpcServer, Runtime[SettingsT]]:
+async def start(spec: ServiceSpec[SettingsT], settings: SettingsT, *,
+                clock: Clock = utc_now) -> tuple[GrpcServer, Runtime[SettingsT]]:
     """Build the runtime and start serving; used by `serve` and by the in-process test fixtures."""
     db = await Database.open(settings.database_url, pool_size=settings.db_pool_size,
                              application_name=f"crm-{spec.name}")
-    runtime = Runtime(name=spec.name, settings=settings, db=db)
+    runtime = Runtime(name=spec.name, settings=settings, db=db, clock=clock)
     try:
         bindings = await spec.wire(runtime)
         server = GrpcServer(settings=settings, bindings=bindings, port=settings.port,
