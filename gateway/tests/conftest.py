@@ -62,8 +62,78 @@ async def profile_address(database_factory: DatabaseFactory, tmp_path_factory: p
         yield address
 
 
+def feedback_env(database_url: str, port: int) -> dict[str, str]:
+    return {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+            "CRM_FEEDBACK_DATABASE_URL": database_url, "CRM_FEEDBACK_PORT": str(port)}
+
+
+def segment_env(database_url: str, port: int, profile: str) -> dict[str, str]:
+    return {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+            "CRM_SEGMENT_DATABASE_URL": database_url, "CRM_SEGMENT_PORT": str(port),
+            "CRM_SEGMENT_PROFILE_TARGET": profile}
+
+
+@pytest.fixture(scope="session")
+async def feedback_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                           ) -> AsyncIterator[str]:
+    """The feedback service as a real process on its own database (for the customer 360)."""
+    port = free_port()
+    env = feedback_env(await database_factory.create("gateway_feedback"), port)
+    log_path = tmp_path_factory.mktemp("feedback") / "feedback.log"
+    async with service_process("crm_feedback", env, port=port, log_path=log_path) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def segment_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                          profile_address: str) -> AsyncIterator[str]:
+    """The segment service as a real process following the test's profile service."""
+    port = free_port()
+    env = segment_env(await database_factory.create("gateway_segment"), port, profile_address)
+    log_path = tmp_path_factory.mktemp("segment") / "segment.log"
+    async with service_process("crm_segment", env, port=port, log_path=log_path) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def risk_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                       ) -> AsyncIterator[str]:
+    """The risk service as a real process on its own database (its model registry)."""
+    port = free_port()
+    env = {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+           "CRM_RISK_DATABASE_URL": await database_factory.create("gateway_risk"), "CRM_RISK_PORT": str(port)}
+    log_path = tmp_path_factory.mktemp("risk") / "risk.log"
+    async with service_process("crm_risk", env, port=port, log_path=log_path) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def campaign_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                           ) -> AsyncIterator[str]:
+    """The campaign service as a real process; its peers' feeds are not followed here (down)."""
+    port = free_port()
+    env = {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+           "CRM_CAMPAIGN_DATABASE_URL": await database_factory.create("gateway_campaign"),
+           "CRM_CAMPAIGN_PORT": str(port), "CRM_CAMPAIGN_PROFILE_TARGET": nowhere(),
+           "CRM_CAMPAIGN_SEGMENT_TARGET": nowhere(), "CRM_CAMPAIGN_FEEDBACK_TARGET": nowhere()}
+    log_path = tmp_path_factory.mktemp("campaign") / "campaign.log"
+    async with service_process("crm_campaign", env, port=port, log_path=log_path) as address:
+        yield address
+
+
+def nowhere() -> str:
+    """A target nothing listens on: a peer that is down."""
+    return f"127.0.0.1:{free_port()}"
+
+
 def gateway_settings(**overrides: Any) -> GatewaySettings:
-    return GatewaySettings(env="test", jwt_secret=TEST_JWT_SECRET, **overrides)
+    """Test settings: buckets in process unless a test asks for Redis (CRM_GATEWAY_REDIS_URL in the
+    environment does not leak in), and bursts no test reaches unless it sets its own."""
+    limits = {"rate_limit_read_burst": 100_000, "rate_limit_write_burst": 100_000}  # tests call fast
+    # Peers a test does not name are down, never whatever listens on the default ports.
+    peers = {f"{peer}_target": nowhere() for peer in ("profile", "segment", "campaign", "feedback", "risk")}
+    return GatewaySettings(env="test", jwt_secret=TEST_JWT_SECRET,
+                           **{"redis_url": "", **limits, **peers, **overrides})
 
 
 @asynccontextmanager
@@ -102,8 +172,7 @@ def gateway_with(profile_address: str) -> Callable[..., Any]:
 @pytest.fixture
 def unreachable_gateway() -> Callable[[], Any]:
     """A gateway whose profile target has nothing listening: for degraded answers."""
-    return lambda: running_gateway(gateway_settings(profile_target=f"127.0.0.1:{free_port()}",
-                                                    peer_deadline_seconds=1.0))
+    return lambda: running_gateway(gateway_settings(peer_deadline_seconds=1.0))
 
 
 def auth(*roles: Role, subject: str = "tester") -> Headers:

@@ -217,3 +217,17 @@ async def test_reads_are_audited_for_customer_service_as_the_end_user(
         metadata=bearer(Role.AUDITOR))
     assert [(r.actor, r.purpose) for r in listed.audit_records] == [
         ("emp-42", audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)]
+
+
+async def test_idempotency_key_reused_with_another_body_is_a_400_naming_the_header(client, headers,
+                                                                                   new_customer) -> None:
+    caller = {**headers(Role.CHANNEL_APP, subject="app-mobile"), "Idempotency-Key": str(uuid.uuid4())}
+    first = await client.post("/v1/customers", json=new_customer(), headers=caller)
+    assert first.status_code == 201
+    other = new_customer()
+    refused = await client.post("/v1/customers", json=other, headers=caller)
+    assert refused.status_code == 400
+    assert refused.json()["reason"] == "REQUEST_ID_REUSED"
+    assert invalid_names(refused) == {"Idempotency-Key"}
+    missing = await client.get(f"/v1/customers/{other['customer_id']}", headers=headers(Role.ADMIN))
+    assert missing.status_code == 404

@@ -116,3 +116,27 @@ async def test_anonymous_caller_gets_401_before_any_check_of_the_body(client) ->
     response = await client.post("/v1/customers", json={"nickname": 1})
     assert response.status_code == 401
     assert "invalid_params" not in response.json()
+
+
+async def test_in_production_idp_tokens_pass_the_gateway_and_hs256_is_refused(profile_address, tmp_path) -> None:
+    from crm_gateway.settings import GatewaySettings
+    from crmkit.testing import SigningKeyPair, write_jwks
+
+    from .conftest import running_gateway
+
+    pairs = SigningKeyPair("RS256"), SigningKeyPair("ES256")
+    settings = GatewaySettings(env="production", jwt_secret=TEST_JWT_SECRET, profile_target=profile_address,
+                               jwt_jwks_url=str(write_jwks(tmp_path / "jwks.json", *pairs)))
+    async with running_gateway(settings) as (_, client):
+        shared = await client.get(CUSTOMER, headers={"Authorization": f"Bearer {token(Role.ADMIN)}"})
+        assert shared.status_code == 401
+        assert shared.json()["reason"] == "ALGORITHM_NOT_ALLOWED"
+        for pair in pairs:
+            # Past the gateway's check: the roles are checked next (a marketer may not read here).
+            refused = await client.get(CUSTOMER, headers={"Authorization": f"Bearer {pair.token(Role.MARKETER)}"})
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["reason"] == "ROLE_NOT_ALLOWED"
+        other = await client.get(CUSTOMER, headers={
+            "Authorization": f"Bearer {pairs[0].token(Role.ADMIN, issuer='another-idp')}"})
+        assert other.status_code == 401
+        assert other.json()["reason"] == "WRONG_ISSUER"

@@ -20,6 +20,15 @@ async def test_lists_the_routes(document) -> None:
     assert {path: set(item) for path, item in document["paths"].items()} == {
         "/healthz": {"get"}, "/readyz": {"get"},
         "/v1/customers/{customer_id}": {"get"}, "/v1/customers": {"post"},
+        "/v1/customers/{customer_id}/360": {"get"},
+        "/v1/customers/{customer_id}/consents": {"get", "post"},
+        "/v1/customers/{customer_id}/contact-preferences": {"get", "patch"},
+        "/v1/complaints": {"get", "post"}, "/v1/complaints/{complaint_id}": {"get"},
+        "/v1/segments": {"get"}, "/v1/segments/preview": {"post"},
+        "/v1/segments/{segment_id}/members/{customer_id}/explanation": {"get"},
+        "/v1/churn-models": {"get"},
+        "/v1/campaigns": {"get"}, "/v1/campaigns/{campaign_id}/approve": {"post"},
+        "/v1/campaigns/{campaign_id}/results": {"get"}, "/v1/offer-responses": {"post"},
     }
 
 
@@ -68,3 +77,31 @@ async def test_roles_are_listed_in_each_route_description(document) -> None:
     assert "`channel_app`" in get and "`marketer`" not in get
     post = document["paths"]["/v1/customers"]["post"]["description"]
     assert "`relationship_manager`" in post and "`analyst`" not in post
+
+
+async def test_every_post_takes_an_idempotency_key(document) -> None:
+    posts = [item["post"] for item in document["paths"].values() if "post" in item]
+    assert posts
+    for post in posts:
+        header = next(p for p in post["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key")
+        assert header["schema"]["anyOf"][0] == {"type": "string", "format": "uuid"}
+        assert "REQUEST_ID_REUSED" in header["description"]
+
+
+async def test_every_v1_operation_is_secured_limited_and_answers_problems(document) -> None:
+    for path, item in document["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in item.items():
+            where = f"{method.upper()} {path}"
+            assert operation["security"] == [{"bearerAuth": []}], where
+            assert operation["x-rate-limit"]["class"] == ("read" if method == "get" else "write"), where
+            assert "Roles: `" in operation["description"], where
+            responses = operation["responses"]
+            for code in ("401", "403", "429", "500", "502", "503", "504"):
+                assert responses[code]["content"] == {"application/problem+json": {"schema": PROBLEM_REF}}, where
+            assert "422" not in responses, where
+            if any(p["in"] == "query" and p["name"] == "page_token" for p in operation.get("parameters", [])):
+                ok = next(r for c, r in responses.items() if c.startswith("2"))
+                schema = ok["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                assert "next_page_token" in document["components"]["schemas"][schema]["properties"], where

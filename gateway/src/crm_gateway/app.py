@@ -16,7 +16,7 @@ from importlib import metadata
 from typing import Any
 
 import grpc
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -27,8 +27,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crm_gateway import body_limit, problems
 from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
+from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
-from crm_gateway.routes import customers, health
+from crm_gateway.routes import (
+    campaigns,
+    complaints,
+    consents,
+    customer360,
+    customers,
+    docs,
+    health,
+    models,
+    segments,
+)
+from crm_gateway.routes.common import IDEMPOTENCY_HEADER
 from crm_gateway.settings import GatewaySettings
 from crmkit.auth import TokenVerifier
 from crmkit.errors import DomainError
@@ -48,6 +60,11 @@ field names. Errors are RFC 9457 `application/problem+json` documents.
 BODY_LIMIT_TEXT = """
 Request bodies are limited to {max_bytes} bytes: a larger one is refused with 413 (`BODY_TOO_LARGE`)
 before it is read, whether it declares its `Content-Length` or is sent in chunks.
+"""
+RATE_LIMIT_TEXT = """
+Rate limits: a token bucket per client (the token's subject) and route. Reads (GET) allow {read};
+writes allow {write}. Over the limit the answer is 429 (`RATE_LIMITED`) with `Retry-After` in
+seconds. Each operation states its limit in `x-rate-limit`.
 """
 # Probes are polled every few seconds: tracing or logging them would drown the real requests.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -73,6 +90,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
             try:
                 await app.state.peers.close()
                 del app.state.peers
+                await app.state.rate_limits.close()
                 log.info("gateway_stopped")
             finally:
                 if telemetry is not None:
@@ -80,14 +98,19 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
 
     app = FastAPI(
         title="CRM gateway", version=_version(), lifespan=lifespan,
-        description=DESCRIPTION + BODY_LIMIT_TEXT.format(max_bytes=settings.max_body_bytes),
-        # The interactive pages load scripts from a public CDN: not from inside a bank.
+        description=DESCRIPTION + BODY_LIMIT_TEXT.format(max_bytes=settings.max_body_bytes) + _limits_text(settings),
+        # FastAPI's own pages load scripts from a public CDN: routes/docs.py serves packaged ones.
         docs_url=None, redoc_url=None,
     )
     app.state.drain = drain or Drain()
+    app.state.settings = settings
     app.state.verifier = TokenVerifier.from_settings(settings)
+    app.state.rate_limits = RateLimits.from_settings(settings)
     app.include_router(health.router)
-    app.include_router(customers.router)
+    for routes in (customers, customer360, consents, complaints, segments, models, campaigns):
+        app.include_router(routes.router)
+    if settings.docs_page_enabled:
+        app.include_router(docs.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestBoundary)  # added last, so outermost: it logs the 413s too
@@ -96,15 +119,28 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     return app
 
 
+def _limits_text(settings: GatewaySettings) -> str:
+    if not settings.rate_limits_enabled:
+        return "\nRate limits are off in this deployment.\n"
+    limits = RateLimits.from_settings(settings.model_copy(update={"redis_url": ""})).limits
+    return RATE_LIMIT_TEXT.format(read=limits[LimitClass.READ].describe(), write=limits[LimitClass.WRITE].describe())
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def peer_failed(request: Request, error: grpc.aio.AioRpcError) -> Response:
-        response = problems.from_rpc_error(error)
+        # A POST's `request_id` is its Idempotency-Key header (routes/common.py): named as sent.
+        renames = {"request_id": IDEMPOTENCY_HEADER} if request.method == "POST" else None
+        response = problems.from_rpc_error(error, renames=renames)
         if response.status_code >= 500:
             route = request.scope.get("route")
             log.warning("peer_call_failed", grpc_code=error.code().name, status=response.status_code,
                         route=getattr(route, "path", None))
         return response
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, error: RateLimited) -> Response:
+        return problems.from_domain_error(error, headers={"Retry-After": str(error.retry_after)})
 
     @app.exception_handler(DomainError)
     async def refused(request: Request, error: DomainError) -> Response:
@@ -140,8 +176,9 @@ def _body_name(request: Request) -> str:
 def _param_name(error: Any, body_name: str) -> str:
     """`("body", "id_document", "number")` -> `customer.id_document.number`; a header by its name."""
     where, *path = error["loc"]
-    if where != "body":
-        return ".".join(str(part) for part in path) or str(where)
+    if where != "body":  # a query, path or header parameter: `status[0]` for a list's item
+        first, *rest = path or [where]
+        return str(first) + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
     if error["type"] == "json_invalid":  # the body is not JSON; the position is not a field
         return body_name or "body"
     steps = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
@@ -197,19 +234,50 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, description=app.description,
                            routes=app.routes)
     problem_schema = {"$ref": "#/components/schemas/Problem"}
-    for path_item in document.get("paths", {}).values():
-        for operation in path_item.values():
+    limited = _rate_limited_operations(app)
+    limits: RateLimits = app.state.rate_limits
+    for path, path_item in document.get("paths", {}).items():
+        for method, operation in path_item.items():
             responses = operation.get("responses", {})
             responses.pop("422", None)
             for response in responses.values():
                 content = response.get("content", {})
                 if content.get("application/json", {}).get("schema") == problem_schema:
                     content[problems.MEDIA_TYPE] = content.pop("application/json")
+            limit_class = limited.get((path, method.upper()))
+            if limit_class is not None and limits.enabled:
+                limit = limits.limit_of(limit_class)
+                operation["x-rate-limit"] = {"class": limit_class.value, **limit.document()}
+                if "429" in responses:
+                    responses["429"]["description"] += f" Limit of this route: {limit.describe()}."
+                    responses["429"]["headers"] = {"Retry-After": {
+                        "description": "Whole seconds until the client may call this route again.",
+                        "schema": {"type": "integer", "minimum": 1}}}
     schemas = document.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     app.openapi_schema = document
     return document
+
+
+def _rate_limited_operations(app: FastAPI) -> dict[tuple[str, str], LimitClass]:
+    """(path, METHOD) -> the limit class of each operation guarded by `require_roles`."""
+    found: dict[tuple[str, str], LimitClass] = {}
+    for context in routing.iter_route_contexts(app.routes):  # included routers, with their prefixes
+        route = getattr(context, "original_route", context)
+        dependant = getattr(route, "dependant", None)
+        if dependant is None:
+            continue
+        pending = list(dependant.dependencies)
+        while pending:
+            dependency = pending.pop()
+            call = dependency.call
+            if getattr(call, "rate_limited", False):
+                for method in getattr(route, "methods", ()):
+                    path = getattr(context, "path", "") or getattr(route, "path", "")
+                    found[(path, method)] = call.limit_class or limit_class_of(method)
+            pending.extend(dependency.dependencies)
+    return found
 
 
 def _version() -> str:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from crm_gateway.limits import LimitClass, RateLimits, limit_class_of
 from crmkit.auth import Principal, Role, TokenVerifier
 from crmkit.errors import PermissionDenied
 
@@ -33,8 +34,9 @@ BEARER_SCHEME = HTTPBearer(
 Metadata = tuple[tuple[str, str], ...]
 
 
-def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting callers with a verified token carrying any of `roles`."""
+def require_roles(*roles: Role, limit: LimitClass | None = None) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers with a verified token carrying any of `roles`, within the
+    route's rate limit (limits.py): `limit`, or by the HTTP method (GET reads, others write)."""
     allowed = frozenset(roles)
     if not allowed:
         raise ValueError("a route must allow at least one role")
@@ -47,8 +49,15 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         principal = verifier.verify_bearer(request.headers.get("authorization"))
         if not principal.has_any(allowed):
             raise PermissionDenied("this route is not open to the caller's roles", reason="ROLE_NOT_ALLOWED")
+        route = request.scope.get("route")
+        limits: RateLimits = request.app.state.rate_limits
+        await limits.admit(client=principal.subject, route=getattr(route, "name", request.url.path),
+                           limit_class=limit or limit_class_of(request.method))
         return principal
 
+    # Read back by the OpenAPI hook (app.py), which states each route's limit.
+    authenticated_principal.rate_limited = True  # type: ignore[attr-defined]
+    authenticated_principal.limit_class = limit  # type: ignore[attr-defined]
     return authenticated_principal
 
 

@@ -66,7 +66,8 @@ TYPE_PREFIX = "tag:crm-platform,2026:problem:"
 WWW_AUTHENTICATE = 'Bearer realm="crm"'
 # RFC 6750: a token that was sent but is not acceptable is an `invalid_token` error.
 _INVALID_TOKEN_REASONS = frozenset({
-    "INVALID_TOKEN", "TOKEN_EXPIRED", "TOKEN_CLAIM_MISSING", "TOKEN_NOT_YET_VALID", "TOKEN_LIFETIME_TOO_LONG"})
+    "INVALID_TOKEN", "TOKEN_EXPIRED", "TOKEN_CLAIM_MISSING", "TOKEN_NOT_YET_VALID", "TOKEN_LIFETIME_TOO_LONG",
+    "ALGORITHM_NOT_ALLOWED", "UNKNOWN_SIGNING_KEY", "WRONG_ISSUER", "WRONG_AUDIENCE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +177,9 @@ def kind_of_code(code: grpc.StatusCode) -> Kind:
     return KIND_BY_CODE.get(code, BAD_GATEWAY)
 
 
-def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemResponse:
-    """Translate a failed call to a peer service, details included."""
+def from_rpc_error(error: grpc.aio.AioRpcError, *, renames: Mapping[str, str] | None = None) -> ProblemResponse:
+    """Translate a failed call to a peer service, details included; `renames` maps a request
+    field to what the client sent (`request_id` -> the `Idempotency-Key` header)."""
     status = _rich_status(error)
     violations: list[tuple[str, str]] = []
     reason = ""
@@ -187,7 +189,8 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemResponse:
         if any_detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad_request = error_details_pb2.BadRequest()
             any_detail.Unpack(bad_request)
-            violations.extend((v.field, v.description) for v in bad_request.field_violations)
+            violations.extend(((renames or {}).get(v.field, v.field), v.description)
+                              for v in bad_request.field_violations)
         elif any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             any_detail.Unpack(info)
@@ -208,12 +211,12 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemResponse:
     return problem(kind, detail, invalid_params=violations, reason=reason, headers=headers)
 
 
-def from_domain_error(error: DomainError) -> ProblemResponse:
-    """Translate an error the gateway raised itself (authentication, authorisation, input)."""
+def from_domain_error(error: DomainError, *, headers: Mapping[str, str] | None = None) -> ProblemResponse:
+    """Translate an error the gateway raised itself (authentication, authorisation, input, limits)."""
     kind = kind_of_code(error.code)
     violations = [(v.field, v.description) for v in error.violations] if isinstance(
         error, InvalidArgument) else []
-    return problem(kind, error.message, invalid_params=violations, reason=error.reason)
+    return problem(kind, error.message, invalid_params=violations, reason=error.reason, headers=headers)
 
 
 def from_http_status(status_code: int, detail: str = "", *,
@@ -244,7 +247,8 @@ _RESPONSE_TEXT = {
     409: "Conflicts with the current state: see `type` and `reason`.",
     413: "The body is larger than the gateway accepts (the limit is stated in the API description); "
          "refused before it is read, reason `BODY_TOO_LARGE`.",
-    429: "A service's quota is exhausted: retry after `Retry-After` seconds when given.",
+    429: "Over this route's rate limit for the caller (reason `RATE_LIMITED`, limit below), or a "
+         "service's quota is exhausted: retry after `Retry-After` seconds.",
     500: "The gateway failed.",
     502: "A platform service failed.",
     503: "A platform service is unavailable; safe to retry.",

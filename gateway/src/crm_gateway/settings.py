@@ -34,6 +34,33 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=8 * 1024 * 1024,
                                 validation_alias="CRM_GATEWAY_MAX_BODY_BYTES")
 
+    # Token buckets per client and route (limits.py): GET routes draw from the read limit, the
+    # others from the write limit. Stated in the OpenAPI document.
+    rate_limits_enabled: bool = Field(default=True, validation_alias="CRM_GATEWAY_RATE_LIMITS_ENABLED")
+    rate_limit_read_per_second: float = Field(default=50.0, gt=0, le=100_000,
+                                              validation_alias="CRM_GATEWAY_RATE_LIMIT_READ_PER_SECOND")
+    rate_limit_read_burst: int = Field(default=100, ge=1, le=1_000_000,
+                                       validation_alias="CRM_GATEWAY_RATE_LIMIT_READ_BURST")
+    rate_limit_write_per_second: float = Field(default=10.0, gt=0, le=100_000,
+                                               validation_alias="CRM_GATEWAY_RATE_LIMIT_WRITE_PER_SECOND")
+    rate_limit_write_burst: int = Field(default=20, ge=1, le=1_000_000,
+                                        validation_alias="CRM_GATEWAY_RATE_LIMIT_WRITE_BURST")
+    # Redis shared by the replicas for the buckets (`redis://host:6379/0`); each replica keeps its
+    # own buckets when unset. A password in the URL makes it a secret: give it from a Secret.
+    redis_url: str = Field(default="", validation_alias="CRM_GATEWAY_REDIS_URL")
+
+    # Deadline of each non-essential part of the customer 360 (routes/customer360.py), seconds: a
+    # slower service is left out and named in the answer's `missing`.
+    customer_360_part_deadline_seconds: float = Field(default=0.5, gt=0, le=30,
+                                                      validation_alias="CRM_GATEWAY_360_PART_DEADLINE_SECONDS")
+    # The interactive API page at /docs (routes/docs.py): unset means on in development and tests,
+    # off in production.
+    docs_enabled: bool | None = Field(default=None, validation_alias="CRM_GATEWAY_DOCS_ENABLED")
+
+    @property
+    def docs_page_enabled(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else self.is_development
+
     @property
     def peer_targets(self) -> dict[str, str]:
         """Peer name -> gRPC target, one channel each."""

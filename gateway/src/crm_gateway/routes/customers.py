@@ -9,27 +9,22 @@ masks personal data for the caller's role and keeps a relationship manager to th
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
-from google.protobuf import json_format
 
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import customer_pb2
 from crm.profile.v1 import profile_service_pb2 as pb
 from crm_gateway.auth import forwarded, require_roles, roles_text
-from crm_gateway.peers import Peers, get_peers
 from crm_gateway.problems import problem_responses
-from crm_gateway.schemas import proto_model, to_json
+from crm_gateway.routes.common import CustomerId, IdempotencyKey, PeersDep, answer, keyed, parse
+from crm_gateway.schemas import proto_model
 from crmkit.auth import Principal, Role
-from crmkit.errors import FieldViolation, InvalidArgument
 
 READ_ROLES = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.RISK_OFFICER, Role.ANALYST, Role.ADMIN})
 CREATE_ROLES = frozenset({Role.CHANNEL_APP, Role.RELATIONSHIP_MANAGER, Role.ADMIN})
-# The contract's rule for customer ids (crm.profile.v1.Customer.customer_id).
-CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CUSTOMER_SERVICE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
 
 Customer = proto_model(customer_pb2.Customer.DESCRIPTOR)
@@ -37,21 +32,8 @@ CustomerInput = proto_model(customer_pb2.Customer.DESCRIPTOR, for_input=True)
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The bank's customer number.",
-                                 examples=["C000123"])]
-IdempotencyKey = Annotated[uuid.UUID | None, Header(
-    alias="Idempotency-Key",
-    description="A UUID the client makes per customer to create: a retry with the same key (after "
-                "a timeout, say) returns the customer the first attempt created instead of failing.",
-)]
-PeersDep = Annotated[Peers, Depends(get_peers)]
-
-
-def customer_json(customer: customer_pb2.Customer, *, status_code: int = 200,
-                  headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = json_format.MessageToDict(customer, preserving_proto_field_name=True)
-    # Personal data: no shared cache or browser may keep it.
-    return JSONResponse(body, status_code=status_code, headers={"Cache-Control": "no-store", **(headers or {})})
+Reader = Annotated[Principal, Depends(require_roles(*READ_ROLES))]
+Creator = Annotated[Principal, Depends(require_roles(*CREATE_ROLES))]
 
 
 @router.get(
@@ -61,14 +43,12 @@ def customer_json(customer: customer_pb2.Customer, *, status_code: int = 200,
     response_model=Customer, responses=problem_responses(400, 404),
 )
 async def get_customer(
-    customer_id: CustomerId,
-    principal: Annotated[Principal, Depends(require_roles(*READ_ROLES))],
-    peers: PeersDep,
+    customer_id: CustomerId, principal: Reader, peers: PeersDep,
 ) -> JSONResponse:
     response = await peers.profile.GetCustomer(
         pb.GetCustomerRequest(name=f"customers/{customer_id}", audit=CUSTOMER_SERVICE),
         metadata=forwarded(principal))
-    return customer_json(response.customer)
+    return answer(response.customer)
 
 
 @router.post(
@@ -80,18 +60,11 @@ async def get_customer(
 )
 async def create_customer(
     customer: Annotated[CustomerInput, Body(description="The customer; output-only fields are ignored.")],  # type: ignore[valid-type]  # pydantic create_model: a run-time type
-    principal: Annotated[Principal, Depends(require_roles(*CREATE_ROLES))],
-    peers: PeersDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    principal: Creator, peers: PeersDep, request: Request, idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    try:
-        message = json_format.ParseDict(to_json(customer), customer_pb2.Customer())
-    except json_format.ParseError as exc:  # shapes the model cannot express, e.g. a bad oneof mix
-        raise InvalidArgument([FieldViolation("customer", str(exc))]) from exc
+    message = parse(customer, customer_pb2.Customer, "customer")
     response = await peers.profile.CreateCustomer(
-        pb.CreateCustomerRequest(customer=message, request_id=str(idempotency_key or "")),
-        metadata=forwarded(principal))
+        keyed(pb.CreateCustomerRequest(customer=message), idempotency_key), metadata=forwarded(principal))
     created = response.customer
     location = request.app.url_path_for("get_customer", customer_id=created.customer_id)
-    return customer_json(created, status_code=201, headers={"Location": str(location)})
+    return answer(created, status_code=201, headers={"Location": str(location)})

@@ -1,12 +1,15 @@
-"""Probes: liveness (the process answers) and readiness (the profile service answers).
+"""Probes: liveness (the process answers) and readiness (what each peer service says).
 
-Readiness asks only the profile service's gRPC health: without it the gateway has nothing to
-serve. The other services are peers whose outage gets a documented degraded answer on the
-routes that use them, so they do not take the gateway out of rotation.
+Readiness asks every peer's gRPC health at once, each within a short deadline, and reports them
+all in `checks`. Only the essential peer (profile: without it the gateway has nothing to serve)
+decides the status: the others are peers whose outage gets a documented degraded answer on the
+routes that use them (a customer 360 marked partial), so they do not take the gateway out of
+rotation, but an operator (or a dashboard polling the probe) sees them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 import grpc
@@ -15,9 +18,11 @@ from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 from pydantic import BaseModel
 
-from crm_gateway.peers import PROFILE_SERVICE, Peers, get_peers
+from crm_gateway.peers import ESSENTIAL, SERVICE_NAMES, Peers, get_peers
 
 router = APIRouter(tags=["health"])
+# A probe answers within a load balancer's timeout whatever the peers do.
+CHECK_SECONDS = 1.0
 
 
 class Liveness(BaseModel):
@@ -27,7 +32,10 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str]
-    """Peer -> its gRPC health status (`SERVING`, `NOT_SERVING`) or why it did not answer."""
+    """Peer -> its gRPC health status (`SERVING`, `NOT_SERVING`) or why it did not answer
+    (`UNAVAILABLE`, `DEADLINE_EXCEEDED`); `gateway: DRAINING` while the gateway stops."""
+    essential: list[str]
+    """The peers that decide `status`; the others only degrade the routes that use them."""
 
 
 @router.get("/healthz", summary="Liveness probe", response_model=Liveness)
@@ -37,17 +45,27 @@ async def healthz() -> JSONResponse:
 
 @router.get(
     "/readyz", summary="Readiness probe", response_model=Readiness,
+    description="Every peer service's health; ready when the essential ones (profile) serve.",
     responses={503: {"model": Readiness,
-                     "description": "Not ready: the profile service does not serve, or the gateway is draining."}},
+                     "description": "Not ready: an essential service does not serve, or the gateway is draining."}},
 )
 async def readyz(request: Request, peers: Annotated[Peers, Depends(get_peers)]) -> JSONResponse:
+    essential = sorted(ESSENTIAL)
     if request.app.state.drain.started:  # leaving the rotation before the socket closes (draining.py)
-        return JSONResponse({"status": "not_ready", "checks": {"gateway": "DRAINING"}}, status_code=503)
-    try:
-        reply = await peers.profile_health.Check(health_pb2.HealthCheckRequest(service=PROFILE_SERVICE))
-        profile = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    except grpc.aio.AioRpcError as error:
-        profile = error.code().name
-    ready = profile == "SERVING"
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": {"profile": profile}},
+        return JSONResponse({"status": "not_ready", "checks": {"gateway": "DRAINING"}, "essential": essential},
+                            status_code=503)
+    names = sorted(peers.health)
+    statuses = await asyncio.gather(*(_check(peers, name) for name in names))
+    checks = dict(zip(names, statuses, strict=True))
+    ready = all(checks.get(name) == "SERVING" for name in essential)
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks, "essential": essential},
                         status_code=200 if ready else 503)
+
+
+async def _check(peers: Peers, name: str) -> str:
+    try:
+        reply = await peers.health[name].Check(health_pb2.HealthCheckRequest(service=SERVICE_NAMES[name]),
+                                               timeout=CHECK_SECONDS)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    except grpc.aio.AioRpcError as error:
+        return error.code().name

@@ -40,7 +40,7 @@ from grpc_status import rpc_status
 from opentelemetry import metrics
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crmkit.auth import Role, issue_token
+from crmkit.auth import Role, service_token
 from crmkit.channels import open_channel
 from crmkit.db import Database
 from crmkit.feed_consumer import ChangeEvent, FeedConsumer
@@ -88,10 +88,9 @@ class ServiceToken:
 
     def __call__(self) -> str:
         if time.time() >= self._renew_at:
-            s = self._settings
-            self._token = issue_token(secret=s.jwt_secret.get_secret_value(), subject=self._subject,
-                                      roles=[Role.SERVICE], issuer=s.jwt_issuer, audience=s.jwt_audience,
-                                      lifetime_seconds=_TOKEN_LIFETIME_SECONDS)
+            # Signed with the service's own key in production, the shared secret elsewhere.
+            self._token = service_token(self._settings, subject=self._subject, roles=[Role.SERVICE],
+                                        lifetime_seconds=_TOKEN_LIFETIME_SECONDS)
             self._renew_at = time.time() + _TOKEN_LIFETIME_SECONDS / 2
         return self._token
 

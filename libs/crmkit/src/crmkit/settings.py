@@ -35,8 +35,20 @@ class ServiceSettings(BaseSettings):
     env: Environment = Environment.PRODUCTION
     host: str = "0.0.0.0"  # noqa: S104 - a server in a pod listens on every interface
     log_level: str = "INFO"
-    # HS256 key that verifies the callers' JWTs (the gateway forwards the end user's token).
+    # HS256 key that verifies the callers' JWTs in development and tests (`make run`); refused as
+    # a token key in production, where it still derives keys (page tokens, see `derived_key`).
     jwt_secret: SecretStr
+    # The identity provider's public keys (RS256/ES256), a JWKS: an https URL or a file path.
+    # Required in production (crmkit.auth.TokenVerifier.from_settings); optional elsewhere.
+    jwt_jwks_url: str = ""
+    # Seconds the JWKS is kept before it is read again, and the least time between two reads
+    # forced by a token naming an unknown `kid` (a rotation).
+    jwt_jwks_cache_seconds: float = Field(default=300.0, gt=0, le=86400)
+    jwt_jwks_refetch_cooldown_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # This service's own signing key for calling its peers as itself (crmkit.auth.service_token):
+    # a PEM private key file (from a Secret) and its `kid` in a JWKS listed in CRM_JWT_JWKS_URL.
+    jwt_service_key_file: str = ""
+    jwt_service_key_id: str = ""
     jwt_issuer: str = "crm-platform"
     jwt_audience: str = "crm"
     # Longest accepted token lifetime (`exp - iat`), seconds; longer-lived tokens are refused

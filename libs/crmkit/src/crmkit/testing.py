@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import secrets
 import tempfile
@@ -120,6 +121,38 @@ async def migrated_database(factory: DatabaseFactory, spec: app.ServiceSpec[Any]
 
 def token(*roles: Role | str, subject: str = "tester") -> str:
     return issue_token(secret=TEST_JWT_SECRET, subject=subject, roles=roles)
+
+
+class SigningKeyPair:
+    """An identity provider's key pair for tests: `algorithm` RS256 (RSA 2048) or ES256 (P-256),
+    published as `jwk` under `kid`, minting tokens as the provider would."""
+
+    def __init__(self, algorithm: Literal["RS256", "ES256"] = "RS256", *, kid: str | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+        self.algorithm = algorithm
+        self.kid = kid or f"{algorithm.lower()}-{uuid.uuid4().hex[:8]}"
+        if algorithm == "RS256":
+            rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.private_key: Any = rsa_key
+            public: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(rsa_key.public_key()))
+        else:
+            ec_key = ec.generate_private_key(ec.SECP256R1())
+            self.private_key = ec_key
+            public = json.loads(ECAlgorithm.to_jwk(ec_key.public_key()))
+        self.jwk: dict[str, Any] = {**public, "kid": self.kid, "alg": algorithm, "use": "sig"}
+
+    def token(self, *roles: Role | str, subject: str = "tester", issuer: str = "crm-platform",
+              audience: str = "crm", kid: str | None = None) -> str:
+        return issue_token(subject=subject, roles=roles, issuer=issuer, audience=audience, private_key=self.private_key,
+                           key_id=kid or self.kid, algorithm=self.algorithm)
+
+
+def write_jwks(path: Path, *pairs: SigningKeyPair) -> Path:
+    """Publish these key pairs' public keys as a JWKS file at `path` (replacing what was there)."""
+    path.write_text(json.dumps({"keys": [pair.jwk for pair in pairs]}))
+    return path
 
 
 def bearer(*roles: Role | str, subject: str = "tester") -> tuple[tuple[str, str], ...]:

@@ -1,0 +1,154 @@
+"""Customer 360 end to end: the gateway fans out to the real profile, segment and feedback
+services in parallel, and still answers, marked partial, when a non-essential one is down or
+slow; `/readyz` reports every peer."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, feedback_service_pb2_grpc
+from crm.feedback.v1 import feedback_service_pb2 as feedback_pb
+from crmkit.auth import Role
+from crmkit.testing import bearer
+
+from .conftest import auth, gateway_settings, nowhere, running_gateway
+
+PARTS = {"holdings", "consents", "contact_preferences", "segment_membership_changes", "open_complaints"}
+
+
+@pytest.fixture(scope="module")
+def black_hole() -> Iterator[str]:
+    """A peer that accepts connections and never answers: a slow service."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def gateway_360(profile_address, segment_address, feedback_address) -> Any:
+    """`async with gateway_360(feedback_target=...)`: a gateway on every running service, with
+    the peers the test names replaced."""
+
+    def running(**overrides: Any) -> Any:
+        return running_gateway(gateway_settings(**{
+            "profile_target": profile_address, "segment_target": segment_address,
+            "feedback_target": feedback_address, "customer_360_part_deadline_seconds": 0.5, **overrides}))
+
+    return running
+
+
+@pytest.fixture(scope="module")
+async def feedback_stub(feedback_address) -> AsyncIterator[feedback_service_pb2_grpc.FeedbackServiceStub]:
+    async with grpc.aio.insecure_channel(feedback_address) as channel:
+        yield feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+
+
+@pytest.fixture
+async def customer(client, new_customer, feedback_stub) -> dict[str, Any]:
+    """A customer created through the gateway, with one complaint filed at the feedback service."""
+    sent = new_customer()
+    assert (await client.post("/v1/customers", json=sent, headers=auth(Role.ADMIN))).status_code == 201
+    await feedback_stub.FileComplaint(feedback_pb.FileComplaintRequest(complaint=complaint_pb2.Complaint(
+        customer=f"customers/{sent['customer_id']}", channel=channel_pb2.CHANNEL_MOBILE_APP,
+        category=classification_pb2.COMPLAINT_CATEGORY_FEES_AND_CHARGES, subcategory="annual_fee",
+        priority=complaint_pb2.COMPLAINT_PRIORITY_HIGH, description="The annual fee was charged twice.",
+        branch_id="BJ-001"), request_id=str(uuid.uuid4())), metadata=bearer(Role.ADMIN))
+    return sent
+
+
+async def test_every_part_comes_from_its_service(gateway_360, customer) -> None:
+    async with gateway_360() as (_, client):
+        response = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=auth(Role.ADMIN))
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["partial"] is False and body["missing"] == [] and body["withheld"] == [], body["missing"]
+    assert body["customer"]["customer_id"] == customer["customer_id"]
+    assert set(body) >= PARTS
+    [complaint] = body["open_complaints"]
+    assert complaint["customer"] == f"customers/{customer['customer_id']}"
+    assert complaint["status"] == "COMPLAINT_STATUS_OPEN"
+    assert body["holdings"] == [] and body["segment_membership_changes"] == []
+    assert isinstance(body["contact_preferences"], dict)
+
+
+@pytest.mark.parametrize(("peer", "part"), [("feedback", "open_complaints"),
+                                            ("segment", "segment_membership_changes")])
+async def test_a_service_that_is_down_leaves_its_part_out_and_the_answer_partial(
+    gateway_360, customer, peer, part,
+) -> None:
+    async with gateway_360(**{f"{peer}_target": nowhere()}) as (_, client):
+        response = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=auth(Role.ADMIN))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["partial"] is True
+    assert body["missing"] == [{"part": part, "service": peer, "reason": "UNAVAILABLE"}]
+    assert part not in body
+    assert body["customer"]["customer_id"] == customer["customer_id"]
+    assert PARTS - {part} <= set(body)
+
+
+async def test_a_slow_service_is_cut_at_its_deadline(gateway_360, customer, black_hole) -> None:
+    async with gateway_360(feedback_target=black_hole, segment_target=black_hole,
+                           customer_360_part_deadline_seconds=1.0) as (_, client):
+        started = time.perf_counter()
+        response = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=auth(Role.ADMIN))
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["partial"] is True
+    assert sorted(body["missing"], key=lambda m: m["part"]) == [
+        {"part": "open_complaints", "service": "feedback", "reason": "DEADLINE_EXCEEDED"},
+        {"part": "segment_membership_changes", "service": "segment", "reason": "DEADLINE_EXCEEDED"}]
+    # Both cut at their own 1 s deadline at the same time: one after the other would take 2 s.
+    assert 1.0 <= elapsed < 1.9
+
+
+async def test_a_part_the_callers_role_may_not_read_is_withheld_not_missing(gateway_360, customer) -> None:
+    async with gateway_360() as (_, client):
+        response = await client.get(f"/v1/customers/{customer['customer_id']}/360",
+                                    headers=auth(Role.CHANNEL_APP))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["partial"] is False
+    assert {"part": "open_complaints", "service": "feedback", "reason": "PERMISSION_DENIED"} in body["withheld"]
+    assert "open_complaints" not in body
+
+
+async def test_the_customer_is_essential_its_errors_are_the_routes(gateway_360, customer) -> None:
+    async with gateway_360() as (_, client):
+        unknown = await client.get("/v1/customers/NO-SUCH-CUSTOMER/360", headers=auth(Role.ADMIN))
+        assert unknown.status_code == 404
+        assert unknown.json()["reason"] == "CUSTOMER_NOT_FOUND"
+        outside = await client.get(f"/v1/customers/{customer['customer_id']}/360",
+                                   headers=auth(Role.RELATIONSHIP_MANAGER, subject="rm-other"))
+        assert outside.status_code == 403
+    async with gateway_360(profile_target=nowhere()) as (_, client):
+        down = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=auth(Role.ADMIN))
+        assert down.status_code == 503
+
+
+async def test_readiness_reports_every_peer_and_follows_the_essential_one(gateway_360) -> None:
+    async with gateway_360() as (_, client):
+        ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "essential": ["profile"], "checks": {
+        "profile": "SERVING", "segment": "SERVING", "feedback": "SERVING",
+        "campaign": "UNAVAILABLE", "risk": "UNAVAILABLE"}}
+    async with gateway_360(profile_target=nowhere()) as (_, client):
+        down = await client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json()["status"] == "not_ready"
+    assert down.json()["checks"]["profile"] == "UNAVAILABLE"
+    assert down.json()["checks"]["feedback"] == "SERVING"
