@@ -35,9 +35,12 @@ $(VENV)/.editable: $(GEN_STAMP) $(PYPROJECTS)
 
 gen: $(GEN_STAMP)
 
-# Recompile the lock after changing dependencies in pyproject.toml.
+# Recompile the lock after changing dependencies in pyproject.toml, then each image's share of it
+# (deploy/docker/requirements/, read from the packages the new lock installs).
 lock:
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -o requirements.lock
+	$(MAKE) install
+	$(BIN)/python deploy/docker/image_requirements.py
 
 lint: install
 	$(BIN)/buf lint

@@ -54,6 +54,8 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "seconds to materialise a 1M-member segment with its membership history <= 2 s"),
     Benchmark("campaign-dispatch", "bench.campaign_dispatch",
               "messages/s through the dispatcher and file adapter, as a ratio to writing the same lines bare"),
+    Benchmark("risk-suitability", "bench.risk_suitability",
+              "CheckSuitability qps at concurrency 16 >= 0.6 x a bare gRPC call at concurrency 16"),
     Benchmark("segment-clv", "bench.segment_clv",
               "seconds to summarise CDNOW_master (23,570 customers) and fit BG/NBD + Gamma-Gamma (no floor)"),
 ]}

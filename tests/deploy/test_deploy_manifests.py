@@ -33,6 +33,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 K8S = REPOSITORY / "deploy" / "k8s"
 BASE = K8S / "base"
 OVERLAYS = sorted(p for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
+COMPONENTS_DIR = K8S / "components"
+KUSTOMIZE_COMPONENTS = sorted(p for p in COMPONENTS_DIR.iterdir() if (p / "kustomization.yaml").exists())
 GATEWAY = "gateway"
 
 Resource = dict[str, Any]
@@ -139,6 +141,20 @@ def base_resources() -> list[Resource]:
     return [doc for entry in kustomization(BASE)["resources"] for doc in load(BASE / entry)]
 
 
+def component_resources(name: str) -> list[Resource]:
+    """The resources a kustomize Component of deploy/k8s/components adds (its patches aside)."""
+    folder = COMPONENTS_DIR / name
+    return [doc for entry in kustomization(folder).get("resources", []) for doc in load(folder / entry)]
+
+
+def migration_job(resources: list[Resource], service: str) -> Resource | None:
+    """A service's migration Job: named `<service>-migrate-<release>` (components/image-tags)."""
+    jobs = [r for r in resources if r["kind"] == "Job" and component_of(r) == service
+            and r["metadata"]["labels"].get("app.kubernetes.io/component") == "migration"]
+    assert len(jobs) <= 1, f"{service}: several migration Jobs"
+    return jobs[0] if jobs else None
+
+
 def find(resources: list[Resource], kind: str, name: str) -> Resource | None:
     return next((r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name), None)
 
@@ -242,6 +258,8 @@ def settings_violations(resources: list[Resource]) -> list[str]:
     """CRM_* variables no settings class reads, required ones missing, secrets not from Secrets."""
     problems = []
     for workload, pod in pod_templates(resources):
+        if component_of(workload) not in components():
+            continue  # not a process of ours (the OpenTelemetry Collector)
         component = components()[component_of(workload)]
         known = set(variable_names(component.settings).values())
         for container in pod["containers"]:
@@ -262,11 +280,12 @@ def settings_violations(resources: list[Resource]) -> list[str]:
 def test_every_component_has_its_resources() -> None:
     resources = base_resources()
     for name, component in components().items():
-        kinds = ["ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-                 "NetworkPolicy"]
+        kinds = ["ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"]
         missing = [kind for kind in kinds if find(resources, kind, name) is None]
-        if component.is_service and find(resources, "Job", f"{name}-migrate") is None:
+        if component.is_service and migration_job(resources, name) is None:
             missing.append("Job")
+        if find(component_resources("network-policies"), "NetworkPolicy", name) is None:
+            missing.append("NetworkPolicy (components/network-policies)")
         assert not missing, f"{name}: no {', '.join(missing)} in deploy/k8s/base"
         headless = find(resources, "Service", name)["spec"].get("clusterIP") == "None"  # type: ignore[index]
         assert headless is component.is_service, f"{name}: services are headless, the gateway's is ClusterIP"
@@ -352,9 +371,10 @@ def test_termination_grace_outlasts_the_drain() -> None:
     resources = base_resources()
     for name, component in components().items():
         pod = find(resources, "Deployment", name)["spec"]["template"]["spec"]  # type: ignore[index]
-        grace = float(setting(component, "shutdown_grace_seconds", container_environment(
-            main_container(pod, name), resources)))
-        assert pod["terminationGracePeriodSeconds"] >= 2 * grace + 5, name
+        environment = container_environment(main_container(pod, name), resources)
+        grace = float(setting(component, "shutdown_grace_seconds", environment))
+        drain = float(setting(component, "shutdown_drain_seconds", environment))
+        assert pod["terminationGracePeriodSeconds"] >= drain + 2 * grace + 5, name
         assert not any("preStop" in c.get("lifecycle", {}) for c in pod["containers"]), f"{name}: no preStop hook"
 
 
@@ -364,7 +384,7 @@ def test_migration_job_runs_migrate_with_the_servers_image_and_settings() -> Non
         if not component.is_service:
             continue
         server = main_container(find(resources, "Deployment", name)["spec"]["template"]["spec"], name)  # type: ignore[index]
-        job_pod = find(resources, "Job", f"{name}-migrate")["spec"]["template"]["spec"]  # type: ignore[index]
+        job_pod = migration_job(resources, name)["spec"]["template"]["spec"]  # type: ignore[index]
         (migrate,) = job_pod["containers"]
         assert server["command"] == ["python", "-m", f"crm_{name}", "serve"]
         assert migrate["command"] == ["python", "-m", f"crm_{name}", "migrate"]
@@ -372,6 +392,22 @@ def test_migration_job_runs_migrate_with_the_servers_image_and_settings() -> Non
         # The migration builds the same settings class, so it needs the same variables.
         assert (migrate.get("envFrom"), migrate.get("env")) == (server.get("envFrom"), server.get("env"))
         assert job_pod["restartPolicy"] == "Never"
+
+
+def test_new_pods_wait_for_their_schema_with_the_jobs_image_and_settings() -> None:
+    """The Deployment rolls only once the release's migration Job has run: each service pod's init
+    container waits for the schema (`wait-migrated`), built exactly like the Job's runner."""
+    resources = base_resources()
+    for name, component in components().items():
+        pod = find(resources, "Deployment", name)["spec"]["template"]["spec"]  # type: ignore[index]
+        if not component.is_service:
+            assert not pod.get("initContainers"), "the gateway has no schema"
+            continue
+        (migrate,) = migration_job(resources, name)["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+        (wait,) = pod["initContainers"]
+        assert wait["command"] == ["python", "-m", f"crm_{name}", "wait-migrated"]
+        assert wait["image"] == migrate["image"] == main_container(pod, name)["image"]
+        assert (wait.get("envFrom"), wait.get("env")) == (migrate.get("envFrom"), migrate.get("env"))
 
 
 def test_service_selectors_pick_only_the_serving_pods() -> None:
@@ -385,7 +421,7 @@ def test_service_selectors_pick_only_the_serving_pods() -> None:
         autoscaler = find(resources, "HorizontalPodAutoscaler", name)["spec"]  # type: ignore[index]
         assert autoscaler["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         assert [m["resource"]["name"] for m in autoscaler["metrics"]] == ["cpu"]
-        job = find(resources, "Job", f"{name}-migrate")
+        job = migration_job(resources, name)
         if job is not None:  # a migration pod answering DNS for the Service would take calls
             assert not selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
 
@@ -401,6 +437,22 @@ def test_profile_scratch_holds_the_largest_upload() -> None:
     assert _bytes(tmp["emptyDir"]["sizeLimit"]) > largest
 
 
+def test_risk_reads_its_training_snapshots_from_a_mounted_volume() -> None:
+    """TrainChurnModel refuses snapshot training without CRM_RISK_TRAINING_DIR, and a read-only root
+    filesystem holds no such folder: the setting must name a mounted volume, the same in every pod."""
+    resources = base_resources()
+    risk = components()["risk"]
+    pod = find(resources, "Deployment", "risk")["spec"]["template"]["spec"]  # type: ignore[index]
+    container = main_container(pod, "risk")
+    directory = setting(risk, "training_dir", container_environment(container, resources))
+    assert directory, "CRM_RISK_TRAINING_DIR is unset: snapshot training would be refused"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = find(resources, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim is not None and "ReadWriteMany" in claim["spec"]["accessModes"], "shared by every replica"
+    assert mount.get("readOnly") is True, "the service only reads snapshots"
+
+
 def _bytes(quantity: str) -> int:
     match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", quantity)
     assert match, f"unsupported quantity {quantity}"
@@ -412,7 +464,7 @@ def _selected_names(peers: list[dict[str, Any]]) -> set[str]:
 
 
 def test_network_policies_open_only_the_paths_the_code_takes() -> None:
-    resources = base_resources()
+    resources = base_resources() + component_resources("network-policies")
     policies = {r["metadata"]["name"]: r["spec"] for r in resources if r["kind"] == "NetworkPolicy"}
     deny = policies["default-deny"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
@@ -447,14 +499,14 @@ def test_network_policies_open_only_the_paths_the_code_takes() -> None:
 
 
 def _trees() -> list[Path]:
-    return [BASE, *OVERLAYS]
+    return [BASE, *OVERLAYS, *KUSTOMIZE_COMPONENTS]
 
 
 @pytest.mark.parametrize("tree", _trees(), ids=lambda p: str(p.relative_to(K8S)))
 def test_kustomization_lists_every_file_and_only_existing_ones(tree: Path) -> None:
     spec = kustomization(tree)
     listed = set()
-    for entry in spec.get("resources", []):
+    for entry in [*spec.get("resources", []), *spec.get("components", [])]:
         target = (tree / entry).resolve()
         if target.is_dir():
             assert (target / "kustomization.yaml").exists(), f"{tree}: {entry} is not a kustomization"
@@ -517,6 +569,33 @@ def test_overlay_patches_only_what_the_base_has(overlay: Path) -> None:
 # -- rendered overlays (kubectl kustomize) ------------------------------------------------------
 
 
+def release(overlay: Path) -> str:
+    """The version an overlay deploys (its ConfigMap crm-release, read by components/image-tags)."""
+    spec = kustomization(overlay)
+    documents = [d for entry in spec.get("resources", []) if (overlay / entry).is_file() for d in load(overlay / entry)]
+    config = find(documents, "ConfigMap", "crm-release")
+    assert config is not None, f"{overlay.name}: no ConfigMap crm-release"
+    return str(config["data"]["version"])
+
+
+def expected_objects(overlay: Path) -> set[tuple[str, str]]:
+    """(kind, name) of everything an overlay must render: the base (migration Jobs named for the
+    release), the overlay's own files and the resources of the components it takes."""
+    spec = kustomization(overlay)
+    version = release(overlay)
+    objects = set()
+    for resource in base_resources():
+        name = resource["metadata"]["name"]
+        if resource["kind"] == "Job":
+            name = f"{component_of(resource)}-migrate-{version}"
+        objects.add((resource["kind"], name))
+    objects |= {(d["kind"], d["metadata"]["name"]) for entry in spec.get("resources", [])
+                if (overlay / entry).is_file() for d in load(overlay / entry)}
+    for entry in spec.get("components", []):
+        objects |= {(r["kind"], r["metadata"]["name"]) for r in component_resources((overlay / entry).resolve().name)}
+    return objects
+
+
 def render(tree: Path) -> list[Resource]:
     assert KUBECTL is not None
     result = subprocess.run([KUBECTL, "kustomize", str(tree)], capture_output=True, text=True, timeout=120,
@@ -535,8 +614,7 @@ def test_rendered_overlay_keeps_every_rule(overlay: Path) -> None:
     for resource in rendered:
         if resource["kind"] != "Namespace":
             assert resource["metadata"]["namespace"] == namespace, resource["metadata"]["name"]
-    expected = {(r["kind"], r["metadata"]["name"]) for r in base_resources()} | {("Namespace", namespace)}
-    assert {(r["kind"], r["metadata"]["name"]) for r in rendered} == expected
+    assert {(r["kind"], r["metadata"]["name"]) for r in rendered} == expected_objects(overlay)
     for name in components():
         replicas = find(rendered, "Deployment", name)["spec"]["replicas"]  # type: ignore[index]
         assert find(rendered, "HorizontalPodAutoscaler", name)["spec"]["minReplicas"] == replicas  # type: ignore[index]

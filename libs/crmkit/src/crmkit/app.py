@@ -19,7 +19,8 @@ from typing import Generic, TypeVar
 import sqlalchemy as sa
 
 from crmkit import loop as event_loop
-from crmkit.db import Database, migrate
+from crmkit.clock import Clock, utc_now
+from crmkit.db import Database, migrate, wait_until_migrated
 from crmkit.logs import configure_logging, get_logger
 from crmkit.outbox import ChangeFeed
 from crmkit.server import GrpcServer, HealthDetails, ServiceBinding, wait_for_stop_signal
@@ -43,6 +44,8 @@ class Runtime(Generic[SettingsT]):
     health_details: list[HealthDetails] = field(default_factory=list)
     # Set when shutdown begins, before in-flight calls drain: long-lived streams end on it.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
+    # "Now" for the service and its background workers (a ManualClock in tests that drive time).
+    clock: Clock = utc_now
 
     def change_feed(self, events: sa.Table, state: sa.Table, *, poll_seconds: float) -> ChangeFeed:
         """The service's change feed, whose streams end when the service starts to drain."""
@@ -87,11 +90,12 @@ class ServiceSpec(Generic[SettingsT]):
         return f"{self.name}.crm"
 
 
-async def start(spec: ServiceSpec[SettingsT], settings: SettingsT) -> tuple[GrpcServer, Runtime[SettingsT]]:
+async def start(spec: ServiceSpec[SettingsT], settings: SettingsT, *,
+                clock: Clock = utc_now) -> tuple[GrpcServer, Runtime[SettingsT]]:
     """Build the runtime and start serving; used by `serve` and by the in-process test fixtures."""
     db = await Database.open(settings.database_url, pool_size=settings.db_pool_size,
                              application_name=f"crm-{spec.name}")
-    runtime = Runtime(name=spec.name, settings=settings, db=db)
+    runtime = Runtime(name=spec.name, settings=settings, db=db, clock=clock)
     try:
         bindings = await spec.wire(runtime)
         server = GrpcServer(settings=settings, bindings=bindings, port=settings.port,
@@ -125,8 +129,9 @@ async def _serve(spec: ServiceSpec[SettingsT], settings: SettingsT, telemetry: T
 
 def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"crm-{spec.name}", description=f"The CRM {spec.name} service.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"],
-                        help="serve RPCs (default) or upgrade the database schema and exit")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "wait-migrated"],
+                        help="serve RPCs (default), upgrade the database schema and exit, or wait until "
+                             "the schema holds every migration of this code (a Deployment's init container)")
     args = parser.parse_args(argv)
     try:
         settings = spec.settings_type()
@@ -137,6 +142,11 @@ def main(spec: ServiceSpec[SettingsT], argv: Sequence[str] | None = None) -> Non
     if args.command == "migrate":
         asyncio.run(migrate(spec.migrations, settings.database_url))
         log.info("migrated")
+        return
+    if args.command == "wait-migrated":
+        asyncio.run(wait_until_migrated(spec.migrations, settings.database_url,
+                                        on_wait=lambda pending: log.info("waiting_for_migrations", pending=pending)))
+        log.info("schema_current")
         return
     telemetry = setup_telemetry(service_name=f"crm-{spec.name}")
     event_loop.run(_serve(spec, settings, telemetry))

@@ -17,6 +17,8 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from crmkit.auth import _current
 
 RETRY_SERVICE_CONFIG = json.dumps({
+    # round_robin skips a server whose standard health service says NOT_SERVING (a draining pod)
+    "healthCheckConfig": {"serviceName": ""},
     "methodConfig": [{
         "name": [{}],
         "retryPolicy": {

@@ -184,16 +184,69 @@ def alembic_config(script_location: Path, url: str) -> Config:
     return config
 
 
+# The advisory lock every schema upgrade of a database holds for its whole transaction, so two
+# runners (a release's migration Job and a retried one, two clusters' pipelines, a laptop) cannot
+# interleave: the second waits, then finds the schema at head and does nothing. A transaction
+# lock, so a session pooler or a killed runner never leaves it held.
+MIGRATION_LOCK_KEY = 0x63726D6D69677261  # "crmmigra"
+
+
 async def migrate(script_location: Path, url: str, revision: str = "heads") -> None:
     """Upgrade a database to `revision` (every branch head by default), in a thread: Alembic's async env
-    runs its own loop."""
+    runs its own loop. Serialised with every other upgrade of the database (MIGRATION_LOCK_KEY)."""
     from alembic import command
 
     await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)
 
 
+async def pending_migrations(script_location: Path, url: str) -> list[str]:
+    """Revisions of the code's migrations the database has not applied yet, newest first; empty
+    when the schema is at the code's heads or ahead of them (a rolled-back image on a schema that
+    a later release already expanded: revisions this code does not know count as ahead)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
+
+    script = ScriptDirectory.from_config(alembic_config(script_location, url))
+
+    def pending(connection: sa.Connection) -> list[str]:
+        current = MigrationContext.configure(connection).get_current_heads()
+        try:
+            revisions = list(script.iterate_revisions(tuple(script.get_heads()), current))
+        except RevisionError:  # a revision this code has never seen: the schema is ahead
+            return []
+        return [r.revision for r in revisions if r is not None]
+
+    engine = create_async_engine(async_database_url(url), poolclass=sa.pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(pending)
+    finally:
+        await engine.dispose()
+
+
+async def wait_until_migrated(script_location: Path, url: str, *, poll_seconds: float = 2.0,
+                              on_wait: Callable[[list[str]], None] | None = None) -> None:
+    """Return once the database holds every migration of this code (the release's migration Job
+    ran), polling; a database that cannot be reached yet counts as not migrated. A Deployment's
+    init container runs this, so new pods start only on the schema they were built for."""
+    reported: list[str] | None = None
+    while True:
+        try:
+            pending = await pending_migrations(script_location, url)
+        except (OSError, DBAPIError, asyncpg.PostgresError) as exc:
+            pending = [f"unreachable: {type(exc).__name__}"]
+        if not pending:
+            return
+        if on_wait is not None and pending != reported:  # each change once, not every poll
+            on_wait(pending)
+            reported = pending
+        await asyncio.sleep(poll_seconds)
+
+
 def run_migrations_online(target_metadata: sa.MetaData) -> None:
-    """The body of every service's Alembic `env.py` (async engine, one transaction)."""
+    """The body of every service's Alembic `env.py` (async engine, one transaction, under the
+    database's migration lock)."""
     from alembic import context
 
     url = context.config.get_main_option("sqlalchemy.url")
@@ -203,6 +256,9 @@ def run_migrations_online(target_metadata: sa.MetaData) -> None:
         context.configure(connection=connection, target_metadata=target_metadata,
                           compare_type=True, transaction_per_migration=False)
         with context.begin_transaction():
+            # Before Alembic reads the version table: a second runner waits here, then reads the
+            # first one's committed version and has nothing left to do.
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
             context.run_migrations()
 
     async def run() -> None:

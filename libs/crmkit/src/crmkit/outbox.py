@@ -195,7 +195,7 @@ class Outbox:
         """Events (resource name, change type, payload) in this order, all by `actor`."""
         if not changes:
             return
-        trace_id = _current_trace_id()
+        trace_id = current_trace_id()
         rows = []
         for resource_name, change_type, payload in changes:
             packed = any_pb2.Any()
@@ -364,6 +364,17 @@ def encode_cursor(position: Position) -> str:
     return f"{position.xid}.{position.seq}" if position != START else ""
 
 
+# A sequence number never reaches this, so xid * span + seq orders positions as (xid, seq) does.
+_SEQ_SPAN = 10**19
+
+
+def feed_order(cursor: str) -> int:
+    """An event cursor's position as one integer in feed order (NUMERIC in a table): what a read
+    model stores beside each part it writes, so only a newer event overwrites it."""
+    position = parse_cursor(cursor)
+    return position.xid * _SEQ_SPAN + position.seq
+
+
 def parse_cursor(cursor: str) -> Position:
     """The position a cursor names ("" is the start); INVALID_ARGUMENT on `after_cursor` for
     anything this feed never issued. A purely numeric cursor is taken as before the xid stamp."""
@@ -388,6 +399,8 @@ def _to_event(row: sa.Row) -> change_event_pb2.ChangeEvent:
     )
 
 
-def _current_trace_id() -> str:
+def current_trace_id() -> str:
+    """The W3C trace id of the call being served (32 lower-case hex), or "" when not traced: what
+    outbox rows and other records of a decision carry."""
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""

@@ -157,11 +157,15 @@ class GrpcServer:
             await self._set_health(ready)
 
     async def stop(self) -> None:
-        """NOT_SERVING first, then let in-flight calls finish within the grace period."""
+        """NOT_SERVING first, still serving for the drain while callers move away, then let
+        in-flight calls finish within the grace period."""
         if self._probe_task is not None:
             self._probe_task.cancel()
         await self.health.enter_graceful_shutdown()
-        log.info("server_draining", grace_seconds=self._settings.shutdown_grace_seconds)
+        log.info("server_draining", drain_seconds=self._settings.shutdown_drain_seconds,
+                 grace_seconds=self._settings.shutdown_grace_seconds)
+        if self._settings.shutdown_drain_seconds > 0:
+            await asyncio.sleep(self._settings.shutdown_drain_seconds)
         await self.server.stop(self._settings.shutdown_grace_seconds)
         log.info("server_stopped")
 

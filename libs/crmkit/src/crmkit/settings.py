@@ -44,6 +44,10 @@ class ServiceSettings(BaseSettings):
     jwt_max_token_lifetime_seconds: int = Field(default=MAX_TOKEN_LIFETIME_SECONDS, ge=60, le=7 * 24 * 3600)
     # Seconds an in-flight call may take to finish after SIGTERM before it is cancelled.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=120)
+    # Seconds a gRPC server keeps serving after SIGTERM with its health at NOT_SERVING, before it stops
+    # taking calls: the callers' channels watch that health (crmkit.channels) and move new calls to
+    # the other replicas, so none lands on a server that is closing.
+    shutdown_drain_seconds: float = Field(default=1.0, ge=0, le=30)
     # Deadline for calls to peer services, seconds.
     peer_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
     # Seconds between database reachability probes that drive the health status.

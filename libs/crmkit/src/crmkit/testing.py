@@ -42,6 +42,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from crm.common.v1 import change_event_pb2
 from crmkit import app
 from crmkit.auth import Role, issue_token
+from crmkit.clock import Clock, utc_now
 from crmkit.db import migrate
 from crmkit.logs import configure_logging
 
@@ -127,13 +128,15 @@ def bearer(*roles: Role | str, subject: str = "tester") -> tuple[tuple[str, str]
 
 
 @asynccontextmanager
-async def serving(spec: app.ServiceSpec[Any], *, database_url: str, **overrides: Any) -> AsyncIterator[tuple[Any, Any]]:
-    """The service serving on a free port in this process: its server (`bound_port`) and runtime."""
+async def serving(spec: app.ServiceSpec[Any], *, database_url: str, clock: Clock = utc_now,
+                  **overrides: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The service serving on a free port in this process: its server (`bound_port`) and runtime;
+    `clock` is the service's "now" (a `crmkit.clock.ManualClock` lets a test drive time)."""
     settings = spec.settings_type(
         env="test", jwt_secret=TEST_JWT_SECRET, database_url=database_url, port=0, host="127.0.0.1",
         shutdown_grace_seconds=1.0, **overrides,
     )
-    server, runtime = await app.start(spec, settings)
+    server, runtime = await app.start(spec, settings, clock=clock)
     try:
         yield server, runtime
     finally:
@@ -142,10 +145,10 @@ async def serving(spec: app.ServiceSpec[Any], *, database_url: str, **overrides:
 
 @asynccontextmanager
 async def running_service(
-    spec: app.ServiceSpec[Any], *, database_url: str, **overrides: Any,
+    spec: app.ServiceSpec[Any], *, database_url: str, clock: Clock = utc_now, **overrides: Any,
 ) -> AsyncIterator[tuple[grpc.aio.Channel, Any]]:
     """The service on a free port in this process, and a plain channel to it."""
-    async with serving(spec, database_url=database_url, **overrides) as (server, runtime):
+    async with serving(spec, database_url=database_url, clock=clock, **overrides) as (server, runtime):
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}")
         try:
             yield channel, runtime

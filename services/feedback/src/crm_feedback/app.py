@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -9,20 +11,32 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm.feedback.v1 import feedback_service_pb2_grpc
 from crm_feedback import tables
-from crm_feedback.api import complaint_messages, sla_messages
+from crm_feedback.api import complaint_messages, sla_messages, survey_messages
 from crm_feedback.api.access import ACCESS, SERVICE
 from crm_feedback.api.feedback_servicer import FeedbackServicer
 from crm_feedback.complaints import rules
+from crm_feedback.complaints.clock_worker import SlaClockWorker
 from crm_feedback.complaints.model import Complaint, Step
 from crm_feedback.complaints.privacy import DescriptionVault
 from crm_feedback.complaints.repository import ComplaintRepository
-from crm_feedback.complaints.service import Complaints, utc_now
+from crm_feedback.complaints.service import Complaints
+from crm_feedback.customers import follower as customer_follower
+from crm_feedback.customers import tiers as tier_follower
+from crm_feedback.customers.follower import CustomerDirectory
+from crm_feedback.customers.tiers import TierStandards
+from crm_feedback.kpis.repository import KpiRepository
+from crm_feedback.kpis.service import FeedbackKpis
 from crm_feedback.sla import rules as sla_rules
+from crm_feedback.sla.breaches import SlaBreaches
+from crm_feedback.sla.clock_repository import SlaClockRepository
 from crm_feedback.sla.repository import SlaPolicyRepository
 from crm_feedback.sla.service import SlaPolicies
+from crm_feedback.surveys.repository import SurveyRepository
+from crm_feedback.surveys.service import Surveys
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
 from crmkit.auth import Principal, Role
+from crmkit.clock import Clock
 from crmkit.crypto import KeyRing
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.outbox import Outbox
@@ -52,6 +66,18 @@ class FeedbackSettings(GrpcServiceSettings):
     default_resolve_hours: int = Field(default=48, ge=1, le=90 * 24,
                                        validation_alias="CRM_FEEDBACK_DEFAULT_RESOLVE_HOURS")
     feed_poll_seconds: float = Field(default=0.25, gt=0, le=10, validation_alias="CRM_FEEDBACK_FEED_POLL_SECONDS")
+    # How often the SLA clock worker looks for clocks to escalate or breach; 0 turns it off (a
+    # deployment may run it on some replicas only: any number of them is safe).
+    sla_clock_seconds: float = Field(default=15.0, ge=0, le=3600, validation_alias="CRM_FEEDBACK_SLA_CLOCK_SECONDS")
+    sla_clock_batch: int = Field(default=100, ge=1, le=10_000, validation_alias="CRM_FEEDBACK_SLA_CLOCK_BATCH")
+    # Profile's address: its change feed fills the customer read model that FileComplaint checks
+    # (customers/rules.py: unknown customers refused while the model is current); empty: no check.
+    profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_FEEDBACK_PROFILE_TARGET")
+    peer_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
+                                                 validation_alias="CRM_FEEDBACK_PEER_FEED_MAX_BACKOFF_SECONDS")
+    # Segment's address: its change feed fills the value-tier read models whose response times
+    # tighten respond deadlines (customers/tiers.py); empty: policies alone.
+    segment_target: str = Field(default="127.0.0.1:50052", validation_alias="CRM_FEEDBACK_SEGMENT_TARGET")
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackSettings:
@@ -78,15 +104,30 @@ class FeedbackSettings(GrpcServiceSettings):
                                         resolve_hours=self.default_resolve_hours)
 
 
-def feed_payload(complaint: Complaint) -> Message:
-    return complaint_messages.to_proto(rules.view_for(FEED_READER, complaint, now=utc_now()), full=False)
+def feed_payloads(clock: Clock) -> tuple[Callable[[Complaint], Message], Callable[[Complaint, Step], Message]]:
+    """The complaint and step payloads of the change feed, breach flags as of the service's now."""
+    def feed_payload(complaint: Complaint) -> Message:
+        return complaint_messages.to_proto(rules.view_for(FEED_READER, complaint, now=clock()), full=False)
+
+    def step_payload(complaint: Complaint, step: Step) -> Message:
+        return complaint_messages.step_event(rules.view_for(FEED_READER, complaint, now=clock()), step)
+
+    return feed_payload, step_payload
 
 
-def step_payload(complaint: Complaint, step: Step) -> Message:
-    return complaint_messages.step_event(rules.view_for(FEED_READER, complaint, now=utc_now()), step)
+@dataclass(frozen=True)
+class Parts:
+    """The service's collaborators, built once per process (tests build a second set to race workers)."""
+
+    complaints: Complaints
+    sla_policies: SlaPolicies
+    sla_breaches: SlaBreaches
+    surveys: Surveys
+    kpis: FeedbackKpis
 
 
-async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
+def assemble(runtime: Runtime[FeedbackSettings], *, customers: CustomerDirectory | None = None,
+             tiers: TierStandards | None = None) -> Parts:
     settings = runtime.settings
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
@@ -96,15 +137,62 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     sla_policies = SlaPolicies(repository=SlaPolicyRepository(), outbox=outbox, idempotency=idempotency,
                                page_tokens=page_tokens, configured_default=settings.default_sla,
                                feed_payload=sla_messages.to_proto)
+    feed_payload, step_payload = feed_payloads(runtime.clock)
+    clocks = SlaClockRepository()
     complaints = Complaints(
         repository=ComplaintRepository(DescriptionVault(settings.key_ring())), outbox=outbox,
         idempotency=idempotency, audit=audit, page_tokens=page_tokens, sla_policies=sla_policies,
-        feed_payload=feed_payload, step_payload=step_payload,
+        feed_payload=feed_payload, step_payload=step_payload, breach_payload=sla_messages.breach_to_proto,
+        clocks=clocks, customers=customers, tiers=tiers, clock=runtime.clock,
     )
+    sla_breaches = SlaBreaches(clocks=clocks, page_tokens=page_tokens, clock=runtime.clock)
+    surveys = Surveys(repository=SurveyRepository(settings.key_ring()), outbox=outbox, idempotency=idempotency,
+                      audit=audit, page_tokens=page_tokens, survey_payload=survey_messages.survey_to_proto,
+                      response_payload=survey_messages.response_to_proto, clock=runtime.clock)
+    kpis = FeedbackKpis(repository=KpiRepository(), clocks=clocks, clock=runtime.clock)
+    return Parts(complaints=complaints, sla_policies=sla_policies, sla_breaches=sla_breaches, surveys=surveys,
+                 kpis=kpis)
+
+
+def sla_clock_worker(runtime: Runtime[FeedbackSettings], parts: Parts) -> SlaClockWorker:
+    return SlaClockWorker(db=runtime.db, complaints=parts.complaints, clock=runtime.clock,
+                          poll_seconds=runtime.settings.sla_clock_seconds or 1.0,
+                          batch_size=runtime.settings.sla_clock_batch)
+
+
+async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
+    settings = runtime.settings
+    follower = None
+    if settings.profile_target:
+        follower = customer_follower.follow_profile(
+            db=runtime.db, settings=settings, target=settings.profile_target,
+            deadline_seconds=settings.peer_deadline_seconds,
+            max_backoff_seconds=settings.peer_feed_max_backoff_seconds)
+        runtime.on_close(follower.close)
+        runtime.add_health_details(follower.details)
+        follower.start()
+    tiers = None
+    if settings.segment_target:
+        segment = tier_follower.follow_segment(
+            db=runtime.db, settings=settings, target=settings.segment_target,
+            deadline_seconds=settings.peer_deadline_seconds,
+            max_backoff_seconds=settings.peer_feed_max_backoff_seconds)
+        runtime.on_close(segment.close)
+        runtime.add_health_details(segment.details)
+        segment.start()
+        tiers = TierStandards()
+    parts = assemble(runtime, customers=CustomerDirectory(follower), tiers=tiers)
+    if settings.sla_clock_seconds:
+        worker = sla_clock_worker(runtime, parts)
+        worker.start()
+        runtime.on_close(worker.close)
+        runtime.add_health_details(worker.details)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
-    servicer = FeedbackServicer(db=runtime.db, complaints=complaints, sla_policies=sla_policies, feed=feed)  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = FeedbackServicer(db=runtime.db, complaints=parts.complaints, sla_policies=parts.sla_policies,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+                                sla_breaches=parts.sla_breaches, surveys=parts.surveys, kpis=parts.kpis,
+                                feed=feed)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, server),

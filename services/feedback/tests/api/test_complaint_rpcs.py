@@ -161,6 +161,7 @@ NOW = datetime.now(UTC)
         ({"description": "x" * 4001}, "complaint.description"),
         ({"category": 99}, "complaint.category"),
         ({"subcategory": "Annual Fee"}, "complaint.subcategory"),
+        ({"product": "Credit Card"}, "complaint.product"),
         ({"priority": 9}, "complaint.priority"),
         ({"branch_id": "B" * 33}, "complaint.branch_id"),
         ({"related_resources": [f"campaigns/c{i}" for i in range(11)]}, "complaint.related_resources"),
@@ -335,10 +336,3 @@ async def test_bad_list_request_is_invalid_argument_naming_the_field(feedback, r
                                       metadata=ADMIN)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(error.value)
-
-
-async def test_rpcs_not_built_yet_are_unimplemented(feedback) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await feedback.ListSlaBreaches(pb.ListSlaBreachesRequest(), metadata=ADMIN)
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
-

@@ -325,3 +325,18 @@ async def test_the_feed_carries_each_step(feedback, new_complaint) -> None:
     assert actions == [A.COMPLAINT_ACTION_ACKNOWLEDGED, A.COMPLAINT_ACTION_ASSIGNED, A.COMPLAINT_ACTION_ESCALATED,
                        A.COMPLAINT_ACTION_RESOLVED, A.COMPLAINT_ACTION_REOPENED, A.COMPLAINT_ACTION_NOTE_ADDED]
     assert statuses[3:5] == [S.COMPLAINT_STATUS_RESOLVED, S.COMPLAINT_STATUS_REOPENED]
+
+
+async def test_update_sets_the_product_and_refuses_a_bad_one(feedback, new_complaint) -> None:
+    filed = (await feedback.FileComplaint(pb.FileComplaintRequest(
+        complaint=new_complaint(product="credit_card"), request_id=rid()), metadata=ADMIN)).complaint
+    assert filed.product == "credit_card"
+    moved = (await feedback.UpdateComplaint(pb.UpdateComplaintRequest(
+        complaint=complaint_pb2.Complaint(name=filed.name, product="debit_card"),
+        update_mask={"paths": ["product"]}), metadata=ADMIN)).complaint
+    assert moved.product == "debit_card"
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await feedback.UpdateComplaint(pb.UpdateComplaintRequest(
+            complaint=complaint_pb2.Complaint(name=filed.name, product="Debit Card"),
+            update_mask={"paths": ["product"]}), metadata=ADMIN)
+    assert "complaint.product" in field_violations(error.value)

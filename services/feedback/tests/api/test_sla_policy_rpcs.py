@@ -105,7 +105,10 @@ async def test_create_get_list_update_delete(feedback: Any, feedback_service: An
     ("resolve_within", Duration(seconds=-3600), "must be positive"),
     ("resolve_within", hours(2), "must be at least respond_within"),
     ("display_name", "", "is required"),
-    ("clock_mode", sla_pb2.SLA_CLOCK_MODE_BUSINESS_CALENDAR, "not supported yet"),
+    ("clock_mode", 99, "SlaClockMode"),
+    ("clock_mode", sla_pb2.SLA_CLOCK_MODE_BUSINESS_CALENDAR, "required when clock_mode is"),
+    ("pre_breach_escalation_share", 1.0, "less than 1"),
+    ("pre_breach_escalation_share", -0.5, "greater than 0"),
     ("sla_policy_id", "default", "reserved"),
     ("category", 0, "category or priority must be set"),
 ])
@@ -122,7 +125,8 @@ async def test_bad_input_on_create_names_the_field_and_changes_nothing(
     error = await refused(feedback.CreateSlaPolicy(pb.CreateSlaPolicyRequest(
         sla_policy=message, request_id=str(uuid.uuid4())), metadata=ADMIN))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert rule in field_violations(error)[f"sla_policy.{field}"]
+    violated = "calendar" if value == sla_pb2.SLA_CLOCK_MODE_BUSINESS_CALENDAR else field
+    assert rule in field_violations(error)[f"sla_policy.{violated}"]
     assert await row_counts(feedback_service, *WRITTEN) == before
 
 

@@ -9,18 +9,19 @@ from enum import IntEnum
 import pytest
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2
+from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, sla_pb2
 from crm_feedback.complaints import rules
 from crm_feedback.complaints.model import (
     Category,
     Channel,
     ComplaintDraft,
     ComplaintFilter,
+    EscalationTrigger,
     Priority,
     Status,
     TimeRange,
 )
-from crm_feedback.sla.rules import default_policy
+from crm_feedback.sla.rules import SlaClock, default_policy
 from crmkit.auth import Principal, Role
 from crmkit.errors import PermissionDenied
 from crmkit.testing import assert_enum_mirrors
@@ -166,6 +167,8 @@ def test_an_unknown_channel_is_named_as_such_and_a_missing_one_as_required() -> 
     (Category, classification_pb2.ComplaintCategory, "COMPLAINT_CATEGORY_"),
     (Priority, complaint_pb2.ComplaintPriority, "COMPLAINT_PRIORITY_"),
     (Status, complaint_pb2.ComplaintStatus, "COMPLAINT_STATUS_"),
+    (EscalationTrigger, complaint_pb2.EscalationTrigger, "ESCALATION_TRIGGER_"),
+    (SlaClock, sla_pb2.SlaClock, "SLA_CLOCK_"),
 ])
 def test_domain_enums_mirror_the_contract(domain: type[IntEnum], proto: EnumTypeWrapper, prefix: str) -> None:
     assert_enum_mirrors(domain, proto, prefix=prefix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -9,15 +10,28 @@ from pydantic import Field
 
 from crm.risk.v1 import risk_service_pb2_grpc
 from crm_risk import tables
+from crm_risk.alerting.escalator import AlertEscalator
+from crm_risk.alerting.model import Alert
+from crm_risk.alerting.service import Alerts
 from crm_risk.alerts.model import AlertRule
 from crm_risk.alerts.repository import AlertRuleRepository
 from crm_risk.alerts.service import AlertRules
-from crm_risk.api import alert_rule_messages, churn_model_messages
+from crm_risk.api import alert_messages, alert_rule_messages, churn_model_messages, scoring_messages
 from crm_risk.api.access import ACCESS, SERVICE
 from crm_risk.api.operation_rpcs import KINDS
 from crm_risk.api.risk_servicer import RiskServicer
+from crm_risk.customers import follower as customer_follower
+from crm_risk.customers.repository import CustomerRepository
+from crm_risk.customers.rules import AttributeNames
+from crm_risk.customers.service import CustomerReadModel
+from crm_risk.decisions.service import DecisionAudits
+from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.scoring.batch import BatchScoring
+from crm_risk.scoring.service import Scoring
+from crm_risk.suitability.service import Suitability
 from crmkit.app import Runtime, ServiceSpec
+from crmkit.clock import utc_now
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
@@ -38,11 +52,34 @@ class RiskSettings(GrpcServiceSettings):
     # Cross-validation folds run after the held-out evaluation (0 skips it: each fold refits the
     # whole recipe).
     training_cv_folds: int = Field(default=5, ge=0, le=10, validation_alias="CRM_RISK_TRAINING_CV_FOLDS")
+    # Fairness report: a group whose selection rate (scored HIGH) is below this ratio of the best
+    # group's in its dimension is flagged (0.8: the four-fifths rule).
+    training_fairness_ratio: float = Field(default=0.8, gt=0, le=1, validation_alias="CRM_RISK_TRAINING_FAIRNESS_RATIO")
+    # How often the clock worker looks for alerts unanswered at their due time, seconds; 0 runs
+    # no worker (a deployment where another replica escalates, or tests driving it themselves).
+    alert_escalation_poll_seconds: float = Field(default=30, ge=0, le=3600,
+                                                 validation_alias="CRM_RISK_ALERT_ESCALATION_POLL_SECONDS")
+    # The bank's target share of alerts answered within their response SLA (the response report).
+    alert_response_target: float = Field(default=0.95, gt=0, le=1, validation_alias="CRM_RISK_ALERT_RESPONSE_TARGET")
+    # Profile's address, whose change feed fills the customer read model; empty: follow no feed
+    # (risk alone, e.g. in its own tests). Calls get `peer_deadline_seconds`.
+    profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_RISK_PROFILE_TARGET")
+    profile_feed_max_backoff_seconds: float = Field(default=10, gt=0, le=300,
+                                                    validation_alias="CRM_RISK_PROFILE_FEED_MAX_BACKOFF_SECONDS")
+    # Profile custom attributes (ids) holding a customer's risk assessment expiry (DATE) and
+    # vulnerability flag (BOOL); empty: not read.
+    assessment_expiry_attribute: str = Field(default="risk_assessment_expires_on",
+                                             validation_alias="CRM_RISK_ASSESSMENT_EXPIRY_ATTRIBUTE")
+    vulnerable_attribute: str = Field(default="vulnerable_customer", validation_alias="CRM_RISK_VULNERABLE_ATTRIBUTE")
     training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_RISK_TRAINING_WORKERS")
 
 
 def feed_payload(rule: AlertRule) -> Message:
     return alert_rule_messages.to_proto(rule)
+
+
+def alert_feed_payload(alert: Alert, now: datetime) -> Message:
+    return alert_messages.to_proto(alert, now)
 
 
 async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
@@ -56,12 +93,33 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     registry = ChurnRegistry(db=runtime.db, operations=operations, runner=runner,
                              idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=page_tokens,
                              training_dir=settings.training_dir, cv_folds=settings.training_cv_folds,
-                             spec_message=churn_model_messages.to_spec, model_message=churn_model_messages.to_proto)
+                             spec_message=churn_model_messages.to_spec, model_message=churn_model_messages.to_proto,
+                             outbox=Outbox(tables.outbox_event), fairness_ratio=settings.training_fairness_ratio)
+    decisions = DecisionAudits(page_tokens=page_tokens)
+    alerts = Alerts(outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key),
+                    page_tokens=page_tokens, decisions=decisions, feed_payload=alert_feed_payload, clock=utc_now,
+                    target_share=settings.alert_response_target)
+    suitability = Suitability(customers=CustomerRepository(), decisions=decisions, clock=utc_now)
+    scoring = Scoring(registry=registry, customers=CustomerRepository(), decisions=decisions,
+                      outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key),
+                      feed_payload=scoring_messages.to_proto, clock=utc_now)
+    if settings.alert_escalation_poll_seconds:
+        escalator = AlertEscalator(db=runtime.db, alerts=alerts, poll_seconds=settings.alert_escalation_poll_seconds)
+        escalator.start()
+        runtime.on_close(escalator.close)
+    follow_profile(runtime)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                            operations=operations)
+                            operations=operations, alerts=alerts, decisions=decisions,
+                            suitability=suitability, scoring=scoring,
+                            early_warnings=EarlyWarnings(page_tokens=page_tokens), batch_scoring=BatchScoring(
+                                db=runtime.db, scoring=scoring, operations=operations, runner=runner,
+                                decisions=decisions, outbox=Outbox(tables.outbox_event),
+                                idempotency=IdempotencyKeys(tables.idempotency_key),
+                                feed_payload=scoring_messages.to_proto,
+                                result_message=scoring_messages.batch_result_to_proto, clock=utc_now))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),
@@ -79,6 +137,22 @@ def build_operations(runtime: Runtime[RiskSettings], page_tokens: PageTokens) ->
     runner.start()
     runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
     return operations, runner
+
+
+def follow_profile(runtime: Runtime[RiskSettings]) -> None:
+    """The customer read model follows profile's feed in the background; closed with the service."""
+    settings = runtime.settings
+    if not settings.profile_target:
+        return
+    model = CustomerReadModel(repository=CustomerRepository(), attributes=AttributeNames(
+        assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute))
+    follower = customer_follower.follow_profile(
+        db=runtime.db, model=model, settings=settings, target=settings.profile_target,
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+    runtime.on_close(follower.close)
+    runtime.add_health_details(follower.details)
+    runtime.add_health_details(customer_follower.ModelDetails(db=runtime.db, model=model))
+    follower.start()
 
 
 SPEC = ServiceSpec(name="risk", settings_type=RiskSettings, migrations=Path(__file__).parent / "migrations",

@@ -10,7 +10,6 @@ from google.protobuf import field_mask_pb2
 from google.protobuf.duration_pb2 import Duration
 from google.type import money_pb2
 
-from crm.common.v1 import product_risk_pb2
 from crm.risk.v1 import alert_pb2
 from crm.risk.v1 import risk_service_pb2 as pb
 from crmkit.auth import Role
@@ -328,11 +327,3 @@ async def test_roles_not_allowed_are_permission_denied_and_write_nothing(risk, r
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await get(risk, created.name, metadata=MARKETER)
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-
-
-async def test_suitability_waits_for_the_customer_read_model(risk) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await risk.CheckSuitability(pb.CheckSuitabilityRequest(
-            customer="customers/C1", product_code="FUND-1", product_risk_level=product_risk_pb2.PRODUCT_RISK_LEVEL_R3),
-            metadata=MARKETER)
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -23,7 +23,16 @@ from crm_risk.api.churn_model_messages import to_proto, to_spec
 from crm_risk.registry.service import ChurnRegistry
 from crmkit.auth import Principal, Role
 from crmkit.idempotency import IdempotencyKeys
-from crmkit.testing import bearer, error_reason, eventually, field_violations, shared_data_dir
+from crmkit.outbox import Outbox
+from crmkit.testing import (
+    bearer,
+    change_feed,
+    error_reason,
+    eventually,
+    field_violations,
+    read_changes,
+    shared_data_dir,
+)
 
 TRAINER = bearer(Role.RISK_OFFICER, subject="ro-trainer")
 REVIEWER = bearer(Role.RISK_OFFICER, subject="ro-reviewer")
@@ -32,9 +41,10 @@ FEATURES = ("CreditScore", "Geography", "Gender", "Age", "Tenure", "Balance", "N
             "IsActiveMember", "EstimatedSalary")
 
 
-def write_slice(directory: Path, name: str, *, rows: int = ROWS, label: str | None = None) -> str:
+def write_slice(directory: Path, name: str, *, rows: int = ROWS, label: str | None = None,
+                positives: int | None = None) -> str:
     """The first `rows` customers of the churn file into the training directory; `label` forces
-    every Exited cell (one-class data)."""
+    every Exited cell (one-class data); `positives` keeps only that many churned customers."""
     source = shared_data_dir("Churn_Modelling.csv") / "Churn_Modelling.csv"
     with source.open(newline="") as handle:
         reader = csv.reader(handle)
@@ -44,6 +54,11 @@ def write_slice(directory: Path, name: str, *, rows: int = ROWS, label: str | No
         exited = header.index("Exited")
         for row in body:
             row[exited] = label
+    if positives is not None:
+        exited = header.index("Exited")
+        churned = [row for row in body if row[exited] == "1"]
+        for row in churned[positives:]:
+            row[exited] = "0"
     with (directory / name).open("w", newline="") as handle:
         csv.writer(handle).writerows([header, *body])
     return name
@@ -101,7 +116,8 @@ async def test_training_succeeds_and_registers_a_candidate_with_metrics_and_fair
     dimensions = {g.dimension for g in model.fairness.groups}
     assert dimensions == {"age_band", "gender", "region"}
     assert {g.group for g in model.fairness.groups if g.dimension == "gender"} == {"Female", "Male"}
-    assert model.fairness.ratio == 0.8 and model.fairness.threshold == model.band_thresholds.high_min_probability
+    assert model.fairness.ratio == 0.9, "the service's configured ratio (CRM_RISK_TRAINING_FAIRNESS_RATIO)"
+    assert model.fairness.threshold == model.band_thresholds.high_min_probability
     listed = (await risk.ListChurnModels(pb.ListChurnModelsRequest(), metadata=REVIEWER)).churn_models
     assert model.name in [m.name for m in listed]
 
@@ -192,7 +208,8 @@ async def test_a_promotion_waiting_on_another_retires_the_model_that_one_made_ac
     _, runtime = risk_service
     registry = ChurnRegistry(db=runtime.db, operations=None, runner=None,  # type: ignore[arg-type]  # promote uses neither
                              idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=None,  # type: ignore[arg-type]
-                             training_dir="", cv_folds=0, spec_message=to_spec, model_message=to_proto)
+                             training_dir="", cv_folds=0, spec_message=to_spec, model_message=to_proto,
+                             outbox=Outbox(tables.outbox_event))
     file = write_slice(training_dir, "race.csv", rows=600)
     first, second = [model_of(await train(risk, spec(file, random_seed=seed))) for seed in (11, 12)]
     reviewer = Principal(subject="ro-reviewer", roles=frozenset({Role.RISK_OFFICER}))
@@ -220,3 +237,83 @@ async def _lock_waiters(runtime) -> int:  # type: ignore[no-untyped-def]
         return (await connection.execute(sa.text(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND datname = current_database()"))).scalar_one()
+
+
+async def test_too_few_positives_fail_the_operation_and_register_nothing(risk, training_dir) -> None:
+    before = (await risk.ListChurnModels(pb.ListChurnModelsRequest(), metadata=REVIEWER)).churn_models
+    final = await train(risk, spec(write_slice(training_dir, "few.csv", rows=600, positives=20)))
+    assert final.state == operation_pb2.OPERATION_STATE_FAILED
+    assert final.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert "20 churned" in final.error.message and "at least 50" in final.error.message
+    after = (await risk.ListChurnModels(pb.ListChurnModelsRequest(), metadata=REVIEWER)).churn_models
+    assert len(after) == len(before)
+
+
+async def test_an_unknown_label_field_fails_the_operation_naming_it(risk, training_dir) -> None:
+    final = await train(risk, spec(write_slice(training_dir, "label.csv", rows=300), label_attribute="Churned"))
+    assert final.state == operation_pb2.OPERATION_STATE_FAILED
+    assert final.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert any(v.startswith("label_attribute:") and "Churned" in v for v in _violations(final))
+
+
+@pytest.fixture(scope="module")
+async def pair(risk_service, training_dir) -> list[cm.ChurnModel]:  # type: ignore[no-untyped-def]
+    stub = risk_service_pb2_grpc.RiskServiceStub(risk_service[0])
+    file = write_slice(training_dir, "pair.csv", rows=600)
+    return [model_of(await train(stub, spec(file, random_seed=seed))) for seed in (21, 22)]
+
+
+async def test_rolling_back_promotes_the_retired_model_again_and_the_active_one_cannot_be_retired(
+        risk, pair) -> None:  # type: ignore[no-untyped-def]
+    first, second = pair
+    await risk.PromoteChurnModel(pb.PromoteChurnModelRequest(name=first.name, reason="first"), metadata=REVIEWER)
+    await risk.PromoteChurnModel(pb.PromoteChurnModelRequest(name=second.name, reason="second"), metadata=REVIEWER)
+    rolled = await risk.PromoteChurnModel(
+        pb.PromoteChurnModelRequest(name=first.name, reason="roll back: second drifted"), metadata=REVIEWER)
+    assert rolled.churn_model.status == cm.CHURN_MODEL_STATUS_ACTIVE and rolled.previous_model == second.name
+    assert rolled.churn_model.status_reason == "roll back: second drifted"
+    assert not rolled.churn_model.HasField("retire_time")
+    active = (await risk.GetChurnModel(pb.GetChurnModelRequest(name="churnModels/active"),
+                                       metadata=REVIEWER)).churn_model
+    assert active.name == first.name
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await risk.RetireChurnModel(pb.RetireChurnModelRequest(name=first.name, reason="no"), metadata=REVIEWER)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(refused.value) == "MODEL_ACTIVE"
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await risk.RetireChurnModel(pb.RetireChurnModelRequest(name=second.name, reason="no"), metadata=REVIEWER)
+    assert error_reason(again.value) == "MODEL_ALREADY_RETIRED"
+    still = (await risk.GetChurnModel(pb.GetChurnModelRequest(name=first.name), metadata=REVIEWER)).churn_model
+    assert still.status == cm.CHURN_MODEL_STATUS_ACTIVE and still.etag == rolled.churn_model.etag, "nothing changed"
+
+
+async def test_retiring_a_candidate_keeps_the_reason_and_publishes_it(risk, training_dir) -> None:
+    candidate = model_of(await train(risk, spec(write_slice(training_dir, "retire.csv", rows=600))))
+    with pytest.raises(grpc.aio.AioRpcError) as stale:
+        await risk.RetireChurnModel(pb.RetireChurnModelRequest(name=candidate.name, reason="x", etag="999"),
+                                    metadata=REVIEWER)
+    assert stale.value.code() == grpc.StatusCode.ABORTED
+    with pytest.raises(grpc.aio.AioRpcError) as reasonless:
+        await risk.RetireChurnModel(pb.RetireChurnModelRequest(name=candidate.name, reason=" "), metadata=REVIEWER)
+    assert set(field_violations(reasonless.value)) == {"reason"}
+    unchanged = (await risk.GetChurnModel(pb.GetChurnModelRequest(name=candidate.name), metadata=REVIEWER)).churn_model
+    assert unchanged.status == cm.CHURN_MODEL_STATUS_CANDIDATE and unchanged.etag == candidate.etag
+
+    request = pb.RetireChurnModelRequest(name=candidate.name, reason="fairness flag on age band",
+                                         etag=candidate.etag, request_id=str(uuid.uuid4()))
+    retired = (await risk.RetireChurnModel(request, metadata=TRAINER)).churn_model
+    assert retired.status == cm.CHURN_MODEL_STATUS_RETIRED and retired.HasField("retire_time")
+    assert retired.status_reason == "fairness flag on age band"
+    replay = (await risk.RetireChurnModel(request, metadata=TRAINER)).churn_model
+    assert replay.name == retired.name and replay.etag == retired.etag, "a retry returns the first result"
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await risk.RetireChurnModel(pb.RetireChurnModelRequest(name=f"churnModels/{uuid.uuid4()}", reason="x"),
+                                    metadata=REVIEWER)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+    feed = change_feed(risk, pb.WatchChangesRequest, bearer(Role.SERVICE))
+    events = await read_changes(feed(resource_types=["crm.risk.v1.ChurnModel"]),
+                                until=lambda seen: any(e.resource_name == candidate.name for e in seen))
+    published = cm.ChurnModel()
+    assert [e for e in events if e.resource_name == candidate.name][-1].payload.Unpack(published)
+    assert published.status == cm.CHURN_MODEL_STATUS_RETIRED

@@ -13,7 +13,16 @@ from crm.profile.v1 import customer_pb2
 from crm.risk.v1 import alert_pb2, suitability_pb2
 from crm_risk.alerts.model import Kind, Severity
 from crm_risk.suitability import rules
-from crm_risk.suitability.model import CustomerFacts, Effect, KycStatus, ProductRiskLevel, Purpose, ReasonCode, RuleSet
+from crm_risk.suitability.model import (
+    CustomerFacts,
+    Effect,
+    KycStatus,
+    Outcome,
+    ProductRiskLevel,
+    Purpose,
+    ReasonCode,
+    RuleSet,
+)
 from crmkit.errors import InvalidArgument
 from crmkit.testing import assert_enum_mirrors
 
@@ -78,14 +87,16 @@ def test_minors_get_r1_only(birth_date: date, minor: bool) -> None:
 @pytest.mark.parametrize(
     ("level", "purpose", "expected"),
     [(3, MARKETING, None), (4, MARKETING, Effect.BLOCK), (5, MARKETING, Effect.BLOCK),
-     (4, SALE, Effect.ADVISE), (4, Purpose.UNSPECIFIED, Effect.BLOCK)],
+     (4, SALE, Effect.IN_PERSON_REVIEW), (4, Purpose.UNSPECIFIED, Effect.BLOCK)],
 )
 def test_seniors_are_not_marketed_above_r3_and_sales_need_care(level: int, purpose: int,
                                                                expected: Effect | None) -> None:
     senior = facts(birth_date=date(1961, 11, 23), risk_tolerance=5)  # 65 today
     decision = decide(senior, level, purpose)
     assert codes(decision) == ([] if expected is None else [(ReasonCode.SENIOR, expected)])
-    assert decision.allowed is (expected != Effect.BLOCK)
+    assert decision.outcome == {None: Outcome.ALLOW, Effect.BLOCK: Outcome.DENY,
+                                Effect.IN_PERSON_REVIEW: Outcome.NEEDS_IN_PERSON_REVIEW}[expected]
+    assert decision.allowed is (expected is None)
 
 
 def test_a_day_before_65_is_not_senior() -> None:
@@ -98,12 +109,28 @@ def test_unknown_birth_date_advises_above_r1_only() -> None:
     assert decision.allowed and codes(decision) == [(ReasonCode.AGE_UNKNOWN, Effect.ADVISE)]
 
 
-@pytest.mark.parametrize(("purpose", "effect"), [(MARKETING, Effect.BLOCK), (SALE, Effect.ADVISE)])
-def test_vulnerable_customers_are_not_marketed_above_r1(purpose: int, effect: Effect) -> None:
+@pytest.mark.parametrize(("purpose", "effect", "outcome"), [
+    (MARKETING, Effect.BLOCK, Outcome.DENY), (SALE, Effect.IN_PERSON_REVIEW, Outcome.NEEDS_IN_PERSON_REVIEW)])
+def test_vulnerable_customers_are_not_marketed_above_r1_and_sales_need_review(purpose: int, effect: Effect,
+                                                                              outcome: Outcome) -> None:
     assert decide(facts(vulnerable=True), 1, purpose).allowed
     decision = decide(facts(vulnerable=True), 2, purpose)
     assert codes(decision) == [(ReasonCode.VULNERABLE_CUSTOMER, effect)]
-    assert decision.allowed is (effect == Effect.ADVISE)
+    assert decision.outcome == outcome and not decision.allowed
+
+
+@pytest.mark.parametrize(("expiry", "level", "purpose", "outcome"), [
+    (date(2026, 11, 22), 3, MARKETING, Outcome.DENY),
+    (date(2026, 11, 22), 3, SALE, Outcome.NEEDS_IN_PERSON_REVIEW),
+    (date(2026, 11, 22), 1, MARKETING, Outcome.ALLOW),
+    (date(2026, 11, 23), 3, MARKETING, Outcome.ALLOW),  # valid through its last day
+    (None, 3, MARKETING, Outcome.ALLOW),
+])
+def test_an_expired_assessment_blocks_marketing_and_sends_a_sale_to_review(
+        expiry: date | None, level: int, purpose: int, outcome: Outcome) -> None:
+    decision = decide(facts(assessment_expiry=expiry), level, purpose)
+    assert decision.outcome == outcome
+    assert (ReasonCode.ASSESSMENT_EXPIRED in {r.code for r in decision.reasons}) is (outcome != Outcome.ALLOW)
 
 
 def test_every_applicable_rule_is_reported_blocking_first() -> None:
@@ -111,11 +138,12 @@ def test_every_applicable_rule_is_reported_blocking_first() -> None:
                              vulnerable=True)
     decision = decide(customer, 5, SALE)
     assert not decision.allowed
+    assert decision.outcome == Outcome.DENY
     assert codes(decision) == [
         (ReasonCode.RISK_ABOVE_TOLERANCE, Effect.BLOCK),
         (ReasonCode.KYC_NOT_VERIFIED, Effect.BLOCK),
-        (ReasonCode.SENIOR, Effect.ADVISE),
-        (ReasonCode.VULNERABLE_CUSTOMER, Effect.ADVISE),
+        (ReasonCode.SENIOR, Effect.IN_PERSON_REVIEW),
+        (ReasonCode.VULNERABLE_CUSTOMER, Effect.IN_PERSON_REVIEW),
     ]
     assert decision.rule_set_version == rules.DEFAULT_RULE_SET.version
 
@@ -171,6 +199,7 @@ def test_an_unknown_product_risk_level_is_named_as_such_and_a_missing_one_as_req
     (Purpose, suitability_pb2.SuitabilityPurpose, "SUITABILITY_PURPOSE_"),
     (ReasonCode, suitability_pb2.SuitabilityReasonCode, "SUITABILITY_REASON_CODE_"),
     (Effect, suitability_pb2.ReasonEffect, "REASON_EFFECT_"),
+    (Outcome, suitability_pb2.SuitabilityOutcome, "SUITABILITY_OUTCOME_"),
     (KycStatus, customer_pb2.KycStatus, "KYC_STATUS_"),
     (Kind, alert_pb2.AlertRuleKind, "ALERT_RULE_KIND_"),
     (Severity, alert_pb2.AlertSeverity, "ALERT_SEVERITY_"),

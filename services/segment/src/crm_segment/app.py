@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm.common.v1.change_event_pb2 import ChangeEvent
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment import tables
-from crm_segment.api import cluster_messages, crosssell_messages, membership_messages, segment_messages
+from crm_segment.api import (
+    classification_messages,
+    cluster_messages,
+    crosssell_messages,
+    ltv_messages,
+    membership_messages,
+    segment_messages,
+)
 from crm_segment.api.access import ACCESS, SERVICE
 from crm_segment.api.operation_rpcs import KINDS
 from crm_segment.api.segment_servicer import SegmentServicer
+from crm_segment.classifications.service import Classifications, ClassificationSchedule
 from crm_segment.clusters.service import Clustering
+from crm_segment.clv.service import LifetimeValues
 from crm_segment.crosssell.service import CrossSell
 from crm_segment.features import follower as profile_follower
+from crm_segment.features import rules as feature_rules
 from crm_segment.features.rebuild import FeatureRebuild
 from crm_segment.features.repository import FeatureRepository
 from crm_segment.features.service import FeatureReadModel
@@ -24,6 +38,7 @@ from crm_segment.segments import rules
 from crm_segment.segments.repository import SegmentRepository
 from crm_segment.segments.service import Segments
 from crmkit.app import Runtime, ServiceSpec
+from crmkit.audit import AuditWriter
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
@@ -45,6 +60,14 @@ class SegmentSettings(GrpcServiceSettings):
     # How often WatchOperation looks at its operation, seconds.
     operation_poll_seconds: float = Field(default=0.5, gt=0, le=10,
                                           validation_alias="CRM_SEGMENT_OPERATION_POLL_SECONDS")
+    # The scheduled classification run: at least this often (a tier definition change calls
+    # for one sooner), looked for every `classification_check_seconds`, in batches of customers.
+    classification_interval_seconds: float = Field(default=86_400, gt=0,
+                                                   validation_alias="CRM_SEGMENT_CLASSIFICATION_INTERVAL_SECONDS")
+    classification_check_seconds: float = Field(default=60, gt=0,
+                                                validation_alias="CRM_SEGMENT_CLASSIFICATION_CHECK_SECONDS")
+    classification_batch_size: int = Field(default=1000, ge=1, le=100_000,
+                                           validation_alias="CRM_SEGMENT_CLASSIFICATION_BATCH_SIZE")
     # Clustering and association runs at once (each holds a worker process and a population's
     # values); more are refused with RESOURCE_EXHAUSTED.
     max_analytics_jobs: int = Field(default=2, ge=1, le=32, validation_alias="CRM_SEGMENT_MAX_ANALYTICS_JOBS")
@@ -64,17 +87,27 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     membership = Membership(db=runtime.db, segments=SegmentRepository(), operations=operations, runner=runner,
                             idempotency=idempotency, page_tokens=page_tokens,
                             result_message=membership_messages.materialised_to_proto)
+    # Reads of one customer's classification or value are audited (who, which customer, why).
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
+    lifetime_values = LifetimeValues(db=runtime.db, operations=operations, runner=runner, idempotency=idempotency,
+                                     model_message=ltv_messages.model_to_proto, audit=audit)
+    classifications = Classifications(
+        outbox=Outbox(tables.outbox_event), lifetime_values=lifetime_values, page_tokens=page_tokens,
+        classification_message=classification_messages.classification_to_proto,
+        tier_message=classification_messages.tier_to_proto, audit=audit)
+    schedule_classification(runtime, classifications)
     clustering = Clustering(db=runtime.db, database_url=settings.database_url, segments=SegmentRepository(),
                             operations=operations, runner=runner, idempotency=idempotency, page_tokens=page_tokens,
                             result_message=cluster_messages.run_to_proto, max_jobs=settings.max_analytics_jobs)
     crosssell = CrossSell(db=runtime.db, database_url=settings.database_url, segments=SegmentRepository(),
                           operations=operations, runner=runner, idempotency=idempotency, page_tokens=page_tokens,
                           result_message=crosssell_messages.run_to_proto, max_jobs=settings.max_analytics_jobs)
-    follow_profile(runtime, operations=operations, runner=runner)
-    # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
-    # stubs mark abstract.
-    servicer = SegmentServicer(db=runtime.db, segments=segments, membership=membership,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
-                               operations=operations, clustering=clustering, crosssell=crosssell)
+    follow_profile(runtime, classifications, operations=operations, runner=runner)
+    servicer = SegmentServicer(db=runtime.db, segments=segments, membership=membership,
+                               operations=operations, clustering=clustering, crosssell=crosssell,
+                               classifications=classifications, lifetime_values=lifetime_values)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(servicer, server),
@@ -95,9 +128,22 @@ def build_operations(runtime: Runtime[SegmentSettings], page_tokens: PageTokens)
     return operations, runner
 
 
-def follow_profile(runtime: Runtime[SegmentSettings], *, operations: Operations, runner: OperationRunner) -> None:
+def schedule_classification(runtime: Runtime[SegmentSettings], classifications: Classifications) -> None:
+    settings = runtime.settings
+    schedule = ClassificationSchedule(
+        db=runtime.db, classifications=classifications,
+        interval=timedelta(seconds=settings.classification_interval_seconds),
+        check_seconds=settings.classification_check_seconds, batch_size=settings.classification_batch_size)
+    schedule.start()
+    runtime.on_close(schedule.close)
+
+
+def follow_profile(runtime: Runtime[SegmentSettings], classifications: Classifications, *, operations: Operations,
+                   runner: OperationRunner) -> None:
     """The feature read model follows profile's feed in the background; closed with the service.
-    An expired cursor starts its rebuild from profile's List RPCs as an operation."""
+    Each applied change reclassifies its customer, then re-evaluates their real-time segments
+    (which may read the classification), in the transaction of the change. An expired cursor
+    starts its rebuild from profile's List RPCs as an operation."""
     settings = runtime.settings
     if not settings.profile_target:
         return
@@ -109,12 +155,23 @@ def follow_profile(runtime: Runtime[SegmentSettings], *, operations: Operations,
     follower = profile_follower.follow_profile(
         db=runtime.db, model=model, settings=settings, target=settings.profile_target,
         deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
-        after_apply=realtime.evaluate, on_expired=rebuild.start)
+        after_apply=functools.partial(_after_apply, classifications, realtime), on_expired=rebuild.start)
     rebuild.follower = follower
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
     runtime.add_health_details(profile_follower.ModelDetails(db=runtime.db, model=model))
     follower.start()
+
+
+async def _after_apply(classifications: Classifications, realtime: RealTimeMembership, connection: AsyncConnection,
+                       event: ChangeEvent) -> None:
+    # A transaction only adds to the per-day totals, which no rule and no class reads directly;
+    # profile's refreshed features follow it on the feed and reclassify then (the bulk of an
+    # event stream costs one upsert each, not a reclassification and a re-evaluation).
+    if event.resource_type == feature_rules.EVENT_TYPE:
+        return
+    await classifications.on_change(connection, event)
+    await realtime.evaluate(connection, event)
 
 
 SPEC = ServiceSpec(name="segment", settings_type=SegmentSettings, migrations=Path(__file__).parent / "migrations",

@@ -53,6 +53,7 @@ def draft_from(message: complaint_pb2.Complaint) -> ComplaintDraft:
         customer=message.customer, channel=message.channel, description=message.description,
         category=message.category, subcategory=message.subcategory, priority=message.priority,
         branch_id=message.branch_id, related_resources=tuple(message.related_resources), receive_time=receive_time,
+        product=message.product,
     )
 
 
@@ -75,7 +76,8 @@ def filter_from(request: pb.ListComplaintsRequest) -> ComplaintFilter:
 def patch_from(request: pb.UpdateComplaintRequest) -> ComplaintPatch:
     c = request.complaint
     return ComplaintPatch(paths=tuple(request.update_mask.paths), category=c.category, subcategory=c.subcategory,
-                          priority=c.priority, branch_id=c.branch_id, related_resources=tuple(c.related_resources))
+                          priority=c.priority, branch_id=c.branch_id, related_resources=tuple(c.related_resources),
+                          product=c.product)
 
 
 def note_from(message: complaint_pb2.ComplaintNote) -> NoteDraft:
@@ -106,7 +108,8 @@ def step_to_proto(complaint_name: str, step: Step) -> complaint_pb2.ComplaintSte
         from_status=complaint_pb2.ComplaintStatus.ValueType(step.from_status),
         to_status=complaint_pb2.ComplaintStatus.ValueType(step.to_status), actor=step.actor,
         assignee=step.assignee, escalation_level=step.escalation_level,
-        note=f"{complaint_name}/notes/{step.note_id}" if step.note_id is not None else "")
+        note=f"{complaint_name}/notes/{step.note_id}" if step.note_id is not None else "",
+        escalation_trigger=complaint_pb2.EscalationTrigger.ValueType(step.escalation_trigger))
     set_timestamps(message, step_time=step.occurred_at)
     return message
 
@@ -114,6 +117,9 @@ def step_to_proto(complaint_name: str, step: Step) -> complaint_pb2.ComplaintSte
 def step_event(view: ComplaintView, step: Step) -> complaint_pb2.ComplaintStepEvent:
     return complaint_pb2.ComplaintStepEvent(step=step_to_proto(view.complaint.name, step),
                                             complaint=to_proto(view, full=False))
+
+
+_AUTOMATIC = (complaint_pb2.ESCALATION_TRIGGER_BEFORE_BREACH, complaint_pb2.ESCALATION_TRIGGER_BREACH)
 
 
 def _escalations(view: ComplaintView) -> list[complaint_pb2.Escalation]:
@@ -125,7 +131,9 @@ def _escalations(view: ComplaintView) -> list[complaint_pb2.Escalation]:
         if step.action == Action.ESCALATED:
             escalation = complaint_pb2.Escalation(
                 level=step.escalation_level, reason=notes.get(step.note_id or 0, ""), actor=step.actor,
-                assignee=step.assignee if step.assignee != previous_assignee else "")
+                assignee=step.assignee if step.assignee != previous_assignee else "",
+                automatic=step.escalation_trigger in _AUTOMATIC,
+                trigger=complaint_pb2.EscalationTrigger.ValueType(step.escalation_trigger))
             set_timestamps(escalation, escalate_time=step.occurred_at)
             found.append(escalation)
         previous_assignee = step.assignee
@@ -140,7 +148,7 @@ def to_proto(view: ComplaintView, *, full: bool = True) -> complaint_pb2.Complai
         channel=channel_pb2.Channel.ValueType(c.channel),
         category=classification_pb2.ComplaintCategory.ValueType(c.category), subcategory=c.subcategory,
         priority=complaint_pb2.ComplaintPriority.ValueType(c.priority), description=c.description,
-        branch_id=c.branch_id, related_resources=list(c.related_resources),
+        branch_id=c.branch_id, related_resources=list(c.related_resources), product=c.product,
         status=complaint_pb2.ComplaintStatus.ValueType(c.status),
         assignee=c.assignee, escalation_level=c.escalation_level, filer=c.filer,
         masked_fields=list(view.masked_fields),
@@ -149,7 +157,8 @@ def to_proto(view: ComplaintView, *, full: bool = True) -> complaint_pb2.Complai
     sla = message.sla
     sla.sla_policy = c.sla.policy
     set_timestamps(sla, respond_by=c.sla.respond_by, resolve_by=c.sla.resolve_by,
-                   respond_time=c.sla.responded_at, resolve_time=c.sla.resolved_at)
+                   respond_time=c.sla.responded_at, resolve_time=c.sla.resolved_at,
+                   respond_escalate_time=c.sla.respond_escalate_at, resolve_escalate_time=c.sla.resolve_escalate_at)
     sla.respond_breached = view.respond_breached
     sla.resolve_breached = view.resolve_breached
     message.close_reason = complaint_pb2.CloseReason.ValueType(c.close_reason)

@@ -12,9 +12,12 @@ import grpc
 
 from crm.feedback.v1 import complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as pb
-from crm_feedback.api import complaint_messages, sla_messages
+from crm_feedback.api import complaint_messages, kpi_messages, sla_messages, survey_messages
 from crm_feedback.complaints.service import Complaints
+from crm_feedback.kpis.service import FeedbackKpis
+from crm_feedback.sla.breaches import SlaBreaches
 from crm_feedback.sla.service import SlaPolicies
+from crm_feedback.surveys.service import Surveys
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
@@ -23,11 +26,69 @@ from crmkit.resources import purpose_of
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, feed: ChangeFeed) -> None:
+    def __init__(self, *, db: Database, complaints: Complaints, sla_policies: SlaPolicies, sla_breaches: SlaBreaches,
+                 surveys: Surveys, kpis: FeedbackKpis, feed: ChangeFeed) -> None:
         self._db = db
+        self._kpis = kpis
+        self._surveys = surveys
         self._complaints = complaints
         self._sla_policies = sla_policies
+        self._sla_breaches = sla_breaches
         self._feed = feed
+
+    async def CreateSurvey(self, request: pb.CreateSurveyRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.CreateSurveyResponse:
+        async with self._db.unit_of_work() as uow:
+            survey = await self._surveys.create(
+                uow=uow, survey=survey_messages.survey_to_domain(request.survey),
+                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
+        return pb.CreateSurveyResponse(survey=survey_messages.survey_to_proto(survey))
+
+    async def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.aio.ServicerContext
+                        ) -> pb.GetSurveyResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            survey = await self._surveys.get(uow=uow, name=request.name)
+        return pb.GetSurveyResponse(survey=survey_messages.survey_to_proto(survey))
+
+    async def ListSurveys(self, request: pb.ListSurveysRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.ListSurveysResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._surveys.list(uow=uow, query=survey_messages.survey_filter_from(request),
+                                            page_size=request.page_size, page_token=request.page_token)
+        return pb.ListSurveysResponse(surveys=[survey_messages.survey_to_proto(s) for s in page.items],
+                                      next_page_token=page.next_page_token)
+
+    async def UpdateSurvey(self, request: pb.UpdateSurveyRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.UpdateSurveyResponse:
+        async with self._db.unit_of_work() as uow:
+            survey = await self._surveys.update(
+                uow=uow, name=request.survey.name, changes=survey_messages.survey_to_domain(request.survey),
+                paths=list(request.update_mask.paths), etag=request.survey.etag, actor=current_principal())
+        return pb.UpdateSurveyResponse(survey=survey_messages.survey_to_proto(survey))
+
+    async def DeleteSurvey(self, request: pb.DeleteSurveyRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.DeleteSurveyResponse:
+        async with self._db.unit_of_work() as uow:
+            await self._surveys.delete(uow=uow, name=request.name, etag=request.etag, actor=current_principal())
+        return pb.DeleteSurveyResponse()
+
+    async def SubmitSurveyResponse(self, request: pb.SubmitSurveyResponseRequest, context: grpc.aio.ServicerContext
+                                   ) -> pb.SubmitSurveyResponseResponse:
+        async with self._db.unit_of_work() as uow:
+            view = await self._surveys.submit(
+                uow=uow, parent=request.parent, draft=survey_messages.response_draft_from(request.response),
+                request_id=request.request_id, request=request, actor=current_principal())
+        return pb.SubmitSurveyResponseResponse(response=survey_messages.response_to_proto(view))
+
+    async def ListSurveyResponses(self, request: pb.ListSurveyResponsesRequest, context: grpc.aio.ServicerContext
+                                  ) -> pb.ListSurveyResponsesResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._surveys.list_responses(
+                uow=uow, parent=request.parent, query=survey_messages.response_filter_from(request),
+                page_size=request.page_size, page_token=request.page_token, purpose=purpose_of(request.audit),
+                actor=current_principal())
+        return pb.ListSurveyResponsesResponse(responses=[survey_messages.response_to_proto(v) for v in page.items],
+                                              next_page_token=page.next_page_token)
 
     async def FileComplaint(self, request: pb.FileComplaintRequest, context: grpc.aio.ServicerContext
                             ) -> pb.FileComplaintResponse:
@@ -159,6 +220,28 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         async with self._db.unit_of_work() as uow:
             await self._sla_policies.delete(uow=uow, name=request.name, etag=request.etag, actor=current_principal())
         return pb.DeleteSlaPolicyResponse()
+
+    async def ListSlaBreaches(self, request: pb.ListSlaBreachesRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.ListSlaBreachesResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._sla_breaches.list(uow=uow, query=sla_messages.breach_filter_from(request),
+                                                 page_size=request.page_size, page_token=request.page_token,
+                                                 actor=current_principal())
+        return pb.ListSlaBreachesResponse(sla_breaches=[sla_messages.breach_to_proto(b) for b in page.items],
+                                          next_page_token=page.next_page_token)
+
+    async def GetSlaBreachReport(self, request: pb.GetSlaBreachReportRequest, context: grpc.aio.ServicerContext
+                                 ) -> pb.GetSlaBreachReportResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            report = await self._sla_breaches.report(uow=uow, query=sla_messages.report_filter_from(request),
+                                                     actor=current_principal())
+        return pb.GetSlaBreachReportResponse(report=sla_messages.report_to_proto(report))
+
+    async def GetFeedbackKpis(self, request: pb.GetFeedbackKpisRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.GetFeedbackKpisResponse:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            report = await self._kpis.compute(uow=uow, query=kpi_messages.query_from(request))
+        return kpi_messages.response_of(report, group_by=request.group_by)
 
     async def WatchChanges(self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
                            ) -> AsyncIterator[pb.WatchChangesResponse]:

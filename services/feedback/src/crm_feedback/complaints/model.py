@@ -73,6 +73,12 @@ class Action(IntEnum):
     REOPENED = 9
 
 
+class EscalationTrigger(IntEnum):
+    MANUAL = 1
+    BEFORE_BREACH = 2
+    BREACH = 3
+
+
 class CloseReason(IntEnum):
     CUSTOMER_CONFIRMED = 1
     NO_CUSTOMER_REPLY = 2
@@ -111,6 +117,7 @@ class ComplaintDraft:
     branch_id: str = ""
     related_resources: tuple[str, ...] = ()
     receive_time: datetime | None = None
+    product: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,11 @@ class Sla:
     resolve_by: datetime
     responded_at: datetime | None = None
     resolved_at: datetime | None = None
+    # When the clock worker escalates before breach if the clock still runs (None: it does not).
+    respond_escalate_at: datetime | None = None
+    resolve_escalate_at: datetime | None = None
+    # Whether a breach of a running clock raises the escalation level (the policy's setting).
+    escalate_on_breach: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,7 @@ class Step:
     assignee: str = ""
     escalation_level: int = 0
     note_id: int | None = None
+    escalation_trigger: int = 0
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,9 @@ class Complaint:
     duplicate_of: str = ""
     reopen_count: int = 0
     closed_at: datetime | None = None
+    product: str = ""
+    # The customer's relationship manager (from profile's feed); "" when unknown.
+    customer_manager: str = ""
     # Loaded only for the full view; the timeline is append-only rows of its own.
     notes: tuple[Note, ...] = ()
     history: tuple[Step, ...] = ()

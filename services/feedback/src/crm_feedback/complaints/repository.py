@@ -28,11 +28,11 @@ from crmkit.db import UnitOfWork
 _PLAIN_FIELDS = (
     "complaint_id", "customer_id", "channel", "category", "subcategory", "priority", "branch_id", "status",
     "assignee", "escalation_level", "received_at", "filer", "close_reason", "duplicate_of", "reopen_count",
-    "closed_at",
+    "closed_at", "product", "customer_manager",
 )
 _RESOLUTION_SUMMARY = "resolution.summary"
 _STEP_FIELDS = ("action", "from_status", "to_status", "actor", "occurred_at", "assignee", "escalation_level",
-                "note_id")
+                "note_id", "escalation_trigger")
 
 # `order_by` -> (sort column, descending). The complaint id breaks ties, in the same direction.
 _ORDERINGS: dict[str, tuple[sa.Column[Any], bool]] = {
@@ -60,6 +60,12 @@ def _breached(deadline: sa.Column[Any], stopped_at: sa.Column[Any], now: datetim
     return sa.or_(sa.and_(stopped_at.is_(None), deadline <= now), stopped_at > deadline)
 
 
+def in_book(table: sa.Table, handler: str) -> sa.ColumnElement[bool]:
+    """SQL twin of `rules.check_case`: complaints the employee filed, is assigned, or whose
+    customer is in their book."""
+    return sa.or_(table.c.filer == handler, table.c.assignee == handler, table.c.customer_manager == handler)
+
+
 def _within(column: sa.ColumnElement[Any], interval: TimeRange) -> list[sa.ColumnElement[bool]]:
     conditions = []
     if interval.start is not None:
@@ -78,7 +84,9 @@ class ComplaintRepository:
         row.update(
             related_resources=list(c.related_resources), sla_policy=c.sla.policy, respond_by=c.sla.respond_by,
             resolve_by=c.sla.resolve_by, responded_at=c.sla.responded_at, resolved_at=c.sla.resolved_at,
-            version=c.version, created_at=c.created_at, updated_at=c.updated_at,
+            respond_escalate_at=c.sla.respond_escalate_at, resolve_escalate_at=c.sla.resolve_escalate_at,
+            escalate_on_breach=c.sla.escalate_on_breach, version=c.version, created_at=c.created_at,
+            updated_at=c.updated_at,
         )
         row.update(self._vault.seal(c.complaint_id, c.description))
         row.update(self._resolution_row(c))
@@ -91,7 +99,9 @@ class ComplaintRepository:
             description=self._vault.open(row),
             related_resources=tuple(row.related_resources),
             sla=Sla(policy=row.sla_policy, respond_by=row.respond_by, resolve_by=row.resolve_by,
-                    responded_at=row.responded_at, resolved_at=row.resolved_at),
+                    responded_at=row.responded_at, resolved_at=row.resolved_at,
+                    respond_escalate_at=row.respond_escalate_at, resolve_escalate_at=row.resolve_escalate_at,
+                    escalate_on_breach=row.escalate_on_breach),
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -211,7 +221,7 @@ class ComplaintRepository:
     ) -> list[sa.ColumnElement[bool]]:
         conditions: list[sa.ColumnElement[bool]] = []
         if handler is not None:
-            conditions.append(sa.or_(t.c.filer == handler, t.c.assignee == handler))
+            conditions.append(in_book(t, handler))
         if customer_id:
             conditions.append(t.c.customer_id == customer_id)
         if query.statuses:

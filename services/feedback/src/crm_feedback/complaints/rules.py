@@ -19,6 +19,7 @@ from crm_feedback.complaints.model import (
     ComplaintDraft,
     ComplaintFilter,
     ComplaintView,
+    EscalationTrigger,
     Note,
     NoteType,
     Outcome,
@@ -31,6 +32,7 @@ from crm_feedback.complaints.model import (
 )
 from crm_feedback.complaints.workflow import Change, ComplaintPatch, NoteDraft, ResolutionDraft
 from crm_feedback.sla import rules as sla_rules
+from crm_feedback.sla.clocks import BreachSnapshot
 from crmkit import masking
 from crmkit.auth import Principal, Role
 from crmkit.errors import (
@@ -114,12 +116,19 @@ def validate_draft(draft: ComplaintDraft, *, now: datetime, violations: Violatio
     v.enum(draft.priority, "complaint.priority", PRIORITIES, "ComplaintPriority")
     v.max_length(draft.branch_id, "complaint.branch_id", MAX_BRANCH_ID)
     v.text(draft.branch_id, "complaint.branch_id")
+    validate_product(draft.product, "complaint.product", v)
     _validate_related_resources(draft.related_resources, v)
     if draft.receive_time is not None:
         v.check(draft.receive_time <= now + CLOCK_SKEW, "complaint.receive_time", "must not be in the future")
         v.check(draft.receive_time >= now - RECEIVE_LOOKBACK, "complaint.receive_time",
                 "must be at most 72 hours in the past")
     return v
+
+
+def validate_product(product: str, field: str, v: Violations) -> None:
+    if product:
+        v.pattern(product, field, SUBCATEGORY, "must be a short code of 1 to 64 characters from a-z 0-9 _, "
+                  "e.g. credit_card")
 
 
 def _validate_related_resources(names: tuple[str, ...], v: Violations) -> None:
@@ -138,6 +147,7 @@ def triage_of(draft: ComplaintDraft) -> tuple[int, int]:
 
 def new_complaint(
     draft: ComplaintDraft, *, complaint_id: str, filer: str, now: datetime, policy: sla_rules.SlaPolicy,
+    tier_respond: timedelta | None = None,
 ) -> Complaint:
     """The complaint a valid draft files: defaults applied, clocks started at receipt.
 
@@ -145,7 +155,8 @@ def new_complaint(
     contract prescribes for a low-confidence classification).
     """
     received_at = draft.receive_time or now
-    deadlines = sla_rules.deadlines(policy, received_at=received_at)
+    deadlines = sla_rules.with_tier(sla_rules.deadlines(policy, received_at=received_at), policy,
+                                    received_at=received_at, tier_respond=tier_respond)
     return Complaint(
         complaint_id=complaint_id,
         customer_id=customer_id_of(draft.customer) or "",
@@ -155,9 +166,12 @@ def new_complaint(
         priority=triage_of(draft)[1],
         description=draft.description.strip(),
         branch_id=draft.branch_id,
+        product=draft.product,
         related_resources=draft.related_resources,
         received_at=received_at,
-        sla=Sla(policy=policy.name, respond_by=deadlines.respond_by, resolve_by=deadlines.resolve_by),
+        sla=Sla(policy=policy.name, respond_by=deadlines.respond_by, resolve_by=deadlines.resolve_by,
+                respond_escalate_at=deadlines.respond_escalate_at, resolve_escalate_at=deadlines.resolve_escalate_at,
+                escalate_on_breach=policy.escalate_on_breach),
         filer=filer,
         status=Status.OPEN,
         created_at=now,
@@ -204,13 +218,13 @@ def check_case(principal: Principal, complaint: Complaint) -> None:
     """A relationship manager (with no broader role) works only the complaints of their book.
 
     Profile decides the book by the customer's `relationship_manager_id` (customers/rules.check_book);
-    feedback has no customer-to-manager mapping yet (it arrives with a read model of the profile
-    change feed), and the complaint does not record the customer's manager. Until then a manager's
-    book here is the complaints they filed or are assigned: narrower than the real book, never
-    wider. It applies to every read and every workflow step; a manager who hands a complaint they
-    did not file to someone else (assign, escalate) loses it from their book.
+    feedback learns it from profile's feed (`known_customer`) and keeps it on the complaint as
+    `customer_manager`. A manager's book is the complaints of their customers, plus those they
+    filed or are assigned. Without the read model (or before it knows the customer) only the latter:
+    narrower than the real book, never wider. It applies to every read and every workflow step.
     """
-    if principal.is_relationship_manager_only and principal.subject not in (complaint.filer, complaint.assignee):
+    allowed = (complaint.filer, complaint.assignee, complaint.customer_manager or complaint.filer)
+    if principal.is_relationship_manager_only and principal.subject not in allowed:
         raise PermissionDenied("complaint is outside the caller's book", reason="OUTSIDE_BOOK")
 
 
@@ -267,7 +281,7 @@ REOPEN_PERIOD = timedelta(days=90)
 MAX_NOTES = 500
 MAX_NOTE = 4000
 MAX_REASON = 1000
-UPDATABLE = ("category", "subcategory", "priority", "branch_id", "related_resources")
+UPDATABLE = ("category", "subcategory", "priority", "branch_id", "related_resources", "product")
 SYSTEM_SLA = "system:sla"
 
 
@@ -417,6 +431,8 @@ def validate_patch(patch: ComplaintPatch, v: Violations) -> None:
         v.text(patch.branch_id, "complaint.branch_id")
     if "related_resources" in paths:
         _validate_related_resources(patch.related_resources, v)
+    if "product" in paths:
+        validate_product(patch.product, "complaint.product", v)
 
 
 def check_duplicate(complaint: Complaint, original: Complaint | None) -> None:
@@ -430,11 +446,11 @@ def check_duplicate(complaint: Complaint, original: Complaint | None) -> None:
 
 
 def _step(complaint: Complaint, after: Complaint, action: Action, *, actor: str, now: datetime,
-          note: Note | None) -> Change:
+          note: Note | None, trigger: int = 0) -> Change:
     after = dataclasses.replace(after, version=complaint.version + 1, updated_at=now)
     step = Step(action=action, from_status=complaint.status, to_status=after.status, actor=actor, occurred_at=now,
                 assignee=after.assignee, escalation_level=after.escalation_level,
-                note_id=note.note_id if note else None)
+                note_id=note.note_id if note else None, escalation_trigger=trigger)
     return Change(after, step, note)
 
 
@@ -470,12 +486,55 @@ def add_note(complaint: Complaint, *, note: NoteDraft, actor: str, now: datetime
     return _step(complaint, complaint, Action.NOTE_ADDED, actor=actor, now=now, note=added)
 
 
-def escalate(complaint: Complaint, *, reason: str, assignee: str, actor: str, now: datetime, note_id: int) -> Change:
+def escalate(complaint: Complaint, *, reason: str, assignee: str, actor: str, now: datetime, note_id: int,
+             trigger: EscalationTrigger = EscalationTrigger.MANUAL) -> Change:
     status = next_status(Action.ESCALATED, complaint)
     after = dataclasses.replace(complaint, status=status, assignee=assignee or complaint.assignee,
                                 escalation_level=complaint.escalation_level + 1)
     return _step(complaint, after, Action.ESCALATED, actor=actor, now=now,
-                 note=_note(reason, note_id=note_id, actor=actor, now=now))
+                 note=_note(reason, note_id=note_id, actor=actor, now=now), trigger=trigger)
+
+
+def escalate_by_clock(complaint: Complaint, events: list[sla_rules.Due], *, now: datetime,
+                      note_id: int) -> Change | None:
+    """The clock worker's escalation: one level for all the events due at once (a complaint whose
+    two clocks breach together goes up one level, not two), noting which clocks; None when no event
+    escalates (the policy does not escalate on breach) or the complaint is at the highest level.
+    The events are recorded either way."""
+    escalating = [e for e in events if e.escalates]
+    if (not escalating or complaint.escalation_level >= MAX_ESCALATION_LEVEL
+            or complaint.status not in OPEN_STATUSES):
+        return None
+    breach = any(e.event is sla_rules.ClockEvent.BREACH for e in escalating)
+    return escalate(complaint, reason=sla_rules.escalation_reason(escalating), assignee="", actor=SYSTEM_SLA,
+                    now=now, note_id=note_id,
+                    trigger=EscalationTrigger.BREACH if breach else EscalationTrigger.BEFORE_BREACH)
+
+
+def clock_states(complaint: Complaint) -> list[sla_rules.ClockState]:
+    """The complaint's two current clocks as its workflow leaves them. A complaint closed without an
+    answer (withdrawn, duplicate) stops its running clocks as cancelled."""
+    c, sla = complaint, complaint.sla
+    closed_unanswered = c.status == Status.CLOSED and c.close_reason in NOT_REOPENABLE
+    cancel_at = c.closed_at if closed_unanswered else None
+
+    def state(clock: sla_rules.SlaClock, cycle: int, started_at: datetime, due_at: datetime,
+              escalate_at: datetime | None, stopped_at: datetime | None) -> sla_rules.ClockState:
+        return sla_rules.ClockState(
+            complaint_id=c.complaint_id, clock=clock, cycle=cycle, started_at=started_at, due_at=due_at,
+            escalate_at=escalate_at, escalate_on_breach=sla.escalate_on_breach, sla_policy=sla.policy,
+            stopped_at=stopped_at or cancel_at, cancelled=stopped_at is None and cancel_at is not None)
+
+    resolve_started = c.received_at if c.reopen_count == 0 else (c.updated_at or c.received_at)
+    return [state(sla_rules.SlaClock.RESPOND, 0, c.received_at, sla.respond_by, sla.respond_escalate_at,
+                  sla.responded_at),
+            state(sla_rules.SlaClock.RESOLVE, c.reopen_count, resolve_started, sla.resolve_by,
+                  sla.resolve_escalate_at, sla.resolved_at)]
+
+
+def snapshot(complaint: Complaint) -> BreachSnapshot:
+    return BreachSnapshot(category=complaint.category, priority=complaint.priority, branch_id=complaint.branch_id,
+                          assignee=complaint.assignee, escalation_level=complaint.escalation_level)
 
 
 def resolve(complaint: Complaint, *, resolution: ResolutionDraft, actor: str, now: datetime) -> Change:
@@ -502,8 +561,10 @@ def reopen(complaint: Complaint, *, reason: str, actor: str, now: datetime, note
     """A new resolve clock from now under `policy`; the respond clock stays as it was."""
     status = next_status(Action.REOPENED, complaint)
     check_reopenable(complaint, now=now)
-    sla = dataclasses.replace(complaint.sla, policy=policy.name, resolve_by=now + policy.resolve,
-                              resolved_at=None)
+    resolve_by, resolve_escalate_at = sla_rules.clock_deadline(policy, start=now, target=policy.resolve)
+    sla = dataclasses.replace(complaint.sla, policy=policy.name, resolve_by=resolve_by,
+                              resolve_escalate_at=resolve_escalate_at, resolved_at=None,
+                              escalate_on_breach=policy.escalate_on_breach)
     after = dataclasses.replace(complaint, status=status, sla=sla, close_reason=0, duplicate_of="", closed_at=None,
                                 reopen_count=complaint.reopen_count + 1)
     return _step(complaint, after, Action.REOPENED, actor=actor, now=now,
@@ -519,8 +580,17 @@ def update(complaint: Complaint, *, patch: ComplaintPatch, actor: str, now: date
     fresh = sla_rules.deadlines(policy, received_at=complaint.received_at)
     sla = complaint.sla
     if sla.responded_at is None:
-        sla = dataclasses.replace(sla, respond_by=min(sla.respond_by, fresh.respond_by))
+        sla = dataclasses.replace(sla, respond_by=min(sla.respond_by, fresh.respond_by),
+                                  respond_escalate_at=_earliest(sla.respond_escalate_at, fresh.respond_escalate_at))
     if sla.resolved_at is None and complaint.reopen_count == 0:
-        sla = dataclasses.replace(sla, resolve_by=min(sla.resolve_by, fresh.resolve_by))
-    after = dataclasses.replace(after, sla=dataclasses.replace(sla, policy=policy.name))
+        sla = dataclasses.replace(sla, resolve_by=min(sla.resolve_by, fresh.resolve_by),
+                                  resolve_escalate_at=_earliest(sla.resolve_escalate_at, fresh.resolve_escalate_at))
+    sla = dataclasses.replace(sla, policy=policy.name,
+                              escalate_on_breach=sla.escalate_on_breach or policy.escalate_on_breach)
+    after = dataclasses.replace(after, sla=sla)
     return _step(complaint, after, Action.UPDATED, actor=actor, now=now, note=None)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None

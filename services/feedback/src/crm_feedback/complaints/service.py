@@ -23,6 +23,11 @@ from crm_feedback.complaints.model import (
 )
 from crm_feedback.complaints.repository import ComplaintRepository
 from crm_feedback.complaints.workflow import Change, ComplaintPatch, NoteDraft, ResolutionDraft
+from crm_feedback.customers.follower import CustomerDirectory
+from crm_feedback.customers.tiers import TierStandards
+from crm_feedback.sla import rules as sla_rules
+from crm_feedback.sla.clock_repository import SlaClockRepository
+from crm_feedback.sla.clocks import Breach
 from crm_feedback.sla.rules import SlaPolicy
 from crm_feedback.sla.service import SlaPolicies
 from crm_feedback.tables import audit_record
@@ -34,15 +39,19 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
+from crmkit.logs import get_logger
 from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.resources import Purpose, check_purpose
 from crmkit.validation import Violations
 
+log = get_logger("crm.feedback.complaints")
+
 # Turn a stored complaint (and a workflow step) into change-feed payloads (masked messages);
 # supplied by the API layer so this module stays free of generated protos.
 FeedPayload = Callable[[Complaint], Message]
 StepPayload = Callable[[Complaint, Step], Message]
+BreachPayload = Callable[[Breach], Message]
 # Decides one step on the locked complaint: (complaint, now, next note id) -> the change.
 Decide = Callable[[Complaint, datetime, int], Change]
 
@@ -53,7 +62,8 @@ class Complaints:
     def __init__(
         self, *, repository: ComplaintRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         audit: AuditWriter, page_tokens: PageTokens, sla_policies: SlaPolicies, feed_payload: FeedPayload,
-        step_payload: StepPayload, clock: Clock = utc_now,
+        step_payload: StepPayload, breach_payload: BreachPayload, clocks: SlaClockRepository,
+        customers: CustomerDirectory | None = None, tiers: TierStandards | None = None, clock: Clock = utc_now,
     ) -> None:
         self._repository = repository
         self._outbox = outbox
@@ -63,6 +73,10 @@ class Complaints:
         self._sla_policies = sla_policies
         self._feed_payload = feed_payload
         self._step_payload = step_payload
+        self._breach_payload = breach_payload
+        self._clocks = clocks
+        self._customers = customers or CustomerDirectory(None)
+        self._tiers = tiers
         self._clock = clock
 
     async def file(self, *, uow: UnitOfWork, draft: ComplaintDraft, request_id: str, request: Message,
@@ -74,21 +88,27 @@ class Complaints:
         assert key is not None  # request_key added a violation otherwise
         number = await self._repository.next_number(uow)
         choose = await self._sla_policies.select(uow=uow)
+        tier_respond = (await self._tiers.respond_within(uow, rules.customer_id_of(draft.customer) or "")
+                        if self._tiers is not None else None)
         complaint = rules.new_complaint(draft, complaint_id=rules.complaint_id_for(number, now),
                                        filer=actor.subject, now=now,
-                                       policy=choose(*rules.triage_of(draft)))
+                                       policy=choose(*rules.triage_of(draft)), tier_respond=tier_respond)
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=key, request=request, method="FileComplaint",
             resource_name=complaint.name, replay=lambda name: self._replay(uow=uow, name=name))
         if replayed is not None:
             return rules.view_for(actor, replayed, now=now)
-        filed = await self._repository.insert(uow, complaint)
+        verified, manager = await self._customers.verify(uow, complaint.customer_id)
+        if not verified:
+            log.info("complaint_customer_unverified", complaint_id=complaint.complaint_id)
+        filed = await self._repository.insert(uow, dataclasses.replace(complaint, customer_manager=manager))
         await self._repository.insert_step(uow, filed.complaint_id, Step(
             action=Action.FILED, from_status=Status.OPEN, to_status=Status.OPEN, actor=actor.subject, occurred_at=now))
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="complaint.file", resource_name=filed.name, purpose="COMPLAINT")])
         await self._outbox.append(uow, resource_name=filed.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
                                   payload=self._feed_payload(filed), actor=actor.subject)
+        await self._sync_clocks(uow, filed, now=now, actor=actor.subject)
         return rules.view_for(actor, filed, now=now)
 
     async def get(self, *, uow: UnitOfWork, name: str, purpose: Purpose, actor: Principal) -> ComplaintView:
@@ -254,6 +274,7 @@ class Complaints:
         now = self._clock()
         change = decide(current, now, note_id)
         await self._repository.update(uow, change.complaint)
+        await self._sync_clocks(uow, change.complaint, now=now, actor=actor.subject)
         if change.note is not None:
             await self._repository.insert_note(uow, complaint_id, change.note)
         await self._repository.insert_step(uow, complaint_id, change.step)
@@ -267,6 +288,61 @@ class Complaints:
         if answer_note:
             full = dataclasses.replace(full, notes=(change.note,) if change.note else ())
         return rules.view_for(actor, full, now=now)
+
+    # --- the SLA clocks ------------------------------------------------------------------------
+
+    async def run_clocks(self, *, uow: UnitOfWork, now: datetime, limit: int) -> int:
+        """One round of the clock worker: complaints with a clock past its escalation point or
+        deadline, locked (SKIP LOCKED: another replica's complaints are left to it), each
+        escalated once for what is due and its events recorded, so no replica repeats them; a
+        breach goes on the feed as an `SlaBreach`. How many complaints it took."""
+        complaint_ids = await self._clocks.claim(uow, now=now, limit=limit)
+        for complaint_id in complaint_ids:
+            complaint = await self._repository.get(uow, complaint_id)
+            events = sla_rules.due_events(await self._clocks.running_due(uow, complaint_id, now=now), now=now)
+            if complaint is None or not events:
+                continue
+            change = rules.escalate_by_clock(complaint, events, now=now,
+                                             note_id=await self._repository.next_note_id(uow, complaint_id))
+            if change is not None:
+                await self._record(uow, change, action=Action.ESCALATED, actor=rules.SYSTEM_SLA)
+                complaint = change.complaint
+            await self._clocks.mark(uow, complaint_id, events, now=now, snapshot=rules.snapshot(complaint))
+            for event in events:
+                if event.event is sla_rules.ClockEvent.BREACH:
+                    await self._publish_breach(uow, complaint_id, event.clock, event.cycle, now=now,
+                                               actor=rules.SYSTEM_SLA)
+        return len(complaint_ids)
+
+    async def _record(self, uow: UnitOfWork, change: Change, *, action: Action, actor: str) -> Complaint:
+        """Store a step decided by the service itself (no caller): complaint, note, timeline, feed."""
+        complaint = change.complaint
+        await self._repository.update(uow, complaint)
+        if change.note is not None:
+            await self._repository.insert_note(uow, complaint.complaint_id, change.note)
+        await self._repository.insert_step(uow, complaint.complaint_id, change.step)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor, action=f"complaint.{action.name.lower()}", resource_name=complaint.name,
+            purpose="COMPLAINT", fields=_changed_personal_fields(change))])
+        (full,) = await self._with_timelines(uow, [complaint])
+        await self._outbox.append(uow, resource_name=complaint.name, change_type=ChangeType.CHANGE_TYPE_EVENT,
+                                  payload=self._step_payload(full, change.step), actor=actor,
+                                  resource_type=COMPLAINT_TYPE)
+        return full
+
+    async def _sync_clocks(self, uow: UnitOfWork, complaint: Complaint, *, now: datetime, actor: str) -> None:
+        """The clock rows follow the complaint; a clock this step stopped late is a breach (on the feed)."""
+        late = await self._clocks.sync(uow, rules.clock_states(complaint), snapshot=rules.snapshot(complaint),
+                                       now=now)
+        for clock, cycle in late:
+            await self._publish_breach(uow, complaint.complaint_id, clock, cycle, now=now, actor=actor)
+
+    async def _publish_breach(self, uow: UnitOfWork, complaint_id: str, clock: sla_rules.SlaClock, cycle: int, *,
+                              now: datetime, actor: str) -> None:
+        breach = await self._clocks.breach(uow, complaint_id, clock, cycle, now=now)
+        await self._outbox.append(uow, resource_name=f"complaints/{complaint_id}",
+                                  change_type=ChangeType.CHANGE_TYPE_EVENT, payload=self._breach_payload(breach),
+                                  actor=actor, resource_type=COMPLAINT_TYPE)
 
     async def _replay_step(self, *, uow: UnitOfWork, complaint: Complaint, answer: str,
                            actor: Principal) -> ComplaintView:

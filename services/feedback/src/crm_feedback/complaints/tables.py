@@ -22,6 +22,10 @@ complaint = sa.Table(
     sa.Column("priority", sa.SmallInteger, nullable=False),
     sa.Column("description_sealed", sa.LargeBinary, nullable=False),
     sa.Column("branch_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("product", sa.Text, nullable=False, server_default=""),
+    # The customer's relationship manager as feedback's read model of profile knows it (kept
+    # current by the follower): the manager whose book the complaint is in.
+    sa.Column("customer_manager", sa.Text, nullable=False, server_default=""),
     sa.Column("related_resources", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("assignee", sa.Text, nullable=False, server_default=""),
@@ -32,6 +36,10 @@ complaint = sa.Table(
     sa.Column("resolve_by", sa.DateTime(timezone=True), nullable=False),
     sa.Column("responded_at", sa.DateTime(timezone=True)),
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    # Early-escalation points of the clocks and whether a breach escalates (from the policy).
+    sa.Column("respond_escalate_at", sa.DateTime(timezone=True)),
+    sa.Column("resolve_escalate_at", sa.DateTime(timezone=True)),
+    sa.Column("escalate_on_breach", sa.Boolean, nullable=False, server_default=sa.false()),
     # Principal that filed the complaint (staff member or channel application).
     sa.Column("filer", sa.Text, nullable=False),
     # The key that sealed the description: the re-encryption job finds old rows by it.
@@ -58,6 +66,7 @@ complaint = sa.Table(
     sa.Index("ix_complaint_resolve_by", "resolve_by", "complaint_id"),
     sa.Index("ix_complaint_assignee", "assignee"),
     sa.Index("ix_complaint_filer", "filer"),
+    sa.Index("ix_complaint_customer_manager", "customer_manager"),
 )
 
 # Notes: numbered 1, 2, ... per complaint (under the complaint's row lock); the text is
@@ -89,5 +98,6 @@ complaint_step = sa.Table(
     sa.Column("assignee", sa.Text, nullable=False, server_default=""),
     sa.Column("escalation_level", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("note_id", sa.Integer),
+    sa.Column("escalation_trigger", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Index("ix_complaint_step_complaint_id", "complaint_id", "complaint_step_id"),
 )

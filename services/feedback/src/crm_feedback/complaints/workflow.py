@@ -37,6 +37,7 @@ class ComplaintPatch:
     priority: int = 0
     branch_id: str = ""
     related_resources: tuple[str, ...] = ()
+    product: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 # Imported for the side effect: each module registers its tables on the metadata.
 import crm_feedback.complaints.tables
-import crm_feedback.sla.tables  # noqa: F401
+import crm_feedback.customers.tables
+import crm_feedback.sla.tables
+import crm_feedback.surveys.tables  # noqa: F401
 from crm_feedback.tables import metadata
 from crmkit.db import run_migrations_online
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from crm_feedback.sla.calendar import BusinessCalendar
 from crm_feedback.sla.rules import ANY, SlaPolicy
 from crm_feedback.sla.tables import sla_policy as t
 from crmkit.db import UnitOfWork
@@ -19,7 +20,28 @@ def _to_row(policy: SlaPolicy) -> dict[str, Any]:
         "respond_within_seconds": int(policy.respond.total_seconds()),
         "resolve_within_seconds": int(policy.resolve.total_seconds()),
         "escalate_on_breach": policy.escalate_on_breach, "clock_mode": policy.clock_mode,
+        "pre_breach_escalation_share": policy.pre_breach_escalation_share,
+        "calendar": _calendar_json(policy.calendar),
     }
+
+
+def _calendar_json(calendar: BusinessCalendar | None) -> dict[str, Any] | None:
+    if calendar is None:
+        return None
+    return {"time_zone": calendar.time_zone, "working_days": list(calendar.working_days),
+            "day_start": calendar.day_start.isoformat(), "day_end": calendar.day_end.isoformat(),
+            "holidays": sorted(d.isoformat() for d in calendar.holidays),
+            "extra_working_days": sorted(d.isoformat() for d in calendar.extra_working_days)}
+
+
+def _calendar_from(stored: dict[str, Any] | None) -> BusinessCalendar | None:
+    if stored is None:
+        return None
+    return BusinessCalendar(
+        time_zone=stored["time_zone"], working_days=tuple(stored["working_days"]),
+        day_start=time.fromisoformat(stored["day_start"]), day_end=time.fromisoformat(stored["day_end"]),
+        holidays=frozenset(date.fromisoformat(d) for d in stored["holidays"]),
+        extra_working_days=frozenset(date.fromisoformat(d) for d in stored["extra_working_days"]))
 
 
 def _from_row(row: Any) -> SlaPolicy:
@@ -27,7 +49,9 @@ def _from_row(row: Any) -> SlaPolicy:
         sla_policy_id=row.sla_policy_id, display_name=row.display_name, category=row.category,
         priority=row.priority, respond_within=timedelta(seconds=row.respond_within_seconds),
         resolve_within=timedelta(seconds=row.resolve_within_seconds), escalate_on_breach=row.escalate_on_breach,
-        clock_mode=row.clock_mode, version=row.version, created_at=row.created_at, updated_at=row.updated_at,
+        clock_mode=row.clock_mode, pre_breach_escalation_share=row.pre_breach_escalation_share,
+        calendar=_calendar_from(row.calendar), version=row.version, created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

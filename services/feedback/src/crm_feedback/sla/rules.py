@@ -1,8 +1,9 @@
-"""SLA clock maths for complaints: which policy applies, the deadlines it sets, breaches. No I/O.
+"""SLA clock maths for complaints: which policy applies, the deadlines it sets, breaches, and what
+the clock worker does when a running clock reaches its escalation point or deadline. No I/O.
 
-Deadlines are elapsed time from when the bank received the complaint, not business hours
-(see `ComplaintSla` in complaint.proto). A clock is breached when it is still running at its
-deadline, or when it was stopped after it.
+Deadlines count elapsed time, or working time of the policy's business calendar
+(`calendar.py`), from when the clock started. A clock is breached when it is still running at
+its deadline, or when it was stopped after it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import IntEnum
 
+from crm_feedback.sla import calendar as business
+from crm_feedback.sla.calendar import BusinessCalendar
 from crmkit.resources import ResourceName
 from crmkit.validation import Violations
 
 DEFAULT_POLICY_ID = "default"
 ANY = 0  # category or priority "unspecified": the policy applies to every value
-# Clock modes (SlaClockMode): only elapsed time is served; a business calendar comes later.
+# Clock modes (SlaClockMode): elapsed time, or working time of the policy's business calendar.
 CLOCK_ELAPSED = 1
 CLOCK_BUSINESS_CALENDAR = 2
 CATEGORIES = range(0, 14)  # ComplaintCategory, 0 = any
@@ -28,7 +32,22 @@ SLA_POLICY_NAME = ResourceName("slaPolicies/{sla_policy_id}", id_pattern=SLA_POL
 MIN_RESPOND = timedelta(minutes=1)
 MAX_RESPOND = timedelta(days=30)
 MAX_RESOLVE = timedelta(days=90)
-UPDATABLE = frozenset({"display_name", "respond_within", "resolve_within", "escalate_on_breach"})
+UPDATABLE = frozenset({"display_name", "respond_within", "resolve_within", "escalate_on_breach",
+                       "pre_breach_escalation_share", "calendar"})
+
+
+class SlaClock(IntEnum):
+    """The two clocks (`SlaClock`)."""
+
+    RESPOND = 1
+    RESOLVE = 2
+
+
+class ClockEvent(IntEnum):
+    """What the clock worker does to a running clock: escalate before breach, or record the breach."""
+
+    BEFORE_BREACH = 1
+    BREACH = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,8 @@ class SlaPolicy:
     display_name: str = "Default"
     escalate_on_breach: bool = False
     clock_mode: int = CLOCK_ELAPSED
+    pre_breach_escalation_share: float = 0.0
+    calendar: BusinessCalendar | None = None
     version: int = 1
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -69,6 +90,50 @@ class SlaPolicy:
 class Deadlines:
     respond_by: datetime
     resolve_by: datetime
+    # When the clock worker escalates a complaint whose clock still runs; None: no early escalation.
+    respond_escalate_at: datetime | None = None
+    resolve_escalate_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """One clock of one complaint as the complaint's workflow leaves it (what `sla_clock` stores)."""
+
+    complaint_id: str
+    clock: SlaClock
+    cycle: int  # 0 for the respond clock; the reopen count for the resolve clock
+    started_at: datetime
+    due_at: datetime
+    escalate_at: datetime | None
+    escalate_on_breach: bool
+    sla_policy: str
+    stopped_at: datetime | None = None
+    # Stopped by closing the complaint (withdrawn, duplicate) rather than answering it.
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class RunningClock:
+    """A running clock the worker looks at, with what it already did to it."""
+
+    clock: SlaClock
+    cycle: int
+    due_at: datetime
+    escalate_at: datetime | None
+    escalate_on_breach: bool
+    warned: bool
+    breached: bool
+
+
+@dataclass(frozen=True)
+class Due:
+    """One event the worker applies: which clock, which event, and whether it escalates."""
+
+    clock: SlaClock
+    cycle: int
+    event: ClockEvent
+    due_at: datetime
+    escalates: bool
 
 
 def default_policy(*, respond_hours: int, resolve_hours: int) -> SlaPolicy:
@@ -87,9 +152,58 @@ def select_policy(policies: Iterable[SlaPolicy], *, category: int, priority: int
     return default
 
 
+def after(policy: SlaPolicy, start: datetime, amount: timedelta) -> datetime:
+    """The moment `amount` of the policy's time (elapsed or working) has passed since `start`."""
+    if policy.clock_mode == CLOCK_BUSINESS_CALENDAR and policy.calendar is not None:
+        return business.add_working_time(policy.calendar, start, amount)
+    return start + amount
+
+
+def clock_deadline(policy: SlaPolicy, *, start: datetime, target: timedelta) -> tuple[datetime, datetime | None]:
+    """A clock started at `start` with `target`: its deadline and its early-escalation point."""
+    share = policy.pre_breach_escalation_share
+    return after(policy, start, target), after(policy, start, target * share) if share else None
+
+
 def deadlines(policy: SlaPolicy, *, received_at: datetime) -> Deadlines:
     """Both clocks start when the bank received the complaint."""
-    return Deadlines(respond_by=received_at + policy.respond, resolve_by=received_at + policy.resolve)
+    respond_by, respond_escalate_at = clock_deadline(policy, start=received_at, target=policy.respond)
+    resolve_by, resolve_escalate_at = clock_deadline(policy, start=received_at, target=policy.resolve)
+    return Deadlines(respond_by, resolve_by, respond_escalate_at, resolve_escalate_at)
+
+
+def with_tier(d: Deadlines, policy: SlaPolicy, *, received_at: datetime,
+              tier_respond: timedelta | None) -> Deadlines:
+    """The stricter respond deadline wins: the policy's, or the one the customer's value tier
+    promises (segment's `ServiceStandard.max_response_time`, elapsed time). A tier deadline that
+    wins brings its own early-escalation point at the policy's share."""
+    if tier_respond is None or received_at + tier_respond >= d.respond_by:
+        return d
+    share = policy.pre_breach_escalation_share
+    return dataclasses.replace(d, respond_by=received_at + tier_respond,
+                               respond_escalate_at=received_at + tier_respond * share if share else None)
+
+
+def due_events(clocks: Iterable[RunningClock], *, now: datetime) -> list[Due]:
+    """What the worker does now to a complaint's running clocks: a clock past its deadline breaches
+    (its early escalation, if not done, is folded into the breach); a clock past its escalation
+    point escalates before breach. Each event happens once per clock (the worker records it)."""
+    found = []
+    for c in clocks:
+        if not c.breached and c.due_at <= now:
+            found.append(Due(c.clock, c.cycle, ClockEvent.BREACH, c.due_at, escalates=c.escalate_on_breach))
+        elif not c.warned and not c.breached and c.escalate_at is not None and c.escalate_at <= now:
+            found.append(Due(c.clock, c.cycle, ClockEvent.BEFORE_BREACH, c.due_at, escalates=True))
+    return found
+
+
+def escalation_reason(events: Sequence[Due]) -> str:
+    """The note of an automatic escalation: which clocks, which events, their deadlines."""
+    parts = []
+    for e in events:
+        what = "breached" if e.event is ClockEvent.BREACH else "about to breach"
+        parts.append(f"{e.clock.name.lower()} SLA {what} (due {e.due_at:%Y-%m-%d %H:%M} UTC)")
+    return "; ".join(parts)
 
 
 def is_breached(*, due: datetime, stopped_at: datetime | None, now: datetime) -> bool:
@@ -116,8 +230,7 @@ def validate_new(policy: SlaPolicy, v: Violations) -> None:
     v.enum(policy.priority, f"{field}.priority", PRIORITIES, "ComplaintPriority")
     v.check(policy.category != ANY or policy.priority != ANY, f"{field}.category",
             "category or priority must be set; slaPolicies/default covers every complaint")
-    v.check(policy.clock_mode in (0, CLOCK_ELAPSED), f"{field}.clock_mode",
-            "must be SLA_CLOCK_MODE_ELAPSED (or unspecified); business-calendar clocks are not supported yet")
+    v.enum(policy.clock_mode, f"{field}.clock_mode", (CLOCK_ELAPSED, CLOCK_BUSINESS_CALENDAR), "SlaClockMode")
     validate_values(policy, v)
 
 
@@ -130,6 +243,16 @@ def validate_values(policy: SlaPolicy, v: Violations) -> None:
     respond_ok = _target(policy.respond_within, f"{field}.respond_within", MAX_RESPOND, v)
     if _target(policy.resolve_within, f"{field}.resolve_within", MAX_RESOLVE, v) and respond_ok:
         v.check(policy.resolve >= policy.respond, f"{field}.resolve_within", "must be at least respond_within")
+    share = policy.pre_breach_escalation_share
+    v.check(share == 0 or 0 < share < 1, f"{field}.pre_breach_escalation_share",
+            "must be greater than 0 and less than 1 (e.g. 0.75), or 0 for no escalation before breach")
+    if policy.clock_mode == CLOCK_BUSINESS_CALENDAR:
+        if policy.calendar is None:
+            v.add(f"{field}.calendar", "is required when clock_mode is SLA_CLOCK_MODE_BUSINESS_CALENDAR")
+        else:
+            business.validate(policy.calendar, f"{field}.calendar", v)
+    elif policy.calendar is not None:
+        v.add(f"{field}.calendar", "must be unset unless clock_mode is SLA_CLOCK_MODE_BUSINESS_CALENDAR")
 
 
 def _target(value: timedelta | None, field: str, most: timedelta, v: Violations) -> bool:

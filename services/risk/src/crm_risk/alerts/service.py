@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
 
+from crm_risk.alerting import repository as alert_repository
 from crm_risk.alerts import rules
 from crm_risk.alerts.model import AlertRule, Kind
 from crm_risk.alerts.repository import AlertRuleRepository
@@ -17,7 +18,7 @@ from crmkit.audit import AuditEntry
 from crmkit.audit import append as append_audit
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
-from crmkit.errors import AlreadyExists, NotFound
+from crmkit.errors import AlreadyExists, FailedPrecondition, NotFound
 from crmkit.idempotency import IdempotencyKeys, parse_request_id
 from crmkit.locking import load_for_update
 from crmkit.outbox import ChangeType, Outbox
@@ -96,11 +97,15 @@ class AlertRules:
         return updated
 
     async def delete(self, *, uow: UnitOfWork, name: str, etag: str, actor: Principal) -> None:
-        # Alerts are not stored yet; once they are, a rule with open alerts is refused here with
-        # FAILED_PRECONDITION (the contract says: disable it instead).
         alert_rule_id = _id_from(name, "name")
         current = await load_for_update(self._repository.get(uow, alert_rule_id, for_update=True), etag=etag,
                                         not_found=lambda: _not_found(alert_rule_id))
+        # Raising an alert reads the rule, so the lock above keeps new alerts out until this commits.
+        still_open = await alert_repository.count_open_for_rule(uow, alert_rule_id)
+        if still_open:
+            raise FailedPrecondition(f"alert rule {alert_rule_id} has {still_open} open alerts: disable it instead",
+                                     reason="ALERT_RULE_HAS_OPEN_ALERTS",
+                                     metadata={"alert_rule_id": alert_rule_id, "open_alerts": str(still_open)})
         await self._repository.delete(uow, alert_rule_id)
         await self._record(uow=uow, rule=current, verb="delete", change_type=ChangeType.CHANGE_TYPE_DELETED,
                            actor=actor)

@@ -29,6 +29,8 @@ _RULES: dict[str, frozenset[Role]] = {
     "ScoreCustomers": OFFICERS,
     "ScoreCustomer": FRONT_LINE_RISK,
     "ListEarlyWarnings": FRONT_LINE_RISK,
+    # the stored current score: the customer 360 (channels through the gateway, managers)
+    "GetChurnScore": FRONT_LINE_RISK | {Role.CHANNEL_APP, Role.SERVICE},
     # alert rules: officers manage them, auditors review them
     "CreateAlertRule": OFFICERS,
     "GetAlertRule": OFFICERS | {Role.AUDITOR},
@@ -42,6 +44,7 @@ _RULES: dict[str, frozenset[Role]] = {
     "AssignAlert": OFFICERS,
     "ResolveAlert": OFFICERS,
     "DismissAlert": OFFICERS,
+    "GetAlertResponseReport": REPORT_READERS,
     # suitability
     "CheckSuitability": SUITABILITY_CHECKERS,
     "CheckSuitabilityBatch": SUITABILITY_CHECKERS,

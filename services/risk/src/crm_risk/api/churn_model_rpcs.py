@@ -15,7 +15,7 @@ from crmkit.idempotency import parse_request_id
 
 
 class ChurnModelRpcs:
-    """Train, read, list and promote churn models."""
+    """Train, read, list, promote (or roll back to) and retire churn models."""
 
     _db: Database
     _registry: ChurnRegistry
@@ -54,3 +54,13 @@ class ChurnModelRpcs:
                 uow=uow, churn_model_id=churn_model_id, reason=request.reason, etag=request.etag,
                 request_id=request_id, message=request, actor=current_principal())
         return pb.PromoteChurnModelResponse(churn_model=messages.to_proto(model), previous_model=previous)
+
+    async def RetireChurnModel(self, request: pb.RetireChurnModelRequest, context: grpc.aio.ServicerContext
+                               ) -> pb.RetireChurnModelResponse:
+        churn_model_id = messages.CHURN_MODEL_NAME.parse_one(request.name, required=True)
+        request_id = parse_request_id(request.request_id)
+        async with self._db.unit_of_work() as uow:
+            model = await self._registry.retire(
+                uow=uow, churn_model_id=churn_model_id, reason=request.reason, etag=request.etag,
+                request_id=request_id, message=request, actor=current_principal())
+        return pb.RetireChurnModelResponse(churn_model=messages.to_proto(model))

@@ -7,10 +7,11 @@ from typing import ClassVar
 
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm_risk.registry.model import KIND as TRAIN_KIND
+from crm_risk.scoring.batch import KIND as SCORE_KIND
 from crmkit.operations.rpcs import OperationRpcs as KitOperationRpcs
 
 # The kinds of operation the risk service runs (ListOperationsRequest.kind).
-KINDS = (TRAIN_KIND,)
+KINDS = (TRAIN_KIND, SCORE_KIND)
 
 
 class OperationRpcs(KitOperationRpcs):

@@ -1,10 +1,10 @@
 """RiskService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
-The churn model registry's RPCs are in churn_model_rpcs.py, the operations' in operation_rpcs.py.
+The churn model registry's RPCs are in churn_model_rpcs.py, scoring's in scoring_rpcs.py, the alert
+workflow's in alert_rpcs.py, suitability and the decision audit in suitability_rpcs.py, the
+operations' in operation_rpcs.py.
 RPCs not overridden here are not served yet: the generated base raises NotImplementedError,
 which the kit's interceptor answers with UNIMPLEMENTED. Each still has its rule in access.py.
-`CheckSuitability` waits for risk's read model of customers (fed by the profile change feed):
-its decision rules are in suitability/rules.py.
 """
 
 from __future__ import annotations
@@ -15,25 +15,42 @@ import grpc
 
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm.risk.v1 import risk_service_pb2_grpc
+from crm_risk.alerting.service import Alerts
 from crm_risk.alerts.service import AlertRules
 from crm_risk.api import alert_rule_messages
+from crm_risk.api.alert_rpcs import AlertRpcs
 from crm_risk.api.churn_model_rpcs import ChurnModelRpcs
 from crm_risk.api.operation_rpcs import OperationRpcs
+from crm_risk.api.scoring_rpcs import ScoringRpcs
+from crm_risk.api.suitability_rpcs import SuitabilityRpcs
+from crm_risk.decisions.service import DecisionAudits
+from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.scoring.batch import BatchScoring
+from crm_risk.scoring.service import Scoring
+from crm_risk.suitability.service import Suitability
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.operations import Operations
 from crmkit.outbox import ChangeFeed
 
 
-class RiskServicer(ChurnModelRpcs, OperationRpcs, risk_service_pb2_grpc.RiskServiceServicer):
+class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, OperationRpcs,
+                   risk_service_pb2_grpc.RiskServiceServicer):
     def __init__(self, *, db: Database, alert_rules: AlertRules, feed: ChangeFeed, registry: ChurnRegistry,
-                 operations: Operations) -> None:
+                 operations: Operations, alerts: Alerts, decisions: DecisionAudits, suitability: Suitability,
+                 scoring: Scoring, early_warnings: EarlyWarnings, batch_scoring: BatchScoring) -> None:
         self._db = db
         self._alert_rules = alert_rules
         self._feed = feed
         self._registry = registry
         self._operations = operations
+        self._alerts = alerts
+        self._decisions = decisions
+        self._suitability = suitability
+        self._scoring = scoring
+        self._early_warnings = early_warnings
+        self._batch_scoring = batch_scoring
 
     async def CreateAlertRule(self, request: pb.CreateAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.CreateAlertRuleResponse:

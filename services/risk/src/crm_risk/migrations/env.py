@@ -1,8 +1,12 @@
 """Alembic environment of the risk database (async; shared body in crmkit.db)."""
 
 # Imported to register their tables on the metadata.
+import crm_risk.alerting.tables
 import crm_risk.alerts.tables
-import crm_risk.registry.tables  # noqa: F401
+import crm_risk.customers.tables
+import crm_risk.decisions.tables
+import crm_risk.registry.tables
+import crm_risk.scoring.tables  # noqa: F401
 from crm_risk.tables import metadata
 from crmkit.db import run_migrations_online
 

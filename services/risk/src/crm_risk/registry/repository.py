@@ -116,3 +116,10 @@ async def promote(uow: UnitOfWork, churn_model_id: str, *, promoter: str, reason
     found = await get(uow, churn_model_id)
     assert found is not None
     return found
+
+
+async def artifact(uow: UnitOfWork, churn_model_id: str) -> tuple[bytes, str, dict[str, Any]] | None:
+    """The model's pickled artifact, its registered SHA-256 and its encoding (JSON), for scoring."""
+    row = (await uow.execute(sa.select(t.c.artifact, t.c.artifact_sha256, t.c.encoding)
+                             .where(t.c.churn_model_id == churn_model_id))).first()
+    return (bytes(row.artifact), row.artifact_sha256, row.encoding) if row is not None else None

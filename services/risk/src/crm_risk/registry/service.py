@@ -1,4 +1,6 @@
-"""Model registry use cases: start a training operation, read the registry, promote a model.
+"""Model registry use cases: start a training operation, read the registry, promote a model (or roll
+back to a retired one: promotion of a RETIRED model), retire a candidate. Status changes go on the
+change feed in their transaction.
 
 Training: `start_training` checks what needs no data, creates the PENDING `risk.train`
 operation in the caller's unit of work and returns `Started`; the coordinator then trains in a
@@ -26,6 +28,7 @@ from crmkit.idempotency import IdempotencyKeys
 from crmkit.locking import load_for_update
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, complete_in, name_of, parse_name
+from crmkit.outbox import ChangeType, Outbox
 from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
@@ -39,7 +42,8 @@ ModelMessage = Callable[[RegisteredModel], Message]
 class ChurnRegistry:
     def __init__(self, *, db: Database, operations: Operations, runner: OperationRunner,
                  idempotency: IdempotencyKeys, page_tokens: PageTokens, training_dir: str, cv_folds: int,
-                 spec_message: SpecMessage, model_message: ModelMessage) -> None:
+                 spec_message: SpecMessage, model_message: ModelMessage, outbox: Outbox,
+                 fairness_ratio: float = 0.8) -> None:
         self._db = db
         self._operations = operations
         self._runner = runner
@@ -49,6 +53,8 @@ class ChurnRegistry:
         self._cv_folds = cv_folds
         self._spec_message = spec_message
         self._model_message = model_message
+        self._outbox = outbox
+        self._fairness_ratio = fairness_ratio
 
     async def start_training(self, *, uow: UnitOfWork, request: TrainingRequest, request_id: uuid.UUID | None,
                              message: Message, actor: Principal) -> Started:
@@ -68,6 +74,7 @@ class ChurnRegistry:
             id_attribute=checked.id_attribute, groups=checked.groups,
             params=TrainingParams(hyperparameters=checked.hyperparameters, random_seed=checked.random_seed,
                                   validation_fraction=checked.validation_fraction, cv_folds=self._cv_folds,
+                                  fairness_ratio=self._fairness_ratio,
                                   creator=actor.subject))
 
         def launch() -> None:
@@ -143,9 +150,52 @@ class ChurnRegistry:
         if previous is not None:
             await repository.retire(uow, previous.churn_model_id, reason=f"replaced by {model.name}")
         promoted = await repository.promote(uow, churn_model_id, promoter=actor.subject, reason=reason)
+        if previous is not None:
+            retired = await repository.get(uow, previous.churn_model_id)
+            assert retired is not None
+            await self._publish(uow, retired, actor=actor)
+        await self._publish(uow, promoted, actor=actor)
         log.info("churn_model_promoted", churn_model_id=churn_model_id,
                  previous=previous.churn_model_id if previous else "")
         return promoted, previous.name if previous else ""
+
+    async def retire(self, *, uow: UnitOfWork, churn_model_id: str, reason: str, etag: str,
+                     request_id: uuid.UUID | None, message: Message, actor: Principal) -> RegisteredModel:
+        """Retire a candidate. The active model is refused: promoting another (or rolling back to a
+        retired one with PromoteChurnModel) is how it leaves, so scoring always has a model."""
+        v = Violations()
+        rules.check_reason(v, reason)
+        v.raise_if_any()
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=request_id, request=message, method="RetireChurnModel",
+            resource_name=f"churnModels/{churn_model_id}",
+            replay=lambda name: self.get(uow=uow, churn_model_id=name.removeprefix("churnModels/")))
+        if replayed is not None:
+            return replayed
+
+        def refuse(model: RegisteredModel) -> None:
+            if model.status == Status.ACTIVE:
+                raise FailedPrecondition(
+                    f"{model.name} is active: promote another model (or roll back to a retired one) instead, "
+                    "so scoring always has a model", reason="MODEL_ACTIVE", metadata={"churn_model": model.name})
+            if model.status == Status.RETIRED:
+                raise FailedPrecondition(f"{model.name} is already retired", reason="MODEL_ALREADY_RETIRED",
+                                         metadata={"churn_model": model.name})
+
+        await repository.lock_promotions(uow)
+        await load_for_update(repository.get(uow, churn_model_id, for_update=True), etag=etag,
+                              not_found=lambda: _not_found(churn_model_id), check=refuse)
+        await repository.retire(uow, churn_model_id, reason=reason)
+        retired = await repository.get(uow, churn_model_id)
+        assert retired is not None
+        await self._publish(uow, retired, actor=actor)
+        log.info("churn_model_retired", churn_model_id=churn_model_id)
+        return retired
+
+    async def _publish(self, uow: UnitOfWork, model: RegisteredModel, *, actor: Principal) -> None:
+        """A status change on the change feed, in the caller's transaction."""
+        await self._outbox.append(uow, resource_name=model.name, change_type=ChangeType.CHANGE_TYPE_UPDATED,
+                                  payload=self._model_message(model), actor=actor.subject)
 
     async def _replayed(self, uow: UnitOfWork, name: str) -> tuple[RegisteredModel, str]:
         return await self.get(uow=uow, churn_model_id=name.removeprefix("churnModels/")), ""

@@ -39,11 +39,21 @@ class ReasonCode(IntEnum):
     AGE_UNKNOWN = 6
     VULNERABLE_CUSTOMER = 7
     CUSTOMER_UNKNOWN = 8
+    ASSESSMENT_EXPIRED = 9
 
 
 class Effect(IntEnum):
     BLOCK = 1
     ADVISE = 2
+    IN_PERSON_REVIEW = 3
+
+
+class Outcome(IntEnum):
+    """crm.risk.v1.SuitabilityOutcome."""
+
+    ALLOW = 1
+    DENY = 2
+    NEEDS_IN_PERSON_REVIEW = 3
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,11 @@ class CustomerFacts:
     kyc_status: int
     birth_date: date | None
     vulnerable: bool = False
+    # The last day the risk assessment is valid; None when unknown (or never assessed).
+    assessment_expiry: date | None = None
+    # The age in whole years when the date of birth is not known to risk (profile shows a
+    # service the birth year only; the read model derives a never-overstated age).
+    age_years: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,11 @@ class Reason:
 
 @dataclass(frozen=True)
 class Decision:
-    allowed: bool
+    outcome: Outcome
     reasons: tuple[Reason, ...]
     customer_risk_tolerance: int
     rule_set_version: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == Outcome.ALLOW

@@ -1,12 +1,15 @@
 """Whether a product may be offered or sold to a customer: pure rules, no I/O.
 
-The order of checks is the contract's: risk tolerance against the product's risk level, then
-age, KYC and vulnerability. Every rule that applies is reported, blocking reasons first, so
-staff see the whole picture rather than the first obstacle.
+The order of checks is the contract's: risk tolerance against the product's risk level (and
+whether its assessment has expired), then age, KYC and vulnerability. Every rule that applies is
+reported, blocking reasons first, so staff see the whole picture rather than the first obstacle.
 
-`CheckSuitability` names only the customer; their risk tolerance, KYC status, date of birth and
-vulnerability come from risk's own read model of customers, fed by the profile change feed.
-That read model is the next slice; these rules are ready for it.
+The outcome: DENY when a reason blocks; else NEEDS_IN_PERSON_REVIEW when one asks for an
+in-person review (a sale to a senior or vulnerable customer, or on an expired assessment: what
+blocks marketing outright needs a member of staff with the customer for a sale); else ALLOW.
+
+`CheckSuitability` names only the customer; their facts come from risk's own read model of
+customers, fed by the profile change feed (`customers/repository.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from crm_risk.suitability.model import (
     Decision,
     Effect,
     KycStatus,
+    Outcome,
     ProductRiskLevel,
     Purpose,
     Reason,
@@ -40,6 +44,11 @@ def age_on(birth_date: date, today: date) -> int:
     return today.year - birth_date.year - (0 if had_birthday else 1)
 
 
+def age_of(facts: CustomerFacts, today: date) -> int | None:
+    """Completed years from the date of birth when known, else the age the read model gives."""
+    return age_on(facts.birth_date, today) if facts.birth_date is not None else facts.age_years
+
+
 def decide(
     facts: CustomerFacts, *, product_risk_level: int, purpose: int, today: date,
     rule_set: RuleSet = DEFAULT_RULE_SET,
@@ -59,13 +68,21 @@ def decide(
     elif level > facts.risk_tolerance:
         add(ReasonCode.RISK_ABOVE_TOLERANCE, Effect.BLOCK,
             f"Product {level.name} exceeds customer tolerance C{facts.risk_tolerance}")
+    if facts.risk_tolerance and facts.assessment_expiry is not None and facts.assessment_expiry < today \
+            and level > ProductRiskLevel.R1:
+        if marketing:
+            add(ReasonCode.ASSESSMENT_EXPIRED, Effect.BLOCK,
+                f"Customer risk assessment expired; product {level.name} is not marketed until it is renewed")
+        else:
+            add(ReasonCode.ASSESSMENT_EXPIRED, Effect.IN_PERSON_REVIEW,
+                f"Customer risk assessment expired; reassess in person before selling {level.name}")
 
     # Age: the rules only bite above R1 (minors) and above R3 (seniors).
-    if facts.birth_date is None:
+    age = age_of(facts, today)
+    if age is None:
         if level > ProductRiskLevel.R1:
             add(ReasonCode.AGE_UNKNOWN, Effect.ADVISE, "Date of birth unknown; age rules could not be applied")
     else:
-        age = age_on(facts.birth_date, today)
         if age < rule_set.adult_age and level > ProductRiskLevel.R1:
             add(ReasonCode.MINOR, Effect.BLOCK,
                 f"Customer is under {rule_set.adult_age}; product {level.name} is above R1")
@@ -76,9 +93,9 @@ def decide(
                     f"Customer is {rule_set.senior_age} or older; product {level.name} above {senior} "
                     "is not marketed")
             else:
-                add(ReasonCode.SENIOR, Effect.ADVISE,
-                    f"Customer is {rule_set.senior_age} or older; sell {level.name} only through the enhanced, "
-                    "recorded sales process")
+                add(ReasonCode.SENIOR, Effect.IN_PERSON_REVIEW,
+                    f"Customer is {rule_set.senior_age} or older; sell {level.name} only in person through the "
+                    "enhanced, recorded sales process")
 
     if facts.kyc_status != KycStatus.VERIFIED and level > ProductRiskLevel.R1:
         add(ReasonCode.KYC_NOT_VERIFIED, Effect.BLOCK,
@@ -89,18 +106,33 @@ def decide(
             add(ReasonCode.VULNERABLE_CUSTOMER, Effect.BLOCK,
                 f"Customer is marked vulnerable; product {level.name} is not marketed")
         else:
-            add(ReasonCode.VULNERABLE_CUSTOMER, Effect.ADVISE,
-                f"Customer is marked vulnerable; selling {level.name} needs supervisor sign-off")
+            add(ReasonCode.VULNERABLE_CUSTOMER, Effect.IN_PERSON_REVIEW,
+                f"Customer is marked vulnerable; selling {level.name} needs an in-person review with supervisor "
+                "sign-off")
 
-    ordered = tuple(sorted(reasons, key=lambda r: (r.effect != Effect.BLOCK, r.code)))
-    return Decision(allowed=all(r.effect != Effect.BLOCK for r in ordered), reasons=ordered,
-                    customer_risk_tolerance=facts.risk_tolerance, rule_set_version=rule_set.version)
+    ordered = tuple(sorted(reasons, key=lambda r: (_EFFECT_ORDER[r.effect], r.code)))
+    return Decision(outcome=outcome_of(ordered), reasons=ordered, customer_risk_tolerance=facts.risk_tolerance,
+                    rule_set_version=rule_set.version)
+
+
+# Blocking reasons first, then reviews, then advice.
+_EFFECT_ORDER = {Effect.BLOCK: 0, Effect.IN_PERSON_REVIEW: 1, Effect.ADVISE: 2}
+
+
+def outcome_of(reasons: tuple[Reason, ...]) -> Outcome:
+    effects = {r.effect for r in reasons}
+    if Effect.BLOCK in effects:
+        return Outcome.DENY
+    if Effect.IN_PERSON_REVIEW in effects:
+        return Outcome.NEEDS_IN_PERSON_REVIEW
+    return Outcome.ALLOW
 
 
 def unknown_customer(rule_set: RuleSet = DEFAULT_RULE_SET) -> Decision:
     """The answer for a customer missing from the read model in a batch check."""
     reason = Reason(ReasonCode.CUSTOMER_UNKNOWN, Effect.BLOCK, "Customer is not in risk's read model")
-    return Decision(allowed=False, reasons=(reason,), customer_risk_tolerance=0, rule_set_version=rule_set.version)
+    return Decision(outcome=Outcome.DENY, reasons=(reason,), customer_risk_tolerance=0,
+                    rule_set_version=rule_set.version)
 
 
 def validate_check(

@@ -9,7 +9,8 @@ from crm.segment.v1 import segment_service_pb2 as pb
 from crmkit.operations.rpcs import OperationRpcs as KitOperationRpcs
 
 # The kinds of operation the segment service runs (ListOperationsRequest.kind).
-KINDS = ("segment.materialise", "segment.rebuild_features", "segment.clustering", "segment.association")
+KINDS = ("segment.materialise", "segment.rebuild_features", "segment.clustering", "segment.association",
+         "segment.ltv_fit")
 
 
 class OperationRpcs(KitOperationRpcs):

@@ -12,12 +12,16 @@ import grpc
 from crm.segment.v1 import segment_service_pb2 as pb
 from crm.segment.v1 import segment_service_pb2_grpc
 from crm_segment.api import segment_messages
+from crm_segment.api.classification_rpcs import ClassificationRpcs
 from crm_segment.api.cluster_rpcs import ClusterRpcs
 from crm_segment.api.crosssell_rpcs import CrossSellRpcs
 from crm_segment.api.explain_rpcs import ExplainRpcs
+from crm_segment.api.ltv_rpcs import LifetimeValueRpcs
 from crm_segment.api.membership_rpcs import MembershipRpcs
 from crm_segment.api.operation_rpcs import OperationRpcs
+from crm_segment.classifications.service import Classifications
 from crm_segment.clusters.service import Clustering
+from crm_segment.clv.service import LifetimeValues
 from crm_segment.crosssell.service import CrossSell
 from crm_segment.membership.service import Membership
 from crm_segment.segments.rules import SEGMENT_NAME
@@ -31,11 +35,14 @@ from crmkit.operations import Operations
 SEGMENT = SEGMENT_NAME
 
 
-class SegmentServicer(MembershipRpcs, OperationRpcs, ExplainRpcs, ClusterRpcs, CrossSellRpcs,
-                      segment_service_pb2_grpc.SegmentServiceServicer):
+class SegmentServicer(MembershipRpcs, OperationRpcs, ExplainRpcs, ClusterRpcs, CrossSellRpcs, ClassificationRpcs,
+                      LifetimeValueRpcs, segment_service_pb2_grpc.SegmentServiceServicer):
     def __init__(self, *, db: Database, segments: Segments, membership: Membership, operations: Operations,
-                 clustering: Clustering, crosssell: CrossSell) -> None:
+                 clustering: Clustering, crosssell: CrossSell, classifications: Classifications,
+                 lifetime_values: LifetimeValues) -> None:
         self._db = db
+        self._classifications = classifications
+        self._lifetime_values = lifetime_values
         self._segments = segments
         self._membership = membership
         self._operations = operations

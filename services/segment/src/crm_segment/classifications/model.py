@@ -2,7 +2,7 @@
 decided from, and the thresholds an operator configures. Plain values, no protos, no I/O.
 
 The enums mirror the contract's numbers (`crm.segment.v1`, classification.proto), so `api/`
-converts by value; `RfmSegment` has no proto enum yet and its numbers are the ones to give it.
+converts by value; `RfmSegment` too.
 Money is integer minor units of the bank's reporting currency; the defaults assume CNY (2
 decimals), so `600_000_000` is 6,000,000.00 CNY.
 """
@@ -10,6 +10,7 @@ decimals), so `600_000_000` is 6,000,000.00 CNY.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import IntEnum
 
 
@@ -42,6 +43,10 @@ class LifecycleStage(IntEnum):
     MATURE = 3
     DECLINE = 4
     CHURNED = 5
+
+
+REPORTING_CURRENCY = "CNY"
+MINOR_PER_UNIT = 100
 
 
 class RfmSegment(IntEnum):
@@ -140,6 +145,8 @@ class ServiceStandard:
     max_marketing_contacts_per_month: int
     care_programme: str
     min_contacts_per_year: int = 0
+    max_customers_per_manager: int = 0
+    benefits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ class TierDefinition:
     min_expected_lifetime_value_minor: int | None = None
     min_inflow_90d_minor: int | None = None
     min_product_count: int | None = None
+    downgrade_grace_months: int = 0
 
 
 # Defaults for a Chinese retail bank, in CNY fen:
@@ -167,23 +175,30 @@ class TierDefinition:
 #   one, net inflows of 20,000 CNY in 90 days with at least 2 products (young professionals
 #   building savings: at that pace they reach mass affluent within a year or so);
 # - mass: everyone else.
+# A customer keeps private, VIP or mass affluent for 3 months after falling below its threshold
+# (a market dip should not take away a relationship manager overnight).
 # Response targets and contact caps fall with the tier: the more a customer holds, the faster the
 # answer and the fewer (better targeted) marketing contacts.
 PRIVATE = TierDefinition(
     display_name="Private Banking", min_average_aum_minor=600_000_000,
     service=ServiceStandard(dedicated_relationship_manager=True, priority_service=True, complaint_response_hours=4,
                             max_marketing_contacts_per_week=1, max_marketing_contacts_per_month=2,
-                            care_programme="Private banker care", min_contacts_per_year=24))
+                            care_programme="Private banker care", min_contacts_per_year=24,
+                            max_customers_per_manager=50),
+    downgrade_grace_months=3)
 VIP = TierDefinition(
     display_name="VIP", min_average_aum_minor=50_000_000,
     service=ServiceStandard(dedicated_relationship_manager=True, priority_service=True, complaint_response_hours=12,
                             max_marketing_contacts_per_week=1, max_marketing_contacts_per_month=3,
-                            care_programme="Wealth relationship care", min_contacts_per_year=12))
+                            care_programme="Wealth relationship care", min_contacts_per_year=12,
+                            max_customers_per_manager=300),
+    downgrade_grace_months=3)
 MASS_AFFLUENT = TierDefinition(
     display_name="Mass Affluent", min_average_aum_minor=5_000_000,
     service=ServiceStandard(dedicated_relationship_manager=False, priority_service=True, complaint_response_hours=24,
                             max_marketing_contacts_per_week=2, max_marketing_contacts_per_month=4,
-                            care_programme="Relationship team care", min_contacts_per_year=4))
+                            care_programme="Relationship team care", min_contacts_per_year=4),
+    downgrade_grace_months=3)
 POTENTIAL = TierDefinition(
     display_name="Potential", min_expected_lifetime_value_minor=1_000_000, min_inflow_90d_minor=2_000_000,
     min_product_count=2,
@@ -211,6 +226,38 @@ class TierThresholds:
 
 TIER_KEYS = {ValueTier.PRIVATE: "private", ValueTier.VIP: "vip", ValueTier.MASS_AFFLUENT: "mass_affluent",
              ValueTier.POTENTIAL: "potential", ValueTier.MASS: "mass"}
+DEFAULT_TIERS = TierThresholds()
+
+
+@dataclass(frozen=True)
+class RfmBoundary:
+    """The last (value, customer id) of one quintile in a run's ordering (see
+    `rules.rfm_boundaries`); None when the quintile is empty (fewer than five scored customers)."""
+
+    value: int
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class RfmBoundaries:
+    """Where a classification run cut each of the three orderings into quintiles: four cuts
+    each, lowest first. Scoring one customer against them (`rules.rfm_score_against`) gives the
+    score the run would have given, so a customer reclassified between runs is scored against
+    the same population."""
+
+    recency: tuple[RfmBoundary | None, ...]
+    frequency: tuple[RfmBoundary | None, ...]
+    monetary: tuple[RfmBoundary | None, ...]
+
+
+@dataclass(frozen=True)
+class TierState:
+    """A customer's stored tier and its history, what the downgrade grace decides from."""
+
+    tier: ValueTier
+    since: date | None
+    previous: ValueTier
+    downgrade_due_on: date | None
 
 
 @dataclass(frozen=True)
@@ -246,3 +293,78 @@ class Thresholds:
     tiers: TierThresholds = field(default_factory=TierThresholds)
     activity: ActivityThresholds = field(default_factory=ActivityThresholds)
     lifecycle: LifecycleThresholds = field(default_factory=LifecycleThresholds)
+
+
+# `valueTiers/{slug}` in the contract's resource names.
+TIER_SLUGS = {ValueTier.PRIVATE: "private", ValueTier.VIP: "vip", ValueTier.MASS_AFFLUENT: "mass-affluent",
+              ValueTier.POTENTIAL: "potential", ValueTier.MASS: "mass"}
+
+
+@dataclass(frozen=True)
+class StoredTier:
+    """A tier's definition as stored, with its etag and how many customers hold the tier now."""
+
+    tier: ValueTier
+    definition: TierDefinition
+    version: int
+    updater: str
+    updated_at: datetime
+    customer_count: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"valueTiers/{TIER_SLUGS[self.tier]}"
+
+    @property
+    def etag(self) -> str:
+        return str(self.version)
+
+
+@dataclass(frozen=True)
+class ClassificationInputs:
+    """One customer's read-model row as the decisions need it (money in minor units); `current`
+    is the stored classification the new one follows on from."""
+
+    customer_id: str
+    relationship_manager_id: str
+    closed: bool
+    average_aum_minor: int
+    aum_minor: int
+    aum_change_90d_minor: int
+    product_count: int
+    tenure_days: int
+    days_since_last_activity: int | None
+    activity_count_90d: int
+    holdings_opened_90d: int
+    holdings_closed_90d: int
+    recency_days: int | None
+    frequency: int
+    monetary_minor: int
+    rfm_window_days: int | None
+    features_as_of: datetime
+    current: Classification | None = None
+
+
+@dataclass(frozen=True)
+class Classification:
+    customer_id: str
+    tier: TierState
+    qualifying_aum_minor: int
+    activity_layer: ActivityLayer
+    activity_layer_since: date | None
+    lifecycle_stage: LifecycleStage
+    lifecycle_stage_since: date | None
+    rfm: RfmScore | None
+    rfm_recency_days: int | None
+    rfm_frequency: int
+    rfm_monetary_minor: int
+    rfm_window_days: int | None
+    expected_lifetime_value_minor: int | None
+    classified_at: datetime | None
+    features_as_of: datetime
+    relationship_manager_id: str = ""
+
+    def moved_from(self, before: Classification | None) -> bool:
+        """Whether the tier, layer or stage differs from `before` (what the change feed carries)."""
+        return before is None or (self.tier.tier, self.activity_layer, self.lifecycle_stage) != (
+            before.tier.tier, before.activity_layer, before.lifecycle_stage)

@@ -42,17 +42,23 @@ RFM: see `rfm_scores` and `RFM_GRID`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from datetime import date, datetime
 from enum import Enum
 from itertools import pairwise
 
 from crm_segment.classifications.model import (
     TIER_KEYS,
+    TIER_RANK,
     ActivityLayer,
     ActivitySignals,
     ActivityThresholds,
+    Classification,
+    ClassificationInputs,
     LifecycleSignals,
     LifecycleStage,
     LifecycleThresholds,
+    RfmBoundaries,
+    RfmBoundary,
     RfmInput,
     RfmScore,
     RfmSegment,
@@ -60,6 +66,7 @@ from crm_segment.classifications.model import (
     Thresholds,
     TierDefinition,
     TierSignals,
+    TierState,
     TierThresholds,
     ValueTier,
 )
@@ -74,6 +81,9 @@ MAX_CONTACTS_PER_YEAR = 52
 MAX_DAYS = 3650
 MAX_COUNT = 10_000
 MAX_GROWTH_PERCENT = 1000
+MAX_GRACE_MONTHS = 12
+MAX_BENEFITS = 20
+MAX_BENEFIT = 100
 QUINTILES = 5
 
 # Tiers qualified by AUM alone, highest first.
@@ -145,6 +155,33 @@ def _fell_by(before: int, change: int, percent: int) -> bool:
     return before > 0 and change < 0 and -change * 100 >= percent * before
 
 
+def next_tier_state(state: TierState, computed: ValueTier, *, grace_months: int, today: date) -> TierState:
+    """The stored tier after a classification that computed `computed`. Upgrades (and a first
+    tier) are immediate; a downgrade waits `grace_months` (the current tier's grace) from the first
+    classification that failed its threshold, and is forgotten when the customer requalifies."""
+    current = state.tier
+    if current is ValueTier.UNSPECIFIED or TIER_RANK[computed] <= TIER_RANK[current]:
+        if computed is current:
+            return TierState(current, state.since, state.previous, None)
+        return TierState(computed, today, current, None)
+    due = state.downgrade_due_on or add_months(today, grace_months)
+    if today >= due:
+        return TierState(computed, today, current, None)
+    return TierState(current, state.since, state.previous, due)
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later, or the month's last day when it has fewer days."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
 # ---------------------------------------------------------------------------------------------
 # RFM
 
@@ -205,6 +242,45 @@ def rfm_scores(customers: Sequence[RfmInput], ties: Ties = Ties.SPLIT) -> list[R
     return result
 
 
+def rfm_keys(customer: RfmInput) -> tuple[int, int, int] | None:
+    """The values each ordering sorts by (higher is better): -recency days, frequency, monetary;
+    None for a customer without a transaction, who scores 1 on all three."""
+    if customer.recency_days is None or customer.frequency <= 0:
+        return None
+    return -customer.recency_days, customer.frequency, customer.monetary_minor
+
+
+def cut_positions(count: int) -> tuple[int, ...]:
+    """1-based positions, in an ordering of `count` scored customers, of the last customer of
+    quintiles 1 to 4 (0 when the quintile is empty): score = ceil(5 * position / count)."""
+    return tuple(k * count // QUINTILES for k in range(1, QUINTILES))
+
+
+def rfm_boundaries(customers: Sequence[RfmInput]) -> RfmBoundaries:
+    """The quintile cuts `rfm_scores` (SPLIT ties) makes of `customers`; the reference for the
+    SQL that finds them over the whole read model."""
+    scored = [(keys, c.customer_id) for c in customers if (keys := rfm_keys(c)) is not None]
+    positions = cut_positions(len(scored))
+    cuts = []
+    for dimension in range(3):
+        ordered = sorted((keys[dimension], customer_id) for keys, customer_id in scored)
+        cuts.append(tuple(RfmBoundary(*ordered[p - 1]) if p > 0 else None for p in positions))
+    return RfmBoundaries(*cuts)
+
+
+def rfm_score_against(boundaries: RfmBoundaries, customer: RfmInput) -> RfmScore:
+    """The score a run with these cuts gives `customer`: one more than the cuts below it."""
+    keys = rfm_keys(customer)
+    if keys is None:
+        r = f = m = 1
+    else:
+        own = customer.customer_id
+        r, f, m = (1 + sum(1 for cut in cuts if cut is None or (key, own) > (cut.value, cut.customer_id))
+                   for key, cuts in zip(keys, (boundaries.recency, boundaries.frequency, boundaries.monetary),
+                                        strict=True))
+    return RfmScore(customer.customer_id, r, f, m, rfm_segment(r, f, m))
+
+
 def _quintiles(customers: Sequence[RfmInput], value: Callable[[RfmInput], int], ties: Ties) -> dict[str, int]:
     ordered = sorted(customers, key=lambda c: (value(c), c.customer_id))
     count = len(ordered)
@@ -247,6 +323,7 @@ def validate_tiers(tiers: TierThresholds, violations: Violations, prefix: str = 
             violations.check(definition.min_average_aum_minor is None, f"{at}min_average_aum",
                              f"must be unset for {key}")
         _potential_criteria(definition, at, tier is ValueTier.POTENTIAL, violations)
+        _bounded(definition.downgrade_grace_months, f"{at}downgrade_grace_months", 0, MAX_GRACE_MONTHS, violations)
         _service(definition.service, f"{at}service_standard.", violations)
     # Each AUM tier strictly above the next: otherwise the lower one could never be reached.
     for higher, lower in pairwise(AUM_TIERS):
@@ -275,6 +352,11 @@ def _potential_criteria(definition: TierDefinition, at: str, is_potential: bool,
 
 
 def _service(service: ServiceStandard, at: str, violations: Violations) -> None:
+    _bounded(service.max_customers_per_manager, f"{at}max_customers_per_manager", 0, MAX_COUNT, violations)
+    if violations.check(len(service.benefits) <= MAX_BENEFITS, f"{at}benefits",
+                        f"must have at most {MAX_BENEFITS} entries"):
+        for index, benefit in enumerate(service.benefits):
+            _text(benefit, f"{at}benefits[{index}]", MAX_BENEFIT, violations)
     _bounded(service.complaint_response_hours, f"{at}complaint_response_hours", 1, MAX_RESPONSE_HOURS, violations)
     week, month = service.max_marketing_contacts_per_week, service.max_marketing_contacts_per_month
     _bounded(week, f"{at}max_marketing_contacts_per_week", 0, MAX_CONTACTS_PER_WEEK, violations)
@@ -316,3 +398,50 @@ def _bounded(number: int, field: str, low: int, high: int, violations: Violation
 def _text(value: str, field: str, limit: int, violations: Violations) -> None:
     if violations.check(1 <= len(value) <= limit, field, f"must be 1 to {limit} characters"):
         violations.text(value, field)
+
+
+# ---------------------------------------------------------------------------------------------
+# One customer's classification
+
+
+def classify(inputs: ClassificationInputs, *, thresholds: Thresholds, boundaries: RfmBoundaries | None,
+             expected_lifetime_value_minor: int | None, now: datetime) -> Classification:
+    """Every classification of one customer from their read-model row; the dates a class was
+    entered carry over from `inputs.current` while it stays."""
+    today = now.date()
+    current = inputs.current
+    computed = value_tier(TierSignals(
+        average_aum_minor=inputs.average_aum_minor, product_count=inputs.product_count,
+        aum_change_90d_minor=inputs.aum_change_90d_minor, expected_lifetime_value_minor=expected_lifetime_value_minor,
+    ), thresholds.tiers)
+    before = current.tier if current is not None else TierState(ValueTier.UNSPECIFIED, None, ValueTier.UNSPECIFIED,
+                                                               None)
+    grace = (thresholds.tiers.definition(before.tier).downgrade_grace_months
+             if before.tier is not ValueTier.UNSPECIFIED else 0)
+    tier = next_tier_state(before, computed, grace_months=grace, today=today)
+    layer = activity_layer(ActivitySignals(days_since_last_activity=inputs.days_since_last_activity,
+                                           activity_count=inputs.activity_count_90d,
+                                           product_count=inputs.product_count), thresholds.activity)
+    stage = lifecycle_stage(LifecycleSignals(
+        tenure_days=inputs.tenure_days, closed=inputs.closed, product_count=inputs.product_count,
+        aum_minor=inputs.aum_minor, aum_change_minor=inputs.aum_change_90d_minor,
+        holdings_opened=inputs.holdings_opened_90d, holdings_closed=inputs.holdings_closed_90d,
+        activity_layer=layer), thresholds.lifecycle)
+    rfm_input = RfmInput(inputs.customer_id, inputs.recency_days, inputs.frequency, inputs.monetary_minor)
+    rfm = rfm_score_against(boundaries, rfm_input) if boundaries is not None else None
+    return Classification(
+        customer_id=inputs.customer_id, tier=tier, qualifying_aum_minor=inputs.average_aum_minor,
+        activity_layer=layer,
+        activity_layer_since=_since(current.activity_layer if current else None, layer,
+                                    current.activity_layer_since if current else None, today),
+        lifecycle_stage=stage,
+        lifecycle_stage_since=_since(current.lifecycle_stage if current else None, stage,
+                                     current.lifecycle_stage_since if current else None, today),
+        rfm=rfm, rfm_recency_days=inputs.recency_days, rfm_frequency=inputs.frequency,
+        rfm_monetary_minor=inputs.monetary_minor, rfm_window_days=inputs.rfm_window_days,
+        expected_lifetime_value_minor=expected_lifetime_value_minor, classified_at=now,
+        features_as_of=inputs.features_as_of, relationship_manager_id=inputs.relationship_manager_id)
+
+
+def _since(before: object | None, now_in: object, since: date | None, today: date) -> date:
+    return since if before == now_in and since is not None else today

@@ -9,7 +9,7 @@ summary's `TimeUnit`, counted from a customer's first transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import IntEnum
 
 
@@ -86,3 +86,93 @@ class CustomerValue:
     probability_alive: float
     expected_spend: float
     clv: float
+
+
+KIND = "segment.ltv_fit"
+# Repeat customers a fit needs at least (the contract's floor; the fitter's own is lower).
+MIN_REPEAT_CUSTOMERS = 100
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    """What the read model's per-day totals say of one customer within a period: the first and
+    last day with a transaction, how many days had one, their total and the first day's amount."""
+
+    customer_id: str
+    first_day: date
+    last_day: date
+    days: int
+    total: float
+    first_amount: float
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """A fit as asked for, checked (`rules.check_fit`)."""
+
+    display_name: str
+    calibration_start: date
+    calibration_end: date
+    holdout_start: date | None
+    holdout_end: date | None
+    unit: TimeUnit
+    population_segment_id: str
+    penalizer: float
+    horizon_days: int
+    annual_discount_rate: float
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """What the worker process fits: picklable."""
+
+    summaries: tuple[CustomerSummary, ...]
+    penalizer: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    bgnbd: BgNbdParameters
+    gamma_gamma: GammaGammaParameters
+    frequency_value_correlation: float
+
+
+@dataclass(frozen=True)
+class HoldoutResult:
+    predicted: float
+    actual: int
+    mean_absolute_error: float
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A lifetime-value model as stored; the parameters are None until its fit succeeded."""
+
+    model_id: str
+    settings: FitSettings
+    operation_id: object
+    state: int
+    creator: str
+    created_at: datetime
+    fitted_at: datetime | None
+    customer_count: int | None
+    repeat_customer_count: int | None
+    result: FitResult | None
+    holdout: HoldoutResult | None
+
+    @property
+    def name(self) -> str:
+        return f"lifetimeValueModels/{self.model_id}"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One customer's value under one model over a horizon from today."""
+
+    customer_id: str
+    model_id: str
+    horizon_days: int
+    annual_discount_rate: float
+    summary: CustomerSummary
+    value: CustomerValue
+    computed_at: datetime

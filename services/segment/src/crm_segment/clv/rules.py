@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
 import numpy as np
@@ -39,10 +39,17 @@ from crm_segment.clv.model import (
     BgNbdParameters,
     CustomerSummary,
     CustomerValue,
+    DaySummary,
+    FitJob,
+    FitResult,
+    FitSettings,
     GammaGammaParameters,
+    HoldoutResult,
     TimeUnit,
     Transaction,
 )
+from crmkit.errors import FailedPrecondition
+from crmkit.validation import Violations
 
 Array = npt.NDArray[np.float64]
 
@@ -128,8 +135,9 @@ def bgnbd_log_likelihood(params: BgNbdParameters, summaries: Sequence[CustomerSu
     return float(_bgnbd_log_likelihoods(log_params, x, t_x, age).sum())
 
 
-def fit_bgnbd(summaries: Sequence[CustomerSummary]) -> BgNbdParameters:
-    """BG/NBD parameters by maximum likelihood over all of `summaries`."""
+def fit_bgnbd(summaries: Sequence[CustomerSummary], *, penalizer: float = 0.0) -> BgNbdParameters:
+    """BG/NBD parameters by maximum likelihood over all of `summaries`; `penalizer` > 0 adds an
+    L2 penalty `penalizer * sum(parameter^2)` to the negative log-likelihood."""
     if len(summaries) < MIN_BGNBD_CUSTOMERS:
         raise ValueError(f"summaries must hold at least {MIN_BGNBD_CUSTOMERS} customers, got {len(summaries)}")
     x, t_x, age, _ = _columns(summaries)
@@ -140,12 +148,17 @@ def fit_bgnbd(summaries: Sequence[CustomerSummary]) -> BgNbdParameters:
     columns = (distinct[:, 0], distinct[:, 1], distinct[:, 2])
 
     def negative(log_params: Array) -> float:
-        return -float(weights @ _bgnbd_log_likelihoods(log_params, *columns))
+        return -float(weights @ _bgnbd_log_likelihoods(log_params, *columns)) + _penalty(log_params, penalizer)
 
-    log_params, log_likelihood = _maximise(negative, start=np.zeros(4), model="BG/NBD")
+    log_params, _ = _maximise(negative, start=np.zeros(4), model="BG/NBD")
+    log_likelihood = float(weights @ _bgnbd_log_likelihoods(log_params, *columns))
     r, alpha, a, b = np.exp(log_params)
     return BgNbdParameters(r=float(r), alpha=float(alpha), a=float(a), b=float(b),
                            log_likelihood=log_likelihood, customers=len(summaries))
+
+
+def _penalty(log_params: Array, penalizer: float) -> float:
+    return penalizer * float(np.sum(np.exp(log_params) ** 2)) if penalizer else 0.0
 
 
 def _maximise(negative: Callable[[Array], float], *, start: Array, model: str) -> tuple[Array, float]:
@@ -223,7 +236,7 @@ def _gamma_gamma_log_likelihoods(log_params: Array, x: Array, m: Array) -> Array
         dtype=np.float64)
 
 
-def fit_gamma_gamma(summaries: Sequence[CustomerSummary]) -> GammaGammaParameters:
+def fit_gamma_gamma(summaries: Sequence[CustomerSummary], *, penalizer: float = 0.0) -> GammaGammaParameters:
     """Gamma-Gamma parameters by maximum likelihood over the customers with repeat transactions
     worth more than 0 (the others carry no spend a Gamma can describe); `customers` counts those."""
     x, _, _, m = _columns(summaries)
@@ -234,9 +247,10 @@ def fit_gamma_gamma(summaries: Sequence[CustomerSummary]) -> GammaGammaParameter
     x, m = x[used], m[used]
 
     def negative(log_params: Array) -> float:
-        return -float(_gamma_gamma_log_likelihoods(log_params, x, m).sum())
+        return -float(_gamma_gamma_log_likelihoods(log_params, x, m).sum()) + _penalty(log_params, penalizer)
 
-    log_params, log_likelihood = _maximise(negative, start=np.zeros(3), model="Gamma-Gamma")
+    log_params, _ = _maximise(negative, start=np.zeros(3), model="Gamma-Gamma")
+    log_likelihood = float(_gamma_gamma_log_likelihoods(log_params, x, m).sum())
     p, q, gamma = np.exp(log_params)
     return GammaGammaParameters(p=float(p), q=float(q), gamma=float(gamma), log_likelihood=log_likelihood,
                                 customers=int(used.sum()))
@@ -282,3 +296,119 @@ def customer_values(
                       clv=float(spend[i] * discounted[i]))
         for i, s in enumerate(summaries)
     ]
+
+
+# --- the service's decisions ------------------------------------------------------------------
+
+DAYS_PER_MONTH = 365.25 / 12
+MAX_DISPLAY_NAME = 100
+MIN_CALIBRATION_DAYS = 180
+MIN_HOLDOUT_DAYS, MAX_HOLDOUT_DAYS = 30, 730
+MIN_HORIZON_DAYS, MAX_HORIZON_DAYS = 30, 3650
+DEFAULT_HORIZON_DAYS = 365
+DEFAULT_DISCOUNT_RATE = 0.08
+# The horizon the classification's `expected_lifetime_value` (and the potential tier) use.
+CLASSIFICATION_HORIZON_DAYS = 3 * 365
+
+
+def summary_of(day_summary: DaySummary, *, end: date, unit: TimeUnit) -> CustomerSummary:
+    """The model's summary of a customer from their per-day totals up to `end` (what `summarise`
+    makes from the transactions themselves)."""
+    s = day_summary
+    repeat = s.days - 1
+    return CustomerSummary(
+        customer_id=s.customer_id, frequency=repeat,
+        recency=(s.last_day - s.first_day).days / unit.days, age=(end - s.first_day).days / unit.days,
+        monetary_value=(s.total - s.first_amount) / repeat if repeat else 0.0)
+
+
+def fit(job: FitJob) -> FitResult:
+    """Both models on the job's summaries: a top-level function for a spawn worker. A fit that
+    cannot be made raises FailedPrecondition (the operation fails with it)."""
+    try:
+        bgnbd = fit_bgnbd(job.summaries, penalizer=job.penalizer)
+        gamma_gamma = fit_gamma_gamma(job.summaries, penalizer=job.penalizer)
+    except ValueError as error:
+        raise FailedPrecondition(f"the lifetime-value model cannot be fitted: {error}",
+                                 reason="LTV_FIT_FAILED") from None
+    repeat = [s for s in job.summaries if s.frequency > 0 and s.monetary_value > 0]
+    x = np.array([s.frequency for s in repeat], dtype=np.float64)
+    m = np.array([s.monetary_value for s in repeat], dtype=np.float64)
+    correlation = float(np.corrcoef(x, m)[0, 1]) if len(repeat) > 1 and x.std() > 0 and m.std() > 0 else 0.0
+    return FitResult(bgnbd=bgnbd, gamma_gamma=gamma_gamma, frequency_value_correlation=correlation)
+
+
+def values_over(summaries: Sequence[CustomerSummary], result: FitResult, *, unit: TimeUnit, horizon_days: int,
+                annual_discount_rate: float) -> list[CustomerValue]:
+    """Each customer's value over `horizon_days` from the end of their summary, discounted
+    monthly at `annual_discount_rate` (the contract's CustomerLifetimeValue)."""
+    periods = max(1, round(horizon_days / DAYS_PER_MONTH))
+    monthly = (1 + annual_discount_rate) ** (1 / 12) - 1
+    return customer_values(summaries, result.bgnbd, result.gamma_gamma, horizon=horizon_days / unit.days,
+                           periods=periods, discount_rate=monthly)
+
+
+def holdout(summaries: Sequence[CustomerSummary], actual: Mapping[str, int], result: FitResult, *,
+            holdout_days: int, unit: TimeUnit) -> HoldoutResult:
+    """Predicted against actual repeat transactions of the calibration customers in the holdout."""
+    x, t_x, age, _ = _columns(summaries)
+    predicted = _expected_purchases(result.bgnbd, x, t_x, age, holdout_days / unit.days)
+    made = np.array([actual.get(s.customer_id, 0) for s in summaries], dtype=np.float64)
+    return HoldoutResult(predicted=float(predicted.sum()), actual=int(made.sum()),
+                         mean_absolute_error=float(np.abs(predicted - made).mean()) if len(made) else 0.0)
+
+
+def check_fit(*, display_name: str, calibration: tuple[date | None, date | None],
+              holdout: tuple[date | None, date | None] | None, unit_days: int | None, population_segment_id: str,
+              penalizer: float, horizon_days: float | None, annual_discount_rate: float | None, today: date,
+              violations: Violations) -> FitSettings:
+    """A fit request's settings; every bad field is added to `violations` (the caller raises)."""
+    v = violations
+    if v.check(1 <= len(display_name) <= MAX_DISPLAY_NAME, "display_name",
+               f"is required: 1 to {MAX_DISPLAY_NAME} characters"):
+        v.text(display_name, "display_name")
+    start, end = calibration
+    calibration_given = v.check(start is not None and end is not None, "calibration_period",
+                                "is required with both start_time and end_time")
+    if not calibration_given:
+        start = end = today
+    assert start is not None and end is not None
+    v.check(not calibration_given or (end - start).days >= MIN_CALIBRATION_DAYS, "calibration_period",
+            f"must be at least {MIN_CALIBRATION_DAYS} days long")
+    v.check(end <= today, "calibration_period.end_time", "must not be in the future")
+    holdout_start = holdout_end = None
+    if holdout is not None:
+        holdout_start, holdout_end = holdout
+        if v.check(holdout_start is not None and holdout_end is not None, "holdout_period",
+                   "must have both start_time and end_time when set"):
+            assert holdout_start is not None and holdout_end is not None
+            v.check(not calibration_given or holdout_start == end, "holdout_period.start_time",
+                    "must be calibration_period.end_time")
+            v.check(MIN_HOLDOUT_DAYS <= (holdout_end - holdout_start).days <= MAX_HOLDOUT_DAYS, "holdout_period",
+                    f"must be {MIN_HOLDOUT_DAYS} to {MAX_HOLDOUT_DAYS} days long")
+            v.check(holdout_end <= today, "holdout_period.end_time", "must not be in the future")
+    v.check(unit_days in (None, 1, 7), "time_unit", "must be 1 day or 7 days")
+    v.check(0 <= penalizer <= 1 and math.isfinite(penalizer), "penalizer_coefficient", "must be 0 to 1")
+    horizon = check_horizon(horizon_days, "horizon", v) or DEFAULT_HORIZON_DAYS
+    rate = check_discount_rate(annual_discount_rate, "annual_discount_rate", v)
+    return FitSettings(display_name=display_name, calibration_start=start, calibration_end=end,
+                       holdout_start=holdout_start, holdout_end=holdout_end,
+                       unit=TimeUnit.DAYS if unit_days == 1 else TimeUnit.WEEKS,
+                       population_segment_id=population_segment_id, penalizer=penalizer, horizon_days=horizon,
+                       annual_discount_rate=DEFAULT_DISCOUNT_RATE if rate is None else rate)
+
+
+def check_horizon(days: float | None, field: str, v: Violations) -> int | None:
+    """A horizon in whole days (None when unset)."""
+    if days is None:
+        return None
+    if v.check(days == int(days) and MIN_HORIZON_DAYS <= days <= MAX_HORIZON_DAYS, field,
+               f"must be {MIN_HORIZON_DAYS} to {MAX_HORIZON_DAYS} whole days"):
+        return int(days)
+    return None
+
+
+def check_discount_rate(rate: float | None, field: str, v: Violations) -> float | None:
+    if rate is None:
+        return None
+    return rate if v.check(math.isfinite(rate) and 0 <= rate <= 1, field, "must be a fraction 0 to 1") else None

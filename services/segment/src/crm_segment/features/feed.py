@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from google.type import money_pb2
 
 from crm.common.v1 import change_event_pb2
-from crm.profile.v1 import consent_pb2, customer_pb2, features_pb2, holding_pb2
+from crm.profile.v1 import consent_pb2, customer_pb2, event_pb2, features_pb2, holding_pb2
 from crm_segment.features import rules
 from crm_segment.features.model import (
     Change,
@@ -24,6 +24,7 @@ from crm_segment.features.model import (
     DerivedFeatures,
     HoldingRecord,
     Stamp,
+    TransactionRecord,
 )
 from crmkit.validation import to_date
 
@@ -78,6 +79,7 @@ def _features(event: ChangeEvent, stamp: Stamp) -> DerivedFeatures:
         "product_count": f.product_count, "product_type_count": f.product_type_count,
         "tenure_days": f.tenure_days,
         "recency_days": rfm.recency_days if rfm.HasField("recency_days") else None,
+        "rfm_window_days": rfm.window_days or None,
         "frequency": rfm.frequency, "monetary": _money(rfm.monetary),
         "login_count_30d": activity.login_count_30d, "visit_count_30d": activity.visit_count_30d,
         "transaction_count_30d": activity.transaction_count_30d,
@@ -121,8 +123,17 @@ def _preferences(event: ChangeEvent, stamp: Stamp) -> ContactPreferences:
                               do_not_contact_until=to_date(p.do_not_contact_until))
 
 
+def _transaction(event: ChangeEvent, stamp: Stamp) -> TransactionRecord | None:
+    e = _unpack(event, event_pb2.CustomerEvent())
+    assert isinstance(e, event_pb2.CustomerEvent)
+    if not rules.is_customer_transaction(e.event_type, e.transaction.kind):
+        return None
+    return TransactionRecord(stamp=stamp, day=e.occur_time.ToDatetime(tzinfo=UTC).date(),
+                             amount=abs(_money(e.transaction.amount)))
+
+
 _DECODERS: dict[str, Callable[[ChangeEvent, Stamp], Change | None]] = {
     rules.CUSTOMER_TYPE: _customer, rules.FEATURES_TYPE: _features, rules.HOLDING_TYPE: _holding,
-    rules.CONSENT_TYPE: _consent, rules.PREFERENCES_TYPE: _preferences,
+    rules.CONSENT_TYPE: _consent, rules.PREFERENCES_TYPE: _preferences, rules.EVENT_TYPE: _transaction,
 }
 

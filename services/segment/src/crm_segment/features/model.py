@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,17 @@ class ContactPreferences:
     do_not_contact_until: date | None
 
 
-Change = CustomerRecord | DerivedFeatures | HoldingRecord | ConsentDecision | ContactPreferences
+@dataclass(frozen=True)
+class TransactionRecord:
+    """One customer-initiated transaction from profile's event feed: its UTC day and amount (as
+    sent, in the holding's currency)."""
+
+    stamp: Stamp
+    day: date
+    amount: Decimal
+
+
+Change = CustomerRecord | DerivedFeatures | HoldingRecord | ConsentDecision | ContactPreferences | TransactionRecord
 
 
 @dataclass(frozen=True)

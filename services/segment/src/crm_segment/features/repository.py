@@ -22,15 +22,16 @@ from crm_segment.features.model import (
     DerivedFeatures,
     HoldingRecord,
     Stamp,
+    TransactionRecord,
 )
-from crm_segment.features.tables import customer_feature, feature_consent, feature_holding
+from crm_segment.features.tables import customer_feature, feature_consent, feature_holding, feature_transaction_day
 
 FEATURE_COLUMNS = (
     "reporting_currency", "aum", "average_aum_90d", "aum_change_90d", "product_count", "product_type_count",
     "tenure_days", "recency_days", "frequency", "monetary", "login_count_30d", "visit_count_30d",
     "transaction_count_30d", "transaction_count_90d", "active_channel_count_90d", "days_since_last_activity",
     "last_activity_at", "age_years", "holdings_opened_90d", "holdings_closed_90d", "payroll_active",
-    "features_computed_at",
+    "features_computed_at", "rfm_window_days",
 )
 _CLEARED_FEATURES: dict[str, Any] = {**dict.fromkeys(FEATURE_COLUMNS), "reporting_currency": "",
                                      "payroll_active": False}
@@ -64,6 +65,20 @@ class FeatureRepository:
             set_={k: insert.excluded[k] for k in ("position", "product_type", "open", "maturity_on")},
             where=h.c.position < insert.excluded.position).returning(h.c.holding_id))
         return written.first() is not None
+
+    async def put_transaction(self, connection: AsyncConnection, record: TransactionRecord) -> bool:
+        """Add a transaction to its day's total, unless the customer's row already holds it (the
+        feed is in order, so any event at or before the newest one folded in was folded in)."""
+        if not await _upsert_part(connection, record.stamp, "transactions_position", {}):
+            return False
+        d = feature_transaction_day
+        insert = pg.insert(d).values(customer_id=record.stamp.customer_id, day=record.day, amount=record.amount,
+                                     transaction_count=1)
+        await connection.execute(insert.on_conflict_do_update(
+            index_elements=[d.c.customer_id, d.c.day],
+            set_={"amount": d.c.amount + insert.excluded.amount,
+                  "transaction_count": d.c.transaction_count + insert.excluded.transaction_count}))
+        return True
 
     async def open_holdings(self, connection: AsyncConnection, customer_id: str) -> list[tuple[int, date | None]]:
         h = feature_holding.c

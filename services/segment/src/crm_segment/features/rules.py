@@ -18,7 +18,8 @@ FEATURES_TYPE = "crm.profile.v1.CustomerFeatures"
 HOLDING_TYPE = "crm.profile.v1.Holding"
 CONSENT_TYPE = "crm.profile.v1.ConsentRecord"
 PREFERENCES_TYPE = "crm.profile.v1.ContactPreferences"
-FOLLOWED_TYPES = (CUSTOMER_TYPE, FEATURES_TYPE, HOLDING_TYPE, CONSENT_TYPE, PREFERENCES_TYPE)
+EVENT_TYPE = "crm.profile.v1.CustomerEvent"
+FOLLOWED_TYPES = (CUSTOMER_TYPE, FEATURES_TYPE, HOLDING_TYPE, CONSENT_TYPE, PREFERENCES_TYPE, EVENT_TYPE)
 
 _CUSTOMER_OF = re.compile(r"customers/([^/]+)(?:/.*)?")
 
@@ -34,6 +35,10 @@ ACTIVE_STATE = 1
 # crm.profile.v1.ConsentPurpose MARKETING, ConsentDecision OPT_IN.
 MARKETING = 1
 OPT_IN = 1
+# crm.profile.v1.EventType TRANSACTION, and the TransactionKinds the bank initiates (SALARY,
+# INTEREST, FEE): the other kinds are customer-initiated transactions, profile's definition too.
+TRANSACTION_EVENT = 6
+NOT_CUSTOMER_INITIATED_KINDS = frozenset({5, 10, 11})
 # crm.profile.v1.ContactChannel -> the catalogue's channel names.
 CHANNELS = {1: "SMS", 2: "EMAIL", 3: "PHONE_CALL", 4: "MOBILE_APP", 5: "WECHAT", 6: "POST"}
 
@@ -73,3 +78,8 @@ def consented_channels(decisions: Iterable[tuple[int, bool, datetime | None]], *
     return sorted(CHANNELS[channel] for channel, opted_in, expire_at in decisions
                   if opted_in and channel in CHANNELS and (expire_at is None or expire_at > now))
 
+
+
+def is_customer_transaction(event_type: int, kind: int) -> bool:
+    """Whether an event is a customer-initiated transaction: what RFM and lifetime value count."""
+    return event_type == TRANSACTION_EVENT and kind not in NOT_CUSTOMER_INITIATED_KINDS

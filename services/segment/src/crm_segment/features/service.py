@@ -20,6 +20,7 @@ from crm_segment.features.model import (
     HoldingRecord,
     ReadModelStatus,
     Stamp,
+    TransactionRecord,
 )
 from crm_segment.features.repository import FeatureRepository
 from crmkit.db import Database
@@ -63,6 +64,8 @@ class FeatureReadModel:
                 return written
             case ContactPreferences():
                 return await repository.put_preferences(connection, change)
+            case TransactionRecord():
+                return await repository.put_transaction(connection, change)
             case None:
                 return False
 

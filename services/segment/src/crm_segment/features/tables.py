@@ -1,5 +1,5 @@
-"""The feature read model's tables: one row per customer, and the per-holding and per-channel rows
-its holdings and consent columns are folded from.
+"""The feature read model's tables: one row per customer, the per-holding and per-channel rows
+its holdings and consent columns are folded from, and per-day transaction totals.
 
 Each part of a customer's row (`customer_*`, the derived features, the contact preferences) and
 each holding and consent row keeps the feed position of the event that last wrote it (`*_position`,
@@ -68,10 +68,34 @@ customer_feature = sa.Table(
     sa.Column("do_not_contact", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("do_not_contact_until", sa.Date),
     sa.Column("marketing_channels", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    # Length of profile's RFM window (recency_days, frequency, monetary), days.
+    sa.Column("rfm_window_days", sa.Integer),
+    # The newest transaction event folded into feature_transaction_day for this customer.
+    sa.Column("transactions_position", Position),
+    # Segment's own classification of the customer (crm_segment.classifications), recomputed in
+    # the transaction that applies a change to the row and by the scheduled run; enums keep the
+    # contract's numbers, 0 until first classified.
+    sa.Column("value_tier", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("value_tier_since", sa.Date),
+    sa.Column("previous_value_tier", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("qualifying_aum", Amount),
+    sa.Column("downgrade_due_on", sa.Date),
+    sa.Column("activity_layer", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("activity_layer_since", sa.Date),
+    sa.Column("lifecycle_stage", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("lifecycle_stage_since", sa.Date),
+    sa.Column("rfm_recency_score", sa.SmallInteger),
+    sa.Column("rfm_frequency_score", sa.SmallInteger),
+    sa.Column("rfm_monetary_score", sa.SmallInteger),
+    sa.Column("rfm_segment", sa.SmallInteger, nullable=False, server_default="0"),
+    # 3-year expected lifetime value under the latest succeeded model; NULL without one.
+    sa.Column("expected_lifetime_value", Amount),
+    sa.Column("classified_at", sa.DateTime(timezone=True)),
     # The time profile wrote the newest event applied to this customer.
     sa.Column("features_as_of", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_customer_feature_features_as_of", "features_as_of"),
+    sa.Index("ix_customer_feature_value_tier", "value_tier"),
 )
 
 feature_holding = sa.Table(
@@ -96,4 +120,16 @@ feature_consent = sa.Table(
     sa.Column("opted_in", sa.Boolean, nullable=False),
     sa.Column("effective_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expire_at", sa.DateTime(timezone=True)),
+)
+
+feature_transaction_day = sa.Table(
+    "feature_transaction_day",
+    metadata,
+    # Customer-initiated transactions of profile's event feed, one row per customer and day
+    # (UTC): what lifetime-value models are fitted on. Amounts are summed as sent, whatever the
+    # currency (a statistical input, never a ledger).
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("transaction_count", sa.Integer, nullable=False),
 )

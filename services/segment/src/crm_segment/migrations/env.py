@@ -1,6 +1,8 @@
 """Alembic environment of the segment database (async; shared body in crmkit.db)."""
 
+import crm_segment.classifications.tables
 import crm_segment.clusters.tables
+import crm_segment.clv.tables
 import crm_segment.crosssell.tables
 import crm_segment.features.tables
 import crm_segment.membership.tables

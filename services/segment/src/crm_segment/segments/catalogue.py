@@ -6,10 +6,10 @@ Every expression here is fixed text written by us; rule text only ever reaches S
 parameters (crm_segment.cel.to_sql). Each expression has the column type `to_sql` expects for
 its CEL type (bigint, double precision, text, boolean, timestamptz, text[]).
 
-Features whose upstream feed is not followed yet (feedback, risk, segment's own
-classifications and lifetime values, login times) read a typed NULL: they are in the contract's
-catalogue, but every customer's value is missing until their feed lands, so a rule that needs
-them selects nobody rather than failing.
+Features whose upstream feed is not followed yet (feedback, risk, login times) read a typed NULL:
+they are in the contract's catalogue, but every customer's value is missing until their feed
+lands, so a rule that needs them selects nobody rather than failing. Segment's own
+classifications and lifetime value are columns of the same row, NULL until first computed.
 """
 
 from __future__ import annotations
@@ -92,6 +92,24 @@ _COLUMNS: dict[str, str] = {
     "transaction_count_30d": "cf.transaction_count_30d::bigint",
     "transaction_count_90d": "cf.transaction_count_90d::bigint",
     "visit_count_30d": "cf.visit_count_30d::bigint",
+    # Segment's own classification, on the same row (crm_segment.classifications).
+    "value_tier": _enum_names("cf.value_tier", {1: "VALUE_TIER_PRIVATE", 2: "VALUE_TIER_VIP",
+                                                3: "VALUE_TIER_MASS_AFFLUENT", 4: "VALUE_TIER_MASS",
+                                                5: "VALUE_TIER_POTENTIAL"}),
+    "activity_layer": _enum_names("cf.activity_layer", {1: "ACTIVITY_LAYER_CORE", 2: "ACTIVITY_LAYER_ACTIVE",
+                                                        3: "ACTIVITY_LAYER_DORMANT"}),
+    "lifecycle_stage": _enum_names("cf.lifecycle_stage", {
+        1: "LIFECYCLE_STAGE_ACQUISITION", 2: "LIFECYCLE_STAGE_GROWTH", 3: "LIFECYCLE_STAGE_MATURE",
+        4: "LIFECYCLE_STAGE_DECLINE", 5: "LIFECYCLE_STAGE_CHURNED"}),
+    "rfm_recency_score": "cf.rfm_recency_score::bigint",
+    "rfm_frequency_score": "cf.rfm_frequency_score::bigint",
+    "rfm_monetary_score": "cf.rfm_monetary_score::bigint",
+    "rfm_segment": _enum_names("cf.rfm_segment", {
+        1: "RFM_SEGMENT_CHAMPIONS", 2: "RFM_SEGMENT_LOYAL", 3: "RFM_SEGMENT_POTENTIAL_LOYALISTS", 4: "RFM_SEGMENT_NEW",
+        5: "RFM_SEGMENT_PROMISING", 6: "RFM_SEGMENT_NEED_ATTENTION", 7: "RFM_SEGMENT_ABOUT_TO_SLEEP",
+        8: "RFM_SEGMENT_AT_RISK", 9: "RFM_SEGMENT_CANT_LOSE_THEM", 10: "RFM_SEGMENT_HIBERNATING",
+        11: "RFM_SEGMENT_LOST"}),
+    "expected_lifetime_value": "cf.expected_lifetime_value::double precision",
     NOW: "now()",
 }
 

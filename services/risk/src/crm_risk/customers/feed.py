@@ -1,0 +1,80 @@
+"""Profile's change events -> the read model's changes. Decoding only: no rules, no I/O.
+
+An event of a type the model does not follow, or about no customer, decodes to None and is
+skipped (the cursor still moves past it)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from crm.common.v1 import change_event_pb2
+from crm.profile.v1 import customer_pb2, features_pb2
+from crm_risk.customers import rules
+from crm_risk.customers.model import AgeChange, CustomerChange, Stamp
+from crmkit.outbox import feed_order
+from crmkit.validation import to_date
+
+ChangeEvent = change_event_pb2.ChangeEvent
+DELETED = change_event_pb2.CHANGE_TYPE_DELETED
+
+
+def decode(event: ChangeEvent, attributes: rules.AttributeNames) -> CustomerChange | AgeChange | None:
+    customer_id = rules.customer_id_of(event.resource_name)
+    if customer_id is None or event.resource_type not in rules.FOLLOWED_TYPES:
+        return None
+    stamp = Stamp(customer_id=customer_id, position=feed_order(event.cursor),
+                  occurred_at=event.occurred_at.ToDatetime(tzinfo=UTC))
+    if event.resource_type == "crm.profile.v1.CustomerFeatures":
+        return _age(event, stamp)
+    return _customer(event, stamp, attributes)
+
+
+def _customer(event: ChangeEvent, stamp: Stamp, attributes: rules.AttributeNames) -> CustomerChange:
+    if event.change_type == DELETED:
+        return CustomerChange(stamp=stamp, removed=True)
+    c = customer_pb2.Customer()
+    if not event.payload.Unpack(c):
+        raise ValueError(f"{event.resource_type} event carries a {event.payload.TypeName()} payload")
+    expiry = c.attributes.get(attributes.assessment_expiry) if attributes.assessment_expiry else None
+    flag = c.attributes.get(attributes.vulnerable) if attributes.vulnerable else None
+    return CustomerChange(
+        stamp=stamp, removed=c.state != rules.ACTIVE_STATE, risk_tolerance=c.risk_tolerance,
+        kyc_status=c.kyc_status, birth_year=c.birth_date.year or None,
+        relationship_manager_id=c.relationship_manager_id, branch_id=c.branch_id,
+        assessment_expiry=to_date(expiry.date_value) if expiry is not None and expiry.HasField("date_value") else None,
+        vulnerable=flag is not None and flag.HasField("bool_value") and flag.bool_value,
+        feature_values=_feature_values(c))
+
+
+def _feature_values(c: customer_pb2.Customer) -> dict[str, str | float]:
+    """The customer's scoring inputs: custom attributes by id, gender, region, birth year."""
+    values: dict[str, str | float] = {}
+    for key, value in c.attributes.items():
+        kind = value.WhichOneof("value")
+        if kind in ("int_value", "bool_value"):
+            values[key] = float(getattr(value, kind))
+        elif kind == "decimal_value":
+            values[key] = value.decimal_value.value
+        elif kind == "date_value":
+            values[key] = to_date(value.date_value).isoformat()  # type: ignore[union-attr]
+        elif kind is not None:
+            values[key] = getattr(value, kind)
+    if c.gender:
+        values["gender"] = customer_pb2.Gender.Name(c.gender).removeprefix("GENDER_").capitalize()
+    if c.address.region_code:
+        values["region"] = c.address.region_code
+    if c.birth_date.year:
+        values["birth_year"] = float(c.birth_date.year)
+    return values
+
+
+def _age(event: ChangeEvent, stamp: Stamp) -> AgeChange:
+    if event.change_type == DELETED:
+        return AgeChange(stamp=stamp, age_years=None, age_on=None)
+    f = features_pb2.CustomerFeatures()
+    if not event.payload.Unpack(f):
+        raise ValueError(f"{event.resource_type} event carries a {event.payload.TypeName()} payload")
+    lifecycle = f.lifecycle
+    computed = f.compute_time.ToDatetime(tzinfo=UTC) if f.HasField("compute_time") else stamp.occurred_at
+    return AgeChange(stamp=stamp, age_years=lifecycle.age_years if lifecycle.HasField("age_years") else None,
+                     age_on=computed.date())
