@@ -8,14 +8,11 @@ from typing import Any
 
 import grpc
 import pytest
-import sqlalchemy as sa
 from google.rpc import error_details_pb2
-from sqlalchemy.dialects import postgresql as pg
 
 from crm.campaign.v1 import audience_pb2, campaign_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.common.v1 import operation_pb2
-from crm_campaign.audience.read_models import customer_contact, open_complaint, segment_member
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_info
 
@@ -23,31 +20,6 @@ MARKETER = bearer(Role.MARKETER, subject="marketer-a")
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 SMS, APP = campaign_pb2.CHANNEL_SMS, campaign_pb2.CHANNEL_MOBILE_APP
 S = audience_pb2
-
-
-@pytest.fixture
-def seed_read_models(campaign_service: tuple[Any, Any]) -> Any:
-    """`await seed(segment_id, customers, dnc=(), complaints=(), no_consent=())`: the read models as
-    the followers of segment's, profile's and feedback's feeds would leave them."""
-    _, runtime = campaign_service
-
-    async def seed(segment_id: str, customers: list[str], *, dnc: tuple[str, ...] = (),
-                   complaints: tuple[str, ...] = (), no_consent: tuple[str, ...] = ()) -> None:
-        async with runtime.db.unit_of_work() as uow:
-            await uow.execute(sa.insert(segment_member), [{"segment_id": segment_id, "customer_id": c}
-                                                          for c in customers])
-            await uow.execute(_contact_rows(customers, dnc, no_consent))
-            if complaints:
-                await uow.execute(sa.insert(open_complaint), [{"complaint_id": f"cmp-{c}", "customer_id": c}
-                                                              for c in complaints])
-    return seed
-
-
-def _contact_rows(customers: list[str], dnc: tuple[str, ...], no_consent: tuple[str, ...]) -> Any:
-    return pg.insert(customer_contact).values([
-        {"customer_id": c, "do_not_contact": c in dnc,
-         "consented_channels": [] if c in no_consent else [int(SMS), int(APP)],
-         "reachable_channels": [int(SMS), int(APP)]} for c in customers]).on_conflict_do_nothing()
 
 
 async def build(campaigns, name: str, *, dry_run: bool, request_id: str | None = None) -> Any:  # type: ignore[no-untyped-def]
