@@ -173,21 +173,22 @@ async def _journey(channels: dict[str, grpc.aio.Channel], outbox: Path) -> None:
         await campaigns.ApproveCampaign(cpb.ApproveCampaignRequest(name=draft.name), metadata=MARKETER_A)
     assert own.value.code() == grpc.StatusCode.PERMISSION_DENIED, "four eyes: no approving your own campaign"
     await campaigns.ApproveCampaign(cpb.ApproveCampaignRequest(name=draft.name), metadata=MARKETER_B)
-    running = (await campaigns.LaunchCampaign(cpb.LaunchCampaignRequest(name=draft.name),
-                                              metadata=MARKETER_A)).campaign
-    assert running.state == campaign_pb2.CAMPAIGN_STATE_RUNNING
 
-    # Dry runs until campaign's read models have caught up with all three feeds: the funnel.
+    # Dry runs of the approved campaign until its read models have caught up with all three feeds: the funnel.
     async def dry_run() -> S.AudienceBuild:
-        return await _build(campaigns, running.name, dry_run=True)
+        return await _build(campaigns, draft.name, dry_run=True)
     expected = {S.SUPPRESSION_REASON_NO_CONSENT: 1, S.SUPPRESSION_REASON_OPEN_COMPLAINT: 1}
     dry = await eventually(dry_run, until=lambda b: b.candidate_count == CUSTOMERS and _counts(b) == expected,
                            seconds=30, interval=0.5, what="the funnel over every feed")
     assert dry.eligible_count == CUSTOMERS - 2 and dry.control_count + dry.target_count == dry.eligible_count
-    assert await _dispatches(campaigns, running.name) == [], "a dry run reserves nothing"
+    assert await _dispatches(campaigns, draft.name) == [], "a dry run reserves nothing"
 
     mark("dry run over every feed")
-    real = await _build(campaigns, running.name, dry_run=False)
+    # The launch starts the first build (and with it the dispatch).
+    launched = await campaigns.LaunchCampaign(cpb.LaunchCampaignRequest(name=draft.name), metadata=MARKETER_A)
+    running = launched.campaign
+    assert running.state == campaign_pb2.CAMPAIGN_STATE_RUNNING
+    real = await _finished(campaigns, launched.operation)
     assert (real.eligible_count, _counts(real)) == (CUSTOMERS - 2, expected)
     assert real.control_count >= 1 and real.target_count >= 1
     [suppressed] = [d for d in await _dispatches(campaigns, running.name, state=S.DISPATCH_STATE_SUPPRESSED)
@@ -263,8 +264,12 @@ def _ago(minutes: int) -> Timestamp:
 async def _build(campaigns: Any, name: str, *, dry_run: bool) -> S.AudienceBuild:
     started = await campaigns.BuildAudience(cpb.BuildAudienceRequest(name=name, dry_run=dry_run,
                                                                      request_id=str(uuid.uuid4())), metadata=MARKETER_A)
-    final = started.operation
-    async for update in campaigns.WatchOperation(cpb.WatchOperationRequest(name=started.operation.name),
+    return await _finished(campaigns, started.operation)
+
+
+async def _finished(campaigns: Any, operation: operation_pb2.Operation) -> S.AudienceBuild:
+    final = operation
+    async for update in campaigns.WatchOperation(cpb.WatchOperationRequest(name=operation.name),
                                                  metadata=ANALYST, timeout=60):
         final = update.operation
     assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message

@@ -128,14 +128,15 @@ MARKETER_B = bearer(Role.MARKETER, subject="marketer-b")
 
 async def launch_campaign(campaigns: Any, campaign: campaign_pb2.Campaign, *offers: campaign_pb2.Offer
                           ) -> tuple[campaign_pb2.Campaign, list[campaign_pb2.Offer]]:
-    """Create `campaign` with `offers` and take it to RUNNING: submitted by marketer-a, approved by marketer-b."""
+    """Create `campaign` with `offers` and take it to RUNNING: submitted by marketer-a, approved by marketer-b,
+    launched without its first audience build (each test builds when it means to)."""
     created = (await campaigns.CreateCampaign(pb.CreateCampaignRequest(campaign=campaign),
                                               metadata=MARKETER_A)).campaign
     made = [(await campaigns.CreateOffer(pb.CreateOfferRequest(parent=created.name, offer=offer),
                                          metadata=MARKETER_A)).offer for offer in offers or (make_offer(),)]
     await campaigns.SubmitCampaign(pb.SubmitCampaignRequest(name=created.name), metadata=MARKETER_A)
     await campaigns.ApproveCampaign(pb.ApproveCampaignRequest(name=created.name), metadata=MARKETER_B)
-    running = (await campaigns.LaunchCampaign(pb.LaunchCampaignRequest(name=created.name),
+    running = (await campaigns.LaunchCampaign(pb.LaunchCampaignRequest(name=created.name, defer_audience_build=True),
                                               metadata=MARKETER_A)).campaign
     return running, made
 

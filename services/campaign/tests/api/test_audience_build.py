@@ -128,3 +128,31 @@ async def test_a_repeated_request_id_returns_the_first_operation(campaigns, new_
     first = await campaigns.BuildAudience(request, metadata=MARKETER)
     again = await campaigns.BuildAudience(request, metadata=MARKETER)
     assert again.operation.name == first.operation.name
+
+
+async def test_launching_a_batch_campaign_starts_its_first_build_once(
+        campaigns, new_campaign, new_offer, seed_read_models) -> None:
+    from crm.campaign.v1 import campaign_pb2 as c
+
+    tag = uuid.uuid4().hex[:8]
+    await seed_read_models(f"seg-{tag}", [f"{tag}-{n}" for n in range(6)])
+    draft = (await campaigns.CreateCampaign(pb.CreateCampaignRequest(
+        campaign=new_campaign(segment=f"segments/seg-{tag}", control_group=c.ControlGroup())),
+        metadata=MARKETER)).campaign
+    await campaigns.CreateOffer(pb.CreateOfferRequest(parent=draft.name, offer=new_offer()), metadata=MARKETER)
+    await campaigns.SubmitCampaign(pb.SubmitCampaignRequest(name=draft.name), metadata=MARKETER)
+    await campaigns.ApproveCampaign(pb.ApproveCampaignRequest(name=draft.name),
+                                    metadata=bearer(Role.MARKETER, subject="marketer-b"))
+    request = pb.LaunchCampaignRequest(name=draft.name, request_id=str(uuid.uuid4()))
+    launched = await campaigns.LaunchCampaign(request, metadata=MARKETER)
+    assert launched.campaign.state == c.CAMPAIGN_STATE_RUNNING
+    assert launched.operation.kind == "campaign.audience_build"
+    final = launched.operation
+    async for update in campaigns.WatchOperation(pb.WatchOperationRequest(name=launched.operation.name),
+                                                 metadata=ANALYST, timeout=60):
+        final = update.operation
+    assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message
+    assert len(await list_dispatches(campaigns, draft.name, state=S.DISPATCH_STATE_QUEUED)) == 6
+    again = await campaigns.LaunchCampaign(request, metadata=MARKETER)
+    assert again.operation.name == launched.operation.name, "a retried launch starts no second build"
+    assert len(await list_dispatches(campaigns, draft.name)) == 6
