@@ -81,7 +81,8 @@ async def _running(campaigns: Any, tag: str) -> str:
         metadata=MARKETER_A)
     await campaigns.SubmitCampaign(pb.SubmitCampaignRequest(name=created.name), metadata=MARKETER_A)
     await campaigns.ApproveCampaign(pb.ApproveCampaignRequest(name=created.name), metadata=MARKETER_B)
-    await campaigns.LaunchCampaign(pb.LaunchCampaignRequest(name=created.name, defer_audience_build=True), metadata=MARKETER_A)
+    await campaigns.LaunchCampaign(pb.LaunchCampaignRequest(name=created.name, defer_audience_build=True),
+                                   metadata=MARKETER_A)
     return str(created.name)
 
 

@@ -15,15 +15,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import grpc
-import structlog
 
+from crm.common.v1 import product_risk_pb2
 from crm.risk.v1 import risk_service_pb2, risk_service_pb2_grpc, suitability_pb2
 from crm_campaign.audience.funnel import NO_CHECK_RISK_LEVEL, Plan
 from crmkit.channels import open_channel
+from crmkit.logs import get_logger
 from crmkit.peer_feed import ServiceToken
 from crmkit.settings import ServiceSettings
 
-log = structlog.get_logger(__name__)
+log = get_logger("crm.campaign.suitability")
 
 BATCH = 1000
 SUBJECT = "service:campaign"
@@ -59,12 +60,13 @@ class RiskSuitability:
     async def unsuitable(self, plan: Plan, customer_ids: Sequence[str]) -> Verdict:
         found: dict[str, set[str]] = defaultdict(set)
         for offer in (o for o in plan.offers if o.risk_level > NO_CHECK_RISK_LEVEL):
+            level = product_risk_pb2.ProductRiskLevel.ValueType(offer.risk_level)
             for start in range(0, len(customer_ids), BATCH):
                 chunk = customer_ids[start:start + BATCH]
                 try:
                     reply = await self._stub.CheckSuitabilityBatch(risk_service_pb2.CheckSuitabilityBatchRequest(
                         customers=[f"customers/{c}" for c in chunk], product_code=offer.product_code,
-                        product_risk_level=offer.risk_level, context=f"campaigns/{plan.campaign_id}"),
+                        product_risk_level=level, context=f"campaigns/{plan.campaign_id}"),
                         timeout=self._deadline)
                 except grpc.aio.AioRpcError as error:
                     log.warning("suitability_unknown", campaign_id=plan.campaign_id, offer_id=offer.offer_id,
