@@ -7,13 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from google.protobuf import duration_pb2
 from google.type import decimal_pb2, interval_pb2, money_pb2
+from sqlalchemy.dialects import postgresql as pg
 
 from crm.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.common.v1 import product_risk_pb2
 from crm_campaign.app import SPEC
+from crm_campaign.audience.read_models import customer_contact, open_complaint, segment_member
 from crmkit.auth import Role
 from crmkit.testing import bearer, row_counter, service_fixtures, with_overrides
 from crmkit.values import timestamp
@@ -29,7 +32,7 @@ TEMPLATES = {
 }
 campaign_database, campaign_service, campaigns = service_fixtures(
     SPEC, campaign_service_pb2_grpc.CampaignServiceStub, stub="campaigns", templates=TEMPLATES,
-    dispatcher_enabled=False, feedback_target="", segment_target="", profile_target="")
+    dispatcher_enabled=False, feedback_target="", segment_target="", profile_target="", risk_target="")
 
 
 def period(start: timedelta | None = -timedelta(hours=1), end: timedelta | None = timedelta(days=30)
@@ -125,14 +128,15 @@ MARKETER_B = bearer(Role.MARKETER, subject="marketer-b")
 
 async def launch_campaign(campaigns: Any, campaign: campaign_pb2.Campaign, *offers: campaign_pb2.Offer
                           ) -> tuple[campaign_pb2.Campaign, list[campaign_pb2.Offer]]:
-    """Create `campaign` with `offers` and take it to RUNNING: submitted by marketer-a, approved by marketer-b."""
+    """Create `campaign` with `offers` and take it to RUNNING: submitted by marketer-a, approved by marketer-b,
+    launched without its first audience build (each test builds when it means to)."""
     created = (await campaigns.CreateCampaign(pb.CreateCampaignRequest(campaign=campaign),
                                               metadata=MARKETER_A)).campaign
     made = [(await campaigns.CreateOffer(pb.CreateOfferRequest(parent=created.name, offer=offer),
                                          metadata=MARKETER_A)).offer for offer in offers or (make_offer(),)]
     await campaigns.SubmitCampaign(pb.SubmitCampaignRequest(name=created.name), metadata=MARKETER_A)
     await campaigns.ApproveCampaign(pb.ApproveCampaignRequest(name=created.name), metadata=MARKETER_B)
-    running = (await campaigns.LaunchCampaign(pb.LaunchCampaignRequest(name=created.name),
+    running = (await campaigns.LaunchCampaign(pb.LaunchCampaignRequest(name=created.name, defer_audience_build=True),
                                               metadata=MARKETER_A)).campaign
     return running, made
 
@@ -194,3 +198,29 @@ def assign_audience(campaign_service: tuple[Any, Any]) -> Any:
             return await audiences.assign(uow=uow, campaign=campaign, eligible=eligible, suppressed=suppressed,
                                           actor="marketer-a")
     return assign
+
+
+@pytest.fixture
+def seed_read_models(campaign_service: tuple[Any, Any]) -> Any:
+    """`await seed(segment_id, customers, dnc=(), complaints=(), no_consent=())`: the read models as
+    the followers of segment's, profile's and feedback's feeds would leave them."""
+    _, runtime = campaign_service
+
+    async def seed(segment_id: str, customers: list[str], *, dnc: tuple[str, ...] = (),
+                   complaints: tuple[str, ...] = (), no_consent: tuple[str, ...] = ()) -> None:
+        async with runtime.db.unit_of_work() as uow:
+            await uow.execute(sa.insert(segment_member), [{"segment_id": segment_id, "customer_id": c}
+                                                          for c in customers])
+            await uow.execute(_contact_rows(customers, dnc, no_consent))
+            if complaints:
+                await uow.execute(sa.insert(open_complaint), [{"complaint_id": f"cmp-{c}", "customer_id": c}
+                                                              for c in complaints])
+    return seed
+
+
+def _contact_rows(customers: list[str], dnc: tuple[str, ...], no_consent: tuple[str, ...]) -> Any:
+    both = [int(campaign_pb2.CHANNEL_SMS), int(campaign_pb2.CHANNEL_MOBILE_APP)]
+    return pg.insert(customer_contact).values([
+        {"customer_id": c, "do_not_contact": c in dnc,
+         "consented_channels": [] if c in no_consent else both,
+         "reachable_channels": both} for c in customers]).on_conflict_do_nothing()

@@ -26,6 +26,7 @@ from crm_campaign.audience.inputs import AudienceInputs
 from crm_campaign.audience.memberships import follow_segment
 from crm_campaign.audience.repository import AudienceRepository
 from crm_campaign.audience.service import Audiences
+from crm_campaign.audience.suitability import NoRisk, RiskSuitability, Suitability
 from crm_campaign.campaigns.model import CampaignType, Channel
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
@@ -89,6 +90,12 @@ class CampaignSettings(GrpcServiceSettings):
     segment_target: str = Field(default="127.0.0.1:50052", validation_alias="CRM_CAMPAIGN_SEGMENT_TARGET")
     # Feedback's address, whose change feed keeps the open-complaint read model (empty: follow none).
     feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_CAMPAIGN_FEEDBACK_TARGET")
+    # Risk's address, asked `CheckSuitabilityBatch` for offers above the lowest risk level (empty:
+    # none, and every such offer's candidates are SUITABILITY_UNKNOWN).
+    risk_target: str = Field(default="127.0.0.1:50055", validation_alias="CRM_CAMPAIGN_RISK_TARGET")
+    # Each suitability call's deadline; past it the build's answer is SUITABILITY_UNKNOWN.
+    suitability_deadline_seconds: float = Field(default=5.0, gt=0, le=60,
+                                                validation_alias="CRM_CAMPAIGN_SUITABILITY_DEADLINE_SECONDS")
     feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
                                             validation_alias="CRM_CAMPAIGN_FEED_MAX_BACKOFF_SECONDS")
     # How long a claimed dispatch stays claimed: past it, another dispatcher hands it over again.
@@ -167,12 +174,19 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
                              workers=1, log_level=settings.log_level)
     runner.start()
     runtime.on_close(lambda: runner.close(grace=settings.shutdown_grace_seconds))
+    suitability: Suitability = NoRisk()
+    if settings.risk_target:
+        risk = RiskSuitability(target=settings.risk_target, settings=settings,
+                               deadline_seconds=settings.suitability_deadline_seconds)
+        runtime.on_close(risk.close)
+        suitability = risk
     builds = AudienceBuilds(
         db=runtime.db, operations=operations, runner=runner, campaigns=campaign_repository, offers=offer_repository,
         inputs=AudienceInputs(), idempotency=idempotency, payload=audience_messages.build_to_proto,
         audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
         dispatches=dispatches,
-        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
+        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types),
+        suitability=suitability)
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,

@@ -8,14 +8,11 @@ from typing import Any
 
 import grpc
 import pytest
-import sqlalchemy as sa
 from google.rpc import error_details_pb2
-from sqlalchemy.dialects import postgresql as pg
 
 from crm.campaign.v1 import audience_pb2, campaign_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.common.v1 import operation_pb2
-from crm_campaign.audience.read_models import customer_contact, open_complaint, segment_member
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_info
 
@@ -23,31 +20,6 @@ MARKETER = bearer(Role.MARKETER, subject="marketer-a")
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 SMS, APP = campaign_pb2.CHANNEL_SMS, campaign_pb2.CHANNEL_MOBILE_APP
 S = audience_pb2
-
-
-@pytest.fixture
-def seed_read_models(campaign_service: tuple[Any, Any]) -> Any:
-    """`await seed(segment_id, customers, dnc=(), complaints=(), no_consent=())`: the read models as
-    the followers of segment's, profile's and feedback's feeds would leave them."""
-    _, runtime = campaign_service
-
-    async def seed(segment_id: str, customers: list[str], *, dnc: tuple[str, ...] = (),
-                   complaints: tuple[str, ...] = (), no_consent: tuple[str, ...] = ()) -> None:
-        async with runtime.db.unit_of_work() as uow:
-            await uow.execute(sa.insert(segment_member), [{"segment_id": segment_id, "customer_id": c}
-                                                          for c in customers])
-            await uow.execute(_contact_rows(customers, dnc, no_consent))
-            if complaints:
-                await uow.execute(sa.insert(open_complaint), [{"complaint_id": f"cmp-{c}", "customer_id": c}
-                                                              for c in complaints])
-    return seed
-
-
-def _contact_rows(customers: list[str], dnc: tuple[str, ...], no_consent: tuple[str, ...]) -> Any:
-    return pg.insert(customer_contact).values([
-        {"customer_id": c, "do_not_contact": c in dnc,
-         "consented_channels": [] if c in no_consent else [int(SMS), int(APP)],
-         "reachable_channels": [int(SMS), int(APP)]} for c in customers]).on_conflict_do_nothing()
 
 
 async def build(campaigns, name: str, *, dry_run: bool, request_id: str | None = None) -> Any:  # type: ignore[no-untyped-def]
@@ -156,3 +128,31 @@ async def test_a_repeated_request_id_returns_the_first_operation(campaigns, new_
     first = await campaigns.BuildAudience(request, metadata=MARKETER)
     again = await campaigns.BuildAudience(request, metadata=MARKETER)
     assert again.operation.name == first.operation.name
+
+
+async def test_launching_a_batch_campaign_starts_its_first_build_once(
+        campaigns, new_campaign, new_offer, seed_read_models) -> None:
+    from crm.campaign.v1 import campaign_pb2 as c
+
+    tag = uuid.uuid4().hex[:8]
+    await seed_read_models(f"seg-{tag}", [f"{tag}-{n}" for n in range(6)])
+    draft = (await campaigns.CreateCampaign(pb.CreateCampaignRequest(
+        campaign=new_campaign(segment=f"segments/seg-{tag}", control_group=c.ControlGroup())),
+        metadata=MARKETER)).campaign
+    await campaigns.CreateOffer(pb.CreateOfferRequest(parent=draft.name, offer=new_offer()), metadata=MARKETER)
+    await campaigns.SubmitCampaign(pb.SubmitCampaignRequest(name=draft.name), metadata=MARKETER)
+    await campaigns.ApproveCampaign(pb.ApproveCampaignRequest(name=draft.name),
+                                    metadata=bearer(Role.MARKETER, subject="marketer-b"))
+    request = pb.LaunchCampaignRequest(name=draft.name, request_id=str(uuid.uuid4()))
+    launched = await campaigns.LaunchCampaign(request, metadata=MARKETER)
+    assert launched.campaign.state == c.CAMPAIGN_STATE_RUNNING
+    assert launched.operation.kind == "campaign.audience_build"
+    final = launched.operation
+    async for update in campaigns.WatchOperation(pb.WatchOperationRequest(name=launched.operation.name),
+                                                 metadata=ANALYST, timeout=60):
+        final = update.operation
+    assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message
+    assert len(await list_dispatches(campaigns, draft.name, state=S.DISPATCH_STATE_QUEUED)) == 6
+    again = await campaigns.LaunchCampaign(request, metadata=MARKETER)
+    assert again.operation.name == launched.operation.name, "a retried launch starts no second build"
+    assert len(await list_dispatches(campaigns, draft.name)) == 6

@@ -5,6 +5,7 @@ RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImpl
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,6 +16,7 @@ from crm_campaign.api import campaign_messages, dispatch_messages, engagement_me
 from crm_campaign.api import value_messages as values
 from crm_campaign.api.operation_rpcs import OperationRpcs
 from crm_campaign.audience.builds import AudienceBuilds
+from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.dispatch.service import Dispatches
@@ -133,11 +135,24 @@ class CampaignServicer(OperationRpcs, campaign_service_pb2_grpc.CampaignServiceS
 
     async def LaunchCampaign(self, request: pb.LaunchCampaignRequest, context: grpc.aio.ServicerContext
                              ) -> pb.LaunchCampaignResponse:
+        request_id = parse_request_id(request.request_id)
+        started = None
         async with self._db.unit_of_work() as uow:
             campaign = await self._campaigns.launch(
                 uow=uow, campaign_id=CAMPAIGN.parse_one(request.name), etag=request.etag,
-                request_id=parse_request_id(request.request_id), request=request, actor=current_principal())
-        return pb.LaunchCampaignResponse(campaign=campaign_messages.to_proto(campaign))
+                request_id=request_id, request=request, actor=current_principal())
+            if campaign.type == CampaignType.BATCH and not request.defer_audience_build:
+                # The first build and dispatch start with the launch, in its transaction; a retried
+                # launch (same request id) gets the same build back.
+                build_id = uuid.uuid5(request_id, "first-audience-build") if request_id else uuid.uuid4()
+                started = await self._builds.start(
+                    uow=uow, campaign_id=campaign.campaign_id, dry_run=False, request_id=build_id,
+                    request=pb.BuildAudienceRequest(name=request.name, request_id=str(build_id)),
+                    actor=current_principal())
+        if started is None:
+            return pb.LaunchCampaignResponse(campaign=campaign_messages.to_proto(campaign))
+        started.launch()
+        return pb.LaunchCampaignResponse(campaign=campaign_messages.to_proto(campaign), operation=started.operation)
 
     async def PauseCampaign(self, request: pb.PauseCampaignRequest, context: grpc.aio.ServicerContext
                             ) -> pb.PauseCampaignResponse:

@@ -5,6 +5,7 @@ operation in one transaction, so a cancelled or failed build reserves nothing.""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from crm_campaign.audience import funnel, rules
 from crm_campaign.audience.funnel import FunnelResult
 from crm_campaign.audience.inputs import AudienceInputs
 from crm_campaign.audience.service import Audiences
+from crm_campaign.audience.suitability import NoRisk, Suitability
 from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import not_found
@@ -65,7 +67,7 @@ class AudienceBuilds:
         self, *, db: Database, operations: Operations, runner: OperationRunner, campaigns: CampaignRepository,
         offers: OfferRepository, inputs: AudienceInputs, audiences: Audiences, dispatches: Dispatches,
         idempotency: IdempotencyKeys, payload: BuildPayload, exempt_from_complaints: frozenset[int],
-        clock: Clock = utc_now,
+        suitability: Suitability | None = None, clock: Clock = utc_now,
     ) -> None:
         self._db = db
         self._operations = operations
@@ -78,6 +80,7 @@ class AudienceBuilds:
         self._idempotency = idempotency
         self._payload = payload
         self._exempt = exempt_from_complaints
+        self._suitability: Suitability = suitability or NoRisk()
         self._clock = clock
 
     async def start(self, *, uow: UnitOfWork, campaign_id: str, dry_run: bool, request_id: uuid.UUID | None,
@@ -125,6 +128,10 @@ class AudienceBuilds:
                                  suppress_open_complaints=CampaignType(campaign.type) not in self._exempt)
             candidates = await self._inputs.candidates(uow, plan, now=now, cap_horizon=rules.cap_horizon(plan))
         await run.progress(total=len(candidates), stage="checking")
+        # Risk is asked outside any transaction; its silence means SUITABILITY_UNKNOWN, never an allow.
+        verdict = await self._suitability.unsuitable(plan, [c.customer_id for c in candidates])
+        candidates = [dataclasses.replace(c, unsuitable_offers=None if verdict is None
+                                          else verdict.get(c.customer_id, frozenset())) for c in candidates]
         result = funnel.run(plan, candidates, now=now)
         control = sum(rules.in_control_group(seed=campaign.control_seed, customer_id=e.customer_id,
                                              holdout_percentage=campaign.control_group.holdout_percentage)
