@@ -35,7 +35,7 @@ ORDERS = {"resolve-by": "sla.resolve_by", "respond-by": "sla.respond_by", "newes
 
 
 def _names(enum: Any, prefix: str) -> list[str]:
-    return [n.removeprefix(prefix).lower() for n in enum.keys() if not n.endswith("UNSPECIFIED")]
+    return [n.removeprefix(prefix).lower() for n in enum.DESCRIPTOR.values_by_name if not n.endswith("UNSPECIFIED")]
 
 
 CHANNELS = _names(channel_pb2.Channel, "CHANNEL_")
