@@ -45,7 +45,7 @@ OUTCOMES = _names(complaint_pb2.ResolutionOutcome, "RESOLUTION_OUTCOME_")
 DIMENSIONS = _names(sla_pb2.ReportDimension, "REPORT_DIMENSION_")
 
 
-def _value(enum: Any, prefix: str, choice: str | None) -> int:
+def _value(enum: Any, prefix: str, choice: str | None) -> Any:
     return enum.Value(prefix + choice.upper()) if choice else 0
 
 
