@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from crm_cli.commands.campaigns import campaigns_group, offers_group
 from crm_cli.commands.complaints import complaints_group
 from crm_cli.commands.customers import customers
 from crm_cli.commands.demo import demo_group
@@ -30,6 +31,8 @@ cli.add_command(operations_group)
 cli.add_command(demo_group)
 cli.add_command(segments_group)
 cli.add_command(complaints_group)
+cli.add_command(campaigns_group)
+cli.add_command(offers_group)
 
 
 def main() -> None:
