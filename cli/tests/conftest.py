@@ -102,3 +102,74 @@ def crm_platform(profile_port: int, segment_port: int) -> Callable[..., Result]:
         return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+async def feedback_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                        profile_port: int) -> AsyncIterator[int]:
+    """The feedback service as a real process following the profile process's feed (segment is
+    left unreachable: feedback serves without it)."""
+    port = free_port()
+    env = {
+        "CRM_ENV": "test",
+        "CRM_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM_FEEDBACK_DATABASE_URL": await database_factory.create("cli_feedback"),
+        "CRM_FEEDBACK_PORT": str(port),
+        "CRM_FEEDBACK_PROFILE_TARGET": f"127.0.0.1:{profile_port}",
+        "CRM_FEEDBACK_SEGMENT_TARGET": f"127.0.0.1:{free_port()}",
+        "CRM_FEEDBACK_PEER_FEED_MAX_BACKOFF_SECONDS": "0.5",
+        "CRM_FEEDBACK_SLA_CLOCK_SECONDS": "1",
+        "CRM_HOST": "127.0.0.1",
+    }
+    log_path = tmp_path_factory.mktemp("feedback") / "feedback.log"
+    async with service_process("crm_feedback", env, port=port, log_path=log_path):
+        yield port
+
+
+@pytest.fixture
+def crm_feedback(profile_port: int, feedback_port: int) -> Callable[..., Result]:
+    """`crm(*args)` against the profile and feedback processes."""
+    env = {"CRM_PROFILE_PORT": str(profile_port), "CRM_FEEDBACK_PORT": str(feedback_port),
+           "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_TOKEN": None, "COLUMNS": "250"}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+async def campaign_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                        profile_port: int, segment_port: int, feedback_port: int) -> AsyncIterator[int]:
+    """The campaign service as a real process following profile's, segment's and feedback's feeds,
+    sending to files in a temporary folder."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("campaign")
+    env = {
+        "CRM_ENV": "test",
+        "CRM_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM_CAMPAIGN_DATABASE_URL": await database_factory.create("cli_campaign"),
+        "CRM_CAMPAIGN_PORT": str(port),
+        "CRM_CAMPAIGN_PROFILE_TARGET": f"127.0.0.1:{profile_port}",
+        "CRM_CAMPAIGN_SEGMENT_TARGET": f"127.0.0.1:{segment_port}",
+        "CRM_CAMPAIGN_FEEDBACK_TARGET": f"127.0.0.1:{feedback_port}",
+        "CRM_CAMPAIGN_FEED_MAX_BACKOFF_SECONDS": "0.5",
+        "CRM_CAMPAIGN_DISPATCH_DIRECTORY": str(folder / "dispatches"),
+        "CRM_CAMPAIGN_TEMPLATES": '{"SMS": ["sms-td-renewal"], "MOBILE_APP": ["app-td-banner"]}',
+        "CRM_HOST": "127.0.0.1",
+    }
+    async with service_process("crm_campaign", env, port=port, log_path=folder / "campaign.log"):
+        yield port
+
+
+@pytest.fixture
+def crm_all(profile_port: int, segment_port: int, feedback_port: int, campaign_port: int) -> Callable[..., Result]:
+    """`crm(*args)` against profile, segment, feedback and campaign processes."""
+    env = {"CRM_PROFILE_PORT": str(profile_port), "CRM_SEGMENT_PORT": str(segment_port),
+           "CRM_FEEDBACK_PORT": str(feedback_port), "CRM_CAMPAIGN_PORT": str(campaign_port),
+           "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_TOKEN": None, "COLUMNS": "250"}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke

@@ -12,7 +12,8 @@ import grpc
 
 from crm_cli import output, workspace
 from crm_cli.platform import LOCAL_HOST, PlatformError, component, resolve_port
-from crm_cli.tokens import NoSecret, caller_token
+from crm_cli.tokens import NoSecret, caller_token, jwt_secret, mint
+from crmkit.auth import Role
 
 Metadata = tuple[tuple[str, str], ...]
 T = TypeVar("T")
@@ -26,9 +27,15 @@ def service_target(service: str) -> str:
         output.fail(str(exc), code=2)
 
 
-def caller_metadata(data_dir: Path) -> Metadata:
+def caller_metadata(data_dir: Path, *, as_subject: str | None = None, role: Role = Role.ADMIN) -> Metadata:
+    """The caller's bearer token; with `as_subject`, a one-hour `role` token for that person instead
+    (a second person's decision, such as approving a campaign someone else submitted)."""
     try:
-        token = caller_token(os.environ, workspace.DataDir(data_dir).secrets)
+        if as_subject:
+            secret = jwt_secret(os.environ, workspace.DataDir(data_dir).secrets)
+            token = mint(secret=secret, role=role, subject=as_subject, hours=1)
+        else:
+            token = caller_token(os.environ, workspace.DataDir(data_dir).secrets)
     except NoSecret as exc:
         output.fail(f"{exc}; or set CRM_TOKEN")
     return (("authorization", f"Bearer {token}"),)

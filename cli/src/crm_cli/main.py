@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from crm_cli.commands.campaigns import campaigns_group, offers_group
+from crm_cli.commands.complaints import complaints_group
 from crm_cli.commands.customers import customers
 from crm_cli.commands.demo import demo_group
 from crm_cli.commands.health import health
@@ -28,6 +30,9 @@ cli.add_command(import_group)
 cli.add_command(operations_group)
 cli.add_command(demo_group)
 cli.add_command(segments_group)
+cli.add_command(complaints_group)
+cli.add_command(campaigns_group)
+cli.add_command(offers_group)
 
 
 def main() -> None:
