@@ -86,7 +86,8 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     operations, runner = build_operations(runtime, page_tokens)
     membership = Membership(db=runtime.db, segments=SegmentRepository(), operations=operations, runner=runner,
                             idempotency=idempotency, page_tokens=page_tokens,
-                            result_message=membership_messages.materialised_to_proto)
+                            result_message=membership_messages.materialised_to_proto,
+                            change_message=membership_messages.change_to_proto)
     # Reads of one customer's classification or value are audited (who, which customer, why).
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()

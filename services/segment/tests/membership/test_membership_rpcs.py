@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from google.protobuf import any_pb2
 
 from crm.common.v1 import operation_pb2
 from crm.segment.v1 import segment_pb2
@@ -307,3 +308,34 @@ async def test_a_sample_of_a_large_selection_is_drawn_from_all_of_it(segments, s
         seen |= drawn
     # 50 draws from 120: a sample stuck on some rows would repeat them.
     assert len(seen) > 25
+
+
+async def test_a_materialisation_publishes_each_entry_and_exit_on_segments_feed(segments, segment_service) -> None:
+    """Campaign follows batch segments through these events, as it follows real-time ones."""
+    branch_id = branch()
+    population = customers(branch_id, count=12)
+    await seed(segment_service, population)
+    saved = await create_segment(segments, f'branch_id == "{branch_id}" && aum >= 100000.0')
+    first_members = await sql_ids(segment_service, "branch_id = :b AND aum >= 100000", b=branch_id)
+    assert first_members
+    first = await materialise(segments, saved.name)
+    leaver = sorted(first_members)[0]
+    await change(segment_service, leaver, aum=1)
+    second = await materialise(segments, saved.name)
+
+    _, runtime = segment_service
+    async with runtime.db.unit_of_work(read_only=True) as uow:
+        rows = (await uow.execute(sa.text(
+            "SELECT resource_type, resource_name, payload FROM outbox_event WHERE resource_name LIKE :prefix"
+            " ORDER BY xid, cursor"), {"prefix": f"{saved.name}/members/%"})).all()
+    published = []
+    for row in rows:
+        assert row.resource_type == "crm.segment.v1.SegmentMember"
+        packed = any_pb2.Any.FromString(row.payload)
+        event = segment_pb2.MembershipChange()
+        assert packed.Unpack(event)
+        assert row.resource_name == f"{saved.name}/members/{event.customer.removeprefix('customers/')}"
+        published.append((event.customer.removeprefix("customers/"), event.kind, event.operation))
+    entered, left = segment_pb2.MEMBERSHIP_CHANGE_KIND_ENTERED, segment_pb2.MEMBERSHIP_CHANGE_KIND_LEFT
+    assert sorted(published) == sorted([(c, entered, first.name) for c in first_members]
+                                       + [(leaver, left, second.name)])

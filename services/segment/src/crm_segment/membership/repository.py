@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import asyncpg
 
 from crm_segment.cel import SqlCondition
 from crm_segment.membership.model import ChangeCause, ChangeKind, Member, MembershipChange
+from crmkit.outbox import bulk_append
 
 _POPULATION = "FROM customer_feature cf WHERE NOT cf.removed"
 
@@ -126,6 +128,35 @@ async def replace_members(connection: asyncpg.Connection, condition: SqlConditio
         *condition.params, segment_id, rule_version, int(cause), operation_id)
     assert row is not None
     return int(row["members"]), int(row["entered"]), int(row["left_"])
+
+
+# A materialisation's own history rows: changed_at is the transaction's now() (one value), so the
+# segment's history index finds them without reading the segment's older history.
+_CHANGES_OF_RUN = """SELECT * FROM membership_change
+                     WHERE segment_id = $1 AND changed_at = now() AND operation_id = $2 ORDER BY change_id"""
+# One SegmentMember event per (name, encoded Any payload) pair, in the order given.
+_MEMBER_EVENTS = """SELECT $1::text, u.name, $2::smallint, u.payload, $3::text, $4::text
+                    FROM unnest($5::text[], $6::bytea[]) WITH ORDINALITY AS u (name, payload, n) ORDER BY u.n"""
+
+
+async def changes_of_run(connection: asyncpg.Connection, *, segment_id: str, operation_id: uuid.UUID,
+                         batch: int) -> AsyncIterator[list[MembershipChange]]:
+    """The entries and exits this transaction's materialisation recorded, `batch` at a time."""
+    chunk: list[MembershipChange] = []
+    async for row in connection.cursor(_CHANGES_OF_RUN, segment_id, operation_id, prefetch=batch):
+        chunk.append(_change(row))
+        if len(chunk) == batch:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def publish_members(connection: asyncpg.Connection, changes: Sequence[tuple[str, bytes]], *,
+                          resource_type: str, change_type: int, actor: str, trace_id: str) -> int:
+    """Append one change event per (resource name, encoded payload), in the caller's transaction."""
+    return await bulk_append(connection, _MEMBER_EVENTS, resource_type, change_type, actor, trace_id,
+                             [name for name, _ in changes], [payload for _, payload in changes])
 
 
 async def record_materialised(connection: asyncpg.Connection, *, segment_id: str, member_count: int,

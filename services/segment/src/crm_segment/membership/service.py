@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import asyncpg
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from crm_segment.cel import SqlCondition
@@ -23,12 +25,14 @@ from crm_segment.membership.model import KIND, ChangeCause, Materialised, Member
 from crm_segment.segments import rules as segment_rules
 from crm_segment.segments.model import RuleAnalysis
 from crm_segment.segments.repository import SegmentRepository
+from crm_segment.segments.service import MEMBER_TYPE
 from crmkit.auth import Principal
 from crmkit.db import Database, UnitOfWork
 from crmkit.errors import FailedPrecondition, NotFound
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, complete_in, name_of, parse_name
+from crmkit.outbox import ChangeType, current_trace_id
 from crmkit.pagination import Page, PageTokens, clamp_page_size
 from crmkit.validation import Violations
 
@@ -36,11 +40,17 @@ log = get_logger("crm.segment.membership")
 
 # The operation's response, made by the API layer so this module stays free of generated messages.
 ResultMessage = Callable[[Materialised], Message]
+# A membership change as the feed's payload (the same message real-time evaluation publishes).
+ChangeMessage = Callable[[MembershipChange], Message]
+# Changes published per statement: bounded memory for a million-member first materialisation.
+PUBLISH_BATCH = 5000
+ACTOR = "service:segment"
 
 
 class Membership:
     def __init__(self, *, db: Database, segments: SegmentRepository, operations: Operations, runner: OperationRunner,
-                 idempotency: IdempotencyKeys, page_tokens: PageTokens, result_message: ResultMessage) -> None:
+                 idempotency: IdempotencyKeys, page_tokens: PageTokens, result_message: ResultMessage,
+                 change_message: ChangeMessage) -> None:
         self._db = db
         self._segments = segments
         self._operations = operations
@@ -48,6 +58,7 @@ class Membership:
         self._idempotency = idempotency
         self._page_tokens = page_tokens
         self._result_message = result_message
+        self._change_message = change_message
 
     async def preview(self, *, rule: str | None, segment_id: str | None, sample_size: int) -> Preview:
         """Count and sample what a rule (or a saved segment's rule) selects now; saves nothing."""
@@ -115,6 +126,8 @@ class Membership:
                 cause=ChangeCause.MATERIALISATION, operation_id=operation_id)
             await repository.record_materialised(connection, segment_id=segment_id, member_count=members,
                                                  operation_name=name_of(operation_id))
+            await run.progress(stage="publishing")
+            await self._publish(connection, segment_id=segment_id, operation_id=operation_id)
             # The last look at the cancel flag before the work becomes visible.
             await run.progress(done=members, total=members, stage="committing")
             result = self._result_message(Materialised(
@@ -124,6 +137,18 @@ class Membership:
         log.info("segment_materialised", segment_id=segment_id, operation_id=str(operation_id), members=members,
                  entered=entered, left=left)
         return result
+
+    async def _publish(self, connection: asyncpg.Connection, *, segment_id: str, operation_id: uuid.UUID) -> None:
+        """Put the run's entries and exits on segment's feed, as real-time evaluation does, so
+        campaign's membership model follows batch segments too; committed with the members."""
+        trace_id = current_trace_id()
+        async for changes in repository.changes_of_run(connection, segment_id=segment_id, operation_id=operation_id,
+                                                       batch=PUBLISH_BATCH):
+            events = [(f"segments/{c.segment_id}/members/{c.customer_id}", _packed(self._change_message(c)))
+                      for c in changes]
+            await repository.publish_members(connection, events, resource_type=MEMBER_TYPE,
+                                             change_type=ChangeType.CHANGE_TYPE_EVENT, actor=ACTOR,
+                                             trace_id=trace_id)
 
     async def list_members(self, *, segment_id: str, page_size: int, page_token: str,
                            entered_after: datetime | None) -> tuple[Page[Member], int]:
@@ -157,6 +182,12 @@ class Membership:
                 limit=limit + 1)
         return self._page_tokens.page(found, limit=limit, key=lambda c: [c.changed_at.isoformat(), c.change_id],
                                       query=query)
+
+
+def _packed(message: Message) -> bytes:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed.SerializeToString()
 
 
 async def _compile(rule: str, field: str) -> tuple[SqlCondition, RuleAnalysis]:
