@@ -30,6 +30,7 @@ from crm_risk.registry.service import ChurnRegistry
 from crm_risk.scoring.batch import BatchScoring
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
+from crm_risk.triggers.service import AlertTriggers
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.clock import utc_now
 from crmkit.idempotency import IdempotencyKeys
@@ -107,7 +108,9 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
         escalator = AlertEscalator(db=runtime.db, alerts=alerts, poll_seconds=settings.alert_escalation_poll_seconds)
         escalator.start()
         runtime.on_close(escalator.close)
-    follow_profile(runtime)
+    follow_profile(runtime, triggers=AlertTriggers(
+        alerts=alerts, alert_rules=AlertRuleRepository(), customers=CustomerRepository(),
+        digest_key=settings.derived_key("risk.contact-digest")))
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
     # answers them UNIMPLEMENTED.
@@ -139,8 +142,9 @@ def build_operations(runtime: Runtime[RiskSettings], page_tokens: PageTokens) ->
     return operations, runner
 
 
-def follow_profile(runtime: Runtime[RiskSettings]) -> None:
-    """The customer read model follows profile's feed in the background; closed with the service."""
+def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -> None:
+    """The customer read model follows profile's feed in the background; closed with the service.
+    Alert rules are evaluated on each event it applies, in the same transaction."""
     settings = runtime.settings
     if not settings.profile_target:
         return
@@ -148,7 +152,8 @@ def follow_profile(runtime: Runtime[RiskSettings]) -> None:
         assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute))
     follower = customer_follower.follow_profile(
         db=runtime.db, model=model, settings=settings, target=settings.profile_target,
-        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
+        after_apply=triggers.after_apply)
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
     runtime.add_health_details(customer_follower.ModelDetails(db=runtime.db, model=model))

@@ -13,7 +13,7 @@ from crm_risk.customers import rules
 from crm_risk.customers.service import CustomerReadModel
 from crm_risk.customers.tables import feed_cursor
 from crmkit.db import Database
-from crmkit.peer_feed import PeerFeed, PeerFeedFollower, ServiceToken
+from crmkit.peer_feed import AfterApply, PeerFeed, PeerFeedFollower, ServiceToken
 from crmkit.settings import ServiceSettings
 
 FEED = "profile"
@@ -21,13 +21,16 @@ SUBJECT = "service:risk"
 
 
 def follow_profile(*, db: Database, model: CustomerReadModel, settings: ServiceSettings, target: str,
-                   deadline_seconds: float, max_backoff_seconds: float = 10.0) -> PeerFeedFollower:
+                   deadline_seconds: float, max_backoff_seconds: float = 10.0,
+                   after_apply: AfterApply | None = None, feed_name: str = FEED) -> PeerFeedFollower:
+    """`after_apply` runs in the transaction of each event the model applied (alert triggers);
+    `feed_name` names the cursor (a test gives its own)."""
     return PeerFeedFollower(
-        feed=PeerFeed(name=FEED, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,
+        feed=PeerFeed(name=feed_name, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,
                       request_type=profile_service_pb2.WatchChangesRequest, resource_types=rules.FOLLOWED_TYPES),
         db=db, cursors=feed_cursor, apply=model.apply, token_source=ServiceToken(settings, subject=SUBJECT),
         deadline_seconds=deadline_seconds, tls_ca_file=settings.tls_ca_file, max_backoff_seconds=max_backoff_seconds,
-        on_expired=model.expired)
+        after_apply=after_apply, on_expired=model.expired)
 
 
 class ModelDetails:

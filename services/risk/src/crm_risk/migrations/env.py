@@ -6,7 +6,8 @@ import crm_risk.alerts.tables
 import crm_risk.customers.tables
 import crm_risk.decisions.tables
 import crm_risk.registry.tables
-import crm_risk.scoring.tables  # noqa: F401
+import crm_risk.scoring.tables
+import crm_risk.triggers.tables  # noqa: F401
 from crm_risk.tables import metadata
 from crmkit.db import run_migrations_online
 
