@@ -5,8 +5,6 @@ refused by the read model's position guard and never reaches here."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from crm_risk.alerting.model import Evidence
 from crm_risk.alerting.service import Alerts
 from crm_risk.alerts.model import Kind
@@ -50,7 +48,7 @@ class AlertTriggers:
                 last_alert_at=await repository.last_alert_at(uow, rule.alert_rule_id, snapshot.customer_id))
             if firing is None:
                 continue
-            found = await self._customers.find(uow, [snapshot.customer_id], today=date.today())
+            found = await self._customers.find(uow, [snapshot.customer_id], today=self._alerts.now().date())
             record = found.get(snapshot.customer_id)
             await self._alerts.raise_alert(
                 uow=uow, rule=rule, customer_id=snapshot.customer_id,
