@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import grpc
@@ -108,3 +110,40 @@ def service_env() -> object:
         telemetry = staticmethod(telemetry_env)
 
     return Env
+
+
+async def grpc_serving(port: int) -> bool:
+    """Whether the gRPC server on this local port reports SERVING (False while it refuses)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with suppress(grpc.aio.AioRpcError):
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    return False
+
+
+@asynccontextmanager
+async def replica(module: str, args: list[str], env: dict[str, str], log: Path,
+                  ready: Callable[[], Awaitable[bool]]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """One replica (`python -m <module> <args>`, output to `log`), yielded once `ready()`; killed on
+    leaving if still running (a test sends SIGTERM itself to the one it replaces)."""
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, *args, env=env,
+                                                       stdout=out, stderr=subprocess.STDOUT)
+        try:
+            await eventually(ready, seconds=90, interval=0.1, what=f"{module} replica ready ({log.name})")
+            yield process
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+@pytest.fixture
+def rollout() -> object:
+    """Helpers of the rolling-update tests: `replica(module, args, env, log, ready)` and `grpc_serving(port)`."""
+
+    class Rollout:
+        replica = staticmethod(replica)
+        grpc_serving = staticmethod(grpc_serving)
+
+    return Rollout

@@ -7,32 +7,30 @@ meanwhile must succeed.
 The replacement's address is in the channel's list from the start (refused until it listens), as
 DNS would add the new pod; the terminated replica's stays (refused once it exits), as the
 endpoint removal lags SIGTERM in a cluster. The gateway's own drain (readiness 503 first, then
-uvicorn's graceful stop) is not covered here.
+uvicorn's graceful stop) is proven in test_zero_drop_gateway_rollout.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crm.profile.v1 import attribute_pb2, profile_service_pb2_grpc
 from crmkit.auth import Role
 from crmkit.channels import open_channel
-from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, eventually, free_port, token
+from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, free_port, token
 
 WORKERS = 8  # concurrent callers
 PAUSE = 0.005  # seconds between one caller's calls: a steady, bounded load
@@ -44,30 +42,9 @@ def replica_env(database_url: str, port: int, keys: dict[str, str]) -> dict[str,
             "CRM_SHUTDOWN_GRACE_SECONDS": "5", "OTEL_SDK_DISABLED": "true", **keys}
 
 
-async def serving(port: int) -> bool:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-    return False
-
-
-@asynccontextmanager
-async def replica(env: dict[str, str], port: int, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "crm_profile", "serve", env=env,
-                                                       stdout=out, stderr=subprocess.STDOUT)
-        try:
-            await eventually(lambda: serving(port), seconds=90, interval=0.1, what=f"replica on {port} SERVING")
-            yield process
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-
-
 @pytest.mark.slow
-async def test_replacing_a_replica_under_load_drops_no_call(database_factory: DatabaseFactory, tmp_path: Path) -> None:
+async def test_replacing_a_replica_under_load_drops_no_call(database_factory: DatabaseFactory, tmp_path: Path,
+                                                            rollout: Any) -> None:
     url = await database_factory.create("rollout")
     keys = {"CRM_PROFILE_ENCRYPTION_KEYS": f"k1:{base64.b64encode(os.urandom(32)).decode()}",
             "CRM_PROFILE_ACTIVE_KEY_ID": "k1", "CRM_PROFILE_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode()}
@@ -89,13 +66,16 @@ async def test_replacing_a_replica_under_load_drops_no_call(database_factory: Da
                 outcomes[exc.code().name] += 1
             await asyncio.sleep(PAUSE)
 
-    async with replica(replica_env(url, old, keys), old, tmp_path / "old.log") as terminated, \
-            replica(replica_env(url, kept, keys), kept, tmp_path / "kept.log"):
+    def replica(port: int, name: str) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+        return rollout.replica("crm_profile", ["serve"], replica_env(url, port, keys), tmp_path / f"{name}.log",
+                               lambda: rollout.grpc_serving(port))
+
+    async with replica(old, "old") as terminated, replica(kept, "kept"):
         callers = [asyncio.create_task(caller()) for _ in range(WORKERS)]
         try:
             await asyncio.sleep(2)
             before = outcomes["OK"]
-            async with replica(replica_env(url, surge, keys), surge, tmp_path / "surge.log"):
+            async with replica(surge, "surge"):
                 started = time.monotonic()
                 terminated.send_signal(signal.SIGTERM)
                 code = await asyncio.wait_for(terminated.wait(), timeout=45)
