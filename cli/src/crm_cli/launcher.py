@@ -146,7 +146,8 @@ class Launch:
         return urls
 
     def _env(self, target: Component, secrets: Mapping[str, str], database_url: str | None = None) -> dict[str, str]:
-        return build_env(target, environ=self.environ, secrets=secrets, database_url=database_url, ports=self.ports)
+        return build_env(target, environ=self.environ, secrets=secrets, database_url=database_url, ports=self.ports,
+                         data_root=self.data.root)
 
     async def _bring_up(self, supervisor: Supervisor, secrets: Mapping[str, str], urls: Mapping[str, str]) -> None:
         """Every service migrates then serves, all in parallel; then each must answer healthy."""
