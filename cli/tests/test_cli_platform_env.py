@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from crm_cli.platform import (
@@ -107,3 +110,46 @@ def test_service_commands() -> None:
     assert profile.argv("migrate")[1:] == ["-m", "crm_profile", "migrate"]
     assert gateway.argv("serve")[1:] == ["-m", "crm_gateway"]
     assert profile.database_name == "crm_profile"
+
+
+def test_crm_run_configures_campaigns_channels_for_local_use(tmp_path: Path) -> None:
+    target = component("campaign")
+    env = build_env(target, environ={}, secrets=SECRETS, database_url=EMBEDDED,
+                    ports=resolve_ports(COMPONENTS, {}), data_root=tmp_path / ".crm")
+    templates = json.loads(env["CRM_CAMPAIGN_TEMPLATES"])
+    assert "sms-td-renewal" in templates["SMS"] and "app-td-banner" in templates["MOBILE_APP"]
+    assert json.loads(env["CRM_CAMPAIGN_CHANNEL_ADAPTERS"]) == {channel: "file" for channel in templates}
+    assert env["CRM_CAMPAIGN_DISPATCH_DIRECTORY"] == str(tmp_path / ".crm" / "dispatch")
+    # Other components get none of it.
+    profile = build_env(component("profile"), environ={}, secrets=SECRETS, database_url=EMBEDDED,
+                        ports=resolve_ports(COMPONENTS, {}), data_root=tmp_path / ".crm")
+    assert not {"CRM_CAMPAIGN_TEMPLATES", "CRM_CAMPAIGN_CHANNEL_ADAPTERS"} & set(profile)
+
+
+def test_the_local_campaign_configuration_is_one_campaign_accepts(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    app = pytest.importorskip("crm_campaign.app", reason="the campaign service is not installed here")
+    env = build_env(component("campaign"), environ={}, secrets=SECRETS, database_url=EMBEDDED,
+                    ports=resolve_ports(COMPONENTS, {}), data_root=tmp_path)
+    for name, value in env.items():
+        if name.startswith("CRM_"):
+            monkeypatch.setenv(name, value)
+    settings = app.CampaignSettings()
+    assert settings.channel_adapters["SMS"] == "file"
+    assert settings.dispatch_directory == str(tmp_path / "dispatch")
+
+
+@pytest.mark.parametrize("users", [
+    {"CRM_CAMPAIGN_TEMPLATES": '{"SMS": ["bank-sms-1"]}'},
+    {"CRM_CAMPAIGN_CHANNEL_ADAPTERS": '{"EMAIL": "webhook"}'},
+    {"CRM_CAMPAIGN_DISPATCH_DIRECTORY": "/srv/outbox"},
+])
+def test_the_users_campaign_channel_configuration_is_left_alone(tmp_path: Path, users: dict[str, str]) -> None:
+    env = build_env(component("campaign"), environ=users, secrets=SECRETS, database_url=EMBEDDED,
+                    ports=resolve_ports(COMPONENTS, users), data_root=tmp_path)
+    for var in ("CRM_CAMPAIGN_TEMPLATES", "CRM_CAMPAIGN_CHANNEL_ADAPTERS", "CRM_CAMPAIGN_DISPATCH_DIRECTORY"):
+        assert env.get(var) == users.get(var)
+
+
+def test_without_a_data_folder_campaign_gets_no_demo_channels() -> None:
+    assert "CRM_CAMPAIGN_TEMPLATES" not in env_of("campaign", {})

@@ -51,6 +51,7 @@ class RunOptions:
     only: str | None = None
     timeout: float = 60.0
     stream_logs: bool = True
+    readable_logs: bool = False  # streamed lines as short text (log_format) instead of JSON
     demo_data: bool = True
     # Customers of the synthetic bank loaded at start (synthetic_bank.py).
     demo_customers: int = 300
@@ -146,7 +147,8 @@ class Launch:
         return urls
 
     def _env(self, target: Component, secrets: Mapping[str, str], database_url: str | None = None) -> dict[str, str]:
-        return build_env(target, environ=self.environ, secrets=secrets, database_url=database_url, ports=self.ports)
+        return build_env(target, environ=self.environ, secrets=secrets, database_url=database_url, ports=self.ports,
+                         data_root=self.data.root)
 
     async def _bring_up(self, supervisor: Supervisor, secrets: Mapping[str, str], urls: Mapping[str, str]) -> None:
         """Every service migrates then serves, all in parallel; then each must answer healthy."""
@@ -254,7 +256,7 @@ class Launch:
             self._check_ports()
             secrets = self._secrets()
             logs = LogSink(console=self.console, folder=self.data.logs, names=[t.name for t in self.targets],
-                           stream=self.options.stream_logs)
+                           stream=self.options.stream_logs, readable=self.options.readable_logs)
             supervisor = Supervisor(logs=logs)
             loop = asyncio.get_running_loop()
             for sig in STOP_SIGNALS:

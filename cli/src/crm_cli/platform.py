@@ -8,6 +8,7 @@ tested without starting anything.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,27 @@ SERVICES = tuple(c for c in COMPONENTS if c.owns_database)
 SHARED_SECRET_VARS = ("CRM_JWT_SECRET",)
 
 
+# Demo template ids each channel's adapter knows under `crm run`, so offers can be created and
+# campaigns submitted locally; every channel here is sent by the file adapter into
+# `<data dir>/dispatch/<channel>.jsonl`. A user's own CRM_CAMPAIGN_* variables replace these.
+LOCAL_CAMPAIGN_TEMPLATES: dict[str, list[str]] = {
+    "SMS": ["sms-td-renewal", "sms-wealth-offer", "sms-card-upgrade"],
+    "EMAIL": ["email-td-renewal", "email-wealth-offer", "email-card-upgrade"],
+    "MOBILE_APP": ["app-td-banner", "app-wealth-banner", "app-card-banner"],
+    "WECHAT": ["wechat-td-renewal", "wechat-wealth-offer"],
+}
+DISPATCH_FOLDER = "dispatch"
+
+
+def local_campaign_env(data_root: Path) -> dict[str, str]:
+    """Campaign's channel configuration for local use: demo templates, file adapters, a dispatch folder."""
+    return {
+        "CRM_CAMPAIGN_TEMPLATES": json.dumps(LOCAL_CAMPAIGN_TEMPLATES),
+        "CRM_CAMPAIGN_CHANNEL_ADAPTERS": json.dumps({channel: "file" for channel in LOCAL_CAMPAIGN_TEMPLATES}),
+        "CRM_CAMPAIGN_DISPATCH_DIRECTORY": str(data_root / DISPATCH_FOLDER),
+    }
+
+
 class PlatformError(Exception):
     """A problem the user can fix (bad option, bad variable); the message says how."""
 
@@ -147,13 +169,16 @@ def address(target: Component, port: int) -> str:
 
 def build_env(
     target: Component, *, environ: Mapping[str, str], secrets: Mapping[str, str],
-    database_url: str | None, ports: Mapping[str, int],
+    database_url: str | None, ports: Mapping[str, int], data_root: Path | None = None,
 ) -> dict[str, str]:
     """The environment of one child process.
 
     The user's environment wins for every variable (an external `CRM_<SVC>_DATABASE_URL`, their
     own keys), except `CRM_ENV`, which is always `development`: `crm run` is a local tool.
     Another component's database URL and secrets are removed, so each process sees only its own.
+    With `data_root` (the `.crm/` folder), campaign gets `local_campaign_env` for each of its
+    channel variables the user has not set (all three are left alone when any one is set, so a
+    partial configuration of the user's own is not mixed with the demo one).
     """
     foreign = {
         var for other in COMPONENTS if other is not target
@@ -169,6 +194,10 @@ def build_env(
     if target.owns_database and database_url and not env.get(target.database_url_var):
         env[target.database_url_var] = database_url
     env[target.port_var] = str(ports.get(target.name, resolve_port(target, environ)))
+    if target.name == "campaign" and data_root is not None:
+        local = local_campaign_env(data_root)
+        if not any(env.get(var) for var in local):
+            env.update(local)
     if target.protocol is Protocol.HTTP:
         for service in SERVICES:
             port = ports.get(service.name, resolve_port(service, environ))

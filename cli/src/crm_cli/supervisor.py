@@ -27,6 +27,8 @@ from typing import IO, TypeVar
 from rich.console import Console
 from rich.text import Text
 
+from crm_cli import log_format
+
 T = TypeVar("T")
 TAIL_LINES = 20
 LINE_LIMIT = 1 << 20  # a JSON log line with a traceback can be long
@@ -80,9 +82,11 @@ class LogSink:
     """Writes each child's lines to `<logs>/<name>.log` and, when streaming, to the console
     prefixed with the name. Files are truncated at each run: the terminal keeps the history."""
 
-    def __init__(self, *, console: Console, folder: Path, names: Sequence[str], stream: bool) -> None:
+    def __init__(self, *, console: Console, folder: Path, names: Sequence[str], stream: bool,
+                 readable: bool = False) -> None:
         self._console = console
         self._stream = stream
+        self._readable = readable  # JSON lines shown as short text lines (log_format.readable)
         self._width = max((len(n) for n in names), default=0)
         self._styles = {name: STYLES[i % len(STYLES)] for i, name in enumerate(names)}
         self._files: dict[str, IO[str]] = {}
@@ -104,7 +108,8 @@ class LogSink:
         if self._stream:
             prefix = Text(f"{name:<{self._width}} | ", style=self._styles.get(name, "white"))
             try:
-                self._console.print(prefix + Text(line), soft_wrap=True, highlight=False)
+                shown = log_format.readable(line) if self._readable else line
+                self._console.print(prefix + Text(shown), soft_wrap=True, highlight=False)
             except (OSError, ValueError):
                 # The terminal went away (closed window, `crm run | head`): keep draining the
                 # children's pipes into the files, or they would block on a full pipe.

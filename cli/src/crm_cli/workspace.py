@@ -3,6 +3,7 @@
     .crm/secrets.env   development secrets, mode 0600, generated once
     .crm/pgdata/       the embedded PostgreSQL cluster (owned by the `pgserver` user when run as root)
     .crm/logs/<c>.log  each process's log of the latest run
+    .crm/dispatch/     campaign's file adapter output, `<channel>.jsonl` (platform.local_campaign_env)
     .crm/run.lock      held by the running `crm run`, so two cannot share one folder
 """
 

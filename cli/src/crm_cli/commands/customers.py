@@ -1,4 +1,4 @@
-"""`crm customers get|create`: call the profile service over gRPC."""
+"""`crm customers get|create|show`: the profile service over gRPC; `show` adds every other service's view."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import IO, Any, TypeVar
 import click
 import grpc
 from google.protobuf import json_format
+from rich.table import Table
 
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
-from crm_cli import output
+from crm_cli import customer_view, output
 from crm_cli.calls import caller_metadata, service_target
-from crm_cli.options import data_dir_option, json_option
+from crm_cli.options import data_dir_option, json_option, output_option
 
 CALL_TIMEOUT_SECONDS = 10.0
 PURPOSES = [audit_pb2.AccessPurpose.Name(value).removeprefix("ACCESS_PURPOSE_").lower()
@@ -107,3 +108,53 @@ def create(source: IO[str], request_id: str | None, target: str, data_dir: Path,
         output.fail(f"{getattr(source, 'name', 'input')}: not a Customer: {exc}", code=2)
     request = profile_service_pb2.CreateCustomerRequest(customer=customer, request_id=request_id or str(uuid.uuid4()))
     _show(_call(_create(target, caller_metadata(data_dir), request)), as_json)
+
+
+def _show_360(view: dict[str, Any], parts: list[customer_view.Part]) -> None:
+    missing = view["unavailable"]
+    title = view["customer"] + (f" (partial: {', '.join(missing)} missing)" if missing else "")
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("Source", style="magenta", no_wrap=True)
+    table.add_column("Field", style="cyan", no_wrap=True)
+    table.add_column("Value", overflow="fold")
+    for part in parts:
+        if part.status != "ok":
+            table.add_row(part.source, part.status, part.detail, style="yellow")
+            continue
+        for index, (name, value) in enumerate(part.rows):
+            table.add_row(part.source if index == 0 else "", name, value)
+        table.add_section()
+    output.console().print(table)
+
+
+@customers.command("show")
+@click.argument("customer_id")
+@click.option("--deadline", type=click.FloatRange(0.1, 60), default=3.0, show_default=True,
+              help="Seconds each service has to answer; past it, its part shows as unavailable.")
+@data_dir_option
+@output_option("table", "json")
+def show(customer_id: str, deadline: float, data_dir: Path, output_format: str) -> None:
+    """A customer's 360 view in one table: profile (customer, holdings, consents), segment
+    (classification), feedback (open complaints) and campaign (dispatches), asked in parallel.
+
+    A service that does not answer within --deadline shows as "unavailable" and the view is marked
+    partial (exit status 0); an unknown customer exits 1. Addresses: 127.0.0.1:$CRM_<SERVICE>_PORT
+    or each service's default port. Reads are audited with purpose customer_service.
+
+    \b
+    Example:
+      crm customers show C0000042
+      crm customers show C0000042 --output json --deadline 1
+    """
+    customer = customer_id if customer_id.startswith("customers/") else f"customers/{customer_id}"
+    targets = {source: service_target(source) for source in customer_view.SOURCES}
+    metadata = caller_metadata(data_dir)
+    try:
+        parts = asyncio.run(customer_view.gather(customer, targets, metadata, deadline))
+    except customer_view.CustomerNotFound as exc:
+        output.fail(str(exc))
+    view = customer_view.as_json(customer, parts)
+    if output_format == "json":
+        output.print_json(view)
+    else:
+        _show_360(view, parts)
