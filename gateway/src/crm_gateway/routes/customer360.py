@@ -31,8 +31,8 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel, create_model
 
-from crm.common.v1 import audit_pb2
 from crm.campaign.v1 import campaign_service_pb2 as campaign_pb
+from crm.common.v1 import audit_pb2
 from crm.feedback.v1 import complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as feedback_pb
 from crm.profile.v1 import consent_pb2, customer_pb2, holding_pb2
