@@ -49,6 +49,7 @@ WARMUP_SECONDS = 1.0
 ROUNDS = 5
 CALL_TIMEOUT_SECONDS = 10.0
 CLASSIFIED_WAIT_SECONDS = 120.0
+SERVICE_START_SECONDS = 180.0  # five services starting at once on a shared machine
 
 
 def _common(jwt_secret: str) -> dict[str, str]:
@@ -150,7 +151,8 @@ async def run(bench: BenchRun) -> None:
             await run_to_completion([sys.executable, "-m", f"crm_{name}", "migrate"], env=envs[name],
                                     log_path=bench.log_path(f"{name}-migrate"))
         addresses = {name: await stack.enter_async_context(bench.server(
-            name, [sys.executable, "-m", f"crm_{name}", "serve"], env=envs[name], port=ports[name]))
+            name, [sys.executable, "-m", f"crm_{name}", "serve"], env=envs[name], port=ports[name],
+            start_seconds=SERVICE_START_SECONDS))
             for name in services}
         channel = await stack.enter_async_context(grpc.aio.insecure_channel(addresses["profile"]))
         customer_ids = await profile_service.load_customers(
