@@ -1,5 +1,5 @@
-"""Customer 360 end to end: the gateway fans out to the real profile, segment and feedback
-services in parallel, and still answers, marked partial, when a non-essential one is down or
+"""Customer 360 end to end: the gateway fans out to the real profile, segment, feedback, risk and
+campaign services in parallel, and still answers, marked partial, when a non-essential one is down or
 slow; `/readyz` reports every peer."""
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ import pytest
 from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as feedback_pb
 from crmkit.auth import Role
-from crmkit.testing import bearer
+from crmkit.testing import bearer, eventually
 
 from .conftest import auth, gateway_settings, nowhere, running_gateway
 
-PARTS = {"holdings", "consents", "contact_preferences", "segment_membership_changes", "open_complaints"}
+PARTS = {"holdings", "consents", "contact_preferences", "segment_membership_changes", "open_complaints",
+         "classification", "churn_score", "contact_history"}
+# Service -> the parts it answers.
+PARTS_OF = {"feedback": ["open_complaints"], "segment": ["segment_membership_changes", "classification"],
+            "risk": ["churn_score"], "campaign": ["contact_history"]}
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +40,15 @@ def black_hole() -> Iterator[str]:
 
 
 @pytest.fixture
-def gateway_360(profile_address, segment_address, feedback_address) -> Any:
+def gateway_360(profile_address, segment_address, feedback_address, risk_address, campaign_address) -> Any:
     """`async with gateway_360(feedback_target=...)`: a gateway on every running service, with
     the peers the test names replaced."""
 
     def running(**overrides: Any) -> Any:
         return running_gateway(gateway_settings(**{
             "profile_target": profile_address, "segment_target": segment_address,
-            "feedback_target": feedback_address, "customer_360_part_deadline_seconds": 0.5, **overrides}))
+            "feedback_target": feedback_address, "risk_target": risk_address, "campaign_target": campaign_address,
+            "customer_360_part_deadline_seconds": 0.5, **overrides}))
 
     return running
 
@@ -81,37 +86,58 @@ async def test_every_part_comes_from_its_service(gateway_360, customer) -> None:
     assert complaint["status"] == "COMPLAINT_STATUS_OPEN"
     assert body["holdings"] == [] and body["segment_membership_changes"] == []
     assert isinstance(body["contact_preferences"], dict)
+    # Risk and campaign answered: no churn score written back yet (null, not missing), no offer sent.
+    assert body["churn_score"] is None
+    assert body["contact_history"] == []
 
 
-@pytest.mark.parametrize(("peer", "part"), [("feedback", "open_complaints"),
-                                            ("segment", "segment_membership_changes")])
+async def test_the_classification_comes_from_segment_once_it_has_followed_the_customer(
+    gateway_360, customer,
+) -> None:
+    async with gateway_360() as (_, client):
+        async def classification() -> Any:
+            response = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=auth(Role.ADMIN))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["missing"] == [], body["missing"]
+            return body["classification"]
+
+        found = await eventually(classification, what="segment to classify the new customer")
+    assert found["customer"] == f"customers/{customer['customer_id']}"
+    assert found["value_tier"].startswith("VALUE_TIER_") and found["value_tier"] != "VALUE_TIER_UNSPECIFIED"
+    assert found["lifecycle_stage"].startswith("LIFECYCLE_STAGE_")
+    assert found["activity_layer"].startswith("ACTIVITY_LAYER_")
+    assert "service_standard" in found
+
+
+@pytest.mark.parametrize("peer", sorted(PARTS_OF))
 async def test_a_service_that_is_down_leaves_its_part_out_and_the_answer_partial(
-    gateway_360, customer, peer, part,
+    gateway_360, customer, peer,
 ) -> None:
     async with gateway_360(**{f"{peer}_target": nowhere()}) as (_, client):
         response = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=auth(Role.ADMIN))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["partial"] is True
-    assert body["missing"] == [{"part": part, "service": peer, "reason": "UNAVAILABLE"}]
-    assert part not in body
+    assert body["missing"] == [{"part": part, "service": peer, "reason": "UNAVAILABLE"} for part in PARTS_OF[peer]]
+    assert not set(PARTS_OF[peer]) & set(body)
     assert body["customer"]["customer_id"] == customer["customer_id"]
-    assert PARTS - {part} <= set(body)
+    assert PARTS - set(PARTS_OF[peer]) <= set(body)
 
 
 async def test_a_slow_service_is_cut_at_its_deadline(gateway_360, customer, black_hole) -> None:
-    async with gateway_360(feedback_target=black_hole, segment_target=black_hole,
-                           customer_360_part_deadline_seconds=1.0) as (_, client):
+    async with gateway_360(feedback_target=black_hole, segment_target=black_hole, risk_target=black_hole,
+                           campaign_target=black_hole, customer_360_part_deadline_seconds=1.0) as (_, client):
         started = time.perf_counter()
         response = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=auth(Role.ADMIN))
         elapsed = time.perf_counter() - started
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["partial"] is True
-    assert sorted(body["missing"], key=lambda m: m["part"]) == [
-        {"part": "open_complaints", "service": "feedback", "reason": "DEADLINE_EXCEEDED"},
-        {"part": "segment_membership_changes", "service": "segment", "reason": "DEADLINE_EXCEEDED"}]
-    # Both cut at their own 1 s deadline at the same time: one after the other would take 2 s.
+    assert sorted(body["missing"], key=lambda m: m["part"]) == sorted(
+        ({"part": part, "service": peer, "reason": "DEADLINE_EXCEEDED"}
+         for peer, parts in PARTS_OF.items() for part in parts), key=lambda m: m["part"])
+    # All cut at their own 1 s deadline at the same time: one after the other would take 5 s.
     assert 1.0 <= elapsed < 1.9
 
 
@@ -145,7 +171,7 @@ async def test_readiness_reports_every_peer_and_follows_the_essential_one(gatewa
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "essential": ["profile"], "checks": {
         "profile": "SERVING", "segment": "SERVING", "feedback": "SERVING",
-        "campaign": "UNAVAILABLE", "risk": "UNAVAILABLE"}}
+        "campaign": "SERVING", "risk": "SERVING"}}
     async with gateway_360(profile_target=nowhere()) as (_, client):
         down = await client.get("/readyz")
     assert down.status_code == 503

@@ -10,6 +10,10 @@ read is `withheld` instead (not an outage; the answer is complete for that calle
 Lists are the services' first pages (newest or most relevant first, as each service orders
 them); the channel follows each list's own route for more. Adding a part as a service gains an
 RPC is one `Part` below: the response schema is built from the parts.
+
+A part whose service answers that it has nothing for this customer (risk: no current churn score
+yet; segment: the customer not yet in its read model) is `null`: the service answered, so the
+part is neither missing nor partial.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel, create_model
 
+from crm.campaign.v1 import campaign_service_pb2 as campaign_pb
 from crm.common.v1 import audit_pb2
 from crm.feedback.v1 import complaint_pb2
 from crm.feedback.v1 import feedback_service_pb2 as feedback_pb
 from crm.profile.v1 import consent_pb2, customer_pb2, holding_pb2
 from crm.profile.v1 import profile_service_pb2 as profile_pb
+from crm.risk.v1 import risk_service_pb2 as risk_pb
 from crm.segment.v1 import segment_service_pb2 as segment_pb
 from crm_gateway.auth import Metadata, forwarded, require_roles, roles_text
 from crm_gateway.peers import Peers
@@ -51,6 +57,9 @@ OPEN_COMPLAINTS = [complaint_pb2.COMPLAINT_STATUS_OPEN, complaint_pb2.COMPLAINT_
 FIRST_PAGE = 50
 # The caller may not read this part: left out, and the answer is still complete for them.
 WITHHELD_CODES = frozenset({grpc.StatusCode.PERMISSION_DENIED})
+# The service answered that it has nothing for this customer: the part is null, not missing.
+NOTHING_YET = frozenset({grpc.StatusCode.NOT_FOUND})
+EVERY_CAMPAIGN = "campaigns/-"
 
 Call = Callable[[Peers, str, Metadata, float], Awaitable[Any]]
 
@@ -65,6 +74,8 @@ class Part:
     call: Call
     field: str
     description: str
+    # Codes meaning "nothing for this customer" (an answer, not an outage): the part is null.
+    empty_codes: frozenset[grpc.StatusCode] = frozenset()
 
     def value_descriptor(self, response_type: Descriptor) -> tuple[Descriptor, bool]:
         field = response_type.fields_by_name[self.field]
@@ -95,6 +106,21 @@ PARTS: tuple[tuple[Part, Descriptor], ...] = (
                                           audit=CUSTOMER_SERVICE),
         metadata=md, timeout=t), "complaints", "The customer's complaints not yet resolved."),
      feedback_pb.ListComplaintsResponse.DESCRIPTOR),
+    (Part("classification", "segment", lambda p, c, md, t: p.segment.GetCustomerClassification(
+        segment_pb.GetCustomerClassificationRequest(customer=c, audit=CUSTOMER_SERVICE),
+        metadata=md, timeout=t), "classification",
+        "Value tier, activity layer, lifecycle stage and the tier's service standard; null while the "
+        "customer is not yet in segment's read model.", empty_codes=NOTHING_YET),
+     segment_pb.GetCustomerClassificationResponse.DESCRIPTOR),
+    (Part("churn_score", "risk", lambda p, c, md, t: p.risk.GetChurnScore(
+        risk_pb.GetChurnScoreRequest(customer=c), metadata=md, timeout=t), "score",
+        "The current (last written-back) churn score with its drivers, read without re-scoring; null "
+        "when the customer has none.", empty_codes=NOTHING_YET),
+     risk_pb.GetChurnScoreResponse.DESCRIPTOR),
+    (Part("contact_history", "campaign", lambda p, c, md, t: p.campaign.ListDispatches(
+        campaign_pb.ListDispatchesRequest(parent=EVERY_CAMPAIGN, customer=c, page_size=FIRST_PAGE),
+        metadata=md, timeout=t), "dispatches", "Campaign offers sent to the customer, newest first."),
+     campaign_pb.ListDispatchesResponse.DESCRIPTOR),
 )
 
 
@@ -127,7 +153,8 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 @router.get(
     "/{customer_id}/360", name="get_customer_360", summary="Customer 360",
     description="The customer with their holdings, consents and contact preferences (profile), segment "
-                "membership changes (segment) and open complaints (feedback), fetched in parallel, each "
+                "membership changes and classification (segment), the current churn score (risk), open "
+                "complaints (feedback) and contact history (campaign), fetched in parallel, each "
                 "part within its own deadline. When a service is slow or down the answer still comes, "
                 "`partial: true`, with the part absent and named in `missing`; parts the caller's roles "
                 "may not read are named in `withheld`. The customer itself is required: its errors are this "
@@ -160,7 +187,9 @@ async def get_customer_360(
     for (part, _), result in zip(PARTS, results, strict=True):
         if isinstance(result, grpc.aio.AioRpcError):
             status = {"part": part.name, "service": part.service, "reason": result.code().name}
-            if result.code() in WITHHELD_CODES:
+            if result.code() in part.empty_codes:
+                body[part.name] = None
+            elif result.code() in WITHHELD_CODES:
                 withheld.append(status)
             else:
                 missing.append(status)
