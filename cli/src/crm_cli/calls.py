@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from crmkit.auth import Role
 
 Metadata = tuple[tuple[str, str], ...]
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 def service_target(service: str) -> str:
@@ -47,3 +48,19 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except grpc.aio.AioRpcError as exc:
         output.fail(output.describe_rpc_error(exc))
+
+
+def call_service(service: str, stub_type: Callable[[grpc.aio.Channel], S], target: str | None, data_dir: Path,
+                 call: Callable[[S, Metadata], Awaitable[T]], *, as_subject: str | None = None,
+                 role: Role = Role.ADMIN) -> T:
+    """One command's calls to one service: its address (`--target`, else where `crm run` puts it),
+    the caller's token (`caller_metadata`), a channel for the command's duration, and a failed
+    call printed from its status details (exit status 1)."""
+    metadata = caller_metadata(data_dir, as_subject=as_subject, role=role)
+    address = target or service_target(service)
+
+    async def run_call() -> T:
+        async with grpc.aio.insecure_channel(address) as channel:
+            return await call(stub_type(channel), metadata)
+
+    return run(run_call())

@@ -41,3 +41,8 @@ def target_option(function: F) -> F:
     return click.option("--target", metavar="HOST:PORT",
                         help="Service address; default 127.0.0.1:$CRM_<SERVICE>_PORT or the service's "
                              "default port, as `crm run` starts it.")(function)
+
+
+def service_options(function: F) -> F:
+    """`--target` and `--data-dir`: what every command calling one service takes."""
+    return data_dir_option(target_option(function))

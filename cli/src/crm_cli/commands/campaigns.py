@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import grpc
 from google.protobuf import json_format
 from google.type import decimal_pb2, interval_pb2
 from rich.table import Table
@@ -18,7 +17,7 @@ from crm.campaign.v1 import audience_pb2, campaign_pb2, campaign_service_pb2, ca
 from crm.common.v1 import operation_pb2
 from crm_cli import calls, output
 from crm_cli.operations import SERVICES, watch
-from crm_cli.options import data_dir_option, output_option, target_option
+from crm_cli.options import output_option, service_options
 from crmkit.auth import Role
 
 CALL_TIMEOUT_SECONDS = 30.0
@@ -33,18 +32,9 @@ def campaign_name(value: str) -> str:
 def _stub_call(target: str | None, data_dir: Path,
                call: Callable[[campaign_service_pb2_grpc.CampaignServiceStub, calls.Metadata], Any],
                *, as_subject: str | None = None) -> Any:
-    metadata = calls.caller_metadata(data_dir, as_subject=as_subject, role=Role.MARKETER)
-    address = target or calls.service_target("campaign")
+    return calls.call_service("campaign", campaign_service_pb2_grpc.CampaignServiceStub, target, data_dir, call,
+                              as_subject=as_subject, role=Role.MARKETER)
 
-    async def run() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(campaign_service_pb2_grpc.CampaignServiceStub(channel), metadata)
-
-    return calls.run(run())
-
-
-def _common(function: Callable[..., Any]) -> Callable[..., Any]:
-    return data_dir_option(target_option(function))
 
 
 def _as_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,7 +78,7 @@ def campaigns_group() -> None:
 @click.option("--max-contacts", type=click.IntRange(min=1), help="At most this many customers contacted.")
 @output_option("table", "json")
 @_as_option
-@_common
+@service_options
 def create(campaign_id: str | None, campaign_file: Path | None, display_name: str | None, description: str | None,
            segment: str | None, channels: tuple[str, ...], holdout: float | None, days: int | None,
            max_contacts: int | None, output_format: str, as_subject: str | None, target: str | None,
@@ -154,7 +144,7 @@ def _step(rpc: str, request_type: Any, **fields: Any) -> Callable[..., None]:
 @click.argument("campaign_id")
 @output_option("table", "json")
 @_as_option
-@_common
+@service_options
 def submit(campaign_id: str, output_format: str, as_subject: str | None, target: str | None, data_dir: Path) -> None:
     """Send a draft for approval.
 
@@ -171,7 +161,7 @@ def submit(campaign_id: str, output_format: str, as_subject: str | None, target:
 @click.option("--comment", default="", help="The reviewer's note.")
 @output_option("table", "json")
 @_as_option
-@_common
+@service_options
 def approve(campaign_id: str, comment: str, output_format: str, as_subject: str | None, target: str | None,
             data_dir: Path) -> None:
     """Approve a submitted campaign, as a second person (not its creator or submitter).
@@ -189,7 +179,7 @@ def approve(campaign_id: str, comment: str, output_format: str, as_subject: str 
 @click.argument("campaign_id")
 @output_option("table", "json")
 @_as_option
-@_common
+@service_options
 def launch(campaign_id: str, output_format: str, as_subject: str | None, target: str | None, data_dir: Path) -> None:
     """Launch an approved campaign: its audience is built and dispatches queued.
 
@@ -206,7 +196,7 @@ def launch(campaign_id: str, output_format: str, as_subject: str | None, target:
 @click.option("--reason", required=True, help="Why it is paused.")
 @output_option("table", "json")
 @_as_option
-@_common
+@service_options
 def pause(campaign_id: str, reason: str, output_format: str, as_subject: str | None, target: str | None,
           data_dir: Path) -> None:
     """Pause a running campaign: nothing more is sent until it is resumed.
@@ -221,7 +211,7 @@ def pause(campaign_id: str, reason: str, output_format: str, as_subject: str | N
 
 @campaigns_group.command("list")
 @output_option("table", "json")
-@_common
+@service_options
 def list_campaigns(output_format: str, target: str | None, data_dir: Path) -> None:
     """Every campaign with its state and audience sizes.
 
@@ -257,7 +247,7 @@ def list_campaigns(output_format: str, target: str | None, data_dir: Path) -> No
 @click.argument("campaign_id")
 @click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True)
 @output_option("table", "json")
-@_common
+@service_options
 def dry_run(campaign_id: str, timeout: float, output_format: str, target: str | None, data_dir: Path) -> None:
     """Build the audience without sending anything: the funnel from candidates, through each
     suppression reason, to the control and target groups.
@@ -308,7 +298,7 @@ def dry_run(campaign_id: str, timeout: float, output_format: str, target: str | 
 @click.argument("campaign_id")
 @click.option("--confidence", type=click.FloatRange(min=0.5, max=0.999), default=0.95, show_default=True)
 @output_option("table", "json")
-@_common
+@service_options
 def results(campaign_id: str, confidence: float, output_format: str, target: str | None, data_dir: Path) -> None:
     """Conversions of target against control, the uplift and its confidence interval, overall and by
     offer and channel.
@@ -348,7 +338,7 @@ def offers_group() -> None:
 @offers_group.command("list")
 @click.argument("campaign_id")
 @output_option("table", "json")
-@_common
+@service_options
 def list_offers(campaign_id: str, output_format: str, target: str | None, data_dir: Path) -> None:
     """A campaign's offers with their product and priority.
 
@@ -384,7 +374,7 @@ def list_offers(campaign_id: str, output_format: str, target: str | None, data_d
 @click.argument("campaign_id")
 @click.argument("offer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @output_option("table", "json")
-@_common
+@service_options
 def create_offer(campaign_id: str, offer_file: Path, output_format: str, target: str | None, data_dir: Path) -> None:
     """Add an offer to a draft campaign from a JSON file (an Offer, proto field names).
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import interval_pb2
 from rich.table import Table
@@ -24,7 +23,7 @@ from crm.feedback.v1 import (
     sla_pb2,
 )
 from crm_cli import calls, output
-from crm_cli.options import data_dir_option, output_option, target_option
+from crm_cli.options import output_option, service_options
 
 CALL_TIMEOUT_SECONDS = 30.0
 OPEN_STATUSES = (complaint_pb2.COMPLAINT_STATUS_OPEN, complaint_pb2.COMPLAINT_STATUS_ACKNOWLEDGED,
@@ -96,18 +95,8 @@ def clocks(sla: complaint_pb2.ComplaintSla, now: datetime) -> dict[str, str]:
 
 def _stub_call(target: str | None, data_dir: Path,
                call: Callable[[feedback_service_pb2_grpc.FeedbackServiceStub, calls.Metadata], Any]) -> Any:
-    metadata = calls.caller_metadata(data_dir)
-    address = target or calls.service_target("feedback")
+    return calls.call_service("feedback", feedback_service_pb2_grpc.FeedbackServiceStub, target, data_dir, call)
 
-    async def run() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(feedback_service_pb2_grpc.FeedbackServiceStub(channel), metadata)
-
-    return calls.run(run())
-
-
-def _common(function: Callable[..., Any]) -> Callable[..., Any]:
-    return data_dir_option(target_option(function))
 
 
 def _show_complaint(complaint: complaint_pb2.Complaint, output_format: str) -> None:
@@ -156,7 +145,7 @@ def complaints_group() -> None:
               help="Earliest deadline first, newest first or highest priority first.")
 @click.option("--limit", type=click.IntRange(min=1, max=10_000), default=50, show_default=True)
 @output_option("table", "json")
-@_common
+@service_options
 def queue(assignee: str | None, customer: str | None, breached: bool, order: str, limit: int, output_format: str,
           target: str | None, data_dir: Path) -> None:
     """Open complaints with their respond and resolve deadlines and the time left on each clock.
@@ -205,7 +194,7 @@ def queue(assignee: str | None, customer: str | None, breached: bool, order: str
 @complaints_group.command("show")
 @click.argument("complaint_id")
 @output_option("table", "json")
-@_common
+@service_options
 def show(complaint_id: str, output_format: str, target: str | None, data_dir: Path) -> None:
     """One complaint in full: its clocks, assignee, resolution and every workflow step.
 
@@ -228,7 +217,7 @@ def show(complaint_id: str, output_format: str, target: str | None, data_dir: Pa
 @click.option("--priority", type=click.Choice(PRIORITIES), help="Leave out for the policy's default.")
 @click.option("--branch", "branch_id", default="", help="The branch it concerns.")
 @output_option("table", "json")
-@_common
+@service_options
 def file(customer_id: str, description: str, channel: str, category: str | None, priority: str | None,
          branch_id: str, output_format: str, target: str | None, data_dir: Path) -> None:
     """File a complaint in the customer's words; its SLA clocks start now.
@@ -255,7 +244,7 @@ def file(customer_id: str, description: str, channel: str, category: str | None,
 @click.argument("assignee")
 @click.option("--note", default="", help="Why it is handed over.")
 @output_option("table", "json")
-@_common
+@service_options
 def assign(complaint_id: str, assignee: str, note: str, output_format: str, target: str | None,
            data_dir: Path) -> None:
     """Hand a complaint to an employee.
@@ -277,7 +266,7 @@ def assign(complaint_id: str, assignee: str, note: str, output_format: str, targ
               help="How the customer was answered; stops the respond clock.")
 @click.option("--note", default="", help="What they were told.")
 @output_option("table", "json")
-@_common
+@service_options
 def acknowledge(complaint_id: str, channel: str, note: str, output_format: str, target: str | None,
                 data_dir: Path) -> None:
     """Record the first response to the customer: the respond clock stops.
@@ -300,7 +289,7 @@ def acknowledge(complaint_id: str, channel: str, note: str, output_format: str, 
 @click.option("--note", required=True, help="What was found and done, as told to the customer.")
 @click.option("--root-cause", default="", help="A short code, e.g. staff_training.")
 @output_option("table", "json")
-@_common
+@service_options
 def resolve(complaint_id: str, outcome: str, note: str, root_cause: str, output_format: str, target: str | None,
             data_dir: Path) -> None:
     """Resolve a complaint with a note: the resolve clock stops.
@@ -334,7 +323,7 @@ def _interval(days: int, now: datetime) -> interval_pb2.Interval:
 @click.option("--by", "group_by", type=click.Choice(DIMENSIONS), help="Group the report's rows.")
 @click.option("--list", "listed", is_flag=True, help="Also list each breach.")
 @output_option("table", "json")
-@_common
+@service_options
 def breaches(days: int, group_by: str | None, listed: bool, output_format: str, target: str | None,
              data_dir: Path) -> None:
     """The SLA breach report: clocks due, breached, breach rate and overdue times, optionally grouped.

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import grpc
 from rich.table import Table
 
 from crm.common.v1 import operation_pb2
 from crm.segment.v1 import segment_pb2, segment_service_pb2, segment_service_pb2_grpc
 from crm_cli import calls, output
 from crm_cli.operations import SERVICES, state_name, summary, watch
-from crm_cli.options import data_dir_option, output_option, target_option
+from crm_cli.options import output_option, service_options
 
 CALL_TIMEOUT_SECONDS = 30.0
 
@@ -31,18 +30,8 @@ def _customer_name(value: str) -> str:
 
 def _stub_call(target: str | None, data_dir: Path,
                call: Callable[[segment_service_pb2_grpc.SegmentServiceStub, calls.Metadata], Any]) -> Any:
-    metadata = calls.caller_metadata(data_dir)
-    address = target or calls.service_target("segment")
+    return calls.call_service("segment", segment_service_pb2_grpc.SegmentServiceStub, target, data_dir, call)
 
-    async def run() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(segment_service_pb2_grpc.SegmentServiceStub(channel), metadata)
-
-    return calls.run(run())
-
-
-def _common(function: Callable[..., Any]) -> Callable[..., Any]:
-    return data_dir_option(target_option(function))
 
 
 def _show(message: Any, output_format: str, *, title: str | None = None) -> None:
@@ -74,7 +63,7 @@ def _rule(rule: str | None, rule_file: Path | None) -> str:
 
 @segments_group.command("list")
 @output_option("table", "json")
-@_common
+@service_options
 def list_segments(output_format: str, target: str | None, data_dir: Path) -> None:
     """Every segment, with its rule and last materialised size.
 
@@ -115,7 +104,7 @@ def list_segments(output_format: str, target: str | None, data_dir: Path) -> Non
 @click.option("--description", default="", help="Why the segment exists.")
 @click.option("--real-time", is_flag=True, help="Re-evaluate members on every change (else on materialise).")
 @output_option("table", "json")
-@_common
+@service_options
 def create(segment_id: str, rule: str | None, rule_file: Path | None, display_name: str, description: str,
            real_time: bool, output_format: str, target: str | None, data_dir: Path) -> None:
     """Define a segment from a CEL rule.
@@ -143,7 +132,7 @@ def create(segment_id: str, rule: str | None, rule_file: Path | None, display_na
 @click.option("--rule-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the CEL rule from this file instead of RULE.")
 @output_option("table", "json")
-@_common
+@service_options
 def validate(rule: str | None, rule_file: Path | None, output_format: str, target: str | None,
              data_dir: Path) -> None:
     """Check a rule against the feature catalogue without saving anything.
@@ -177,7 +166,7 @@ def validate(rule: str | None, rule_file: Path | None, output_format: str, targe
 @click.option("--sample", "sample_size", type=click.IntRange(min=0, max=100), default=10, show_default=True,
               help="How many matching customers to show.")
 @output_option("table", "json")
-@_common
+@service_options
 def preview(rule: str | None, rule_file: Path | None, segment_id: str | None, sample_size: int, output_format: str,
             target: str | None, data_dir: Path) -> None:
     """Count the customers a rule selects now, with a sample; nothing is saved.
@@ -216,7 +205,7 @@ def preview(rule: str | None, rule_file: Path | None, segment_id: str | None, sa
 @click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
               help="Seconds to follow it; it goes on in the service after that.")
 @output_option("table", "json")
-@_common
+@service_options
 def materialise(segment_id: str, wait: bool, timeout: float, output_format: str, target: str | None,
                 data_dir: Path) -> None:
     """Evaluate a segment's rule over every customer and store its members (an operation).
@@ -259,7 +248,7 @@ def materialise(segment_id: str, wait: bool, timeout: float, output_format: str,
 @click.argument("segment_id")
 @click.option("--limit", type=click.IntRange(min=1, max=100_000), default=50, show_default=True)
 @output_option("table", "json")
-@_common
+@service_options
 def members(segment_id: str, limit: int, output_format: str, target: str | None, data_dir: Path) -> None:
     """The customers in a materialised segment, newest entries first.
 
@@ -296,7 +285,7 @@ def members(segment_id: str, limit: int, output_format: str, target: str | None,
 @click.argument("segment_id")
 @click.argument("customer_id")
 @output_option("table", "json")
-@_common
+@service_options
 def explain(segment_id: str, customer_id: str, output_format: str, target: str | None, data_dir: Path) -> None:
     """Why a customer is in a segment or not: each clause of its rule, the values read, held or not.
 
