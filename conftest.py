@@ -6,6 +6,6 @@ pytest_plugins = ["crmkit.testing"]
 
 # The suite keeps dozens of services alive at once (in-process per suite, real processes for the
 # CLI, gateway and cross-service tests), each with its own pools, against one PostgreSQL whose
-# default limit is 100 connections. Four per pool is plenty for tests; a test that needs more
+# default limit is 100 connections. Three per pool is plenty for tests; a test that needs more
 # sets it. Child processes inherit it through the environment.
-os.environ.setdefault("CRM_DB_POOL_SIZE", "4")
+os.environ.setdefault("CRM_DB_POOL_SIZE", "3")

@@ -4,14 +4,21 @@ with a note (leaving the queue); bad input exits 1 naming the field, bad argumen
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import grpc
 import pytest
 
 from crm.feedback.v1 import complaint_pb2
+from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
 from crm_cli.commands.complaints import clocks, left
+from crmkit.auth import Role
+from crmkit.testing import bearer
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +28,31 @@ def _json(result) -> object:  # type: ignore[no-untyped-def]
     return json.loads(result.stdout)
 
 
-def test_a_handler_works_a_complaint_from_queue_to_resolution(crm_feedback) -> None:
-    customer = f"CLI{uuid.uuid4().hex[:8].upper()}"
-    filed = _json(crm_feedback("complaints", "file", customer, "Charged the annual fee twice", "--channel", "branch",
-                               "--category", "fees_and_charges", "--priority", "high", "--output", "json"))
+async def _customer_in_profile(profile_port: int) -> str:
+    """A new customer in profile: feedback refuses complaints for customers profile does not know."""
+    customer_id = f"CLI{uuid.uuid4().hex[:8].upper()}"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{profile_port}") as channel:
+        await profile_service_pb2_grpc.ProfileServiceStub(channel).CreateCustomer(
+            profile_service_pb2.CreateCustomerRequest(
+                customer=customer_pb2.Customer(customer_id=customer_id, full_name="Zhao Lei", branch_id="BJ-001",
+                                               customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL),
+                request_id=str(uuid.uuid4())), metadata=bearer(Role.ADMIN))
+    return customer_id
+
+
+def test_a_handler_works_a_complaint_from_queue_to_resolution(crm_feedback, profile_port) -> None:
+    customer = asyncio.run(_customer_in_profile(profile_port))
+
+    def file() -> Any:
+        return crm_feedback("complaints", "file", customer, "Charged the annual fee twice", "--channel", "branch",
+                            "--category", "fees_and_charges", "--priority", "high", "--output", "json")
+
+    # Feedback learns of the customer through profile's feed: wait until it has.
+    deadline = time.monotonic() + 30
+    while (filing := file()).exit_code != 0 and time.monotonic() < deadline:
+        assert "CUSTOMER_NOT_FOUND" in filing.output, filing.output
+        time.sleep(0.3)
+    filed = _json(filing)
     complaint_id = filed["complaint_id"]
     assert filed["status"] == "COMPLAINT_STATUS_OPEN" and filed["sla"]["respond_by"] <= filed["sla"]["resolve_by"]
 

@@ -66,7 +66,8 @@ def test_crm_demo_load_loads_the_bank_through_profile_and_a_second_load_changes_
     assert first.exit_code == 0, first.output
     loaded = json.loads(first.stdout)
     assert loaded["failures"] == []
-    assert loaded["customers_created"] == 25
+    # Other tests of the session may have loaded demo customers already (same ids, DEMO0001...).
+    assert loaded["customers_created"] + loaded["customers_existing"] == 25
     assert loaded["holdings_loaded"] > 25 and loaded["consents_loaded"] > 0
     assert loaded["events_accepted"] > 0 and loaded["events_rejected"] == 0
 
