@@ -171,7 +171,7 @@ async def _journey(channels: dict[str, grpc.aio.Channel], outbox: Path) -> None:
     await campaigns.SubmitCampaign(cpb.SubmitCampaignRequest(name=draft.name), metadata=MARKETER_A)
     with pytest.raises(grpc.aio.AioRpcError) as own:
         await campaigns.ApproveCampaign(cpb.ApproveCampaignRequest(name=draft.name), metadata=MARKETER_A)
-    assert own.value.code() == grpc.StatusCode.PERMISSION_DENIED, "four eyes: no approving your own campaign"
+    assert own.value.code() == grpc.StatusCode.FAILED_PRECONDITION, "four eyes: no approving your own campaign"
     await campaigns.ApproveCampaign(cpb.ApproveCampaignRequest(name=draft.name), metadata=MARKETER_B)
 
     # Dry runs of the approved campaign until its read models have caught up with all three feeds: the funnel.

@@ -230,7 +230,7 @@ async def test_four_eyes_the_creator_and_the_submitter_cannot_decide(
     await act(campaigns, "Submit", created.name, metadata=SUBMITTER)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await act(campaigns, action, created.name, metadata=who)
-    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(error.value, domain=DOMAIN).reason == "SELF_APPROVAL"
     unchanged = await get(campaigns, created.name)
     assert unchanged.state == S.CAMPAIGN_STATE_PENDING_APPROVAL and list(unchanged.approval_history) == []

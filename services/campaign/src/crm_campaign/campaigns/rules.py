@@ -30,7 +30,7 @@ from crm_campaign.campaigns.model import (
     Transition,
 )
 from crm_campaign.offers.model import Offer
-from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
+from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from crmkit.validation import Violations
 
 CAMPAIGN_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -288,11 +288,15 @@ def next_state(state: CampaignState, action: Action) -> CampaignState:
 
 
 def check_four_eyes(campaign: Campaign, reviewer: str) -> None:
-    """The reviewer must be a second person: neither the creator nor the submitter."""
+    """The reviewer must be a second person: neither the creator nor the submitter.
+
+    FAILED_PRECONDITION, not PERMISSION_DENIED: the caller holds the role; it is this campaign's
+    history (who created or submitted it) that rules them out, and another reviewer can proceed.
+    """
     if reviewer in (campaign.creator, campaign.submitter):
         role = "created" if reviewer == campaign.creator else "submitted"
-        raise PermissionDenied(f"four-eyes rule: the reviewer {role} this campaign, so someone else must decide",
-                               reason="SELF_APPROVAL")
+        raise FailedPrecondition(f"four-eyes rule: the reviewer {role} this campaign, so someone else must decide",
+                                 reason="SELF_APPROVAL", metadata={"rule": "four_eyes"})
 
 
 def check_transition_input(action: Action, *, reason: str, launch_at: datetime | None, now: datetime) -> None:
