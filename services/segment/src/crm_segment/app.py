@@ -97,7 +97,8 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     classifications = Classifications(
         outbox=Outbox(tables.outbox_event), lifetime_values=lifetime_values, page_tokens=page_tokens,
         classification_message=classification_messages.classification_to_proto,
-        tier_message=classification_messages.tier_to_proto, audit=audit)
+        tier_message=classification_messages.tier_to_proto,
+        thresholds_message=classification_messages.thresholds_to_proto, audit=audit)
     schedule_classification(runtime, classifications)
     clustering = Clustering(db=runtime.db, database_url=settings.database_url, segments=SegmentRepository(),
                             operations=operations, runner=runner, idempotency=idempotency, page_tokens=page_tokens,

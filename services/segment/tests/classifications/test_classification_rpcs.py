@@ -46,7 +46,8 @@ def classifier(service: tuple[Any, Any]) -> Classifications:
     return Classifications(outbox=Outbox(outbox_event), lifetime_values=None,
                            page_tokens=PageTokens(runtime.settings.derived_key("segment.page-token")),
                            classification_message=classification_messages.classification_to_proto,
-                           tier_message=classification_messages.tier_to_proto)
+                           tier_message=classification_messages.tier_to_proto,
+                           thresholds_message=classification_messages.thresholds_to_proto)
 
 
 async def seed(service: tuple[Any, Any], **values: Any) -> str:

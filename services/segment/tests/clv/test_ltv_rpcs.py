@@ -191,7 +191,8 @@ async def test_lifetime_value_becomes_a_feature_once_a_model_exists(
                                      model_message=ltv_messages.model_to_proto)
     classifier = Classifications(outbox=Outbox(outbox_event), lifetime_values=lifetime_values, page_tokens=page_tokens,
                                  classification_message=classification_messages.classification_to_proto,
-                                 tier_message=classification_messages.tier_to_proto)
+                                 tier_message=classification_messages.tier_to_proto,
+                                 thresholds_message=classification_messages.thresholds_to_proto)
     async with runtime.db.unit_of_work() as connection:
         (classified,) = await classifier.classify(connection, [f"{PREFIX}00004"], boundaries=None)
     assert classified.expected_lifetime_value_minor is not None

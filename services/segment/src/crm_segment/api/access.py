@@ -39,6 +39,8 @@ _RULES: dict[str, frozenset[Role]] = {
     "GetCustomerClassification": CUSTOMER_VIEWERS,
     "ListValueTiers": frozenset(Role),
     "UpdateValueTier": ADMIN,
+    "GetClassificationThresholds": frozenset(Role),
+    "UpdateClassificationThresholds": ADMIN,
     # analytics
     "StartClustering": DEFINERS,
     "GetClusteringRun": READERS,

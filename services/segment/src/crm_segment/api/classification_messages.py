@@ -17,9 +17,13 @@ from crm_segment.classifications.model import (
     REPORTING_CURRENCY,
     TIER_RANK,
     TIER_SLUGS,
+    ActivityThresholds,
     Classification,
+    LifecycleThresholds,
     ServiceStandard,
+    StoredThresholds,
     StoredTier,
+    Thresholds,
     TierDefinition,
 )
 from crmkit.resources import ResourceName
@@ -28,6 +32,7 @@ from crmkit.values import set_timestamps
 
 TIER_NAME = ResourceName("valueTiers/{tier}", id_pattern="|".join(TIER_SLUGS.values()))
 TIER_OF_SLUG = {slug: tier for tier, slug in TIER_SLUGS.items()}
+THRESHOLDS_NAME = ResourceName("classificationThresholds")
 _NANOS_PER_MINOR = 1_000_000_000 // MINOR_PER_UNIT
 DEFAULT_RESPONSE_HOURS = 48
 
@@ -103,6 +108,39 @@ def tier_to_domain(message: cpb.ValueTierDefinition, v: Violations) -> TierDefin
         min_inflow_90d_minor=minor_of(message.min_inflow_90d, f"{at}min_inflow_90d", v,
                                       present=message.HasField("min_inflow_90d")),
         min_product_count=message.min_product_count, downgrade_grace_months=message.downgrade_grace_months)
+
+
+def thresholds_to_proto(stored: StoredThresholds) -> cpb.ClassificationThresholds:
+    a, lc = stored.activity, stored.lifecycle
+    message = cpb.ClassificationThresholds(
+        name=stored.name, etag=stored.etag, updater=stored.updater,
+        activity=cpb.ActivityLayerThresholds(
+            core_recency_days=a.core_recency_days, core_window_days=a.core_window_days,
+            core_min_activities=a.core_min_activities, core_min_products=a.core_min_products,
+            active_window_days=a.active_window_days),
+        lifecycle=cpb.LifecycleStageThresholds(
+            acquisition_days=lc.acquisition_days, trend_window_days=lc.trend_window_days,
+            growth_min_percent=lc.growth_min_percent, decline_min_drop_percent=lc.decline_min_drop_percent,
+            decline_min_net_closures=lc.decline_min_net_closures, churn_max_aum=money(lc.churn_max_aum_minor)))
+    set_timestamps(message, update_time=stored.updated_at)
+    return message
+
+
+def thresholds_to_domain(message: cpb.ClassificationThresholds, paths: list[str], v: Violations) -> Thresholds:
+    """Every field of the request's thresholds (the service takes those of the mask); the amount
+    must be present when the mask names it, as an unset Money is not zero."""
+    a, lc = message.activity, message.lifecycle
+    churn = minor_of(lc.churn_max_aum, "thresholds.lifecycle.churn_max_aum", v, present=lc.HasField("churn_max_aum"))
+    if not lc.HasField("churn_max_aum") and ({"lifecycle", "lifecycle.churn_max_aum"} & set(paths)):
+        v.add("thresholds.lifecycle.churn_max_aum", "is required when the update mask names it")
+    return Thresholds(
+        activity=ActivityThresholds(
+            core_recency_days=a.core_recency_days, core_min_activities=a.core_min_activities,
+            core_min_products=a.core_min_products, active_window_days=a.active_window_days),
+        lifecycle=LifecycleThresholds(
+            acquisition_days=lc.acquisition_days, growth_min_percent=lc.growth_min_percent,
+            decline_min_drop_percent=lc.decline_min_drop_percent,
+            decline_min_net_closures=lc.decline_min_net_closures, churn_max_aum_minor=churn or 0))
 
 
 def classification_to_proto(c: Classification, service: ServiceStandard | None) -> cpb.CustomerClassification:

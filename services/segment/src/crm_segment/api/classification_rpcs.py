@@ -57,3 +57,23 @@ class ClassificationRpcs:
                 uow=uow, tier=messages.TIER_OF_SLUG[slug], changes=changes, paths=list(request.update_mask.paths),
                 etag=request.value_tier.etag, actor=current_principal())
         return pb.UpdateValueTierResponse(value_tier=messages.tier_to_proto(saved))
+
+    async def GetClassificationThresholds(self, request: pb.GetClassificationThresholdsRequest,
+                                          context: grpc.aio.ServicerContext) -> pb.GetClassificationThresholdsResponse:
+        messages.THRESHOLDS_NAME.parse(request.name, "name", required=True)
+        async with self._db.unit_of_work(read_only=True) as uow:
+            stored = await self._classifications.get_thresholds(uow=uow)
+        return pb.GetClassificationThresholdsResponse(thresholds=messages.thresholds_to_proto(stored))
+
+    async def UpdateClassificationThresholds(self, request: pb.UpdateClassificationThresholdsRequest,
+                                             context: grpc.aio.ServicerContext
+                                             ) -> pb.UpdateClassificationThresholdsResponse:
+        messages.THRESHOLDS_NAME.parse(request.thresholds.name, "thresholds.name", required=True)
+        paths = list(request.update_mask.paths)
+        v = Violations()
+        changes = messages.thresholds_to_domain(request.thresholds, paths, v)
+        v.raise_if_any()
+        async with self._db.unit_of_work() as uow:
+            saved = await self._classifications.update_thresholds(
+                uow=uow, changes=changes, paths=paths, etag=request.thresholds.etag, actor=current_principal())
+        return pb.UpdateClassificationThresholdsResponse(thresholds=messages.thresholds_to_proto(saved))

@@ -321,6 +321,23 @@ class StoredTier:
 
 
 @dataclass(frozen=True)
+class StoredThresholds:
+    """The activity and lifecycle thresholds as stored, with their etag."""
+
+    activity: ActivityThresholds
+    lifecycle: LifecycleThresholds
+    version: int
+    updater: str
+    updated_at: datetime
+
+    name = "classificationThresholds"
+
+    @property
+    def etag(self) -> str:
+        return str(self.version)
+
+
+@dataclass(frozen=True)
 class ClassificationInputs:
     """One customer's read-model row as the decisions need it (money in minor units); `current`
     is the stored classification the new one follows on from."""

@@ -7,6 +7,7 @@ is NUMERIC in currency units, here converted to and from minor units.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,25 +20,33 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from crm_segment.classifications.model import (
     MINOR_PER_UNIT,
     ActivityLayer,
+    ActivityThresholds,
     Classification,
     ClassificationInputs,
     LifecycleStage,
+    LifecycleThresholds,
     RfmBoundaries,
     RfmBoundary,
     RfmScore,
     RfmSegment,
     ServiceStandard,
+    StoredThresholds,
     StoredTier,
     TierDefinition,
     TierState,
     ValueTier,
 )
-from crm_segment.classifications.tables import classification_run, value_tier_definition
+from crm_segment.classifications.tables import (
+    classification_run,
+    classification_thresholds,
+    value_tier_definition,
+)
 from crm_segment.features.tables import customer_feature
 
 cf = customer_feature.c
 d = value_tier_definition.c
 run = classification_run.c
+th = classification_thresholds.c
 
 _SERVICE_COLUMNS = ("dedicated_relationship_manager", "priority_service", "complaint_response_hours",
                     "max_marketing_contacts_per_week", "max_marketing_contacts_per_month", "care_programme",
@@ -103,8 +112,39 @@ async def save_tier(connection: AsyncConnection, tier: ValueTier, definition: Ti
 
 
 async def definitions_version(connection: AsyncConnection) -> int:
-    """Grows with every definition change: a run made before it is out of date."""
-    return int(await connection.scalar(sa.select(sa.func.sum(d.version))) or 0)
+    """Grows with every definition or threshold change: a run made before it is out of date."""
+    tiers_version = sa.select(sa.func.coalesce(sa.func.sum(d.version), 0)).scalar_subquery()
+    thresholds_version = sa.select(th.version).scalar_subquery()
+    return int(await connection.scalar(sa.select(tiers_version + thresholds_version)) or 0)
+
+
+# --- activity and lifecycle thresholds ----------------------------------------------------------
+
+_ACTIVITY_COLUMNS = tuple(f.name for f in dataclasses.fields(ActivityThresholds) if f.name != "core_window_days")
+_LIFECYCLE_COLUMNS = tuple(f.name for f in dataclasses.fields(LifecycleThresholds) if f.name != "trend_window_days")
+
+
+def _thresholds(row: Any) -> StoredThresholds:
+    return StoredThresholds(activity=ActivityThresholds(**{name: row[name] for name in _ACTIVITY_COLUMNS}),
+                            lifecycle=LifecycleThresholds(**{name: row[name] for name in _LIFECYCLE_COLUMNS}),
+                            version=row["version"], updater=row["updater"], updated_at=row["updated_at"])
+
+
+async def thresholds(connection: AsyncConnection, *, for_update: bool = False) -> StoredThresholds:
+    query = sa.select(classification_thresholds)
+    row = (await connection.execute(query.with_for_update() if for_update else query)).mappings().one()
+    return _thresholds(row)
+
+
+async def save_thresholds(connection: AsyncConnection, activity: ActivityThresholds,
+                          lifecycle: LifecycleThresholds, *, updater: str) -> StoredThresholds:
+    row = (await connection.execute(
+        sa.update(classification_thresholds).values(
+            **{name: getattr(activity, name) for name in _ACTIVITY_COLUMNS},
+            **{name: getattr(lifecycle, name) for name in _LIFECYCLE_COLUMNS},
+            version=th.version + 1, updater=updater, updated_at=sa.func.now())
+        .returning(classification_thresholds))).mappings().one()
+    return _thresholds(row)
 
 
 # --- customers --------------------------------------------------------------------------------

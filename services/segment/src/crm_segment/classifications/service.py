@@ -11,7 +11,8 @@
 
 A tier, activity-layer or lifecycle-stage change is published on segment's feed
 (`crm.segment.v1.CustomerClassification`, with the tier's service standard), so feedback and
-campaign follow it; a definition change is published as `crm.segment.v1.ValueTierDefinition`.
+campaign follow it; a definition change is published as `crm.segment.v1.ValueTierDefinition`,
+a threshold change as `crm.segment.v1.ClassificationThresholds`.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from crm_segment.classifications.model import (
     MINOR_PER_UNIT,
     TIER_KEYS,
     TIER_RANK,
+    ActivityThresholds,
     Classification,
+    LifecycleThresholds,
     RfmBoundaries,
     ServiceStandard,
+    StoredThresholds,
     StoredTier,
     Thresholds,
     TierDefinition,
@@ -74,6 +78,13 @@ SERVICE_PATHS = {
     "max_marketing_contacts_per_month": "max_marketing_contacts_per_month", "care_programme": "care_programme",
 }
 UPDATABLE = frozenset({*TIER_PATHS, "service_standard", *(f"service_standard.{p}" for p in SERVICE_PATHS)})
+# UpdateClassificationThresholds' mask: a group or one of its updatable fields (the windows are
+# facts of the read model's 90-day signals, so output only).
+ACTIVITY_PATHS = frozenset(f.name for f in dataclasses.fields(ActivityThresholds)) - {"core_window_days"}
+LIFECYCLE_PATHS = (frozenset(f.name for f in dataclasses.fields(LifecycleThresholds))
+                   - {"trend_window_days", "churn_max_aum_minor"} | {"churn_max_aum"})
+THRESHOLD_PATHS = frozenset({"activity", "lifecycle", *(f"activity.{p}" for p in ACTIVITY_PATHS),
+                             *(f"lifecycle.{p}" for p in LIFECYCLE_PATHS)})
 # The domain's field names (validation) -> the request's.
 _REQUEST_FIELDS = {**{v: k for k, v in TIER_PATHS.items()},
                    **{f"service_standard.{v}": f"service_standard.{k}" for k, v in SERVICE_PATHS.items()}}
@@ -86,7 +97,7 @@ TierMessage = Callable[[StoredTier], Message]
 class Classifications:
     def __init__(self, *, outbox: Outbox, lifetime_values: LifetimeValues | None, page_tokens: PageTokens,
                  classification_message: ClassificationMessage, tier_message: TierMessage,
-                 audit: AuditWriter | None = None, thresholds: Thresholds | None = None,
+                 thresholds_message: Callable[[StoredThresholds], Message], audit: AuditWriter | None = None,
                  clock: Clock = utc_now) -> None:
         self._outbox = outbox
         # Records who read which customer's classification and why; None only in tools and tests
@@ -96,8 +107,7 @@ class Classifications:
         self._page_tokens = page_tokens
         self._classification_message = classification_message
         self._tier_message = tier_message
-        # Activity and lifecycle thresholds are deployment settings; the tiers come from the table.
-        self._thresholds = thresholds or Thresholds()
+        self._thresholds_message = thresholds_message
         self._clock = clock
 
     # --- reads --------------------------------------------------------------------------------
@@ -149,6 +159,31 @@ class Classifications:
         log.info("value_tier_updated", tier=TIER_KEYS[tier], version=saved.version)
         return saved
 
+    # --- activity and lifecycle thresholds ---------------------------------------------------
+
+    async def get_thresholds(self, *, uow: UnitOfWork) -> StoredThresholds:
+        return await repository.thresholds(uow)
+
+    async def update_thresholds(self, *, uow: UnitOfWork, changes: Thresholds, paths: Sequence[str], etag: str,
+                                actor: Principal) -> StoredThresholds:
+        """Change the fields of `paths` (a whole group or single fields); customers move in the
+        next scheduled run, which the change calls for, and on their next change."""
+        v = Violations()
+        v.update_mask(paths, THRESHOLD_PATHS)
+        v.raise_if_any()
+        current = await load_for_update(repository.thresholds(uow, for_update=True), etag=etag,
+                                        not_found=lambda: NotFound("classification thresholds not found"))
+        activity, lifecycle = _merge_thresholds(current, changes, paths)
+        checked = Violations()
+        rules.validate_activity(activity, checked, prefix="thresholds.activity.")
+        rules.validate_lifecycle(lifecycle, checked, prefix="thresholds.lifecycle.")
+        checked.raise_if_any()
+        saved = await repository.save_thresholds(uow, activity, lifecycle, updater=actor.subject)
+        await self._outbox.append(uow, resource_name=saved.name, change_type=UPDATED,
+                                  payload=self._thresholds_message(saved), actor=actor.subject)
+        log.info("classification_thresholds_updated", version=saved.version)
+        return saved
+
     # --- classifying --------------------------------------------------------------------------
 
     async def on_change(self, connection: AsyncConnection, event: change_event_pb2.ChangeEvent) -> None:
@@ -165,8 +200,9 @@ class Classifications:
         if not found:
             return []
         stored = {t.tier: t.definition for t in await repository.tiers(connection)}
-        thresholds = dataclasses.replace(
-            self._thresholds, tiers=TierThresholds(**{key: stored[t] for t, key in TIER_KEYS.items()}))
+        limits = await repository.thresholds(connection)
+        thresholds = Thresholds(tiers=TierThresholds(**{key: stored[t] for t, key in TIER_KEYS.items()}),
+                                activity=limits.activity, lifecycle=limits.lifecycle)
         lifetime = await self._lifetime_values_of(connection, [i.customer_id for i in found])
         now = self._clock()
         results = [rules.classify(i, thresholds=thresholds, boundaries=boundaries,
@@ -292,6 +328,21 @@ def _merge(current: TierDefinition, changes: TierDefinition, paths: Sequence[str
     if merged.min_inflow_90d_minor is None and merged.min_product_count == 0:
         merged = dataclasses.replace(merged, min_product_count=None)
     return merged
+
+
+def _merge_thresholds(current: StoredThresholds, changes: Thresholds, paths: Sequence[str]
+                      ) -> tuple[ActivityThresholds, LifecycleThresholds]:
+    activity, lifecycle = current.activity, current.lifecycle
+    for path in paths:
+        group, _, name = path.partition(".")
+        if group == "activity":
+            names = [name] if name else sorted(ACTIVITY_PATHS)
+            activity = dataclasses.replace(activity, **{n: getattr(changes.activity, n) for n in names})
+        else:
+            names = [name] if name else sorted(LIFECYCLE_PATHS)
+            fields = ["churn_max_aum_minor" if n == "churn_max_aum" else n for n in names]
+            lifecycle = dataclasses.replace(lifecycle, **{f: getattr(changes.lifecycle, f) for f in fields})
+    return activity, lifecycle
 
 
 def _validate(tiers: TierThresholds, tier: ValueTier) -> None:

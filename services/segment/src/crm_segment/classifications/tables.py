@@ -52,3 +52,26 @@ classification_run = sa.Table(
     # `repository.definitions_version` when the run started: a later change calls for another run.
     sa.Column("definitions_version", sa.BigInteger, nullable=False, server_default="0"),
 )
+
+# The activity-layer and lifecycle-stage thresholds: one row, seeded by the migration with the
+# defaults of `model.ActivityThresholds` and `model.LifecycleThresholds`. The windows the read
+# model's signals cover (90 days) are not stored: they are facts of the data, not settings.
+classification_thresholds = sa.Table(
+    "classification_thresholds",
+    metadata,
+    sa.Column("singleton", sa.Boolean, primary_key=True, server_default=sa.true()),
+    sa.Column("core_recency_days", sa.Integer, nullable=False),
+    sa.Column("core_min_activities", sa.Integer, nullable=False),
+    sa.Column("core_min_products", sa.Integer, nullable=False),
+    sa.Column("active_window_days", sa.Integer, nullable=False),
+    sa.Column("acquisition_days", sa.Integer, nullable=False),
+    sa.Column("growth_min_percent", sa.Integer, nullable=False),
+    sa.Column("decline_min_drop_percent", sa.Integer, nullable=False),
+    sa.Column("decline_min_net_closures", sa.Integer, nullable=False),
+    sa.Column("churn_max_aum_minor", sa.BigInteger, nullable=False),
+    # The etag: bumped by every update.
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("updater", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("singleton", name="singleton"),
+)
