@@ -49,7 +49,7 @@ lint: install
 
 # pytest exits 5 when it collected no test: say so plainly instead of failing with make's 2.
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "0 passed, 0 failed: pytest collected no tests"; exit 0; fi; exit $$rc
 
 # The suites without the slow, multi-process ones: for a quick local loop.

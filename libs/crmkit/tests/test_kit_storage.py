@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from google.protobuf import wrappers_pb2
 
 from crmkit import audit
-from crmkit.db import Database, metadata
+from crmkit.db import Database, after_commit, metadata
 from crmkit.errors import FailedPrecondition, InvalidArgument
 from crmkit.idempotency import IdempotencyKeys, idempotency_table
 from crmkit.outbox import ChangeFeed, ChangeType, Outbox, outbox_tables, parse_cursor
@@ -67,6 +67,39 @@ async def test_feed_streams_backlog_then_live_changes_in_order(db: Database) -> 
     payload = wrappers_pb2.StringValue()
     (await feed.read(after=first_cursor))[0].payload.Unpack(payload)
     assert payload.value == "a/1"
+
+
+async def test_a_commit_wakes_a_live_stream_without_waiting_for_the_poll(db: Database) -> None:
+    # A poll an hour long: the events can only arrive through the commit's wake-up.
+    feed = ChangeFeed(db, events, state, poll_seconds=3600)
+    start = await tail(db)
+    stream = feed.stream(after_cursor=start)
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.2)  # the stream read nothing and is waiting
+    assert not first.done()
+    await append(db, "woken/1")
+    batch = await asyncio.wait_for(first, timeout=10)
+    assert [e.resource_name for e in batch] == ["woken/1"]
+    await stream.aclose()
+
+
+async def test_a_rolled_back_unit_of_work_calls_nothing_and_leaves_nothing_behind(db: Database) -> None:
+    called: list[str] = []
+    with pytest.raises(RuntimeError):
+        async with db.unit_of_work() as session:
+            after_commit(session, lambda: called.append("rolled back"))
+            raise RuntimeError("abandon the change")
+
+    def committed() -> None:
+        called.append("committed")
+
+    async with db.unit_of_work() as session:
+        after_commit(session, committed)
+        after_commit(session, committed)  # registered twice, called once
+    # The pooled connection carries no callback into the next unit of work.
+    async with db.unit_of_work():
+        pass
+    assert called == ["committed"]
 
 
 async def test_resuming_after_a_cursor_skips_nothing_and_repeats_nothing(db: Database) -> None:

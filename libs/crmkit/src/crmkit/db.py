@@ -99,6 +99,17 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm
     )
 
 
+_AFTER_COMMIT = "crm_after_commit"
+
+
+def after_commit(uow: UnitOfWork, callback: Callable[[], None]) -> None:
+    """Call `callback` (once, without arguments) after `uow` commits; never when it rolls back.
+    For in-process wake-ups of what waits for the committed rows (`outbox.ChangeFeed`)."""
+    callbacks: list[Callable[[], None]] = uow.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
+
+
 class Database:
     """The engine and its two ways in (the module docstring says which to use when); made at
     start-up, disposed at shutdown.
@@ -145,8 +156,14 @@ class Database:
             async with self.engine.connect() as connection:
                 if read_only:
                     connection = await connection.execution_options(postgresql_readonly=True)
-                async with connection.begin():
-                    yield connection
+                try:
+                    async with connection.begin():
+                        yield connection
+                finally:
+                    # `info` lives as long as the pooled connection: take the callbacks either way.
+                    callbacks = connection.info.pop(_AFTER_COMMIT, ())
+                for callback in callbacks:  # reached only when the block committed
+                    callback()
         except IntegrityError:
             raise
         except DBAPIError as exc:

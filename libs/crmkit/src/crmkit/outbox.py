@@ -8,6 +8,12 @@ and one bulk variant for raw asyncpg connections, `bulk_append`: one event per r
 yields, in one statement, inside the caller's transaction. Neither takes a lock nor commits: the
 caller's unit of work commits, and appenders never wait for one another.
 
+Wake-ups. Streams poll (`ChangeFeed` `poll_seconds`), and a unit of work that appended wakes
+this process's streams when it commits (`FeedWakeup`), so a change reaches a live consumer of
+the same replica without waiting out the poll. Not PostgreSQL's LISTEN/NOTIFY: a transaction that
+notified takes one server-wide lock at commit, which would serialise the commits of a busy service;
+what another replica or a raw `bulk_append` commits is found by the poll.
+
 Positions. Every row is stamped with the id of the transaction that wrote it (`xid`, an xid8
 from `pg_current_xact_id()`, the column's default) and numbered by an identity (`cursor`, the
 sequence). The feed is ordered by (xid, sequence), and a cursor is the opaque string
@@ -66,7 +72,6 @@ retention has purged past it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -83,7 +88,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
 from crmkit import attributes
-from crmkit.db import Database
+from crmkit.db import Database, after_commit
 from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 ChangeType = change_event_pb2.ChangeType
@@ -174,6 +179,28 @@ def outbox_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     return events, state
 
 
+class FeedWakeup:
+    """Wakes this process's open `ChangeFeed` streams when a unit of work that appended events
+    commits, so a live consumer gets them at once rather than at the next poll. The poll stays:
+    it finds what other replicas and raw-connection `bulk_append`s commit. One per process (a
+    wake-up for another service's feed in the same test process costs one empty read)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def armed(self) -> asyncio.Event:
+        """The event the next `notify` sets: take it before reading, wait on it after, and a
+        commit in between is not missed."""
+        return self._event
+
+
+FEED_COMMITTED = FeedWakeup()
+
+
 class Outbox:
     """Appends change events inside the caller's unit of work (which commits them)."""
 
@@ -211,6 +238,7 @@ class Outbox:
                 "trace_id": trace_id,
             })
         await session.execute(sa.insert(self._events), rows)
+        after_commit(session, FEED_COMMITTED.notify)
 
 
 async def bulk_append(connection: asyncpg.Connection, rows: str, *args: object, table: str = "outbox_event") -> int:
@@ -263,6 +291,7 @@ class ChangeFeed:
         span.set_attribute(attributes.FEED_CURSOR, after_cursor)
         served = 0
         while not self._draining.is_set():
+            committed = FEED_COMMITTED.armed()
             batch = await self.read(after=after, resource_types=resource_types)
             if batch:
                 after = parse_cursor(batch[-1].cursor)
@@ -271,8 +300,7 @@ class ChangeFeed:
                 yield batch
                 if len(batch) == self._batch_size:
                     continue
-            with contextlib.suppress(TimeoutError):  # the poll interval passed without a drain
-                await asyncio.wait_for(self._draining.wait(), timeout=self._poll_seconds)
+            await _first_of(self._draining, committed, timeout=self._poll_seconds)
 
     async def resolve(self, cursor: str) -> Position:
         """The position a cursor names; a purely numeric one (module docstring: old cursors) is
@@ -404,3 +432,13 @@ def current_trace_id() -> str:
     outbox rows and other records of a decision carry."""
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    """Return when one of `events` is set or `timeout` seconds passed, whichever comes first."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
