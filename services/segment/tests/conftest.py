@@ -14,7 +14,8 @@ from crmkit.testing import row_counter, service_fixtures, with_overrides
 
 segment_database, segment_service, segments = service_fixtures(
     SPEC, segment_service_pb2_grpc.SegmentServiceStub, stub="segments", feed_poll_seconds=0.05,
-    operation_poll_seconds=0.05, profile_target="", classification_check_seconds=3600)
+    operation_poll_seconds=0.05, profile_target="", feedback_target="", risk_target="",
+    classification_check_seconds=3600)
 
 
 def make_segment(**overrides: object) -> segment_pb2.Segment:

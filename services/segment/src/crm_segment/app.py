@@ -28,6 +28,7 @@ from crm_segment.clusters.service import Clustering
 from crm_segment.clv.service import LifetimeValues
 from crm_segment.crosssell.service import CrossSell
 from crm_segment.features import follower as profile_follower
+from crm_segment.features import peer_features
 from crm_segment.features import rules as feature_rules
 from crm_segment.features.rebuild import FeatureRebuild
 from crm_segment.features.repository import FeatureRepository
@@ -54,7 +55,11 @@ class SegmentSettings(GrpcServiceSettings):
     # Profile's address, whose change feed fills the feature read model; empty follows no feed
     # (tests of segment alone). Calls get `peer_deadline_seconds`.
     profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_SEGMENT_PROFILE_TARGET")
-    # Longest wait between reconnections to profile's feed, seconds.
+    # Feedback's and risk's addresses, whose feeds give the complaint and churn-score features;
+    # empty follows none.
+    feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_SEGMENT_FEEDBACK_TARGET")
+    risk_target: str = Field(default="127.0.0.1:50055", validation_alias="CRM_SEGMENT_RISK_TARGET")
+    # Longest wait between reconnections to profile's feed (and the others'), seconds.
     profile_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
                                                     validation_alias="CRM_SEGMENT_PROFILE_FEED_MAX_BACKOFF_SECONDS")
     # How often WatchOperation looks at its operation, seconds.
@@ -106,7 +111,10 @@ async def wire(runtime: Runtime[SegmentSettings]) -> list[ServiceBinding]:
     crosssell = CrossSell(db=runtime.db, database_url=settings.database_url, segments=SegmentRepository(),
                           operations=operations, runner=runner, idempotency=idempotency, page_tokens=page_tokens,
                           result_message=crosssell_messages.run_to_proto, max_jobs=settings.max_analytics_jobs)
-    follow_profile(runtime, classifications, operations=operations, runner=runner)
+    realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
+                                  change_message=membership_messages.change_to_proto)
+    follow_profile(runtime, classifications, realtime, operations=operations, runner=runner)
+    follow_peers(runtime, realtime)
     servicer = SegmentServicer(db=runtime.db, segments=segments, membership=membership,
                                operations=operations, clustering=clustering, crosssell=crosssell,
                                classifications=classifications, lifetime_values=lifetime_values)
@@ -140,8 +148,8 @@ def schedule_classification(runtime: Runtime[SegmentSettings], classifications: 
     runtime.on_close(schedule.close)
 
 
-def follow_profile(runtime: Runtime[SegmentSettings], classifications: Classifications, *, operations: Operations,
-                   runner: OperationRunner) -> None:
+def follow_profile(runtime: Runtime[SegmentSettings], classifications: Classifications,
+                   realtime: RealTimeMembership, *, operations: Operations, runner: OperationRunner) -> None:
     """The feature read model follows profile's feed in the background; closed with the service.
     Each applied change reclassifies its customer, then re-evaluates their real-time segments
     (which may read the classification), in the transaction of the change. An expired cursor
@@ -152,8 +160,6 @@ def follow_profile(runtime: Runtime[SegmentSettings], classifications: Classific
     repository = FeatureRepository()
     model = FeatureReadModel(repository=repository)
     rebuild = FeatureRebuild(db=runtime.db, model=model, repository=repository, operations=operations, runner=runner)
-    realtime = RealTimeMembership(outbox=Outbox(tables.outbox_event),
-                                  change_message=membership_messages.change_to_proto)
     follower = profile_follower.follow_profile(
         db=runtime.db, model=model, settings=settings, target=settings.profile_target,
         deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
@@ -163,6 +169,23 @@ def follow_profile(runtime: Runtime[SegmentSettings], classifications: Classific
     runtime.add_health_details(follower.details)
     runtime.add_health_details(profile_follower.ModelDetails(db=runtime.db, model=model))
     follower.start()
+
+
+def follow_peers(runtime: Runtime[SegmentSettings], realtime: RealTimeMembership) -> None:
+    """Complaint and churn-score features follow feedback's and risk's feeds, each in the
+    background; a change re-evaluates its customer's real-time segments in its transaction."""
+    settings = runtime.settings
+    for target, follow in ((settings.feedback_target, peer_features.follow_feedback),
+                           (settings.risk_target, peer_features.follow_risk)):
+        if not target:
+            continue
+        follower = follow(db=runtime.db, settings=settings, target=target,
+                          deadline_seconds=settings.peer_deadline_seconds,
+                          max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
+                          reevaluate=realtime.evaluate_customer)
+        runtime.on_close(follower.close)
+        runtime.add_health_details(follower.details)
+        follower.start()
 
 
 async def _after_apply(classifications: Classifications, realtime: RealTimeMembership, connection: AsyncConnection,

@@ -97,12 +97,12 @@ async def follow(segment_service: tuple[Any, Any]) -> AsyncIterator[Any]:
         await follower.close()
 
 
-async def live_segment(segments: Any, branch_id: str, *, mode: int = REAL_TIME, materialise: bool = True
-                       ) -> segment_pb2.Segment:
+async def live_segment(segments: Any, branch_id: str, *, mode: int = REAL_TIME, materialise: bool = True,
+                       rule: str = "aum >= 500000.0") -> segment_pb2.Segment:
     suffix = uuid.uuid4().hex[:10]
     created = (await segments.CreateSegment(pb.CreateSegmentRequest(segment=segment_pb2.Segment(
         segment_id=f"live-{suffix}", display_name=f"Live {suffix}", evaluation_mode=mode,
-        rule=f'aum >= 500000.0 && branch_id == "{branch_id}"')), metadata=ANALYST)).segment
+        rule=f'{rule} && branch_id == "{branch_id}"')), metadata=ANALYST)).segment
     if materialise:
         started = await segments.MaterialiseSegment(pb.MaterialiseSegmentRequest(name=created.name), metadata=ANALYST)
 

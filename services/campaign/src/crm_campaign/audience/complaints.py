@@ -14,21 +14,17 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
-from crm.feedback.v1 import complaint_pb2, feedback_service_pb2, feedback_service_pb2_grpc
+from crm.feedback.v1 import feedback_service_pb2, feedback_service_pb2_grpc
 from crm_campaign.audience import peers
 from crm_campaign.audience.read_models import open_complaint
 from crmkit.db import Database
 from crmkit.feed_consumer import ChangeEvent
 from crmkit.peer_feed import PeerFeedFollower
+from crmkit.peer_payloads import COMPLAINT_TYPE, complaint_of, is_open
 from crmkit.settings import ServiceSettings
 
 FEED = "feedback"
-COMPLAINT_TYPE = "crm.feedback.v1.Complaint"
-# Statuses in which the bank still owes the customer an answer.
-OPEN = frozenset({complaint_pb2.COMPLAINT_STATUS_OPEN, complaint_pb2.COMPLAINT_STATUS_ACKNOWLEDGED,
-                  complaint_pb2.COMPLAINT_STATUS_IN_PROGRESS, complaint_pb2.COMPLAINT_STATUS_REOPENED})
-CREATED, UPDATED, DELETED, STEP = (change_event_pb2.CHANGE_TYPE_CREATED, change_event_pb2.CHANGE_TYPE_UPDATED,
-                                   change_event_pb2.CHANGE_TYPE_DELETED, change_event_pb2.CHANGE_TYPE_EVENT)
+DELETED = change_event_pb2.CHANGE_TYPE_DELETED
 
 
 async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
@@ -40,27 +36,16 @@ async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
     if event.change_type == DELETED:
         return (await connection.execute(sa.delete(open_complaint).where(
             open_complaint.c.complaint_id == complaint_id))).rowcount > 0
-    complaint = _complaint_of(event)
+    complaint = complaint_of(event)
     if complaint is None:
         return False
-    if complaint.status in OPEN and complaint.customer:
+    if is_open(complaint) and complaint.customer:
         await connection.execute(pg.insert(open_complaint).values(
             complaint_id=complaint_id, customer_id=complaint.customer.removeprefix("customers/"),
             opened_at=event.occurred_at.ToDatetime(tzinfo=UTC)).on_conflict_do_nothing())
         return True
     return (await connection.execute(sa.delete(open_complaint).where(
         open_complaint.c.complaint_id == complaint_id))).rowcount > 0
-
-
-def _complaint_of(event: ChangeEvent) -> complaint_pb2.Complaint | None:
-    """The complaint as the event leaves it: the payload of a filing or an update, or the complaint
-    inside a workflow step (acknowledged, resolved, closed, reopened: CHANGE_TYPE_EVENT)."""
-    complaint, step = complaint_pb2.Complaint(), complaint_pb2.ComplaintStepEvent()
-    if event.change_type in (CREATED, UPDATED) and event.payload.Unpack(complaint):
-        return complaint
-    if event.change_type == STEP and event.payload.Unpack(step) and step.HasField("complaint"):
-        return step.complaint
-    return None
 
 
 def follow_feedback(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float

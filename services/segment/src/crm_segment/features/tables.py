@@ -133,3 +133,28 @@ feature_transaction_day = sa.Table(
     sa.Column("amount", Amount, nullable=False),
     sa.Column("transaction_count", sa.Integer, nullable=False),
 )
+
+feature_complaint = sa.Table(
+    "feature_complaint",
+    metadata,
+    # Feedback's complaints (crmkit.peer_payloads), one row each, kept when resolved or deleted
+    # (open false) as the tombstone an older event cannot undo; `position` is feedback's feed's.
+    sa.Column("complaint_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("position", Position, nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("filed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_feature_complaint_customer_id", "customer_id", "filed_at"),
+)
+
+feature_churn_score = sa.Table(
+    "feature_churn_score",
+    metadata,
+    # Risk's current churn score of each customer as its feed last published it (a band change
+    # or a move by risk's step); `position` is risk's feed's.
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("position", Position, nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("risk_band", sa.SmallInteger, nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -55,10 +55,15 @@ class RealTimeMembership:
     async def evaluate(self, connection: AsyncConnection, event: change_event_pb2.ChangeEvent
                        ) -> list[MembershipChange]:
         """Bring the event's customer's memberships in line with their features now; the changes made."""
-        started = time.perf_counter()
         customer_id = customer_id_of(event.resource_name)
         if customer_id is None:
             return []
+        return await self.evaluate_customer(connection, customer_id, event.event_id)
+
+    async def evaluate_customer(self, connection: AsyncConnection, customer_id: str, source_event_id: str
+                                ) -> list[MembershipChange]:
+        """The same for a customer an event is about without naming them (a peer's complaint)."""
+        started = time.perf_counter()
         raw = await repository.raw_connection(connection)
         segments, members_of = await repository.live_segments(raw, customer_id)
         if not segments:
@@ -71,7 +76,7 @@ class RealTimeMembership:
         if decided:
             cause = ChangeCause.FEATURE_CHANGED if features is not None else ChangeCause.CUSTOMER_REMOVED
             changes = await repository.record(raw, customer_id=customer_id, transitions=decided, cause=cause,
-                                              source_event_id=event.event_id)
+                                              source_event_id=source_event_id)
             await self._outbox.append_many(
                 connection, [(f"segments/{c.segment_id}/members/{customer_id}", EVENT, self._change_message(c))
                              for c in changes], actor=ACTOR, resource_type=MEMBER_TYPE)

@@ -6,10 +6,12 @@ Every expression here is fixed text written by us; rule text only ever reaches S
 parameters (crm_segment.cel.to_sql). Each expression has the column type `to_sql` expects for
 its CEL type (bigint, double precision, text, boolean, timestamptz, text[]).
 
-Features whose upstream feed is not followed yet (feedback, risk, login times) read a typed NULL:
-they are in the contract's catalogue, but every customer's value is missing until their feed
-lands, so a rule that needs them selects nobody rather than failing. Segment's own
-classifications and lifetime value are columns of the same row, NULL until first computed.
+Features whose upstream feed is not followed yet (login times, NPS) read a typed NULL: they are
+in the contract's catalogue, but every customer's value is missing until their feed lands, so a
+rule that needs them selects nobody rather than failing. Segment's own classifications and
+lifetime value are columns of the same row, NULL until first computed. Feedback's complaints and
+risk's churn scores are rows of their own tables (`features.peer_features`), read by one
+primary-key or index lookup per customer.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def _midnight_utc(column: str) -> str:
 
 
 _TODAY_UTC = "(now() AT TIME ZONE 'UTC')::date"
+_COMPLAINTS = "(SELECT count(*) FROM feature_complaint fc WHERE fc.customer_id = cf.customer_id AND {})"
+_CHURN = "(SELECT cs.{} FROM feature_churn_score cs WHERE cs.customer_id = cf.customer_id)"
 
 # Feature -> its expression over `customer_feature cf`. Integers are widened to bigint so that
 # rule arithmetic overflows where CEL's int64 does, not at a smallint's bounds.
@@ -58,6 +62,10 @@ _COLUMNS: dict[str, str] = {
     "cluster_id": ("(SELECT ca.cluster_id::bigint FROM cluster_assignment ca WHERE ca.customer_id = cf.customer_id "
                    "AND ca.run_id = (SELECT r.run_id FROM clustering_run r WHERE r.completed_at IS NOT NULL "
                    "ORDER BY r.completed_at DESC, r.run_id LIMIT 1))"),
+    "churn_probability": _CHURN.format("probability"),
+    "churn_risk_band": _enum_names(_CHURN.format("risk_band"), {1: "RISK_BAND_LOW", 2: "RISK_BAND_MEDIUM",
+                                                                3: "RISK_BAND_HIGH"}),
+    "complaint_count_90d": _COMPLAINTS.format("fc.filed_at >= now() - interval '90 days'"),
     "customer_type": _enum_names("cf.customer_type", {1: "CUSTOMER_TYPE_INDIVIDUAL",
                                                       2: "CUSTOMER_TYPE_ORGANISATION"}),
     "days_since_last_activity": "cf.days_since_last_activity::bigint",
@@ -79,6 +87,7 @@ _COLUMNS: dict[str, str] = {
     "monetary": "cf.monetary::double precision",
     "nationality": "NULLIF(cf.nationality, '')",
     "onboarded_time": _midnight_utc("cf.onboarded_on"),
+    "open_complaint_count": _COMPLAINTS.format("fc.open"),
     "payroll_active": "cf.payroll_active",
     "product_categories": "cf.product_categories",
     "product_count": "cf.product_count::bigint",
