@@ -17,10 +17,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from crmkit.server import SERVER_OPTIONS
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, *handlers: grpc.GenericRpcHandler) -> None:
+    """Serve health (and `handlers`, for floors that do more than nothing) until SIGTERM."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if handlers:
+        server.add_generic_rpc_handlers(handlers)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await servicer.set("", health_pb2.HealthCheckResponse.SERVING)

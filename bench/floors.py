@@ -3,6 +3,8 @@
 - `bare_grpc_call`: the bare gRPC unary call (see `bench.bare_grpc`), to be driven exactly like
   the call under test: same channel kind, same metadata, same concurrency, same phase length
   (best with `drive_alternating`).
+- `row_read_call`: the same bare server reading one row by primary key with asyncpg
+  (`bench.row_read_grpc`): the floor of a read that must touch the database.
 - `copy_floor`: raw asyncpg COPY of the same rows into a table, what any bulk load is bounded by.
 - `time_query`: a hand-written SQL statement, timed on one connection.
 """
@@ -21,8 +23,10 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench import row_read_grpc
 from bench.environment import free_port
 from bench.harness import BenchRun, Call
+from crmkit.settings import plain_database_url
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -47,6 +51,32 @@ async def bare_grpc_call(address: str, *, metadata: Metadata = (), timeout: floa
 
         async def call(_: int) -> object:
             return await check(request, metadata=metadata, timeout=timeout)
+
+        yield call
+
+
+@asynccontextmanager
+async def row_read_server(bench: BenchRun, *, env: dict[str, str], database_url: str, pool_size: int
+                          ) -> AsyncIterator[str]:
+    """A bare gRPC server process reading customer rows of `database_url`; yields its address."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.row_read_grpc", "--port", str(port), "--database-url",
+            plain_database_url(database_url), "--pool-size", str(pool_size)]
+    async with bench.server("row-read-grpc", argv, env=env, port=port) as address:
+        yield address
+
+
+@asynccontextmanager
+async def row_read_call(address: str, keys: Sequence[str], *, metadata: Metadata = (), timeout: float = 10.0
+                        ) -> AsyncIterator[Call]:
+    """A `Call` reading `keys[i % len(keys)]` through the row-read floor, with the metadata the
+    call under test carries (sent, never checked: the floor has no interceptors)."""
+    requests = [key.encode() for key in keys]
+    async with grpc.aio.insecure_channel(address) as channel:
+        get = channel.unary_unary(row_read_grpc.METHOD)
+
+        async def call(index: int) -> object:
+            return await get(requests[index % len(requests)], metadata=metadata, timeout=timeout)
 
         yield call
 

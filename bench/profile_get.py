@@ -1,12 +1,15 @@
-"""profile-get: GetCustomer throughput and latency, as a ratio to a bare gRPC call.
+"""profile-get: GetCustomer throughput and latency, as a ratio to the floor of a read.
 
 The profile service runs as its own process (`python -m crm_profile serve`) on a fresh,
 migrated database, loaded with synthetic customers through the real CreateCustomer RPC. Then,
 at concurrency 1 and 16, a relationship manager reads random customers of their book in clear
-(each read audited) for a bounded time; the bare gRPC floor is driven the same way, the two
-alternating in slices so that both see the same background load. Headline: GetCustomer qps at
-concurrency 16 over the bare call's qps at concurrency 16. Last, for information, the CPU a read
-costs the service process and the database's backends, over a phase of reads alone.
+(each read audited) for a bounded time. The floor (`bench.row_read_grpc`) is the work no read
+can skip: a bare grpc.aio server (no interceptors) reading the same row of the same table by
+primary key with asyncpg, on a pool of the service's size, driven with the same requests and
+metadata. The bare gRPC call (no database) stays as an information row. The three alternate in
+slices so that all see the same background load. Headline: GetCustomer qps at concurrency 16
+over the row-read floor's. Last, for information, the CPU a read costs the service process and
+the database's backends, over a phase of reads alone.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sys
 import grpc
 
 from bench.environment import free_port, run_to_completion
-from bench.floors import bare_grpc_call, bare_grpc_server, time_query
+from bench.floors import bare_grpc_call, bare_grpc_server, row_read_call, row_read_server, time_query
 from bench.harness import BenchRun, Call, LoadResult, drive, drive_alternating
 from bench.profile_service import RELATIONSHIP_MANAGER, load_customers, service_env
 from crm.common.v1 import audit_pb2
@@ -33,6 +36,8 @@ WARMUP_SECONDS = 1.0
 # Floor and GetCustomer alternate in this many slices of each phase (see drive_alternating).
 ROUNDS = 5
 CALL_TIMEOUT_SECONDS = 10.0
+# The service's own default (crmkit.settings db_pool_size); the floor's pool matches it.
+DEFAULT_POOL_SIZE = 10
 # Reads of the CPU phase: a few seconds, enough for the 10 ms ticks of the kernel's accounting.
 CPU_READS = 3_000
 
@@ -48,9 +53,12 @@ async def run(bench: BenchRun) -> None:
         bench.note("migrating a fresh database")
         await run_to_completion([sys.executable, "-m", "crm_profile", "migrate"], env=env,
                                 log_path=bench.log_path("migrate"))
+        pool_size = int(env.get("CRM_DB_POOL_SIZE", DEFAULT_POOL_SIZE))
         async with (bench.server("profile", [sys.executable, "-m", "crm_profile", "serve"], env=env,
                                  port=port) as profile_address,
                     bare_grpc_server(bench, env=dict(os.environ)) as bare_address,
+                    row_read_server(bench, env=dict(os.environ), database_url=database_url,
+                                    pool_size=pool_size) as row_address,
                     grpc.aio.insecure_channel(profile_address) as channel):
             stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
             customer_ids = await load_customers(bench, stub, metadata)
@@ -66,14 +74,17 @@ async def run(bench: BenchRun) -> None:
                 return await stub.GetCustomer(reads[index % len(reads)], metadata=metadata,
                                               timeout=CALL_TIMEOUT_SECONDS)
 
-            async with bare_grpc_call(bare_address, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS) as bare:
+            keys = [r.name.removeprefix("customers/") for r in reads]
+            async with (bare_grpc_call(bare_address, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS) as bare,
+                        row_read_call(row_address, keys, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS) as row):
                 for concurrency in CONCURRENCIES:
-                    floor, measured = await drive_alternating(
-                        [bare, get], concurrency=concurrency, seconds=bench.seconds, rounds=ROUNDS,
+                    bare_call, floor, measured = await drive_alternating(
+                        [bare, row, get], concurrency=concurrency, seconds=bench.seconds, rounds=ROUNDS,
                         warmup_seconds=WARMUP_SECONDS)
-                    bench.note(f"bare gRPC   {floor.summary()}")
+                    bench.note(f"bare gRPC   {bare_call.summary()}")
+                    bench.note(f"row read    {floor.summary()}")
                     bench.note(f"GetCustomer {measured.summary()}")
-                    report(bench, measured, floor, headline=concurrency == HEADLINE_CONCURRENCY)
+                    report(bench, measured, floor, bare_call, headline=concurrency == HEADLINE_CONCURRENCY)
             await report_cpu(bench, get, database_url, port)
 
 
@@ -108,8 +119,10 @@ async def report_cpu(bench: BenchRun, get: Call, database_url: str, port: int) -
     bench.note(f"CPU phase {result.summary()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
-def report(bench: BenchRun, measured: LoadResult, floor: LoadResult, *, headline: bool) -> None:
+def report(bench: BenchRun, measured: LoadResult, floor: LoadResult, bare: LoadResult, *, headline: bool) -> None:
+    """GetCustomer against the row-read floor; the bare call's figures for information."""
     c = measured.concurrency
     bench.emit(f"get_qps_c{c}", measured.throughput, "requests/s", floor=floor.throughput, headline=headline)
     bench.emit(f"get_p50_ms_c{c}", measured.p50_ms, "ms", floor=floor.p50_ms)
     bench.emit(f"get_p99_ms_c{c}", measured.p99_ms, "ms", floor=floor.p99_ms)
+    bench.emit(f"get_qps_vs_bare_grpc_c{c}", measured.throughput, "requests/s", floor=bare.throughput)

@@ -1,0 +1,59 @@
+"""The profile-get floor: a bare grpc.aio server whose one method reads a customer row by primary
+key with asyncpg and returns its bytes. No interceptors, no authentication, no audit, no
+decryption, no message building: the necessary work of a read (a gRPC call and one indexed
+fetch), done with the fastest primitives, on the same table, data and pool size as the service.
+
+Run as its own process: `python -m bench.row_read_grpc --port N --database-url URL
+[--pool-size P]`, stopped by SIGTERM. Method `/bench.RowRead/Get`: request = the customer id as
+UTF-8, response = the row's column values as text (NOT_FOUND without one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import asyncpg
+import grpc
+
+from bench.bare_grpc import serve
+
+METHOD = "/bench.RowRead/Get"
+QUERY = "SELECT * FROM customer WHERE customer_id = $1"
+
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    """Nothing to undo: the handler never opens a transaction, so release costs no round trip."""
+
+
+def row_reader(pool: asyncpg.Pool) -> grpc.GenericRpcHandler:
+    async def get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        async with pool.acquire() as connection:
+            row = await connection.fetchrow(QUERY, request.decode())
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        return "\x1f".join(str(value) for value in row.values()).encode()
+
+    return grpc.method_handlers_generic_handler("bench.RowRead", {
+        "Get": grpc.unary_unary_rpc_method_handler(get)})
+
+
+async def main_async(port: int, database_url: str, pool_size: int) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=pool_size, max_size=pool_size, reset=_no_reset)
+    try:
+        await serve(port, row_reader(pool))
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.row_read_grpc", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--pool-size", type=int, default=10)
+    arguments = parser.parse_args()
+    asyncio.run(main_async(arguments.port, arguments.database_url, arguments.pool_size))
+
+
+if __name__ == "__main__":
+    main()
