@@ -72,6 +72,7 @@ retention has purged past it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -196,6 +197,12 @@ class FeedWakeup:
         """The event the next `notify` sets: take it before reading, wait on it after, and a
         commit in between is not missed."""
         return self._event
+
+    @staticmethod
+    async def wait(armed: asyncio.Event, *, timeout: float) -> None:
+        """Until `armed` (from `armed()`) is set by a commit, or `timeout` seconds passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(armed.wait(), timeout=timeout)
 
 
 FEED_COMMITTED = FeedWakeup()

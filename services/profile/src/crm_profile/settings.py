@@ -49,6 +49,9 @@ class ProfileSettings(GrpcServiceSettings):
     # The background matcher applies the enabled match rules to changed customers (off: only
     # FindMatches and manual merges; for bulk loads that match afterwards).
     matcher_enabled: bool = Field(default=True, validation_alias="CRM_PROFILE_MATCHER_ENABLED")
+    # How often an idle matcher looks for changes no commit of its own process announced (another
+    # replica's, a bulk import's), seconds; this process's commits wake it at once.
+    matcher_poll_seconds: float = Field(default=2.0, gt=0, le=60, validation_alias="CRM_PROFILE_MATCHER_POLL_SECONDS")
     # Long-running operations: worker processes (spawned) for imports and other batch work, and
     # how often WatchOperation looks for progress.
     operation_workers: int = Field(default=2, ge=1, le=64, validation_alias="CRM_PROFILE_OPERATION_WORKERS")

@@ -199,7 +199,7 @@ def build_identity(runtime: Runtime[ProfileSettings], kit: ProfileKit, *, histor
                     features=features)
     if settings.matcher_enabled:
         matcher = Matcher(db=kit.db, identity=identity, merges=merges, customers=kit.customers,
-                          poll_seconds=settings.feed_poll_seconds)
+                          poll_seconds=settings.matcher_poll_seconds)
         matcher.start()
         runtime.on_close(matcher.close)
     return identity, merges
