@@ -221,7 +221,7 @@ async def test_fewer_customers_than_clusters_fails_the_operation_with_failed_pre
 @pytest.mark.parametrize(("fields", "field"), [
     ({"features": ["aum", "amu"]}, "features[1]"),
     ({"features": ["aum", "branch_id"]}, "features[1]"),
-    ({"features": ["aum", "churn_probability"]}, "features[1]"),
+    ({"features": ["aum", "latest_nps_score"]}, "features[1]"),
     ({"features": ["aum", "cluster_id"]}, "features[1]"),
     ({"features": ["aum", "aum"]}, "features"),
     ({"features": []}, "features"),

@@ -1,6 +1,6 @@
 """Complaint and churn-score features from feedback's and risk's feeds (features.peer_features):
-applied once in feed order, counted by the catalogue, and moving real-time memberships; and
-feedback's real feed, served in process, reaching a segment rule."""
+applied once in feed order and counted by the catalogue. (Feedback's real feed reaching a rule and
+a real-time segment is tested across services, in tests/test_segment_peer_feeds.py.)"""
 
 from __future__ import annotations
 
@@ -8,30 +8,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
-import pytest
 import sqlalchemy as sa
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.common.v1 import change_event_pb2 as E
-from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, feedback_service_pb2
-from crm.feedback.v1 import feedback_service_pb2_grpc as feedback_grpc
+from crm.feedback.v1 import complaint_pb2
 from crm.risk.v1 import scoring_pb2
 from crm.segment.v1 import segment_service_pb2 as pb
-from crm_feedback.app import SPEC as FEEDBACK
-from crm_segment.api import membership_messages
 from crm_segment.features import peer_features
-from crm_segment.features.tables import customer_feature, feature_complaint
-from crm_segment.realtime.service import RealTimeMembership
-from crm_segment.tables import outbox_event
+from crm_segment.features.tables import customer_feature
 from crmkit.auth import Role
-from crmkit.outbox import Outbox
 from crmkit.peer_payloads import CHURN_SCORE_TYPE, COMPLAINT_TYPE
-from crmkit.testing import bearer, eventually, migrated_database, serving
-
-from ..realtime.test_realtime_membership import live_segment, members
+from crmkit.testing import bearer
 
 ANALYST = bearer(Role.ANALYST, subject="analyst-1")
 APP = bearer(Role.CHANNEL_APP, subject="mobile-app")
@@ -110,41 +100,3 @@ async def test_complaints_and_scores_apply_once_in_feed_order_and_rules_count_th
         assert await peer_features.apply_complaint(
             uow, event(COMPLAINT_TYPE, "complaints/K1", E.CHANGE_TYPE_DELETED, None, 15)) == customer
     assert await count(segments, f"{at} && open_complaint_count == 0") == 1
-
-
-@pytest.mark.slow
-async def test_feedbacks_real_feed_reaches_a_rule_and_the_follower_reports_it(
-        database_factory: Any, segment_service: Any, segments: Any) -> None:
-    branch = f"B-feed-{uuid.uuid4().hex[:6]}"
-    customer = await seed_customer(segment_service, branch)
-    _, runtime = segment_service
-    live = await live_segment(segments, branch, rule="open_complaint_count >= 1")
-    realtime = RealTimeMembership(outbox=Outbox(outbox_event), change_message=membership_messages.change_to_proto)
-
-    feedback_url = await migrated_database(database_factory, FEEDBACK)
-    async with serving(FEEDBACK, database_url=feedback_url) as (feedback_server, _):
-        target = f"127.0.0.1:{feedback_server.bound_port}"
-        follower = peer_features.follow_feedback(
-            db=runtime.db, settings=runtime.settings, target=target, deadline_seconds=5, max_backoff_seconds=0.3,
-            reevaluate=realtime.evaluate_customer)
-        follower.start()
-        try:
-            async with grpc.aio.insecure_channel(target) as channel:
-                filed = (await feedback_grpc.FeedbackServiceStub(channel).FileComplaint(
-                    feedback_service_pb2.FileComplaintRequest(complaint=complaint_pb2.Complaint(
-                        customer=f"customers/{customer}", channel=channel_pb2.CHANNEL_MOBILE_APP,
-                        category=classification_pb2.COMPLAINT_CATEGORY_FEES_AND_CHARGES, subcategory="annual_fee",
-                        priority=complaint_pb2.COMPLAINT_PRIORITY_HIGH, description="Charged twice.",
-                        branch_id="BJ-001"), request_id=str(uuid.uuid4())), metadata=APP)).complaint
-
-            await eventually(lambda: count(segments, f'branch_id == "{branch}" && open_complaint_count >= 1'),
-                             until=lambda n: n == 1, seconds=30, what="the complaint counted by segment's rule")
-            # The complaint moved the customer into the real-time segment in the same transaction.
-            assert await members(segment_service, live.segment_id) == {customer}
-            async with runtime.db.unit_of_work(read_only=True) as uow:
-                assert await uow.scalar(sa.select(feature_complaint.c.customer_id).where(
-                    feature_complaint.c.complaint_id == filed.complaint_id)) == customer
-            details = await follower.details()
-            assert details["feedback_feed_connected"] is True
-        finally:
-            await follower.close()
