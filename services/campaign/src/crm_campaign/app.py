@@ -12,6 +12,7 @@ from crm_campaign import tables
 from crm_campaign.api import (
     audience_messages,
     campaign_messages,
+    care_messages,
     dispatch_messages,
     engagement_messages,
     offer_messages,
@@ -27,9 +28,13 @@ from crm_campaign.audience.memberships import follow_segment
 from crm_campaign.audience.repository import AudienceRepository
 from crm_campaign.audience.service import Audiences
 from crm_campaign.audience.suitability import NoRisk, RiskSuitability, Suitability
+from crm_campaign.book.follower import follow_profile_customers
+from crm_campaign.book.repository import BookRepository
 from crm_campaign.campaigns.model import CampaignType, Channel
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
+from crm_campaign.care.repository import CareTaskRepository
+from crm_campaign.care.service import CareTasks
 from crm_campaign.dispatch.adapters.base import ChannelAdapter
 from crm_campaign.dispatch.adapters.file import FileAdapter
 from crm_campaign.dispatch.adapters.webhook import WebhookAdapter
@@ -165,6 +170,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
         response_payload=engagement_messages.response_to_proto,
         conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
+    care_tasks = CareTasks(
+        repository=CareTaskRepository(), book=BookRepository(), offers=offer_repository, engagement=engagement,
+        outbox=outbox, idempotency=idempotency, page_tokens=page_tokens, feed_payload=care_messages.to_proto)
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
                             poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
@@ -195,7 +203,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         dispatcher.start()
     runtime.on_close(dispatcher.close)
     for target, follow in ((settings.profile_target, follow_profile), (settings.segment_target, follow_segment),
-                           (settings.feedback_target, follow_feedback)):
+                           (settings.feedback_target, follow_feedback),
+                           (settings.profile_target, follow_profile_customers)):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,
                               max_backoff_seconds=settings.feed_max_backoff_seconds)
@@ -208,7 +217,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed)
+        feed=feed, care_tasks=care_tasks)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

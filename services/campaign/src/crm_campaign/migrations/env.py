@@ -2,7 +2,9 @@
 
 import crm_campaign.audience.read_models
 import crm_campaign.audience.tables
+import crm_campaign.book.tables
 import crm_campaign.campaigns.tables
+import crm_campaign.care.tables
 import crm_campaign.dispatch.tables
 import crm_campaign.engagement.tables
 import crm_campaign.offers.tables  # noqa: F401
