@@ -43,11 +43,14 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher, Dispatches
 from crm_campaign.engagement.repository import EngagementRepository
 from crm_campaign.engagement.service import Engagement
+from crm_campaign.history.repository import HistoryRepository
+from crm_campaign.history.service import ContactHistory
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
+from crmkit.audit import AuditWriter
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
@@ -170,9 +173,15 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
         response_payload=engagement_messages.response_to_proto,
         conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
+    book = BookRepository()
     care_tasks = CareTasks(
-        repository=CareTaskRepository(), book=BookRepository(), offers=offer_repository, engagement=engagement,
+        repository=CareTaskRepository(), book=book, offers=offer_repository, engagement=engagement,
         outbox=outbox, idempotency=idempotency, page_tokens=page_tokens, feed_payload=care_messages.to_proto)
+    # Reads of personal data (contact history) are audited by group commit, on a connection of its own.
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
+    history = ContactHistory(repository=HistoryRepository(), book=book, audit=audit, page_tokens=page_tokens)
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
                             poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
@@ -217,7 +226,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed, care_tasks=care_tasks)
+        feed=feed, care_tasks=care_tasks, history=history)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

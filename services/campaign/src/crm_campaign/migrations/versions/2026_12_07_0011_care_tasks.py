@@ -1,4 +1,5 @@
-"""Care tasks, and each customer's relationship manager (the books, from profile's Customer events)
+"""Care tasks, each customer's relationship manager (the books, from profile's Customer events), and
+responses by customer (contact history)
 
 Revision ID: 0011
 Revises: 0009
@@ -49,8 +50,11 @@ def upgrade() -> None:
         sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_customer_manager_manager", "customer_manager", ["relationship_manager_id"])
+    # Contact history reads one customer's responses across campaigns.
+    op.create_index("ix_offer_response_customer", "offer_response", ["customer_id", "response_time"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_offer_response_customer", table_name="offer_response")
     op.drop_table("customer_manager")
     op.drop_table("care_task")
