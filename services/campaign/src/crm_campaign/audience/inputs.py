@@ -12,6 +12,8 @@ from crm_campaign.audience.funnel import Candidate, PastContact, Plan, Rival
 from crm_campaign.audience.read_models import customer_contact, open_complaint, segment_member
 from crm_campaign.campaigns.model import CampaignState
 from crm_campaign.campaigns.tables import campaign
+from crm_campaign.care.model import CareTaskState
+from crm_campaign.care.tables import care_task
 from crm_campaign.dispatch.model import DispatchState
 from crm_campaign.dispatch.tables import dispatch
 from crm_campaign.offers.tables import offer
@@ -61,6 +63,14 @@ class AudienceInputs:
                 .where(dispatch.c.customer_id.in_(in_audience), dispatch.c.state.in_(PLANNED_OR_MADE),
                        contact_at > now - cap_horizon))).all():
             contacts[made.customer_id].append(PastContact(made.campaign_id, made.channel, made.at))
+        # A care task completed with a contact counts too (its offer's campaign, if it carried one).
+        for done in (await uow.execute(
+                sa.select(care_task.c.customer_id, care_task.c.offer_campaign_id, care_task.c.contact_channel,
+                          care_task.c.closed_at)
+                .where(care_task.c.customer_id.in_(in_audience), care_task.c.state == int(CareTaskState.DONE),
+                       care_task.c.contact_channel != 0, care_task.c.closed_at > now - cap_horizon))).all():
+            contacts[done.customer_id].append(PastContact(done.offer_campaign_id, done.contact_channel,
+                                                          done.closed_at))
 
         rivals: dict[str, list[Rival]] = defaultdict(list)
         score = offer.c.priority * offer.c.expected_value_amount
