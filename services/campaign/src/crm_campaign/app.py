@@ -15,6 +15,7 @@ from crm_campaign.api import (
     dispatch_messages,
     engagement_messages,
     offer_messages,
+    trigger_messages,
 )
 from crm_campaign.api.access import ACCESS, SERVICE
 from crm_campaign.api.campaign_servicer import CampaignServicer
@@ -42,6 +43,8 @@ from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
+from crm_campaign.triggers.repository import TriggerRuleRepository
+from crm_campaign.triggers.service import TriggerRules
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
@@ -208,7 +211,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed)
+        feed=feed, triggers=TriggerRules(
+            repository=TriggerRuleRepository(), campaigns=campaign_repository, offers=offer_repository, outbox=outbox,
+            idempotency=idempotency, page_tokens=page_tokens, feed_payload=trigger_messages.to_proto))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

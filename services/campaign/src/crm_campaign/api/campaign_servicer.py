@@ -15,6 +15,7 @@ from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api import value_messages as values
 from crm_campaign.api.operation_rpcs import OperationRpcs
+from crm_campaign.api.trigger_rpcs import TriggerRuleRpcs
 from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
@@ -24,6 +25,7 @@ from crm_campaign.engagement.service import Engagement
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.service import CampaignResults
+from crm_campaign.triggers.service import TriggerRules
 from crmkit.auth import current_principal
 from crmkit.clock import utc_now
 from crmkit.db import Database
@@ -40,11 +42,12 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
+class CampaignServicer(OperationRpcs, TriggerRuleRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
-                 reporting_currency: str, feed: ChangeFeed) -> None:
+                 reporting_currency: str, feed: ChangeFeed, triggers: TriggerRules) -> None:
         self._db = db
+        self._triggers = triggers
         self._builds = builds
         self._operations = operations
         self._engagement = engagement
