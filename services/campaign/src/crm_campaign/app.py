@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -43,6 +44,9 @@ from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
+from crm_campaign.triggers.candidates import TriggerCandidates
+from crm_campaign.triggers.firing import TriggerFiring
+from crm_campaign.triggers.firing_repository import FiringRepository
 from crm_campaign.triggers.repository import TriggerRuleRepository
 from crm_campaign.triggers.service import TriggerRules
 from crmkit.app import Runtime, ServiceSpec
@@ -197,7 +201,14 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     if settings.dispatcher_enabled:
         dispatcher.start()
     runtime.on_close(dispatcher.close)
-    for target, follow in ((settings.profile_target, follow_profile), (settings.segment_target, follow_segment),
+    firing = TriggerFiring(
+        repository=FiringRepository(), campaigns=campaign_repository, offers=offer_repository,
+        audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
+        dispatches=dispatches, candidates=TriggerCandidates(),
+        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
+    # Trigger rules fire on profile's and segment's events, in the transaction that applies them.
+    for target, follow in ((settings.profile_target, partial(follow_profile, triggers=firing.apply)),
+                           (settings.segment_target, partial(follow_segment, triggers=firing.apply)),
                            (settings.feedback_target, follow_feedback)):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
-from crm_campaign.campaigns.model import Campaign, CampaignState, CampaignType, Interval
+from crm_campaign.campaigns.model import Campaign, CampaignState, CampaignType, Interval, Money
 from crm_campaign.triggers import rules
 from crm_campaign.triggers.model import (
     BirthdayCondition,
+    CardApplicationCondition,
     CareTaskAction,
     DormancyCondition,
     OfferAction,
     ProductMaturityCondition,
+    SegmentEntryCondition,
+    TriggerEvent,
     TriggerEventType,
     TriggerRule,
     TriggerRuleState,
@@ -96,3 +101,35 @@ def test_offer_actions_need_a_triggered_campaign_that_has_not_ended() -> None:
         assert error.value.reason == reason
     with pytest.raises(FailedPrecondition):
         rules.check_offer_campaign(triggered, now=NOW + timedelta(days=2))
+
+
+def event(event_type: TriggerEventType, **fields: object) -> TriggerEvent:
+    return TriggerEvent(event_type, "c-1", key="k", occurred_at=NOW, **fields)  # type: ignore[arg-type]
+
+
+def test_matches_reads_each_condition() -> None:
+    entry = rule(birthday=None, segment_entry=SegmentEntryCondition("segments/vip"))
+    assert rules.matches(entry, event(TriggerEventType.SEGMENT_ENTRY, segment="segments/vip"))
+    assert not rules.matches(entry, event(TriggerEventType.SEGMENT_ENTRY, segment="segments/other"))
+    assert not rules.matches(rule(birthday=None, segment_entry=SegmentEntryCondition("segments/vip"),
+                                  state=TriggerRuleState.DISABLED),
+                             event(TriggerEventType.SEGMENT_ENTRY, segment="segments/vip"))
+    card = rule(birthday=None, card_application=CardApplicationCondition(("CC-1",), approved_only=True))
+    assert not rules.matches(card, event(TriggerEventType.CARD_APPLICATION, product_code="CC-1"))
+    assert rules.matches(card, event(TriggerEventType.CARD_APPLICATION, product_code="CC-1", approved=True))
+    maturity = rule(birthday=None, product_maturity=ProductMaturityCondition(
+        lead_time=timedelta(days=14), min_amount=Money("CNY", Decimal(100))))
+    soon = event(TriggerEventType.PRODUCT_MATURITY, maturity_date=NOW.date() + timedelta(days=14),
+                 amount=Money("CNY", Decimal(100)))
+    assert rules.matches(maturity, soon)
+    assert not rules.matches(maturity, dataclasses.replace(soon, amount=Money("USD", Decimal(1000))))
+    assert not rules.matches(maturity, dataclasses.replace(soon, maturity_date=NOW.date() + timedelta(days=15)))
+
+
+def test_the_payroll_streak_counts_consecutive_months_at_the_minimum() -> None:
+    cny = Money("CNY", Decimal(5000))
+    months = ((date(2026, 1, 1), cny), (date(2026, 2, 1), Money("CNY", Decimal(10))), (date(2026, 3, 1), cny),
+              (date(2026, 4, 1), cny))
+    assert rules.payroll_streak(months, ending=date(2026, 4, 20), minimum=cny) == 2
+    assert rules.payroll_streak(months, ending=date(2026, 4, 20), minimum=None) == 4
+    assert rules.payroll_streak(months, ending=date(2026, 5, 1), minimum=None) == 0

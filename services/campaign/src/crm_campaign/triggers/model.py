@@ -4,7 +4,7 @@ proto's paths so that update masks apply to them directly (crm_campaign.field_ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import IntEnum
 
 from crm_campaign.campaigns.model import Money
@@ -195,3 +195,59 @@ class TriggerRule:
             return ""
         return self.offer_action.campaign.removeprefix("campaigns/")
 
+
+
+# --- firing ---------------------------------------------------------------------------------
+
+
+class FiringOutcome(IntEnum):
+    """What one firing did (stored with it)."""
+
+    UNSPECIFIED = 0
+    # The offer action queued a dispatch (or held the customer out as control).
+    DISPATCH_QUEUED = 1
+    # The offer action's checks (consent, do-not-contact, caps, ...) suppressed the contact.
+    SUPPRESSED = 2
+    # The offer action's campaign was not RUNNING: nothing sent.
+    CAMPAIGN_NOT_RUNNING = 3
+    # A care-task action: recorded for the relationship manager's queue.
+    CARE_TASK_RECORDED = 4
+    # The rule fired for this customer within its cool-down: nothing done.
+    COOLED_DOWN = 5
+    # The customer is in the campaign's audience already (an earlier firing): no second contact.
+    ALREADY_IN_AUDIENCE = 6
+
+
+@dataclass(frozen=True)
+class TriggerEvent:
+    """An event read from a peer's feed, as the trigger rules see it."""
+
+    event_type: TriggerEventType
+    customer_id: str
+    # What makes two deliveries the same event (a replay, or a later message about the same
+    # application, maturity or payroll month): a rule fires at most once per customer per key.
+    key: str
+    occurred_at: datetime
+    segment: str = ""
+    product_code: str = ""
+    # Card applications: approved (True) or only submitted.
+    approved: bool = False
+    # Maturities: the holding's balance and maturity date.
+    amount: Money | None = None
+    maturity_date: date | None = None
+    # Payroll: the largest salary credit of each month so far, by the month's first day.
+    payroll_months: tuple[tuple[date, Money], ...] = ()
+    payroll_month: date | None = None
+
+
+@dataclass(frozen=True)
+class Firing:
+    trigger_rule_id: str
+    customer_id: str
+    event_key: str
+    event_type: TriggerEventType
+    occurred_at: datetime
+    outcome: FiringOutcome = FiringOutcome.UNSPECIFIED
+    campaign_id: str = ""
+    offer_id: str = ""
+    suppression_reason: int = 0

@@ -61,7 +61,7 @@ def _to_row(rule: TriggerRule) -> dict[str, Any]:
     return row
 
 
-def _from_row(row: Any) -> TriggerRule:
+def from_row(row: Any) -> TriggerRule:
     return TriggerRule(
         trigger_rule_id=row.trigger_rule_id,
         **{field: getattr(row, field) for field in _PLAIN_FIELDS},
@@ -83,14 +83,14 @@ class TriggerRuleRepository:
             .on_conflict_do_nothing(index_elements=[t.c.trigger_rule_id]).returning(t)
         )
         row = (await uow.execute(statement)).first()
-        return _from_row(row) if row is not None else None
+        return from_row(row) if row is not None else None
 
     async def get(self, uow: UnitOfWork, trigger_rule_id: str, *, for_update: bool = False) -> TriggerRule | None:
         query = sa.select(t).where(t.c.trigger_rule_id == trigger_rule_id)
         if for_update:
             query = query.with_for_update()
         row = (await uow.execute(query)).first()
-        return _from_row(row) if row is not None else None
+        return from_row(row) if row is not None else None
 
     async def update(self, uow: UnitOfWork, rule: TriggerRule) -> TriggerRule:
         row = _to_row(rule)
@@ -99,7 +99,7 @@ class TriggerRuleRepository:
             sa.update(t).where(t.c.trigger_rule_id == rule.trigger_rule_id)
             .values(**row, version=t.c.version + 1, updated_at=sa.func.now()).returning(t)
         )
-        return _from_row((await uow.execute(statement)).one())
+        return from_row((await uow.execute(statement)).one())
 
     async def delete(self, uow: UnitOfWork, trigger_rule_id: str) -> None:
         await uow.execute(sa.delete(t).where(t.c.trigger_rule_id == trigger_rule_id))
@@ -116,4 +116,4 @@ class TriggerRuleRepository:
             query = query.where(t.c.state == state)
         if campaign_id:
             query = query.where(t.c.campaign_id == campaign_id)
-        return [_from_row(row) for row in (await uow.execute(query)).all()]
+        return [from_row(row) for row in (await uow.execute(query)).all()]

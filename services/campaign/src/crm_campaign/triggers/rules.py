@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from crm_campaign import field_masks
 from crm_campaign.campaigns import rules as campaign_rules
-from crm_campaign.campaigns.model import Campaign, CampaignType, Money
+from crm_campaign.campaigns.model import Campaign, CampaignState, CampaignType, Money
 from crm_campaign.offers.rules import OFFER_ID, PRODUCT_CODE
 from crm_campaign.triggers.model import (
     ACTIONS,
@@ -26,6 +26,7 @@ from crm_campaign.triggers.model import (
     PayrollCondition,
     ProductMaturityCondition,
     SegmentEntryCondition,
+    TriggerEvent,
     TriggerEventType,
     TriggerRule,
     TriggerRuleState,
@@ -277,3 +278,59 @@ def validate_list_filter(*, event_type: int, state: int, campaign: str) -> None:
     if campaign:
         v.pattern(campaign, "campaign", CAMPAIGN_NAME, "must be a resource name like campaigns/{campaign_id}")
     v.raise_if_any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Firing: which enabled rules an event fires (the cool-down is the repository's conditional insert)
+
+
+def matches(rule: TriggerRule, event: TriggerEvent) -> bool:
+    """Whether the event is the rule's condition (population and cool-down are checked apart)."""
+    if rule.state != TriggerRuleState.ENABLED or rule.event_type != event.event_type:
+        return False
+    condition = rule.condition
+    if isinstance(condition, SegmentEntryCondition):
+        return condition.segment == event.segment
+    if isinstance(condition, CardApplicationCondition):
+        return ((not condition.card_product_codes or event.product_code in condition.card_product_codes)
+                and (event.approved or not condition.approved_only))
+    if isinstance(condition, ProductMaturityCondition):
+        return _maturity_matches(condition, event)
+    if isinstance(condition, PayrollCondition):
+        if event.payroll_month is None:
+            return False
+        # "Becomes" a payroll customer: the month the streak first reaches the months asked for.
+        return payroll_streak(event.payroll_months, ending=event.payroll_month,
+                              minimum=condition.min_monthly_amount) == condition.consecutive_months
+    return False
+
+
+def _maturity_matches(condition: ProductMaturityCondition, event: TriggerEvent) -> bool:
+    if event.maturity_date is None or condition.lead_time is None:
+        return False
+    if condition.product_codes and event.product_code not in condition.product_codes:
+        return False
+    if condition.min_amount is not None and not _at_least(event.amount, condition.min_amount):
+        return False
+    # Maturing within the lead time, or matured no longer ago than that (a late report).
+    days_left = (event.maturity_date - event.occurred_at.date()).days
+    return abs(days_left) <= condition.lead_time.days
+
+
+def _at_least(amount: Money | None, minimum: Money) -> bool:
+    return amount is not None and amount.currency_code == minimum.currency_code and amount.amount >= minimum.amount
+
+
+def payroll_streak(months: Sequence[tuple[date, Money]], *, ending: date, minimum: Money | None) -> int:
+    """Consecutive calendar months up to `ending` with a salary credit of at least `minimum`."""
+    counted = {month for month, largest in months if minimum is None or _at_least(largest, minimum)}
+    streak, month = 0, ending.replace(day=1)
+    while month in counted:
+        streak += 1
+        month = (month - timedelta(days=1)).replace(day=1)
+    return streak
+
+
+def acts_on_campaign(campaign: Campaign | None) -> bool:
+    """An offer action acts only while its campaign is RUNNING (triggers skip paused ones)."""
+    return campaign is not None and campaign.state is CampaignState.RUNNING

@@ -34,3 +34,43 @@ trigger_rule = sa.Table(
     sa.Index("ix_trigger_rule_event_type", "event_type", "state"),
     sa.Index("ix_trigger_rule_campaign", "campaign_id"),
 )
+
+# One row per (rule, customer, event) the rule matched: the unique key makes a replayed or
+# repeated event fire nothing twice. Kept when the rule is deleted (what it did stays).
+trigger_firing = sa.Table(
+    "trigger_firing",
+    metadata,
+    sa.Column("trigger_firing_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("trigger_rule_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("event_key", sa.Text, nullable=False),
+    sa.Column("event_type", sa.SmallInteger, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("outcome", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("campaign_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("offer_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("suppression_reason", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("trigger_rule_id", "customer_id", "event_key", name="uq_trigger_firing_event"),
+    sa.Index("ix_trigger_firing_customer", "customer_id", "created_at"),
+)
+
+# When each rule last acted for each customer: the cool-down is a conditional upsert on it.
+trigger_cooldown = sa.Table(
+    "trigger_cooldown",
+    metadata,
+    sa.Column("trigger_rule_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("last_fired_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The largest salary credit of each customer's month (profile's payroll-credit events), for
+# "consecutive months of salary" conditions.
+trigger_payroll_month = sa.Table(
+    "trigger_payroll_month",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("currency_code", sa.Text, primary_key=True),
+    sa.Column("largest_amount", sa.Numeric(20, 9), nullable=False),
+)
