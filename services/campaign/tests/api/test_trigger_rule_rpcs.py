@@ -125,6 +125,8 @@ BAD_RULES = [
     ({"trigger_rule_id": "9-starts-with-digit"}, "trigger_rule.trigger_rule_id"),
     ({"display_name": ""}, "trigger_rule.display_name"),
     ({"state": 9}, "trigger_rule.state"),
+    ({"event_type": 42}, "trigger_rule.event_type"),
+    ({"event_type": T.TRIGGER_EVENT_TYPE_DORMANCY}, "trigger_rule.event_type"),
     ({"population_segment": "mass"}, "trigger_rule.population_segment"),
     ({"cooldown": days(-1)}, "trigger_rule.cooldown"),
     ({"cooldown": days(0)}, "trigger_rule.cooldown"),

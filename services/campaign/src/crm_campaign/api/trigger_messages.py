@@ -13,6 +13,7 @@ from crm.campaign.v1 import care_pb2, trigger_pb2
 from crm_campaign.api import value_messages as values
 from crm_campaign.campaigns.model import Money
 from crm_campaign.triggers.model import (
+    CONDITIONS,
     AnniversaryCondition,
     BirthdayCondition,
     CardApplicationCondition,
@@ -22,9 +23,12 @@ from crm_campaign.triggers.model import (
     PayrollCondition,
     ProductMaturityCondition,
     SegmentEntryCondition,
+    TriggerEventType,
     TriggerRule,
 )
-from crmkit.errors import FieldViolation, InvalidArgument
+from crm_campaign.triggers.rules import EVENT_TYPES, invalid
+from crmkit.errors import FieldViolation
+from crmkit.validation import unknown_enum
 from crmkit.values import set_timestamps, timestamp
 
 FIELD = "trigger_rule"
@@ -89,6 +93,7 @@ def to_domain(message: trigger_pb2.TriggerRule, *, trigger_rule_id: str | None =
                 consecutive_months=pr.consecutive_months)
         elif case == "segment_entry":
             rule.segment_entry = SegmentEntryCondition(segment=message.segment_entry.segment)
+    _event_type_agrees(message, case, bad)
     action = message.WhichOneof("action")
     if action is not None:
         _no_unknown_fields(getattr(message, action), f"{p}{action}", bad)
@@ -100,8 +105,21 @@ def to_domain(message: trigger_pb2.TriggerRule, *, trigger_rule_id: str | None =
             kind=care.kind, title=care.title, priority=care.priority,
             due_after=days(care.due_after, f"{p}care_task_action.due_after", care.HasField("due_after")))
     if bad:
-        raise InvalidArgument(bad)
+        raise invalid(bad, rule.trigger_rule_id)
     return rule
+
+
+def _event_type_agrees(message: trigger_pb2.TriggerRule, case: str | None, bad: list[FieldViolation]) -> None:
+    """`event_type` is output only, but a request that names one must not contradict itself: an
+    unknown event type, or one that is not the condition's, is refused rather than ignored."""
+    named = message.event_type
+    if not named:
+        return
+    if named not in EVENT_TYPES:
+        bad.append(FieldViolation(f"{FIELD}.event_type", unknown_enum(named, "TriggerEventType")))
+    elif case is not None and CONDITIONS[case][1] != named:
+        bad.append(FieldViolation(f"{FIELD}.event_type", f"is output only and follows from the condition; "
+                                                         f"{TriggerEventType(named).name} contradicts {case}"))
 
 
 def _no_unknown_fields(message: Message, field: str, bad: list[FieldViolation]) -> None:

@@ -74,9 +74,6 @@ class FiringRepository:
                        suppression_reason=row.suppression_reason)
                 for row in (await uow.execute(query)).all()]
 
-    async def forget_cooldowns(self, uow: UnitOfWork, trigger_rule_id: str) -> None:
-        await uow.execute(sa.delete(trigger_cooldown).where(trigger_cooldown.c.trigger_rule_id == trigger_rule_id))
-
     async def record_payroll(self, uow: UnitOfWork, customer_id: str, month: date, amount: Money) -> None:
         inserted = pg.insert(trigger_payroll_month).values(customer_id=customer_id, month=month,
                                                            currency_code=amount.currency_code,

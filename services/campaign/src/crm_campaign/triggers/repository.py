@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from crm_campaign.campaigns.model import Money
 from crm_campaign.triggers.model import ACTIONS, CONDITIONS, TriggerRule
+from crm_campaign.triggers.tables import trigger_cooldown
 from crm_campaign.triggers.tables import trigger_rule as t
 from crmkit.db import UnitOfWork
 
@@ -102,7 +103,9 @@ class TriggerRuleRepository:
         return from_row((await uow.execute(statement)).one())
 
     async def delete(self, uow: UnitOfWork, trigger_rule_id: str) -> None:
+        """The rule and its cool-downs; its firings stay (what it did is kept)."""
         await uow.execute(sa.delete(t).where(t.c.trigger_rule_id == trigger_rule_id))
+        await uow.execute(sa.delete(trigger_cooldown).where(trigger_cooldown.c.trigger_rule_id == trigger_rule_id))
 
     async def page(self, uow: UnitOfWork, *, after: tuple[str, str] | None, limit: int, event_type: int = 0,
                    state: int = 0, campaign_id: str = "") -> list[TriggerRule]:

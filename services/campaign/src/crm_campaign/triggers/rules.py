@@ -31,7 +31,7 @@ from crm_campaign.triggers.model import (
     TriggerRule,
     TriggerRuleState,
 )
-from crmkit.errors import FailedPrecondition, InvalidArgument
+from crmkit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from crmkit.validation import Violations
 
 TRIGGER_RULE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -252,11 +252,17 @@ def raise_if_invalid(v: Violations, rule_id: str) -> None:
     try:
         v.raise_if_any()
     except InvalidArgument as error:
-        detail = error.message.removeprefix("invalid request: ")
-        error.message = f"trigger rule {rule_id or '(new)'} is invalid: {detail}"
-        error.args = (error.message,)
-        error.metadata = {"trigger_rule_id": rule_id}
-        raise
+        raise invalid(error.violations, rule_id) from None
+
+
+def invalid(violations: Iterable[FieldViolation], rule_id: str) -> InvalidArgument:
+    """INVALID_ARGUMENT for these fields, naming the rule (its id, or "(new)" before it has one)."""
+    error = InvalidArgument(violations)
+    detail = error.message.removeprefix("invalid request: ")
+    error.message = f"trigger rule {rule_id or '(new)'} is invalid: {detail}"
+    error.args = (error.message,)
+    error.metadata = {"trigger_rule_id": rule_id}
+    return error
 
 
 def check_offer_campaign(campaign: Campaign, *, now: datetime) -> None:
