@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -16,6 +17,7 @@ from crm_campaign.api import (
     dispatch_messages,
     engagement_messages,
     offer_messages,
+    trigger_messages,
 )
 from crm_campaign.api.access import ACCESS, SERVICE
 from crm_campaign.api.campaign_servicer import CampaignServicer
@@ -49,6 +51,11 @@ from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
+from crm_campaign.triggers.candidates import TriggerCandidates
+from crm_campaign.triggers.firing import TriggerFiring
+from crm_campaign.triggers.firing_repository import FiringRepository
+from crm_campaign.triggers.repository import TriggerRuleRepository
+from crm_campaign.triggers.service import TriggerRules
 from crmkit.app import Runtime, ServiceSpec
 from crmkit.audit import AuditWriter
 from crmkit.idempotency import IdempotencyKeys
@@ -211,7 +218,14 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     if settings.dispatcher_enabled:
         dispatcher.start()
     runtime.on_close(dispatcher.close)
-    for target, follow in ((settings.profile_target, follow_profile), (settings.segment_target, follow_segment),
+    firing = TriggerFiring(
+        repository=FiringRepository(), campaigns=campaign_repository, offers=offer_repository,
+        audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
+        dispatches=dispatches, candidates=TriggerCandidates(),
+        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
+    # Trigger rules fire on profile's and segment's events, in the transaction that applies them.
+    for target, follow in ((settings.profile_target, partial(follow_profile, triggers=firing.apply)),
+                           (settings.segment_target, partial(follow_segment, triggers=firing.apply)),
                            (settings.feedback_target, follow_feedback),
                            (settings.profile_target, follow_profile_customers)):
         if target:
@@ -226,7 +240,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed, care_tasks=care_tasks, history=history)
+        feed=feed, care_tasks=care_tasks, history=history, triggers=TriggerRules(
+            repository=TriggerRuleRepository(), campaigns=campaign_repository, offers=offer_repository, outbox=outbox,
+            idempotency=idempotency, page_tokens=page_tokens, feed_payload=trigger_messages.to_proto))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

@@ -17,6 +17,7 @@ from crm_campaign.api import value_messages as values
 from crm_campaign.api.care_rpcs import CareRpcs
 from crm_campaign.api.history_rpcs import HistoryRpcs
 from crm_campaign.api.operation_rpcs import OperationRpcs
+from crm_campaign.api.trigger_rpcs import TriggerRuleRpcs
 from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
@@ -28,6 +29,7 @@ from crm_campaign.history.service import ContactHistory
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.service import CampaignResults
+from crm_campaign.triggers.service import TriggerRules
 from crmkit.auth import current_principal
 from crmkit.clock import utc_now
 from crmkit.db import Database
@@ -44,14 +46,16 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(CareRpcs, HistoryRpcs, OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
+class CampaignServicer(CareRpcs, HistoryRpcs, OperationRpcs, TriggerRuleRpcs,
+                       campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
                  reporting_currency: str, feed: ChangeFeed, care_tasks: CareTasks,
-                 history: ContactHistory) -> None:
+                 history: ContactHistory, triggers: TriggerRules) -> None:
         self._db = db
         self._care_tasks = care_tasks
         self._history = history
+        self._triggers = triggers
         self._builds = builds
         self._operations = operations
         self._engagement = engagement

@@ -17,9 +17,10 @@ from crm.profile.v1 import consent_pb2, profile_service_pb2, profile_service_pb2
 from crm_campaign.audience import peers
 from crm_campaign.audience.read_models import customer_contact as t
 from crm_campaign.campaigns.model import Channel
+from crm_campaign.triggers import events as trigger_events
 from crmkit.db import Database
 from crmkit.feed_consumer import ChangeEvent
-from crmkit.peer_feed import PeerFeedFollower
+from crmkit.peer_feed import ApplyEvent, PeerFeedFollower
 from crmkit.settings import ServiceSettings
 
 FEED = "profile"
@@ -76,9 +77,11 @@ async def _ensure(connection: AsyncConnection, customer_id: str) -> None:
     await connection.execute(pg.insert(t).values(customer_id=customer_id).on_conflict_do_nothing())
 
 
-def follow_profile(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float
-                   ) -> PeerFeedFollower:
+def follow_profile(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float,
+                   triggers: ApplyEvent | None = None) -> PeerFeedFollower:
+    """`triggers` also sees every event (and the customer events and holdings it needs), in the same transaction."""
+    types = (CONSENT_TYPE, PREFERENCES_TYPE) + (trigger_events.PROFILE_TYPES if triggers is not None else ())
     return peers.follow(name=FEED, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,
-                        request_type=profile_service_pb2.WatchChangesRequest,
-                        resource_types=(CONSENT_TYPE, PREFERENCES_TYPE), apply=apply, db=db, settings=settings,
+                        request_type=profile_service_pb2.WatchChangesRequest, resource_types=types,
+                        apply=peers.together(apply, triggers), db=db, settings=settings,
                         max_backoff_seconds=max_backoff_seconds)

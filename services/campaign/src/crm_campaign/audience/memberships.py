@@ -13,7 +13,7 @@ from crm_campaign.audience import peers
 from crm_campaign.audience.read_models import segment_member
 from crmkit.db import Database
 from crmkit.feed_consumer import ChangeEvent
-from crmkit.peer_feed import PeerFeedFollower
+from crmkit.peer_feed import ApplyEvent, PeerFeedFollower
 from crmkit.settings import ServiceSettings
 
 FEED = "segment"
@@ -38,8 +38,10 @@ async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
     return False
 
 
-def follow_segment(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float
-                   ) -> PeerFeedFollower:
+def follow_segment(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float,
+                   triggers: ApplyEvent | None = None) -> PeerFeedFollower:
+    """`triggers` also sees every event, in the same transaction (after the membership is recorded)."""
     return peers.follow(name=FEED, target=target, stub=segment_service_pb2_grpc.SegmentServiceStub,
                         request_type=segment_service_pb2.WatchChangesRequest, resource_types=(MEMBER_TYPE,),
-                        apply=apply, db=db, settings=settings, max_backoff_seconds=max_backoff_seconds)
+                        apply=peers.together(apply, triggers), db=db, settings=settings,
+                        max_backoff_seconds=max_backoff_seconds)

@@ -7,13 +7,27 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_campaign import tables
 from crmkit.db import Database
+from crmkit.feed_consumer import ChangeEvent
 from crmkit.peer_feed import ApplyEvent, PeerFeed, PeerFeedFollower, ServiceToken
 from crmkit.settings import ServiceSettings
 
 SUBJECT = "service:campaign"
+
+
+def together(first: ApplyEvent, then: ApplyEvent | None) -> ApplyEvent:
+    """Both applies on each event, in one transaction; whether either changed anything."""
+    if then is None:
+        return first
+
+    async def both(connection: AsyncConnection, event: ChangeEvent) -> bool:
+        applied = bool(await first(connection, event))
+        return bool(await then(connection, event)) or applied
+
+    return both
 
 
 def follow(*, name: str, target: str, stub: Callable[[grpc.aio.Channel], Any], request_type: Callable[..., Message],
