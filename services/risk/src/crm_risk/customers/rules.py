@@ -11,7 +11,9 @@ from crm_risk.suitability.model import CustomerFacts
 
 _CUSTOMER_OF = re.compile(r"customers/([^/]+)(?:/.*)?")
 ACTIVE_STATE = 1  # crm.profile.v1.CustomerState.CUSTOMER_STATE_ACTIVE
-FOLLOWED_TYPES = ("crm.profile.v1.Customer", "crm.profile.v1.CustomerFeatures")
+HOLDING_TYPE = "crm.profile.v1.Holding"
+FOLLOWED_TYPES = ("crm.profile.v1.Customer", "crm.profile.v1.CustomerFeatures", HOLDING_TYPE)
+_HOLDING_OF = re.compile(r"customers/[^/]+/holdings/([^/]+)")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class AttributeNames:
 def customer_id_of(resource_name: str) -> str | None:
     """The customer a profile resource belongs to (`customers/{id}[/...]`); None for others."""
     matched = _CUSTOMER_OF.fullmatch(resource_name)
+    return matched[1] if matched else None
+
+
+def holding_id_of(resource_name: str) -> str | None:
+    """The holding of `customers/{customer_id}/holdings/{holding_id}`; None for others."""
+    matched = _HOLDING_OF.fullmatch(resource_name)
     return matched[1] if matched else None
 
 

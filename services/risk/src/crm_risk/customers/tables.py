@@ -41,6 +41,17 @@ customer = sa.Table(
     sa.Column("features_position", Position),
     sa.Column("age_years", sa.SmallInteger),
     sa.Column("age_on", sa.Date),
+    # The relationship's dates from the customer record (`closed_on`: the last account closed).
+    sa.Column("onboarded_on", sa.Date),
+    sa.Column("closed_on", sa.Date),
+    # Profile's derived features (written with the age), amounts in the reporting currency;
+    # null until profile's features arrive (or when not in the reporting currency).
+    sa.Column("aum", sa.Numeric(24, 4)),
+    sa.Column("average_aum_90d", sa.Numeric(24, 4)),
+    sa.Column("aum_change_90d", sa.Numeric(24, 4)),
+    sa.Column("product_count", sa.Integer),
+    sa.Column("last_activity_at", sa.DateTime(timezone=True)),
+    sa.Column("features_computed_at", sa.DateTime(timezone=True)),
     # When the newest applied event about this customer happened at profile.
     sa.Column("data_as_of", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
