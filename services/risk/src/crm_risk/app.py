@@ -27,6 +27,7 @@ from crm_risk.customers.service import CustomerReadModel
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.reports import complaints
 from crm_risk.reports import rules as report_rules
 from crm_risk.reports.rules import CreditAttributes
 from crm_risk.reports.service import Reports
@@ -70,6 +71,9 @@ class RiskSettings(GrpcServiceSettings):
     profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_RISK_PROFILE_TARGET")
     profile_feed_max_backoff_seconds: float = Field(default=10, gt=0, le=300,
                                                     validation_alias="CRM_RISK_PROFILE_FEED_MAX_BACKOFF_SECONDS")
+    # Feedback's address, whose change feed brings complaints (credit inputs, churn causes);
+    # empty: follow no feed (complaints then count as none). Backs off like profile's.
+    feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_RISK_FEEDBACK_TARGET")
     # Profile custom attributes (ids) holding a customer's risk assessment expiry (DATE) and
     # vulnerability flag (BOOL); empty: not read.
     assessment_expiry_attribute: str = Field(default="risk_assessment_expires_on",
@@ -140,6 +144,7 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     follow_profile(runtime, triggers=AlertTriggers(
         alerts=alerts, alert_rules=AlertRuleRepository(), customers=CustomerRepository(),
         digest_key=settings.derived_key("risk.contact-digest")))
+    follow_feedback(runtime)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,
                             operations=operations, alerts=alerts, decisions=decisions,
@@ -188,6 +193,19 @@ def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
     runtime.add_health_details(customer_follower.ModelDetails(db=runtime.db, model=model))
+    follower.start()
+
+
+def follow_feedback(runtime: Runtime[RiskSettings]) -> None:
+    """Complaints follow feedback's feed in the background; closed with the service."""
+    settings = runtime.settings
+    if not settings.feedback_target:
+        return
+    follower = complaints.follow_feedback(
+        db=runtime.db, settings=settings, target=settings.feedback_target,
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+    runtime.on_close(follower.close)
+    runtime.add_health_details(follower.details)
     follower.start()
 
 

@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from google.type import date_pb2, decimal_pb2, interval_pb2, money_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2
+from crm.feedback.v1 import complaint_pb2
 from crm.profile.v1 import attribute_pb2, customer_pb2, features_pb2, holding_pb2
 from crm.risk.v1 import churn_model_pb2 as cm
 from crm.risk.v1 import report_pb2 as rp
@@ -29,6 +30,7 @@ from crm_risk.alerting.tables import alert
 from crm_risk.customers import rules as customer_rules
 from crm_risk.customers.repository import CustomerRepository
 from crm_risk.customers.service import CustomerReadModel
+from crm_risk.reports import complaints
 from crm_risk.reports.tables import churn_event
 from crm_risk.scoring.tables import churn_score
 from crmkit.auth import Role
@@ -103,6 +105,13 @@ def holding(customer_id: str, holding_id: str, *, product: str, product_type: in
     return message.name, message
 
 
+def complaint(customer_id: str, filed: datetime) -> complaint_pb2.Complaint:
+    message = complaint_pb2.Complaint(name=f"complaints/cp-{uuid.uuid4().hex[:8]}", customer=f"customers/{customer_id}",
+                                      status=complaint_pb2.COMPLAINT_STATUS_OPEN)
+    message.create_time.FromDatetime(filed)
+    return message
+
+
 def interval(start: date, end: date) -> interval_pb2.Interval:
     message = interval_pb2.Interval()
     message.start_time.FromDatetime(datetime(start.year, start.month, start.day, tzinfo=SHANGHAI))
@@ -115,7 +124,7 @@ async def book(risk_service: Any) -> dict[str, str]:
     """A branch of three customers as profile's feed describes them, with a stored score and an
     outflow alert for the one who leaves: c1 stays (credit attributes, a card), c2 empties and
     closes their last account on 10 February after a large outflow, c3's assets fall by 90 % (exit
-    reason bank_fault)."""
+    reason bank_fault) after a complaint; c1 complained ten days ago."""
     _, runtime = risk_service
     tag = uuid.uuid4().hex[:8]
     branch, manager = f"br-{tag}", f"rm-{tag}"
@@ -165,6 +174,10 @@ async def book(risk_service: Any) -> dict[str, str]:
         assert all(applied)
         # A replay of the whole feed changes nothing and records no churn twice.
         assert not any([await model.apply(uow, e) for e in events])
+        filed = [feed.event(c.name, c) for c in (complaint(c1, datetime.now(UTC) - timedelta(days=10)),
+                                                 complaint(c3, datetime(2026, 2, 1, tzinfo=UTC)))]
+        assert [await complaints.apply(uow, e) for e in filed] == [True, True]
+        assert [await complaints.apply(uow, e) for e in filed] == [False, False]
     return {"branch": branch, "manager": manager, "c1": c1, "c2": c2, "c3": c3}
 
 
@@ -204,7 +217,8 @@ async def test_churn_is_attributed_by_form_and_cause(risk, book) -> None:
     # c2 drained their assets before profile's closure reached risk: both forms show, each once.
     balance = rows[cm.CHURN_TYPE_BALANCE_ATTRITION]
     assert (balance.customers, balance.share, balance.predicted_share) == (2, 1.0, 0.5)
-    assert balance.assets_lost == cny(30_900)
+    assert balance.assets_lost == cny(30_900) and balance.dissatisfied_share == 0.5
+    assert full.dissatisfied_share == 0.0
     assert {(c.cause, c.customers) for c in balance.causes} == {(rp.CHURN_CAUSE_BANK_FAULT, 1),
                                                                  (rp.CHURN_CAUSE_DELIBERATE, 1)}
     assert {(c.cause, c.customers, c.share) for c in report.causes} == {
@@ -230,11 +244,10 @@ async def test_credit_rating_inputs_come_from_the_read_model_and_the_read_is_aud
     assert inputs.loan_outstanding == cny(2_500) and inputs.credit_limit == money_pb2.Money(
         currency_code="CNY", units=50_000, nanos=500_000_000)
     assert inputs.credit_rating == "A+" and inputs.HasField("overdue") and not inputs.overdue
-    assert inputs.max_days_past_due_12m == 5 and inputs.open_alerts == 0
+    assert inputs.max_days_past_due_12m == 5 and inputs.open_alerts == 0 and inputs.complaints_12m == 1
     assert not inputs.HasField("churn_probability") and inputs.churn_risk_band == sc.RISK_BAND_UNSPECIFIED
     assert set(inputs.missing_inputs) == {"average_balance_12m", "average_monthly_inflow_6m",
-                                          "average_monthly_outflow_6m", "payroll_months_12m", "complaints_12m",
-                                          "churn_probability"}
+                                          "average_monthly_outflow_6m", "payroll_months_12m", "churn_probability"}
     assert await rows_about(risk_service, "audit_record", name) == audits + 1
     own = bearer(Role.RELATIONSHIP_MANAGER, subject=book["manager"])
     scored = (await risk.GetCreditRatingInputs(pb.GetCreditRatingInputsRequest(

@@ -130,7 +130,9 @@ def case(customer_id: str, kind: ChurnType, **overrides: object) -> ChurnCase:
 
 
 def test_the_cause_follows_the_evidence_in_order() -> None:
-    assert rules.cause_of(case("a", ChurnType.FULL_ATTRITION, exit_reason="bank_fault", outflow_alerts=2)) \
+    assert rules.cause_of(case("a", ChurnType.FULL_ATTRITION, exit_reason="natural", complaints=1)) \
+        == ChurnCause.NATURAL
+    assert rules.cause_of(case("a", ChurnType.FULL_ATTRITION, complaints=1, outflow_alerts=2)) \
         == ChurnCause.BANK_FAULT
     assert rules.cause_of(case("a", ChurnType.FULL_ATTRITION, outflow_alerts=1)) == ChurnCause.DELIBERATE
     assert rules.cause_of(case("a", ChurnType.FULL_ATTRITION, exit_reason="Natural")) == ChurnCause.NATURAL
@@ -139,7 +141,7 @@ def test_the_cause_follows_the_evidence_in_order() -> None:
 
 def test_the_report_counts_each_customer_once_per_type_and_once_by_cause() -> None:
     cases = [
-        case("a", ChurnType.FULL_ATTRITION, exit_reason="natural", tenure_months=10),
+        case("a", ChurnType.FULL_ATTRITION, exit_reason="natural", tenure_months=10, complaints=1),
         case("b", ChurnType.FULL_ATTRITION, outflow_alerts=1, tenure_months=30, score_band=2,
              score_drivers=("tenure_months", "aum_change_90d")),
         case("c", ChurnType.DORMANCY, assets_before=None, tenure_months=None, score_drivers=()),
@@ -152,6 +154,7 @@ def test_the_report_counts_each_customer_once_per_type_and_once_by_cause() -> No
     full, *others = report.rows
     assert (full.churn_type, full.customers, full.share) == (ChurnType.FULL_ATTRITION, 2, 2 / 3)
     assert full.assets_lost == Decimal(1800) and full.median_tenure_months == 20 and full.predicted_share == 0.5
+    assert full.dissatisfied_share == 0.5
     assert [(d.feature, d.share) for d in full.top_drivers] == [("aum_change_90d", 1.0), ("tenure_months", 0.5)]
     assert {(c.cause, c.customers) for c in full.causes} == {(ChurnCause.NATURAL, 1), (ChurnCause.DELIBERATE, 1)}
     assert {r.churn_type: r.customers for r in others} == {ChurnType.DORMANCY: 1, ChurnType.BALANCE_ATTRITION: 1}
@@ -166,7 +169,7 @@ def test_credit_inputs_name_every_input_they_cannot_give() -> None:
         age_years=41, kyc_status=2, risk_tolerance=3, product_count=4, aum=Decimal("1234.5"), average_aum_90d=None,
         feature_values={"credit_rating": "AA", "credit_limit": "50000.00", "credit_overdue": 0.0,
                         "max_days_past_due_12m": 12.0},
-        loan_outstanding=Decimal(0), open_alerts=1, churn_probability=None, churn_risk_band=0)
+        loan_outstanding=Decimal(0), open_alerts=1, churn_probability=None, churn_risk_band=0, complaints_12m=2)
     inputs = rules.credit_inputs(facts, rules.CreditAttributes(), today=date(2026, 12, 7))
     assert inputs.tenure_months == 34 and inputs.kyc_verified and inputs.credit_rating == "AA"
     assert inputs.credit_limit == Decimal("50000.00") and inputs.overdue is False and inputs.max_days_past_due_12m == 12

@@ -26,7 +26,8 @@ def credit_inputs_to_proto(inputs: CreditInputs, currency: str) -> report_pb2.Cr
         customer=f"customers/{inputs.customer_id}", tenure_months=inputs.tenure_months or 0,
         kyc_verified=inputs.kyc_verified, risk_tolerance=suitability_pb2.RiskTolerance.ValueType(inputs.risk_tolerance),
         product_count=inputs.product_count or 0, max_days_past_due_12m=inputs.max_days_past_due_12m or 0,
-        open_alerts=inputs.open_alerts, churn_risk_band=scoring_pb2.RiskBand.ValueType(inputs.churn_risk_band),
+        open_alerts=inputs.open_alerts, complaints_12m=inputs.complaints_12m,
+        churn_risk_band=scoring_pb2.RiskBand.ValueType(inputs.churn_risk_band),
         missing_inputs=inputs.missing_inputs, credit_rating=inputs.credit_rating)
     if inputs.age_years is not None:
         message.age_years = inputs.age_years
@@ -57,7 +58,8 @@ def churn_report_to_proto(report: ChurnReport, currency: str) -> report_pb2.Chur
             churn_type=churn_model_pb2.ChurnType.ValueType(row.churn_type), customers=row.customers, share=row.share,
             assets_lost=money(row.assets_lost, currency), median_tenure_months=row.median_tenure_months,
             top_drivers=[report_pb2.DriverShare(feature=d.feature, share=d.share) for d in row.top_drivers],
-            predicted_share=row.predicted_share, causes=_causes(row.causes))
+            predicted_share=row.predicted_share, causes=_causes(row.causes),
+            dissatisfied_share=row.dissatisfied_share)
     return message
 
 

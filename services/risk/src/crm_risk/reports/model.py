@@ -84,6 +84,8 @@ class ChurnCase:
     exit_reason: str
     # Alerts about abnormal transactions or large outflows raised in the 90 days before.
     outflow_alerts: int
+    # Complaints filed in the 90 days before.
+    complaints: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class ChurnTypeRow:
     top_drivers: tuple[DriverShare, ...]
     predicted_share: float
     causes: tuple[CauseShare, ...]
+    dissatisfied_share: float
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class CreditFacts:
     open_alerts: int
     churn_probability: float | None
     churn_risk_band: int
+    complaints_12m: int
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,7 @@ class CreditInputs:
     loan_outstanding: Decimal | None
     max_days_past_due_12m: int | None
     open_alerts: int
+    complaints_12m: int
     churn_probability: float | None
     churn_risk_band: int
     credit_rating: str

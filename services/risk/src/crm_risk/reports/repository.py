@@ -4,7 +4,7 @@ three reports. Never commits: the caller's unit of work (or the feed consumer's 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,11 +17,11 @@ from crm_risk.alerts.model import Kind
 from crm_risk.customers.model import HoldingChange
 from crm_risk.customers.tables import customer
 from crm_risk.reports.model import ChurnCase, ChurnDetection, ChurnSnapshot, ChurnType, CreditFacts, FlowCounts
-from crm_risk.reports.tables import churn_event, holding
+from crm_risk.reports.tables import churn_event, complaint, holding
 from crm_risk.scoring.tables import churn_score
 from crmkit.db import UnitOfWork
 
-c, h, e, s, a = customer.c, holding.c, churn_event.c, churn_score.c, alert.c
+c, h, e, s, a, k = customer.c, holding.c, churn_event.c, churn_score.c, alert.c, complaint.c
 # crm.profile.v1.ProductType: what the customer owes the bank.
 CREDIT_PRODUCT_TYPES = (9, 10, 11, 12)
 CLOSED_HOLDING = 5  # crm.profile.v1.HoldingStatus.HOLDING_STATUS_CLOSED
@@ -92,11 +92,17 @@ async def churn_cases(uow: UnitOfWork, *, first_day: date, end_day: date, branch
                a.trigger_time >= sa.cast(e.detected_on - EVIDENCE_DAYS, sa.DateTime(timezone=True)),
                a.trigger_time < sa.cast(e.detected_on + 1, sa.DateTime(timezone=True)))
         .scalar_subquery())
+    complaints = (
+        sa.select(sa.func.count()).select_from(complaint)
+        .where(k.customer_id == e.customer_id,
+               k.filed_at >= sa.cast(e.detected_on - EVIDENCE_DAYS, sa.DateTime(timezone=True)),
+               k.filed_at < sa.cast(e.detected_on + 1, sa.DateTime(timezone=True)))
+        .scalar_subquery())
     exit_reason = (c.feature_values[exit_reason_attribute].astext if exit_reason_attribute
                    else sa.literal(None, sa.Text))
     query = (sa.select(e.customer_id, e.churn_type, e.detected_on, e.assets_before, e.tenure_months, e.score_band,
                        e.score_drivers, c.aum, exit_reason.label("exit_reason"),
-                       outflow_alerts.label("outflow_alerts"))
+                       outflow_alerts.label("outflow_alerts"), complaints.label("complaints"))
              .select_from(churn_event.outerjoin(customer, c.customer_id == e.customer_id))
              .where(e.detected_on >= first_day, e.detected_on < end_day))
     if branch_id:
@@ -106,7 +112,8 @@ async def churn_cases(uow: UnitOfWork, *, first_day: date, end_day: date, branch
     return [ChurnCase(customer_id=r.customer_id, churn_type=ChurnType(r.churn_type), detected_on=r.detected_on,
                       assets_before=r.assets_before, assets_now=r.aum, tenure_months=r.tenure_months,
                       score_band=r.score_band, score_drivers=tuple(r.score_drivers), exit_reason=r.exit_reason or "",
-                      outflow_alerts=int(r.outflow_alerts)) for r in (await uow.execute(query)).all()]
+                      outflow_alerts=int(r.outflow_alerts), complaints=int(r.complaints))
+            for r in (await uow.execute(query)).all()]
 
 
 async def flow_counts(uow: UnitOfWork, *, first_day: date, end_day: date, branch_ids: Sequence[str],
@@ -134,7 +141,8 @@ async def flow_counts(uow: UnitOfWork, *, first_day: date, end_day: date, branch
                       open_at_start={branch: int(n) for branch, n in at_start})
 
 
-async def credit_facts(uow: UnitOfWork, customer_id: str, *, age_years: int | None) -> CreditFacts | None:
+async def credit_facts(uow: UnitOfWork, customer_id: str, *, age_years: int | None, today: date
+                       ) -> CreditFacts | None:
     """The live customer's credit facts (`age_years` as the read model computes it), or None."""
     row = (await uow.execute(
         sa.select(c.customer_id, c.relationship_manager_id, c.data_as_of, c.onboarded_on, c.kyc_status,
@@ -151,11 +159,14 @@ async def credit_facts(uow: UnitOfWork, customer_id: str, *, age_years: int | No
     held, priced, owed = int(loans[0]), int(loans[1]), loans[2]
     open_alerts = await uow.scalar(sa.select(sa.func.count()).select_from(alert).where(
         a.customer_id == customer_id, a.status.in_([int(x) for x in OPEN_STATUSES])))
+    complaints_12m = await uow.scalar(sa.select(sa.func.count()).select_from(complaint).where(
+        k.customer_id == customer_id, k.filed_at >= sa.cast(today - timedelta(days=365), sa.DateTime(timezone=True))))
     return CreditFacts(
         customer_id=row.customer_id, relationship_manager_id=row.relationship_manager_id, as_of=row.data_as_of,
         onboarded_on=row.onboarded_on, age_years=age_years, kyc_status=row.kyc_status,
         risk_tolerance=row.risk_tolerance, product_count=row.product_count, aum=row.aum,
         average_aum_90d=row.average_aum_90d, feature_values=dict(row.feature_values),
         loan_outstanding=(owed or Decimal(0)) if held == priced else None, open_alerts=int(open_alerts or 0),
-        churn_probability=row.probability, churn_risk_band=row.risk_band or 0)
+        churn_probability=row.probability, churn_risk_band=row.risk_band or 0,
+        complaints_12m=int(complaints_12m or 0))
 

@@ -12,8 +12,9 @@ Churn detection (once per customer, type and day; replays change nothing):
   (by the features' computation time) while the relationship is open.
 
 The cause (the source study's three types) comes from the evidence in this order: the exit
-reason recorded on the customer; an abnormal-transactions or large-outflows alert in the 90 days
-before (money moved out ahead of leaving: deliberate); else undetermined.
+reason recorded on the customer; a complaint filed in the 90 days before (the bank's fault); an
+abnormal-transactions or large-outflows alert in the 90 days before (money moved out ahead of
+leaving: deliberate); else undetermined.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ DECLARED_CAUSES = {"natural": ChurnCause.NATURAL, "deliberate": ChurnCause.DELIB
                    "bank_fault": ChurnCause.BANK_FAULT}
 # Inputs no followed feed carries yet: always missing (crm.risk.v1.CreditRatingInputs).
 UNSOURCED_INPUTS = ("average_balance_12m", "average_monthly_inflow_6m", "average_monthly_outflow_6m",
-                    "payroll_months_12m", "complaints_12m")
+                    "payroll_months_12m")
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def cause_of(case: ChurnCase) -> ChurnCause:
     declared = DECLARED_CAUSES.get(case.exit_reason.strip().lower())
     if declared is not None:
         return declared
+    if case.complaints > 0:
+        return ChurnCause.BANK_FAULT
     if case.outflow_alerts > 0:
         return ChurnCause.DELIBERATE
     return ChurnCause.UNDETERMINED
@@ -170,7 +173,8 @@ def _type_row(kind: ChurnType, cases: Sequence[ChurnCase], churned: int) -> Chur
         churn_type=kind, customers=n, share=n / churned, assets_lost=lost,
         median_tenure_months=round(statistics.median(tenures)) if tenures else 0,
         top_drivers=tuple(DriverShare(feature=f, share=k / n) for f, k in top),
-        predicted_share=sum(1 for c in cases if c.score_band == HIGH_BAND) / n, causes=_cause_shares(cases))
+        predicted_share=sum(1 for c in cases if c.score_band == HIGH_BAND) / n, causes=_cause_shares(cases),
+        dissatisfied_share=sum(1 for c in cases if c.complaints > 0) / n)
 
 
 # --- account flow ------------------------------------------------------------------------------
@@ -328,7 +332,8 @@ def credit_inputs(facts: CreditFacts, attributes: CreditAttributes, *, today: da
         risk_tolerance=facts.risk_tolerance, product_count=facts.product_count, total_assets=facts.aum,
         average_balance_3m=facts.average_aum_90d, loan_outstanding=facts.loan_outstanding,
         max_days_past_due_12m=int(days) if isinstance(days, float) and days >= 0 else None,
-        open_alerts=facts.open_alerts, churn_probability=facts.churn_probability,
+        open_alerts=facts.open_alerts, complaints_12m=facts.complaints_12m,
+        churn_probability=facts.churn_probability,
         churn_risk_band=facts.churn_risk_band,
         credit_rating=rating.strip() if isinstance(rating, str) else "",
         credit_limit=limit if limit is not None and limit >= 0 else None,

@@ -47,8 +47,8 @@ class Reports:
         customer_id = CUSTOMER_NAME.parse_one(customer, "customer")
         today = self._clock().date()
         record = (await self._customers.find(uow, [customer_id], today=today)).get(customer_id)
-        facts = None if record is None else await repository.credit_facts(uow, customer_id,
-                                                                          age_years=record.facts.age_years)
+        facts = None if record is None else await repository.credit_facts(
+            uow, customer_id, age_years=record.facts.age_years, today=today)
         if record is None or facts is None:
             raise NotFound(f"customer {customer_id} is not in risk's read model (yet)", reason="CUSTOMER_NOT_FOUND",
                            metadata={"customer": f"customers/{customer_id}"})

@@ -54,3 +54,16 @@ churn_event = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_churn_event_detected", "detected_on"),
 )
+
+complaint = sa.Table(
+    "complaint",
+    metadata,
+    # Feedback's complaints (crmkit.peer_payloads), one row each, kept when resolved or deleted
+    # (open false) as the tombstone an older event cannot undo; `position` is feedback's feed's.
+    sa.Column("complaint_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("position", Position, nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("filed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_complaint_customer", "customer_id", "filed_at"),
+)

@@ -1,4 +1,4 @@
-"""Holdings, relationship dates, derived features and detected churn, for the credit and churn reports
+"""Holdings, relationship dates, derived features, complaints and detected churn, for the credit and churn reports
 
 Revision ID: 0011
 Revises: 0010
@@ -55,9 +55,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('customer_id', 'churn_type', 'detected_on', name=op.f('pk_churn_event'))
     )
     op.create_index('ix_churn_event_detected', 'churn_event', ['detected_on'], unique=False)
+    op.create_table('complaint',
+    sa.Column('complaint_id', sa.Text(), nullable=False),
+    sa.Column('customer_id', sa.Text(), nullable=False),
+    sa.Column('position', sa.Numeric(40, 0), nullable=False),
+    sa.Column('open', sa.Boolean(), nullable=False),
+    sa.Column('filed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('complaint_id', name=op.f('pk_complaint'))
+    )
+    op.create_index('ix_complaint_customer', 'complaint', ['customer_id', 'filed_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_complaint_customer', table_name='complaint')
+    op.drop_table('complaint')
     op.drop_index('ix_churn_event_detected', table_name='churn_event')
     op.drop_table('churn_event')
     op.drop_index('ix_holding_close_date', table_name='holding')
