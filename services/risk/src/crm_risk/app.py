@@ -184,8 +184,9 @@ def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -
     if not settings.profile_target:
         return
     model = CustomerReadModel(repository=CustomerRepository(), attributes=AttributeNames(
-        assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute),
-        reporting_currency=settings.reporting_currency, exit_reason_attribute=settings.exit_reason_attribute)
+        assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute,
+        credit_overdue=settings.overdue_attribute), reporting_currency=settings.reporting_currency,
+        exit_reason_attribute=settings.exit_reason_attribute)
     follower = customer_follower.follow_profile(
         db=runtime.db, model=model, settings=settings, target=settings.profile_target,
         deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,

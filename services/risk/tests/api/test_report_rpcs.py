@@ -20,12 +20,14 @@ from google.protobuf.message import Message
 from google.type import date_pb2, decimal_pb2, interval_pb2, money_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2
+from crm.common.v1 import product_risk_pb2 as pr
 from crm.feedback.v1 import complaint_pb2
 from crm.profile.v1 import attribute_pb2, customer_pb2, features_pb2, holding_pb2
 from crm.risk.v1 import churn_model_pb2 as cm
 from crm.risk.v1 import report_pb2 as rp
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm.risk.v1 import scoring_pb2 as sc
+from crm.risk.v1 import suitability_pb2 as su
 from crm_risk.alerting.tables import alert
 from crm_risk.customers import rules as customer_rules
 from crm_risk.customers.repository import CustomerRepository
@@ -124,7 +126,7 @@ async def book(risk_service: Any) -> dict[str, str]:
     """A branch of three customers as profile's feed describes them, with a stored score and an
     outflow alert for the one who leaves: c1 stays (credit attributes, a card), c2 empties and
     closes their last account on 10 February after a large outflow, c3's assets fall by 90 % (exit
-    reason bank_fault) after a complaint; c1 complained ten days ago."""
+    reason bank_fault, a repayment overdue) after a complaint; c1 complained ten days ago."""
     _, runtime = risk_service
     tag = uuid.uuid4().hex[:8]
     branch, manager = f"br-{tag}", f"rm-{tag}"
@@ -166,7 +168,8 @@ async def book(risk_service: Any) -> dict[str, str]:
                                                    closed=date(2026, 2, 10))),
             feed.event(f"customers/{c3}", customer(
                 c3, branch=branch, manager="rm-other", onboarded=date(2026, 1, 15),
-                exit_reason=attribute_pb2.AttributeValue(string_value="bank_fault"))),
+                exit_reason=attribute_pb2.AttributeValue(string_value="bank_fault"),
+                credit_overdue=attribute_pb2.AttributeValue(bool_value=True))),
             feed.event(f"customers/{c3}/features", features(c3, aum=100, change=-900,
                                                             computed=datetime(2026, 2, 20, tzinfo=UTC))),
         ]
@@ -254,6 +257,27 @@ async def test_credit_rating_inputs_come_from_the_read_model_and_the_read_is_aud
         customer=f"customers/{book['c2']}", audit=RISK), metadata=own)).inputs
     assert scored.churn_probability == pytest.approx(0.81) and scored.open_alerts == 1
     assert scored.churn_risk_band == sc.RISK_BAND_HIGH
+
+
+async def test_the_overdue_flag_is_a_suitability_fact(risk, book) -> None:
+    overdue, fine = f"customers/{book['c3']}", f"customers/{book['c1']}"
+    campaign = bearer(Role.SERVICE, subject="svc-campaign")
+    checks = (await risk.CheckSuitabilityBatch(pb.CheckSuitabilityBatchRequest(
+        customers=[overdue, fine], product_code="FUND-R2", product_risk_level=pr.PRODUCT_RISK_LEVEL_R2),
+        metadata=campaign)).results
+    assert [r.outcome for r in checks] == [su.SUITABILITY_OUTCOME_DENY, su.SUITABILITY_OUTCOME_ALLOW]
+    assert [r.code for r in checks[0].reasons] == [su.SUITABILITY_REASON_CODE_CREDIT_OVERDUE]
+    sale = (await risk.CheckSuitability(pb.CheckSuitabilityRequest(
+        customer=overdue, product_code="FUND-R2", product_risk_level=pr.PRODUCT_RISK_LEVEL_R2,
+        purpose=su.SUITABILITY_PURPOSE_SALE), metadata=campaign)).result
+    assert sale.outcome == su.SUITABILITY_OUTCOME_NEEDS_IN_PERSON_REVIEW
+    deposit = (await risk.CheckSuitability(pb.CheckSuitabilityRequest(
+        customer=overdue, product_code="DEP-R1", product_risk_level=pr.PRODUCT_RISK_LEVEL_R1),
+        metadata=campaign)).result
+    assert deposit.outcome == su.SUITABILITY_OUTCOME_ALLOW
+    inputs = (await risk.GetCreditRatingInputs(pb.GetCreditRatingInputsRequest(customer=overdue, audit=RISK),
+                                               metadata=OFFICER)).inputs
+    assert inputs.HasField("overdue") and inputs.overdue
 
 
 async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(risk, risk_service, book) -> None:

@@ -66,12 +66,14 @@ def _customer(event: ChangeEvent, stamp: Stamp, attributes: rules.AttributeNames
         raise ValueError(f"{event.resource_type} event carries a {event.payload.TypeName()} payload")
     expiry = c.attributes.get(attributes.assessment_expiry) if attributes.assessment_expiry else None
     flag = c.attributes.get(attributes.vulnerable) if attributes.vulnerable else None
+    overdue = c.attributes.get(attributes.credit_overdue) if attributes.credit_overdue else None
     return CustomerChange(
         stamp=stamp, removed=c.state != rules.ACTIVE_STATE, risk_tolerance=c.risk_tolerance,
         kyc_status=c.kyc_status, birth_year=c.birth_date.year or None,
         relationship_manager_id=c.relationship_manager_id, branch_id=c.branch_id,
         assessment_expiry=to_date(expiry.date_value) if expiry is not None and expiry.HasField("date_value") else None,
         vulnerable=flag is not None and flag.HasField("bool_value") and flag.bool_value,
+        credit_overdue=overdue is not None and overdue.HasField("bool_value") and overdue.bool_value,
         feature_values=_feature_values(c),
         onboarded_on=to_date(c.onboarded_on) if c.HasField("onboarded_on") else None,
         closed_on=to_date(c.closed_on) if c.HasField("closed_on") else None)

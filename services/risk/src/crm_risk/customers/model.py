@@ -43,6 +43,7 @@ class CustomerChange:
     branch_id: str = ""
     assessment_expiry: date | None = None
     vulnerable: bool = False
+    credit_overdue: bool = False
     feature_values: dict[str, str | float] = field(default_factory=dict)
     onboarded_on: date | None = None
     # The last account closed: the relationship ended (full attrition).

@@ -27,7 +27,7 @@ class CustomerFactsSource(Protocol):
 def _from_row(row: Any, today: date) -> CustomerRecord:
     facts = rules.facts(risk_tolerance=row.risk_tolerance, kyc_status=row.kyc_status, vulnerable=row.vulnerable,
                         assessment_expiry=row.assessment_expiry, age_years=row.age_years, age_on=row.age_on,
-                        birth_year=row.birth_year, today=today)
+                        birth_year=row.birth_year, today=today, credit_overdue=row.credit_overdue)
     values = dict(row.feature_values)
     if facts.age_years is not None:
         values["age_years"] = float(facts.age_years)
@@ -51,11 +51,12 @@ class CustomerRepository:
                   "kyc_status": change.kyc_status, "birth_year": change.birth_year,
                   "relationship_manager_id": change.relationship_manager_id, "branch_id": change.branch_id,
                   "assessment_expiry": change.assessment_expiry, "vulnerable": change.vulnerable,
+                  "credit_overdue": change.credit_overdue,
                   "feature_values": change.feature_values, "onboarded_on": change.onboarded_on,
                   "closed_on": change.closed_on}
         if change.removed:  # keep nothing about a customer profile no longer holds
             values.update(risk_tolerance=0, kyc_status=0, birth_year=None, assessment_expiry=None, vulnerable=False,
-                          feature_values={}, onboarded_on=None, closed_on=None)
+                          credit_overdue=False, feature_values={}, onboarded_on=None, closed_on=None)
         return await _upsert_part(uow, change.stamp, "customer_position", values)
 
     async def put_age(self, uow: UnitOfWork, change: AgeChange) -> bool:

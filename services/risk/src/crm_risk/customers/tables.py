@@ -5,8 +5,8 @@ position of the event that last wrote it (`crmkit.outbox.feed_order`): an event 
 changes nothing, so a replay or an out-of-order delivery cannot bring back an older value.
 
 Profile shows a service its customers' birth year only; the exact age comes from profile's
-derived features (`age_years`, as of `age_on`). Vulnerability and the risk assessment's expiry
-are custom attributes whose ids are risk settings.
+derived features (`age_years`, as of `age_on`). Vulnerability, the risk assessment's expiry and
+the credit system's overdue flag are custom attributes whose ids are risk settings.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ customer = sa.Table(
     sa.Column("kyc_status", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("birth_year", sa.SmallInteger),
     sa.Column("vulnerable", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("credit_overdue", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
     sa.Column("branch_id", sa.Text, nullable=False, server_default=""),
     # What churn models score on, by feature name: the customer's custom attributes by id

@@ -1,4 +1,4 @@
-"""Holdings, relationship dates, derived features, complaints and detected churn, for the credit and churn reports
+"""Holdings, relationship dates, derived features, the overdue flag, complaints and detected churn, for the credit and churn reports and suitability
 
 Revision ID: 0011
 Revises: 0010
@@ -24,6 +24,8 @@ _CUSTOMER_COLUMNS = (
 def upgrade() -> None:
     for name, type_ in _CUSTOMER_COLUMNS:
         op.add_column('customer', sa.Column(name, type_, nullable=True))
+    op.add_column('customer', sa.Column('credit_overdue', sa.Boolean(), server_default=sa.text('false'),
+                                        nullable=False))
     op.create_table('holding',
     sa.Column('holding_id', sa.Text(), nullable=False),
     sa.Column('customer_id', sa.Text(), nullable=False),
@@ -75,5 +77,6 @@ def downgrade() -> None:
     op.drop_index('ix_holding_open_date', table_name='holding')
     op.drop_index('ix_holding_customer', table_name='holding')
     op.drop_table('holding')
+    op.drop_column('customer', 'credit_overdue')
     for name, _ in reversed(_CUSTOMER_COLUMNS):
         op.drop_column('customer', name)
