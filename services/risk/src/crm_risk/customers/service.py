@@ -41,7 +41,8 @@ class CustomerReadModel:
                 return await reports.put_holding(connection, change)
             case None:
                 return False
-        if applied:
+        # A customer record shows churn only when it closes the relationship; features may any time.
+        if applied and (isinstance(change, AgeChange) or change.closed_on is not None):
             await self._detect_churn(connection, change.stamp.customer_id)
         return applied
 
@@ -50,8 +51,11 @@ class CustomerReadModel:
         snapshot = await reports.churn_snapshot(connection, customer_id, exit_reason_attribute=self._exit_reason)
         if snapshot is None:
             return
-        last = await reports.last_churn_on(connection, customer_id, ChurnType.BALANCE_ATTRITION)
-        await reports.record_churn(connection, report_rules.detect(snapshot, last_balance_attrition_on=last))
+        found = report_rules.detect(snapshot, last_balance_attrition_on=None)
+        if any(d.churn_type == ChurnType.BALANCE_ATTRITION for d in found):
+            last = await reports.last_churn_on(connection, customer_id, ChurnType.BALANCE_ATTRITION)
+            found = report_rules.detect(snapshot, last_balance_attrition_on=last)
+        await reports.record_churn(connection, found)
 
     def expired(self) -> None:
         self.needs_rebuild = True
