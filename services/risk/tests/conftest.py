@@ -32,7 +32,7 @@ TRAINING_DIR = tempfile.mkdtemp(prefix="risk-training-")
 risk_database, risk_service, risk = service_fixtures(
     SPEC, risk_service_pb2_grpc.RiskServiceStub, stub="risk", feed_poll_seconds=0.05, operation_poll_seconds=0.05,
     training_dir=TRAINING_DIR, training_cv_folds=0,
-    training_fairness_ratio=0.9, alert_escalation_poll_seconds=0, profile_target="")
+    training_fairness_ratio=0.9, alert_escalation_poll_seconds=0, profile_target="", feedback_target="")
 
 
 @pytest.fixture(scope="session")

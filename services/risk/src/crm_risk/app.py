@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from google.protobuf.message import Message
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from crm.risk.v1 import risk_service_pb2_grpc
 from crm_risk import tables
@@ -27,6 +27,10 @@ from crm_risk.customers.service import CustomerReadModel
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.reports import complaints
+from crm_risk.reports import rules as report_rules
+from crm_risk.reports.rules import CreditAttributes
+from crm_risk.reports.service import Reports
 from crm_risk.scoring.batch import BatchScoring
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
@@ -67,12 +71,41 @@ class RiskSettings(GrpcServiceSettings):
     profile_target: str = Field(default="127.0.0.1:50051", validation_alias="CRM_RISK_PROFILE_TARGET")
     profile_feed_max_backoff_seconds: float = Field(default=10, gt=0, le=300,
                                                     validation_alias="CRM_RISK_PROFILE_FEED_MAX_BACKOFF_SECONDS")
+    # Feedback's address, whose change feed brings complaints (credit inputs, churn causes);
+    # empty: follow no feed (complaints then count as none). Backs off like profile's.
+    feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_RISK_FEEDBACK_TARGET")
     # Profile custom attributes (ids) holding a customer's risk assessment expiry (DATE) and
     # vulnerability flag (BOOL); empty: not read.
     assessment_expiry_attribute: str = Field(default="risk_assessment_expires_on",
                                              validation_alias="CRM_RISK_ASSESSMENT_EXPIRY_ATTRIBUTE")
     vulnerable_attribute: str = Field(default="vulnerable_customer", validation_alias="CRM_RISK_VULNERABLE_ATTRIBUTE")
     training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_RISK_TRAINING_WORKERS")
+    # The currency of profile's reporting amounts (assets, balances); amounts in another are
+    # taken as unknown. The time zone reports cut days in unless a request names one.
+    reporting_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$",
+                                    validation_alias="CRM_RISK_REPORTING_CURRENCY")
+    reporting_time_zone: str = Field(default="Asia/Shanghai", validation_alias="CRM_RISK_REPORTING_TIME_ZONE")
+    # Profile custom attributes (ids) carrying the credit system's facts (TEXT rating, DECIMAL
+    # limit, BOOL overdue, INT arrears days) and the exit reason recorded when a customer leaves
+    # (TEXT: natural, deliberate, bank_fault, involuntary); empty: not read.
+    credit_rating_attribute: str = Field(default="credit_rating", validation_alias="CRM_RISK_CREDIT_RATING_ATTRIBUTE")
+    credit_limit_attribute: str = Field(default="credit_limit", validation_alias="CRM_RISK_CREDIT_LIMIT_ATTRIBUTE")
+    overdue_attribute: str = Field(default="credit_overdue", validation_alias="CRM_RISK_OVERDUE_ATTRIBUTE")
+    days_past_due_attribute: str = Field(default="max_days_past_due_12m",
+                                         validation_alias="CRM_RISK_DAYS_PAST_DUE_ATTRIBUTE")
+    exit_reason_attribute: str = Field(default="exit_reason", validation_alias="CRM_RISK_EXIT_REASON_ATTRIBUTE")
+
+    @field_validator("reporting_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if report_rules.zone_of(value) is None:
+            raise ValueError("must be an IANA time zone name, e.g. Asia/Shanghai")
+        return value
+
+    def credit_attributes(self) -> CreditAttributes:
+        return CreditAttributes(credit_rating=self.credit_rating_attribute, credit_limit=self.credit_limit_attribute,
+                                overdue=self.overdue_attribute, days_past_due=self.days_past_due_attribute,
+                                exit_reason=self.exit_reason_attribute)
 
 
 def feed_payload(rule: AlertRule) -> Message:
@@ -111,10 +144,9 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
     follow_profile(runtime, triggers=AlertTriggers(
         alerts=alerts, alert_rules=AlertRuleRepository(), customers=CustomerRepository(),
         digest_key=settings.derived_key("risk.contact-digest")))
+    follow_feedback(runtime)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
-    # RPCs not served yet stay abstract in the typed stubs; at run time the generated base
-    # answers them UNIMPLEMENTED.
-    servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,
                             operations=operations, alerts=alerts, decisions=decisions,
                             suitability=suitability, scoring=scoring,
                             early_warnings=EarlyWarnings(page_tokens=page_tokens), batch_scoring=BatchScoring(
@@ -122,7 +154,10 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
                                 decisions=decisions, outbox=Outbox(tables.outbox_event),
                                 idempotency=IdempotencyKeys(tables.idempotency_key),
                                 feed_payload=scoring_messages.to_proto,
-                                result_message=scoring_messages.batch_result_to_proto, clock=utc_now))
+                                result_message=scoring_messages.batch_result_to_proto, clock=utc_now),
+                            reports=Reports(customers=CustomerRepository(), attributes=settings.credit_attributes(),
+                                            time_zone=settings.reporting_time_zone,
+                                            currency=settings.reporting_currency, clock=utc_now))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: risk_service_pb2_grpc.add_RiskServiceServicer_to_server(servicer, server),
@@ -149,7 +184,9 @@ def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -
     if not settings.profile_target:
         return
     model = CustomerReadModel(repository=CustomerRepository(), attributes=AttributeNames(
-        assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute))
+        assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute,
+        credit_overdue=settings.overdue_attribute), reporting_currency=settings.reporting_currency,
+        exit_reason_attribute=settings.exit_reason_attribute)
     follower = customer_follower.follow_profile(
         db=runtime.db, model=model, settings=settings, target=settings.profile_target,
         deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
@@ -157,6 +194,19 @@ def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
     runtime.add_health_details(customer_follower.ModelDetails(db=runtime.db, model=model))
+    follower.start()
+
+
+def follow_feedback(runtime: Runtime[RiskSettings]) -> None:
+    """Complaints follow feedback's feed in the background; closed with the service."""
+    settings = runtime.settings
+    if not settings.feedback_target:
+        return
+    follower = complaints.follow_feedback(
+        db=runtime.db, settings=settings, target=settings.feedback_target,
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+    runtime.on_close(follower.close)
+    runtime.add_health_details(follower.details)
     follower.start()
 
 

@@ -113,8 +113,8 @@ async def test_events_apply_once_and_an_older_event_never_overwrites_a_newer_one
     record = await facts(runtime, cid)
     assert record.facts.risk_tolerance == 5 and record.facts.age_years == 44
     assert record.relationship_manager_id == "rm-7"
-    assert await apply(runtime, model, feed.event("customers/x/holdings/h", None,
-                                                  resource_type="crm.profile.v1.Holding")) == [False]
+    assert await apply(runtime, model, feed.event("customers/x/consents/c", None,
+                                                  resource_type="crm.profile.v1.ConsentRecord")) == [False]
 
 
 async def test_attributes_carry_the_assessment_expiry_and_vulnerability_and_a_deletion_forgets(

@@ -2,9 +2,9 @@
 
 The churn model registry's RPCs are in churn_model_rpcs.py, scoring's in scoring_rpcs.py, the alert
 workflow's in alert_rpcs.py, suitability and the decision audit in suitability_rpcs.py, the
-operations' in operation_rpcs.py.
-RPCs not overridden here are not served yet: the generated base raises NotImplementedError,
-which the kit's interceptor answers with UNIMPLEMENTED. Each still has its rule in access.py.
+operations' in operation_rpcs.py, credit rating inputs and the churn and account-flow reports' in
+report_rpcs.py.
+Every RPC of the contract is served; each has its rule in access.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from crm_risk.api import alert_rule_messages
 from crm_risk.api.alert_rpcs import AlertRpcs
 from crm_risk.api.churn_model_rpcs import ChurnModelRpcs
 from crm_risk.api.operation_rpcs import OperationRpcs
+from crm_risk.api.report_rpcs import ReportRpcs
 from crm_risk.api.scoring_rpcs import ScoringRpcs
 from crm_risk.api.suitability_rpcs import SuitabilityRpcs
 from crm_risk.decisions.service import DecisionAudits
 from crm_risk.early_warning.service import EarlyWarnings
 from crm_risk.registry.service import ChurnRegistry
+from crm_risk.reports.service import Reports
 from crm_risk.scoring.batch import BatchScoring
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
@@ -35,11 +37,12 @@ from crmkit.operations import Operations
 from crmkit.outbox import ChangeFeed
 
 
-class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, OperationRpcs,
+class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, OperationRpcs, ReportRpcs,
                    risk_service_pb2_grpc.RiskServiceServicer):
     def __init__(self, *, db: Database, alert_rules: AlertRules, feed: ChangeFeed, registry: ChurnRegistry,
                  operations: Operations, alerts: Alerts, decisions: DecisionAudits, suitability: Suitability,
-                 scoring: Scoring, early_warnings: EarlyWarnings, batch_scoring: BatchScoring) -> None:
+                 scoring: Scoring, early_warnings: EarlyWarnings, batch_scoring: BatchScoring,
+                 reports: Reports) -> None:
         self._db = db
         self._alert_rules = alert_rules
         self._feed = feed
@@ -51,6 +54,7 @@ class RiskServicer(ChurnModelRpcs, ScoringRpcs, AlertRpcs, SuitabilityRpcs, Oper
         self._scoring = scoring
         self._early_warnings = early_warnings
         self._batch_scoring = batch_scoring
+        self._reports = reports
 
     async def CreateAlertRule(self, request: pb.CreateAlertRuleRequest, context: grpc.aio.ServicerContext
                               ) -> pb.CreateAlertRuleResponse:

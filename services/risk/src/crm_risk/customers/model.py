@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
 from crm_risk.suitability.model import CustomerFacts
 
@@ -42,16 +43,43 @@ class CustomerChange:
     branch_id: str = ""
     assessment_expiry: date | None = None
     vulnerable: bool = False
+    credit_overdue: bool = False
     feature_values: dict[str, str | float] = field(default_factory=dict)
+    onboarded_on: date | None = None
+    # The last account closed: the relationship ended (full attrition).
+    closed_on: date | None = None
 
 
 @dataclass(frozen=True)
 class AgeChange:
-    """The exact age profile derived (its features), with the day it was computed."""
+    """Profile's derived features risk keeps: the exact age, with the day it was computed, and the
+    assets, product count and last activity (amounts in the reporting currency; None when
+    profile gave none in it)."""
 
     stamp: Stamp
     age_years: int | None
     age_on: date | None
+    computed_at: datetime | None = None
+    aum: Decimal | None = None
+    average_aum_90d: Decimal | None = None
+    aum_change_90d: Decimal | None = None
+    product_count: int | None = None
+    last_activity_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HoldingChange:
+    """One of profile's holdings (an account or product held), as the reports count it."""
+
+    stamp: Stamp
+    holding_id: str
+    removed: bool = False
+    product_code: str = ""
+    product_type: int = 0
+    status: int = 0
+    open_date: date | None = None
+    close_date: date | None = None
+    reporting_balance: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class CustomerFactsSource(Protocol):
 def _from_row(row: Any, today: date) -> CustomerRecord:
     facts = rules.facts(risk_tolerance=row.risk_tolerance, kyc_status=row.kyc_status, vulnerable=row.vulnerable,
                         assessment_expiry=row.assessment_expiry, age_years=row.age_years, age_on=row.age_on,
-                        birth_year=row.birth_year, today=today)
+                        birth_year=row.birth_year, today=today, credit_overdue=row.credit_overdue)
     values = dict(row.feature_values)
     if facts.age_years is not None:
         values["age_years"] = float(facts.age_years)
@@ -51,15 +51,20 @@ class CustomerRepository:
                   "kyc_status": change.kyc_status, "birth_year": change.birth_year,
                   "relationship_manager_id": change.relationship_manager_id, "branch_id": change.branch_id,
                   "assessment_expiry": change.assessment_expiry, "vulnerable": change.vulnerable,
-                  "feature_values": change.feature_values}
+                  "credit_overdue": change.credit_overdue,
+                  "feature_values": change.feature_values, "onboarded_on": change.onboarded_on,
+                  "closed_on": change.closed_on}
         if change.removed:  # keep nothing about a customer profile no longer holds
             values.update(risk_tolerance=0, kyc_status=0, birth_year=None, assessment_expiry=None, vulnerable=False,
-                          feature_values={})
+                          credit_overdue=False, feature_values={}, onboarded_on=None, closed_on=None)
         return await _upsert_part(uow, change.stamp, "customer_position", values)
 
     async def put_age(self, uow: UnitOfWork, change: AgeChange) -> bool:
-        return await _upsert_part(uow, change.stamp, "features_position",
-                                  {"age_years": change.age_years, "age_on": change.age_on})
+        return await _upsert_part(uow, change.stamp, "features_position", {
+            "age_years": change.age_years, "age_on": change.age_on, "aum": change.aum,
+            "average_aum_90d": change.average_aum_90d, "aum_change_90d": change.aum_change_90d,
+            "product_count": change.product_count if change.computed_at is not None else None,
+            "last_activity_at": change.last_activity_at, "features_computed_at": change.computed_at})
 
     async def newest_event_at(self, uow: UnitOfWork) -> datetime | None:
         return await uow.scalar(sa.select(sa.func.max(feed_cursor.c.event_at)))

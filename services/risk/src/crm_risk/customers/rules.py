@@ -1,5 +1,5 @@
 """The read model's pure parts: a stored row's facts for the decisions, and the settings naming
-the attributes that carry vulnerability and the assessment's expiry."""
+the attributes that carry vulnerability, the assessment's expiry and overdue credit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from crm_risk.suitability.model import CustomerFacts
 
 _CUSTOMER_OF = re.compile(r"customers/([^/]+)(?:/.*)?")
 ACTIVE_STATE = 1  # crm.profile.v1.CustomerState.CUSTOMER_STATE_ACTIVE
-FOLLOWED_TYPES = ("crm.profile.v1.Customer", "crm.profile.v1.CustomerFeatures")
+HOLDING_TYPE = "crm.profile.v1.Holding"
+FOLLOWED_TYPES = ("crm.profile.v1.Customer", "crm.profile.v1.CustomerFeatures", HOLDING_TYPE)
+_HOLDING_OF = re.compile(r"customers/[^/]+/holdings/([^/]+)")
 
 
 @dataclass(frozen=True)
@@ -20,11 +22,18 @@ class AttributeNames:
 
     assessment_expiry: str = "risk_assessment_expires_on"
     vulnerable: str = "vulnerable_customer"
+    credit_overdue: str = "credit_overdue"
 
 
 def customer_id_of(resource_name: str) -> str | None:
     """The customer a profile resource belongs to (`customers/{id}[/...]`); None for others."""
     matched = _CUSTOMER_OF.fullmatch(resource_name)
+    return matched[1] if matched else None
+
+
+def holding_id_of(resource_name: str) -> str | None:
+    """The holding of `customers/{customer_id}/holdings/{holding_id}`; None for others."""
+    matched = _HOLDING_OF.fullmatch(resource_name)
     return matched[1] if matched else None
 
 
@@ -41,8 +50,9 @@ def current_age(*, age_years: int | None, age_on: date | None, birth_year: int |
 
 
 def facts(*, risk_tolerance: int, kyc_status: int, vulnerable: bool, assessment_expiry: date | None,
-          age_years: int | None, age_on: date | None, birth_year: int | None, today: date) -> CustomerFacts:
+          age_years: int | None, age_on: date | None, birth_year: int | None, today: date,
+          credit_overdue: bool = False) -> CustomerFacts:
     return CustomerFacts(risk_tolerance=risk_tolerance, kyc_status=kyc_status, birth_date=None, vulnerable=vulnerable,
                          assessment_expiry=assessment_expiry,
                          age_years=current_age(age_years=age_years, age_on=age_on, birth_year=birth_year,
-                                               today=today))
+                                               today=today), credit_overdue=credit_overdue)

@@ -5,8 +5,8 @@ position of the event that last wrote it (`crmkit.outbox.feed_order`): an event 
 changes nothing, so a replay or an out-of-order delivery cannot bring back an older value.
 
 Profile shows a service its customers' birth year only; the exact age comes from profile's
-derived features (`age_years`, as of `age_on`). Vulnerability and the risk assessment's expiry
-are custom attributes whose ids are risk settings.
+derived features (`age_years`, as of `age_on`). Vulnerability, the risk assessment's expiry and
+the credit system's overdue flag are custom attributes whose ids are risk settings.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ customer = sa.Table(
     sa.Column("kyc_status", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("birth_year", sa.SmallInteger),
     sa.Column("vulnerable", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("credit_overdue", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
     sa.Column("branch_id", sa.Text, nullable=False, server_default=""),
     # What churn models score on, by feature name: the customer's custom attributes by id
@@ -41,6 +42,17 @@ customer = sa.Table(
     sa.Column("features_position", Position),
     sa.Column("age_years", sa.SmallInteger),
     sa.Column("age_on", sa.Date),
+    # The relationship's dates from the customer record (`closed_on`: the last account closed).
+    sa.Column("onboarded_on", sa.Date),
+    sa.Column("closed_on", sa.Date),
+    # Profile's derived features (written with the age), amounts in the reporting currency;
+    # null until profile's features arrive (or when not in the reporting currency).
+    sa.Column("aum", sa.Numeric(24, 4)),
+    sa.Column("average_aum_90d", sa.Numeric(24, 4)),
+    sa.Column("aum_change_90d", sa.Numeric(24, 4)),
+    sa.Column("product_count", sa.Integer),
+    sa.Column("last_activity_at", sa.DateTime(timezone=True)),
+    sa.Column("features_computed_at", sa.DateTime(timezone=True)),
     # When the newest applied event about this customer happened at profile.
     sa.Column("data_as_of", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),

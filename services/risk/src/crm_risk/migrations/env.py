@@ -6,6 +6,7 @@ import crm_risk.alerts.tables
 import crm_risk.customers.tables
 import crm_risk.decisions.tables
 import crm_risk.registry.tables
+import crm_risk.reports.tables
 import crm_risk.scoring.tables
 import crm_risk.triggers.tables  # noqa: F401
 from crm_risk.tables import metadata

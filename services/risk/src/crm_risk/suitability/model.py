@@ -40,6 +40,7 @@ class ReasonCode(IntEnum):
     VULNERABLE_CUSTOMER = 7
     CUSTOMER_UNKNOWN = 8
     ASSESSMENT_EXPIRED = 9
+    CREDIT_OVERDUE = 10
 
 
 class Effect(IntEnum):
@@ -69,13 +70,15 @@ class CustomerFacts:
     # The age in whole years when the date of birth is not known to risk (profile shows a
     # service the birth year only; the read model derives a never-overstated age).
     age_years: int | None = None
+    # The credit system flags an overdue repayment (a profile custom attribute).
+    credit_overdue: bool = False
 
 
 @dataclass(frozen=True)
 class RuleSet:
     """The rule set's settings (the contract's defaults) and the version decisions cite."""
 
-    version: str = "2026.11"
+    version: str = "2026.12"
     adult_age: int = 18
     senior_age: int = 65
     # Highest product level marketed freely to seniors; above it the SENIOR rule applies.

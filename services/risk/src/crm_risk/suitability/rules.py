@@ -1,7 +1,7 @@
 """Whether a product may be offered or sold to a customer: pure rules, no I/O.
 
 The order of checks is the contract's: risk tolerance against the product's risk level (and
-whether its assessment has expired), then age, KYC and vulnerability. Every rule that applies is
+whether its assessment has expired), then age, KYC, vulnerability and overdue credit. Every rule that applies is
 reported, blocking reasons first, so staff see the whole picture rather than the first obstacle.
 
 The outcome: DENY when a reason blocks; else NEEDS_IN_PERSON_REVIEW when one asks for an
@@ -109,6 +109,14 @@ def decide(
             add(ReasonCode.VULNERABLE_CUSTOMER, Effect.IN_PERSON_REVIEW,
                 f"Customer is marked vulnerable; selling {level.name} needs an in-person review with supervisor "
                 "sign-off")
+
+    if facts.credit_overdue and level > ProductRiskLevel.R1:
+        if marketing:
+            add(ReasonCode.CREDIT_OVERDUE, Effect.BLOCK,
+                f"Customer has an overdue repayment; product {level.name} is not marketed")
+        else:
+            add(ReasonCode.CREDIT_OVERDUE, Effect.IN_PERSON_REVIEW,
+                f"Customer has an overdue repayment; review their means in person before selling {level.name}")
 
     ordered = tuple(sorted(reasons, key=lambda r: (_EFFECT_ORDER[r.effect], r.code)))
     return Decision(outcome=outcome_of(ordered), reasons=ordered, customer_risk_tolerance=facts.risk_tolerance,

@@ -106,7 +106,8 @@ def _inputs(facts: CustomerFacts | None, *, product_risk_level: int, purpose: in
     if facts is None:
         return {**inputs, "customer_known": 0.0}
     inputs.update(customer_known=1.0, risk_tolerance=float(facts.risk_tolerance),
-                  kyc_verified=float(facts.kyc_status == KycStatus.VERIFIED), vulnerable=float(facts.vulnerable))
+                  kyc_verified=float(facts.kyc_status == KycStatus.VERIFIED), vulnerable=float(facts.vulnerable),
+                  credit_overdue=float(facts.credit_overdue))
     age = rules.age_of(facts, today)
     if age is not None:
         inputs["age_years"] = float(age)

@@ -5,7 +5,8 @@ Which kinds fire today (see also protos/crm/risk/v1/alert.proto):
 - ALERT_RULE_KIND_CONTACT_DETAIL_CHANGES: yes, from profile's Customer events.
 - ALERT_RULE_KIND_ABNORMAL_TRANSACTIONS, ALERT_RULE_KIND_LARGE_OUTFLOWS: not yet; the read model
   follows no transactions (profile's feed carries Customer and CustomerFeatures only).
-- ALERT_RULE_KIND_COMPLAINTS_SPIKE: not yet; risk does not follow feedback's feed.
+- ALERT_RULE_KIND_COMPLAINTS_SPIKE: not yet; risk now keeps feedback's complaints (reports.complaints)
+  but no rule counts them yet.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Credit rating inputs, churn attribution and account flow: reports from risk's read model."""
