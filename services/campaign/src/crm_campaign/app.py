@@ -38,11 +38,14 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher, Dispatches
 from crm_campaign.engagement.repository import EngagementRepository
 from crm_campaign.engagement.service import Engagement
+from crm_campaign.nba.repository import DecisionRepository
+from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
+from crmkit.audit import AuditWriter
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
@@ -96,6 +99,10 @@ class CampaignSettings(GrpcServiceSettings):
     # Each suitability call's deadline; past it the build's answer is SUITABILITY_UNKNOWN.
     suitability_deadline_seconds: float = Field(default=5.0, gt=0, le=60,
                                                 validation_alias="CRM_CAMPAIGN_SUITABILITY_DEADLINE_SECONDS")
+    # The deadline of next best action's suitability calls: the answer is for a customer waiting at a
+    # counter or in the app, so it is short; past it the answer leaves risky offers out (degraded).
+    nba_suitability_deadline_seconds: float = Field(default=0.3, gt=0, le=10,
+                                                    validation_alias="CRM_CAMPAIGN_NBA_SUITABILITY_DEADLINE_SECONDS")
     feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
                                             validation_alias="CRM_CAMPAIGN_FEED_MAX_BACKOFF_SECONDS")
     # How long a claimed dispatch stays claimed: past it, another dispatcher hands it over again.
@@ -164,7 +171,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         repository=EngagementRepository(), campaigns=campaign_repository, offers=offer_repository,
         dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
         response_payload=engagement_messages.response_to_proto,
-        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
+        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency,
+        decisions=DecisionRepository())
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
                             poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
@@ -187,6 +195,20 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         dispatches=dispatches,
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types),
         suitability=suitability)
+    nba_suitability: Suitability = NoRisk()
+    if settings.risk_target:
+        nba_risk = RiskSuitability(target=settings.risk_target, settings=settings,
+                                   deadline_seconds=settings.nba_suitability_deadline_seconds)
+        runtime.on_close(nba_risk.close)
+        nba_suitability = nba_risk
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
+    decisions = DecisionRepository()
+    next_best_actions = NextBestActions(
+        db=runtime.db, repository=decisions, campaigns=campaign_repository, offers=offer_repository, audit=audit,
+        suitability=nba_suitability,
+        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,
@@ -208,7 +230,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed)
+        feed=feed, next_best_actions=next_best_actions)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

@@ -21,6 +21,8 @@ offer_response = sa.Table(
     sa.Column("recorder", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_offer_response_campaign", "campaign_id", "customer_id"),
+    # Next best action reads one customer's shown, declined and opted-out responses.
+    sa.Index("ix_offer_response_customer", "customer_id"),
 )
 
 conversion = sa.Table(
