@@ -38,6 +38,7 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher, Dispatches
 from crm_campaign.engagement.repository import EngagementRepository
 from crm_campaign.engagement.service import Engagement
+from crm_campaign.nba.catalogue import RunningCampaigns
 from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.repository import OfferRepository
@@ -204,10 +205,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
     runtime.on_close(audit.close)
-    decisions = DecisionRepository()
     next_best_actions = NextBestActions(
-        db=runtime.db, repository=decisions, campaigns=campaign_repository, offers=offer_repository, audit=audit,
-        suitability=nba_suitability,
+        db=runtime.db, repository=DecisionRepository(), audit=audit, suitability=nba_suitability,
+        catalogue=RunningCampaigns(db=runtime.db, campaigns=campaign_repository, offers=offer_repository),
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,

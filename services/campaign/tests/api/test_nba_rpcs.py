@@ -243,3 +243,17 @@ async def test_channel_apps_and_relationship_managers_of_the_customer_may_ask(
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await ask(campaigns, customer, metadata=caller)
         assert refused.value.code() == code
+
+
+async def test_a_paused_campaign_leaves_the_very_next_answer(
+        campaigns, running_campaign, campaign_in, offer, seed_read_models) -> None:
+    segment, customer = tagged()
+    await seed_read_models(segment, [customer])
+    paused, [first] = await running_campaign(campaign_in(segment), offer("first", 90))
+    _, [second] = await running_campaign(campaign_in(segment), offer("second", 50))
+    assert [a.offer for a in (await ask(campaigns, customer)).actions] == [first.name, second.name]
+
+    await campaigns.PauseCampaign(pb.PauseCampaignRequest(name=paused.name, reason="rate under review"),
+                                  metadata=MARKETER)
+    answer = await ask(campaigns, customer)
+    assert [a.offer for a in answer.actions] == [second.name] and not answer.excluded

@@ -202,11 +202,9 @@ class CampaignRepository:
         found = [_from_row(row) for row in (await uow.execute(query)).all()]
         return await self._with_history(uow, found)
 
-    async def running_for(self, uow: UnitOfWork, segments: Sequence[str]) -> list[Campaign]:
-        """RUNNING campaigns targeting one of `segments` or no segment, without approval history
-        (next best action reads them per request)."""
-        query = (sa.select(t).where(t.c.state == int(CampaignState.RUNNING),
-                                    t.c.segment.in_(["", *segments])).order_by(t.c.campaign_id))
+    async def running(self, uow: UnitOfWork) -> list[Campaign]:
+        """Every RUNNING campaign, in id order, without approval history (next best action's catalogue)."""
+        query = sa.select(t).where(t.c.state == int(CampaignState.RUNNING)).order_by(t.c.campaign_id)
         return [_from_row(row) for row in (await uow.execute(query)).all()]
 
     async def _with_history(self, uow: UnitOfWork, campaigns: list[Campaign]) -> list[Campaign]:

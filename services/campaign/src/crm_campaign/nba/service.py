@@ -1,27 +1,26 @@
-"""Next best action for one customer now: read what campaign knows (one read-only unit of work),
-ask risk about the offers that need a suitability check (outside any transaction, with its own
-short deadline), decide with the funnel's rules, and store the decision (one short write)."""
+"""Next best action for one customer now: read what campaign knows (one statement), ask risk about
+the offers that need a suitability check (outside any transaction, with its own short deadline),
+decide with the funnel's rules, store the decision (one statement) and audit the read."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime
 
-from crm_campaign.audience import rules as audience_rules
 from crm_campaign.audience.suitability import NoRisk, Suitability
 from crm_campaign.campaigns.model import Campaign
-from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.nba import rules
+from crm_campaign.nba.catalogue import Entry, RunningCampaigns
 from crm_campaign.nba.model import CustomerFacts, Decision
 from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.offers.model import Offer
-from crm_campaign.offers.repository import OfferRepository
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
 from crmkit.db import Database
+from crmkit.errors import Unavailable
 from crmkit.logs import get_logger
 from crmkit.resources import Purpose
 from crmkit.validation import Violations
@@ -30,13 +29,12 @@ log = get_logger("crm.campaign.nba")
 
 
 class NextBestActions:
-    def __init__(self, *, db: Database, repository: DecisionRepository, campaigns: CampaignRepository,
-                 offers: OfferRepository, audit: AuditWriter, suitability: Suitability | None = None,
+    def __init__(self, *, db: Database, repository: DecisionRepository, catalogue: RunningCampaigns,
+                 audit: AuditWriter, suitability: Suitability | None = None,
                  exempt_from_complaints: frozenset[int] = frozenset(), clock: Clock = utc_now) -> None:
         self._db = db
         self._repository = repository
-        self._campaigns = campaigns
-        self._offers = offers
+        self._catalogue = catalogue
         self._audit = audit
         self._suitability: Suitability = suitability or NoRisk()
         self._exempt = exempt_from_complaints
@@ -50,30 +48,36 @@ class NextBestActions:
                                      v=v)
         v.raise_if_any()
         now = self._clock()
-        async with self._db.unit_of_work(read_only=True) as uow:
-            facts = await self._repository.customer(uow, customer_id)
-            rules.check_customer(actor, facts)
-            running = [c for c in await self._campaigns.running_for(uow, sorted(facts.segments))
-                       if rules.in_audience(c, facts)]
-            offers = await self._offers.of_campaigns(uow, [c.campaign_id for c in running])
-            candidates = [(c, [o for o in offers if o.campaign_id == c.campaign_id]) for c in running]
-            horizon = max((audience_rules.cap_horizon(rules.plan_for(c, os)) for c, os in candidates),
-                          default=timedelta(0))
-            facts = await self._repository.with_history(uow, facts, now=now, horizon=horizon)
+        facts, running = await self._facts(customer_id, now=now)
+        rules.check_customer(actor, facts)
+        candidates = [(c, offers) for c, offers in running if rules.in_audience(c, facts)]
         verdicts, degraded = await self._ask_risk(candidates, facts, channel=channel)
         actions, excluded = rules.decide(candidates, facts, verdicts, channel=channel, max_actions=max_actions,
                                          now=now, exempt_from_complaints=self._exempt)
         decision = Decision(decision_id=str(uuid.uuid4()), customer_id=customer_id, channel=channel,
                             requester=actor.subject, actions=tuple(actions), excluded=tuple(excluded),
                             degraded_reasons=(rules.SUITABILITY_UNAVAILABLE,) if degraded else ())
-        async with self._db.unit_of_work() as uow:
-            stored = await self._repository.insert(uow, decision, self._clock())
+        async with self._db.raw() as connection:
+            stored = await self._repository.insert(connection, decision, self._clock())
         await self._audit.record(AuditEntry(principal=actor.subject, action="customer.next_best_action",
                                             resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
                                             justification=purpose.justification))
         log.info("next_best_action", decision_id=stored.decision_id, actions=len(actions), excluded=len(excluded),
                  degraded=stored.degraded)
         return stored
+
+    async def _facts(self, customer_id: str, *, now: datetime) -> tuple[CustomerFacts, list[Entry]]:
+        """The customer's facts and the running campaigns, read together; when the campaigns changed
+        since the catalogue was loaded, it is reloaded and the facts read again over its horizon."""
+        for _ in range(3):
+            horizon = self._catalogue.horizon
+            async with self._db.raw() as connection:
+                facts, stamp = await self._repository.facts(connection, customer_id, now=now, horizon=horizon)
+            running = self._catalogue.current(stamp)
+            if running is not None:
+                return facts, running
+            await self._catalogue.reload()
+        raise Unavailable("the running campaigns keep changing; retry", reason="CAMPAIGNS_CHANGING")
 
     async def _ask_risk(self, candidates: Sequence[tuple[Campaign, Sequence[Offer]]], facts: CustomerFacts, *,
                         channel: int) -> tuple[dict[str, frozenset[str] | None], bool]:
