@@ -207,8 +207,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     runtime.on_close(audit.close)
     next_best_actions = NextBestActions(
         db=runtime.db, repository=DecisionRepository(), audit=audit, suitability=nba_suitability,
-        catalogue=RunningCampaigns(db=runtime.db, campaigns=campaign_repository, offers=offer_repository),
-        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
+        catalogue=RunningCampaigns(
+            db=runtime.db, campaigns=campaign_repository, offers=offer_repository,
+            exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types)))
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,

@@ -57,8 +57,8 @@ def facts(**overrides: object) -> CustomerFacts:
 
 def decide(*campaigns: tuple[Campaign, list[Offer]], customer: CustomerFacts | None = None, max_actions: int = 0
            ) -> tuple[list[str], dict[str, str]]:
-    actions, excluded = rules.decide(list(campaigns), customer or facts(), {}, channel=APP, max_actions=max_actions,
-                                     now=NOW)
+    running = [rules.running_campaign(c, offers) for c, offers in campaigns]
+    actions, excluded = rules.decide(running, customer or facts(), {}, channel=APP, max_actions=max_actions, now=NOW)
     return [a.offer_id for a in actions], {e.offer_id: e.reason for e in excluded}
 
 

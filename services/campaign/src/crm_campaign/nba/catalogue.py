@@ -10,26 +10,24 @@ when it differs from the one held. A launch, pause or completion is seen by the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import timedelta
 
 from crm_campaign.audience import rules as audience_rules
-from crm_campaign.campaigns.model import Campaign
 from crm_campaign.campaigns.repository import CampaignRepository
-from crm_campaign.offers.model import Offer
+from crm_campaign.nba.rules import RunningCampaign, running_campaign
 from crm_campaign.offers.repository import OfferRepository
 from crmkit.db import Database
 
-Entry = tuple[Campaign, Sequence[Offer]]
-
 
 class RunningCampaigns:
-    def __init__(self, *, db: Database, campaigns: CampaignRepository, offers: OfferRepository) -> None:
+    def __init__(self, *, db: Database, campaigns: CampaignRepository, offers: OfferRepository,
+                 exempt_from_complaints: frozenset[int] = frozenset()) -> None:
         self._db = db
+        self._exempt = exempt_from_complaints
         self._campaigns = campaigns
         self._offers = offers
         self._stamp: str | None = None
-        self._entries: list[Entry] = []
+        self._entries: list[RunningCampaign] = []
         self._horizon = timedelta(0)
         self._lock = asyncio.Lock()
 
@@ -38,18 +36,18 @@ class RunningCampaigns:
         """How far back contacts matter for any running campaign: its longest frequency-cap period."""
         return self._horizon
 
-    def current(self, stamp: str) -> list[Entry] | None:
+    def current(self, stamp: str) -> list[RunningCampaign] | None:
         """The campaigns when `stamp` is the one held; None when they must be reloaded."""
         return self._entries if stamp == self._stamp else None
 
-    async def reload(self) -> list[Entry]:
+    async def reload(self) -> list[RunningCampaign]:
         """Read every running campaign with its offers, in one read-only unit of work."""
         async with self._lock, self._db.unit_of_work(read_only=True) as uow:
             running = await self._campaigns.running(uow)
             offers = await self._offers.of_campaigns(uow, [c.campaign_id for c in running])
-        entries: list[Entry] = [(c, [o for o in offers if o.campaign_id == c.campaign_id]) for c in running]
+        entries = [running_campaign(c, [o for o in offers if o.campaign_id == c.campaign_id],
+                                    exempt_from_complaints=self._exempt) for c in running]
         self._entries = entries
-        self._stamp = ",".join(f"{c.campaign_id}:{c.version}" for c, _ in entries)
-        self._horizon = max((audience_rules.cap_horizon(audience_rules.plan_of(c, os, suppress_open_complaints=True))
-                             for c, os in entries), default=timedelta(0))
+        self._stamp = ",".join(f"{e.campaign.campaign_id}:{e.campaign.version}" for e in entries)
+        self._horizon = max((audience_rules.cap_horizon(e.plan) for e in entries), default=timedelta(0))
         return entries

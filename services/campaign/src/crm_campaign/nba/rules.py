@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from crm_campaign.audience import funnel
@@ -67,6 +68,21 @@ WHY_NOT = {
 Verdicts = Mapping[str, frozenset[str] | None]
 
 
+@dataclass(frozen=True)
+class RunningCampaign:
+    """A running campaign, its offers, and its plan as the funnel sees it (made once per version)."""
+
+    campaign: Campaign
+    offers: tuple[Offer, ...]
+    plan: Plan
+
+
+def running_campaign(campaign: Campaign, offers: Sequence[Offer], *,
+                     exempt_from_complaints: frozenset[int] = frozenset()) -> RunningCampaign:
+    return RunningCampaign(campaign, tuple(offers), audience_rules.plan_of(
+        campaign, offers, suppress_open_complaints=campaign.type not in exempt_from_complaints))
+
+
 CUSTOMER = ResourceName("customers/{customer_id}")
 
 
@@ -99,16 +115,15 @@ def in_audience(campaign: Campaign, facts: CustomerFacts) -> bool:
     return not campaign.segment or campaign.segment in facts.segments
 
 
-def decide(campaigns: Sequence[tuple[Campaign, Sequence[Offer]]], facts: CustomerFacts, verdicts: Verdicts, *,
-           channel: int, max_actions: int, now: datetime, exempt_from_complaints: frozenset[int] = frozenset(),
-           ) -> tuple[list[Action], list[Excluded]]:
+def decide(campaigns: Sequence[RunningCampaign], facts: CustomerFacts, verdicts: Verdicts, *, channel: int,
+           max_actions: int, now: datetime) -> tuple[list[Action], list[Excluded]]:
     """The ranked actions (at most `max_actions`, 0 meaning 3) and the offers left out, with why."""
     limit = max_actions or DEFAULT_MAX_ACTIONS
     excluded: list[Excluded] = []
     best: list[tuple[float, Action]] = []
-    for campaign, offers in sorted(campaigns, key=lambda item: item[0].campaign_id):
-        passed, left_out = _campaign(campaign, offers, facts, verdicts.get(campaign.campaign_id), channel=channel,
-                                     now=now, suppress_open_complaints=campaign.type not in exempt_from_complaints)
+    for running in sorted(campaigns, key=lambda item: item.campaign.campaign_id):
+        campaign = running.campaign
+        passed, left_out = _campaign(running, facts, verdicts.get(campaign.campaign_id), channel=channel, now=now)
         excluded += left_out
         if not passed:
             continue
@@ -130,15 +145,11 @@ def needs_suitability(plan: Plan) -> bool:
     return any(o.risk_level > funnel.NO_CHECK_RISK_LEVEL for o in plan.offers)
 
 
-def plan_for(campaign: Campaign, offers: Sequence[Offer]) -> Plan:
-    return audience_rules.plan_of(campaign, offers, suppress_open_complaints=True)
-
-
-def _campaign(campaign: Campaign, offers: Sequence[Offer], facts: CustomerFacts, unsuitable: frozenset[str] | None,
-              *, channel: int, now: datetime, suppress_open_complaints: bool
-              ) -> tuple[list[tuple[float, Action]], list[Excluded]]:
+def _campaign(running: RunningCampaign, facts: CustomerFacts, unsuitable: frozenset[str] | None, *, channel: int,
+              now: datetime) -> tuple[list[tuple[float, Action]], list[Excluded]]:
+    campaign = running.campaign
     cid = campaign.campaign_id
-    valid = [o for o in offers if _valid_at(o, now)]
+    valid = [o for o in running.offers if _valid_at(o, now)]
     if not valid:
         return [], []
 
@@ -150,15 +161,14 @@ def _campaign(campaign: Campaign, offers: Sequence[Offer], facts: CustomerFacts,
         return all_out(CONTROL_GROUP, "the customer is in the campaign's control group (held out to measure uplift)")
     if cid in facts.declined_campaigns:
         return all_out(DECLINED, "the customer declined an offer of this campaign")
-    plan = dataclasses.replace(
-        audience_rules.plan_of(campaign, valid, suppress_open_complaints=suppress_open_complaints),
-        quiet_hours=None, ends_at=None, max_contacts=0)
-    if channel not in plan.channels:
+    if channel not in running.plan.channels:
         return all_out(NOT_ON_CHANNEL, f"the campaign does not use the {Channel(channel).name} channel")
+    by_id = {o.offer_id: o for o in valid}
+    plan = dataclasses.replace(running.plan, offers=tuple(p for p in running.plan.offers if p.offer_id in by_id),
+                               quiet_hours=None, ends_at=None, max_contacts=0)
     candidate = _candidate(facts, cid, channel=channel, unsuitable=unsuitable)
     passed: list[tuple[float, Action]] = []
     excluded: list[Excluded] = []
-    by_id = {o.offer_id: o for o in valid}
     for offer_plan in plan.offers:
         offer = by_id[offer_plan.offer_id]
         if channel not in offer_plan.templates:

@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from crm_campaign.audience.suitability import NoRisk, Suitability
-from crm_campaign.campaigns.model import Campaign
 from crm_campaign.nba import rules
-from crm_campaign.nba.catalogue import Entry, RunningCampaigns
+from crm_campaign.nba.catalogue import RunningCampaigns
 from crm_campaign.nba.model import CustomerFacts, Decision
 from crm_campaign.nba.repository import DecisionRepository
-from crm_campaign.offers.model import Offer
+from crm_campaign.nba.rules import RunningCampaign
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
@@ -30,14 +29,12 @@ log = get_logger("crm.campaign.nba")
 
 class NextBestActions:
     def __init__(self, *, db: Database, repository: DecisionRepository, catalogue: RunningCampaigns,
-                 audit: AuditWriter, suitability: Suitability | None = None,
-                 exempt_from_complaints: frozenset[int] = frozenset(), clock: Clock = utc_now) -> None:
+                 audit: AuditWriter, suitability: Suitability | None = None, clock: Clock = utc_now) -> None:
         self._db = db
         self._repository = repository
         self._catalogue = catalogue
         self._audit = audit
         self._suitability: Suitability = suitability or NoRisk()
-        self._exempt = exempt_from_complaints
         self._clock = clock
 
     async def decide(self, *, customer: str, channel: int, max_actions: int, purpose: Purpose,
@@ -50,10 +47,10 @@ class NextBestActions:
         now = self._clock()
         facts, running = await self._facts(customer_id, now=now)
         rules.check_customer(actor, facts)
-        candidates = [(c, offers) for c, offers in running if rules.in_audience(c, facts)]
+        candidates = [r for r in running if rules.in_audience(r.campaign, facts)]
         verdicts, degraded = await self._ask_risk(candidates, facts, channel=channel)
         actions, excluded = rules.decide(candidates, facts, verdicts, channel=channel, max_actions=max_actions,
-                                         now=now, exempt_from_complaints=self._exempt)
+                                         now=now)
         decision = Decision(decision_id=str(uuid.uuid4()), customer_id=customer_id, channel=channel,
                             requester=actor.subject, actions=tuple(actions), excluded=tuple(excluded),
                             degraded_reasons=(rules.SUITABILITY_UNAVAILABLE,) if degraded else ())
@@ -66,7 +63,7 @@ class NextBestActions:
                  degraded=stored.degraded)
         return stored
 
-    async def _facts(self, customer_id: str, *, now: datetime) -> tuple[CustomerFacts, list[Entry]]:
+    async def _facts(self, customer_id: str, *, now: datetime) -> tuple[CustomerFacts, list[RunningCampaign]]:
         """The customer's facts and the running campaigns, read together; when the campaigns changed
         since the catalogue was loaded, it is reloaded and the facts read again over its horizon."""
         for _ in range(3):
@@ -79,15 +76,14 @@ class NextBestActions:
             await self._catalogue.reload()
         raise Unavailable("the running campaigns keep changing; retry", reason="CAMPAIGNS_CHANGING")
 
-    async def _ask_risk(self, candidates: Sequence[tuple[Campaign, Sequence[Offer]]], facts: CustomerFacts, *,
+    async def _ask_risk(self, candidates: Sequence[RunningCampaign], facts: CustomerFacts, *,
                         channel: int) -> tuple[dict[str, frozenset[str] | None], bool]:
         """Unsuitable offers by campaign, asked concurrently for the campaigns whose offers need a
         check and could reach the customer on this channel; True when risk did not answer for one."""
-        verdicts: dict[str, frozenset[str] | None] = {c.campaign_id: frozenset() for c, _ in candidates}
+        verdicts: dict[str, frozenset[str] | None] = {r.campaign.campaign_id: frozenset() for r in candidates}
         if facts.do_not_contact:
             return verdicts, False
-        plans = [p for p in (rules.plan_for(c, os) for c, os in candidates)
-                 if rules.needs_suitability(p) and channel in p.channels]
+        plans = [r.plan for r in candidates if rules.needs_suitability(r.plan) and channel in r.plan.channels]
         answers = await asyncio.gather(*(self._suitability.unsuitable(p, [facts.customer_id]) for p in plans))
         for plan, answer in zip(plans, answers, strict=True):
             verdicts[plan.campaign_id] = None if answer is None else answer.get(facts.customer_id, frozenset())
