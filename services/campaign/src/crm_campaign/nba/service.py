@@ -54,14 +54,18 @@ class NextBestActions:
         decision = Decision(decision_id=str(uuid.uuid4()), customer_id=customer_id, channel=channel,
                             requester=actor.subject, actions=tuple(actions), excluded=tuple(excluded),
                             degraded_reasons=(rules.SUITABILITY_UNAVAILABLE,) if degraded else ())
-        async with self._db.raw() as connection:
-            stored = await self._repository.insert(connection, decision, self._clock())
-        await self._audit.record(AuditEntry(principal=actor.subject, action="customer.next_best_action",
-                                            resource_name=f"customers/{customer_id}", purpose=purpose.purpose,
-                                            justification=purpose.justification))
+        # The decision and the read's audit record are both committed before the answer; their two
+        # commits are independent, so they are waited for together.
+        stored, _ = await asyncio.gather(self._store(decision), self._audit.record(AuditEntry(
+            principal=actor.subject, action="customer.next_best_action", resource_name=f"customers/{customer_id}",
+            purpose=purpose.purpose, justification=purpose.justification)))
         log.info("next_best_action", decision_id=stored.decision_id, actions=len(actions), excluded=len(excluded),
                  degraded=stored.degraded)
         return stored
+
+    async def _store(self, decision: Decision) -> Decision:
+        async with self._db.raw() as connection:
+            return await self._repository.insert(connection, decision, self._clock())
 
     async def _facts(self, customer_id: str, *, now: datetime) -> tuple[CustomerFacts, list[RunningCampaign]]:
         """The customer's facts and the running campaigns, read together; when the campaigns changed
