@@ -40,14 +40,17 @@ class RunningCampaigns:
         """The campaigns when `stamp` is the one held; None when they must be reloaded."""
         return self._entries if stamp == self._stamp else None
 
-    async def reload(self) -> list[RunningCampaign]:
-        """Read every running campaign with its offers, in one read-only unit of work."""
-        async with self._lock, self._db.unit_of_work(read_only=True) as uow:
-            running = await self._campaigns.running(uow)
-            offers = await self._offers.of_campaigns(uow, [c.campaign_id for c in running])
-        entries = [running_campaign(c, [o for o in offers if o.campaign_id == c.campaign_id],
-                                    exempt_from_complaints=self._exempt) for c in running]
-        self._entries = entries
-        self._stamp = ",".join(f"{e.campaign.campaign_id}:{e.campaign.version}" for e in entries)
-        self._horizon = max((audience_rules.cap_horizon(e.plan) for e in entries), default=timedelta(0))
-        return entries
+    async def reload(self, stamp: str) -> None:
+        """Read every running campaign with its offers, in one read-only unit of work, unless a
+        concurrent answer has just loaded the ones `stamp` names."""
+        async with self._lock:
+            if stamp == self._stamp:
+                return
+            async with self._db.unit_of_work(read_only=True) as uow:
+                running = await self._campaigns.running(uow)
+                offers = await self._offers.of_campaigns(uow, [c.campaign_id for c in running])
+            entries = [running_campaign(c, [o for o in offers if o.campaign_id == c.campaign_id],
+                                        exempt_from_complaints=self._exempt) for c in running]
+            self._entries = entries
+            self._stamp = ",".join(f"{e.campaign.campaign_id}:{e.campaign.version}" for e in entries)
+            self._horizon = max((audience_rules.cap_horizon(e.plan) for e in entries), default=timedelta(0))

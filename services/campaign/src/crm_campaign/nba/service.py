@@ -77,7 +77,7 @@ class NextBestActions:
             running = self._catalogue.current(stamp)
             if running is not None:
                 return facts, running
-            await self._catalogue.reload()
+            await self._catalogue.reload(stamp)
         raise Unavailable("the running campaigns keep changing; retry", reason="CAMPAIGNS_CHANGING")
 
     async def _ask_risk(self, candidates: Sequence[RunningCampaign], facts: CustomerFacts, *,
