@@ -47,6 +47,9 @@ from crm_campaign.engagement.repository import EngagementRepository
 from crm_campaign.engagement.service import Engagement
 from crm_campaign.history.repository import HistoryRepository
 from crm_campaign.history.service import ContactHistory
+from crm_campaign.nba.catalogue import RunningCampaigns
+from crm_campaign.nba.repository import DecisionRepository
+from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.repository import ResultsRepository
@@ -111,6 +114,10 @@ class CampaignSettings(GrpcServiceSettings):
     # Each suitability call's deadline; past it the build's answer is SUITABILITY_UNKNOWN.
     suitability_deadline_seconds: float = Field(default=5.0, gt=0, le=60,
                                                 validation_alias="CRM_CAMPAIGN_SUITABILITY_DEADLINE_SECONDS")
+    # The deadline of next best action's suitability calls: the answer is for a customer waiting at a
+    # counter or in the app, so it is short; past it the answer leaves risky offers out (degraded).
+    nba_suitability_deadline_seconds: float = Field(default=0.3, gt=0, le=10,
+                                                    validation_alias="CRM_CAMPAIGN_NBA_SUITABILITY_DEADLINE_SECONDS")
     feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
                                             validation_alias="CRM_CAMPAIGN_FEED_MAX_BACKOFF_SECONDS")
     # How long a claimed dispatch stays claimed: past it, another dispatcher hands it over again.
@@ -179,7 +186,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         repository=EngagementRepository(), campaigns=campaign_repository, offers=offer_repository,
         dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
         response_payload=engagement_messages.response_to_proto,
-        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
+        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency,
+        decisions=DecisionRepository())
     book = BookRepository()
     care_tasks = CareTasks(
         repository=CareTaskRepository(), book=book, offers=offer_repository, engagement=engagement,
@@ -211,6 +219,17 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         dispatches=dispatches,
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types),
         suitability=suitability)
+    nba_suitability: Suitability = NoRisk()
+    if settings.risk_target:
+        nba_risk = RiskSuitability(target=settings.risk_target, settings=settings,
+                                   deadline_seconds=settings.nba_suitability_deadline_seconds)
+        runtime.on_close(nba_risk.close)
+        nba_suitability = nba_risk
+    next_best_actions = NextBestActions(
+        db=runtime.db, repository=DecisionRepository(), audit=audit, suitability=nba_suitability,
+        catalogue=RunningCampaigns(
+            db=runtime.db, campaigns=campaign_repository, offers=offer_repository,
+            exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types)))
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,
@@ -242,7 +261,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
         feed=feed, care_tasks=care_tasks, history=history, triggers=TriggerRules(
             repository=TriggerRuleRepository(), campaigns=campaign_repository, offers=offer_repository, outbox=outbox,
-            idempotency=idempotency, page_tokens=page_tokens, feed_payload=trigger_messages.to_proto))
+            idempotency=idempotency, page_tokens=page_tokens, feed_payload=trigger_messages.to_proto),
+        next_best_actions=next_best_actions)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

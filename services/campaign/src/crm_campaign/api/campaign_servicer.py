@@ -16,6 +16,7 @@ from crm_campaign.api import campaign_messages, dispatch_messages, engagement_me
 from crm_campaign.api import value_messages as values
 from crm_campaign.api.care_rpcs import CareRpcs
 from crm_campaign.api.history_rpcs import HistoryRpcs
+from crm_campaign.api.nba_rpcs import NextBestActionRpcs
 from crm_campaign.api.operation_rpcs import OperationRpcs
 from crm_campaign.api.trigger_rpcs import TriggerRuleRpcs
 from crm_campaign.audience.builds import AudienceBuilds
@@ -26,6 +27,7 @@ from crm_campaign.care.service import CareTasks
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.engagement.service import Engagement
 from crm_campaign.history.service import ContactHistory
+from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.service import CampaignResults
@@ -46,16 +48,17 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(CareRpcs, HistoryRpcs, OperationRpcs, TriggerRuleRpcs,
+class CampaignServicer(CareRpcs, HistoryRpcs, NextBestActionRpcs, OperationRpcs, TriggerRuleRpcs,
                        campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
                  reporting_currency: str, feed: ChangeFeed, care_tasks: CareTasks,
-                 history: ContactHistory, triggers: TriggerRules) -> None:
+                 history: ContactHistory, triggers: TriggerRules, next_best_actions: NextBestActions) -> None:
         self._db = db
         self._care_tasks = care_tasks
         self._history = history
         self._triggers = triggers
+        self._next_best_actions = next_best_actions
         self._builds = builds
         self._operations = operations
         self._engagement = engagement

@@ -5,7 +5,7 @@ so a build works while the peers are down.
 - `segment_member`: segment's SegmentMember events (who is in which segment now).
 - `customer_contact`: profile's consents, contact preferences and do-not-contact, reduced to what
   marketing needs: the channels with marketing consent, the channels with a contact detail on
-  file, the preferred channel and the customer's time zone.
+  file, the preferred channel, the customer's time zone and relationship manager (their book).
 - `open_complaint`: feedback's complaints that are not closed.
 """
 
@@ -35,6 +35,8 @@ customer_contact = sa.Table(
     sa.Column("preferred_channel", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("time_zone", sa.Text, nullable=False, server_default=""),
     sa.Column("held_products", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    # The customer's relationship manager (profile's Customer events): whose book they are in.
+    sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 

@@ -202,6 +202,11 @@ class CampaignRepository:
         found = [_from_row(row) for row in (await uow.execute(query)).all()]
         return await self._with_history(uow, found)
 
+    async def running(self, uow: UnitOfWork) -> list[Campaign]:
+        """Every RUNNING campaign, in id order, without approval history (next best action's catalogue)."""
+        query = sa.select(t).where(t.c.state == int(CampaignState.RUNNING)).order_by(t.c.campaign_id)
+        return [_from_row(row) for row in (await uow.execute(query)).all()]
+
     async def _with_history(self, uow: UnitOfWork, campaigns: list[Campaign]) -> list[Campaign]:
         """The campaigns with their approval history, read in one query."""
         if not campaigns:

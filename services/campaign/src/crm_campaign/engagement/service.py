@@ -15,6 +15,8 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.engagement import rules
 from crm_campaign.engagement.model import Conversion, OfferResponse, ResponseType
 from crm_campaign.engagement.repository import EngagementRepository
+from crm_campaign.nba import rules as nba_rules
+from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import not_found as offer_not_found
 from crmkit.auth import Principal
@@ -34,9 +36,10 @@ class Engagement:
         self, *, repository: EngagementRepository, campaigns: CampaignRepository, offers: OfferRepository,
         dispatches: DispatchRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         response_payload: Callable[[OfferResponse], Message], conversion_payload: Callable[[Conversion], Message],
-        reporting_currency: str, clock: Clock = utc_now,
+        reporting_currency: str, decisions: DecisionRepository | None = None, clock: Clock = utc_now,
     ) -> None:
         self._repository = repository
+        self._decisions = decisions or DecisionRepository()
         self._campaigns = campaigns
         self._offers = offers
         self._dispatches = dispatches
@@ -53,6 +56,9 @@ class Engagement:
         v = Violations()
         v.required(request_id, "request_id")
         rules.validate_response(response, now=now, v=v)
+        decision_id = nba_rules.decision_id_of(response.decision_id) if response.decision_id else ""
+        v.check(decision_id is not None, "response.decision_id",
+                "must be a decision_id from GetNextBestAction (a UUID)")
         v.raise_if_any()
         response = dataclasses.replace(response, response_id=uuid.uuid4().hex, recorder=actor.subject)
         replayed = await self._idempotency.claim_or_replay(
@@ -74,6 +80,11 @@ class Engagement:
             if (sent.customer_id, sent.offer_id) != (response.customer_id, response.offer_id):
                 raise InvalidArgument([FieldViolation("response.dispatch",
                                                       "must be a dispatch of this customer and offer")])
+        if decision_id:
+            nba_rules.check_response(await self._decisions.get(uow, decision_id), decision_id=decision_id,
+                                     customer_id=response.customer_id, campaign_id=response.campaign_id,
+                                     offer_id=response.offer_id)
+            response = dataclasses.replace(response, decision_id=decision_id)
         recorded = await self._repository.insert_response(uow, response, now)
         if recorded.type == ResponseType.OPTED_OUT:
             await self._repository.stop_channel(uow, recorded.customer_id, recorded.channel, now)

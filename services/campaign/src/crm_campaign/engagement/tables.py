@@ -21,7 +21,7 @@ offer_response = sa.Table(
     sa.Column("recorder", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_offer_response_campaign", "campaign_id", "customer_id"),
-    # Contact history reads one customer's responses across campaigns.
+    # Contact history and next best action read one customer's responses across campaigns.
     sa.Index("ix_offer_response_customer", "customer_id", "response_time"),
 )
 

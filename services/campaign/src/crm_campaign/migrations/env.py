@@ -7,6 +7,7 @@ import crm_campaign.campaigns.tables
 import crm_campaign.care.tables
 import crm_campaign.dispatch.tables
 import crm_campaign.engagement.tables
+import crm_campaign.nba.tables
 import crm_campaign.offers.tables
 import crm_campaign.triggers.tables  # noqa: F401
 from crm_campaign.tables import metadata

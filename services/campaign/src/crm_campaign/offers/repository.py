@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -91,4 +92,11 @@ class OfferRepository:
         query = sa.select(t).where(t.c.campaign_id == campaign_id).order_by(t.c.offer_id).limit(limit)
         if after is not None:
             query = query.where(t.c.offer_id > after)
+        return [_from_row(row) for row in (await uow.execute(query)).all()]
+
+    async def of_campaigns(self, uow: UnitOfWork, campaign_ids: Sequence[str]) -> list[Offer]:
+        """The offers of several campaigns in one query, in campaign and offer-id order."""
+        if not campaign_ids:
+            return []
+        query = sa.select(t).where(t.c.campaign_id.in_(campaign_ids)).order_by(t.c.campaign_id, t.c.offer_id)
         return [_from_row(row) for row in (await uow.execute(query)).all()]
