@@ -91,7 +91,7 @@ async def _ensure(connection: AsyncConnection, customer_id: str) -> None:
 def follow_profile(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float,
                    triggers: ApplyEvent | None = None) -> PeerFeedFollower:
     """`triggers` also sees every event (and the customer events and holdings it needs), in the same transaction."""
-    types = (CONSENT_TYPE, PREFERENCES_TYPE, CUSTOMER_TYPE)
+    types: tuple[str, ...] = (CONSENT_TYPE, PREFERENCES_TYPE, CUSTOMER_TYPE)
     if triggers is not None:
         types += trigger_events.PROFILE_TYPES
     return peers.follow(name=FEED, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,
