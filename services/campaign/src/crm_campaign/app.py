@@ -38,11 +38,14 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher, Dispatches
 from crm_campaign.engagement.repository import EngagementRepository
 from crm_campaign.engagement.service import Engagement
+from crm_campaign.loyalty.repository import LoyaltyRepository
+from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
+from crmkit.audit import AuditWriter
 from crmkit.idempotency import IdempotencyKeys
 from crmkit.operations import OperationRunner, Operations
 from crmkit.outbox import Outbox
@@ -202,13 +205,18 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
             runtime.on_close(follower.close)
             runtime.add_health_details(follower.details)
             follower.start()
+    # Reads of loyalty accounts are audited through the group-commit writer (crmkit.audit).
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
+    loyalty = Loyalty(repository=LoyaltyRepository(), idempotency=idempotency, page_tokens=page_tokens, audit=audit)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed)
+        feed=feed, loyalty=loyalty)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

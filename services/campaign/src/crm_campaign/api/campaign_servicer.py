@@ -14,6 +14,7 @@ from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api import value_messages as values
+from crm_campaign.api.loyalty_rpcs import LoyaltyRpcs
 from crm_campaign.api.operation_rpcs import OperationRpcs
 from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.campaigns.model import CampaignType
@@ -21,6 +22,7 @@ from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.engagement.service import Engagement
+from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
 from crm_campaign.results.service import CampaignResults
@@ -40,11 +42,12 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
+class CampaignServicer(LoyaltyRpcs, OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
-                 reporting_currency: str, feed: ChangeFeed) -> None:
+                 reporting_currency: str, feed: ChangeFeed, loyalty: Loyalty) -> None:
         self._db = db
+        self._loyalty = loyalty
         self._builds = builds
         self._operations = operations
         self._engagement = engagement

@@ -1,0 +1,124 @@
+"""Loyalty RPCs of CampaignService: accounts, transactions, manual adjustments, the reward catalogue
+and redemptions. Proto -> arguments, one unit of work and one service call, result -> proto."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+
+from crm.campaign.v1 import campaign_service_pb2 as pb
+from crm_campaign.api import loyalty_messages as messages
+from crm_campaign.api import value_messages as values
+from crm_campaign.campaigns.model import Channel
+from crm_campaign.loyalty import rules
+from crm_campaign.loyalty.model import TransactionType
+from crm_campaign.loyalty.service import Loyalty
+from crmkit.auth import current_principal
+from crmkit.db import Database
+from crmkit.idempotency import parse_request_id
+from crmkit.resources import ResourceName, purpose_from
+from crmkit.validation import Violations
+
+CUSTOMER = ResourceName("customers/{customer_id}")
+REWARD = ResourceName("rewards/{reward_id}", id_pattern=rules.REWARD_ID.pattern)
+
+
+def _required_request_id(request_id: str, violations: Violations) -> uuid.UUID:
+    violations.required(request_id, "request_id")
+    parsed = parse_request_id(request_id, violations=violations)
+    return parsed if parsed is not None else uuid.UUID(int=0)
+
+
+class LoyaltyRpcs:
+    _db: Database
+    _loyalty: Loyalty
+
+    async def GetLoyaltyAccount(self, request: pb.GetLoyaltyAccountRequest, context: grpc.aio.ServicerContext
+                                ) -> pb.GetLoyaltyAccountResponse:
+        violations = Violations()
+        CUSTOMER.check(request.customer, "customer", violations, required=True)
+        purpose = purpose_from(request.audit, violations=violations)
+        violations.raise_if_any()
+        async with self._db.unit_of_work(read_only=True) as uow:
+            account = await self._loyalty.get_account(uow=uow, customer_id=CUSTOMER.parse_one(request.customer),
+                                                      purpose=purpose, actor=current_principal())
+        return pb.GetLoyaltyAccountResponse(loyalty_account=messages.account_to_proto(account))
+
+    async def ListLoyaltyTransactions(self, request: pb.ListLoyaltyTransactionsRequest,
+                                      context: grpc.aio.ServicerContext) -> pb.ListLoyaltyTransactionsResponse:
+        violations = Violations()
+        CUSTOMER.check(request.customer, "customer", violations, required=True)
+        violations.enum(request.type, "type", {int(t) for t in TransactionType}, "LoyaltyTransactionType")
+        purpose = purpose_from(request.audit, violations=violations)
+        interval = values.read_interval(request.create_interval) if request.HasField("create_interval") else None
+        if interval is not None and interval.start_time is not None and interval.end_time is not None:
+            violations.check(interval.end_time > interval.start_time, "create_interval.end_time",
+                             "must be after create_interval.start_time")
+        violations.raise_if_any()
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._loyalty.list_transactions(
+                uow=uow, customer_id=CUSTOMER.parse_one(request.customer), page_size=request.page_size,
+                page_token=request.page_token, type_=request.type,
+                created_from=interval.start_time if interval else None,
+                created_before=interval.end_time if interval else None, purpose=purpose, actor=current_principal())
+        return pb.ListLoyaltyTransactionsResponse(
+            transactions=[messages.transaction_to_proto(t) for t in page.items], next_page_token=page.next_page_token)
+
+    async def AdjustLoyaltyPoints(self, request: pb.AdjustLoyaltyPointsRequest, context: grpc.aio.ServicerContext
+                                  ) -> pb.AdjustLoyaltyPointsResponse:
+        violations = Violations()
+        CUSTOMER.check(request.customer, "customer", violations, required=True)
+        rules.validate_adjustment(points=request.points, reason=request.reason, violations=violations)
+        request_id = _required_request_id(request.request_id, violations)
+        purpose = purpose_from(request.audit, violations=violations)
+        violations.raise_if_any()
+        async with self._db.unit_of_work() as uow:
+            moved = await self._loyalty.adjust(
+                uow=uow, customer_id=CUSTOMER.parse_one(request.customer), points=request.points,
+                reason=request.reason, request_id=request_id, request=request, purpose=purpose,
+                actor=current_principal())
+        return pb.AdjustLoyaltyPointsResponse(transaction=messages.transaction_to_proto(moved.transaction),
+                                              loyalty_account=messages.account_to_proto(moved.account))
+
+    async def CreateReward(self, request: pb.CreateRewardRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.CreateRewardResponse:
+        violations = Violations()
+        reward = messages.reward_to_domain(request.reward)
+        rules.validate_reward(reward, violations)
+        request_id = parse_request_id(request.request_id, violations=violations)
+        violations.raise_if_any()
+        async with self._db.unit_of_work() as uow:
+            created = await self._loyalty.create_reward(uow=uow, reward=reward, request_id=request_id,
+                                                        request=request, actor=current_principal())
+        return pb.CreateRewardResponse(reward=messages.reward_to_proto(created))
+
+    async def ListRewards(self, request: pb.ListRewardsRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.ListRewardsResponse:
+        violations = Violations()
+        violations.check(request.max_points_cost >= 0, "max_points_cost", "must not be negative")
+        violations.raise_if_any()
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page = await self._loyalty.list_rewards(
+                uow=uow, page_size=request.page_size, page_token=request.page_token,
+                available_only=request.available_only, max_points_cost=request.max_points_cost)
+        return pb.ListRewardsResponse(rewards=[messages.reward_to_proto(r) for r in page.items],
+                                      next_page_token=page.next_page_token)
+
+    async def RedeemReward(self, request: pb.RedeemRewardRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.RedeemRewardResponse:
+        violations = Violations()
+        CUSTOMER.check(request.customer, "customer", violations, required=True)
+        REWARD.check(request.reward, "reward", violations, required=True)
+        quantity = rules.redeem_quantity(request.quantity, violations)
+        violations.enum(request.channel, "channel", {int(c) for c in Channel if c}, "Channel", required=True)
+        request_id = _required_request_id(request.request_id, violations)
+        purpose = purpose_from(request.audit, violations=violations)
+        violations.raise_if_any()
+        async with self._db.unit_of_work() as uow:
+            redeemed = await self._loyalty.redeem(
+                uow=uow, customer_id=CUSTOMER.parse_one(request.customer), reward_id=REWARD.parse_one(request.reward),
+                quantity=quantity, channel=request.channel, request_id=request_id, request=request,
+                purpose=purpose, actor=current_principal())
+        return pb.RedeemRewardResponse(redemption=messages.redemption_to_proto(redeemed.redemption),
+                                       loyalty_account=messages.account_to_proto(redeemed.account))

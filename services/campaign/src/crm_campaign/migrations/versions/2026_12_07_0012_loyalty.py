@@ -1,0 +1,80 @@
+"""Loyalty points: a balance row per customer, its append-only transactions, the reward catalogue and
+redemptions
+
+Revision ID: 0012
+Revises: 0009
+Create Date: 2026-12-07 16:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0012'
+down_revision = '0009'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "loyalty_account",
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        sa.Column("balance", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("lifetime_earned", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("lifetime_redeemed", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+    )
+    op.create_table(
+        "loyalty_transaction",
+        sa.Column("transaction_id", sa.Text, primary_key=True),
+        sa.Column("seq", sa.BigInteger, sa.Identity(always=True), nullable=False, unique=True),
+        sa.Column("customer_id", sa.Text, sa.ForeignKey("loyalty_account.customer_id"), nullable=False),
+        sa.Column("type", sa.SmallInteger, nullable=False),
+        sa.Column("points", sa.BigInteger, nullable=False),
+        sa.Column("balance_after", sa.BigInteger, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Column("source", sa.Text, nullable=False, server_default=""),
+        sa.Column("expire_on", sa.Date),
+        sa.Column("actor", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.CheckConstraint("points <> 0", name="points_not_zero"),
+        sa.CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+    )
+    op.create_index("ix_loyalty_transaction_customer_seq", "loyalty_transaction", ["customer_id", "seq"])
+    op.create_table(
+        "reward",
+        sa.Column("reward_id", sa.Text, primary_key=True),
+        sa.Column("display_name", sa.Text, nullable=False),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("points_cost", sa.BigInteger, nullable=False),
+        sa.Column("limited_quantity", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("remaining_quantity", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("available_start_at", sa.DateTime(timezone=True)),
+        sa.Column("available_end_at", sa.DateTime(timezone=True)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.CheckConstraint("points_cost > 0", name="points_cost_positive"),
+        sa.CheckConstraint("remaining_quantity >= 0", name="remaining_quantity_not_negative"),
+    )
+    op.create_index("ix_reward_display_name", "reward", ["display_name", "reward_id"])
+    op.create_table(
+        "redemption",
+        sa.Column("redemption_id", sa.Text, primary_key=True),
+        sa.Column("customer_id", sa.Text, nullable=False),
+        sa.Column("reward_id", sa.Text, sa.ForeignKey("reward.reward_id"), nullable=False),
+        sa.Column("quantity", sa.Integer, nullable=False),
+        sa.Column("points", sa.BigInteger, nullable=False),
+        sa.Column("voucher_code", sa.Text, nullable=False, unique=True),
+        sa.Column("transaction_id", sa.Text, sa.ForeignKey("loyalty_transaction.transaction_id"),
+                  nullable=False),
+        sa.Column("channel", sa.SmallInteger, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("redemption")
+    op.drop_table("reward")
+    op.drop_table("loyalty_transaction")
+    op.drop_table("loyalty_account")

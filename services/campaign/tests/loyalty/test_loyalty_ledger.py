@@ -1,0 +1,228 @@
+"""The loyalty ledger through the real server on a real PostgreSQL: adjustments, the account, its
+history, and the reconciliation of every movement against the balances, under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from crm.campaign.v1 import campaign_service_pb2 as pb
+from crm.campaign.v1 import loyalty_pb2
+from crm.common.v1 import audit_pb2
+from crmkit.auth import Role
+from crmkit.testing import bearer, error_reason, field_violations, row_counts
+
+MARKETER = bearer(Role.MARKETER, subject="marketer-a")
+ADMIN = bearer(Role.ADMIN, subject="admin-1")
+ANALYST = bearer(Role.ANALYST, subject="analyst-1")
+CHANNEL = bearer(Role.CHANNEL_APP, subject="mobile-app")
+RM = bearer(Role.RELATIONSHIP_MANAGER, subject="rm-1")
+AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE, justification="CASE-1")
+L = loyalty_pb2
+LEDGER_TABLES = ("loyalty_account", "loyalty_transaction", "idempotency_key")
+
+
+def new_customer() -> str:
+    return f"customers/c-{uuid.uuid4().hex[:12]}"
+
+
+async def adjust(campaigns: Any, customer: str, points: int, *, request_id: str = "", reason: str = "Goodwill",
+                 metadata: Any = MARKETER) -> pb.AdjustLoyaltyPointsResponse:
+    return await campaigns.AdjustLoyaltyPoints(pb.AdjustLoyaltyPointsRequest(
+        customer=customer, points=points, reason=reason, request_id=request_id or str(uuid.uuid4()), audit=AUDIT),
+        metadata=metadata)
+
+
+async def account(campaigns: Any, customer: str, metadata: Any = ANALYST) -> L.LoyaltyAccount:
+    return (await campaigns.GetLoyaltyAccount(pb.GetLoyaltyAccountRequest(customer=customer, audit=AUDIT),
+                                              metadata=metadata)).loyalty_account
+
+
+async def test_an_unknown_customer_has_a_zero_basic_account(campaigns) -> None:  # type: ignore[no-untyped-def]
+    customer = new_customer()
+    found = await account(campaigns, customer)
+    assert found.name == f"loyaltyAccounts/{customer.split('/')[1]}" and found.customer == customer
+    assert (found.balance, found.lifetime_earned, found.level, found.points_to_next_level) == (
+        0, 0, L.LOYALTY_LEVEL_BASIC, 5_000)
+    assert not found.HasField("expiring_on") and not found.HasField("create_time")
+
+
+async def test_adjustments_move_the_balance_the_level_and_the_history(campaigns) -> None:  # type: ignore[no-untyped-def]
+    customer = new_customer()
+    added = await adjust(campaigns, customer, 6_000, reason="Welcome bonus")
+    assert added.transaction.type == L.LOYALTY_TRANSACTION_TYPE_ADJUSTED
+    assert (added.transaction.points, added.transaction.balance_after) == (6_000, 6_000)
+    assert added.transaction.actor == "marketer-a" and added.transaction.reason == "Welcome bonus"
+    assert added.transaction.HasField("expire_on") and added.transaction.expire_on.month == 12
+    assert added.loyalty_account.level == L.LOYALTY_LEVEL_SILVER
+    assert added.loyalty_account.points_to_next_level == 14_000
+
+    taken = await adjust(campaigns, customer, -1_500, metadata=ADMIN)
+    assert taken.transaction.balance_after == 4_500 and not taken.transaction.HasField("expire_on")
+    found = await account(campaigns, customer, metadata=CHANNEL)
+    assert (found.balance, found.lifetime_earned, found.lifetime_redeemed) == (4_500, 6_000, 0)
+    # Spending points never lowers the level; the first-earned points are the first spent.
+    assert found.level == L.LOYALTY_LEVEL_SILVER
+    assert (found.expiring_points, found.expiring_on) == (4_500, added.transaction.expire_on)
+
+    listed = (await campaigns.ListLoyaltyTransactions(pb.ListLoyaltyTransactionsRequest(
+        customer=customer, audit=AUDIT), metadata=ANALYST)).transactions
+    assert [t.name for t in listed] == [taken.transaction.name, added.transaction.name]
+
+
+async def test_transactions_page_newest_first_and_filter_by_type(campaigns) -> None:  # type: ignore[no-untyped-def]
+    customer = new_customer()
+    made = [(await adjust(campaigns, customer, points)).transaction for points in (100, 200, -50, 300, 400)]
+    pages: list[str] = []
+    token = ""
+    while True:
+        page = await campaigns.ListLoyaltyTransactions(pb.ListLoyaltyTransactionsRequest(
+            customer=customer, page_size=2, page_token=token, audit=AUDIT), metadata=ANALYST)
+        pages.extend(t.name for t in page.transactions)
+        token = page.next_page_token
+        if not token:
+            break
+    assert pages == [t.name for t in reversed(made)]
+    redeemed_only = await campaigns.ListLoyaltyTransactions(pb.ListLoyaltyTransactionsRequest(
+        customer=customer, type=L.LOYALTY_TRANSACTION_TYPE_REDEEMED, audit=AUDIT), metadata=ANALYST)
+    assert list(redeemed_only.transactions) == []
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await campaigns.ListLoyaltyTransactions(pb.ListLoyaltyTransactionsRequest(
+            customer=customer, page_size=2, page_token=page.next_page_token or "forged", audit=AUDIT),
+            metadata=ANALYST)
+    assert "page_token" in field_violations(refused.value)
+
+
+async def test_a_repeated_request_id_adjusts_once(campaigns) -> None:  # type: ignore[no-untyped-def]
+    customer = new_customer()
+    request_id = str(uuid.uuid4())
+    first = await adjust(campaigns, customer, 250, request_id=request_id)
+    again = await adjust(campaigns, customer, 250, request_id=request_id)
+    assert again.transaction == first.transaction
+    assert (await account(campaigns, customer)).balance == 250
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await adjust(campaigns, customer, 999, request_id=request_id)
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(reused.value) == "REQUEST_ID_REUSED"
+
+
+async def test_taking_more_than_the_balance_is_refused_and_changes_nothing(  # type: ignore[no-untyped-def]
+        campaigns, campaign_service) -> None:
+    customer = new_customer()
+    await adjust(campaigns, customer, 300)
+    before = await row_counts(campaign_service, *LEDGER_TABLES)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await adjust(campaigns, customer, -301)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(refused.value) == "INSUFFICIENT_POINTS"
+    assert await row_counts(campaign_service, *LEDGER_TABLES) == before
+    assert (await account(campaigns, customer)).balance == 300
+    # A customer with no account yet gets none from a refused deduction.
+    with pytest.raises(grpc.aio.AioRpcError):
+        await adjust(campaigns, new_customer(), -1)
+    assert await row_counts(campaign_service, *LEDGER_TABLES) == before
+
+
+async def test_bad_adjustments_name_every_field_and_change_nothing(  # type: ignore[no-untyped-def]
+        campaigns, campaign_service) -> None:
+    before = await row_counts(campaign_service, *LEDGER_TABLES)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await campaigns.AdjustLoyaltyPoints(pb.AdjustLoyaltyPointsRequest(
+            customer="clients/1", points=0, reason="", request_id="not-a-uuid"), metadata=MARKETER)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(refused.value)) == {"customer", "points", "reason", "request_id", "audit.purpose"}
+    with pytest.raises(grpc.aio.AioRpcError) as too_many:
+        await adjust(campaigns, new_customer(), 1_000_001, reason="x" * 201, request_id="")
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # An empty request_id is filled in by the helper; the bounds are what is refused here.
+    assert {"points", "reason"} <= set(field_violations(too_many.value))
+    with pytest.raises(grpc.aio.AioRpcError) as no_key:
+        await campaigns.AdjustLoyaltyPoints(pb.AdjustLoyaltyPointsRequest(
+            customer=new_customer(), points=5, reason="Goodwill", audit=AUDIT), metadata=MARKETER)
+    assert set(field_violations(no_key.value)) == {"request_id"}
+    assert await row_counts(campaign_service, *LEDGER_TABLES) == before
+
+
+@pytest.mark.parametrize("metadata", [ANALYST, CHANNEL, RM])
+async def test_only_marketers_and_admins_adjust(campaigns, metadata) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await adjust(campaigns, new_customer(), 10, metadata=metadata)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_relationship_manager_cannot_read_an_account_campaign_cannot_place_in_their_book(  # type: ignore[no-untyped-def]
+        campaigns, campaign_service) -> None:
+    customer = new_customer()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await account(campaigns, customer, metadata=RM)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_reason(refused.value) == "CUSTOMER_OUTSIDE_BOOK"
+    _, runtime = campaign_service
+    async with runtime.db.engine.connect() as connection:
+        outcomes = (await connection.execute(sa.text(
+            "SELECT action, outcome FROM audit_record WHERE resource_name = :name"), {"name": customer})).all()
+    assert [tuple(row) for row in outcomes] == [("loyalty.read", "DENIED")]
+
+
+async def test_reads_need_a_purpose(campaigns) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await campaigns.GetLoyaltyAccount(pb.GetLoyaltyAccountRequest(customer=new_customer()), metadata=ANALYST)
+    assert set(field_violations(refused.value)) == {"audit.purpose"}
+
+
+async def test_the_ledger_reconciles_with_the_balances_under_concurrent_movements(  # type: ignore[no-untyped-def]
+        campaigns, campaign_service) -> None:
+    """Concurrent deductions race for the same points: exactly as many succeed as the balance
+    covers, none overdraws, and every balance equals the sum of its account's movements."""
+    customers = [new_customer() for _ in range(3)]
+    for customer in customers:
+        await adjust(campaigns, customer, 1_000)
+
+    async def attempt(customer: str, points: int) -> bool:
+        try:
+            await adjust(campaigns, customer, points)
+        except grpc.aio.AioRpcError as error:
+            assert error_reason(error) == "INSUFFICIENT_POINTS"
+            return False
+        return True
+
+    moves = [(customer, -100) for customer in customers for _ in range(15)]
+    moves += [(customers[2], 50) for _ in range(4)]
+    outcomes = await asyncio.gather(*(attempt(customer, points) for customer, points in moves))
+    succeeded = [move for move, ok in zip(moves, outcomes, strict=True) if ok]
+    assert sum(1 for customer, points in succeeded if customer == customers[0] and points < 0) == 10
+    assert sum(1 for customer, points in succeeded if customer == customers[1] and points < 0) == 10
+    assert sum(1 for customer, points in succeeded if points > 0) == 4
+
+    ids = [c.split("/")[1] for c in customers]
+    _, runtime = campaign_service
+    async with runtime.db.engine.connect() as connection:
+        rows = (await connection.execute(sa.text("""
+            SELECT a.customer_id, a.balance, a.lifetime_earned, a.lifetime_redeemed,
+                   coalesce(sum(t.points), 0) AS total,
+                   coalesce(sum(t.points) FILTER (WHERE t.points > 0), 0) AS added,
+                   coalesce(-sum(t.points) FILTER (WHERE t.type = 3), 0) AS redeemed,
+                   (SELECT balance_after FROM loyalty_transaction l WHERE l.customer_id = a.customer_id
+                     ORDER BY seq DESC LIMIT 1) AS last_balance,
+                   bool_and(t.balance_after >= 0) AS never_negative
+            FROM loyalty_account a JOIN loyalty_transaction t USING (customer_id)
+            WHERE a.customer_id = ANY(:ids) GROUP BY a.customer_id"""), {"ids": ids})).all()
+        # Each transaction's balance_after is the running sum of the account's movements in order.
+        drift = (await connection.execute(sa.text("""
+            SELECT count(*) FROM (
+              SELECT balance_after, sum(points) OVER (PARTITION BY customer_id ORDER BY seq) AS running
+              FROM loyalty_transaction WHERE customer_id = ANY(:ids)) s
+            WHERE balance_after <> running"""), {"ids": ids})).scalar_one()
+    assert len(rows) == 3 and drift == 0
+    for row in rows:
+        assert row.balance == row.total == row.last_balance and row.never_negative
+        assert (row.lifetime_earned, row.lifetime_redeemed) == (row.added, row.redeemed)
+    balances = {row.customer_id: row.balance for row in rows}
+    assert balances[ids[0]] == balances[ids[1]] == 0
+    assert balances[ids[2]] == 1_000 + 4 * 50 - 100 * sum(
+        1 for customer, points in succeeded if customer == customers[2] and points < 0)
