@@ -193,10 +193,24 @@ async def test_the_ledger_reconciles_with_the_balances_under_concurrent_movement
 
     moves = [(customer, -100) for customer in customers for _ in range(15)]
     moves += [(customers[2], 50) for _ in range(4)]
-    outcomes = await asyncio.gather(*(attempt(customer, points) for customer, points in moves))
+    # Reversals race with the rest: a 300-point grant to customers[1], reversed once whatever happens.
+    granted = await adjust(campaigns, customers[1], 300)
+    await adjust(campaigns, customers[1], -300)  # keeps the race for customers[1] at 1,000 points
+
+    async def take_back() -> None:
+        try:
+            await campaigns.ReverseLoyaltyTransaction(pb.ReverseLoyaltyTransactionRequest(
+                name=granted.transaction.name, reason="Granted twice", request_id=str(uuid.uuid4()), audit=AUDIT),
+                metadata=MARKETER)
+        except grpc.aio.AioRpcError as error:
+            assert error_reason(error) in {"ALREADY_REVERSED", "INSUFFICIENT_POINTS"}
+
+    outcomes, _ = await asyncio.gather(
+        asyncio.gather(*(attempt(customer, points) for customer, points in moves)),
+        asyncio.gather(*(take_back() for _ in range(3))))
     succeeded = [move for move, ok in zip(moves, outcomes, strict=True) if ok]
     assert sum(1 for customer, points in succeeded if customer == customers[0] and points < 0) == 10
-    assert sum(1 for customer, points in succeeded if customer == customers[1] and points < 0) == 10
+    assert sum(1 for customer, points in succeeded if customer == customers[1] and points < 0) in (7, 10)
     assert sum(1 for customer, points in succeeded if points > 0) == 4
 
     ids = [c.split("/")[1] for c in customers]
@@ -205,7 +219,9 @@ async def test_the_ledger_reconciles_with_the_balances_under_concurrent_movement
         rows = (await connection.execute(sa.text("""
             SELECT a.customer_id, a.balance, a.lifetime_earned, a.lifetime_redeemed,
                    coalesce(sum(t.points), 0) AS total,
-                   coalesce(sum(t.points) FILTER (WHERE t.points > 0), 0) AS added,
+                   coalesce(sum(t.points) FILTER (WHERE t.points > 0 AND t.type IN (1, 2)), 0)
+                   + coalesce(sum(t.points) FILTER (WHERE t.type = 5 AND t.points < 0), 0) AS added,
+                   count(*) FILTER (WHERE t.type = 5) AS reversals,
                    coalesce(-sum(t.points) FILTER (WHERE t.type = 3), 0) AS redeemed,
                    (SELECT balance_after FROM loyalty_transaction l WHERE l.customer_id = a.customer_id
                      ORDER BY seq DESC LIMIT 1) AS last_balance,
@@ -223,6 +239,84 @@ async def test_the_ledger_reconciles_with_the_balances_under_concurrent_movement
         assert row.balance == row.total == row.last_balance and row.never_negative
         assert (row.lifetime_earned, row.lifetime_redeemed) == (row.added, row.redeemed)
     balances = {row.customer_id: row.balance for row in rows}
+    assert {row.customer_id: row.reversals for row in rows}[ids[1]] <= 1
     assert balances[ids[0]] == balances[ids[1]] == 0
     assert balances[ids[2]] == 1_000 + 4 * 50 - 100 * sum(
         1 for customer, points in succeeded if customer == customers[2] and points < 0)
+
+
+async def reverse(campaigns: Any, name: str, *, request_id: str = "", metadata: Any = MARKETER
+                  ) -> pb.ReverseLoyaltyTransactionResponse:
+    return await campaigns.ReverseLoyaltyTransaction(pb.ReverseLoyaltyTransactionRequest(
+        name=name, reason="Deposit withdrawn in cooling-off period", request_id=request_id or str(uuid.uuid4()),
+        audit=AUDIT), metadata=metadata)
+
+
+async def test_a_reversal_takes_a_movement_back_exactly_once(campaigns, campaign_service) -> None:  # type: ignore[no-untyped-def]
+    customer = new_customer()
+    kept = await adjust(campaigns, customer, 200)
+    wrong = await adjust(campaigns, customer, 6_000)
+    assert wrong.loyalty_account.level == L.LOYALTY_LEVEL_SILVER
+    request_id = str(uuid.uuid4())
+    reversed_ = await reverse(campaigns, wrong.transaction.name, request_id=request_id)
+    reversal = reversed_.transaction
+    assert (reversal.type, reversal.points, reversal.balance_after) == (L.LOYALTY_TRANSACTION_TYPE_REVERSED, -6_000,
+                                                                        200)
+    assert reversal.reversed_transaction == wrong.transaction.name and not reversal.HasField("expire_on")
+    after = reversed_.loyalty_account
+    assert (after.balance, after.lifetime_earned, after.level) == (200, 200, L.LOYALTY_LEVEL_BASIC)
+    assert (after.expiring_points, after.expiring_on) == (200, kept.transaction.expire_on)
+    # A retry with the same key replays the reversal; another key is a second reversal, refused.
+    assert (await reverse(campaigns, wrong.transaction.name, request_id=request_id)).transaction == reversal
+    before = await row_counts(campaign_service, *LEDGER_TABLES)
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await reverse(campaigns, wrong.transaction.name)
+    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(twice.value) == "ALREADY_REVERSED"
+    with pytest.raises(grpc.aio.AioRpcError) as of_reversal:
+        await reverse(campaigns, reversal.name)
+    assert error_reason(of_reversal.value) == "NOT_REVERSIBLE"
+    assert await row_counts(campaign_service, *LEDGER_TABLES) == before
+    assert (await account(campaigns, customer)).balance == 200
+
+
+async def test_spent_points_cannot_be_reversed_and_bad_reversals_change_nothing(  # type: ignore[no-untyped-def]
+        campaigns, campaign_service) -> None:
+    customer = new_customer()
+    added = await adjust(campaigns, customer, 500)
+    await adjust(campaigns, customer, -400)
+    before = await row_counts(campaign_service, *LEDGER_TABLES)
+    with pytest.raises(grpc.aio.AioRpcError) as spent:
+        await reverse(campaigns, added.transaction.name)
+    assert spent.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(spent.value) == "INSUFFICIENT_POINTS"
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await reverse(campaigns, f"loyaltyAccounts/{customer.split('/')[1]}/transactions/{uuid.uuid4()}")
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_reason(missing.value) == "LOYALTY_TRANSACTION_NOT_FOUND"
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await campaigns.ReverseLoyaltyTransaction(pb.ReverseLoyaltyTransactionRequest(name=added.transaction.name
+                                                                                      + "/x"), metadata=MARKETER)
+    assert set(field_violations(bad.value)) == {"name", "reason", "request_id", "audit.purpose"}
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await reverse(campaigns, added.transaction.name, metadata=CHANNEL)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await row_counts(campaign_service, *LEDGER_TABLES) == before
+
+
+async def test_concurrent_reversals_of_one_movement_take_it_back_once(campaigns) -> None:  # type: ignore[no-untyped-def]
+    customer = new_customer()
+    added = await adjust(campaigns, customer, 700)
+    await adjust(campaigns, customer, 100)
+
+    async def attempt() -> str:
+        try:
+            await reverse(campaigns, added.transaction.name)
+        except grpc.aio.AioRpcError as error:
+            return error_reason(error)
+        return "OK"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(8)))
+    assert sorted(outcomes) == ["ALREADY_REVERSED"] * 7 + ["OK"]
+    found = await account(campaigns, customer)
+    assert (found.balance, found.lifetime_earned) == (100, 100)

@@ -36,7 +36,7 @@ def transaction_to_proto(transaction: LoyaltyTransaction) -> loyalty_pb2.Loyalty
     message = loyalty_pb2.LoyaltyTransaction(
         name=transaction.name, type=int(transaction.type),  # type: ignore[arg-type]
         points=transaction.points, balance_after=transaction.balance_after, reason=transaction.reason,
-        source=transaction.source, actor=transaction.actor)
+        source=transaction.source, actor=transaction.actor, reversed_transaction=transaction.reversed_name)
     if transaction.expire_on is not None:
         message.expire_on.CopyFrom(_date(transaction.expire_on))
     set_timestamps(message, create_time=transaction.created_at)

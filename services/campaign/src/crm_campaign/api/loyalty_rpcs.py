@@ -21,6 +21,7 @@ from crmkit.resources import ResourceName, purpose_from
 from crmkit.validation import Violations
 
 CUSTOMER = ResourceName("customers/{customer_id}")
+TRANSACTION = ResourceName("loyaltyAccounts/{customer_id}/transactions/{transaction_id}")
 REWARD = ResourceName("rewards/{reward_id}", id_pattern=rules.REWARD_ID.pattern)
 
 
@@ -80,6 +81,22 @@ class LoyaltyRpcs:
                 actor=current_principal())
         return pb.AdjustLoyaltyPointsResponse(transaction=messages.transaction_to_proto(moved.transaction),
                                               loyalty_account=messages.account_to_proto(moved.account))
+
+    async def ReverseLoyaltyTransaction(self, request: pb.ReverseLoyaltyTransactionRequest,
+                                        context: grpc.aio.ServicerContext) -> pb.ReverseLoyaltyTransactionResponse:
+        violations = Violations()
+        TRANSACTION.check(request.name, "name", violations, required=True)
+        rules.check_reason(request.reason, violations)
+        request_id = _required_request_id(request.request_id, violations)
+        purpose = purpose_from(request.audit, violations=violations)
+        violations.raise_if_any()
+        customer_id, transaction_id = TRANSACTION.parse(request.name)
+        async with self._db.unit_of_work() as uow:
+            moved = await self._loyalty.reverse(
+                uow=uow, customer_id=customer_id, transaction_id=transaction_id, reason=request.reason,
+                request_id=request_id, request=request, purpose=purpose, actor=current_principal())
+        return pb.ReverseLoyaltyTransactionResponse(transaction=messages.transaction_to_proto(moved.transaction),
+                                                    loyalty_account=messages.account_to_proto(moved.account))
 
     async def CreateReward(self, request: pb.CreateRewardRequest, context: grpc.aio.ServicerContext
                            ) -> pb.CreateRewardResponse:

@@ -44,10 +44,16 @@ class LoyaltyTransaction:
     actor: str
     created_at: datetime
     seq: int = 0
+    # For a reversal, the id of the transaction it takes back.
+    reverses: str = ""
 
     @property
     def name(self) -> str:
         return f"loyaltyAccounts/{self.customer_id}/transactions/{self.transaction_id}"
+
+    @property
+    def reversed_name(self) -> str:
+        return f"loyaltyAccounts/{self.customer_id}/transactions/{self.reverses}" if self.reverses else ""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ def _transaction(row: Any) -> LoyaltyTransaction:
     return LoyaltyTransaction(
         customer_id=row.customer_id, transaction_id=row.transaction_id, type=TransactionType(row.type),
         points=row.points, balance_after=row.balance_after, reason=row.reason, source=row.source,
-        expire_on=row.expire_on, actor=row.actor, created_at=row.created_at, seq=row.seq)
+        expire_on=row.expire_on, actor=row.actor, created_at=row.created_at, seq=row.seq,
+        reverses=row.reverses_transaction_id or "")
 
 
 def _reward(row: Any) -> Reward:
@@ -69,23 +70,33 @@ class LoyaltyRepository:
             transaction_id=transaction.transaction_id, customer_id=transaction.customer_id,
             type=int(transaction.type), points=transaction.points, balance_after=transaction.balance_after,
             reason=transaction.reason, source=transaction.source, expire_on=transaction.expire_on,
-            actor=transaction.actor).returning(tx))).one()
+            actor=transaction.actor, reverses_transaction_id=transaction.reverses or None).returning(tx))).one()
         return _transaction(row)
 
-    async def transaction(self, uow: UnitOfWork, customer_id: str, transaction_id: str
-                          ) -> LoyaltyTransaction | None:
-        row = (await uow.execute(sa.select(tx).where(
-            tx.c.customer_id == customer_id, tx.c.transaction_id == transaction_id))).first()
+    async def transaction(self, uow: UnitOfWork, customer_id: str, transaction_id: str, *,
+                          for_update: bool = False) -> LoyaltyTransaction | None:
+        query = sa.select(tx).where(tx.c.customer_id == customer_id, tx.c.transaction_id == transaction_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await uow.execute(query)).first()
         return _transaction(row) if row is not None else None
 
+    async def is_reversed(self, uow: UnitOfWork, transaction_id: str) -> bool:
+        return (await uow.scalar(sa.select(sa.exists().where(tx.c.reverses_transaction_id == transaction_id)))
+                is True)
+
     async def expiry_lots(self, uow: UnitOfWork, customer_id: str) -> tuple[list[tuple[date, int]], int]:
-        """The points added per expiry date (earliest first), and every point taken since."""
+        """The points added per expiry date (earliest first), and every point taken since. A reversal
+        and the transaction it reverses cancel out exactly, so both are left out."""
+        reversal = tx.alias("reversal")
+        standing = sa.and_(tx.c.customer_id == customer_id, tx.c.reverses_transaction_id.is_(None),
+                           ~sa.exists().where(reversal.c.reverses_transaction_id == tx.c.transaction_id))
         lots = (await uow.execute(
             sa.select(tx.c.expire_on, sa.func.sum(tx.c.points))
-            .where(tx.c.customer_id == customer_id, tx.c.points > 0, tx.c.expire_on.is_not(None))
+            .where(standing, tx.c.points > 0, tx.c.expire_on.is_not(None))
             .group_by(tx.c.expire_on).order_by(tx.c.expire_on))).all()
         taken = await uow.scalar(sa.select(sa.func.coalesce(-sa.func.sum(tx.c.points), 0))
-                                 .where(tx.c.customer_id == customer_id, tx.c.points < 0))
+                                 .where(standing, tx.c.points < 0))
         return [(row[0], int(row[1])) for row in lots], int(taken or 0)
 
     async def page_transactions(

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from crm_campaign.loyalty.model import Level, Reward
+from crm_campaign.loyalty.model import Level, LoyaltyTransaction, Reward, TransactionType
 from crmkit.auth import Principal
 from crmkit.errors import FailedPrecondition, PermissionDenied
 from crmkit.validation import Violations
@@ -95,6 +95,28 @@ def insufficient_points(customer_id: str, points: int) -> FailedPrecondition:
     return FailedPrecondition(f"the balance is too low to take {points} points; nothing was changed",
                               reason="INSUFFICIENT_POINTS",
                               metadata={"customer_id": customer_id, "points": str(points)})
+
+
+def check_reversible(transaction: LoyaltyTransaction, *, already_reversed: bool) -> None:
+    """Earned and adjusted points can be taken back, once; redemptions, expiries and reversals cannot."""
+    if transaction.type not in (TransactionType.EARNED, TransactionType.ADJUSTED):
+        raise FailedPrecondition(f"a {transaction.type.name.lower()} transaction cannot be reversed",
+                                 reason="NOT_REVERSIBLE", metadata={"transaction": transaction.name})
+    if already_reversed:
+        raise FailedPrecondition("the transaction was already reversed; nothing was changed",
+                                 reason="ALREADY_REVERSED", metadata={"transaction": transaction.name})
+
+
+def lifetime_changes(type_: TransactionType, points: int, *, reverses: LoyaltyTransaction | None = None
+                     ) -> tuple[int, int]:
+    """How a movement changes (points ever earned, points ever redeemed). Added points count as
+    earned and redemptions as redeemed; taking back added points un-earns them; a deduction
+    (negative adjustment, expiry) and its reversal change neither."""
+    if type_ == TransactionType.REDEEMED:
+        return 0, -points
+    if type_ == TransactionType.REVERSED:
+        return (points if reverses is not None and reverses.points > 0 else 0), 0
+    return max(points, 0), 0
 
 
 def expire_on(earned_on: date) -> date:

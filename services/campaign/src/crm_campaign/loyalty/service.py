@@ -101,6 +101,31 @@ class Loyalty:
         log.info("loyalty_points_adjusted", transaction_id=transaction_id, points=points)
         return Movement(transaction, await self._account(uow=uow, customer_id=customer_id))
 
+    async def reverse(self, *, uow: UnitOfWork, customer_id: str, transaction_id: str, reason: str,
+                      request_id: uuid.UUID, request: Message, purpose: Purpose, actor: Principal) -> Movement:
+        reversal_id = str(uuid.uuid4())
+        replayed = await self._idempotency.claim_or_replay(
+            uow, principal=actor.subject, request_id=request_id, request=request,
+            method="ReverseLoyaltyTransaction",
+            resource_name=f"loyaltyAccounts/{customer_id}/transactions/{reversal_id}",
+            replay=lambda name: self._replay_movement(uow=uow, name=name))
+        if replayed is not None:
+            return replayed
+        # The original's row lock serialises concurrent reversals of it: the second sees the first's.
+        original = await self._repository.transaction(uow, customer_id, transaction_id, for_update=True)
+        if original is None:
+            raise transaction_not_found(customer_id, transaction_id)
+        rules.check_reversible(original, already_reversed=await self._repository.is_reversed(uow, transaction_id))
+        transaction = await self._move(
+            uow=uow, customer_id=customer_id, transaction_id=reversal_id, type_=TransactionType.REVERSED,
+            points=-original.points, reason=reason, source=original.source, expire_on=None, actor=actor,
+            reverses=original)
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="loyalty.reverse", resource_name=f"customers/{customer_id}",
+            purpose=purpose.purpose, justification=purpose.justification)])
+        log.info("loyalty_transaction_reversed", transaction_id=reversal_id, reversed_transaction_id=transaction_id)
+        return Movement(transaction, await self._account(uow=uow, customer_id=customer_id))
+
     # --- rewards ------------------------------------------------------------------------------------
 
     async def create_reward(self, *, uow: UnitOfWork, reward: Reward, request_id: uuid.UUID | None,
@@ -165,11 +190,10 @@ class Loyalty:
     # --- helpers ------------------------------------------------------------------------------------
 
     async def _move(self, *, uow: UnitOfWork, customer_id: str, transaction_id: str, type_: TransactionType,
-                    points: int, reason: str, source: str, expire_on: date | None,
-                    actor: Principal) -> LoyaltyTransaction:
+                    points: int, reason: str, source: str, expire_on: date | None, actor: Principal,
+                    reverses: LoyaltyTransaction | None = None) -> LoyaltyTransaction:
         """Move the balance and append the transaction that explains it, or refuse (INSUFFICIENT_POINTS)."""
-        earned = points if points > 0 else 0
-        redeemed = -points if type_ == TransactionType.REDEEMED else 0
+        earned, redeemed = rules.lifetime_changes(type_, points, reverses=reverses)
         balance = await self._repository.move(uow, customer_id=customer_id, points=points, earned=earned,
                                               redeemed=redeemed)
         if balance is None:
@@ -177,7 +201,8 @@ class Loyalty:
         return await self._repository.insert_transaction(uow, LoyaltyTransaction(
             customer_id=customer_id, transaction_id=transaction_id, type=type_, points=points,
             balance_after=balance.balance, reason=reason, source=source,
-            expire_on=expire_on, actor=actor.subject, created_at=utc_now()))
+            expire_on=expire_on, actor=actor.subject, created_at=utc_now(),
+            reverses=reverses.transaction_id if reverses is not None else ""))
 
     async def _account(self, *, uow: UnitOfWork, customer_id: str) -> LoyaltyAccount:
         balance = await self._repository.balance(uow, customer_id) or Balance(customer_id=customer_id)
@@ -201,7 +226,7 @@ class Loyalty:
         _, customer_id, _, transaction_id = name.split("/")
         transaction = await self._repository.transaction(uow, customer_id, transaction_id)
         if transaction is None:
-            raise NotFound(f"transaction {transaction_id} not found", reason="LOYALTY_TRANSACTION_NOT_FOUND")
+            raise transaction_not_found(customer_id, transaction_id)
         return Movement(transaction, await self._account(uow=uow, customer_id=customer_id))
 
     async def _replay_redemption(self, *, uow: UnitOfWork, name: str) -> Redeemed:
@@ -210,6 +235,11 @@ class Loyalty:
         if redemption is None:
             raise NotFound(f"redemption {redemption_id} not found", reason="REDEMPTION_NOT_FOUND")
         return Redeemed(redemption, await self._account(uow=uow, customer_id=customer_id))
+
+
+def transaction_not_found(customer_id: str, transaction_id: str) -> NotFound:
+    return NotFound(f"loyalty transaction {transaction_id} not found", reason="LOYALTY_TRANSACTION_NOT_FOUND",
+                    metadata={"customer_id": customer_id, "transaction_id": transaction_id})
 
 
 def reward_not_found(reward_id: str) -> NotFound:

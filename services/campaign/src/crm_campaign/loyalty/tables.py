@@ -37,6 +37,9 @@ loyalty_transaction = sa.Table(
     sa.Column("expire_on", sa.Date),
     sa.Column("actor", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # For a reversal, the transaction it takes back: unique, so no transaction is reversed twice.
+    sa.Column("reverses_transaction_id", sa.Text, sa.ForeignKey("loyalty_transaction.transaction_id"),
+              unique=True),
     sa.CheckConstraint("points <> 0", name="points_not_zero"),
     sa.CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
     sa.Index("ix_loyalty_transaction_customer_seq", "customer_id", "seq"),
