@@ -163,11 +163,17 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     dispatch_repository = DispatchRepository()
     dispatches = Dispatches(repository=dispatch_repository, campaigns=campaign_repository, outbox=outbox,
                             page_tokens=page_tokens, feed_payload=dispatch_messages.to_proto)
+    # Reads of loyalty accounts are audited through the group-commit writer (crmkit.audit).
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
+    loyalty = Loyalty(repository=LoyaltyRepository(), idempotency=idempotency, page_tokens=page_tokens, audit=audit)
     engagement = Engagement(
         repository=EngagementRepository(), campaigns=campaign_repository, offers=offer_repository,
         dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
         response_payload=engagement_messages.response_to_proto,
-        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency)
+        conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency,
+        loyalty=loyalty)
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
                             poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
@@ -205,11 +211,6 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
             runtime.on_close(follower.close)
             runtime.add_health_details(follower.details)
             follower.start()
-    # Reads of loyalty accounts are audited through the group-commit writer (crmkit.audit).
-    audit = AuditWriter(runtime.db, tables.audit_record)
-    audit.start()
-    runtime.on_close(audit.close)
-    loyalty = Loyalty(repository=LoyaltyRepository(), idempotency=idempotency, page_tokens=page_tokens, audit=audit)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
     # stubs mark abstract.

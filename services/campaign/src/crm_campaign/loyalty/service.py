@@ -101,6 +101,17 @@ class Loyalty:
         log.info("loyalty_points_adjusted", transaction_id=transaction_id, points=points)
         return Movement(transaction, await self._account(uow=uow, customer_id=customer_id))
 
+    async def earn(self, *, uow: UnitOfWork, customer_id: str, points: int, reason: str, source: str,
+                   actor: Principal) -> LoyaltyTransaction:
+        """Credit points earned by `source` (a conversion), inside the unit of work that records it: the
+        source is recorded once, so its points are too."""
+        transaction = await self._move(
+            uow=uow, customer_id=customer_id, transaction_id=str(uuid.uuid4()), type_=TransactionType.EARNED,
+            points=points, reason=reason[:rules.MAX_REASON], source=source,
+            expire_on=rules.expire_on(utc_now().date()), actor=actor)
+        log.info("loyalty_points_earned", transaction_id=transaction.transaction_id, points=points)
+        return transaction
+
     async def reverse(self, *, uow: UnitOfWork, customer_id: str, transaction_id: str, reason: str,
                       request_id: uuid.UUID, request: Message, purpose: Purpose, actor: Principal) -> Movement:
         reversal_id = str(uuid.uuid4())
