@@ -42,6 +42,9 @@ from crm_campaign.loyalty.repository import LoyaltyRepository
 from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
+from crm_campaign.renewals.feed import follow_renewals
+from crm_campaign.renewals.repository import RenewalRepository
+from crm_campaign.renewals.service import Renewals
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
@@ -204,7 +207,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         dispatcher.start()
     runtime.on_close(dispatcher.close)
     for target, follow in ((settings.profile_target, follow_profile), (settings.segment_target, follow_segment),
-                           (settings.feedback_target, follow_feedback)):
+                           (settings.feedback_target, follow_feedback), (settings.profile_target, follow_renewals)):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,
                               max_backoff_seconds=settings.feed_max_backoff_seconds)
@@ -217,7 +220,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed, loyalty=loyalty)
+        feed=feed, loyalty=loyalty, renewals=Renewals(repository=RenewalRepository(), page_tokens=page_tokens))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

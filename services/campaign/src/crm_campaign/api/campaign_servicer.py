@@ -25,6 +25,7 @@ from crm_campaign.engagement.service import Engagement
 from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
+from crm_campaign.renewals.service import Renewals
 from crm_campaign.results.service import CampaignResults
 from crmkit.auth import current_principal
 from crmkit.clock import utc_now
@@ -45,9 +46,10 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
 class CampaignServicer(LoyaltyRpcs, OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
-                 reporting_currency: str, feed: ChangeFeed, loyalty: Loyalty) -> None:
+                 reporting_currency: str, feed: ChangeFeed, loyalty: Loyalty, renewals: Renewals) -> None:
         self._db = db
         self._loyalty = loyalty
+        self._renewals = renewals
         self._builds = builds
         self._operations = operations
         self._engagement = engagement

@@ -1,24 +1,30 @@
-"""Loyalty RPCs of CampaignService: accounts, transactions, manual adjustments, the reward catalogue
-and redemptions. Proto -> arguments, one unit of work and one service call, result -> proto."""
+"""Loyalty RPCs of CampaignService: accounts, transactions, manual adjustments, reversals, the reward
+catalogue and redemptions; and renewal tracking (`ListRenewals`). Proto -> arguments, one unit of
+work and one service call, result -> proto."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 import grpc
+from google.type import date_pb2
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm_campaign.api import loyalty_messages as messages
+from crm_campaign.api import renewal_messages
 from crm_campaign.api import value_messages as values
 from crm_campaign.campaigns.model import Channel
 from crm_campaign.loyalty import rules
 from crm_campaign.loyalty.model import TransactionType
 from crm_campaign.loyalty.service import Loyalty
+from crm_campaign.renewals.model import RenewalFilter, RenewalState
+from crm_campaign.renewals.service import Renewals
 from crmkit.auth import current_principal
 from crmkit.db import Database
 from crmkit.idempotency import parse_request_id
 from crmkit.resources import ResourceName, purpose_from
-from crmkit.validation import Violations
+from crmkit.validation import Violations, to_date
 
 CUSTOMER = ResourceName("customers/{customer_id}")
 TRANSACTION = ResourceName("loyaltyAccounts/{customer_id}/transactions/{transaction_id}")
@@ -31,9 +37,19 @@ def _required_request_id(request_id: str, violations: Violations) -> uuid.UUID:
     return parsed if parsed is not None else uuid.UUID(int=0)
 
 
+def _date(value: date_pb2.Date, field: str, violations: Violations) -> date | None:
+    try:
+        return to_date(value)
+    except ValueError:
+        violations.add(field, "is not a calendar date")
+        return None
+
+
 class LoyaltyRpcs:
     _db: Database
     _loyalty: Loyalty
+    _renewals: Renewals
+    _currency: str
 
     async def GetLoyaltyAccount(self, request: pb.GetLoyaltyAccountRequest, context: grpc.aio.ServicerContext
                                 ) -> pb.GetLoyaltyAccountResponse:
@@ -139,3 +155,28 @@ class LoyaltyRpcs:
                 purpose=purpose, actor=current_principal())
         return pb.RedeemRewardResponse(redemption=messages.redemption_to_proto(redeemed.redemption),
                                        loyalty_account=messages.account_to_proto(redeemed.account))
+
+    async def ListRenewals(self, request: pb.ListRenewalsRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.ListRenewalsResponse:
+        violations = Violations()
+        if request.customer:
+            CUSTOMER.check(request.customer, "customer", violations)
+        for index, state in enumerate(request.states):
+            violations.enum(state, f"states[{index}]", {int(s) for s in RenewalState if s}, "RenewalState",
+                            required=True)
+        maturity_from = _date(request.maturity_from, "maturity_from", violations)
+        maturity_to = _date(request.maturity_to, "maturity_to", violations)
+        if maturity_from is not None and maturity_to is not None:
+            violations.check(maturity_to >= maturity_from, "maturity_to", "must not be before maturity_from")
+        violations.raise_if_any()
+        where = RenewalFilter(
+            customer_id=CUSTOMER.parse_one(request.customer, "customer") if request.customer else "",
+            relationship_manager_id=request.relationship_manager_id,
+            states=tuple(RenewalState(s) for s in request.states), product_code=request.product_code,
+            maturity_from=maturity_from, maturity_to=maturity_to)
+        async with self._db.unit_of_work(read_only=True) as uow:
+            page, summary = await self._renewals.list(uow=uow, where=where, page_size=request.page_size,
+                                                      page_token=request.page_token, actor=current_principal())
+        return pb.ListRenewalsResponse(
+            renewals=[renewal_messages.renewal_to_proto(r) for r in page.items], next_page_token=page.next_page_token,
+            summary=renewal_messages.summary_to_proto(summary, currency=self._currency))

@@ -1,5 +1,5 @@
-"""Loyalty points: a balance row per customer, its append-only transactions, the reward catalogue and
-redemptions
+"""Loyalty points (a balance row per customer, its append-only transactions, the reward catalogue and
+redemptions) and renewal tracking (holdings, managers and renewals from profile's feed)
 
 Revision ID: 0012
 Revises: 0009
@@ -73,9 +73,51 @@ def upgrade() -> None:
         sa.Column("channel", sa.SmallInteger, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
+    op.create_table(
+        "renewal_holding",
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        sa.Column("holding_id", sa.Text, primary_key=True),
+        sa.Column("product_code", sa.Text, nullable=False),
+        sa.Column("product_type", sa.SmallInteger, nullable=False),
+        sa.Column("currency", sa.Text, nullable=False),
+        sa.Column("balance", sa.Numeric(24, 9), nullable=False),
+        sa.Column("reporting_balance", sa.Numeric(24, 9), nullable=False),
+        sa.Column("open_date", sa.Date, nullable=False),
+        sa.Column("maturity_date", sa.Date),
+        sa.Column("status", sa.SmallInteger, nullable=False),
+        sa.Column("position", sa.Numeric(40, 0), nullable=False),
+    )
+    op.create_index("ix_renewal_holding_customer_open", "renewal_holding", ["customer_id", "open_date"])
+    op.create_table(
+        "renewal_customer",
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
+        sa.Column("position", sa.Numeric(40, 0), nullable=False),
+    )
+    op.create_table(
+        "renewal",
+        sa.Column("renewal_id", sa.Text, primary_key=True),
+        sa.Column("customer_id", sa.Text, nullable=False),
+        sa.Column("holding_id", sa.Text, nullable=False),
+        sa.Column("product_code", sa.Text, nullable=False),
+        sa.Column("currency", sa.Text, nullable=False),
+        sa.Column("maturity_date", sa.Date, nullable=False),
+        sa.Column("maturing_amount", sa.Numeric(24, 9), nullable=False),
+        sa.Column("maturing_reporting_amount", sa.Numeric(24, 9), nullable=False),
+        sa.Column("rolled_over_amount", sa.Numeric(24, 9)),
+        sa.Column("rolled_over_reporting_amount", sa.Numeric(24, 9)),
+        sa.Column("rolled_over_on", sa.Date),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.UniqueConstraint("customer_id", "holding_id", "maturity_date", name="uq_renewal_holding_maturity"),
+    )
+    op.create_index("ix_renewal_maturity", "renewal", ["maturity_date", "renewal_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("renewal")
+    op.drop_table("renewal_customer")
+    op.drop_table("renewal_holding")
     op.drop_table("redemption")
     op.drop_table("reward")
     op.drop_table("loyalty_transaction")
