@@ -13,7 +13,9 @@ import sqlalchemy as sa
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import loyalty_pb2
-from crm.common.v1 import audit_pb2
+from crm.common.v1 import audit_pb2, change_event_pb2
+from crm.profile.v1 import customer_pb2
+from crm_campaign.renewals import feed as renewal_feed
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_reason, field_violations, row_counts
 
@@ -155,14 +157,27 @@ async def test_only_marketers_and_admins_adjust(campaigns, metadata) -> None:  #
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_a_relationship_manager_cannot_read_an_account_campaign_cannot_place_in_their_book(  # type: ignore[no-untyped-def]
-        campaigns, campaign_service) -> None:
-    customer = new_customer()
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await account(campaigns, customer, metadata=RM)
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_reason(refused.value) == "CUSTOMER_OUTSIDE_BOOK"
+async def test_a_relationship_manager_reads_only_their_own_book(campaigns, campaign_service) -> None:  # type: ignore[no-untyped-def]
+    customer, theirs, unknown = new_customer(), new_customer(), new_customer()
     _, runtime = campaign_service
+    async with runtime.db.unit_of_work() as uow:  # profile's customer events name the managers
+        for name, manager in ((customer, "rm-1"), (theirs, "rm-2")):
+            event = change_event_pb2.ChangeEvent(resource_type=renewal_feed.CUSTOMER_TYPE, resource_name=name,
+                                                 change_type=change_event_pb2.CHANGE_TYPE_UPDATED,
+                                                 cursor=f"{uuid.uuid4().int % 10**9}.1")
+            event.payload.Pack(customer_pb2.Customer(name=name, relationship_manager_id=manager))
+            assert await renewal_feed.apply(uow, event)
+    await adjust(campaigns, customer, 40)
+    assert (await account(campaigns, customer, metadata=RM)).balance == 40
+    listed = await campaigns.ListLoyaltyTransactions(pb.ListLoyaltyTransactionsRequest(
+        customer=customer, audit=AUDIT), metadata=RM)
+    assert len(listed.transactions) == 1
+    for outside in (theirs, unknown):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await account(campaigns, outside, metadata=RM)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_reason(refused.value) == "CUSTOMER_OUTSIDE_BOOK"
+    customer = unknown
     async with runtime.db.engine.connect() as connection:
         outcomes = (await connection.execute(sa.text(
             "SELECT action, outcome FROM audit_record WHERE resource_name = :name"), {"name": customer})).all()

@@ -151,12 +151,11 @@ def voucher_code() -> str:
     return "".join(secrets.choice(VOUCHER_ALPHABET) for _ in range(VOUCHER_LENGTH))
 
 
-def check_book(actor: Principal, customer_id: str) -> None:
-    """A relationship manager sees only their own book. Campaign keeps no customer-to-manager
-    assignment yet (profile's feed does not carry it into campaign), so a relationship manager
-    without a broader role is refused for every customer until it does: refusing is the safe
-    side of not knowing."""
-    if actor.is_relationship_manager_only:
-        raise PermissionDenied(f"customer {customer_id} is not in the caller's book (campaign cannot confirm "
-                               "a relationship manager's book yet)", reason="CUSTOMER_OUTSIDE_BOOK",
+def check_book(actor: Principal, customer_id: str, manager_id: str) -> None:
+    """A relationship manager without a broader role sees only their own book: customers whose
+    manager (from profile's customer events, `manager_id`; empty when campaign has none) they are.
+    A customer campaign knows no manager for is outside every book: refusing is the safe side of
+    not knowing."""
+    if actor.is_relationship_manager_only and (not manager_id or manager_id != actor.subject):
+        raise PermissionDenied(f"customer {customer_id} is not in the caller's book", reason="CUSTOMER_OUTSIDE_BOOK",
                                metadata={"customer_id": customer_id})

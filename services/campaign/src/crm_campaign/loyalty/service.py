@@ -64,7 +64,8 @@ class Loyalty:
 
     async def get_account(self, *, uow: UnitOfWork, customer_id: str, purpose: Purpose,
                           actor: Principal) -> LoyaltyAccount:
-        await self._check_read(customer_id=customer_id, purpose=purpose, actor=actor, action="loyalty.read")
+        await self._check_read(uow=uow, customer_id=customer_id, purpose=purpose, actor=actor,
+                               action="loyalty.read")
         return await self._account(uow=uow, customer_id=customer_id)
 
     async def list_transactions(
@@ -74,7 +75,7 @@ class Loyalty:
         limit = clamp_page_size(page_size)
         query = {"customer": customer_id, "type": type_, "from": created_from, "before": created_before}
         after = self._page_tokens.decode(page_token, query=query)
-        await self._check_read(customer_id=customer_id, purpose=purpose, actor=actor,
+        await self._check_read(uow=uow, customer_id=customer_id, purpose=purpose, actor=actor,
                                action="loyalty.list_transactions")
         found = await self._repository.page_transactions(
             uow, customer_id, type_=type_, created_from=created_from, created_before=created_before,
@@ -171,7 +172,7 @@ class Loyalty:
 
     async def redeem(self, *, uow: UnitOfWork, customer_id: str, reward_id: str, quantity: int, channel: int,
                      request_id: uuid.UUID, request: Message, purpose: Purpose, actor: Principal) -> Redeemed:
-        rules.check_book(actor, customer_id)
+        rules.check_book(actor, customer_id, await self._repository.manager_of(uow, customer_id))
         redemption_id = str(uuid.uuid4())
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=request_id, request=request, method="RedeemReward",
@@ -223,11 +224,13 @@ class Loyalty:
         return LoyaltyAccount(balance=balance, expiring_points=expiring_points, expiring_on=expiring_on,
                               level=level, points_to_next_level=to_next)
 
-    async def _check_read(self, *, customer_id: str, purpose: Purpose, actor: Principal, action: str) -> None:
+    async def _check_read(self, *, uow: UnitOfWork, customer_id: str, purpose: Purpose, actor: Principal,
+                          action: str) -> None:
         read = AuditEntry(principal=actor.subject, action=action, resource_name=f"customers/{customer_id}",
                           purpose=purpose.purpose, justification=purpose.justification)
+        manager = await self._repository.manager_of(uow, customer_id) if actor.is_relationship_manager_only else ""
         try:
-            rules.check_book(actor, customer_id)
+            rules.check_book(actor, customer_id, manager)
         except PermissionDenied:
             await self._audit.record(dataclasses.replace(read, outcome=DENIED))
             raise
