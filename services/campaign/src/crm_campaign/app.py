@@ -38,6 +38,7 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher, Dispatches
 from crm_campaign.engagement.repository import EngagementRepository
 from crm_campaign.engagement.service import Engagement
+from crm_campaign.loyalty.expiry import LoyaltyExpiry
 from crm_campaign.loyalty.repository import LoyaltyRepository
 from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.offers.repository import OfferRepository
@@ -171,6 +172,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     audit.start()
     runtime.on_close(audit.close)
     loyalty = Loyalty(repository=LoyaltyRepository(), idempotency=idempotency, page_tokens=page_tokens, audit=audit)
+    expiry = LoyaltyExpiry(db=runtime.db, loyalty=loyalty)
+    expiry.start()
+    runtime.on_close(expiry.close)
     engagement = Engagement(
         repository=EngagementRepository(), campaigns=campaign_repository, offers=offer_repository,
         dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,

@@ -54,6 +54,18 @@ class LoyaltyRepository:
                                  .where(renewal_customer.c.customer_id == customer_id))
         return str(found or "")
 
+    async def lock_account(self, uow: UnitOfWork, customer_id: str) -> bool:
+        """Lock the account's balance row for the rest of the unit of work; False when there is none."""
+        found = await uow.scalar(sa.select(a.c.customer_id).where(a.c.customer_id == customer_id).with_for_update())
+        return found is not None
+
+    async def accounts_with_expired_lots(self, uow: UnitOfWork, *, today: date, after: str, limit: int) -> list[str]:
+        """Accounts with points left and points added that expired before `today`, by customer id after `after`."""
+        query = (sa.select(a.c.customer_id).where(a.c.balance > 0, a.c.customer_id > after, sa.exists().where(
+            tx.c.customer_id == a.c.customer_id, tx.c.points > 0, tx.c.expire_on < today))
+            .order_by(a.c.customer_id).limit(limit))
+        return list((await uow.execute(query)).scalars())
+
     async def balance(self, uow: UnitOfWork, customer_id: str) -> Balance | None:
         row = (await uow.execute(sa.select(a).where(a.c.customer_id == customer_id))).first()
         return _balance(row) if row is not None else None

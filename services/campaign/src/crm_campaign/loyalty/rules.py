@@ -137,6 +137,18 @@ def next_expiry(lots: Sequence[tuple[date, int]], *, spent: int) -> tuple[int, d
     return 0, None
 
 
+def expired_points(lots: Sequence[tuple[date, int]], *, spent: int, today: date) -> int:
+    """Points of the balance whose date has passed by `today` (they are valid through their date),
+    with spending taken from the earliest-expiring points first, as `next_expiry` takes it."""
+    left, due = spent, 0
+    for expires, points in lots:
+        consumed = min(left, points)
+        left -= consumed
+        if expires < today:
+            due += points - consumed
+    return due
+
+
 def level_for(lifetime_earned: int) -> tuple[Level, int]:
     """The level reached by points ever earned, and the points still to earn to the next one."""
     reached = Level.BASIC

@@ -35,6 +35,8 @@ from crmkit.resources import Purpose
 
 log = get_logger("crm.campaign")
 
+EXPIRY_ACTOR = Principal(subject="system:loyalty-expiry", roles=frozenset())
+
 
 @dataclasses.dataclass(frozen=True)
 class Movement:
@@ -111,6 +113,26 @@ class Loyalty:
             points=points, reason=reason[:rules.MAX_REASON], source=source,
             expire_on=rules.expire_on(utc_now().date()), actor=actor)
         log.info("loyalty_points_earned", transaction_id=transaction.transaction_id, points=points)
+        return transaction
+
+    async def accounts_due(self, *, uow: UnitOfWork, today: date, after: str, limit: int) -> list[str]:
+        """Accounts that may hold points past their date, by customer id after `after`."""
+        return await self._repository.accounts_with_expired_lots(uow, today=today, after=after, limit=limit)
+
+    async def expire(self, *, uow: UnitOfWork, customer_id: str, today: date) -> LoyaltyTransaction | None:
+        """Take the points whose date has passed by `today` out of the balance (one EXPIRED movement);
+        None when none are due. Under the account's row lock, so racing sweeps expire points once."""
+        if not await self._repository.lock_account(uow, customer_id):
+            return None
+        lots, taken = await self._repository.expiry_lots(uow, customer_id)
+        due = rules.expired_points(lots, spent=taken, today=today)
+        if due <= 0:
+            return None
+        transaction = await self._move(
+            uow=uow, customer_id=customer_id, transaction_id=str(uuid.uuid4()), type_=TransactionType.EXPIRED,
+            points=-due, reason=f"Points valid until before {today.isoformat()} expired", source="", expire_on=None,
+            actor=EXPIRY_ACTOR)
+        log.info("loyalty_points_expired", transaction_id=transaction.transaction_id, points=due)
         return transaction
 
     async def reverse(self, *, uow: UnitOfWork, customer_id: str, transaction_id: str, reason: str,
