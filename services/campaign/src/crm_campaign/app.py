@@ -47,11 +47,17 @@ from crm_campaign.engagement.repository import EngagementRepository
 from crm_campaign.engagement.service import Engagement
 from crm_campaign.history.repository import HistoryRepository
 from crm_campaign.history.service import ContactHistory
+from crm_campaign.loyalty.expiry import LoyaltyExpiry
+from crm_campaign.loyalty.repository import LoyaltyRepository
+from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.nba.catalogue import RunningCampaigns
 from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
+from crm_campaign.renewals.feed import follow_renewals
+from crm_campaign.renewals.repository import RenewalRepository
+from crm_campaign.renewals.service import Renewals
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
 from crm_campaign.triggers.candidates import TriggerCandidates
@@ -182,20 +188,25 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     dispatch_repository = DispatchRepository()
     dispatches = Dispatches(repository=dispatch_repository, campaigns=campaign_repository, outbox=outbox,
                             page_tokens=page_tokens, feed_payload=dispatch_messages.to_proto)
+    # Reads of personal data (loyalty accounts, contact history, next best action) are audited by
+    # group commit (crmkit.audit), on a connection of its own.
+    audit = AuditWriter(runtime.db, tables.audit_record)
+    audit.start()
+    runtime.on_close(audit.close)
+    loyalty = Loyalty(repository=LoyaltyRepository(), idempotency=idempotency, page_tokens=page_tokens, audit=audit)
+    expiry = LoyaltyExpiry(db=runtime.db, loyalty=loyalty)
+    expiry.start()
+    runtime.on_close(expiry.close)
     engagement = Engagement(
         repository=EngagementRepository(), campaigns=campaign_repository, offers=offer_repository,
         dispatches=dispatch_repository, outbox=outbox, idempotency=idempotency,
         response_payload=engagement_messages.response_to_proto,
         conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency,
-        decisions=DecisionRepository())
+        decisions=DecisionRepository(), loyalty=loyalty)
     book = BookRepository()
     care_tasks = CareTasks(
         repository=CareTaskRepository(), book=book, offers=offer_repository, engagement=engagement,
         outbox=outbox, idempotency=idempotency, page_tokens=page_tokens, feed_payload=care_messages.to_proto)
-    # Reads of personal data (contact history) are audited by group commit, on a connection of its own.
-    audit = AuditWriter(runtime.db, tables.audit_record)
-    audit.start()
-    runtime.on_close(audit.close)
     history = ContactHistory(repository=HistoryRepository(), book=book, audit=audit, page_tokens=page_tokens)
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
@@ -246,7 +257,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     for target, follow in ((settings.profile_target, partial(follow_profile, triggers=firing.apply)),
                            (settings.segment_target, partial(follow_segment, triggers=firing.apply)),
                            (settings.feedback_target, follow_feedback),
-                           (settings.profile_target, follow_profile_customers)):
+                           (settings.profile_target, follow_profile_customers),
+                           (settings.profile_target, follow_renewals)):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,
                               max_backoff_seconds=settings.feed_max_backoff_seconds)
@@ -254,15 +266,14 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
             runtime.add_health_details(follower.details)
             follower.start()
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
-    # RPCs it does not override answer UNIMPLEMENTED from the generated base, which the typed
-    # stubs mark abstract.
-    servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
+    servicer = CampaignServicer(
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
         feed=feed, care_tasks=care_tasks, history=history, triggers=TriggerRules(
             repository=TriggerRuleRepository(), campaigns=campaign_repository, offers=offer_repository, outbox=outbox,
             idempotency=idempotency, page_tokens=page_tokens, feed_payload=trigger_messages.to_proto),
-        next_best_actions=next_best_actions)
+        next_best_actions=next_best_actions, loyalty=loyalty,
+        renewals=Renewals(repository=RenewalRepository(), page_tokens=page_tokens))
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

@@ -69,6 +69,8 @@ _RULES: dict[str, frozenset[Role]] = {
     "GetLoyaltyAccount": FRONT_LINE | READERS,
     "ListLoyaltyTransactions": FRONT_LINE | READERS,
     "AdjustLoyaltyPoints": MANAGERS,
+    "ReverseLoyaltyTransaction": MANAGERS,
+    "CreateReward": MANAGERS,
     "ListRewards": frozenset(Role),
     "RedeemReward": FRONT_LINE,
     # renewals

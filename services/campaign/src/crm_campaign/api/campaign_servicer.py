@@ -1,6 +1,7 @@
 """CampaignService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
-RPCs not overridden here answer UNIMPLEMENTED (the generated base raises NotImplementedError).
+Each area's RPCs live in a mixin of its own (care, history, loyalty, next best action, operations,
+triggers); together they serve every RPC of the contract (mypy checks none is left abstract).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from crm_campaign.api import campaign_messages, dispatch_messages, engagement_me
 from crm_campaign.api import value_messages as values
 from crm_campaign.api.care_rpcs import CareRpcs
 from crm_campaign.api.history_rpcs import HistoryRpcs
+from crm_campaign.api.loyalty_rpcs import LoyaltyRpcs
 from crm_campaign.api.nba_rpcs import NextBestActionRpcs
 from crm_campaign.api.operation_rpcs import OperationRpcs
 from crm_campaign.api.trigger_rpcs import TriggerRuleRpcs
@@ -27,9 +29,11 @@ from crm_campaign.care.service import CareTasks
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.engagement.service import Engagement
 from crm_campaign.history.service import ContactHistory
+from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
+from crm_campaign.renewals.service import Renewals
 from crm_campaign.results.service import CampaignResults
 from crm_campaign.triggers.service import TriggerRules
 from crmkit.auth import current_principal
@@ -48,17 +52,20 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(CareRpcs, HistoryRpcs, NextBestActionRpcs, OperationRpcs, TriggerRuleRpcs,
+class CampaignServicer(CareRpcs, HistoryRpcs, LoyaltyRpcs, NextBestActionRpcs, OperationRpcs, TriggerRuleRpcs,
                        campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
-                 reporting_currency: str, feed: ChangeFeed, care_tasks: CareTasks,
-                 history: ContactHistory, triggers: TriggerRules, next_best_actions: NextBestActions) -> None:
+                 reporting_currency: str, feed: ChangeFeed, care_tasks: CareTasks, history: ContactHistory,
+                 triggers: TriggerRules, next_best_actions: NextBestActions, loyalty: Loyalty,
+                 renewals: Renewals) -> None:
         self._db = db
         self._care_tasks = care_tasks
         self._history = history
         self._triggers = triggers
         self._next_best_actions = next_best_actions
+        self._loyalty = loyalty
+        self._renewals = renewals
         self._builds = builds
         self._operations = operations
         self._engagement = engagement

@@ -15,6 +15,7 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.engagement import rules
 from crm_campaign.engagement.model import Conversion, OfferResponse, ResponseType
 from crm_campaign.engagement.repository import EngagementRepository
+from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.nba import rules as nba_rules
 from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.offers.repository import OfferRepository
@@ -36,8 +37,10 @@ class Engagement:
         self, *, repository: EngagementRepository, campaigns: CampaignRepository, offers: OfferRepository,
         dispatches: DispatchRepository, outbox: Outbox, idempotency: IdempotencyKeys,
         response_payload: Callable[[OfferResponse], Message], conversion_payload: Callable[[Conversion], Message],
-        reporting_currency: str, decisions: DecisionRepository | None = None, clock: Clock = utc_now,
+        reporting_currency: str, loyalty: Loyalty, decisions: DecisionRepository | None = None,
+        clock: Clock = utc_now,
     ) -> None:
+        self._loyalty = loyalty
         self._repository = repository
         self._decisions = decisions or DecisionRepository()
         self._campaigns = campaigns
@@ -134,6 +137,10 @@ class Engagement:
             raced = await self._repository.conversion_by_reference(uow, conversion.source_reference)
             assert raced is not None
             return raced
+        if recorded.points_awarded > 0:
+            await self._loyalty.earn(uow=uow, customer_id=recorded.customer_id, points=recorded.points_awarded,
+                                     reason=f"Conversion on offer {recorded.offer_id}", source=recorded.name,
+                                     actor=actor)
         await self._outbox.append(uow, resource_name=recorded.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
                                   payload=self._conversion_payload(recorded), actor=actor.subject)
         log.info("conversion_recorded", campaign_id=recorded.campaign_id, control_group=recorded.control_group)
