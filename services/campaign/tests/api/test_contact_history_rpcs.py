@@ -26,6 +26,7 @@ from crm_campaign.dispatch.channels import ChannelAdapters
 from crm_campaign.dispatch.model import Planned
 from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher
+from crm_campaign.nba.tables import nba_decision
 from crmkit.auth import Role
 from crmkit.outbox import Outbox
 from crmkit.testing import bearer, error_reason, field_violations
@@ -69,10 +70,19 @@ async def history(campaigns, campaign_service, running_campaign, queue_dispatche
         new_campaign(display_name="Wealth week"),
         new_offer(display_name="Bond fund FUND-BOND-01", product_code="FUND-BOND-01"))
 
+    # The app's next-best-action answer that showed B's offer, stored as GetNextBestAction stores it.
+    decision_id = str(uuid.uuid4())
+    async with runtime.db.unit_of_work() as uow:
+        await uow.execute(sa.insert(nba_decision).values(
+            decision_id=decision_id, customer_id=customer_id, channel=campaign_pb2.CHANNEL_MOBILE_APP,
+            requester="mobile-app", actions=[{"rank": 1, "campaign_id": campaign_b.campaign_id,
+                                              "offer_id": offer_b.offer_id, "product_code": "FUND-BOND-01",
+                                              "headline": "", "template_id": "", "score": 1.0,
+                                              "expected_value": None, "reasons": []}], excluded=[]))
     await respond(campaigns, customer, offer_b.name, campaign_pb2.CHANNEL_MOBILE_APP,
-                  engagement_pb2.RESPONSE_TYPE_SHOWN, ago(30), decision_id="dec-1")
+                  engagement_pb2.RESPONSE_TYPE_SHOWN, ago(30), decision_id=decision_id)
     await respond(campaigns, customer, offer_b.name, campaign_pb2.CHANNEL_MOBILE_APP,
-                  engagement_pb2.RESPONSE_TYPE_CLICKED, ago(29), decision_id="dec-1")
+                  engagement_pb2.RESPONSE_TYPE_CLICKED, ago(29), decision_id=decision_id)
 
     await queue_dispatches(campaign_a.campaign_id, [
         Planned(customer_id=customer_id, offer_id=offer_a.offer_id, channel=Channel.SMS,
