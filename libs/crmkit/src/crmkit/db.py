@@ -156,12 +156,15 @@ class Database:
             async with self.engine.connect() as connection:
                 if read_only:
                     connection = await connection.execution_options(postgresql_readonly=True)
+                # `info` lives as long as the pooled connection: take the callbacks either way. Held
+                # from here because reading `connection.info` after the connection was lost would
+                # reconnect synchronously (MissingGreenlet) instead of letting the error through.
+                info = connection.info
                 try:
                     async with connection.begin():
                         yield connection
                 finally:
-                    # `info` lives as long as the pooled connection: take the callbacks either way.
-                    callbacks = connection.info.pop(_AFTER_COMMIT, ())
+                    callbacks = info.pop(_AFTER_COMMIT, ())
                 for callback in callbacks:  # reached only when the block committed
                     callback()
         except IntegrityError:
