@@ -1,6 +1,8 @@
 """Campaign learns each customer's relationship manager from profile's change feed (both services
 in process, each on its own database): the manager then works care tasks and reads the contact
-history of that customer; another manager may not, and a reassignment in profile moves the book."""
+history of that customer; another manager may not, and a reassignment in profile moves the book.
+The same follower (one stream, one cursor) brings the customer's holdings to renewal tracking,
+whose by-manager view follows the books too."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from google.type import date_pb2, money_pb2
 
 from crm.campaign.v1 import campaign_service_pb2 as cpb
 from crm.campaign.v1 import campaign_service_pb2_grpc, care_pb2
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
+from crm.profile.v1 import holding_pb2 as h
 from crm_campaign.app import SPEC as CAMPAIGN
 from crm_profile.app import SPEC as PROFILE
 from crmkit import app
@@ -75,8 +79,23 @@ async def test_the_book_follows_profile_and_guards_care_tasks_and_contact_histor
                     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
                     return None
 
+            opened, matures = (datetime.now(UTC).date() + timedelta(days=d) for d in (-340, 25))
+            await profile.CreateHolding(h.CreateHoldingRequest(parent=customer, holding=h.Holding(
+                holding_id="TD-1", product_code="TD-1Y-CNY", product_type=h.PRODUCT_TYPE_TERM_DEPOSIT, currency="CNY",
+                balance=money_pb2.Money(currency_code="CNY", units=80_000), status=h.HOLDING_STATUS_ACTIVE,
+                open_date=date_pb2.Date(year=opened.year, month=opened.month, day=opened.day),
+                maturity_date=date_pb2.Date(year=matures.year, month=matures.month, day=matures.day),
+                source_system="core-banking"), audit=audit_pb2.AuditContext(
+                    purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT, justification="book test")), metadata=ADMIN)
+
+            async def renewals_of(manager: str) -> list[str]:
+                listed = await campaigns.ListRenewals(cpb.ListRenewalsRequest(customer=customer), metadata=rm(manager))
+                return [r.relationship_manager_id for r in listed.renewals]
+
             created = await eventually(lambda: try_create("rm-owner"), seconds=30,
                                        what="the customer in rm-owner's book in campaign")
+            assert await eventually(lambda: renewals_of("rm-owner"), seconds=30,
+                                    what="the maturing deposit in rm-owner's renewals") == ["rm-owner"]
             assert created.assignee == "rm-owner"
             history = await campaigns.ListContactHistory(cpb.ListContactHistoryRequest(
                 customer=customer, audit=SERVICE), metadata=rm("rm-owner"))
@@ -95,7 +114,9 @@ async def test_the_book_follows_profile_and_guards_care_tasks_and_contact_histor
             moved = await eventually(lambda: try_create("rm-new"), seconds=30, what="the customer in rm-new's book")
             assert moved.assignee == "rm-new"
             assert await try_create("rm-owner") is None
+            assert (await renewals_of("rm-new"), await renewals_of("rm-owner")) == (["rm-new"], [])
             details = await runtime.collect_health_details()
             assert details["profile-customers_feed_connected"] is True
+            assert not any(key.startswith("profile-renewals") for key in details), "one follower, not two"
     finally:
         await app.stop(profile_server, profile_runtime)

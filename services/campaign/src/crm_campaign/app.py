@@ -55,7 +55,7 @@ from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
-from crm_campaign.renewals.feed import follow_renewals
+from crm_campaign.renewals import feed as renewal_feed
 from crm_campaign.renewals.repository import RenewalRepository
 from crm_campaign.renewals.service import Renewals
 from crm_campaign.results.repository import ResultsRepository
@@ -193,7 +193,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     audit = AuditWriter(runtime.db, tables.audit_record)
     audit.start()
     runtime.on_close(audit.close)
-    loyalty = Loyalty(repository=LoyaltyRepository(), idempotency=idempotency, page_tokens=page_tokens, audit=audit)
+    book = BookRepository()  # the relationship managers' books: one read model, `book.rules` the one rule
+    loyalty = Loyalty(repository=LoyaltyRepository(), book=book, idempotency=idempotency, page_tokens=page_tokens,
+                      audit=audit)
     expiry = LoyaltyExpiry(db=runtime.db, loyalty=loyalty)
     expiry.start()
     runtime.on_close(expiry.close)
@@ -203,7 +205,6 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         response_payload=engagement_messages.response_to_proto,
         conversion_payload=engagement_messages.conversion_to_proto, reporting_currency=settings.reporting_currency,
         decisions=DecisionRepository(), loyalty=loyalty)
-    book = BookRepository()
     care_tasks = CareTasks(
         repository=CareTaskRepository(), book=book, offers=offer_repository, engagement=engagement,
         outbox=outbox, idempotency=idempotency, page_tokens=page_tokens, feed_payload=care_messages.to_proto)
@@ -257,8 +258,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     for target, follow in ((settings.profile_target, partial(follow_profile, triggers=firing.apply)),
                            (settings.segment_target, partial(follow_segment, triggers=firing.apply)),
                            (settings.feedback_target, follow_feedback),
-                           (settings.profile_target, follow_profile_customers),
-                           (settings.profile_target, follow_renewals)):
+                           (settings.profile_target, partial(follow_profile_customers, holdings=renewal_feed.apply))):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,
                               max_backoff_seconds=settings.feed_max_backoff_seconds)

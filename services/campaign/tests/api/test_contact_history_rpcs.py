@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
-from google.type import interval_pb2
+from google.type import decimal_pb2, interval_pb2
 
 from crm.campaign.v1 import campaign_pb2, care_pb2, engagement_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
@@ -26,7 +26,6 @@ from crm_campaign.dispatch.channels import ChannelAdapters
 from crm_campaign.dispatch.model import Planned
 from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher
-from crm_campaign.nba.tables import nba_decision
 from crmkit.auth import Role
 from crmkit.outbox import Outbox
 from crmkit.testing import bearer, error_reason, field_violations
@@ -55,10 +54,10 @@ async def respond(campaigns: Any, customer: str, offer: str, channel: int, type_
 
 @pytest.fixture
 async def history(campaigns, campaign_service, running_campaign, queue_dispatches, new_campaign, new_offer,
-                  tmp_path: Path) -> Any:
+                  seed_read_models, tmp_path: Path) -> Any:
     """One customer's contacts: campaign A's SMS (clicked, then bought) and failed app dispatches,
-    campaign B's offer shown in the app (then clicked) half an hour ago, and B's offer accepted on
-    an RM visit through a care task. The customer is in rm-h's book."""
+    campaign B's offer shown in the app by next best action (then clicked) half an hour ago, and
+    B's offer accepted on an RM visit through a care task. The customer is in rm-h's book."""
     _, runtime = campaign_service
     customer_id = f"h-{uuid.uuid4().hex[:8]}"
     customer = f"customers/{customer_id}"
@@ -66,23 +65,21 @@ async def history(campaigns, campaign_service, running_campaign, queue_dispatche
         await uow.execute(sa.insert(customer_manager).values(customer_id=customer_id, relationship_manager_id="rm-h",
                                                              event_at=datetime.now(UTC)))
     campaign_a, [offer_a] = await running_campaign()
+    segment = f"hist-{customer_id}"
+    await seed_read_models(segment, [customer_id])
     campaign_b, [offer_b] = await running_campaign(
-        new_campaign(display_name="Wealth week"),
+        new_campaign(display_name="Wealth week", segment=f"segments/{segment}",
+                     control_group=campaign_pb2.ControlGroup(holdout_percentage=decimal_pb2.Decimal(value="0"))),
         new_offer(display_name="Bond fund FUND-BOND-01", product_code="FUND-BOND-01"))
+    # Responses to an offer next best action made name its decision (one contact in the history).
+    decision = await campaigns.GetNextBestAction(pb.GetNextBestActionRequest(
+        customer=customer, channel=campaign_pb2.CHANNEL_MOBILE_APP, audit=SERVICE), metadata=APP)
+    assert [a.offer for a in decision.actions] == [offer_b.name]
 
-    # The app's next-best-action answer that showed B's offer, stored as GetNextBestAction stores it.
-    decision_id = str(uuid.uuid4())
-    async with runtime.db.unit_of_work() as uow:
-        await uow.execute(sa.insert(nba_decision).values(
-            decision_id=decision_id, customer_id=customer_id, channel=campaign_pb2.CHANNEL_MOBILE_APP,
-            requester="mobile-app", actions=[{"rank": 1, "campaign_id": campaign_b.campaign_id,
-                                              "offer_id": offer_b.offer_id, "product_code": "FUND-BOND-01",
-                                              "headline": "", "template_id": "", "score": 1.0,
-                                              "expected_value": None, "reasons": []}], excluded=[]))
     await respond(campaigns, customer, offer_b.name, campaign_pb2.CHANNEL_MOBILE_APP,
-                  engagement_pb2.RESPONSE_TYPE_SHOWN, ago(30), decision_id=decision_id)
+                  engagement_pb2.RESPONSE_TYPE_SHOWN, ago(30), decision_id=decision.decision_id)
     await respond(campaigns, customer, offer_b.name, campaign_pb2.CHANNEL_MOBILE_APP,
-                  engagement_pb2.RESPONSE_TYPE_CLICKED, ago(29), decision_id=decision_id)
+                  engagement_pb2.RESPONSE_TYPE_CLICKED, ago(29), decision_id=decision.decision_id)
 
     await queue_dispatches(campaign_a.campaign_id, [
         Planned(customer_id=customer_id, offer_id=offer_a.offer_id, channel=Channel.SMS,

@@ -18,6 +18,7 @@ from crm.campaign.v1 import campaign_pb2, engagement_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.common.v1 import audit_pb2, product_risk_pb2
 from crm_campaign.audience.read_models import customer_contact
+from crm_campaign.book.tables import customer_manager
 from crm_campaign.nba.tables import nba_decision
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_info, field_violations
@@ -229,8 +230,8 @@ async def test_channel_apps_and_relationship_managers_of_the_customer_may_ask(
     await running_campaign(campaign_in(segment), offer("any", 50))
     _, runtime = campaign_service
     async with runtime.db.unit_of_work() as uow:
-        await uow.execute(sa.update(customer_contact).where(customer_contact.c.customer_id == customer)
-                          .values(relationship_manager_id="rm-007"))
+        await uow.execute(sa.insert(customer_manager).values(  # the books: profile's Customer events
+            customer_id=customer, relationship_manager_id="rm-007", event_at=datetime.now(UTC)))
 
     own = await ask(campaigns, customer, metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-007"))
     assert len(own.actions) == 1
@@ -257,3 +258,18 @@ async def test_a_paused_campaign_leaves_the_very_next_answer(
                                   metadata=MARKETER)
     answer = await ask(campaigns, customer)
     assert [a.offer for a in answer.actions] == [second.name] and not answer.excluded
+
+
+async def test_a_customer_only_the_books_know_is_known_and_in_their_managers_book(campaigns, campaign_service
+                                                                                  ) -> None:
+    customer = f"book-{uuid.uuid4().hex[:8]}"
+    _, runtime = campaign_service
+    async with runtime.db.unit_of_work() as uow:
+        await uow.execute(sa.insert(customer_manager).values(
+            customer_id=customer, relationship_manager_id="rm-009", event_at=datetime.now(UTC)))
+    own = await ask(campaigns, customer, metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-009"))
+    assert own.decision_id
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await ask(campaigns, customer, metadata=bearer(Role.RELATIONSHIP_MANAGER, subject="rm-010"))
+    assert (refused.value.code(), error_info(refused.value).reason) == (grpc.StatusCode.PERMISSION_DENIED,
+                                                                         "OUTSIDE_BOOK")

@@ -14,6 +14,7 @@ from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import loyalty_pb2
 from crm.common.v1 import audit_pb2
 from crm_campaign import tables
+from crm_campaign.book.repository import BookRepository
 from crm_campaign.loyalty import rules
 from crm_campaign.loyalty.expiry import LoyaltyExpiry
 from crm_campaign.loyalty.repository import LoyaltyRepository
@@ -49,8 +50,9 @@ async def test_the_sweep_expires_points_past_their_date_once(campaigns, campaign
         await adjust(campaigns, customer, 150)
         await adjust(campaigns, customer, -30)
     await adjust(campaigns, customers[2], -120)  # nothing left to expire
-    loyalty = Loyalty(repository=LoyaltyRepository(), idempotency=IdempotencyKeys(tables.idempotency_key),
-                      page_tokens=PageTokens(b"k" * 32), audit=AuditWriter(runtime.db, tables.audit_record))
+    loyalty = Loyalty(repository=LoyaltyRepository(), book=BookRepository(),
+                      idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=PageTokens(b"k" * 32),
+                      audit=AuditWriter(runtime.db, tables.audit_record))
     valid_until = rules.expire_on(datetime.now(UTC).date())
     day_after = datetime.combine(valid_until + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     sweeps = [LoyaltyExpiry(db=runtime.db, loyalty=loyalty, batch_size=2, clock=lambda: day_after) for _ in range(2)]

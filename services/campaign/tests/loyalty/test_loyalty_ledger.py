@@ -15,7 +15,7 @@ from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import loyalty_pb2
 from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import customer_pb2
-from crm_campaign.renewals import feed as renewal_feed
+from crm_campaign.book import follower as book_follower
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_reason, field_violations, row_counts
 
@@ -162,11 +162,11 @@ async def test_a_relationship_manager_reads_only_their_own_book(campaigns, campa
     _, runtime = campaign_service
     async with runtime.db.unit_of_work() as uow:  # profile's customer events name the managers
         for name, manager in ((customer, "rm-1"), (theirs, "rm-2")):
-            event = change_event_pb2.ChangeEvent(resource_type=renewal_feed.CUSTOMER_TYPE, resource_name=name,
+            event = change_event_pb2.ChangeEvent(resource_type=book_follower.CUSTOMER_TYPE, resource_name=name,
                                                  change_type=change_event_pb2.CHANGE_TYPE_UPDATED,
                                                  cursor=f"{uuid.uuid4().int % 10**9}.1")
             event.payload.Pack(customer_pb2.Customer(name=name, relationship_manager_id=manager))
-            assert await renewal_feed.apply(uow, event)
+            assert await book_follower.apply(uow, event)
     await adjust(campaigns, customer, 40)
     assert (await account(campaigns, customer, metadata=RM)).balance == 40
     listed = await campaigns.ListLoyaltyTransactions(pb.ListLoyaltyTransactionsRequest(

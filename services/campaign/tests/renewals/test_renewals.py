@@ -1,5 +1,6 @@
-"""Renewal tracking: profile's holding and customer events applied to campaign's tables, then
-`ListRenewals` through the real server on a real PostgreSQL."""
+"""Renewal tracking: profile's holding and customer events applied to campaign's tables as the one
+follower of them does (the books and renewal tracking together), then `ListRenewals` through the
+real server on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import care_pb2
 from crm.common.v1 import change_event_pb2
 from crm.profile.v1 import customer_pb2, holding_pb2
+from crm_campaign.audience import peers
+from crm_campaign.book import follower
 from crm_campaign.dispatch.tables import dispatch
 from crm_campaign.renewals import feed
 from crm_campaign.renewals.model import RenewalState
@@ -65,14 +68,14 @@ def holding(customer: str, holding_id: str, product_type: int, amount: int, *, o
 
 
 def managed(customer: str, manager: str) -> change_event_pb2.ChangeEvent:
-    return _event(feed.CUSTOMER_TYPE, f"customers/{customer}",
+    return _event(follower.CUSTOMER_TYPE, f"customers/{customer}",
                   customer_pb2.Customer(name=f"customers/{customer}", relationship_manager_id=manager))
 
 
 async def apply(campaign_service: Any, *events: change_event_pb2.ChangeEvent) -> list[bool]:
     _, runtime = campaign_service
     async with runtime.db.unit_of_work() as uow:
-        return [await feed.apply(uow, event) for event in events]
+        return [await peers.together(follower.apply, feed.apply)(uow, event) for event in events]
 
 
 async def listed(campaigns: Any, metadata: Any = ANALYST, **filters: Any) -> pb.ListRenewalsResponse:

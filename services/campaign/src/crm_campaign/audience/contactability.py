@@ -1,7 +1,7 @@
 """Campaign follows profile's change feed into the `customer_contact` read model (crmkit.peer_feed):
 marketing consent per channel (ConsentRecord events of purpose MARKETING, the latest decision
-per channel wins), do-not-contact, the preferred channel and the time zone (ContactPreferences),
-and the customer's relationship manager (Customer events; the book a manager may serve).
+per channel wins), do-not-contact, the preferred channel and the time zone (ContactPreferences).
+Each customer's relationship manager is not kept here but in the books (`book.follower`).
 
 Reachability is not read from contact details yet: a channel the customer consented to is taken
 as reachable, and a provider that cannot deliver fails the dispatch (e.g. `INVALID_PHONE`).
@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm.common.v1 import change_event_pb2
-from crm.profile.v1 import consent_pb2, customer_pb2, profile_service_pb2, profile_service_pb2_grpc
+from crm.profile.v1 import consent_pb2, profile_service_pb2, profile_service_pb2_grpc
 from crm_campaign.audience import peers
 from crm_campaign.audience.read_models import customer_contact as t
 from crm_campaign.campaigns.model import Channel
@@ -28,7 +27,6 @@ from crmkit.settings import ServiceSettings
 FEED = "profile"
 CONSENT_TYPE = "crm.profile.v1.ConsentRecord"
 PREFERENCES_TYPE = "crm.profile.v1.ContactPreferences"
-CUSTOMER_TYPE = "crm.profile.v1.Customer"
 # Profile's contact channels as campaign's channels (post has no campaign channel).
 CHANNELS = {
     consent_pb2.CONTACT_CHANNEL_SMS: Channel.SMS, consent_pb2.CONTACT_CHANNEL_EMAIL: Channel.EMAIL,
@@ -63,14 +61,6 @@ async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
         await connection.execute(sa.update(t).where(t.c.customer_id == customer_id).values(
             **changes, updated_at=sa.func.now()))
         return True
-    if event.resource_type == CUSTOMER_TYPE:
-        customer = customer_pb2.Customer()
-        if event.change_type == change_event_pb2.CHANGE_TYPE_DELETED or not event.payload.Unpack(customer):
-            return False
-        await _ensure(connection, customer_id)
-        await connection.execute(sa.update(t).where(t.c.customer_id == customer_id).values(
-            relationship_manager_id=customer.relationship_manager_id, updated_at=sa.func.now()))
-        return True
     if event.resource_type == PREFERENCES_TYPE:
         preferences = consent_pb2.ContactPreferences()
         if not event.payload.Unpack(preferences):
@@ -91,7 +81,7 @@ async def _ensure(connection: AsyncConnection, customer_id: str) -> None:
 def follow_profile(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float,
                    triggers: ApplyEvent | None = None) -> PeerFeedFollower:
     """`triggers` also sees every event (and the customer events and holdings it needs), in the same transaction."""
-    types: tuple[str, ...] = (CONSENT_TYPE, PREFERENCES_TYPE, CUSTOMER_TYPE)
+    types: tuple[str, ...] = (CONSENT_TYPE, PREFERENCES_TYPE)
     if triggers is not None:
         types += trigger_events.PROFILE_TYPES
     return peers.follow(name=FEED, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,

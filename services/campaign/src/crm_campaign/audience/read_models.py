@@ -35,8 +35,6 @@ customer_contact = sa.Table(
     sa.Column("preferred_channel", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("time_zone", sa.Text, nullable=False, server_default=""),
     sa.Column("held_products", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
-    # The customer's relationship manager (profile's Customer events): whose book they are in.
-    sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 

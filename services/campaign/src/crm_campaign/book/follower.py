@@ -1,10 +1,16 @@
 """Campaign follows profile's Customer events into `customer_manager` (crmkit.peer_feed), so that
 a relationship manager's own book can be checked without asking profile: a customer's manager is
-the one profile's latest Customer event names.
+the one profile's latest Customer event names. It is campaign's one copy of the books: care tasks,
+contact history, next best action, loyalty and renewals all read it (`BookRepository`, or a join)
+and decide with `book.rules`.
 
-It is a follower of its own (feed `profile-customers`, its own cursor) rather than one more
-resource type on the contactability follower, so it starts from the beginning of profile's feed
-and learns the managers of customers that have not changed since that follower started."""
+One follower of profile's feed (feed `profile-customers`, one stream, one cursor) keeps both the
+books and renewal tracking's holdings (`renewals.feed.apply`, passed in as `holdings`): both
+models must be built from the beginning of profile's feed, and both were new together, so they
+share a cursor; each event is applied to both in one transaction, so they advance together.
+The books are not applied by the contactability follower (feed `profile`) instead: that cursor
+may already stand past the beginning of the feed where it was deployed before the books existed,
+and the books would then miss every customer not changed since."""
 
 from __future__ import annotations
 
@@ -19,11 +25,12 @@ from crm_campaign.audience import peers
 from crm_campaign.book.tables import customer_manager as t
 from crmkit.db import Database
 from crmkit.feed_consumer import ChangeEvent
-from crmkit.peer_feed import PeerFeedFollower
+from crmkit.peer_feed import ApplyEvent, PeerFeedFollower
 from crmkit.settings import ServiceSettings
 
 FEED = "profile-customers"
 CUSTOMER_TYPE = "crm.profile.v1.Customer"
+HOLDING_TYPE = "crm.profile.v1.Holding"
 
 
 async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
@@ -43,8 +50,11 @@ async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
     return True
 
 
-def follow_profile_customers(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float
-                             ) -> PeerFeedFollower:
+def follow_profile_customers(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float,
+                             holdings: ApplyEvent | None = None) -> PeerFeedFollower:
+    """`holdings` (renewal tracking's) also sees every event, and the Holding events, in the same transaction."""
+    types: tuple[str, ...] = (CUSTOMER_TYPE,) if holdings is None else (CUSTOMER_TYPE, HOLDING_TYPE)
     return peers.follow(name=FEED, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,
-                        request_type=profile_service_pb2.WatchChangesRequest, resource_types=(CUSTOMER_TYPE,),
-                        apply=apply, db=db, settings=settings, max_backoff_seconds=max_backoff_seconds)
+                        request_type=profile_service_pb2.WatchChangesRequest, resource_types=types,
+                        apply=peers.together(apply, holdings), db=db, settings=settings,
+                        max_backoff_seconds=max_backoff_seconds)

@@ -1,4 +1,6 @@
-"""Whose book a customer is in: the one rule every relationship-manager check uses. No I/O."""
+"""Whose book a customer is in: the one rule every relationship-manager check of campaign uses
+(care tasks, contact history, next best action, loyalty; renewals applies it as a filter on the
+books' manager column). The manager is the books' (`book.tables.customer_manager`). No I/O."""
 
 from __future__ import annotations
 
@@ -16,7 +18,11 @@ def in_book(actor: Principal, relationship_manager_id: str | None) -> bool:
     return bool(relationship_manager_id) and relationship_manager_id == actor.subject
 
 
-def check_in_book(actor: Principal, customer_id: str, relationship_manager_id: str | None) -> None:
+def check_in_book(actor: Principal, customer_id: str, relationship_manager_id: str | None, *,
+                  reason: str = "NOT_IN_BOOK") -> None:
+    """Raise PERMISSION_DENIED unless `in_book`. `reason` keeps the error reason each area's
+    contract already names (care and history `NOT_IN_BOOK`, next best action `OUTSIDE_BOOK`,
+    loyalty `CUSTOMER_OUTSIDE_BOOK`); the decision is the same for all."""
     if not in_book(actor, relationship_manager_id):
-        raise PermissionDenied(f"customer {customer_id} is not in your book", reason="NOT_IN_BOOK",
+        raise PermissionDenied(f"customer {customer_id} is not in your book", reason=reason,
                                metadata={"customer_id": customer_id})

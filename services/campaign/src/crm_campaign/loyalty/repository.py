@@ -14,7 +14,6 @@ from crm_campaign.loyalty.tables import loyalty_account as a
 from crm_campaign.loyalty.tables import loyalty_transaction as tx
 from crm_campaign.loyalty.tables import redemption as rd
 from crm_campaign.loyalty.tables import reward as rw
-from crm_campaign.renewals.tables import renewal_customer
 from crmkit.db import UnitOfWork
 
 
@@ -47,12 +46,6 @@ def _redemption(row: Any) -> Redemption:
 
 class LoyaltyRepository:
     # --- accounts and their movements -------------------------------------------------------------
-
-    async def manager_of(self, uow: UnitOfWork, customer_id: str) -> str:
-        """The customer's relationship manager as profile's feed last said ("" when unknown)."""
-        found = await uow.scalar(sa.select(renewal_customer.c.relationship_manager_id)
-                                 .where(renewal_customer.c.customer_id == customer_id))
-        return str(found or "")
 
     async def lock_account(self, uow: UnitOfWork, customer_id: str) -> bool:
         """Lock the account's balance row for the rest of the unit of work; False when there is none."""

@@ -8,9 +8,10 @@ import secrets
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from crm_campaign.book import rules as book_rules
 from crm_campaign.loyalty.model import Level, LoyaltyTransaction, Reward, TransactionType
 from crmkit.auth import Principal
-from crmkit.errors import FailedPrecondition, PermissionDenied
+from crmkit.errors import FailedPrecondition
 from crmkit.validation import Violations
 
 MAX_ADJUSTMENT = 1_000_000
@@ -163,11 +164,7 @@ def voucher_code() -> str:
     return "".join(secrets.choice(VOUCHER_ALPHABET) for _ in range(VOUCHER_LENGTH))
 
 
-def check_book(actor: Principal, customer_id: str, manager_id: str) -> None:
-    """A relationship manager without a broader role sees only their own book: customers whose
-    manager (from profile's customer events, `manager_id`; empty when campaign has none) they are.
-    A customer campaign knows no manager for is outside every book: refusing is the safe side of
-    not knowing."""
-    if actor.is_relationship_manager_only and (not manager_id or manager_id != actor.subject):
-        raise PermissionDenied(f"customer {customer_id} is not in the caller's book", reason="CUSTOMER_OUTSIDE_BOOK",
-                               metadata={"customer_id": customer_id})
+def check_book(actor: Principal, customer_id: str, manager_id: str | None) -> None:
+    """A relationship manager without a broader role sees only their own book (`book.rules`, the
+    one rule): a customer campaign knows no manager for is outside every book."""
+    book_rules.check_in_book(actor, customer_id, manager_id, reason="CUSTOMER_OUTSIDE_BOOK")

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from google.protobuf.message import Message
 
+from crm_campaign.book.repository import BookRepository
 from crm_campaign.loyalty import rules
 from crm_campaign.loyalty.model import (
     Balance,
@@ -55,9 +56,10 @@ class Redeemed:
 class Loyalty:
     """The loyalty use cases: keyword-only, the caller's unit of work first, the calling principal."""
 
-    def __init__(self, *, repository: LoyaltyRepository, idempotency: IdempotencyKeys, page_tokens: PageTokens,
-                 audit: AuditWriter) -> None:
+    def __init__(self, *, repository: LoyaltyRepository, book: BookRepository, idempotency: IdempotencyKeys,
+                 page_tokens: PageTokens, audit: AuditWriter) -> None:
         self._repository = repository
+        self._book = book
         self._idempotency = idempotency
         self._page_tokens = page_tokens
         self._audit = audit
@@ -194,7 +196,7 @@ class Loyalty:
 
     async def redeem(self, *, uow: UnitOfWork, customer_id: str, reward_id: str, quantity: int, channel: int,
                      request_id: uuid.UUID, request: Message, purpose: Purpose, actor: Principal) -> Redeemed:
-        rules.check_book(actor, customer_id, await self._repository.manager_of(uow, customer_id))
+        rules.check_book(actor, customer_id, await self._book.manager_of(uow, customer_id))
         redemption_id = str(uuid.uuid4())
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=request_id, request=request, method="RedeemReward",
@@ -250,7 +252,7 @@ class Loyalty:
                           action: str) -> None:
         read = AuditEntry(principal=actor.subject, action=action, resource_name=f"customers/{customer_id}",
                           purpose=purpose.purpose, justification=purpose.justification)
-        manager = await self._repository.manager_of(uow, customer_id) if actor.is_relationship_manager_only else ""
+        manager = await self._book.manager_of(uow, customer_id) if actor.is_relationship_manager_only else ""
         try:
             rules.check_book(actor, customer_id, manager)
         except PermissionDenied:

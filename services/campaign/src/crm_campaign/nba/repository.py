@@ -32,12 +32,12 @@ SHOWN, DECLINED, OPTED_OUT = int(ResponseType.SHOWN), int(ResponseType.DECLINED)
 # $1 customer id, $2 dispatch states that are or will be contacts, $3 start of the caps' horizon,
 # $4 pending dispatch states, $5 start of the arbitration window.
 _FACTS = f"""
-SELECT c.customer_id IS NOT NULL AS has_contact,
+SELECT c.customer_id IS NOT NULL OR b.customer_id IS NOT NULL AS has_contact,
        coalesce(c.do_not_contact, false) AS do_not_contact,
        coalesce(c.consented_channels, '{{}}') AS consented_channels,
        coalesce(c.preferred_channel, 0) AS preferred_channel,
        coalesce(c.held_products, '{{}}') AS held_products,
-       coalesce(c.relationship_manager_id, '') AS relationship_manager_id,
+       coalesce(b.relationship_manager_id, '') AS relationship_manager_id,
        EXISTS (SELECT 1 FROM open_complaint o WHERE o.customer_id = $1) AS open_complaint,
        ARRAY(SELECT m.segment_id FROM segment_member m WHERE m.customer_id = $1) AS segments,
        (SELECT string_agg(k.campaign_id || ':' || k.version, ',' ORDER BY k.campaign_id)
@@ -58,6 +58,7 @@ SELECT c.customer_id IS NOT NULL AS has_contact,
            AND (d.state = ANY($4::smallint[]) OR (d.state = ANY($2::smallint[]) AND d.sent_at > $5))) AS rivals
   FROM (SELECT 1) AS one
   LEFT JOIN customer_contact c ON c.customer_id = $1
+  LEFT JOIN customer_manager b ON b.customer_id = $1
 """  # noqa: S608 (constants only; every value is a parameter)
 
 _INSERT = f"""
@@ -70,7 +71,8 @@ class DecisionRepository:
     async def facts(self, connection: asyncpg.Connection, customer_id: str, *, now: datetime, horizon: timedelta
                     ) -> tuple[CustomerFacts, str]:
         """The customer's facts (`known` False when neither profile's nor segment's feed has named
-        them), with their contacts within `horizon`, and the stamp of the running campaigns."""
+        them; the manager is the books', `customer_manager`), with their contacts within `horizon`,
+        and the stamp of the running campaigns."""
         row = await connection.fetchrow(_FACTS, customer_id, list(PLANNED_OR_MADE), now - horizon, list(PENDING),
                                         now - ARBITRATION_WINDOW)
         assert row is not None  # one row, always

@@ -25,12 +25,13 @@ from crm_campaign.audience import funnel
 from crm_campaign.audience import rules as audience_rules
 from crm_campaign.audience.funnel import Candidate, OfferPlan, PastContact, Plan, Rival
 from crm_campaign.audience.model import Suppressed
+from crm_campaign.book import rules as book_rules
 from crm_campaign.campaigns.model import Campaign, CampaignType, Channel
 from crm_campaign.dispatch.model import SuppressionReason
 from crm_campaign.nba.model import Action, CustomerFacts, Decision, Excluded, Reason
 from crm_campaign.offers.model import Offer
 from crmkit.auth import Principal
-from crmkit.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from crmkit.errors import FieldViolation, InvalidArgument, NotFound
 from crmkit.resources import Purpose, ResourceName, check_purpose
 from crmkit.validation import Violations
 
@@ -103,8 +104,7 @@ def check_customer(principal: Principal, facts: CustomerFacts) -> None:
     if not facts.known:
         raise NotFound(f"customer {facts.customer_id} is unknown to the campaign service",
                        reason="CUSTOMER_NOT_FOUND", metadata={"customer": f"customers/{facts.customer_id}"})
-    if principal.is_relationship_manager_only and principal.subject != facts.relationship_manager_id:
-        raise PermissionDenied("customer is outside the caller's book", reason="OUTSIDE_BOOK")
+    book_rules.check_in_book(principal, facts.customer_id, facts.relationship_manager_id, reason="OUTSIDE_BOOK")
 
 
 def in_audience(campaign: Campaign, facts: CustomerFacts) -> bool:

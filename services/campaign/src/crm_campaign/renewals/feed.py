@@ -1,13 +1,12 @@
-"""Campaign follows profile's change feed (holdings and customers) into renewal tracking's tables
-(crmkit.peer_feed). A follower of its own, with its own cursor (`profile-renewals`), so the
-contactability read model and this one advance independently.
+"""Profile's Holding events into renewal tracking's tables. `apply` rides on the books' follower of
+profile's feed (`book.follower.follow_profile_customers`, cursor `profile-customers`), in the same
+transaction as the books; each customer's relationship manager is the books' (`customer_manager`).
 
 - A Holding event updates `renewal_holding` (deposits and investments, to see where matured money
   went) and, for a term product with a maturity date, opens or updates the renewal of that
   maturity. The maturing amount follows the balance until the maturity date and is then frozen.
 - A Holding whose maturity date moves later (renewed or rolled over in place) decides the renewal
   of the old maturity as rolled over, with the balance it rolled over with.
-- A Customer event keeps the customer's relationship manager (nothing else of the customer is read).
 """
 
 from __future__ import annotations
@@ -21,20 +20,14 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm.common.v1 import change_event_pb2
-from crm.profile.v1 import customer_pb2, holding_pb2, profile_service_pb2, profile_service_pb2_grpc
-from crm_campaign.audience import peers
+from crm.profile.v1 import holding_pb2
 from crm_campaign.renewals import rules
-from crm_campaign.renewals.tables import renewal, renewal_customer, renewal_holding
-from crmkit.db import Database
+from crm_campaign.renewals.tables import renewal, renewal_holding
 from crmkit.feed_consumer import ChangeEvent
 from crmkit.outbox import feed_order
-from crmkit.peer_feed import PeerFeedFollower
-from crmkit.settings import ServiceSettings
 from crmkit.validation import to_date
 
-FEED = "profile-renewals"
 HOLDING_TYPE = "crm.profile.v1.Holding"
-CUSTOMER_TYPE = "crm.profile.v1.Customer"
 DELETED = change_event_pb2.CHANGE_TYPE_DELETED
 NANOS = Decimal(1_000_000_000)
 
@@ -45,26 +38,9 @@ def _amount(money: money_pb2.Money) -> Decimal:
 
 async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
     parts = event.resource_name.split("/")
-    if event.resource_type == CUSTOMER_TYPE and len(parts) == 2 and parts[0] == "customers":
-        return await _customer(connection, event, parts[1])
     if event.resource_type == HOLDING_TYPE and len(parts) == 4 and parts[0] == "customers":
         return await _holding(connection, event, parts[1], parts[3])
     return False
-
-
-async def _customer(connection: AsyncConnection, event: ChangeEvent, customer_id: str) -> bool:
-    customer = customer_pb2.Customer()
-    if event.change_type == DELETED or not event.payload.Unpack(customer):
-        return False
-    position = feed_order(event.cursor)
-    statement = pg.insert(renewal_customer).values(
-        customer_id=customer_id, relationship_manager_id=customer.relationship_manager_id, position=position)
-    result = await connection.execute(statement.on_conflict_do_update(
-        index_elements=[renewal_customer.c.customer_id],
-        set_={"relationship_manager_id": statement.excluded.relationship_manager_id,
-              "position": statement.excluded.position},
-        where=renewal_customer.c.position < statement.excluded.position))
-    return bool(result.rowcount)
 
 
 async def _holding(connection: AsyncConnection, event: ChangeEvent, customer_id: str, holding_id: str) -> bool:
@@ -111,10 +87,3 @@ async def _holding(connection: AsyncConnection, event: ChangeEvent, customer_id:
             where=sa.and_(r.rolled_over_on.is_(None), sa.literal(occurred_on) <= r.maturity_date)))
     return True
 
-
-def follow_renewals(*, db: Database, settings: ServiceSettings, target: str, max_backoff_seconds: float
-                    ) -> PeerFeedFollower:
-    return peers.follow(name=FEED, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,
-                        request_type=profile_service_pb2.WatchChangesRequest,
-                        resource_types=(HOLDING_TYPE, CUSTOMER_TYPE), apply=apply, db=db, settings=settings,
-                        max_backoff_seconds=max_backoff_seconds)

@@ -11,10 +11,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from crm_campaign.book.tables import customer_manager
 from crm_campaign.dispatch.tables import dispatch
 from crm_campaign.renewals import rules
 from crm_campaign.renewals.model import Renewal, RenewalFilter, RenewalState, RenewalSummary
-from crm_campaign.renewals.tables import renewal, renewal_customer, renewal_holding
+from crm_campaign.renewals.tables import renewal, renewal_holding
 from crmkit.db import UnitOfWork
 
 ZERO = sa.literal(Decimal(0), sa.Numeric(24, 9))
@@ -22,7 +23,7 @@ ZERO = sa.literal(Decimal(0), sa.Numeric(24, 9))
 
 def _computed(today: date) -> sa.Subquery:
     """Every renewal listed today (maturity within the window ahead or past), with its derived columns."""
-    r, h, c, d = renewal.c, renewal_holding.alias("placed").c, renewal_customer.c, dispatch.c
+    r, h, c, d = renewal.c, renewal_holding.alias("placed").c, customer_manager.c, dispatch.c
     grace_end = r.maturity_date + rules.GRACE.days
     other_renewal = renewal.alias("other")
     other = other_renewal.c
@@ -78,7 +79,7 @@ def _computed(today: date) -> sa.Subquery:
             .label("renewed_product_code"),
             sa.case((decided, sa.func.coalesce(r.rolled_over_on, grace_end))).label("decide_date"),
             last_contact)
-        .select_from(renewal.outerjoin(renewal_customer, c.customer_id == r.customer_id).join(placed, sa.true()))
+        .select_from(renewal.outerjoin(customer_manager, c.customer_id == r.customer_id).join(placed, sa.true()))
         .where(r.maturity_date <= today + rules.WINDOW)
         .subquery("computed"))
 

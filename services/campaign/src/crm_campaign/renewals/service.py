@@ -21,7 +21,8 @@ class Renewals:
     async def list(self, *, uow: UnitOfWork, where: RenewalFilter, page_size: int, page_token: str,
                    actor: Principal) -> tuple[Page[Renewal], RenewalSummary]:
         """A page of renewals and the totals over everything the filter matches. Relationship
-        managers always get their own customers' only, whatever the filter says."""
+        managers always get their own customers' only, whatever the filter says: the books' rule
+        (`book.rules.in_book`) as a filter, on the books' manager (an unmanaged customer is in no book)."""
         if actor.is_relationship_manager_only:
             where = dataclasses.replace(where, relationship_manager_id=actor.subject)
         limit = clamp_page_size(page_size)

@@ -1,6 +1,6 @@
-"""Renewal tracking's tables, fed by profile's change feed (holdings and customers): the holdings
-that can mature or take reinvested money, each customer's relationship manager, and one renewal
-per maturity of a holding."""
+"""Renewal tracking's tables, fed by profile's Holding events: the holdings that can mature or take
+reinvested money, and one renewal per maturity of a holding. Each customer's relationship manager
+is the books' (`book.tables.customer_manager`)."""
 
 from __future__ import annotations
 
@@ -25,14 +25,6 @@ renewal_holding = sa.Table(
     # Feed position of the event last applied (crmkit.outbox.feed_order): only newer events overwrite.
     sa.Column("position", sa.Numeric(40, 0), nullable=False),
     sa.Index("ix_renewal_holding_customer_open", "customer_id", "open_date"),
-)
-
-renewal_customer = sa.Table(
-    "renewal_customer",
-    metadata,
-    sa.Column("customer_id", sa.Text, primary_key=True),
-    sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
-    sa.Column("position", sa.Numeric(40, 0), nullable=False),
 )
 
 renewal = sa.Table(

@@ -1,8 +1,9 @@
-"""Care tasks, each customer's relationship manager (the books, from profile's Customer events), and
-responses by customer (contact history)
+"""Care tasks, each customer's relationship manager (the books, from profile's Customer events: the
+one copy care, contact history, next best action, loyalty and renewals read), and responses by
+customer (contact history)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07 16:00:00
 """
 

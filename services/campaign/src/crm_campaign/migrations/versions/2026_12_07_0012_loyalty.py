@@ -1,8 +1,9 @@
 """Loyalty points (a balance row per customer, its append-only transactions, the reward catalogue and
-redemptions) and renewal tracking (holdings, managers and renewals from profile's feed)
+redemptions) and renewal tracking (holdings and renewals from profile's feed; the managers are the
+books' `customer_manager`, 0011)
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-07 16:00:00
 """
 
@@ -89,12 +90,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_renewal_holding_customer_open", "renewal_holding", ["customer_id", "open_date"])
     op.create_table(
-        "renewal_customer",
-        sa.Column("customer_id", sa.Text, primary_key=True),
-        sa.Column("relationship_manager_id", sa.Text, nullable=False, server_default=""),
-        sa.Column("position", sa.Numeric(40, 0), nullable=False),
-    )
-    op.create_table(
         "renewal",
         sa.Column("renewal_id", sa.Text, primary_key=True),
         sa.Column("customer_id", sa.Text, nullable=False),
@@ -116,7 +111,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("renewal")
-    op.drop_table("renewal_customer")
     op.drop_table("renewal_holding")
     op.drop_table("redemption")
     op.drop_table("reward")

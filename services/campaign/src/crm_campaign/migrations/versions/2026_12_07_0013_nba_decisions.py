@@ -1,7 +1,7 @@
-"""Next-best-action decisions, an index of responses by customer, and each customer's relationship manager in the contact read model
+"""Next-best-action decisions (each customer's relationship manager is the books', `customer_manager`, 0011)
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 Create Date: 2026-12-07 16:00:00
 """
 
@@ -28,11 +28,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('decision_id', name=op.f('pk_nba_decision'))
     )
     op.create_index('ix_nba_decision_customer', 'nba_decision', ['customer_id', 'created_at'], unique=False)
-    op.add_column('customer_contact', sa.Column('relationship_manager_id', sa.Text(), server_default='',
-                                                nullable=False))
 
 
 def downgrade() -> None:
-    op.drop_column('customer_contact', 'relationship_manager_id')
     op.drop_index('ix_nba_decision_customer', table_name='nba_decision')
     op.drop_table('nba_decision')
