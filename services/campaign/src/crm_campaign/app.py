@@ -13,9 +13,11 @@ from crm_campaign.api import (
     audience_messages,
     campaign_messages,
     care_messages,
+    contact_import_messages,
     dispatch_messages,
     engagement_messages,
     offer_messages,
+    propensity_messages,
 )
 from crm_campaign.api.access import ACCESS, SERVICE
 from crm_campaign.api.campaign_servicer import CampaignServicer
@@ -35,6 +37,8 @@ from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.care.repository import CareTaskRepository
 from crm_campaign.care.service import CareTasks
+from crm_campaign.contacts.repository import ContactRepository
+from crm_campaign.contacts.service import ContactImports
 from crm_campaign.dispatch.adapters.base import ChannelAdapter
 from crm_campaign.dispatch.adapters.file import FileAdapter
 from crm_campaign.dispatch.adapters.webhook import WebhookAdapter
@@ -47,6 +51,8 @@ from crm_campaign.history.repository import HistoryRepository
 from crm_campaign.history.service import ContactHistory
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
+from crm_campaign.propensity.repository import PropensityRepository
+from crm_campaign.propensity.service import PropensityModels
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
 from crmkit.app import Runtime, ServiceSpec
@@ -185,8 +191,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
                             poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
-    # Builds run in the service process for now (the funnel is set-based I/O plus one pass in
-    # Python); no worker processes are started until a step needs one.
+    # Builds run in the service process (the funnel is set-based I/O plus one pass in Python);
+    # contact-file reading and propensity training run in the one spawned worker process,
+    # started when first needed.
     runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
                              workers=1, log_level=settings.log_level)
     runner.start()
@@ -204,6 +211,13 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         dispatches=dispatches,
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types),
         suitability=suitability)
+    contact_imports = ContactImports(
+        db=runtime.db, operations=operations, runner=runner, repository=ContactRepository(), idempotency=idempotency,
+        result_payload=contact_import_messages.result_to_proto, metadata_payload=contact_import_messages.metadata_of,
+        error_domain=SPEC.error_domain)
+    propensity = PropensityModels(db=runtime.db, operations=operations, runner=runner,
+                                  repository=PropensityRepository(), idempotency=idempotency,
+                                  payload=propensity_messages.to_proto)
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,
@@ -226,7 +240,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     servicer = CampaignServicer(  # type: ignore[abstract]  # grpc stubs: mypy-protobuf marks every RPC abstract
         db=runtime.db, campaigns=campaigns, offers=offers, dispatches=dispatches, engagement=engagement,
         results=results, builds=builds, operations=operations, reporting_currency=settings.reporting_currency,
-        feed=feed, care_tasks=care_tasks, history=history)
+        feed=feed, care_tasks=care_tasks, history=history, contact_imports=contact_imports,
+        propensity=propensity)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

@@ -15,18 +15,22 @@ from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api import value_messages as values
 from crm_campaign.api.care_rpcs import CareRpcs
+from crm_campaign.api.contact_import_rpcs import ContactImportRpcs
 from crm_campaign.api.history_rpcs import HistoryRpcs
 from crm_campaign.api.operation_rpcs import OperationRpcs
+from crm_campaign.api.propensity_rpcs import PropensityRpcs
 from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.care.service import CareTasks
+from crm_campaign.contacts.service import ContactImports
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.engagement.service import Engagement
 from crm_campaign.history.service import ContactHistory
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
+from crm_campaign.propensity.service import PropensityModels
 from crm_campaign.results.service import CampaignResults
 from crmkit.auth import current_principal
 from crmkit.clock import utc_now
@@ -44,14 +48,17 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(CareRpcs, HistoryRpcs, OperationRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
+class CampaignServicer(CareRpcs, HistoryRpcs, ContactImportRpcs, PropensityRpcs, OperationRpcs,
+                       campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
                  reporting_currency: str, feed: ChangeFeed, care_tasks: CareTasks,
-                 history: ContactHistory) -> None:
+                 history: ContactHistory, contact_imports: ContactImports, propensity: PropensityModels) -> None:
         self._db = db
         self._care_tasks = care_tasks
         self._history = history
+        self._contact_imports = contact_imports
+        self._propensity = propensity
         self._builds = builds
         self._operations = operations
         self._engagement = engagement

@@ -5,9 +5,11 @@ import crm_campaign.audience.tables
 import crm_campaign.book.tables
 import crm_campaign.campaigns.tables
 import crm_campaign.care.tables
+import crm_campaign.contacts.tables
 import crm_campaign.dispatch.tables
 import crm_campaign.engagement.tables
-import crm_campaign.offers.tables  # noqa: F401
+import crm_campaign.offers.tables
+import crm_campaign.propensity.tables  # noqa: F401
 from crm_campaign.tables import metadata
 from crmkit.db import run_migrations_online
 
