@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections import Counter
@@ -91,9 +92,12 @@ def fit_encoding(rows: Sequence[TrainingRow]) -> Encoding:
     for row in rows:
         for key, value in row.context.items():
             kinds[f"context.{key}"] = kinds.get(f"context.{key}", False) or isinstance(value, str)
-    features = [*NUMERIC_FIELDS, *CATEGORICAL_FIELDS, *sorted(kinds), SLOT_LOAD]
-    categorical = [name in CATEGORICAL_FIELDS or kinds.get(name, False) for name in features]
+    candidates = [*NUMERIC_FIELDS, *CATEGORICAL_FIELDS, *sorted(kinds), SLOT_LOAD]
     loads = Counter(_slot(row) for row in rows)
+    # A feature the rows never vary (a field no mapping filled, one channel only) teaches nothing.
+    features = [name for name in candidates
+                if len({_raw(row, name, loads) for row in rows} - {None}) > 1]
+    categorical = [name in CATEGORICAL_FIELDS or kinds.get(name, False) for name in features]
     codes: list[tuple[tuple[str, int], ...]] = []
     for name, is_category in zip(features, categorical, strict=True):
         if not is_category:
@@ -126,12 +130,14 @@ def metrics(labels: npt.NDArray[np.int_], scores: Matrix, *, training_rows: int,
                    held_out_rows=len(labels), positive_rate=positive_rate)
 
 
-def fingerprint(rows: Sequence[TrainingRow], values: Matrix) -> str:
+def fingerprint(rows: Sequence[TrainingRow]) -> str:
+    """SHA-256 over the rows the model learned from (ids, outcomes, fields and context), so two
+    versions trained on the same history share it whatever their split."""
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(row.customer_id.encode())
-        digest.update(b"\x01" if row.accepted else b"\x00")
-    digest.update(np.ascontiguousarray(values).tobytes())
+        digest.update(json.dumps([row.customer_id, row.accepted, row.fields, row.context], sort_keys=True,
+                                 default=str).encode())
+        digest.update(b"\n")
     return digest.hexdigest()
 
 

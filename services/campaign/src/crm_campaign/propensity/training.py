@@ -53,5 +53,5 @@ def train(job: TrainingJob) -> TrainedModel:
     measured = rules.metrics(labels[held_index], scores, training_rows=len(train_index),
                              positive_rate=float(labels.mean()))
     return TrainedModel(algorithm=ALGORITHM, features=encoding.features, metrics=measured,
-                        data_fingerprint=rules.fingerprint(rows, encoding.matrix(rows)),
+                        data_fingerprint=rules.fingerprint(rows),
                         artifact=pickle.dumps({"encoding": encoding, "model": model}))
