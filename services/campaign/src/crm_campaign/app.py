@@ -51,6 +51,7 @@ from crm_campaign.history.repository import HistoryRepository
 from crm_campaign.history.service import ContactHistory
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
+from crm_campaign.propensity.customer_features import follow_profile_customer_features
 from crm_campaign.propensity.repository import PropensityRepository
 from crm_campaign.propensity.service import PropensityModels
 from crm_campaign.results.repository import ResultsRepository
@@ -227,7 +228,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     runtime.on_close(dispatcher.close)
     for target, follow in ((settings.profile_target, follow_profile), (settings.segment_target, follow_segment),
                            (settings.feedback_target, follow_feedback),
-                           (settings.profile_target, follow_profile_customers)):
+                           (settings.profile_target, follow_profile_customers),
+                           (settings.profile_target, follow_profile_customer_features)):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,
                               max_backoff_seconds=settings.feed_max_backoff_seconds)

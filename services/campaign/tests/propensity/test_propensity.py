@@ -9,11 +9,14 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.campaign.v1 import contact_import_pb2 as ci
 from crm.campaign.v1 import propensity_pb2 as pp
-from crm.common.v1 import operation_pb2
+from crm.common.v1 import change_event_pb2, operation_pb2
+from crm.profile.v1 import attribute_pb2, customer_pb2
+from crm_campaign.propensity import customer_features
 from crmkit.auth import Role
 from crmkit.testing import bearer, error_reason, field_violations
 
@@ -133,3 +136,34 @@ async def test_who_may_train_and_read(campaigns) -> None:
             await campaigns.GetPropensityModel(pp.GetPropensityModelRequest(
                 name="propensityModels/x/versions/latest"), metadata=bearer(role))
         assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def customer_event(customer_id: str, **attributes: attribute_pb2.AttributeValue) -> change_event_pb2.ChangeEvent:
+    packed = any_pb2.Any()
+    packed.Pack(customer_pb2.Customer(name=f"customers/{customer_id}", customer_id=customer_id,
+                                      occupation="technician", attributes=attributes))
+    return change_event_pb2.ChangeEvent(resource_type=customer_features.CUSTOMER_TYPE,
+                                        resource_name=f"customers/{customer_id}",
+                                        change_type=change_event_pb2.CHANGE_TYPE_UPDATED, payload=packed)
+
+
+async def test_training_reads_the_customers_features(campaigns, campaign_service) -> None:
+    _, runtime = campaign_service
+    offer_type = f"fund-{uuid.uuid4().hex[:8]}"
+    rng = random.Random(5)
+    await import_calls(campaigns, "id;channel;month;attempt;age;y\n" + "".join(
+        f"c{i};sms;{rng.randint(1, 12)};1;40;{'yes' if i % 3 == 0 else 'no'}\n" for i in range(600)), offer_type)
+    A = attribute_pb2.AttributeValue
+    async with runtime.db.unit_of_work() as uow:
+        for i in range(600):  # the customers who accepted are the ones with a housing loan
+            await customer_features.apply(uow, customer_event(f"P-c{i}", has_housing_loan=A(bool_value=i % 3 == 0)))
+    started = (await campaigns.TrainPropensityModel(pp.TrainPropensityModelRequest(offer_type=offer_type),
+                                                    metadata=MARKETER)).operation
+    final = await finished(campaigns, started)
+    assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message
+    model = pp.PropensityModel()
+    assert final.response.Unpack(model)
+    assert "customer.attributes.has_housing_loan" in model.features
+    assert "customer.occupation" not in model.features  # the same for everyone: nothing to learn
+    assert model.metrics.roc_auc > 0.95
+

@@ -36,6 +36,8 @@ class TrainingRow:
     accepted: bool
     fields: dict[str, float | None]
     context: dict[str, float | str | bool]
+    # The customer's features now, from profile (propensity.customer_features); empty if unknown.
+    customer: dict[str, float | str | bool]
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,17 @@ _FIELDS = ("channel", "contact_month", "contact_day_of_week", "attempt_number", 
 
 class PropensityRepository:
     async def training_rows(self, connection: asyncpg.Connection, *, offer_type: str) -> list[TrainingRow]:
-        """The offer type's contacts whose customer accepted or declined, in import order."""
+        """The offer type's contacts whose customer accepted or declined, in import order, with the
+        customer's features from profile where campaign has them."""
         records = await connection.fetch(
-            f"""SELECT customer_id, outcome, {", ".join(_FIELDS)}, context::text AS context
-                FROM imported_contact WHERE offer_type = $1 AND outcome IN (1, 2)
-                ORDER BY imported_contact_id""", offer_type)  # noqa: S608  # column names are constants
+            f"""SELECT c.customer_id, c.outcome, {", ".join(f"c.{name}" for name in _FIELDS)},
+                       c.context::text AS context, coalesce(f.features, '{{}}'::jsonb)::text AS customer
+                FROM imported_contact c LEFT JOIN customer_feature f ON f.customer_id = c.customer_id
+                WHERE c.offer_type = $1 AND c.outcome IN (1, 2)
+                ORDER BY c.imported_contact_id""", offer_type)  # noqa: S608  # column names are constants
         return [TrainingRow(customer_id=r["customer_id"], accepted=r["outcome"] == 1,
-                            fields={name: r[name] for name in _FIELDS}, context=json.loads(r["context"]))
+                            fields={name: r[name] for name in _FIELDS}, context=json.loads(r["context"]),
+                            customer=json.loads(r["customer"]))
                 for r in records]
 
     async def insert(self, connection: asyncpg.Connection, *, params: TrainingParams, trained: TrainedModel,

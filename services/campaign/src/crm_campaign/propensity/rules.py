@@ -82,16 +82,19 @@ def _raw(row: TrainingRow, name: str, loads: dict[str, int]) -> float | str | bo
         return loads.get(_slot(row), 0)
     if name.startswith("context."):
         return row.context.get(name.removeprefix("context."))
+    if name.startswith("customer."):
+        return row.customer.get(name.removeprefix("customer."))
     return row.fields.get(name)
 
 
 def fit_encoding(rows: Sequence[TrainingRow]) -> Encoding:
-    """Features from the rows themselves: the contact fields, then every context key (text keys as
-    categories, numbers and booleans as numbers), then the slot load."""
+    """Features from the rows themselves: the contact fields, then every context key and customer
+    feature (text as categories, numbers and booleans as numbers), then the slot load."""
     kinds: dict[str, bool] = {}
     for row in rows:
-        for key, value in row.context.items():
-            kinds[f"context.{key}"] = kinds.get(f"context.{key}", False) or isinstance(value, str)
+        for prefix, values in (("context.", row.context), ("customer.", row.customer)):
+            for key, value in values.items():
+                kinds[prefix + key] = kinds.get(prefix + key, False) or isinstance(value, str)
     candidates = [*NUMERIC_FIELDS, *CATEGORICAL_FIELDS, *sorted(kinds), SLOT_LOAD]
     loads = Counter(_slot(row) for row in rows)
     # A feature the rows never vary (a field no mapping filled, one channel only) teaches nothing.
@@ -135,7 +138,7 @@ def fingerprint(rows: Sequence[TrainingRow]) -> str:
     versions trained on the same history share it whatever their split."""
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(json.dumps([row.customer_id, row.accepted, row.fields, row.context], sort_keys=True,
+        digest.update(json.dumps([row.customer_id, row.accepted, row.fields, row.context, row.customer], sort_keys=True,
                                  default=str).encode())
         digest.update(b"\n")
     return digest.hexdigest()

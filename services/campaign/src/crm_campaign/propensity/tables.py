@@ -24,3 +24,13 @@ propensity_model = sa.Table(
     sa.Column("creator", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
+
+# A read model of profile's customers (propensity.customer_features): each one's modelling
+# features, {"occupation": "technician", "attributes.has_housing_loan": true, ...}.
+customer_feature = sa.Table(
+    "customer_feature",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("features", pg.JSONB, nullable=False),
+    sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
+)

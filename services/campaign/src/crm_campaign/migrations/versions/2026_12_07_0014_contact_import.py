@@ -1,4 +1,4 @@
-"""Imported contact history and the propensity model registry
+"""Imported contact history, the propensity model registry and the customer-feature read model
 
 Revision ID: 0014
 Revises: 0009
@@ -53,9 +53,16 @@ def upgrade() -> None:
         sa.Column("creator", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
+    op.create_table(
+        "customer_feature",
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        sa.Column("features", pg.JSONB, nullable=False),
+        sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("customer_feature")
     op.drop_table("propensity_model")
     op.drop_index("ix_imported_contact_offer_type", table_name="imported_contact")
     op.drop_table("imported_contact")
