@@ -14,9 +14,11 @@ from crm_campaign.api import (
     audience_messages,
     campaign_messages,
     care_messages,
+    contact_import_messages,
     dispatch_messages,
     engagement_messages,
     offer_messages,
+    propensity_messages,
     trigger_messages,
 )
 from crm_campaign.api.access import ACCESS, SERVICE
@@ -37,6 +39,8 @@ from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.care.repository import CareTaskRepository
 from crm_campaign.care.service import CareTasks
+from crm_campaign.contacts.repository import ContactRepository
+from crm_campaign.contacts.service import ContactImports
 from crm_campaign.dispatch.adapters.base import ChannelAdapter
 from crm_campaign.dispatch.adapters.file import FileAdapter
 from crm_campaign.dispatch.adapters.webhook import WebhookAdapter
@@ -55,6 +59,9 @@ from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
+from crm_campaign.propensity.customer_features import follow_profile_customer_features
+from crm_campaign.propensity.repository import PropensityRepository
+from crm_campaign.propensity.service import PropensityModels
 from crm_campaign.renewals import feed as renewal_feed
 from crm_campaign.renewals.repository import RenewalRepository
 from crm_campaign.renewals.service import Renewals
@@ -212,8 +219,9 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     results = CampaignResults(repository=ResultsRepository(), campaigns=campaign_repository)
     operations = Operations(runtime.db, tables.operation, page_tokens, kinds=KINDS,
                             poll_seconds=settings.operation_poll_seconds, draining=runtime.draining)
-    # Builds run in the service process for now (the funnel is set-based I/O plus one pass in
-    # Python); no worker processes are started until a step needs one.
+    # Builds run in the service process (the funnel is set-based I/O plus one pass in Python);
+    # contact-file reading and propensity training run in the one spawned worker process,
+    # started when first needed.
     runner = OperationRunner(operations=operations, service=runtime.name, error_domain=SPEC.error_domain,
                              workers=1, log_level=settings.log_level)
     runner.start()
@@ -242,6 +250,13 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         catalogue=RunningCampaigns(
             db=runtime.db, campaigns=campaign_repository, offers=offer_repository,
             exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types)))
+    contact_imports = ContactImports(
+        db=runtime.db, operations=operations, runner=runner, repository=ContactRepository(), idempotency=idempotency,
+        result_payload=contact_import_messages.result_to_proto, metadata_payload=contact_import_messages.metadata_of,
+        error_domain=SPEC.error_domain)
+    propensity = PropensityModels(db=runtime.db, operations=operations, runner=runner,
+                                  repository=PropensityRepository(), idempotency=idempotency,
+                                  payload=propensity_messages.to_proto)
     dispatcher = Dispatcher(
         db=runtime.db, repository=dispatch_repository, adapters=adapters, outbox=outbox,
         feed_payload=dispatch_messages.to_proto, batch_size=settings.dispatch_batch_size,
@@ -258,7 +273,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     for target, follow in ((settings.profile_target, partial(follow_profile, triggers=firing.apply)),
                            (settings.segment_target, partial(follow_segment, triggers=firing.apply)),
                            (settings.feedback_target, follow_feedback),
-                           (settings.profile_target, partial(follow_profile_customers, holdings=renewal_feed.apply))):
+                           (settings.profile_target, partial(follow_profile_customers, holdings=renewal_feed.apply)),
+                           (settings.profile_target, follow_profile_customer_features)):
         if target:
             follower = follow(db=runtime.db, settings=settings, target=target,
                               max_backoff_seconds=settings.feed_max_backoff_seconds)
@@ -273,7 +289,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
             repository=TriggerRuleRepository(), campaigns=campaign_repository, offers=offer_repository, outbox=outbox,
             idempotency=idempotency, page_tokens=page_tokens, feed_payload=trigger_messages.to_proto),
         next_best_actions=next_best_actions, loyalty=loyalty,
-        renewals=Renewals(repository=RenewalRepository(), page_tokens=page_tokens))
+        renewals=Renewals(repository=RenewalRepository(), page_tokens=page_tokens), contact_imports=contact_imports,
+        propensity=propensity)
     return [ServiceBinding(
         descriptor=SERVICE,
         register=lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server),

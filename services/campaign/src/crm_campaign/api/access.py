@@ -75,6 +75,10 @@ _RULES: dict[str, frozenset[Role]] = {
     "RedeemReward": FRONT_LINE,
     # renewals
     "ListRenewals": frozenset({Role.RELATIONSHIP_MANAGER}) | READERS,
+    # imported contact history and response propensity
+    "ImportContactHistory": MANAGERS,
+    "TrainPropensityModel": MANAGERS | {Role.ANALYST},
+    "GetPropensityModel": READERS,
     # long-running operations
     "GetOperation": READERS,
     "ListOperations": READERS,

@@ -16,16 +16,19 @@ from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm_campaign.api import campaign_messages, dispatch_messages, engagement_messages, offer_messages
 from crm_campaign.api import value_messages as values
 from crm_campaign.api.care_rpcs import CareRpcs
+from crm_campaign.api.contact_import_rpcs import ContactImportRpcs
 from crm_campaign.api.history_rpcs import HistoryRpcs
 from crm_campaign.api.loyalty_rpcs import LoyaltyRpcs
 from crm_campaign.api.nba_rpcs import NextBestActionRpcs
 from crm_campaign.api.operation_rpcs import OperationRpcs
+from crm_campaign.api.propensity_rpcs import PropensityRpcs
 from crm_campaign.api.trigger_rpcs import TriggerRuleRpcs
 from crm_campaign.audience.builds import AudienceBuilds
 from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.rules import CAMPAIGN_ID
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.care.service import CareTasks
+from crm_campaign.contacts.service import ContactImports
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.engagement.service import Engagement
 from crm_campaign.history.service import ContactHistory
@@ -33,6 +36,7 @@ from crm_campaign.loyalty.service import Loyalty
 from crm_campaign.nba.service import NextBestActions
 from crm_campaign.offers.rules import OFFER_ID
 from crm_campaign.offers.service import Offers
+from crm_campaign.propensity.service import PropensityModels
 from crm_campaign.renewals.service import Renewals
 from crm_campaign.results.service import CampaignResults
 from crm_campaign.triggers.service import TriggerRules
@@ -52,13 +56,13 @@ OFFER = ResourceName("campaigns/{campaign_id}/offers/{offer_id}",
                      id_pattern={"campaign_id": CAMPAIGN_ID.pattern, "offer_id": OFFER_ID.pattern})
 
 
-class CampaignServicer(CareRpcs, HistoryRpcs, LoyaltyRpcs, NextBestActionRpcs, OperationRpcs, TriggerRuleRpcs,
-                       campaign_service_pb2_grpc.CampaignServiceServicer):
+class CampaignServicer(CareRpcs, ContactImportRpcs, HistoryRpcs, LoyaltyRpcs, NextBestActionRpcs, OperationRpcs,
+                       PropensityRpcs, TriggerRuleRpcs, campaign_service_pb2_grpc.CampaignServiceServicer):
     def __init__(self, *, db: Database, campaigns: Campaigns, offers: Offers, dispatches: Dispatches,
                  engagement: Engagement, results: CampaignResults, builds: AudienceBuilds, operations: Operations,
                  reporting_currency: str, feed: ChangeFeed, care_tasks: CareTasks, history: ContactHistory,
                  triggers: TriggerRules, next_best_actions: NextBestActions, loyalty: Loyalty,
-                 renewals: Renewals) -> None:
+                 renewals: Renewals, contact_imports: ContactImports, propensity: PropensityModels) -> None:
         self._db = db
         self._care_tasks = care_tasks
         self._history = history
@@ -66,6 +70,8 @@ class CampaignServicer(CareRpcs, HistoryRpcs, LoyaltyRpcs, NextBestActionRpcs, O
         self._next_best_actions = next_best_actions
         self._loyalty = loyalty
         self._renewals = renewals
+        self._contact_imports = contact_imports
+        self._propensity = propensity
         self._builds = builds
         self._operations = operations
         self._engagement = engagement

@@ -7,10 +7,12 @@ from typing import ClassVar
 
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm_campaign.audience.builds import KIND as AUDIENCE_BUILD
+from crm_campaign.contacts.service import KIND as CONTACT_IMPORT
+from crm_campaign.propensity.service import KIND as PROPENSITY_TRAINING
 from crmkit.operations.rpcs import OperationRpcs as KitOperationRpcs
 
 # The kinds of operation the campaign service runs (ListOperationsRequest.kind).
-KINDS = (AUDIENCE_BUILD,)
+KINDS = (AUDIENCE_BUILD, CONTACT_IMPORT, PROPENSITY_TRAINING)
 
 
 class OperationRpcs(KitOperationRpcs):

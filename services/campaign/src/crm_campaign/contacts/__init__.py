@@ -1,0 +1,1 @@
+"""Imported contact history: a bank's past campaign calls, loaded from files (see `service`)."""

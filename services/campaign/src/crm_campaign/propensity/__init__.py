@@ -1,0 +1,1 @@
+"""Response propensity per offer type: models trained on the imported contact history (see `service`)."""
