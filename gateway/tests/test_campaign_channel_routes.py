@@ -69,8 +69,8 @@ async def customer_id(client, new_customer, campaigns) -> str:
 
     async def known() -> bool:
         try:  # the loyalty book is the last of campaign's profile followers to say "in book"
-            await campaigns.GetLoyaltyAccount(pb.GetLoyaltyAccountRequest(customer=f"customers/{customer}", audit=CHANGE),
-                                              metadata=bearer(Role.RELATIONSHIP_MANAGER, subject=RM))
+            await campaigns.GetLoyaltyAccount(pb.GetLoyaltyAccountRequest(
+                customer=f"customers/{customer}", audit=CHANGE), metadata=bearer(Role.RELATIONSHIP_MANAGER, subject=RM))
             await campaigns.ListContactHistory(pb.ListContactHistoryRequest(
                 customer=f"customers/{customer}", audit=CHANGE), metadata=bearer(Role.RELATIONSHIP_MANAGER, subject=RM))
             await campaigns.GetNextBestAction(pb.GetNextBestActionRequest(
@@ -256,7 +256,8 @@ async def test_the_signed_in_manager_lists_and_completes_their_care_tasks(
         key = str(uuid.uuid4())
         done = await client.post(path, json=completion, headers=keyed(manager, key))
         assert done.status_code == 200, done.text
-        assert done.json()["state"] == "CARE_TASK_STATE_DONE" and done.json()["outcome"] == "CARE_TASK_OUTCOME_CONTACTED"
+        assert done.json()["state"] == "CARE_TASK_STATE_DONE"
+        assert done.json()["outcome"] == "CARE_TASK_OUTCOME_CONTACTED"
         again = await client.post(path, json=completion, headers=keyed(manager, key))
         assert again.status_code == 200 and again.json() == done.json()  # replayed
         closed = await client.post(path, json=completion, headers=keyed(manager))
