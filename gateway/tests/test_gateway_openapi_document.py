@@ -29,6 +29,14 @@ async def test_lists_the_routes(document) -> None:
         "/v1/churn-models": {"get"},
         "/v1/campaigns": {"get"}, "/v1/campaigns/{campaign_id}/approve": {"post"},
         "/v1/campaigns/{campaign_id}/results": {"get"}, "/v1/offer-responses": {"post"},
+        "/v1/customers/{customer_id}/next-best-action": {"get"},
+        "/v1/customers/{customer_id}/next-best-action/responses": {"post"},
+        "/v1/customers/{customer_id}/contact-history": {"get"},
+        "/v1/care-tasks": {"get"}, "/v1/care-tasks/{care_task_id}/complete": {"post"},
+        "/v1/customers/{customer_id}/loyalty-account": {"get"},
+        "/v1/customers/{customer_id}/loyalty-account/transactions": {"get"},
+        "/v1/customers/{customer_id}/loyalty-account/redemptions": {"post"},
+        "/v1/rewards": {"get"},
     }
 
 

@@ -31,12 +31,15 @@ from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_
 from crm_gateway.peers import Peers
 from crm_gateway.routes import (
     campaigns,
+    care_tasks,
     complaints,
     consents,
     customer360,
     customers,
     docs,
+    engagement,
     health,
+    loyalty,
     models,
     segments,
 )
@@ -107,7 +110,8 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None,
     app.state.verifier = TokenVerifier.from_settings(settings)
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.include_router(health.router)
-    for routes in (customers, customer360, consents, complaints, segments, models, campaigns):
+    for routes in (customers, customer360, consents, complaints, segments, models, campaigns, engagement, care_tasks,
+                   loyalty):
         app.include_router(routes.router)
     if settings.docs_page_enabled:
         app.include_router(docs.router)
