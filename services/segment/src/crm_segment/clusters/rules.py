@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from crm_segment.clusters.model import (
@@ -53,6 +51,10 @@ from crm_segment.segments import catalogue
 from crm_segment.segments.model import FeatureType
 from crm_segment.segments.rules import CATALOGUE, FEATURES
 from crmkit.validation import Violations
+
+if TYPE_CHECKING:
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import StandardScaler
 
 MIN_CLUSTER_COUNT = 2
 MAX_CLUSTER_COUNT = 20
@@ -111,6 +113,11 @@ def cluster(request: ClusteringRequest) -> ClusteringResult:
 
 
 def _cluster(request: ClusteringRequest) -> ClusteringResult:
+    # scikit-learn is imported here, in the worker that runs the clustering: at module level it
+    # cost every segment process (and every test that starts one) seconds of start-up.
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import StandardScaler
+
     raw = np.asarray(request.values, dtype=np.float64).reshape(len(request.values), len(request.features))
     rows, data = _complete_rows(raw, request.missing_values)
     candidates = _candidate_counts(request, data)
@@ -187,6 +194,8 @@ def _described(customers: int, distinct: int) -> str:
 
 
 def _silhouette(scaled: Matrix, labels: npt.NDArray[np.int32], random_state: int) -> float:
+    from sklearn.metrics import silhouette_score
+
     sample = SILHOUETTE_SAMPLE if len(scaled) > SILHOUETTE_SAMPLE else None
     return float(silhouette_score(scaled, labels, sample_size=sample, random_state=random_state))
 
