@@ -219,7 +219,8 @@ async def measure(bench: BenchRun, profile: profile_service_pb2_grpc.ProfileServ
             waiting[("queued", customer)] = futures["queued"]
             waiting[("sent", customer)] = futures["sent"]
             request = holding_pb2.UpdateHoldingRequest(
-                holding=holding_pb2.Holding(name=holding, maturity_date=today, status=holding_pb2.HOLDING_STATUS_MATURED),
+                holding=holding_pb2.Holding(name=holding, maturity_date=today,
+                                            status=holding_pb2.HOLDING_STATUS_MATURED),
                 update_mask=field_mask_pb2.FieldMask(paths=["maturity_date", "status"]), audit=AUDIT)
             started = time.perf_counter()
             await profile.UpdateHolding(request, metadata=tokens["service"], timeout=CALL_TIMEOUT_SECONDS)

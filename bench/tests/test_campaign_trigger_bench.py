@@ -19,8 +19,8 @@ def test_the_trigger_benchmark_is_registered_and_sized_by_its_variable(monkeypat
 
 
 def test_campaign_follows_profile_only_and_writes_sms_to_files() -> None:
-    env = campaign_trigger.campaign_env("postgresql://db", 7001, "secret", 7000, "/tmp/out")
+    env = campaign_trigger.campaign_env("postgresql://db", 7001, "secret", 7000, "outbound")
     assert env["CRM_CAMPAIGN_PROFILE_TARGET"] == "127.0.0.1:7000"
     assert env["CRM_CAMPAIGN_SEGMENT_TARGET"] == env["CRM_CAMPAIGN_FEEDBACK_TARGET"] == ""
     assert json.loads(env["CRM_CAMPAIGN_CHANNEL_ADAPTERS"]) == {"SMS": "file"}
-    assert env["CRM_CAMPAIGN_DISPATCH_DIRECTORY"] == "/tmp/out"
+    assert env["CRM_CAMPAIGN_DISPATCH_DIRECTORY"] == "outbound"
