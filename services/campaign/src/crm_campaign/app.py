@@ -36,7 +36,7 @@ from crm_campaign.campaigns.model import CampaignType, Channel
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.care.repository import CareTaskRepository
-from crm_campaign.care.service import CareTasks
+from crm_campaign.care.service import CareTasks, RaisedCareTasks
 from crm_campaign.dispatch.adapters.base import ChannelAdapter
 from crm_campaign.dispatch.adapters.file import FileAdapter
 from crm_campaign.dispatch.adapters.webhook import WebhookAdapter
@@ -251,7 +251,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     firing = TriggerFiring(
         repository=FiringRepository(), campaigns=campaign_repository, offers=offer_repository,
         audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
-        dispatches=dispatches, candidates=TriggerCandidates(),
+        dispatches=dispatches, candidates=TriggerCandidates(), book=book,
+        care_tasks=RaisedCareTasks(repository=CareTaskRepository(), outbox=outbox, feed_payload=care_messages.to_proto),
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
     # Trigger rules fire on profile's and segment's events, in the transaction that applies them.
     for target, follow in ((settings.profile_target, partial(follow_profile, triggers=firing.apply)),
