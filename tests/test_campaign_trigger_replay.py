@@ -1,7 +1,8 @@
 """Campaign's trigger rules fire on profile's real change feed (both services in process, each on
 its own database), and replaying that feed from its start fires nothing twice: a card application
-ingested in profile fires the rule once (one care task for the customer's relationship manager); campaign restarted with its profile cursor erased reads
-the whole feed again and the rule's firings stay as they were."""
+ingested in profile fires the rule once (one care task for the customer's relationship manager);
+campaign restarted with its profile cursor erased reads the whole feed again and the rule's
+firings (and its care task) stay as they were."""
 
 from __future__ import annotations
 
