@@ -34,6 +34,8 @@ from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.dispatch.tables import dispatch
 from crm_campaign.offers.repository import OfferRepository
+from crm_campaign.triggers.calendar_repository import CalendarRepository
+from crm_campaign.triggers.calendar_scan import CalendarScan
 from crm_campaign.triggers.candidates import TriggerCandidates
 from crm_campaign.triggers.firing import TriggerFiring
 from crm_campaign.triggers.firing_repository import FiringRepository
@@ -124,6 +126,7 @@ def feeds(campaign_service: tuple[Any, Any]) -> Any:
                                                       feed_payload=care_messages.to_proto))
 
     class Feeds:
+        trigger_firing = firing
         segment_apply = staticmethod(peers.together(memberships.apply, firing.apply))
         profile_apply = staticmethod(peers.together(contactability.apply, firing.apply))
 
@@ -343,3 +346,62 @@ async def test_a_care_task_action_creates_one_task_for_the_relationship_manager(
     assert task.assignee == "rm-book", "book's manager wins"
     assert await feeds.care_tasks(unmanaged) == []
     assert (await get_rule(campaigns, rule)).fire_count == 3
+
+
+def onboarded(customer: str, day: date) -> change_event_pb2.ChangeEvent:
+    return feed_event("crm.profile.v1.Customer", f"customers/{customer}", E.CHANGE_TYPE_CREATED, customer_pb2.Customer(
+        name=f"customers/{customer}", customer_id=customer,
+        onboarded_on=date_pb2.Date(year=day.year, month=day.month, day=day.day)))
+
+
+def activity(customer: str, at: datetime, *, login: bool = True) -> change_event_pb2.ChangeEvent:
+    message = event_pb2.CustomerEvent(event_id=str(uuid.uuid4()), customer=f"customers/{customer}",
+                                      occur_time=timestamp(at), event_type=event_pb2.EVENT_TYPE_LOGIN)
+    if not login:  # a salary credit: not the customer's own activity
+        message.event_type = event_pb2.EVENT_TYPE_TRANSACTION
+        message.transaction.CopyFrom(event_pb2.TransactionDetail(
+            amount=money_pb2.Money(currency_code="CNY", units=9000), direction=event_pb2.TRANSACTION_DIRECTION_CREDIT,
+            kind=event_pb2.TRANSACTION_KIND_SALARY))
+    return feed_event("crm.profile.v1.CustomerEvent", f"customers/{customer}/events/{uuid.uuid4()}",
+                      E.CHANGE_TYPE_EVENT, message)
+
+
+async def test_the_calendar_scan_fires_anniversaries_in_their_lead_time_and_dormancy_once_per_spell(
+        campaigns, feeds, campaign_service) -> None:
+    _, runtime = campaign_service
+    now = datetime.now(UTC)
+    today = now.date()
+    soon = today + timedelta(days=2)
+    anniversary = await create_rule(campaigns, anniversary=T.AnniversaryCondition(lead_time=days(3), years=[1, 5]))
+    dormancy = await create_rule(campaigns, dormancy=T.DormancyCondition(inactive_for=days(30)))
+    fifth, third, later = unique("cust"), unique("cust"), unique("cust")
+    await feeds.profile(onboarded(fifth, soon.replace(year=soon.year - 5)))
+    await feeds.profile(onboarded(third, soon.replace(year=soon.year - 3)))  # not a year the rule names
+    far = today + timedelta(days=10)
+    await feeds.profile(onboarded(later, far.replace(year=far.year - 1)))  # outside the lead time
+    idle, busy = unique("cust"), unique("cust")
+    await feeds.profile(activity(idle, now - timedelta(days=40)))
+    await feeds.profile(activity(idle, now - timedelta(days=1), login=False))  # salary: not activity
+    await feeds.profile(activity(busy, now - timedelta(days=50)))
+    await feeds.profile(activity(busy, now - timedelta(days=10)))
+    await feeds.profile(activity(busy, now - timedelta(days=45)))  # late: never moves activity back
+
+    def scan(at: datetime) -> CalendarScan:
+        return CalendarScan(db=runtime.db, firing=feeds.trigger_firing, rules=FiringRepository(),
+                            calendar=CalendarRepository(), batch_size=2, clock=lambda: at)
+
+    await scan(now).run_once()
+    await scan(now).run_once()  # again: nothing twice
+    mine = {fifth, third, later, idle, busy}
+    fired = [(f.customer_id, f.event_key) for f in await feeds.firings(anniversary) if f.customer_id in mine]
+    assert fired == [(fifth, f"anniversary:{soon.year}")]
+    slept = [(f.customer_id, f.event_key) for f in await feeds.firings(dormancy) if f.customer_id in mine]
+    idle_since = (now - timedelta(days=40)).date().isoformat()
+    assert slept == [(idle, f"dormancy:{idle_since}")]
+    # Active again, then idle for another spell: fires again; busy is dormant by then too.
+    await feeds.profile(activity(idle, now + timedelta(days=5)))
+    await scan(now + timedelta(days=40)).run_once()
+    slept = sorted((f.customer_id, f.event_key) for f in await feeds.firings(dormancy) if f.customer_id in mine)
+    busy_since = (now - timedelta(days=10)).date().isoformat()
+    assert slept == sorted([(idle, f"dormancy:{idle_since}"), (idle, f"dormancy:{(today + timedelta(days=5))}"),
+                            (busy, f"dormancy:{busy_since}")])

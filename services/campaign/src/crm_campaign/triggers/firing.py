@@ -32,7 +32,8 @@ from crm_campaign.care.model import CareTask
 from crm_campaign.care.service import RaisedCareTasks
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.offers.repository import OfferRepository
-from crm_campaign.triggers import events, rules
+from crm_campaign.triggers import calendar, events, rules
+from crm_campaign.triggers.calendar_repository import CalendarRepository
 from crm_campaign.triggers.candidates import TriggerCandidates
 from crm_campaign.triggers.firing_repository import FiringRepository
 from crm_campaign.triggers.model import (
@@ -67,6 +68,7 @@ class TriggerFiring:
     def __init__(self, *, repository: FiringRepository, campaigns: CampaignRepository, offers: OfferRepository,
                  audiences: Audiences, dispatches: Dispatches, candidates: TriggerCandidates,
                  care_tasks: RaisedCareTasks | None = None, book: BookRepository | None = None,
+                 calendar_facts: CalendarRepository | None = None,
                  exempt_from_complaints: frozenset[int] = frozenset(), clock: Clock = utc_now) -> None:
         self._repository = repository
         self._campaigns = campaigns
@@ -76,15 +78,20 @@ class TriggerFiring:
         self._candidates = candidates
         self._care_tasks = care_tasks
         self._book = book or BookRepository()
+        self._calendar = calendar_facts or CalendarRepository()
         self._exempt = exempt_from_complaints
         self._clock = clock
 
     async def apply(self, uow: UnitOfWork, change: ChangeEvent) -> bool:
-        """A feed follower's apply: whether the event changed anything here."""
+        """A feed follower's apply: whether the event changed anything here. Calendar facts
+        (anniversary, last own activity) are kept for the calendar scan."""
+        fact = calendar.fact_of(change)
+        if fact is not None:
+            await self._calendar.record(uow, fact)
         event = events.read(change)
         if event is None:
-            return False
-        return await self.fire(uow=uow, event=event)
+            return fact is not None
+        return await self.fire(uow=uow, event=event) or fact is not None
 
     async def fire(self, *, uow: UnitOfWork, event: TriggerEvent) -> bool:
         changed = False

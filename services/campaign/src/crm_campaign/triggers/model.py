@@ -245,6 +245,11 @@ class TriggerEvent:
     # Payroll: the largest salary credit of each month so far, by the month's first day.
     payroll_months: tuple[tuple[date, Money], ...] = ()
     payroll_month: date | None = None
+    # Anniversaries (calendar scan): the anniversary's date and how many years it marks.
+    anniversary: date | None = None
+    years: int = 0
+    # Dormancy (calendar scan): the customer's last own activity.
+    inactive_since: datetime | None = None
 
 
 @dataclass(frozen=True)
