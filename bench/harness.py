@@ -56,6 +56,9 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "messages/s through the dispatcher and file adapter, as a ratio to writing the same lines bare"),
     Benchmark("campaign-nba", "bench.campaign_nba",
               "GetNextBestAction p99 ms at concurrency 4 <= 30 (qps at 16 over a bare gRPC call, information)"),
+    Benchmark("campaign-trigger", "bench.campaign_trigger",
+              "p95 ms from a holding maturing in profile (UpdateHolding) to the triggered dispatch recorded on "
+              "campaign's feed, real processes <= 2000 (floor: the write and its arrival on profile's feed)"),
     Benchmark("risk-suitability", "bench.risk_suitability",
               "CheckSuitability qps at concurrency 16 >= 0.6 x a bare gRPC call at concurrency 16"),
     Benchmark("feedback-classify", "bench.feedback_classify",

@@ -1,7 +1,8 @@
 """Campaign's trigger rules fire on profile's real change feed (both services in process, each on
 its own database), and replaying that feed from its start fires nothing twice: a card application
-ingested in profile fires the rule once; campaign restarted with its profile cursor erased reads
-the whole feed again and the rule's firings stay as they were."""
+ingested in profile fires the rule once (one care task for the customer's relationship manager);
+campaign restarted with its profile cursor erased reads the whole feed again and the rule's
+firings (and its care task) stay as they were."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from crm.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc, car
 from crm.profile.v1 import customer_pb2, event_pb2, profile_service_pb2, profile_service_pb2_grpc
 from crm_campaign import tables
 from crm_campaign.app import SPEC as CAMPAIGN
+from crm_campaign.care.tables import care_task
 from crm_campaign.triggers.firing_repository import FiringRepository
 from crm_campaign.triggers.model import FiringOutcome
 from crm_profile.app import SPEC as PROFILE
@@ -55,7 +57,8 @@ async def test_a_card_application_fires_once_and_a_replayed_feed_fires_nothing_a
             profiles = profile_service_pb2_grpc.ProfileServiceStub(profile_channel)
             await profiles.CreateCustomer(profile_service_pb2.CreateCustomerRequest(
                 customer=customer_pb2.Customer(customer_id=customer, full_name="Li Na", branch_id="br-1",
-                                               customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL),
+                                               customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL,
+                                               relationship_manager_id="rm-li"),
                 request_id=str(uuid.uuid4())), metadata=ADMIN)
 
             async with running_service(CAMPAIGN, database_url=campaign_url, profile_target=profile_target,
@@ -78,6 +81,11 @@ async def test_a_card_application_fires_once_and_a_replayed_feed_fires_nothing_a
                     async with runtime.db.unit_of_work(read_only=True) as uow:
                         return await FiringRepository().firings(uow, rule.trigger_rule_id)
 
+                async def tasks() -> list[tuple[str, str]]:
+                    async with runtime.db.unit_of_work(read_only=True) as uow:
+                        return [(row.assignee, row.source) for row in (await uow.execute(
+                            sa.select(care_task).where(care_task.c.customer_id == customer))).all()]
+
                 async def cursor() -> str | None:
                     async with runtime.db.unit_of_work(read_only=True) as uow:
                         return await uow.scalar(sa.select(tables.feed_cursor.c.cursor).where(
@@ -85,7 +93,8 @@ async def test_a_card_application_fires_once_and_a_replayed_feed_fires_nothing_a
 
                 first = await eventually(firings, until=lambda found: len(found) == 1, seconds=30,
                                          what="the card application's firing")
-                assert (first[0].customer_id, first[0].outcome) == (customer, FiringOutcome.CARE_TASK_RECORDED)
+                assert (first[0].customer_id, first[0].outcome) == (customer, FiringOutcome.CARE_TASK_CREATED)
+                assert await tasks() == [("rm-li", rule.name)], "one task, for the customer's manager"
                 settled = await eventually(cursor, seconds=30, what="campaign's profile cursor")
 
             # Replay: campaign forgets where it was in profile's feed and reads it all again.
@@ -100,6 +109,7 @@ async def test_a_card_application_fires_once_and_a_replayed_feed_fires_nothing_a
                 await eventually(cursor, until=lambda now: now == settled, seconds=30,
                                  what="the replayed feed read to its end")
                 assert await firings() == first, "a replayed event fires nothing twice"
+                assert len(await tasks()) == 1, "and raises no second care task"
                 campaigns = campaign_service_pb2_grpc.CampaignServiceStub(channel)
                 again = (await campaigns.GetTriggerRule(campaign_service_pb2.GetTriggerRuleRequest(
                     name=rule.name), metadata=MARKETER)).trigger_rule

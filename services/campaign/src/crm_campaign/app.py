@@ -38,7 +38,7 @@ from crm_campaign.campaigns.model import CampaignType, Channel
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import Campaigns
 from crm_campaign.care.repository import CareTaskRepository
-from crm_campaign.care.service import CareTasks
+from crm_campaign.care.service import CareTasks, RaisedCareTasks
 from crm_campaign.contacts.repository import ContactRepository
 from crm_campaign.contacts.service import ContactImports
 from crm_campaign.dispatch.adapters.base import ChannelAdapter
@@ -67,6 +67,8 @@ from crm_campaign.renewals.repository import RenewalRepository
 from crm_campaign.renewals.service import Renewals
 from crm_campaign.results.repository import ResultsRepository
 from crm_campaign.results.service import CampaignResults
+from crm_campaign.triggers.calendar_repository import CalendarRepository
+from crm_campaign.triggers.calendar_scan import CalendarScan
 from crm_campaign.triggers.candidates import TriggerCandidates
 from crm_campaign.triggers.firing import TriggerFiring
 from crm_campaign.triggers.firing_repository import FiringRepository
@@ -267,8 +269,13 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     firing = TriggerFiring(
         repository=FiringRepository(), campaigns=campaign_repository, offers=offer_repository,
         audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
-        dispatches=dispatches, candidates=TriggerCandidates(),
+        dispatches=dispatches, candidates=TriggerCandidates(), book=book,
+        care_tasks=RaisedCareTasks(repository=CareTaskRepository(), outbox=outbox, feed_payload=care_messages.to_proto),
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
+    # Anniversary and dormancy rules fire from the calendar read model, on an hourly scan.
+    scan = CalendarScan(db=runtime.db, firing=firing, rules=FiringRepository(), calendar=CalendarRepository())
+    scan.start()
+    runtime.on_close(scan.close)
     # Trigger rules fire on profile's and segment's events, in the transaction that applies them.
     for target, follow in ((settings.profile_target, partial(follow_profile, triggers=firing.apply)),
                            (settings.segment_target, partial(follow_segment, triggers=firing.apply)),

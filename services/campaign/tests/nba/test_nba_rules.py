@@ -17,6 +17,8 @@ from crm_campaign.campaigns.model import (
     Channel,
     ContactPolicy,
     ControlGroup,
+    FrequencyCap,
+    FrequencyCapScope,
     Interval,
     Money,
 )
@@ -77,11 +79,40 @@ def test_a_held_out_customer_a_declined_campaign_and_another_channel_leave_all_i
 def test_triggered_campaigns_other_segments_and_offers_out_of_period_are_not_candidates() -> None:
     customer = facts()
     assert rules.in_audience(campaign("batch"), customer)
-    assert not rules.in_audience(campaign("event", type=CampaignType.TRIGGERED), customer)
+    assert not rules.in_audience(campaign("event", type=CampaignType.TRIGGERED), customer)  # not sent to them
     assert not rules.in_audience(campaign("other", segment="segments/other"), customer)
     assert rules.in_audience(campaign("walk-in", type=CampaignType.INBOUND, segment=""), customer)
     later = offer("c", "later", 90, valid_period=Interval(start_time=NOW + timedelta(days=1)))
     assert decide((campaign("c"), [later, offer("c", "now", 10)])) == (["now"], {})
+
+
+def test_a_triggered_offer_the_customer_received_is_followed_up_with_why() -> None:
+    """A triggered campaign is a candidate only for a customer it sent an offer to, and then only
+    that offer; its own dispatch does not count against its cap, and the reason says when and how
+    it went out. Consent, do-not-contact and the rest of the funnel still apply."""
+    event = campaign("event", type=CampaignType.TRIGGERED, segment="",
+                     contact_policy=ContactPolicy(channels=(int(Channel.SMS), APP), frequency_caps=(
+                         FrequencyCap(1, timedelta(days=30), scope=FrequencyCapScope.CAMPAIGN),)))
+    offers = [offer("event", "renew", 50), offer("event", "other", 90)]
+    sent = NOW - timedelta(hours=1)
+    received = facts(segments=frozenset(), triggered=(("event", "renew", int(Channel.SMS), sent),),
+                     contacts=(("event", int(Channel.SMS), sent),))
+    assert rules.in_audience(event, received)
+    running = [rules.running_campaign(event, offers)]
+    actions, excluded = rules.decide(running, received, {}, channel=APP, max_actions=0, now=NOW)
+    assert [a.offer_id for a in actions] == ["renew"] and excluded == []
+    [priority, why] = actions[0].reasons
+    assert priority.code == "CAMPAIGN_PRIORITY" and why.code == rules.TRIGGERED_OFFER
+    assert why.description.startswith(f"Sent by SMS on {sent.date().isoformat()}")
+    # Another campaign's send still counts: a global cap reached elsewhere leaves it out.
+    capped = campaign("event", type=CampaignType.TRIGGERED, segment="",
+                      contact_policy=ContactPolicy(channels=(int(Channel.SMS), APP), frequency_caps=(
+                          FrequencyCap(1, timedelta(days=30), scope=FrequencyCapScope.ALL_CAMPAIGNS),)))
+    busy = facts(segments=frozenset(), triggered=received.triggered,
+                 contacts=(("event", int(Channel.SMS), sent), ("batch", int(Channel.SMS), sent)))
+    assert decide((capped, offers), customer=busy) == ([], {"renew": "FREQUENCY_CAP"})
+    assert decide((event, offers), customer=facts(segments=frozenset(), do_not_contact=True,
+                                                   triggered=received.triggered)) == ([], {"renew": "DO_NOT_CONTACT"})
 
 
 def test_a_rivals_sent_offer_wins_arbitration_and_ranks_break_ties_by_campaign() -> None:

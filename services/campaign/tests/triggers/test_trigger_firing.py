@@ -16,20 +16,26 @@ from google.type import date_pb2, decimal_pb2, money_pb2
 from crm.campaign.v1 import campaign_pb2, care_pb2, trigger_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.common.v1 import change_event_pb2
-from crm.profile.v1 import event_pb2, holding_pb2
+from crm.profile.v1 import customer_pb2, event_pb2, holding_pb2
 from crm.segment.v1 import segment_pb2
 from crm_campaign import tables
-from crm_campaign.api import dispatch_messages
+from crm_campaign.api import care_messages, dispatch_messages
 from crm_campaign.audience import contactability, memberships, peers
 from crm_campaign.audience.read_models import customer_contact
 from crm_campaign.audience.repository import AudienceRepository
 from crm_campaign.audience.service import Audiences
+from crm_campaign.book import follower as book_follower
 from crm_campaign.campaigns.model import Channel
 from crm_campaign.campaigns.repository import CampaignRepository
+from crm_campaign.care.repository import CareTaskRepository
+from crm_campaign.care.service import CARE_TASK_TYPE, RaisedCareTasks
+from crm_campaign.care.tables import care_task
 from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.dispatch.tables import dispatch
 from crm_campaign.offers.repository import OfferRepository
+from crm_campaign.triggers.calendar_repository import CalendarRepository
+from crm_campaign.triggers.calendar_scan import CalendarScan
 from crm_campaign.triggers.candidates import TriggerCandidates
 from crm_campaign.triggers.firing import TriggerFiring
 from crm_campaign.triggers.firing_repository import FiringRepository
@@ -89,6 +95,11 @@ def payroll_credit(customer: str, at: datetime, units: int) -> change_event_pb2.
                               kind=event_pb2.TRANSACTION_KIND_SALARY)))
 
 
+def customer_event(customer: str, manager: str) -> change_event_pb2.ChangeEvent:
+    return feed_event("crm.profile.v1.Customer", f"customers/{customer}", E.CHANGE_TYPE_UPDATED, customer_pb2.Customer(
+        name=f"customers/{customer}", customer_id=customer, relationship_manager_id=manager))
+
+
 def holding(customer: str, product: str, matures: date, units: int) -> change_event_pb2.ChangeEvent:
     name = f"customers/{customer}/holdings/{uuid.uuid4().hex[:8]}"
     return feed_event("crm.profile.v1.Holding", name, E.CHANGE_TYPE_UPDATED, holding_pb2.Holding(
@@ -109,9 +120,13 @@ def feeds(campaign_service: tuple[Any, Any]) -> Any:
     firing = TriggerFiring(repository=repository, campaigns=campaigns_, offers=OfferRepository(),
                            audiences=Audiences(repository=AudienceRepository(), campaigns=campaigns_,
                                                dispatches=dispatches),
-                           dispatches=dispatches, candidates=TriggerCandidates())
+                           dispatches=dispatches, candidates=TriggerCandidates(),
+                           care_tasks=RaisedCareTasks(repository=CareTaskRepository(),
+                                                      outbox=Outbox(tables.outbox_event),
+                                                      feed_payload=care_messages.to_proto))
 
     class Feeds:
+        trigger_firing = firing
         segment_apply = staticmethod(peers.together(memberships.apply, firing.apply))
         profile_apply = staticmethod(peers.together(contactability.apply, firing.apply))
 
@@ -131,6 +146,24 @@ def feeds(campaign_service: tuple[Any, Any]) -> Any:
             async with runtime.db.unit_of_work(read_only=True) as uow:
                 return list((await uow.execute(sa.select(dispatch).where(
                     dispatch.c.campaign_id == campaign_id, dispatch.c.customer_id == customer))).all())
+
+        async def care_tasks(self, customer: str) -> list[Any]:
+            async with runtime.db.unit_of_work(read_only=True) as uow:
+                return list((await uow.execute(sa.select(care_task).where(care_task.c.customer_id == customer)
+                                               )).all())
+
+        async def care_events(self, customer: str) -> int:
+            async with runtime.db.unit_of_work(read_only=True) as uow:
+                names = sa.select(sa.literal("careTasks/") + care_task.c.care_task_id).where(
+                    care_task.c.customer_id == customer)
+                return int(await uow.scalar(sa.select(sa.func.count()).select_from(tables.outbox_event).where(
+                    tables.outbox_event.c.resource_type == CARE_TASK_TYPE,
+                    tables.outbox_event.c.resource_name.in_(names))) or 0)
+
+        async def in_book(self, customer: str, manager: str) -> None:
+            """Book's own follower has applied the customer's Customer event (its public apply)."""
+            async with runtime.db.unit_of_work() as uow:
+                await book_follower.apply(uow, customer_event(customer, manager))  # type: ignore[arg-type]
 
         async def reachable(self, customer: str, *channels: Channel) -> None:
             async with runtime.db.unit_of_work() as uow:
@@ -185,8 +218,8 @@ async def test_the_cooldown_spaces_repeated_events_and_a_disabled_rule_ignores_t
     await feeds.segment(entered(segment, customer, at=now + timedelta(days=3)))  # re-entry within 10 days
     await feeds.segment(entered(segment, customer, at=now + timedelta(days=11)))
     outcomes = [f.outcome for f in await feeds.firings(rule)]
-    assert outcomes == [FiringOutcome.CARE_TASK_RECORDED, FiringOutcome.COOLED_DOWN,
-                        FiringOutcome.CARE_TASK_RECORDED]
+    assert outcomes == [FiringOutcome.NO_RELATIONSHIP_MANAGER, FiringOutcome.COOLED_DOWN,
+                        FiringOutcome.NO_RELATIONSHIP_MANAGER]
     assert (await get_rule(campaigns, rule)).fire_count == 2
     other = unique("cust")
     await campaigns.UpdateTriggerRule(pb.UpdateTriggerRuleRequest(
@@ -276,3 +309,99 @@ async def test_a_customer_without_consent_is_suppressed_not_contacted(campaigns,
     [firing] = await feeds.firings(rule)
     assert firing.outcome == FiringOutcome.SUPPRESSED and firing.suppression_reason
     assert all(row.state != 1 for row in await feeds.dispatches(campaign.campaign_id, customer))
+
+
+async def test_a_care_task_action_creates_one_task_for_the_relationship_manager(campaigns, feeds) -> None:
+    """Assigned to the customer's manager: book's when its follower knows the customer, else the one
+    the contact read model took from the same feed. Replays create nothing more; a customer
+    without a manager gets no task."""
+    product = unique("TD").upper()
+    rule = await create_rule(campaigns, product_maturity=T.ProductMaturityCondition(product_codes=[product]),
+                             care_task_action=T.CareTaskAction(kind=care_pb2.CARE_TASK_KIND_MATURITY_FOLLOW_UP,
+                                                               title="Call about the maturing deposit",
+                                                               due_after=days(2),
+                                                               priority=care_pb2.CARE_TASK_PRIORITY_HIGH))
+    today = datetime.now(UTC).date()
+    # Only profile's Customer event on the contactability follower so far (book's is behind).
+    fresh, booked, unmanaged = unique("cust"), unique("cust"), unique("cust")
+    await feeds.profile(customer_event(fresh, "rm-contact"))
+    await feeds.profile(customer_event(booked, "rm-old"))
+    await feeds.in_book(booked, "rm-book")
+    await feeds.profile(customer_event(unmanaged, ""))
+    for customer in (fresh, booked, unmanaged):
+        matures = holding(customer, product, today + timedelta(days=5), 50_000)
+        await feeds.profile(matures)
+        await feeds.profile(matures)  # replayed
+    by_customer = {f.customer_id: f.outcome for f in await feeds.firings(rule)}
+    assert by_customer == {fresh: FiringOutcome.CARE_TASK_CREATED, booked: FiringOutcome.CARE_TASK_CREATED,
+                           unmanaged: FiringOutcome.NO_RELATIONSHIP_MANAGER}
+    [task] = await feeds.care_tasks(fresh)
+    assert (task.assignee, task.kind, task.title, task.priority, task.state, task.source, task.creator) == (
+        "rm-contact", care_pb2.CARE_TASK_KIND_MATURITY_FOLLOW_UP, "Call about the maturing deposit",
+        care_pb2.CARE_TASK_PRIORITY_HIGH, care_pb2.CARE_TASK_STATE_OPEN, f"triggerRules/{rule.trigger_rule_id}",
+        "campaign-triggers")
+    assert timedelta(days=1, hours=23) < task.due_at - datetime.now(UTC) <= timedelta(days=2)
+    assert await feeds.care_events(fresh) == 1, "the task is on campaign's feed once"
+    [task] = await feeds.care_tasks(booked)
+    assert task.assignee == "rm-book", "book's manager wins"
+    assert await feeds.care_tasks(unmanaged) == []
+    assert (await get_rule(campaigns, rule)).fire_count == 3
+
+
+def onboarded(customer: str, day: date) -> change_event_pb2.ChangeEvent:
+    return feed_event("crm.profile.v1.Customer", f"customers/{customer}", E.CHANGE_TYPE_CREATED, customer_pb2.Customer(
+        name=f"customers/{customer}", customer_id=customer,
+        onboarded_on=date_pb2.Date(year=day.year, month=day.month, day=day.day)))
+
+
+def activity(customer: str, at: datetime, *, login: bool = True) -> change_event_pb2.ChangeEvent:
+    message = event_pb2.CustomerEvent(event_id=str(uuid.uuid4()), customer=f"customers/{customer}",
+                                      occur_time=timestamp(at), event_type=event_pb2.EVENT_TYPE_LOGIN)
+    if not login:  # a salary credit: not the customer's own activity
+        message.event_type = event_pb2.EVENT_TYPE_TRANSACTION
+        message.transaction.CopyFrom(event_pb2.TransactionDetail(
+            amount=money_pb2.Money(currency_code="CNY", units=9000), direction=event_pb2.TRANSACTION_DIRECTION_CREDIT,
+            kind=event_pb2.TRANSACTION_KIND_SALARY))
+    return feed_event("crm.profile.v1.CustomerEvent", f"customers/{customer}/events/{uuid.uuid4()}",
+                      E.CHANGE_TYPE_EVENT, message)
+
+
+async def test_the_calendar_scan_fires_anniversaries_in_their_lead_time_and_dormancy_once_per_spell(
+        campaigns, feeds, campaign_service) -> None:
+    _, runtime = campaign_service
+    now = datetime.now(UTC)
+    today = now.date()
+    soon = today + timedelta(days=2)
+    anniversary = await create_rule(campaigns, anniversary=T.AnniversaryCondition(lead_time=days(3), years=[1, 5]))
+    dormancy = await create_rule(campaigns, dormancy=T.DormancyCondition(inactive_for=days(30)))
+    fifth, third, later = unique("cust"), unique("cust"), unique("cust")
+    await feeds.profile(onboarded(fifth, soon.replace(year=soon.year - 5)))
+    await feeds.profile(onboarded(third, soon.replace(year=soon.year - 3)))  # not a year the rule names
+    far = today + timedelta(days=10)
+    await feeds.profile(onboarded(later, far.replace(year=far.year - 1)))  # outside the lead time
+    idle, busy = unique("cust"), unique("cust")
+    await feeds.profile(activity(idle, now - timedelta(days=40)))
+    await feeds.profile(activity(idle, now - timedelta(days=1), login=False))  # salary: not activity
+    await feeds.profile(activity(busy, now - timedelta(days=50)))
+    await feeds.profile(activity(busy, now - timedelta(days=10)))
+    await feeds.profile(activity(busy, now - timedelta(days=45)))  # late: never moves activity back
+
+    def scan(at: datetime) -> CalendarScan:
+        return CalendarScan(db=runtime.db, firing=feeds.trigger_firing, rules=FiringRepository(),
+                            calendar=CalendarRepository(), batch_size=2, clock=lambda: at)
+
+    await scan(now).run_once()
+    await scan(now).run_once()  # again: nothing twice
+    mine = {fifth, third, later, idle, busy}
+    fired = [(f.customer_id, f.event_key) for f in await feeds.firings(anniversary) if f.customer_id in mine]
+    assert fired == [(fifth, f"anniversary:{soon.year}")]
+    slept = [(f.customer_id, f.event_key) for f in await feeds.firings(dormancy) if f.customer_id in mine]
+    idle_since = (now - timedelta(days=40)).date().isoformat()
+    assert slept == [(idle, f"dormancy:{idle_since}")]
+    # Active again, then idle for another spell: fires again; busy is dormant by then too.
+    await feeds.profile(activity(idle, now + timedelta(days=5)))
+    await scan(now + timedelta(days=40)).run_once()
+    slept = sorted((f.customer_id, f.event_key) for f in await feeds.firings(dormancy) if f.customer_id in mine)
+    busy_since = (now - timedelta(days=10)).date().isoformat()
+    assert slept == sorted([(idle, f"dormancy:{idle_since}"), (idle, f"dormancy:{(today + timedelta(days=5))}"),
+                            (busy, f"dormancy:{busy_since}")])

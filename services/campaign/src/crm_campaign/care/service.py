@@ -171,6 +171,34 @@ class CareTasks:
                                   payload=self._feed_payload(task), actor=actor.subject)
 
 
+class RaisedCareTasks:
+    """Care tasks the service raises itself (a trigger rule's care-task action), in the caller's
+    unit of work, with their feed events: no caller to check against a book and no request id
+    (the caller's own record, e.g. a trigger firing under its unique key, makes each once)."""
+
+    def __init__(self, *, repository: CareTaskRepository, outbox: Outbox, feed_payload: FeedPayload,
+                 clock: Clock = utc_now) -> None:
+        self._repository = repository
+        self._outbox = outbox
+        self._feed_payload = feed_payload
+        self._clock = clock
+
+    async def raise_task(self, *, uow: UnitOfWork, task: CareTask, creator: str) -> CareTask | None:
+        """The task created OPEN, validated as a request would be; None, with nothing written,
+        when it breaks a rule."""
+        now = self._clock()
+        if rules.validate_new(task, now=now, v=Violations()):
+            return None
+        task = rules.normalise(dataclasses.replace(
+            task, care_task_id=uuid.uuid4().hex, state=CareTaskState.OPEN, outcome=CareTaskOutcome.UNSPECIFIED,
+            outcome_note="", contact_channel=0, creator=creator, closed_at=None))
+        created = await self._repository.insert(uow, task, now)
+        await self._outbox.append(uow, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
+                                  payload=self._feed_payload(created), actor=creator)
+        log.info("care_task_raised", care_task_id=created.care_task_id, kind=created.kind, source=created.source)
+        return created
+
+
 def not_found(care_task_id: str) -> NotFound:
     return NotFound(f"care task {care_task_id} not found", reason="CARE_TASK_NOT_FOUND",
                     metadata={"care_task_id": care_task_id})

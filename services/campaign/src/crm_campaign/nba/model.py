@@ -82,3 +82,10 @@ class CustomerFacts:
     declined_campaigns: frozenset[str] = frozenset()
     # Other campaigns' pending or recently sent dispatches: (campaign id, offer id, score, sent).
     dispatched: tuple[tuple[str, str, float, bool], ...] = field(default=())
+    # Offers of running triggered campaigns the customer was sent (or is about to be) within the
+    # follow-up window: (campaign id, offer id, channel, when). The counter follows them up.
+    triggered: tuple[tuple[str, str, int, datetime], ...] = ()
+
+    @property
+    def triggered_campaigns(self) -> frozenset[str]:
+        return frozenset(campaign_id for campaign_id, _, _, _ in self.triggered)

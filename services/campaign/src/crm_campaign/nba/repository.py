@@ -20,17 +20,20 @@ import asyncpg
 import sqlalchemy as sa
 
 from crm_campaign.audience.inputs import ARBITRATION_WINDOW, PENDING, PLANNED_OR_MADE
-from crm_campaign.campaigns.model import CampaignState, Money
+from crm_campaign.campaigns.model import CampaignState, CampaignType, Money
 from crm_campaign.engagement.model import ResponseType
 from crm_campaign.nba.model import Action, CustomerFacts, Decision, Excluded, Reason
+from crm_campaign.nba.rules import TRIGGERED_FOLLOW_UP
 from crm_campaign.nba.tables import nba_decision as t
 from crmkit.db import UnitOfWork
 
 RUNNING = int(CampaignState.RUNNING)
+TRIGGERED = int(CampaignType.TRIGGERED)
 SHOWN, DECLINED, OPTED_OUT = int(ResponseType.SHOWN), int(ResponseType.DECLINED), int(ResponseType.OPTED_OUT)
 
 # $1 customer id, $2 dispatch states that are or will be contacts, $3 start of the caps' horizon,
-# $4 pending dispatch states, $5 start of the arbitration window.
+# $4 pending dispatch states, $5 start of the arbitration window, $6 start of the triggered
+# offers' follow-up window.
 _FACTS = f"""
 SELECT c.customer_id IS NOT NULL OR b.customer_id IS NOT NULL AS has_contact,
        coalesce(c.do_not_contact, false) AS do_not_contact,
@@ -55,7 +58,12 @@ SELECT c.customer_id IS NOT NULL OR b.customer_id IS NOT NULL AS has_contact,
           JOIN campaign k ON k.campaign_id = d.campaign_id
           JOIN offer f ON f.campaign_id = d.campaign_id AND f.offer_id = d.offer_id
          WHERE d.customer_id = $1 AND k.state = {RUNNING}
-           AND (d.state = ANY($4::smallint[]) OR (d.state = ANY($2::smallint[]) AND d.sent_at > $5))) AS rivals
+           AND (d.state = ANY($4::smallint[]) OR (d.state = ANY($2::smallint[]) AND d.sent_at > $5))) AS rivals,
+       (SELECT json_agg(json_build_array(d.campaign_id, d.offer_id, d.channel, coalesce(d.sent_at, d.created_at)))
+          FROM dispatch d
+          JOIN campaign k ON k.campaign_id = d.campaign_id
+         WHERE d.customer_id = $1 AND k.state = {RUNNING} AND k.type = {TRIGGERED}
+           AND d.state = ANY($2::smallint[]) AND coalesce(d.sent_at, d.created_at) > $6) AS triggered
   FROM (SELECT 1) AS one
   LEFT JOIN customer_contact c ON c.customer_id = $1
   LEFT JOIN customer_manager b ON b.customer_id = $1
@@ -74,7 +82,7 @@ class DecisionRepository:
         them; the manager is the books', `customer_manager`), with their contacts within `horizon`,
         and the stamp of the running campaigns."""
         row = await connection.fetchrow(_FACTS, customer_id, list(PLANNED_OR_MADE), now - horizon, list(PENDING),
-                                        now - ARBITRATION_WINDOW)
+                                        now - ARBITRATION_WINDOW, now - TRIGGERED_FOLLOW_UP)
         assert row is not None  # one row, always
         segments = frozenset(f"segments/{s}" for s in row["segments"])
         contacts = [(c, ch, datetime.fromisoformat(at)) for c, ch, at in json.loads(row["contacts"] or "[]")]
@@ -95,7 +103,9 @@ class DecisionRepository:
             preferred_channel=row["preferred_channel"], contacts=tuple(contacts),
             opted_out_channels=frozenset(opted_out), declined_campaigns=frozenset(declined),
             dispatched=tuple((c, o, float(score), state not in PENDING)
-                             for c, o, state, score in json.loads(row["rivals"] or "[]")))
+                             for c, o, state, score in json.loads(row["rivals"] or "[]")),
+            triggered=tuple((c, o, ch, datetime.fromisoformat(at))
+                            for c, o, ch, at in json.loads(row["triggered"] or "[]")))
         return facts, row["running_stamp"] or ""
 
     async def insert(self, connection: asyncpg.Connection, decision: Decision, now: datetime) -> Decision:

@@ -19,7 +19,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from crm_campaign.audience import funnel
 from crm_campaign.audience import rules as audience_rules
@@ -49,6 +49,9 @@ SUITABILITY_UNAVAILABLE = "SUITABILITY_UNAVAILABLE"
 NOT_ON_CHANNEL = "NOT_ON_CHANNEL"
 CONTROL_GROUP = "CONTROL_GROUP"
 DECLINED = "DECLINED"
+TRIGGERED_OFFER = "TRIGGERED_OFFER"
+# How long after a triggered campaign's offer went out the counter follows it up.
+TRIGGERED_FOLLOW_UP = timedelta(days=30)
 
 R = SuppressionReason
 WHY_NOT = {
@@ -109,9 +112,11 @@ def check_customer(principal: Principal, facts: CustomerFacts) -> None:
 
 def in_audience(campaign: Campaign, facts: CustomerFacts) -> bool:
     """Whose offers are candidates: a running batch or inbound campaign whose segment holds the
-    customer (an inbound campaign without a segment: everyone). Triggered campaigns answer events."""
+    customer (an inbound campaign without a segment: everyone). A triggered campaign answers its
+    events, so it is a candidate only for a customer it sent an offer to within the follow-up
+    window (the counter follows up the offer the customer just received), and only that offer."""
     if campaign.type == CampaignType.TRIGGERED:
-        return False
+        return campaign.campaign_id in facts.triggered_campaigns
     return not campaign.segment or campaign.segment in facts.segments
 
 
@@ -149,7 +154,8 @@ def _campaign(running: RunningCampaign, facts: CustomerFacts, unsuitable: frozen
               now: datetime) -> tuple[list[tuple[float, Action]], list[Excluded]]:
     campaign = running.campaign
     cid = campaign.campaign_id
-    valid = [o for o in running.offers if _valid_at(o, now)]
+    sent = _triggered(campaign, facts)
+    valid = [o for o in running.offers if _valid_at(o, now) and (sent is None or o.offer_id in sent)]
     if not valid:
         return [], []
 
@@ -166,7 +172,7 @@ def _campaign(running: RunningCampaign, facts: CustomerFacts, unsuitable: frozen
     by_id = {o.offer_id: o for o in valid}
     plan = dataclasses.replace(running.plan, offers=tuple(p for p in running.plan.offers if p.offer_id in by_id),
                                quiet_hours=None, ends_at=None, max_contacts=0)
-    candidate = _candidate(facts, cid, channel=channel, unsuitable=unsuitable)
+    candidate = _candidate(facts, cid, channel=channel, unsuitable=unsuitable, follow_up=sent is not None)
     passed: list[tuple[float, Action]] = []
     excluded: list[Excluded] = []
     for offer_plan in plan.offers:
@@ -183,19 +189,36 @@ def _campaign(running: RunningCampaign, facts: CustomerFacts, unsuitable: frozen
         passed.append((offer_plan.score, Action(
             rank=0, campaign_id=cid, offer_id=offer.offer_id, product_code=offer.product_code,
             headline=eligible.headline[:MAX_HEADLINE], template_id=eligible.template_id, score=offer_plan.score,
-            expected_value=offer.expected_value, reasons=_reasons(campaign, offer, offer_plan))))
+            expected_value=offer.expected_value,
+            reasons=_reasons(campaign, offer, offer_plan, sent.get(offer.offer_id) if sent else None))))
     return passed, excluded
 
 
-def _candidate(facts: CustomerFacts, campaign_id: str, *, channel: int, unsuitable: frozenset[str] | None
-               ) -> Candidate:
+def _triggered(campaign: Campaign, facts: CustomerFacts) -> dict[str, tuple[int, datetime]] | None:
+    """For a triggered campaign, the offers it sent the customer: offer id -> (channel, when), the
+    latest; None for other campaigns."""
+    if campaign.type != CampaignType.TRIGGERED:
+        return None
+    sent: dict[str, tuple[int, datetime]] = {}
+    for campaign_id, offer_id, channel, at in sorted(facts.triggered, key=lambda item: item[3]):
+        if campaign_id == campaign.campaign_id:
+            sent[offer_id] = (channel, at)
+    return sent
+
+
+def _candidate(facts: CustomerFacts, campaign_id: str, *, channel: int, unsuitable: frozenset[str] | None,
+               follow_up: bool = False) -> Candidate:
+    """The customer as the funnel sees them on `channel`. In a follow-up of a triggered offer, the
+    campaign's own dispatches are not counted against its caps: the counter repeats the offer the
+    customer already received, it does not make a new contact for the campaign."""
     consented = (facts.consented_channels | CONSENT_IMPLIED) - facts.opted_out_channels
+    contacts = [c for c in facts.contacts if not (follow_up and c[0] == campaign_id)]
     return Candidate(
         customer_id=facts.customer_id, segments=facts.segments, held_products=facts.held_products,
         do_not_contact=facts.do_not_contact, open_complaint=facts.open_complaint,
         consented_channels=frozenset(int(c) for c in consented), reachable_channels=frozenset({channel}),
         preferred_channel=facts.preferred_channel, unsuitable_offers=unsuitable,
-        contacts=tuple(PastContact(c, ch, at) for c, ch, at in facts.contacts),
+        contacts=tuple(PastContact(c, ch, at) for c, ch, at in contacts),
         rivals=tuple(Rival(c, o, score, sent=sent) for c, o, score, sent in facts.dispatched if c != campaign_id))
 
 
@@ -211,15 +234,28 @@ def _why_not(campaign_id: str, offer: Offer, suppressed: Suppressed) -> Excluded
     return _out(campaign_id, offer.offer_id, offer.product_code, suppressed.reason.name, description)
 
 
-def _reasons(campaign: Campaign, offer: Offer, plan: OfferPlan) -> tuple[Reason, ...]:
+def _reasons(campaign: Campaign, offer: Offer, plan: OfferPlan, sent: tuple[int, datetime] | None = None
+             ) -> tuple[Reason, ...]:
     value = offer.expected_value
     worth = f"{value.amount.normalize():f} {value.currency_code}" if value is not None else "no value"
     reasons = [Reason("CAMPAIGN_PRIORITY", _short(
         f"Priority {offer.priority} x expected value {worth} in campaign {campaign.campaign_id}"), 1.0)]
+    if sent is not None:
+        channel, at = sent
+        reasons.append(Reason(TRIGGERED_OFFER, _short(
+            f"Sent by {_channel_name(channel)} on {at.date().isoformat()} when campaign {campaign.campaign_id}'s "
+            "trigger fired; follow it up"), 0.0))
     segments: Iterable[str] = [s for s in (campaign.segment, offer.eligibility.segment) if s]
     if segments:
         reasons.append(Reason("SEGMENT_MEMBER", _short(f"In {', '.join(segments)}, the campaign's audience"), 0.0))
     return tuple(reasons)
+
+
+def _channel_name(channel: int) -> str:
+    try:
+        return Channel(channel).name
+    except ValueError:
+        return str(channel)
 
 
 def _out(campaign_id: str, offer_id: str, product_code: str, reason: str, description: str) -> Excluded:

@@ -7,24 +7,43 @@ a replayed or repeated event finds it there and does nothing - then claim the co
 conditional upsert, then act. An offer action runs the batch build's funnel (consent,
 do-not-contact, open complaints, suitability, caps, quiet hours, arbitration) for this one
 customer and queues the dispatch through the same path as a build; it acts only while the
-campaign is RUNNING. A care-task action is recorded on the firing.
+campaign is RUNNING. A care-task action creates an OPEN care task (care.service) assigned to the
+customer's relationship manager: book's (`BookRepository.manager_of`), or, while book's own
+follower has not yet seen the customer, the manager the contact read model took from the same
+feed in this very transaction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
+
+import sqlalchemy as sa
 
 from crm_campaign.audience import funnel
 from crm_campaign.audience import rules as audience_rules
+from crm_campaign.audience.read_models import customer_contact
 from crm_campaign.audience.service import Audiences
+from crm_campaign.book.repository import BookRepository
 from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.repository import CampaignRepository
+from crm_campaign.care import rules as care_rules
+from crm_campaign.care.model import CareTask
+from crm_campaign.care.service import RaisedCareTasks
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.offers.repository import OfferRepository
-from crm_campaign.triggers import events, rules
+from crm_campaign.triggers import calendar, events, rules
+from crm_campaign.triggers.calendar_repository import CalendarRepository
 from crm_campaign.triggers.candidates import TriggerCandidates
 from crm_campaign.triggers.firing_repository import FiringRepository
-from crm_campaign.triggers.model import Firing, FiringOutcome, TriggerEvent, TriggerEventType, TriggerRule
+from crm_campaign.triggers.model import (
+    CareTaskAction,
+    Firing,
+    FiringOutcome,
+    TriggerEvent,
+    TriggerEventType,
+    TriggerRule,
+)
 from crmkit.clock import Clock, utc_now
 from crmkit.db import UnitOfWork
 from crmkit.feed_consumer import ChangeEvent
@@ -34,6 +53,7 @@ log = get_logger("crm.campaign.triggers")
 
 # The principal trigger firings act as (dispatch feed events, audience rows).
 ACTOR = "campaign-triggers"
+DEFAULT_DUE_AFTER = timedelta(days=3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +67,8 @@ class Outcome:
 class TriggerFiring:
     def __init__(self, *, repository: FiringRepository, campaigns: CampaignRepository, offers: OfferRepository,
                  audiences: Audiences, dispatches: Dispatches, candidates: TriggerCandidates,
+                 care_tasks: RaisedCareTasks | None = None, book: BookRepository | None = None,
+                 calendar_facts: CalendarRepository | None = None,
                  exempt_from_complaints: frozenset[int] = frozenset(), clock: Clock = utc_now) -> None:
         self._repository = repository
         self._campaigns = campaigns
@@ -54,15 +76,22 @@ class TriggerFiring:
         self._audiences = audiences
         self._dispatches = dispatches
         self._candidates = candidates
+        self._care_tasks = care_tasks
+        self._book = book or BookRepository()
+        self._calendar = calendar_facts or CalendarRepository()
         self._exempt = exempt_from_complaints
         self._clock = clock
 
     async def apply(self, uow: UnitOfWork, change: ChangeEvent) -> bool:
-        """A feed follower's apply: whether the event changed anything here."""
+        """A feed follower's apply: whether the event changed anything here. Calendar facts
+        (anniversary, last own activity) are kept for the calendar scan."""
+        fact = calendar.fact_of(change)
+        if fact is not None:
+            await self._calendar.record(uow, fact)
         event = events.read(change)
         if event is None:
-            return False
-        return await self.fire(uow=uow, event=event)
+            return fact is not None
+        return await self.fire(uow=uow, event=event) or fact is not None
 
     async def fire(self, *, uow: UnitOfWork, event: TriggerEvent) -> bool:
         changed = False
@@ -101,7 +130,8 @@ class TriggerFiring:
     async def _act(self, uow: UnitOfWork, rule: TriggerRule, event: TriggerEvent) -> Outcome:
         action = rule.offer_action
         if action is None:
-            return Outcome(FiringOutcome.CARE_TASK_RECORDED)
+            assert rule.care_task_action is not None, "a rule has one action"
+            return await self._care_task(uow, rule, rule.care_task_action, event)
         campaign_id = rule.campaign_id
         campaign = await self._campaigns.get(uow, campaign_id)
         if campaign is None or not rules.acts_on_campaign(campaign):
@@ -124,3 +154,26 @@ class TriggerFiring:
             return Outcome(outcome, campaign_id, chosen.offer_id)
         suppressed = result.suppressed[0]
         return Outcome(FiringOutcome.SUPPRESSED, campaign_id, suppressed.offer_id, int(suppressed.reason))
+
+    async def _care_task(self, uow: UnitOfWork, rule: TriggerRule, action: CareTaskAction,
+                         event: TriggerEvent) -> Outcome:
+        """An OPEN task for the customer's relationship manager, due `due_after` from now."""
+        if self._care_tasks is None:
+            return Outcome(FiringOutcome.CARE_TASK_RECORDED)
+        manager = await self._book.manager_of(uow, event.customer_id)
+        if manager is None:  # book's follower has not seen the customer yet
+            manager = await uow.scalar(sa.select(customer_contact.c.relationship_manager_id).where(
+                customer_contact.c.customer_id == event.customer_id)) or ""
+        if not care_rules.ASSIGNEE.fullmatch(manager):
+            return Outcome(FiringOutcome.NO_RELATIONSHIP_MANAGER)
+        due_after = DEFAULT_DUE_AFTER if action.due_after is None else action.due_after
+        created = await self._care_tasks.raise_task(uow=uow, creator=ACTOR, task=CareTask(
+            care_task_id="", customer_id=event.customer_id, kind=action.kind, title=action.title,
+            description=f"{rule.display_name}: {event.event_type.name.lower().replace('_', ' ')} "
+                        f"({event.occurred_at.date().isoformat()})",
+            assignee=manager, due_at=self._clock() + due_after, priority=action.priority,
+            source=f"triggerRules/{rule.trigger_rule_id}"))
+        if created is None:
+            log.warning("care_task_refused", trigger_rule_id=rule.trigger_rule_id)
+            return Outcome(FiringOutcome.CARE_TASK_REFUSED)
+        return Outcome(FiringOutcome.CARE_TASK_CREATED)

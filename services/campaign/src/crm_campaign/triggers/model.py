@@ -210,12 +210,19 @@ class FiringOutcome(IntEnum):
     SUPPRESSED = 2
     # The offer action's campaign was not RUNNING: nothing sent.
     CAMPAIGN_NOT_RUNNING = 3
-    # A care-task action: recorded for the relationship manager's queue.
+    # A care-task action recorded only (firings made before care tasks were created from them).
     CARE_TASK_RECORDED = 4
     # The rule fired for this customer within its cool-down: nothing done.
     COOLED_DOWN = 5
     # The customer is in the campaign's audience already (an earlier firing): no second contact.
     ALREADY_IN_AUDIENCE = 6
+    # A care-task action: an OPEN care task for the customer's relationship manager was created.
+    CARE_TASK_CREATED = 7
+    # A care-task action for a customer without a relationship manager (or whose manager id is
+    # not a valid assignee): no task.
+    NO_RELATIONSHIP_MANAGER = 8
+    # A care-task action whose task the care rules refused (logged): no task.
+    CARE_TASK_REFUSED = 9
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,11 @@ class TriggerEvent:
     # Payroll: the largest salary credit of each month so far, by the month's first day.
     payroll_months: tuple[tuple[date, Money], ...] = ()
     payroll_month: date | None = None
+    # Anniversaries (calendar scan): the anniversary's date and how many years it marks.
+    anniversary: date | None = None
+    years: int = 0
+    # Dormancy (calendar scan): the customer's last own activity.
+    inactive_since: datetime | None = None
 
 
 @dataclass(frozen=True)

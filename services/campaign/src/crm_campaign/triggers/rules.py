@@ -308,6 +308,14 @@ def matches(rule: TriggerRule, event: TriggerEvent) -> bool:
         # "Becomes" a payroll customer: the month the streak first reaches the months asked for.
         return payroll_streak(event.payroll_months, ending=event.payroll_month,
                               minimum=condition.min_monthly_amount) == condition.consecutive_months
+    if isinstance(condition, AnniversaryCondition):
+        if event.anniversary is None or condition.lead_time is None or event.years < 1:
+            return False
+        days_left = (event.anniversary - event.occurred_at.date()).days
+        return 0 <= days_left <= condition.lead_time.days and (not condition.years or event.years in condition.years)
+    if isinstance(condition, DormancyCondition):
+        return (event.inactive_since is not None and condition.inactive_for is not None
+                and event.occurred_at - event.inactive_since >= condition.inactive_for)
     return False
 
 

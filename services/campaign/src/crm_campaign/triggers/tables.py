@@ -74,3 +74,19 @@ trigger_payroll_month = sa.Table(
     sa.Column("currency_code", sa.Text, primary_key=True),
     sa.Column("largest_amount", sa.Numeric(20, 9), nullable=False),
 )
+
+# What the calendar scan needs about each customer, from profile's feed, and no more: the
+# relationship's anniversary as month-day and year (from Customer.onboarded_on), and the time of
+# the customer's last own activity (a login or a customer-initiated transaction event).
+trigger_customer_calendar = sa.Table(
+    "trigger_customer_calendar",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    # month * 100 + day of the relationship's start (e.g. 1207); 0 when unknown.
+    sa.Column("onboarded_month_day", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("onboarded_year", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("last_active_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_trigger_customer_calendar_anniversary", "onboarded_month_day"),
+    sa.Index("ix_trigger_customer_calendar_active", "last_active_at"),
+)
