@@ -312,9 +312,9 @@ async def test_a_customer_without_consent_is_suppressed_not_contacted(campaigns,
 
 
 async def test_a_care_task_action_creates_one_task_for_the_relationship_manager(campaigns, feeds) -> None:
-    """Assigned to the customer's manager: book's when its follower knows the customer, else the one
-    the contact read model took from the same feed. Replays create nothing more; a customer
-    without a manager gets no task."""
+    """Assigned to the customer's manager as the books know them (book/, the one record of it).
+    Replays create nothing more; a customer the books do not know yet, or who has no manager,
+    gets no task."""
     product = unique("TD").upper()
     rule = await create_rule(campaigns, product_maturity=T.ProductMaturityCondition(product_codes=[product]),
                              care_task_action=T.CareTaskAction(kind=care_pb2.CARE_TASK_KIND_MATURITY_FOLLOW_UP,
@@ -323,28 +323,26 @@ async def test_a_care_task_action_creates_one_task_for_the_relationship_manager(
                                                                priority=care_pb2.CARE_TASK_PRIORITY_HIGH))
     today = datetime.now(UTC).date()
     # Only profile's Customer event on the contactability follower so far (book's is behind).
-    fresh, booked, unmanaged = unique("cust"), unique("cust"), unique("cust")
-    await feeds.profile(customer_event(fresh, "rm-contact"))
+    unbooked, booked, unmanaged = unique("cust"), unique("cust"), unique("cust")
+    await feeds.profile(customer_event(unbooked, "rm-contact"))
     await feeds.profile(customer_event(booked, "rm-old"))
     await feeds.in_book(booked, "rm-book")
-    await feeds.profile(customer_event(unmanaged, ""))
-    for customer in (fresh, booked, unmanaged):
+    await feeds.in_book(unmanaged, "")
+    for customer in (unbooked, booked, unmanaged):
         matures = holding(customer, product, today + timedelta(days=5), 50_000)
         await feeds.profile(matures)
         await feeds.profile(matures)  # replayed
     by_customer = {f.customer_id: f.outcome for f in await feeds.firings(rule)}
-    assert by_customer == {fresh: FiringOutcome.CARE_TASK_CREATED, booked: FiringOutcome.CARE_TASK_CREATED,
+    assert by_customer == {unbooked: FiringOutcome.NO_RELATIONSHIP_MANAGER, booked: FiringOutcome.CARE_TASK_CREATED,
                            unmanaged: FiringOutcome.NO_RELATIONSHIP_MANAGER}
-    [task] = await feeds.care_tasks(fresh)
+    [task] = await feeds.care_tasks(booked)
     assert (task.assignee, task.kind, task.title, task.priority, task.state, task.source, task.creator) == (
-        "rm-contact", care_pb2.CARE_TASK_KIND_MATURITY_FOLLOW_UP, "Call about the maturing deposit",
+        "rm-book", care_pb2.CARE_TASK_KIND_MATURITY_FOLLOW_UP, "Call about the maturing deposit",
         care_pb2.CARE_TASK_PRIORITY_HIGH, care_pb2.CARE_TASK_STATE_OPEN, f"triggerRules/{rule.trigger_rule_id}",
         "campaign-triggers")
     assert timedelta(days=1, hours=23) < task.due_at - datetime.now(UTC) <= timedelta(days=2)
-    assert await feeds.care_events(fresh) == 1, "the task is on campaign's feed once"
-    [task] = await feeds.care_tasks(booked)
-    assert task.assignee == "rm-book", "book's manager wins"
-    assert await feeds.care_tasks(unmanaged) == []
+    assert await feeds.care_events(booked) == 1, "the task is on campaign's feed once"
+    assert await feeds.care_tasks(unbooked) == [] and await feeds.care_tasks(unmanaged) == []
     assert (await get_rule(campaigns, rule)).fire_count == 3
 
 

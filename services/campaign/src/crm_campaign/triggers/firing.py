@@ -18,11 +18,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from crm_campaign.audience import funnel
 from crm_campaign.audience import rules as audience_rules
-from crm_campaign.audience.read_models import customer_contact
 from crm_campaign.audience.service import Audiences
 from crm_campaign.book.repository import BookRepository
 from crm_campaign.campaigns.model import CampaignType
@@ -160,10 +157,9 @@ class TriggerFiring:
         """An OPEN task for the customer's relationship manager, due `due_after` from now."""
         if self._care_tasks is None:
             return Outcome(FiringOutcome.CARE_TASK_RECORDED)
-        manager = await self._book.manager_of(uow, event.customer_id)
-        if manager is None:  # book's follower has not seen the customer yet
-            manager = await uow.scalar(sa.select(customer_contact.c.relationship_manager_id).where(
-                customer_contact.c.customer_id == event.customer_id)) or ""
+        # The books are the one record of each customer's manager (book/); one they have not
+        # learned yet gets no task, recorded as NO_RELATIONSHIP_MANAGER.
+        manager = await self._book.manager_of(uow, event.customer_id) or ""
         if not care_rules.ASSIGNEE.fullmatch(manager):
             return Outcome(FiringOutcome.NO_RELATIONSHIP_MANAGER)
         due_after = DEFAULT_DUE_AFTER if action.due_after is None else action.due_after
