@@ -187,12 +187,15 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
         follower.start()
     tiers = None
     if settings.segment_target:
+        tier_rebuild = ModelRebuild(clear=tier_follower.clear, snapshot=tier_follower.segment_snapshot(runtime.db))
         segment = tier_follower.follow_segment(
             db=runtime.db, settings=settings, target=settings.segment_target,
             deadline_seconds=settings.peer_deadline_seconds,
-            max_backoff_seconds=settings.peer_feed_max_backoff_seconds)
+            max_backoff_seconds=settings.peer_feed_max_backoff_seconds, rebuild=tier_rebuild)
         runtime.on_close(segment.close)
+        runtime.on_close(tier_rebuild.close)
         runtime.add_health_details(segment.details)
+        runtime.add_health_details(tier_rebuild.details)
         segment.start()
         tiers = TierStandards()
     page_tokens = PageTokens(settings.derived_key("feedback.page-token"))
