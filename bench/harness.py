@@ -63,6 +63,9 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "CheckSuitability qps at concurrency 16 >= 0.6 x a bare gRPC call at concurrency 16"),
     Benchmark("feedback-classify", "bench.feedback_classify",
               "ClassifyText qps at concurrency 16 over a bare gRPC call at concurrency 16 (BANKING77 model)"),
+    Benchmark("feedback-intake", "bench.feedback_intake",
+              "FileComplaint complaints/s at concurrency 16 over hand-written SQL writing the same rows at 16 "
+              "(and over a bare gRPC call)"),
     Benchmark("segment-live", "bench.segment_live",
               "p95 seconds from a profile change to the membership change on segment's feed, 50 real-time "
               "segments, real processes <= 1 s; per-event evaluation p99 <= 5 ms"),

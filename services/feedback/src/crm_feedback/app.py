@@ -25,6 +25,7 @@ from crm_feedback.complaints.service import Complaints, PredictCategory, no_pred
 from crm_feedback.customers import follower as customer_follower
 from crm_feedback.customers import tiers as tier_follower
 from crm_feedback.customers.follower import CustomerDirectory
+from crm_feedback.customers.rebuild import ModelRebuild
 from crm_feedback.customers.tiers import TierStandards
 from crm_feedback.kpis.repository import KpiRepository
 from crm_feedback.kpis.service import FeedbackKpis
@@ -174,21 +175,27 @@ async def wire(runtime: Runtime[FeedbackSettings]) -> list[ServiceBinding]:
     settings = runtime.settings
     follower = None
     if settings.profile_target:
+        rebuild = ModelRebuild(clear=customer_follower.clear, snapshot=customer_follower.profile_snapshot)
         follower = customer_follower.follow_profile(
             db=runtime.db, settings=settings, target=settings.profile_target,
             deadline_seconds=settings.peer_deadline_seconds,
-            max_backoff_seconds=settings.peer_feed_max_backoff_seconds)
+            max_backoff_seconds=settings.peer_feed_max_backoff_seconds, rebuild=rebuild)
         runtime.on_close(follower.close)
+        runtime.on_close(rebuild.close)
         runtime.add_health_details(follower.details)
+        runtime.add_health_details(rebuild.details)
         follower.start()
     tiers = None
     if settings.segment_target:
+        tier_rebuild = ModelRebuild(clear=tier_follower.clear, snapshot=tier_follower.segment_snapshot(runtime.db))
         segment = tier_follower.follow_segment(
             db=runtime.db, settings=settings, target=settings.segment_target,
             deadline_seconds=settings.peer_deadline_seconds,
-            max_backoff_seconds=settings.peer_feed_max_backoff_seconds)
+            max_backoff_seconds=settings.peer_feed_max_backoff_seconds, rebuild=tier_rebuild)
         runtime.on_close(segment.close)
+        runtime.on_close(tier_rebuild.close)
         runtime.add_health_details(segment.details)
+        runtime.add_health_details(tier_rebuild.details)
         segment.start()
         tiers = TierStandards()
     page_tokens = PageTokens(settings.derived_key("feedback.page-token"))

@@ -116,11 +116,12 @@ class Complaints:
         filed = await self._repository.insert(uow, dataclasses.replace(complaint, customer_manager=manager))
         await self._repository.insert_step(uow, filed.complaint_id, Step(
             action=Action.FILED, from_status=Status.OPEN, to_status=Status.OPEN, actor=actor.subject, occurred_at=now))
-        await append_audit(uow, audit_record, [AuditEntry(
-            principal=actor.subject, action="complaint.file", resource_name=filed.name, purpose="COMPLAINT")])
         await self._outbox.append(uow, resource_name=filed.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
                                   payload=self._feed_payload(filed), actor=actor.subject)
         await self._sync_clocks(uow, filed, now=now, actor=actor.subject)
+        # Last before the commit: the audit chain's lock is held from here to the commit.
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action="complaint.file", resource_name=filed.name, purpose="COMPLAINT")])
         return rules.view_for(actor, filed, now=now)
 
     async def get(self, *, uow: UnitOfWork, name: str, purpose: Purpose, actor: Principal) -> ComplaintView:
@@ -290,13 +291,14 @@ class Complaints:
         if change.note is not None:
             await self._repository.insert_note(uow, complaint_id, change.note)
         await self._repository.insert_step(uow, complaint_id, change.step)
-        await append_audit(uow, audit_record, [AuditEntry(
-            principal=actor.subject, action=f"complaint.{action.name.lower()}", resource_name=current.name,
-            purpose="COMPLAINT", fields=_changed_personal_fields(change))])
         (full,) = await self._with_timelines(uow, [change.complaint])
         await self._outbox.append(uow, resource_name=current.name, change_type=ChangeType.CHANGE_TYPE_EVENT,
                                   payload=self._step_payload(full, change.step), actor=actor.subject,
                                   resource_type=COMPLAINT_TYPE)
+        # Last before the commit: the audit chain's lock is held from here to the commit.
+        await append_audit(uow, audit_record, [AuditEntry(
+            principal=actor.subject, action=f"complaint.{action.name.lower()}", resource_name=current.name,
+            purpose="COMPLAINT", fields=_changed_personal_fields(change))])
         if answer_note:
             full = dataclasses.replace(full, notes=(change.note,) if change.note else ())
         return rules.view_for(actor, full, now=now)

@@ -3,22 +3,27 @@
 happens while the model lags or profile is down).
 
 On CURSOR_EXPIRED (profile purged events this model never applied) the model stops being trusted
-(`customers_feed_expired` in health) and filing falls back to accepting unknown customers
-unverified; rebuilding it from profile's List RPCs is not built yet (segment's rebuild is the
-pattern to follow)."""
+(`customers_feed_expired` in health), filing falls back to accepting unknown customers unverified,
+and the model is rebuilt from profile's ListCustomers (`rebuild.ModelRebuild`, `profile_snapshot`);
+it then follows profile from the oldest event profile retains, and is trusted again once profile's
+feed delivers (as after any start)."""
 
 from __future__ import annotations
 
-from datetime import UTC
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
+import grpc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm.common.v1 import change_event_pb2
+from crm.common.v1 import audit_pb2, change_event_pb2
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
 from crm_feedback.complaints.tables import complaint
 from crm_feedback.customers import rules
+from crm_feedback.customers.rebuild import ModelRebuild
 from crm_feedback.customers.tables import feed_cursor, known_customer
 from crmkit.db import Database, UnitOfWork
 from crmkit.feed_consumer import ChangeEvent
@@ -28,6 +33,10 @@ from crmkit.settings import ServiceSettings
 FEED = "customers"
 SUBJECT = "service:feedback"
 CUSTOMER_TYPE = "crm.profile.v1.Customer"
+PAGE_SIZE = 500
+# Profile audits every list: feedback reads who its customers are to handle complaints.
+AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_COMPLAINT,
+                               justification="feedback customer read model rebuild after CURSOR_EXPIRED")
 
 
 async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
@@ -53,13 +62,48 @@ async def apply(connection: AsyncConnection, event: ChangeEvent) -> bool:
     return True
 
 
+async def clear(connection: AsyncConnection) -> None:
+    """Empties the model before a rebuild (complaints keep their manager until the customer is re-applied)."""
+    await connection.execute(sa.delete(known_customer))
+
+
+async def profile_snapshot(channel: grpc.aio.Channel, *, page_size: int = PAGE_SIZE
+                           ) -> AsyncIterator[list[ChangeEvent]]:
+    """Profile's customers, a page at a time, as the events `apply` knows, at the feed's start
+    position (cursor ""), so every event profile still retains, replayed afterwards, wins."""
+    stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
+    now = datetime.now(UTC)
+    token = ""
+    while True:
+        page = await stub.ListCustomers(profile_service_pb2.ListCustomersRequest(
+            page_size=page_size, page_token=token, audit=AUDIT))
+        yield [_event(customer, at=now) for customer in page.customers]
+        token = page.next_page_token
+        if not token:
+            return
+
+
+def _event(customer: customer_pb2.Customer, *, at: datetime) -> ChangeEvent:
+    event = change_event_pb2.ChangeEvent(cursor="", event_id=str(uuid.uuid4()), resource_type=CUSTOMER_TYPE,
+                                         resource_name=customer.name,
+                                         change_type=change_event_pb2.CHANGE_TYPE_UPDATED, actor=SUBJECT)
+    event.occurred_at.FromDatetime(at)
+    event.payload.Pack(customer)
+    return event
+
+
 def follow_profile(*, db: Database, settings: ServiceSettings, target: str, deadline_seconds: float,
-                   max_backoff_seconds: float) -> PeerFeedFollower:
+                   max_backoff_seconds: float, rebuild: ModelRebuild | None = None) -> PeerFeedFollower:
+    """The follower of profile's customers; with `rebuild`, an expired cursor rebuilds the model."""
     feed = PeerFeed(name=FEED, target=target, stub=profile_service_pb2_grpc.ProfileServiceStub,
                     request_type=profile_service_pb2.WatchChangesRequest, resource_types=[CUSTOMER_TYPE])
-    return PeerFeedFollower(feed=feed, db=db, cursors=feed_cursor, apply=apply,
-                            token_source=ServiceToken(settings, subject=SUBJECT), deadline_seconds=deadline_seconds,
-                            tls_ca_file=settings.tls_ca_file, max_backoff_seconds=max_backoff_seconds)
+    follower = PeerFeedFollower(
+        feed=feed, db=db, cursors=feed_cursor, apply=apply, token_source=ServiceToken(settings, subject=SUBJECT),
+        deadline_seconds=deadline_seconds, tls_ca_file=settings.tls_ca_file, max_backoff_seconds=max_backoff_seconds,
+        on_expired=rebuild.start if rebuild is not None else None)
+    if rebuild is not None:
+        rebuild.follower = follower
+    return follower
 
 
 class CustomerDirectory:

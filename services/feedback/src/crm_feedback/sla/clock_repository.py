@@ -53,11 +53,13 @@ class SlaClockRepository:
                  "started_at": s.started_at, "due_at": s.due_at, "escalate_at": s.escalate_at,
                  "escalate_on_breach": s.escalate_on_breach, "stopped_at": s.stopped_at,
                  "cancelled": s.cancelled} for s in states]
-        insert = pg.insert(t).values(rows)
+        # One statement for any number of rows (executemany): a multi-row VALUES would be compiled
+        # anew on every call (it has no cache key).
+        insert = pg.insert(t)
         changing = ("sla_policy", "due_at", "escalate_at", "escalate_on_breach", "stopped_at", "cancelled")
         await uow.execute(insert.on_conflict_do_update(
             index_elements=[t.c.complaint_id, t.c.clock, t.c.cycle],
-            set_={name: insert.excluded[name] for name in changing}, where=t.c.stopped_at.is_(None)))
+            set_={name: insert.excluded[name] for name in changing}, where=t.c.stopped_at.is_(None)), rows)
         if all(s.stopped_at is None for s in states):
             return []  # nothing stopped, so nothing stopped late (a filing, most re-triages)
         late = (sa.update(t)
