@@ -29,3 +29,19 @@ class Firing:
     """A rule tripped for a customer: the changes behind it, oldest first."""
 
     changes: tuple[ContactChange, ...]
+
+
+@dataclass(frozen=True)
+class FiledComplaint:
+    """A complaint of feedback's, as risk keeps it: whose, and when it was filed."""
+
+    complaint_id: str
+    customer_id: str
+    filed_at: datetime
+
+
+@dataclass(frozen=True)
+class ComplaintFiring:
+    """A complaints-spike rule tripped for a customer: the complaints behind it, oldest first."""
+
+    complaints: tuple[FiledComplaint, ...]

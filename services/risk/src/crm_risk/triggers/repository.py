@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from crm_risk.alerting.tables import alert
-from crm_risk.triggers.model import ContactChange, ContactSnapshot
+from crm_risk.reports.tables import complaint
+from crm_risk.triggers.model import ContactChange, ContactSnapshot, FiledComplaint
 from crm_risk.triggers.tables import contact_change, contact_digest
 from crmkit.db import UnitOfWork
 
@@ -36,6 +37,15 @@ async def changes_since(uow: UnitOfWork, customer_id: str, since: datetime) -> l
     rows = await uow.execute(sa.select(c.field, c.changed_at, c.event_id)
                              .where(c.customer_id == customer_id, c.changed_at > since))
     return [ContactChange(field=r.field, changed_at=r.changed_at, event_id=r.event_id) for r in rows]
+
+
+async def complaints_between(uow: UnitOfWork, customer_id: str, since: datetime, until: datetime
+                             ) -> list[FiledComplaint]:
+    """The customer's complaints filed in (since, until] (ix_complaint_customer)."""
+    k = complaint.c
+    rows = await uow.execute(sa.select(k.complaint_id, k.filed_at).where(
+        k.customer_id == customer_id, k.filed_at > since, k.filed_at <= until))
+    return [FiledComplaint(complaint_id=r.complaint_id, customer_id=customer_id, filed_at=r.filed_at) for r in rows]
 
 
 async def last_alert_at(uow: UnitOfWork, alert_rule_id: str, customer_id: str) -> datetime | None:
