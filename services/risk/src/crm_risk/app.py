@@ -142,7 +142,8 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
         escalator.start()
         runtime.on_close(escalator.close)
     triggers = AlertTriggers(alerts=alerts, alert_rules=AlertRuleRepository(), customers=CustomerRepository(),
-                             digest_key=settings.derived_key("risk.contact-digest"))
+                             digest_key=settings.derived_key("risk.contact-digest"),
+                             currency=settings.reporting_currency)
     follow_profile(runtime, triggers=triggers)
     follow_feedback(runtime, triggers=triggers)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
@@ -186,7 +187,7 @@ def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -
     model = CustomerReadModel(repository=CustomerRepository(), attributes=AttributeNames(
         assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute,
         credit_overdue=settings.overdue_attribute), reporting_currency=settings.reporting_currency,
-        exit_reason_attribute=settings.exit_reason_attribute)
+        exit_reason_attribute=settings.exit_reason_attribute, on_customer_event=triggers.on_customer_event)
     follower = customer_follower.follow_profile(
         db=runtime.db, model=model, settings=settings, target=settings.profile_target,
         deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,

@@ -27,6 +27,8 @@ def decode(event: ChangeEvent, attributes: rules.AttributeNames, currency: str =
     customer_id = rules.customer_id_of(event.resource_name)
     if customer_id is None or event.resource_type not in rules.FOLLOWED_TYPES:
         return None
+    if event.resource_type == rules.EVENT_TYPE:  # not kept in the model (the alert triggers read them)
+        return None
     stamp = Stamp(customer_id=customer_id, position=feed_order(event.cursor),
                   occurred_at=event.occurred_at.ToDatetime(tzinfo=UTC))
     if event.resource_type == "crm.profile.v1.CustomerFeatures":

@@ -5,18 +5,47 @@ Which kinds fire today (see also protos/crm/risk/v1/alert.proto and docs/risk-al
 - ALERT_RULE_KIND_CONTACT_DETAIL_CHANGES: yes, from profile's Customer events.
 - ALERT_RULE_KIND_COMPLAINTS_SPIKE: yes, from feedback's complaints, when risk records one it had
   not seen (survey scores are not followed: `count_poor_survey_scores` adds nothing yet).
+- ALERT_RULE_KIND_ABNORMAL_TRANSACTIONS, ALERT_RULE_KIND_LARGE_OUTFLOWS: yes, from profile's
+  `CustomerEvent` transactions in the reporting currency, against per-customer running statistics
+  and hourly outflow sums (risk keeps no transactions).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from crm_risk.alerts.model import AlertRule, ComplaintsSpike, ContactDetailChanges
+from crm_risk.alerts.model import (
+    AbnormalTransactions,
+    AlertRule,
+    ComplaintsSpike,
+    ContactDetailChanges,
+    LargeOutflows,
+    Money,
+)
 from crm_risk.alerts.rules import CONTACT_FIELDS, effective_cooldown
-from crm_risk.triggers.model import ComplaintFiring, ContactChange, FiledComplaint, Firing
+from crm_risk.triggers.model import (
+    AbnormalTransaction,
+    Baseline,
+    ComplaintFiring,
+    ContactChange,
+    FiledComplaint,
+    Firing,
+    OutflowFiring,
+    Transaction,
+)
+
+# Transactions of a direction a customer must have had before one can be abnormal against them.
+MIN_HISTORY = 10
+DEFAULT_Z_SCORE = 3.0
+DEBIT = 2  # crm.profile.v1.TransactionDirection.TRANSACTION_DIRECTION_DEBIT
+TRANSFER = 1  # crm.profile.v1.TransactionKind.TRANSACTION_KIND_TRANSFER
+# Outflows are kept by the hour this long: the longest window a rule may have.
+OUTFLOW_RETENTION = timedelta(days=90)
 
 
 def digest(key: bytes, field: str, value: str) -> str:
@@ -85,3 +114,101 @@ def complaint_rule_fires(rule: AlertRule, complaints: Iterable[FiledComplaint], 
 def complaint_summary(rule: AlertRule, firing: ComplaintFiring) -> str:
     days = rule.window.total_seconds() / 86400 if rule.window else 0
     return f"{len(firing.complaints)} complaints within {days:g} days"
+
+
+def in_cooldown(rule: AlertRule, *, now: datetime, last_alert_at: datetime | None) -> bool:
+    return last_alert_at is not None and now - last_alert_at < effective_cooldown(rule)
+
+
+def z_score(baseline: Baseline, amount: Decimal) -> float | None:
+    """How many standard deviations `amount` is above the customer's mean; None below
+    MIN_HISTORY transactions. With no spread at all, any amount above the mean is infinitely far."""
+    if baseline.count < MIN_HISTORY:
+        return None
+    above = float(amount) - baseline.mean
+    if baseline.stddev == 0:
+        return math.inf if above > 0 else 0.0
+    return above / baseline.stddev
+
+
+def _reaches(amount: Decimal, currency_code: str, threshold: Money | None) -> bool:
+    """Whether `amount` reaches the threshold; never for a threshold in another currency (risk has
+    no exchange rates) or none."""
+    return threshold is not None and threshold.currency_code == currency_code and amount >= threshold.amount
+
+
+def abnormal_z(rule: AlertRule, baseline: Baseline, tx: Transaction) -> float | None:
+    """The transaction's z-score when the rule finds it abnormal against the customer's baseline of
+    its direction (before it): at least `min_amount` and `min_z_score` (0: 3) deviations above."""
+    parameters = rule.parameters
+    if not rule.enabled or not isinstance(parameters, AbnormalTransactions):
+        return None
+    if not _reaches(tx.amount, tx.currency_code, parameters.min_amount):
+        return None
+    z = z_score(baseline, tx.amount)
+    if z is None or z < (parameters.min_z_score or DEFAULT_Z_SCORE):
+        return None
+    return z
+
+
+def abnormal_rule_fires(rule: AlertRule, abnormal: Iterable[AbnormalTransaction], *, now: datetime,
+                        last_alert_at: datetime | None) -> tuple[AbnormalTransaction, ...] | None:
+    """The abnormal transactions within the window up to `now` when they number at least
+    `min_transactions` (0: 1) and the rule is out of its cooldown."""
+    parameters = rule.parameters
+    if (not rule.enabled or not isinstance(parameters, AbnormalTransactions) or rule.window is None
+            or in_cooldown(rule, now=now, last_alert_at=last_alert_at)):
+        return None
+    since = now - rule.window
+    counted = sorted((a for a in abnormal if since < a.occurred_at <= now), key=lambda a: (a.occurred_at, a.event))
+    return tuple(counted) if len(counted) >= max(parameters.min_transactions, 1) else None
+
+
+def counts_as_outflow(rule: AlertRule, tx: Transaction) -> bool:
+    """Money out, in the rule's eyes. Profile's events do not say whose account a transfer went
+    to, so a rule that leaves out own-account transfers leaves out every transfer."""
+    parameters = rule.parameters
+    if tx.direction != DEBIT or not isinstance(parameters, LargeOutflows):
+        return False
+    return parameters.include_own_account_transfers or tx.kind != TRANSFER
+
+
+def outflow_rule_fires(rule: AlertRule, *, total: Decimal, currency_code: str, balance: Decimal | None,
+                       now: datetime, last_alert_at: datetime | None) -> OutflowFiring | None:
+    """A large-outflows rule fires when the money out within its window (`total`) reaches
+    `min_amount` and, when `min_balance_share` is set, that share of the balance at the window's
+    start, taken as the customer's current total assets plus the outflows (None: unknown, the
+    share cannot be judged and the rule does not fire)."""
+    parameters = rule.parameters
+    if (not rule.enabled or not isinstance(parameters, LargeOutflows) or rule.window is None
+            or in_cooldown(rule, now=now, last_alert_at=last_alert_at)
+            or not _reaches(total, currency_code, parameters.min_amount)):
+        return None
+    if not parameters.min_balance_share:
+        return OutflowFiring(total=total, share=None)
+    if balance is None or balance + total <= 0:
+        return None
+    share = float(total / (balance + total))
+    return OutflowFiring(total=total, share=share) if share >= parameters.min_balance_share else None
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def abnormal_description(found: AbnormalTransaction) -> str:
+    direction = "debit" if found.direction == DEBIT else "credit"
+    if math.isinf(found.z_score):
+        return f"unusually large {direction} (above every earlier amount, which were all equal)"
+    return f"unusually large {direction} ({found.z_score:.1f} standard deviations above the customer's mean)"
+
+
+def abnormal_summary(rule: AlertRule, found: tuple[AbnormalTransaction, ...]) -> str:
+    days = rule.window.total_seconds() / 86400 if rule.window else 0
+    return f"{len(found)} abnormal transactions within {days:g} days"
+
+
+def outflow_summary(rule: AlertRule, firing: OutflowFiring, currency_code: str) -> str:
+    days = rule.window.total_seconds() / 86400 if rule.window else 0
+    share = f" ({firing.share:.0%} of the balance)" if firing.share is not None else ""
+    return f"outflows of {firing.total:.2f} {currency_code} within {days:g} days{share}"

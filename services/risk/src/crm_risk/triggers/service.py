@@ -5,21 +5,25 @@ reaches here.
 
 - profile's events: the customer follower's `after_apply` (contact-detail changes);
 - feedback's complaints: the complaint follower's `on_new_complaint`, once per complaint, when
-  risk records one it had not seen (complaints spike)."""
+  risk records one it had not seen (complaints spike);
+- profile's `CustomerEvent` transactions: the read model's `on_customer_event`, which counts each
+  transaction once in the customer's running statistics (a feed position guard per customer and
+  direction) and evaluates the abnormal-transactions and large-outflows rules."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from crm_risk.alerting.model import Evidence
 from crm_risk.alerting.service import Alerts
-from crm_risk.alerts.model import AlertRule, Kind
+from crm_risk.alerts.model import AlertRule, Kind, LargeOutflows
 from crm_risk.alerts.repository import AlertRuleRepository
 from crm_risk.customers.feed import ChangeEvent
 from crm_risk.customers.repository import CustomerRepository
 from crm_risk.triggers import feed, repository, rules
-from crm_risk.triggers.model import FiledComplaint
+from crm_risk.triggers.model import Baseline, FiledComplaint, Transaction
 from crmkit.db import UnitOfWork
 from crmkit.logs import get_logger
 
@@ -30,8 +34,10 @@ REQUESTER = "system:alert-rules"
 
 class AlertTriggers:
     def __init__(self, *, alerts: Alerts, alert_rules: AlertRuleRepository, customers: CustomerRepository,
-                 digest_key: bytes) -> None:
+                 digest_key: bytes, currency: str = "CNY") -> None:
+        """`currency`: the reporting currency, the only one transactions are read in."""
         self._alerts = alerts
+        self._currency = currency
         self._rules = alert_rules
         self._customers = customers
         self._key = digest_key
@@ -86,6 +92,73 @@ class AlertTriggers:
                               inputs={"complaints": float(len(firing.complaints))})
             log.info("alert_rule_fired", alert_rule=rule.alert_rule_id, kind="COMPLAINTS_SPIKE")
 
+    async def on_customer_event(self, uow: UnitOfWork, event: ChangeEvent) -> bool:
+        """Count a transaction of profile's feed once and evaluate the transaction rules on it;
+        False when the event is no transaction in the reporting currency, or was counted already."""
+        tx = feed.transaction_of(event, self._currency)
+        if tx is None:
+            return False
+        before = await repository.claim_baseline(uow, tx)
+        if before is None:
+            return False
+        await repository.store_baseline(uow, tx, before.add(float(tx.amount)))
+        if tx.direction == rules.DEBIT:
+            await repository.add_outflow(uow, tx, hour=rules.hour_of(tx.occurred_at),
+                                         transfer=tx.kind == rules.TRANSFER,
+                                         keep_after=tx.occurred_at - rules.OUTFLOW_RETENTION)
+        await self._abnormal(uow, tx, before)
+        if tx.direction == rules.DEBIT:
+            await self._outflows(uow, tx)
+        return True
+
+    async def _abnormal(self, uow: UnitOfWork, tx: Transaction, before: Baseline) -> None:
+        for rule in await self._rules.page(uow, after=None, limit=MAX_RULES, kind=Kind.ABNORMAL_TRANSACTIONS,
+                                           enabled_only=True):
+            z = rules.abnormal_z(rule, before, tx)
+            if z is None or rule.window is None:
+                continue
+            await repository.record_abnormal(uow, rule.alert_rule_id, tx, z)
+            found = rules.abnormal_rule_fires(
+                rule, await repository.abnormal_between(uow, rule.alert_rule_id, tx.customer_id,
+                                                        tx.occurred_at - rule.window, tx.occurred_at),
+                now=tx.occurred_at,
+                last_alert_at=await repository.last_alert_at(uow, rule.alert_rule_id, tx.customer_id))
+            if found is None:
+                continue
+            await self._raise(uow, rule, tx.customer_id, summary=rules.abnormal_summary(rule, found), evidence=[
+                _money_evidence(rules.abnormal_description(a), a.event, a.amount, self._currency, a.occurred_at)
+                for a in found],
+                trigger_time=tx.occurred_at, reason="ABNORMAL_TRANSACTIONS",
+                inputs={"abnormal_transactions": float(len(found)), "baseline_count": float(before.count),
+                        "baseline_mean": before.mean, "baseline_stddev": before.stddev})
+            log.info("alert_rule_fired", alert_rule=rule.alert_rule_id, kind="ABNORMAL_TRANSACTIONS")
+
+    async def _outflows(self, uow: UnitOfWork, tx: Transaction) -> None:
+        balance: Decimal | None = None
+        balance_read = False
+        for rule in await self._rules.page(uow, after=None, limit=MAX_RULES, kind=Kind.LARGE_OUTFLOWS,
+                                           enabled_only=True):
+            if not rules.counts_as_outflow(rule, tx) or rule.window is None:
+                continue
+            assert isinstance(rule.parameters, LargeOutflows)
+            total = await repository.outflow_between(
+                uow, tx.customer_id, rules.hour_of(tx.occurred_at - rule.window), tx.occurred_at,
+                transfers=rule.parameters.include_own_account_transfers)
+            if not balance_read:
+                balance, balance_read = await repository.total_assets(uow, tx.customer_id), True
+            firing = rules.outflow_rule_fires(
+                rule, total=total, currency_code=self._currency, balance=balance, now=tx.occurred_at,
+                last_alert_at=await repository.last_alert_at(uow, rule.alert_rule_id, tx.customer_id))
+            if firing is None:
+                continue
+            await self._raise(uow, rule, tx.customer_id, summary=rules.outflow_summary(rule, firing, self._currency),
+                              evidence=[_money_evidence("outgoing transaction", tx.event, tx.amount, self._currency,
+                                                        tx.occurred_at)],
+                              trigger_time=tx.occurred_at, reason="LARGE_OUTFLOWS",
+                              inputs={"outflow": float(firing.total),
+                                      **({"balance_share": firing.share} if firing.share is not None else {})})
+            log.info("alert_rule_fired", alert_rule=rule.alert_rule_id, kind="LARGE_OUTFLOWS")
+
     async def _raise(self, uow: UnitOfWork, rule: AlertRule, customer_id: str, *, summary: str,
                      evidence: Sequence[Evidence], trigger_time: datetime, reason: str,
                      inputs: dict[str, float]) -> None:
@@ -97,3 +170,9 @@ class AlertTriggers:
             relationship_manager_id=record.relationship_manager_id if record else "",
             branch_id=record.branch_id if record else "", summary=summary, evidence=evidence,
             trigger_time=trigger_time, reason_codes=(reason,), inputs=inputs, requester=REQUESTER)
+
+
+def _money_evidence(description: str, resource: str, amount: Decimal, currency: str, at: datetime) -> Evidence:
+    units = int(amount)
+    return Evidence(description=description, resource=resource, occur_time=at, currency_code=currency, units=units,
+                    nanos=int((amount - units) * 1_000_000_000))
