@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf import any_pb2, message, timestamp_pb2
 from google.protobuf.duration_pb2 import Duration
-from google.type import money_pb2
+from google.type import date_pb2, money_pb2
 
 from crm.common.v1 import change_event_pb2
-from crm.profile.v1 import customer_pb2, event_pb2, features_pb2
+from crm.profile.v1 import customer_pb2, event_pb2, features_pb2, holding_pb2
 from crm.risk.v1 import alert_pb2
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm_risk.alerting.tables import alert
@@ -190,3 +190,35 @@ async def test_outflows_over_the_amount_and_share_within_the_window_raise_an_ale
         total = await uow.scalar(sa.select(sa.func.sum(outflow_bucket.c.amount))
                                  .where(outflow_bucket.c.customer_id == cid))
     assert total == 800_000  # hourly sums only, each debit once
+
+
+async def test_a_rule_watching_maturities_counts_outflows_before_a_holding_matures(risk: Any, risk_service: Any,
+                                                                                   follow: Any) -> None:
+    _, runtime = risk_service
+    rule = await create(risk, alert_pb2.AlertRule(
+        alert_rule_id=f"maturity-{uuid.uuid4().hex[:8]}", display_name="Outflows before maturity",
+        kind=alert_pb2.ALERT_RULE_KIND_LARGE_OUTFLOWS, severity=alert_pb2.ALERT_SEVERITY_HIGH,
+        window=Duration(seconds=7 * DAY), enabled=True,
+        large_outflows=alert_pb2.LargeOutflowParameters(
+            min_amount=money_pb2.Money(currency_code="CNY", units=50_000), min_balance_share=0.3,
+            before_maturity=Duration(seconds=14 * DAY))))
+    fetched = await risk.GetAlertRule(pb.GetAlertRuleRequest(name=rule.name), metadata=OFFICER)
+    assert fetched.alert_rule.large_outflows.before_maturity.seconds == 14 * DAY
+    cid = f"C{uuid.uuid4().hex[:10].upper()}"
+    feed = ProfileFeed(cid)
+    follower = follow()
+    maturity = (feed.start + timedelta(days=30)).date()
+    deposit = holding_pb2.Holding(
+        name=f"customers/{cid}/holdings/TD-1", product_code="TD12M", product_type=holding_pb2.PRODUCT_TYPE_TERM_DEPOSIT,
+        reporting_balance=money_pb2.Money(currency_code="CNY", units=100_000),
+        maturity_date=date_pb2.Date(year=maturity.year, month=maturity.month, day=maturity.day))
+    await follower.consumer.apply_batch([
+        feed.customer(), feed._event("crm.profile.v1.Holding", deposit.name, deposit, feed.start),
+        feed.transaction(200_000, days=5, kind=event_pb2.TRANSACTION_KIND_CASH_WITHDRAWAL)])  # 25 days before
+    assert await alerts_of_rule(runtime, rule.alert_rule_id) == []
+    last = feed.transaction(60_000, days=20, kind=event_pb2.TRANSACTION_KIND_CASH_WITHDRAWAL)  # 10 days before
+    await follower.consumer.apply_batch([last])
+    [raised] = await alerts_of_rule(runtime, rule.alert_rule_id)
+    # 60k out within the window against the maturing deposit's 100k left: 60 / (100 + 60).
+    assert raised["summary"] == "outflows of 60000.00 CNY within 7 days (38% of the balance)"
+    assert [e["resource"] for e in raised["evidence"]] == [last.resource_name, f"customers/{cid}/holdings/TD-1"]

@@ -19,7 +19,14 @@ from crm_risk.alerts.model import (
     Severity,
 )
 from crm_risk.triggers import rules
-from crm_risk.triggers.model import AbnormalTransaction, Baseline, ContactChange, FiledComplaint, Transaction
+from crm_risk.triggers.model import (
+    AbnormalTransaction,
+    Baseline,
+    ContactChange,
+    FiledComplaint,
+    Maturing,
+    Transaction,
+)
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32
@@ -213,3 +220,14 @@ def test_transfers_count_as_outflows_only_when_the_rule_includes_own_account_tra
     assert rules.counts_as_outflow(outflows(transfers=True), transfer)
     assert rules.counts_as_outflow(outflows(), tx(10, kind=4))
     assert not rules.counts_as_outflow(outflows(), tx(10, direction=1, kind=4))
+
+
+def test_a_rule_watching_maturities_looks_at_holdings_maturing_within_its_span() -> None:
+    watching = AlertRule(alert_rule_id="m", display_name="Before maturity", kind=Kind.LARGE_OUTFLOWS, severity=3,
+                         window=timedelta(days=7), enabled=True,
+                         parameters=LargeOutflows(min_amount=Money("CNY", 1), before_maturity=timedelta(days=14)))
+    assert rules.maturity_span(outflows(), tx(10)) is None
+    assert rules.maturity_span(watching, tx(10)) == (NOW.date(), (NOW + timedelta(days=14)).date())
+    held = [Maturing("TD-1", NOW.date(), Decimal(100)), Maturing("TD-2", NOW.date(), Decimal(50))]
+    assert rules.maturing_balance(held) == Decimal(150)
+    assert rules.maturing_balance([*held, Maturing("TD-3", NOW.date(), None)]) is None

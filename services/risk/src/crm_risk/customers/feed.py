@@ -57,6 +57,7 @@ def _holding(event: ChangeEvent, stamp: Stamp, currency: str) -> HoldingChange |
         stamp=stamp, holding_id=holding_id, product_code=h.product_code, product_type=h.product_type,
         status=h.status, open_date=to_date(h.open_date) if h.HasField("open_date") else None,
         close_date=to_date(h.close_date) if h.HasField("close_date") else None,
+        maturity_date=to_date(h.maturity_date) if h.HasField("maturity_date") else None,
         reporting_balance=_amount(h.reporting_balance, currency) if h.HasField("reporting_balance") else None)
 
 

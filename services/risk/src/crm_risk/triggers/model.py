@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -92,6 +92,15 @@ class AbnormalTransaction:
     direction: int
     amount: Decimal
     z_score: float
+
+
+@dataclass(frozen=True)
+class Maturing:
+    """One of the customer's open holdings maturing soon, with its reporting-currency balance."""
+
+    holding_id: str
+    maturity_date: date
+    balance: Decimal | None
 
 
 @dataclass(frozen=True)

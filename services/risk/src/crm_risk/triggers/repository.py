@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -11,13 +11,14 @@ from sqlalchemy.dialects import postgresql as pg
 
 from crm_risk.alerting.tables import alert
 from crm_risk.customers.tables import customer
-from crm_risk.reports.tables import complaint
+from crm_risk.reports.tables import complaint, holding
 from crm_risk.triggers.model import (
     AbnormalTransaction,
     Baseline,
     ContactChange,
     ContactSnapshot,
     FiledComplaint,
+    Maturing,
     Transaction,
 )
 from crm_risk.triggers.tables import (
@@ -114,6 +115,16 @@ async def total_assets(uow: UnitOfWork, customer_id: str) -> Decimal | None:
     """The customer's total assets as profile's features last showed them; None when unknown."""
     value = await uow.scalar(sa.select(customer.c.aum).where(customer.c.customer_id == customer_id))
     return Decimal(value) if value is not None else None
+
+
+async def maturing(uow: UnitOfWork, customer_id: str, first: date, last: date) -> list[Maturing]:
+    """The customer's open holdings maturing on a day in [first, last]."""
+    h = holding.c
+    rows = await uow.execute(sa.select(h.holding_id, h.maturity_date, h.reporting_balance).where(
+        h.customer_id == customer_id, ~h.removed, h.close_date.is_(None), h.maturity_date >= first,
+        h.maturity_date <= last).order_by(h.maturity_date, h.holding_id))
+    return [Maturing(holding_id=r.holding_id, maturity_date=r.maturity_date, balance=r.reporting_balance)
+            for r in rows]
 
 
 async def record_abnormal(uow: UnitOfWork, alert_rule_id: str, tx: Transaction, z_score: float) -> None:

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from crm_risk.alerts.model import (
@@ -35,6 +35,7 @@ from crm_risk.triggers.model import (
     ContactChange,
     FiledComplaint,
     Firing,
+    Maturing,
     OutflowFiring,
     Transaction,
 )
@@ -190,6 +191,26 @@ def outflow_rule_fires(rule: AlertRule, *, total: Decimal, currency_code: str, b
         return None
     share = float(total / (balance + total))
     return OutflowFiring(total=total, share=share) if share >= parameters.min_balance_share else None
+
+
+def maturity_span(rule: AlertRule, tx: Transaction) -> tuple[date, date] | None:
+    """The days a holding must mature on for a rule watching maturities to look at this outflow:
+    the outflow's UTC day to `before_maturity` later. None when the rule does not watch them."""
+    parameters = rule.parameters
+    if not isinstance(parameters, LargeOutflows) or not parameters.before_maturity:
+        return None
+    day = tx.occurred_at.astimezone(UTC).date()
+    return day, (tx.occurred_at + parameters.before_maturity).astimezone(UTC).date()
+
+
+def maturing_balance(holdings: Iterable[Maturing]) -> Decimal | None:
+    """The balance of the maturing holdings; None when one has no reporting-currency balance."""
+    total = Decimal(0)
+    for h in holdings:
+        if h.balance is None:
+            return None
+        total += h.balance
+    return total
 
 
 def hour_of(moment: datetime) -> datetime:

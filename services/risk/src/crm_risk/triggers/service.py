@@ -23,7 +23,7 @@ from crm_risk.alerts.repository import AlertRuleRepository
 from crm_risk.customers.feed import ChangeEvent
 from crm_risk.customers.repository import CustomerRepository
 from crm_risk.triggers import feed, repository, rules
-from crm_risk.triggers.model import Baseline, FiledComplaint, Transaction
+from crm_risk.triggers.model import Baseline, FiledComplaint, Maturing, Transaction
 from crmkit.db import UnitOfWork
 from crmkit.logs import get_logger
 
@@ -144,16 +144,28 @@ class AlertTriggers:
             total = await repository.outflow_between(
                 uow, tx.customer_id, rules.hour_of(tx.occurred_at - rule.window), tx.occurred_at,
                 transfers=rule.parameters.include_own_account_transfers)
-            if not balance_read:
-                balance, balance_read = await repository.total_assets(uow, tx.customer_id), True
+            span = rules.maturity_span(rule, tx)
+            maturing: list[Maturing] = []
+            if span is not None:  # the run-up to maturities only, against the maturing holdings' balance
+                maturing = await repository.maturing(uow, tx.customer_id, *span)
+                if not maturing:
+                    continue
+                base = rules.maturing_balance(maturing)
+            else:
+                if not balance_read:
+                    balance, balance_read = await repository.total_assets(uow, tx.customer_id), True
+                base = balance
             firing = rules.outflow_rule_fires(
-                rule, total=total, currency_code=self._currency, balance=balance, now=tx.occurred_at,
+                rule, total=total, currency_code=self._currency, balance=base, now=tx.occurred_at,
                 last_alert_at=await repository.last_alert_at(uow, rule.alert_rule_id, tx.customer_id))
             if firing is None:
                 continue
             await self._raise(uow, rule, tx.customer_id, summary=rules.outflow_summary(rule, firing, self._currency),
                               evidence=[_money_evidence("outgoing transaction", tx.event, tx.amount, self._currency,
-                                                        tx.occurred_at)],
+                                                        tx.occurred_at)] + [
+                                  Evidence(description=f"holding matures on {m.maturity_date.isoformat()}",
+                                           resource=f"customers/{tx.customer_id}/holdings/{m.holding_id}")
+                                  for m in maturing],
                               trigger_time=tx.occurred_at, reason="LARGE_OUTFLOWS",
                               inputs={"outflow": float(firing.total),
                                       **({"balance_share": firing.share} if firing.share is not None else {})})

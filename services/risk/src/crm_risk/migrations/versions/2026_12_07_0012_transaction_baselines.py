@@ -1,4 +1,4 @@
-"""Transaction baselines, hourly outflows and abnormal transactions, for the transaction alert rules
+"""Transaction baselines, hourly outflows, abnormal transactions and holding maturities, for the transaction alert rules
 
 Revision ID: 0012
 Revises: 0011
@@ -43,9 +43,11 @@ def upgrade() -> None:
     )
     op.create_index('ix_abnormal_transaction_time', 'abnormal_transaction',
                     ['alert_rule_id', 'customer_id', 'occurred_at'], unique=False)
+    op.add_column('holding', sa.Column('maturity_date', sa.Date(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column('holding', 'maturity_date')
     op.drop_index('ix_abnormal_transaction_time', table_name='abnormal_transaction')
     op.drop_table('abnormal_transaction')
     op.drop_table('outflow_bucket')
