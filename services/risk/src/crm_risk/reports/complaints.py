@@ -53,8 +53,9 @@ def applier(on_new: OnNewComplaint | None) -> Callable[[AsyncConnection, change_
         recorded = await record(connection, event)
         if recorded is None:
             return False
-        if recorded[1] and on_new is not None:
-            await on_new(connection, recorded[0])
+        filed, new = recorded
+        if new and on_new is not None:
+            await on_new(connection, filed)
         return True
     return apply_event
 
