@@ -141,10 +141,11 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
         escalator = AlertEscalator(db=runtime.db, alerts=alerts, poll_seconds=settings.alert_escalation_poll_seconds)
         escalator.start()
         runtime.on_close(escalator.close)
-    follow_profile(runtime, triggers=AlertTriggers(
-        alerts=alerts, alert_rules=AlertRuleRepository(), customers=CustomerRepository(),
-        digest_key=settings.derived_key("risk.contact-digest")))
-    follow_feedback(runtime)
+    triggers = AlertTriggers(alerts=alerts, alert_rules=AlertRuleRepository(), customers=CustomerRepository(),
+                             digest_key=settings.derived_key("risk.contact-digest"),
+                             currency=settings.reporting_currency)
+    follow_profile(runtime, triggers=triggers)
+    follow_feedback(runtime, triggers=triggers)
     feed = runtime.change_feed(tables.outbox_event, tables.outbox_state, poll_seconds=settings.feed_poll_seconds)
     servicer = RiskServicer(db=runtime.db, alert_rules=alert_rules, feed=feed, registry=registry,
                             operations=operations, alerts=alerts, decisions=decisions,
@@ -186,7 +187,7 @@ def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -
     model = CustomerReadModel(repository=CustomerRepository(), attributes=AttributeNames(
         assessment_expiry=settings.assessment_expiry_attribute, vulnerable=settings.vulnerable_attribute,
         credit_overdue=settings.overdue_attribute), reporting_currency=settings.reporting_currency,
-        exit_reason_attribute=settings.exit_reason_attribute)
+        exit_reason_attribute=settings.exit_reason_attribute, on_customer_event=triggers.on_customer_event)
     follower = customer_follower.follow_profile(
         db=runtime.db, model=model, settings=settings, target=settings.profile_target,
         deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
@@ -197,14 +198,16 @@ def follow_profile(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -
     follower.start()
 
 
-def follow_feedback(runtime: Runtime[RiskSettings]) -> None:
-    """Complaints follow feedback's feed in the background; closed with the service."""
+def follow_feedback(runtime: Runtime[RiskSettings], *, triggers: AlertTriggers) -> None:
+    """Complaints follow feedback's feed in the background; closed with the service. Complaint
+    alert rules are evaluated on each complaint first recorded, in the same transaction."""
     settings = runtime.settings
     if not settings.feedback_target:
         return
     follower = complaints.follow_feedback(
         db=runtime.db, settings=settings, target=settings.feedback_target,
-        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds)
+        deadline_seconds=settings.peer_deadline_seconds, max_backoff_seconds=settings.profile_feed_max_backoff_seconds,
+        on_new_complaint=triggers.on_new_complaint)
     runtime.on_close(follower.close)
     runtime.add_health_details(follower.details)
     follower.start()

@@ -124,6 +124,12 @@ def _amount(**fields: object) -> money_pb2.Money:
         ({"large_outflows": alert_pb2.LargeOutflowParameters(
             min_amount=_amount(currency_code="CNY", units=5), min_balance_share=1.5)},
          "alert_rule.large_outflows.min_balance_share"),
+        ({"large_outflows": alert_pb2.LargeOutflowParameters(
+            min_amount=_amount(currency_code="CNY", units=5), before_maturity=Duration(seconds=91 * DAY))},
+         "alert_rule.large_outflows.before_maturity"),
+        ({"large_outflows": alert_pb2.LargeOutflowParameters(
+            min_amount=_amount(currency_code="CNY", units=5), before_maturity=Duration(seconds=3600))},
+         "alert_rule.large_outflows.before_maturity"),
         ({"complaints_spike": alert_pb2.ComplaintsSpikeParameters(min_complaints=2)}, "alert_rule.complaints_spike"),
         ({"kind": alert_pb2.ALERT_RULE_KIND_CONTACT_DETAIL_CHANGES,
           "contact_detail_changes": alert_pb2.ContactDetailChangeParameters(min_changes=1)},

@@ -58,6 +58,8 @@ class LargeOutflows:
     min_amount: Money | None = None
     min_balance_share: float = 0.0
     include_own_account_transfers: bool = False
+    # Unset or zero: not used (the rule watches all outflows).
+    before_maturity: timedelta | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ WINDOW_RANGE = (timedelta(hours=1), timedelta(days=90))
 RESPONSE_SLA_RANGE = (timedelta(hours=1), timedelta(days=7))
 COOLDOWN_RANGE = (timedelta(0), timedelta(days=90))
 BASELINE_WINDOW_RANGE = (timedelta(days=30), timedelta(days=365))
+BEFORE_MATURITY_RANGE = (timedelta(days=1), timedelta(days=90))
 DEFAULT_RESPONSE_SLA = timedelta(hours=24)
 DEFAULT_BASELINE_WINDOW = timedelta(days=180)
 DEFAULT_MIN_Z_SCORE = 3.0
@@ -111,6 +112,9 @@ def _validate_parameters(kind: Kind, parameters: Parameters | None, prefix: str,
         _validate_amount(parameters.min_amount, path + "min_amount", v)
         share = parameters.min_balance_share
         v.check(math.isfinite(share) and 0 <= share <= 1, path + "min_balance_share", "must be 0 to 1")
+        if parameters.before_maturity:
+            _duration_within(parameters.before_maturity, BEFORE_MATURITY_RANGE, path + "before_maturity",
+                             "must be 1 to 90 days, or unset", v)
     elif isinstance(parameters, ComplaintsSpike):
         v.check(1 <= parameters.min_complaints <= 100, path + "min_complaints", "must be 1 to 100")
 

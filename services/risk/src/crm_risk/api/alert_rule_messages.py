@@ -57,7 +57,8 @@ def _parameters(message: alert_pb2.AlertRule, bad: list[FieldViolation]) -> Para
     if which == "large_outflows":
         o = message.large_outflows
         return LargeOutflows(min_amount=_money(o, "min_amount"), min_balance_share=o.min_balance_share,
-                             include_own_account_transfers=o.include_own_account_transfers)
+                             include_own_account_transfers=o.include_own_account_transfers,
+                             before_maturity=_duration(o, "before_maturity", path + "before_maturity", bad))
     if which == "complaints_spike":
         s = message.complaints_spike
         return ComplaintsSpike(min_complaints=s.min_complaints, count_poor_survey_scores=s.count_poor_survey_scores)
@@ -104,7 +105,9 @@ def _set_parameters(message: alert_pb2.AlertRule, parameters: Parameters | None)
     elif isinstance(parameters, LargeOutflows):
         message.large_outflows.CopyFrom(alert_pb2.LargeOutflowParameters(
             min_amount=_to_money(parameters.min_amount), min_balance_share=parameters.min_balance_share,
-            include_own_account_transfers=parameters.include_own_account_transfers))
+            include_own_account_transfers=parameters.include_own_account_transfers,
+            before_maturity=duration(parameters.before_maturity) if parameters.before_maturity is not None
+            else None))
     elif isinstance(parameters, ComplaintsSpike):
         message.complaints_spike.CopyFrom(alert_pb2.ComplaintsSpikeParameters(
             min_complaints=parameters.min_complaints, count_poor_survey_scores=parameters.count_poor_survey_scores))

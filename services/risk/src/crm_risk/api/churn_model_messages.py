@@ -24,7 +24,7 @@ def to_request(spec: cm.TrainingSpec) -> TrainingRequest:
         groups=GroupAttributes(age=snapshot.age_attribute, gender=snapshot.gender_attribute,
                                region=snapshot.region_attribute),
         hyperparameters=tuple(sorted(spec.hyperparameters.items())), validation_fraction=spec.validation_fraction,
-        random_seed=spec.random_seed, description=spec.description)
+        random_seed=spec.random_seed, description=spec.description, read_model=snapshot.read_model)
 
 
 def to_spec(request: TrainingRequest) -> cm.TrainingSpec:
@@ -37,7 +37,7 @@ def to_spec(request: TrainingRequest) -> cm.TrainingSpec:
         snapshot=cm.SnapshotSource(file=request.file, id_attribute=request.id_attribute,
                                    categorical_features=request.categorical_features,
                                    age_attribute=request.groups.age, gender_attribute=request.groups.gender,
-                                   region_attribute=request.groups.region))
+                                   region_attribute=request.groups.region, read_model=request.read_model))
 
 
 def to_proto(model: RegisteredModel) -> cm.ChurnModel:

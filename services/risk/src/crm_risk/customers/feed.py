@@ -27,6 +27,8 @@ def decode(event: ChangeEvent, attributes: rules.AttributeNames, currency: str =
     customer_id = rules.customer_id_of(event.resource_name)
     if customer_id is None or event.resource_type not in rules.FOLLOWED_TYPES:
         return None
+    if event.resource_type == rules.EVENT_TYPE:  # not kept in the model (the alert triggers read them)
+        return None
     stamp = Stamp(customer_id=customer_id, position=feed_order(event.cursor),
                   occurred_at=event.occurred_at.ToDatetime(tzinfo=UTC))
     if event.resource_type == "crm.profile.v1.CustomerFeatures":
@@ -55,6 +57,7 @@ def _holding(event: ChangeEvent, stamp: Stamp, currency: str) -> HoldingChange |
         stamp=stamp, holding_id=holding_id, product_code=h.product_code, product_type=h.product_type,
         status=h.status, open_date=to_date(h.open_date) if h.HasField("open_date") else None,
         close_date=to_date(h.close_date) if h.HasField("close_date") else None,
+        maturity_date=to_date(h.maturity_date) if h.HasField("maturity_date") else None,
         reporting_balance=_amount(h.reporting_balance, currency) if h.HasField("reporting_balance") else None)
 
 

@@ -80,6 +80,7 @@ class HoldingChange:
     open_date: date | None = None
     close_date: date | None = None
     reporting_balance: Decimal | None = None
+    maturity_date: date | None = None
 
 
 @dataclass(frozen=True)

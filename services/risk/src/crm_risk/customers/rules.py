@@ -12,7 +12,9 @@ from crm_risk.suitability.model import CustomerFacts
 _CUSTOMER_OF = re.compile(r"customers/([^/]+)(?:/.*)?")
 ACTIVE_STATE = 1  # crm.profile.v1.CustomerState.CUSTOMER_STATE_ACTIVE
 HOLDING_TYPE = "crm.profile.v1.Holding"
-FOLLOWED_TYPES = ("crm.profile.v1.Customer", "crm.profile.v1.CustomerFeatures", HOLDING_TYPE)
+# Profile's customer events: the transaction alert rules read the transactions among them.
+EVENT_TYPE = "crm.profile.v1.CustomerEvent"
+FOLLOWED_TYPES = ("crm.profile.v1.Customer", "crm.profile.v1.CustomerFeatures", HOLDING_TYPE, EVENT_TYPE)
 _HOLDING_OF = re.compile(r"customers/[^/]+/holdings/([^/]+)")
 
 

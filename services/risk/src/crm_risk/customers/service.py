@@ -3,6 +3,8 @@ consumer's transaction, which stores the cursor with the effect), and say how cu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_risk.customers import feed, rules
@@ -15,12 +17,18 @@ from crmkit.db import Database
 from crmkit.logs import get_logger
 
 log = get_logger("crm.risk.customers")
+# Applies one of profile's customer events (not kept in the model): True when it changed something.
+OnCustomerEvent = Callable[[AsyncConnection, feed.ChangeEvent], Awaitable[bool]]
 
 
 class CustomerReadModel:
     def __init__(self, *, repository: CustomerRepository, attributes: rules.AttributeNames,
-                 reporting_currency: str = "CNY", exit_reason_attribute: str = "exit_reason") -> None:
+                 reporting_currency: str = "CNY", exit_reason_attribute: str = "exit_reason",
+                 on_customer_event: OnCustomerEvent | None = None) -> None:
+        """`on_customer_event`: what profile's `CustomerEvent`s feed (the transaction alert rules);
+        without it they are skipped."""
         self._repository = repository
+        self._on_customer_event = on_customer_event
         self._attributes = attributes
         self._currency = reporting_currency
         self._exit_reason = exit_reason_attribute
@@ -31,6 +39,8 @@ class CustomerReadModel:
     async def apply(self, connection: AsyncConnection, event: feed.ChangeEvent) -> bool:
         """Apply one event of profile's feed; False when it changed nothing (an unfollowed type,
         a replay, or an event older than what the model holds)."""
+        if event.resource_type == rules.EVENT_TYPE:
+            return await self._on_customer_event(connection, event) if self._on_customer_event else False
         change = feed.decode(event, self._attributes, self._currency)
         match change:
             case CustomerChange():

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from crm_risk.churn.model import FeatureSpec, GroupAttributes, TrainingParams
+from crm_risk.churn.model import FeatureSpec, GroupAttributes, SnapshotTable, TrainingParams
 
 KIND = "risk.train"
 ACTIVE_ALIAS = "active"
@@ -52,6 +52,8 @@ class TrainingRequest:
     validation_fraction: float
     random_seed: int
     description: str
+    # Train on the customer read model instead of `file`.
+    read_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class SnapshotJob:
     id_attribute: str
     groups: GroupAttributes
     params: TrainingParams
+    # Read the customer read model instead of `path` (empty then); `table` is what was read.
+    read_model: bool = False
+    table: SnapshotTable | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 
-from crm_risk.churn.model import ModelVersion
+from crm_risk.churn.model import ModelVersion, SnapshotTable
+from crm_risk.customers.tables import customer
 from crm_risk.registry.model import RegisteredModel, Status
 from crm_risk.registry.tables import churn_model as t
 from crmkit.db import UnitOfWork
@@ -123,3 +124,22 @@ async def artifact(uow: UnitOfWork, churn_model_id: str) -> tuple[bytes, str, di
     row = (await uow.execute(sa.select(t.c.artifact, t.c.artifact_sha256, t.c.encoding)
                              .where(t.c.churn_model_id == churn_model_id))).first()
     return (bytes(row.artifact), row.artifact_sha256, row.encoding) if row is not None else None
+
+
+async def read_model_snapshot(uow: UnitOfWork, label_attribute: str) -> SnapshotTable:
+    """The live customers of the read model that have the label attribute, as a snapshot:
+    `customer_id` and their scoring inputs (custom attributes by id, gender, region, birth year)
+    as columns, missing where a customer has none. Whole numbers read as text without a
+    fraction, so a 1/0 flag reads as a label."""
+    c = customer.c
+    rows = (await uow.execute(sa.select(c.customer_id, c.feature_values).where(
+        ~c.removed, c.feature_values.has_key(label_attribute)).order_by(c.customer_id))).all()
+    columns = sorted({key for row in rows for key in row.feature_values} - {"customer_id"})
+    return SnapshotTable(columns=("customer_id", *columns), rows=tuple(
+        (row.customer_id, *(_cell(row.feature_values.get(name)) for name in columns)) for row in rows))
+
+
+def _cell(value: Any) -> str | float | None:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str | float) or value is None else str(value)

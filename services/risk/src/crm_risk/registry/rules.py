@@ -19,6 +19,8 @@ MAX_FEATURES = 200
 MAX_HYPERPARAMETERS = 20
 MAX_TEXT = 1000
 DEFAULT_VALIDATION_FRACTION = 0.2
+# The id column of a snapshot read from the customer read model.
+READ_MODEL_ID = "customer_id"
 
 
 def check(request: TrainingRequest) -> TrainingRequest:
@@ -32,10 +34,15 @@ def check(request: TrainingRequest) -> TrainingRequest:
         v.add("spec.data_mode", "is not a known mode")
     v.check(bool(request.label_attribute), "spec.label_attribute",
             "is required in snapshot mode: name the column holding the churn label")
-    if v.check(bool(request.file), "spec.snapshot.file", "is required in snapshot mode"):
+    if request.read_model:
+        v.check(not request.file, "spec.snapshot.file", "must be empty when spec.snapshot.read_model is set")
+        v.check(request.id_attribute in ("", READ_MODEL_ID), "spec.snapshot.id_attribute",
+                f"must be empty or {READ_MODEL_ID} when spec.snapshot.read_model is set")
+    elif v.check(bool(request.file), "spec.snapshot.file", "is required in snapshot mode"):
         v.check(bool(SNAPSHOT_FILE.match(request.file)), "spec.snapshot.file",
                 "must be a file name in the training directory: letters, digits, '.', '_' and '-', ending in .csv")
-    v.check(bool(request.id_attribute), "spec.snapshot.id_attribute", "is required: name the customer id column")
+    if not request.read_model:
+        v.check(bool(request.id_attribute), "spec.snapshot.id_attribute", "is required: name the customer id column")
     if v.check(bool(request.features), "spec.features", "is required in snapshot mode: name the columns to use"):
         v.check(len(request.features) <= MAX_FEATURES, "spec.features", f"must hold at most {MAX_FEATURES} names")
         v.check(len(set(request.features)) == len(request.features), "spec.features", "must not repeat a name")
@@ -49,6 +56,7 @@ def check(request: TrainingRequest) -> TrainingRequest:
     v.check(len(request.description) <= MAX_TEXT, "spec.description", f"must be at most {MAX_TEXT} characters")
     v.raise_if_any()
     return replace(request, data_mode=DataMode.SNAPSHOT,
+                   id_attribute=READ_MODEL_ID if request.read_model else request.id_attribute,
                    validation_fraction=request.validation_fraction or DEFAULT_VALIDATION_FRACTION,
                    random_seed=request.random_seed or secrets.randbelow(2**31 - 1) + 1)
 

@@ -12,6 +12,7 @@ INVALID_ARGUMENT or FAILED_PRECONDITION.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Callable
@@ -59,7 +60,7 @@ class ChurnRegistry:
     async def start_training(self, *, uow: UnitOfWork, request: TrainingRequest, request_id: uuid.UUID | None,
                              message: Message, actor: Principal) -> Started:
         checked = rules.check(request)
-        path = rules.snapshot_path(self._training_dir, checked.file)
+        path = rules.snapshot_path(self._training_dir, checked.file) if not checked.read_model else None
         operation_id = uuid.uuid4()
         replayed = await self._idempotency.claim_or_replay(
             uow, principal=actor.subject, request_id=request_id, request=message, method="TrainChurnModel",
@@ -70,7 +71,8 @@ class ChurnRegistry:
         operation = await self._operations.create(uow, kind=KIND, creator=actor.subject, metadata=spec,
                                                   operation_id=operation_id)
         job = SnapshotJob(
-            path=str(path), features=rules.feature_specs(checked), label_attribute=checked.label_attribute,
+            path=str(path or ""), read_model=checked.read_model, features=rules.feature_specs(checked),
+            label_attribute=checked.label_attribute,
             id_attribute=checked.id_attribute, groups=checked.groups,
             params=TrainingParams(hyperparameters=checked.hyperparameters, random_seed=checked.random_seed,
                                   validation_fraction=checked.validation_fraction, cv_folds=self._cv_folds,
@@ -90,6 +92,9 @@ class ChurnRegistry:
     async def _train(self, operation_id: uuid.UUID, job: SnapshotJob, algorithm: int, spec: bytes,
                      run: RunningOperation) -> Message:
         await run.progress(stage="training")
+        if job.read_model:
+            async with self._db.unit_of_work(read_only=True) as uow:
+                job = dataclasses.replace(job, table=await repository.read_model_snapshot(uow, job.label_attribute))
         result: TrainingResult = await run.call(worker.train_snapshot, job)
         async with self._db.raw() as connection, connection.transaction():
             # The last look at the cancel flag before the model becomes visible.

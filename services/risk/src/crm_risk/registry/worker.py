@@ -13,7 +13,8 @@ from crmkit.errors import FailedPrecondition
 
 
 def train_snapshot(job: SnapshotJob) -> TrainingResult:
-    table = read_snapshot(Path(job.path))
+    """Train on the job's file, or on its table when it has one (read from the customer read model)."""
+    table = job.table if job.table is not None else read_snapshot(Path(job.path))
     data = features.snapshot_training_data(table, features=job.features, label_attribute=job.label_attribute,
                                            id_attribute=job.id_attribute, groups=job.groups)
     return training.train(data, job.params)

@@ -34,7 +34,8 @@ async def put_holding(uow: UnitOfWork, change: HoldingChange) -> bool:
     values: dict[str, Any] = {
         "customer_id": change.stamp.customer_id, "removed": change.removed, "product_code": change.product_code,
         "product_type": change.product_type, "status": change.status, "open_date": change.open_date,
-        "close_date": change.close_date, "reporting_balance": change.reporting_balance}
+        "close_date": change.close_date, "reporting_balance": change.reporting_balance,
+        "maturity_date": change.maturity_date}
     insert = pg.insert(holding).values(holding_id=change.holding_id, position=change.stamp.position, **values)
     written = await uow.execute(insert.on_conflict_do_update(
         index_elements=[h.holding_id],

@@ -27,6 +27,8 @@ holding = sa.Table(
     sa.Column("status", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("open_date", sa.Date),
     sa.Column("close_date", sa.Date),
+    # Time deposits and other products with a term (large-outflows rules watching maturities).
+    sa.Column("maturity_date", sa.Date),
     # The reporting-currency balance; null when profile gave none in the reporting currency.
     sa.Column("reporting_balance", Amount),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
