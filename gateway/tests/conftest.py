@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm.profile.v1 import profile_service_pb2_grpc
 from crm_gateway.app import create_app
 from crm_gateway.settings import GatewaySettings
@@ -119,6 +120,29 @@ async def campaign_address(database_factory: DatabaseFactory, tmp_path_factory: 
     log_path = tmp_path_factory.mktemp("campaign") / "campaign.log"
     async with service_process("crm_campaign", env, port=port, log_path=log_path) as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+async def campaign_book_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                                profile_address: str) -> AsyncIterator[str]:
+    """The campaign service as a real process following the test's profile service (its
+    customers and their managers); no segment, feedback or risk, no dispatcher."""
+    port = free_port()
+    env = {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+           "CRM_CAMPAIGN_DATABASE_URL": await database_factory.create("gateway_campaign_book"),
+           "CRM_CAMPAIGN_PORT": str(port), "CRM_CAMPAIGN_PROFILE_TARGET": profile_address,
+           "CRM_CAMPAIGN_SEGMENT_TARGET": "", "CRM_CAMPAIGN_FEEDBACK_TARGET": "", "CRM_CAMPAIGN_RISK_TARGET": "",
+           "CRM_CAMPAIGN_DISPATCHER_ENABLED": "false"}
+    log_path = tmp_path_factory.mktemp("campaign-book") / "campaign.log"
+    async with service_process("crm_campaign", env, port=port, log_path=log_path) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def campaigns(campaign_book_address: str) -> AsyncIterator[campaign_service_pb2_grpc.CampaignServiceStub]:
+    """A direct gRPC stub to that campaign service, to set up data behind the gateway."""
+    async with grpc.aio.insecure_channel(campaign_book_address) as channel:
+        yield campaign_service_pb2_grpc.CampaignServiceStub(channel)
 
 
 def nowhere() -> str:
