@@ -153,7 +153,8 @@ def nowhere() -> str:
 def gateway_settings(**overrides: Any) -> GatewaySettings:
     """Test settings: buckets in process unless a test asks for Redis (CRM_GATEWAY_REDIS_URL in the
     environment does not leak in), and bursts no test reaches unless it sets its own."""
-    limits = {"rate_limit_read_burst": 100_000, "rate_limit_write_burst": 100_000}  # tests call fast
+    limits = {"rate_limit_read_burst": 100_000, "rate_limit_write_burst": 100_000,  # tests call fast
+              "rate_limit_auth_failure_burst": 100_000}
     # Peers a test does not name are down, never whatever listens on the default ports.
     peers = {f"{peer}_target": nowhere() for peer in ("profile", "segment", "campaign", "feedback", "risk")}
     return GatewaySettings(env="test", jwt_secret=TEST_JWT_SECRET,

@@ -67,7 +67,8 @@ before it is read, whether it declares its `Content-Length` or is sent in chunks
 RATE_LIMIT_TEXT = """
 Rate limits: a token bucket per client (the token's subject) and route. Reads (GET) allow {read};
 writes allow {write}. Over the limit the answer is 429 (`RATE_LIMITED`) with `Retry-After` in
-seconds. Each operation states its limit in `x-rate-limit`.
+seconds. Each operation states its limit in `x-rate-limit`. Failed authentication (401) is limited per
+client address to {auth_failures}; beyond it a bad token is answered 429 instead of 401.
 """
 # Probes are polled every few seconds: tracing or logging them would drown the real requests.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -127,7 +128,10 @@ def _limits_text(settings: GatewaySettings) -> str:
     if not settings.rate_limits_enabled:
         return "\nRate limits are off in this deployment.\n"
     limits = RateLimits.from_settings(settings.model_copy(update={"redis_url": ""})).limits
-    return RATE_LIMIT_TEXT.format(read=limits[LimitClass.READ].describe(), write=limits[LimitClass.WRITE].describe())
+    auth_failures = f"{settings.rate_limit_auth_failure_per_second:g} per second, bursts of up to " \
+                    f"{settings.rate_limit_auth_failure_burst}"
+    return RATE_LIMIT_TEXT.format(read=limits[LimitClass.READ].describe(), write=limits[LimitClass.WRITE].describe(),
+                                  auth_failures=auth_failures)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
