@@ -29,6 +29,7 @@ from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
 from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
+from crm_gateway.route_metrics import RouteMetrics
 from crm_gateway.routes import (
     campaigns,
     care_tasks,
@@ -194,7 +195,8 @@ def _param_name(error: Any, body_name: str) -> str:
 
 
 class RequestBoundary:
-    """One JSON log line per request, and a bare 500 problem for a bug.
+    """One JSON log line and the RED metrics (route_metrics.py) per request, and a bare 500 problem
+    for a bug.
 
     The line (`request_completed`: method, route template, status, milliseconds) is written
     inside the request's span, so it carries the trace id that joins it to the services' lines;
@@ -207,6 +209,7 @@ class RequestBoundary:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.metrics = RouteMetrics()  # RED per route template (route_metrics.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
@@ -230,8 +233,11 @@ class RequestBoundary:
                 await problems.problem(problems.INTERNAL, "")(scope, receive, recording_send)
         finally:
             route = scope.get("route")
+            duration_ms = (time.perf_counter() - started) * 1000
+            self.metrics.record(route=getattr(route, "path", None), method=scope["method"], status=status,
+                                duration_ms=duration_ms)
             log.info("request_completed", method=scope["method"], route=getattr(route, "path", None),
-                     status=status, duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                     status=status, duration_ms=round(duration_ms, 2))
 
 
 def _openapi_document(app: FastAPI) -> dict[str, Any]:
