@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm.profile.v1 import profile_service_pb2_grpc
 from crm_gateway.app import create_app
 from crm_gateway.settings import GatewaySettings
@@ -121,6 +122,29 @@ async def campaign_address(database_factory: DatabaseFactory, tmp_path_factory: 
         yield address
 
 
+@pytest.fixture(scope="session")
+async def campaign_book_address(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                                profile_address: str) -> AsyncIterator[str]:
+    """The campaign service as a real process following the test's profile service (its
+    customers and their managers); no segment, feedback or risk, no dispatcher."""
+    port = free_port()
+    env = {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
+           "CRM_CAMPAIGN_DATABASE_URL": await database_factory.create("gateway_campaign_book"),
+           "CRM_CAMPAIGN_PORT": str(port), "CRM_CAMPAIGN_PROFILE_TARGET": profile_address,
+           "CRM_CAMPAIGN_SEGMENT_TARGET": "", "CRM_CAMPAIGN_FEEDBACK_TARGET": "", "CRM_CAMPAIGN_RISK_TARGET": "",
+           "CRM_CAMPAIGN_DISPATCHER_ENABLED": "false"}
+    log_path = tmp_path_factory.mktemp("campaign-book") / "campaign.log"
+    async with service_process("crm_campaign", env, port=port, log_path=log_path) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+async def campaigns(campaign_book_address: str) -> AsyncIterator[campaign_service_pb2_grpc.CampaignServiceStub]:
+    """A direct gRPC stub to that campaign service, to set up data behind the gateway."""
+    async with grpc.aio.insecure_channel(campaign_book_address) as channel:
+        yield campaign_service_pb2_grpc.CampaignServiceStub(channel)
+
+
 def nowhere() -> str:
     """A target nothing listens on: a peer that is down."""
     return f"127.0.0.1:{free_port()}"
@@ -129,7 +153,8 @@ def nowhere() -> str:
 def gateway_settings(**overrides: Any) -> GatewaySettings:
     """Test settings: buckets in process unless a test asks for Redis (CRM_GATEWAY_REDIS_URL in the
     environment does not leak in), and bursts no test reaches unless it sets its own."""
-    limits = {"rate_limit_read_burst": 100_000, "rate_limit_write_burst": 100_000}  # tests call fast
+    limits = {"rate_limit_read_burst": 100_000, "rate_limit_write_burst": 100_000,  # tests call fast
+              "rate_limit_auth_failure_burst": 100_000}
     # Peers a test does not name are down, never whatever listens on the default ports.
     peers = {f"{peer}_target": nowhere() for peer in ("profile", "segment", "campaign", "feedback", "risk")}
     return GatewaySettings(env="test", jwt_secret=TEST_JWT_SECRET,

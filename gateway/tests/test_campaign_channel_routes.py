@@ -8,7 +8,6 @@ that is down is a 503 problem."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,11 +15,11 @@ import grpc
 import pytest
 from google.type import decimal_pb2, interval_pb2, money_pb2
 
-from crm.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc, care_pb2, loyalty_pb2
+from crm.campaign.v1 import campaign_pb2, care_pb2, loyalty_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
 from crm.common.v1 import audit_pb2, product_risk_pb2
 from crmkit.auth import Role
-from crmkit.testing import TEST_JWT_SECRET, bearer, eventually, free_port, service_process
+from crmkit.testing import bearer, eventually
 from crmkit.values import timestamp
 
 from .conftest import auth, gateway_settings, nowhere, running_gateway
@@ -30,28 +29,6 @@ RM = "rm-007"  # the manager conftest's customers are given
 MARKETER_A = bearer(Role.MARKETER, subject="marketer-a")
 MARKETER_B = bearer(Role.MARKETER, subject="marketer-b")
 CHANGE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
-
-
-@pytest.fixture(scope="session")
-async def campaign_book_address(database_factory, tmp_path_factory, profile_address) -> AsyncIterator[str]:
-    """The campaign service as a real process following the test's profile service (its
-    customers and their managers); no segment, feedback or risk, no dispatcher."""
-    port = free_port()
-    env = {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1",
-           "CRM_CAMPAIGN_DATABASE_URL": await database_factory.create("gateway_campaign_book"),
-           "CRM_CAMPAIGN_PORT": str(port), "CRM_CAMPAIGN_PROFILE_TARGET": profile_address,
-           "CRM_CAMPAIGN_SEGMENT_TARGET": "", "CRM_CAMPAIGN_FEEDBACK_TARGET": "", "CRM_CAMPAIGN_RISK_TARGET": "",
-           "CRM_CAMPAIGN_DISPATCHER_ENABLED": "false"}
-    log_path = tmp_path_factory.mktemp("campaign-book") / "campaign.log"
-    async with service_process("crm_campaign", env, port=port, log_path=log_path) as address:
-        yield address
-
-
-@pytest.fixture(scope="session")
-async def campaigns(campaign_book_address) -> AsyncIterator[campaign_service_pb2_grpc.CampaignServiceStub]:
-    """A direct gRPC stub to that campaign service, to set up data behind the gateway."""
-    async with grpc.aio.insecure_channel(campaign_book_address) as channel:
-        yield campaign_service_pb2_grpc.CampaignServiceStub(channel)
 
 
 @pytest.fixture

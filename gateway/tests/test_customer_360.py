@@ -8,17 +8,23 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pytest
 
+from crm.campaign.v1 import campaign_pb2, engagement_pb2
+from crm.campaign.v1 import campaign_service_pb2 as campaign_pb
+from crm.common.v1 import audit_pb2
 from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, feedback_service_pb2_grpc
 from crm.feedback.v1 import feedback_service_pb2 as feedback_pb
 from crmkit.auth import Role
 from crmkit.testing import bearer, eventually
+from crmkit.values import timestamp
 
 from .conftest import auth, gateway_settings, nowhere, running_gateway
+from .test_campaign_channel_routes import counter_campaign
 
 PARTS = {"holdings", "consents", "contact_preferences", "segment_membership_changes", "open_complaints",
          "classification", "churn_score", "contact_history"}
@@ -86,9 +92,10 @@ async def test_every_part_comes_from_its_service(gateway_360, customer) -> None:
     assert complaint["status"] == "COMPLAINT_STATUS_OPEN"
     assert body["holdings"] == [] and body["segment_membership_changes"] == []
     assert isinstance(body["contact_preferences"], dict)
-    # Risk and campaign answered: no churn score written back yet (null, not missing), no offer sent.
+    # Risk and campaign answered: no churn score written back yet, and this campaign service (not
+    # following profile) has never heard of the customer: null parts, neither missing nor withheld.
     assert body["churn_score"] is None
-    assert body["contact_history"] == []
+    assert body["contact_history"] is None
 
 
 async def test_the_classification_comes_from_segment_once_it_has_followed_the_customer(
@@ -150,6 +157,43 @@ async def test_a_part_the_callers_role_may_not_read_is_withheld_not_missing(gate
     assert body["partial"] is False
     assert {"part": "open_complaints", "service": "feedback", "reason": "PERMISSION_DENIED"} in body["withheld"]
     assert "open_complaints" not in body
+
+
+async def test_the_contact_history_is_read_by_channel_apps_and_the_customers_own_manager(
+    gateway_360, customer, campaigns, campaign_book_address,
+) -> None:
+    """Campaign's ListContactHistory, open to the 360's main callers: the offer shown at the counter
+    is the history's first entry for a channel app and for the customer's relationship manager."""
+    name = f"customers/{customer['customer_id']}"
+    counter = bearer(Role.CHANNEL_APP, subject="app-counter")
+    purpose = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTOMER_SERVICE)
+    _, offer = await counter_campaign(campaigns)
+
+    async def decided() -> str:  # once campaign has followed the new customer from profile's feed
+        try:
+            asked = await campaigns.GetNextBestAction(campaign_pb.GetNextBestActionRequest(
+                customer=name, channel=campaign_pb2.CHANNEL_BRANCH_COUNTER, max_actions=10, audit=purpose),
+                metadata=counter)
+        except grpc.aio.AioRpcError as error:
+            raise AssertionError(error.code().name) from error
+        assert offer.name in {action.offer for action in asked.actions}
+        return str(asked.decision_id)
+
+    decision_id = await eventually(decided, what="campaign to follow the new customer")
+    await campaigns.RecordResponse(campaign_pb.RecordResponseRequest(response=engagement_pb2.OfferResponse(
+        customer=name, offer=offer.name, decision_id=decision_id, channel=campaign_pb2.CHANNEL_BRANCH_COUNTER,
+        type=engagement_pb2.RESPONSE_TYPE_SHOWN, response_time=timestamp(datetime.now(UTC))),
+        request_id=str(uuid.uuid4())), metadata=counter)
+    async with gateway_360(campaign_target=campaign_book_address) as (_, client):
+        for caller in (auth(Role.CHANNEL_APP), auth(Role.RELATIONSHIP_MANAGER, subject="rm-007")):
+            response = await client.get(f"/v1/customers/{customer['customer_id']}/360", headers=caller)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["partial"] is False, body["missing"]
+            assert not [w for w in body["withheld"] if w["part"] == "contact_history"]
+            [entry] = body["contact_history"]
+            assert entry["offer"] == offer.name and entry["channel"] == "CHANNEL_BRANCH_COUNTER"
+            assert entry["offer_display_name"] == "3-year time deposit"
 
 
 async def test_the_customer_is_essential_its_errors_are_the_routes(gateway_360, customer) -> None:

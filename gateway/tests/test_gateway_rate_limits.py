@@ -8,13 +8,17 @@ import asyncio
 import socket
 import uuid
 
+import httpx
 import pytest
 
+from crm_gateway.app import create_app
 from crm_gateway.limits import Limit, LocalBuckets
 from crmkit.auth import Role
 from crmkit.testing import free_port
 
 from .conftest import auth, gateway_settings, running_gateway
+
+BAD_TOKEN = {"Authorization": "Bearer not-a-jwt"}
 
 REDIS = ("127.0.0.1", 6379)
 CUSTOMER = "/v1/customers/NO-SUCH-CUSTOMER"
@@ -106,3 +110,44 @@ async def test_the_limits_are_stated_in_the_openapi_document(gateway_with) -> No
     assert "1 requests per second per client, bursts of up to 4" in too_many["description"]
     assert too_many["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
     assert "x-rate-limit" not in document["paths"]["/healthz"]["get"]
+
+
+async def test_failed_authentication_is_limited_per_client_address(profile_address) -> None:
+    """401s cost the sender a token of its address: past the burst, 429 with Retry-After; a valid token
+    from the same address and bad tokens from another address are unaffected."""
+    settings = gateway_settings(profile_target=profile_address, rate_limit_auth_failure_burst=3,
+                                rate_limit_auth_failure_per_second=0.25)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        def client_at(address: str) -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+                                     base_url="http://gateway.test")
+
+        async with client_at("203.0.113.7") as flood, client_at("198.51.100.2") as other:
+            statuses = [(await flood.get(CUSTOMER, headers=BAD_TOKEN)).status_code for _ in range(3)]
+            assert statuses == [401, 401, 401]
+            assert (await flood.get(CUSTOMER)).status_code == 429  # a missing token is a failure too
+            refused = await flood.get(CUSTOMER, headers=BAD_TOKEN)
+            assert refused.status_code == 429
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.headers["retry-after"] == "4"  # one token at 0.25 per second
+            assert refused.json()["reason"] == "RATE_LIMITED"
+            assert "failed authentications" in refused.json()["detail"]
+            assert (await flood.get(CUSTOMER, headers=caller())).status_code == 404  # valid tokens pass
+            assert (await other.get(CUSTOMER, headers=BAD_TOKEN)).status_code == 401
+
+
+async def test_replicas_share_the_failed_authentication_buckets_through_redis(profile_address) -> None:
+    if not redis_answers():
+        pytest.skip("no Redis answers at 127.0.0.1:6379")
+    address = f"2001:db8::{uuid.uuid4().hex[:4]}"  # a fresh address: Redis outlives the test
+    settings = gateway_settings(profile_target=profile_address, redis_url="redis://127.0.0.1:6379/0",
+                                rate_limit_auth_failure_burst=2, rate_limit_auth_failure_per_second=0.1)
+    one_app, other_app = create_app(settings), create_app(settings)
+    async with one_app.router.lifespan_context(one_app), other_app.router.lifespan_context(other_app):
+        statuses = []
+        for app in (one_app, other_app, one_app):
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as replica:
+                statuses.append((await replica.get(CUSTOMER, headers=BAD_TOKEN)).status_code)
+    assert statuses == [401, 401, 429]  # two failures in all, not two per replica

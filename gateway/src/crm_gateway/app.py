@@ -29,6 +29,7 @@ from crm_gateway.body_limit import BodyLimit, BodyTooLarge
 from crm_gateway.draining import Drain
 from crm_gateway.limits import LimitClass, RateLimited, RateLimits, limit_class_of
 from crm_gateway.peers import Peers
+from crm_gateway.route_metrics import RouteMetrics
 from crm_gateway.routes import (
     campaigns,
     care_tasks,
@@ -67,7 +68,8 @@ before it is read, whether it declares its `Content-Length` or is sent in chunks
 RATE_LIMIT_TEXT = """
 Rate limits: a token bucket per client (the token's subject) and route. Reads (GET) allow {read};
 writes allow {write}. Over the limit the answer is 429 (`RATE_LIMITED`) with `Retry-After` in
-seconds. Each operation states its limit in `x-rate-limit`.
+seconds. Each operation states its limit in `x-rate-limit`. Failed authentication (401) is limited per
+client address to {auth_failures}; beyond it a bad token is answered 429 instead of 401.
 """
 # Probes are polled every few seconds: tracing or logging them would drown the real requests.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -127,7 +129,10 @@ def _limits_text(settings: GatewaySettings) -> str:
     if not settings.rate_limits_enabled:
         return "\nRate limits are off in this deployment.\n"
     limits = RateLimits.from_settings(settings.model_copy(update={"redis_url": ""})).limits
-    return RATE_LIMIT_TEXT.format(read=limits[LimitClass.READ].describe(), write=limits[LimitClass.WRITE].describe())
+    auth_failures = f"{settings.rate_limit_auth_failure_per_second:g} per second, bursts of up to " \
+                    f"{settings.rate_limit_auth_failure_burst}"
+    return RATE_LIMIT_TEXT.format(read=limits[LimitClass.READ].describe(), write=limits[LimitClass.WRITE].describe(),
+                                  auth_failures=auth_failures)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -190,7 +195,8 @@ def _param_name(error: Any, body_name: str) -> str:
 
 
 class RequestBoundary:
-    """One JSON log line per request, and a bare 500 problem for a bug.
+    """One JSON log line and the RED metrics (route_metrics.py) per request, and a bare 500 problem
+    for a bug.
 
     The line (`request_completed`: method, route template, status, milliseconds) is written
     inside the request's span, so it carries the trace id that joins it to the services' lines;
@@ -203,6 +209,7 @@ class RequestBoundary:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.metrics = RouteMetrics()  # RED per route template (route_metrics.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
@@ -226,8 +233,11 @@ class RequestBoundary:
                 await problems.problem(problems.INTERNAL, "")(scope, receive, recording_send)
         finally:
             route = scope.get("route")
+            duration_ms = (time.perf_counter() - started) * 1000
+            self.metrics.record(route=getattr(route, "path", None), method=scope["method"], status=status,
+                                duration_ms=duration_ms)
             log.info("request_completed", method=scope["method"], route=getattr(route, "path", None),
-                     status=status, duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                     status=status, duration_ms=round(duration_ms, 2))
 
 
 def _openapi_document(app: FastAPI) -> dict[str, Any]:

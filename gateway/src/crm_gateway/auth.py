@@ -2,8 +2,9 @@
 
 A route declares who may call it with `Depends(require_roles(...))`; the dependency verifies
 the `Authorization: Bearer <jwt>` header and returns the `Principal`. A missing or bad token is
-401 (with `WWW-Authenticate: Bearer`), a good token without an allowed role is 403; both are
-answered here, before any service is called. The services verify the token again: the gateway
+401 (with `WWW-Authenticate: Bearer`; 429 once the client address has failed too often, see
+limits.py), a good token without an allowed role is 403; both are answered here, before any
+service is called. The services verify the token again: the gateway
 is a first check, not the only one.
 
 The token travels to services as explicit call metadata (`forwarded(principal)`), rather than
@@ -22,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crm_gateway.limits import LimitClass, RateLimits, limit_class_of
 from crmkit.auth import Principal, Role, TokenVerifier
-from crmkit.errors import PermissionDenied
+from crmkit.errors import PermissionDenied, Unauthenticated
 
 # Declares the scheme in the OpenAPI document; the header itself is checked below, so that a
 # malformed header and a missing one get distinct reasons.
@@ -46,11 +47,15 @@ def require_roles(*roles: Role, limit: LimitClass | None = None) -> Callable[...
         _: HTTPAuthorizationCredentials | None = Security(BEARER_SCHEME),  # noqa: B008 - FastAPI style
     ) -> Principal:
         verifier: TokenVerifier = request.app.state.verifier
-        principal = verifier.verify_bearer(request.headers.get("authorization"))
+        limits: RateLimits = request.app.state.rate_limits
+        try:
+            principal = verifier.verify_bearer(request.headers.get("authorization"))
+        except Unauthenticated:  # 401 while the address has failures left, then 429 (limits.py)
+            await limits.admit_failed_authentication(address=request.client.host if request.client else "")
+            raise
         if not principal.has_any(allowed):
             raise PermissionDenied("this route is not open to the caller's roles", reason="ROLE_NOT_ALLOWED")
         route = request.scope.get("route")
-        limits: RateLimits = request.app.state.rate_limits
         await limits.admit(client=principal.subject, route=getattr(route, "name", request.url.path),
                            limit_class=limit or limit_class_of(request.method))
         return principal

@@ -11,6 +11,12 @@ full again). Without it, or while Redis does not answer within its short timeout
 replica keeps its own buckets in process: the limit then holds per replica, and a Redis outage
 degrades the limit rather than the traffic (logged as `rate_limit_store_unavailable`).
 
+Failed authentication has its own bucket per client address (the connection's peer, or the
+address a trusted proxy forwards; uvicorn's `FORWARDED_ALLOW_IPS`): each 401 takes a token, and
+once the address has none left its bad tokens are answered 429 instead, until it refills. Only
+failures draw from it, so a flood from an address shared with real users (a NAT, a proxy) never
+refuses their valid tokens; a valid token is checked against its own per-client limits.
+
 The limits are stated in the OpenAPI document: each operation's `x-rate-limit` and its 429
 response's description and `Retry-After` header (app.py).
 """
@@ -60,9 +66,9 @@ class Limit:
 class RateLimited(ResourceExhausted):
     """Over the route's limit: 429 with `Retry-After` whole seconds."""
 
-    def __init__(self, retry_after_seconds: float) -> None:
-        super().__init__("rate limit exceeded for this client on this route; retry later",
-                         reason="RATE_LIMITED")
+    def __init__(self, retry_after_seconds: float,
+                 message: str = "rate limit exceeded for this client on this route; retry later") -> None:
+        super().__init__(message, reason="RATE_LIMITED")
         self.retry_after = max(1, math.ceil(retry_after_seconds))
 
 
@@ -145,10 +151,12 @@ class RateLimits:
 
     KEY_PREFIX = "crm:gateway:rate:"
 
-    def __init__(self, *, limits: dict[LimitClass, Limit], buckets: Buckets, enabled: bool = True) -> None:
+    def __init__(self, *, limits: dict[LimitClass, Limit], buckets: Buckets, enabled: bool = True,
+                 auth_failures: Limit = Limit(1.0, 20)) -> None:
         self.limits = limits
         self.buckets = buckets
         self.enabled = enabled
+        self.auth_failures = auth_failures
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> RateLimits:
@@ -163,7 +171,8 @@ class RateLimits:
             client = Redis.from_url(settings.redis_url, socket_timeout=0.25,
                                     socket_connect_timeout=0.25)
             buckets = RedisBuckets(client)
-        return cls(limits=limits, buckets=buckets, enabled=settings.rate_limits_enabled)
+        auth_failures = Limit(settings.rate_limit_auth_failure_per_second, settings.rate_limit_auth_failure_burst)
+        return cls(limits=limits, buckets=buckets, enabled=settings.rate_limits_enabled, auth_failures=auth_failures)
 
     def limit_of(self, limit_class: LimitClass) -> Limit:
         return self.limits[limit_class]
@@ -177,6 +186,16 @@ class RateLimits:
         wait = await self.buckets.take(f"{self.KEY_PREFIX}{route}:{who}", self.limits[limit_class])
         if wait > 0:
             raise RateLimited(wait)
+
+    async def admit_failed_authentication(self, *, address: str) -> None:
+        """Count one failed authentication from `address`: raise RateLimited once it has failed
+        more than the limit allows (the caller then answers 429 instead of 401)."""
+        if not self.enabled:
+            return
+        who = hashlib.sha256(address.encode()).hexdigest()[:24]
+        wait = await self.buckets.take(f"{self.KEY_PREFIX}auth-failure:{who}", self.auth_failures)
+        if wait > 0:
+            raise RateLimited(wait, "too many failed authentications from this address; retry later")
 
     async def close(self) -> None:
         if isinstance(self.buckets, RedisBuckets):

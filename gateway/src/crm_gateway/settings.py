@@ -45,6 +45,11 @@ class GatewaySettings(ServiceSettings):
                                                validation_alias="CRM_GATEWAY_RATE_LIMIT_WRITE_PER_SECOND")
     rate_limit_write_burst: int = Field(default=20, ge=1, le=1_000_000,
                                         validation_alias="CRM_GATEWAY_RATE_LIMIT_WRITE_BURST")
+    # Failed authentications (401s) per client address (limits.py): over it, 429 instead of 401.
+    rate_limit_auth_failure_per_second: float = Field(
+        default=1.0, gt=0, le=100_000, validation_alias="CRM_GATEWAY_RATE_LIMIT_AUTH_FAILURE_PER_SECOND")
+    rate_limit_auth_failure_burst: int = Field(default=20, ge=1, le=1_000_000,
+                                               validation_alias="CRM_GATEWAY_RATE_LIMIT_AUTH_FAILURE_BURST")
     # Redis shared by the replicas for the buckets (`redis://host:6379/0`); each replica keeps its
     # own buckets when unset. A password in the URL makes it a secret: give it from a Secret.
     redis_url: str = Field(default="", validation_alias="CRM_GATEWAY_REDIS_URL")

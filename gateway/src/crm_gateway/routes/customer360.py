@@ -12,8 +12,12 @@ them); the channel follows each list's own route for more. Adding a part as a se
 RPC is one `Part` below: the response schema is built from the parts.
 
 A part whose service answers that it has nothing for this customer (risk: no current churn score
-yet; segment: the customer not yet in its read model) is `null`: the service answered, so the
-part is neither missing nor partial.
+yet; segment: the customer not yet in its read model; campaign: a customer it has never heard of)
+is `null`: the service answered, so the part is neither missing nor partial.
+
+The contact history is campaign's `ListContactHistory`, open to channel applications and
+relationship managers (an RM outside their book is refused by profile first, for the customer
+itself); the read is audited by campaign for customer service.
 """
 
 from __future__ import annotations
@@ -59,7 +63,6 @@ FIRST_PAGE = 50
 WITHHELD_CODES = frozenset({grpc.StatusCode.PERMISSION_DENIED})
 # The service answered that it has nothing for this customer: the part is null, not missing.
 NOTHING_YET = frozenset({grpc.StatusCode.NOT_FOUND})
-EVERY_CAMPAIGN = "campaigns/-"
 
 Call = Callable[[Peers, str, Metadata, float], Awaitable[Any]]
 
@@ -117,10 +120,13 @@ PARTS: tuple[tuple[Part, Descriptor], ...] = (
         "The current (last written-back) churn score with its drivers, read without re-scoring; null "
         "when the customer has none.", empty_codes=NOTHING_YET),
      risk_pb.GetChurnScoreResponse.DESCRIPTOR),
-    (Part("contact_history", "campaign", lambda p, c, md, t: p.campaign.ListDispatches(
-        campaign_pb.ListDispatchesRequest(parent=EVERY_CAMPAIGN, customer=c, page_size=FIRST_PAGE),
-        metadata=md, timeout=t), "dispatches", "Campaign offers sent to the customer, newest first."),
-     campaign_pb.ListDispatchesResponse.DESCRIPTOR),
+    (Part("contact_history", "campaign", lambda p, c, md, t: p.campaign.ListContactHistory(
+        campaign_pb.ListContactHistoryRequest(customer=c, page_size=FIRST_PAGE, audit=CUSTOMER_SERVICE),
+        metadata=md, timeout=t), "entries",
+        "Offers made to the customer (sent, shown, presented on a visit) with their result, newest first "
+        "(the first entry is the last offer made); null when campaign has never heard of the customer.",
+        empty_codes=NOTHING_YET),
+     campaign_pb.ListContactHistoryResponse.DESCRIPTOR),
 )
 
 
