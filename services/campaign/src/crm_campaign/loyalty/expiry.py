@@ -4,15 +4,10 @@ is made under its row lock after recomputing what is due, so points expire once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from crm_campaign.loyalty.service import Loyalty
 from crmkit.clock import Clock, utc_now
 from crmkit.db import Database
-from crmkit.logs import get_logger
-
-log = get_logger("crm.campaign")
+from crmkit.periodic import Periodic
 
 
 class LoyaltyExpiry:
@@ -20,10 +15,9 @@ class LoyaltyExpiry:
                  clock: Clock = utc_now) -> None:
         self._db = db
         self._loyalty = loyalty
-        self._interval = interval_seconds
         self._batch_size = batch_size
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("loyalty-expiry", self.run_once, interval_seconds=interval_seconds)
 
     async def run_once(self) -> int:
         """Expire what is due today in every account; returns how many accounts lost points."""
@@ -41,23 +35,7 @@ class LoyaltyExpiry:
             after = due[-1]
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="loyalty-expiry")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                expired = await self.run_once()
-                if expired:
-                    log.info("loyalty_expiry_swept", accounts=expired)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("loyalty_expiry_failed")
-            await asyncio.sleep(self._interval)
+        self._periodic.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.close()

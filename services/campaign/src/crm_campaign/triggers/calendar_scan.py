@@ -10,8 +10,6 @@ own activity>` (once per spell of inactivity: the customer must be active again 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 from crm_campaign.triggers import calendar
@@ -21,9 +19,7 @@ from crm_campaign.triggers.firing_repository import FiringRepository
 from crm_campaign.triggers.model import AnniversaryCondition, DormancyCondition, TriggerEvent, TriggerEventType
 from crmkit.clock import Clock, utc_now
 from crmkit.db import Database
-from crmkit.logs import get_logger
-
-log = get_logger("crm.campaign.triggers")
+from crmkit.periodic import Periodic
 
 
 class CalendarScan:
@@ -33,10 +29,9 @@ class CalendarScan:
         self._firing = firing
         self._rules = rules
         self._calendar = calendar
-        self._interval = interval_seconds
         self._batch_size = batch_size
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("trigger-calendar-scan", self.run_once, interval_seconds=interval_seconds)
 
     async def run_once(self) -> int:
         """One scan of anniversaries and dormancy; returns how many customers' events fired a rule."""
@@ -94,23 +89,7 @@ class CalendarScan:
             return int(await self._firing.fire(uow=uow, event=event))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="trigger-calendar-scan")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                fired = await self.run_once()
-                if fired:
-                    log.info("trigger_calendar_scanned", fired=fired)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("trigger_calendar_scan_failed")
-            await asyncio.sleep(self._interval)
+        self._periodic.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.close()
