@@ -1,8 +1,8 @@
 """FeedbackService servicer: proto -> arguments, one unit of work and one service call in it, result -> proto.
 
 Text classification RPCs are in classification_rpcs.py, the operations' in operation_rpcs.py.
-RPCs not overridden here are not served yet: the generated base raises NotImplementedError,
-which the kit's interceptor answers with UNIMPLEMENTED. Each still has its rule in access.py.
+Every RPC of the contract is served (tests/test_contracts.py checks it); each has its rule in
+access.py.
 """
 
 from __future__ import annotations

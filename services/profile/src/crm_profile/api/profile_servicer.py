@@ -2,8 +2,8 @@
 
 Each mixin maps its RPCs' protos to arguments, awaits one service call and maps the result
 back; it declares the collaborators it reads as typed class attributes (`_customers:
-Customers`), and the constructor here takes each of them by name and assigns it. An RPC no mixin
-defines falls through to the generated base class, which answers UNIMPLEMENTED.
+Customers`), and the constructor here takes each of them by name and assigns it. Together the mixins
+serve every RPC of the contract (tests/test_contracts.py checks it).
 """
 
 from __future__ import annotations
