@@ -10,6 +10,7 @@ from crm_cli.commands.customers import customers
 from crm_cli.commands.demo import demo_group
 from crm_cli.commands.health import health
 from crm_cli.commands.imports import import_group
+from crm_cli.commands.models import models_group
 from crm_cli.commands.operations import operations_group
 from crm_cli.commands.run import run
 from crm_cli.commands.segments import segments_group
@@ -33,6 +34,7 @@ cli.add_command(segments_group)
 cli.add_command(complaints_group)
 cli.add_command(campaigns_group)
 cli.add_command(offers_group)
+cli.add_command(models_group)
 
 
 def main() -> None:
