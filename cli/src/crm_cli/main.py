@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from crm_cli.commands.alerts import alerts_group
 from crm_cli.commands.campaigns import campaigns_group, offers_group
 from crm_cli.commands.complaints import complaints_group
 from crm_cli.commands.customers import customers
@@ -35,6 +36,7 @@ cli.add_command(complaints_group)
 cli.add_command(campaigns_group)
 cli.add_command(offers_group)
 cli.add_command(models_group)
+cli.add_command(alerts_group)
 
 
 def main() -> None:
