@@ -173,3 +173,46 @@ def crm_all(profile_port: int, segment_port: int, feedback_port: int, campaign_p
         return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def risk_training_dir() -> Iterator[Path]:
+    """The risk process's training directory (CRM_RISK_TRAINING_DIR): tests write snapshot files here."""
+    yield from _outside_pytest_basetemp()
+
+
+@pytest.fixture(scope="session")
+async def risk_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                    profile_port: int, risk_training_dir: Path) -> AsyncIterator[int]:
+    """The risk service as a real process following profile's feed (feedback left unreachable: risk
+    serves without it), training in worker processes from `risk_training_dir`."""
+    port = free_port()
+    env = {
+        "CRM_ENV": "test",
+        "CRM_JWT_SECRET": TEST_JWT_SECRET,
+        "CRM_RISK_DATABASE_URL": await database_factory.create("cli_risk"),
+        "CRM_RISK_PORT": str(port),
+        "CRM_RISK_PROFILE_TARGET": f"127.0.0.1:{profile_port}",
+        "CRM_RISK_FEEDBACK_TARGET": f"127.0.0.1:{free_port()}",
+        "CRM_RISK_PROFILE_FEED_MAX_BACKOFF_SECONDS": "0.5",
+        "CRM_RISK_FEED_POLL_SECONDS": "0.1",
+        "CRM_RISK_OPERATION_POLL_SECONDS": "0.1",
+        "CRM_RISK_TRAINING_DIR": str(risk_training_dir),
+        "CRM_RISK_TRAINING_CV_FOLDS": "0",
+        "CRM_HOST": "127.0.0.1",
+    }
+    log_path = tmp_path_factory.mktemp("risk") / "risk.log"
+    async with service_process("crm_risk", env, port=port, log_path=log_path):
+        yield port
+
+
+@pytest.fixture
+def crm_risk(profile_port: int, risk_port: int) -> Callable[..., Result]:
+    """`crm(*args)` against the profile and risk processes."""
+    env = {"CRM_PROFILE_PORT": str(profile_port), "CRM_RISK_PORT": str(risk_port),
+           "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_TOKEN": None, "COLUMNS": "250"}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke

@@ -21,7 +21,7 @@ def _bank(count: int, seed: int = 7) -> list[synthetic_bank.BankCustomer]:
 
 def _fingerprint(bank: list[synthetic_bank.BankCustomer]) -> list[bytes]:
     return [m.SerializeToString(deterministic=True) for who in bank
-            for m in (who.customer, *who.holdings, *who.events, *who.consents)]
+            for m in (who.customer, *who.holdings, *who.events, *who.consents, *who.complaints)]
 
 
 def test_the_same_seed_and_day_give_the_same_bank_and_another_seed_another() -> None:
@@ -51,6 +51,15 @@ def test_leavers_fade_in_the_last_ninety_days_and_close_products() -> None:
     assert not any(h.status == holding_pb2.HOLDING_STATUS_CLOSED for who in stayers for h in who.holdings)
 
 
+def test_leavers_complain_more_often() -> None:
+    bank = _bank(1000)
+    leavers = [who for who in bank if who.leaving]
+    stayers = [who for who in bank if not who.leaving]
+    assert sum(bool(who.complaints) for who in leavers) / len(leavers) > 2 * (
+        sum(bool(who.complaints) for who in stayers) / len(stayers))
+    assert all(c.customer == who.name and c.description and c.category for who in bank for c in who.complaints)
+
+
 def test_every_date_is_consistent() -> None:
     for who in _bank(300):
         assert all(e.occur_time.ToDatetime(tzinfo=UTC) <= NOW for e in who.events)
@@ -63,9 +72,13 @@ def test_every_date_is_consistent() -> None:
                 assert (h.maturity_date.year, h.maturity_date.month, h.maturity_date.day) >= opened
 
 
-@pytest.mark.xfail(strict=False, reason="in the full suite (shared profile process, demo ids DEMO0001... loaded by "
-                   "earlier tests) the first load once reported 0 created and 0 existing with no failure; passes "
-                   "alone; under investigation (closing note of stop 8)")
+@pytest.mark.xfail(strict=False, reason="in the full suite other tests load other demo banks (other seeds and "
+                   "sizes) under the same ids DEMO0001...; CreateCustomer's request_id is derived from the id only, "
+                   "so profile refuses the different body with INVALID_ARGUMENT, and bank_loader.load drops those "
+                   "refusals: `(result.customers.failed or []).extend(...)` extends a temporary list because the "
+                   "empty list is falsy. Hence 0 created + 0 existing and no failure. Fixing the swallow alone "
+                   "turns these collisions into failures of the other demo-load tests: the ids or request ids "
+                   "must differ per bank first")
 def test_crm_demo_load_loads_the_bank_through_profile_and_a_second_load_changes_nothing(crm) -> None:
     first = crm("demo", "load", "--customers", "25", "--seed", "11", "--output", "json")
     assert first.exit_code == 0, first.output
@@ -89,3 +102,23 @@ def test_crm_demo_load_loads_the_bank_through_profile_and_a_second_load_changes_
 def test_crm_demo_load_refuses_a_bad_size(crm) -> None:
     result = crm("demo", "load", "--customers", "0")
     assert result.exit_code == 2 and "--customers" in result.output
+
+
+def test_crm_demo_load_files_complaints_through_feedback_and_a_second_load_files_none(crm_feedback) -> None:
+    assert sum(len(who.complaints) for who in synthetic_bank.generate(40, seed=29)) > 0
+    first = crm_feedback("demo", "load", "--customers", "40", "--seed", "29", "--complaints", "--output", "json")
+    assert first.exit_code == 0, first.output
+    loaded = json.loads(first.stdout)
+    assert loaded["failures"] == []
+    # Not the bank's exact count: customers other tests loaded under the same ids are left out (see the xfail).
+    filed = loaded["complaints_filed"] + loaded["complaints_existing"]
+    assert filed > 0
+    again = json.loads(crm_feedback("demo", "load", "--customers", "40", "--seed", "29", "--complaints",
+                                    "--output", "json").stdout)
+    assert again["failures"] == [] and again["complaints_filed"] == 0 and again["complaints_existing"] == filed
+
+
+def test_crm_demo_load_with_feedback_down_exits_1(crm) -> None:
+    down = crm("demo", "load", "--customers", "40", "--seed", "29", "--complaints", "--feedback-target",
+               "127.0.0.1:9", "--output", "json")
+    assert down.exit_code == 1 and "UNAVAILABLE" in down.stdout

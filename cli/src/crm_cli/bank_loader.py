@@ -6,23 +6,29 @@ customers: holdings (CreateHolding) and marketing consents (RecordConsent), each
 again that day changes nothing (another day: holdings already exist, consents are recorded
 again with the new day's dates), and events through the
 `IngestEvents` client stream in batches of 1,000 (an event id already accepted is a duplicate,
-not stored again). Profile's feature refresher derives the features from what was loaded, and the
+not stored again). With `file_complaints`, each customer's complaints are then filed through
+feedback's `FileComplaint` (a stable `request_id` per customer, complaint and day, so a second load
+replays instead of filing again), retried while feedback has not yet learnt of the customer from
+profile's feed. Profile's feature refresher derives the features from what was loaded, and the
 change feed carries all of it to segment, campaign and risk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import islice
 
 import grpc
 
 from crm.common.v1 import audit_pb2
+from crm.feedback.v1 import complaint_pb2, feedback_service_pb2, feedback_service_pb2_grpc
 from crm.profile.v1 import consent_pb2, event_pb2, holding_pb2, profile_service_pb2_grpc
-from crm_cli import demo_data
+from crm_cli import demo_data, output
 from crm_cli.synthetic_bank import BankCustomer
 
 CHUNK = 200
@@ -42,6 +48,10 @@ class BankLoadResult:
     events_accepted: int = 0
     events_duplicate: int = 0
     events_rejected: int = 0
+    complaints_filed: int = 0
+    complaints_existing: int = 0  # filed by an earlier load (the same request_id replays it)
+    # (request key, complaint) of loaded customers, filed through feedback by `file_complaints`.
+    pending_complaints: list[tuple[str, complaint_pb2.Complaint]] = field(default_factory=list)
     # (what, gRPC status name, message): ids and codes only, never personal data.
     failed: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -98,6 +108,8 @@ async def load(channel: grpc.aio.Channel, token: str, bank: Iterable[BankCustome
         await asyncio.gather(*(holding(who, held) for who in present for held in who.holdings),
                              *(consents(who) for who in present))
         await _ingest(stub, metadata, [event for who in present for event in who.events], result)
+        result.pending_complaints += [(f"{who.as_of}/complaint/{who.name}/{n}", complaint)
+                                      for who in present for n, complaint in enumerate(who.complaints)]
         if on_customers is not None:
             on_customers(len(chunk))
     return result
@@ -123,3 +135,36 @@ async def _ingest(stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: S
     for rejection in reply.rejections[:5]:
         result.failed.append((f"event {rejection.event_id}", rejection.reason,
                               f"{rejection.field}: {rejection.description}"))
+
+
+async def file_complaints(channel: grpc.aio.Channel, token: str, result: BankLoadResult, *,
+                          wait_seconds: float = 120.0) -> None:
+    """File the loaded customers' complaints through feedback. Feedback learns of customers from
+    profile's feed: a complaint refused with CUSTOMER_NOT_FOUND is retried until `wait_seconds`."""
+    stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+    metadata = (("authorization", f"Bearer {token}"),)
+    gate = asyncio.Semaphore(CONCURRENCY)
+    started = datetime.now(UTC)
+    deadline = time.monotonic() + wait_seconds
+
+    async def file(key: str, complaint: complaint_pb2.Complaint) -> None:
+        request = feedback_service_pb2.FileComplaintRequest(complaint=complaint, request_id=_request_id(key))
+        while True:
+            async with gate:
+                try:
+                    reply = await stub.FileComplaint(request, metadata=metadata, timeout=TIMEOUT_SECONDS)
+                except grpc.aio.AioRpcError as error:
+                    described = output.describe_rpc_error(error)
+                    if "CUSTOMER_NOT_FOUND" not in described or time.monotonic() > deadline:
+                        result.failed.append((f"complaint of {complaint.customer}", error.code().name,
+                                              error.details() or ""))
+                        return
+                else:
+                    if reply.complaint.create_time.ToDatetime(tzinfo=UTC) < started:
+                        result.complaints_existing += 1
+                    else:
+                        result.complaints_filed += 1
+                    return
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(file(key, complaint) for key, complaint in result.pending_complaints))

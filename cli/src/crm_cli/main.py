@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from crm_cli.commands.alerts import alerts_group
 from crm_cli.commands.campaigns import campaigns_group, offers_group
 from crm_cli.commands.complaints import complaints_group
 from crm_cli.commands.customers import customers
 from crm_cli.commands.demo import demo_group
 from crm_cli.commands.health import health
 from crm_cli.commands.imports import import_group
+from crm_cli.commands.models import models_group
 from crm_cli.commands.operations import operations_group
 from crm_cli.commands.run import run
 from crm_cli.commands.segments import segments_group
@@ -33,6 +35,8 @@ cli.add_command(segments_group)
 cli.add_command(complaints_group)
 cli.add_command(campaigns_group)
 cli.add_command(offers_group)
+cli.add_command(models_group)
+cli.add_command(alerts_group)
 
 
 def main() -> None:

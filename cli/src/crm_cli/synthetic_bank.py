@@ -33,6 +33,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2, money_pb2
 
+from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2
 from crm.profile.v1 import consent_pb2, customer_pb2, event_pb2, holding_pb2
 from crm_cli import demo_data
 
@@ -50,6 +51,22 @@ OPT_IN_RATES = {consent_pb2.CONTACT_CHANNEL_SMS: 0.62, consent_pb2.CONTACT_CHANN
                 consent_pb2.CONTACT_CHANNEL_WECHAT: 0.53, consent_pb2.CONTACT_CHANNEL_PHONE_CALL: 0.22,
                 consent_pb2.CONTACT_CHANNEL_MOBILE_APP: 0.58}
 OPT_OUT_RATE = 0.08
+# Complaints: leavers complain more often (part of the churn pattern a model can learn).
+COMPLAINT_RATE = 0.05
+LEAVER_COMPLAINT_RATE = 0.3
+_C = classification_pb2
+COMPLAINTS = (  # (category, what the customer said)
+    (_C.COMPLAINT_CATEGORY_FEES_AND_CHARGES, "I was charged the annual card fee twice this year."),
+    (_C.COMPLAINT_CATEGORY_WAIT_TIME_AND_FACILITIES, "I waited over an hour at the branch to open a deposit."),
+    (_C.COMPLAINT_CATEGORY_SERVICE_ATTITUDE, "The teller was rude when I asked about my term deposit."),
+    (_C.COMPLAINT_CATEGORY_DIGITAL_CHANNELS, "The mobile app logs me out every time I try to transfer."),
+    (_C.COMPLAINT_CATEGORY_PAYMENTS_AND_TRANSFERS, "My transfer to another bank took three days to arrive."),
+    (_C.COMPLAINT_CATEGORY_MARKETING_CONTACT, "I keep getting sales calls after I asked you to stop."),
+    (_C.COMPLAINT_CATEGORY_WEALTH_AND_INVESTMENT, "The wealth product I was sold was riskier than I was told."),
+    (_C.COMPLAINT_CATEGORY_LOANS_AND_CREDIT, "My loan repayment was taken twice this month."),
+)
+COMPLAINT_CHANNELS = (channel_pb2.CHANNEL_BRANCH, channel_pb2.CHANNEL_CALL_CENTRE, channel_pb2.CHANNEL_MOBILE_APP,
+                      channel_pb2.CHANNEL_WECHAT)
 
 
 @dataclass
@@ -64,6 +81,7 @@ class BankCustomer:
     holdings: list[holding_pb2.Holding] = field(default_factory=list)
     events: list[event_pb2.CustomerEvent] = field(default_factory=list)
     consents: list[consent_pb2.ConsentRecord] = field(default_factory=list)
+    complaints: list[complaint_pb2.Complaint] = field(default_factory=list)  # filed through feedback
 
     @property
     def name(self) -> str:
@@ -229,6 +247,7 @@ def generate(count: int, *, seed: int = SEED, now: datetime | None = None) -> It
     now = now or datetime.combine(datetime.now(UTC).date(), time(0), UTC)
     today = now.date()
     rng = random.Random(seed + 1)  # noqa: S311 - synthetic data, not security
+    voices = random.Random(seed + 2)  # noqa: S311 - complaints draw apart, so the rest stays as it was
     for customer in demo_data.customers(count, seed=seed):
         individual = customer.customer_type == customer_pb2.CUSTOMER_TYPE_INDIVIDUAL
         assets = int(rng.lognormvariate(math.log(120_000 if individual else 2_000_000), 1.5))
@@ -237,4 +256,18 @@ def generate(count: int, *, seed: int = SEED, now: datetime | None = None) -> It
         who.holdings = _holdings(rng, who, today, _age(customer, today))
         who.events = _events(rng, who, now)
         who.consents = _consents(rng, now)
+        who.complaints = _complaints(voices, who)
         yield who
+
+
+def _complaints(rng: random.Random, who: BankCustomer) -> list[complaint_pb2.Complaint]:
+    """Nothing for most customers; one or two complaints for some, more often for leavers."""
+    if rng.random() >= (LEAVER_COMPLAINT_RATE if who.leaving else COMPLAINT_RATE):
+        return []
+    filed = []
+    for _ in range(1 + (rng.random() < 0.25)):
+        category, text = rng.choice(COMPLAINTS)
+        filed.append(complaint_pb2.Complaint(customer=who.name, description=text, category=category,
+                                             channel=rng.choice(COMPLAINT_CHANNELS),
+                                             branch_id=who.customer.branch_id))
+    return filed

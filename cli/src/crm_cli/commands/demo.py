@@ -25,10 +25,15 @@ def demo_group() -> None:
               help="How many customers the bank has.")
 @click.option("--seed", type=int, default=synthetic_bank.SEED, show_default=True,
               help="The same seed and size give the same bank (laid out relative to today).")
+@click.option("--complaints/--no-complaints", "with_complaints", default=False, show_default=True,
+              help="Also file the customers' complaints through feedback (at --feedback-target, else where "
+                   "`crm run` puts it); waits for feedback to learn of the customers from profile's feed.")
+@click.option("--feedback-target", metavar="HOST:PORT", help="Feedback's address, for --complaints.")
 @output_option("table", "json")
 @target_option
 @data_dir_option
-def load(count: int, seed: int, output_format: str, target: str | None, data_dir: Path) -> None:
+def load(count: int, seed: int, with_complaints: bool, feedback_target: str | None, output_format: str,
+         target: str | None, data_dir: Path) -> None:
     """Load a synthetic bank into profile: customers, holdings, transactions, logins, payroll,
     marketing consents, and a churn pattern (docs: crm_cli/synthetic_bank.py).
 
@@ -36,6 +41,7 @@ def load(count: int, seed: int, output_format: str, target: str | None, data_dir
     Example:
       crm demo load --customers 5000
       crm demo load --customers 200 --seed 7 --output json
+      crm demo load --customers 2000 --complaints
 
     Loading the same bank again changes nothing (every write is idempotent). Profile derives the
     features in the background; segment, campaign and risk receive it all through profile's change
@@ -47,6 +53,7 @@ def load(count: int, seed: int, output_format: str, target: str | None, data_dir
     metadata = calls.caller_metadata(data_dir)
     token = metadata[0][1].removeprefix("Bearer ")
     address = target or calls.service_target("profile")
+    feedback_address = (feedback_target or calls.service_target("feedback")) if with_complaints else ""
     progress = Progress(TextColumn("customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=output.console(stderr=True), transient=True)
 
@@ -54,8 +61,12 @@ def load(count: int, seed: int, output_format: str, target: str | None, data_dir
         async with grpc.aio.insecure_channel(address) as channel:
             task = progress.add_task("load", total=count)
             with progress:
-                return await bank_loader.load(channel, token, synthetic_bank.generate(count, seed=seed),
-                                              on_customers=lambda n: progress.advance(task, n))
+                loaded = await bank_loader.load(channel, token, synthetic_bank.generate(count, seed=seed),
+                                                on_customers=lambda n: progress.advance(task, n))
+        if with_complaints:
+            async with grpc.aio.insecure_channel(feedback_address) as channel:
+                await bank_loader.file_complaints(channel, token, loaded)
+        return loaded
 
     result = calls.run(run())
     _report(result, output_format)
@@ -68,7 +79,8 @@ def _report(result: bank_loader.BankLoadResult, output_format: str) -> None:
     summary = {"customers_created": result.customers.created, "customers_existing": result.customers.existing,
                "holdings_loaded": result.holdings, "consents_loaded": result.consents,
                "events_accepted": result.events_accepted, "events_duplicate": result.events_duplicate,
-               "events_rejected": result.events_rejected,
+               "events_rejected": result.events_rejected, "complaints_filed": result.complaints_filed,
+               "complaints_existing": result.complaints_existing,
                "failures": [{"what": what, "code": code, "message": message} for what, code, message in failed]}
     if output_format == "json":
         output.print_json(summary)
