@@ -140,7 +140,7 @@ class Database:
             async with self._raw_pool.acquire() as connection:
                 yield connection
         except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                asyncpg.exceptions.CannotConnectNowError) as exc:
+                asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.TooManyConnectionsError) as exc:
             raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
         except asyncpg.exceptions.SerializationError as exc:
             raise Aborted("concurrent change; retry", reason="CONCURRENT_CHANGE") from exc
