@@ -380,22 +380,28 @@ async def next_events(
     return await read_changes(call, until=lambda events: len(events) >= wanted, seconds=seconds)
 
 
-async def tail_cursor(open_feed: Callable[..., Any], *, quiet: float = 0.5, seconds: float = 30.0) -> str:
+async def tail_cursor(open_feed: Callable[..., Any], *, quiet: float = 0.5, first_batch: float = 5.0,
+                      seconds: float = 30.0) -> str:
     """The cursor of the newest event so far ("" when none): other tests share the database.
 
     Reads the whole backlog, however long the session has made it, and stops once the feed has
     been quiet for `quiet` seconds (the feed sends nothing while there is nothing new), or after
-    `seconds` with the newest cursor seen (a background writer may never pause that long)."""
+    `seconds` with the newest cursor seen (a background writer may never pause that long).
+
+    The first batch may take longer than `quiet` to come on a loaded machine with a long backlog,
+    and "" would then replay the whole session's feed: it is awaited up to `first_batch` seconds."""
     call = open_feed()
     responses = call.__aiter__()
     last = ""
     deadline = asyncio.get_running_loop().time() + seconds
+    wait = max(quiet, first_batch)
     try:
         while asyncio.get_running_loop().time() < deadline:
             try:
-                response = await asyncio.wait_for(responses.__anext__(), quiet)
+                response = await asyncio.wait_for(responses.__anext__(), wait)
             except (TimeoutError, StopAsyncIteration):
                 break
+            wait = quiet
             if response.events:
                 last = response.events[-1].cursor
     finally:
