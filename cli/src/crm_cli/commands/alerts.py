@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import interval_pb2
 from rich.table import Table
 
@@ -18,6 +17,11 @@ from crm.risk.v1 import alert_pb2, risk_service_pb2, risk_service_pb2_grpc
 from crm_cli import calls, output
 from crm_cli.commands.complaints import left
 from crm_cli.options import output_option, service_options
+from crm_cli.proto_values import choices as _names
+from crm_cli.proto_values import customer_name
+from crm_cli.proto_values import label as _label
+from crm_cli.proto_values import time_of as _time
+from crm_cli.proto_values import value_of as _value
 from crmkit.auth import Role
 
 CALL_TIMEOUT_SECONDS = 30.0
@@ -26,34 +30,14 @@ OPEN_STATUSES = (alert_pb2.ALERT_STATUS_OPEN, alert_pb2.ALERT_STATUS_ACKNOWLEDGE
 ORDERS = {"due": "due_time", "newest": "trigger_time desc", "severity": "severity desc"}
 
 
-def _names(enum: Any, prefix: str) -> list[str]:
-    return [n.removeprefix(prefix).lower() for n in enum.DESCRIPTOR.values_by_name if not n.endswith("UNSPECIFIED")]
-
-
 SEVERITIES = _names(alert_pb2.AlertSeverity, "ALERT_SEVERITY_")
 KINDS = _names(alert_pb2.AlertRuleKind, "ALERT_RULE_KIND_")
 OUTCOMES = _names(alert_pb2.AlertOutcome, "ALERT_OUTCOME_")
 DISMISS_REASONS = _names(alert_pb2.DismissReason, "DISMISS_REASON_")
 
 
-def _value(enum: Any, prefix: str, choice: str | None) -> Any:
-    return enum.Value(prefix + choice.upper()) if choice else 0
-
-
-def _label(enum: Any, prefix: str, value: int) -> str:
-    return enum.Name(value).removeprefix(prefix).lower().replace("_", " ") if value else "-"
-
-
 def alert_name(value: str) -> str:
     return value if value.startswith("alerts/") else f"alerts/{value}"
-
-
-def customer_name(value: str) -> str:
-    return value if value.startswith("customers/") else f"customers/{value}"
-
-
-def _time(stamp: Timestamp) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if stamp.seconds or stamp.nanos else None
 
 
 def clock(alert: alert_pb2.Alert, now: datetime) -> str:

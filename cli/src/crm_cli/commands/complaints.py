@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import interval_pb2
 from rich.table import Table
 
@@ -24,6 +23,11 @@ from crm.feedback.v1 import (
 )
 from crm_cli import calls, output
 from crm_cli.options import output_option, service_options
+from crm_cli.proto_values import choices as _names
+from crm_cli.proto_values import customer_name
+from crm_cli.proto_values import label as _label
+from crm_cli.proto_values import time_of as _time
+from crm_cli.proto_values import value_of as _value
 
 CALL_TIMEOUT_SECONDS = 30.0
 OPEN_STATUSES = (complaint_pb2.COMPLAINT_STATUS_OPEN, complaint_pb2.COMPLAINT_STATUS_ACKNOWLEDGED,
@@ -33,10 +37,6 @@ ORDERS = {"resolve-by": "sla.resolve_by", "respond-by": "sla.respond_by", "newes
           "priority": "priority desc"}
 
 
-def _names(enum: Any, prefix: str) -> list[str]:
-    return [n.removeprefix(prefix).lower() for n in enum.DESCRIPTOR.values_by_name if not n.endswith("UNSPECIFIED")]
-
-
 CHANNELS = _names(channel_pb2.Channel, "CHANNEL_")
 CATEGORIES = _names(classification_pb2.ComplaintCategory, "COMPLAINT_CATEGORY_")
 PRIORITIES = _names(complaint_pb2.ComplaintPriority, "COMPLAINT_PRIORITY_")
@@ -44,20 +44,8 @@ OUTCOMES = _names(complaint_pb2.ResolutionOutcome, "RESOLUTION_OUTCOME_")
 DIMENSIONS = _names(sla_pb2.ReportDimension, "REPORT_DIMENSION_")
 
 
-def _value(enum: Any, prefix: str, choice: str | None) -> Any:
-    return enum.Value(prefix + choice.upper()) if choice else 0
-
-
-def _label(enum: Any, prefix: str, value: int) -> str:
-    return enum.Name(value).removeprefix(prefix).lower().replace("_", " ") if value else "-"
-
-
 def complaint_name(value: str) -> str:
     return value if value.startswith("complaints/") else f"complaints/{value}"
-
-
-def customer_name(value: str) -> str:
-    return value if value.startswith("customers/") else f"customers/{value}"
 
 
 def left(deadline: datetime, now: datetime) -> str:
@@ -69,10 +57,6 @@ def left(deadline: datetime, now: datetime) -> str:
     minutes = rest // 60
     text = f"{days}d {hours}h" if days else f"{hours}h {minutes:02d}m"
     return f"{text} left" if seconds >= 0 else f"{text} overdue"
-
-
-def _time(stamp: Timestamp) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if stamp.seconds or stamp.nanos else None
 
 
 def clocks(sla: complaint_pb2.ComplaintSla, now: datetime) -> dict[str, str]:

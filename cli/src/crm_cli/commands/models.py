@@ -17,13 +17,11 @@ from crm.risk.v1 import churn_model_pb2, risk_service_pb2, risk_service_pb2_grpc
 from crm_cli import calls, output, progress
 from crm_cli.operations import SERVICES, summary, watch
 from crm_cli.options import output_option, service_options
+from crm_cli.proto_values import choices as _names
+from crm_cli.proto_values import label as _label
 from crmkit.auth import Role
 
 CALL_TIMEOUT_SECONDS = 30.0
-
-
-def _names(enum: Any, prefix: str) -> list[str]:
-    return [n.removeprefix(prefix).lower() for n in enum.DESCRIPTOR.values_by_name if not n.endswith("UNSPECIFIED")]
 
 
 STATUSES = _names(churn_model_pb2.ChurnModelStatus, "CHURN_MODEL_STATUS_")
@@ -32,10 +30,6 @@ ALGORITHMS = _names(churn_model_pb2.ModelAlgorithm, "MODEL_ALGORITHM_")
 
 def model_name(value: str) -> str:
     return value if value.startswith("churnModels/") else f"churnModels/{value}"
-
-
-def _label(enum: Any, prefix: str, value: int) -> str:
-    return enum.Name(value).removeprefix(prefix).lower().replace("_", " ") if value else "-"
 
 
 def _status(model: churn_model_pb2.ChurnModel) -> str:
