@@ -94,6 +94,21 @@ class Launcher:
             process.stop()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A failed cross-process test says little by itself (an INTERNAL from another process): its
+    report, which CI prints, gets each process's warnings, errors and tracebacks."""
+    report = yield
+    started = getattr(item, "funcargs", {}).get("launcher")
+    if report.when == "call" and report.failed and isinstance(started, Launcher):
+        for process in started.started:
+            notable = [line for line in process.log_lines()
+                       if '"level": "error"' in line or '"level": "warning"' in line or not line.startswith("{")]
+            report.sections.append((f"{process.name} log: {len(notable)} notable lines, the last 40",
+                                    "\n".join(notable[-40:])))
+    return report
+
+
 @pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[Launcher]:
     started = Launcher(tmp_path)

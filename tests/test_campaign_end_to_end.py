@@ -53,10 +53,7 @@ DONE = (operation_pb2.OPERATION_STATE_SUCCEEDED, operation_pb2.OPERATION_STATE_F
 
 def _base(prefix: str, url: str, port: int) -> dict[str, str]:
     return {"CRM_ENV": "test", "CRM_JWT_SECRET": TEST_JWT_SECRET, "CRM_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1",
-            "CRM_ACCESS_LOG": "false", f"CRM_{prefix}_DATABASE_URL": url, f"CRM_{prefix}_PORT": str(port),
-            # Late in the session dozens of services hold connections: one in-flight operation per
-            # service here, so pools of 2 keep these four within PostgreSQL's 100.
-            "CRM_DB_POOL_SIZE": "2"}
+            "CRM_ACCESS_LOG": "false", f"CRM_{prefix}_DATABASE_URL": url, f"CRM_{prefix}_PORT": str(port)}
 
 
 def _opt_in_sms() -> c.ConsentRecord:

@@ -7,13 +7,15 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from crm.campaign.v1 import campaign_pb2
 from crm.campaign.v1 import campaign_service_pb2 as pb
-from crmkit.db import Database, UnitOfWork, metadata
-from crmkit.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from crmkit.db import Database, UnitOfWork, create_engine, metadata
+from crmkit.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from crmkit.idempotency import IdempotencyKeys, idempotency_table, request_fingerprint
 from crmkit.locking import load_for_update
 from crmkit.testing import DatabaseFactory
@@ -139,3 +141,38 @@ async def test_both_ways_in_end_a_transaction_left_idle(db: Database) -> None:
         assert await uow.scalar(sa.text("SHOW idle_in_transaction_session_timeout")) == "2min"
     async with db.raw() as connection:
         assert await connection.fetchval("SHOW idle_in_transaction_session_timeout") == "2min"
+
+
+@pytest.fixture
+async def refused_role(database_factory: DatabaseFactory) -> AsyncIterator[str]:
+    """A database URL whose role PostgreSQL refuses as having too many connections (limit 0)."""
+    role = f"crm_full_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database_factory.admin_url)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+        yield make_url(database_factory.admin_url).set(username=role, password=None).render_as_string(
+            hide_password=False)
+    finally:
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
+
+
+async def test_a_database_out_of_connections_or_unreachable_is_unavailable_not_internal(refused_role: str) -> None:
+    """A server at its connection limit answers "too many clients" (class 53): the caller gets
+    UNAVAILABLE, which it may retry, and background work waits instead of giving up on an item."""
+    for url in (refused_role, "postgresql://postgres@127.0.0.1:1/postgres"):
+        database = Database(create_engine(url, pool_size=1))
+        try:
+            with pytest.raises(Unavailable) as raised:
+                async with database.unit_of_work():
+                    pass
+            assert raised.value.reason == "DATABASE_UNAVAILABLE"
+        finally:
+            await database.engine.dispose()
+
+
+async def test_an_error_of_the_work_itself_is_not_taken_for_an_unreachable_database(db: Database) -> None:
+    with pytest.raises(ConnectionRefusedError):  # e.g. a peer refused, inside the transaction
+        async with db.unit_of_work() as uow:
+            await uow.execute(sa.text("SELECT 1"))
+            raise ConnectionRefusedError("a peer refused")

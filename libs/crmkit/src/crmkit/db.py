@@ -153,24 +153,33 @@ class Database:
         one snapshot.
         """
         try:
-            async with self.engine.connect() as connection:
-                if read_only:
-                    connection = await connection.execution_options(postgresql_readonly=True)
-                # `info` lives as long as the pooled connection: take the callbacks either way. Held
-                # from here because reading `connection.info` after the connection was lost would
-                # reconnect synchronously (MissingGreenlet) instead of letting the error through.
-                info = connection.info
-                try:
-                    async with connection.begin():
-                        yield connection
-                finally:
-                    callbacks = info.pop(_AFTER_COMMIT, ())
-                for callback in callbacks:  # reached only when the block committed
-                    callback()
+            # Started outside the block, so that a failure to connect (refused, too many clients,
+            # the pool empty for its whole timeout) is told apart from an error of the work itself.
+            connection = await self.engine.connect().start()
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
+        except (OSError, sa.exc.TimeoutError) as exc:
+            raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
+        try:
+            if read_only:
+                connection = await connection.execution_options(postgresql_readonly=True)
+            # `info` lives as long as the pooled connection: take the callbacks either way. Held
+            # from here because reading `connection.info` after the connection was lost would
+            # reconnect synchronously (MissingGreenlet) instead of letting the error through.
+            info = connection.info
+            try:
+                async with connection.begin():
+                    yield connection
+            finally:
+                callbacks = info.pop(_AFTER_COMMIT, ())
+            for callback in callbacks:  # reached only when the block committed
+                callback()
         except IntegrityError:
             raise
         except DBAPIError as exc:
             raise _translate(exc) from exc
+        finally:
+            await connection.close()
 
     async def reachable(self) -> bool:
         async with self.engine.connect() as connection:
@@ -189,9 +198,15 @@ def _translate(exc: DBAPIError) -> Exception:
     )
     if sqlstate in {"40001", "40P01"}:  # serialization failure, deadlock: the caller may retry
         return Aborted("concurrent change; retry", reason="CONCURRENT_CHANGE")
-    if exc.connection_invalidated or sqlstate in {"08000", "08003", "08006", "57P01", "57P03"}:
+    # Connection failures, a server shutting down or starting, and a server out of connections or
+    # resources (class 53: "too many clients") are the database being unavailable for now, which a
+    # caller may retry; never an internal error, and never a reason to give up on a piece of work.
+    if exc.connection_invalidated or sqlstate in _UNAVAILABLE or (sqlstate or "").startswith("53"):
         return Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE")
     return exc
+
+
+_UNAVAILABLE = frozenset({"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"})
 
 
 def alembic_config(script_location: Path, url: str) -> Config:

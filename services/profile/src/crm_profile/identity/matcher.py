@@ -39,6 +39,7 @@ from crm_profile.identity.repository import MatcherPosition, MatcherStateReposit
 from crm_profile.identity.rules import MAX_POOL
 from crm_profile.identity.service import Identity
 from crmkit.db import Database, UnitOfWork
+from crmkit.errors import Unavailable
 from crmkit.logs import get_logger
 from crmkit.outbox import FEED_COMMITTED, ChangeType, encode_cursor
 
@@ -79,9 +80,15 @@ class Matcher:
                 batch = self._batch_size
             except asyncio.CancelledError:
                 raise
+            except Unavailable:
+                # The database is down or out of connections: no event is at fault, so none is
+                # skipped; the round is retried after the idle wait.
+                log.warning("matcher_database_unavailable", batch=batch)
+                progressed = False
             except Exception as exc:
                 # A batch that fails is retried one event at a time; an event that fails alone
-                # is skipped (and logged) so one bad record cannot stop matching for everyone.
+                # (and not for want of a database) is skipped and logged, so one bad record
+                # cannot stop matching for everyone.
                 log.error("matcher_round_failed", error_type=type(exc).__name__, batch=batch)
                 if batch == 1:
                     await self._skip_one()
