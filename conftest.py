@@ -19,7 +19,7 @@ os.environ.setdefault("CRM_DB_POOL_SIZE", "3")
 _directory_fixtures: dict[int, FixtureDef[object]] = {}
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside the capture plugin's wrapper: their logs are captured
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     """Session fixtures a suite's conftest.py defines (its services, their databases) end when the
     run leaves that suite's directory, not at the end of the whole run: otherwise every suite's

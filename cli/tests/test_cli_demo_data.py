@@ -26,6 +26,15 @@ def test_generation_is_deterministic() -> None:
     assert other_seed != first
 
 
+def test_a_bank_is_the_start_of_any_larger_one_of_its_seed_and_seeds_never_share_ids() -> None:
+    small = [c.SerializeToString(deterministic=True) for c in demo_data.customers(36)]
+    large = [c.SerializeToString(deterministic=True) for c in demo_data.customers(100)]
+    assert large[:36] == small  # make run's bank, then `crm demo load`: 36 existing, 64 created
+    assert [c.customer_id for c in demo_data.customers(3, seed=7)] == ["DEMO7-0001", "DEMO7-0002", "DEMO7-0003"]
+    own = {c.customer_id for c in demo_data.customers(100)}
+    assert own.isdisjoint(c.customer_id for c in demo_data.customers(100, seed=7))
+
+
 def test_a_few_dozen_customers_with_fixed_unique_ids() -> None:
     customers = demo_data.customers()
     assert 24 <= len(customers) <= 60

@@ -7,8 +7,6 @@ import json
 import statistics
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from crm.profile.v1 import holding_pb2
 from crm_cli import synthetic_bank
 
@@ -72,20 +70,12 @@ def test_every_date_is_consistent() -> None:
                 assert (h.maturity_date.year, h.maturity_date.month, h.maturity_date.day) >= opened
 
 
-@pytest.mark.xfail(strict=False, reason="in the full suite other tests load other demo banks (other seeds and "
-                   "sizes) under the same ids DEMO0001...; CreateCustomer's request_id is derived from the id only, "
-                   "so profile refuses the different body with INVALID_ARGUMENT, and bank_loader.load drops those "
-                   "refusals: `(result.customers.failed or []).extend(...)` extends a temporary list because the "
-                   "empty list is falsy. Hence 0 created + 0 existing and no failure. Fixing the swallow alone "
-                   "turns these collisions into failures of the other demo-load tests: the ids or request ids "
-                   "must differ per bank first")
 def test_crm_demo_load_loads_the_bank_through_profile_and_a_second_load_changes_nothing(crm) -> None:
     first = crm("demo", "load", "--customers", "25", "--seed", "11", "--output", "json")
     assert first.exit_code == 0, first.output
     loaded = json.loads(first.stdout)
     assert loaded["failures"] == []
-    # Other tests of the session may have loaded demo customers already (same ids, DEMO0001...).
-    assert loaded["customers_created"] + loaded["customers_existing"] == 25
+    assert loaded["customers_created"] == 25 and loaded["customers_existing"] == 0  # seed 11's own ids
     assert loaded["holdings_loaded"] > 25 and loaded["consents_loaded"] > 0
     assert loaded["events_accepted"] > 0 and loaded["events_rejected"] == 0
 
@@ -104,26 +94,19 @@ def test_crm_demo_load_refuses_a_bad_size(crm) -> None:
     assert result.exit_code == 2 and "--customers" in result.output
 
 
-@pytest.mark.xfail(strict=False, reason="in the full suite other tests load other demo banks under the same ids "
-                   "DEMO0001... and their CreateCustomer calls are refused (see the demo-load test above), so no "
-                   "customer of this bank may be loaded to complain: ids or request ids must differ per bank first")
 def test_crm_demo_load_files_complaints_through_feedback_and_a_second_load_files_none(crm_feedback) -> None:
     assert sum(len(who.complaints) for who in synthetic_bank.generate(40, seed=29)) > 0
     first = crm_feedback("demo", "load", "--customers", "40", "--seed", "29", "--complaints", "--output", "json")
     assert first.exit_code == 0, first.output
     loaded = json.loads(first.stdout)
     assert loaded["failures"] == []
-    # Not the bank's exact count: customers other tests loaded under the same ids are left out (see the xfail).
-    filed = loaded["complaints_filed"] + loaded["complaints_existing"]
-    assert filed > 0
+    filed = loaded["complaints_filed"] + loaded["complaints_existing"]  # the feedback-down test may run first
+    assert filed == sum(len(who.complaints) for who in synthetic_bank.generate(40, seed=29))
     again = json.loads(crm_feedback("demo", "load", "--customers", "40", "--seed", "29", "--complaints",
                                     "--output", "json").stdout)
     assert again["failures"] == [] and again["complaints_filed"] == 0 and again["complaints_existing"] == filed
 
 
-@pytest.mark.xfail(strict=False, reason="in the full suite other tests load other demo banks under the same ids "
-                   "DEMO0001... and their CreateCustomer calls are refused (see the demo-load test above), so no "
-                   "customer of this bank may be loaded to complain: ids or request ids must differ per bank first")
 def test_crm_demo_load_with_feedback_down_exits_1(crm) -> None:
     down = crm("demo", "load", "--customers", "40", "--seed", "29", "--complaints", "--feedback-target",
                "127.0.0.1:9", "--output", "json")

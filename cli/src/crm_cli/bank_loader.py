@@ -42,7 +42,7 @@ AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT,
 
 @dataclass
 class BankLoadResult:
-    customers: demo_data.LoadResult = field(default_factory=lambda: demo_data.LoadResult(failed=[]))
+    customers: demo_data.LoadResult = field(default_factory=demo_data.LoadResult)
     holdings: int = 0  # created, or already there (a retried create replays its first answer)
     consents: int = 0  # likewise
     events_accepted: int = 0
@@ -102,8 +102,8 @@ async def load(channel: grpc.aio.Channel, token: str, bank: Iterable[BankCustome
         loaded = await demo_data.load(channel, token, [who.customer for who in chunk])
         result.customers.created += loaded.created
         result.customers.existing += loaded.existing
-        (result.customers.failed or []).extend(loaded.failed or [])
-        refused = {customer_id for customer_id, _, _ in loaded.failed or ()}
+        result.customers.failed.extend(loaded.failed)
+        refused = {customer_id for customer_id, _, _ in loaded.failed}
         present = [who for who in chunk if who.customer.customer_id not in refused]
         await asyncio.gather(*(holding(who, held) for who in present for held in who.holdings),
                              *(consents(who) for who in present))

@@ -1,7 +1,10 @@
 """Synthetic demo customers: deterministic, valid, and shaped like a Chinese retail bank's book.
 
-The same seed gives the same customers (ids `DEMO0001`...), so loading them again is a no-op
-(ALREADY_EXISTS is ignored). Nothing here is a real person: names are drawn from common
+The same seed gives the same customers, so loading them again is a no-op (ALREADY_EXISTS is
+ignored), and a bank is a prefix of any larger one of its seed: customer N is the same whatever the
+size (`make run`'s 36 are the first 36 of `crm demo load --customers 1000`). Each seed has its own
+ids (`id_prefix`): `DEMO0001`... for the platform's own seed, `DEMO7-0001`... for seed 7, so banks
+of two seeds never claim one id with two bodies. Nothing here is a real person: names are drawn from common
 surnames and given names, identity numbers carry valid check characters but random sequence
 numbers, mobile numbers use a `0000` middle block (UK ones the Ofcom drama range), e-mail
 addresses use the reserved `example.*` domains. Never dispatch campaigns to demo contacts.
@@ -13,7 +16,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
@@ -27,7 +30,12 @@ AS_OF = date(2025, 6, 30)  # demo data does not depend on the day it is generate
 COUNT = 36
 ORGANISATIONS = 3
 FOREIGNERS = 5
-ID_PREFIX = "DEMO"
+ID_PREFIX = "DEMO"  # the ids of the platform's own seed (SEED)
+# Where the few organisations and expatriates sit: every 12th customer is an organisation and every
+# 7th otherwise an expatriate, within the first 36, so the make-run bank has them all and a larger
+# bank of the same seed starts with the same customers.
+ORGANISATION_EVERY = 12
+FOREIGNER_EVERY = 7
 REQUEST_NAMESPACE = uuid.UUID("6f1c3a52-6a0e-4a8e-9d55-3c1f0e0d5a11")
 
 Choice = TypeVar("Choice")
@@ -170,7 +178,7 @@ def _relationship(rng: random.Random, customer: customer_pb2.Customer, earliest:
     customer.external_ids.add(source_system="core-banking", id=f"CB{62_000_000 + index * 7919:010d}")
 
 
-def _individual(rng: random.Random, index: int) -> customer_pb2.Customer:
+def _individual(rng: random.Random, index: int, seed: int) -> customer_pb2.Customer:
     city = rng.choice(CITIES)
     surname, surname_pinyin, _ = rng.choices(SURNAMES, weights=[s[2] for s in SURNAMES])[0]
     male = rng.random() < 0.5
@@ -180,7 +188,7 @@ def _individual(rng: random.Random, index: int) -> customer_pb2.Customer:
     sequence = rng.randrange(0, 999, 2) + (1 if male else 0)  # the 17th digit is odd for men
     given_pinyin = "".join(p for _, p in given)
     customer = customer_pb2.Customer(
-        customer_id=f"{ID_PREFIX}{index:04d}",
+        customer_id=customer_id(index, seed),
         customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL,
         full_name=surname + "".join(c for c, _ in given),
         gender=customer_pb2.GENDER_MALE if male else customer_pb2.GENDER_FEMALE,
@@ -202,12 +210,12 @@ def _individual(rng: random.Random, index: int) -> customer_pb2.Customer:
     return customer
 
 
-def _foreigner(rng: random.Random, index: int, which: int) -> customer_pb2.Customer:
+def _foreigner(rng: random.Random, index: int, seed: int, which: int) -> customer_pb2.Customer:
     name, local_part, country, passport, phone, language = FOREIGN[which]
     city = rng.choice(CITIES[:4])
     birth = _birth_date(rng, youngest=25, oldest=60, mode=38)
     customer = customer_pb2.Customer(
-        customer_id=f"{ID_PREFIX}{index:04d}",
+        customer_id=customer_id(index, seed),
         customer_type=customer_pb2.CUSTOMER_TYPE_INDIVIDUAL,
         full_name=name,
         gender=customer_pb2.GENDER_FEMALE if which in (0, 2, 4) else customer_pb2.GENDER_MALE,
@@ -228,12 +236,12 @@ def _foreigner(rng: random.Random, index: int, which: int) -> customer_pb2.Custo
     return customer
 
 
-def _organisation(rng: random.Random, index: int, which: int) -> customer_pb2.Customer:
+def _organisation(rng: random.Random, index: int, seed: int, which: int) -> customer_pb2.Customer:
     name, industry, mailbox = ORGANISATION_NAMES[which]
     city = CITIES[(1, 2, 4)[which]]
     founded = date(rng.randint(1998, 2020), rng.randint(1, 12), rng.randint(1, 28))
     customer = customer_pb2.Customer(
-        customer_id=f"{ID_PREFIX}{index:04d}",
+        customer_id=customer_id(index, seed),
         customer_type=customer_pb2.CUSTOMER_TYPE_ORGANISATION,
         full_name=name,
         nationality="CN",
@@ -253,18 +261,28 @@ def _organisation(rng: random.Random, index: int, which: int) -> customer_pb2.Cu
     return customer
 
 
+def id_prefix(seed: int = SEED) -> str:
+    """The prefix of a seed's customer ids."""
+    return ID_PREFIX if seed == SEED else f"{ID_PREFIX}{seed}-"
+
+
+def customer_id(index: int, seed: int = SEED) -> str:
+    return f"{id_prefix(seed)}{index:04d}"
+
+
 def customers(count: int = COUNT, *, seed: int = SEED) -> list[customer_pb2.Customer]:
-    """The demo customers: individuals first, then expatriates, then organisations."""
+    """The first `count` demo customers of a seed: mostly individuals, with three organisations and
+    five expatriates among the first 36."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
     result: list[customer_pb2.Customer] = []
     for index in range(1, count + 1):
-        from_end = count - index
-        if from_end < ORGANISATIONS:
-            result.append(_organisation(rng, index, ORGANISATIONS - 1 - from_end))
-        elif from_end < ORGANISATIONS + FOREIGNERS:
-            result.append(_foreigner(rng, index, ORGANISATIONS + FOREIGNERS - 1 - from_end))
+        organisation, foreigner = divmod(index, ORGANISATION_EVERY), divmod(index, FOREIGNER_EVERY)
+        if organisation[1] == 0 and organisation[0] <= len(ORGANISATION_NAMES):
+            result.append(_organisation(rng, index, seed, organisation[0] - 1))
+        elif foreigner[1] == 0 and foreigner[0] <= len(FOREIGN):
+            result.append(_foreigner(rng, index, seed, foreigner[0] - 1))
         else:
-            result.append(_individual(rng, index))
+            result.append(_individual(rng, index, seed))
     return result
 
 
@@ -273,11 +291,11 @@ class LoadResult:
     created: int = 0
     existing: int = 0
     # (customer id, gRPC status name, message): never a customer's personal data.
-    failed: list[tuple[str, str, str]] | None = None
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.created + self.existing + len(self.failed or ())
+        return self.created + self.existing + len(self.failed)
 
 
 def request_id(customer_id: str) -> str:
@@ -290,7 +308,7 @@ async def load(channel: grpc.aio.Channel, token: str, demo: Iterable[customer_pb
     """CreateCustomer for each, ignoring ALREADY_EXISTS. `on_done()` is called after each one."""
     stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
     metadata = (("authorization", f"Bearer {token}"),)
-    result = LoadResult(failed=[])
+    result = LoadResult()
     gate = asyncio.Semaphore(LOAD_CONCURRENCY)
     # A repeated request_id replays the first answer instead of ALREADY_EXISTS: tell the two
     # apart by when the customer was created. The loader and the service share a clock here, so
@@ -314,7 +332,6 @@ async def load(channel: grpc.aio.Channel, token: str, demo: Iterable[customer_pb
                 if exc.code() is grpc.StatusCode.ALREADY_EXISTS:
                     result.existing += 1
                 else:
-                    assert result.failed is not None
                     result.failed.append((customer.customer_id, exc.code().name, exc.details() or ""))
             if on_done is not None:
                 on_done()

@@ -206,7 +206,7 @@ class Launch:
         self.console.print(f"[green]✔[/] demo bank: {customers.total} customers ({customers.created} new, "
                            f"{customers.existing} already there), {result.holdings} holdings, "
                            f"{result.events_accepted} new events; ids {demo_data.ID_PREFIX}0001…")
-        for what, code, message in [*(customers.failed or []), *result.failed][:5]:
+        for what, code, message in [*customers.failed, *result.failed][:5]:
             self.console.print(Text(f"! demo {what} refused: {code} {message}", style="yellow"))
 
     # -- summary ----------------------------------------------------------------------------------

@@ -174,3 +174,28 @@ def test_only_a_failed_precondition_naming_cursor_expired_counts_as_expired() ->
     assert cursor_expired(Error(_refusal(code_pb2.FAILED_PRECONDITION, "CURSOR_EXPIRED")))
     assert not cursor_expired(Error(_refusal(code_pb2.FAILED_PRECONDITION, "ETAG_MISMATCH")))
     assert not cursor_expired(Error(_refusal(code_pb2.UNAVAILABLE, "CURSOR_EXPIRED")))
+
+
+async def test_a_batch_that_fails_to_apply_is_retried_and_the_follower_lives_on(db: Database) -> None:
+    """A deadlock or an outage while applying rolls the batch back: the follower says it is not
+    connected meanwhile (its model is not current), asks for the batch again, and applies it once."""
+    peer, port = Peer(db), free_port()
+    await append(db, "kept/1", "kept/2")
+    failures = [RuntimeError("deadlock detected")] * 2
+
+    async def failing_twice(connection: AsyncConnection, event: ChangeEvent) -> bool:
+        if failures:
+            raise failures.pop()
+        return await apply(connection, event)
+
+    feed = PeerFeed(name="peer", target=f"127.0.0.1:{port}", stub=profile_service_pb2_grpc.ProfileServiceStub,
+                    request_type=profile_service_pb2.WatchChangesRequest, resource_types=(THING,))
+    flaky = PeerFeedFollower(feed=feed, db=db, cursors=cursors, apply=failing_twice, token_source=lambda: "token",
+                             deadline_seconds=2.0, max_backoff_seconds=0.2)
+    async with serving(peer, port):
+        flaky.start()
+        assert await eventually(lambda: applied(db), until=lambda rows: len(rows) == 2) == ["kept/1", "kept/2"]
+        assert failures == [] and len(peer.requests) == 3  # two failed batches, asked for again from the cursor
+        await append(db, "kept/3")
+        assert (await eventually(lambda: applied(db), until=lambda rows: len(rows) == 3))[-1] == "kept/3"
+        await flaky.close()

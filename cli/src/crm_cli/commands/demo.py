@@ -75,7 +75,7 @@ def load(count: int, seed: int, with_complaints: bool, feedback_target: str | No
 
 
 def _report(result: bank_loader.BankLoadResult, output_format: str) -> None:
-    failed = [*(result.customers.failed or ()), *result.failed]
+    failed = [*result.customers.failed, *result.failed]
     summary = {"customers_created": result.customers.created, "customers_existing": result.customers.existing,
                "holdings_loaded": result.holdings, "consents_loaded": result.consents,
                "events_accepted": result.events_accepted, "events_duplicate": result.events_duplicate,

@@ -108,6 +108,14 @@ class FeedConsumer:
                     raise
                 log.info("feed_reconnecting", feed=self.name, code=exc.code().name, detail=exc.details(),
                          backoff_seconds=round(backoff, 2))
+            except Exception as exc:
+                # Applying a batch failed (the database unavailable or out of connections, a
+                # deadlock, an event this model cannot take): its transaction rolled back and the
+                # cursor stayed, so the batch is asked for again after the backoff. Never skipped,
+                # and never the end of the follower: a follower that died here left its model
+                # silently stale while health still said connected.
+                log.error("feed_apply_failed", feed=self.name, error_type=type(exc).__name__,
+                          backoff_seconds=round(backoff, 2))
             self.connected.clear()
             await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter, not security
             backoff = min(backoff * 2, self._max_backoff)
