@@ -24,6 +24,7 @@ import grpc
 from google.type import date_pb2, postal_address_pb2
 
 from crm.profile.v1 import customer_pb2, profile_service_pb2, profile_service_pb2_grpc
+from crm_cli import output
 
 SEED = 20_250_630
 AS_OF = date(2025, 6, 30)  # demo data does not depend on the day it is generated
@@ -161,7 +162,8 @@ def _address(rng: random.Random, city: City) -> postal_address_pb2.PostalAddress
     )
 
 
-def _relationship(rng: random.Random, customer: customer_pb2.Customer, earliest: date, index: int) -> None:
+def _relationship(rng: random.Random, customer: customer_pb2.Customer, earliest: date, index: int,
+                  seed: int) -> None:
     """Bank-side fields: RM book, KYC, risk tolerance, lifecycle dates (the relationship starts
     on or after `earliest`, and not before 2008), core-banking id."""
     customer.kyc_status = _weighted(rng, KYC_STATUSES)
@@ -175,7 +177,9 @@ def _relationship(rng: random.Random, customer: customer_pb2.Customer, earliest:
     if rng.random() < 0.1:  # a churned customer: every account closed
         closed = onboarded + timedelta(days=rng.randrange(max(1, (AS_OF - onboarded).days)))
         customer.closed_on.CopyFrom(_date(closed))
-    customer.external_ids.add(source_system="core-banking", id=f"CB{62_000_000 + index * 7919:010d}")
+    # Per seed, as the customer ids: profile refuses an external id another customer holds.
+    core_banking = "CB" if seed == SEED else f"CB{seed}-"
+    customer.external_ids.add(source_system="core-banking", id=f"{core_banking}{62_000_000 + index * 7919:010d}")
 
 
 def _individual(rng: random.Random, index: int, seed: int) -> customer_pb2.Customer:
@@ -206,7 +210,7 @@ def _individual(rng: random.Random, index: int, seed: int) -> customer_pb2.Custo
         preferred_language="zh-CN",
     )
     customer.birth_date.CopyFrom(_date(birth))
-    _relationship(rng, customer, _adult(birth), index)
+    _relationship(rng, customer, _adult(birth), index, seed)
     return customer
 
 
@@ -232,7 +236,7 @@ def _foreigner(rng: random.Random, index: int, seed: int, which: int) -> custome
         preferred_language=language,
     )
     customer.birth_date.CopyFrom(_date(birth))
-    _relationship(rng, customer, _adult(birth), index)
+    _relationship(rng, customer, _adult(birth), index, seed)
     return customer
 
 
@@ -257,7 +261,7 @@ def _organisation(rng: random.Random, index: int, seed: int, which: int) -> cust
         preferred_language="zh-CN",
     )
     customer.birth_date.CopyFrom(_date(founded))
-    _relationship(rng, customer, founded, index)
+    _relationship(rng, customer, founded, index, seed)
     return customer
 
 
@@ -329,7 +333,10 @@ async def load(channel: grpc.aio.Channel, token: str, demo: Iterable[customer_pb
                 else:
                     result.created += 1
             except grpc.aio.AioRpcError as exc:
-                if exc.code() is grpc.StatusCode.ALREADY_EXISTS:
+                # Only the customer id being taken means "already there"; an identifier another
+                # customer holds (EXTERNAL_ID_TAKEN) is a refusal to report.
+                taken = exc.code() is grpc.StatusCode.ALREADY_EXISTS
+                if taken and "[CUSTOMER_EXISTS]" in output.describe_rpc_error(exc):
                     result.existing += 1
                 else:
                     result.failed.append((customer.customer_id, exc.code().name, exc.details() or ""))
