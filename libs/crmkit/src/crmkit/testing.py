@@ -97,13 +97,21 @@ class DatabaseFactory:
         self._created.append(name)
         return _with_database(self.admin_url, name)
 
-    async def drop_all(self) -> None:
-        connection = await asyncpg.connect(self.admin_url)
-        try:
-            for name in self._created:
-                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
+    async def drop_all(self, *, concurrently: int = 8) -> None:
+        """Drop every database made. Several at once: each DROP DATABASE waits for a checkpoint,
+        and concurrent ones share it (a run's few hundred took 90 s one by one, a second or two
+        eight at a time)."""
+        gate = asyncio.Semaphore(concurrently)
+
+        async def drop(name: str) -> None:
+            async with gate:
+                connection = await asyncpg.connect(self.admin_url)
+                try:
+                    await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                finally:
+                    await connection.close()
+
+        await asyncio.gather(*(drop(name) for name in self._created))
 
 
 @pytest.fixture(scope="session")
