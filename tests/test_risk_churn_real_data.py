@@ -16,6 +16,7 @@ import math
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ async def test_the_churn_file_trains_through_profile_and_risk(database_factory: 
 
             # What the training operation reads: every predictive column, for every customer, as the file says.
             async with runtime.db.unit_of_work(read_only=True) as uow:
-                snapshot = await read_model_snapshot(uow, "exited")
+                snapshot = await read_model_snapshot(uow, "exited", today=datetime.now(UTC).date())
             expected = expected_features(data)
             index = {column: i for i, column in enumerate(snapshot.columns)}
             assert set(FEATURES.values()) <= set(index)

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf import any_pb2, timestamp_pb2
 from google.type import decimal_pb2, postal_address_pb2
 
@@ -22,6 +23,8 @@ from crm.risk.v1 import risk_service_pb2 as pb
 from crm_risk.customers.repository import CustomerRepository
 from crm_risk.customers.rules import AttributeNames
 from crm_risk.customers.service import CustomerReadModel
+from crm_risk.customers.tables import customer
+from crm_risk.registry.repository import read_model_snapshot
 from crmkit.auth import Role
 from crmkit.testing import bearer, field_violations, shared_data_dir
 
@@ -113,3 +116,20 @@ async def test_a_read_model_spec_with_a_file_or_another_id_column_is_refused(ris
             await risk.TrainChurnModel(pb.TrainChurnModelRequest(spec=spec(**snapshot)), metadata=TRAINER)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in field_violations(refused.value)
+
+
+async def test_the_snapshot_reads_the_age_as_scoring_does(risk_service: Any) -> None:
+    """Profile's derived age (a birth date) when there is one, else the age a source stated."""
+    _, runtime = risk_service
+    label, today = f"left_{uuid.uuid4().hex[:8]}", datetime.now(UTC).date()
+    stated, derived = f"stated-{label}", f"derived-{label}"
+    async with runtime.db.unit_of_work() as uow:
+        await uow.execute(sa.insert(customer), [
+            {"customer_id": stated, "feature_values": {label: 1.0, "age_years": 33.0}, "age_years": None,
+             "age_on": None, "data_as_of": datetime.now(UTC)},
+            {"customer_id": derived, "feature_values": {label: 0.0, "age_years": 33.0}, "age_years": 50,
+             "age_on": today.replace(year=today.year - 2), "data_as_of": datetime.now(UTC)}])
+    async with runtime.db.unit_of_work(read_only=True) as uow:
+        snapshot = await read_model_snapshot(uow, label, today=today)
+    age = snapshot.columns.index("age_years")
+    assert {row[0]: row[age] for row in snapshot.rows} == {stated: "33", derived: "52"}
