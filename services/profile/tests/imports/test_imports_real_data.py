@@ -91,10 +91,12 @@ async def test_the_churn_set_imports_through_its_mapping_once(loader, own_profil
     assert (result.inserted_count, result.updated_count, result.bad_row_count) == (10_000, 0, 0)
     metadata = import_pb2.ImportCustomersMetadata()
     operation.metadata.Unpack(metadata)
-    assert list(metadata.unmapped_columns) == ["RowNumber", "Age"]
+    assert list(metadata.unmapped_columns) == ["RowNumber"]
     first = await get(own_profile, "CHURN-15634602")  # line 2 of the file
     assert (first.full_name, first.gender, first.address.region_code) == ("Hargrave", customer_pb2.GENDER_FEMALE, "FR")
     assert first.attributes["credit_score"].int_value == 619
+    # The age as the file states it, never a birth date the file does not give.
+    assert first.attributes["age_years"].int_value == 42 and not first.birth_date.year
     assert first.attributes["exited"].bool_value is True
     assert first.attributes["account_balance"].decimal_value.value == "0"
 

@@ -128,7 +128,8 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
                              idempotency=IdempotencyKeys(tables.idempotency_key), page_tokens=page_tokens,
                              training_dir=settings.training_dir, cv_folds=settings.training_cv_folds,
                              spec_message=churn_model_messages.to_spec, model_message=churn_model_messages.to_proto,
-                             outbox=Outbox(tables.outbox_event), fairness_ratio=settings.training_fairness_ratio)
+                             outbox=Outbox(tables.outbox_event), fairness_ratio=settings.training_fairness_ratio,
+                             clock=utc_now)
     decisions = DecisionAudits(page_tokens=page_tokens)
     alerts = Alerts(outbox=Outbox(tables.outbox_event), idempotency=IdempotencyKeys(tables.idempotency_key),
                     page_tokens=page_tokens, decisions=decisions, feed_payload=alert_feed_payload, clock=utc_now,

@@ -210,6 +210,10 @@ async def test_batch_scoring_writes_back_each_customer_and_publishes_only_change
         current = (await risk.GetChurnScore(pb.GetChurnScoreRequest(customer=name), metadata=REVIEWER)).score
         assert current.model == model.name and current.decision_audit
         assert await rows_about(risk_service, "outbox_event", name) == 1
+        single = (await risk.ScoreCustomer(pb.ScoreCustomerRequest(customer=name, model=model.name, audit=RISK),
+                                           metadata=REVIEWER)).score
+        # The same inputs both ways, the age from profile's features included (batch once lacked it).
+        assert single.probability == pytest.approx(current.probability, abs=1e-9)
 
     again = await follow(risk, await risk.ScoreCustomers(pb.ScoreCustomersRequest(
         customers=[*names, "customers/nobody-here"]), metadata=REVIEWER))

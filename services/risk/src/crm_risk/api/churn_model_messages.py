@@ -56,11 +56,21 @@ def to_proto(model: RegisteredModel) -> cm.ChurnModel:
         framework_version=model.framework_version, training_operation=model.training_operation,
         creator=model.creator, create_time=_timestamp(model.create_time), promoter=model.promoter,
         status_reason=model.status_reason, fairness=_fairness(model.fairness))
+    if model.cross_validation is not None:
+        message.cross_validation.CopyFrom(_cross_validation(model.cross_validation))
     if model.promote_time is not None:
         message.promote_time.CopyFrom(_timestamp(model.promote_time))
     if model.retire_time is not None:
         message.retire_time.CopyFrom(_timestamp(model.retire_time))
     return message
+
+
+def _cross_validation(cv: dict[str, Any]) -> cm.CrossValidationMetrics:
+    folds = cv["folds"]
+    return cm.CrossValidationMetrics(
+        fold_count=len(folds), mean_roc_auc=cv["mean_roc_auc"], std_roc_auc=cv["std_roc_auc"],
+        mean_pr_auc=cv["mean_pr_auc"], mean_brier_score=cv["mean_brier_score"],
+        mean_top_decile_lift=sum(f["top_decile_lift"] for f in folds) / len(folds) if folds else 0.0)
 
 
 def _fairness(report: dict[str, Any]) -> cm.FairnessReport:

@@ -28,13 +28,22 @@ def _from_row(row: Any, today: date) -> CustomerRecord:
     facts = rules.facts(risk_tolerance=row.risk_tolerance, kyc_status=row.kyc_status, vulnerable=row.vulnerable,
                         assessment_expiry=row.assessment_expiry, age_years=row.age_years, age_on=row.age_on,
                         birth_year=row.birth_year, today=today, credit_overdue=row.credit_overdue)
-    values = dict(row.feature_values)
-    if facts.age_years is not None:
-        values["age_years"] = float(facts.age_years)
+    values = rules.scoring_values(row.feature_values, age_years=facts.age_years)
     return CustomerRecord(
         customer_id=row.customer_id,
         facts=facts, relationship_manager_id=row.relationship_manager_id, branch_id=row.branch_id,
         data_as_of=row.data_as_of, feature_values=values)
+
+
+def scoring_values(row: Any, today: date) -> dict[str, str | float]:
+    """A row's scoring inputs (`rules.scoring_values`); the row has the table's `feature_values`,
+    `age_years`, `age_on` and `birth_year`."""
+    return rules.scoring_values(row.feature_values, age_years=rules.current_age(
+        age_years=row.age_years, age_on=row.age_on, birth_year=row.birth_year, today=today))
+
+
+# The columns `scoring_values` reads.
+SCORING_COLUMNS = (t.c.feature_values, t.c.age_years, t.c.age_on, t.c.birth_year)
 
 
 class CustomerRepository:

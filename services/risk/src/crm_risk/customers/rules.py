@@ -4,6 +4,7 @@ the attributes that carry vulnerability, the assessment's expiry and overdue cre
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -49,6 +50,16 @@ def current_age(*, age_years: int | None, age_on: date | None, birth_year: int |
     if birth_year:
         return today.year - birth_year - 1
     return None
+
+
+def scoring_values(feature_values: Mapping[str, str | float], *, age_years: int | None) -> dict[str, str | float]:
+    """What churn models train and score on: the stored inputs, with the customer's current age
+    (`current_age`) as `age_years` when profile gives one; else an `age_years` custom attribute
+    (an age a source file stated, e.g. the churn mapping's) stays as it is."""
+    values = dict(feature_values)
+    if age_years is not None:
+        values["age_years"] = float(age_years)
+    return values
 
 
 def facts(*, risk_tolerance: int, kyc_status: int, vulnerable: bool, assessment_expiry: date | None,

@@ -9,12 +9,14 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 
 from crm_risk.churn.model import ModelVersion, SnapshotTable
+from crm_risk.customers.repository import SCORING_COLUMNS, scoring_values
 from crm_risk.customers.tables import customer
 from crm_risk.registry.model import RegisteredModel, Status
 from crm_risk.registry.tables import churn_model as t
@@ -126,17 +128,20 @@ async def artifact(uow: UnitOfWork, churn_model_id: str) -> tuple[bytes, str, di
     return (bytes(row.artifact), row.artifact_sha256, row.encoding) if row is not None else None
 
 
-async def read_model_snapshot(uow: UnitOfWork, label_attribute: str) -> SnapshotTable:
+async def read_model_snapshot(uow: UnitOfWork, label_attribute: str, *, today: date) -> SnapshotTable:
     """The live customers of the read model that have the label attribute, as a snapshot:
-    `customer_id` and their scoring inputs (custom attributes by id, gender, region, birth year)
-    as columns, missing where a customer has none. Whole numbers read as text without a
-    fraction, so a 1/0 flag reads as a label."""
+    `customer_id` and their scoring inputs as scoring reads them (custom attributes by id, gender,
+    region, birth year, and `age_years`: the current age, or an age a source stated) as columns,
+    missing where a customer has none. Whole numbers read as text without a fraction, so a 1/0
+    flag reads as a label."""
     c = customer.c
-    rows = (await uow.execute(sa.select(c.customer_id, c.feature_values).where(
+    rows = (await uow.execute(sa.select(c.customer_id, *SCORING_COLUMNS).where(
         ~c.removed, c.feature_values.has_key(label_attribute)).order_by(c.customer_id))).all()
-    columns = sorted({key for row in rows for key in row.feature_values} - {"customer_id"})
+    values = [scoring_values(row, today) for row in rows]
+    columns = sorted({key for row in values for key in row} - {"customer_id"})
     return SnapshotTable(columns=("customer_id", *columns), rows=tuple(
-        (row.customer_id, *(_cell(row.feature_values.get(name)) for name in columns)) for row in rows))
+        (row.customer_id, *(_cell(inputs.get(name)) for name in columns)) for row, inputs in zip(rows, values,
+                                                                                                  strict=True)))
 
 
 def _cell(value: Any) -> str | float | None:

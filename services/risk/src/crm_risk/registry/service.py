@@ -23,6 +23,7 @@ from crm_risk.churn.model import TrainingParams, TrainingResult
 from crm_risk.registry import repository, rules, worker
 from crm_risk.registry.model import ACTIVE_ALIAS, KIND, RegisteredModel, SnapshotJob, Status, TrainingRequest
 from crmkit.auth import Principal
+from crmkit.clock import Clock, utc_now
 from crmkit.db import Database, UnitOfWork
 from crmkit.errors import FailedPrecondition, NotFound, PermissionDenied
 from crmkit.idempotency import IdempotencyKeys
@@ -44,7 +45,8 @@ class ChurnRegistry:
     def __init__(self, *, db: Database, operations: Operations, runner: OperationRunner,
                  idempotency: IdempotencyKeys, page_tokens: PageTokens, training_dir: str, cv_folds: int,
                  spec_message: SpecMessage, model_message: ModelMessage, outbox: Outbox,
-                 fairness_ratio: float = 0.8) -> None:
+                 fairness_ratio: float = 0.8, clock: Clock = utc_now) -> None:
+        """`clock`: "now" for the ages a read-model snapshot computes."""
         self._db = db
         self._operations = operations
         self._runner = runner
@@ -56,6 +58,7 @@ class ChurnRegistry:
         self._model_message = model_message
         self._outbox = outbox
         self._fairness_ratio = fairness_ratio
+        self._clock = clock
 
     async def start_training(self, *, uow: UnitOfWork, request: TrainingRequest, request_id: uuid.UUID | None,
                              message: Message, actor: Principal) -> Started:
@@ -94,7 +97,8 @@ class ChurnRegistry:
         await run.progress(stage="training")
         if job.read_model:
             async with self._db.unit_of_work(read_only=True) as uow:
-                job = dataclasses.replace(job, table=await repository.read_model_snapshot(uow, job.label_attribute))
+                job = dataclasses.replace(job, table=await repository.read_model_snapshot(
+                    uow, job.label_attribute, today=self._clock().date()))
         result: TrainingResult = await run.call(worker.train_snapshot, job)
         async with self._db.raw() as connection, connection.transaction():
             # The last look at the cancel flag before the model becomes visible.

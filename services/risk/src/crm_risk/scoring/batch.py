@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from google.protobuf.message import Message
 
+from crm_risk.customers.repository import SCORING_COLUMNS, scoring_values
 from crm_risk.customers.tables import customer as c
 from crm_risk.decisions.model import Decision, DecisionType
 from crm_risk.decisions.service import DecisionAudits
@@ -127,13 +128,15 @@ class BatchScoring:
         while True:
             async with self._db.unit_of_work(read_only=True) as uow:
                 rows = (await uow.execute(_selection(request, sa.select(
-                    c.c.customer_id, c.c.feature_values, c.c.relationship_manager_id, c.c.branch_id, c.c.data_as_of)
+                    c.c.customer_id, *SCORING_COLUMNS, c.c.relationship_manager_id, c.c.branch_id, c.c.data_as_of)
                     .where(c.c.customer_id > after).order_by(c.c.customer_id).limit(self._chunk)))).all()
             if not rows:
                 break
             after = rows[-1].customer_id
+            today = self._clock().date()
+            inputs = {r.customer_id: scoring_values(r, today) for r in rows}
             job = worker.ChunkJob(artifact=artifact, artifact_sha256=sha256, encoding=encoding,
-                                  rows=tuple((r.customer_id, dict(r.feature_values)) for r in rows))
+                                  rows=tuple((r.customer_id, inputs[r.customer_id]) for r in rows))
             scored = await run.call(worker.score_chunk, job)
             now = self._clock()
             scores = [Score(customer_id=s.customer_id, churn_model_id=model.churn_model_id,
@@ -145,7 +148,7 @@ class BatchScoring:
             if not request.dry_run:
                 async with self._db.unit_of_work() as uow:
                     await self._write_back(uow, model, scores, names=[f.name for f in encoding.features],
-                                           values={r.customer_id: r.feature_values for r in rows},
+                                           values=inputs,
                                            requester=requester, operation_id=operation_id, now=now)
             for s in scores:
                 assert result.bands is not None
