@@ -176,3 +176,19 @@ async def test_an_error_of_the_work_itself_is_not_taken_for_an_unreachable_datab
         async with db.unit_of_work() as uow:
             await uow.execute(sa.text("SELECT 1"))
             raise ConnectionRefusedError("a peer refused")
+
+
+async def test_a_raw_connection_asked_for_while_the_pool_is_empty_is_unavailable_in_bounded_time(
+        database_factory: DatabaseFactory) -> None:
+    """Work holding the pool's only raw connection that asks for another (an operation reporting
+    progress) gets UNAVAILABLE after the pool timeout instead of waiting forever."""
+    database = await Database.open(await database_factory.create("kit_pool"), pool_size=1, pool_timeout=0.3)
+    try:
+        async with database.raw():
+            with pytest.raises(Unavailable):
+                async with database.raw():
+                    pass
+        async with database.raw() as connection:  # released, so free again
+            assert await connection.fetchval("SELECT 1") == 1
+    finally:
+        await database.dispose()

@@ -53,6 +53,10 @@ from crmkit.settings import async_database_url, plain_database_url
 if TYPE_CHECKING:
     from alembic.config import Config
 
+# How long a caller waits for a pooled connection before the database counts as unavailable: the
+# engine's pool_timeout default, used for the raw pool too.
+POOL_TIMEOUT_SECONDS = 30.0
+
 # The transaction a servicer opens and passes down: a SQLAlchemy Core connection inside
 # `Database.unit_of_work()`. An alias rather than a wrapper, so repositories keep the whole Core
 # API (execute, scalar, begin_nested for a savepoint) with nothing to forward.
@@ -85,11 +89,13 @@ def _server_settings(application_name: str) -> dict[str, str]:
             "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS)}
 
 
-def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm") -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crm",
+                  pool_timeout: float = POOL_TIMEOUT_SECONDS) -> AsyncEngine:
     return create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         # No pre-ping round trip per checkout: a dead connection fails its statement, is
         # discarded by the pool, and the call answers UNAVAILABLE, which clients retry.
         pool_pre_ping=False,
@@ -118,17 +124,20 @@ class Database:
     write SQL through repositories, not an ORM session); `raw()` on a plain asyncpg pool of its own.
     """
 
-    def __init__(self, engine: AsyncEngine, raw_pool: asyncpg.Pool | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, raw_pool: asyncpg.Pool | None = None, *,
+                 pool_timeout: float = POOL_TIMEOUT_SECONDS) -> None:
         self.engine = engine
         self._raw_pool = raw_pool
+        self._pool_timeout = pool_timeout
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10, application_name: str = "crm") -> Database:
-        engine = create_engine(url, pool_size=pool_size, application_name=application_name)
+    async def open(cls, url: str, *, pool_size: int = 10, application_name: str = "crm",
+                   pool_timeout: float = POOL_TIMEOUT_SECONDS) -> Database:
+        engine = create_engine(url, pool_size=pool_size, application_name=application_name, pool_timeout=pool_timeout)
         raw_pool = await asyncpg.create_pool(
             plain_database_url(url), min_size=1, max_size=pool_size, reset=_end_open_transaction,
             server_settings=_server_settings(application_name))
-        return cls(engine, raw_pool)
+        return cls(engine, raw_pool, pool_timeout=pool_timeout)
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[asyncpg.Connection]:
@@ -136,14 +145,23 @@ class Database:
         caller begins its own transaction when it needs one."""
         if self._raw_pool is None:
             raise RuntimeError("this Database was made without a raw pool; use Database.open()")
+        unavailable = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
+                       asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.TooManyConnectionsError)
         try:
-            async with self._raw_pool.acquire() as connection:
-                yield connection
-        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.TooManyConnectionsError) as exc:
+            # Bounded as the engine's pool is (SQLAlchemy's pool_timeout): work that holds a raw
+            # connection while it asks for another (an operation's progress) must fail when the
+            # pool is empty, not wait forever for a connection its own kind holds.
+            connection = await self._raw_pool.acquire(timeout=self._pool_timeout)
+        except unavailable as exc:  # TimeoutError among them
+            raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
+        try:
+            yield connection
+        except unavailable as exc:
             raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
         except asyncpg.exceptions.SerializationError as exc:
             raise Aborted("concurrent change; retry", reason="CONCURRENT_CHANGE") from exc
+        finally:
+            await self._raw_pool.release(connection)
 
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
