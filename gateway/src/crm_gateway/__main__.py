@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -31,8 +32,13 @@ def main() -> None:
     configure_logging(service="gateway", level=settings.log_level)
     telemetry = setup_telemetry(service_name="crm-gateway")
     drain = Drain()
-    config = uvicorn.Config(
-        create_app(settings, telemetry=telemetry, drain=drain),
+    config = server_config(settings, create_app(settings, telemetry=telemetry, drain=drain))
+    DrainingServer(config, drain=drain, drain_seconds=settings.drain_seconds).run()
+
+
+def server_config(settings: GatewaySettings, app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         loop=UVICORN_LOOP,  # the platform's one loop (crmkit.loop says why)
@@ -40,11 +46,14 @@ def main() -> None:
         log_config=None,  # keep the JSON logging configured above
         access_log=False,
         server_header=False,
+        # The client address (request.client) comes from X-Forwarded-For only when the connection
+        # is from a trusted proxy; with none trusted it is the connection's peer.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies or [],
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),  # uvicorn takes whole seconds
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
     )
-    DrainingServer(config, drain=drain, drain_seconds=settings.drain_seconds).run()
 
 
 if __name__ == "__main__":

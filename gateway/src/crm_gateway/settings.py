@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 
 from crmkit.settings import ServiceSettings
 
@@ -53,6 +55,11 @@ class GatewaySettings(ServiceSettings):
     # Redis shared by the replicas for the buckets (`redis://host:6379/0`); each replica keeps its
     # own buckets when unset. A password in the URL makes it a secret: give it from a Secret.
     redis_url: str = Field(default="", validation_alias="CRM_GATEWAY_REDIS_URL")
+    # The load balancers or ingress controllers whose X-Forwarded-For / X-Forwarded-Proto the
+    # gateway believes (addresses or networks, comma-separated): behind them the client address of
+    # the per-address limits is the caller's, not the ingress's. A header from anyone else is
+    # ignored, so a caller cannot pick its own address; "*" (trust everyone) is refused for that reason.
+    trusted_proxies: str = Field(default="127.0.0.1", validation_alias="CRM_GATEWAY_TRUSTED_PROXIES")
 
     # Deadline of each non-essential part of the customer 360 (routes/customer360.py), seconds: a
     # slower service is left out and named in the answer's `missing`.
@@ -61,6 +68,18 @@ class GatewaySettings(ServiceSettings):
     # The interactive API page at /docs (routes/docs.py): unset means on in development and tests,
     # off in production.
     docs_enabled: bool | None = Field(default=None, validation_alias="CRM_GATEWAY_DOCS_ENABLED")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8); "
+                                 "list the proxies' addresses, never '*'") from None
+        return ",".join(entries)
 
     @property
     def docs_page_enabled(self) -> bool:
