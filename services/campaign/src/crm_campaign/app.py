@@ -237,6 +237,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         suitability = risk
     # Propensity models loaded once per process, shared by audience builds and next best action.
     scorers = PropensityScorers(db=runtime.db, repository=PropensityRepository())
+    runtime.on_close(scorers.close)
     builds = AudienceBuilds(
         db=runtime.db, operations=operations, runner=runner, campaigns=campaign_repository, offers=offer_repository,
         inputs=AudienceInputs(), idempotency=idempotency, payload=audience_messages.build_to_proto,

@@ -94,7 +94,7 @@ class NextBestActions:
         versions = [v for v in facts.models if v.offer_type in wanted]
         if facts.features is None or not versions:
             return {}
-        return await self._scorers.customer(versions, facts.customer_id, facts.features, (channel,), at=now)
+        return await self._scorers.customer(versions, facts.features, (channel,), at=now)
 
     async def _ask_risk(self, candidates: Sequence[RunningCampaign], facts: CustomerFacts, *,
                         channel: int) -> tuple[dict[str, frozenset[str] | None], bool]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from crm_campaign.audience.scoring import ANY_CHANNEL
 from crm_campaign.propensity.model import LatestVersion, TrainingRow
 from crm_campaign.propensity.rules import Encoding
 from crmkit.errors import FailedPrecondition
@@ -76,20 +77,50 @@ def scorable(scorer: Scorer, features: CustomerFeatures | None) -> bool:
     return bool(wanted) and features is not None and all(name in features for name in wanted)
 
 
+FeatureKey = tuple[float | str | bool, ...]
+
+
+def feature_key(scorer: Scorer, features: CustomerFeatures) -> FeatureKey:
+    """What the model reads of a scorable customer: their values of its customer features."""
+    return tuple(features[name] for name in scorer.customer_features)
+
+
+def feature_keys(scorer: Scorer, customers: Mapping[str, CustomerFeatures]) -> dict[str, FeatureKey]:
+    """The feature key of each scorable customer (the others are left out)."""
+    names = scorer.customer_features
+    if not names:
+        return {}
+    keys: dict[str, FeatureKey] = {}
+    for customer_id, features in customers.items():
+        try:
+            keys[customer_id] = tuple(features[name] for name in names)
+        except KeyError:
+            continue
+    return keys
+
+
 def probabilities(scorer: Scorer, customers: Mapping[str, CustomerFeatures], channels: Sequence[int], *,
                   at: datetime) -> dict[str, dict[int, float]]:
-    """Calibrated probabilities of accepting, by customer, by channel (one predict over them all).
-    A model that does not read the channel gives one probability, under channel 0. Customers that
-    are not `scorable` are left out."""
-    scored = [customer_id for customer_id, features in customers.items() if scorable(scorer, features)]
-    per_customer = tuple(dict.fromkeys(int(c) for c in channels)) if scorer.reads_channel else (0,)
-    if not scored or not per_customer:
+    """Calibrated probabilities of accepting, by customer, by channel. A model that does not read
+    the channel gives one probability, under channel 0. Customers that are not `scorable` are
+    left out. Customers the model cannot tell apart (the same values of its customer features)
+    share one row of the single predict over them all, and one result."""
+    keys = feature_keys(scorer, customers)
+    by_key = by_feature_key(scorer, list(dict.fromkeys(keys.values())), channels, at=at)
+    return {customer_id: by_key[key] for customer_id, key in keys.items()}
+
+
+def by_feature_key(scorer: Scorer, keys: Sequence[FeatureKey], channels: Sequence[int], *,
+                   at: datetime) -> dict[FeatureKey, dict[int, float]]:
+    """Probabilities by channel for each distinct feature key, in one predict."""
+    per_key = tuple(dict.fromkeys(int(c) for c in channels)) if scorer.reads_channel else (ANY_CHANNEL,)
+    if not keys or not per_key:
         return {}
+    names = scorer.customer_features
     fields = {"contact_month": at.month, "contact_day_of_week": at.isoweekday()}
-    rows = [TrainingRow(customer_id=customer_id, accepted=False, fields={**fields, "channel": channel}, context={},
-                        customer=dict(customers[customer_id]))
-            for customer_id in scored for channel in per_customer]
+    rows = [TrainingRow(customer_id="", accepted=False, fields={**fields, "channel": channel}, context={},
+                        customer=dict(zip(names, key, strict=True)))
+            for key in keys for channel in per_key]
     values = scorer.model.predict_proba(scorer.encoding.matrix(rows))[:, 1]
-    grid = np.asarray(values, dtype=np.float64).reshape(len(scored), len(per_customer))
-    return {customer_id: {channel: float(grid[i, j]) for j, channel in enumerate(per_customer)}
-            for i, customer_id in enumerate(scored)}
+    grid = np.asarray(values, dtype=np.float64).reshape(len(keys), len(per_key))
+    return {key: {channel: float(grid[i, j]) for j, channel in enumerate(per_key)} for i, key in enumerate(keys)}
