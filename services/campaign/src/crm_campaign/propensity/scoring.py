@@ -1,10 +1,12 @@
 """Scoring customers with a registered propensity model: no I/O, run in a thread by the caller.
 
 A prospective contact is described to the model as training saw past ones: the channel it would
-use, the month and weekday it would be made (and so the slot's load), and the customer's
-features from profile (`customer_feature`). What only a real contact knows (attempt number, days
-since and outcome of the previous one, the context recorded at contact time such as the economy
-then) is unknown now and given as missing, which the booster routes as it learned to.
+use, the month and weekday of `at` (the build's or answer's time, and so the slot's load), and
+the customer's features from profile (`customer_feature`). What only a real contact knows
+(attempt number, days since and outcome of the previous one, the context recorded at contact
+time such as the economy then) is unknown now and given as missing: the booster routes missing
+values where it learned to, or, for a feature never missing in training, to the larger child,
+so a model leaning on such features scores on less than it was measured with.
 
 A customer campaign holds no features of, or who lacks one of the `customer.*` features the
 model reads, is not scored: the caller falls back to the offer's observed response rate. So is
