@@ -78,7 +78,7 @@ def choose_channel(channels: Sequence[int], *, strategy: int, preferred: int,
         return 0, int(ChannelChoiceReason.UNSPECIFIED)
     if len(channels) == 1:
         return channels[0], int(ChannelChoiceReason.ONLY_AVAILABLE)
-    if strategy == ChannelStrategy.PREFERENCE_AND_RESPONSE:
+    if strategy != ChannelStrategy.FIXED_ORDER:  # unspecified means preference and response
         if preferred in channels:
             return preferred, int(ChannelChoiceReason.PREFERENCE)
         if propensity is not None and propensity.reads_channel:
