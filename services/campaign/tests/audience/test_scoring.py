@@ -51,6 +51,9 @@ def test_a_model_reading_the_channel_chooses_it_and_gives_its_probability() -> N
     preferred = offer_score(priority=50, expected_value=Decimal(100), response_rate=1.0, propensity=loan,
                             channels=[SMS, APP], strategy=PREFERENCE, preferred=SMS)
     assert (preferred.channel, preferred.probability) == (SMS, 0.1)
+    # Unspecified is preference and response, as the contract says.
+    assert choose_channel([SMS, APP], strategy=int(ChannelStrategy.UNSPECIFIED), preferred=APP) == (
+        APP, int(ChannelChoiceReason.PREFERENCE))
     # A fixed channel order is kept whatever the model says.
     assert choose_channel([SMS, APP], strategy=int(ChannelStrategy.FIXED_ORDER), preferred=0,
                           propensity=loan) == (SMS, int(ChannelChoiceReason.FIXED_ORDER))
