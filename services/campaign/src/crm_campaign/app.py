@@ -61,6 +61,7 @@ from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.offers.service import Offers
 from crm_campaign.propensity.customer_features import follow_profile_customer_features
 from crm_campaign.propensity.repository import PropensityRepository
+from crm_campaign.propensity.scorers import PropensityScorers
 from crm_campaign.propensity.service import PropensityModels
 from crm_campaign.renewals import feed as renewal_feed
 from crm_campaign.renewals.repository import RenewalRepository
@@ -234,13 +235,16 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
                                deadline_seconds=settings.suitability_deadline_seconds)
         runtime.on_close(risk.close)
         suitability = risk
+    # Propensity models loaded once per process, shared by audience builds and next best action.
+    scorers = PropensityScorers(db=runtime.db, repository=PropensityRepository())
+    runtime.on_close(scorers.close)
     builds = AudienceBuilds(
         db=runtime.db, operations=operations, runner=runner, campaigns=campaign_repository, offers=offer_repository,
         inputs=AudienceInputs(), idempotency=idempotency, payload=audience_messages.build_to_proto,
         audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
         dispatches=dispatches,
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types),
-        suitability=suitability)
+        suitability=suitability, scorers=scorers)
     nba_suitability: Suitability = NoRisk()
     if settings.risk_target:
         nba_risk = RiskSuitability(target=settings.risk_target, settings=settings,
@@ -248,7 +252,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         runtime.on_close(nba_risk.close)
         nba_suitability = nba_risk
     next_best_actions = NextBestActions(
-        db=runtime.db, repository=DecisionRepository(), audit=audit, suitability=nba_suitability,
+        db=runtime.db, repository=DecisionRepository(), audit=audit, suitability=nba_suitability, scorers=scorers,
         catalogue=RunningCampaigns(
             db=runtime.db, campaigns=campaign_repository, offers=offer_repository,
             exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types)))

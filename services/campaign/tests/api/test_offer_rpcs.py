@@ -96,6 +96,7 @@ BAD_OFFERS = [
     ({"valid_period": _within_days(1, 45)}, "offer.valid_period.end_time"),
     ({"valid_period": _within_days(3, 2)}, "offer.valid_period.end_time"),
     ({"conversion_points": 1_000_001}, "offer.conversion_points"),
+    ({"offer_type": "Term Deposit"}, "offer.offer_type"),
 ]
 
 
@@ -200,6 +201,10 @@ async def test_update_changes_masked_fields_and_checks_the_etag(campaigns, draft
         assert field in field_violations(bad.value)
     fetched = (await campaigns.GetOffer(pb.GetOfferRequest(name=created.name), metadata=ANALYST)).offer
     assert fetched == updated
+    typed = (await campaigns.UpdateOffer(pb.UpdateOfferRequest(
+        offer=C.Offer(name=created.name, offer_type="term-deposit"),
+        update_mask=field_mask_pb2.FieldMask(paths=["offer_type"])), metadata=MARKETER)).offer
+    assert (typed.offer_type, typed.priority) == ("term-deposit", 90)
 
 
 async def test_delete_removes_the_offer(campaigns, draft, new_offer) -> None:

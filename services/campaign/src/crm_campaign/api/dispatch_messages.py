@@ -33,6 +33,7 @@ def to_proto(dispatch: Dispatch) -> audience_pb2.Dispatch:
         state=audience_pb2.DispatchState.ValueType(dispatch.state),
         attempt_count=dispatch.attempt_count, provider_message_id=dispatch.provider_message_id,
         suppression_reason=audience_pb2.SuppressionReason.ValueType(dispatch.suppression_reason),
+        propensity_model=dispatch.propensity_model,
     )
     if dispatch.last_error is not None:
         message.last_error.CopyFrom(error_to_proto(dispatch.last_error,

@@ -13,7 +13,7 @@ def action_to_proto(action: Action) -> engagement_pb2.NextBestAction:
         rank=action.rank, kind=engagement_pb2.ACTION_KIND_OFFER,
         offer=f"campaigns/{action.campaign_id}/offers/{action.offer_id}", campaign=f"campaigns/{action.campaign_id}",
         product_code=action.product_code, headline=action.headline, template_id=action.template_id,
-        score=action.score,
+        score=action.score, propensity=action.propensity, propensity_model=action.propensity_model,
         reasons=[engagement_pb2.ActionReason(code=r.code, description=r.description, weight=r.weight)
                  for r in action.reasons])
     if action.expected_value is not None:

@@ -30,6 +30,7 @@ def to_domain(message: campaign_pb2.Offer, *, campaign_id: str, offer_id: str | 
                        for c in message.contents),
         valid_period=values.read_interval(message.valid_period),
         conversion_points=message.conversion_points,
+        offer_type=message.offer_type,
     )
     if bad:
         raise InvalidArgument(bad)
@@ -41,7 +42,7 @@ def to_proto(offer: Offer) -> campaign_pb2.Offer:
         name=offer.name, offer_id=offer.offer_id, etag=offer.etag, display_name=offer.display_name,
         description=offer.description, product_code=offer.product_code,
         product_risk_level=product_risk_pb2.ProductRiskLevel.ValueType(offer.product_risk_level),
-        priority=offer.priority, conversion_points=offer.conversion_points,
+        priority=offer.priority, conversion_points=offer.conversion_points, offer_type=offer.offer_type,
         channels=[campaign_pb2.Channel.ValueType(c) for c in offer.channels],
         contents=[campaign_pb2.ChannelContent(channel=campaign_pb2.Channel.ValueType(c.channel),
                                               template_id=c.template_id, headline=c.headline)

@@ -24,6 +24,7 @@ from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import not_found
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.offers.repository import OfferRepository
+from crm_campaign.propensity.scorers import PropensityScorers
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
 from crmkit.db import Database, UnitOfWork
@@ -67,7 +68,7 @@ class AudienceBuilds:
         self, *, db: Database, operations: Operations, runner: OperationRunner, campaigns: CampaignRepository,
         offers: OfferRepository, inputs: AudienceInputs, audiences: Audiences, dispatches: Dispatches,
         idempotency: IdempotencyKeys, payload: BuildPayload, exempt_from_complaints: frozenset[int],
-        suitability: Suitability | None = None, clock: Clock = utc_now,
+        scorers: PropensityScorers, suitability: Suitability | None = None, clock: Clock = utc_now,
     ) -> None:
         self._db = db
         self._operations = operations
@@ -80,6 +81,7 @@ class AudienceBuilds:
         self._idempotency = idempotency
         self._payload = payload
         self._exempt = exempt_from_complaints
+        self._scorers = scorers
         self._suitability: Suitability = suitability or NoRisk()
         self._clock = clock
 
@@ -127,7 +129,15 @@ class AudienceBuilds:
             plan = rules.plan_of(campaign, await self._offers.page(uow, campaign_id),
                                  suppress_open_complaints=CampaignType(campaign.type) not in self._exempt)
             candidates = await self._inputs.candidates(uow, plan, now=now, cap_horizon=rules.cap_horizon(plan))
+            offer_types = {o.offer_type for o in plan.offers if o.offer_type}
+            features = await self._inputs.customer_features(uow, plan) if offer_types else {}
         await run.progress(total=len(candidates), stage="checking")
+        # Propensity models score the whole audience at once, in a thread; customers they cannot
+        # score keep the observed response rate (audience.scoring).
+        scored = await self._scorers.audience(offer_types, features, plan.channels, at=now) if offer_types else {}
+        if scored:
+            candidates = [dataclasses.replace(c, propensities=scored[c.customer_id]) if c.customer_id in scored
+                          else c for c in candidates]
         # Risk is asked outside any transaction; its silence means SUITABILITY_UNKNOWN, never an allow.
         verdict = await self._suitability.unsuitable(plan, [c.customer_id for c in candidates])
         candidates = [dataclasses.replace(c, unsuitable_offers=None if verdict is None

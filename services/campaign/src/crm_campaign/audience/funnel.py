@@ -20,9 +20,11 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from crm_campaign.audience import scoring
 from crm_campaign.audience.model import Eligible, Suppressed
-from crm_campaign.campaigns.model import ChannelStrategy, FrequencyCapScope, QuietHours
-from crm_campaign.dispatch.model import ChannelChoiceReason, DispatchError, SuppressionReason
+from crm_campaign.audience.scoring import OfferScore, Propensity
+from crm_campaign.campaigns.model import FrequencyCapScope, QuietHours
+from crm_campaign.dispatch.model import DispatchError, SuppressionReason
 
 # Offers at or below this product risk level need no suitability check (R1, the lowest).
 NO_CHECK_RISK_LEVEL = 1
@@ -40,13 +42,12 @@ class OfferPlan:
     templates: Mapping[int, tuple[str, str]]
     eligibility_segment: str = ""
     excluded_products: frozenset[str] = frozenset()
-    # Observed response rate so far (smoothed); 1 until the campaign has contacts.
+    # The offer's observed response rate, the fallback when no propensity model scores the
+    # customer (audience.scoring). Nothing measures it yet: 1 for every offer, so without a
+    # model arbitration ranks by priority x expected value.
     response_rate: float = 1.0
-
-    @property
-    def score(self) -> float:
-        """Arbitration score: priority x expected value x response rate."""
-        return self.priority * float(self.expected_value) * self.response_rate
+    # Whose propensity model scores the offer (Offer.offer_type); empty: none.
+    offer_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class Candidate:
     unsuitable_offers: frozenset[str] | None = None
     contacts: tuple[PastContact, ...] = ()
     rivals: tuple[Rival, ...] = ()
+    # The customer's probabilities by offer type, where a propensity model could score them.
+    propensities: Mapping[str, Propensity] = field(default_factory=dict)
 
 
 @dataclass
@@ -177,24 +180,33 @@ def _decide(plan: Plan, c: Candidate, *, now: datetime, result: FunnelResult
     if plan.ends_at is not None and send_at >= plan.ends_at:
         return out(R.QUIET_HOURS)
     reachable = [ch for ch in channels if ch in c.reachable_channels]
-    best = max(suitable, key=lambda o: (o.score, o.offer_id))
-    offer_channels = [ch for ch in reachable if ch in best.templates]
-    if not offer_channels:
+    scored = [(score_of(plan, o, c, reachable), o) for o in suitable]
+    scored_best, best = max(scored, key=lambda item: (item[0].score, item[1].offer_id))
+    if not scored_best.channel:
         return out(R.NO_REACHABLE_CHANNEL, best.offer_id)
     if c.rivals:
         result.collisions += 1
         winner = max(c.rivals, key=lambda r: (r.sent, r.score))
-        if winner.sent or winner.score >= best.score:
+        if winner.sent or winner.score >= scored_best.score:
             winning = f"campaigns/{winner.campaign_id}/offers/{winner.offer_id}"
             return out(R.ARBITRATION_LOST, best.offer_id, error=DispatchError(
                 "ARBITRATION_LOST", "another running campaign has a better offer for this customer",
                 {"winner_offer": winning}))
-    channel, reason = choose_channel(offer_channels, strategy=plan.strategy, preferred=c.preferred_channel)
-    template, headline = best.templates[channel]
-    return best.score, Eligible(
-        customer_id=c.customer_id, offer_id=best.offer_id, channel=channel, channel_reason=reason,
-        template_id=template, headline=headline, segment=plan.segment,
-        not_before_at=send_at if send_at > now else None), c
+    template, headline = best.templates[scored_best.channel]
+    return scored_best.score, Eligible(
+        customer_id=c.customer_id, offer_id=best.offer_id, channel=scored_best.channel,
+        channel_reason=scored_best.channel_reason, template_id=template, headline=headline, segment=plan.segment,
+        not_before_at=send_at if send_at > now else None, score=scored_best.score,
+        probability=scored_best.probability, propensity_model=scored_best.model), c
+
+
+def score_of(plan: Plan, offer: OfferPlan, c: Candidate, reachable: Sequence[int]) -> OfferScore:
+    """The offer's score for the customer, on the channel it would use among `reachable`."""
+    return scoring.offer_score(
+        priority=offer.priority, expected_value=offer.expected_value, response_rate=offer.response_rate,
+        propensity=scoring.propensity_for(c.propensities, offer.offer_type),
+        channels=[ch for ch in reachable if ch in offer.templates], strategy=plan.strategy,
+        preferred=c.preferred_channel)
 
 
 def _suitable(offers: Sequence[OfferPlan], c: Candidate) -> list[OfferPlan]:
@@ -240,12 +252,3 @@ def _is_quiet(local: datetime, quiet: QuietHours) -> bool:
     end = time(quiet.end.hours, quiet.end.minutes)
     moment = local.time()
     return start <= moment < end if start <= end else moment >= start or moment < end
-
-
-def choose_channel(channels: Sequence[int], *, strategy: int, preferred: int) -> tuple[int, int]:
-    """(channel, ChannelChoiceReason) among the allowed, reachable channels, in campaign order."""
-    if len(channels) == 1:
-        return channels[0], int(ChannelChoiceReason.ONLY_AVAILABLE)
-    if strategy == ChannelStrategy.PREFERENCE_AND_RESPONSE and preferred in channels:
-        return preferred, int(ChannelChoiceReason.PREFERENCE)
-    return channels[0], int(ChannelChoiceReason.FIXED_ORDER)

@@ -17,6 +17,7 @@ from crm_campaign.care.tables import care_task
 from crm_campaign.dispatch.model import DispatchState
 from crm_campaign.dispatch.tables import dispatch
 from crm_campaign.offers.tables import offer
+from crm_campaign.propensity.tables import customer_feature
 from crmkit.db import UnitOfWork
 
 # Dispatches that are, or will be, contacts: they count against caps and compete in arbitration.
@@ -32,6 +33,14 @@ def segment_id(name: str) -> str:
 
 
 class AudienceInputs:
+    async def customer_features(self, uow: UnitOfWork, plan: Plan) -> dict[str, dict[str, float | str | bool]]:
+        """The modelling features campaign holds of the campaign's segment members (propensity)."""
+        rows = (await uow.execute(
+            sa.select(customer_feature.c.customer_id, customer_feature.c.features)
+            .join(segment_member, segment_member.c.customer_id == customer_feature.c.customer_id)
+            .where(segment_member.c.segment_id == segment_id(plan.segment)))).all()
+        return {row.customer_id: row.features for row in rows}
+
     async def candidates(self, uow: UnitOfWork, plan: Plan, *, now: datetime, cap_horizon: timedelta
                          ) -> list[Candidate]:
         members = segment_member.alias("member")
@@ -73,7 +82,8 @@ class AudienceInputs:
                                                           done.closed_at))
 
         rivals: dict[str, list[Rival]] = defaultdict(list)
-        score = offer.c.priority * offer.c.expected_value_amount
+        # What the rival's offer scored when it was planned; before scores were kept, priority x value.
+        score = sa.func.coalesce(dispatch.c.arbitration_score, offer.c.priority * offer.c.expected_value_amount)
         for rival in (await uow.execute(
                 sa.select(dispatch.c.customer_id, dispatch.c.campaign_id, dispatch.c.offer_id, dispatch.c.dispatch_id,
                           dispatch.c.state, score.label("score"))

@@ -28,6 +28,11 @@ class Eligible:
     # The segment the customer came in through (the campaign's, or the offer's eligibility segment).
     segment: str = ""
     not_before_at: datetime | None = None
+    # The offer's arbitration score, its probability of acceptance, and the propensity model that
+    # gave it ("": the observed response rate did).
+    score: float = 0.0
+    probability: float = 1.0
+    propensity_model: str = ""
 
 
 @dataclass(frozen=True)

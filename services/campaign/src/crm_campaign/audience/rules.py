@@ -59,7 +59,8 @@ def plan_of(campaign: Campaign, offers: Sequence[Offer], *, suppress_open_compla
             product_code=o.product_code, risk_level=o.product_risk_level,
             templates={ch: _content(o, ch) for ch in (o.channels or channels)},
             eligibility_segment=o.eligibility.segment,
-            excluded_products=frozenset(o.eligibility.excluded_product_codes)) for o in offers),
+            excluded_products=frozenset(o.eligibility.excluded_product_codes), offer_type=o.offer_type)
+            for o in offers),
         caps=tuple(Cap(cap.max_contacts, cap.period or DEFAULT_CAP_PERIOD, cap.channel, cap.scope)
                    for cap in campaign.contact_policy.frequency_caps),
         quiet_hours=quiet, ends_at=campaign.active_period.end_time, max_contacts=campaign.max_contacts,

@@ -53,7 +53,8 @@ class Audiences:
         added = {m.customer_id: m for m in await self._repository.insert(uow, members, now)}
         planned = [Planned(customer_id=e.customer_id, offer_id=e.offer_id, channel=e.channel,
                            channel_reason=e.channel_reason, template_id=e.template_id, headline=e.headline,
-                           not_before_at=e.not_before_at)
+                           not_before_at=e.not_before_at, arbitration_score=e.score,
+                           propensity_model=e.propensity_model)
                    for e in eligible if (m := added.get(e.customer_id)) and m.group is AudienceGroup.TARGET]
         planned += [Planned(customer_id=s.customer_id, offer_id=s.offer_id, channel=s.channel,
                             suppression_reason=s.reason, error=s.error)

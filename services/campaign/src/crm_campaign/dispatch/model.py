@@ -46,6 +46,7 @@ class ChannelChoiceReason(IntEnum):
     FIXED_ORDER = 3
     ONLY_AVAILABLE = 4
     INBOUND = 5
+    RESPONSE_PROPENSITY = 6
 
 
 # States a dispatch never leaves.
@@ -83,6 +84,7 @@ class Dispatch:
     last_error: DispatchError | None = None
     suppression_reason: SuppressionReason = SuppressionReason.UNSPECIFIED
     not_before_at: datetime | None = None
+    propensity_model: str = ""
     created_at: datetime | None = None
     sent_at: datetime | None = None
     delivered_at: datetime | None = None
@@ -106,3 +108,6 @@ class Planned:
     suppression_reason: SuppressionReason = SuppressionReason.UNSPECIFIED
     error: DispatchError | None = None
     not_before_at: datetime | None = None
+    # The offer's arbitration score for the customer, and the propensity model it used ("" none).
+    arbitration_score: float | None = None
+    propensity_model: str = ""

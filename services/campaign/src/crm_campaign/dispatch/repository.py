@@ -39,7 +39,8 @@ def _from_row(row: Any) -> Dispatch:
         last_error=(DispatchError(error["reason"], error["message"], error.get("metadata") or {})
                     if error else None),
         suppression_reason=SuppressionReason(row.suppression_reason), not_before_at=row.not_before_at,
-        created_at=row.created_at, sent_at=row.sent_at, delivered_at=row.delivered_at,
+        propensity_model=row.propensity_model, created_at=row.created_at, sent_at=row.sent_at,
+        delivered_at=row.delivered_at,
     )
 
 
@@ -57,6 +58,7 @@ class DispatchRepository:
             "state": int(DispatchState.SUPPRESSED if p.suppression_reason else DispatchState.QUEUED),
             "suppression_reason": int(p.suppression_reason), "last_error": _error_to_json(p.error),
             "not_before_at": p.not_before_at, "created_at": now, "updated_at": now,
+            "arbitration_score": p.arbitration_score, "propensity_model": p.propensity_model,
         } for p in planned]
         statement = (pg.insert(t).on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "channel"])
                      .returning(*t.c))

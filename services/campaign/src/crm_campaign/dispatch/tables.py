@@ -31,6 +31,11 @@ dispatch = sa.Table(
     sa.Column("claimed_until", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
+    # What the offer scored in arbitration for this customer (priority x expected value x
+    # probability), which a rival campaign must beat; NULL for rows from before it was kept.
+    sa.Column("arbitration_score", sa.Float),
+    # The propensity model whose probability that score used; empty: the observed response rate.
+    sa.Column("propensity_model", sa.Text, nullable=False, server_default=""),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("campaign_id", "customer_id", "channel", name="uq_dispatch_campaign_customer_channel"),

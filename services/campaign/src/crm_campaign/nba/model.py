@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from crm_campaign.campaigns.model import Money
+from crm_campaign.propensity.model import LatestVersion
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class Action:
     score: float
     expected_value: Money | None
     reasons: tuple[Reason, ...]
+    # The propensity model's probability of acceptance in `score`, and the model; 0 and "" when
+    # the offer's observed response rate was used instead.
+    propensity: float = 0.0
+    propensity_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ class CustomerFacts:
     # Offers of running triggered campaigns the customer was sent (or is about to be) within the
     # follow-up window: (campaign id, offer id, channel, when). The counter follows them up.
     triggered: tuple[tuple[str, str, int, datetime], ...] = ()
+    # The customer's modelling features from profile (propensity.customer_features); None: none held.
+    features: Mapping[str, float | str | bool] | None = None
+    # The newest propensity model of every offer type that has one.
+    models: tuple[LatestVersion, ...] = ()
 
     @property
     def triggered_campaigns(self) -> frozenset[str]:

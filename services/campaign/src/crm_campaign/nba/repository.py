@@ -25,6 +25,7 @@ from crm_campaign.engagement.model import ResponseType
 from crm_campaign.nba.model import Action, CustomerFacts, Decision, Excluded, Reason
 from crm_campaign.nba.rules import TRIGGERED_FOLLOW_UP
 from crm_campaign.nba.tables import nba_decision as t
+from crm_campaign.propensity.model import LatestVersion
 from crmkit.db import UnitOfWork
 
 RUNNING = int(CampaignState.RUNNING)
@@ -53,7 +54,8 @@ SELECT c.customer_id IS NOT NULL OR b.customer_id IS NOT NULL AS has_contact,
           FROM offer_response r
          WHERE r.customer_id = $1
            AND (r.type IN ({DECLINED}, {OPTED_OUT}) OR (r.type = {SHOWN} AND r.response_time > $3))) AS responses,
-       (SELECT json_agg(json_build_array(d.campaign_id, d.offer_id, d.state, f.priority * f.expected_value_amount))
+       (SELECT json_agg(json_build_array(d.campaign_id, d.offer_id, d.state,
+                                          coalesce(d.arbitration_score, f.priority * f.expected_value_amount)))
           FROM dispatch d
           JOIN campaign k ON k.campaign_id = d.campaign_id
           JOIN offer f ON f.campaign_id = d.campaign_id AND f.offer_id = d.offer_id
@@ -63,7 +65,11 @@ SELECT c.customer_id IS NOT NULL OR b.customer_id IS NOT NULL AS has_contact,
           FROM dispatch d
           JOIN campaign k ON k.campaign_id = d.campaign_id
          WHERE d.customer_id = $1 AND k.state = {RUNNING} AND k.type = {TRIGGERED}
-           AND d.state = ANY($2::smallint[]) AND coalesce(d.sent_at, d.created_at) > $6) AS triggered
+           AND d.state = ANY($2::smallint[]) AND coalesce(d.sent_at, d.created_at) > $6) AS triggered,
+       (SELECT features::text FROM customer_feature WHERE customer_id = $1) AS features,
+       (SELECT json_agg(json_build_array(p.offer_type, p.version, p.artifact_sha256))
+          FROM (SELECT DISTINCT ON (offer_type) offer_type, version, artifact_sha256
+                  FROM propensity_model ORDER BY offer_type, version DESC) AS p) AS models
   FROM (SELECT 1) AS one
   LEFT JOIN customer_contact c ON c.customer_id = $1
   LEFT JOIN customer_manager b ON b.customer_id = $1
@@ -105,7 +111,9 @@ class DecisionRepository:
             dispatched=tuple((c, o, float(score), state not in PENDING)
                              for c, o, state, score in json.loads(row["rivals"] or "[]")),
             triggered=tuple((c, o, ch, datetime.fromisoformat(at))
-                            for c, o, ch, at in json.loads(row["triggered"] or "[]")))
+                            for c, o, ch, at in json.loads(row["triggered"] or "[]")),
+            features=json.loads(row["features"]) if row["features"] is not None else None,
+            models=tuple(LatestVersion(t, v, sha) for t, v, sha in json.loads(row["models"] or "[]")))
         return facts, row["running_stamp"] or ""
 
     async def insert(self, connection: asyncpg.Connection, decision: Decision, now: datetime) -> Decision:
@@ -132,7 +140,8 @@ def _action_to_json(action: Action) -> dict[str, Any]:
             "product_code": action.product_code, "headline": action.headline, "template_id": action.template_id,
             "score": action.score,
             "expected_value": [value.currency_code, str(value.amount)] if value is not None else None,
-            "reasons": [[r.code, r.description, r.weight] for r in action.reasons]}
+            "reasons": [[r.code, r.description, r.weight] for r in action.reasons],
+            "propensity": action.propensity, "propensity_model": action.propensity_model}
 
 
 def _action_from_json(data: dict[str, Any]) -> Action:
@@ -140,7 +149,8 @@ def _action_from_json(data: dict[str, Any]) -> Action:
     return Action(rank=data["rank"], campaign_id=data["campaign_id"], offer_id=data["offer_id"],
                   product_code=data["product_code"], headline=data["headline"], template_id=data["template_id"],
                   score=data["score"], expected_value=Money(value[0], Decimal(value[1])) if value else None,
-                  reasons=tuple(Reason(code, description, weight) for code, description, weight in data["reasons"]))
+                  reasons=tuple(Reason(code, description, weight) for code, description, weight in data["reasons"]),
+                  propensity=data.get("propensity", 0.0), propensity_model=data.get("propensity_model", ""))
 
 
 def _excluded_to_json(excluded: Excluded) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 
 from crm_campaign.audience import funnel
 from crm_campaign.audience import rules as audience_rules
-from crm_campaign.audience.funnel import Candidate, OfferPlan, PastContact, Plan, Rival
-from crm_campaign.audience.model import Suppressed
+from crm_campaign.audience.funnel import Candidate, PastContact, Plan, Rival
+from crm_campaign.audience.model import Eligible, Suppressed
+from crm_campaign.audience.scoring import Propensity
 from crm_campaign.book import rules as book_rules
 from crm_campaign.campaigns.model import Campaign, CampaignType, Channel
 from crm_campaign.dispatch.model import SuppressionReason
@@ -50,6 +51,7 @@ NOT_ON_CHANNEL = "NOT_ON_CHANNEL"
 CONTROL_GROUP = "CONTROL_GROUP"
 DECLINED = "DECLINED"
 TRIGGERED_OFFER = "TRIGGERED_OFFER"
+RESPONSE_PROPENSITY = "RESPONSE_PROPENSITY"
 # How long after a triggered campaign's offer went out the counter follows it up.
 TRIGGERED_FOLLOW_UP = timedelta(days=30)
 
@@ -121,14 +123,18 @@ def in_audience(campaign: Campaign, facts: CustomerFacts) -> bool:
 
 
 def decide(campaigns: Sequence[RunningCampaign], facts: CustomerFacts, verdicts: Verdicts, *, channel: int,
-           max_actions: int, now: datetime) -> tuple[list[Action], list[Excluded]]:
-    """The ranked actions (at most `max_actions`, 0 meaning 3) and the offers left out, with why."""
+           max_actions: int, now: datetime, propensities: Mapping[str, Propensity] | None = None
+           ) -> tuple[list[Action], list[Excluded]]:
+    """The ranked actions (at most `max_actions`, 0 meaning 3) and the offers left out, with why.
+    `propensities`: the customer's probabilities on `channel` by offer type, where a model scored
+    them; offers are scored as in a build (audience.scoring), so the same offer ranks the same."""
     limit = max_actions or DEFAULT_MAX_ACTIONS
     excluded: list[Excluded] = []
     best: list[tuple[float, Action]] = []
     for running in sorted(campaigns, key=lambda item: item.campaign.campaign_id):
         campaign = running.campaign
-        passed, left_out = _campaign(running, facts, verdicts.get(campaign.campaign_id), channel=channel, now=now)
+        passed, left_out = _campaign(running, facts, verdicts.get(campaign.campaign_id), channel=channel, now=now,
+                                     propensities=propensities or {})
         excluded += left_out
         if not passed:
             continue
@@ -151,7 +157,8 @@ def needs_suitability(plan: Plan) -> bool:
 
 
 def _campaign(running: RunningCampaign, facts: CustomerFacts, unsuitable: frozenset[str] | None, *, channel: int,
-              now: datetime) -> tuple[list[tuple[float, Action]], list[Excluded]]:
+              now: datetime, propensities: Mapping[str, Propensity]
+              ) -> tuple[list[tuple[float, Action]], list[Excluded]]:
     campaign = running.campaign
     cid = campaign.campaign_id
     sent = _triggered(campaign, facts)
@@ -172,7 +179,9 @@ def _campaign(running: RunningCampaign, facts: CustomerFacts, unsuitable: frozen
     by_id = {o.offer_id: o for o in valid}
     plan = dataclasses.replace(running.plan, offers=tuple(p for p in running.plan.offers if p.offer_id in by_id),
                                quiet_hours=None, ends_at=None, max_contacts=0)
-    candidate = _candidate(facts, cid, channel=channel, unsuitable=unsuitable, follow_up=sent is not None)
+    candidate = dataclasses.replace(
+        _candidate(facts, cid, channel=channel, unsuitable=unsuitable, follow_up=sent is not None),
+        propensities=propensities)
     passed: list[tuple[float, Action]] = []
     excluded: list[Excluded] = []
     for offer_plan in plan.offers:
@@ -186,11 +195,13 @@ def _campaign(running: RunningCampaign, facts: CustomerFacts, unsuitable: frozen
             excluded.append(_why_not(cid, offer, result.suppressed[0]))
             continue
         (eligible,) = result.eligible
-        passed.append((offer_plan.score, Action(
+        passed.append((eligible.score, Action(
             rank=0, campaign_id=cid, offer_id=offer.offer_id, product_code=offer.product_code,
-            headline=eligible.headline[:MAX_HEADLINE], template_id=eligible.template_id, score=offer_plan.score,
+            headline=eligible.headline[:MAX_HEADLINE], template_id=eligible.template_id, score=eligible.score,
             expected_value=offer.expected_value,
-            reasons=_reasons(campaign, offer, offer_plan, sent.get(offer.offer_id) if sent else None))))
+            propensity=eligible.probability if eligible.propensity_model else 0.0,
+            propensity_model=eligible.propensity_model,
+            reasons=_reasons(campaign, offer, eligible, sent.get(offer.offer_id) if sent else None))))
     return passed, excluded
 
 
@@ -234,12 +245,15 @@ def _why_not(campaign_id: str, offer: Offer, suppressed: Suppressed) -> Excluded
     return _out(campaign_id, offer.offer_id, offer.product_code, suppressed.reason.name, description)
 
 
-def _reasons(campaign: Campaign, offer: Offer, plan: OfferPlan, sent: tuple[int, datetime] | None = None
+def _reasons(campaign: Campaign, offer: Offer, eligible: Eligible, sent: tuple[int, datetime] | None = None
              ) -> tuple[Reason, ...]:
     value = offer.expected_value
     worth = f"{value.amount.normalize():f} {value.currency_code}" if value is not None else "no value"
     reasons = [Reason("CAMPAIGN_PRIORITY", _short(
         f"Priority {offer.priority} x expected value {worth} in campaign {campaign.campaign_id}"), 1.0)]
+    if eligible.propensity_model:
+        reasons.append(Reason(RESPONSE_PROPENSITY, _short(
+            f"{eligible.probability:.0%} likely to accept on this channel ({eligible.propensity_model})"), 0.0))
     if sent is not None:
         channel, at = sent
         reasons.append(Reason(TRIGGERED_OFFER, _short(

@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from crm_campaign.audience.scoring import Propensity
 from crm_campaign.audience.suitability import NoRisk, Suitability
 from crm_campaign.nba import rules
 from crm_campaign.nba.catalogue import RunningCampaigns
 from crm_campaign.nba.model import CustomerFacts, Decision
 from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.nba.rules import RunningCampaign
+from crm_campaign.propensity.scorers import PropensityScorers
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
@@ -29,12 +31,14 @@ log = get_logger("crm.campaign.nba")
 
 class NextBestActions:
     def __init__(self, *, db: Database, repository: DecisionRepository, catalogue: RunningCampaigns,
-                 audit: AuditWriter, suitability: Suitability | None = None, clock: Clock = utc_now) -> None:
+                 audit: AuditWriter, scorers: PropensityScorers, suitability: Suitability | None = None,
+                 clock: Clock = utc_now) -> None:
         self._db = db
         self._repository = repository
         self._catalogue = catalogue
         self._audit = audit
         self._suitability: Suitability = suitability or NoRisk()
+        self._scorers = scorers
         self._clock = clock
 
     async def decide(self, *, customer: str, channel: int, max_actions: int, purpose: Purpose,
@@ -48,9 +52,11 @@ class NextBestActions:
         facts, running = await self._facts(customer_id, now=now)
         rules.check_customer(actor, facts)
         candidates = [r for r in running if rules.in_audience(r.campaign, facts)]
-        verdicts, degraded = await self._ask_risk(candidates, facts, channel=channel)
-        actions, excluded = rules.decide(candidates, facts, verdicts, channel=channel, max_actions=max_actions,
-                                         now=now)
+        verdicts, propensities = await asyncio.gather(
+            self._ask_risk(candidates, facts, channel=channel), self._propensities(candidates, facts, channel, now))
+        unsuitable, degraded = verdicts
+        actions, excluded = rules.decide(candidates, facts, unsuitable, channel=channel, max_actions=max_actions,
+                                         now=now, propensities=propensities)
         decision = Decision(decision_id=str(uuid.uuid4()), customer_id=customer_id, channel=channel,
                             requester=actor.subject, actions=tuple(actions), excluded=tuple(excluded),
                             degraded_reasons=(rules.SUITABILITY_UNAVAILABLE,) if degraded else ())
@@ -79,6 +85,16 @@ class NextBestActions:
                 return facts, running
             await self._catalogue.reload(stamp)
         raise Unavailable("the running campaigns keep changing; retry", reason="CAMPAIGNS_CHANGING")
+
+    async def _propensities(self, candidates: Sequence[RunningCampaign], facts: CustomerFacts, channel: int,
+                            now: datetime) -> dict[str, Propensity]:
+        """The customer's probabilities on `channel` from the newest model of each candidate offer's
+        type (scored in a thread); none when campaign holds no features of the customer."""
+        wanted = {o.offer_type for r in candidates for o in r.plan.offers if o.offer_type}
+        versions = [v for v in facts.models if v.offer_type in wanted]
+        if facts.features is None or not versions:
+            return {}
+        return await self._scorers.customer(versions, facts.features, (channel,), at=now)
 
     async def _ask_risk(self, candidates: Sequence[RunningCampaign], facts: CustomerFacts, *,
                         channel: int) -> tuple[dict[str, frozenset[str] | None], bool]:

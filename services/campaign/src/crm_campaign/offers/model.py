@@ -50,6 +50,8 @@ class Offer:
     # Open ends: the campaign's active period.
     valid_period: Interval = field(default_factory=Interval)
     conversion_points: int = 0
+    # Whose propensity model scores the offer for a customer (propensityModels/{offer_type}); empty: none.
+    offer_type: str = ""
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -15,7 +15,7 @@ from crm_campaign.offers.tables import offer as t
 from crmkit.db import UnitOfWork
 
 _PLAIN_FIELDS = ("display_name", "description", "product_code", "product_risk_level", "priority",
-                 "conversion_points")
+                 "conversion_points", "offer_type")
 
 
 def _to_row(offer: Offer) -> dict[str, Any]:

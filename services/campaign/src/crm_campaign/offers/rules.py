@@ -10,6 +10,7 @@ from crm_campaign import field_masks
 from crm_campaign.campaigns import rules as campaign_rules
 from crm_campaign.campaigns.model import Campaign, CampaignState, Channel
 from crm_campaign.offers.model import Offer, ProductRiskLevel
+from crm_campaign.propensity import rules as propensity_rules
 from crmkit.errors import FailedPrecondition
 from crmkit.validation import Violations
 
@@ -28,7 +29,7 @@ KnowsTemplate = Callable[[int, str], bool]
 UPDATABLE_PATHS = frozenset({
     "display_name", "description", "product_code", "product_risk_level", "priority", "expected_value",
     "eligibility", "eligibility.segment", "eligibility.excluded_product_codes", "channels", "contents",
-    "valid_period", "valid_period.start_time", "valid_period.end_time", "conversion_points",
+    "valid_period", "valid_period.start_time", "valid_period.end_time", "conversion_points", "offer_type",
 })
 
 
@@ -78,6 +79,9 @@ def validate(offer: Offer, *, campaign: Campaign, reporting_currency: str, knows
         v.check(end <= outer.end_time, f"{p}valid_period.end_time", within)
     v.check(0 <= offer.conversion_points <= MAX_CONVERSION_POINTS, f"{p}conversion_points",
             "must be from 0 to 1,000,000")
+    if offer.offer_type:
+        v.pattern(offer.offer_type, f"{p}offer_type", propensity_rules.OFFER_TYPE,
+                  "must be 1 to 64 characters from a-z 0-9 -, starting with a letter")
     return v
 
 

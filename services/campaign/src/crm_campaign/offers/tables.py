@@ -27,6 +27,8 @@ offer = sa.Table(
     sa.Column("valid_start_at", sa.DateTime(timezone=True)),
     sa.Column("valid_end_at", sa.DateTime(timezone=True)),
     sa.Column("conversion_points", sa.BigInteger, nullable=False, server_default="0"),
+    # Whose propensity model scores the offer (propensity_model.offer_type); empty: none.
+    sa.Column("offer_type", sa.Text, nullable=False, server_default=""),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),

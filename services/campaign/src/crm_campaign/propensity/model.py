@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +51,10 @@ class TrainedModel:
     data_fingerprint: str
     artifact: bytes
 
+    @property
+    def artifact_sha256(self) -> str:
+        return hashlib.sha256(self.artifact).hexdigest()
+
 
 @dataclass(frozen=True)
 class PropensityModel:
@@ -62,6 +67,19 @@ class PropensityModel:
     seed: int
     creator: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LatestVersion:
+    """An offer type's newest model as scoring needs to know it: which one, and its bytes' hash."""
+
+    offer_type: str
+    version: int
+    artifact_sha256: str
+
+    @property
+    def name(self) -> str:
+        return f"propensityModels/{self.offer_type}/versions/{self.version}"
 
 
 class TooFewContacts(FailedPrecondition):

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 
-from crm_campaign.propensity.model import Metrics, PropensityModel, TrainedModel, TrainingParams, TrainingRow
+from crm_campaign.propensity.model import (
+    LatestVersion,
+    Metrics,
+    PropensityModel,
+    TrainedModel,
+    TrainingParams,
+    TrainingRow,
+)
 from crm_campaign.propensity.tables import propensity_model as t
 from crmkit.db import UnitOfWork
 
@@ -39,22 +48,38 @@ class PropensityRepository:
                                  params.offer_type)
         row = await connection.fetchrow(
             """INSERT INTO propensity_model (offer_type, version, algorithm, features, metrics, data_fingerprint,
-                                             seed, artifact, creator)
-               SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4::jsonb, $5, $6, $7, $8
+                                             seed, artifact, artifact_sha256, creator)
+               SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9
                FROM propensity_model WHERE offer_type = $1
                RETURNING *""",
             params.offer_type, trained.algorithm, list(trained.features),
             json.dumps(dataclasses.asdict(trained.metrics)), trained.data_fingerprint, params.seed,
-            trained.artifact, creator)
+            trained.artifact, trained.artifact_sha256, creator)
         return _model(dict(row))
 
     async def get(self, uow: UnitOfWork, *, offer_type: str, version: int | None) -> PropensityModel | None:
         """A version, or the newest when `version` is None."""
-        query = sa.select(*[col for col in t.c if col.name != "artifact"]).where(t.c.offer_type == offer_type)
+        query = sa.select(*[col for col in t.c if col.name not in ("artifact", "artifact_sha256")]).where(
+            t.c.offer_type == offer_type)
         query = (query.where(t.c.version == version) if version is not None
                  else query.order_by(t.c.version.desc()).limit(1))
         row = (await uow.execute(query)).one_or_none()
         return None if row is None else _model(dict(row._mapping))
+
+
+    async def latest_versions(self, uow: UnitOfWork, *, offer_types: Sequence[str]) -> list[LatestVersion]:
+        """The newest version of each of these offer types that has one (no artifacts)."""
+        if not offer_types:
+            return []
+        rows = (await uow.execute(
+            sa.select(t.c.offer_type, t.c.version, t.c.artifact_sha256)
+            .where(t.c.offer_type.in_(sorted(set(offer_types))))
+            .ext(pg.distinct_on(t.c.offer_type)).order_by(t.c.offer_type, t.c.version.desc()))).all()
+        return [LatestVersion(row.offer_type, row.version, row.artifact_sha256) for row in rows]
+
+    async def artifact(self, uow: UnitOfWork, *, offer_type: str, version: int) -> bytes | None:
+        """A version's stored bytes, as they are (the caller checks them against the registered hash)."""
+        return await uow.scalar(sa.select(t.c.artifact).where(t.c.offer_type == offer_type, t.c.version == version))
 
 
 def _model(row: dict[str, Any]) -> PropensityModel:

@@ -21,6 +21,8 @@ propensity_model = sa.Table(
     # The fitted, calibrated estimator and its feature encoding (pickle, written and read
     # only by this service's own code).
     sa.Column("artifact", sa.LargeBinary, nullable=False),
+    # SHA-256 of `artifact` at registration: scoring refuses bytes that differ before unpickling.
+    sa.Column("artifact_sha256", sa.Text, nullable=False),
     sa.Column("creator", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )

@@ -31,7 +31,8 @@ class TriggerCandidates:
             sa.select(dispatch.c.campaign_id, dispatch.c.channel, contact_at.label("at"))
             .where(dispatch.c.customer_id == customer_id, dispatch.c.state.in_(PLANNED_OR_MADE),
                    contact_at > now - cap_horizon))).all())
-        score = offer.c.priority * offer.c.expected_value_amount
+        # What the rival's offer scored when it was planned; before scores were kept, priority x value.
+        score = sa.func.coalesce(dispatch.c.arbitration_score, offer.c.priority * offer.c.expected_value_amount)
         rivals = tuple(
             Rival(row.campaign_id, row.offer_id, float(row.score), sent=row.state not in PENDING,
                   dispatch_id=row.dispatch_id)
