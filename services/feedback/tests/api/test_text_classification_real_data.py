@@ -2,8 +2,8 @@
 data in ../shared/data (see its README): English intents (BANKING77, its own train/test split),
 Chinese sentiment on bank products (a stratified 20 % held out), and CFPB complaint products as
 a smoke test. Goals: macro-F1 >= 0.90 on BANKING77 (README TF-IDF baseline 0.894, met: 0.915) and
->= 0.68 on the Chinese set (baseline 0.656; measured 0.679, asserted >= 0.67). Slow: each run
-trains on thousands of examples in a worker (BANKING77: about 9 minutes on 2 loaded cores)."""
+>= 0.68 on the Chinese set (baseline 0.656; met: 0.692). Slow: each run trains on thousands of
+examples in a worker (BANKING77: about 3 minutes on 2 loaded cores)."""
 
 from __future__ import annotations
 
@@ -81,11 +81,11 @@ async def test_chinese_bank_product_sentiment_beats_the_tfidf_baseline_on_a_held
     m = model.metrics
     assert m.held_out_examples == 1506
     assert [x.language_code for x in m.languages if x.held_out_examples > 100] == ["zh"]
-    # The issue's goal is 0.68. Measured 2026-12-07 on this split: 0.679 (recipe chosen by
-    # cross-validation on the training part; no setting was tuned on these held-out rows), so the
-    # test holds the classifier clearly above the README's TF-IDF baseline (0.656) and the goal is
-    # reported as not reached on this split (docs/text-classification.md).
-    assert m.macro_f1 >= 0.67, "README TF-IDF baseline 0.656; goal 0.68"
+    # The issue's goal. Measured 2026-12-07 on this split: 0.692 (recipe, C and the per-label
+    # macro-F1 offsets all fitted by cross-validation on the training part; no setting was tuned on
+    # these held-out rows). Before the offsets: 0.679. Nested 5-fold over the whole set gives
+    # 0.678 +- 0.030, so this split sits a little above the data set's level (docs/text-classification.md).
+    assert m.macro_f1 >= 0.68, "goal 0.68 (README TF-IDF baseline 0.656)"
     reading = (await feedback.ClassifyText(pb.ClassifyTextRequest(text="额度被降了, 打客服电话也没人管, 太差了"),
                                            metadata=SERVICE)).classification
     assert reading.sentiment == cl.SENTIMENT_NEGATIVE and reading.language_code == "zh"

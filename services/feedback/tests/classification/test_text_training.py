@@ -4,6 +4,7 @@ the pickled model is checked against its hash before it is loaded."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from crm_feedback.classification import training
@@ -78,7 +79,7 @@ def test_an_artifact_that_is_not_the_registered_one_is_not_loaded(examples: Exam
     assert error.value.reason == "ARTIFACT_MISMATCH"
 
 
-def test_probabilities_keep_the_balanced_decisions_of_the_classifier(examples: Examples) -> None:
+def test_probabilities_agree_with_the_offset_decisions_of_the_classifier(examples: Examples) -> None:
     texts, labels = examples
     # Imbalanced on purpose: every `cards` example, a few of the others.
     keep = [i for i, label in enumerate(labels) if label == "cards" or i % 6 == 0]
@@ -88,5 +89,19 @@ def test_probabilities_keep_the_balanced_decisions_of_the_classifier(examples: E
     probabilities = model.predict_proba(x)
     assert probabilities.sum(axis=1) == pytest.approx(1.0)
     assert list(model.classes_[probabilities.argmax(axis=1)]) == list(model.predict(x))
-    assert list(model.predict(x)) == list(model.estimator_.predict(x)), "calibration never moves a decision"
+    scores = model.estimator_.decision_function(x) + model.offsets_
+    assert list(model.predict(x)) == list(model.classes_[scores.argmax(axis=1)]), "the estimator's scores + offsets"
     assert model.temperature_ > 0
+
+
+def test_offsets_raise_the_macro_f1_of_a_cautious_rare_label_and_leave_a_clean_split_alone() -> None:
+    rng = np.random.default_rng(7)
+    index = np.array([0] * 900 + [1] * 100)
+    # The rare label 1 scores above 0 for its own rows only now and then: argmax misses most of them.
+    scores = np.column_stack([np.zeros(1000), np.where(index == 1, rng.normal(-0.2, 0.5, 1000),
+                                                       rng.normal(-1.5, 0.5, 1000))])
+    before = training._macro_f1(scores.argmax(axis=1), index, 2)
+    offsets = training._fit_offsets(scores, index)
+    assert training._macro_f1((scores + offsets).argmax(axis=1), index, 2) > before + 0.05
+    clean = np.eye(3)[np.repeat([0, 1, 2], 50)]
+    assert list(training._fit_offsets(clean, np.repeat([0, 1, 2], 50))) == [0.0, 0.0, 0.0], "no move when none helps"

@@ -11,8 +11,8 @@ word 1-2 grams of Latin-script words plus character n-grams within whitespace-se
 Both weight the labels as balanced (macro-F1 counts every label alike). The recipe and its
 regularisation `C` are chosen from `CANDIDATES` by stratified cross-validation (macro-F1) on the
 training part only: the held-out part is never looked at until the final score. The chosen
-model's scores become probabilities by temperature scaling (`TemperatureCalibrated`), which keeps
-its decisions.
+model's out-of-fold scores on the training part then fit one offset per label (maximising
+macro-F1) and a temperature for its probabilities (`TemperatureCalibrated`).
 
 `train` holds out the test part first (the file's own split from `holdout_start_row`, or a
 stratified random share), chooses, fits on the training part, scores the held-out part
@@ -49,13 +49,15 @@ WORD_PATTERN = r"[A-Za-z][A-Za-z0-9']*|[0-9]+"
 TFIDF_SVC = "tfidf-svc"
 NB_SVM = "nb-svm"
 # (recipe, C) tried by cross-validation on the training part.
-CANDIDATES: tuple[tuple[str, float], ...] = ((TFIDF_SVC, 0.5), (TFIDF_SVC, 1.5), (NB_SVM, 0.01), (NB_SVM, 0.03))
+# NB-SVM's 0.003 (for 0.03): on the Chinese training part 3- and 5-fold CV ranked 0.03 last and
+# 0.003 level with or above 0.01.
+CANDIDATES: tuple[tuple[str, float], ...] = ((TFIDF_SVC, 0.5), (TFIDF_SVC, 1.5), (NB_SVM, 0.003), (NB_SVM, 0.01))
 TUNING_FOLDS = 3
 CALIBRATION_FOLDS = 3
 # A label needs this many examples to be learned and measured; rarer labels are left out (and named).
 MIN_EXAMPLES_PER_LABEL = 5
 MIN_LABELS = 2
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 _DESCRIPTIONS = {
     TFIDF_SVC: "tfidf word 1-2 (latin) + char_wb 1-4, LinearSVC",
     NB_SVM: "binary word 1-2 (latin) + char_wb 1-3, NB-SVM (one-vs-rest LinearSVC on log-count ratios)",
@@ -99,11 +101,17 @@ class NbSvm(ClassifierMixin, BaseEstimator):
 
 
 class TemperatureCalibrated(ClassifierMixin, BaseEstimator):
-    """Probabilities from a linear classifier's scores without moving its decisions: a softmax of
-    the scores divided by one temperature, fitted to minimise the log-loss of cross-validated
-    (out-of-fold) scores (temperature scaling, Guo et al. 2017). The label is the classifier's
-    own argmax, so what was tuned for macro-F1 (class weights balanced) is what is served;
-    per-label sigmoid calibration would pull decisions back toward the majority label."""
+    """Macro-F1 decisions and probabilities from a linear classifier's scores, both fitted on its
+    cross-validated (out-of-fold) scores on the training part:
+
+    - one additive offset per label, chosen to maximise the out-of-fold macro-F1 (`_fit_offsets`).
+      Why: even with balanced class weights a rare label's score is too cautious (on the Chinese
+      sentiment set out-of-fold recall 0.38-0.44 against precision 0.67-0.73), and the argmax of
+      raw scores is not what maximises macro-F1; cross-fitted on the training part the offsets
+      added 0.006-0.008 macro-F1 for NB-SVM;
+    - a softmax of the offset scores divided by one temperature fitted to their log-loss
+      (temperature scaling, Guo et al. 2017), so the label served is the most probable one.
+      Per-label sigmoid calibration would pull decisions back toward the majority label."""
 
     def __init__(self, estimator: Any = None, cv: int = 3, random_state: int = 0) -> None:
         self.estimator = estimator
@@ -119,15 +127,16 @@ class TemperatureCalibrated(ClassifierMixin, BaseEstimator):
         for fit_index, score_index in splitter.split(np.zeros(len(labels)), labels):
             fitted = clone(self.estimator).fit(x[fit_index], labels[fit_index])
             scores[score_index] = _scores(fitted, x[score_index])
-        self.temperature_ = _fit_temperature(scores, index)
+        self.offsets_ = _fit_offsets(scores, index)
+        self.temperature_ = _fit_temperature(scores + self.offsets_, index)
         self.estimator_ = clone(self.estimator).fit(x, labels)
         return self
 
     def predict_proba(self, x: Any) -> npt.NDArray[np.float64]:
-        return _softmax(_scores(self.estimator_, x) / self.temperature_)
+        return _softmax((_scores(self.estimator_, x) + self.offsets_) / self.temperature_)
 
     def predict(self, x: Any) -> npt.NDArray[Any]:
-        return self.classes_[_scores(self.estimator_, x).argmax(axis=1)]
+        return self.classes_[(_scores(self.estimator_, x) + self.offsets_).argmax(axis=1)]
 
 
 def _scores(model: Any, x: Any) -> npt.NDArray[np.float64]:
@@ -139,6 +148,35 @@ def _scores(model: Any, x: Any) -> npt.NDArray[np.float64]:
 def _softmax(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _macro_f1(predicted: npt.NDArray[np.intp], index: npt.NDArray[np.intp], n_labels: int) -> float:
+    true_positive = np.bincount(index[predicted == index], minlength=n_labels)
+    support = np.bincount(index, minlength=n_labels)
+    chosen = np.bincount(predicted, minlength=n_labels)
+    return float(np.mean(2 * true_positive / np.maximum(support + chosen, 1)))
+
+
+def _fit_offsets(scores: npt.NDArray[np.float64], index: npt.NDArray[np.intp],
+                 rounds: int = 2) -> npt.NDArray[np.float64]:
+    """Per-label offsets added to the scores that maximise macro-F1 on these (out-of-fold) scores:
+    coordinate ascent over a grid of +-1 standard deviation of the scores, ties to the smallest
+    move, so labels whose offset does not help keep 0 (a balanced set such as BANKING77 barely moves).
+    For one label, the others' best score is fixed, so each grid value costs one comparison."""
+    n_labels = scores.shape[1]
+    offsets = np.zeros(n_labels)
+    grid = np.linspace(-1.0, 1.0, 41) * float(scores.std())
+    grid = grid[np.argsort(np.abs(grid), kind="stable")]  # 0 first: max() keeps the smallest move on ties
+    for _ in range(rounds):
+        for k in range(n_labels):
+            shifted = scores + offsets
+            others = shifted.copy()
+            others[:, k] = -np.inf
+            best_other, other_label = others.max(axis=1), others.argmax(axis=1)
+            results = [_macro_f1(np.where(scores[:, k] + d > best_other, k, other_label), index, n_labels)
+                       for d in grid]
+            offsets[k] = grid[int(np.argmax(results))]
+    return offsets
 
 
 def _fit_temperature(scores: npt.NDArray[np.float64], index: npt.NDArray[np.intp]) -> float:
@@ -255,8 +293,8 @@ def train(texts: list[str], labels: list[str], params: TrainingParams) -> Traini
 
     artifact = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     framework = f"scikit-learn {sklearn.__version__}"
-    algorithm = (f"{_DESCRIPTIONS[recipe]} C={c:g} class_weight=balanced, temperature-scaled probabilities "
-                 f"({folds}-fold); "
+    algorithm = (f"{_DESCRIPTIONS[recipe]} C={c:g} class_weight=balanced, macro-F1 label offsets and "
+                 f"temperature-scaled probabilities ({folds}-fold out-of-fold); "
                  f"chosen by {params.tuning_folds}-fold cross-validation on the training part")
     version_hash = hashlib.sha256("\x1f".join(
         [RECIPE_VERSION, framework, data_sha256, params.target, repr(params)]).encode()).hexdigest()
