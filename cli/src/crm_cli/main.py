@@ -16,6 +16,7 @@ from crm_cli.commands.operations import operations_group
 from crm_cli.commands.run import run
 from crm_cli.commands.segments import segments_group
 from crm_cli.commands.token import token
+from crm_cli.commands.triggers import triggers_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -35,6 +36,7 @@ cli.add_command(segments_group)
 cli.add_command(complaints_group)
 cli.add_command(campaigns_group)
 cli.add_command(offers_group)
+cli.add_command(triggers_group)
 cli.add_command(models_group)
 cli.add_command(alerts_group)
 
