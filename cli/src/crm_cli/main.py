@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from crm_cli.commands.alerts import alerts_group
+from crm_cli.commands.analytics import clusters_group, clv_group, tiers_group
 from crm_cli.commands.campaigns import campaigns_group, offers_group
 from crm_cli.commands.complaints import complaints_group
 from crm_cli.commands.customers import customers
@@ -33,6 +34,9 @@ cli.add_command(import_group)
 cli.add_command(operations_group)
 cli.add_command(demo_group)
 cli.add_command(segments_group)
+cli.add_command(tiers_group)
+cli.add_command(clusters_group)
+cli.add_command(clv_group)
 cli.add_command(complaints_group)
 cli.add_command(campaigns_group)
 cli.add_command(offers_group)
