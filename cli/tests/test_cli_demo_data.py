@@ -33,6 +33,10 @@ def test_a_bank_is_the_start_of_any_larger_one_of_its_seed_and_seeds_never_share
     assert [c.customer_id for c in demo_data.customers(3, seed=7)] == ["DEMO7-0001", "DEMO7-0002", "DEMO7-0003"]
     own = {c.customer_id for c in demo_data.customers(100)}
     assert own.isdisjoint(c.customer_id for c in demo_data.customers(100, seed=7))
+    # Profile refuses an external id another customer holds: two seeds' banks never share one.
+    external = {(e.source_system, e.id) for c in demo_data.customers(100) for e in c.external_ids}
+    assert external.isdisjoint((e.source_system, e.id) for c in demo_data.customers(100, seed=7)
+                               for e in c.external_ids)
 
 
 def test_a_few_dozen_customers_with_fixed_unique_ids() -> None:
