@@ -1,4 +1,5 @@
-"""`crm run --only profile` as a real process: ready, serving demo data, and a clean Ctrl-C."""
+"""`crm run --only profile` (and `profile,feedback`) as a real process: ready, serving demo data,
+the demo complaints and survey answers filed when feedback runs, and a clean Ctrl-C."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import profile_service_pb2, profile_service_pb2_grpc
-from crm_cli import postgres
+from crm_cli import postgres, synthetic_bank
 
 READY = re.compile(r"CRM platform ready in [0-9.]+ s")
 TOKEN_LINE = re.compile(r"^\s*(?P<role>[a-z_]+)\s+(?P<token>eyJ[\w-]+\.[\w-]+\.[\w-]+)\s*$")
@@ -87,14 +88,18 @@ def children_of(pid: int) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def crm_run(pg_home: Path) -> Iterator[tuple[subprocess.Popen[str], Output, Path, int]]:
+def crm_run(pg_home: Path, request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], Output, Path, int]]:
+    """`crm run --only profile`, or the components a test names by indirect parametrisation."""
+    only = getattr(request, "param", "profile")
     data_dir = pg_home / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items()
-           if k not in {"CRM_PROFILE_DATABASE_URL", "CRM_JWT_SECRET", "CRM_TOKEN", "CRM_DATA_DIR"}}
-    env |= {"CRM_PROFILE_PORT": str(port), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+           if k not in {"CRM_PROFILE_DATABASE_URL", "CRM_FEEDBACK_DATABASE_URL", "CRM_JWT_SECRET", "CRM_TOKEN",
+                        "CRM_DATA_DIR"}}
+    env |= {"CRM_PROFILE_PORT": str(port), "CRM_FEEDBACK_PORT": str(free_port()), "COLUMNS": "200",
+            "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "crm_cli", "run", "--only", "profile", "--data-dir", str(data_dir),
+        [sys.executable, "-m", "crm_cli", "run", "--only", only, "--data-dir", str(data_dir),
          "--logs", "file", "--timeout", str(START_TIMEOUT), "--demo-customers", "40"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
@@ -157,3 +162,22 @@ def test_crm_run_stops_everything_and_fails_when_a_service_dies(
     assert re.search(r"profile exited with code -?\d+; stopping everything", text), text
     assert not postgres.is_running(postmaster_pid)
     assert "Traceback" not in text, text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crm_run", ["profile,feedback"], indirect=True)
+def test_crm_run_with_feedback_files_the_demo_complaints_and_survey_answers(
+    crm_run: tuple[subprocess.Popen[str], Output, Path, int],
+) -> None:
+    process, output, _, _ = crm_run
+    bank = list(synthetic_bank.generate(40))
+    complaints = sum(len(who.complaints) for who in bank)
+    answers = sum(len(who.survey_answers) for who in bank)
+    assert complaints > 0 and answers > 0
+    filed = output.wait_for(re.compile(r"demo feedback: (?P<complaints>\d+) complaints .*, (?P<answers>\d+) survey "
+                                       r"answers"), START_TIMEOUT + 30)
+    assert (int(filed["complaints"]), int(filed["answers"])) == (complaints, answers), "\n".join(output.lines)
+    output.wait_for(READY, 60)
+    assert not any("demo" in line and "refused" in line for line in output.lines), "\n".join(output.lines)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0, output.rest(5)

@@ -9,7 +9,11 @@ again with the new day's dates), and events through the
 not stored again). With `file_complaints`, each customer's complaints are then filed through
 feedback's `FileComplaint` (a stable `request_id` per customer, complaint and day, so a second load
 replays instead of filing again), retried while feedback has not yet learnt of the customer from
-profile's feed. Profile's feature refresher derives the features from what was loaded, and the
+profile's feed; `file_surveys` creates the demo surveys (CreateSurvey, a stable `request_id` per
+survey) and submits each customer's answers (SubmitSurveyResponse, a stable `request_id` per
+customer, survey and subject, so a second load on any day replays). Each chunk's mobile-app
+duplicates (the same person under another id) are created after its customers, through the same
+CreateCustomer path, and counted apart. Profile's feature refresher derives the features from what was loaded, and the
 change feed carries all of it to segment, campaign and risk.
 """
 
@@ -26,7 +30,7 @@ from itertools import islice
 import grpc
 
 from crm.common.v1 import audit_pb2
-from crm.feedback.v1 import complaint_pb2, feedback_service_pb2, feedback_service_pb2_grpc
+from crm.feedback.v1 import complaint_pb2, feedback_service_pb2, feedback_service_pb2_grpc, survey_pb2
 from crm.profile.v1 import consent_pb2, event_pb2, holding_pb2, profile_service_pb2_grpc
 from crm_cli import demo_data, output
 from crm_cli.synthetic_bank import BankCustomer
@@ -43,6 +47,7 @@ AUDIT = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT,
 @dataclass
 class BankLoadResult:
     customers: demo_data.LoadResult = field(default_factory=demo_data.LoadResult)
+    duplicates: demo_data.LoadResult = field(default_factory=demo_data.LoadResult)  # mobile-app twins
     holdings: int = 0  # created, or already there (a retried create replays its first answer)
     consents: int = 0  # likewise
     events_accepted: int = 0
@@ -52,6 +57,11 @@ class BankLoadResult:
     complaints_existing: int = 0  # filed by an earlier load (the same request_id replays it)
     # (request key, complaint) of loaded customers, filed through feedback by `file_complaints`.
     pending_complaints: list[tuple[str, complaint_pb2.Complaint]] = field(default_factory=list)
+    surveys: int = 0  # demo surveys created, or already there
+    survey_answers_filed: int = 0
+    survey_answers_existing: int = 0  # submitted by an earlier load
+    # (request key, survey id, response) of loaded customers, submitted by `file_surveys`.
+    pending_survey_answers: list[tuple[str, str, survey_pb2.SurveyResponse]] = field(default_factory=list)
     # (what, gRPC status name, message): ids and codes only, never personal data.
     failed: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -105,11 +115,17 @@ async def load(channel: grpc.aio.Channel, token: str, bank: Iterable[BankCustome
         result.customers.failed.extend(loaded.failed)
         refused = {customer_id for customer_id, _, _ in loaded.failed}
         present = [who for who in chunk if who.customer.customer_id not in refused]
+        twins = await demo_data.load(channel, token, [twin for who in present for twin in who.duplicates])
+        result.duplicates.created += twins.created
+        result.duplicates.existing += twins.existing
+        result.duplicates.failed.extend(twins.failed)
         await asyncio.gather(*(holding(who, held) for who in present for held in who.holdings),
                              *(consents(who) for who in present))
         await _ingest(stub, metadata, [event for who in present for event in who.events], result)
         result.pending_complaints += [(f"{who.as_of}/complaint/{who.name}/{n}", complaint)
                                       for who in present for n, complaint in enumerate(who.complaints)]
+        result.pending_survey_answers += [(f"survey/{survey_id}/{who.name}/{answer.subject}", survey_id, answer)
+                                          for who in present for survey_id, answer in who.survey_answers]
         if on_customers is not None:
             on_customers(len(chunk))
     return result
@@ -168,3 +184,50 @@ async def file_complaints(channel: grpc.aio.Channel, token: str, result: BankLoa
             await asyncio.sleep(0.5)
 
     await asyncio.gather(*(file(key, complaint) for key, complaint in result.pending_complaints))
+
+
+async def file_surveys(channel: grpc.aio.Channel, token: str, result: BankLoadResult,
+                       surveys: Sequence[survey_pb2.Survey], *, wait_seconds: float = 120.0) -> None:
+    """Create the demo surveys (one already there is fine), then submit the loaded customers'
+    answers; an answer refused with CUSTOMER_NOT_FOUND is retried until `wait_seconds`, as
+    complaints are."""
+    stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+    metadata = (("authorization", f"Bearer {token}"),)
+    for survey in surveys:
+        try:
+            await stub.CreateSurvey(feedback_service_pb2.CreateSurveyRequest(
+                survey=survey, request_id=_request_id(f"survey/{survey.survey_id}")),
+                metadata=metadata, timeout=TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.ALREADY_EXISTS:
+                result.failed.append((f"survey {survey.survey_id}", error.code().name, error.details() or ""))
+                return
+        result.surveys += 1
+    gate = asyncio.Semaphore(CONCURRENCY)
+    started = datetime.now(UTC)
+    deadline = time.monotonic() + wait_seconds
+
+    async def submit(key: str, survey_id: str, answer: survey_pb2.SurveyResponse) -> None:
+        request = feedback_service_pb2.SubmitSurveyResponseRequest(parent=f"surveys/{survey_id}", response=answer,
+                                                                   request_id=_request_id(key))
+        while True:
+            async with gate:
+                try:
+                    reply = await stub.SubmitSurveyResponse(request, metadata=metadata, timeout=TIMEOUT_SECONDS)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() is grpc.StatusCode.ALREADY_EXISTS:  # answered under another key
+                        result.survey_answers_existing += 1
+                        return
+                    if "CUSTOMER_NOT_FOUND" not in output.describe_rpc_error(error) or time.monotonic() > deadline:
+                        result.failed.append((f"survey answer of {answer.customer}", error.code().name,
+                                              error.details() or ""))
+                        return
+                else:
+                    if reply.response.submit_time.ToDatetime(tzinfo=UTC) < started:
+                        result.survey_answers_existing += 1
+                    else:
+                        result.survey_answers_filed += 1
+                    return
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(submit(key, survey_id, answer) for key, survey_id, answer in result.pending_survey_answers))

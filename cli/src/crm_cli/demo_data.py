@@ -38,6 +38,11 @@ ID_PREFIX = "DEMO"  # the ids of the platform's own seed (SEED)
 ORGANISATION_EVERY = 12
 FOREIGNER_EVERY = 7
 REQUEST_NAMESPACE = uuid.UUID("6f1c3a52-6a0e-4a8e-9d55-3c1f0e0d5a11")
+# Every 20th customer, when an individual, also registered on the mobile app under another id
+# (`duplicate_id`): the same person twice, for identity resolution to find.
+DUPLICATE_EVERY = 20
+DUPLICATE_MARK = "M"  # duplicate ids are `<seed prefix>M<index>`, apart from the seed's own ids
+MOBILE_SOURCE = "mobile-banking"
 
 Choice = TypeVar("Choice")
 RELATIONSHIP_MANAGERS = ("rm-1001", "rm-1002", "rm-1003", "rm-1004")
@@ -177,9 +182,9 @@ def _relationship(rng: random.Random, customer: customer_pb2.Customer, earliest:
     if rng.random() < 0.1:  # a churned customer: every account closed
         closed = onboarded + timedelta(days=rng.randrange(max(1, (AS_OF - onboarded).days)))
         customer.closed_on.CopyFrom(_date(closed))
-    # Per seed, as the customer ids: profile refuses an external id another customer holds.
-    core_banking = "CB" if seed == SEED else f"CB{seed}-"
-    customer.external_ids.add(source_system="core-banking", id=f"{core_banking}{62_000_000 + index * 7919:010d}")
+    # Per seed, as the customer ids are: profile refuses an external id another customer holds.
+    core_id = f"CB{62_000_000 + index * 7919:010d}"
+    customer.external_ids.add(source_system="core-banking", id=core_id if seed == SEED else f"{core_id}-{seed}")
 
 
 def _individual(rng: random.Random, index: int, seed: int) -> customer_pb2.Customer:
@@ -274,6 +279,58 @@ def customer_id(index: int, seed: int = SEED) -> str:
     return f"{id_prefix(seed)}{index:04d}"
 
 
+def duplicate_id(index: int, seed: int = SEED) -> str:
+    """The id of the mobile-app duplicate of customer `index`: its own range (`DEMOM0020`,
+    `DEMO7-M0020`), so a bank stays the prefix of any larger one of its seed."""
+    return f"{id_prefix(seed)}{DUPLICATE_MARK}{index:04d}"
+
+
+def has_duplicate(customer: customer_pb2.Customer, index: int) -> bool:
+    return index % DUPLICATE_EVERY == 0 and customer.customer_type == customer_pb2.CUSTOMER_TYPE_INDIVIDUAL
+
+
+def mobile_duplicate(customer: customer_pb2.Customer, index: int, seed: int = SEED) -> customer_pb2.Customer:
+    """The same person as `customer`, registered again through the mobile app: another id, no
+    relationship manager, an app user id instead of the core-banking one, a later start, and one
+    of three variations a matcher must see through (deterministic by seed and index):
+
+    0. the same national ID number, a new email, no address: an exact match on the ID;
+    1. no ID document, the same mobile phone: an exact match on the phone;
+    2. no ID document, another phone, the birth date's day and month swapped when both are at
+       most 12 (a typing slip), else one day off: only a fuzzy match on name and birth date.
+    """
+    rng = random.Random(f"{seed}/duplicate/{index}")  # noqa: S311 - synthetic data; apart from the bank's draws
+    twin = customer_pb2.Customer()
+    twin.CopyFrom(customer)
+    twin.customer_id = duplicate_id(index, seed)
+    twin.ClearField("relationship_manager_id")
+    twin.ClearField("closed_on")
+    twin.kyc_status = customer_pb2.KYC_STATUS_PENDING
+    del twin.external_ids[:]
+    app_user = uuid.uuid5(REQUEST_NAMESPACE, twin.customer_id).hex[:12]
+    twin.external_ids.add(source_system=MOBILE_SOURCE, id=f"APP{app_user}")
+    registered = as_date(customer.onboarded_on) + timedelta(days=rng.randint(30, 900))
+    twin.onboarded_on.CopyFrom(_date(min(registered, AS_OF)))
+    variant = (index // DUPLICATE_EVERY) % 3
+    if variant == 0:
+        local, _, domain = customer.email.partition("@")
+        twin.email = f"{local}.app{rng.randint(1, 9)}@{domain}"
+        twin.ClearField("address")
+    else:
+        twin.ClearField("id_document")
+    if variant == 2:
+        twin.mobile_phone = f"+86{rng.choice(MOBILE_PREFIXES)}0000{_digits(rng, 4)}"
+        born = as_date(customer.birth_date)
+        slipped = (date(born.year, born.day, born.month) if born.day <= 12 and born.day != born.month
+                   else born + timedelta(days=1))
+        twin.birth_date.CopyFrom(_date(slipped))
+    return twin
+
+
+def as_date(value: date_pb2.Date) -> date:
+    return date(value.year, value.month, value.day)
+
+
 def customers(count: int = COUNT, *, seed: int = SEED) -> list[customer_pb2.Customer]:
     """The first `count` demo customers of a seed: mostly individuals, with three organisations and
     five expatriates among the first 36."""
@@ -335,8 +392,7 @@ async def load(channel: grpc.aio.Channel, token: str, demo: Iterable[customer_pb
             except grpc.aio.AioRpcError as exc:
                 # Only the customer id being taken means "already there"; an identifier another
                 # customer holds (EXTERNAL_ID_TAKEN) is a refusal to report.
-                taken = exc.code() is grpc.StatusCode.ALREADY_EXISTS
-                if taken and "[CUSTOMER_EXISTS]" in output.describe_rpc_error(exc):
+                if exc.code() is grpc.StatusCode.ALREADY_EXISTS and output.error_reason(exc) == "CUSTOMER_EXISTS":
                     result.existing += 1
                 else:
                     result.failed.append((customer.customer_id, exc.code().name, exc.details() or ""))

@@ -43,6 +43,8 @@ from crm_cli.supervisor import Child, ChildExited, Interrupted, LogSink, Supervi
 from crmkit.auth import Role
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# How long `crm run` retries demo complaints and survey answers while feedback learns the customers.
+DEMO_FEEDBACK_WAIT_SECONDS = 90.0
 
 
 @dataclass(frozen=True)
@@ -206,8 +208,26 @@ class Launch:
         self.console.print(f"[green]✔[/] demo bank: {customers.total} customers ({customers.created} new, "
                            f"{customers.existing} already there), {result.holdings} holdings, "
                            f"{result.events_accepted} new events; ids {demo_data.ID_PREFIX}0001…")
-        for what, code, message in [*customers.failed, *result.failed][:5]:
+        if "feedback" in self.ports:
+            await self._demo_feedback(supervisor, token, result)
+        for what, code, message in [*customers.failed, *result.duplicates.failed, *result.failed][:5]:
             self.console.print(Text(f"! demo {what} refused: {code} {message}", style="yellow"))
+
+    async def _demo_feedback(self, supervisor: Supervisor, token: str, result: bank_loader.BankLoadResult) -> None:
+        """The demo bank's complaints (so the walkthrough shows a complaint's clock) and survey
+        answers, through feedback. Feedback learns of customers from profile's feed: a filing it
+        refuses for an unknown customer is retried for a bounded time, then reported, never fatal."""
+        with self.console.status("demo complaints and survey answers (feedback is learning the customers)"):
+            async with grpc.aio.insecure_channel(address(_by_name(self.targets, "feedback"),
+                                                         self.ports["feedback"])) as channel:
+                await supervisor.until(bank_loader.file_complaints(channel, token, result,
+                                                                   wait_seconds=DEMO_FEEDBACK_WAIT_SECONDS))
+                await supervisor.until(bank_loader.file_surveys(channel, token, result, synthetic_bank.surveys(),
+                                                                wait_seconds=DEMO_FEEDBACK_WAIT_SECONDS))
+        self.console.print(f"[green]✔[/] demo feedback: {result.complaints_filed + result.complaints_existing} "
+                           f"complaints ({result.complaints_filed} new), "
+                           f"{result.survey_answers_filed + result.survey_answers_existing} survey answers "
+                           f"({result.survey_answers_filed} new)")
 
     # -- summary ----------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from crm_cli.commands.alerts import alerts_group
+from crm_cli.commands.analytics import clusters_group, clv_group, tiers_group
 from crm_cli.commands.campaigns import campaigns_group, offers_group
 from crm_cli.commands.complaints import complaints_group
 from crm_cli.commands.customers import customers
@@ -16,6 +17,7 @@ from crm_cli.commands.operations import operations_group
 from crm_cli.commands.run import run
 from crm_cli.commands.segments import segments_group
 from crm_cli.commands.token import token
+from crm_cli.commands.triggers import triggers_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -32,9 +34,13 @@ cli.add_command(import_group)
 cli.add_command(operations_group)
 cli.add_command(demo_group)
 cli.add_command(segments_group)
+cli.add_command(tiers_group)
+cli.add_command(clusters_group)
+cli.add_command(clv_group)
 cli.add_command(complaints_group)
 cli.add_command(campaigns_group)
 cli.add_command(offers_group)
+cli.add_command(triggers_group)
 cli.add_command(models_group)
 cli.add_command(alerts_group)
 

@@ -68,6 +68,16 @@ def _status_details(error: grpc.RpcError) -> list[Any]:
     return []
 
 
+def error_reason(error: grpc.RpcError) -> str:
+    """The `ErrorInfo` reason of a failed call (`CUSTOMER_EXISTS`), empty when it carries none."""
+    for detail in _status_details(error):
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""
+
+
 def describe_error(code_name: str, message: str, details: Iterable[Any]) -> str:
     """`CODE [REASON]: message`, then each BadRequest field violation (field: rule) on its own line."""
     reason = ""

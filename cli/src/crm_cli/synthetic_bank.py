@@ -16,6 +16,11 @@ each chosen so the platform's features have something to find:
 - **Churn**: about 15 % of individuals are leaving. Their activity dies away over the last 90
   days, their payroll stops and some holdings close. That is the pattern a churn model learns.
 - **Consents with gaps**: marketing opt-ins per channel at realistic rates, some opt-outs.
+- **Feedback**: complaints (leavers complain more often) and answers to two demo surveys (a
+  branch-visit NPS and a mobile-transfer CES), each about one of the customer's own branch or
+  mobile transactions (`events/{event_id}`), leavers' scores lower.
+- **Duplicates**: every 20th individual also registered on the mobile app under another id
+  (`demo_data.mobile_duplicate`), for identity resolution to find.
 
 Nothing here is a real person (see `demo_data`). Never dispatch campaigns to demo contacts.
 """
@@ -33,7 +38,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2, money_pb2
 
-from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2
+from crm.feedback.v1 import channel_pb2, classification_pb2, complaint_pb2, survey_pb2
 from crm.profile.v1 import consent_pb2, customer_pb2, event_pb2, holding_pb2
 from crm_cli import demo_data
 
@@ -67,6 +72,50 @@ COMPLAINTS = (  # (category, what the customer said)
 )
 COMPLAINT_CHANNELS = (channel_pb2.CHANNEL_BRANCH, channel_pb2.CHANNEL_CALL_CENTRE, channel_pb2.CHANNEL_MOBILE_APP,
                       channel_pb2.CHANNEL_WECHAT)
+# Surveys: the share of customers with a branch (mobile) transaction who answer about it.
+BRANCH_SURVEY_RATE = 0.3
+MOBILE_SURVEY_RATE = 0.2
+ASK = "\uff1f"  # the full-width question mark Chinese text ends a question with
+BRANCH_SURVEY = "demo-branch-visit-nps"
+MOBILE_SURVEY = "demo-mobile-transfer-ces"
+REASONS = ("staff", "wait_time", "fees", "products", "app")  # the branch survey's options
+COMMENTS = ("The queue was long and only one counter was open.", "The fees were not explained to me.",
+            "Friendly staff, quick service.", "The transfer needed too many confirmation steps.")
+
+
+def _question(question_id: str, kind: survey_pb2.QuestionType.ValueType, zh: str, en: str, *,
+              options: tuple[str, ...] = (), required: bool = False) -> survey_pb2.SurveyQuestion:
+    return survey_pb2.SurveyQuestion(
+        question_id=question_id, type=kind, text={"zh-CN": zh, "en": en}, required=required,
+        options=[survey_pb2.QuestionOption(option_id=o, text={"zh-CN": o.replace("_", " "), "en": o.replace("_", " ")})
+                 for o in options])
+
+
+def surveys() -> list[survey_pb2.Survey]:
+    """The demo surveys the bank's customers answer, ACTIVE, the same for every seed."""
+    return [
+        survey_pb2.Survey(
+            survey_id=BRANCH_SURVEY, display_name="Branch visit NPS (demo)", kind=survey_pb2.SURVEY_KIND_NPS,
+            touchpoint="branch_visit", default_language_code="zh-CN", status=survey_pb2.SURVEY_STATUS_ACTIVE,
+            description="Asked after a transaction at a branch counter.",
+            channels=[channel_pb2.CHANNEL_BRANCH, channel_pb2.CHANNEL_MOBILE_APP, channel_pb2.CHANNEL_WECHAT],
+            questions=[
+                _question("recommend", survey_pb2.QUESTION_TYPE_SCORE, "您向朋友推荐我行的可能性有多大" + ASK,
+                          "How likely are you to recommend us to a friend?", required=True),
+                _question("main_reason", survey_pb2.QUESTION_TYPE_SINGLE_CHOICE, "最主要的原因是什么" + ASK,
+                          "What is the main reason?", options=REASONS),
+                _question("comment", survey_pb2.QUESTION_TYPE_FREE_TEXT, "还有什么想告诉我们的" + ASK,
+                          "Anything else you want to tell us?")]),
+        survey_pb2.Survey(
+            survey_id=MOBILE_SURVEY, display_name="Mobile transfer effort (demo)", kind=survey_pb2.SURVEY_KIND_CES,
+            touchpoint="mobile_transfer", default_language_code="zh-CN", status=survey_pb2.SURVEY_STATUS_ACTIVE,
+            description="Asked in the app after a transfer.", channels=[channel_pb2.CHANNEL_MOBILE_APP],
+            questions=[
+                _question("easy", survey_pb2.QUESTION_TYPE_SCORE, "本行让我轻松完成了转账。",
+                          "The bank made it easy for me to make my transfer.", required=True),
+                _question("comment", survey_pb2.QUESTION_TYPE_FREE_TEXT, "还有什么想告诉我们的" + ASK,
+                          "Anything else you want to tell us?")]),
+    ]
 
 
 @dataclass
@@ -82,6 +131,10 @@ class BankCustomer:
     events: list[event_pb2.CustomerEvent] = field(default_factory=list)
     consents: list[consent_pb2.ConsentRecord] = field(default_factory=list)
     complaints: list[complaint_pb2.Complaint] = field(default_factory=list)  # filed through feedback
+    # (survey id, response) submitted through feedback; each about one of the customer's events.
+    survey_answers: list[tuple[str, survey_pb2.SurveyResponse]] = field(default_factory=list)
+    # The same person registered again on the mobile app under another id (`demo_data`).
+    duplicates: list[customer_pb2.Customer] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -248,7 +301,8 @@ def generate(count: int, *, seed: int = SEED, now: datetime | None = None) -> It
     today = now.date()
     rng = random.Random(seed + 1)  # noqa: S311 - synthetic data, not security
     voices = random.Random(seed + 2)  # noqa: S311 - complaints draw apart, so the rest stays as it was
-    for customer in demo_data.customers(count, seed=seed):
+    answers = random.Random(seed + 3)  # noqa: S311 - and surveys apart again
+    for index, customer in enumerate(demo_data.customers(count, seed=seed), start=1):
         individual = customer.customer_type == customer_pb2.CUSTOMER_TYPE_INDIVIDUAL
         assets = int(rng.lognormvariate(math.log(120_000 if individual else 2_000_000), 1.5))
         who = BankCustomer(customer=customer, assets=assets, engagement=rng.lognormvariate(math.log(0.8), 0.8),
@@ -257,6 +311,9 @@ def generate(count: int, *, seed: int = SEED, now: datetime | None = None) -> It
         who.events = _events(rng, who, now)
         who.consents = _consents(rng, now)
         who.complaints = _complaints(voices, who)
+        who.survey_answers = _survey_answers(answers, who)
+        if demo_data.has_duplicate(customer, index):
+            who.duplicates = [demo_data.mobile_duplicate(customer, index, seed)]
         yield who
 
 
@@ -271,3 +328,36 @@ def _complaints(rng: random.Random, who: BankCustomer) -> list[complaint_pb2.Com
                                              channel=rng.choice(COMPLAINT_CHANNELS),
                                              branch_id=who.customer.branch_id))
     return filed
+
+
+def _survey_answers(rng: random.Random, who: BankCustomer) -> list[tuple[str, survey_pb2.SurveyResponse]]:
+    """Some customers answer the branch survey about their latest branch transaction, some the
+    mobile survey about their latest app transfer; leavers score lower."""
+    made: list[tuple[str, survey_pb2.SurveyResponse]] = []
+
+    def latest(channel: event_pb2.EventChannel.ValueType) -> event_pb2.CustomerEvent | None:
+        found = [e for e in who.events if e.event_type == event_pb2.EVENT_TYPE_TRANSACTION and e.channel == channel]
+        return max(found, key=lambda e: e.occur_time.ToNanoseconds(), default=None)
+
+    branch_draw, mobile_draw, mood, pick = rng.random(), rng.random(), rng.random(), rng.random()
+    branch = latest(event_pb2.EVENT_CHANNEL_BRANCH)
+    if branch is not None and branch_draw < BRANCH_SURVEY_RATE:
+        score = int(mood * 7) if who.leaving else 6 + int(mood * 5)  # leavers 0-6, others 6-10
+        reason = (("wait_time", "fees") if score < 7 else ("staff", "products"))[int(pick * 2)]
+        answers = [survey_pb2.Answer(question_id="recommend", score=score),
+                   survey_pb2.Answer(question_id="main_reason", choice=survey_pb2.ChoiceAnswer(option_ids=[reason]))]
+        if score < 7:
+            answers.append(survey_pb2.Answer(question_id="comment", text=COMMENTS[int(pick * 2)]))
+        made.append((BRANCH_SURVEY, survey_pb2.SurveyResponse(
+            customer=who.name, channel=channel_pb2.CHANNEL_BRANCH, subject=f"events/{branch.event_id}",
+            answers=answers, language_code="zh-CN", branch_id=who.customer.branch_id)))
+    mobile = latest(event_pb2.EVENT_CHANNEL_MOBILE_BANKING)
+    if mobile is not None and mobile_draw < MOBILE_SURVEY_RATE:
+        score = 1 + int(mood * 4) if who.leaving else 4 + int(mood * 4)  # CES 1-7: leavers 1-4, others 4-7
+        answers = [survey_pb2.Answer(question_id="easy", score=score)]
+        if score <= 3:
+            answers.append(survey_pb2.Answer(question_id="comment", text=COMMENTS[3]))
+        made.append((MOBILE_SURVEY, survey_pb2.SurveyResponse(
+            customer=who.name, channel=channel_pb2.CHANNEL_MOBILE_APP, subject=f"events/{mobile.event_id}",
+            answers=answers, language_code="zh-CN", branch_id=who.customer.branch_id)))
+    return made

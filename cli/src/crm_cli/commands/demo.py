@@ -25,23 +25,26 @@ def demo_group() -> None:
               help="How many customers the bank has.")
 @click.option("--seed", type=int, default=synthetic_bank.SEED, show_default=True,
               help="The same seed and size give the same bank (laid out relative to today).")
-@click.option("--complaints/--no-complaints", "with_complaints", default=False, show_default=True,
-              help="Also file the customers' complaints through feedback (at --feedback-target, else where "
-                   "`crm run` puts it); waits for feedback to learn of the customers from profile's feed.")
-@click.option("--feedback-target", metavar="HOST:PORT", help="Feedback's address, for --complaints.")
+@click.option("--feedback/--no-feedback", "--complaints/--no-complaints", "with_feedback", default=False,
+              show_default=True,
+              help="Also file the customers' complaints and survey answers through feedback (at "
+                   "--feedback-target, else where `crm run` puts it); waits for feedback to learn of the "
+                   "customers from profile's feed. `--complaints` is the older name.")
+@click.option("--feedback-target", metavar="HOST:PORT", help="Feedback's address, for --feedback.")
 @output_option("table", "json")
 @target_option
 @data_dir_option
-def load(count: int, seed: int, with_complaints: bool, feedback_target: str | None, output_format: str,
+def load(count: int, seed: int, with_feedback: bool, feedback_target: str | None, output_format: str,
          target: str | None, data_dir: Path) -> None:
     """Load a synthetic bank into profile: customers, holdings, transactions, logins, payroll,
-    marketing consents, and a churn pattern (docs: crm_cli/synthetic_bank.py).
+    marketing consents, a churn pattern, and a few customers registered twice (branch and mobile
+    app, under other ids) for identity resolution (docs: crm_cli/synthetic_bank.py).
 
     \b
     Example:
       crm demo load --customers 5000
       crm demo load --customers 200 --seed 7 --output json
-      crm demo load --customers 2000 --complaints
+      crm demo load --customers 2000 --feedback     # complaints and survey answers too
 
     Loading the same bank again changes nothing (every write is idempotent). Profile derives the
     features in the background; segment, campaign and risk receive it all through profile's change
@@ -53,7 +56,7 @@ def load(count: int, seed: int, with_complaints: bool, feedback_target: str | No
     metadata = calls.caller_metadata(data_dir)
     token = metadata[0][1].removeprefix("Bearer ")
     address = target or calls.service_target("profile")
-    feedback_address = (feedback_target or calls.service_target("feedback")) if with_complaints else ""
+    feedback_address = (feedback_target or calls.service_target("feedback")) if with_feedback else ""
     progress = Progress(TextColumn("customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=output.console(stderr=True), transient=True)
 
@@ -63,24 +66,28 @@ def load(count: int, seed: int, with_complaints: bool, feedback_target: str | No
             with progress:
                 loaded = await bank_loader.load(channel, token, synthetic_bank.generate(count, seed=seed),
                                                 on_customers=lambda n: progress.advance(task, n))
-        if with_complaints:
+        if with_feedback:
             async with grpc.aio.insecure_channel(feedback_address) as channel:
                 await bank_loader.file_complaints(channel, token, loaded)
+                await bank_loader.file_surveys(channel, token, loaded, synthetic_bank.surveys())
         return loaded
 
     result = calls.run(run())
     _report(result, output_format)
-    if result.failed or result.customers.failed:
+    if result.failed or result.customers.failed or result.duplicates.failed:
         raise SystemExit(1)
 
 
 def _report(result: bank_loader.BankLoadResult, output_format: str) -> None:
-    failed = [*result.customers.failed, *result.failed]
+    failed = [*result.customers.failed, *result.duplicates.failed, *result.failed]
     summary = {"customers_created": result.customers.created, "customers_existing": result.customers.existing,
+               "duplicates_created": result.duplicates.created, "duplicates_existing": result.duplicates.existing,
                "holdings_loaded": result.holdings, "consents_loaded": result.consents,
                "events_accepted": result.events_accepted, "events_duplicate": result.events_duplicate,
                "events_rejected": result.events_rejected, "complaints_filed": result.complaints_filed,
-               "complaints_existing": result.complaints_existing,
+               "complaints_existing": result.complaints_existing, "surveys": result.surveys,
+               "survey_answers_filed": result.survey_answers_filed,
+               "survey_answers_existing": result.survey_answers_existing,
                "failures": [{"what": what, "code": code, "message": message} for what, code, message in failed]}
     if output_format == "json":
         output.print_json(summary)
