@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from crm_cli.main import cli
+from crmkit.logs import logs_to_stderr
 from crmkit.testing import TEST_JWT_SECRET, DatabaseFactory, free_port, service_process
 
 
@@ -26,6 +27,14 @@ def _outside_pytest_basetemp() -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_lines_off_the_commands_stdout() -> Iterator[None]:
+    """The commands run in this process: their stdout is what a script reads, so the test
+    process's own log lines go to stderr meanwhile."""
+    with logs_to_stderr():
+        yield
 
 
 @pytest.fixture

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from crmkit.logs import configure_logging, get_logger
+from crmkit.logs import configure_logging, get_logger, logs_to_stderr
 
 
 def test_log_lines_are_json_with_trace_ids_and_no_personal_data(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,3 +25,14 @@ def test_log_lines_are_json_with_trace_ids_and_no_personal_data(capsys: pytest.C
     assert line["span_id"] == format(context.span_id, "016x")
     assert line["mobile_phone"] == "[redacted]"
     assert line["customer_id"] == "C1"
+
+
+def test_log_lines_go_to_stderr_while_asked_and_to_stdout_again_after(capsys: pytest.CaptureFixture[str]) -> None:
+    """A command run in process by a test keeps its stdout for its output."""
+    with logs_to_stderr():
+        get_logger("crm.test").info("during_a_command")
+        logging.getLogger("grpc").error("event loop is closed")
+    get_logger("crm.test").info("after_it")
+    captured = capsys.readouterr()
+    assert "during_a_command" in captured.err and "event loop is closed" in captured.err
+    assert "during_a_command" not in captured.out and "after_it" in captured.out

@@ -8,13 +8,14 @@ defence: code must not log them in the first place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from opentelemetry import trace
@@ -47,16 +48,41 @@ class _StdoutLogger:
     test swapped stdout (or a daemon redirected it) never writes to a closed stream."""
 
     def msg(self, message: str) -> None:
-        sys.stdout.write(message + "\n")
-        sys.stdout.flush()
+        stream = _stream()
+        stream.write(message + "\n")
+        stream.flush()
 
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
 class _StdoutHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stdout
+        self.stream = _stream()
         super().emit(record)
+
+
+def _stdout() -> TextIO:
+    return sys.stdout
+
+
+def _stderr() -> TextIO:
+    return sys.stderr
+
+
+_stream: Callable[[], TextIO] = _stdout
+
+
+@contextlib.contextmanager
+def logs_to_stderr() -> Iterator[None]:
+    """Write this process's log lines to stderr for a while: tests that run the `crm` command in
+    process read its stdout as the command's output (JSON for scripts), which a stray log line of
+    the test process (a channel closed after its loop) would corrupt."""
+    global _stream
+    previous, _stream = _stream, _stderr
+    try:
+        yield
+    finally:
+        _stream = previous
 
 
 @dataclass(frozen=True)
