@@ -51,6 +51,16 @@ def test_ports_are_overridable_by_environment() -> None:
     assert address(component("gateway"), 9090) == "http://127.0.0.1:9090"
 
 
+def test_services_follow_a_moved_peer_to_its_port_and_a_users_target_wins() -> None:
+    environ = {"CRM_PROFILE_PORT": "6051", "CRM_FEEDBACK_PORT": "6054", "CRM_RISK_PROFILE_TARGET": "profile.bank:443"}
+    segment = env_of("segment", environ)
+    assert segment["CRM_SEGMENT_PROFILE_TARGET"] == "127.0.0.1:6051"
+    assert segment["CRM_SEGMENT_FEEDBACK_TARGET"] == "127.0.0.1:6054"
+    assert env_of("campaign", environ)["CRM_CAMPAIGN_SEGMENT_TARGET"] == "127.0.0.1:50052"
+    assert env_of("risk", environ)["CRM_RISK_PROFILE_TARGET"] == "profile.bank:443"
+    assert "CRM_PROFILE_PROFILE_TARGET" not in env_of("profile", environ)  # not its own peer
+
+
 @pytest.mark.parametrize("value", ["http", "0", "70000", "-1"])
 def test_a_bad_port_is_refused_with_the_variable_named(value: str) -> None:
     with pytest.raises(PlatformError, match="CRM_RISK_PORT"):

@@ -198,8 +198,11 @@ def build_env(
         local = local_campaign_env(data_root)
         if not any(env.get(var) for var in local):
             env.update(local)
-    if target.protocol is Protocol.HTTP:
-        for service in SERVICES:
+    # Every component reaches its peers on the ports this run gave them (CRM_<NAME>_PORT moves a
+    # service; its peers must follow it there, not to the default port), unless the user set the
+    # target. A service ignores targets of peers it does not call.
+    for service in SERVICES:
+        if service is not target:
             port = ports.get(service.name, resolve_port(service, environ))
             env.setdefault(f"{target.env_prefix}_{service.name.upper()}_TARGET", f"{LOCAL_HOST}:{port}")
     return env
