@@ -56,10 +56,12 @@ async def sent_history(campaigns: Any, runtime: Any, assign_audience: Any, campa
         if not accepted:
             continue
         dispatch = sent[f"customers/{customer}"]
-        await campaigns.RecordResponse(pb.RecordResponseRequest(response=engagement_pb2.OfferResponse(
+        response = engagement_pb2.OfferResponse(
             customer=dispatch.customer, offer=dispatch.offer, dispatch=dispatch.name, channel=channel,
-            type=engagement_pb2.RESPONSE_TYPE_ACCEPTED, response_time=timestamp(datetime.now(UTC) - timedelta(minutes=1))),
-            request_id=str(uuid.uuid4())), metadata=APP_USER)
+            type=engagement_pb2.RESPONSE_TYPE_ACCEPTED,
+            response_time=timestamp(datetime.now(UTC) - timedelta(minutes=1)))
+        await campaigns.RecordResponse(pb.RecordResponseRequest(response=response, request_id=str(uuid.uuid4())),
+                                       metadata=APP_USER)
 
 
 async def build(campaigns: Any, name: str) -> None:
@@ -80,7 +82,8 @@ async def test_the_offer_type_with_the_better_response_history_wins_and_goes_by_
     good, poor = f"good-{tag}", f"poor-{tag}"
     history, [good_then, poor_then] = await running_campaign(
         new_campaign(control_group=NO_HOLDOUT, contact_policy=BY_RESPONSE),
-        new_offer(offer_id=f"then-good-{tag}", offer_type=good), new_offer(offer_id=f"then-poor-{tag}", offer_type=poor))
+        new_offer(offer_id=f"then-good-{tag}", offer_type=good),
+        new_offer(offer_id=f"then-poor-{tag}", offer_type=poor))
     # The good type: 8 of 10 accepted on the app, 1 of 10 by SMS; the poor type: 0 of 20 by SMS.
     contacts = ([(f"{tag}-h{n}", good_then.offer_id, int(Channel.MOBILE_APP), n < 8) for n in range(10)]
                 + [(f"{tag}-h{n}", good_then.offer_id, int(Channel.SMS), n == 10) for n in range(10, 20)]
