@@ -1,6 +1,7 @@
 """Observed response rates through the running service: a history of sent dispatches and ACCEPTED
 responses recorded through RecordResponse decides, for offers no model scores, which offer an
-audience build and next best action choose and on which channel the build sends it."""
+audience build and next best action choose and on which channel the build sends it; the copy one
+customer at a time reads is cached for its ttl."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from crm_campaign.dispatch.adapters.file import FileAdapter
 from crm_campaign.dispatch.channels import ChannelAdapters
 from crm_campaign.dispatch.repository import DispatchRepository
 from crm_campaign.dispatch.service import Dispatcher
+from crm_campaign.rates.repository import ResponseRateRepository
+from crm_campaign.rates.rules import Prior, Tally
+from crm_campaign.rates.service import ResponseRates
 from crmkit.auth import Role
 from crmkit.outbox import Outbox
 from crmkit.testing import bearer
@@ -114,3 +118,32 @@ async def test_the_offer_type_with_the_better_response_history_wins_and_goes_by_
     [action] = [a for a in answer.actions if a.campaign == campaign.name]
     assert action.offer == good_now.name and action.score == pytest.approx(50 * 100 * 0.25)
     assert {e.offer: e.reason for e in answer.excluded}.get(poor_now.name) == "ARBITRATION_LOST"
+
+
+class CountingRepository(ResponseRateRepository):
+    """The real aggregate, counting how often it runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def tallies(self, uow: Any) -> list[Tally]:
+        self.runs += 1
+        return await super().tallies(uow)
+
+
+async def test_one_customer_at_a_time_reads_a_copy_cached_for_the_ttl(campaign_service) -> None:
+    _, runtime = campaign_service
+    now = [0.0]
+    repository = CountingRepository()
+    rates = ResponseRates(db=runtime.db, repository=repository, prior=Prior(0.1, 10), ttl_seconds=60,
+                          monotonic=lambda: now[0])
+    first = await rates.current()
+    assert first.prior == Prior(0.1, 10) and first.type_rate(f"never-{uuid.uuid4().hex[:6]}") == 0.1
+    now[0] = 59.0
+    assert await rates.current() is first and repository.runs == 1, "within the ttl: no second aggregate"
+    now[0] = 60.0
+    assert await rates.current() is not first and repository.runs == 2, "past it: read again"
+    # A build's fresh read refreshes the cached copy too.
+    async with runtime.db.unit_of_work(read_only=True) as uow:
+        built = await rates.load(uow)
+    assert await rates.current() is built and repository.runs == 3
