@@ -63,6 +63,9 @@ from crm_campaign.propensity.customer_features import follow_profile_customer_fe
 from crm_campaign.propensity.repository import PropensityRepository
 from crm_campaign.propensity.scorers import PropensityScorers
 from crm_campaign.propensity.service import PropensityModels
+from crm_campaign.rates.repository import ResponseRateRepository
+from crm_campaign.rates.rules import DEFAULT_PRIOR_WEIGHT, DEFAULT_RATE, Prior
+from crm_campaign.rates.service import DEFAULT_TTL_SECONDS, ResponseRates
 from crm_campaign.renewals import feed as renewal_feed
 from crm_campaign.renewals.repository import RenewalRepository
 from crm_campaign.renewals.service import Renewals
@@ -139,6 +142,15 @@ class CampaignSettings(GrpcServiceSettings):
     # How long a claimed dispatch stays claimed: past it, another dispatcher hands it over again.
     dispatch_lease_seconds: float = Field(default=120, ge=1, le=3600,
                                           validation_alias="CRM_CAMPAIGN_DISPATCH_LEASE_SECONDS")
+    # The observed response rates' prior (rates.rules): the bank-wide default rate a new offer
+    # starts at, and how many pseudo-contacts it is worth.
+    default_response_rate: float = Field(default=DEFAULT_RATE, gt=0, lt=1,
+                                         validation_alias="CRM_CAMPAIGN_DEFAULT_RESPONSE_RATE")
+    response_rate_prior_weight: float = Field(default=DEFAULT_PRIOR_WEIGHT, gt=0, le=100_000,
+                                              validation_alias="CRM_CAMPAIGN_RESPONSE_RATE_PRIOR_WEIGHT")
+    # How long next best action and triggers reuse the observed rates before reading them again.
+    response_rate_cache_seconds: float = Field(default=DEFAULT_TTL_SECONDS, ge=0, le=3600,
+                                               validation_alias="CRM_CAMPAIGN_RESPONSE_RATE_CACHE_SECONDS")
 
     @model_validator(mode="after")
     def _adapters_configured(self) -> CampaignSettings:
@@ -238,13 +250,17 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
     # Propensity models loaded once per process, shared by audience builds and next best action.
     scorers = PropensityScorers(db=runtime.db, repository=PropensityRepository())
     runtime.on_close(scorers.close)
+    # Observed response rates: fresh per audience build, cached for next best action and triggers.
+    rates = ResponseRates(db=runtime.db, repository=ResponseRateRepository(),
+                          prior=Prior(settings.default_response_rate, settings.response_rate_prior_weight),
+                          ttl_seconds=settings.response_rate_cache_seconds)
     builds = AudienceBuilds(
         db=runtime.db, operations=operations, runner=runner, campaigns=campaign_repository, offers=offer_repository,
         inputs=AudienceInputs(), idempotency=idempotency, payload=audience_messages.build_to_proto,
         audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
         dispatches=dispatches,
         exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types),
-        suitability=suitability, scorers=scorers)
+        suitability=suitability, scorers=scorers, rates=rates)
     nba_suitability: Suitability = NoRisk()
     if settings.risk_target:
         nba_risk = RiskSuitability(target=settings.risk_target, settings=settings,
@@ -253,6 +269,7 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         nba_suitability = nba_risk
     next_best_actions = NextBestActions(
         db=runtime.db, repository=DecisionRepository(), audit=audit, suitability=nba_suitability, scorers=scorers,
+        rates=rates,
         catalogue=RunningCampaigns(
             db=runtime.db, campaigns=campaign_repository, offers=offer_repository,
             exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types)))
@@ -275,7 +292,8 @@ async def wire(runtime: Runtime[CampaignSettings]) -> list[ServiceBinding]:
         audiences=Audiences(repository=AudienceRepository(), campaigns=campaign_repository, dispatches=dispatches),
         dispatches=dispatches, candidates=TriggerCandidates(), book=book,
         care_tasks=RaisedCareTasks(repository=CareTaskRepository(), outbox=outbox, feed_payload=care_messages.to_proto),
-        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types))
+        exempt_from_complaints=frozenset(CampaignType[name] for name in settings.open_complaint_exempt_types),
+        rates=rates)
     # Anniversary and dormancy rules fire from the calendar read model, on an hourly scan.
     scan = CalendarScan(db=runtime.db, firing=firing, rules=FiringRepository(), calendar=CalendarRepository())
     scan.start()

@@ -105,7 +105,7 @@ def test_channel_choice_follows_preference_then_campaign_order() -> None:
 def test_three_managers_marketing_one_customer_get_one_offer_to_them() -> None:
     """Two other running campaigns (two relationship managers' offers) already queued for the
     customer: the best score wins, the losers learn who won."""
-    weaker = Rival("rm-wang", "card", score=10_000.0, sent=False, dispatch_id="d-wang")
+    weaker = Rival("rm-wang", "card", score=1_000.0, sent=False, dispatch_id="d-wang")
     stronger = Rival("rm-li", "gold", score=1_000_000.0, sent=False, dispatch_id="d-li")
     lost = funnel.run(PLAN, [reachable("shared", rivals=(weaker, stronger))], now=NOW)
     [loser] = lost.suppressed

@@ -7,11 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from crm_campaign.audience import funnel
 from crm_campaign.audience.funnel import Candidate, OfferPlan, Plan, Rival
+from crm_campaign.audience.rules import with_rates
 from crm_campaign.audience.scoring import ANY_CHANNEL, Propensity, choose_channel, offer_score
 from crm_campaign.campaigns.model import Channel, ChannelStrategy
 from crm_campaign.dispatch.model import ChannelChoiceReason, SuppressionReason
+from crm_campaign.rates.rules import ObservedRates, Prior, Tally, observed
 
 NOW = datetime(2026, 12, 7, 10, tzinfo=UTC)
 SMS, APP = int(Channel.SMS), int(Channel.MOBILE_APP)
@@ -93,3 +97,52 @@ def test_a_rivals_stored_score_is_beaten_or_not_by_the_models_score() -> None:
     stranger = candidate(rivals=rival, propensities={"card": Propensity("propensityModels/card/versions/1",
                                                                         {ANY_CHANNEL: 0.01})})
     assert [e.propensity_model for e in funnel.run(rules, [stranger], now=NOW).eligible] == [""]
+
+
+def test_without_preference_or_a_channel_model_the_best_observed_channel_rate_chooses() -> None:
+    rates = {SMS: 0.02, APP: 0.08}
+    assert choose_channel([SMS, APP], strategy=PREFERENCE, preferred=0, channel_rates=rates) == (
+        APP, int(ChannelChoiceReason.OBSERVED_RESPONSE_RATE))
+    # The customer's preference comes first, a model reading the channel next, a fixed order always.
+    assert choose_channel([SMS, APP], strategy=PREFERENCE, preferred=SMS, channel_rates=rates) == (
+        SMS, int(ChannelChoiceReason.PREFERENCE))
+    assert choose_channel([SMS, APP], strategy=PREFERENCE, preferred=0, channel_rates=rates,
+                          propensity=Propensity(LOAN_MODEL, {SMS: 0.5, APP: 0.1})) == (
+        SMS, int(ChannelChoiceReason.RESPONSE_PROPENSITY))
+    assert choose_channel([SMS, APP], strategy=int(ChannelStrategy.FIXED_ORDER), preferred=0,
+                          channel_rates=rates) == (SMS, int(ChannelChoiceReason.FIXED_ORDER))
+    # Nothing observed: the campaign's order, said so.
+    assert choose_channel([SMS, APP], strategy=PREFERENCE, preferred=0, channel_rates={}) == (
+        SMS, int(ChannelChoiceReason.FIXED_ORDER))
+
+
+def test_offers_without_models_rank_by_their_observed_response_history() -> None:
+    history = observed([Tally("k", "good", "", SMS, 100, 30), Tally("k", "poor", "", SMS, 100, 2)], Prior())
+    rules = with_rates(plan(offer("good", value=100), offer("poor", value=200)), history)
+    [chosen] = funnel.run(rules, [candidate()], now=NOW).eligible
+    good_rate = history.offer_rate("k", "good", "")
+    assert (chosen.offer_id, chosen.probability, chosen.propensity_model) == ("good", good_rate, "")
+    assert chosen.score == pytest.approx(50 * 100 * good_rate)
+    # Without the history both sit at the default rate and the more valuable offer wins.
+    [unmeasured] = funnel.run(with_rates(rules, ObservedRates()), [candidate()], now=NOW).eligible
+    assert (unmeasured.offer_id, unmeasured.probability) == ("poor", 0.05)
+
+
+def test_a_model_scored_offer_and_an_unscored_one_compare_as_probabilities() -> None:
+    """The model's 30 % against an offer twice as valuable with no model, at the default 5 %: the
+    model's offer wins (it expects 1500 against 500); with the old fallback of 1 it lost."""
+    rules = with_rates(plan(offer("loan", value=100, offer_type="loan"), offer("card", value=200)), ObservedRates())
+    scored = candidate(propensities={"loan": Propensity(LOAN_MODEL, {ANY_CHANNEL: 0.3})})
+    [chosen] = funnel.run(rules, [scored], now=NOW).eligible
+    assert (chosen.offer_id, chosen.score, chosen.propensity_model) == ("loan", pytest.approx(50 * 100 * 0.3),
+                                                                        LOAN_MODEL)
+    card = funnel.score_of(rules, rules.offers[1], scored, [SMS, APP])
+    assert (card.probability, card.score) == (0.05, pytest.approx(50 * 200 * 0.05))
+
+
+def test_the_offer_types_channel_rates_reach_the_funnels_channel_choice() -> None:
+    history = observed([Tally("old", "o1", "loan", SMS, 200, 2), Tally("old", "o1", "loan", APP, 200, 40)], Prior())
+    [chosen] = funnel.run(with_rates(plan(offer("new", value=100, offer_type="loan")), history), [candidate()],
+                          now=NOW).eligible
+    assert (chosen.channel, chosen.channel_reason) == (APP, int(ChannelChoiceReason.OBSERVED_RESPONSE_RATE))
+    assert chosen.probability == pytest.approx(history.type_rate("loan")), "a new offer starts at its type's rate"

@@ -141,7 +141,7 @@ async def test_models_change_the_arbitration_winner_and_the_channel(
     types = (f"dep-{tag}", f"loan-{tag}")
     args = (campaigns, running_campaign, new_campaign, new_offer, cny, seed_read_models, runtime, tag)
 
-    # No model yet: the observed rate (1 until measured) decides, priority x value: the deposit everywhere.
+    # No model yet: the observed rate (the default: nothing sent yet) decides, so priority x value: the deposit.
     (deposit1, deposit_offer1), (loan1, _), customers1 = await compete(*args, "before", types)
     for customer in customers1:
         kept, lost = (await dispatches(campaigns, deposit1))[customer], (await dispatches(campaigns, loan1))[customer]
@@ -187,7 +187,8 @@ async def test_models_change_the_arbitration_winner_and_the_channel(
     assert [(a.offer, a.propensity_model) for a in answer.actions] == [(deposit_offer2, deposit_model.name)]
 
     # A newer loan version whose bytes do not match its registered hash: refused, never unpickled;
-    # the build goes on with the observed rate for the loan (which then outbids the deposit model).
+    # the build goes on with the observed rate for the loan: a probability like the model's (the
+    # bank-wide default, no loan has been sent yet), so the deposit model's scores keep every customer.
     async with runtime.db.unit_of_work() as uow:
         await uow.execute(sa.text(
             "INSERT INTO propensity_model (offer_type, version, algorithm, features, metrics, data_fingerprint, seed, "
@@ -196,6 +197,8 @@ async def test_models_change_the_arbitration_winner_and_the_channel(
             "WHERE offer_type = :t AND version = 1"), {"t": types[1]})
     (deposit3, _), (loan3, _), customers3 = await compete(*args, "refused", types)
     loans = await dispatches(campaigns, loan3)
-    assert {(d.state, d.propensity_model) for d in loans.values()} == {(S.DISPATCH_STATE_QUEUED, "")}
+    assert {(d.state, d.suppression_reason, d.propensity_model) for d in loans.values()} == {
+        (S.DISPATCH_STATE_SUPPRESSED, S.SUPPRESSION_REASON_ARBITRATION_LOST, "")}
     assert len(loans) == len(customers3)
-    assert {d.propensity_model for d in (await dispatches(campaigns, deposit3)).values()} == {deposit_model.name}
+    deposits = await dispatches(campaigns, deposit3)
+    assert {(d.state, d.propensity_model) for d in deposits.values()} == {(S.DISPATCH_STATE_QUEUED, deposit_model.name)}

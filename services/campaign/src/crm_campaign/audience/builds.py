@@ -25,6 +25,7 @@ from crm_campaign.campaigns.service import not_found
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.offers.repository import OfferRepository
 from crm_campaign.propensity.scorers import PropensityScorers
+from crm_campaign.rates.service import ResponseRates
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
 from crmkit.db import Database, UnitOfWork
@@ -68,7 +69,8 @@ class AudienceBuilds:
         self, *, db: Database, operations: Operations, runner: OperationRunner, campaigns: CampaignRepository,
         offers: OfferRepository, inputs: AudienceInputs, audiences: Audiences, dispatches: Dispatches,
         idempotency: IdempotencyKeys, payload: BuildPayload, exempt_from_complaints: frozenset[int],
-        scorers: PropensityScorers, suitability: Suitability | None = None, clock: Clock = utc_now,
+        scorers: PropensityScorers, suitability: Suitability | None = None, rates: ResponseRates | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._db = db
         self._operations = operations
@@ -82,6 +84,7 @@ class AudienceBuilds:
         self._payload = payload
         self._exempt = exempt_from_complaints
         self._scorers = scorers
+        self._rates = rates
         self._suitability: Suitability = suitability or NoRisk()
         self._clock = clock
 
@@ -126,8 +129,11 @@ class AudienceBuilds:
             campaign = await self._campaigns.get(uow, campaign_id)
             if campaign is None:
                 raise not_found(campaign_id)
+            # One aggregate per build: the observed response rates every offer falls back on.
+            observed = await self._rates.load(uow) if self._rates is not None else None
             plan = rules.plan_of(campaign, await self._offers.page(uow, campaign_id),
-                                 suppress_open_complaints=CampaignType(campaign.type) not in self._exempt)
+                                 suppress_open_complaints=CampaignType(campaign.type) not in self._exempt,
+                                 rates=observed)
             candidates = await self._inputs.candidates(uow, plan, now=now, cap_horizon=rules.cap_horizon(plan))
             offer_types = {o.offer_type for o in plan.offers if o.offer_type}
             features = await self._inputs.customer_features(uow, plan) if offer_types else {}

@@ -25,6 +25,7 @@ from crm_campaign.audience.model import Eligible, Suppressed
 from crm_campaign.audience.scoring import OfferScore, Propensity
 from crm_campaign.campaigns.model import FrequencyCapScope, QuietHours
 from crm_campaign.dispatch.model import DispatchError, SuppressionReason
+from crm_campaign.rates.rules import DEFAULT_RATE
 
 # Offers at or below this product risk level need no suitability check (R1, the lowest).
 NO_CHECK_RISK_LEVEL = 1
@@ -42,12 +43,15 @@ class OfferPlan:
     templates: Mapping[int, tuple[str, str]]
     eligibility_segment: str = ""
     excluded_products: frozenset[str] = frozenset()
-    # The offer's observed response rate, the fallback when no propensity model scores the
-    # customer (audience.scoring). Nothing measures it yet: 1 for every offer, so without a
-    # model arbitration ranks by priority x expected value.
-    response_rate: float = 1.0
+    # The offer's observed response rate, smoothed (rates.rules): the probability scoring falls
+    # back on when no propensity model scores the customer (audience.scoring). The bank-wide
+    # default until audience.rules.with_rates gives the observed one.
+    response_rate: float = DEFAULT_RATE
     # Whose propensity model scores the offer (Offer.offer_type); empty: none.
     offer_type: str = ""
+    # The offer type's observed response rate by channel, smoothed; empty: nothing observed, and
+    # channel choice does not go by rates.
+    channel_rates: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ def score_of(plan: Plan, offer: OfferPlan, c: Candidate, reachable: Sequence[int
         priority=offer.priority, expected_value=offer.expected_value, response_rate=offer.response_rate,
         propensity=scoring.propensity_for(c.propensities, offer.offer_type),
         channels=[ch for ch in reachable if ch in offer.templates], strategy=plan.strategy,
-        preferred=c.preferred_channel)
+        preferred=c.preferred_channel, channel_rates=offer.channel_rates)
 
 
 def _suitable(offers: Sequence[OfferPlan], c: Candidate) -> list[OfferPlan]:

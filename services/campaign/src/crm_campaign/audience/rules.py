@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from datetime import timedelta
@@ -10,6 +11,7 @@ from decimal import Decimal
 from crm_campaign.audience.funnel import Cap, OfferPlan, Plan
 from crm_campaign.campaigns.model import Campaign, CampaignState, CampaignType
 from crm_campaign.offers.model import Offer
+from crm_campaign.rates.rules import ObservedRates
 from crmkit.errors import FailedPrecondition
 
 # A cap without a period counts contacts over a day.
@@ -46,11 +48,13 @@ def check_buildable(campaign: Campaign, *, dry_run: bool) -> None:
                                  metadata={"state": campaign.state.name})
 
 
-def plan_of(campaign: Campaign, offers: Sequence[Offer], *, suppress_open_complaints: bool) -> Plan:
-    """The campaign and its offers as the funnel sees them."""
+def plan_of(campaign: Campaign, offers: Sequence[Offer], *, suppress_open_complaints: bool,
+            rates: ObservedRates | None = None) -> Plan:
+    """The campaign and its offers as the funnel sees them, with the observed response rates
+    (none given: nothing observed, every offer at the bank-wide default)."""
     channels = campaign.contact_policy.channels
     quiet = campaign.contact_policy.quiet_hours
-    return Plan(
+    return with_rates(Plan(
         campaign_id=campaign.campaign_id, segment=campaign.segment, channels=tuple(channels),
         strategy=campaign.contact_policy.channel_strategy,
         offers=tuple(OfferPlan(
@@ -64,7 +68,14 @@ def plan_of(campaign: Campaign, offers: Sequence[Offer], *, suppress_open_compla
         caps=tuple(Cap(cap.max_contacts, cap.period or DEFAULT_CAP_PERIOD, cap.channel, cap.scope)
                    for cap in campaign.contact_policy.frequency_caps),
         quiet_hours=quiet, ends_at=campaign.active_period.end_time, max_contacts=campaign.max_contacts,
-        suppress_open_complaints=suppress_open_complaints)
+        suppress_open_complaints=suppress_open_complaints), rates or ObservedRates())
+
+
+def with_rates(plan: Plan, rates: ObservedRates) -> Plan:
+    """The plan with each offer's smoothed response rate and its type's rates by channel."""
+    return dataclasses.replace(plan, offers=tuple(dataclasses.replace(
+        o, response_rate=rates.offer_rate(plan.campaign_id, o.offer_id, o.offer_type),
+        channel_rates=rates.channel_rates(o.offer_type, o.templates)) for o in plan.offers))
 
 
 def _content(offer: Offer, channel: int) -> tuple[str, str]:

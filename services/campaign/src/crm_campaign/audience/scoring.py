@@ -6,14 +6,17 @@ score = priority x expected value x probability of accepting, where the probabil
 - the offer type's propensity model's calibrated probability for this customer (on the channel
   chosen, when the model reads the channel), when the builder could score the customer
   (`Propensity`: the offer type has a model and campaign holds the customer features it reads);
-- otherwise the offer's observed response rate (`OfferPlan.response_rate`), the documented
-  fallback: no model for the offer type (or the offer names none), an artifact that failed its
-  hash check, or a customer without the features.
+- otherwise the offer's observed response rate (`OfferPlan.response_rate`, smoothed by
+  rates.rules), the documented fallback: no model for the offer type (or the offer names none),
+  an artifact that failed its hash check, or a customer without the features. Both are the
+  probability that a contacted customer accepts, so scored and unscored offers rank on one scale.
 
 Channel choice, among the allowed channels the offer has content for and the customer can be
 reached on: the only one; else, with the preference-and-response strategy, the customer's
 preferred channel when it is among them, then the channel the model gives the highest
-probability (when it reads the channel); else the campaign's first.
+probability (when it reads the channel), then the channel with the best observed response rate
+for the offer's type (`OfferPlan.channel_rates`, when the type was contacted on any of them);
+else the campaign's first.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from decimal import Decimal
 
 from crm_campaign.campaigns.model import ChannelStrategy
 from crm_campaign.dispatch.model import ChannelChoiceReason
+from crm_campaign.rates.rules import best_channel
 
 # A model that does not read the channel scores the customer once, under this key.
 ANY_CHANNEL = 0
@@ -56,9 +60,11 @@ class OfferScore:
 
 
 def offer_score(*, priority: int, expected_value: Decimal, response_rate: float, propensity: Propensity | None,
-                channels: Sequence[int], strategy: int, preferred: int) -> OfferScore:
+                channels: Sequence[int], strategy: int, preferred: int,
+                channel_rates: Mapping[int, float] | None = None) -> OfferScore:
     """The offer's score for the customer with the channel it would use (see the module's doc)."""
-    channel, reason = choose_channel(channels, strategy=strategy, preferred=preferred, propensity=propensity)
+    channel, reason = choose_channel(channels, strategy=strategy, preferred=preferred, propensity=propensity,
+                                     channel_rates=channel_rates)
     probability: float | None = None
     if propensity is not None:
         probability = (propensity.on(channel) if channel else
@@ -71,7 +77,8 @@ def offer_score(*, priority: int, expected_value: Decimal, response_rate: float,
 
 
 def choose_channel(channels: Sequence[int], *, strategy: int, preferred: int,
-                   propensity: Propensity | None = None) -> tuple[int, int]:
+                   propensity: Propensity | None = None,
+                   channel_rates: Mapping[int, float] | None = None) -> tuple[int, int]:
     """(channel, ChannelChoiceReason) among the allowed, reachable channels, in campaign order;
     (0, 0) when there is none."""
     if not channels:
@@ -85,6 +92,9 @@ def choose_channel(channels: Sequence[int], *, strategy: int, preferred: int,
             scored = [(p, -index, ch) for index, ch in enumerate(channels) if (p := propensity.on(ch)) is not None]
             if scored:
                 return max(scored)[2], int(ChannelChoiceReason.RESPONSE_PROPENSITY)
+        best = best_channel(channels, channel_rates or {})
+        if best is not None:
+            return best, int(ChannelChoiceReason.OBSERVED_RESPONSE_RATE)
     return channels[0], int(ChannelChoiceReason.FIXED_ORDER)
 
 

@@ -47,6 +47,7 @@ class ChannelChoiceReason(IntEnum):
     ONLY_AVAILABLE = 4
     INBOUND = 5
     RESPONSE_PROPENSITY = 6
+    OBSERVED_RESPONSE_RATE = 7
 
 
 # States a dispatch never leaves.

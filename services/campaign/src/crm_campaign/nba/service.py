@@ -5,10 +5,12 @@ decide with the funnel's rules, store the decision (one statement) and audit the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from crm_campaign.audience import rules as audience_rules
 from crm_campaign.audience.scoring import Propensity
 from crm_campaign.audience.suitability import NoRisk, Suitability
 from crm_campaign.nba import rules
@@ -17,6 +19,7 @@ from crm_campaign.nba.model import CustomerFacts, Decision
 from crm_campaign.nba.repository import DecisionRepository
 from crm_campaign.nba.rules import RunningCampaign
 from crm_campaign.propensity.scorers import PropensityScorers
+from crm_campaign.rates.service import ResponseRates
 from crmkit.audit import AuditEntry, AuditWriter
 from crmkit.auth import Principal
 from crmkit.clock import Clock, utc_now
@@ -32,13 +35,14 @@ log = get_logger("crm.campaign.nba")
 class NextBestActions:
     def __init__(self, *, db: Database, repository: DecisionRepository, catalogue: RunningCampaigns,
                  audit: AuditWriter, scorers: PropensityScorers, suitability: Suitability | None = None,
-                 clock: Clock = utc_now) -> None:
+                 rates: ResponseRates | None = None, clock: Clock = utc_now) -> None:
         self._db = db
         self._repository = repository
         self._catalogue = catalogue
         self._audit = audit
         self._suitability: Suitability = suitability or NoRisk()
         self._scorers = scorers
+        self._rates = rates
         self._clock = clock
 
     async def decide(self, *, customer: str, channel: int, max_actions: int, purpose: Purpose,
@@ -52,6 +56,11 @@ class NextBestActions:
         facts, running = await self._facts(customer_id, now=now)
         rules.check_customer(actor, facts)
         candidates = [r for r in running if rules.in_audience(r.campaign, facts)]
+        if self._rates is not None and candidates:
+            # The observed response rates, cached for a short while (rates.service), as a build uses them.
+            observed = await self._rates.current()
+            candidates = [dataclasses.replace(r, plan=audience_rules.with_rates(r.plan, observed))
+                          for r in candidates]
         verdicts, propensities = await asyncio.gather(
             self._ask_risk(candidates, facts, channel=channel), self._propensities(candidates, facts, channel, now))
         unsuitable, degraded = verdicts

@@ -29,6 +29,7 @@ from crm_campaign.care.model import CareTask
 from crm_campaign.care.service import RaisedCareTasks
 from crm_campaign.dispatch.service import Dispatches
 from crm_campaign.offers.repository import OfferRepository
+from crm_campaign.rates.service import ResponseRates
 from crm_campaign.triggers import calendar, events, rules
 from crm_campaign.triggers.calendar_repository import CalendarRepository
 from crm_campaign.triggers.candidates import TriggerCandidates
@@ -66,7 +67,8 @@ class TriggerFiring:
                  audiences: Audiences, dispatches: Dispatches, candidates: TriggerCandidates,
                  care_tasks: RaisedCareTasks | None = None, book: BookRepository | None = None,
                  calendar_facts: CalendarRepository | None = None,
-                 exempt_from_complaints: frozenset[int] = frozenset(), clock: Clock = utc_now) -> None:
+                 exempt_from_complaints: frozenset[int] = frozenset(), rates: ResponseRates | None = None,
+                 clock: Clock = utc_now) -> None:
         self._repository = repository
         self._campaigns = campaigns
         self._offers = offers
@@ -77,6 +79,7 @@ class TriggerFiring:
         self._book = book or BookRepository()
         self._calendar = calendar_facts or CalendarRepository()
         self._exempt = exempt_from_complaints
+        self._rates = rates
         self._clock = clock
 
     async def apply(self, uow: UnitOfWork, change: ChangeEvent) -> bool:
@@ -135,8 +138,10 @@ class TriggerFiring:
             return Outcome(FiringOutcome.CAMPAIGN_NOT_RUNNING, campaign_id)
         offer_id = action.offer.rsplit("/", 1)[-1] if action.offer else ""
         offers = [o for o in await self._offers.page(uow, campaign_id) if not offer_id or o.offer_id == offer_id]
+        # The observed response rates, cached for a short while (rates.service): one event, one customer.
         plan = audience_rules.plan_of(campaign, offers,
-                                      suppress_open_complaints=CampaignType(campaign.type) not in self._exempt)
+                                      suppress_open_complaints=CampaignType(campaign.type) not in self._exempt,
+                                      rates=await self._rates.current() if self._rates is not None else None)
         now = self._clock()
         candidate = await self._candidates.load(uow, plan, event.customer_id, now=now,
                                                 cap_horizon=audience_rules.cap_horizon(plan))
