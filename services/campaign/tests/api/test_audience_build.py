@@ -59,6 +59,9 @@ async def test_a_dry_run_reports_the_funnel_and_a_build_queues_the_audience(
                            S.SUPPRESSION_REASON_NO_CONSENT: 1}
     assert len(dry.suppression_counts) == 11, "every reason is reported, zero counts included"
     assert dry.control_count + dry.target_count == 37
+    # Per channel and per offer: the target only, as the contract says (the control group is not contacted).
+    assert sum(c.count for c in dry.channel_counts) == dry.target_count
+    assert sum(o.count for o in dry.offer_counts) == dry.target_count
     assert await list_dispatches(campaigns, campaign.name) == [], "a dry run reserves nothing"
 
     _, real = await build(campaigns, campaign.name, dry_run=False)

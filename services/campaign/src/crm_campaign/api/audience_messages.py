@@ -11,8 +11,10 @@ from crmkit.values import timestamp
 
 def build_to_proto(build: Build) -> audience_pb2.AudienceBuild:
     result = build.result
-    channels = Counter(e.channel for e in result.eligible)
-    offers = Counter(e.offer_id for e in result.eligible)
+    # Per channel and per offer: the target, as the contract says (the control group is not contacted).
+    target = [e for e in result.eligible if e.customer_id not in build.control]
+    channels = Counter(e.channel for e in target)
+    offers = Counter(e.offer_id for e in target)
     message = audience_pb2.AudienceBuild(
         campaign=f"campaigns/{build.campaign_id}", dry_run=build.dry_run, segment=build.segment,
         candidate_count=result.candidate_count,

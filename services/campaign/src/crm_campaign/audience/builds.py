@@ -59,6 +59,8 @@ class Build:
     control_count: int
     target_count: int
     built_at: datetime
+    # Eligible customers held out as the control group (the rest are the target).
+    control: frozenset[str] = frozenset()
 
 
 BuildPayload = Callable[[Build], Message]
@@ -149,11 +151,12 @@ class AudienceBuilds:
         candidates = [dataclasses.replace(c, unsuitable_offers=None if verdict is None
                                           else verdict.get(c.customer_id, frozenset())) for c in candidates]
         result = funnel.run(plan, candidates, now=now)
-        control = sum(rules.in_control_group(seed=campaign.control_seed, customer_id=e.customer_id,
-                                             holdout_percentage=campaign.control_group.holdout_percentage)
-                      for e in result.eligible)
+        control = frozenset(e.customer_id for e in result.eligible if rules.in_control_group(
+            seed=campaign.control_seed, customer_id=e.customer_id,
+            holdout_percentage=campaign.control_group.holdout_percentage))
         build = Build(campaign_id=campaign_id, dry_run=dry_run, segment=campaign.segment, result=result,
-                      control_count=control, target_count=len(result.eligible) - control, built_at=self._clock())
+                      control_count=len(control), target_count=len(result.eligible) - len(control),
+                      built_at=self._clock(), control=control)
         await run.progress(done=len(candidates), stage="counted" if dry_run else "reserving")
         response = self._payload(build)
         if dry_run:
