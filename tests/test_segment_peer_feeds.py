@@ -37,7 +37,7 @@ async def test_a_complaint_filed_in_feedback_reaches_a_segment_rule_and_a_real_t
     async with serving(FEEDBACK, database_url=feedback_url) as (feedback_server, _):
         feedback_target = f"127.0.0.1:{feedback_server.bound_port}"
         async with (running_service(SEGMENT, database_url=segment_url, feedback_target=feedback_target,
-                                    profile_target="", risk_target="", feed_poll_seconds=0.05,
+                                    profile_target="", risk_target="", campaign_target="", feed_poll_seconds=0.05,
                                     operation_poll_seconds=0.05, profile_feed_max_backoff_seconds=0.3,
                                     classification_check_seconds=3600) as (segment_channel, runtime),
                     grpc.aio.insecure_channel(feedback_target) as feedback_channel):

@@ -14,7 +14,7 @@ from crmkit.testing import row_counter, service_fixtures, with_overrides
 
 segment_database, segment_service, segments = service_fixtures(
     SPEC, segment_service_pb2_grpc.SegmentServiceStub, stub="segments", feed_poll_seconds=0.05,
-    operation_poll_seconds=0.05, profile_target="", feedback_target="", risk_target="",
+    operation_poll_seconds=0.05, profile_target="", feedback_target="", risk_target="", campaign_target="",
     classification_check_seconds=3600)
 
 

@@ -7,11 +7,20 @@ payload carries the resource); what a follower stores is its own read model's bu
 
 from __future__ import annotations
 
+from crm.campaign.v1 import audience_pb2, engagement_pb2
 from crm.common.v1 import change_event_pb2
 from crm.feedback.v1 import complaint_pb2
 
 COMPLAINT_TYPE = "crm.feedback.v1.Complaint"
 CHURN_SCORE_TYPE = "crm.risk.v1.ChurnScore"
+DISPATCH_TYPE = "crm.campaign.v1.Dispatch"
+OFFER_RESPONSE_TYPE = "crm.campaign.v1.OfferResponse"
+# Dispatch states in which the channel provider accepted the message: the customer was contacted.
+CONTACTED_DISPATCH_STATES = frozenset({audience_pb2.DISPATCH_STATE_SENT, audience_pb2.DISPATCH_STATE_DELIVERED})
+# Responses that show interest in the offer (SHOWN is a contact, DECLINED and OPTED_OUT are not).
+POSITIVE_RESPONSE_TYPES = frozenset({
+    engagement_pb2.RESPONSE_TYPE_OPENED, engagement_pb2.RESPONSE_TYPE_CLICKED,
+    engagement_pb2.RESPONSE_TYPE_INTERESTED, engagement_pb2.RESPONSE_TYPE_ACCEPTED})
 # Complaint statuses in which the bank still owes the customer an answer.
 OPEN_COMPLAINT_STATUSES = frozenset({
     complaint_pb2.COMPLAINT_STATUS_OPEN, complaint_pb2.COMPLAINT_STATUS_ACKNOWLEDGED,
@@ -37,3 +46,19 @@ def complaint_of(event: change_event_pb2.ChangeEvent) -> complaint_pb2.Complaint
 
 def is_open(complaint: complaint_pb2.Complaint) -> bool:
     return complaint.status in OPEN_COMPLAINT_STATUSES
+
+
+def dispatch_of(event: change_event_pb2.ChangeEvent) -> audience_pb2.Dispatch | None:
+    """The dispatch as a campaign event leaves it (queued, and at each state change); None else."""
+    dispatch = audience_pb2.Dispatch()
+    if event.resource_type == DISPATCH_TYPE and event.payload.Unpack(dispatch):
+        return dispatch
+    return None
+
+
+def offer_response_of(event: change_event_pb2.ChangeEvent) -> engagement_pb2.OfferResponse | None:
+    """The response a campaign event records (each once, when recorded); None else."""
+    response = engagement_pb2.OfferResponse()
+    if event.resource_type == OFFER_RESPONSE_TYPE and event.payload.Unpack(response):
+        return response
+    return None

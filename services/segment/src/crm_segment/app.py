@@ -59,6 +59,9 @@ class SegmentSettings(GrpcServiceSettings):
     # empty follows none.
     feedback_target: str = Field(default="127.0.0.1:50054", validation_alias="CRM_SEGMENT_FEEDBACK_TARGET")
     risk_target: str = Field(default="127.0.0.1:50055", validation_alias="CRM_SEGMENT_RISK_TARGET")
+    # Campaign's address, whose feed (dispatches, offer responses) gives the contact and response
+    # features; empty follows none.
+    campaign_target: str = Field(default="127.0.0.1:50053", validation_alias="CRM_SEGMENT_CAMPAIGN_TARGET")
     # Longest wait between reconnections to profile's feed (and the others'), seconds.
     profile_feed_max_backoff_seconds: float = Field(default=10.0, gt=0, le=300,
                                                     validation_alias="CRM_SEGMENT_PROFILE_FEED_MAX_BACKOFF_SECONDS")
@@ -172,11 +175,13 @@ def follow_profile(runtime: Runtime[SegmentSettings], classifications: Classific
 
 
 def follow_peers(runtime: Runtime[SegmentSettings], realtime: RealTimeMembership) -> None:
-    """Complaint and churn-score features follow feedback's and risk's feeds, each in the
+    """Complaint, churn-score and campaign-contact features follow feedback's, risk's and
+    campaign's feeds, each in the
     background; a change re-evaluates its customer's real-time segments in its transaction."""
     settings = runtime.settings
     for target, follow in ((settings.feedback_target, peer_features.follow_feedback),
-                           (settings.risk_target, peer_features.follow_risk)):
+                           (settings.risk_target, peer_features.follow_risk),
+                           (settings.campaign_target, peer_features.follow_campaign)):
         if not target:
             continue
         follower = follow(db=runtime.db, settings=settings, target=target,

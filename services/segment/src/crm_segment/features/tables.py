@@ -158,3 +158,20 @@ feature_churn_score = sa.Table(
     sa.Column("risk_band", sa.SmallInteger, nullable=False),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+feature_campaign_touch = sa.Table(
+    "feature_campaign_touch",
+    metadata,
+    # Campaign's dispatches and offer responses (crmkit.peer_payloads), one row per resource
+    # (`campaigns/{c}/dispatches/{d}` or `campaigns/{c}/responses/{r}`); `position` is campaign's
+    # feed's. `contacted_at`: when the customer was contacted (a dispatch once sent or delivered,
+    # an offer shown on an inbound channel), else NULL; `responded_at` and `positive`: a response
+    # other than SHOWN, and whether it showed interest (opened, clicked, interested, accepted).
+    sa.Column("resource_name", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("position", Position, nullable=False),
+    sa.Column("contacted_at", sa.DateTime(timezone=True)),
+    sa.Column("responded_at", sa.DateTime(timezone=True)),
+    sa.Column("positive", sa.Boolean),
+    sa.Index("ix_feature_campaign_touch_customer_id", "customer_id"),
+)

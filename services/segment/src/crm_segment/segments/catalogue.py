@@ -10,8 +10,8 @@ Features whose upstream feed is not followed yet (login times, NPS) read a typed
 in the contract's catalogue, but every customer's value is missing until their feed lands, so a
 rule that needs them selects nobody rather than failing. Segment's own classifications and
 lifetime value are columns of the same row, NULL until first computed. Feedback's complaints and
-risk's churn scores are rows of their own tables (`features.peer_features`), read by one
-primary-key or index lookup per customer.
+risk's churn scores and campaign's dispatches and responses are rows of their own tables
+(`features.peer_features`), read by one primary-key or index lookup per customer.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def _midnight_utc(column: str) -> str:
 _TODAY_UTC = "(now() AT TIME ZONE 'UTC')::date"
 _COMPLAINTS = "(SELECT count(*) FROM feature_complaint fc WHERE fc.customer_id = cf.customer_id AND {})"
 _CHURN = "(SELECT cs.{} FROM feature_churn_score cs WHERE cs.customer_id = cf.customer_id)"
+_TOUCHES = "FROM feature_campaign_touch ct WHERE ct.customer_id = cf.customer_id"
 
 # Feature -> its expression over `customer_feature cf`. Integers are widened to bigint so that
 # rule arithmetic overflows where CEL's int64 does, not at a smallint's bounds.
@@ -62,6 +63,8 @@ _COLUMNS: dict[str, str] = {
     "cluster_id": ("(SELECT ca.cluster_id::bigint FROM cluster_assignment ca WHERE ca.customer_id = cf.customer_id "
                    "AND ca.run_id = (SELECT r.run_id FROM clustering_run r WHERE r.completed_at IS NOT NULL "
                    "ORDER BY r.completed_at DESC, r.run_id LIMIT 1))"),
+    "campaign_contacts_30d": f"(SELECT count(*) {_TOUCHES} AND ct.contacted_at >= now() - interval '30 days')",
+    "campaign_responses_90d": f"(SELECT count(*) {_TOUCHES} AND ct.responded_at >= now() - interval '90 days')",
     "churn_probability": _CHURN.format("probability"),
     "churn_risk_band": _enum_names(_CHURN.format("risk_band"), {1: "RISK_BAND_LOW", 2: "RISK_BAND_MEDIUM",
                                                                 3: "RISK_BAND_HIGH"}),
@@ -69,6 +72,9 @@ _COLUMNS: dict[str, str] = {
     "customer_type": _enum_names("cf.customer_type", {1: "CUSTOMER_TYPE_INDIVIDUAL",
                                                       2: "CUSTOMER_TYPE_ORGANISATION"}),
     "days_since_last_activity": "cf.days_since_last_activity::bigint",
+    # Calendar days (UTC) since the latest contact; NULL when never contacted.
+    "days_since_last_contact": (f"({_TODAY_UTC} - (SELECT max(ct.contacted_at AT TIME ZONE 'UTC') "
+                                f"{_TOUCHES})::date)::bigint"),
     "days_to_next_maturity": f"(cf.next_maturity_on - {_TODAY_UTC})::bigint",
     # A do-not-contact with an end date stops holding after that date.
     "do_not_contact": f"(cf.do_not_contact AND (cf.do_not_contact_until IS NULL "
@@ -82,6 +88,8 @@ _COLUMNS: dict[str, str] = {
     "kyc_status": _enum_names("cf.kyc_status", {1: "KYC_STATUS_PENDING", 2: "KYC_STATUS_VERIFIED",
                                                 3: "KYC_STATUS_EXPIRED", 4: "KYC_STATUS_REJECTED"}),
     "last_activity_time": "cf.last_activity_at",
+    "last_response_positive": (f"(SELECT ct.positive {_TOUCHES} AND ct.responded_at IS NOT NULL "
+                               "ORDER BY ct.responded_at DESC, ct.position DESC LIMIT 1)"),
     "login_count_30d": "cf.login_count_30d::bigint",
     "marketing_channels": "cf.marketing_channels",
     "monetary": "cf.monetary::double precision",

@@ -50,7 +50,7 @@ RULE_PATHS = frozenset({"rule", "evaluation_mode"})
 
 # Money features are in the bank's reporting currency.
 _MONEY = "CNY"
-_PROFILE, _SEGMENT, _FEEDBACK, _RISK = "profile", "segment", "feedback", "risk"
+_PROFILE, _SEGMENT, _FEEDBACK, _RISK, _CAMPAIGN = "profile", "segment", "feedback", "risk", "campaign"
 _PRODUCT_CATEGORIES = ("BOND", "CREDIT_CARD", "CURRENT_ACCOUNT", "FUND", "INSURANCE", "LOAN", "MORTGAGE",
                        "PAYROLL", "PRECIOUS_METAL", "SAVINGS", "TERM_DEPOSIT", "WEALTH")
 
@@ -84,6 +84,12 @@ FEATURES: tuple[Feature, ...] = tuple(sorted((
        "The customer's home branch."),
     _f("birth_year", FeatureType.INT, f"{_PROFILE}.customer.birth_date", True,
        "Year of birth (of incorporation for organisations); unset when not given.", nullable=True),
+    _f("campaign_contacts_30d", FeatureType.INT, f"{_CAMPAIGN}.contacts.count_30d", True,
+       "Contacts in the last 30 days: dispatches the channel provider accepted (sent or delivered) and "
+       "offers shown on inbound channels; for frequency caps and contact fatigue.", unit="count"),
+    _f("campaign_responses_90d", FeatureType.INT, f"{_CAMPAIGN}.responses.count_90d", True,
+       "Responses to offers in the last 90 days (opened, clicked, interested, accepted, declined, opted "
+       "out; an offer merely shown is a contact, not a response).", unit="count"),
     _f("churn_probability", FeatureType.DOUBLE, f"{_RISK}.churn.score", False,
        "Latest churn model probability, 0 to 1; unset until the customer is first scored.",
        unit="score", nullable=True),
@@ -101,6 +107,9 @@ FEATURES: tuple[Feature, ...] = tuple(sorted((
        "Individual or organisation.", allowed=("CUSTOMER_TYPE_INDIVIDUAL", "CUSTOMER_TYPE_ORGANISATION")),
     _f("days_since_last_activity", FeatureType.INT, f"{_PROFILE}.features.activity", True,
        "Days since the latest event on any channel; unset when there was none.", unit="days", nullable=True),
+    _f("days_since_last_contact", FeatureType.INT, f"{_CAMPAIGN}.contacts.latest", True,
+       "Calendar days (UTC) since the latest campaign contact; unset when never contacted.",
+       unit="days", nullable=True),
     _f("days_to_next_maturity", FeatureType.INT, f"{_PROFILE}.holdings.maturity_date", True,
        "Days until the earliest maturity among open holdings; unset when none is due.",
        unit="days", nullable=True),
@@ -129,6 +138,9 @@ FEATURES: tuple[Feature, ...] = tuple(sorted((
        "Time of the latest event on any channel; unset when there is none.", nullable=True),
     _f("last_login_time", FeatureType.TIMESTAMP, f"{_PROFILE}.events.login", True,
        "Time of the latest successful login; unset when there is none.", nullable=True),
+    _f("last_response_positive", FeatureType.BOOL, f"{_CAMPAIGN}.responses.latest", True,
+       "The latest response to an offer showed interest (opened, clicked, interested or accepted); false "
+       "when it was declined or an opt-out; unset when the customer never responded.", nullable=True),
     _f("latest_nps_score", FeatureType.INT, f"{_FEEDBACK}.nps.latest", True,
        "Latest NPS answer, 0 to 10; unset when the customer never answered.", unit="score", nullable=True),
     _f("lifecycle_stage", FeatureType.STRING, f"{_SEGMENT}.classification.lifecycle_stage", False,
