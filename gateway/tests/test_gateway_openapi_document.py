@@ -92,8 +92,17 @@ async def test_every_post_takes_an_idempotency_key(document) -> None:
     assert posts
     for post in posts:
         header = next(p for p in post["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key")
-        assert header["schema"]["anyOf"][0] == {"type": "string", "format": "uuid"}
+        schema = header["schema"] if header["required"] else header["schema"]["anyOf"][0]
+        assert (schema["type"], schema["format"]) == ("string", "uuid")
         assert "REQUEST_ID_REUSED" in header["description"]
+
+
+async def test_filing_a_complaint_requires_the_idempotency_key_as_the_service_does(document) -> None:
+    post = document["paths"]["/v1/complaints"]["post"]
+    header = next(p for p in post["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key")
+    assert header["required"] is True and "Required on this route." in header["description"]
+    customers = document["paths"]["/v1/customers"]["post"]
+    assert next(p for p in customers["parameters"] if p["name"] == "Idempotency-Key")["required"] is False
 
 
 async def test_every_v1_operation_is_secured_limited_and_answers_problems(document) -> None:

@@ -129,6 +129,17 @@ async def test_calls_need_a_token_and_an_allowed_role(served) -> None:
     assert servicer.calls == 0
 
 
+async def test_bad_input_with_many_violations_reaches_the_caller_as_invalid_argument(served) -> None:
+    server, servicer, _ = served
+    servicer.failures.append(errors.InvalidArgument(
+        [errors.FieldViolation(f"items[{i}].name", "must be 1 to 64 letters, digits, '-' or '_'") for i in range(500)]))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as error:  # the status fits the client's metadata limit
+            await trace_service_pb2_grpc.TraceServiceStub(channel).Export(Request(), metadata=bearer(Role.ADMIN))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("invalid request: items[0].name: must be")
+
+
 async def test_a_token_living_longer_than_the_cap_is_unauthenticated_naming_why(served) -> None:
     server, servicer, _ = served
     now = int(time.time())

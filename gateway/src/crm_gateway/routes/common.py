@@ -2,7 +2,8 @@
 
 - `Annotated[Principal, Depends(require_roles(*ROLES))]`: the verified caller, admitted by the
   route's roles and rate limit (auth.py); each module names one alias per set of roles.
-- `IdempotencyKey`: the `Idempotency-Key` header every POST declares; `keyed()` puts it in the
+- `IdempotencyKey`: the `Idempotency-Key` header every POST declares (`RequiredIdempotencyKey`
+  where the service requires it); `keyed()` puts it in the
   request message's `request_id`, so a retry replays the service's first answer and the same key
   with another body is refused by the service (`REQUEST_ID_REUSED`, 400 naming the header).
 - `Page`: `page_size` and `page_token` query parameters, set on the request the same way for
@@ -31,12 +32,14 @@ from crmkit.errors import FieldViolation, InvalidArgument
 M = TypeVar("M", bound=Message)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-IdempotencyKey = Annotated[uuid.UUID | None, Header(
-    alias=IDEMPOTENCY_HEADER,
-    description="A UUID the client makes per operation: a retry with the same key (after a timeout, "
-                "say) returns the first attempt's answer instead of doing it twice. The same key with a "
-                "different body is refused (400, reason `REQUEST_ID_REUSED`). Keys are per caller.",
-)]
+IDEMPOTENCY_TEXT = ("A UUID the client makes per operation: a retry with the same key (after a timeout, say) "
+                    "returns the first attempt's answer instead of doing it twice. The same key with a different "
+                    "body is refused (400, reason `REQUEST_ID_REUSED`). Keys are per caller.")
+IdempotencyKey = Annotated[uuid.UUID | None, Header(alias=IDEMPOTENCY_HEADER, description=IDEMPOTENCY_TEXT)]
+# For a route whose service refuses a call without one (a retried filing must not file twice): the
+# document says so, and a request without it is refused here, naming the header.
+RequiredIdempotencyKey = Annotated[uuid.UUID, Header(alias=IDEMPOTENCY_HEADER,
+                                                     description=IDEMPOTENCY_TEXT + " Required on this route.")]
 PeersDep = Annotated[Peers, Depends(get_peers)]
 # The contract's rule for customer ids (crm.profile.v1.Customer.customer_id).
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

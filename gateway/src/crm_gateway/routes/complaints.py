@@ -16,9 +16,9 @@ from crm_gateway.problems import problem_responses
 from crm_gateway.routes.common import (
     CUSTOMER_ID_PATTERN,
     RESOURCE_ID_PATTERN,
-    IdempotencyKey,
     PageDep,
     PeersDep,
+    RequiredIdempotencyKey,
     answer,
     enum_names,
     keyed,
@@ -53,7 +53,7 @@ router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
              response_model=Complaint, responses=problem_responses(400, 409, 413))
 async def file_complaint(
     complaint: Annotated[ComplaintInput, Body()], principal: Filer, peers: PeersDep, request: Request,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: RequiredIdempotencyKey,
 ) -> JSONResponse:
     message = parse(complaint, complaint_pb2.Complaint, "complaint")
     response = await peers.feedback.FileComplaint(keyed(pb.FileComplaintRequest(complaint=message), idempotency_key),

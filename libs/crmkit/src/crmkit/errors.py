@@ -49,8 +49,12 @@ class InvalidArgument(DomainError):
 
     def __init__(self, violations: Iterable[FieldViolation], *, reason: str = "INVALID_ARGUMENT"):
         self.violations = tuple(violations)
-        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
-        super().__init__(message=f"invalid request: {summary}", reason=reason)
+        super().__init__(message=_invalid_request(self.violations), reason=reason)
+
+
+def _invalid_request(violations: Iterable[FieldViolation], left_off: int = 0) -> str:
+    summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return f"invalid request: {summary}" + (f"; and {left_off} more" if left_off else "")
 
 
 class Unauthenticated(DomainError):
@@ -99,19 +103,49 @@ class Unimplemented(DomainError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
 
+# A status travels in the call's trailing metadata, which gRPC clients refuse beyond 8 KiB by
+# default (as RESOURCE_EXHAUSTED: the caller would see a broken peer, not its own bad input), and
+# the violations are in it twice (the message and BadRequest). So they are reported in order up to
+# this many bytes of text, each clipped, and the message says how many more there were.
+VIOLATION_TEXT_BUDGET = 1536
+VIOLATION_TEXT_CLIP = 256  # characters of one field path or description
+
+
 def to_status(error: DomainError, *, domain: str) -> status_pb2.Status:
     """The google.rpc.Status for a domain error: ErrorInfo always, BadRequest for bad fields."""
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=dict(error.metadata))
     details = [_pack(info)]
+    message = error.message
     if isinstance(error, InvalidArgument):
+        reported = _reported(error.violations)
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations
+                for v in reported
             ]
         )
         details.append(_pack(bad_request))
-    return status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+        if reported != error.violations:
+            message = _invalid_request(reported, left_off=len(error.violations) - len(reported))
+    return status_pb2.Status(code=error.code.value[0], message=message, details=details)
+
+
+def _reported(violations: tuple[FieldViolation, ...]) -> tuple[FieldViolation, ...]:
+    """The first violations, clipped, within `VIOLATION_TEXT_BUDGET` (always at least one)."""
+    reported: list[FieldViolation] = []
+    used = 0
+    for violation in violations:
+        clipped = FieldViolation(_clip(violation.field), _clip(violation.description))
+        size = len(clipped.field.encode()) + len(clipped.description.encode())
+        if reported and used + size > VIOLATION_TEXT_BUDGET:
+            break
+        reported.append(clipped)
+        used += size
+    return tuple(reported)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= VIOLATION_TEXT_CLIP else text[:VIOLATION_TEXT_CLIP - 1] + "…"
 
 
 def internal_status(*, domain: str) -> status_pb2.Status:
