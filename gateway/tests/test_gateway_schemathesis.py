@@ -36,7 +36,7 @@ from schemathesis.checks import CheckFunction
 from crm_gateway.app import create_app
 from crm_gateway.settings import GatewaySettings
 from crmkit.auth import Role
-from crmkit.testing import TEST_JWT_SECRET, eventually, free_port, token
+from crmkit.testing import TEST_JWT_SECRET, eventually, free_port, stop_process, token
 
 from .conftest import auth, customer_json
 
@@ -96,13 +96,7 @@ async def gateway_url(profile_address: str, segment_address: str, campaign_book_
                 assert created.status_code == 201, created.text
             yield url
         finally:
-            if process.returncode is None:
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await stop_process(process)
 
 
 def document() -> dict[str, Any]:

@@ -452,13 +452,18 @@ async def service_process(module: str, env: Mapping[str, str], *, port: int, log
                 await eventually(serving, seconds=timeout, interval=0.1, what=f"{module} SERVING")
             yield address
         finally:
-            if process.returncode is None:
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await stop_process(process)
+
+
+async def stop_process(process: asyncio.subprocess.Process, *, timeout: float = 30.0) -> None:
+    """SIGTERM a child process and wait for it to exit; SIGKILL it after `timeout` seconds."""
+    if process.returncode is None:
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
