@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import crm_profile
+from crm.common.v1 import operation_pb2
+from crm.profile.v1 import attribute_pb2, import_pb2, operations_pb2
 from crmkit.testing import TEST_JWT_SECRET, eventually, telemetry_env
 
 
@@ -114,6 +121,47 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
     started = Launcher(tmp_path)
     yield started
     started.stop_all()
+
+
+def _profile_mapping(name: str) -> dict[str, Any]:
+    """One of the mappings profile ships (services/profile/mappings)."""
+    mapping: dict[str, Any] = json.loads(
+        (Path(crm_profile.__file__).resolve().parents[2] / "mappings" / name).read_text())
+    return mapping
+
+
+async def _upload_chunks(data: bytes, file_name: str) -> AsyncIterator[import_pb2.UploadImportFileRequest]:
+    yield import_pb2.UploadImportFileRequest(header=import_pb2.UploadImportFileHeader(
+        file_name=file_name, format=import_pb2.IMPORT_FILE_FORMAT_CSV, size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest()))
+    for start in range(0, len(data), 1024 * 1024):
+        yield import_pb2.UploadImportFileRequest(chunk=data[start:start + 1024 * 1024])
+
+
+@pytest.fixture
+def import_into_profile() -> Callable[..., Awaitable[Any]]:
+    """`await import_into_profile(profile_stub, data, mapping_file, file_name=, metadata=)`: what the
+    `crm import customers` command does with one of profile's shipped mappings (declare its
+    attributes, upload the file, import, follow the operation); the finished operation, succeeded."""
+
+    async def run(profile: Any, data: bytes, mapping_file: str, *, file_name: str, metadata: Any) -> Any:
+        customers = _profile_mapping(mapping_file)
+        for raw in customers["attributes"]:
+            definition = json_format.ParseDict(raw, attribute_pb2.AttributeDefinition())
+            await profile.CreateAttributeDefinition(
+                attribute_pb2.CreateAttributeDefinitionRequest(attribute_definition=definition), metadata=metadata)
+        upload = (await profile.UploadImportFile(_upload_chunks(data, file_name), metadata=metadata,
+                                                 timeout=120)).upload
+        request = json_format.ParseDict({**customers["request"], "upload": upload.name},
+                                        import_pb2.ImportCustomersRequest())
+        final = (await profile.ImportCustomers(request, metadata=metadata)).operation
+        async for update in profile.WatchOperation(operations_pb2.WatchOperationRequest(name=final.name),
+                                                   metadata=metadata, timeout=600):
+            final = update.operation
+        assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message
+        return final
+
+    return run
 
 
 @pytest.fixture

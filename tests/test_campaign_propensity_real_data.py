@@ -9,11 +9,9 @@ held-out metrics. Skipped without ../shared/data.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +21,12 @@ import sqlalchemy as sa
 from google.protobuf import json_format
 
 import crm_campaign
-import crm_profile
 from crm.campaign.v1 import campaign_service_pb2 as cpb
 from crm.campaign.v1 import campaign_service_pb2_grpc
 from crm.campaign.v1 import contact_import_pb2 as ci
 from crm.campaign.v1 import propensity_pb2 as pp
 from crm.common.v1 import operation_pb2
-from crm.profile.v1 import attribute_pb2, import_pb2, operations_pb2, profile_service_pb2_grpc
+from crm.profile.v1 import profile_service_pb2_grpc
 from crm_campaign.app import SPEC as CAMPAIGN
 from crm_campaign.propensity.tables import customer_feature
 from crm_profile.app import SPEC as PROFILE
@@ -48,32 +45,6 @@ def mapping(package: Any, name: str) -> dict[str, Any]:
     return json.loads((Path(package.__file__).resolve().parents[2] / "mappings" / name).read_text())
 
 
-async def chunks(data: bytes) -> AsyncIterator[import_pb2.UploadImportFileRequest]:
-    yield import_pb2.UploadImportFileRequest(header=import_pb2.UploadImportFileHeader(
-        file_name=FILE, format=import_pb2.IMPORT_FILE_FORMAT_CSV, size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest()))
-    for start in range(0, len(data), 1024 * 1024):
-        yield import_pb2.UploadImportFileRequest(chunk=data[start:start + 1024 * 1024])
-
-
-async def load_customers(profile: Any, data: bytes) -> None:
-    """What the `crm` tool does with profile's mapping: declare its attributes, upload, import."""
-    customers = mapping(crm_profile, "bank_marketing.json")
-    for raw in customers["attributes"]:
-        definition = json_format.ParseDict(raw, attribute_pb2.AttributeDefinition())
-        await profile.CreateAttributeDefinition(
-            attribute_pb2.CreateAttributeDefinitionRequest(attribute_definition=definition), metadata=ADMIN)
-    upload = (await profile.UploadImportFile(chunks(data), metadata=ADMIN, timeout=120)).upload
-    request = json_format.ParseDict({**customers["request"], "upload": upload.name},
-                                    import_pb2.ImportCustomersRequest())
-    started = (await profile.ImportCustomers(request, metadata=ADMIN)).operation
-    final = started
-    async for update in profile.WatchOperation(operations_pb2.WatchOperationRequest(name=started.name),
-                                               metadata=ADMIN, timeout=600):
-        final = update.operation
-    assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message
-
-
 async def finished(campaigns: Any, started: operation_pb2.Operation) -> operation_pb2.Operation:
     final = started
     async for update in campaigns.WatchOperation(cpb.WatchOperationRequest(name=started.name), metadata=MARKETER,
@@ -83,7 +54,8 @@ async def finished(campaigns: Any, started: operation_pb2.Operation) -> operatio
     return final
 
 
-async def test_calls_and_profile_customers_train_a_term_deposit_model(database_factory: Any) -> None:
+async def test_calls_and_profile_customers_train_a_term_deposit_model(database_factory: Any,
+                                                                      import_into_profile: Any) -> None:
     data = (shared_data_dir(FILE) / FILE).read_bytes()
     profile_url = await migrated_database(database_factory, PROFILE)
     campaign_url = await migrated_database(database_factory, CAMPAIGN)
@@ -92,7 +64,8 @@ async def test_calls_and_profile_customers_train_a_term_deposit_model(database_f
     async with (serving(PROFILE, database_url=profile_url, **keys) as (profile_server, _),
                 grpc.aio.insecure_channel(f"127.0.0.1:{profile_server.bound_port}") as profile_channel):
         target = f"127.0.0.1:{profile_server.bound_port}"
-        await load_customers(profile_service_pb2_grpc.ProfileServiceStub(profile_channel), data)
+        await import_into_profile(profile_service_pb2_grpc.ProfileServiceStub(profile_channel), data,
+                                  "bank_marketing.json", file_name=FILE, metadata=ADMIN)
         async with running_service(CAMPAIGN, database_url=campaign_url, profile_target=target,
                                    feed_max_backoff_seconds=0.3, dispatcher_enabled=False, segment_target="",
                                    feedback_target="", risk_target="") as (channel, runtime):

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import base64
 import csv
-import hashlib
 import json
 import math
 import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy as sa
-from google.protobuf import json_format
 
-import crm_profile
 from crm.common.v1 import operation_pb2
-from crm.profile.v1 import attribute_pb2, import_pb2, operations_pb2, profile_service_pb2_grpc
+from crm.profile.v1 import import_pb2, profile_service_pb2_grpc
 from crm.risk.v1 import churn_model_pb2 as cm
 from crm.risk.v1 import risk_service_pb2 as pb
 from crm.risk.v1 import risk_service_pb2_grpc
@@ -52,40 +47,6 @@ FEATURES = {"CreditScore": "credit_score", "Geography": "region", "Gender": "gen
 CATEGORICAL = {"Geography": {"France": "FR", "Germany": "DE", "Spain": "ES"}, "Gender": {}}
 
 
-def mapping() -> dict[str, Any]:
-    return json.loads((Path(crm_profile.__file__).resolve().parents[2] / "mappings" / "churn_modelling.json")
-                      .read_text())
-
-
-async def chunks(data: bytes) -> AsyncIterator[import_pb2.UploadImportFileRequest]:
-    yield import_pb2.UploadImportFileRequest(header=import_pb2.UploadImportFileHeader(
-        file_name=FILE, format=import_pb2.IMPORT_FILE_FORMAT_CSV, size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest()))
-    for start in range(0, len(data), 1024 * 1024):
-        yield import_pb2.UploadImportFileRequest(chunk=data[start:start + 1024 * 1024])
-
-
-async def load_customers(profile: Any, data: bytes) -> None:
-    """What the `crm` tool does with profile's mapping: declare its attributes, upload, import."""
-    customers = mapping()
-    for raw in customers["attributes"]:
-        definition = json_format.ParseDict(raw, attribute_pb2.AttributeDefinition())
-        await profile.CreateAttributeDefinition(
-            attribute_pb2.CreateAttributeDefinitionRequest(attribute_definition=definition), metadata=ADMIN)
-    upload = (await profile.UploadImportFile(chunks(data), metadata=ADMIN, timeout=120)).upload
-    request = json_format.ParseDict({**customers["request"], "upload": upload.name},
-                                    import_pb2.ImportCustomersRequest())
-    started = (await profile.ImportCustomers(request, metadata=ADMIN)).operation
-    final = started
-    async for update in profile.WatchOperation(operations_pb2.WatchOperationRequest(name=started.name),
-                                               metadata=ADMIN, timeout=600):
-        final = update.operation
-    assert final.state == operation_pb2.OPERATION_STATE_SUCCEEDED, final.error.message
-    metadata = import_pb2.ImportCustomersMetadata()
-    assert final.metadata.Unpack(metadata)
-    assert list(metadata.unmapped_columns) == ["RowNumber"], "every other column is a fact profile keeps"
-
-
 def expected_features(data: bytes) -> dict[str, dict[str, str]]:
     """Per customer id, the read-model value each predictive column of the file should arrive as."""
     rows = csv.DictReader(data.decode().splitlines())
@@ -101,7 +62,7 @@ def same(cell: object, expected: str) -> bool:
         return str(cell) == expected
 
 
-async def test_the_churn_file_trains_through_profile_and_risk(database_factory: Any) -> None:
+async def test_the_churn_file_trains_through_profile_and_risk(database_factory: Any, import_into_profile: Any) -> None:
     data = (shared_data_dir(FILE) / FILE).read_bytes()
     profile_url = await migrated_database(database_factory, PROFILE)
     risk_url = await migrated_database(database_factory, RISK)
@@ -109,7 +70,11 @@ async def test_the_churn_file_trains_through_profile_and_risk(database_factory: 
             "blind_index_key": base64.b64encode(os.urandom(32)).decode(), "matcher_enabled": False}
     async with (serving(PROFILE, database_url=profile_url, **keys) as (profile_server, _),
                 grpc.aio.insecure_channel(f"127.0.0.1:{profile_server.bound_port}") as profile_channel):
-        await load_customers(profile_service_pb2_grpc.ProfileServiceStub(profile_channel), data)
+        imported = await import_into_profile(profile_service_pb2_grpc.ProfileServiceStub(profile_channel), data,
+                                             "churn_modelling.json", file_name=FILE, metadata=ADMIN)
+        metadata = import_pb2.ImportCustomersMetadata()
+        assert imported.metadata.Unpack(metadata)
+        assert list(metadata.unmapped_columns) == ["RowNumber"], "every other column is a fact profile keeps"
         async with running_service(RISK, database_url=risk_url, profile_target=f"127.0.0.1:{profile_server.bound_port}",
                                    profile_feed_max_backoff_seconds=0.3, feedback_target="",
                                    alert_escalation_poll_seconds=0, operation_poll_seconds=0.1
