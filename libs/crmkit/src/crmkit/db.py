@@ -145,19 +145,17 @@ class Database:
         caller begins its own transaction when it needs one."""
         if self._raw_pool is None:
             raise RuntimeError("this Database was made without a raw pool; use Database.open()")
-        unavailable = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                       asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.TooManyConnectionsError)
         try:
             # Bounded as the engine's pool is (SQLAlchemy's pool_timeout): work that holds a raw
             # connection while it asks for another (an operation's progress) must fail when the
             # pool is empty, not wait forever for a connection its own kind holds.
             connection = await self._raw_pool.acquire(timeout=self._pool_timeout)
-        except unavailable as exc:  # TimeoutError among them
-            raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
+        except _RAW_UNAVAILABLE as exc:  # TimeoutError among them
+            raise _database_unavailable() from exc
         try:
             yield connection
-        except unavailable as exc:
-            raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
+        except _RAW_UNAVAILABLE as exc:
+            raise _database_unavailable() from exc
         except asyncpg.exceptions.SerializationError as exc:
             raise Aborted("concurrent change; retry", reason="CONCURRENT_CHANGE") from exc
         finally:
@@ -177,7 +175,7 @@ class Database:
         except DBAPIError as exc:
             raise _translate(exc) from exc
         except (OSError, sa.exc.TimeoutError) as exc:
-            raise Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE") from exc
+            raise _database_unavailable() from exc
         try:
             if read_only:
                 connection = await connection.execution_options(postgresql_readonly=True)
@@ -220,11 +218,19 @@ def _translate(exc: DBAPIError) -> Exception:
     # resources (class 53: "too many clients") are the database being unavailable for now, which a
     # caller may retry; never an internal error, and never a reason to give up on a piece of work.
     if exc.connection_invalidated or sqlstate in _UNAVAILABLE or (sqlstate or "").startswith("53"):
-        return Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE")
+        return _database_unavailable()
     return exc
 
 
 _UNAVAILABLE = frozenset({"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"})
+# What asyncpg raises on the raw pool when the database cannot be reached or holds no connection
+# for this caller (OSError covers the pool's acquire timeout, a TimeoutError).
+_RAW_UNAVAILABLE = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
+                    asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.TooManyConnectionsError)
+
+
+def _database_unavailable() -> Unavailable:
+    return Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE")
 
 
 def alembic_config(script_location: Path, url: str) -> Config:
