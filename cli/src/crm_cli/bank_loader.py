@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from typing import TypeVar
 
 import grpc
 
@@ -35,6 +36,7 @@ from crm.profile.v1 import consent_pb2, event_pb2, holding_pb2, profile_service_
 from crm_cli import demo_data, output
 from crm_cli.synthetic_bank import BankCustomer
 
+Reply = TypeVar("Reply")
 CHUNK = 200
 EVENT_BATCH = 1000
 CONCURRENCY = 8
@@ -165,23 +167,17 @@ async def file_complaints(channel: grpc.aio.Channel, token: str, result: BankLoa
 
     async def file(key: str, complaint: complaint_pb2.Complaint) -> None:
         request = feedback_service_pb2.FileComplaintRequest(complaint=complaint, request_id=_request_id(key))
-        while True:
-            async with gate:
-                try:
-                    reply = await stub.FileComplaint(request, metadata=metadata, timeout=TIMEOUT_SECONDS)
-                except grpc.aio.AioRpcError as error:
-                    described = output.describe_rpc_error(error)
-                    if "CUSTOMER_NOT_FOUND" not in described or time.monotonic() > deadline:
-                        result.failed.append((f"complaint of {complaint.customer}", error.code().name,
-                                              error.details() or ""))
-                        return
-                else:
-                    if reply.complaint.create_time.ToDatetime(tzinfo=UTC) < started:
-                        result.complaints_existing += 1
-                    else:
-                        result.complaints_filed += 1
-                    return
-            await asyncio.sleep(0.5)
+        try:
+            reply = await _once_feedback_knows_the_customer(
+                lambda: stub.FileComplaint(request, metadata=metadata, timeout=TIMEOUT_SECONDS),
+                gate=gate, deadline=deadline)
+        except grpc.aio.AioRpcError as error:
+            result.failed.append((f"complaint of {complaint.customer}", error.code().name, error.details() or ""))
+            return
+        if reply.complaint.create_time.ToDatetime(tzinfo=UTC) < started:
+            result.complaints_existing += 1
+        else:
+            result.complaints_filed += 1
 
     await asyncio.gather(*(file(key, complaint) for key, complaint in result.pending_complaints))
 
@@ -210,24 +206,35 @@ async def file_surveys(channel: grpc.aio.Channel, token: str, result: BankLoadRe
     async def submit(key: str, survey_id: str, answer: survey_pb2.SurveyResponse) -> None:
         request = feedback_service_pb2.SubmitSurveyResponseRequest(parent=f"surveys/{survey_id}", response=answer,
                                                                    request_id=_request_id(key))
-        while True:
-            async with gate:
-                try:
-                    reply = await stub.SubmitSurveyResponse(request, metadata=metadata, timeout=TIMEOUT_SECONDS)
-                except grpc.aio.AioRpcError as error:
-                    if error.code() is grpc.StatusCode.ALREADY_EXISTS:  # answered under another key
-                        result.survey_answers_existing += 1
-                        return
-                    if "CUSTOMER_NOT_FOUND" not in output.describe_rpc_error(error) or time.monotonic() > deadline:
-                        result.failed.append((f"survey answer of {answer.customer}", error.code().name,
-                                              error.details() or ""))
-                        return
-                else:
-                    if reply.response.submit_time.ToDatetime(tzinfo=UTC) < started:
-                        result.survey_answers_existing += 1
-                    else:
-                        result.survey_answers_filed += 1
-                    return
-            await asyncio.sleep(0.5)
+        try:
+            reply = await _once_feedback_knows_the_customer(
+                lambda: stub.SubmitSurveyResponse(request, metadata=metadata, timeout=TIMEOUT_SECONDS),
+                gate=gate, deadline=deadline)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.ALREADY_EXISTS:  # answered under another key
+                result.survey_answers_existing += 1
+            else:
+                result.failed.append((f"survey answer of {answer.customer}", error.code().name,
+                                      error.details() or ""))
+            return
+        if reply.response.submit_time.ToDatetime(tzinfo=UTC) < started:
+            result.survey_answers_existing += 1
+        else:
+            result.survey_answers_filed += 1
 
     await asyncio.gather(*(submit(key, survey_id, answer) for key, survey_id, answer in result.pending_survey_answers))
+
+
+async def _once_feedback_knows_the_customer(call: Callable[[], Awaitable[Reply]], *, gate: asyncio.Semaphore,
+                                            deadline: float) -> Reply:
+    """`call()` under `gate`, made again every half second while feedback refuses it with
+    CUSTOMER_NOT_FOUND (it learns of customers from profile's feed) until the monotonic `deadline`;
+    any other refusal, or that one after the deadline, is raised."""
+    while True:
+        async with gate:
+            try:
+                return await call()
+            except grpc.aio.AioRpcError as error:
+                if output.error_reason(error) != "CUSTOMER_NOT_FOUND" or time.monotonic() > deadline:
+                    raise
+        await asyncio.sleep(0.5)
