@@ -66,6 +66,9 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark("feedback-intake", "bench.feedback_intake",
               "FileComplaint complaints/s at concurrency 16 over hand-written SQL writing the same rows at 16 "
               "(and over a bare gRPC call)"),
+    Benchmark("gateway-overload", "bench.gateway_overload",
+              "p99 ms of the admitted requests at twice the sustainable rate (the rest answered 429 with "
+              "Retry-After) <= 50"),
     Benchmark("segment-live", "bench.segment_live",
               "p95 seconds from a profile change to the membership change on segment's feed, 50 real-time "
               "segments, real processes <= 1 s; per-event evaluation p99 <= 5 ms"),
@@ -233,6 +236,82 @@ async def drive_alternating(
         for call, results in zip(calls, slices, strict=True):
             results.append(await drive(call, concurrency=concurrency, seconds=seconds / rounds, clock=clock))
     return [merge(results) for results in slices]
+
+
+OutcomeCall = Callable[[int], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class OpenLoopResult:
+    """What an open-loop phase saw: the rate offered, and each outcome's calls with their latencies
+    (measured from the moment each call was due, so a client falling behind shows as latency)."""
+
+    offered_per_second: float
+    elapsed_seconds: float
+    outcomes: dict[str, LoadResult]
+    # How late each call went out (sorted): large when the client itself cannot keep up with the
+    # rate, which a loaded machine shows; the outcomes' latencies include it.
+    issue_lag_seconds: Sequence[float] = ()
+
+    @property
+    def issue_lag_p99_ms(self) -> float:
+        return percentile(self.issue_lag_seconds, 99) * 1000 if self.issue_lag_seconds else 0.0
+
+    def count(self, outcome: str) -> int:
+        result = self.outcomes.get(outcome)
+        return result.completed if result else 0
+
+    @property
+    def total(self) -> int:
+        return sum(r.completed for r in self.outcomes.values())
+
+    def share(self, outcome: str) -> float:
+        return self.count(outcome) / self.total if self.total else 0.0
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{name}: {r.completed:,} ({r.throughput:,.0f}/s, p99={r.p99_ms:.1f}ms)"
+                          for name, r in sorted(self.outcomes.items()))
+        return (f"offered {self.offered_per_second:,.0f}/s for {self.elapsed_seconds:.1f}s "
+                f"(issued late by p99={self.issue_lag_p99_ms:.1f}ms) -> {parts}")
+
+
+async def drive_open(
+    call: OutcomeCall, *, rate: float, seconds: float, clock: Clock = time.perf_counter,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> OpenLoopResult:
+    """Open loop: call `i` is due at `i / rate` seconds and issued then whether or not earlier
+    calls have returned, for `seconds`; each call answers its outcome (e.g. "200", "429"). This is
+    how overload arrives (clients do not wait for each other), where the closed loop of `drive`
+    would slow down with the server and hide the overload. Latency counts from the due time, so a
+    call the client could not issue on time is not flattered (no coordinated omission). A call
+    that raises fails the phase."""
+    if rate <= 0 or seconds <= 0:
+        raise ValueError("rate and seconds must be positive")
+    due_count = math.floor(rate * seconds)
+    latencies: dict[str, list[float]] = {}
+    lags: list[float] = []
+    started = clock()
+
+    async def one(index: int, due: float) -> None:
+        lags.append(clock() - due)
+        outcome = await call(index)
+        latencies.setdefault(outcome, []).append(clock() - due)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index in range(due_count):
+                due = started + index / rate
+                wait = due - clock()
+                if wait > 0:
+                    await sleep(wait)
+                group.create_task(one(index, due))
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    elapsed = clock() - started
+    return OpenLoopResult(offered_per_second=rate, elapsed_seconds=elapsed, outcomes={
+        name: LoadResult(concurrency=0, completed=len(values), elapsed_seconds=elapsed,
+                         latencies_seconds=sorted(values))
+        for name, values in latencies.items()}, issue_lag_seconds=sorted(lags))
 
 
 # --- one bench run ----------------------------------------------------------------------------

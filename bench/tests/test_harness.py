@@ -13,7 +13,7 @@ import pytest
 
 from bench.__main__ import parse_args
 from bench.environment import Postgres, with_database
-from bench.harness import REGISTRY, BenchRun, Figure, drive, drive_alternating, merge, percentile
+from bench.harness import REGISTRY, BenchRun, Figure, drive, drive_alternating, drive_open, merge, percentile
 
 
 class FakeClock:
@@ -168,6 +168,71 @@ async def test_alternating_phases_take_turns_and_add_up() -> None:
     assert floor.elapsed_seconds == pytest.approx(6) and path.elapsed_seconds == pytest.approx(6)
     assert floor.throughput == pytest.approx(2 * path.throughput)
     assert path.p99_ms == pytest.approx(1000)
+
+
+class FakeSleep:
+    """Advances the fake clock instead of waiting, and lets other tasks run as a real sleep does."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    async def __call__(self, seconds: float) -> None:
+        self.clock.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_open_loop_issues_each_call_when_due_without_waiting_for_earlier_ones() -> None:
+    clock = FakeClock()
+    in_flight = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def call(index: int) -> str:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight == 20:
+            release.set()
+        await release.wait()  # none returns before the last is issued: the loop does not wait
+        in_flight -= 1
+        return "429" if index % 4 == 0 else "200"
+
+    result = await drive_open(call, rate=10, seconds=2, clock=clock, sleep=FakeSleep(clock))
+    assert most == 20
+    assert clock.now == pytest.approx(100 + 1.9)  # the last call was due at 1.9 s
+    assert (result.total, result.count("200"), result.count("429")) == (20, 15, 5)
+    assert result.share("429") == pytest.approx(0.25)
+    assert result.outcomes["200"].throughput == pytest.approx(15 / 1.9)
+
+
+async def test_open_loop_latency_counts_from_the_due_time() -> None:
+    clock = FakeClock()
+
+    async def call(index: int) -> str:
+        if index == 0:
+            clock.now += 0.5  # the client stalls half a second: the calls due meanwhile go out late
+        await asyncio.sleep(0)
+        return "200"
+
+    result = await drive_open(call, rate=100, seconds=0.1, clock=clock, sleep=FakeSleep(clock))
+    admitted = result.outcomes["200"]
+    assert admitted.completed == 10
+    # the last call was due at 0.09 s and issued after the stall: its wait counts
+    assert admitted.latencies_seconds[0] >= 0.41
+    assert admitted.p99_ms >= 500
+    assert result.issue_lag_p99_ms >= 410  # and the lateness is reported as the client's own
+    assert result.issue_lag_seconds[0] == pytest.approx(0.01)  # the first, once the driver yielded
+
+
+async def test_open_loop_raises_a_failing_call_and_rejects_a_zero_rate() -> None:
+    async def call(index: int) -> str:
+        await asyncio.sleep(0)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await drive_open(call, rate=1000, seconds=0.01)
+    with pytest.raises(ValueError, match="rate"):
+        await drive_open(call, rate=0, seconds=1)
 
 
 async def test_merge_needs_one_concurrency() -> None:
