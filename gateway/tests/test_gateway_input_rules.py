@@ -119,3 +119,41 @@ async def test_bodies_valid_by_the_schema_are_created(client, headers, schemas, 
     for body in made if isinstance(made, list) else [made]:
         response = await client.post("/v1/customers", json=body, headers=headers(Role.ADMIN))
         assert response.status_code == 201, (body, response.json())
+
+
+@pytest.mark.parametrize(("schema", "required", "refused_zero"), [
+    ("ComplaintInput", {"customer", "channel", "description"}, {"channel": "CHANNEL_UNSPECIFIED"}),
+    ("ConsentRecordInput", {"purpose", "channel", "decision", "evidence"},
+     {"purpose": "CONSENT_PURPOSE_UNSPECIFIED", "decision": "CONSENT_DECISION_UNSPECIFIED"}),
+    ("ConsentEvidenceInput", {"source", "effective_time", "recorded_by"}, {"source": "CONSENT_SOURCE_MERGE"}),
+    ("OfferResponseInput", {"customer", "offer", "channel", "type", "response_time"},
+     {"type": "RESPONSE_TYPE_UNSPECIFIED"}),
+])
+async def test_every_channel_body_states_what_its_service_requires(schemas, schema, required, refused_zero) -> None:
+    body = schemas[schema]
+    assert set(body["required"]) == required
+    for name in required:
+        assert NULL not in options(body["properties"][name])
+    for name, value in refused_zero.items():
+        assert value not in enum_of(body["properties"][name])
+
+
+@pytest.mark.parametrize(("path", "schema", "expected"), [
+    ("/v1/complaints", "ComplaintInput", {"complaint.customer", "complaint.channel", "complaint.description"}),
+    ("/v1/offer-responses", "OfferResponseInput",
+     {"response.customer", "response.offer", "response.channel", "response.type", "response.response_time"}),
+])
+async def test_a_channel_body_of_nulls_is_refused_before_any_call(client, headers, schemas, path, schema,
+                                                                   expected) -> None:
+    body = dict.fromkeys(schemas[schema]["properties"])
+    response = await client.post(path, json=body, headers={**headers(Role.ADMIN), "Idempotency-Key": str(uuid.uuid4())})
+    assert response.status_code == 400, response.text
+    assert {param["name"] for param in response.json()["invalid_params"]} == expected
+
+
+async def test_consent_decisions_come_one_to_fifty_at_a_time(client, headers, schemas) -> None:
+    consents = schemas["ConsentRecordsInput"]["properties"]["consents"]
+    assert (consents["minItems"], consents["maxItems"]) == (1, 50)
+    response = await client.post("/v1/customers/C1/consents", json={"consents": []}, headers=headers(Role.ADMIN))
+    assert response.status_code == 400
+    assert [param["name"] for param in response.json()["invalid_params"]] == ["body.consents"]

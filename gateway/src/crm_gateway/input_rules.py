@@ -34,6 +34,9 @@ class FieldRule:
 
 COUNTRY = r"^[A-Z]{2}$"
 COUNTRY_RULE = FieldRule(constraints={"pattern": COUNTRY})
+CUSTOMER_NAME = FieldRule(required=True, constraints={"pattern": r"^customers/[A-Za-z0-9_-]{1,64}$"})
+SHORT_CODE = FieldRule(constraints={"pattern": r"^[a-z0-9_]{1,64}$"})
+NOT_BLANK = r"\S"
 
 # Message full name -> field name -> rule.
 INPUT_RULES: Mapping[str, Mapping[str, FieldRule]] = {
@@ -50,6 +53,40 @@ INPUT_RULES: Mapping[str, Mapping[str, FieldRule]] = {
         "preferred_language": FieldRule(constraints={"pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$"}),
         "attributes": FieldRule(constraints={"max_length": 200}),
         "external_ids": FieldRule(constraints={"max_length": 20}),
+    },
+    # crm_feedback.complaints.rules.validate_draft
+    "crm.feedback.v1.Complaint": {
+        "customer": CUSTOMER_NAME,
+        "channel": FieldRule(required=True, refused=frozenset({"CHANNEL_UNSPECIFIED"})),
+        "description": FieldRule(required=True, constraints={"pattern": NOT_BLANK, "max_length": 4000}),
+        "subcategory": SHORT_CODE,
+        "product": SHORT_CODE,
+        "branch_id": FieldRule(constraints={"max_length": 32}),
+    },
+    # crm_profile.consents.rules.validate_records (`text_version` is required on an opt-in: the
+    # service checks that pair)
+    "crm.profile.v1.ConsentRecord": {
+        "purpose": FieldRule(required=True, refused=frozenset({"CONSENT_PURPOSE_UNSPECIFIED"})),
+        "channel": FieldRule(required=True, refused=frozenset({"CONTACT_CHANNEL_UNSPECIFIED"})),
+        "decision": FieldRule(required=True, refused=frozenset({"CONSENT_DECISION_UNSPECIFIED"})),
+        "evidence": FieldRule(required=True),
+    },
+    "crm.profile.v1.ConsentEvidence": {
+        "source": FieldRule(required=True, refused=frozenset({"CONSENT_SOURCE_UNSPECIFIED", "CONSENT_SOURCE_MERGE"})),
+        "source_reference": FieldRule(constraints={"max_length": 128}),
+        "effective_time": FieldRule(required=True),
+        "text_version": FieldRule(constraints={"pattern": r"^[A-Za-z0-9._-]{1,64}$"}),
+        "recorded_by": FieldRule(required=True, constraints={"pattern": NOT_BLANK, "max_length": 64}),
+    },
+    # crm_campaign.engagement.rules.validate_response
+    "crm.campaign.v1.OfferResponse": {
+        "customer": CUSTOMER_NAME,
+        "offer": FieldRule(required=True, constraints={
+            "pattern": r"^campaigns/[A-Za-z0-9_-]{1,64}/offers/[A-Za-z0-9_-]{1,64}$"}),
+        "channel": FieldRule(required=True, refused=frozenset({"CHANNEL_UNSPECIFIED"})),
+        "type": FieldRule(required=True, refused=frozenset({"RESPONSE_TYPE_UNSPECIFIED"})),
+        "response_time": FieldRule(required=True),
+        "decision_id": FieldRule(constraints={"max_length": 128}),
     },
     "crm.profile.v1.IdDocument": {
         # `type` is required when `number` is given: IdDocumentInput's dependent rule (schemas.py).

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from google.protobuf import field_mask_pb2
-from pydantic import create_model
+from pydantic import Field, create_model
 
 from crm.common.v1 import audit_pb2
 from crm.profile.v1 import consent_pb2
@@ -38,7 +38,8 @@ CUSTOMER_SERVICE = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_CUSTO
 ConsentStates = page_model("ConsentStatePage", "states", consent_pb2.ConsentState.DESCRIPTOR)
 _record: Any = proto_model(consent_pb2.ConsentRecord.DESCRIPTOR, for_input=True)
 ConsentRecords: Any = create_model("ConsentRecordsInput", __doc__="Consent decisions to record, at least one.",
-                                   consents=(list[_record], ...))
+                                   # crm_profile.consents.rules.MAX_RECORDS_PER_CALL
+                                   consents=(Annotated[list[_record], Field(min_length=1, max_length=50)], ...))
 ContactPreferences: Any = proto_model(consent_pb2.ContactPreferences.DESCRIPTOR)
 Recorded: Any = proto_model(consent_pb2.RecordConsentResponse.DESCRIPTOR)
 ContactPreferencesInput: Any = proto_model(consent_pb2.ContactPreferences.DESCRIPTOR, for_input=True)
