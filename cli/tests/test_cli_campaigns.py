@@ -66,6 +66,7 @@ def test_a_campaign_from_draft_through_a_second_persons_approval_to_its_funnel_a
     suppressed = sum(int(s.get("count", 0)) for s in funnel.get("suppression_counts", []))
     assert funnel["candidate_count"] - suppressed == funnel["eligible_count"]
     assert funnel["eligible_count"] == funnel["target_count"] + funnel["control_count"]
+    assert sum(int(v["count"]) for v in funnel.get("daily_volumes", [])) == funnel["target_count"]
     table = crm_all("campaigns", "dry-run", campaign_id)
     assert table.exit_code == 0 and "candidates" in table.stdout and "target" in table.stdout
 

@@ -289,9 +289,15 @@ def dry_run(campaign_id: str, timeout: float, output_format: str, target: str | 
     table.add_row("  - control group", f"{build.control_count:,}")
     table.add_row("target", f"{build.target_count:,}", style="bold")
     for c in build.channel_counts:
-        table.add_row(f"  via {campaign_pb2.Channel.Name(c.channel).removeprefix('CHANNEL_').lower()}",
-                      f"{c.count:,}")
+        table.add_row(f"  via {_channel_text(c.channel)}", f"{c.count:,}")
+    for v in build.daily_volumes:
+        table.add_row(f"  due {v.date.year:04d}-{v.date.month:02d}-{v.date.day:02d} via {_channel_text(v.channel)}",
+                      f"{v.count:,}")
     output.console().print(table)
+
+
+def _channel_text(channel: campaign_pb2.Channel.ValueType) -> str:
+    return campaign_pb2.Channel.Name(channel).removeprefix("CHANNEL_").lower()
 
 
 @campaigns_group.command("results")

@@ -430,8 +430,11 @@ async def service_process(module: str, env: Mapping[str, str], *, port: int, log
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     environment = {**os.environ, **env}
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", module, "migrate"], env=environment,
-                            check=True, capture_output=True, timeout=timeout)
+    migrated = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", module, "migrate"], env=environment,
+                                       capture_output=True, timeout=timeout)
+    if migrated.returncode != 0:  # the reason is in its output: the bare exit status says nothing
+        output = (migrated.stdout + migrated.stderr).decode(errors="replace")
+        raise RuntimeError(f"{module} migrate exited {migrated.returncode}:\n{output[-3000:]}")
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, "serve", env=environment,
                                                        stdout=log, stderr=subprocess.STDOUT)

@@ -62,6 +62,10 @@ async def test_a_dry_run_reports_the_funnel_and_a_build_queues_the_audience(
     # Per channel and per offer: the target only, as the contract says (the control group is not contacted).
     assert sum(c.count for c in dry.channel_counts) == dry.target_count
     assert sum(o.count for o in dry.offer_counts) == dry.target_count
+    # No quiet hours here: every message is due on the day of the dry run, on the one channel.
+    [today] = dry.daily_volumes
+    assert (today.channel, today.count) == (SMS, dry.target_count)
+    assert (today.date.year, today.date.month, today.date.day) == dry.build_time.ToDatetime().timetuple()[:3]
     assert await list_dispatches(campaigns, campaign.name) == [], "a dry run reserves nothing"
 
     _, real = await build(campaigns, campaign.name, dry_run=False)

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from crm_campaign.audience import funnel, rules
 from crm_campaign.audience.funnel import FunnelResult
 from crm_campaign.audience.inputs import AudienceInputs
+from crm_campaign.audience.model import Eligible
 from crm_campaign.audience.service import Audiences
 from crm_campaign.audience.suitability import NoRisk, Suitability
 from crm_campaign.campaigns.model import CampaignType
@@ -61,6 +62,14 @@ class Build:
     built_at: datetime
     # Eligible customers held out as the control group (the rest are the target).
     control: frozenset[str] = frozenset()
+    # The time zone of the campaign's quiet hours ("" when it names none): the days of the
+    # expected daily volumes (volumes.py).
+    time_zone: str = ""
+
+    @property
+    def target(self) -> list[Eligible]:
+        """The eligible customers to be contacted (the control group is not)."""
+        return [e for e in self.result.eligible if e.customer_id not in self.control]
 
 
 BuildPayload = Callable[[Build], Message]
@@ -156,7 +165,8 @@ class AudienceBuilds:
             holdout_percentage=campaign.control_group.holdout_percentage))
         build = Build(campaign_id=campaign_id, dry_run=dry_run, segment=campaign.segment, result=result,
                       control_count=len(control), target_count=len(result.eligible) - len(control),
-                      built_at=self._clock(), control=control)
+                      built_at=self._clock(), control=control,
+                      time_zone=plan.quiet_hours.time_zone if plan.quiet_hours else "")
         await run.progress(done=len(candidates), stage="counted" if dry_run else "reserving")
         response = self._payload(build)
         if dry_run:
