@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-
-from google.type import date_pb2
-
 from crm.campaign.v1 import loyalty_pb2
 from crm_campaign.api import value_messages as values
 from crm_campaign.campaigns.model import Interval
 from crm_campaign.loyalty.model import LoyaltyAccount, LoyaltyTransaction, Redemption, Reward
 from crm_campaign.loyalty.rules import is_available
 from crmkit.clock import utc_now
+from crmkit.validation import set_date
 from crmkit.values import set_timestamps
-
-
-def _date(value: date) -> date_pb2.Date:
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
 
 
 def account_to_proto(account: LoyaltyAccount) -> loyalty_pb2.LoyaltyAccount:
@@ -27,7 +20,7 @@ def account_to_proto(account: LoyaltyAccount) -> loyalty_pb2.LoyaltyAccount:
         expiring_points=account.expiring_points, level=int(account.level),  # type: ignore[arg-type]
         points_to_next_level=account.points_to_next_level)
     if account.expiring_on is not None:
-        message.expiring_on.CopyFrom(_date(account.expiring_on))
+        set_date(message.expiring_on, account.expiring_on)
     set_timestamps(message, create_time=balance.created_at, update_time=balance.updated_at)
     return message
 
@@ -38,7 +31,7 @@ def transaction_to_proto(transaction: LoyaltyTransaction) -> loyalty_pb2.Loyalty
         points=transaction.points, balance_after=transaction.balance_after, reason=transaction.reason,
         source=transaction.source, actor=transaction.actor, reversed_transaction=transaction.reversed_name)
     if transaction.expire_on is not None:
-        message.expire_on.CopyFrom(_date(transaction.expire_on))
+        set_date(message.expire_on, transaction.expire_on)
     set_timestamps(message, create_time=transaction.created_at)
     return message
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 
-from google.type import date_pb2, money_pb2
+from google.type import money_pb2
 
 from crm.campaign.v1 import care_pb2
 from crm_campaign.api import value_messages as values
 from crm_campaign.campaigns.model import Money
 from crm_campaign.renewals.model import Renewal, RenewalSummary
+from crmkit.validation import from_date, set_date
 from crmkit.values import set_timestamps
 
 QUANTUM = Decimal("0.000000001")
@@ -20,14 +20,11 @@ def _money(currency: str, amount: Decimal) -> money_pb2.Money:
     return values.money_to_proto(Money(currency, amount.quantize(QUANTUM)))
 
 
-def _date(value: date) -> date_pb2.Date:
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
-
 
 def renewal_to_proto(renewal: Renewal) -> care_pb2.Renewal:
     message = care_pb2.Renewal(
         name=renewal.name, customer=f"customers/{renewal.customer_id}", account_id=renewal.holding_id,
-        product_code=renewal.product_code, maturity_date=_date(renewal.maturity_date),
+        product_code=renewal.product_code, maturity_date=from_date(renewal.maturity_date),
         maturing_amount=_money(renewal.currency, renewal.maturing_amount),
         state=int(renewal.state),  # type: ignore[arg-type]
         renewed_product_code=renewal.renewed_product_code,
@@ -35,7 +32,7 @@ def renewal_to_proto(renewal: Renewal) -> care_pb2.Renewal:
     if renewal.renewed_amount is not None:
         message.renewed_amount.CopyFrom(_money(renewal.currency, renewal.renewed_amount))
     if renewal.decide_date is not None:
-        message.decide_date.CopyFrom(_date(renewal.decide_date))
+        set_date(message.decide_date, renewal.decide_date)
     set_timestamps(message, last_contact_time=renewal.last_contact_at, create_time=renewal.created_at,
                    update_time=renewal.updated_at)
     return message
