@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2
@@ -88,6 +89,23 @@ def test_timestamps_and_durations() -> None:
     event = change_event_pb2.ChangeEvent()
     set_timestamps(event, occurred_at=moment, no_such_field=None)
     assert event.occurred_at.ToDatetime(tzinfo=UTC) == moment
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, 30, 0, 999999, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+    datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=14))),
+    datetime(2026, 3, 1, 9, 30, 15, 654321),  # naive: taken as UTC
+])
+def test_a_timestamp_has_the_seconds_and_nanos_protobuf_gives_it(moment: datetime) -> None:
+    expected = Timestamp()
+    expected.FromDatetime(moment)
+    assert (timestamp(moment).seconds, timestamp(moment).nanos) == (expected.seconds, expected.nanos)
+    event = change_event_pb2.ChangeEvent()
+    set_timestamps(event, occurred_at=moment)
+    assert event.occurred_at == expected
 
 
 def test_overrides_copy_messages_replace_lists_and_set_scalars() -> None:
