@@ -84,11 +84,13 @@ class Customers:
                                 metadata={"customer_id": customer.customer_id})
         created = await self._values.store(uow=uow, stored=created, wanted=customer, previous=None)
         await self._history.record(uow=uow, before=None, after=created, actor=actor.subject)
+        await self._outbox.append(uow, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
+                                  payload=self._feed_payload(created), actor=actor.subject)
+        # Last before the commit: the audit chain's lock, which every change waits for, is then
+        # held for the chain's own two statements and the commit alone.
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.create", resource_name=created.name,
             purpose="DATA_MANAGEMENT", fields=rules.written_paths(None, created))])
-        await self._outbox.append(uow, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
-                                  payload=self._feed_payload(created), actor=actor.subject)
         return rules.view_for(actor, created)
 
     async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerView:
