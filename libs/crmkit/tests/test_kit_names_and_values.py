@@ -117,6 +117,14 @@ def test_overrides_copy_messages_replace_lists_and_set_scalars() -> None:
     assert [v.field for v in bad.field_violations] == ["b"]
 
 
+def test_a_known_purpose_with_a_long_justification_names_the_justification_alone() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        purpose_from(audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_RISK, justification="x" * 201))
+    assert violations_of(error) == {"audit.justification": "must be at most 200 characters"}
+    assert purpose_from(audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_RISK, justification="x" * 200)) \
+        == Purpose("RISK", "x" * 200)
+
+
 def test_an_unknown_purpose_number_is_named_as_unknown_not_as_missing() -> None:
     with pytest.raises(InvalidArgument) as error:
         purpose_from(audit_pb2.AuditContext(purpose=999))
