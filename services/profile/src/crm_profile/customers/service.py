@@ -103,16 +103,19 @@ class Customers:
             found = await self._repository.fetch(connection, customer_id)
         if found is None:
             raise not_found(customer_id)
-        read = AuditEntry(principal=actor.subject, action="customer.read", resource_name=found.name,
-                          purpose=purpose.purpose, justification=purpose.justification)
         try:
             rules.check_book(actor, found)
         except PermissionDenied:
             # The refusal is evidence too; the read chain commits it although the call fails.
-            await self._audit.record(dataclasses.replace(read, outcome=DENIED))
+            await self._audit.record(AuditEntry(
+                principal=actor.subject, action="customer.read", resource_name=found.name, purpose=purpose.purpose,
+                justification=purpose.justification, outcome=DENIED))
             raise
         view = rules.view_for(actor, found)
-        await self._audit.record(dataclasses.replace(read, fields=view.clear_fields))
+        # One entry, made once its fields are known (each one made takes the caller's roles and method).
+        await self._audit.record(AuditEntry(
+            principal=actor.subject, action="customer.read", resource_name=found.name, purpose=purpose.purpose,
+            justification=purpose.justification, fields=view.clear_fields))
         return view
 
     async def list(
