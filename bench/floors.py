@@ -5,12 +5,15 @@
   (best with `drive_alternating`).
 - `row_read_call`: the same bare server reading one row by primary key with asyncpg
   (`bench.row_read_grpc`): the floor of a read that must touch the database.
+- `row_write_call`: the same bare server storing a customer row with its audit record and
+  change-feed event in one transaction (`bench.row_write_grpc`): the floor of a creation.
 - `copy_floor`: raw asyncpg COPY of the same rows into a table, what any bulk load is bounded by.
 - `time_query`: a hand-written SQL statement, timed on one connection.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import time
@@ -23,7 +26,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import row_read_grpc
+from bench import row_read_grpc, row_write_grpc
 from bench.environment import free_port
 from bench.harness import BenchRun, Call
 from crmkit.settings import plain_database_url
@@ -59,10 +62,27 @@ async def bare_grpc_call(address: str, *, metadata: Metadata = (), timeout: floa
 async def row_read_server(bench: BenchRun, *, env: dict[str, str], database_url: str, pool_size: int
                           ) -> AsyncIterator[str]:
     """A bare gRPC server process reading customer rows of `database_url`; yields its address."""
+    async with _database_floor_server(bench, "row_read_grpc", env=env, database_url=database_url,
+                                      pool_size=pool_size) as address:
+        yield address
+
+
+@asynccontextmanager
+async def row_write_server(bench: BenchRun, *, env: dict[str, str], database_url: str, pool_size: int
+                           ) -> AsyncIterator[str]:
+    """A bare gRPC server process storing customer rows in `database_url`; yields its address."""
+    async with _database_floor_server(bench, "row_write_grpc", env=env, database_url=database_url,
+                                      pool_size=pool_size) as address:
+        yield address
+
+
+@asynccontextmanager
+async def _database_floor_server(bench: BenchRun, module: str, *, env: dict[str, str], database_url: str,
+                                 pool_size: int) -> AsyncIterator[str]:
     port = free_port()
-    argv = [sys.executable, "-m", "bench.row_read_grpc", "--port", str(port), "--database-url",
+    argv = [sys.executable, "-m", f"bench.{module}", "--port", str(port), "--database-url",
             plain_database_url(database_url), "--pool-size", str(pool_size)]
-    async with bench.server("row-read-grpc", argv, env=env, port=port) as address:
+    async with bench.server(module.replace("_", "-"), argv, env=env, port=port) as address:
         yield address
 
 
@@ -77,6 +97,21 @@ async def row_read_call(address: str, keys: Sequence[str], *, metadata: Metadata
 
         async def call(index: int) -> object:
             return await get(requests[index % len(requests)], metadata=metadata, timeout=timeout)
+
+        yield call
+
+
+@asynccontextmanager
+async def row_write_call(address: str, *, metadata: Metadata = (), timeout: float = 10.0) -> AsyncIterator[Call]:
+    """A `Call` creating a new customer through the create floor, each with an id of its own
+    (`FLOOR` and a number, never reused across phases), with the metadata the call under test
+    carries."""
+    numbers = itertools.count()
+    async with grpc.aio.insecure_channel(address) as channel:
+        create = channel.unary_unary(row_write_grpc.METHOD)
+
+        async def call(_: int) -> object:
+            return await create(f"FLOOR{next(numbers):08d}".encode(), metadata=metadata, timeout=timeout)
 
         yield call
 

@@ -8,8 +8,11 @@ can skip: a bare grpc.aio server (no interceptors) reading the same row of the s
 primary key with asyncpg, on a pool of the service's size, driven with the same requests and
 metadata. The bare gRPC call (no database) stays as an information row. The three alternate in
 slices so that all see the same background load. Headline: GetCustomer qps at concurrency 16
-over the row-read floor's. Last, for information, the CPU a read costs the service process and
-the database's backends, over a phase of reads alone.
+over the row-read floor's. Then, at concurrency 16, the relationship manager creates new
+customers through CreateCustomer, alternating with the create floor (`bench.row_write_grpc`):
+the same bare server storing a sealed customer row, its audit record (under the changes chain's
+lock) and its change-feed event in one transaction with asyncpg. Last, for information, the CPU
+a read costs the service process and the database's backends, over a phase of reads alone.
 """
 
 from __future__ import annotations
@@ -18,11 +21,22 @@ import os
 import random
 import secrets
 import sys
+import uuid
+from collections.abc import Iterator
 
 import grpc
 
+from bench.customers import synthetic_customers
 from bench.environment import free_port, run_to_completion
-from bench.floors import bare_grpc_call, bare_grpc_server, row_read_call, row_read_server, time_query
+from bench.floors import (
+    bare_grpc_call,
+    bare_grpc_server,
+    row_read_call,
+    row_read_server,
+    row_write_call,
+    row_write_server,
+    time_query,
+)
 from bench.harness import BenchRun, Call, LoadResult, drive, drive_alternating
 from bench.profile_service import RELATIONSHIP_MANAGER, load_customers, service_env
 from crm.common.v1 import audit_pb2
@@ -40,6 +54,9 @@ CALL_TIMEOUT_SECONDS = 10.0
 DEFAULT_POOL_SIZE = 10
 # Reads of the CPU phase: a few seconds, enough for the 10 ms ticks of the kernel's accounting.
 CPU_READS = 3_000
+# The create phase's new customers: an id prefix and a seed of their own, never the loaded book's.
+CREATE_ID_PREFIX = "NEW"
+CREATE_SEED = 17
 
 
 async def run(bench: BenchRun) -> None:
@@ -59,9 +76,12 @@ async def run(bench: BenchRun) -> None:
                     bare_grpc_server(bench, env=dict(os.environ)) as bare_address,
                     row_read_server(bench, env=dict(os.environ), database_url=database_url,
                                     pool_size=pool_size) as row_address,
+                    row_write_server(bench, env=dict(os.environ), database_url=database_url,
+                                     pool_size=pool_size) as write_address,
                     grpc.aio.insecure_channel(profile_address) as channel):
             stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
-            customer_ids = await load_customers(bench, stub, metadata)
+            # Loaded for the reads; the create figure is measured below, against its floor.
+            customer_ids = await load_customers(bench, stub, metadata, figure=None)
             await report_select_floor(bench, database_url, customer_ids[0])
             reads = [pb.GetCustomerRequest(
                 name=f"customers/{customer_id}",
@@ -85,7 +105,39 @@ async def run(bench: BenchRun) -> None:
                     bench.note(f"row read    {floor.summary()}")
                     bench.note(f"GetCustomer {measured.summary()}")
                     report(bench, measured, floor, bare_call, headline=concurrency == HEADLINE_CONCURRENCY)
+            await measure_creates(bench, stub, metadata, write_address)
             await report_cpu(bench, get, database_url, port)
+
+
+async def measure_creates(bench: BenchRun, stub: profile_service_pb2_grpc.ProfileServiceStub,
+                          metadata: tuple[tuple[str, str], ...], floor_address: str) -> None:
+    """CreateCustomer at the headline concurrency against the create floor, alternating; each call
+    creates a customer never created before (with a request id, as the load does)."""
+    fresh = new_customers()
+
+    async def create(_: int) -> object:
+        return await stub.CreateCustomer(next(fresh), metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+
+    async with row_write_call(floor_address, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS) as write:
+        floor, measured = await drive_alternating(
+            [write, create], concurrency=HEADLINE_CONCURRENCY, seconds=bench.seconds, rounds=ROUNDS,
+            warmup_seconds=WARMUP_SECONDS)
+    bench.note(f"row write      {floor.summary()}")
+    bench.note(f"CreateCustomer {measured.summary()}")
+    c = measured.concurrency
+    bench.emit(f"create_qps_c{c}", measured.throughput, "requests/s", floor=floor.throughput)
+    bench.emit(f"create_p50_ms_c{c}", measured.p50_ms, "ms", floor=floor.p50_ms)
+    bench.emit(f"create_p99_ms_c{c}", measured.p99_ms, "ms", floor=floor.p99_ms)
+
+
+def new_customers() -> Iterator[pb.CreateCustomerRequest]:
+    """Create requests for customers of the relationship manager's book, made as they are taken
+    (a phase's length sets how many)."""
+    rng = random.Random(CREATE_SEED)
+    for customer in synthetic_customers(10**8, seed=CREATE_SEED, id_prefix=CREATE_ID_PREFIX,
+                                        relationship_manager_id=RELATIONSHIP_MANAGER):
+        yield pb.CreateCustomerRequest(customer=customer,
+                                       request_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)))
 
 
 async def check_a_read(stub: profile_service_pb2_grpc.ProfileServiceStub, request: pb.GetCustomerRequest,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
 from crm.common.v1 import audit_pb2, change_event_pb2
@@ -90,6 +91,23 @@ def test_timestamps_and_durations() -> None:
     assert event.occurred_at.ToDatetime(tzinfo=UTC) == moment
 
 
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, 30, 0, 999999, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+    datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=14))),
+    datetime(2026, 3, 1, 9, 30, 15, 654321),  # naive: taken as UTC
+])
+def test_a_timestamp_has_the_seconds_and_nanos_protobuf_gives_it(moment: datetime) -> None:
+    expected = Timestamp()
+    expected.FromDatetime(moment)
+    assert (timestamp(moment).seconds, timestamp(moment).nanos) == (expected.seconds, expected.nanos)
+    event = change_event_pb2.ChangeEvent()
+    set_timestamps(event, occurred_at=moment)
+    assert event.occurred_at == expected
+
+
 def test_overrides_copy_messages_replace_lists_and_set_scalars() -> None:
     event = change_event_pb2.ChangeEvent(resource_name="a/1")
     with_overrides(event, {"resource_name": "b/2", "occurred_at": timestamp(datetime(2026, 1, 1, tzinfo=UTC))})
@@ -97,6 +115,14 @@ def test_overrides_copy_messages_replace_lists_and_set_scalars() -> None:
     bad = error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field="a")])
     with_overrides(bad, {"field_violations": [error_details_pb2.BadRequest.FieldViolation(field="b")]})
     assert [v.field for v in bad.field_violations] == ["b"]
+
+
+def test_a_known_purpose_with_a_long_justification_names_the_justification_alone() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        purpose_from(audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_RISK, justification="x" * 201))
+    assert violations_of(error) == {"audit.justification": "must be at most 200 characters"}
+    assert purpose_from(audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_RISK, justification="x" * 200)) \
+        == Purpose("RISK", "x" * 200)
 
 
 def test_an_unknown_purpose_number_is_named_as_unknown_not_as_missing() -> None:

@@ -187,6 +187,51 @@ async def test_audit_chain_verifies_and_detects_tampering(db: Database) -> None:
         assert await audit.verify_chain(session, audit_records) == tampered
 
 
+async def test_a_writer_with_lanes_commits_every_record_on_intact_chains_of_its_own(db: Database) -> None:
+    """Records made while one lane commits go to another lane's chain; each record is durable when
+    `record()` returns, and every chain verifies."""
+    writer = audit.AuditWriter(db, audit_records, lanes=2)
+    writer.start()
+    names = [f"customers/lane-{i}" for i in range(60)]
+
+    async def read(name: str) -> int:
+        await writer.record(audit.AuditEntry(principal="rm-1", action="customer.read", resource_name=name,
+                                             purpose="CUSTOMER_SERVICE"))
+        async with db.raw() as connection:  # committed before record() returned
+            return int(await connection.fetchval("SELECT count(*) FROM audit_record WHERE resource_name = $1", name))
+
+    try:
+        async with db.raw() as blocker:  # holds the first batch in flight while a second record is made
+            holding = blocker.transaction()
+            await holding.start()
+            await blocker.execute(f"LOCK TABLE {audit_records.name} IN EXCLUSIVE MODE")
+            first = asyncio.create_task(read(names[0]))
+            await eventually(lambda: writer._writing, what="the first lane writing its batch")
+            second = asyncio.create_task(read(names[1]))
+            await eventually(lambda: writer._spares[0]._writing, what="the second lane writing its batch")
+            await holding.rollback()
+        assert await asyncio.gather(first, second) == [1, 1]
+        assert await asyncio.gather(*(read(name) for name in names[2:])) == [1] * (len(names) - 2)
+    finally:
+        await writer.close()
+    async with db.unit_of_work(read_only=True) as session:
+        chains = set((await session.execute(sa.select(audit_records.c.chain_id).where(
+            audit_records.c.resource_name.in_(names)))).scalars())
+        rows = (await session.execute(sa.select(audit_records).where(audit_records.c.chain_id.in_(chains))
+                                      .order_by(audit_records.c.seq))).all()
+    assert len(chains) == 2 and all(chain.startswith("reads:") for chain in chains)
+    assert sorted(row.resource_name for row in rows) == sorted(names)
+    tails = dict.fromkeys(chains, audit.GENESIS_HASH)
+    for row in rows:  # each chain starts at genesis and links record to record
+        entry = audit.AuditEntry(principal=row.principal, action=row.action, resource_name=row.resource_name,
+                                 purpose=row.purpose, actor_roles=tuple(row.actor_roles), method=row.method)
+        assert (row.prev_hash, row.hash) == (tails[row.chain_id], audit.record_hash(
+            tails[row.chain_id], row.recorded_at, entry, chain_id=row.chain_id))
+        tails[row.chain_id] = row.hash
+    with pytest.raises(ValueError, match="at least one lane"):
+        audit.AuditWriter(db, audit_records, lanes=0)
+
+
 async def test_the_audit_writer_replaces_a_connection_lost_between_batches(db: Database) -> None:
     """The writer keeps one connection between batches; one lost while idle (a database restart)
     is replaced before the next batch, and the chain goes on unbroken."""

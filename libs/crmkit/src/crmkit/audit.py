@@ -13,7 +13,10 @@ Two kinds of chain:
   background task writes everything queued meanwhile in one statement (a COPY, or one INSERT for a
   lone record), on a connection it keeps.
   The writer alone extends its chain, so it keeps the tail in memory and needs neither a lock nor
-  a transaction.
+  a transaction. A writer made with `lanes=N` keeps N such chains, each with its own task and
+  connection: a record made while one chain commits a batch goes to a chain that is not
+  committing, so it does not wait for a commit it is not part of, and concurrent commits share
+  PostgreSQL's WAL flush.
 
 The hash recipe is the contract's (`AuditRecord.record_hash` in protos/crm/profile/v1/audit_log.proto):
 an auditor outside the platform recomputes it from ListAuditRecords alone, so the two must never
@@ -213,7 +216,9 @@ class AuditWriter:
     """Group-commit writer for read records; start() in the service start-up, close() at shutdown,
     before the database is disposed (the writer keeps a pooled connection until then)."""
 
-    def __init__(self, db: Database, table: sa.Table) -> None:
+    def __init__(self, db: Database, table: sa.Table, *, lanes: int = 1) -> None:
+        if lanes < 1:
+            raise ValueError("an audit writer needs at least one lane")
         self._db = db
         self._table = table
         self.chain_id = f"reads:{uuid.uuid4()}"
@@ -227,12 +232,22 @@ class AuditWriter:
         # batch costs a pool round trip and a session reset (another statement) every time.
         self._held: AsyncExitStack | None = None
         self._connection: asyncpg.Connection | None = None
+        self._writing = False  # a batch is on its way to the database
+        # The further lanes (chains) of a writer made with `lanes` > 1 (see the module docstring).
+        self._spares = [AuditWriter(db, table) for _ in range(lanes - 1)]
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
+        for spare in self._spares:
+            spare.start()
 
     async def record(self, *entries: AuditEntry) -> None:
         """Return once the entries are committed; raise if they could not be (the read fails too)."""
+        if self._writing:  # joining the next batch would mean waiting for this one's commit first
+            idle = next((spare for spare in self._spares if not spare._writing), None)
+            if idle is not None:
+                await idle.record(*entries)
+                return
         if self._task is None or self._task.done():
             raise RuntimeError("audit writer is not running")
         loop = asyncio.get_running_loop()
@@ -252,7 +267,11 @@ class AuditWriter:
                 self._wake.clear()
                 while self._queue:
                     batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                    await self._write(batch)
+                    self._writing = True
+                    try:
+                        await self._write(batch)
+                    finally:
+                        self._writing = False
         finally:
             await self._release()
 
@@ -305,6 +324,8 @@ class AuditWriter:
         return error
 
     async def close(self) -> None:
+        for spare in self._spares:
+            await spare.close()
         if self._task is None:
             return
         while self._queue:

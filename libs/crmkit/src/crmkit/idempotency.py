@@ -78,6 +78,9 @@ def request_fingerprint(request: Message, field: str = "request_id") -> bytes:
 class IdempotencyKeys:
     def __init__(self, table: sa.Table) -> None:
         self._table = table
+        # Built once, the values passed as parameters: `.values()` per call costs a coercion and a
+        # cache-key walk per value.
+        self._claim = pg.insert(table).on_conflict_do_nothing().returning(table.c.request_id)
 
     async def claim(
         self, uow: UnitOfWork, *, principal: str, request_id: uuid.UUID | None, request: Message, method: str,
@@ -96,10 +99,9 @@ class IdempotencyKeys:
             return None
         t = self._table
         fingerprint = request_fingerprint(request)
-        inserted = await uow.execute(
-            pg.insert(t).values(principal=principal, request_id=request_id, method=method,
-                                resource_name=resource_name, request_fingerprint=fingerprint)
-            .on_conflict_do_nothing().returning(t.c.request_id))
+        inserted = await uow.execute(self._claim, {
+            "principal": principal, "request_id": request_id, "method": method, "resource_name": resource_name,
+            "request_fingerprint": fingerprint})
         if inserted.first() is not None:
             return None
         earlier = (await uow.execute(

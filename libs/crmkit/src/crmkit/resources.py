@@ -56,6 +56,9 @@ class ResourceName:
 
     def parse(self, name: str, field: str = "name", *, required: bool = False) -> tuple[str, ...]:
         """The ids in `name`; INVALID_ARGUMENT naming `field` when it does not fit the template."""
+        match = self._regex.fullmatch(name) if name else None
+        if match is not None:  # the usual case, on every call naming a resource: one match, no violations
+            return tuple(match.group(n) for n in self.id_names)
         violations = Violations()
         self.check(name, field, violations, required=required)
         violations.raise_if_any()
@@ -86,14 +89,21 @@ class Purpose:
 PURPOSE_REQUIRED = "is required: say why the customer's data is needed, e.g. ACCESS_PURPOSE_CUSTOMER_SERVICE"
 
 
+# AccessPurpose number -> its name without the prefix, read from the contract once (its
+# `values()` builds a list on every call).
+_PURPOSE_NAMES = {number: name.removeprefix("ACCESS_PURPOSE_")
+                  for name, number in audit_pb2.AccessPurpose.items() if number}
+
+
 def purpose_of(audit: audit_pb2.AuditContext) -> Purpose:
     """The request's AuditContext as a Purpose, unchecked: an unset or unknown purpose reads as ""."""
-    if audit.purpose == 0:
+    number = audit.purpose
+    if number == 0:
         return Purpose("", audit.justification)
-    if audit.purpose not in audit_pb2.AccessPurpose.values():
-        return Purpose("", audit.justification, unknown_number=audit.purpose)
-    name = audit_pb2.AccessPurpose.Name(audit.purpose)
-    return Purpose(name.removeprefix("ACCESS_PURPOSE_"), audit.justification)
+    name = _PURPOSE_NAMES.get(number)
+    if name is None:
+        return Purpose("", audit.justification, unknown_number=number)
+    return Purpose(name, audit.justification)
 
 
 def check_purpose(purpose: Purpose, violations: Violations, *, field: str = "audit",
@@ -114,6 +124,8 @@ def purpose_from(audit: audit_pb2.AuditContext, *, field: str = "audit",
     once); without, they raise INVALID_ARGUMENT at once.
     """
     purpose = purpose_of(audit)
+    if violations is None and purpose.purpose and len(purpose.justification) <= MAX_JUSTIFICATION:
+        return purpose  # the usual case, on every read of personal data: nothing to record
     v = violations if violations is not None else Violations()
     check_purpose(purpose, v, field=field)
     if violations is None:

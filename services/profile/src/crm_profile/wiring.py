@@ -78,6 +78,7 @@ from crmkit.outbox import ChangeFeed, Outbox
 from crmkit.pagination import PageTokens
 
 # Whoever reads the change feed sees customers as a service does: personal data masked.
+READ_AUDIT_LANES = 2
 FEED_READER = Principal(subject="system:feed", roles=frozenset({Role.SERVICE}))
 
 
@@ -91,7 +92,9 @@ def key_ring(settings: ProfileSettings) -> KeyRing:
 
 def build_kit(runtime: Runtime[ProfileSettings], keys: KeyRing) -> ProfileKit:
     settings = runtime.settings
-    audit = AuditWriter(runtime.db, tables.audit_record)
+    # Two read chains: GetCustomer answers only once its audit record is durable, so a read made
+    # while one chain commits is written on the other rather than after that commit (issue 18).
+    audit = AuditWriter(runtime.db, tables.audit_record, lanes=READ_AUDIT_LANES)
     audit.start()
     runtime.on_close(audit.close)
     vault = PersonalDataVault(keys, BlindIndex(base64.b64decode(settings.blind_index_key.get_secret_value())))

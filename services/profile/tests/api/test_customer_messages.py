@@ -39,6 +39,21 @@ def test_the_address_is_what_parse_dict_reads(address: dict[str, object]) -> Non
     assert customer_messages.to_proto(CustomerView(customer(address=address))).address == expected
 
 
+@pytest.mark.parametrize("address", [
+    postal_address_pb2.PostalAddress(
+        revision=1, region_code="CN", language_code="zh", postal_code="100020", sorting_code="A1",
+        administrative_area="Beijing", locality="Beijing", sublocality="Chaoyang", address_lines=["1 Road", "Fl 2"],
+        recipients=["Li Wei"], organization="Bank"),
+    postal_address_pb2.PostalAddress(region_code="CN"),
+    postal_address_pb2.PostalAddress(),
+])
+def test_a_sent_address_is_kept_as_message_to_dict_reads_it(address: postal_address_pb2.PostalAddress) -> None:
+    sent = customer_pb2.Customer(customer_type=1, full_name="Li Wei", address=address)
+    kept = customer_messages.to_domain(sent).address
+    assert kept == json_format.MessageToDict(address)
+    assert list(kept) == list(json_format.MessageToDict(address))
+
+
 def test_every_field_lands_where_the_contract_puts_it() -> None:
     message = customer_messages.to_proto(CustomerView(customer(), masked_fields=("email",)))
     assert (message.name, message.etag, message.full_name, message.masked_fields) == (

@@ -6,7 +6,6 @@ from collections.abc import Collection, Mapping
 from datetime import date
 from typing import Any
 
-from google.protobuf import json_format
 from google.type import date_pb2, postal_address_pb2
 
 from crm.profile.v1 import customer_pb2
@@ -46,7 +45,7 @@ def to_domain(message: customer_pb2.Customer, *, customer_id: str | None = None,
         id_expires_on=_date(document.expires_on, "customer.id_document.expires_on", bad),
         mobile_phone=message.mobile_phone,
         email=message.email,
-        address=json_format.MessageToDict(message.address) if message.HasField("address") else {},
+        address=_address_dict(message.address) if message.HasField("address") else {},
         occupation=message.occupation,
         kyc_status=message.kyc_status,
         risk_tolerance=message.risk_tolerance,
@@ -63,22 +62,34 @@ def to_domain(message: customer_pb2.Customer, *, customer_id: str | None = None,
     return customer
 
 
-def to_proto(view: CustomerView) -> customer_pb2.Customer:
-    """The Customer message of a view. Built field by field: this runs for every read, and
-    `json_format` (for the address) and message-valued constructor arguments cost more than the rest
-    of the mapping together."""
+def to_proto(view: CustomerView, message: customer_pb2.Customer | None = None) -> customer_pb2.Customer:
+    """The Customer message of a view, written into `message` when given (a response's own field:
+    a message passed to a constructor is copied whole). Built field by field: this runs for every
+    read, and `json_format` (for the address) and message-valued constructor arguments cost more
+    than the rest of the mapping together."""
     c = view.customer
-    message = customer_pb2.Customer(
-        name=c.name, customer_id=c.customer_id, etag=c.etag,
-        customer_type=customer_pb2.CustomerType.ValueType(c.customer_type),
-        full_name=c.full_name, gender=customer_pb2.Gender.ValueType(c.gender), nationality=c.nationality,
-        mobile_phone=c.mobile_phone, email=c.email, occupation=c.occupation,
-        kyc_status=customer_pb2.KycStatus.ValueType(c.kyc_status),
-        risk_tolerance=customer_pb2.RiskTolerance.ValueType(c.risk_tolerance),
-        relationship_manager_id=c.relationship_manager_id, branch_id=c.branch_id,
-        preferred_language=c.preferred_language, masked_fields=view.masked_fields,
-        state=customer_pb2.CustomerState.ValueType(c.state), merged_into=c.merged_into,
-    )
+    if message is None:
+        message = customer_pb2.Customer()
+    # Proto3 scalars without presence: assigning a default value leaves the field unset, so the
+    # bytes are those of a constructor given the same values.
+    message.name = c.name
+    message.customer_id = c.customer_id
+    message.etag = c.etag
+    message.customer_type = customer_pb2.CustomerType.ValueType(c.customer_type)
+    message.full_name = c.full_name
+    message.gender = customer_pb2.Gender.ValueType(c.gender)
+    message.nationality = c.nationality
+    message.mobile_phone = c.mobile_phone
+    message.email = c.email
+    message.occupation = c.occupation
+    message.kyc_status = customer_pb2.KycStatus.ValueType(c.kyc_status)
+    message.risk_tolerance = customer_pb2.RiskTolerance.ValueType(c.risk_tolerance)
+    message.relationship_manager_id = c.relationship_manager_id
+    message.branch_id = c.branch_id
+    message.preferred_language = c.preferred_language
+    message.masked_fields.extend(view.masked_fields)
+    message.state = customer_pb2.CustomerState.ValueType(c.state)
+    message.merged_into = c.merged_into
     if c.id_number or c.id_type:
         document = message.id_document
         document.type = customer_pb2.IdDocumentType.ValueType(c.id_type)
@@ -111,6 +122,12 @@ _ADDRESS_FIELDS: dict[str, tuple[str, bool]] = {
     key: (f.name, f.is_repeated)
     for f in postal_address_pb2.PostalAddress.DESCRIPTOR.fields for key in (f.name, f.json_name)
 }
+
+
+def _address_dict(address: postal_address_pb2.PostalAddress) -> dict[str, Any]:
+    """`json_format.MessageToDict(address)` for a PostalAddress (scalars and repeated strings only):
+    the fields set, in field-number order, by their JSON names; a third of its CPU."""
+    return {field.json_name: list(value) if field.is_repeated else value for field, value in address.ListFields()}
 
 
 def _set_address(target: postal_address_pb2.PostalAddress, address: Mapping[str, Any]) -> None:

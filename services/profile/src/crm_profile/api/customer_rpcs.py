@@ -33,7 +33,9 @@ class CustomerRpcs:
                 request_id=parse_request_id(request.request_id), request=request,
                 actor=current_principal(),
             )
-        return pb.CreateCustomerResponse(customer=customer_messages.to_proto(view))
+        response = pb.CreateCustomerResponse()
+        customer_messages.to_proto(view, response.customer)
+        return response
 
     async def GetCustomer(self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
                           ) -> pb.GetCustomerResponse:
@@ -41,7 +43,9 @@ class CustomerRpcs:
             customer_id=CUSTOMER.parse_one(request.name), purpose=purpose_from(request.audit),
             actor=current_principal(),
         )
-        return pb.GetCustomerResponse(customer=customer_messages.to_proto(view))
+        response = pb.GetCustomerResponse()
+        customer_messages.to_proto(view, response.customer)  # in place: no copy of the whole message
+        return response
 
     async def ListCustomers(self, request: pb.ListCustomersRequest, context: grpc.aio.ServicerContext
                             ) -> pb.ListCustomersResponse:

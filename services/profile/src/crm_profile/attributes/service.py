@@ -71,7 +71,9 @@ class CustomerValues:
         removed = set(before) - set(wanted.attributes)
         await self._attributes.write_values(uow, stored.customer_id, changed, remove=removed)
         external_ids = tuple(sorted(set(wanted.external_ids)))
-        if previous is None or external_ids != tuple(sorted(set(previous.external_ids))):
+        # A customer row just inserted has no external ids (their foreign key), so a creation
+        # without any writes none: no DELETE round trip for nothing.
+        if external_ids != (tuple(sorted(set(previous.external_ids))) if previous is not None else ()):
             taken = await self._customers.write_external_ids(uow, stored.customer_id, external_ids)
             if taken is not None:
                 raise AlreadyExists(

@@ -33,6 +33,11 @@ _SELECT_BY_ID = (f"SELECT customer.*, {VALUES_OF_CUSTOMER_SQL} AS attribute_valu
                  f" {_EXTERNAL_IDS_OF_CUSTOMER_SQL} AS external_id_values FROM customer WHERE customer_id = $1")
 
 
+# Built once, its values passed as parameters: a statement built per call with `.values()` makes
+# SQLAlchemy coerce every value into a bound parameter and walk them all for the cache key.
+_INSERT = pg.insert(t).on_conflict_do_nothing(index_elements=[t.c.customer_id]).returning(t)
+
+
 def _with_extras(query: sa.Select[Any]) -> sa.Select[Any]:
     """A select of customer rows that also reads their attribute values and external ids."""
     return query.add_columns(
@@ -69,13 +74,7 @@ class CustomerRepository:
 
     async def insert(self, session: AsyncConnection, customer: Customer) -> Customer | None:
         """Insert; None when the customer id is taken."""
-        statement = (
-            pg.insert(t)
-            .values(customer_id=customer.customer_id, **self._to_row(customer))
-            .on_conflict_do_nothing(index_elements=[t.c.customer_id])
-            .returning(t)
-        )
-        row = (await session.execute(statement)).first()
+        row = (await session.execute(_INSERT, {"customer_id": customer.customer_id, **self._to_row(customer)})).first()
         return self._from_row(row._mapping) if row is not None else None
 
     async def get(self, session: AsyncConnection, customer_id: str, *, for_update: bool = False) -> Customer | None:

@@ -84,11 +84,13 @@ class Customers:
                                 metadata={"customer_id": customer.customer_id})
         created = await self._values.store(uow=uow, stored=created, wanted=customer, previous=None)
         await self._history.record(uow=uow, before=None, after=created, actor=actor.subject)
+        await self._outbox.append(uow, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
+                                  payload=self._feed_payload(created), actor=actor.subject)
+        # Last before the commit: the audit chain's lock, which every change waits for, is then
+        # held for the chain's own two statements and the commit alone.
         await append_audit(uow, audit_record, [AuditEntry(
             principal=actor.subject, action="customer.create", resource_name=created.name,
             purpose="DATA_MANAGEMENT", fields=rules.written_paths(None, created))])
-        await self._outbox.append(uow, resource_name=created.name, change_type=ChangeType.CHANGE_TYPE_CREATED,
-                                  payload=self._feed_payload(created), actor=actor.subject)
         return rules.view_for(actor, created)
 
     async def get(self, *, customer_id: str, purpose: Purpose, actor: Principal) -> CustomerView:
@@ -101,16 +103,19 @@ class Customers:
             found = await self._repository.fetch(connection, customer_id)
         if found is None:
             raise not_found(customer_id)
-        read = AuditEntry(principal=actor.subject, action="customer.read", resource_name=found.name,
-                          purpose=purpose.purpose, justification=purpose.justification)
         try:
             rules.check_book(actor, found)
         except PermissionDenied:
             # The refusal is evidence too; the read chain commits it although the call fails.
-            await self._audit.record(dataclasses.replace(read, outcome=DENIED))
+            await self._audit.record(AuditEntry(
+                principal=actor.subject, action="customer.read", resource_name=found.name, purpose=purpose.purpose,
+                justification=purpose.justification, outcome=DENIED))
             raise
         view = rules.view_for(actor, found)
-        await self._audit.record(dataclasses.replace(read, fields=view.clear_fields))
+        # One entry, made once its fields are known (each one made takes the caller's roles and method).
+        await self._audit.record(AuditEntry(
+            principal=actor.subject, action="customer.read", resource_name=found.name, purpose=purpose.purpose,
+            justification=purpose.justification, fields=view.clear_fields))
         return view
 
     async def list(
