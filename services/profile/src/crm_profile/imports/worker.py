@@ -183,6 +183,19 @@ class _Stager:
                                 job.spec.source_system, job.origin)
         self._created: dict[tuple[str, ...], str] = {}
 
+    def read(self, batch: Sequence[reading.Row]) -> list[conversion.MappedRow | reading.Row]:
+        """The batch's rows through the mapping; a malformed row stays as it was read."""
+        return [self.mapper.read(r.line, r.cells) if r.cells is not None else r for r in batch]
+
+    def stage_batch(self, mapped: Sequence[conversion.MappedRow | reading.Row], current: Mapping[str, Customer],
+                    out: _Staged) -> None:
+        """Stage a batch read by `read`; `current` holds the stored customers its ids name."""
+        for m in mapped:
+            if isinstance(m, reading.Row):
+                self.malformed(m, out)
+            else:
+                self.stage(m, current.get(m.customer_id), out)
+
     def stage(self, row: conversion.MappedRow, current: Customer | None, out: _Staged) -> None:
         if current is not None and current.state != ACTIVE:
             out.bad += 1
@@ -294,17 +307,13 @@ async def stage(part_job: PartJob) -> int:
     total = 0
     try:
         while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            mapped = [stager.mapper.read(r.line, r.cells) if r.cells is not None else r for r in batch]
+            mapped = stager.read(batch)
             ids = [m.customer_id for m in mapped if isinstance(m, conversion.MappedRow) and m.customer_id]
             seconds["read"] += clock.lap()
             current = await stager.stored.existing(connection, ids) if ids else {}
             seconds["lookup"] += clock.lap()
             out = _Staged()
-            for m in mapped:
-                if isinstance(m, reading.Row):
-                    stager.malformed(m, out)
-                else:
-                    stager.stage(m, current.get(m.customer_id), out)
+            stager.stage_batch(mapped, current, out)
             written = [r for r in out.work if r[1] in (INSERT, UPDATE)]
             others = [r for r in out.work if r[1] not in (INSERT, UPDATE)]
             seconds["validate_and_seal"] += clock.lap()
