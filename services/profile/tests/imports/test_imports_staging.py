@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from crm.profile.v1 import customer_pb2
 from crm_profile.attributes.model import AttributeDefinition, AttributeValue, DataClass, Validation, ValueType
 from crm_profile.customers.model import MERGED, Customer
+from crm_profile.customers.repository import CustomerRepository
 from crm_profile.history import rules as history_rules
 from crm_profile.imports import conversion, reading, worker
 from crm_profile.imports.model import (
@@ -43,7 +44,7 @@ from crm_profile.imports.model import (
     IdRule,
     ImportSpec,
 )
-from crm_profile.imports.repository import CHANGE_COLUMNS, VALUE_COLUMNS
+from crm_profile.imports.repository import CHANGE_COLUMNS, STORED_COLUMNS, VALUE_COLUMNS, StoredCustomers
 from crm_profile.wiring import feed_payload
 
 GOLDEN = Path(__file__).with_name("staging_golden.json")
@@ -270,3 +271,18 @@ def test_the_golden_file_covers_every_outcome() -> None:
             "ATTRIBUTE_VALIDATION_FAILED"} <= reasons
     assert any(c["personal"] for c in second["changes"]) and any(not c["personal"] for c in second["changes"])
     assert any(v["value_sealed"] for v in first["values"])
+
+
+def test_a_staged_row_holds_what_the_customer_repository_writes(tmp_path: Path) -> None:
+    vault = job(tmp_path).settings.vault()
+    customer = Customer(customer_id="G-1", customer_type=1, full_name="Li Wei", email="li@example.com",
+                        address={"regionCode": "CN"}, birth_date=date(1985, 3, 14), occupation="teacher")
+    staged = dict(zip(STORED_COLUMNS, StoredCustomers(vault).to_values(customer), strict=True))
+    written = {"customer_id": "G-1", **CustomerRepository(vault)._to_row(customer)}
+    assert list(staged) == list(written)
+    sealed = [c for c in written if c.endswith("_sealed")]
+    assert {c: v for c, v in staged.items() if c not in sealed} == {c: v for c, v in written.items() if c not in sealed}
+    for column in sealed:  # fresh nonces: equal once opened
+        opened_pair = [vault.open_field("G-1", column.removesuffix("_sealed"), row[column]) if row[column] else None
+                       for row in (staged, written)]
+        assert opened_pair[0] == opened_pair[1]
