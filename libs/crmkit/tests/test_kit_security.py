@@ -161,6 +161,9 @@ def test_blind_index_is_deterministic_keyed_and_separates_kinds() -> None:
     assert index.of("+8613812345678", kind="phone") == index.of("+8613812345678", kind="phone")
     assert index.of("+8613812345678", kind="phone") != index.of("+8613812345678", kind="id_number")
     assert index.of("+8613812345678", kind="phone") != BlindIndex(b"j" * 32).of("+8613812345678", kind="phone")
+    # HMAC-SHA256 of "phone\x00+8613812345678": stored indexes must keep matching, however computed
+    assert index.of("+8613812345678", kind="phone").hex() == (
+        "18bab4f472a18e3492b143cf0845805c3ef5e39d4fe2812ae2c4fe04500ede9b")
 
 
 def test_masks_keep_only_what_recognises_a_value() -> None:

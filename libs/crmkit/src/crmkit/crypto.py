@@ -13,7 +13,6 @@ the key. The index key is separate from the encryption keys and does not rotate 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import os
 from collections.abc import Mapping
@@ -108,7 +107,9 @@ class BlindIndex:
 
     def of(self, value: str, *, kind: str) -> bytes:
         """Index of a normalised value; `kind` separates namespaces (phone vs id number)."""
-        return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+        # hmac.digest: the same HMAC in one C call, without building an HMAC object per value
+        # (three blind indexes per imported row).
+        return hmac.digest(self._key, f"{kind}\x00{value}".encode(), "sha256")
 
 
 def generate_key() -> str:
