@@ -185,7 +185,10 @@ class _Stager:
 
     def read(self, batch: Sequence[reading.Row]) -> list[conversion.MappedRow | reading.Row]:
         """The batch's rows through the mapping; a malformed row stays as it was read."""
-        return [self.mapper.read(r.line, r.cells) if r.cells is not None else r for r in batch]
+        good = [r for r in batch if r.cells is not None]
+        mapped = iter(self.mapper.read_batch([r.line for r in good], [r.cells for r in good],  # type: ignore[misc]
+                                             text_only=self.job.format == FORMAT_CSV))
+        return [next(mapped) if r.cells is not None else r for r in batch]
 
     def stage_batch(self, mapped: Sequence[conversion.MappedRow | reading.Row], current: Mapping[str, Customer],
                     out: _Staged) -> None:
