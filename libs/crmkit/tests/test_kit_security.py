@@ -136,6 +136,19 @@ def test_rotation_keeps_old_values_readable_and_seals_new_ones_with_the_new_key(
         KeyRing({"k2": b"2" * 32}, active_key_id="k2").open(old, context="c")
 
 
+def test_a_sealed_value_is_version_key_id_nonce_and_ciphertext_and_activate_switches_the_key() -> None:
+    ring = KeyRing({"k1": b"1" * 32, "clé": b"2" * 32}, active_key_id="k1")
+    sealed = ring.seal("Li Wei", context="c")
+    assert sealed[:4] == b"\x01\x02k1" and len(sealed) == 4 + 12 + len("Li Wei") + 16
+    ring.activate("clé")  # the same ring: its cached prefix and cipher follow the active key
+    rotated = ring.seal("Li Wei", context="c")
+    assert rotated[:6] == b"\x01\x04cl\xc3\xa9" and KeyRing.key_id_of(rotated) == "clé"
+    assert ring.open(rotated, context="c") == ring.open(sealed, context="c") == "Li Wei"
+    with pytest.raises(ValueError, match="not in the key ring"):
+        ring.activate("k3")
+    assert KeyRing.key_id_of(ring.seal("x", context="c")) == "clé"
+
+
 def test_key_ring_parses_the_environment_format_and_refuses_short_keys() -> None:
     key = base64.b64encode(os.urandom(32)).decode()
     assert KeyRing.parse(f"a:{key}", active_key_id="a").active_key_id == "a"
@@ -148,6 +161,9 @@ def test_blind_index_is_deterministic_keyed_and_separates_kinds() -> None:
     assert index.of("+8613812345678", kind="phone") == index.of("+8613812345678", kind="phone")
     assert index.of("+8613812345678", kind="phone") != index.of("+8613812345678", kind="id_number")
     assert index.of("+8613812345678", kind="phone") != BlindIndex(b"j" * 32).of("+8613812345678", kind="phone")
+    # HMAC-SHA256 of "phone\x00+8613812345678": stored indexes must keep matching, however computed
+    assert index.of("+8613812345678", kind="phone").hex() == (
+        "18bab4f472a18e3492b143cf0845805c3ef5e39d4fe2812ae2c4fe04500ede9b")
 
 
 def test_masks_keep_only_what_recognises_a_value() -> None:

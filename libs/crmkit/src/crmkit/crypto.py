@@ -13,7 +13,6 @@ the key. The index key is separate from the encryption keys and does not rotate 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import os
 from collections.abc import Mapping
@@ -39,7 +38,9 @@ class KeyRing:
             if not 0 < len(key_id.encode()) < 256:
                 raise ValueError("key ids must be 1 to 255 bytes")
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
-        self.active_key_id = active_key_id
+        # Each key's `v1 | key id` prefix, built once: a bulk import seals five values per row.
+        self._headers = {key_id: _VERSION + bytes([len(key_id.encode())]) + key_id.encode() for key_id in keys}
+        self.activate(active_key_id)
 
     @property
     def key_ids(self) -> frozenset[str]:
@@ -51,6 +52,7 @@ class KeyRing:
         if key_id not in self._ciphers:
             raise ValueError(f"key id {key_id!r} is not in the key ring")
         self.active_key_id = key_id
+        self._active = (self._headers[key_id], self._ciphers[key_id])
 
     @classmethod
     def parse(cls, spec: str, *, active_key_id: str) -> KeyRing:
@@ -62,10 +64,9 @@ class KeyRing:
         return cls(keys, active_key_id=active_key_id)
 
     def seal(self, plaintext: str, *, context: str) -> bytes:
+        header, cipher = self._active
         nonce = os.urandom(_NONCE_BYTES)
-        key_id = self.active_key_id.encode()
-        sealed = self._ciphers[self.active_key_id].encrypt(nonce, plaintext.encode(), context.encode())
-        return _VERSION + bytes([len(key_id)]) + key_id + nonce + sealed
+        return header + nonce + cipher.encrypt(nonce, plaintext.encode(), context.encode())
 
     def open(self, sealed: bytes, *, context: str) -> str:
         key_id, body = _split(sealed)
@@ -106,7 +107,9 @@ class BlindIndex:
 
     def of(self, value: str, *, kind: str) -> bytes:
         """Index of a normalised value; `kind` separates namespaces (phone vs id number)."""
-        return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+        # hmac.digest: the same HMAC in one C call, without building an HMAC object per value
+        # (three blind indexes per imported row).
+        return hmac.digest(self._key, f"{kind}\x00{value}".encode(), "sha256")
 
 
 def generate_key() -> str:

@@ -20,6 +20,9 @@ _SEALED_COLUMNS = tuple((field, f"{field}_sealed") for field in _SEALED_TEXT_FIE
 _INDEX_COLUMNS = tuple((field, f"{field}_index") for field in _INDEXED_FIELDS)
 # `json.dumps(address, sort_keys=True)` without building an encoder per call: the same text.
 _address_json = json.JSONEncoder(sort_keys=True).encode
+# The stored columns of a customer's personal data, in the order `seal_values` gives them.
+SEALED_COLUMNS = ("key_id", *(column for _, column in _SEALED_COLUMNS), *(column for _, column in _INDEX_COLUMNS),
+                  "address_sealed")
 
 
 class PersonalDataVault:
@@ -29,19 +32,21 @@ class PersonalDataVault:
 
     def seal(self, customer: Customer) -> dict[str, Any]:
         """The stored columns for the customer's personal data."""
+        return dict(zip(SEALED_COLUMNS, self.seal_values(customer), strict=True))
+
+    def seal_values(self, customer: Customer) -> tuple[Any, ...]:
+        """`seal(customer)`'s values in SEALED_COLUMNS order, without the dict (bulk import
+        stages rows as tuples)."""
         cid = customer.customer_id
-        columns: dict[str, Any] = {"key_id": self._keys.active_key_id}
-        for field, column in _SEALED_COLUMNS:
-            value = getattr(customer, field)
-            columns[column] = self._keys.seal(value, context=f"customer:{cid}:{field}") if value else None
-        for field, column in _INDEX_COLUMNS:
-            value = getattr(customer, field)
-            columns[column] = self._index.of(value, kind=field) if value else None
-        columns["address_sealed"] = (
-            self._keys.seal(_address_json(customer.address), context=f"customer:{cid}:address")
-            if customer.address else None
+        seal, index = self._keys.seal, self._index.of
+        return (
+            self._keys.active_key_id,
+            *(seal(value, context=f"customer:{cid}:{field}") if (value := getattr(customer, field)) else None
+              for field, _ in _SEALED_COLUMNS),
+            *(index(value, kind=field) if (value := getattr(customer, field)) else None
+              for field, _ in _INDEX_COLUMNS),
+            seal(_address_json(customer.address), context=f"customer:{cid}:address") if customer.address else None,
         )
-        return columns
 
     def open(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         """Clear values of the personal fields of a stored row."""

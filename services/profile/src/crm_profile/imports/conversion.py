@@ -83,14 +83,17 @@ Converter = Callable[[Any], Any]
 class _Column:
     """One ColumnRule bound to its position in the file."""
 
-    __slots__ = ("convert", "default", "index", "null_values", "repeatable", "rule", "target", "value_map")
+    __slots__ = ("convert", "default", "index", "memoise", "null_values", "repeatable", "rule", "target", "value_map")
 
-    def __init__(self, rule: ColumnRule, index: int, convert: Converter, null_values: frozenset[str]) -> None:
+    def __init__(self, rule: ColumnRule, index: int, convert: Converter, null_values: frozenset[str], *,
+                 memoise: bool = False) -> None:
         self.rule = rule
         self.index = index
         self.target = rule.target
         self.repeatable = rule.target in REPEATABLE_TARGETS
         self.convert = convert
+        # Whether equal texts may share one converted value (immutable results: enum numbers, dates).
+        self.memoise = memoise
         self.value_map = dict(rule.value_map)
         self.null_values = null_values
         self.default = rule.default_value
@@ -112,6 +115,47 @@ class _Column:
                 return None
             text = self.default
         return self.convert(text)
+
+
+    def read_column(self, cells: Sequence[Cell], *, text_only: bool) -> list[Any]:
+        """`read` of every cell of a batch's column, in one pass: a value, None, or the _CellError
+        the cell raised (returned, so one bad cell does not stop the column). With `text_only`
+        (CSV: every cell a str), a plain text column (no value map, no default) takes a
+        comprehension, and enum and date cells are converted once per distinct text."""
+        nulls, value_map, default, convert = self.null_values, self.value_map, self.default, self.convert
+        if text_only and convert is _text and not value_map and not default:
+            return [None if not (text := cell.strip()) or text in nulls else text  # type: ignore[union-attr]
+                    for cell in cells]
+        memo: dict[str, Any] | None = {} if self.memoise else None
+        out: list[Any] = []
+        for cell in cells:
+            if not text_only and not isinstance(cell, str):
+                try:  # None or a native date (Parquet): as `read` takes them
+                    out.append(self.read(cell))
+                except _CellError as error:
+                    out.append(error)
+                continue
+            text = cell.strip()  # type: ignore[union-attr]
+            if text in nulls:
+                text = ""
+            elif value_map:
+                text = value_map.get(text, text).strip()
+            if not text:
+                if not default:
+                    out.append(None)
+                    continue
+                text = default
+            if memo is not None and text in memo:
+                out.append(memo[text])
+                continue
+            try:
+                value = convert(text)
+            except _CellError as error:
+                value = error
+            if memo is not None:
+                memo[text] = value
+            out.append(value)
+        return out
 
 
 class _CellError(Exception):
@@ -204,13 +248,13 @@ class RowMapper:
         definitions = definitions or {}
         self._columns: list[_Column] = []
         for rule in spec.columns:
+            kind = CORE_TARGETS[rule.field][1] if rule.field else ""
             if rule.field:
-                _, kind = CORE_TARGETS[rule.field]
                 convert = (_enum(rule.field, enum_values[rule.field]) if kind == ENUM
                            else _date(rule.date_format) if kind == DATE else _text)
             else:
                 convert = _attribute(definitions.get(rule.attribute), rule.date_format)
-            self._columns.append(_Column(rule, positions[rule.column], convert, nulls))
+            self._columns.append(_Column(rule, positions[rule.column], convert, nulls, memoise=kind in (ENUM, DATE)))
         self._id_index = positions[spec.id_rule.column] if spec.id_rule.column else None
         self._id_column = spec.id_rule.column
         self._prefix = spec.id_rule.prefix
@@ -218,14 +262,39 @@ class RowMapper:
         self.column_of["customer_id"] = self._id_column
         self._definitions = definitions
 
+    def _customer_id(self, line: int, cells: Sequence[Cell]) -> str:
+        if self._id_index is None:
+            return f"{self._prefix}{line}"
+        raw = cells[self._id_index]
+        text = raw.strip() if isinstance(raw, str) else ("" if raw is None else str(raw))
+        return f"{self._prefix}{text}" if text else ""
+
+    def read_batch(self, lines: Sequence[int], rows: Sequence[Sequence[Cell]], *, text_only: bool = False
+                   ) -> list[MappedRow]:
+        """`read` of many rows (the same MappedRows), done column by column: each column's cells
+        go through its steps in one pass (`_Column.read_column`), then land on their rows in
+        column order, as `read` puts them. `text_only`: every cell is a str (CSV)."""
+        values: list[dict[str, Any]] = [{} for _ in rows]
+        problems: list[list[BadRow]] = [[] for _ in rows]
+        for column in self._columns:
+            index, target, name = column.index, column.target, column.rule.column
+            converted = column.read_column([cells[index] for cells in rows], text_only=text_only)
+            for value, found, line, wrong in zip(converted, values, lines, problems, strict=True):
+                if value is None:
+                    continue
+                if value.__class__ is _CellError:
+                    wrong.append(BadRow(line, name, target, value.reason, f"{target} {value.rule}"))
+                    found.setdefault(target, _FAILED)
+                elif column.repeatable:
+                    found.setdefault(target, []).append(value)
+                else:
+                    found[target] = value
+        return [MappedRow(line, self._customer_id(line, cells), found, wrong)
+                for line, cells, found, wrong in zip(lines, rows, values, problems, strict=True)]
+
     def read(self, line: int, cells: Sequence[Cell]) -> MappedRow:
         problems: list[BadRow] = []
-        if self._id_index is None:
-            customer_id = f"{self._prefix}{line}"
-        else:
-            raw = cells[self._id_index]
-            text = raw.strip() if isinstance(raw, str) else ("" if raw is None else str(raw))
-            customer_id = f"{self._prefix}{text}" if text else ""
+        customer_id = self._customer_id(line, cells)
         values: dict[str, Any] = {}
         for column in self._columns:
             try:

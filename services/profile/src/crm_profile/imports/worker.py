@@ -52,7 +52,7 @@ from crm_profile.history import rules as history_rules
 from crm_profile.history.model import ChangeSource, FieldChangeKind
 from crm_profile.imports import conversion, reading, repository, rules
 from crm_profile.imports.model import BAD, FORMAT_CSV, INSERT, UNCHANGED, UPDATE, BadRow, ImportResult, ImportSpec
-from crm_profile.imports.repository import CHANGE_COLUMNS, VALUE_COLUMNS, Scratch, StoredCustomers
+from crm_profile.imports.repository import CHANGE_COLUMNS, STORED_COLUMNS, VALUE_COLUMNS, Scratch, StoredCustomers
 from crmkit.crypto import BlindIndex, KeyRing
 from crmkit.errors import Aborted, FailedPrecondition, InvalidArgument
 from crmkit.logs import get_logger
@@ -177,11 +177,27 @@ class _Stager:
         self.mapper = conversion.RowMapper(job.spec, columns, enum_values=job.enum_values,
                                            definitions=job.definitions)
         self.today = job.stamp.date()
-        self.row_columns: list[str] | None = None
+        self.row_columns = list(STORED_COLUMNS)
         # changed_at, actor, source, source_system, origin: the same for every change of the import
         self._change_columns = (job.stamp, job.actor, int(ChangeSource.IMPORT),
                                 job.spec.source_system, job.origin)
         self._created: dict[tuple[str, ...], str] = {}
+
+    def read(self, batch: Sequence[reading.Row]) -> list[conversion.MappedRow | reading.Row]:
+        """The batch's rows through the mapping; a malformed row stays as it was read."""
+        good = [r for r in batch if r.cells is not None]
+        mapped = iter(self.mapper.read_batch([r.line for r in good], [r.cells for r in good],  # type: ignore[misc]
+                                             text_only=self.job.format == FORMAT_CSV))
+        return [next(mapped) if r.cells is not None else r for r in batch]
+
+    def stage_batch(self, mapped: Sequence[conversion.MappedRow | reading.Row], current: Mapping[str, Customer],
+                    out: _Staged) -> None:
+        """Stage a batch read by `read`; `current` holds the stored customers its ids name."""
+        for m in mapped:
+            if isinstance(m, reading.Row):
+                self.malformed(m, out)
+            else:
+                self.stage(m, current.get(m.customer_id), out)
 
     def stage(self, row: conversion.MappedRow, current: Customer | None, out: _Staged) -> None:
         if current is not None and current.state != ACTIVE:
@@ -214,14 +230,12 @@ class _Stager:
         written.version = 1 if current is None else current.version + 1
         written.created_at = self.job.stamp if current is None else current.created_at
         written.updated_at = self.job.stamp
-        stored = self.stored.to_row(written)
-        if self.row_columns is None:
-            self.row_columns = list(stored)
+        stored = self.stored.to_values(written)
         payload = any_pb2.Any()
         payload.Pack(self.job.feed_payload(written))
         out.work.append((row.line, INSERT if current is None else UPDATE,
                          current.version if current is not None else None, None, payload.SerializeToString(),
-                         *stored.values()))
+                         *stored))
         before = current.attributes if current is not None else {}
         for key, value in written.attributes.items():
             if key not in before or before[key] != value:
@@ -294,22 +308,17 @@ async def stage(part_job: PartJob) -> int:
     total = 0
     try:
         while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            mapped = [stager.mapper.read(r.line, r.cells) if r.cells is not None else r for r in batch]
+            mapped = stager.read(batch)
             ids = [m.customer_id for m in mapped if isinstance(m, conversion.MappedRow) and m.customer_id]
             seconds["read"] += clock.lap()
             current = await stager.stored.existing(connection, ids) if ids else {}
             seconds["lookup"] += clock.lap()
             out = _Staged()
-            for m in mapped:
-                if isinstance(m, reading.Row):
-                    stager.malformed(m, out)
-                else:
-                    stager.stage(m, current.get(m.customer_id), out)
+            stager.stage_batch(mapped, current, out)
             written = [r for r in out.work if r[1] in (INSERT, UPDATE)]
             others = [r for r in out.work if r[1] not in (INSERT, UPDATE)]
             seconds["validate_and_seal"] += clock.lap()
             if written:
-                assert stager.row_columns is not None
                 columns = [c for c in WORK_COLUMNS if c != "customer_id"] + stager.row_columns
                 await repository.copy(connection, scratch.work, columns, written)
             await repository.copy(connection, scratch.work, WORK_COLUMNS, others)
@@ -391,7 +400,7 @@ async def _write(connection: asyncpg.Connection, scratch: Scratch, job: ImportJo
                  timings: dict[str, float]) -> None:
     clock = _Lap()
     if result.inserted or result.updated:
-        columns = _row_columns(job.settings.vault())
+        columns = list(STORED_COLUMNS)
         inserted, updated = await repository.write_customers(connection, scratch, columns=columns,
                                                              stamp=job.stamp)
         if (inserted, updated) != (result.inserted, result.updated):
@@ -421,12 +430,6 @@ class _Lap:
         now = time.perf_counter()
         elapsed, self._last = now - self._last, now
         return elapsed
-
-
-def _row_columns(vault: PersonalDataVault) -> list[str]:
-    """The customer columns a staged row holds: those CustomerRepository writes (the same for
-    every customer)."""
-    return list(StoredCustomers(vault).to_row(Customer(customer_id="-", customer_type=1, full_name="-")))
 
 
 def _failure(result: ImportResult, message: str, reason: str, domain: str) -> OperationFailed:
