@@ -67,6 +67,10 @@ class _Artifact:
     reference: drivers.Reference
 
 
+# What `load` gives: opaque to callers, who keep it and pass it to `score_loaded`.
+LoadedModel = _Artifact
+
+
 @dataclass(frozen=True)
 class ScoringRequest:
     artifact: bytes
@@ -89,25 +93,37 @@ def train(data: TrainingData, params: TrainingParams) -> TrainingResult:
 def score(request: ScoringRequest) -> tuple[CustomerScore, ...]:
     """Probabilities and top drivers, in the request's customer order. ArtifactMismatch when the
     artifact is not the registered one (it is checked before it is unpickled)."""
-    v = Violations()
-    v.check(0 <= request.top_drivers <= MAX_TOP_DRIVERS, "top_drivers", f"must be between 0 and {MAX_TOP_DRIVERS}")
-    v.check(bool(request.data.customer_ids), "data", "must hold at least one customer")
-    v.raise_if_any()
-    if hashlib.sha256(request.artifact).hexdigest() != request.artifact_sha256:
+    return score_loaded(load(request.artifact, request.artifact_sha256), request.data,
+                        top_drivers=request.top_drivers)
+
+
+def load(artifact: bytes, artifact_sha256: str) -> LoadedModel:
+    """The fitted model of an artifact, for `score_loaded`. ArtifactMismatch when the artifact
+    is not the registered one (it is checked before it is unpickled)."""
+    if hashlib.sha256(artifact).hexdigest() != artifact_sha256:
         raise ArtifactMismatch("the model artifact does not match its registered SHA-256: refusing to load it")
-    artifact: _Artifact = pickle.loads(request.artifact)  # noqa: S301 - checked against the registry's hash above
-    v.check(request.data.encoding.columns == artifact.encoding.columns, "data",
+    loaded: _Artifact = pickle.loads(artifact)  # noqa: S301 - checked against the registry's hash above
+    return loaded
+
+
+def score_loaded(artifact: LoadedModel, data: TrainingData, *, top_drivers: int) -> tuple[CustomerScore, ...]:
+    """`score` with a model already loaded (a scorer keeps it: loading a model of thousands of
+    trees costs far more than scoring one customer)."""
+    v = Violations()
+    v.check(0 <= top_drivers <= MAX_TOP_DRIVERS, "top_drivers", f"must be between 0 and {MAX_TOP_DRIVERS}")
+    v.check(bool(data.customer_ids), "data", "must hold at least one customer")
+    v.check(not data.customer_ids or data.encoding.columns == artifact.encoding.columns, "data",
             "must be encoded with the model's encoding (its columns differ)")
     v.raise_if_any()
-    values = _matrix(request.data)
+    values = _matrix(data)
     with threadpool_limits(limits=1):
         probabilities, contribution = drivers.contributions(_predictor(artifact.model), values, artifact.reference)
     return tuple(
         CustomerScore(customer_id=customer, probability=float(probabilities[i]),
                       drivers=drivers.top_drivers(artifact.encoding, artifact.reference, contribution[i],
-                                                  request.data.display_values[i] if request.data.display_values
-                                                  else (), request.top_drivers))
-        for i, customer in enumerate(request.data.customer_ids))
+                                                  data.display_values[i] if data.display_values else (),
+                                                  top_drivers))
+        for i, customer in enumerate(data.customer_ids))
 
 
 def _validate_data(data: TrainingData) -> None:
