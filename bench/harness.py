@@ -61,6 +61,10 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark("campaign-trigger", "bench.campaign_trigger",
               "p95 ms from a holding maturing in profile (UpdateHolding) to the triggered dispatch recorded on "
               "campaign's feed, real processes <= 2000 (floor: the write and its arrival on profile's feed)"),
+    Benchmark("risk-score", "bench.risk_score",
+              "seconds to score 1M customers in batch with write-back and change events <= 30 s (floor: the "
+              "model's predict_proba + raw COPY of the scores and events); ScoreCustomer p99 at concurrency 4 "
+              "<= 30 ms"),
     Benchmark("risk-suitability", "bench.risk_suitability",
               "CheckSuitability qps at concurrency 16 >= 0.6 x a bare gRPC call at concurrency 16"),
     Benchmark("feedback-classify", "bench.feedback_classify",

@@ -29,9 +29,10 @@ DAY = 24 * HOUR
 TRAINING_DIR = tempfile.mkdtemp(prefix="risk-training-")
 
 # Cross-validation refits the model five more times: the registry tests need the held-out run only.
+# Chunks of two customers: a batch test's few customers go through the chunk pipeline.
 risk_database, risk_service, risk = service_fixtures(
     SPEC, risk_service_pb2_grpc.RiskServiceStub, stub="risk", feed_poll_seconds=0.05, operation_poll_seconds=0.05,
-    training_dir=TRAINING_DIR, training_cv_folds=0,
+    training_dir=TRAINING_DIR, training_cv_folds=0, scoring_chunk=2,
     training_fairness_ratio=0.9, alert_escalation_poll_seconds=0, profile_target="", feedback_target="")
 
 

@@ -31,7 +31,7 @@ from crm_risk.reports import complaints
 from crm_risk.reports import rules as report_rules
 from crm_risk.reports.rules import CreditAttributes
 from crm_risk.reports.service import Reports
-from crm_risk.scoring.batch import BatchScoring
+from crm_risk.scoring.batch import CHUNK, BatchScoring
 from crm_risk.scoring.service import Scoring
 from crm_risk.suitability.service import Suitability
 from crm_risk.triggers.service import AlertTriggers
@@ -80,6 +80,8 @@ class RiskSettings(GrpcServiceSettings):
                                              validation_alias="CRM_RISK_ASSESSMENT_EXPIRY_ATTRIBUTE")
     vulnerable_attribute: str = Field(default="vulnerable_customer", validation_alias="CRM_RISK_VULNERABLE_ATTRIBUTE")
     training_workers: int = Field(default=1, ge=1, le=8, validation_alias="CRM_RISK_TRAINING_WORKERS")
+    # Customers per chunk of a batch scoring (each written back in a transaction of its own).
+    scoring_chunk: int = Field(default=CHUNK, ge=1, le=100_000, validation_alias="CRM_RISK_SCORING_CHUNK")
     # The currency of profile's reporting amounts (assets, balances); amounts in another are
     # taken as unknown. The time zone reports cut days in unless a request names one.
     reporting_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$",
@@ -156,7 +158,8 @@ async def wire(runtime: Runtime[RiskSettings]) -> list[ServiceBinding]:
                                 decisions=decisions, outbox=Outbox(tables.outbox_event),
                                 idempotency=IdempotencyKeys(tables.idempotency_key),
                                 feed_payload=scoring_messages.to_proto,
-                                result_message=scoring_messages.batch_result_to_proto, clock=utc_now),
+                                result_message=scoring_messages.batch_result_to_proto, clock=utc_now,
+                                chunk=settings.scoring_chunk),
                             reports=Reports(customers=CustomerRepository(), attributes=settings.credit_attributes(),
                                             time_zone=settings.reporting_time_zone,
                                             currency=settings.reporting_currency, clock=utc_now))

@@ -11,7 +11,7 @@ ensemble as it stands), is exact about what the model does for this customer, an
 the score's distance from the reference (interactions are counted in each feature or in none),
 and a reference value can be rare in combination with the customer's other values. SHAP would
 share interactions out fairly at a far higher cost; for early-warning reasons this is enough.
-Cost: one prediction per customer and source feature, batched.
+Cost: one prediction per customer and source feature whose value is not the reference's, batched.
 """
 
 from __future__ import annotations
@@ -68,13 +68,33 @@ def reference(encoding: Encoding, values: Matrix) -> Reference:
 
 def contributions(predict: Callable[[Matrix], npt.NDArray[np.float64]], values: Matrix, ref: Reference
                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(probabilities, contributions customers x source features)."""
-    base = predict(values)
-    features = len(ref.columns)
-    substituted = np.repeat(values[np.newaxis, :, :], features, axis=0)
+    """(probabilities, contributions customers x source features).
+
+    A customer whose value of a feature already is the reference's is not predicted again for
+    it: the substituted row would be the customer's own, its prediction the base one, its
+    contribution exactly 0. (A row's prediction does not depend on the rows beside it.) Half
+    the customers of a bank share the commonest category of a few-valued feature, so this
+    spares about a third of the predictions, which are nearly all of a batch's scoring time."""
+    blocks: list[Matrix] = [values]
+    placed: list[tuple[int, npt.NDArray[np.intp]]] = []
     for f, (columns, replacement) in enumerate(zip(ref.columns, ref.values, strict=True)):
-        substituted[f][:, list(columns)] = replacement
-    moved = predict(substituted.reshape(-1, values.shape[1])).reshape(features, len(values))
+        span = list(columns)
+        # NaN never equals the reference, so a missing value is substituted as before.
+        rows = np.flatnonzero(~np.all(values[:, span] == np.asarray(replacement), axis=1))
+        if len(rows):
+            block = values[rows]
+            block[:, span] = replacement
+            blocks.append(block)
+            placed.append((f, rows))
+    # One call for the customers and all their substitutions: a call costs a Python step per
+    # tree and fold, which for one customer is most of the time.
+    predicted = predict(np.concatenate(blocks))
+    base = predicted[:len(values)]
+    moved = np.repeat(base[np.newaxis, :], len(ref.columns), axis=0)
+    start = len(values)
+    for f, rows in placed:
+        moved[f, rows] = predicted[start:start + len(rows)]
+        start += len(rows)
     return base, (base[np.newaxis, :] - moved).T
 
 

@@ -34,7 +34,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from crm_risk.churn import drivers, rules
 from crm_risk.churn.model import (
@@ -56,6 +56,9 @@ Matrix = npt.NDArray[np.float64]
 ALGORITHM = "hist_gradient_boosting"
 CALIBRATION_FOLDS = 5
 MAX_TOP_DRIVERS = 10
+# The thread pools (OpenMP, BLAS) of the libraries loaded by the imports above, found once:
+# `threadpool_limits()` looks for them on every call, 3 ms, a sixth of one customer's score.
+_THREADPOOLS = ThreadpoolController()
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class _Artifact:
     model: CalibratedClassifierCV
     encoding: Encoding
     reference: drivers.Reference
+
+
+# What `load` gives: opaque to callers, who keep it and pass it to `score_loaded`.
+LoadedModel = _Artifact
 
 
 @dataclass(frozen=True)
@@ -89,25 +96,37 @@ def train(data: TrainingData, params: TrainingParams) -> TrainingResult:
 def score(request: ScoringRequest) -> tuple[CustomerScore, ...]:
     """Probabilities and top drivers, in the request's customer order. ArtifactMismatch when the
     artifact is not the registered one (it is checked before it is unpickled)."""
-    v = Violations()
-    v.check(0 <= request.top_drivers <= MAX_TOP_DRIVERS, "top_drivers", f"must be between 0 and {MAX_TOP_DRIVERS}")
-    v.check(bool(request.data.customer_ids), "data", "must hold at least one customer")
-    v.raise_if_any()
-    if hashlib.sha256(request.artifact).hexdigest() != request.artifact_sha256:
+    return score_loaded(load(request.artifact, request.artifact_sha256), request.data,
+                        top_drivers=request.top_drivers)
+
+
+def load(artifact: bytes, artifact_sha256: str) -> LoadedModel:
+    """The fitted model of an artifact, for `score_loaded`. ArtifactMismatch when the artifact
+    is not the registered one (it is checked before it is unpickled)."""
+    if hashlib.sha256(artifact).hexdigest() != artifact_sha256:
         raise ArtifactMismatch("the model artifact does not match its registered SHA-256: refusing to load it")
-    artifact: _Artifact = pickle.loads(request.artifact)  # noqa: S301 - checked against the registry's hash above
-    v.check(request.data.encoding.columns == artifact.encoding.columns, "data",
+    loaded: _Artifact = pickle.loads(artifact)  # noqa: S301 - checked against the registry's hash above
+    return loaded
+
+
+def score_loaded(artifact: LoadedModel, data: TrainingData, *, top_drivers: int) -> tuple[CustomerScore, ...]:
+    """`score` with a model already loaded (a scorer keeps it: loading a model of thousands of
+    trees costs far more than scoring one customer)."""
+    v = Violations()
+    v.check(0 <= top_drivers <= MAX_TOP_DRIVERS, "top_drivers", f"must be between 0 and {MAX_TOP_DRIVERS}")
+    v.check(bool(data.customer_ids), "data", "must hold at least one customer")
+    v.check(not data.customer_ids or data.encoding.columns == artifact.encoding.columns, "data",
             "must be encoded with the model's encoding (its columns differ)")
     v.raise_if_any()
-    values = _matrix(request.data)
-    with threadpool_limits(limits=1):
+    values = _matrix(data)
+    with _THREADPOOLS.limit(limits=1):
         probabilities, contribution = drivers.contributions(_predictor(artifact.model), values, artifact.reference)
     return tuple(
         CustomerScore(customer_id=customer, probability=float(probabilities[i]),
                       drivers=drivers.top_drivers(artifact.encoding, artifact.reference, contribution[i],
-                                                  request.data.display_values[i] if request.data.display_values
-                                                  else (), request.top_drivers))
-        for i, customer in enumerate(request.data.customer_ids))
+                                                  data.display_values[i] if data.display_values else (),
+                                                  top_drivers))
+        for i, customer in enumerate(data.customer_ids))
 
 
 def _validate_data(data: TrainingData) -> None:

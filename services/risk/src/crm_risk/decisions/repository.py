@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 
 from crm_risk.decisions.model import DecisionAudit, DecisionFilter, DecisionType
@@ -23,6 +25,17 @@ async def insert_many(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
     """One statement for all of a call's decisions (a batch check records up to 1000)."""
     if rows:
         await uow.execute(sa.insert(t), list(rows))
+
+
+_COPIED = ("decision_audit_id", "decision_type", "customer_id", "decided_by", "decider_version", "outcome",
+           "reason_codes", "inputs", "inputs_sha256", "context", "requester", "trace_id", "decide_time")
+
+
+async def copy_many(connection: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """`insert_many` for bulk work on a raw connection: one COPY (a batch scoring's chunk)."""
+    if rows:
+        await connection.copy_records_to_table(t.name, columns=_COPIED, records=[
+            tuple(json.dumps(row[c]) if c == "inputs" else row[c] for c in _COPIED) for row in rows])
 
 
 async def page(uow: UnitOfWork, *, before: int | None, limit: int, where: DecisionFilter) -> list[DecisionAudit]:

@@ -7,6 +7,7 @@ cancelled run keeps the chunks already written. One batch at a time (RESOURCE_EX
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from crm_risk.customers.repository import SCORING_COLUMNS, scoring_values
@@ -32,16 +34,26 @@ from crmkit.errors import FailedPrecondition, ResourceExhausted
 from crmkit.idempotency import IdempotencyKeys, parse_request_id
 from crmkit.logs import get_logger
 from crmkit.operations import OperationRunner, Operations, RunningOperation, Started, name_of, parse_name
-from crmkit.outbox import ChangeType, Outbox
+from crmkit.outbox import FEED_COMMITTED, ChangeType, Outbox, current_trace_id
 from crmkit.validation import Violations
 
 log = get_logger("crm.risk.scoring")
 
 KIND = "risk.score"
-CHUNK = 2000
+# Large enough that the model's per-call cost (a Python call per tree and fold) is spread thin.
+CHUNK = 10_000
 
 # The operation's result message, made by the API layer (no protos here).
 ResultMessage = Callable[["BatchResult"], Message]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Customers read and sent to the worker: its scores to come, their rows and inputs."""
+
+    scored: asyncio.Future[Any]
+    rows: Sequence[Any]
+    inputs: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -124,61 +136,96 @@ class BatchScoring:
         missing = len(request.customer_ids) - int(total or 0) if request.customer_ids else 0
         await run.progress(total=int(total or 0) + missing, failed=missing, stage="scoring")
         result.failed = missing
+        # A pipeline of two chunks: while the worker scores one, this coroutine reads the next
+        # and writes the previous one back (the worker's predictions are nearly all the work).
+        names = [f.name for f in encoding.features]
+        previous: _Chunk | None = None
+        current: _Chunk | None = None
         after = ""
-        while True:
-            async with self._db.unit_of_work(read_only=True) as uow:
-                rows = (await uow.execute(_selection(request, sa.select(
-                    c.c.customer_id, *SCORING_COLUMNS, c.c.relationship_manager_id, c.c.branch_id, c.c.data_as_of)
-                    .where(c.c.customer_id > after).order_by(c.c.customer_id).limit(self._chunk)))).all()
-            if not rows:
-                break
-            after = rows[-1].customer_id
-            today = self._clock().date()
-            inputs = {r.customer_id: scoring_values(r, today) for r in rows}
-            job = worker.ChunkJob(artifact=artifact, artifact_sha256=sha256, encoding=encoding,
-                                  rows=tuple((r.customer_id, inputs[r.customer_id]) for r in rows))
-            scored = await run.call(worker.score_chunk, job)
-            now = self._clock()
-            scores = [Score(customer_id=s.customer_id, churn_model_id=model.churn_model_id,
-                            model_version=model.version, probability=s.probability,
-                            risk_band=rules.band_of(s.probability, model.band_thresholds), drivers=s.drivers,
-                            features_as_of=r.data_as_of, score_time=now, decision_audit="",
-                            relationship_manager_id=r.relationship_manager_id, branch_id=r.branch_id)
-                      for s, r in zip(scored, rows, strict=True)]
-            if not request.dry_run:
-                async with self._db.unit_of_work() as uow:
-                    await self._write_back(uow, model, scores, names=[f.name for f in encoding.features],
-                                           values=inputs,
-                                           requester=requester, operation_id=operation_id, now=now)
-            for s in scores:
-                assert result.bands is not None
-                result.bands[s.risk_band] += 1
-                if s.features_as_of is not None and (result.features_as_of is None
-                                                     or s.features_as_of < result.features_as_of):
-                    result.features_as_of = s.features_as_of
-            result.scored += len(scores)
-            # Also where a cancel request is seen: the chunks written so far stay.
-            await run.progress(done=len(scores))
+        try:
+            while True:
+                rows = await self._read(request, after)
+                current = None
+                if rows:
+                    after = rows[-1].customer_id
+                    inputs = {r.customer_id: scoring_values(r, self._clock().date()) for r in rows}
+                    current = _Chunk(asyncio.ensure_future(run.call(worker.score_chunk, worker.ChunkJob(
+                        artifact=artifact, artifact_sha256=sha256, encoding=encoding,
+                        rows=tuple((r.customer_id, inputs[r.customer_id]) for r in rows)))), rows, inputs)
+                if previous is not None:
+                    await self._finish_chunk(previous, model=model, request=request, requester=requester,
+                                             operation_id=operation_id, names=names, result=result, run=run)
+                if current is None:
+                    break
+                previous = current
+        finally:
+            # A failure or a cancel leaves no scoring behind (a finished one ignores this).
+            for chunk in (previous, current):
+                if chunk is not None:
+                    chunk.scored.cancel()
         log.info("batch_scoring_finished", operation_id=str(operation_id), scored=result.scored,
                  failed=result.failed, dry_run=request.dry_run)
         return self._result_message(result)
 
-    async def _write_back(self, uow: UnitOfWork, model: RegisteredModel, scores: list[Score], *, names: list[str],
+    async def _read(self, request: BatchRequest, after: str) -> Sequence[Any]:
+        async with self._db.unit_of_work(read_only=True) as uow:
+            return (await uow.execute(_selection(request, sa.select(
+                c.c.customer_id, *SCORING_COLUMNS, c.c.relationship_manager_id, c.c.branch_id, c.c.data_as_of)
+                .where(c.c.customer_id > after).order_by(c.c.customer_id).limit(self._chunk)))).all()
+
+    async def _finish_chunk(self, chunk: _Chunk, *, model: RegisteredModel, request: BatchRequest, requester: str,
+                            operation_id: uuid.UUID, names: list[str], result: BatchResult,
+                            run: RunningOperation) -> None:
+        scored = await chunk.scored
+        now = self._clock()
+        scores = [Score(customer_id=s.customer_id, churn_model_id=model.churn_model_id,
+                        model_version=model.version, probability=s.probability,
+                        risk_band=rules.band_of(s.probability, model.band_thresholds), drivers=s.drivers,
+                        features_as_of=r.data_as_of, score_time=now, decision_audit="",
+                        relationship_manager_id=r.relationship_manager_id, branch_id=r.branch_id)
+                  for s, r in zip(scored, chunk.rows, strict=True)]
+        if not request.dry_run:
+            await self._write_back(model, scores, names=names, values=chunk.inputs, requester=requester,
+                                   operation_id=operation_id, now=now)
+        assert result.bands is not None
+        for s in scores:
+            result.bands[s.risk_band] += 1
+            if s.features_as_of is not None and (result.features_as_of is None
+                                                 or s.features_as_of < result.features_as_of):
+                result.features_as_of = s.features_as_of
+        result.scored += len(scores)
+        # Also where a cancel request is seen: the chunks written so far stay.
+        await run.progress(done=len(scores))
+
+    async def _write_back(self, model: RegisteredModel, scores: list[Score], *, names: list[str],
                           values: dict[str, Any], requester: str, operation_id: uuid.UUID, now: datetime) -> None:
-        audits = await self._decisions.record(uow=uow, decisions=[Decision(
-            decision_type=DecisionType.CHURN_SCORE, customer_id=s.customer_id, decided_by=model.name,
-            decider_version=str(model.version), outcome=f"band={s.risk_band.name} probability={s.probability:.4f}",
-            reason_codes=tuple(d.feature for d in s.drivers),
-            inputs=rules.numeric_inputs(names, values[s.customer_id]), context=name_of(operation_id))
-            for s in scores], requester=requester, now=now)
-        stored = [replace(s, decision_audit=audit) for s, audit in zip(scores, audits, strict=True)]
-        previous = await repository.get_many(uow, [s.customer_id for s in stored])
-        await repository.put_many(uow, stored)
-        changed = [s for s in stored if rules.publishes(previous.get(s.customer_id), s)]
-        if changed:
-            await self._outbox.append_many(uow, [(f"customers/{s.customer_id}", ChangeType.CHANGE_TYPE_UPDATED,
-                                                  self._feed_payload(s)) for s in changed],
-                                           actor=requester, resource_type=RESOURCE_TYPE)
+        """One chunk's decision audits, current scores and change events, in one transaction of its
+        own: COPY-based bulk work on `Database.raw()` (crmkit.db's documented exception), which
+        owns and commits its transaction here."""
+        async with self._db.raw() as connection, connection.transaction():
+            audits = await self._decisions.record_copy(connection=connection, decisions=[Decision(
+                decision_type=DecisionType.CHURN_SCORE, customer_id=s.customer_id, decided_by=model.name,
+                decider_version=str(model.version),
+                outcome=f"band={s.risk_band.name} probability={s.probability:.4f}",
+                reason_codes=tuple(d.feature for d in s.drivers),
+                inputs=rules.numeric_inputs(names, values[s.customer_id]), context=name_of(operation_id))
+                for s in scores], requester=requester, now=now)
+            stored = [replace(s, decision_audit=audit) for s, audit in zip(scores, audits, strict=True)]
+            await repository.prepare(connection)
+            previous = await repository.lock_previous(connection, [s.customer_id for s in stored])
+            await repository.copy_put_many(connection, stored)
+            await repository.publish(connection, [
+                (f"customers/{s.customer_id}", _packed(self._feed_payload(s))) for s in stored
+                if rules.publishes(previous.get(s.customer_id), s)],
+                resource_type=RESOURCE_TYPE, change_type=ChangeType.CHANGE_TYPE_UPDATED, actor=requester,
+                trace_id=current_trace_id())
+        FEED_COMMITTED.notify()
+
+
+def _packed(payload: Message) -> bytes:
+    packed = any_pb2.Any()
+    packed.Pack(payload)
+    return packed.SerializeToString()
 
 
 def _selection(request: BatchRequest, query: Any) -> Any:

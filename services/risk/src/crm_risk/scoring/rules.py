@@ -4,10 +4,10 @@ feed, the request's shape, and the model's input row from the read model's value
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from crm_risk.churn.model import SnapshotTable
-from crm_risk.scoring.model import RiskBand, Score
+from crm_risk.scoring.model import RiskBand
 from crmkit.resources import ResourceName
 from crmkit.validation import Violations
 
@@ -28,7 +28,17 @@ def band_of(probability: float, thresholds: Mapping[str, Any]) -> RiskBand:
     return RiskBand.LOW
 
 
-def publishes(previous: Score | None, current: Score, *, step: float = PUBLISH_STEP) -> bool:
+class Banded(Protocol):
+    """What the feed rule reads of a score (a `Score`, or a batch's `repository.Previous`)."""
+
+    @property
+    def risk_band(self) -> RiskBand: ...
+
+    @property
+    def probability(self) -> float: ...
+
+
+def publishes(previous: Banded | None, current: Banded, *, step: float = PUBLISH_STEP) -> bool:
     """Whether a written-back score goes on the change feed: a first score, a new band, or a move
     of at least `step`."""
     if previous is None or previous.risk_band != current.risk_band:

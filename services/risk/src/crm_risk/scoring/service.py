@@ -1,8 +1,9 @@
 """Scoring use cases, in the caller's unit of work: score one customer now (audited, optionally
 written back as the current score and published when it moves), and read the current score.
 
-The model's arithmetic is the churn core's (`training.score`: the artifact's SHA-256 is checked
-before it is unpickled); it runs in a thread so the event loop keeps serving. Inputs come from
+The model's arithmetic is the churn core's (`training.score_loaded`; the artifact's SHA-256 is
+checked before it is unpickled, once per process: `worker.loaded_model`); it runs in a thread so
+the event loop keeps serving. Inputs come from
 the customer read model's feature values, by the names the model was trained on.
 """
 
@@ -25,7 +26,7 @@ from crm_risk.decisions.service import DecisionAudits
 from crm_risk.registry import repository as registry_repository
 from crm_risk.registry.model import ACTIVE_ALIAS, RegisteredModel, Status
 from crm_risk.registry.service import ChurnRegistry
-from crm_risk.scoring import repository, rules
+from crm_risk.scoring import repository, rules, worker
 from crm_risk.scoring.model import Score
 from crm_risk.tables import audit_record
 from crmkit.audit import AuditEntry
@@ -158,8 +159,7 @@ def _score(record: CustomerRecord, artifact: bytes, sha256: str, encoding: Encod
             reason="FEATURES_MISSING", metadata={"missing": ",".join(missing[:20])})
     table = rules.input_table(record.customer_id, names, record.feature_values)
     data = churn_features.snapshot_scoring_data(table, encoding=encoding, id_attribute=rules.ID_COLUMN)
-    [scored] = training.score(training.ScoringRequest(artifact=artifact, artifact_sha256=sha256, data=data,
-                                                      top_drivers=drivers))
+    [scored] = training.score_loaded(worker.loaded_model(artifact, sha256), data, top_drivers=drivers)
     return scored
 
 
