@@ -130,13 +130,14 @@ async def test_the_churn_file_trains_through_profile_and_risk(database_factory: 
     assert (m.training_rows, m.validation_rows) == (8_000, 2_000)
     assert "age_years" in {f.name for f in model.features}
     # The recipe cross-validated on the imported customers, all of them held out once. The issue's
-    # goal is 0.865 (plain gradient boosting on the raw file scores about 0.862); measured 0.8658,
-    # which any change in the order rows reach training could move by more than that margin, so
-    # the test holds a floor just under it and the closing note reports the figure.
-    assert cv.fold_count == 5 and cv.mean_roc_auc >= 0.86
+    # goal is 0.865 (plain gradient boosting on the raw file scores about 0.862); measured 0.8667
+    # (2026-12-08, the booster chosen by cross-validation on the training share; 0.8658 before),
+    # so the test holds a floor just under it and the closing note reports the figure.
+    assert cv.fold_count == 5 and cv.mean_roc_auc >= 0.865
     # The registered model's own split (2,000 customers) moves by about +-0.01 with the seed; seed 7
-    # was fixed before any was measured and is not chosen for its score.
-    assert m.roc_auc >= 0.85 and m.top_decile_lift >= 3.5 and m.pr_auc >= 0.65
+    # was fixed before any was measured and is not chosen for its score. Measured 0.8537, lift
+    # 3.91, PR AUC 0.688 (the 0.865 is not met on this split; docs/risk-churn-read-model.md).
+    assert m.roc_auc >= 0.852 and m.top_decile_lift >= 3.8 and m.pr_auc >= 0.68
     assert {g for d, g in groups if d == "gender"} == {"Female", "Male"}
     assert {g for d, g in groups if d == "region"} == {"DE", "ES", "FR"}
     assert {g for d, g in groups if d == "age_band"} == {"<30", "30-39", "40-49", "50-59", "60+"}

@@ -82,7 +82,8 @@ async def test_bank_marketing_calls_train_a_calibrated_term_deposit_model(own_ca
     assert not any("duration" in feature for feature in model.features)
     assert model.metrics.held_out_rows + model.metrics.training_rows == 41_188
     assert model.metrics.expected_calibration_error < 0.02
-    # The issue's goal is >= 0.81. Measured here: 0.807 on this split (0.804 to 0.818 over other
-    # seeds, 0.806 in 5-fold cross-validation; docs/campaign-propensity.md), so the test holds the
-    # level reached rather than a split picked to pass the goal.
-    assert model.metrics.roc_auc >= 0.80
+    # The issue's goal is >= 0.81, not met. Measured here: 0.8072 on this split (2026-12-08; 0.804
+    # to 0.818 over other seeds, 0.803 in 5-fold cross-validation of the training share, and no
+    # recipe tried did better there by more than the folds' noise; docs/campaign-propensity.md),
+    # so the test holds just under the level reached rather than a split picked to pass the goal.
+    assert model.metrics.roc_auc >= 0.805

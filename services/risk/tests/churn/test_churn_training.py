@@ -151,7 +151,7 @@ def test_model_version_record_is_ready_for_a_registry(trained: TrainingResult) -
 
     assert version.algorithm == "hist_gradient_boosting"
     assert version.framework_version.startswith("scikit-learn ")
-    assert dict(version.effective_hyperparameters)["learning_rate"] == "0.05"
+    assert dict(version.effective_hyperparameters)["learning_rate"] == "0.02"
     assert version.encoding.columns[1:4] == ("Geography=France", "Geography=Germany", "Geography=Spain")
     assert len(version.artifact_sha256) == 64 and len(version.version) == 16
     bands = version.band_thresholds
