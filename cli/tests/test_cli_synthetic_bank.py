@@ -246,8 +246,10 @@ def test_the_bulk_path_loads_the_same_bank_as_the_per_call_path_and_a_second_bul
     kept = ("customers_created", "duplicates_created", "holdings_loaded", "consents_loaded", "events_accepted")
     assert {k: other[k] for k in kept} == {k: one[k] for k in kept}
     assert other["customers_created"] == 45 and other["duplicates_created"] == 2
-    assert list(other["phases"]) == ["files", "customers", "duplicates", "external ids", "holdings",
-                                     "consent calls", "events"]
+    assert list(other["phases"]) == ["files", "customers", "duplicates", "events", "external ids", "holdings",
+                                     "consent calls"]
+    assert other["phases"]["external ids"]["count"] == 47 and other["phases"]["holdings"]["count"] == \
+        other["holdings_loaded"]
     bank = list(synthetic_bank.generate(45, seed=53))
     ids = [who.customer.customer_id for who in bank] + [twin.customer_id for who in bank for twin in who.duplicates]
     # Every field, the external ids (set apart from the import) and every holding, the same.

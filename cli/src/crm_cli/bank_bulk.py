@@ -9,13 +9,15 @@ consents and events), loaded in phases:
 2. **customers**, **duplicates**: each file is uploaded (`UploadImportFile`) and imported
    (`ImportCustomers`, lenient), its operation followed to the end. A row whose customer exists
    with the same values is `unchanged` (reported as existing), so a second load writes nothing;
-3. **external ids**: the import contract has no target for a customer's ids in other systems, so
-   they are set with `UpdateCustomer` (mask `external_ids`), one call per customer with
-   `CONCURRENCY` in flight, and only for customers that lack them: when the import found
-   customers already there, `ListCustomers` (pages of 1,000) tells which ones;
-4. **holdings**, **consents**, **events**: profile has no bulk RPC for holdings or consents, so
-   `CreateHolding` (one per holding) and `RecordConsent` (one per customer) run with `CONCURRENCY`
-   in flight, beside one `IngestEvents` client stream per chunk of customers (batches of 1,000).
+3. **events**: one `IngestEvents` client stream per chunk of customers (batches of 1,000), the
+   chunks generated one after another so a large bank never sits in memory;
+4. **per-call writes**, beside the events: profile has no bulk RPC for holdings or consents, and
+   the import contract has no target for a customer's ids in other systems, so `CreateHolding`
+   (one per holding), `RecordConsent` (one per customer) and `UpdateCustomer` (mask
+   `external_ids`, only for customers that lack them: when the import found customers already
+   there, `ListCustomers` in pages of 1,000 tells which) run from a queue the chunks feed,
+   `CONCURRENCY` in flight. One call per write is slow (8 to 16 a second measured on a loaded
+   2-core machine), so on a large bank they finish long after the customers and events are in.
 
 Rows the import refused are reported (line and customer id, never a value) and their holdings,
 consents and events are left out, as the per-call path leaves out refused customers.
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -205,14 +208,8 @@ async def load(channel: grpc.aio.Channel, token: str, count: int, *, seed: int, 
                                       result, phases, name="duplicates")
     existed = result.customers.existing + result.duplicates.existing > 0
 
-    with _Clock(result, "external ids") as clock:
-        wanted = {customer_id: ids for customer_id, ids in external.items() if customer_id not in refused}
-        if existed:
-            wanted = await _lacking(stub, metadata, wanted, phases)
-        clock.done(await _set_external_ids(stub, metadata, wanted, result, phases))
-
-    await _holdings_consents_events(stub, metadata, synthetic_bank.generate(count, seed=seed), refused, result,
-                                    phases, count=count)
+    await _the_rest(stub, metadata, count=count, seed=seed, external=external, refused=refused, existed=existed,
+                    result=result, phases=phases)
     return result
 
 
@@ -282,55 +279,72 @@ async def _lacking(stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: 
             return lacking
 
 
-async def _set_external_ids(stub: profile_service_pb2_grpc.ProfileServiceStub,
-                            metadata: Metadata,
-                            wanted: dict[str, list[customer_pb2.ExternalId]], result: bank_loader.BankLoadResult,
-                            phases: Phases) -> int:
-    bar = phases.start("external ids", len(wanted))
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def update(customer_id: str, ids: list[customer_pb2.ExternalId]) -> None:
-        request = profile_service_pb2.UpdateCustomerRequest(
-            customer=customer_pb2.Customer(name=f"customers/{customer_id}", external_ids=ids),
-            update_mask=field_mask_pb2.FieldMask(paths=["external_ids"]), audit=bank_loader.AUDIT)
-        async with gate:
-            try:
-                await stub.UpdateCustomer(request, metadata=metadata, timeout=bank_loader.TIMEOUT_SECONDS)
-            except grpc.aio.AioRpcError as error:
-                result.failed.append((f"external ids of customers/{customer_id}", error.code().name,
-                                      error.details() or ""))
-        phases.advance(bar, 1)
-
-    await asyncio.gather(*(update(customer_id, ids) for customer_id, ids in wanted.items()))
-    return len(wanted)
-
-
-async def _holdings_consents_events(stub: profile_service_pb2_grpc.ProfileServiceStub,
-                                    metadata: Metadata,
-                                    bank: Iterable[synthetic_bank.BankCustomer], refused: set[str],
-                                    result: bank_loader.BankLoadResult, phases: Phases, *, count: int) -> None:
-    """Per chunk of customers: their holdings and consents (per call, CONCURRENCY in flight) beside
-    one IngestEvents stream of their events."""
+async def _the_rest(stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: Metadata, *, count: int, seed: int,
+                    external: dict[str, list[customer_pb2.ExternalId]], refused: set[str], existed: bool,
+                    result: bank_loader.BankLoadResult, phases: Phases) -> None:
+    """Events through IngestEvents streams (one per chunk of customers), while CONCURRENCY workers
+    make the per-call writes (external ids, holdings, consents) from a queue the chunks feed: the
+    bulk part does not wait for the much slower per-call part."""
     writer = bank_loader.Writer(stub, metadata, result, concurrency=CONCURRENCY)
-    bar = phases.start("holdings, consents, events", count)
+    work: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+    queued = done = 0
+    calls = phases.start("per-call writes", None)
+    counts = {"external ids": 0, "holdings": 0, "consent calls": 0}
+
+    def enqueue(kind: str, write: Callable[[], Awaitable[None]]) -> None:
+        nonlocal queued
+        work.put_nowait(write)
+        queued += 1
+        counts[kind] += 1
+        phases.update(calls, done=done, total=queued)
+
+    async def worker() -> None:
+        nonlocal done
+        while (write := await work.get()) is not None:
+            await write()
+            done += 1
+            phases.update(calls, done=done, total=queued)
+
     started = time.monotonic()
-    holdings = consent_calls = events = 0
+    workers = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
+    wanted = {customer_id: ids for customer_id, ids in external.items() if customer_id not in refused}
+    if existed:
+        wanted = await _lacking(stub, metadata, wanted, phases)
+    for customer_id, ids in wanted.items():
+        enqueue("external ids", functools.partial(_set_external_ids, stub, metadata, customer_id, ids, result))
 
-    async def holdings_of(chunk: list[synthetic_bank.BankCustomer]) -> None:
-        await asyncio.gather(*(writer.holding(who, held) for who in chunk for held in who.holdings),
-                             *(writer.consents(who) for who in chunk))
-
-    for chunk in bank_loader.chunks(bank, CHUNK):
+    bar = phases.start("events", count)
+    events = 0
+    for chunk in bank_loader.chunks(synthetic_bank.generate(count, seed=seed), CHUNK):
         present = [who for who in chunk if who.customer.customer_id not in refused]
+        for who in present:
+            for held in who.holdings:
+                enqueue("holdings", functools.partial(writer.holding, who, held))
+            if who.consents:
+                enqueue("consent calls", functools.partial(writer.consents, who))
         stream = [event for who in present for event in who.events]
-        await asyncio.gather(holdings_of(present), bank_loader.ingest(stub, metadata, stream, result))
-        bank_loader.pend_feedback(result, present)
-        holdings += sum(len(who.holdings) for who in present)
-        consent_calls += sum(1 for who in present if who.consents)
+        await bank_loader.ingest(stub, metadata, stream, result)
         events += len(stream)
+        for who in present:
+            who.events = []  # ingested; the queue keeps the customer for its holdings and consents
+        bank_loader.pend_feedback(result, present)
         phases.advance(bar, len(chunk))
+    result.phases["events"] = (events, time.monotonic() - started)
+    for _ in workers:
+        work.put_nowait(None)
+    await asyncio.gather(*workers)
+    # The per-call writes share one pool: each kind's count over the pool's whole time.
     seconds = time.monotonic() - started
-    # One phase for the three (they run side by side): each kind's count over the same time.
-    result.phases["holdings"] = (holdings, seconds)
-    result.phases["consent calls"] = (consent_calls, seconds)
-    result.phases["events"] = (events, seconds)
+    for kind, items in counts.items():
+        result.phases[kind] = (items, seconds)
+
+
+async def _set_external_ids(stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: Metadata, customer_id: str,
+                            ids: list[customer_pb2.ExternalId], result: bank_loader.BankLoadResult) -> None:
+    request = profile_service_pb2.UpdateCustomerRequest(
+        customer=customer_pb2.Customer(name=f"customers/{customer_id}", external_ids=ids),
+        update_mask=field_mask_pb2.FieldMask(paths=["external_ids"]), audit=bank_loader.AUDIT)
+    try:
+        await stub.UpdateCustomer(request, metadata=metadata, timeout=bank_loader.TIMEOUT_SECONDS)
+    except grpc.aio.AioRpcError as error:
+        result.failed.append((f"external ids of customers/{customer_id}", error.code().name, error.details() or ""))
