@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -48,24 +49,40 @@ def pg_home_module() -> Iterator[Path]:
     yield from _outside_pytest_basetemp()
 
 
-@pytest.fixture(scope="session")
-async def profile_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
-                       ) -> AsyncIterator[int]:
-    """The profile service as a real process on a database of its own: the CLI reaches it only
-    through its gRPC contract, at the port `crm` finds in CRM_PROFILE_PORT."""
+@asynccontextmanager
+async def _profile_process(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
+                           name: str) -> AsyncIterator[int]:
+    """A profile service process on a database of its own (`name`); its port."""
     port = free_port()
     env = {
         "CRM_ENV": "test",
         "CRM_JWT_SECRET": TEST_JWT_SECRET,
-        "CRM_PROFILE_DATABASE_URL": await database_factory.create("cli_profile"),
+        "CRM_PROFILE_DATABASE_URL": await database_factory.create(name),
         "CRM_PROFILE_PORT": str(port),
         "CRM_HOST": "127.0.0.1",
         "CRM_PROFILE_ENCRYPTION_KEYS": f"k1:{base64.b64encode(os.urandom(32)).decode()}",
         "CRM_PROFILE_ACTIVE_KEY_ID": "k1",
         "CRM_PROFILE_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
     }
-    log_path = tmp_path_factory.mktemp("profile") / "profile.log"
+    log_path = tmp_path_factory.mktemp(name) / "profile.log"
     async with service_process("crm_profile", env, port=port, log_path=log_path):
+        yield port
+
+
+@pytest.fixture(scope="session")
+async def profile_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+                       ) -> AsyncIterator[int]:
+    """The profile service as a real process on a database of its own: the CLI reaches it only
+    through its gRPC contract, at the port `crm` finds in CRM_PROFILE_PORT."""
+    async with _profile_process(database_factory, tmp_path_factory, "cli_profile") as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+async def second_profile_port(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+                              ) -> AsyncIterator[int]:
+    """Another profile process with a database of its own, to load the same data a second way."""
+    async with _profile_process(database_factory, tmp_path_factory, "cli_profile_second") as port:
         yield port
 
 

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from crm.common.v1 import audit_pb2
-from crm.profile.v1 import holding_pb2, identity_pb2, profile_service_pb2_grpc
+from crm.profile.v1 import holding_pb2, identity_pb2, profile_service_pb2, profile_service_pb2_grpc
 from crm_cli import demo_data, synthetic_bank, tokens
 from crmkit.auth import Role
 from crmkit.testing import TEST_JWT_SECRET
@@ -208,3 +208,58 @@ def test_identity_resolution_finds_the_mobile_duplicates_by_id_number_and_phone(
     # another phone and a slipped birth date, is left for a fuzzy rule.
     assert {t: twins[t][0] in found[t] for t in twins} == {
         "DEMO43-M0020": True, "DEMO43-M0040": False, "DEMO43-M0060": True}, found
+
+
+def _stored(port: int, customer_ids: list[str]) -> dict[str, tuple[bytes, list[bytes]]]:
+    """Each customer as profile holds it, with its holdings, bookkeeping (times, etags) left out."""
+    token = tokens.mint(secret=TEST_JWT_SECRET, role=Role.ADMIN, subject="test-bulk", hours=1)
+    metadata = (("authorization", f"Bearer {token}"),)
+    audit = audit_pb2.AuditContext(purpose=audit_pb2.ACCESS_PURPOSE_DATA_MANAGEMENT, justification="test")
+    stored = {}
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
+        for customer_id in customer_ids:
+            customer = stub.GetCustomer(profile_service_pb2.GetCustomerRequest(
+                name=f"customers/{customer_id}", audit=audit), metadata=metadata, timeout=10).customer
+            for bookkeeping in ("etag", "create_time", "update_time"):
+                customer.ClearField(bookkeeping)
+            holdings = stub.ListHoldings(holding_pb2.ListHoldingsRequest(
+                parent=customer.name, page_size=100, audit=audit), metadata=metadata, timeout=10).holdings
+            for held in holdings:
+                for bookkeeping in ("etag", "create_time", "update_time", "balance_time", "reporting_balance"):
+                    held.ClearField(bookkeeping)
+            stored[customer_id] = (customer.SerializeToString(deterministic=True),
+                                   sorted(h.SerializeToString(deterministic=True) for h in holdings))
+    return stored
+
+
+def test_the_bulk_path_loads_the_same_bank_as_the_per_call_path_and_a_second_bulk_load_changes_nothing(
+        crm, profile_port: int, second_profile_port: int) -> None:
+    # Seed 53 is this test's own; the per-call path loads it into one profile, the bulk path into another.
+    args = ("demo", "load", "--customers", "45", "--seed", "53", "--output", "json")
+    per_call = crm(*args, "--method", "per-call")
+    assert per_call.exit_code == 0, per_call.output
+    bulk = crm(*args, "--method", "bulk", "--target", f"127.0.0.1:{second_profile_port}")
+    assert bulk.exit_code == 0, bulk.output
+    one, other = json.loads(per_call.stdout), json.loads(bulk.stdout)
+    assert other["failures"] == [] and one["failures"] == []
+    kept = ("customers_created", "duplicates_created", "holdings_loaded", "consents_loaded", "events_accepted")
+    assert {k: other[k] for k in kept} == {k: one[k] for k in kept}
+    assert other["customers_created"] == 45 and other["duplicates_created"] == 2
+    assert list(other["phases"]) == ["files", "customers", "duplicates", "events", "external ids", "holdings",
+                                     "consent calls"]
+    assert other["phases"]["external ids"]["count"] == 47 and other["phases"]["holdings"]["count"] == \
+        other["holdings_loaded"]
+    bank = list(synthetic_bank.generate(45, seed=53))
+    ids = [who.customer.customer_id for who in bank] + [twin.customer_id for who in bank for twin in who.duplicates]
+    # Every field, the external ids (set apart from the import) and every holding, the same.
+    assert _stored(second_profile_port, ids) == _stored(profile_port, ids)
+
+    again = crm(*args, "--method", "bulk", "--target", f"127.0.0.1:{second_profile_port}")
+    assert again.exit_code == 0, again.output
+    repeated = json.loads(again.stdout)
+    assert repeated["failures"] == []
+    assert (repeated["customers_created"], repeated["customers_existing"]) == (0, 45)
+    assert (repeated["duplicates_created"], repeated["duplicates_existing"]) == (0, 2)
+    assert repeated["phases"]["external ids"]["count"] == 0  # none lacking: no UpdateCustomer
+    assert repeated["events_accepted"] == 0 and repeated["events_duplicate"] == other["events_accepted"]

@@ -66,16 +66,63 @@ class BankLoadResult:
     pending_survey_answers: list[tuple[str, str, survey_pb2.SurveyResponse]] = field(default_factory=list)
     # (what, gRPC status name, message): ids and codes only, never personal data.
     failed: list[tuple[str, str, str]] = field(default_factory=list)
+    # The bulk path's phases in order: name -> (items, seconds), for the report and its rates.
+    phases: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def _request_id(key: str) -> str:
     return str(uuid.uuid5(REQUEST_NAMESPACE, key))
 
 
-def _chunks(bank: Iterable[BankCustomer], size: int) -> Iterable[list[BankCustomer]]:
+def chunks(bank: Iterable[BankCustomer], size: int) -> Iterable[list[BankCustomer]]:
     iterator = iter(bank)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+class Writer:
+    """Profile's per-call writes of a customer's holdings and consents, at most `concurrency` in
+    flight, counted into `result` (ALREADY_EXISTS counts as nothing new, other refusals as failures)."""
+
+    def __init__(self, stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: Sequence[tuple[str, str]],
+                 result: BankLoadResult, *, concurrency: int = CONCURRENCY) -> None:
+        self._stub = stub
+        self._metadata = metadata
+        self._result = result
+        self._gate = asyncio.Semaphore(concurrency)
+
+    async def _call(self, what: str, rpc: Callable[..., Awaitable[object]], request: object) -> bool:
+        async with self._gate:
+            try:
+                await rpc(request, metadata=self._metadata, timeout=TIMEOUT_SECONDS)
+            except grpc.aio.AioRpcError as error:
+                if error.code() is not grpc.StatusCode.ALREADY_EXISTS:
+                    self._result.failed.append((what, error.code().name, error.details() or ""))
+                return False
+        return True
+
+    async def holding(self, who: BankCustomer, held: holding_pb2.Holding) -> None:
+        request = holding_pb2.CreateHoldingRequest(parent=who.name, holding=held, audit=AUDIT,
+                                                   request_id=_request_id(f"{who.as_of}/holding/{held.holding_id}"))
+        created = await self._call(f"holding {held.holding_id}", self._stub.CreateHolding, request)
+        self._result.holdings += created  # after the await: `x += await ...` would read x before it
+
+    async def consents(self, who: BankCustomer) -> None:
+        if who.consents:
+            request = consent_pb2.RecordConsentRequest(parent=who.name, consents=who.consents, audit=AUDIT,
+                                                       request_id=_request_id(f"{who.as_of}/consents/{who.name}"))
+            recorded = await self._call(f"consents of {who.name}", self._stub.RecordConsent, request)
+            self._result.consents += len(who.consents) * recorded
+
+
+def pend_feedback(result: BankLoadResult, present: Iterable[BankCustomer]) -> None:
+    """Keep the complaints and survey answers of loaded customers for `file_complaints` and
+    `file_surveys`, under their stable request keys."""
+    for who in present:
+        result.pending_complaints += [(f"{who.as_of}/complaint/{who.name}/{n}", complaint)
+                                      for n, complaint in enumerate(who.complaints)]
+        result.pending_survey_answers += [(f"survey/{survey_id}/{who.name}/{answer.subject}", survey_id, answer)
+                                          for survey_id, answer in who.survey_answers]
 
 
 async def load(channel: grpc.aio.Channel, token: str, bank: Iterable[BankCustomer], *,
@@ -84,33 +131,8 @@ async def load(channel: grpc.aio.Channel, token: str, bank: Iterable[BankCustome
     stub = profile_service_pb2_grpc.ProfileServiceStub(channel)
     metadata = (("authorization", f"Bearer {token}"),)
     result = BankLoadResult()
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def call(what: str, rpc: Callable[..., Awaitable[object]], request: object) -> bool:
-        async with gate:
-            try:
-                await rpc(request, metadata=metadata, timeout=TIMEOUT_SECONDS)
-            except grpc.aio.AioRpcError as error:
-                if error.code() is grpc.StatusCode.ALREADY_EXISTS:
-                    return False
-                result.failed.append((what, error.code().name, error.details() or ""))
-                return False
-        return True
-
-    async def holding(who: BankCustomer, held: holding_pb2.Holding) -> None:
-        request = holding_pb2.CreateHoldingRequest(parent=who.name, holding=held, audit=AUDIT,
-                                                   request_id=_request_id(f"{who.as_of}/holding/{held.holding_id}"))
-        created = await call(f"holding {held.holding_id}", stub.CreateHolding, request)
-        result.holdings += created  # after the await: `x += await ...` would read x before it
-
-    async def consents(who: BankCustomer) -> None:
-        if who.consents:
-            request = consent_pb2.RecordConsentRequest(parent=who.name, consents=who.consents, audit=AUDIT,
-                                                       request_id=_request_id(f"{who.as_of}/consents/{who.name}"))
-            recorded = await call(f"consents of {who.name}", stub.RecordConsent, request)
-            result.consents += len(who.consents) * recorded
-
-    for chunk in _chunks(bank, CHUNK):
+    writer = Writer(stub, metadata, result)
+    for chunk in chunks(bank, CHUNK):
         loaded = await demo_data.load(channel, token, [who.customer for who in chunk])
         result.customers.created += loaded.created
         result.customers.existing += loaded.existing
@@ -121,19 +143,16 @@ async def load(channel: grpc.aio.Channel, token: str, bank: Iterable[BankCustome
         result.duplicates.created += twins.created
         result.duplicates.existing += twins.existing
         result.duplicates.failed.extend(twins.failed)
-        await asyncio.gather(*(holding(who, held) for who in present for held in who.holdings),
-                             *(consents(who) for who in present))
-        await _ingest(stub, metadata, [event for who in present for event in who.events], result)
-        result.pending_complaints += [(f"{who.as_of}/complaint/{who.name}/{n}", complaint)
-                                      for who in present for n, complaint in enumerate(who.complaints)]
-        result.pending_survey_answers += [(f"survey/{survey_id}/{who.name}/{answer.subject}", survey_id, answer)
-                                          for who in present for survey_id, answer in who.survey_answers]
+        await asyncio.gather(*(writer.holding(who, held) for who in present for held in who.holdings),
+                             *(writer.consents(who) for who in present))
+        await ingest(stub, metadata, [event for who in present for event in who.events], result)
+        pend_feedback(result, present)
         if on_customers is not None:
             on_customers(len(chunk))
     return result
 
 
-async def _ingest(stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: Sequence[tuple[str, str]],
+async def ingest(stub: profile_service_pb2_grpc.ProfileServiceStub, metadata: Sequence[tuple[str, str]],
                   events: list[event_pb2.CustomerEvent], result: BankLoadResult) -> None:
     if not events:
         return

@@ -15,9 +15,9 @@ TODAY = date(2026, 11, 23)
 TIER = AttributeDefinition("tier", "Tier", ValueType.STRING, DataClass.NON_PERSONAL, "crm")
 COLUMNS = (ColumnRule("name", field="full_name"), ColumnRule("sex", field="gender"),
            ColumnRule("doc", field="id_document.number"), ColumnRule("city", field="address.locality"),
-           ColumnRule("line", field="address.address_lines"), ColumnRule("tier", attribute="tier"),
-           ColumnRule("born", field="birth_date"))
-HEADER = ["id", "name", "sex", "doc", "city", "line", "tier", "born"]
+           ColumnRule("district", field="address.sublocality"), ColumnRule("line", field="address.address_lines"),
+           ColumnRule("tier", attribute="tier"), ColumnRule("born", field="birth_date"))
+HEADER = ["id", "name", "sex", "doc", "city", "district", "line", "tier", "born"]
 
 
 def mapper() -> conversion.RowMapper:
@@ -29,26 +29,26 @@ def mapper() -> conversion.RowMapper:
 
 def test_each_target_lands_on_its_field_the_address_or_the_attributes() -> None:
     m = mapper()
-    row = m.read(2, ["C1", "Li Wei", "MALE", "E123", "Beijing", "1 Road", "gold", "1990-01-02"])
+    row = m.read(2, ["C1", "Li Wei", "MALE", "E123", "Beijing", "Chaoyang", "1 Road", "gold", "1990-01-02"])
     customer = m.new_customer(row, today=TODAY, source_system="legacy-cif")
     assert (customer.full_name, customer.gender, customer.id_number, customer.birth_date) == (
         "Li Wei", 2, "E123", date(1990, 1, 2))
-    assert customer.address == {"locality": "Beijing", "addressLines": ["1 Road"]}
+    assert customer.address == {"locality": "Beijing", "sublocality": "Chaoyang", "addressLines": ["1 Road"]}
     assert customer.attributes == {"tier": AttributeValue(ValueType.STRING, "gold")}
 
 
 def test_a_value_that_failed_to_convert_changes_nothing() -> None:
     m = mapper()
-    current = m.new_customer(m.read(2, ["C1", "Li", "MALE", "", "", "", "", "1990-01-02"]), today=TODAY,
+    current = m.new_customer(m.read(2, ["C1", "Li", "MALE", "", "", "", "", "", "1990-01-02"]), today=TODAY,
                              source_system="a")
-    row = m.read(3, ["C1", "", "ROBOT", "", "", "", "", "1990-02-30"])
+    row = m.read(3, ["C1", "", "ROBOT", "", "", "", "", "", "1990-02-30"])
     assert [p.field for p in row.problems] == ["gender", "birth_date"]
     assert conversion.same_customer(m.updated_customer(row, current), current)
 
 
 def test_unchanged_means_every_value_but_the_bookkeeping() -> None:
     m = mapper()
-    current = m.new_customer(m.read(2, ["C1", "Li", "", "", "Beijing", "", "gold", ""]), today=TODAY,
+    current = m.new_customer(m.read(2, ["C1", "Li", "", "", "Beijing", "", "", "gold", ""]), today=TODAY,
                              source_system="a")
     same = dataclasses.replace(current, version=7, created_at=datetime(2020, 1, 1, tzinfo=UTC),
                                updated_at=datetime(2021, 1, 1, tzinfo=UTC))

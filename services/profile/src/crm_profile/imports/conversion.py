@@ -40,6 +40,7 @@ CORE_TARGETS: dict[str, tuple[str, str]] = {
     "address.postal_code": ("address", TEXT),
     "address.administrative_area": ("address", TEXT),
     "address.locality": ("address", TEXT),
+    "address.sublocality": ("address", TEXT),
     "address.address_lines": ("address", TEXT),
     "occupation": ("occupation", TEXT),
     "kyc_status": ("kyc_status", ENUM),
@@ -54,7 +55,7 @@ CORE_TARGETS: dict[str, tuple[str, str]] = {
 ADDRESS_KEYS = {
     "address.region_code": "regionCode", "address.postal_code": "postalCode",
     "address.administrative_area": "administrativeArea", "address.locality": "locality",
-    "address.address_lines": "addressLines",
+    "address.sublocality": "sublocality", "address.address_lines": "addressLines",
 }
 REPEATABLE_TARGETS = frozenset({"address.address_lines"})
 # Core target path -> Customer field, for the targets that are not parts of the address.
