@@ -56,6 +56,9 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "seconds to materialise a 1M-member segment with its membership history <= 2 s"),
     Benchmark("campaign-dispatch", "bench.campaign_dispatch",
               "messages/s through the dispatcher and file adapter, as a ratio to writing the same lines bare"),
+    Benchmark("campaign-audience", "bench.campaign_audience",
+              "seconds to build the audience of a 1M-member segment through the whole funnel and arbitration "
+              "against two other running campaigns <= 10 s (floor: the funnel's set-based SQL)"),
     Benchmark("campaign-nba", "bench.campaign_nba",
               "GetNextBestAction p99 ms at concurrency 4 <= 30 (qps at 16 over a bare gRPC call, information)"),
     Benchmark("campaign-trigger", "bench.campaign_trigger",

@@ -93,6 +93,16 @@ def test_quiet_hours_delay_the_send_or_suppress_when_the_campaign_ends_first() -
     assert reasons(ending, reachable("q")) == {"q": R.QUIET_HOURS}
 
 
+def test_quiet_hours_in_the_customers_zone_delay_each_zone_to_its_own_morning_in_one_run() -> None:
+    # 10:00 UTC: 18:00 in Shanghai and 19:00 in Tokyo (quiet from 17:00), 10:00 in London (not quiet).
+    evening = Plan(**{**PLAN.__dict__, "quiet_hours": QuietHours(start=TimeOfDay(17), end=TimeOfDay(9))})
+    zones = {"sh-1": "Asia/Shanghai", "tk": "Asia/Tokyo", "sh-2": "Asia/Shanghai", "ldn": "Europe/London"}
+    result = funnel.run(evening, [reachable(c, time_zone=zone) for c, zone in zones.items()], now=NOW)
+    sends = {e.customer_id: e.not_before_at for e in result.eligible}
+    assert sends == {"sh-1": datetime(2026, 3, 3, 1, 0, tzinfo=UTC), "sh-2": datetime(2026, 3, 3, 1, 0, tzinfo=UTC),
+                     "tk": datetime(2026, 3, 3, 0, 0, tzinfo=UTC), "ldn": None}
+
+
 def test_channel_choice_follows_preference_then_campaign_order() -> None:
     [preferred] = funnel.run(PLAN, [reachable("p", preferred_channel=APP)], now=NOW).eligible
     assert (preferred.channel, preferred.channel_reason) == (APP, ChannelChoiceReason.PREFERENCE)

@@ -112,6 +112,38 @@ async def test_a_suppressed_customer_lists_with_the_reason_and_the_winner(campai
     assert [d.name for d in across] == [suppressed.name]
 
 
+async def test_displaced_dispatches_are_suppressed_together_each_naming_its_winner_once(
+        campaigns, campaign_service, running_campaign, queue_dispatches) -> None:
+    from crm_campaign.campaigns.repository import CampaignRepository
+    from crm_campaign.dispatch.service import Dispatches
+    from crmkit.pagination import PageTokens
+
+    _, runtime = campaign_service
+    campaign, [offer] = await running_campaign()
+    planned = targets(offer.offer_id, 5)
+    await queue_dispatches(campaign.campaign_id, planned)
+    ids = [dispatch_id(campaign.campaign_id, p.customer_id, p.channel) for p in planned]
+    gold, silver = "campaigns/rival/offers/gold", "campaigns/rival/offers/silver"
+    use_case = Dispatches(repository=DispatchRepository(), campaigns=CampaignRepository(),
+                          outbox=Outbox(tables.outbox_event), page_tokens=PageTokens(b"k" * 32),
+                          feed_payload=dispatch_messages.to_proto)
+    async with runtime.db.unit_of_work() as uow:
+        assert await use_case.displace(uow=uow, displaced=[(ids[0], gold), (ids[1], silver)], actor="m") == 2
+    cursor = await tail_cursor(change_feed(campaigns, pb.WatchChangesRequest, FEED))
+    async with runtime.db.unit_of_work() as uow:
+        # ids[0] is no longer queued: it stays as the first winner left it, and has no second event.
+        changed = await use_case.displace(uow=uow, displaced=[(ids[2], gold), (ids[0], silver), (ids[3], silver),
+                                                              (ids[4], gold)], actor="m")
+    assert changed == 3
+    events = await next_events(change_feed(campaigns, pb.WatchChangesRequest, FEED), cursor, 3,
+                               resource_types=["crm.campaign.v1.Dispatch"], seconds=30)
+    assert [e.resource_name.rsplit("/", 1)[-1] for e in events] == [ids[2], ids[3], ids[4]], "in the build's order"
+    listed = {d.dispatch_id: d for d in await list_all(campaigns, campaign.name)}
+    winners = {i: error_info_of(listed[i]).metadata["winner_offer"] for i in ids}
+    assert winners == {ids[0]: gold, ids[1]: silver, ids[2]: gold, ids[3]: silver, ids[4]: gold}
+    assert {d.state for d in listed.values()} == {audience_pb2.DISPATCH_STATE_SUPPRESSED}
+
+
 def error_info_of(dispatch: audience_pb2.Dispatch) -> Any:
     from google.rpc import error_details_pb2
     info = error_details_pb2.ErrorInfo()

@@ -5,6 +5,7 @@ operation in one transaction, so a cancelled or failed build reserves nothing.""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import uuid
@@ -19,7 +20,7 @@ from crm_campaign.audience.funnel import FunnelResult
 from crm_campaign.audience.inputs import AudienceInputs
 from crm_campaign.audience.model import Eligible
 from crm_campaign.audience.service import Audiences
-from crm_campaign.audience.suitability import NoRisk, Suitability
+from crm_campaign.audience.suitability import NoRisk, Suitability, needs_check
 from crm_campaign.campaigns.model import CampaignType
 from crm_campaign.campaigns.repository import CampaignRepository
 from crm_campaign.campaigns.service import not_found
@@ -157,9 +158,14 @@ class AudienceBuilds:
                           else c for c in candidates]
         # Risk is asked outside any transaction; its silence means SUITABILITY_UNKNOWN, never an allow.
         verdict = await self._suitability.unsuitable(plan, [c.customer_id for c in candidates])
-        candidates = [dataclasses.replace(c, unsuitable_offers=None if verdict is None
-                                          else verdict.get(c.customer_id, frozenset())) for c in candidates]
-        result = funnel.run(plan, candidates, now=now)
+        # The inputs come with every checked offer unknown (None). When risk was down that stands;
+        # when no offer needed a check, "unknown" and "none refused" leave the same offers (all R1),
+        # so only a real verdict is copied onto each candidate.
+        if verdict is not None and needs_check(plan):
+            candidates = [dataclasses.replace(c, unsuitable_offers=verdict.get(c.customer_id, frozenset()))
+                          for c in candidates]
+        # Pure and CPU-bound for a large audience: in a thread, so the service keeps answering meanwhile.
+        result = await asyncio.to_thread(funnel.run, plan, candidates, now=now)
         control = frozenset(e.customer_id for e in result.eligible if rules.in_control_group(
             seed=campaign.control_seed, customer_id=e.customer_id,
             holdout_percentage=campaign.control_group.holdout_percentage))

@@ -4,7 +4,9 @@ service's own dispatches, in a handful of set-based queries (no per-customer rou
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -98,13 +100,29 @@ class AudienceInputs:
             rivals[rival.customer_id].append(Rival(rival.campaign_id, rival.offer_id, float(rival.score),
                                                    sent=rival.state not in PENDING, dispatch_id=rival.dispatch_id))
 
+        frozen = _Interned()
         return [Candidate(
-            customer_id=row.customer_id, segments=frozenset(extra_segments.get(row.customer_id, ())),
-            held_products=frozenset(row.held_products or ()), do_not_contact=bool(row.do_not_contact),
-            open_complaint=bool(row.complaint), consented_channels=frozenset(row.consented_channels or ()),
-            reachable_channels=frozenset(row.reachable_channels or ()),
+            customer_id=row.customer_id, segments=frozen(extra_segments.get(row.customer_id)),
+            held_products=frozen(row.held_products), do_not_contact=bool(row.do_not_contact),
+            open_complaint=bool(row.complaint), consented_channels=frozen(row.consented_channels),
+            reachable_channels=frozen(row.reachable_channels),
             preferred_channel=row.preferred_channel or 0, time_zone=row.time_zone or "",
             # The risk service is not asked yet: every offer that needs a check is unknown.
             unsuitable_offers=None,
             contacts=tuple(contacts.get(row.customer_id, ())), rivals=tuple(rivals.get(row.customer_id, ())),
         ) for row in rows]
+
+
+class _Interned:
+    """One frozenset per distinct list of values: a million candidates share a few dozen sets of
+    channels, products and segments, and building a set per candidate was most of the load."""
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple[Any, ...], frozenset[Any]] = {(): frozenset()}
+
+    def __call__(self, values: Iterable[Any] | None) -> frozenset[Any]:
+        key = tuple(values) if values else ()
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = frozenset(key)
+        return found

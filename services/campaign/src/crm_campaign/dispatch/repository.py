@@ -111,18 +111,23 @@ class DispatchRepository:
         row = (await uow.execute(statement)).first()
         return _from_row(row) if row is not None else None
 
-    async def displace(self, uow: UnitOfWork, dispatch_id_: str, winner_offer: str, now: datetime
-                       ) -> Dispatch | None:
-        """A queued dispatch of another campaign lost arbitration to `winner_offer`: suppressed, naming it."""
+    async def displace(self, uow: UnitOfWork, dispatch_ids: Sequence[str], winner_offer: str, now: datetime
+                       ) -> list[Dispatch]:
+        """Queued dispatches of other campaigns that lost arbitration to `winner_offer`: suppressed,
+        naming it, in one statement (an audience build displaces tens of thousands). Returns the
+        ones that were still queued."""
+        if not dispatch_ids:
+            return []
         error = DispatchError("ARBITRATION_LOST", "a running campaign has a better offer for this customer",
                               {"winner_offer": winner_offer})
+        # One array parameter, however many ids (an IN list would hit the protocol's parameter limit).
+        ids = sa.bindparam("displaced_ids", list(dispatch_ids), type_=pg.ARRAY(sa.Text))
         statement = (sa.update(t)
-                     .where(t.c.dispatch_id == dispatch_id_, t.c.state == int(DispatchState.QUEUED))
+                     .where(t.c.dispatch_id == sa.any_(ids), t.c.state == int(DispatchState.QUEUED))
                      .values(state=int(DispatchState.SUPPRESSED), updated_at=now, last_error=_error_to_json(error),
                              suppression_reason=int(SuppressionReason.ARBITRATION_LOST))
                      .returning(*t.c))
-        row = (await uow.execute(statement)).first()
-        return _from_row(row) if row is not None else None
+        return [_from_row(row) for row in (await uow.execute(statement)).all()]
 
     async def cancel_queued(self, uow: UnitOfWork, campaign_id: str, now: datetime) -> int:
         statement = (sa.update(t)

@@ -67,8 +67,14 @@ class Dispatches:
     async def displace(self, *, uow: UnitOfWork, displaced: Sequence[tuple[str, str]], actor: str) -> int:
         """Queued dispatches of other campaigns that lost arbitration: suppressed, naming the winner."""
         now = self._clock()
-        changed = [d for dispatch_id_, winner in displaced
-                   if (d := await self._repository.displace(uow, dispatch_id_, winner, now)) is not None]
+        by_winner: dict[str, list[str]] = {}
+        for dispatch_id_, winner in displaced:
+            by_winner.setdefault(winner, []).append(dispatch_id_)
+        # One statement per winning offer (a campaign has a few), not one per displaced dispatch;
+        # the events keep the order the build displaced them in.
+        found = {d.dispatch_id: d for winner, ids in by_winner.items()
+                 for d in await self._repository.displace(uow, ids, winner, now)}
+        changed = [found.pop(dispatch_id_) for dispatch_id_, _ in displaced if dispatch_id_ in found]
         await self._outbox.append_many(uow, [(d.name, ChangeType.CHANGE_TYPE_UPDATED, self._feed_payload(d))
                                              for d in changed], actor=actor, resource_type=DISPATCH_TYPE)
         return len(changed)
