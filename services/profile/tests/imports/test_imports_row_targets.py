@@ -81,18 +81,19 @@ def test_a_batch_read_column_by_column_gives_the_rows_read_one_by_one() -> None:
     header = [*HEADER, "score", "kind", "line2"]
     m = conversion.RowMapper(spec, header, enum_values=ENUM_VALUES, definitions=definitions)
     text_rows = [
-        [" C1 ", " Li  Wei ", "MALE", "E123", "Beijing", "1 Road", "gold", "1990-01-02", "700", "p", "2 Road"],
-        ["C2", "-", "ROBOT", "", " - ", "", "", "1990-02-30", "n/a", "x", ""],
-        ["", "Wang", "male", "-", "", "", "", "02/01/1990", "", "", "3 Road"],
-        ["C4", "Li", "MALE", "E9", "", "", "", "1990-01-02", "1", "q", ""],
-        ["C5", "", "", "", "", "", "", "", "", "", ""],
+        [" C1 ", " Li  Wei ", "MALE", "E123", "Beijing", "Chaoyang", "1 Road", "gold", "1990-01-02", "700", "p",
+         "2 Road"],
+        ["C2", "-", "ROBOT", "", " - ", "-", "", "", "1990-02-30", "n/a", "x", ""],
+        ["", "Wang", "male", "-", "", "", "", "", "02/01/1990", "", "", "3 Road"],
+        ["C4", "Li", "MALE", "E9", "", " Haidian ", "", "", "1990-01-02", "1", "q", ""],
+        ["C5", "", "", "", "", "", "", "", "", "", "", ""],
     ]
     lines = [2, 3, 5, 6, 7]
     one_by_one = [m.read(line, cells) for line, cells in zip(lines, text_rows, strict=True)]
     assert m.read_batch(lines, text_rows, text_only=True) == one_by_one
     assert m.read_batch(lines, text_rows) == one_by_one
-    native = [[None, "Li", None, None, None, None, None, date(1990, 1, 2), None, None, None],
-              ["C7", None, "MALE", None, None, None, None, date(2000, 5, 6), "12", None, "x"]]
+    native = [[None, "Li", None, None, None, None, None, None, date(1990, 1, 2), None, None, None],
+              ["C7", None, "MALE", None, None, "Xuhui", None, None, date(2000, 5, 6), "12", None, "x"]]
     assert m.read_batch([2, 3], native) == [m.read(2, native[0]), m.read(3, native[1])]
     assert {p.reason for row in one_by_one for p in row.problems} == {  # the batch has cells of every outcome
         "UNKNOWN_ENUM_VALUE", "INVALID_DATE", "INVALID_FORMAT"}
