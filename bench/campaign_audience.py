@@ -26,7 +26,6 @@ N is `CRM_BENCH_CAMPAIGN_CUSTOMERS` (e.g. 100000 for a quick run).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import secrets
 import sys
@@ -42,7 +41,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import dayofweek_pb2, decimal_pb2, interval_pb2, money_pb2, timeofday_pb2
 
 from bench.campaign_nba import service_env as nba_service_env
-from bench.environment import free_port, run_to_completion
+from bench.environment import free_port, run_to_completion, size_from_env
 from bench.harness import BenchRun
 from crm.campaign.v1 import audience_pb2, campaign_pb2, campaign_service_pb2_grpc
 from crm.campaign.v1 import campaign_service_pb2 as pb
@@ -85,11 +84,7 @@ MARKETER_A, MARKETER_B = "bench-marketer-a", "bench-marketer-b"
 
 
 def customer_count() -> int:
-    configured = os.environ.get(CUSTOMERS_VARIABLE, "")
-    count = int(configured) if configured else DEFAULT_CUSTOMERS
-    if count < 1_000:
-        raise ValueError(f"{CUSTOMERS_VARIABLE} must be at least 1000")
-    return count
+    return size_from_env(CUSTOMERS_VARIABLE, DEFAULT_CUSTOMERS, minimum=1_000)
 
 
 def service_env(database_url: str, port: int, jwt_secret: str) -> dict[str, str]:

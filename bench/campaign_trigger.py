@@ -43,7 +43,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2, interval_pb2, money_pb2
 
 from bench import profile_service
-from bench.environment import free_port, run_to_completion
+from bench.environment import free_port, run_to_completion, size_from_env
 from bench.harness import BenchRun, percentile
 from crm.campaign.v1 import audience_pb2, campaign_pb2, campaign_service_pb2_grpc, trigger_pb2
 from crm.campaign.v1 import campaign_service_pb2 as cpb
@@ -63,8 +63,7 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 def change_count() -> int:
-    configured = os.environ.get(CHANGES_VARIABLE, "")
-    return int(configured) if configured else DEFAULT_CHANGES
+    return size_from_env(CHANGES_VARIABLE, DEFAULT_CHANGES)
 
 
 def customer_id(i: int) -> str:

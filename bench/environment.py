@@ -78,6 +78,16 @@ async def fresh_database(admin_url: str, *, prefix: str) -> AsyncIterator[str]:
             await connection.close()
 
 
+def size_from_env(variable: str, default: int, *, minimum: int = 0, why: str = "") -> int:
+    """A benchmark's size: `variable` when set and not empty, else `default`; below `minimum`
+    it is refused, naming the variable (and `why`, when given)."""
+    configured = os.environ.get(variable, "")
+    count = int(configured) if configured else default
+    if count < minimum:
+        raise ValueError(f"{variable} must be at least {minimum}" + (f" ({why})" if why else ""))
+    return count
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -43,7 +43,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from google.type import money_pb2
 
-from bench.environment import free_port, run_to_completion
+from bench.environment import free_port, run_to_completion, size_from_env
 from bench.floors import copy_floor
 from bench.harness import BenchRun
 from bench.profile_service import RELATIONSHIP_MANAGER, load_customers, service_env
@@ -63,8 +63,7 @@ FLOOR_TABLE = "event_copy_floor"
 
 
 def event_count() -> int:
-    raw = os.environ.get(EVENTS_VARIABLE, "")
-    return int(raw) if raw else EVENTS
+    return size_from_env(EVENTS_VARIABLE, EVENTS)
 
 
 async def run(bench: BenchRun) -> None:

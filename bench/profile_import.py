@@ -33,7 +33,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import secrets
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import grpc
 from google.protobuf import json_format
 
 from bench.customers import synthetic_customers
-from bench.environment import free_port, run_to_completion
+from bench.environment import free_port, run_to_completion, size_from_env
 from bench.floors import copy_floor
 from bench.harness import BenchRun
 from bench.import_files import mapping, write_csv
@@ -74,8 +73,7 @@ FINAL = {operation_pb2.OPERATION_STATE_SUCCEEDED, operation_pb2.OPERATION_STATE_
 
 
 def row_count() -> int:
-    raw = os.environ.get(ROWS_VARIABLE, "")
-    return int(raw) if raw else DEFAULT_ROWS
+    return size_from_env(ROWS_VARIABLE, DEFAULT_ROWS)
 
 
 async def run(bench: BenchRun) -> None:

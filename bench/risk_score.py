@@ -47,7 +47,7 @@ import grpc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench.environment import free_port, run_to_completion
+from bench.environment import free_port, run_to_completion, size_from_env
 from bench.floors import bare_grpc_call, bare_grpc_server, copy_floor
 from bench.harness import BenchRun, drive_alternating
 from crm.common.v1 import audit_pb2, operation_pb2
@@ -83,10 +83,8 @@ DRIVERS_SAMPLE = 20_000
 
 
 def customer_count() -> int:
-    count = int(os.environ.get("CRM_BENCH_RISK_CUSTOMERS", DEFAULT_CUSTOMERS))
-    if count < 10_000:
-        raise ValueError("CRM_BENCH_RISK_CUSTOMERS must be at least 10000 (the labelled churn file)")
-    return count
+    return size_from_env("CRM_BENCH_RISK_CUSTOMERS", DEFAULT_CUSTOMERS, minimum=10_000,
+                         why="the labelled churn file")
 
 
 def service_env(database_url: str, port: int, jwt_secret: str) -> dict[str, str]:

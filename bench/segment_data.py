@@ -21,7 +21,7 @@ from decimal import Decimal
 import asyncpg
 import grpc
 
-from bench.environment import free_port, run_to_completion
+from bench.environment import free_port, run_to_completion, size_from_env
 from bench.harness import BenchRun
 from crm.segment.v1 import segment_service_pb2_grpc
 from crmkit.auth import Role, issue_token
@@ -41,11 +41,7 @@ COLUMNS = ("customer_id", "branch_id", "customer_type", "age_years", "aum", "aum
 
 
 def customer_count() -> int:
-    configured = os.environ.get(CUSTOMERS_VARIABLE, "")
-    count = int(configured) if configured else DEFAULT_CUSTOMERS
-    if count < 1_000:
-        raise ValueError(f"{CUSTOMERS_VARIABLE} must be at least 1000")
-    return count
+    return size_from_env(CUSTOMERS_VARIABLE, DEFAULT_CUSTOMERS, minimum=1_000)
 
 
 def synthetic_rows(count: int, *, seed: int = 17) -> Iterator[tuple[object, ...]]:
