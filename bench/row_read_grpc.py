@@ -10,20 +10,13 @@ UTF-8, response = the row's column values as text (NOT_FOUND without one).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
 import asyncpg
 import grpc
 
-from bench.bare_grpc import serve
+from bench.bare_grpc import database_floor_main
 
 METHOD = "/bench.RowRead/Get"
 QUERY = "SELECT * FROM customer WHERE customer_id = $1"
-
-
-async def _no_reset(connection: asyncpg.Connection) -> None:
-    """Nothing to undo: the handler never opens a transaction, so release costs no round trip."""
 
 
 def row_reader(pool: asyncpg.Pool) -> grpc.GenericRpcHandler:
@@ -38,21 +31,8 @@ def row_reader(pool: asyncpg.Pool) -> grpc.GenericRpcHandler:
         "Get": grpc.unary_unary_rpc_method_handler(get)})
 
 
-async def main_async(port: int, database_url: str, pool_size: int) -> None:
-    pool = await asyncpg.create_pool(database_url, min_size=pool_size, max_size=pool_size, reset=_no_reset)
-    try:
-        await serve(port, row_reader(pool))
-    finally:
-        await pool.close()
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.row_read_grpc", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--pool-size", type=int, default=10)
-    arguments = parser.parse_args()
-    asyncio.run(main_async(arguments.port, arguments.database_url, arguments.pool_size))
+    database_floor_main("python -m bench.row_read_grpc", __doc__, row_reader)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ yet taken, as UTF-8; response = the stored row's column values as text.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
@@ -22,7 +20,7 @@ from typing import Any
 import asyncpg
 import grpc
 
-from bench.bare_grpc import serve
+from bench.bare_grpc import database_floor_main
 from bench.customers import synthetic_customers
 from crm_profile.api.customer_messages import to_domain
 from crm_profile.customers import rules
@@ -109,26 +107,9 @@ def row_writer(pool: asyncpg.Pool, rows: list[list[Any]]) -> grpc.GenericRpcHand
         "Create": grpc.unary_unary_rpc_method_handler(create)})
 
 
-async def _no_reset(connection: asyncpg.Connection) -> None:
-    """Nothing to undo: every transaction ends in the handler, so release costs no round trip."""
-
-
-async def main_async(port: int, database_url: str, pool_size: int) -> None:
-    rows = sealed_rows(ROWS)
-    pool = await asyncpg.create_pool(database_url, min_size=pool_size, max_size=pool_size, reset=_no_reset)
-    try:
-        await serve(port, row_writer(pool, rows))
-    finally:
-        await pool.close()
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.row_write_grpc", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--pool-size", type=int, default=10)
-    arguments = parser.parse_args()
-    asyncio.run(main_async(arguments.port, arguments.database_url, arguments.pool_size))
+    database_floor_main("python -m bench.row_write_grpc", __doc__,
+                        lambda pool: row_writer(pool, sealed_rows(ROWS)))
 
 
 if __name__ == "__main__":
